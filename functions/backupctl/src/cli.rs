@@ -1,0 +1,278 @@
+//! The command-line grammar of SPEC §8. Flag names follow `esc` wherever `esc` has the
+//! command, so an operator's muscle memory and scripts carry over.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backupctl",
+    version,
+    about = "Scheduled backups for database clusters",
+    long_about = "Scheduled backups for database clusters.\n\nAccepts Event Store Cloud's `esc orchestrate` command lines with `esc` replaced by `backupctl`; `orchestrate` may be left out."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The API to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKUPCTL_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// The organization that scopes everything.
+    #[arg(long, global = true, default_value = "default")]
+    pub org_id: String,
+    /// The project that scopes everything.
+    #[arg(long, global = true, default_value = "default")]
+    pub project_id: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Jobs and their history, as `esc orchestrate` has them.
+    Orchestrate {
+        #[command(subcommand)]
+        command: Orchestrate,
+    },
+    /// Scheduled-backup jobs.
+    #[command(subcommand)]
+    Jobs(Jobs),
+    /// The history of job runs.
+    #[command(subcommand)]
+    History(History),
+    /// Backups, scheduled and manual.
+    #[command(subcommand)]
+    Backups(Backups),
+    /// The clusters backups are taken of, and their locks.
+    #[command(subcommand)]
+    Clusters(Clusters),
+    /// Run the API, the web form and the scheduler on this machine, with state in SQLite.
+    Serve(ServeArgs),
+    /// Check a schedule expression offline.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Preview a backup description template offline.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Orchestrate {
+    #[command(subcommand)]
+    Jobs(Jobs),
+    #[command(subcommand)]
+    History(History),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Jobs {
+    /// Create a job.
+    Create(CreateJob),
+    /// List the jobs.
+    List,
+    /// Show one job.
+    Get(JobId),
+    /// Delete a job: it stops firing; its history and backups remain.
+    Delete(JobId),
+    /// Run a job now.
+    Run(JobId),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateJob {
+    /// What the job is for.
+    #[arg(long)]
+    pub description: String,
+    /// When it runs: five cron fields in UTC, at most once an hour (`0 */1 * * *`).
+    #[arg(long)]
+    pub schedule: String,
+    #[command(subcommand)]
+    pub kind: JobKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobKind {
+    /// Back a cluster up and keep the newest backups.
+    ScheduledBackup(ScheduledBackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduledBackupArgs {
+    /// The description template of each backup (`{cluster} Hourly Backup {datetime:RFC3339}`).
+    #[arg(long)]
+    pub description: String,
+    /// How many of this job's backups to keep (1–1000).
+    #[arg(long)]
+    pub max_backup_count: i64,
+    /// The cluster to back up.
+    #[arg(long)]
+    pub cluster_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JobId {
+    /// The job's id.
+    #[arg(short = 'i', long = "id")]
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum History {
+    /// List runs, newest first.
+    List {
+        /// Only this job's runs.
+        #[arg(long)]
+        job_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Backups {
+    /// List backups.
+    List {
+        #[arg(long)]
+        job_id: Option<String>,
+        #[arg(long)]
+        cluster_id: Option<String>,
+    },
+    /// Take a manual backup now (never pruned by a job).
+    Create {
+        #[arg(long)]
+        source_cluster_id: String,
+        /// A description template, rendered now.
+        #[arg(long)]
+        description: String,
+    },
+    /// Delete a backup.
+    Delete {
+        #[arg(short = 'i', long = "id")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Clusters {
+    /// Register a cluster.
+    Register(RegisterCluster),
+    /// List clusters.
+    List,
+    /// Show one cluster and its lock.
+    Get {
+        #[arg(long)]
+        cluster_id: String,
+    },
+    /// Forget a cluster (its backups remain).
+    Delete {
+        #[arg(long)]
+        cluster_id: String,
+    },
+    /// Take an operator's maintenance lock: runs and manual backups fail until it is released
+    /// or its lease expires.
+    Lock {
+        #[arg(long)]
+        cluster_id: String,
+        /// What you are doing, such as `expand-disk`.
+        #[arg(long)]
+        operation: String,
+        /// How long the lease lasts: `90s`, `30m`, `2h`.
+        #[arg(long, default_value = "30m")]
+        ttl: String,
+    },
+    /// Release an operator's maintenance lock.
+    Unlock {
+        #[arg(long)]
+        cluster_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterCluster {
+    #[arg(long)]
+    pub cluster_id: String,
+    #[arg(long)]
+    pub description: String,
+    /// `directory` (a data directory on this machine) or `aws-ebs`.
+    #[arg(long)]
+    pub provider: String,
+    /// For `directory`: the cluster's data directory.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// For `aws-ebs`: the region of the volumes.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// For `aws-ebs`: a volume to snapshot (repeat for several).
+    #[arg(long = "volume-id")]
+    pub volume_ids: Vec<String>,
+    /// For `aws-ebs`: find the volumes attached to instances with this tag, `KEY=VALUE`.
+    #[arg(long)]
+    pub instance_tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the API and the web form listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where state (`state.db`) and backups (`backups/`) live.
+    #[arg(long, default_value = ".backupctl")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Validate schedules and show their next runs, description and EventBridge expressions.
+    Check(ScheduleCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleCheckArgs {
+    /// One or more schedule expressions (quote each).
+    #[arg(required = true)]
+    pub expressions: Vec<String>,
+    /// List runs strictly after this RFC 3339 instant (default: now).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// How many next runs to list (1–1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Render description templates as a backup would be named.
+    Render(TemplateRenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateRenderArgs {
+    /// One or more templates (quote each).
+    #[arg(required = true)]
+    pub templates: Vec<String>,
+    #[arg(long, default_value = "My Cluster")]
+    pub cluster_description: String,
+    #[arg(long, default_value = "c196ogto0aeqohe3ommq")]
+    pub cluster_id: String,
+    #[arg(long, default_value = "directory")]
+    pub cluster_provider: String,
+    #[arg(long, default_value = "local")]
+    pub cluster_region: String,
+    /// The backup's sequence number within its job.
+    #[arg(long, default_value_t = 1)]
+    pub index: u64,
+    /// The run's instant, RFC 3339 (default: now).
+    #[arg(long)]
+    pub datetime: Option<String>,
+}

@@ -1,0 +1,299 @@
+//! The JSON shapes of the HTTP API (SPEC §7), defined once for the server, the CLI, the web
+//! console and the tests.
+//!
+//! Paths and names follow the Event Store Cloud orchestrate and mesdb APIs so their clients
+//! feel at home: camelCase, `{jobs: [...]}` / `{items: [...]}` / `{backups: [...]}` envelopes,
+//! `{id}` for creations. Instants are RFC 3339 in UTC with a `Z` suffix and whole seconds.
+//! Request types reject unknown fields, so a typo in a field name is an error instead of a
+//! silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use crate::job::{CreateJobRequest, ScheduledBackupData};
+pub use crate::retention::BackupStatus;
+
+/// The only job type there is, named as Event Store Cloud names it.
+pub const SCHEDULED_BACKUP: &str = "ScheduledBackup";
+
+/// `active` until deleted; a deleted job stops firing and keeps its history and backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Active,
+    Deleted,
+}
+
+/// What a job does: back `cluster_id` up, describing each backup with the template
+/// `description`, keeping `max_backup_count` of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobData {
+    pub cluster_id: String,
+    pub description: String,
+    pub max_backup_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub organization_id: String,
+    pub project_id: String,
+    pub description: String,
+    pub schedule: String,
+    pub status: JobStatus,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub data: JobData,
+    #[serde(with = "rfc3339")]
+    pub created: DateTime<Utc>,
+    /// The next few firings after the response was made (empty for a deleted job).
+    #[serde(default)]
+    pub next_runs: Vec<String>,
+    /// The EventBridge expressions the job deploys as.
+    #[serde(default)]
+    pub eventbridge: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+/// One run of a job, as history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    pub id: String,
+    pub job_id: String,
+    pub status: RunStatus,
+    /// One human sentence: what happened, and for a failure why and what to do.
+    pub details: String,
+    /// The backup id, or the cluster id when no backup was made.
+    pub linked_resource: String,
+    #[serde(with = "rfc3339")]
+    pub start_time: DateTime<Utc>,
+    #[serde(
+        default,
+        with = "rfc3339_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub end_time: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339")]
+    pub scheduled_time: DateTime<Utc>,
+    pub trigger: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub pruned_backup_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    pub id: String,
+    pub description: String,
+    pub source_cluster_id: String,
+    pub source_cluster_description: String,
+    #[serde(with = "rfc3339")]
+    pub created: DateTime<Utc>,
+    pub status: BackupStatus,
+    /// The job that made it; absent for a manual backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_resource: Option<String>,
+}
+
+/// Where a cluster's data lives, by provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClusterTarget {
+    /// A data directory on this machine, copied whole into `<data-dir>/backups/`.
+    #[serde(rename_all = "camelCase")]
+    Directory { path: String },
+    /// EBS volumes, named by id or found by an instance tag `KEY=VALUE`.
+    #[serde(rename_all = "camelCase")]
+    AwsEbs {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        volume_ids: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_tag: Option<String>,
+    },
+}
+
+impl ClusterTarget {
+    pub fn provider(&self) -> &'static str {
+        match self {
+            ClusterTarget::Directory { .. } => "directory",
+            ClusterTarget::AwsEbs { .. } => "aws-ebs",
+        }
+    }
+}
+
+/// Who holds a cluster's lock, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterLockInfo {
+    /// `scheduled-backup`, `manual-backup`, or an operator's maintenance operation name.
+    pub operation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub since: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub expires: DateTime<Utc>,
+    pub fencing_token: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub id: String,
+    pub description: String,
+    /// `local` for directory clusters.
+    pub region: String,
+    #[serde(flatten)]
+    pub target: ClusterTarget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<ClusterLockInfo>,
+}
+
+/// `POST …/clusters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterClusterRequest {
+    pub id: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(flatten)]
+    pub target: ClusterTarget,
+}
+
+/// `POST …/clusters/{id}/lock`: an operator's maintenance lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockClusterRequest {
+    /// What the operator is doing, such as `expand-disk`.
+    pub operation: String,
+    /// How long the lease lasts unless released; the server's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `POST /mesdb/…/backups`: a manual backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateBackupRequest {
+    pub description: String,
+    pub source_cluster_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdResponse {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunJobResponse {
+    pub history_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEnvelope {
+    pub job: Job,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryList {
+    pub items: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupList {
+    pub backups: Vec<Backup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterList {
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterEnvelope {
+    pub cluster: Cluster,
+}
+
+/// An RFC 7807 problem (`application/problem+json`), with `fields` mapping each request
+/// field to what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub instance: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+    /// The stable error code (`cluster_locked`, `job_not_found`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// Whole-second RFC 3339 with `Z`, the one format the product prints instants in.
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::civil::format_rfc3339(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| D::Error::custom(format!("`{text}` is not an RFC 3339 instant: {e}")))
+    }
+}
+
+/// [`rfc3339`] for optional instants.
+pub mod rfc3339_option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::rfc3339")] DateTime<Utc>);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}

@@ -1,0 +1,456 @@
+//! Backup schedules: the five-field cron dialect of SPEC §2.
+//!
+//! Two stages, as in cloudflare/saffron: [`Schedule::parse`] turns text into value sets
+//! (bit masks) and validates them; the masks then answer "next after" by bit scans, with no
+//! allocation and no calendar library on the hot path.
+//!
+//! Everything is UTC. Day matching follows POSIX: a day field is *unrestricted* only when it
+//! is exactly `*` or `?`; when both day fields are restricted a day matches if either does.
+//!
+//! ```
+//! use backup_core::Schedule;
+//! use chrono::{TimeZone, Utc};
+//!
+//! let s = Schedule::parse("0 12 * * MON").unwrap();
+//! let after = Utc.with_ymd_and_hms(2026, 11, 27, 6, 0, 0).unwrap();
+//! assert_eq!(s.next_after(after), Some(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
+//! assert_eq!(s.describe(), "At 12:00 on Monday");
+//! assert_eq!(s.eventbridge(), vec!["cron(0 12 ? * MON *)"]);
+//!
+//! // Does not fire, since February has no 30th day.
+//! let err = Schedule::parse("0 0 30 2 *").unwrap_err();
+//! assert_eq!(err.codes(), vec![backup_core::ErrorCode::NeverRuns]);
+//! ```
+
+mod describe;
+mod eventbridge;
+mod parse;
+
+use chrono::{DateTime, Utc};
+
+use crate::civil::{self, CivilMinute};
+use crate::error::{ErrorCode, Field, FieldError, FieldErrors};
+use parse::{ParsedField, Shape, FIELDS};
+
+/// The longest schedule text accepted, in characters. Far above any real expression (the
+/// longest useful one lists every value of every field) and low enough to bound the work a
+/// hostile input can cause.
+pub const MAX_SCHEDULE_CHARS: usize = 1024;
+
+/// The shortest time allowed between two runs of one job, in minutes.
+pub const MIN_INTERVAL_MINUTES: u32 = 60;
+
+/// A validated schedule. Only [`Schedule::parse`] builds one, so every value fires at least
+/// once and never twice within [`MIN_INTERVAL_MINUTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    source: String,
+    minutes: u64,
+    hours: u32,
+    /// Bits 1..=31.
+    days_of_month: u32,
+    /// Bits 1..=12.
+    months: u16,
+    /// Bits 0..=6, 0 = Sunday.
+    days_of_week: u8,
+    dom_restricted: bool,
+    dow_restricted: bool,
+    /// For each weekday of a month's first day, the days of that month whose weekday is in
+    /// `days_of_week`: turns weekday matching into one AND/OR per month.
+    weekday_days: [u32; 7],
+}
+
+impl Schedule {
+    /// Parses and validates `text`, reporting every problem found.
+    pub fn parse(text: &str) -> Result<Schedule, FieldErrors> {
+        let mut errors = Vec::new();
+        let char_count = text.chars().count();
+        if char_count > MAX_SCHEDULE_CHARS {
+            errors.push(FieldError::new(
+                ErrorCode::TooLong,
+                Field::Schedule,
+                0..char_count,
+                format!(
+                    "The schedule is {char_count} characters long; write at most {MAX_SCHEDULE_CHARS}, such as `0 * * * *`."
+                ),
+            ));
+            return Err(FieldErrors(errors));
+        }
+        // The span a too-frequent error marks: the minute field, or the whole macro.
+        let mut minute_span = 0..char_count;
+        let parsed = match parse::shape(text, &mut errors) {
+            None => None,
+            Some(Shape::Macro(expansion)) => {
+                // A known macro expands to fields that always parse.
+                let toks = parse::tokens(expansion);
+                let mut fields = Vec::with_capacity(5);
+                for (kind, tok) in FIELDS.iter().zip(toks) {
+                    fields.extend(parse::parse_field(*kind, tok, &mut errors));
+                }
+                <[ParsedField; 5]>::try_from(fields).ok()
+            }
+            Some(Shape::Fields(toks)) => {
+                minute_span = toks[0].start..toks[0].start + toks[0].text.chars().count();
+                let mut fields = Vec::with_capacity(5);
+                let mut all = true;
+                for (kind, tok) in FIELDS.iter().zip(toks) {
+                    match parse::parse_field(*kind, tok, &mut errors) {
+                        Some(f) => fields.push(f),
+                        None => all = false,
+                    }
+                }
+                if all {
+                    <[ParsedField; 5]>::try_from(fields).ok()
+                } else {
+                    None
+                }
+            }
+        };
+        let Some([minute, hour, dom, month, dow]) = parsed else {
+            return Err(FieldErrors(errors));
+        };
+        let schedule = Schedule::from_fields(text, minute, hour, dom, month, dow);
+
+        if schedule.minutes.count_ones() > 1 {
+            errors.push(FieldError::new(
+                ErrorCode::TooFrequent,
+                Field::Minute,
+                minute_span,
+                schedule.too_frequent_message(),
+            ));
+        }
+        if let Some(message) = schedule.never_runs_message() {
+            errors.push(FieldError::new(
+                ErrorCode::NeverRuns,
+                Field::Schedule,
+                0..char_count,
+                message,
+            ));
+        }
+        if errors.is_empty() {
+            Ok(schedule)
+        } else {
+            Err(FieldErrors(errors))
+        }
+    }
+
+    fn from_fields(
+        text: &str,
+        minute: ParsedField,
+        hour: ParsedField,
+        dom: ParsedField,
+        month: ParsedField,
+        dow: ParsedField,
+    ) -> Schedule {
+        let days_of_week = dow.mask as u8;
+        let mut weekday_days = [0u32; 7];
+        for (first, mask) in weekday_days.iter_mut().enumerate() {
+            for day in 1..=31u32 {
+                let wd = (first as u32 + day - 1) % 7;
+                if days_of_week & (1 << wd) != 0 {
+                    *mask |= 1 << day;
+                }
+            }
+        }
+        Schedule {
+            source: text.to_string(),
+            minutes: minute.mask,
+            hours: hour.mask as u32,
+            days_of_month: dom.mask as u32,
+            months: month.mask as u16,
+            days_of_week,
+            dom_restricted: dom.restricted,
+            dow_restricted: dow.restricted,
+            weekday_days,
+        }
+    }
+
+    /// The text this schedule was parsed from, as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The first firing strictly after `after`. Firings fall on whole minutes, so the minute
+    /// containing `after` never counts, even when `after` is its first second.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.upcoming(after).next()
+    }
+
+    /// Firings strictly after `after`, in order, without end.
+    pub fn upcoming(&self, after: DateTime<Utc>) -> Upcoming<'_> {
+        let start = after.timestamp().div_euclid(60) + 1;
+        Upcoming {
+            schedule: self,
+            cursor: Some(CivilMinute::from_epoch_minutes(start)),
+        }
+    }
+
+    /// The next `count` firings strictly after `after`.
+    pub fn next_runs(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        self.upcoming(after).take(count).collect()
+    }
+
+    /// Whether the schedule fires at the minute containing `instant`.
+    pub fn fires_at(&self, instant: DateTime<Utc>) -> bool {
+        let c = CivilMinute::containing(instant);
+        self.minutes & (1 << c.minute) != 0
+            && self.hours & (1 << c.hour) != 0
+            && self.months & (1 << c.month) != 0
+            && self.days_in(c.year, c.month) & (1 << c.day) != 0
+    }
+
+    /// The days of a month on which the schedule fires, as bits 1..=31.
+    fn days_in(&self, year: i32, month: u32) -> u32 {
+        let len = civil::days_in_month(year, month);
+        let valid = (((1u64 << (len + 1)) - 1) & !1) as u32;
+        let by_weekday = self.weekday_days[civil::weekday(year, month, 1) as usize];
+        let days = if self.dom_restricted && self.dow_restricted {
+            self.days_of_month | by_weekday
+        } else {
+            self.days_of_month & by_weekday
+        };
+        days & valid
+    }
+
+    /// The first firing at or after `c`. `c`'s day, hour and minute may run one past their
+    /// range (day 32, hour 24, minute 60): the scans below carry them over.
+    fn first_at_or_after(&self, c: CivilMinute) -> Option<CivilMinute> {
+        let CivilMinute {
+            mut year,
+            mut month,
+            mut day,
+            mut hour,
+            mut minute,
+        } = c;
+        // Every valid schedule fires within eight years (29 February skips a leap year
+        // every century); a bound keeps a bug from becoming an endless loop.
+        let limit = year.saturating_add(401);
+        loop {
+            if year > limit {
+                return None;
+            }
+            if month > 12 || u32::from(self.months) & (1 << month) == 0 {
+                match next_bit(u64::from(self.months), month.min(13)) {
+                    Some(m) if m <= 12 => month = m,
+                    _ => {
+                        year += 1;
+                        month = next_bit(u64::from(self.months), 1)?;
+                    }
+                }
+                day = 1;
+                hour = 0;
+                minute = 0;
+            }
+            let Some(d) = next_bit(u64::from(self.days_in(year, month)), day) else {
+                month += 1;
+                day = 1;
+                hour = 0;
+                minute = 0;
+                continue;
+            };
+            if d != day {
+                day = d;
+                hour = 0;
+                minute = 0;
+            }
+            let Some(h) = next_bit(u64::from(self.hours), hour) else {
+                day += 1;
+                hour = 0;
+                minute = 0;
+                continue;
+            };
+            if h != hour {
+                hour = h;
+                minute = 0;
+            }
+            let Some(m) = next_bit(self.minutes, minute) else {
+                hour += 1;
+                minute = 0;
+                continue;
+            };
+            return Some(CivilMinute {
+                year,
+                month,
+                day,
+                hour,
+                minute: m,
+            });
+        }
+    }
+
+    /// The shortest time between two consecutive firings, in minutes.
+    pub fn min_interval_minutes(&self) -> u32 {
+        let minutes = sorted_bits(self.minutes);
+        let hours = sorted_bits(u64::from(self.hours));
+        let (Some(&first_minute), Some(&last_minute)) = (minutes.first(), minutes.last()) else {
+            return 0;
+        };
+        let (Some(&first_hour), Some(&last_hour)) = (hours.first(), hours.last()) else {
+            return 0;
+        };
+        let mut best = u32::MAX;
+        for w in minutes.windows(2) {
+            best = best.min(w[1] - w[0]);
+        }
+        for w in hours.windows(2) {
+            best = best.min((w[1] - w[0]) * 60 + first_minute - last_minute);
+        }
+        let first = first_hour * 60 + first_minute;
+        let last = last_hour * 60 + last_minute;
+        if let Some(gap) = self.min_day_gap() {
+            best = best.min(gap * 1440 - (last - first));
+        }
+        best
+    }
+
+    /// The fewest days between two consecutive days on which the schedule fires.
+    fn min_day_gap(&self) -> Option<u32> {
+        match (self.dom_restricted, self.dow_restricted) {
+            // Every day of the chosen months: every month has consecutive days.
+            (false, false) => Some(1),
+            // Weekdays only: every month is long enough to hold each weekday gap.
+            (false, true) => {
+                let days = sorted_bits(u64::from(self.days_of_week));
+                let mut best = 7;
+                for w in days.windows(2) {
+                    best = best.min(w[1] - w[0]);
+                }
+                if let (Some(first), Some(last)) = (days.first(), days.last()) {
+                    best = best.min(first + 7 - last);
+                }
+                Some(best)
+            }
+            // Days of the month depend on month lengths and, with weekdays, on where each
+            // month starts in the week. From 2001 to 2099 the calendar repeats every 28 years,
+            // and every pair of adjacent years that the 400-year cycle holds appears among
+            // these, so 28 years (plus the next leap day) show every gap.
+            _ => {
+                let mut best: Option<u32> = None;
+                let mut previous: Option<i64> = None;
+                for year in 2001..2033 {
+                    for month in 1..=12u32 {
+                        if u32::from(self.months) & (1 << month) == 0 {
+                            continue;
+                        }
+                        let mut days = self.days_in(year, month);
+                        let base = civil::days_from_civil(year, month, 1) - 1;
+                        while days != 0 {
+                            let d = days.trailing_zeros();
+                            days &= days - 1;
+                            let n = base + i64::from(d);
+                            if let Some(p) = previous {
+                                let gap = (n - p) as u32;
+                                if gap == 1 {
+                                    return Some(1);
+                                }
+                                best = Some(best.map_or(gap, |b| b.min(gap)));
+                            }
+                            previous = Some(n);
+                        }
+                    }
+                }
+                best
+            }
+        }
+    }
+
+    fn too_frequent_message(&self) -> String {
+        let minutes = sorted_bits(self.minutes);
+        let listed: Vec<String> = minutes.iter().take(6).map(|m| m.to_string()).collect();
+        let more = if minutes.len() > 6 { ", …" } else { "" };
+        let gap = self.min_interval_minutes();
+        format!(
+            "This runs {} times an hour (at minutes {}{more}), {gap} minute{} apart; a backup may run at most once an hour, so write a single minute, such as `{}`.",
+            minutes.len(),
+            listed.join(", "),
+            if gap == 1 { "" } else { "s" },
+            minutes.first().copied().unwrap_or(0)
+        )
+    }
+
+    /// `Some(why)` when no calendar day ever matches.
+    fn never_runs_message(&self) -> Option<String> {
+        // A restricted day of week always matches some day of every month, and with both
+        // restricted a day matches if either does; only days of the month alone can miss.
+        if self.dow_restricted || !self.dom_restricted {
+            return None;
+        }
+        for month in 1..=12u32 {
+            if u32::from(self.months) & (1 << month) == 0 {
+                continue;
+            }
+            // The longest form of each month (29 days for February).
+            let len = civil::days_in_month(2000, month);
+            if self.days_of_month & ((((1u64 << (len + 1)) - 1) & !1) as u32) != 0 {
+                return None;
+            }
+        }
+        let days = describe::join_values(&sorted_bits(u64::from(self.days_of_month)), |d| {
+            d.to_string()
+        });
+        let months = describe::join_values(&sorted_bits(u64::from(self.months)), |m| {
+            describe::MONTHS[m as usize - 1].to_string()
+        });
+        Some(format!(
+            "This never runs: {months} has no day {days}; choose days of the month that exist in those months, such as `1`."
+        ))
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = FieldErrors;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Schedule::parse(s)
+    }
+}
+
+/// Firings in order; see [`Schedule::upcoming`].
+#[derive(Debug, Clone)]
+pub struct Upcoming<'a> {
+    schedule: &'a Schedule,
+    cursor: Option<CivilMinute>,
+}
+
+impl Iterator for Upcoming<'_> {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<DateTime<Utc>> {
+        let found = self.schedule.first_at_or_after(self.cursor?)?;
+        self.cursor = Some(CivilMinute {
+            minute: found.minute + 1,
+            ..found
+        });
+        let instant = found.to_datetime();
+        if instant.is_none() {
+            self.cursor = None;
+        }
+        instant
+    }
+}
+
+/// The lowest set bit at or above `from`.
+fn next_bit(mask: u64, from: u32) -> Option<u32> {
+    if from >= 64 {
+        return None;
+    }
+    let rest = mask >> from;
+    (rest != 0).then(|| from + rest.trailing_zeros())
+}
+
+pub(crate) fn sorted_bits(mut mask: u64) -> Vec<u32> {
+    let mut out = Vec::with_capacity(mask.count_ones() as usize);
+    while mask != 0 {
+        out.push(mask.trailing_zeros());
+        mask &= mask - 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
