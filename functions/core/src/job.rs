@@ -85,7 +85,7 @@ pub struct ScheduledBackupData {
 }
 
 /// A create-job request that passed every check, in checked types.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidJob {
     pub description: String,
     pub schedule: Schedule,
@@ -176,7 +176,8 @@ impl std::error::Error for JobProblems {}
 
 /// Checks every field of `req`, reporting every problem of every field at once.
 pub fn validate_job(req: &CreateJobRequest) -> Result<ValidJob, JobProblems> {
-    let data = req.data.clone().unwrap_or_default();
+    let no_data = ScheduledBackupData::default();
+    let data = req.data.as_ref().unwrap_or(&no_data);
     let mut problems = JobProblems::default();
 
     let description = problems.take(
@@ -312,28 +313,37 @@ pub fn check_cluster_id(value: Option<&str>) -> Result<String, FieldErrors> {
         ));
     }
     let is_allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    let bad: Vec<(usize, char)> = text
-        .chars()
-        .enumerate()
-        .filter(|(_, c)| !is_allowed(*c))
-        .collect();
-    if let (Some(&(first, _)), Some(&(last, _))) = (bad.first(), bad.last()) {
-        let mut shown: Vec<String> = Vec::new();
-        for (_, c) in &bad {
-            let c = format!("\"{}\"", quote(&c.to_string()));
-            if !shown.contains(&c) {
-                shown.push(c);
+    let mut bad_span: Option<(usize, usize)> = None;
+    // The first few distinct offenders, enough to say what to remove without echoing a paste.
+    let mut shown: Vec<String> = Vec::new();
+    let mut more = false;
+    for (i, c) in text.chars().enumerate() {
+        if is_allowed(c) {
+            continue;
+        }
+        bad_span = Some((bad_span.map_or(i, |(first, _)| first), i + 1));
+        let name = if c == ' ' {
+            "spaces".to_owned()
+        } else {
+            format!("`{}`", quote(&c.to_string()))
+        };
+        if !shown.contains(&name) {
+            if shown.len() < 5 {
+                shown.push(name);
+            } else {
+                more = true;
             }
         }
-        let more = if shown.len() > 5 { ", …" } else { "" };
-        shown.truncate(5);
+    }
+    if let Some((first, end)) = bad_span {
         errors.push(FieldError::new(
             ErrorCode::InvalidValue,
             Field::ClusterId,
-            first..last + 1,
+            first..end,
             format!(
-                "A cluster id may contain only ASCII letters, digits, - and _; remove {}{more}.",
-                shown.join(", ")
+                "A cluster id may contain only ASCII letters, digits, `-` and `_`; remove {}{}.",
+                shown.join(", "),
+                if more { " and the like" } else { "" }
             ),
         ));
     }
@@ -586,7 +596,7 @@ mod tests {
         let e = &p.get("data.clusterId").unwrap()[0];
         // "ab c/d": from the space (2) to the slash (4), inclusive
         assert_eq!((e.start, e.end), (2, 5));
-        assert!(e.message.contains("remove \" \", \"/\""), "{}", e.message);
+        assert!(e.message.ends_with("remove spaces, `/`."), "{}", e.message);
     }
 
     #[test]

@@ -719,15 +719,28 @@ mod tests {
 
         let e = only_error("{index:octal}");
         assert_eq!(e.code, ErrorCode::UnknownFormat);
-        assert!(e.message.contains("write {index}, {index:decimal} or {index:hex}."), "{}", e.message);
+        assert!(
+            e.message
+                .contains("write {index}, {index:decimal} or {index:hex}."),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn empty_format_and_empty_placeholder_are_errors() {
         let e = only_error("{cluster:}");
         assert_eq!(e.code, ErrorCode::UnknownFormat);
-        assert!(e.message.contains("nothing after the colon"), "{}", e.message);
-        assert!(e.message.contains("did you mean {cluster}?"), "{}", e.message);
+        assert!(
+            e.message.contains("no format after the colon"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("did you mean {cluster}?"),
+            "{}",
+            e.message
+        );
         let e = only_error("a {} b");
         assert_eq!(e.code, ErrorCode::UnknownPlaceholder);
         assert_eq!((e.start, e.end), (2, 4));

@@ -50,7 +50,7 @@ impl Schedule {
             None if !every_hour_like => out.push_str(" every day"),
             None => {}
         }
-        if self.months != ALL_MONTHS {
+        if self.months != ALL_MONTHS && !self.names_a_date() {
             let months = sorted_bits(u64::from(self.months));
             out.push_str(" in ");
             out.push_str(&join_values(&months, |m| {
@@ -60,9 +60,29 @@ impl Schedule {
         out
     }
 
+    /// One day of one month, and no weekday: "on 1 January".
+    fn names_a_date(&self) -> bool {
+        self.dom_restricted
+            && !self.dow_restricted
+            && self.days_of_month.count_ones() == 1
+            && self.months.count_ones() == 1
+    }
+
     fn day_phrase(&self) -> Option<String> {
         let dom = || {
             let days = sorted_bits(u64::from(self.days_of_month));
+            if self.names_a_date() {
+                let month = self.months.trailing_zeros() as usize;
+                return format!("on {} {}", days[0], MONTHS[month - 1]);
+            }
+            if let (Some(step), true) = (common_step(&days), days.len() >= 4) {
+                return format!(
+                    "on every {} day of the month from day {} to day {}",
+                    ordinal(step),
+                    days[0],
+                    days[days.len() - 1]
+                );
+            }
             let noun = if days.len() == 1 { "day" } else { "days" };
             format!(
                 "on {noun} {} of the month",
@@ -70,10 +90,18 @@ impl Schedule {
             )
         };
         let dow = || {
-            let days = sorted_bits(u64::from(self.days_of_week));
+            // Monday first, as people list a week.
+            let days: Vec<u32> = {
+                let mut d: Vec<u32> = sorted_bits(u64::from(self.days_of_week))
+                    .into_iter()
+                    .map(|d| (d + 6) % 7)
+                    .collect();
+                d.sort_unstable();
+                d
+            };
             format!(
                 "on {}",
-                join_values(&days, |d| WEEKDAYS[d as usize].to_string())
+                join_values(&days, |d| WEEKDAYS[((d + 1) % 7) as usize].to_string())
             )
         };
         match (self.dom_restricted, self.dow_restricted) {

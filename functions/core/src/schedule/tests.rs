@@ -219,7 +219,17 @@ fn descriptions_read_as_one_sentence() {
         ("0 0 1 * *", "At 00:00 on day 1 of the month"),
         ("0 0 1,15 * *", "At 00:00 on days 1 and 15 of the month"),
         ("0 0 13 * 5", "At 00:00 on day 13 of the month or on Friday"),
-        ("0 0 1 1 *", "At 00:00 on day 1 of the month in January"),
+        ("0 0 1 1 *", "At 00:00 on 1 January"),
+        ("5 4 * * SAT,SUN", "At 04:05 on Saturday and Sunday"),
+        ("0 0 * * 0-6", "At 00:00 on Monday through Sunday"),
+        (
+            "0 3 */2 * *",
+            "At 03:00 on every 2nd day of the month from day 1 to day 31",
+        ),
+        (
+            "0 0 1 1,7 *",
+            "At 00:00 on day 1 of the month in January and July",
+        ),
         ("0 4 * 3-5 *", "At 04:00 every day in March through May"),
         (
             "0 1,2,5,7,11 * * *",
