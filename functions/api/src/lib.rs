@@ -1,0 +1,143 @@
+//! The HTTP API of scheduled backups (SPEC §7), as one axum [`Router`] built by [`router`]:
+//! the local server serves it, and a Lambda (`lambda_http`) can run the same router unchanged.
+//!
+//! Every route lives under `/orchestrate/v1/organizations/{org}/projects/{project}/…` (jobs,
+//! history) or `/mesdb/v1/organizations/{org}/projects/{project}/…` (backups, clusters and
+//! their locks), speaks camelCase JSON with the types of `backup_core::api`, and answers
+//! every error as an RFC 7807 `application/problem+json` document with a stable `code` and,
+//! for invalid input, a `fields` map naming every offending field.
+//!
+//! # Layout
+//! - [`routes`]: one handler per route, each a thin call into the engine.
+//! - [`problem`]: problems, and the extractors that turn malformed paths, queries and bodies
+//!   into problems.
+//! - [`web`]: the web form's static files (local server only).
+//! - [`cors`]: opt-in CORS for a console served from another origin.
+//!
+//! # Decisions
+//! - Success is `200 OK` for every route (creations answer `{id}`; deletions `{}`), as the
+//!   Event Store Cloud API does; errors: 400 invalid input (malformed JSON, unknown fields,
+//!   over-long strings, malformed ids), 404 unknown ids, 405 wrong method, 409 conflicts (a
+//!   held lock, a duplicate cluster id, a cluster in use), 413 bodies over 64 KiB, 415 a
+//!   non-JSON content type, 502 a provider failure, 503 a store failure.
+//! - A request body may omit `Content-Type`; one that names another type than JSON is
+//!   refused (415). Besides being honest, this keeps a hostile web page from driving a local
+//!   server with a plain form post: a cross-origin `application/json` request needs a CORS
+//!   preflight, which this API never grants. `POST …/jobs/{id}/run` takes no body.
+//! - [`router`] takes the engine as `Arc<Engine>` and holds no other state, so a Lambda can
+//!   build it once per cold start and hand it to `lambda_http::run` unchanged.
+//! - `POST …/clusters/{id}/lock` answers `{"cluster": Cluster}` with its new `lock`;
+//!   `GET …/backups/{id}` (an addition) answers `{"backup": Backup}`.
+//! - A panic in a handler (there should be none) becomes a 500 problem, not a dropped
+//!   connection.
+
+pub mod cors;
+pub mod problem;
+pub mod routes;
+pub mod web;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use backup_engine::Engine;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use problem::ApiError;
+use routes::AppState;
+
+pub use cors::{parse_origin, with_cors};
+pub use web::{router_with_web, WEB_NOT_BUILT_HTML};
+
+/// The largest request body accepted. The largest real request (a job with a 256-character
+/// template and description) is under 2 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The API prefixes, for the fallback that tells API 404s from web form files.
+pub const API_PREFIXES: [&str; 2] = ["/orchestrate/", "/mesdb/"];
+
+/// The API's router: every route of SPEC §7 plus `GET /healthz`.
+pub fn router(engine: Arc<Engine>) -> Router {
+    let jobs = "/orchestrate/v1/organizations/{org}/projects/{project}";
+    let mesdb = "/mesdb/v1/organizations/{org}/projects/{project}";
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route(
+            &format!("{jobs}/jobs"),
+            get(routes::list_jobs).post(routes::create_job),
+        )
+        .route(
+            &format!("{jobs}/jobs/{{job_id}}"),
+            get(routes::get_job).delete(routes::delete_job),
+        )
+        .route(
+            &format!("{jobs}/jobs/{{job_id}}/run"),
+            post(routes::run_job),
+        )
+        .route(&format!("{jobs}/history"), get(routes::list_history))
+        .route(
+            &format!("{mesdb}/backups"),
+            get(routes::list_backups).post(routes::create_backup),
+        )
+        .route(
+            &format!("{mesdb}/backups/{{backup_id}}"),
+            get(routes::get_backup).delete(routes::delete_backup),
+        )
+        .route(
+            &format!("{mesdb}/clusters"),
+            get(routes::list_clusters).post(routes::register_cluster),
+        )
+        .route(
+            &format!("{mesdb}/clusters/{{cluster_id}}"),
+            get(routes::get_cluster).delete(routes::delete_cluster),
+        )
+        .route(
+            &format!("{mesdb}/clusters/{{cluster_id}}/lock"),
+            post(routes::lock_cluster).delete(routes::unlock_cluster),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(AppState { engine })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not accept this method; see the API reference.",
+            uri.path()
+        ),
+        &uri,
+    )
+}
+
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("There is no API route {}.", uri.path()),
+        &uri,
+    )
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let uri = axum::http::Uri::from_static("/");
+    let mut error = ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "The server failed to handle this request; nothing should have changed. Check the server's log.",
+        &uri,
+    );
+    error.problem.instance = String::new();
+    error.into_response()
+}

@@ -1,0 +1,538 @@
+//! The HTTP API over the real local mode (SQLite and the directory provider in a temp dir),
+//! called in-process through `tower::ServiceExt::oneshot`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use backup_local::{LocalMode, LocalOptions};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const JOBS: &str = "/orchestrate/v1/organizations/default/projects/default";
+const MESDB: &str = "/mesdb/v1/organizations/default/projects/default";
+
+struct Api {
+    app: Router,
+    local: LocalMode,
+    dir: tempfile::TempDir,
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Value,
+    text: String,
+}
+
+impl Api {
+    async fn new() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalMode::start(LocalOptions::new(dir.path().join("state")))
+            .await
+            .unwrap();
+        let app = backup_api::router(Arc::new(local.engine.clone()));
+        Api { app, local, dir }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            content_type,
+            body,
+            text,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(&body.to_string())).await
+    }
+
+    /// A registered directory cluster with one file.
+    async fn cluster(&self, id: &str) {
+        let data = self.dir.path().join(id);
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("file"), b"contents").unwrap();
+        let a = self
+            .post(
+                &format!("{MESDB}/clusters"),
+                json!({"id": id, "description": "Orders", "provider": "directory", "path": data}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.body, json!({"id": id}));
+    }
+
+    async fn job(&self, cluster: &str) -> String {
+        let a = self.post(&format!("{JOBS}/jobs"), seed_job(cluster)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Everything a client can list, to check that a refused request changed nothing.
+    async fn snapshot(&self) -> Value {
+        json!({
+            "jobs": self.get(&format!("{JOBS}/jobs")).await.body,
+            "history": self.get(&format!("{JOBS}/history")).await.body,
+            "backups": self.get(&format!("{MESDB}/backups")).await.body,
+            "clusters": self.get(&format!("{MESDB}/clusters")).await.body,
+        })
+    }
+}
+
+fn seed_job(cluster: &str) -> Value {
+    json!({
+        "description": "My Hourly Backup",
+        "schedule": "0 */1 * * *",
+        "type": "ScheduledBackup",
+        "data": {"clusterId": cluster, "description": "{cluster} Hourly Backup {datetime:RFC3339}", "maxBackupCount": 2}
+    })
+}
+
+fn assert_problem(a: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert_eq!(a.content_type, "application/problem+json", "{}", a.text);
+    assert_eq!(a.body["status"], status.as_u16(), "{}", a.text);
+    assert_eq!(a.body["code"], code, "{}", a.text);
+    for key in ["type", "title", "detail", "instance"] {
+        assert!(a.body[key].is_string(), "{key} missing: {}", a.text);
+    }
+    let detail = a.body["detail"].as_str().unwrap();
+    assert!(!detail.is_empty() && detail.len() < 2000, "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_workflow_works_end_to_end() {
+    let api = Api::new().await;
+    assert_eq!(api.get("/healthz").await.body, json!({"status": "ok"}));
+    // GIVEN a cluster and the SPEC's seed job
+    api.cluster("c196ogto0aeqohe3ommq").await;
+    let id = api.job("c196ogto0aeqohe3ommq").await;
+    // THEN the job reads back in the SPEC's shape
+    let job = api.get(&format!("{JOBS}/jobs/{id}")).await.body["job"].clone();
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["organizationId"], "default");
+    assert_eq!(job["status"], "active");
+    assert_eq!(job["type"], "ScheduledBackup");
+    assert_eq!(job["data"]["maxBackupCount"], 2);
+    assert_eq!(job["nextRuns"].as_array().unwrap().len(), 5);
+    assert_eq!(job["eventbridge"], json!(["cron(0 * * * ? *)"]));
+    let list = api.get(&format!("{JOBS}/jobs")).await.body;
+    assert_eq!(list["jobs"][0]["id"], id.as_str());
+    // WHEN it is run now THEN a history id comes back and the run succeeds
+    let run = api
+        .call(Method::POST, &format!("{JOBS}/jobs/{id}/run"), None)
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    let history_id = run.body["historyId"].as_str().unwrap().to_owned();
+    assert!(api.local.engine.wait_idle(Duration::from_secs(30)).await);
+    let history = api.get(&format!("{JOBS}/history?jobId={id}")).await.body;
+    let item = &history["items"][0];
+    assert_eq!(item["id"], history_id.as_str());
+    assert_eq!(item["status"], "succeeded", "{item}");
+    assert_eq!(item["trigger"], "manual");
+    let backup_id = item["linkedResource"].as_str().unwrap().to_owned();
+    // AND the backup is listed, by job and by cluster
+    for query in [
+        format!("?jobId={id}"),
+        "?clusterId=c196ogto0aeqohe3ommq".to_owned(),
+        String::new(),
+    ] {
+        let backups = api.get(&format!("{MESDB}/backups{query}")).await.body;
+        assert_eq!(backups["backups"][0]["id"], backup_id.as_str(), "{query}");
+        assert_eq!(backups["backups"][0]["status"], "available");
+        assert_eq!(backups["backups"][0]["linkedResource"], id.as_str());
+        assert_eq!(backups["backups"][0]["sourceClusterDescription"], "Orders");
+    }
+    // WHEN the backup and the job are deleted THEN both answer 200 and remain as records
+    let a = api
+        .call(
+            Method::DELETE,
+            &format!("{MESDB}/backups/{backup_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = api
+        .call(Method::DELETE, &format!("{JOBS}/jobs/{id}"), None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let job = api.get(&format!("{JOBS}/jobs/{id}")).await.body;
+    assert_eq!(job["job"]["status"], "deleted");
+    let backups = api.get(&format!("{MESDB}/backups")).await.body;
+    assert_eq!(backups["backups"][0]["status"], "deleted");
+    assert_eq!(
+        api.get(&format!("{JOBS}/history")).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_conflict_with_409_and_name_the_holder() {
+    let api = Api::new().await;
+    api.cluster("c1").await;
+    // GIVEN an operator's maintenance lock
+    let a = api
+        .post(
+            &format!("{MESDB}/clusters/c1/lock"),
+            json!({"operation": "expand-disk", "ttlSeconds": 600}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["cluster"]["lock"]["operation"], "expand-disk");
+    let cluster = api.get(&format!("{MESDB}/clusters/c1")).await.body;
+    assert_eq!(cluster["cluster"]["lock"]["operation"], "expand-disk");
+    assert_eq!(
+        cluster["cluster"]["path"],
+        api.dir.path().join("c1").to_string_lossy().as_ref()
+    );
+    // WHEN a manual backup or a second lock is asked for THEN 409 naming the holder
+    let before = api.snapshot().await;
+    let manual = api
+        .post(
+            &format!("{MESDB}/backups"),
+            json!({"description": "manual", "sourceClusterId": "c1"}),
+        )
+        .await;
+    assert_problem(&manual, StatusCode::CONFLICT, "cluster_locked");
+    assert!(
+        manual.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expand-disk"),
+        "{}",
+        manual.text
+    );
+    let again = api
+        .post(
+            &format!("{MESDB}/clusters/c1/lock"),
+            json!({"operation": "resize"}),
+        )
+        .await;
+    assert_problem(&again, StatusCode::CONFLICT, "cluster_locked");
+    // AND a cluster with a lock cannot be deleted
+    let delete = api
+        .call(Method::DELETE, &format!("{MESDB}/clusters/c1"), None)
+        .await;
+    assert_problem(&delete, StatusCode::CONFLICT, "cluster_locked");
+    assert_eq!(api.snapshot().await, before);
+    // WHEN the run of a job meets the lock THEN the run fails, recorded in history
+    let job = api.job("c1").await;
+    let run = api
+        .call(Method::POST, &format!("{JOBS}/jobs/{job}/run"), None)
+        .await;
+    assert_eq!(run.status, StatusCode::OK);
+    let items = api.get(&format!("{JOBS}/history")).await.body;
+    assert_eq!(items["items"][0]["status"], "failed");
+    assert_eq!(items["items"][0]["errorCode"], "cluster_locked");
+    // WHEN it is unlocked THEN a manual backup goes through
+    let a = api
+        .call(Method::DELETE, &format!("{MESDB}/clusters/c1/lock"), None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let manual = api
+        .post(
+            &format!("{MESDB}/backups"),
+            json!({"description": "manual {index}", "sourceClusterId": "c1"}),
+        )
+        .await;
+    assert_eq!(manual.status, StatusCode::OK, "{}", manual.text);
+    assert!(api.local.engine.wait_idle(Duration::from_secs(30)).await);
+    let backups = api.get(&format!("{MESDB}/backups?clusterId=c1")).await.body;
+    assert_eq!(backups["backups"][0]["id"], manual.body["id"]);
+    assert_eq!(backups["backups"][0]["status"], "available");
+    assert!(backups["backups"][0].get("linkedResource").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
+    let api = Api::new().await;
+    api.cluster("c1").await;
+    let job = api.job("c1").await;
+    let before = api.snapshot().await;
+    let long = "x".repeat(300);
+    let bad_id = "not-an-id";
+    let unknown_job = "00000000000000000000";
+
+    // (method, path, body, status, code)
+    let cases: Vec<(Method, String, Option<String>, StatusCode, &str)> = vec![
+        // Malformed JSON, on every route that takes a body.
+        (Method::POST, format!("{JOBS}/jobs"), Some("{\"description\":".into()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/backups"), Some("[1,2".into()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/clusters"), Some("nope".into()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/clusters/c1/lock"), Some("{".into()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{JOBS}/jobs"), Some(String::new()), StatusCode::BAD_REQUEST, "malformed_body"),
+        // Unknown fields.
+        (Method::POST, format!("{JOBS}/jobs"), Some(json!({"description": "d", "schedul": "0 * * * *"}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{JOBS}/jobs"), Some(json!({"data": {"maxBackupCnt": 3}}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "d", "sourceClusterId": "c1", "x": 1}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c9", "description": "d", "provider": "directory", "path": "/x", "extra": true}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/clusters/c1/lock"), Some(json!({"operation": "x", "ttl": 5}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        // Wrong types.
+        (Method::POST, format!("{JOBS}/jobs"), Some(json!({"data": {"maxBackupCount": "2"}}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c9", "description": "d", "provider": "floppy", "path": "/x"}).to_string()), StatusCode::BAD_REQUEST, "malformed_body"),
+        // Over-long strings and invalid values.
+        (Method::POST, format!("{JOBS}/jobs"), Some(json!({"description": long, "schedule": "0 * * * *", "data": {"clusterId": "c1", "description": long, "maxBackupCount": 0}}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{JOBS}/jobs"), Some(seed_job("unknown-cluster").to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": long, "sourceClusterId": "c1"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "{nope}", "sourceClusterId": "c 1"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c9", "description": long, "provider": "directory", "path": "relative/dir"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": long, "description": "d", "provider": "directory", "path": "/x"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/clusters/c1/lock"), Some(json!({"operation": long, "ttlSeconds": 0}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/clusters/c1/lock"), Some(json!({"operation": "manual-backup"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        // Malformed ids in paths and queries.
+        (Method::GET, format!("{JOBS}/jobs/{bad_id}"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::DELETE, format!("{JOBS}/jobs/{bad_id}"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{JOBS}/jobs/{bad_id}/run"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{JOBS}/history?jobId={bad_id}"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{JOBS}/history?job={job}"), None, StatusCode::BAD_REQUEST, "invalid_query"),
+        (Method::GET, format!("{MESDB}/backups?jobId={bad_id}&clusterId=a%2Fb"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{MESDB}/backups?clusterId=%zz"), None, StatusCode::BAD_REQUEST, "invalid_query"),
+        (Method::DELETE, format!("{MESDB}/backups/{bad_id}"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{MESDB}/clusters/{long}"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::DELETE, format!("{MESDB}/clusters/a%20b"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::DELETE, format!("{MESDB}/clusters/a.b/lock"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, "/orchestrate/v1/organizations/a%2Fb/projects/default/jobs".into(), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("/mesdb/v1/organizations/default/projects/{long}/clusters"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, "/orchestrate/v1/organizations/%ff/projects/default/jobs".into(), None, StatusCode::BAD_REQUEST, "invalid_path"),
+        // Unknown ids.
+        (Method::GET, format!("{JOBS}/jobs/{unknown_job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
+        (Method::DELETE, format!("{JOBS}/jobs/{unknown_job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
+        (Method::POST, format!("{JOBS}/jobs/{unknown_job}/run"), None, StatusCode::NOT_FOUND, "job_not_found"),
+        (Method::GET, format!("/orchestrate/v1/organizations/other/projects/default/jobs/{job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
+        (Method::DELETE, format!("{MESDB}/backups/{unknown_job}"), None, StatusCode::NOT_FOUND, "backup_not_found"),
+        (Method::GET, format!("{MESDB}/clusters/c2"), None, StatusCode::NOT_FOUND, "cluster_not_found"),
+        (Method::DELETE, format!("{MESDB}/clusters/c2"), None, StatusCode::NOT_FOUND, "cluster_not_found"),
+        (Method::POST, format!("{MESDB}/clusters/c2/lock"), Some(json!({"operation": "x"}).to_string()), StatusCode::NOT_FOUND, "cluster_not_found"),
+        (Method::DELETE, format!("{MESDB}/clusters/c2/lock"), None, StatusCode::NOT_FOUND, "cluster_not_found"),
+        (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "d", "sourceClusterId": "c2"}).to_string()), StatusCode::NOT_FOUND, "cluster_not_found"),
+        // Conflicts.
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c1", "description": "d", "provider": "directory", "path": "/x"}).to_string()), StatusCode::CONFLICT, "cluster_exists"),
+        (Method::DELETE, format!("{MESDB}/clusters/c1"), None, StatusCode::CONFLICT, "cluster_in_use"),
+        // Unknown routes and methods.
+        (Method::GET, format!("{JOBS}/nothing"), None, StatusCode::NOT_FOUND, "route_not_found"),
+        (Method::PUT, format!("{JOBS}/jobs"), Some("{}".into()), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::GET, format!("{JOBS}/jobs/{job}/run"), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let a = api.call(method.clone(), &path, body.as_deref()).await;
+        assert_problem(&a, status, code);
+        assert!(!a.text.contains("panicked"), "{method} {path}: {}", a.text);
+    }
+    // THEN nothing changed
+    assert_eq!(api.snapshot().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_problems_name_every_field() {
+    let api = Api::new().await;
+    let a = api
+        .post(
+            &format!("{JOBS}/jobs"),
+            json!({"description": " ", "schedule": "*/30 * * * *", "type": "Backup",
+                   "data": {"clusterId": "c 1", "description": "{foo}", "maxBackupCount": 0}}),
+        )
+        .await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "validation");
+    let fields = a.body["fields"].as_object().unwrap();
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "data.clusterId",
+            "data.description",
+            "data.maxBackupCount",
+            "description",
+            "schedule",
+            "type"
+        ]
+    );
+    assert!(
+        fields["schedule"]
+            .as_str()
+            .unwrap()
+            .contains("once an hour"),
+        "{}",
+        a.text
+    );
+    // A misspelt field names it.
+    let a = api
+        .post(&format!("{JOBS}/jobs"), json!({"schedul": "x"}))
+        .await;
+    assert_eq!(
+        a.body["fields"]["schedul"],
+        "This field is not part of the request; check its spelling."
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_non_json_bodies_are_refused() {
+    let api = Api::new().await;
+    let huge = json!({"description": "x".repeat(100 * 1024)}).to_string();
+    let a = api
+        .call(Method::POST, &format!("{JOBS}/jobs"), Some(&huge))
+        .await;
+    assert_problem(&a, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    // A form post (what a hostile web page can send without CORS) is refused.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{JOBS}/jobs"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(seed_job("c1").to_string()))
+        .unwrap();
+    let a = api.send(request).await;
+    assert_problem(
+        &a,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    assert!(api.get(&format!("{JOBS}/jobs")).await.body["jobs"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_form_or_a_page_saying_how_to_build_it() {
+    let api = Api::new().await;
+    // GIVEN no built form WHEN `/` is asked for THEN a page says how to build it
+    let app = backup_api::router_with_web(api.app.clone(), Some(&api.dir.path().join("missing")));
+    let response = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("not built"), "{text}");
+    // AND API paths still answer problems, not pages
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("{JOBS}/nothing"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    // GIVEN a built form THEN its files are served
+    let web = api.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<h1>form</h1>").unwrap();
+    let app = backup_api::router_with_web(api.app.clone(), Some(&web));
+    let response = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(text, "<h1>form</h1>");
+    let response = app
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_answered_only_for_named_origins() {
+    let api = Api::new().await;
+    let origin = backup_api::parse_origin("http://localhost:5173").unwrap();
+    let app = backup_api::with_cors(api.app.clone(), vec![origin]);
+    let preflight = |from: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri(format!("{JOBS}/jobs"))
+            .header(header::ORIGIN, from)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    // GIVEN an allowed origin WHEN it preflights THEN it is allowed
+    let ok = app
+        .clone()
+        .oneshot(preflight("http://localhost:5173"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://localhost:5173"
+    );
+    // GIVEN another origin THEN no permission is granted
+    let other = app
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(other
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_none());
+    // AND without the layer there is no CORS at all
+    let none = api
+        .app
+        .clone()
+        .oneshot(preflight("http://localhost:5173"))
+        .await
+        .unwrap();
+    assert!(none
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_none());
+}

@@ -1,0 +1,271 @@
+//! The one error type of the engine's use cases, and the errors its ports report.
+//!
+//! Every [`EngineError`] has a stable [`code`](EngineError::code) (the `code` of an RFC 7807
+//! problem and of the CLI's message) and a [`kind`](EngineError::kind) that an interface maps
+//! to its own vocabulary: the HTTP API to a status, a Lambda to "retry or not".
+
+use std::collections::BTreeMap;
+
+use backup_core::api::ClusterLockInfo;
+
+/// What an interface should make of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; it changed nothing and repeating it will not help (HTTP 400).
+    Invalid,
+    /// Something the request names does not exist in its organization and project (404).
+    NotFound,
+    /// The request is fine but the state forbids it now: a held lock, a duplicate id (409).
+    Conflict,
+    /// A dependency (the store, a provider, the trigger scheduler) failed; retrying may help
+    /// (HTTP 502/503).
+    Unavailable,
+}
+
+/// A failure of a store or lock adapter. The source is kept so logs show the real cause.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, a lost connection, a full disk).
+    #[error("the state store failed: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A stored record cannot be read back (a value this version does not know).
+    #[error("a stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn backend(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A failure reported by a backup provider (a copy that failed, a snapshot API error).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// One sentence saying what failed, for the run's history details.
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProviderError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ProviderError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ProviderError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A failure of the trigger scheduler (an EventBridge call, a stopped local scheduler).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TriggerError {
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TriggerError {
+    pub fn new(message: impl Into<String>) -> Self {
+        TriggerError {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Everything a use case can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Invalid input: `fields` maps each offending field to what to write instead.
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        fields: BTreeMap<String, String>,
+    },
+    #[error("job {0} does not exist in this organization and project")]
+    JobNotFound(String),
+    #[error("cluster {0} is not registered in this organization and project")]
+    ClusterNotFound(String),
+    #[error("backup {0} does not exist in this organization and project")]
+    BackupNotFound(String),
+    #[error("job {0} is deleted, so it cannot run")]
+    JobDeleted(String),
+    #[error("cluster {0} is already registered; delete it first or choose another id")]
+    ClusterExists(String),
+    #[error("cluster {cluster_id} is still backed up by active job(s) {}; delete them first", job_ids.join(", "))]
+    ClusterInUse {
+        cluster_id: String,
+        job_ids: Vec<String>,
+    },
+    /// The cluster's lock is held by someone else; nothing was done.
+    #[error("{}", crate::text::locked_sentence(cluster_id, holder))]
+    ClusterLocked {
+        cluster_id: String,
+        holder: Box<ClusterLockInfo>,
+    },
+    /// An operator tried to release a lock that a backup holds (or another kind of holder).
+    #[error("{}", crate::text::not_maintenance_sentence(cluster_id, holder))]
+    LockNotMaintenance {
+        cluster_id: String,
+        holder: Box<ClusterLockInfo>,
+    },
+    /// The backup is in a state that forbids the request (still being created).
+    #[error("backup {backup_id} is {status}; wait until it is available or defunct")]
+    BackupBusy { backup_id: String, status: String },
+    /// A cluster's provider is not available in this deployment.
+    #[error("this server has no {provider} backup provider, so cluster {cluster_id} cannot be backed up here")]
+    ProviderUnavailable {
+        cluster_id: String,
+        provider: String,
+    },
+    #[error("the backup provider failed: {0}")]
+    Provider(#[from] ProviderError),
+    #[error("the trigger scheduler failed: {0}")]
+    Trigger(#[from] TriggerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Invalid { .. } => "validation",
+            EngineError::JobNotFound(_) => "job_not_found",
+            EngineError::ClusterNotFound(_) => "cluster_not_found",
+            EngineError::BackupNotFound(_) => "backup_not_found",
+            EngineError::JobDeleted(_) => "job_deleted",
+            EngineError::ClusterExists(_) => "cluster_exists",
+            EngineError::ClusterInUse { .. } => "cluster_in_use",
+            EngineError::ClusterLocked { .. } => "cluster_locked",
+            EngineError::LockNotMaintenance { .. } => "lock_not_maintenance",
+            EngineError::BackupBusy { .. } => "backup_busy",
+            EngineError::ProviderUnavailable { .. } => "provider_unavailable",
+            EngineError::Provider(_) => "provider_error",
+            EngineError::Trigger(_) => "trigger_error",
+            EngineError::Store(_) => "store_error",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Invalid { .. } | EngineError::ProviderUnavailable { .. } => {
+                ErrorKind::Invalid
+            }
+            EngineError::JobNotFound(_)
+            | EngineError::ClusterNotFound(_)
+            | EngineError::BackupNotFound(_) => ErrorKind::NotFound,
+            EngineError::JobDeleted(_)
+            | EngineError::ClusterExists(_)
+            | EngineError::ClusterInUse { .. }
+            | EngineError::ClusterLocked { .. }
+            | EngineError::LockNotMaintenance { .. }
+            | EngineError::BackupBusy { .. } => ErrorKind::Conflict,
+            EngineError::Provider(_) | EngineError::Trigger(_) | EngineError::Store(_) => {
+                ErrorKind::Unavailable
+            }
+        }
+    }
+
+    /// Field name → what is wrong with it, for validation errors (empty otherwise).
+    pub fn fields(&self) -> BTreeMap<String, String> {
+        match self {
+            EngineError::Invalid { fields, .. } => fields.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// One invalid field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let fields = BTreeMap::from([(field.to_owned(), message.into())]);
+        EngineError::Invalid {
+            detail: invalid_detail(&fields),
+            fields,
+        }
+    }
+}
+
+/// The one-sentence summary of invalid fields: the message itself when there is one, else
+/// which fields are wrong (the `fields` map says what to write in each).
+fn invalid_detail(fields: &BTreeMap<String, String>) -> String {
+    match fields.len() {
+        1 => fields
+            .iter()
+            .map(|(field, message)| format!("{field}: {message}"))
+            .collect(),
+        n => format!(
+            "{n} fields are invalid ({}); `fields` says what to write in each.",
+            fields.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Collects every invalid field of one request before answering, so the operator sees all
+/// of them at once (SPEC §7: "every problem found, not only the first").
+#[derive(Debug, Default)]
+pub struct Problems {
+    fields: BTreeMap<String, String>,
+}
+
+impl Problems {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        let message = message.into();
+        self.fields
+            .entry(field.to_owned())
+            .and_modify(|m| {
+                m.push(' ');
+                m.push_str(&message);
+            })
+            .or_insert(message);
+    }
+
+    /// Records a check's failure under `field` and passes its value on.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.add(field, message);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// `Ok(())` when nothing was added, else the [`EngineError::Invalid`] listing them all.
+    pub fn into_result(self) -> Result<(), EngineError> {
+        if self.fields.is_empty() {
+            return Ok(());
+        }
+        let detail = invalid_detail(&self.fields);
+        Err(EngineError::Invalid {
+            detail,
+            fields: self.fields,
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The engine of scheduled backups: the use cases of SPEC §4–§7 over ports, with no
+//! knowledge of SQLite, the file system or AWS.
+//!
+//! Like aws-samples/serverless-rust-demo, the business rules depend only on traits
+//! ([`ports`]); the local mode (`backup-local`) and, later, the AWS adapters implement them,
+//! and each interface (the HTTP API, a Lambda runner, `backupctl serve`) is a thin shell
+//! around one [`Engine`]. The pure decisions (schedules, templates, retention, request
+//! validation) come from `backup-core`, so they are the same everywhere.
+//!
+//! # Layout
+//! - [`ports`]: the traits adapters implement: `JobStore`, `ClusterStore`, `BackupStore`,
+//!   `RunStore`, `HistoryStore`, `SequenceStore` (together `Store`), `ClusterLock`,
+//!   `BackupProvider`, `TriggerScheduler`, `Clock`, `IdGenerator`.
+//! - [`model`]: the records the ports carry (jobs, clusters, backups, history, locks).
+//! - [`engine`]: [`Engine`], its configuration and the job, cluster, lock, backup and history
+//!   use cases.
+//! - [`run`]: running a job (scheduled or "run now") and manual backups.
+//! - [`error`]: [`EngineError`] with stable codes, and the ports' errors.
+//! - [`ids`]: the id format and the default generator.
+//! - [`clock`]: the system clock and two clocks tests drive.
+//! - `text`: the human sentences of history details and lock errors.
+//! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes.
+//!
+//! # Decisions
+//! - **Ids** of jobs, runs and backups are 20 lower-case base32hex characters (`0-9a-v`), as
+//!   Event Store Cloud's `c196ogto0aeqohe3ommq`: 32 bits of creation second then 64 random
+//!   bits. Job ids are unique across organizations and projects (SPEC §10). A path or query
+//!   id of another shape is invalid input (400), a well-formed unknown one is not found (404).
+//!   Cluster ids are chosen by the operator (`backup_core::job::check_cluster_id`'s
+//!   alphabet) and are unique across scopes too, because the lock is per cluster.
+//! - **Run id = history id**: a run is recorded by one history item; the lock holder names
+//!   it as `runId`. A run is keyed by (job id, scheduled instant), the key of the conditional
+//!   insert that makes deliveries idempotent. "Run now" uses the request instant (to the
+//!   millisecond) as its scheduled instant and `trigger: manual`.
+//! - **Instants** are kept to the millisecond (the engine truncates its clock), shown in
+//!   whole seconds by the API.
+//! - **Sequence index** (`{index}`): a per-job counter incremented when a run starts making
+//!   its backup, from 1; a run that fails after that still uses its number. Manual backups
+//!   count per cluster (`manual:<cluster>`), since they have no job.
+//! - **Lease**: 60 s by default, renewed every 20 s while a backup is made and pruned, so a
+//!   crashed holder blocks its cluster for at most a minute while two renewals in a row may
+//!   fail without losing the lock. A holder whose renewal finds the lock taken over abandons
+//!   its backup (marked `defunct`, `errorCode: lock_lost`). Maintenance locks last 30 min
+//!   unless the operator names a TTL (at most 7 days).
+//! - **Fencing tokens** grow per cluster with every acquisition and survive release, so a
+//!   stale holder's renew or release can never touch a newer holder's lock.
+//! - **Deleting** a backup passes it through `deleting` (so concurrent deletes and prunes
+//!   do not race), deletes it through its provider and then marks it `deleted`; a failed
+//!   delete puts the status back. Records of deleted backups stay in the catalogue.
+//! - **Background work**: "run now" and manual backups answer as soon as the run is
+//!   recorded and the lock is taken (so a lock conflict is reported at once); the copy
+//!   continues in a task the engine counts ([`Engine::wait_idle`]) so a server can let it
+//!   finish before exiting. Scheduled deliveries ([`Engine::run_scheduled`]) run to the end.
+//! - **Clusters** must be registered before a job names them; a cluster with active jobs or
+//!   a held lock cannot be deleted. A run whose cluster vanished anyway fails with
+//!   `cluster_not_found`; a run of a deleted job (a late trigger) fails with
+//!   `job_not_found`.
+
+pub mod clock;
+#[cfg(feature = "contract")]
+pub mod contract;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod ports;
+pub mod run;
+mod text;
+
+pub use engine::{Engine, EngineConfig, Ports};
+pub use error::{EngineError, ErrorKind, ProviderError, StoreError, TriggerError};
+pub use model::*;
+pub use run::RunOutcome;

@@ -1,0 +1,264 @@
+//! The records the engine keeps, in domain terms. Adapters convert them to rows or items;
+//! the HTTP shapes of `backup_core::api` are built from them.
+
+use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus};
+use backup_core::civil::format_rfc3339;
+use backup_core::retention::{BackupRecord, BackupStatus};
+use backup_core::Schedule;
+use chrono::{DateTime, Utc};
+
+use crate::error::EngineError;
+
+/// How many upcoming firings a job shows (`nextRuns`).
+pub const NEXT_RUNS_SHOWN: usize = 5;
+
+/// The organization and project that scope every resource (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub org: String,
+    pub project: String,
+}
+
+/// Organization and project ids are at most this many characters.
+pub const MAX_SCOPE_ID_CHARS: usize = 64;
+
+impl Scope {
+    /// Checks both ids: 1–64 ASCII letters, digits, `-`, `_` or `.`, the same alphabet in
+    /// every store key, tag and path they end up in.
+    pub fn new(org: &str, project: &str) -> Result<Scope, EngineError> {
+        let mut problems = crate::error::Problems::default();
+        problems.check("organizationId", check_scope_id(org));
+        problems.check("projectId", check_scope_id(project));
+        problems.into_result()?;
+        Ok(Scope {
+            org: org.to_owned(),
+            project: project.to_owned(),
+        })
+    }
+}
+
+fn check_scope_id(id: &str) -> Result<(), String> {
+    let n = id.chars().count();
+    if n == 0 || n > MAX_SCOPE_ID_CHARS {
+        return Err(format!(
+            "An organization or project id is 1 to {MAX_SCOPE_ID_CHARS} characters, such as `default`."
+        ));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(
+            "An organization or project id may contain only ASCII letters, digits, -, _ and ."
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// A scheduled-backup job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub scope: Scope,
+    pub description: String,
+    /// The schedule text as the operator wrote it (validated when the job was created).
+    pub schedule: String,
+    pub status: JobStatus,
+    pub cluster_id: String,
+    /// The backup description template, as written.
+    pub template: String,
+    pub max_backup_count: u32,
+    pub created: DateTime<Utc>,
+}
+
+impl JobRecord {
+    /// The stored schedule, parsed again. It was valid when stored, so a failure means the
+    /// record was changed behind our back or the rules changed: reported, never a panic.
+    pub fn parsed_schedule(&self) -> Result<Schedule, String> {
+        Schedule::parse(&self.schedule).map_err(|e| e.to_string())
+    }
+
+    /// The API shape, with the next runs after `now` (none once deleted).
+    pub fn to_api(&self, now: DateTime<Utc>) -> api::Job {
+        let (next_runs, eventbridge) = match self.parsed_schedule() {
+            Ok(s) => (
+                if self.status == JobStatus::Active {
+                    s.next_runs(now, NEXT_RUNS_SHOWN)
+                        .into_iter()
+                        .map(format_rfc3339)
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                s.eventbridge(),
+            ),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        api::Job {
+            id: self.id.clone(),
+            organization_id: self.scope.org.clone(),
+            project_id: self.scope.project.clone(),
+            description: self.description.clone(),
+            schedule: self.schedule.clone(),
+            status: self.status,
+            job_type: api::SCHEDULED_BACKUP.to_owned(),
+            data: api::JobData {
+                cluster_id: self.cluster_id.clone(),
+                description: self.template.clone(),
+                max_backup_count: self.max_backup_count,
+            },
+            created: self.created,
+            next_runs,
+            eventbridge,
+        }
+    }
+}
+
+/// A registered cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRecord {
+    pub id: String,
+    pub scope: Scope,
+    pub description: String,
+    /// `local` for directory clusters.
+    pub region: String,
+    pub target: ClusterTarget,
+    pub created: DateTime<Utc>,
+}
+
+impl ClusterRecord {
+    pub fn provider(&self) -> &'static str {
+        self.target.provider()
+    }
+
+    pub fn to_api(&self, lock: Option<api::ClusterLockInfo>) -> api::Cluster {
+        api::Cluster {
+            id: self.id.clone(),
+            description: self.description.clone(),
+            region: self.region.clone(),
+            target: self.target.clone(),
+            lock,
+        }
+    }
+}
+
+/// One backup, scheduled or manual, in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupEntry {
+    pub id: String,
+    pub scope: Scope,
+    /// The job that made it; `None` for a manual backup.
+    pub job_id: Option<String>,
+    pub cluster_id: String,
+    pub cluster_description: String,
+    /// The provider that made it (`directory`, `aws-ebs`), which is the one that deletes it.
+    pub provider: String,
+    /// The rendered description.
+    pub description: String,
+    pub created: DateTime<Utc>,
+    pub status: BackupStatus,
+    /// Its sequence number within its job (or among the cluster's manual backups), from 1.
+    pub index: u64,
+    /// Where the provider keeps it (a directory, snapshot ids); `None` until created.
+    pub location: Option<String>,
+}
+
+impl BackupEntry {
+    pub fn to_api(&self) -> api::Backup {
+        api::Backup {
+            id: self.id.clone(),
+            description: self.description.clone(),
+            source_cluster_id: self.cluster_id.clone(),
+            source_cluster_description: self.cluster_description.clone(),
+            created: self.created,
+            status: self.status,
+            linked_resource: self.job_id.clone(),
+        }
+    }
+
+    /// What the retention planner needs.
+    pub fn to_retention(&self) -> BackupRecord {
+        BackupRecord {
+            id: self.id.clone(),
+            job_id: self.job_id.clone(),
+            created: self.created,
+            status: self.status,
+        }
+    }
+}
+
+/// Which backups to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupFilter {
+    pub job_id: Option<String>,
+    pub cluster_id: Option<String>,
+}
+
+/// One run's history record and the scope it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub scope: Scope,
+    /// The cluster the run was for (for operators' queries and the AWS table's indexes).
+    pub cluster_id: String,
+    pub item: HistoryItem,
+}
+
+/// What [`RunStore::begin_run`](crate::ports::RunStore::begin_run) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStart {
+    /// No run of this job at this scheduled instant existed: this one is recorded.
+    Started,
+    /// A run of this job at this instant already exists: here is its history, as it is now.
+    AlreadyRan(HistoryItem),
+}
+
+/// Who takes a cluster's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// `scheduled-backup`, `manual-backup`, or an operator's maintenance operation.
+    pub operation: String,
+    pub job_id: Option<String>,
+    /// The run (history id) or manual backup id; `None` for a maintenance lock.
+    pub run_id: Option<String>,
+}
+
+/// The operation name of a scheduled run's lock.
+pub const OPERATION_SCHEDULED: &str = "scheduled-backup";
+/// The operation name of a manual backup's lock.
+pub const OPERATION_MANUAL: &str = "manual-backup";
+
+/// The answer of [`ClusterLock::try_acquire`](crate::ports::ClusterLock::try_acquire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquisition {
+    /// The caller holds the lock now; keep the fencing token to renew and release it.
+    Acquired(api::ClusterLockInfo),
+    /// Someone else holds an unexpired lease: here is who and since when.
+    Held(api::ClusterLockInfo),
+}
+
+/// Where a provider put a backup, as the engine stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupHandle {
+    pub backup_id: String,
+    /// Provider-specific: a directory path, snapshot ids as JSON, ...
+    pub location: String,
+}
+
+/// A provider's view of a backup it is making.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderStatus {
+    Creating,
+    Available,
+    /// It failed; the sentence says why.
+    Failed(String),
+}
+
+/// What a provider needs to make one backup.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub backup_id: String,
+    pub job_id: Option<String>,
+    pub description: String,
+    pub cluster: ClusterRecord,
+}

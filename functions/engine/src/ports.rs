@@ -1,0 +1,185 @@
+//! The ports: what the engine needs from the world, as narrow traits.
+//!
+//! Narrow on purpose (as in aws-samples/serverless-rust-demo): each adapter call maps to one
+//! conditional write or query, and on AWS each function's IAM role allows exactly the calls
+//! its ports make. Every conditional write reports its outcome as a value (`bool`,
+//! [`RunStart`], [`Acquisition`]), never as an error, because "someone else was first" is a
+//! normal domain outcome.
+//!
+//! The traits use `async_trait` so the engine can hold them as `Arc<dyn …>` and a deployment
+//! picks its adapters at start-up.
+
+use async_trait::async_trait;
+use backup_core::api::{ClusterLockInfo, HistoryItem};
+use backup_core::retention::BackupStatus;
+use chrono::{DateTime, Utc};
+
+use crate::error::{ProviderError, StoreError, TriggerError};
+use crate::model::{
+    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord,
+    HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Inserts a new job; `false` when a job with this id exists (nothing changes).
+    async fn insert_job(&self, job: &JobRecord) -> StoreResult<bool>;
+    /// A job by id, whatever its scope and status.
+    async fn get_job(&self, job_id: &str) -> StoreResult<Option<JobRecord>>;
+    /// A scope's jobs, active and deleted, oldest first.
+    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>>;
+    /// Every active job of every scope (what a scheduler arms at start-up).
+    async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>>;
+    /// Marks an active job deleted; `false` when it is not active (or does not exist).
+    async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool>;
+    /// Removes a job record entirely: only to undo a creation whose trigger failed.
+    async fn remove_job(&self, job_id: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// Registers a cluster; `false` when the id is taken (in any scope).
+    async fn insert_cluster(&self, cluster: &ClusterRecord) -> StoreResult<bool>;
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>>;
+    /// A scope's clusters, by id.
+    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>>;
+    /// `false` when there was no such cluster.
+    async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// Adds a backup record; `false` when the id exists.
+    async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool>;
+    async fn get_backup(&self, backup_id: &str) -> StoreResult<Option<BackupEntry>>;
+    /// A scope's backups matching `filter`, newest first (by creation instant, then id).
+    async fn list_backups(
+        &self,
+        scope: &Scope,
+        filter: &BackupFilter,
+    ) -> StoreResult<Vec<BackupEntry>>;
+    /// Every backup a job made, in any status (what retention plans over).
+    async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>>;
+    /// Every backup in `status`, across scopes (start-up recovery looks for `creating`).
+    async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>>;
+    /// Sets the status only if it is currently `from`; `false` otherwise (nothing changes).
+    async fn update_backup_status(
+        &self,
+        backup_id: &str,
+        from: BackupStatus,
+        to: BackupStatus,
+    ) -> StoreResult<bool>;
+    /// Records where the provider put the backup.
+    async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Records the start of a run: a run record keyed by (job id, scheduled instant) and its
+    /// history item, together and only if no run with that key exists. This is what makes
+    /// at-least-once delivery run a backup at most once.
+    async fn begin_run(&self, entry: &HistoryEntry) -> StoreResult<RunStart>;
+}
+
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Replaces a history item (found by its id) with its final state.
+    async fn update_history(&self, item: &HistoryItem) -> StoreResult<()>;
+    async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>>;
+    /// A scope's history, optionally one job's, newest first: by start time, then by the
+    /// order of recording.
+    async fn list_history(
+        &self,
+        scope: &Scope,
+        job_id: Option<&str>,
+    ) -> StoreResult<Vec<HistoryItem>>;
+    /// Every run still `running`, across scopes (start-up recovery).
+    async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>>;
+}
+
+#[async_trait]
+pub trait SequenceStore: Send + Sync {
+    /// Atomically increments the counter `key` (created at 0) and returns its new value, so
+    /// the first call answers 1.
+    async fn next_sequence(&self, key: &str) -> StoreResult<u64>;
+}
+
+/// Everything the engine stores, for adapters that implement it all in one place.
+pub trait Store:
+    JobStore + ClusterStore + BackupStore + RunStore + HistoryStore + SequenceStore
+{
+}
+
+impl<T> Store for T where
+    T: JobStore + ClusterStore + BackupStore + RunStore + HistoryStore + SequenceStore
+{
+}
+
+/// One lease lock per cluster (SPEC §5).
+///
+/// Every method takes `now` from the engine's clock, so the lease arithmetic is the same in
+/// every adapter and testable with a fake clock; expiries are absolute instants.
+#[async_trait]
+pub trait ClusterLock: Send + Sync {
+    /// Takes the lock if it is free or its lease expired before `now`, never waiting. The
+    /// fencing token of each acquisition is greater than every earlier one of this cluster.
+    async fn try_acquire(
+        &self,
+        cluster_id: &str,
+        holder: &LockHolder,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<Acquisition>;
+    /// Extends the lease of the holder with `fencing_token` to `now + lease`. `None` when it
+    /// no longer holds the lock (released, or expired and taken by someone else).
+    async fn renew(
+        &self,
+        cluster_id: &str,
+        fencing_token: u64,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<Option<ClusterLockInfo>>;
+    /// Releases the lock if `fencing_token` still holds it; `false` (and no change) otherwise.
+    async fn release(&self, cluster_id: &str, fencing_token: u64) -> StoreResult<bool>;
+    /// The unexpired holder at `now`, if any.
+    async fn current(
+        &self,
+        cluster_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ClusterLockInfo>>;
+}
+
+/// Makes, watches and deletes backups of one kind of cluster (`directory`, `aws-ebs`).
+#[async_trait]
+pub trait BackupProvider: Send + Sync {
+    /// The `provider` name of the clusters it serves.
+    fn kind(&self) -> &'static str;
+    /// Starts (and for a synchronous provider, completes) a backup. Dropping the future
+    /// abandons the backup: the provider must never leave it looking complete.
+    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError>;
+    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError>;
+    /// Deletes the backup; deleting one that is already gone succeeds.
+    async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError>;
+}
+
+/// Arms and disarms the trigger that runs a job on its schedule: an in-process timer
+/// locally, EventBridge rules on AWS.
+#[async_trait]
+pub trait TriggerScheduler: Send + Sync {
+    /// Arms (or re-arms) the job's trigger.
+    async fn register(&self, job: &JobRecord) -> Result<(), TriggerError>;
+    /// Disarms the job's trigger; removing one that does not exist succeeds.
+    async fn remove(&self, job_id: &str) -> Result<(), TriggerError>;
+}
+
+/// The current instant. Injected so tests can drive time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// New ids for jobs, runs and backups.
+pub trait IdGenerator: Send + Sync {
+    fn new_id(&self) -> String;
+}

@@ -1,0 +1,713 @@
+//! Runs (SPEC §5, §6) and manual backups: lock, back up, wait, prune, record, release.
+//!
+//! A run is identified by (job id, scheduled instant). Its first step is the conditional
+//! insert of that run record together with its `running` history item, so a second delivery
+//! of the same firing finds the first run and returns its history without doing anything.
+//! From then on every outcome, including every failure, ends in the history item, and the
+//! cluster's lock, once taken, is released on every path.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunStatus, Trigger};
+use backup_core::civil::format_rfc3339;
+use backup_core::retention::{plan_prune, BackupStatus, MaxBackupCount};
+use backup_core::template::{RenderContext, Template};
+use chrono::{DateTime, Utc};
+
+use crate::engine::{check_job_id, Engine};
+use crate::error::{EngineError, ProviderError, StoreError};
+use crate::model::{
+    Acquisition, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, HistoryEntry, JobRecord,
+    LockHolder, ProviderStatus, RunStart, Scope, OPERATION_MANUAL, OPERATION_SCHEDULED,
+};
+use crate::ports::BackupProvider;
+use crate::text;
+
+/// What one delivery of a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The run's history item as it stands: final when the run completed in this call,
+    /// `running` when it continues in the background ("run now").
+    pub history: HistoryItem,
+    /// `true` when this delivery found the run already recorded and did nothing.
+    pub duplicate: bool,
+}
+
+/// How far [`Engine::begin_run`] got.
+enum Begun {
+    /// Nothing more to do: a duplicate delivery, or a run that failed before making a backup.
+    Done(RunOutcome),
+    /// The run holds the cluster's lock; [`Engine::complete_run`] makes the backup.
+    Locked(Box<LockedRun>),
+}
+
+struct LockedRun {
+    entry: HistoryEntry,
+    job: JobRecord,
+    cluster: ClusterRecord,
+    provider: Arc<dyn BackupProvider>,
+    lock: ClusterLockInfo,
+}
+
+/// Why making a backup failed, for the history's `errorCode` and details.
+enum BackupFailure {
+    Provider(ProviderError),
+    Store(StoreError),
+    LeaseLost,
+}
+
+/// The lease ran out and someone else took the lock while we worked.
+struct LeaseLost;
+
+impl Engine {
+    /// Runs `job_id` for its firing at `scheduled` (what a trigger delivers, at least once),
+    /// to the end. A job that does not exist answers `JobNotFound` and records nothing (it
+    /// has no organization to record it in); a deleted one records a failed run.
+    pub async fn run_scheduled(
+        &self,
+        job_id: &str,
+        scheduled: DateTime<Utc>,
+    ) -> Result<RunOutcome, EngineError> {
+        check_job_id("jobId", job_id)?;
+        let Some(job) = self.inner.store.get_job(job_id).await? else {
+            tracing::warn!(%job_id, "a trigger fired for a job that does not exist");
+            return Err(EngineError::JobNotFound(job_id.to_owned()));
+        };
+        match self.begin_run(&job, scheduled, Trigger::Schedule).await? {
+            Begun::Done(outcome) => Ok(outcome),
+            Begun::Locked(run) => Ok(RunOutcome {
+                history: self.complete_run(*run).await,
+                duplicate: false,
+            }),
+        }
+    }
+
+    /// "Run now": a run at the request's instant. Returns once the run is recorded and holds
+    /// the cluster's lock (or has failed to take it); the backup continues in the background.
+    pub async fn run_job_now(
+        &self,
+        scope: &Scope,
+        job_id: &str,
+    ) -> Result<RunOutcome, EngineError> {
+        let job = self.job_in_scope(scope, job_id).await?;
+        if job.status == JobStatus::Deleted {
+            return Err(EngineError::JobDeleted(job.id));
+        }
+        match self.begin_run(&job, self.now(), Trigger::Manual).await? {
+            Begun::Done(outcome) => Ok(outcome),
+            Begun::Locked(run) => {
+                let history = run.entry.item.clone();
+                let engine = self.clone();
+                let guard = self.in_flight();
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    engine.complete_run(*run).await;
+                });
+                Ok(RunOutcome {
+                    history,
+                    duplicate: false,
+                })
+            }
+        }
+    }
+
+    /// Records the run (or finds it already recorded) and takes the cluster's lock.
+    async fn begin_run(
+        &self,
+        job: &JobRecord,
+        scheduled: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Begun, EngineError> {
+        let store = &self.inner.store;
+        let entry = HistoryEntry {
+            scope: job.scope.clone(),
+            cluster_id: job.cluster_id.clone(),
+            item: HistoryItem {
+                id: self.inner.ids.new_id(),
+                job_id: job.id.clone(),
+                status: RunStatus::Running,
+                details: format!("Backing up cluster {}.", job.cluster_id),
+                linked_resource: job.cluster_id.clone(),
+                start_time: self.now(),
+                end_time: None,
+                scheduled_time: scheduled,
+                trigger,
+                error_code: None,
+                pruned_backup_ids: Vec::new(),
+            },
+        };
+        if let RunStart::AlreadyRan(history) = store.begin_run(&entry).await? {
+            tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
+            return Ok(Begun::Done(RunOutcome {
+                history,
+                duplicate: true,
+            }));
+        }
+        let failed = |code: &str, details: String| (code.to_owned(), details);
+        let prepared: Result<Result<Box<LockedRun>, (String, String)>, StoreError> = async {
+            if job.status == JobStatus::Deleted {
+                return Ok(Err(failed(
+                    "job_not_found",
+                    format!(
+                        "Job {} is deleted, so its run for {} made no backup.",
+                        job.id,
+                        format_rfc3339(scheduled)
+                    ),
+                )));
+            }
+            let cluster = match store.get_cluster(&job.cluster_id).await? {
+                Some(c) if c.scope == job.scope => c,
+                _ => {
+                    return Ok(Err(failed(
+                        "cluster_not_found",
+                        format!(
+                            "Cluster {} is not registered, so no backup was made; register it \
+                             again or delete this job.",
+                            job.cluster_id
+                        ),
+                    )))
+                }
+            };
+            let Some(provider) = self.provider(cluster.provider()) else {
+                return Ok(Err(failed(
+                    "provider_unavailable",
+                    format!(
+                        "This server has no {} backup provider, so cluster {} was not backed up.",
+                        cluster.provider(),
+                        cluster.id
+                    ),
+                )));
+            };
+            let holder = LockHolder {
+                operation: OPERATION_SCHEDULED.to_owned(),
+                job_id: Some(job.id.clone()),
+                run_id: Some(entry.item.id.clone()),
+            };
+            match self
+                .inner
+                .lock
+                .try_acquire(&cluster.id, &holder, self.now(), self.lease())
+                .await?
+            {
+                Acquisition::Held(holder) => Ok(Err(failed(
+                    "cluster_locked",
+                    text::locked_sentence(&cluster.id, &holder),
+                ))),
+                Acquisition::Acquired(lock) => Ok(Ok(Box::new(LockedRun {
+                    entry: entry.clone(),
+                    job: job.clone(),
+                    cluster,
+                    provider,
+                    lock,
+                }))),
+            }
+        }
+        .await;
+        match prepared {
+            Ok(Ok(run)) => Ok(Begun::Locked(run)),
+            Ok(Err((code, details))) => {
+                let history = self
+                    .finish(
+                        &entry.item,
+                        RunStatus::Failed,
+                        Some(&code),
+                        details,
+                        None,
+                        Vec::new(),
+                    )
+                    .await;
+                Ok(Begun::Done(RunOutcome {
+                    history,
+                    duplicate: false,
+                }))
+            }
+            Err(error) => {
+                self.finish(
+                    &entry.item,
+                    RunStatus::Failed,
+                    Some("store_error"),
+                    format!("The state store failed before the backup started: {error}."),
+                    None,
+                    Vec::new(),
+                )
+                .await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Makes the backup, prunes on success, records the outcome and releases the lock.
+    async fn complete_run(&self, run: LockedRun) -> HistoryItem {
+        let item = self.complete_locked(&run).await;
+        self.release(&run.cluster.id, run.lock.fencing_token).await;
+        item
+    }
+
+    async fn complete_locked(&self, run: &LockedRun) -> HistoryItem {
+        let LockedRun {
+            entry,
+            job,
+            cluster,
+            provider,
+            lock,
+        } = run;
+        let item = &entry.item;
+        let template = match Template::parse(&job.template) {
+            Ok(t) => t,
+            Err(e) => {
+                let details = format!(
+                    "The job's stored description template no longer parses ({e}), so no backup \
+                     was made; recreate the job."
+                );
+                return self
+                    .finish(
+                        item,
+                        RunStatus::Failed,
+                        Some("invalid_template"),
+                        details,
+                        None,
+                        Vec::new(),
+                    )
+                    .await;
+            }
+        };
+        let backup = match self
+            .new_backup(
+                &job.scope,
+                cluster,
+                Some(&job.id),
+                &format!("job:{}", job.id),
+                &template,
+                item.scheduled_time,
+            )
+            .await
+        {
+            Ok(b) => b,
+            Err(error) => {
+                let details = format!("The state store failed before the backup started: {error}.");
+                return self
+                    .finish(
+                        item,
+                        RunStatus::Failed,
+                        Some("store_error"),
+                        details,
+                        None,
+                        Vec::new(),
+                    )
+                    .await;
+            }
+        };
+        if let Err(failure) = self.make_backup(&backup, cluster, provider, lock).await {
+            let (code, reason) = match failure {
+                BackupFailure::Provider(e) => (
+                    "provider_error",
+                    format!("the {} provider failed: {}", provider.kind(), e.message),
+                ),
+                BackupFailure::Store(e) => ("store_error", format!("the state store failed: {e}")),
+                BackupFailure::LeaseLost => (
+                    "lock_lost",
+                    "its lock's lease expired and another operation took the cluster".to_owned(),
+                ),
+            };
+            let details = format!(
+                "Backup {} of cluster {} failed because {reason}; it is marked defunct and nothing \
+                 was pruned.",
+                backup.id, cluster.id
+            );
+            return self
+                .finish(
+                    item,
+                    RunStatus::Failed,
+                    Some(code),
+                    details,
+                    Some(&backup.id),
+                    Vec::new(),
+                )
+                .await;
+        }
+
+        // Pruning runs under the lock too, and keeps renewing it.
+        let pruned = self
+            .with_lease(&cluster.id, lock.fencing_token, self.prune(job, &backup.id))
+            .await;
+        let (pruned, notes) = match pruned {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => (
+                Vec::new(),
+                vec![format!("listing the job's backups to prune failed ({e})")],
+            ),
+            Err(LeaseLost) => (
+                Vec::new(),
+                vec!["the run lost its lock before pruning, so it pruned nothing".to_owned()],
+            ),
+        };
+        let mut sentence = format!(
+            "Backed up cluster {} as backup {} (\"{}\")",
+            cluster.id, backup.id, backup.description
+        );
+        if pruned.is_empty() && notes.is_empty() {
+            sentence.push_str("; nothing needed pruning");
+        }
+        if !pruned.is_empty() {
+            sentence.push_str(&format!("; pruned {}", text::list_backups(&pruned)));
+        }
+        for note in &notes {
+            sentence.push_str("; ");
+            sentence.push_str(note);
+        }
+        sentence.push('.');
+        self.finish(
+            item,
+            RunStatus::Succeeded,
+            None,
+            sentence,
+            Some(&backup.id),
+            pruned,
+        )
+        .await
+    }
+
+    /// Deletes what the retention rule selects among the job's backups (SPEC §4). Returns
+    /// the ids deleted and a note for each delete that failed (those backups stay).
+    ///
+    /// The backup this run just made (`made`) is never deleted, even if the rule's tie-break
+    /// (same millisecond, then id) ranks it below an older one: deleting less is always safe,
+    /// and the next run prunes the surplus.
+    async fn prune(
+        &self,
+        job: &JobRecord,
+        made: &str,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let backups = self.inner.store.list_job_backups(&job.id).await?;
+        let Ok(max) = MaxBackupCount::new(i64::from(job.max_backup_count)) else {
+            return Ok((
+                Vec::new(),
+                vec![format!(
+                    "the job's maxBackupCount {} is out of range, so nothing was pruned",
+                    job.max_backup_count
+                )],
+            ));
+        };
+        let records: Vec<_> = backups.iter().map(BackupEntry::to_retention).collect();
+        let plan = plan_prune(&job.id, &records, max, true);
+        let mut pruned = Vec::new();
+        let mut notes = Vec::new();
+        for decision in &plan.prune {
+            let Some(backup) = backups.iter().find(|b| b.id == decision.backup_id) else {
+                continue;
+            };
+            if backup.id == made {
+                continue;
+            }
+            match self.delete_backup_entry(backup).await {
+                Ok(()) => pruned.push(backup.id.clone()),
+                Err(error) => {
+                    tracing::warn!(backup_id = %backup.id, %error, "could not prune a backup");
+                    notes.push(format!(
+                        "could not delete backup {} ({error}), so it stays {}",
+                        backup.id, backup.status
+                    ));
+                }
+            }
+        }
+        Ok((pruned, notes))
+    }
+
+    /// Takes a manual backup's lock and record, then lets the copy finish in the background.
+    pub(crate) async fn start_manual_backup(
+        &self,
+        scope: &Scope,
+        cluster: ClusterRecord,
+        template: Template,
+    ) -> Result<String, EngineError> {
+        let Some(provider) = self.provider(cluster.provider()) else {
+            return Err(EngineError::ProviderUnavailable {
+                provider: cluster.provider().to_owned(),
+                cluster_id: cluster.id,
+            });
+        };
+        let backup_id = self.inner.ids.new_id();
+        let holder = LockHolder {
+            operation: OPERATION_MANUAL.to_owned(),
+            job_id: None,
+            run_id: Some(backup_id.clone()),
+        };
+        let now = self.now();
+        let lock = match self
+            .inner
+            .lock
+            .try_acquire(&cluster.id, &holder, now, self.lease())
+            .await?
+        {
+            Acquisition::Acquired(lock) => lock,
+            Acquisition::Held(holder) => {
+                return Err(EngineError::ClusterLocked {
+                    cluster_id: cluster.id,
+                    holder: Box::new(holder),
+                })
+            }
+        };
+        let manual_key = format!("manual:{}", cluster.id);
+        let backup = match self
+            .new_backup_with_id(
+                scope,
+                &cluster,
+                None,
+                &manual_key,
+                &template,
+                now,
+                backup_id,
+            )
+            .await
+        {
+            Ok(b) => b,
+            Err(error) => {
+                self.release(&cluster.id, lock.fencing_token).await;
+                return Err(error.into());
+            }
+        };
+        let id = backup.id.clone();
+        let engine = self.clone();
+        let guard = self.in_flight();
+        tokio::spawn(async move {
+            let _guard = guard;
+            if engine
+                .make_backup(&backup, &cluster, &provider, &lock)
+                .await
+                .is_err()
+            {
+                tracing::warn!(backup_id = %backup.id, "manual backup failed");
+            }
+            engine.release(&cluster.id, lock.fencing_token).await;
+        });
+        Ok(id)
+    }
+
+    async fn new_backup(
+        &self,
+        scope: &Scope,
+        cluster: &ClusterRecord,
+        job_id: Option<&str>,
+        sequence_key: &str,
+        template: &Template,
+        datetime: DateTime<Utc>,
+    ) -> Result<BackupEntry, StoreError> {
+        let id = self.inner.ids.new_id();
+        self.new_backup_with_id(scope, cluster, job_id, sequence_key, template, datetime, id)
+            .await
+    }
+
+    /// Numbers, names and records a new backup as `creating`.
+    #[allow(clippy::too_many_arguments)]
+    async fn new_backup_with_id(
+        &self,
+        scope: &Scope,
+        cluster: &ClusterRecord,
+        job_id: Option<&str>,
+        sequence_key: &str,
+        template: &Template,
+        datetime: DateTime<Utc>,
+        id: String,
+    ) -> Result<BackupEntry, StoreError> {
+        let index = self.inner.store.next_sequence(sequence_key).await?;
+        let description = template.render(&RenderContext {
+            cluster_id: cluster.id.clone(),
+            cluster_description: cluster.description.clone(),
+            cluster_provider: cluster.provider().to_owned(),
+            cluster_region: cluster.region.clone(),
+            index,
+            datetime,
+        });
+        let backup = BackupEntry {
+            id,
+            scope: scope.clone(),
+            job_id: job_id.map(str::to_owned),
+            cluster_id: cluster.id.clone(),
+            cluster_description: cluster.description.clone(),
+            provider: cluster.provider().to_owned(),
+            description,
+            created: self.now(),
+            status: BackupStatus::Creating,
+            index,
+            location: None,
+        };
+        if !self.inner.store.insert_backup(&backup).await? {
+            return Err(StoreError::Corrupt(format!(
+                "backup id {} is already taken",
+                backup.id
+            )));
+        }
+        Ok(backup)
+    }
+
+    /// Has the provider make the backup and waits until it is available, renewing the lease
+    /// meanwhile; marks the record `available` or `defunct`.
+    async fn make_backup(
+        &self,
+        backup: &BackupEntry,
+        cluster: &ClusterRecord,
+        provider: &Arc<dyn BackupProvider>,
+        lock: &ClusterLockInfo,
+    ) -> Result<(), BackupFailure> {
+        let store = &self.inner.store;
+        let request = BackupRequest {
+            backup_id: backup.id.clone(),
+            job_id: backup.job_id.clone(),
+            description: backup.description.clone(),
+            cluster: cluster.clone(),
+        };
+        let work = async {
+            let handle = provider
+                .create(&request)
+                .await
+                .map_err(BackupFailure::Provider)?;
+            store
+                .set_backup_location(&backup.id, &handle.location)
+                .await
+                .map_err(BackupFailure::Store)?;
+            self.wait_available(provider.as_ref(), &handle).await
+        };
+        let result = match self.with_lease(&cluster.id, lock.fencing_token, work).await {
+            Ok(result) => result,
+            Err(LeaseLost) => Err(BackupFailure::LeaseLost),
+        };
+        let to = if result.is_ok() {
+            BackupStatus::Available
+        } else {
+            BackupStatus::Defunct
+        };
+        match store
+            .update_backup_status(&backup.id, BackupStatus::Creating, to)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(backup_id = %backup.id, "backup left `creating` by someone else")
+            }
+            Err(e) => {
+                tracing::error!(backup_id = %backup.id, error = %e, "could not record the backup's status");
+                if result.is_ok() {
+                    return Err(BackupFailure::Store(e));
+                }
+            }
+        }
+        match &result {
+            Ok(()) => {
+                tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available")
+            }
+            Err(BackupFailure::Provider(e)) => {
+                tracing::warn!(backup_id = %backup.id, error = %e, "backup failed")
+            }
+            Err(_) => tracing::warn!(backup_id = %backup.id, "backup failed"),
+        }
+        result
+    }
+
+    async fn wait_available(
+        &self,
+        provider: &dyn BackupProvider,
+        handle: &BackupHandle,
+    ) -> Result<(), BackupFailure> {
+        let config = &self.inner.config;
+        let deadline = tokio::time::Instant::now() + config.max_backup_wait;
+        loop {
+            match provider
+                .status(handle)
+                .await
+                .map_err(BackupFailure::Provider)?
+            {
+                ProviderStatus::Available => return Ok(()),
+                ProviderStatus::Failed(reason) => {
+                    return Err(BackupFailure::Provider(ProviderError::new(reason)))
+                }
+                ProviderStatus::Creating => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(BackupFailure::Provider(ProviderError::new(format!(
+                            "the backup did not become available within {} seconds",
+                            config.max_backup_wait.as_secs()
+                        ))));
+                    }
+                    tokio::time::sleep(config.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    /// Runs `work` while renewing the lease every `renew_every`. Answers `LeaseLost` (and
+    /// drops `work`, abandoning it) as soon as a renewal finds the lock taken over. A renewal
+    /// that fails for another reason (the store hiccups) is retried at the next tick: the
+    /// lease is still valid until its expiry.
+    async fn with_lease<F: Future>(
+        &self,
+        cluster_id: &str,
+        fencing_token: u64,
+        work: F,
+    ) -> Result<F::Output, LeaseLost> {
+        let every = self.inner.config.renew_every;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = ticker.tick() => {
+                    match self.inner.lock.renew(cluster_id, fencing_token, self.now(), self.lease()).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            tracing::warn!(%cluster_id, fencing_token, "lost the cluster lock while working");
+                            return Err(LeaseLost);
+                        }
+                        Err(error) => tracing::warn!(%cluster_id, %error, "could not renew the lease; retrying"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn release(&self, cluster_id: &str, fencing_token: u64) {
+        match self.inner.lock.release(cluster_id, fencing_token).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%cluster_id, fencing_token, "the lock was no longer ours to release")
+            }
+            Err(error) => {
+                tracing::error!(%cluster_id, %error, "could not release the lock; it frees itself when its lease expires")
+            }
+        }
+    }
+
+    /// Writes a run's final history item. A store failure here is logged (the run itself is
+    /// over); the item is returned either way.
+    async fn finish(
+        &self,
+        item: &HistoryItem,
+        status: RunStatus,
+        error_code: Option<&str>,
+        details: String,
+        backup_id: Option<&str>,
+        pruned: Vec<String>,
+    ) -> HistoryItem {
+        let mut item = item.clone();
+        item.status = status;
+        item.error_code = error_code.map(str::to_owned);
+        item.details = details;
+        if let Some(backup_id) = backup_id {
+            item.linked_resource = backup_id.to_owned();
+        }
+        item.pruned_backup_ids = pruned;
+        item.end_time = Some(self.now());
+        if let Err(error) = self.inner.store.update_history(&item).await {
+            tracing::error!(history_id = %item.id, %error, "could not record the run's outcome");
+        }
+        match status {
+            RunStatus::Failed => {
+                tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = ?item.error_code, details = %item.details, "run failed")
+            }
+            _ => {
+                tracing::info!(job_id = %item.job_id, history_id = %item.id, details = %item.details, "run finished")
+            }
+        }
+        item
+    }
+}

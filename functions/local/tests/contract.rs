@@ -1,0 +1,34 @@
+//! The store and lock contract of `backup-engine`, run against SQLite on a real file.
+
+use std::sync::Arc;
+
+use backup_engine::contract::Adapters;
+use backup_local::SqliteStore;
+
+async fn sqlite() -> Adapters {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).expect("open store"));
+    Adapters {
+        store: store.clone(),
+        lock: store,
+        guard: Box::new(dir),
+    }
+}
+
+backup_engine::contract_tests!(sqlite());
+
+/// The same contract over an in-memory database (the engine's unit tests use it).
+mod in_memory {
+    use super::*;
+
+    async fn memory() -> Adapters {
+        let store = Arc::new(SqliteStore::open_in_memory().expect("open store"));
+        Adapters {
+            store: store.clone(),
+            lock: store,
+            guard: Box::new(()),
+        }
+    }
+
+    backup_engine::contract_tests!(memory());
+}
