@@ -229,6 +229,23 @@ pub struct ServeArgs {
     /// Where state (`state.db`) and backups (`backups/`) live.
     #[arg(long, default_value = ".backupctl")]
     pub data_dir: PathBuf,
+    /// The built web form to serve at `/` (default: `wasm/web` under the current directory,
+    /// else beside the executable's workspace).
+    #[arg(long, env = "BACKUPCTL_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// How long a backup's cluster lock lasts unless renewed (every third of it), in seconds.
+    /// A crashed server's locks free themselves after this long.
+    #[arg(long, env = "BACKUPCTL_LEASE_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_seconds: u64,
+    /// Let a web console served from this origin call the API (repeat, or comma-separate in
+    /// the variable), such as `http://localhost:5173`. Off by default.
+    #[arg(
+        long = "cors-origin",
+        env = "BACKUPCTL_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,850 @@
-//! The commands that talk to the HTTP API at `--url`.
+//! The commands that talk to the HTTP API at `--url` (SPEC §7, §8).
+//!
+//! With `--json` a command prints the API's JSON body exactly as the server sent it
+//! (`{"jobs":[…]}`, `{"items":[…]}`, `{"backups":[…]}`, `{"id":…}`, `{"historyId":…}`), so
+//! scripts see what the API documents. Without it, lists are aligned tables and single results
+//! are short sentences. A failure prints the problem's detail and each field's message to
+//! stderr and exits 1; a flag the server would never accept (a `--ttl` without a unit, a
+//! directory cluster without `--path`) is refused before anything is sent, with exit status 2.
+//!
+//! # Layout
+//! - this file: one function per command, and how each result is shown.
+//! - `http`: the blocking HTTP client: paths, requests, problems, unreachable servers.
+//! - `flags`: checks of flags that need no server (`--ttl`, `clusters register`).
+//! - `table`: aligned tables and `key: value` blocks.
 
+mod flags;
+mod http;
+mod table;
+
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use crate::cli::{Command, Global};
+use backup_core::api::{
+    Backup, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList, ClusterLockInfo,
+    ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem, HistoryList, IdResponse,
+    Job, JobEnvelope, JobList, LockClusterRequest, RunJobResponse, RunStatus, ScheduledBackupData,
+    SCHEDULED_BACKUP,
+};
+use backup_core::civil::format_rfc3339;
+use backup_core::job::validate_job;
+use backup_core::Schedule;
+use chrono::{DateTime, Utc};
 
-pub fn run(_global: &Global, _command: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command needs the HTTP API client, which this build does not have yet")
+use crate::cli::{
+    Backups, Clusters, Command, CreateJob, Global, History, JobKind, Jobs, Orchestrate,
+};
+use http::{with_query, Api, Failure, Reply};
+use table::{key_values, Table};
+
+/// How many next runs `jobs create` shows.
+const NEXT_RUNS_SHOWN: usize = 5;
+
+/// What a command prints on success, and its exit status.
+struct Shown {
+    stdout: String,
+    stderr: String,
+    status: u8,
+}
+
+impl Shown {
+    fn out(stdout: String) -> Self {
+        Shown {
+            stdout,
+            stderr: String::new(),
+            status: 0,
+        }
+    }
+}
+
+type Outcome = Result<Shown, Failure>;
+
+pub fn run(global: &Global, command: Command) -> anyhow::Result<ExitCode> {
+    let outcome = Api::new(global).and_then(|api| dispatch(&api, global.json, command));
+    let (stdout, stderr, status) = match outcome {
+        Ok(shown) => (shown.stdout, shown.stderr, shown.status),
+        Err(failure) => {
+            let (text, status) = explain(&failure);
+            (String::new(), text, status)
+        }
+    };
+    // A closed pipe (`backupctl jobs list | head -1`) is not an error worth a message.
+    let _ = std::io::stdout().lock().write_all(stdout.as_bytes());
+    let _ = std::io::stderr().lock().write_all(stderr.as_bytes());
+    Ok(ExitCode::from(status))
+}
+
+fn dispatch(api: &Api, json: bool, command: Command) -> Outcome {
+    match command {
+        Command::Orchestrate {
+            command: Orchestrate::Jobs(jobs),
+        }
+        | Command::Jobs(jobs) => run_jobs(api, json, jobs),
+        Command::Orchestrate {
+            command: Orchestrate::History(history),
+        }
+        | Command::History(history) => run_history(api, json, history),
+        Command::Backups(backups) => run_backups(api, json, backups),
+        Command::Clusters(clusters) => run_clusters(api, json, clusters),
+        Command::Serve(_) | Command::Schedule(_) | Command::Template(_) => Err(
+            Failure::Unexpected("this command does not talk to the API".to_owned()),
+        ),
+    }
+}
+
+/// The text for stderr and the exit status of a failure.
+fn explain(failure: &Failure) -> (String, u8) {
+    match failure {
+        Failure::Problem(problem) => {
+            let detail = if problem.detail.trim().is_empty() {
+                problem.title.as_str()
+            } else {
+                problem.detail.as_str()
+            };
+            // The API's detail of a validation error already reads `field: message`; say
+            // each field once.
+            let repeated = |(field, message): &(&String, &String)| {
+                detail.contains(&format!("{field}: {message}"))
+            };
+            let fields: Vec<(&String, &String)> = problem.fields.iter().collect();
+            let mut text = match fields.len() {
+                0 => format!("error: {detail}\n"),
+                1 if fields.iter().all(repeated) => return (format!("error: {detail}\n"), 1),
+                _ if fields.iter().all(repeated) => format!("error: {}\n", problem.title),
+                _ => format!("error: {detail}\n"),
+            };
+            for (field, message) in fields {
+                text.push_str(&format!("  {field}: {message}\n"));
+            }
+            (text, 1)
+        }
+        Failure::Invalid { detail, fields } => {
+            let mut text = format!("error: {detail}\n");
+            for (field, message) in fields {
+                text.push_str(&format!("  {field}: {message}\n"));
+            }
+            (text, 1)
+        }
+        Failure::Usage(problems) => {
+            let mut text = String::new();
+            for problem in problems {
+                text.push_str(&format!("error: {problem}\n"));
+            }
+            (text, 2)
+        }
+        Failure::Unreachable { url, reason } => (
+            format!(
+                "error: the server is not reachable at {url}: {reason}.\n\
+                 Start one with `backupctl serve`, or point --url (or BACKUPCTL_URL) at a \
+                 running server.\n"
+            ),
+            1,
+        ),
+        Failure::Unexpected(message) => (format!("error: {message}\n"), 1),
+    }
+}
+
+/// The body exactly as the server sent it, one JSON document per line.
+fn raw(reply: &Reply) -> Shown {
+    let body = reply.body.trim();
+    Shown::out(if body.is_empty() {
+        String::new()
+    } else {
+        format!("{body}\n")
+    })
+}
+
+// --- jobs ---------------------------------------------------------------------------------
+
+fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
+    match command {
+        Jobs::Create(args) => create_job(api, json, args),
+        Jobs::List => {
+            let reply = api.get(&api.orchestrate(&["jobs"]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let list: JobList = reply.json()?;
+            Ok(Shown::out(jobs_table(&list.jobs)))
+        }
+        Jobs::Get(id) => {
+            require("--id", &id.id)?;
+            let reply = api.get(&api.orchestrate(&["jobs", &id.id]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let envelope: JobEnvelope = reply.json()?;
+            Ok(Shown::out(job_details(&envelope.job)))
+        }
+        Jobs::Delete(id) => {
+            require("--id", &id.id)?;
+            let reply = api.delete(&api.orchestrate(&["jobs", &id.id]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            Ok(Shown::out(format!(
+                "Deleted job {}: it no longer runs; its history and backups remain.\n",
+                id.id
+            )))
+        }
+        Jobs::Run(id) => {
+            require("--id", &id.id)?;
+            run_job(api, json, &id.id)
+        }
+    }
+}
+
+fn create_job(api: &Api, json: bool, args: CreateJob) -> Outcome {
+    let JobKind::ScheduledBackup(data) = args.kind;
+    let request = CreateJobRequest {
+        description: Some(args.description),
+        schedule: Some(args.schedule),
+        job_type: Some(SCHEDULED_BACKUP.to_owned()),
+        data: Some(ScheduledBackupData {
+            cluster_id: Some(data.cluster_id),
+            description: Some(data.description),
+            max_backup_count: Some(data.max_backup_count),
+        }),
+    };
+    // The same check the API makes, so a mistake is reported with every problem at once
+    // even when no server is running.
+    if let Err(problems) = validate_job(&request) {
+        return Err(Failure::Invalid {
+            detail: "the job is not valid, so nothing was created.".to_owned(),
+            fields: problems.messages(),
+        });
+    }
+    let reply = api.post(&api.orchestrate(&["jobs"]), Some(&request))?;
+    if json {
+        return Ok(raw(&reply));
+    }
+    let created: IdResponse = reply.json()?;
+    let mut out = format!("Created job {}\n", created.id);
+    let schedule_text = request.schedule.unwrap_or_default();
+    let next_runs = match api
+        .get(&api.orchestrate(&["jobs", &created.id]))
+        .and_then(|r| r.json::<JobEnvelope>())
+    {
+        Ok(envelope) => envelope.job.next_runs,
+        // The job exists; only the follow-up read failed, so show what the schedule says.
+        Err(_) => Schedule::parse(&schedule_text)
+            .map(|s| {
+                s.next_runs(Utc::now(), NEXT_RUNS_SHOWN)
+                    .into_iter()
+                    .map(format_rfc3339)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    out.push_str(&format!("Schedule:  {}\n", schedule_line(&schedule_text)));
+    if !next_runs.is_empty() {
+        out.push_str("Next runs:\n");
+        for instant in next_runs.iter().take(NEXT_RUNS_SHOWN) {
+            out.push_str(&format!("  {instant}\n"));
+        }
+    }
+    Ok(Shown::out(out))
+}
+
+fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
+    let reply = api.post::<()>(&api.orchestrate(&["jobs", job_id, "run"]), None)?;
+    if json {
+        return Ok(raw(&reply));
+    }
+    let started: RunJobResponse = reply.json()?;
+    let history_url = with_query(api.orchestrate(&["history"]), &[("jobId", Some(job_id))]);
+    // The API answers once the run holds the lock; a small backup is done moments later, so
+    // wait briefly to report the outcome rather than "running".
+    let item = settle(|| {
+        let item = api
+            .get(&history_url)
+            .and_then(|r| r.json::<HistoryList>())
+            .ok()?
+            .items
+            .into_iter()
+            .find(|i| i.id == started.history_id)?;
+        Some((item.status != RunStatus::Running, item))
+    });
+    let hid = &started.history_id;
+    Ok(match item {
+        Some(item) => match item.status {
+            RunStatus::Succeeded => Shown::out(format!(
+                "Run {hid} of job {job_id} succeeded: {}\n",
+                item.details
+            )),
+            RunStatus::Failed => Shown {
+                stdout: String::new(),
+                stderr: format!(
+                    "error: run {hid} of job {job_id} failed ({}): {}\n",
+                    item.error_code.as_deref().unwrap_or("error"),
+                    item.details
+                ),
+                status: 1,
+            },
+            RunStatus::Running => Shown::out(format!(
+                "Run {hid} of job {job_id} is running; follow it with `backupctl history list \
+                 --job-id {job_id}`.\n"
+            )),
+        },
+        None => Shown::out(format!("Started run {hid} of job {job_id}.\n")),
+    })
+}
+
+fn jobs_table(jobs: &[Job]) -> String {
+    if jobs.is_empty() {
+        return "No jobs. Create one with `backupctl jobs create`.\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        "ID",
+        "DESCRIPTION",
+        "SCHEDULE",
+        "CLUSTER",
+        "KEEP",
+        "STATUS",
+        "NEXT RUN",
+    ]);
+    for job in jobs {
+        table.row(vec![
+            job.id.clone(),
+            job.description.clone(),
+            job.schedule.clone(),
+            job.data.cluster_id.clone(),
+            job.data.max_backup_count.to_string(),
+            enum_name(&job.status),
+            job.next_runs.first().cloned().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    table.render()
+}
+
+fn job_details(job: &Job) -> String {
+    let mut pairs = vec![
+        ("ID", job.id.clone()),
+        ("Description", job.description.clone()),
+        ("Schedule", schedule_line(&job.schedule)),
+        ("Cluster", job.data.cluster_id.clone()),
+        ("Backup description", job.data.description.clone()),
+        (
+            "Keep",
+            format!("{} newest backups", job.data.max_backup_count),
+        ),
+        ("Status", enum_name(&job.status)),
+        ("Created", format_rfc3339(job.created)),
+        ("Next runs", join_or_dash(&job.next_runs)),
+    ];
+    if !job.eventbridge.is_empty() {
+        pairs.push(("EventBridge", job.eventbridge.join(", ")));
+    }
+    key_values(&pairs)
+}
+
+/// `0 */1 * * *  (At minute 0 of every hour, UTC)`.
+fn schedule_line(schedule: &str) -> String {
+    match Schedule::parse(schedule) {
+        Ok(s) => format!("{schedule}  ({}, UTC)", s.describe()),
+        Err(_) => schedule.to_owned(),
+    }
+}
+
+// --- history ------------------------------------------------------------------------------
+
+fn run_history(api: &Api, json: bool, command: History) -> Outcome {
+    let History::List { job_id } = command;
+    let reply = api.get(&with_query(
+        api.orchestrate(&["history"]),
+        &[("jobId", job_id.as_deref())],
+    ))?;
+    if json {
+        return Ok(raw(&reply));
+    }
+    let list: HistoryList = reply.json()?;
+    Ok(Shown::out(history_table(&list.items)))
+}
+
+fn history_table(items: &[HistoryItem]) -> String {
+    if items.is_empty() {
+        return "No runs yet.\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        "ID", "JOB", "STATUS", "STARTED", "ENDED", "ERROR", "DETAILS",
+    ]);
+    for item in items {
+        table.row(vec![
+            item.id.clone(),
+            item.job_id.clone(),
+            enum_name(&item.status),
+            format_rfc3339(item.start_time),
+            item.end_time.map_or_else(|| "-".to_owned(), format_rfc3339),
+            item.error_code.clone().unwrap_or_else(|| "-".into()),
+            item.details.clone(),
+        ]);
+    }
+    table.render()
+}
+
+// --- backups ------------------------------------------------------------------------------
+
+fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
+    match command {
+        Backups::List { job_id, cluster_id } => {
+            let reply = api.get(&with_query(
+                api.mesdb(&["backups"]),
+                &[
+                    ("jobId", job_id.as_deref()),
+                    ("clusterId", cluster_id.as_deref()),
+                ],
+            ))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let list: BackupList = reply.json()?;
+            Ok(Shown::out(backups_table(&list.backups)))
+        }
+        Backups::Create {
+            source_cluster_id,
+            description,
+        } => {
+            let request = CreateBackupRequest {
+                description,
+                source_cluster_id,
+            };
+            let reply = api.post(&api.mesdb(&["backups"]), Some(&request))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let created: IdResponse = reply.json()?;
+            let cluster = &request.source_cluster_id;
+            let list_url = with_query(api.mesdb(&["backups"]), &[("clusterId", Some(cluster))]);
+            let found = settle(|| {
+                let backup = api
+                    .get(&list_url)
+                    .and_then(|r| r.json::<BackupList>())
+                    .ok()?
+                    .backups
+                    .into_iter()
+                    .find(|b| b.id == created.id)?;
+                Some((backup.status != BackupStatus::Creating, backup))
+            });
+            Ok(Shown::out(match found {
+                Some(b) => format!(
+                    "Created backup {} of cluster {cluster}: \"{}\" ({}).\n",
+                    b.id, b.description, b.status
+                ),
+                None => format!("Created backup {} of cluster {cluster}.\n", created.id),
+            }))
+        }
+        Backups::Delete { id } => {
+            require("--id", &id)?;
+            let reply = api.delete(&api.mesdb(&["backups", &id]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            Ok(Shown::out(format!("Deleted backup {id}.\n")))
+        }
+    }
+}
+
+fn backups_table(backups: &[Backup]) -> String {
+    if backups.is_empty() {
+        return "No backups.\n".to_owned();
+    }
+    let mut table = Table::new(&["ID", "DESCRIPTION", "CLUSTER", "CREATED", "STATUS", "JOB"]);
+    for b in backups {
+        table.row(vec![
+            b.id.clone(),
+            b.description.clone(),
+            b.source_cluster_id.clone(),
+            format_rfc3339(b.created),
+            b.status.to_string(),
+            b.linked_resource
+                .clone()
+                .unwrap_or_else(|| "(manual)".into()),
+        ]);
+    }
+    table.render()
+}
+
+// --- clusters -----------------------------------------------------------------------------
+
+fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
+    match command {
+        Clusters::Register(args) => {
+            let request = flags::register_request(&args).map_err(Failure::Usage)?;
+            let reply = api.post(&api.mesdb(&["clusters"]), Some(&request))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            Ok(Shown::out(format!(
+                "Registered cluster {} ({}: {}).\n",
+                request.id,
+                request.target.provider(),
+                target_text(&request.target)
+            )))
+        }
+        Clusters::List => {
+            let reply = api.get(&api.mesdb(&["clusters"]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let list: ClusterList = reply.json()?;
+            Ok(Shown::out(clusters_table(&list.clusters, Utc::now())))
+        }
+        Clusters::Get { cluster_id } => {
+            require("--cluster-id", &cluster_id)?;
+            let reply = api.get(&api.mesdb(&["clusters", &cluster_id]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let envelope: ClusterEnvelope = reply.json()?;
+            Ok(Shown::out(cluster_details(&envelope.cluster, Utc::now())))
+        }
+        Clusters::Delete { cluster_id } => {
+            require("--cluster-id", &cluster_id)?;
+            let reply = api.delete(&api.mesdb(&["clusters", &cluster_id]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            Ok(Shown::out(format!(
+                "Deleted cluster {cluster_id}; its backups remain.\n"
+            )))
+        }
+        Clusters::Lock {
+            cluster_id,
+            operation,
+            ttl,
+        } => {
+            require("--cluster-id", &cluster_id)?;
+            let ttl_seconds = flags::parse_ttl(&ttl).map_err(|e| Failure::Usage(vec![e]))?;
+            if operation.trim().is_empty() {
+                return Err(Failure::Usage(vec![
+                    "--operation is blank; say what you are doing, such as --operation \
+                     expand-disk."
+                        .to_owned(),
+                ]));
+            }
+            let request = LockClusterRequest {
+                operation,
+                ttl_seconds: Some(ttl_seconds),
+            };
+            let reply = api.post(
+                &api.mesdb(&["clusters", &cluster_id, "lock"]),
+                Some(&request),
+            )?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            let expires = lock_from_reply(&reply)
+                .map(|lock| format_rfc3339(lock.expires))
+                .unwrap_or_else(|| format!("{ttl} from now"));
+            Ok(Shown::out(format!(
+                "Locked cluster {cluster_id} for {} until {expires}: runs and manual backups \
+                 of it fail until then. Release it with `backupctl clusters unlock \
+                 --cluster-id {cluster_id}`.\n",
+                request.operation
+            )))
+        }
+        Clusters::Unlock { cluster_id } => {
+            require("--cluster-id", &cluster_id)?;
+            let reply = api.delete(&api.mesdb(&["clusters", &cluster_id, "lock"]))?;
+            if json {
+                return Ok(raw(&reply));
+            }
+            Ok(Shown::out(format!(
+                "Released the maintenance lock on cluster {cluster_id}.\n"
+            )))
+        }
+    }
+}
+
+/// The lock in a lock answer: the API answers `{"cluster": Cluster}` with its new lock; a
+/// bare lock is read too.
+fn lock_from_reply(reply: &Reply) -> Option<ClusterLockInfo> {
+    match serde_json::from_str::<ClusterEnvelope>(&reply.body) {
+        Ok(envelope) => envelope.cluster.lock,
+        Err(_) => serde_json::from_str(&reply.body).ok(),
+    }
+}
+
+fn clusters_table(clusters: &[Cluster], now: DateTime<Utc>) -> String {
+    if clusters.is_empty() {
+        return "No clusters. Register one with `backupctl clusters register`.\n".to_owned();
+    }
+    let mut table = Table::new(&["ID", "DESCRIPTION", "PROVIDER", "REGION", "LOCK", "TARGET"]);
+    for c in clusters {
+        table.row(vec![
+            c.id.clone(),
+            c.description.clone(),
+            c.target.provider().to_owned(),
+            c.region.clone(),
+            c.lock
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |l| lock_short(l, now)),
+            target_text(&c.target),
+        ]);
+    }
+    table.render()
+}
+
+fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
+    key_values(&[
+        ("ID", c.id.clone()),
+        ("Description", c.description.clone()),
+        ("Provider", c.target.provider().to_owned()),
+        ("Region", c.region.clone()),
+        ("Target", target_text(&c.target)),
+        (
+            "Lock",
+            c.lock
+                .as_ref()
+                .map_or_else(|| "free".to_owned(), |l| lock_long(l, now)),
+        ),
+    ])
+}
+
+fn target_text(target: &ClusterTarget) -> String {
+    match target {
+        ClusterTarget::Directory { path } => path.clone(),
+        ClusterTarget::AwsEbs {
+            volume_ids,
+            instance_tag,
+        } => match instance_tag {
+            Some(tag) => format!("instances tagged {tag}"),
+            None => volume_ids.join(", "),
+        },
+    }
+}
+
+/// `expand-disk until 2026-11-27T06:30:00Z`, for a table cell.
+fn lock_short(lock: &ClusterLockInfo, now: DateTime<Utc>) -> String {
+    let expired = if lock.expires <= now {
+        " (expired)"
+    } else {
+        ""
+    };
+    format!(
+        "{} until {}{expired}",
+        lock.operation,
+        format_rfc3339(lock.expires)
+    )
+}
+
+/// Everything about the holder, for `clusters get`.
+fn lock_long(lock: &ClusterLockInfo, now: DateTime<Utc>) -> String {
+    let mut text = format!("held by {}", lock.operation);
+    if let Some(job) = &lock.job_id {
+        text.push_str(&format!(" of job {job}"));
+    }
+    if let Some(run) = &lock.run_id {
+        text.push_str(&format!(" (run {run})"));
+    }
+    text.push_str(&format!(
+        " since {}, {} {} (fencing token {})",
+        format_rfc3339(lock.since),
+        if lock.expires <= now {
+            "lease expired at"
+        } else {
+            "lease until"
+        },
+        format_rfc3339(lock.expires),
+        lock.fencing_token
+    ));
+    text
+}
+
+// --- helpers ------------------------------------------------------------------------------
+
+/// A blank id would address the collection instead of one of its items.
+fn require(flag: &str, value: &str) -> Result<(), Failure> {
+    if value.trim().is_empty() {
+        Err(Failure::Usage(vec![format!(
+            "{flag} is empty; give the id to act on."
+        )]))
+    } else {
+        Ok(())
+    }
+}
+
+/// How long a command waits for a backup it started to finish before reporting it as still
+/// running (the API answers as soon as the backup holds the cluster's lock).
+const SETTLE_FOR: Duration = Duration::from_secs(3);
+
+/// Polls `look` until it reports done (`Some((true, v))`) or [`SETTLE_FOR`] passes; returns
+/// the last value seen.
+fn settle<T>(mut look: impl FnMut() -> Option<(bool, T)>) -> Option<T> {
+    let deadline = Instant::now() + SETTLE_FOR;
+    let mut delay = Duration::from_millis(20);
+    let mut last = None;
+    loop {
+        match look() {
+            Some((true, value)) => return Some(value),
+            Some((false, value)) => last = Some(value),
+            None => {}
+        }
+        if Instant::now() + delay > deadline {
+            return last;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// The serialized (lower-case) name of a status enum.
+fn enum_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_owned(),
+    }
+}
+
+fn join_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backup_core::api::{JobData, JobStatus};
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, h, m, 0).unwrap()
+    }
+
+    fn job() -> Job {
+        Job {
+            id: "j1".into(),
+            organization_id: "default".into(),
+            project_id: "default".into(),
+            description: "My Hourly Backup".into(),
+            schedule: "0 */1 * * *".into(),
+            status: JobStatus::Active,
+            job_type: SCHEDULED_BACKUP.into(),
+            data: JobData {
+                cluster_id: "c196ogto0aeqohe3ommq".into(),
+                description: "{cluster} Hourly Backup {datetime:RFC3339}".into(),
+                max_backup_count: 2,
+            },
+            created: at(5, 0),
+            next_runs: vec!["2026-11-27T06:00:00Z".into(), "2026-11-27T07:00:00Z".into()],
+            eventbridge: vec!["cron(0 * * * ? *)".into()],
+        }
+    }
+
+    #[test]
+    fn the_jobs_table_shows_the_next_run() {
+        let text = jobs_table(&[job()]);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "ID  DESCRIPTION       SCHEDULE     CLUSTER               KEEP  STATUS  NEXT RUN"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "j1  My Hourly Backup  0 */1 * * *  c196ogto0aeqohe3ommq  2     active  \
+             2026-11-27T06:00:00Z"
+        );
+    }
+
+    #[test]
+    fn job_details_describe_the_schedule() {
+        let text = job_details(&job());
+        assert!(
+            text.contains("0 */1 * * *  (At minute 0 of every hour, UTC)"),
+            "{text}"
+        );
+        assert!(text.contains("2026-11-27T06:00:00Z, 2026-11-27T07:00:00Z"));
+    }
+
+    #[test]
+    fn a_problem_prints_its_detail_and_every_field() {
+        let problem: backup_core::api::Problem = serde_json::from_value(serde_json::json!({
+            "type": "about:blank", "title": "Bad Request", "status": 400,
+            "detail": "The job is not valid.", "instance": "/x",
+            "fields": {"schedule": "Too often.", "data.maxBackupCount": "At most 1000."}
+        }))
+        .unwrap();
+        let (text, status) = explain(&Failure::Problem(Box::new(problem)));
+        assert_eq!(status, 1);
+        assert_eq!(
+            text,
+            "error: The job is not valid.\n  data.maxBackupCount: At most 1000.\n  schedule: \
+             Too often.\n"
+        );
+    }
+
+    #[test]
+    fn a_field_the_detail_already_names_is_said_once() {
+        let problem = |detail: &str, fields: serde_json::Value| {
+            let problem: backup_core::api::Problem = serde_json::from_value(serde_json::json!({
+                "type": "urn:x", "title": "Invalid request", "status": 400,
+                "detail": detail, "instance": "/x", "fields": fields
+            }))
+            .unwrap();
+            explain(&Failure::Problem(Box::new(problem))).0
+        };
+        assert_eq!(
+            problem(
+                "jobId: `x` is not an id.",
+                serde_json::json!({"jobId": "`x` is not an id."})
+            ),
+            "error: jobId: `x` is not an id.\n"
+        );
+        assert_eq!(
+            problem("a: A. b: B.", serde_json::json!({"a": "A.", "b": "B."})),
+            "error: Invalid request\n  a: A.\n  b: B.\n"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_suggests_serve_and_url() {
+        let (text, status) = explain(&Failure::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        });
+        assert_eq!(status, 1);
+        assert!(
+            text.contains("not reachable at http://127.0.0.1:1"),
+            "{text}"
+        );
+        assert!(text.contains("backupctl serve") && text.contains("--url"));
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder() {
+        let lock = ClusterLockInfo {
+            operation: "scheduled-backup".into(),
+            job_id: Some("j1".into()),
+            run_id: Some("r1".into()),
+            since: at(5, 0),
+            expires: at(5, 5),
+            fencing_token: 7,
+        };
+        assert_eq!(
+            lock_long(&lock, at(5, 1)),
+            "held by scheduled-backup of job j1 (run r1) since 2026-11-27T05:00:00Z, lease \
+             until 2026-11-27T05:05:00Z (fencing token 7)"
+        );
+        assert!(lock_short(&lock, at(6, 0)).ends_with("(expired)"));
+    }
+
+    #[test]
+    fn a_lock_answer_is_read_from_any_envelope() {
+        let lock = serde_json::json!({"operation": "expand-disk", "since": "2026-11-27T05:00:00Z",
+            "expires": "2026-11-27T05:30:00Z", "fencingToken": 3});
+        let cluster = serde_json::json!({"cluster": {"id": "c", "description": "d",
+            "region": "local", "provider": "directory", "path": "/d", "lock": lock}});
+        for body in [lock.clone(), cluster] {
+            let reply = Reply {
+                url: String::new(),
+                body: body.to_string(),
+            };
+            assert_eq!(lock_from_reply(&reply).unwrap().fencing_token, 3);
+        }
+    }
 }

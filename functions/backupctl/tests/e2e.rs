@@ -1,0 +1,1280 @@
+//! End-to-end tests: a real `backupctl serve` (SQLite state, directory provider, scheduler)
+//! on 127.0.0.1 port 0 in its own temporary data directory, driven by the real `backupctl`
+//! binary and, for bad input, by raw HTTP.
+//!
+//! Every test that starts a server says so in its name's neighbourhood (they all do, except
+//! the `offline_` ones). Tests that take longer than about 20 s are named `slow_…`; the
+//! slowest waits for the scheduler's next minute (at most ~80 s). The file runs in well
+//! under three minutes on two cores, because the tests run in parallel and most of the slow
+//! ones are waiting, not working.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
+use serde_json::{json, Value};
+use support::{backupctl, wait_until, Sandbox, Server, MESDB, ORCH};
+
+/// A generous bound for one small backup on a loaded machine.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn start(sandbox: &Sandbox) -> Server {
+    Server::start(&sandbox.data_dir(), &[])
+}
+
+fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {value}"))
+}
+
+// --- the seed's command lines ---------------------------------------------------------------
+
+#[test]
+fn the_seed_command_lines_work_verbatim() {
+    // GIVEN a server and the seed's cluster registered as a directory cluster
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let data = sandbox.cluster_dir("seed", 3, 1024);
+    server.register_dir("c196ogto0aeqohe3ommq", &data);
+
+    // WHEN the seed's first line is run as written
+    let created = server.cli(&[
+        "orchestrate",
+        "jobs",
+        "create",
+        "--description",
+        "My Hourly Backup",
+        "--schedule",
+        "0 */1 * * *",
+        "scheduled-backup",
+        "--description",
+        "{cluster} Hourly Backup {datetime:RFC3339}",
+        "--max-backup-count",
+        "2",
+        "--cluster-id",
+        "c196ogto0aeqohe3ommq",
+    ]);
+    // THEN it says which job it created, and when it runs next
+    assert!(created.success(), "{}", created.describe());
+    let job_id = created
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Created job "))
+        .unwrap_or_else(|| panic!("no job id in:\n{}", created.stdout))
+        .trim()
+        .to_owned();
+    assert!(
+        created.stdout.contains("At minute 0 of every hour"),
+        "{}",
+        created.stdout
+    );
+    assert!(created.stdout.contains("Next runs:"), "{}", created.stdout);
+
+    // WHEN the second line lists the jobs
+    let listed = server.ok(&["orchestrate", "jobs", "list"]);
+    // THEN the job is there with its schedule, cluster, retention and next run
+    let jobs = server.json(&["orchestrate", "jobs", "list"]);
+    let job = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["id"] == job_id.as_str())
+        .expect("the job is listed")
+        .clone();
+    let next_runs: Vec<&str> = job["nextRuns"]
+        .as_array()
+        .expect("nextRuns")
+        .iter()
+        .map(|v| v.as_str().expect("instant"))
+        .collect();
+    assert!(!next_runs.is_empty(), "{job}");
+    let mut previous: Option<DateTime<Utc>> = None;
+    for run in &next_runs {
+        let t: DateTime<Utc> = run.parse().expect("RFC 3339");
+        assert!(run.ends_with(":00:00Z"), "{run}");
+        assert!(
+            t > Utc::now() - ChronoDuration::seconds(5),
+            "{run} is in the future"
+        );
+        if let Some(p) = previous {
+            assert_eq!(t - p, ChronoDuration::hours(1), "hourly");
+        }
+        previous = Some(t);
+    }
+    let header = listed.lines().next().unwrap_or_default();
+    for column in [
+        "ID",
+        "DESCRIPTION",
+        "SCHEDULE",
+        "CLUSTER",
+        "KEEP",
+        "STATUS",
+        "NEXT RUN",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&job_id))
+        .unwrap_or_else(|| panic!("no row for {job_id}:\n{listed}"));
+    for cell in [
+        "My Hourly Backup",
+        "0 */1 * * *",
+        "c196ogto0aeqohe3ommq",
+        "active",
+        next_runs[0],
+    ] {
+        assert!(row.contains(cell), "{cell} missing from {row}");
+    }
+    // The same job also lists without `orchestrate`.
+    assert!(server.ok(&["jobs", "list"]).contains(&job_id));
+
+    // WHEN the third line lists the job's history before any run
+    let empty = server.ok(&["orchestrate", "history", "list", "--job-id", &job_id]);
+    assert!(empty.contains("No runs"), "{empty}");
+
+    // AND after a run
+    let history_id = server.run_job(&job_id);
+    let item = server.wait_run(&history_id, RUN_TIMEOUT);
+    assert_eq!(item["status"], "succeeded", "{item}");
+    let history = server.ok(&["orchestrate", "history", "list", "--job-id", &job_id]);
+    // THEN the run is listed with its outcome
+    let row = history
+        .lines()
+        .find(|l| l.starts_with(&history_id))
+        .unwrap_or_else(|| panic!("no row for {history_id}:\n{history}"));
+    assert!(row.contains(&job_id) && row.contains("succeeded"), "{row}");
+    // AND the backup is named by the job's template at the run's instant
+    let backup = server.backup(str_of(&item, "linkedResource"));
+    assert_eq!(
+        backup["description"],
+        format!(
+            "Cluster c196ogto0aeqohe3ommq Hourly Backup {}",
+            str_of(&item, "scheduledTime")
+        )
+    );
+    assert_eq!(backup["linkedResource"], job_id.as_str());
+    assert_eq!(backup["status"], "available");
+}
+
+// --- retention ------------------------------------------------------------------------------
+
+#[test]
+fn three_runs_keep_the_two_newest_backups_on_disk() {
+    // GIVEN a job that keeps 2 backups
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let data = sandbox.cluster_dir("orders", 4, 64 * 1024);
+    server.register_dir("orders", &data);
+    let job = server.create_job("orders", 2);
+
+    // WHEN it runs three times, one after the other
+    let mut backups = Vec::new();
+    let mut items = Vec::new();
+    for _ in 0..3 {
+        let history_id = server.run_job(&job);
+        let item = server.wait_run(&history_id, RUN_TIMEOUT);
+        assert_eq!(item["status"], "succeeded", "{item}");
+        backups.push(str_of(&item, "linkedResource").to_owned());
+        items.push(item);
+    }
+
+    // THEN exactly the two newest backups are on disk, each matching its manifest
+    let mut newest = backups[1..].to_vec();
+    newest.sort();
+    assert_eq!(sandbox.backups_on_disk(), newest);
+    for id in &backups[1..] {
+        let manifest = sandbox.verify_backup(id, &data);
+        assert_eq!(manifest["clusterId"], "orders");
+        assert_eq!(manifest["jobId"], job.as_str());
+        assert_eq!(server.backup(id)["status"], "available");
+    }
+    // AND the oldest's directory is gone, its record `deleted`, and the third run says so
+    assert!(!sandbox.backups_dir().join(&backups[0]).exists());
+    assert_eq!(server.backup(&backups[0])["status"], "deleted");
+    assert_eq!(items[2]["prunedBackupIds"], json!([backups[0]]));
+    assert_eq!(items[1]["prunedBackupIds"], json!([]));
+    // AND the CLI's table shows the same
+    let table = server.ok(&["backups", "list", "--job-id", &job]);
+    for column in ["ID", "DESCRIPTION", "CLUSTER", "CREATED", "STATUS", "JOB"] {
+        assert!(table.lines().next().unwrap_or_default().contains(column));
+    }
+    let deleted_row = table
+        .lines()
+        .find(|l| l.starts_with(&backups[0]))
+        .expect("the deleted backup is listed");
+    assert!(deleted_row.contains("deleted"), "{deleted_row}");
+    // AND nothing partial is left behind
+    assert_eq!(sandbox.backups_dir_entries(), newest);
+
+    // AND `--json` prints the API's own JSON, byte for byte
+    for (args, path) in [
+        (
+            vec!["--json", "history", "list", "--job-id", job.as_str()],
+            format!("{ORCH}/history?jobId={job}"),
+        ),
+        (
+            vec!["--json", "backups", "list", "--job-id", job.as_str()],
+            format!("{MESDB}/backups?jobId={job}"),
+        ),
+        (
+            vec!["--json", "clusters", "list"],
+            format!("{MESDB}/clusters"),
+        ),
+    ] {
+        let printed = server.ok(&args);
+        let raw = server.request("GET", &path, None);
+        assert_eq!(printed, format!("{}\n", raw.body), "{args:?}");
+    }
+
+    // WHEN the operator deletes one backup by hand THEN it is gone from disk and `deleted`
+    let out = server.ok(&["backups", "delete", "-i", &backups[1]]);
+    assert!(out.contains(&backups[1]), "{out}");
+    assert!(!sandbox.backups_dir().join(&backups[1]).exists());
+    assert_eq!(server.backup(&backups[1])["status"], "deleted");
+    // WHEN the job is deleted THEN it stops, and its history and backups remain
+    server.ok(&["jobs", "delete", "-i", &job]);
+    let shown = server.ok(&["jobs", "get", "-i", &job]);
+    assert!(shown.contains("deleted"), "{shown}");
+    assert_eq!(
+        server.json(&["jobs", "get", "-i", &job])["job"]["status"],
+        "deleted"
+    );
+    assert_eq!(server.history(Some(&job)).len(), 3);
+    assert_eq!(server.backup(&backups[2])["status"], "available");
+    let refused = server.cli(&["jobs", "run", "-i", &job]);
+    assert_eq!(refused.code, Some(1), "{}", refused.describe());
+    assert!(refused.stderr.contains("deleted"), "{}", refused.stderr);
+}
+
+// --- overlaps ---------------------------------------------------------------------------------
+
+/// Runs `jobs run` through the CLI for each job at the same moment (threads released by one
+/// barrier); returns each history id.
+fn run_together(server: &Arc<Server>, jobs: &[String]) -> Vec<String> {
+    let barrier = Arc::new(Barrier::new(jobs.len()));
+    let handles: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            let (server, barrier, job) = (server.clone(), barrier.clone(), job.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                server.run_job(&job)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("runner thread"))
+        .collect()
+}
+
+/// `POST …/jobs/{id}/run` for each job at the same moment; returns each history id.
+fn post_runs_together(server: &Arc<Server>, jobs: &[String]) -> Vec<String> {
+    let barrier = Arc::new(Barrier::new(jobs.len()));
+    let handles: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            let (server, barrier, job) = (server.clone(), barrier.clone(), job.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let raw = server.request("POST", &format!("{ORCH}/jobs/{job}/run"), None);
+                assert_eq!(raw.status, 200, "{raw:?}");
+                str_of(&raw.json(), "historyId").to_owned()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("request thread"))
+        .collect()
+}
+
+#[test]
+fn two_jobs_on_one_cluster_at_the_same_moment_make_one_backup() {
+    // GIVEN two jobs on one cluster whose backup takes a while (32 MB)
+    let sandbox = Sandbox::new();
+    let server = Arc::new(start(&sandbox));
+    let data = sandbox.cluster_dir("big", 16, 2 * 1024 * 1024);
+    server.register_dir("big", &data);
+    let jobs = vec![server.create_job("big", 5), server.create_job("big", 5)];
+
+    // WHEN both are run at the same moment
+    let ids = run_together(&server, &jobs);
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| server.wait_run(id, RUN_TIMEOUT))
+        .collect();
+
+    // THEN exactly one made a backup
+    let (won, lost): (Vec<&Value>, Vec<&Value>) =
+        items.iter().partition(|i| i["status"] == "succeeded");
+    assert_eq!((won.len(), lost.len()), (1, 1), "{items:#?}");
+    let (won, lost) = (won[0], lost[0]);
+    assert_eq!(server.backups("?clusterId=big").len(), 1);
+    assert_eq!(sandbox.backups_on_disk().len(), 1);
+    // AND the other failed at once with `cluster_locked`, naming the run that held the lock
+    assert_eq!(lost["status"], "failed");
+    assert_eq!(lost["errorCode"], "cluster_locked", "{lost}");
+    let details = str_of(lost, "details");
+    assert!(details.contains(str_of(won, "id")), "{details}");
+    assert!(details.contains(str_of(won, "jobId")), "{details}");
+    assert_eq!(lost["linkedResource"], "big");
+    // AND the CLI tells the operator which run failed and why
+    let table = server.ok(&["history", "list", "--job-id", str_of(lost, "jobId")]);
+    assert!(table.contains("cluster_locked"), "{table}");
+}
+
+#[test]
+fn slow_fifty_concurrent_runs_over_five_clusters_lose_nothing() {
+    // GIVEN five clusters with two jobs each
+    let sandbox = Sandbox::new();
+    let server = Arc::new(start(&sandbox));
+    let clusters: Vec<String> = (0..5).map(|i| format!("wave-{i}")).collect();
+    let mut jobs = Vec::new();
+    let mut cluster_of = BTreeMap::new();
+    for cluster in &clusters {
+        let data = sandbox.cluster_dir(cluster, 4, 1024 * 1024);
+        server.register_dir(cluster, &data);
+        for _ in 0..2 {
+            let job = server.create_job(cluster, 100);
+            cluster_of.insert(job.clone(), cluster.clone());
+            jobs.push(job);
+        }
+    }
+
+    // WHEN five waves of ten simultaneous run requests (one per job) are sent, as raw HTTP
+    // so that each wave's requests arrive within milliseconds of each other
+    let mut all_ids = Vec::new();
+    for wave in 0..5 {
+        let ids = post_runs_together(&server, &jobs);
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|id| server.wait_run(id, RUN_TIMEOUT))
+            .collect();
+        // THEN each cluster got exactly one backup in this wave; the other run of it failed
+        // because the cluster was locked
+        for cluster in &clusters {
+            let of_cluster: Vec<&Value> = items
+                .iter()
+                .filter(|i| cluster_of[str_of(i, "jobId")] == *cluster)
+                .collect();
+            let statuses: BTreeSet<(String, String)> = of_cluster
+                .iter()
+                .map(|i| {
+                    (
+                        str_of(i, "status").to_owned(),
+                        i["errorCode"].as_str().unwrap_or("-").to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                statuses,
+                BTreeSet::from([
+                    ("failed".to_owned(), "cluster_locked".to_owned()),
+                    ("succeeded".to_owned(), "-".to_owned())
+                ]),
+                "wave {wave}, cluster {cluster}: {of_cluster:#?}"
+            );
+        }
+        all_ids.extend(ids);
+    }
+
+    // THEN every request has its own history item, and nothing was lost or doubled
+    let unique: BTreeSet<&String> = all_ids.iter().collect();
+    assert_eq!(unique.len(), 50);
+    let history = server.history(None);
+    assert_eq!(history.len(), 50);
+    let listed: BTreeSet<&str> = history.iter().map(|i| str_of(i, "id")).collect();
+    assert!(all_ids.iter().all(|id| listed.contains(id.as_str())));
+    for cluster in &clusters {
+        let backups = server.backups(&format!("?clusterId={cluster}"));
+        assert_eq!(backups.len(), 5, "{cluster}: one backup per wave");
+        assert!(backups.iter().all(|b| b["status"] == "available"));
+    }
+    assert_eq!(sandbox.backups_on_disk().len(), 25);
+}
+
+#[test]
+fn a_manual_backup_while_an_operator_lock_is_held_is_refused() {
+    // GIVEN a cluster an operator locked for a disk expansion
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let data = sandbox.cluster_dir("maint", 2, 1024);
+    server.register_dir("maint", &data);
+    let locked = server.ok(&[
+        "clusters",
+        "lock",
+        "--cluster-id",
+        "maint",
+        "--operation",
+        "expand-disk",
+        "--ttl",
+        "30m",
+    ]);
+    assert!(locked.contains("expand-disk"), "{locked}");
+    let shown = server.ok(&["clusters", "list"]);
+    assert!(shown.contains("expand-disk until"), "{shown}");
+
+    // WHEN a manual backup is asked for through the CLI
+    let refused = server.cli(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        "maint",
+        "--description",
+        "Before the upgrade",
+    ]);
+    // THEN it fails, saying the cluster is locked and by what
+    assert_eq!(refused.code, Some(1), "{}", refused.describe());
+    assert!(refused.stderr.contains("locked"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("expand-disk"), "{}", refused.stderr);
+    // AND the API answered 409 with a problem
+    let raw = server.request(
+        "POST",
+        &format!("{MESDB}/backups"),
+        Some(r#"{"description":"x","sourceClusterId":"maint"}"#),
+    );
+    assert_eq!(raw.status, 409, "{raw:?}");
+    assert!(raw.content_type.starts_with("application/problem+json"));
+    assert_eq!(raw.json()["code"], "cluster_locked");
+    // AND no backup was made
+    assert!(server.backups("").is_empty());
+
+    // WHEN the operator releases the lock THEN a manual backup is taken
+    server.ok(&["clusters", "unlock", "--cluster-id", "maint"]);
+    let created = server.json(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        "maint",
+        "--description",
+        "After the upgrade",
+    ]);
+    let id = str_of(&created, "id").to_owned();
+    wait_until(RUN_TIMEOUT, "the manual backup", || {
+        (server.backup(&id)["status"] == "available").then_some(())
+    });
+    let backup = server.backup(&id);
+    assert!(backup.get("linkedResource").is_none(), "manual: {backup}");
+    sandbox.verify_backup(&id, &data);
+}
+
+// --- failures -----------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_cluster_fails_with_provider_error_and_prunes_nothing() {
+    use std::os::unix::ffi::OsStrExt;
+
+    // GIVEN a job keeping one backup, which it has made
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let data = sandbox.cluster_dir("fragile", 3, 4096);
+    server.register_dir("fragile", &data);
+    let job = server.create_job("fragile", 1);
+    let first = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let kept = str_of(&first, "linkedResource").to_owned();
+
+    // WHEN the data directory holds a file the provider cannot copy (a name that is not
+    // UTF-8: unlike chmod 000, this stops a copy running as root too)
+    let bad = data.join(std::ffi::OsStr::from_bytes(b"bad-\xff-name"));
+    std::fs::write(&bad, b"x").expect("bad file");
+    let failed = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+
+    // THEN the run fails with provider_error and says why
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["errorCode"], "provider_error", "{failed}");
+    assert!(
+        str_of(&failed, "details").contains("nothing was pruned"),
+        "{failed}"
+    );
+    // AND nothing was pruned: the earlier backup is still available and complete
+    assert_eq!(failed["prunedBackupIds"], json!([]));
+    assert_eq!(server.backup(&kept)["status"], "available");
+    // AND the failed copy is not on disk, not even half
+    assert_eq!(sandbox.backups_dir_entries(), vec![kept.clone()]);
+    let failed_backup = str_of(&failed, "linkedResource");
+    if failed_backup != "fragile" {
+        assert_eq!(server.backup(failed_backup)["status"], "defunct");
+    }
+    std::fs::remove_file(&bad).expect("remove");
+    sandbox.verify_backup(&kept, &data);
+
+    // AND the lock is free again: a manual backup right after is taken
+    let cluster = server.json(&["clusters", "get", "--cluster-id", "fragile"]);
+    assert!(cluster["cluster"].get("lock").is_none(), "{cluster}");
+    let manual = server.json(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        "fragile",
+        "--description",
+        "{cluster} manual",
+    ]);
+    let manual = str_of(&manual, "id").to_owned();
+    wait_until(RUN_TIMEOUT, "the manual backup", || {
+        (server.backup(&manual)["status"] == "available").then_some(())
+    });
+
+    // AND a cluster whose path is not a directory at all fails the same way
+    let not_a_dir = sandbox.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, b"just a file").expect("file");
+    server.register_dir("plainfile", &not_a_dir);
+    let job = server.create_job("plainfile", 1);
+    let failed = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    assert_eq!(failed["errorCode"], "provider_error", "{failed}");
+    let cluster = server.json(&["clusters", "get", "--cluster-id", "plainfile"]);
+    assert!(cluster["cluster"].get("lock").is_none(), "{cluster}");
+}
+
+#[test]
+fn a_crash_mid_backup_recovers_once_the_lease_expires() {
+    // GIVEN a server with a 5 s lease (renewed every 5/3 s), backing up a large cluster
+    const LEASE: &str = "5";
+    let env = [("BACKUPCTL_LEASE_SECONDS", LEASE)];
+    let sandbox = Sandbox::new();
+    let mut server = Server::start(&sandbox.data_dir(), &env);
+    let data = sandbox.cluster_dir("crashy", 32, 2 * 1024 * 1024);
+    server.register_dir("crashy", &data);
+    let job = server.create_job("crashy", 3);
+    let interrupted = server.run_job(&job);
+
+    // WHEN the process is killed (SIGKILL) while the copy is being written
+    wait_until(RUN_TIMEOUT, "the copy to start", || {
+        sandbox
+            .backups_dir_entries()
+            .iter()
+            .any(|n| n.ends_with(".partial"))
+            .then_some(())
+    });
+    server.kill();
+    let killed_at = std::time::Instant::now();
+    // (The data shrinks meanwhile, so the recovery run below is quick.)
+    for i in 2..32 {
+        std::fs::remove_file(data.join("chunks").join(format!("chunk-{i:04}"))).expect("trim");
+    }
+
+    // AND it is restarted on the same data directory
+    let server = Server::start(&sandbox.data_dir(), &env);
+
+    // THEN state survived: the job, the cluster and the interrupted run are still there, the
+    // run marked as failed because it was interrupted
+    let jobs = server.json(&["jobs", "list"]);
+    assert_eq!(jobs["jobs"][0]["id"], job.as_str());
+    assert_eq!(
+        server.json(&["clusters", "list"])["clusters"][0]["id"],
+        "crashy"
+    );
+    let item = server
+        .history_item(&interrupted)
+        .expect("the interrupted run");
+    assert_eq!(item["status"], "failed", "{item}");
+    assert_eq!(item["errorCode"], "interrupted", "{item}");
+    // AND the half-written copy is not `available`, and nothing of it is on disk
+    let records = server.backups("");
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let half = str_of(&records[0], "id").to_owned();
+    assert_eq!(records[0]["status"], "defunct", "{records:#?}");
+    assert!(
+        sandbox.backups_dir_entries().is_empty(),
+        "{:?}",
+        sandbox.backups_dir_entries()
+    );
+    // AND while the dead run's lease lasts, the cluster stays locked by it (checked only if
+    // the restart was quick enough to be sure the lease is still running)
+    let lease = Duration::from_secs(LEASE.parse().expect("seconds"));
+    if killed_at.elapsed() < lease / 2 {
+        let early = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+        assert_eq!(early["errorCode"], "cluster_locked", "{early}");
+        assert!(str_of(&early, "details").contains(&interrupted), "{early}");
+    } else {
+        eprintln!(
+            "the restart took {:?}, too long to check the lock within the lease",
+            killed_at.elapsed()
+        );
+    }
+
+    // WHEN the lease has run out
+    std::thread::sleep(lease.saturating_sub(killed_at.elapsed()) + Duration::from_millis(300));
+    // THEN the next run takes the lock and succeeds, and prunes the defunct copy's record
+    let next = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    assert_eq!(next["status"], "succeeded", "{next}");
+    let backup = str_of(&next, "linkedResource");
+    sandbox.verify_backup(backup, &data);
+    assert_eq!(sandbox.backups_on_disk(), vec![backup.to_owned()]);
+    assert_ne!(server.backup(&half)["status"], "available");
+}
+
+// --- the scheduler ------------------------------------------------------------------------
+
+/// There is no API route to deliver a scheduled instant by hand (the engine's
+/// `run_scheduled` is reached only through the scheduler), so the duplicate delivery is made
+/// the way it happens in production: by two triggers. A second `backupctl serve` on the same
+/// data directory arms the same job at start-up (the SQLite store is built for a second
+/// process: `BEGIN IMMEDIATE` and a busy timeout), and both schedulers fire it at its minute.
+#[test]
+fn slow_the_scheduler_fires_at_the_minute_and_a_second_delivery_backs_up_once() {
+    // GIVEN a daily job whose minute is the next one (or the one after, if the next is too
+    // close to create the job in time)
+    let sandbox = Sandbox::new();
+    let first = start(&sandbox);
+    let data = sandbox.cluster_dir("timely", 2, 1024);
+    first.register_dir("timely", &data);
+    let now = Utc::now();
+    let ahead = if now.second() <= 45 { 1 } else { 2 };
+    let due = now
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("whole minute")
+        + ChronoDuration::minutes(ahead);
+    let schedule = format!("{} {} * * *", due.minute(), due.hour());
+    let created = first.json(&[
+        "jobs",
+        "create",
+        "--description",
+        "Soon",
+        "--schedule",
+        &schedule,
+        "scheduled-backup",
+        "--description",
+        "{cluster} at {datetime:rfc3339}",
+        "--max-backup-count",
+        "1",
+        "--cluster-id",
+        "timely",
+    ]);
+    let job = str_of(&created, "id").to_owned();
+    let due_text = due.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let got = first.json(&["jobs", "get", "-i", &job]);
+    assert_eq!(got["job"]["nextRuns"][0], due_text.as_str());
+    // AND a second server on the same data directory, which arms the same job
+    let second = start(&sandbox);
+    assert_eq!(
+        second.json(&["jobs", "list"])["jobs"][0]["id"],
+        job.as_str()
+    );
+
+    // WHEN the minute comes (bounded: at most ~2 minutes from now plus a margin)
+    let wait = (due - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(30);
+    let item = wait_until(wait, "the scheduled run", || {
+        first
+            .history(Some(&job))
+            .into_iter()
+            .find(|i| i["status"] != "running")
+    });
+
+    // THEN the job ran for that instant, by the schedule, and made its backup
+    assert_eq!(item["trigger"], "schedule", "{item}");
+    assert_eq!(item["scheduledTime"], due_text.as_str());
+    assert_eq!(item["status"], "succeeded", "{item}");
+    let started: DateTime<Utc> = str_of(&item, "startTime").parse().expect("instant");
+    assert!(started >= due, "started {started}, due {due}");
+    assert!(
+        started - due < ChronoDuration::seconds(15),
+        "late: {started}"
+    );
+    let backup = first.backup(str_of(&item, "linkedResource"));
+    assert_eq!(
+        backup["description"],
+        format!("Cluster timely at {due_text}")
+    );
+
+    // AND the second delivery of the same instant was recognised and did nothing
+    const DUPLICATE: &str = "run already recorded";
+    wait_until(Duration::from_secs(20), "the second delivery", || {
+        (first.log().contains(DUPLICATE) || second.log().contains(DUPLICATE)).then_some(())
+    });
+    assert_eq!(
+        first.history(Some(&job)).len(),
+        1,
+        "one run for one instant"
+    );
+    assert_eq!(second.history(Some(&job)).len(), 1);
+    assert_eq!(first.backups(&format!("?jobId={job}")).len(), 1);
+    assert_eq!(sandbox.backups_on_disk().len(), 1);
+}
+
+// --- bad input ----------------------------------------------------------------------------
+
+/// A bad request: method, path, body, the status expected, a field the problem must name.
+type BadRequest = (
+    &'static str,
+    String,
+    Option<String>,
+    u16,
+    Option<&'static str>,
+);
+
+/// Everything the API lists, to compare before and after bad requests.
+fn snapshot(server: &Server) -> Value {
+    let mut all = serde_json::Map::new();
+    for path in [
+        format!("{ORCH}/jobs"),
+        format!("{ORCH}/history"),
+        format!("{MESDB}/backups"),
+        format!("{MESDB}/clusters"),
+    ] {
+        let raw = server.request("GET", &path, None);
+        assert_eq!(raw.status, 200, "{path}: {raw:?}");
+        let mut value = raw.json();
+        // Next runs move with the clock; everything else must stay as it was.
+        if let Some(jobs) = value["jobs"].as_array_mut() {
+            for job in jobs {
+                job["nextRuns"] = Value::Null;
+            }
+        }
+        all.insert(path, value);
+    }
+    Value::Object(all)
+}
+
+#[test]
+fn bad_input_on_every_route_is_a_problem_and_changes_nothing() {
+    // GIVEN a server with one cluster, one job and one backup
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let data = sandbox.cluster_dir("steady", 2, 1024);
+    server.register_dir("steady", &data);
+    let job = server.create_job("steady", 2);
+    let run = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    let backup = str_of(&run, "linkedResource").to_owned();
+    let before = snapshot(&server);
+
+    let long = "x".repeat(257);
+    let good_job = json!({
+        "description": "d", "schedule": "0 * * * *", "type": "ScheduledBackup",
+        "data": {"clusterId": "steady", "description": "{cluster}", "maxBackupCount": 2}
+    });
+    let with = |path: &[&str], value: Value| {
+        let mut body = good_job.clone();
+        let mut at = &mut body;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[path[path.len() - 1]] = value;
+        body.to_string()
+    };
+    let unknown_job = "00000000000000000000";
+    let jobs = format!("{ORCH}/jobs");
+    let backups = format!("{MESDB}/backups");
+    let clusters = format!("{MESDB}/clusters");
+    let cases: Vec<BadRequest> = vec![
+        // jobs
+        ("POST", jobs.clone(), Some("{".into()), 400, None),
+        ("POST", jobs.clone(), Some("[1,2]".into()), 400, None),
+        ("POST", jobs.clone(), Some("".into()), 400, None),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["schedul"], json!("0 * * * *"))),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["data", "maxBackupCnt"], json!(3))),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["description"], json!(long))),
+            400,
+            Some("description"),
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["data", "description"], json!(long))),
+            400,
+            Some("data.description"),
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["schedule"], json!("*/30 * * * *"))),
+            400,
+            Some("schedule"),
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["data", "maxBackupCount"], json!(0))),
+            400,
+            Some("data.maxBackupCount"),
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["data", "clusterId"], json!("../etc"))),
+            400,
+            Some("data.clusterId"),
+        ),
+        (
+            "POST",
+            jobs.clone(),
+            Some(with(&["data", "clusterId"], json!("nosuchcluster"))),
+            400,
+            Some("data.clusterId"),
+        ),
+        ("GET", format!("{jobs}/not-an-id"), None, 400, None),
+        ("GET", format!("{jobs}/{unknown_job}"), None, 404, None),
+        ("DELETE", format!("{jobs}/not-an-id"), None, 400, None),
+        ("DELETE", format!("{jobs}/{unknown_job}"), None, 404, None),
+        ("POST", format!("{jobs}/not-an-id/run"), None, 400, None),
+        ("POST", format!("{jobs}/{unknown_job}/run"), None, 404, None),
+        (
+            "GET",
+            format!("{ORCH}/history?jobId=not-an-id"),
+            None,
+            400,
+            None,
+        ),
+        // backups
+        (
+            "POST",
+            backups.clone(),
+            Some("{\"description\":".into()),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            backups.clone(),
+            Some(r#"{"description":"x","sourceClusterId":"steady","extra":1}"#.into()),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            backups.clone(),
+            Some(json!({"description": long, "sourceClusterId": "steady"}).to_string()),
+            400,
+            Some("description"),
+        ),
+        (
+            "POST",
+            backups.clone(),
+            Some(r#"{"description":"{nope}","sourceClusterId":"steady"}"#.into()),
+            400,
+            Some("description"),
+        ),
+        (
+            "POST",
+            backups.clone(),
+            Some(r#"{"description":"x","sourceClusterId":"nosuch"}"#.into()),
+            404,
+            None,
+        ),
+        (
+            "POST",
+            backups.clone(),
+            Some(r#"{"description":"x","sourceClusterId":"a/b"}"#.into()),
+            400,
+            None,
+        ),
+        ("DELETE", format!("{backups}/not-an-id"), None, 400, None),
+        (
+            "DELETE",
+            format!("{backups}/{unknown_job}"),
+            None,
+            404,
+            None,
+        ),
+        ("GET", format!("{backups}?clusterId=a%2Fb"), None, 400, None),
+        // clusters
+        ("POST", clusters.clone(), Some("nope".into()), 400, None),
+        (
+            "POST",
+            clusters.clone(),
+            Some(
+                json!({"id": "new1", "description": "d", "provider": "directory",
+                       "path": "/tmp", "colour": "red"})
+                .to_string(),
+            ),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            clusters.clone(),
+            Some(
+                json!({"id": "new1", "description": long, "provider": "directory",
+                       "path": "/tmp"})
+                .to_string(),
+            ),
+            400,
+            Some("description"),
+        ),
+        (
+            "POST",
+            clusters.clone(),
+            Some(
+                json!({"id": "new1", "description": "d", "provider": "directory",
+                       "path": "relative/dir"})
+                .to_string(),
+            ),
+            400,
+            Some("path"),
+        ),
+        (
+            "POST",
+            clusters.clone(),
+            Some(
+                json!({"id": "new1", "description": "d", "provider": "tape", "path": "/tmp"})
+                    .to_string(),
+            ),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            clusters.clone(),
+            Some(
+                json!({"id": "steady", "description": "again", "provider": "directory",
+                       "path": "/tmp"})
+                .to_string(),
+            ),
+            409,
+            None,
+        ),
+        ("GET", format!("{clusters}/a%20b"), None, 400, None),
+        ("GET", format!("{clusters}/nosuch"), None, 404, None),
+        ("DELETE", format!("{clusters}/nosuch"), None, 404, None),
+        ("DELETE", format!("{clusters}/steady"), None, 409, None),
+        (
+            "POST",
+            format!("{clusters}/steady/lock"),
+            Some(r#"{"operation":"expand-disk","ttlSeconds":0}"#.into()),
+            400,
+            Some("ttlSeconds"),
+        ),
+        (
+            "POST",
+            format!("{clusters}/steady/lock"),
+            Some(r#"{"operation":"expand-disk","until":"later"}"#.into()),
+            400,
+            None,
+        ),
+        (
+            "POST",
+            format!("{clusters}/steady/lock"),
+            Some(json!({ "operation": long }).to_string()),
+            400,
+            Some("operation"),
+        ),
+        (
+            "POST",
+            format!("{clusters}/nosuch/lock"),
+            Some(r#"{"operation":"expand-disk"}"#.into()),
+            404,
+            None,
+        ),
+        ("DELETE", format!("{clusters}/nosuch/lock"), None, 404, None),
+    ];
+
+    for (method, path, body, status, field) in &cases {
+        // WHEN the bad request is sent
+        let raw = server.request(method, path, body.as_deref());
+        // THEN it is answered with a problem of the right status, naming the field
+        let label = format!("{method} {path} {body:?}");
+        assert_eq!(raw.status, *status, "{label}: {raw:?}");
+        assert!(
+            raw.content_type.starts_with("application/problem+json"),
+            "{label}: {raw:?}"
+        );
+        let problem = raw.json();
+        assert_eq!(problem["status"], *status, "{label}");
+        assert!(
+            !str_of(&problem, "detail").is_empty() && !str_of(&problem, "title").is_empty(),
+            "{label}: {problem}"
+        );
+        if let Some(field) = field {
+            assert!(
+                problem["fields"].get(*field).is_some(),
+                "{label}: no field {field} in {problem}"
+            );
+        }
+    }
+    // A body that is not JSON at all, declared as something else.
+    let raw = server.request_typed(
+        "POST",
+        &format!("{ORCH}/jobs"),
+        Some("description=x"),
+        "application/x-www-form-urlencoded",
+    );
+    assert!(raw.status == 400 || raw.status == 415, "form body: {raw:?}");
+    assert!(raw.content_type.starts_with("application/problem+json"));
+    // An oversized body (over the server's limit, but small enough for the socket's buffers,
+    // so the client finishes sending before the server answers and hangs up).
+    let huge = format!("{{\"description\":\"{}\"}}", "x".repeat(100 * 1024));
+    let raw = server.request("POST", &format!("{ORCH}/jobs"), Some(&huge));
+    assert!(raw.status == 400 || raw.status == 413, "huge body: {raw:?}");
+
+    // THEN nothing changed
+    assert_eq!(snapshot(&server), before);
+    assert!(sandbox.backups_dir().join(&backup).exists());
+    assert_eq!(sandbox.backups_on_disk(), vec![backup]);
+}
+
+#[test]
+fn cli_failures_print_the_problem_and_every_field() {
+    // GIVEN a server
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+
+    // WHEN a job names a cluster that is not registered
+    let out = server.cli(&[
+        "jobs",
+        "create",
+        "--description",
+        "d",
+        "--schedule",
+        "0 * * * *",
+        "scheduled-backup",
+        "--description",
+        "{cluster}",
+        "--max-backup-count",
+        "1",
+        "--cluster-id",
+        "ghost",
+    ]);
+    // THEN it exits 1 with the server's detail
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("ghost"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+
+    // WHEN an unknown job is run THEN the detail says so
+    let out = server.cli(&["jobs", "run", "-i", "00000000000000000000"]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("00000000000000000000"),
+        "{}",
+        out.stderr
+    );
+
+    // WHEN a lock is released that nobody holds on a missing cluster THEN 404 → exit 1
+    let out = server.cli(&["clusters", "unlock", "--cluster-id", "ghost"]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+
+    // WHEN a run fails because the cluster is locked THEN `jobs run` says so and exits 1
+    let data = sandbox.cluster_dir("held", 1, 16);
+    server.register_dir("held", &data);
+    let job = server.create_job("held", 1);
+    server.ok(&[
+        "clusters",
+        "lock",
+        "--cluster-id",
+        "held",
+        "--operation",
+        "expand-disk",
+    ]);
+    let out = server.cli(&["jobs", "run", "-i", &job]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("cluster_locked") && out.stderr.contains("expand-disk"),
+        "{}",
+        out.stderr
+    );
+    let shown = server.ok(&["clusters", "get", "--cluster-id", "held"]);
+    assert!(shown.contains("held by expand-disk"), "{shown}");
+}
+
+// --- the CLI alone (no server) ---------------------------------------------------------------
+
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn offline_an_unreachable_server_is_named_with_what_to_do() {
+    let out = backupctl(&closed_port_url(), &["jobs", "list"]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("not reachable at http://127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("backupctl serve") && out.stderr.contains("--url"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn offline_an_invalid_job_is_refused_with_every_problem_before_sending() {
+    // GIVEN no server at all WHEN a job with several mistakes is created
+    let out = backupctl(
+        &closed_port_url(),
+        &[
+            "jobs",
+            "create",
+            "--description",
+            "d",
+            "--schedule",
+            "*/30 * * * *",
+            "scheduled-backup",
+            "--description",
+            "{nope}",
+            "--max-backup-count",
+            "0",
+            "--cluster-id",
+            "c1",
+        ],
+    );
+    // THEN every problem is printed, one line per field, and nothing was sent
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    for field in [
+        "  schedule: ",
+        "  data.description: ",
+        "  data.maxBackupCount: ",
+    ] {
+        assert!(
+            out.stderr.contains(field),
+            "{field} missing:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("not reachable"), "{}", out.stderr);
+}
+
+#[test]
+fn offline_bad_flags_are_usage_errors_that_say_what_to_write() {
+    let url = closed_port_url();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "clusters",
+                "lock",
+                "--cluster-id",
+                "c",
+                "--operation",
+                "x",
+                "--ttl",
+                "30",
+            ],
+            "30m",
+        ),
+        (
+            &[
+                "clusters",
+                "register",
+                "--cluster-id",
+                "c",
+                "--description",
+                "d",
+                "--provider",
+                "directory",
+            ],
+            "--path",
+        ),
+        (
+            &[
+                "clusters",
+                "register",
+                "--cluster-id",
+                "c",
+                "--description",
+                "d",
+                "--provider",
+                "aws-ebs",
+                "--region",
+                "eu-west-1",
+            ],
+            "--volume-id",
+        ),
+        (
+            &[
+                "clusters",
+                "register",
+                "--cluster-id",
+                "c",
+                "--description",
+                "d",
+                "--provider",
+                "aws-ebs",
+                "--region",
+                "eu-west-1",
+                "--instance-tag",
+                "novalue",
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            &[
+                "clusters",
+                "register",
+                "--cluster-id",
+                "c",
+                "--description",
+                "d",
+                "--provider",
+                "nfs",
+            ],
+            "--provider directory",
+        ),
+        (&["--url", "localhost:8080", "jobs", "list"], "http://"),
+    ];
+    for (args, hint) in cases {
+        let out = backupctl(&url, args);
+        assert_eq!(out.code, Some(2), "{}", out.describe());
+        assert!(out.stderr.contains(hint), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn clusters_register_makes_the_path_absolute() {
+    // GIVEN a server, and a cluster directory named relative to the current directory
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    sandbox.cluster_dir("rel", 1, 16);
+    let out = std::process::Command::new(support::BIN)
+        .current_dir(sandbox.path())
+        .env("BACKUPCTL_URL", &server.url)
+        .args([
+            "clusters",
+            "register",
+            "--cluster-id",
+            "rel",
+            "--description",
+            "Relative",
+            "--provider",
+            "directory",
+            "--path",
+            "clusters/rel",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    // THEN the server stores the absolute path
+    let cluster = server.json(&["clusters", "get", "--cluster-id", "rel"]);
+    let path = str_of(&cluster["cluster"], "path").to_owned();
+    assert!(Path::new(&path).is_absolute(), "{path}");
+    assert_eq!(
+        std::fs::canonicalize(&path).expect("the path exists"),
+        std::fs::canonicalize(sandbox.path().join("clusters/rel")).expect("canonical")
+    );
+    assert_eq!(cluster["cluster"]["region"], "local");
+    let table = server.ok(&["clusters", "list"]);
+    for column in ["ID", "DESCRIPTION", "PROVIDER", "REGION", "LOCK"] {
+        assert!(
+            table.lines().next().unwrap_or_default().contains(column),
+            "{table}"
+        );
+    }
+    assert!(table.contains(&path), "{table}");
+}
