@@ -149,7 +149,7 @@ pub(crate) fn parse_field(
             } else {
                 offset
             };
-            errors.push(FieldError::new(
+            let error = FieldError::new(
                 ErrorCode::Syntax,
                 kind.field,
                 at..at + 1,
@@ -158,7 +158,11 @@ pub(crate) fn parse_field(
                     kind.label,
                     example_list(kind)
                 ),
-            ));
+            );
+            // A lone `,` has an empty item on each side of one comma: report it once.
+            if errors.last() != Some(&error) {
+                errors.push(error);
+            }
         } else if let Some(bits) = parse_item(kind, item, offset, errors) {
             mask |= bits;
         }
@@ -282,10 +286,34 @@ fn parse_item(
     let range_span = start..start + range_part.chars().count();
     let (low, high) = if range_part == "*" || (kind.allows_question && range_part == "?") {
         (kind.min, kind.max_value())
+    } else if range_part.is_empty() {
+        // `/2`: a step with nothing to step through. The item is all there is to mark.
+        errors.push(FieldError::new(
+            ErrorCode::Syntax,
+            kind.field,
+            span,
+            format!(
+                "A step needs values to step through before `/`; write `*/2` or `{}/2` in the {} field.",
+                example_range(kind),
+                kind.label
+            ),
+        ));
+        return None;
     } else if let Some((a, b)) = range_part.split_once('-') {
         let a_span = start..start + a.chars().count();
         let b_start = a_span.end + 1;
         let b_span = b_start..b_start + b.chars().count();
+        // A missing side (`1-`, `-5`) has no characters to mark: mark the whole range.
+        let a_span = if a.is_empty() {
+            range_span.clone()
+        } else {
+            a_span
+        };
+        let b_span = if b.is_empty() {
+            range_span.clone()
+        } else {
+            b_span
+        };
         let a = parse_value(kind, a, a_span, errors);
         let b = parse_value(kind, b, b_span, errors);
         let (a, b) = (a?, b?);
@@ -304,9 +332,11 @@ fn parse_item(
         (a, b)
     } else {
         let v = parse_value(kind, range_part, range_span, errors)?;
-        // `N/S` means `N-max/S`.
+        // `N/S` means `N-max/S`, with the field's largest value as written: 7 for the day
+        // of week, so `7/2` is Sunday (not an empty set) and `1/2` reaches Sunday as `1-7/2`
+        // does, as in croner. 7 then folds onto 0 below.
         if step_part.is_some() {
-            (v, kind.max_value())
+            (v, kind.max)
         } else {
             (v, v)
         }
@@ -325,7 +355,8 @@ fn parse_item(
 }
 
 impl FieldKind {
-    /// The largest value `*` and `N/S` reach (Saturday for the day of week: 7 is an alias).
+    /// The largest value `*` reaches (Saturday for the day of week: 7 is an alias, and `*/S`
+    /// is the same set either way).
     fn max_value(&self) -> u32 {
         if self.field == Field::DayOfWeek {
             6
