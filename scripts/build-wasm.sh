@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Builds the WebAssembly package of the job form: `scripts/build-wasm.sh`.
+#
+#   wasm/pkg/      the npm-style package: package.json, backup_wasm.js (ES module glue,
+#                  wasm-bindgen `--target web`), backup_wasm_bg.wasm, backup_wasm.d.ts, README
+#   wasm/web/pkg/  the same glue, .wasm and types, where the form (wasm/web/) loads them
+#
+# On a fresh machine it installs what it needs (the wasm32 target, wasm-bindgen-cli at the
+# exact version of the wasm-bindgen crate in Cargo.lock, the npm packages of tests/browser
+# for binaryen's wasm-opt) and skips every step whose result is already in place, so a second
+# run does nothing twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "wasm: the wasm32-unknown-unknown target"
+rustup target list --installed | grep -qx wasm32-unknown-unknown \
+  || rustup target add wasm32-unknown-unknown
+
+# The CLI's version must equal the crate's: the glue it writes checks the schema version.
+bindgen_version=$(awk '
+  /^\[\[package\]\]/ { name = "" }
+  /^name = "wasm-bindgen"$/ { name = "wasm-bindgen" }
+  name == "wasm-bindgen" && /^version = / { gsub(/version = |"/, ""); print; exit }
+' Cargo.lock)
+if [[ -z "$bindgen_version" ]]; then
+  echo "error: no wasm-bindgen in Cargo.lock; run 'cargo generate-lockfile' first" >&2
+  exit 1
+fi
+step "wasm: wasm-bindgen-cli $bindgen_version"
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen_version" ]]; then
+  # --locked first, for the dependency versions wasm-bindgen was released with. When one of
+  # them is no longer in the registry (yanked), resolve afresh: what must match is the
+  # CLI's own version, which --version pins either way.
+  cargo install wasm-bindgen-cli --version "$bindgen_version" --locked \
+    || cargo install wasm-bindgen-cli --version "$bindgen_version"
+else
+  echo "already installed"
+fi
+
+step "wasm: npm packages of tests/browser (binaryen's wasm-opt, esbuild, playwright-core)"
+bash "$root/tests/browser/install.sh"
+
+step "wasm: cargo build --release --target wasm32-unknown-unknown -p backup-wasm"
+# The workspace's release profile suits the Lambda binaries (thin LTO, 4 codegen units). The
+# browser downloads this module on every visit, so for this one build everything it links,
+# the core and serde included, is optimised for size with whole-program LTO: about a fifth
+# smaller gzipped than `[profile.release.package.backup-wasm] opt-level = "z"` alone. Only the
+# wasm32 artifacts are affected; the environment changes nothing else.
+CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+  CARGO_PROFILE_RELEASE_LTO=fat \
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+  cargo build --release --target wasm32-unknown-unknown -p backup-wasm
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+raw="$target_dir/wasm32-unknown-unknown/release/backup_wasm.wasm"
+
+pkg="$root/wasm/pkg"
+web_pkg="$root/wasm/web/pkg"
+stamp="$pkg/.built-from"
+# What the package is made of: the compiled module, the tools' versions and this script.
+wasm_opt="$root/tests/browser/node_modules/.bin/wasm-opt"
+fingerprint=$(
+  {
+    sha256sum "$raw" "$root/scripts/build-wasm.sh" "$root/wasm/README.md" | cut -d' ' -f1
+    echo "$bindgen_version"
+    "$wasm_opt" --version
+  } | sha256sum | cut -d' ' -f1
+)
+
+step "wasm: package in wasm/pkg and wasm/web/pkg"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$fingerprint" && -f "$web_pkg/backup_wasm_bg.wasm" ]]; then
+  echo "up to date"
+  exit 0
+fi
+
+rm -rf "$pkg" "$web_pkg"
+wasm-bindgen --target web --out-dir "$pkg" --out-name backup_wasm "$raw"
+
+# -Oz for size. The features are those rustc enables for wasm32 by default and that every
+# current browser and Node 20 support.
+before=$(stat -c %s "$pkg/backup_wasm_bg.wasm")
+"$wasm_opt" -Oz \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  "$pkg/backup_wasm_bg.wasm" -o "$pkg/backup_wasm_bg.wasm"
+after=$(stat -c %s "$pkg/backup_wasm_bg.wasm")
+echo "wasm-opt -Oz: $before -> $after bytes"
+
+version=$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "backup-wasm"))')
+cat >"$pkg/package.json" <<EOF
+{
+  "name": "backup-wasm",
+  "version": "$version",
+  "description": "The schedule, backup-label and create-job checks of backupctl, compiled from its Rust core to WebAssembly.",
+  "license": "Apache-2.0",
+  "type": "module",
+  "main": "./backup_wasm.js",
+  "module": "./backup_wasm.js",
+  "types": "./backup_wasm.d.ts",
+  "exports": {
+    ".": {
+      "types": "./backup_wasm.d.ts",
+      "default": "./backup_wasm.js"
+    },
+    "./backup_wasm_bg.wasm": "./backup_wasm_bg.wasm"
+  },
+  "files": [
+    "backup_wasm.js",
+    "backup_wasm.d.ts",
+    "backup_wasm_bg.wasm",
+    "backup_wasm_bg.wasm.d.ts",
+    "README.md"
+  ],
+  "sideEffects": false
+}
+EOF
+cp "$root/wasm/README.md" "$pkg/README.md"
+
+mkdir -p "$web_pkg"
+cp "$pkg/backup_wasm.js" "$pkg/backup_wasm_bg.wasm" "$pkg/backup_wasm.d.ts" "$web_pkg/"
+echo "$fingerprint" >"$stamp"
+ls -l "$pkg"

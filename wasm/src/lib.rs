@@ -1,0 +1,121 @@
+//! The core's checks for JavaScript: what the job form runs while the operator types.
+//!
+//! A thin layer, as in cloudflare/saffron's wasm crate: every rule lives in `backup-core`, and
+//! this crate only renames for JavaScript, turns JavaScript arguments into core types and the
+//! core's answers into JavaScript objects. The objects are serialized by `serde_json` and
+//! handed over through `JSON.parse`, so `JSON.stringify(validateSchedule(..))` is byte for
+//! byte the line `backupctl schedule check --json` prints (same keys, same order); the parity
+//! test in `tests/browser/` holds it to that.
+//!
+//! No clock is read here: the page passes `Date.now()` in, as every caller of the core does.
+//!
+//! # Layout
+//! - [`checks`]: the exports' work in plain Rust (argument conversion, the `validateJob`
+//!   result shape), built and tested on the host too.
+//! - [`typescript`]: the TypeScript types of the exports' arguments and results, written
+//!   into the package's `.d.ts`.
+//! - this file: the `#[wasm_bindgen]` exports themselves and the JSON hand-over.
+//!
+//! # Exports
+//! | JavaScript | returns | same as |
+//! |---|---|---|
+//! | `validateSchedule(expr, afterEpochMillis, count?)` | `ScheduleCheck` | `backupctl schedule check --json` |
+//! | `renderTemplate(template, context)` | `TemplateCheck` | `backupctl template render --json` |
+//! | `validateJob(request)` | `JobCheck` | the API's 400 `fields` for `POST …/jobs` |
+//! | `limits()` | `Limits` | the core's length and count limits, for `maxlength`/`min`/`max` |
+//!
+//! A malformed argument (a `NaN` instant, a context or request that does not have the
+//! documented shape) throws a `RangeError` or `TypeError`; a bad *value* the operator typed
+//! never throws, it comes back as `valid: false` with errors.
+
+pub mod checks;
+pub mod typescript;
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+pub use checks::{ArgumentError, JobCheck, Limits};
+
+/// Checks a schedule expression and lists its next runs, as `backupctl schedule check
+/// --json` prints it: `{valid, schedule, description, eventbridge, minIntervalMinutes, next}`
+/// or `{valid: false, schedule, errors}`.
+///
+/// `afterEpochMillis` is the instant the runs are listed after, in milliseconds since the
+/// Unix epoch (pass `Date.now()`); `count` is how many runs to list (default 5, at most
+/// 1000). Throws a `RangeError` when `afterEpochMillis` is not a finite instant.
+#[wasm_bindgen(js_name = validateSchedule, unchecked_return_type = "ScheduleCheck")]
+pub fn validate_schedule(
+    expr: &str,
+    #[wasm_bindgen(js_name = afterEpochMillis)] after_epoch_millis: f64,
+    count: Option<u32>,
+) -> Result<JsValue, JsValue> {
+    let check = checks::schedule(expr, after_epoch_millis, count).map_err(throwable)?;
+    to_js(&check)
+}
+
+/// Renders a backup description template as a run would name its backup, as `backupctl
+/// template render --json` prints it: `{valid: true, rendered}` or `{valid: false, errors}`.
+///
+/// `context` is `{clusterId, clusterDescription, clusterProvider, clusterRegion, index,
+/// datetime}`, with `datetime` an RFC 3339 instant (`new Date(ms).toISOString()`). Throws a
+/// `TypeError` when `context` does not have that shape.
+#[wasm_bindgen(js_name = renderTemplate, unchecked_return_type = "TemplateCheck")]
+pub fn render_template(
+    template: &str,
+    #[wasm_bindgen(unchecked_param_type = "RenderContext")] context: JsValue,
+) -> Result<JsValue, JsValue> {
+    let context = json_argument("context", &context)?;
+    let check = checks::template(template, &context).map_err(throwable)?;
+    to_js(&check)
+}
+
+/// Checks a whole create-job request (the SPEC §7 body) and reports every problem of every
+/// field: `{valid: true}` or `{valid: false, problems, fields}`, where `problems` maps each
+/// JSON path (`schedule`, `data.clusterId`, …) to its errors with spans and `fields` maps it
+/// to one message, exactly the `fields` map of the API's 400 answer.
+///
+/// Throws a `TypeError` when `request` is not an object of the request's shape (an unknown
+/// key, a count that is not a whole number): such a body is a bug in the caller, not a
+/// mistake of the operator.
+#[wasm_bindgen(js_name = validateJob, unchecked_return_type = "JobCheck")]
+pub fn validate_job(
+    #[wasm_bindgen(unchecked_param_type = "CreateJobRequest")] request: JsValue,
+) -> Result<JsValue, JsValue> {
+    let request = json_argument("request", &request)?;
+    let check = checks::job(&request).map_err(throwable)?;
+    to_js(&check)
+}
+
+/// The limits the core enforces, so a form can set `maxlength`, `min` and `max` from the
+/// same numbers the server checks.
+#[wasm_bindgen(unchecked_return_type = "Limits")]
+pub fn limits() -> Result<JsValue, JsValue> {
+    to_js(&checks::limits())
+}
+
+/// Serializes with `serde_json` and parses in JavaScript, so key order and number formatting
+/// are exactly those of the CLI's output.
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))?;
+    js_sys::JSON::parse(&text)
+}
+
+/// A JavaScript object argument as JSON text, for `serde_json` to read into a core type.
+fn json_argument(name: &str, value: &JsValue) -> Result<String, JsValue> {
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return Err(throwable(ArgumentError::Type(format!(
+            "{name} must be an object (see the package's .d.ts)"
+        ))));
+    }
+    js_sys::JSON::stringify(value)?
+        .as_string()
+        .ok_or_else(|| throwable(ArgumentError::Type(format!("{name} is not JSON"))))
+}
+
+fn throwable(error: ArgumentError) -> JsValue {
+    match error {
+        ArgumentError::Type(message) => js_sys::TypeError::new(&message).into(),
+        ArgumentError::Range(message) => js_sys::RangeError::new(&message).into(),
+    }
+}

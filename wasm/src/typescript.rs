@@ -1,0 +1,207 @@
+//! The TypeScript types of the exports, written into the package's `.d.ts` by wasm-bindgen.
+//!
+//! The shapes are the core's serde shapes; the host tests below fail when the core gains an
+//! error code or a field name that is not listed here, so the types cannot drift silently.
+
+use wasm_bindgen::prelude::*;
+
+/// The `.d.ts` text (also used by the tests).
+pub const TYPES: &str = r#"
+/** A stable, machine-readable reason (SPEC §2.2, §3; job fields). */
+export type ErrorCode =
+  | "empty" | "field_count" | "syntax" | "out_of_range" | "invalid_range" | "invalid_step"
+  | "unsupported" | "too_frequent" | "never_runs" | "unknown_placeholder" | "unknown_format"
+  | "required" | "too_long" | "invalid_value";
+
+/** Which part of the input an error concerns. */
+export type ErrorField =
+  | "minute" | "hour" | "dayOfMonth" | "month" | "dayOfWeek" | "schedule" | "description"
+  | "jobDescription" | "type" | "clusterId" | "maxBackupCount";
+
+/**
+ * One problem, located precisely enough to underline it: `start`..`end` counts Unicode
+ * characters (what `Array.from(text)` indexes), end exclusive.
+ */
+export interface FieldError {
+  code: ErrorCode;
+  field: ErrorField;
+  start: number;
+  end: number;
+  /** One sentence saying what is wrong and what to write instead. */
+  message: string;
+}
+
+/** `validateSchedule`'s answer; the object `backupctl schedule check --json` prints. */
+export type ScheduleCheck =
+  | {
+      valid: true;
+      schedule: string;
+      /** One English sentence, such as "At 12:00 on Monday" (UTC). */
+      description: string;
+      /** The EventBridge rule expression(s) the job deploys as, such as `cron(0 12 ? * MON *)`. */
+      eventbridge: string[];
+      minIntervalMinutes: number;
+      /** The next runs, RFC 3339 in UTC with zero seconds (`2026-11-30T12:00:00Z`). */
+      next: string[];
+    }
+  | { valid: false; schedule: string; errors: FieldError[] };
+
+/** `renderTemplate`'s answer; the object `backupctl template render --json` prints. */
+export type TemplateCheck =
+  | { valid: true; rendered: string }
+  | { valid: false; errors: FieldError[] };
+
+/** What a run knows when it names a backup. */
+export interface RenderContext {
+  clusterId: string;
+  clusterDescription: string;
+  /** `directory` or `aws-ebs`. */
+  clusterProvider: string;
+  /** `local` for directory clusters. */
+  clusterRegion: string;
+  /** The backup's sequence number within its job, from 1. */
+  index: number;
+  /** An RFC 3339 instant, such as `new Date(ms).toISOString()`. */
+  datetime: string;
+}
+
+/** The body of `POST /orchestrate/v1/organizations/{org}/projects/{project}/jobs` (SPEC §7). */
+export interface CreateJobRequest {
+  description?: string | null;
+  schedule?: string | null;
+  /** `ScheduledBackup`, the only type; may be left out. */
+  type?: string | null;
+  data?: {
+    clusterId?: string | null;
+    /** The description template of each backup (SPEC §3). */
+    description?: string | null;
+    /** A whole number from 1 to 1000. */
+    maxBackupCount?: number | null;
+  } | null;
+}
+
+/** The keys of a create-job check: JSON paths into the body, as the API's `fields` uses. */
+export type JobField =
+  | "description" | "schedule" | "type" | "data.clusterId" | "data.description"
+  | "data.maxBackupCount";
+
+/** `validateJob`'s answer. */
+export type JobCheck =
+  | { valid: true }
+  | {
+      valid: false;
+      /** Every error of each field, with spans. */
+      problems: Partial<Record<JobField, FieldError[]>>;
+      /** One message per field: exactly the `fields` map of the API's 400 answer. */
+      fields: Partial<Record<JobField, string>>;
+    };
+
+/** The limits the core enforces. */
+export interface Limits {
+  maxJobDescriptionChars: number;
+  maxClusterIdChars: number;
+  maxTemplateChars: number;
+  maxScheduleChars: number;
+  minBackupCount: number;
+  maxBackupCount: number;
+  minIntervalMinutes: number;
+  maxNextRuns: number;
+}
+"#;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = TYPES;
+
+#[cfg(test)]
+mod tests {
+    use super::TYPES;
+    use backup_core::job::keys;
+    use backup_core::{ErrorCode, Field};
+
+    /// Every variant, kept complete by the exhaustive `match` below: adding a variant to the
+    /// core breaks this build until it is listed here (and so checked against the types).
+    fn every_code() -> Vec<ErrorCode> {
+        use ErrorCode::*;
+        let all = vec![
+            Empty,
+            FieldCount,
+            Syntax,
+            OutOfRange,
+            InvalidRange,
+            InvalidStep,
+            Unsupported,
+            TooFrequent,
+            NeverRuns,
+            UnknownPlaceholder,
+            UnknownFormat,
+            Required,
+            TooLong,
+            InvalidValue,
+        ];
+        for code in &all {
+            match code {
+                Empty | FieldCount | Syntax | OutOfRange | InvalidRange | InvalidStep
+                | Unsupported | TooFrequent | NeverRuns | UnknownPlaceholder | UnknownFormat
+                | Required | TooLong | InvalidValue => {}
+            }
+        }
+        all
+    }
+
+    fn every_field() -> Vec<Field> {
+        use Field::*;
+        let all = vec![
+            Minute,
+            Hour,
+            DayOfMonth,
+            Month,
+            DayOfWeek,
+            Schedule,
+            Description,
+            JobDescription,
+            JobType,
+            ClusterId,
+            MaxBackupCount,
+        ];
+        for field in &all {
+            match field {
+                Minute | Hour | DayOfMonth | Month | DayOfWeek | Schedule | Description
+                | JobDescription | JobType | ClusterId | MaxBackupCount => {}
+            }
+        }
+        all
+    }
+
+    fn section<'a>(name: &str) -> &'a str {
+        let start = TYPES.find(name).unwrap_or_else(|| panic!("no {name}"));
+        let rest = &TYPES[start..];
+        &rest[..rest.find(';').unwrap()]
+    }
+
+    #[test]
+    fn every_error_code_is_typed() {
+        let typed = section("type ErrorCode");
+        for code in every_code() {
+            assert!(typed.contains(&format!("\"{code}\"")), "{code} missing");
+        }
+        assert_eq!(typed.matches('"').count(), 2 * every_code().len());
+    }
+
+    #[test]
+    fn every_error_field_is_typed() {
+        let typed = section("type ErrorField");
+        for field in every_field() {
+            assert!(typed.contains(&format!("\"{field}\"")), "{field} missing");
+        }
+        assert_eq!(typed.matches('"').count(), 2 * every_field().len());
+    }
+
+    #[test]
+    fn every_job_key_is_typed() {
+        let typed = section("type JobField");
+        for key in keys::ALL {
+            assert!(typed.contains(&format!("\"{key}\"")), "{key} missing");
+        }
+        assert_eq!(typed.matches('"').count(), 2 * keys::ALL.len());
+    }
+}
