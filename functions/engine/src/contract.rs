@@ -23,16 +23,28 @@ use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
-    RunStart, Scope,
+    Acquisition, BackupEnd, BackupEntry, BackupFilter, ClusterRecord, Finish, Finished,
+    HistoryEntry, JobRecord, LockHolder, RunStart, Scope, StartBackup, Started,
 };
-use crate::ports::{ClusterLock, Store};
+use crate::ports::{BackupWrites, ClusterLock, Store};
+use crate::writes::OneByOne;
 
 /// The adapters under test, fresh and empty, and whatever keeps them alive (a temp dir).
 pub struct Adapters {
     pub store: Arc<dyn Store>,
     pub lock: Arc<dyn ClusterLock>,
+    /// The adapter's batched writes, if it has them; `None` checks [`OneByOne`] over
+    /// `store` and `lock`.
+    pub writes: Option<Arc<dyn BackupWrites>>,
     pub guard: Box<dyn Any + Send>,
+}
+
+impl Adapters {
+    fn writes(&self) -> Arc<dyn BackupWrites> {
+        self.writes
+            .clone()
+            .unwrap_or_else(|| Arc::new(OneByOne::new(self.store.clone(), self.lock.clone())))
+    }
 }
 
 /// Expands to one `#[tokio::test]` per contract check, each on a fresh `Adapters` made by
@@ -55,7 +67,12 @@ macro_rules! contract_tests {
             run_records_are_idempotent,
             concurrent_deliveries_start_one_run,
             history_lists_newest_first_by_scope_and_job,
-            sequences_start_at_one_and_never_repeat
+            sequences_start_at_one_and_never_repeat,
+            start_takes_the_lock_and_records_a_numbered_backup,
+            start_with_stale_versions_still_decides_right,
+            concurrent_starts_have_one_winner,
+            finish_applies_every_part,
+            finish_after_a_lost_lock_records_and_leaves_the_new_holder
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -770,4 +787,262 @@ pub async fn sequences_start_at_one_and_never_repeat(a: &Adapters) {
     }
     seen.sort_unstable();
     assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+}
+
+/// The backup record `start` writes, given its number.
+fn numbered(id: &str, cluster: &str, now: DateTime<Utc>) -> impl Fn(u64) -> BackupEntry {
+    let (id, cluster) = (id.to_owned(), cluster.to_owned());
+    move |index| {
+        let mut b = backup(&id, "o1", Some("j1"), &cluster, now);
+        b.index = index;
+        b.description = format!("{cluster} #{index}");
+        b.location = Some(format!("/backups/{id}"));
+        b
+    }
+}
+
+async fn start(
+    w: &dyn BackupWrites,
+    cluster: &str,
+    who: &LockHolder,
+    backup_id: &str,
+    now: DateTime<Utc>,
+    seen: &crate::model::Seen,
+) -> Started {
+    let build = numbered(backup_id, cluster, now);
+    w.start(&StartBackup {
+        cluster_id: cluster,
+        holder: who,
+        now,
+        lease: Duration::seconds(60),
+        sequence_key: "job:j1",
+        seen,
+        backup: &build,
+    })
+    .await
+    .unwrap()
+}
+
+fn started(s: Started) -> (backup_core::api::ClusterLockInfo, BackupEntry) {
+    match s {
+        Started::Acquired { lock, backup } => (lock, backup),
+        Started::Held(info) => panic!("expected to start, but the lock is held: {info:?}"),
+    }
+}
+
+pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    // GIVEN the cluster read by prepare
+    let prep = w.prepare("c1", "job:j1").await.unwrap();
+    assert_eq!(prep.cluster, Some(cluster("c1", "o1")));
+    assert_eq!(w.prepare("nope", "job:j1").await.unwrap().cluster, None);
+    // WHEN a run starts THEN it holds the lock and its backup is #1, `creating`
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    let (lock, b1) = started(start(w.as_ref(), "c1", &run, "b1", at(0), &prep.seen).await);
+    assert_eq!(lock.operation, "scheduled-backup");
+    assert_eq!(b1.index, 1);
+    assert_eq!(b1.description, "c1 #1");
+    assert_eq!(a.store.get_backup("b1").await.unwrap(), Some(b1.clone()));
+    assert_eq!(
+        a.lock
+            .current("c1", at(0))
+            .await
+            .unwrap()
+            .map(|l| l.fencing_token),
+        Some(lock.fencing_token)
+    );
+    // WHEN another starts while it is held THEN it learns the holder, and writes nothing
+    let prep2 = w.prepare("c1", "job:j1").await.unwrap();
+    let other = holder("manual-backup", None, Some("b2"));
+    match start(w.as_ref(), "c1", &other, "b2", at(0), &prep2.seen).await {
+        Started::Held(info) => assert_eq!(info.run_id.as_deref(), Some("r1")),
+        s => panic!("expected the lock to be held, got {s:?}"),
+    }
+    assert_eq!(a.store.get_backup("b2").await.unwrap(), None);
+    // AND no number was used: the next backup after release is #2
+    assert!(a.lock.release("c1", lock.fencing_token).await.unwrap());
+    let prep3 = w.prepare("c1", "job:j1").await.unwrap();
+    let (lock3, b3) = started(start(w.as_ref(), "c1", &other, "b3", at(1), &prep3.seen).await);
+    assert_eq!(b3.index, 2);
+    assert!(lock3.fencing_token > lock.fencing_token);
+}
+
+pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    // GIVEN a run prepared, then another took and released the lock and used a number
+    let stale = w.prepare("c1", "job:j1").await.unwrap().seen;
+    let op = holder("expand-disk", None, None);
+    let t1 = acquired(
+        a.lock
+            .try_acquire("c1", &op, at(0), Duration::seconds(60))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a.store.next_sequence("job:j1").await.unwrap(), 1);
+    assert!(a.lock.release("c1", t1.fencing_token).await.unwrap());
+    // WHEN the run starts with what it saw THEN it still starts, with fresh numbers
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(1), &stale).await);
+    assert!(lock.fencing_token > t1.fencing_token);
+    assert_eq!(b.index, 2);
+    // AND with the lock now held by someone else and a stale view THEN it is held
+    let t2 = acquired(
+        a.lock
+            .try_acquire("c1", &op, at(5), Duration::seconds(60))
+            .await
+            .unwrap(),
+    );
+    assert!(t2.fencing_token > lock.fencing_token);
+    match start(w.as_ref(), "c1", &run, "b9", at(5), &stale).await {
+        Started::Held(info) => assert_eq!(info.fencing_token, t2.fencing_token),
+        s => panic!("expected the lock to be held, got {s:?}"),
+    }
+    assert_eq!(a.store.get_backup("b9").await.unwrap(), None);
+}
+
+pub async fn concurrent_starts_have_one_winner(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    let seen = w.prepare("c1", "job:j1").await.unwrap().seen;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (w, seen) = (w.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            let who = holder("scheduled-backup", Some("j1"), Some(&format!("r{i}")));
+            start(w.as_ref(), "c1", &who, &format!("b{i}"), at(0), &seen).await
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Started::Acquired { .. }) {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    let backups = a
+        .store
+        .list_backups(&scope("o1"), &BackupFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0].index, 1);
+}
+
+pub async fn finish_applies_every_part(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    let entry = history("r1", "o1", "j1", at(0), at(0));
+    assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
+    let seen = w.prepare("c1", "job:j1").await.unwrap().seen;
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(0), &seen).await);
+    // WHEN the run ends: backup available where the provider put it, history, release
+    let mut item = entry.item.clone();
+    item.status = RunStatus::Succeeded;
+    item.end_time = Some(at(1));
+    item.linked_resource = "b1".into();
+    item.details = "Backed up.".into();
+    let done = w
+        .finish(&Finish {
+            backup: Some(BackupEnd {
+                backup_id: "b1",
+                status: BackupStatus::Available,
+                location: Some("snap-1,snap-2"),
+            }),
+            history: Some(&item),
+            release: Some(("c1", lock.fencing_token)),
+        })
+        .await
+        .unwrap();
+    // THEN every part is applied
+    assert_eq!(
+        done,
+        Finished {
+            backup_updated: Some(true),
+            released: Some(true)
+        }
+    );
+    let stored = a.store.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.status, BackupStatus::Available);
+    assert_eq!(stored.location.as_deref(), Some("snap-1,snap-2"));
+    assert_eq!(stored.index, b.index);
+    assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
+    assert_eq!(a.lock.current("c1", at(1)).await.unwrap(), None);
+    // AND a backup no longer `creating` is left alone, alone or with other parts
+    let again = w
+        .finish(&Finish {
+            backup: Some(BackupEnd {
+                backup_id: "b1",
+                status: BackupStatus::Defunct,
+                location: None,
+            }),
+            ..Finish::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.backup_updated, Some(false));
+    assert_eq!(again.released, None);
+    assert_eq!(
+        a.store.get_backup("b1").await.unwrap().unwrap().status,
+        BackupStatus::Available
+    );
+}
+
+pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    let entry = history("r1", "o1", "j1", at(0), at(0));
+    assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
+    let seen = w.prepare("c1", "job:j1").await.unwrap().seen;
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    let (lock, _) = started(start(w.as_ref(), "c1", &run, "b1", at(0), &seen).await);
+    // GIVEN the lease ran out and an operator took the cluster
+    let op = holder("expand-disk", None, None);
+    let theirs = acquired(
+        a.lock
+            .try_acquire("c1", &op, at(2), Duration::seconds(600))
+            .await
+            .unwrap(),
+    );
+    // WHEN the run ends with its old token
+    let mut item = entry.item.clone();
+    item.status = RunStatus::Failed;
+    item.end_time = Some(at(3));
+    item.error_code = Some("lock_lost".into());
+    item.details = "Lost the lock.".into();
+    let done = w
+        .finish(&Finish {
+            backup: Some(BackupEnd {
+                backup_id: "b1",
+                status: BackupStatus::Defunct,
+                location: Some("/backups/b1"),
+            }),
+            history: Some(&item),
+            release: Some(("c1", lock.fencing_token)),
+        })
+        .await
+        .unwrap();
+    // THEN its backup and history are recorded, and the operator still holds the lock
+    assert_eq!(
+        done,
+        Finished {
+            backup_updated: Some(true),
+            released: Some(false)
+        }
+    );
+    assert_eq!(
+        a.store.get_backup("b1").await.unwrap().unwrap().status,
+        BackupStatus::Defunct
+    );
+    assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
+    assert_eq!(
+        a.lock
+            .current("c1", at(3))
+            .await
+            .unwrap()
+            .map(|l| l.fencing_token),
+        Some(theirs.fencing_token)
+    );
 }

@@ -21,7 +21,10 @@ use crate::model::{
     Acquisition, BackupEntry, BackupFilter, BackupHandle, ClusterRecord, JobRecord, LockHolder,
     Scope, OPERATION_MANUAL, OPERATION_SCHEDULED,
 };
-use crate::ports::{BackupProvider, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler};
+use crate::ports::{
+    BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler,
+};
+use crate::writes::OneByOne;
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
@@ -78,6 +81,9 @@ pub struct Ports {
     pub triggers: Arc<dyn TriggerScheduler>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    /// The batched form of a run's writes, when the store and lock adapter has one;
+    /// `None` makes them one by one through `store` and `lock`.
+    pub writes: Option<Arc<dyn BackupWrites>>,
 }
 
 /// The use cases. Cheap to clone: clones share the adapters.
@@ -89,6 +95,7 @@ pub struct Engine {
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) lock: Arc<dyn ClusterLock>,
+    pub(crate) writes: Arc<dyn BackupWrites>,
     pub(crate) providers: HashMap<&'static str, Arc<dyn BackupProvider>>,
     pub(crate) triggers: Arc<dyn TriggerScheduler>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -113,10 +120,14 @@ impl Drop for InFlightGuard {
 impl Engine {
     pub fn new(ports: Ports, config: EngineConfig) -> Engine {
         let providers = ports.providers.into_iter().map(|p| (p.kind(), p)).collect();
+        let writes = ports
+            .writes
+            .unwrap_or_else(|| Arc::new(OneByOne::new(ports.store.clone(), ports.lock.clone())));
         Engine {
             inner: Arc::new(Inner {
                 store: ports.store,
                 lock: ports.lock,
+                writes,
                 providers,
                 triggers: ports.triggers,
                 clock: ports.clock,

@@ -10,11 +10,14 @@
 //! # Layout
 //! - [`ports`]: the traits adapters implement: `JobStore`, `ClusterStore`, `BackupStore`,
 //!   `RunStore`, `HistoryStore`, `SequenceStore` (together `Store`), `ClusterLock`,
-//!   `BackupProvider`, `TriggerScheduler`, `Clock`, `IdGenerator`.
+//!   `BackupProvider`, `TriggerScheduler`, `Clock`, `IdGenerator`, and `BackupWrites`, the
+//!   writes of a run grouped so that an adapter can batch them.
 //! - [`model`]: the records the ports carry (jobs, clusters, backups, history, locks).
 //! - [`engine`]: [`Engine`], its configuration and the job, cluster, lock, backup and history
 //!   use cases.
 //! - [`run`]: running a job (scheduled or "run now") and manual backups.
+//! - [`writes`]: [`writes::OneByOne`], the run's grouped writes
+//!   ([`ports::BackupWrites`]) made through the narrow ports.
 //! - [`error`]: [`EngineError`] with stable codes, and the ports' errors.
 //! - [`ids`]: the id format and the default generator.
 //! - [`clock`]: the system clock and two clocks tests drive.
@@ -66,6 +69,7 @@ pub mod model;
 pub mod ports;
 pub mod run;
 mod text;
+pub mod writes;
 
 pub use engine::{Engine, EngineConfig, Ports};
 pub use error::{EngineError, ErrorKind, ProviderError, StoreError, TriggerError};

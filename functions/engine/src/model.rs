@@ -237,6 +237,87 @@ pub enum Acquisition {
     Held(api::ClusterLockInfo),
 }
 
+/// What [`BackupWrites::prepare`](crate::ports::BackupWrites::prepare) read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub cluster: Option<ClusterRecord>,
+    /// Passed back unchanged to [`BackupWrites::start`](crate::ports::BackupWrites::start).
+    pub seen: Seen,
+}
+
+/// The versions of the lock and the sequence counter an adapter read in `prepare`, so that
+/// `start` can make its writes conditional on them (optimistic concurrency) instead of
+/// reading them again. The engine never looks inside.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Seen {
+    /// Nothing was read: `start` reads or increments what it needs itself.
+    #[default]
+    Nothing,
+    Versions {
+        /// The lock's fencing token, `None` when the cluster has no lock record yet.
+        lock_token: Option<u64>,
+        /// The counter's value, 0 when it does not exist yet.
+        sequence: u64,
+    },
+}
+
+/// What a run or manual backup asks of
+/// [`BackupWrites::start`](crate::ports::BackupWrites::start).
+pub struct StartBackup<'a> {
+    pub cluster_id: &'a str,
+    pub holder: &'a LockHolder,
+    pub now: DateTime<Utc>,
+    pub lease: chrono::Duration,
+    /// The counter that numbers the backup (`job:<id>`, `manual:<cluster>`).
+    pub sequence_key: &'a str,
+    pub seen: &'a Seen,
+    /// The backup record (status `creating`) given its sequence number.
+    pub backup: &'a (dyn Fn(u64) -> BackupEntry + Send + Sync),
+}
+
+/// The answer of [`BackupWrites::start`](crate::ports::BackupWrites::start).
+// One answer per run, moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// The lock is ours and the backup is recorded as `creating`.
+    Acquired {
+        lock: api::ClusterLockInfo,
+        backup: BackupEntry,
+    },
+    /// Someone else holds an unexpired lease; nothing was written and no number was used.
+    Held(api::ClusterLockInfo),
+}
+
+/// The writes that end a backup, a run or both, for
+/// [`BackupWrites::finish`](crate::ports::BackupWrites::finish). Each part is optional.
+#[derive(Debug, Clone, Default)]
+pub struct Finish<'a> {
+    /// The backup's final status and location, applied only while it is `creating`.
+    pub backup: Option<BackupEnd<'a>>,
+    /// The run's final history item.
+    pub history: Option<&'a HistoryItem>,
+    /// Releases the cluster's lock (cluster id, fencing token) if that token still holds it.
+    pub release: Option<(&'a str, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupEnd<'a> {
+    pub backup_id: &'a str,
+    pub status: BackupStatus,
+    pub location: Option<&'a str>,
+}
+
+/// What [`BackupWrites::finish`](crate::ports::BackupWrites::finish) changed: `None` for a
+/// part that was not asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// `false` when the backup was no longer `creating` (nothing changed).
+    pub backup_updated: Option<bool>,
+    /// `false` when the lock was no longer held with that token (nothing changed).
+    pub released: Option<bool>,
+}
+
 /// Where a provider put a backup, as the engine stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupHandle {

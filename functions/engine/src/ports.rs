@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{ProviderError, StoreError, TriggerError};
 use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord,
-    HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope,
+    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Finish,
+    Finished, HistoryEntry, JobRecord, LockHolder, Prepared, ProviderStatus, RunStart, Scope,
+    StartBackup, Started,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -151,16 +152,44 @@ pub trait ClusterLock: Send + Sync {
     ) -> StoreResult<Option<ClusterLockInfo>>;
 }
 
+/// The writes that start and end a backup, grouped so that an adapter which is both the
+/// store and the lock can make each group one request.
+///
+/// A run reads its cluster (`prepare`), takes the lock and records a numbered backup
+/// (`start`), and at the end records the backup's outcome and the run's history and releases
+/// the lock (`finish`). [`OneByOne`](crate::writes::OneByOne) does each group through the
+/// narrow ports, call by call; the DynamoDB adapter makes `prepare` one `BatchGetItem` and
+/// `start` and `finish` one `TransactWriteItems` each, which is what keeps a run within a
+/// handful of AWS calls. Either way the outcome must be the same: the contract suite runs
+/// the same checks on both.
+#[async_trait]
+pub trait BackupWrites: Send + Sync {
+    /// The cluster, and whatever versions `start` may condition its writes on.
+    async fn prepare(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<Prepared>;
+    /// Takes the cluster's lock if it is free or expired, never waiting, and, only then,
+    /// numbers the backup from the counter and records it. All of it or none of it: when
+    /// the lock is held, no number is used and no backup is recorded.
+    async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started>;
+    /// Applies every part of `finish`, each part's condition checked on its own as the
+    /// narrow ports do. Every part is attempted even if another fails.
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<Finished>;
+}
+
 /// Makes, watches and deletes backups of one kind of cluster (`directory`, `aws-ebs`).
 #[async_trait]
 pub trait BackupProvider: Send + Sync {
     /// The `provider` name of the clusters it serves.
     fn kind(&self) -> &'static str;
+    /// Where the backup `request` asks for will be, known before it is started: it is
+    /// recorded with the backup, so a backup whose process stopped half-way can still be
+    /// found and deleted. `create` answers the final location.
+    fn planned_location(&self, request: &BackupRequest) -> String;
     /// Starts (and for a synchronous provider, completes) a backup. Dropping the future
     /// abandons the backup: the provider must never leave it looking complete.
     async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError>;
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError>;
-    /// Deletes the backup; deleting one that is already gone succeeds.
+    /// Deletes the backup; deleting one that is already gone succeeds. `handle.location`
+    /// may be the planned location, when the process that made it stopped before the end.
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError>;
 }
 

@@ -18,8 +18,9 @@ use chrono::{DateTime, Utc};
 use crate::engine::{check_job_id, Engine};
 use crate::error::{EngineError, ProviderError, StoreError};
 use crate::model::{
-    Acquisition, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, HistoryEntry, JobRecord,
-    LockHolder, ProviderStatus, RunStart, Scope, OPERATION_MANUAL, OPERATION_SCHEDULED,
+    BackupEnd, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Finish, HistoryEntry,
+    JobRecord, LockHolder, Prepared, ProviderStatus, RunStart, Scope, Seen, StartBackup, Started,
+    OPERATION_MANUAL, OPERATION_SCHEDULED,
 };
 use crate::ports::BackupProvider;
 use crate::text;
@@ -48,12 +49,20 @@ struct LockedRun {
     cluster: ClusterRecord,
     provider: Arc<dyn BackupProvider>,
     lock: ClusterLockInfo,
+    /// The backup `start` recorded as `creating`.
+    backup: BackupEntry,
+}
+
+/// What making a backup came to, before anything about it is written.
+struct Made {
+    result: Result<(), BackupFailure>,
+    /// Where the provider put it (its planned location when `create` failed).
+    location: String,
 }
 
 /// Why making a backup failed, for the history's `errorCode` and details.
 enum BackupFailure {
     Provider(ProviderError),
-    Store(StoreError),
     LeaseLost,
 }
 
@@ -156,7 +165,13 @@ impl Engine {
                     ),
                 )));
             }
-            let cluster = match store.get_cluster(&job.cluster_id).await? {
+            let sequence_key = format!("job:{}", job.id);
+            let Prepared { cluster, seen } = self
+                .inner
+                .writes
+                .prepare(&job.cluster_id, &sequence_key)
+                .await?;
+            let cluster = match cluster {
                 Some(c) if c.scope == job.scope => c,
                 _ => {
                     return Ok(Err(failed(
@@ -179,27 +194,50 @@ impl Engine {
                     ),
                 )));
             };
+            let template = match Template::parse(&job.template) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Ok(Err(failed(
+                        "invalid_template",
+                        format!(
+                            "The job's stored description template no longer parses ({e}), so \
+                             no backup was made; recreate the job."
+                        ),
+                    )))
+                }
+            };
             let holder = LockHolder {
                 operation: OPERATION_SCHEDULED.to_owned(),
                 job_id: Some(job.id.clone()),
                 run_id: Some(entry.item.id.clone()),
             };
+            let backup_id = self.inner.ids.new_id();
             match self
-                .inner
-                .lock
-                .try_acquire(&cluster.id, &holder, self.now(), self.lease())
+                .start_backup(NewBackup {
+                    scope: &job.scope,
+                    cluster: &cluster,
+                    provider: provider.as_ref(),
+                    job_id: Some(&job.id),
+                    sequence_key: &sequence_key,
+                    template: &template,
+                    datetime: scheduled,
+                    holder: &holder,
+                    seen: &seen,
+                    backup_id,
+                })
                 .await?
             {
-                Acquisition::Held(holder) => Ok(Err(failed(
+                Started::Held(holder) => Ok(Err(failed(
                     "cluster_locked",
                     text::locked_sentence(&cluster.id, &holder),
                 ))),
-                Acquisition::Acquired(lock) => Ok(Ok(Box::new(LockedRun {
+                Started::Acquired { lock, backup } => Ok(Ok(Box::new(LockedRun {
                     entry: entry.clone(),
                     job: job.clone(),
                     cluster,
                     provider,
                     lock,
+                    backup,
                 }))),
             }
         }
@@ -238,101 +276,71 @@ impl Engine {
     }
 
     /// Makes the backup, prunes on success, records the outcome and releases the lock.
+    ///
+    /// With nothing to prune, the backup's final status, the history item and the release
+    /// are one [`Finish`]. When something is to be pruned, the backup is first recorded
+    /// `available`, so that a process stopping mid-prune can never leave the new backup
+    /// looking unfinished while older ones are already gone.
     async fn complete_run(&self, run: LockedRun) -> HistoryItem {
-        let item = self.complete_locked(&run).await;
-        self.release(&run.cluster.id, run.lock.fencing_token).await;
-        item
-    }
-
-    async fn complete_locked(&self, run: &LockedRun) -> HistoryItem {
         let LockedRun {
             entry,
             job,
             cluster,
             provider,
             lock,
-        } = run;
+            backup,
+        } = &run;
         let item = &entry.item;
-        let template = match Template::parse(&job.template) {
-            Ok(t) => t,
-            Err(e) => {
-                let details = format!(
-                    "The job's stored description template no longer parses ({e}), so no backup \
-                     was made; recreate the job."
-                );
-                return self
-                    .finish(
-                        item,
-                        RunStatus::Failed,
-                        Some("invalid_template"),
-                        details,
-                        None,
-                        Vec::new(),
-                    )
-                    .await;
-            }
-        };
-        let backup = match self
-            .new_backup(
-                &job.scope,
-                cluster,
-                Some(&job.id),
-                &format!("job:{}", job.id),
-                &template,
-                item.scheduled_time,
-            )
-            .await
-        {
-            Ok(b) => b,
-            Err(error) => {
-                let details = format!("The state store failed before the backup started: {error}.");
-                return self
-                    .finish(
-                        item,
-                        RunStatus::Failed,
-                        Some("store_error"),
-                        details,
-                        None,
-                        Vec::new(),
-                    )
-                    .await;
-            }
-        };
-        if let Err(failure) = self.make_backup(&backup, cluster, provider, lock).await {
+        let release = Some((cluster.id.as_str(), lock.fencing_token));
+        let made = self.make_backup(backup, cluster, provider, lock).await;
+        if let Err(failure) = made.result {
             let (code, reason) = match failure {
                 BackupFailure::Provider(e) => (
                     "provider_error",
                     format!("the {} provider failed: {}", provider.kind(), e.message),
                 ),
-                BackupFailure::Store(e) => ("store_error", format!("the state store failed: {e}")),
                 BackupFailure::LeaseLost => (
                     "lock_lost",
                     "its lock's lease expired and another operation took the cluster".to_owned(),
                 ),
             };
+            tracing::warn!(backup_id = %backup.id, %reason, "backup failed");
             let details = format!(
                 "Backup {} of cluster {} failed because {reason}; it is marked defunct and nothing \
                  was pruned.",
                 backup.id, cluster.id
             );
+            let end = BackupEnd {
+                backup_id: &backup.id,
+                status: BackupStatus::Defunct,
+                location: Some(&made.location),
+            };
             return self
-                .finish(
+                .finish_with(
                     item,
                     RunStatus::Failed,
                     Some(code),
                     details,
                     Some(&backup.id),
                     Vec::new(),
+                    Some(end),
+                    release,
                 )
                 .await;
         }
+        tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available");
+        let available = BackupEnd {
+            backup_id: &backup.id,
+            status: BackupStatus::Available,
+            location: Some(&made.location),
+        };
 
-        // Pruning runs under the lock too, and keeps renewing it.
-        let pruned = self
-            .with_lease(&cluster.id, lock.fencing_token, self.prune(job, &backup.id))
+        // Planning and pruning run under the lock too, and keep renewing it.
+        let planned = self
+            .with_lease(&cluster.id, lock.fencing_token, self.plan(job, &backup.id))
             .await;
-        let (pruned, notes) = match pruned {
-            Ok(Ok(result)) => result,
+        let (doomed, mut notes) = match planned {
+            Ok(Ok(plan)) => plan,
             Ok(Err(e)) => (
                 Vec::new(),
                 vec![format!("listing the job's backups to prune failed ({e})")],
@@ -342,6 +350,53 @@ impl Engine {
                 vec!["the run lost its lock before pruning, so it pruned nothing".to_owned()],
             ),
         };
+        let mut pending = Some(available);
+        let mut pruned = Vec::new();
+        if !doomed.is_empty() {
+            let first = Finish {
+                backup: pending.take(),
+                ..Finish::default()
+            };
+            match self.inner.writes.finish(&first).await {
+                Ok(done) if done.backup_updated != Some(false) => {
+                    let deleted = self
+                        .with_lease(&cluster.id, lock.fencing_token, self.prune(&doomed))
+                        .await;
+                    match deleted {
+                        Ok((ids, failures)) => {
+                            pruned = ids;
+                            notes.extend(failures);
+                        }
+                        Err(LeaseLost) => notes.push(
+                            "the run lost its lock while pruning, so it pruned nothing more"
+                                .to_owned(),
+                        ),
+                    }
+                }
+                Ok(_) => notes.push(
+                    "the backup's record had left `creating`, so nothing was pruned".to_owned(),
+                ),
+                Err(e) => {
+                    let details = format!(
+                        "Backup {} of cluster {} was made, but recording it as available \
+                         failed ({e}), so nothing was pruned.",
+                        backup.id, cluster.id
+                    );
+                    return self
+                        .finish_with(
+                            item,
+                            RunStatus::Failed,
+                            Some("store_error"),
+                            details,
+                            Some(&backup.id),
+                            Vec::new(),
+                            None,
+                            release,
+                        )
+                        .await;
+                }
+            }
+        }
         let mut sentence = format!(
             "Backed up cluster {} as backup {} (\"{}\")",
             cluster.id, backup.id, backup.description
@@ -357,28 +412,31 @@ impl Engine {
             sentence.push_str(note);
         }
         sentence.push('.');
-        self.finish(
+        self.finish_with(
             item,
             RunStatus::Succeeded,
             None,
             sentence,
             Some(&backup.id),
             pruned,
+            pending,
+            release,
         )
         .await
     }
 
-    /// Deletes what the retention rule selects among the job's backups (SPEC §4). Returns
-    /// the ids deleted and a note for each delete that failed (those backups stay).
+    /// What the retention rule selects among the job's backups (SPEC §4), counting the
+    /// backup this run just made (`made`) as available, since it is, even though its record
+    /// still says `creating`; and notes on what cannot be pruned.
     ///
-    /// The backup this run just made (`made`) is never deleted, even if the rule's tie-break
-    /// (same millisecond, then id) ranks it below an older one: deleting less is always safe,
-    /// and the next run prunes the surplus.
-    async fn prune(
+    /// The backup this run just made is never selected, even if the rule's tie-break (same
+    /// millisecond, then id) ranks it below an older one: deleting less is always safe, and
+    /// the next run prunes the surplus.
+    async fn plan(
         &self,
         job: &JobRecord,
         made: &str,
-    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    ) -> Result<(Vec<BackupEntry>, Vec<String>), StoreError> {
         let backups = self.inner.store.list_job_backups(&job.id).await?;
         let Ok(max) = MaxBackupCount::new(i64::from(job.max_backup_count)) else {
             return Ok((
@@ -389,17 +447,32 @@ impl Engine {
                 )],
             ));
         };
-        let records: Vec<_> = backups.iter().map(BackupEntry::to_retention).collect();
+        let records: Vec<_> = backups
+            .iter()
+            .map(|b| {
+                let mut record = b.to_retention();
+                if b.id == made {
+                    record.status = BackupStatus::Available;
+                }
+                record
+            })
+            .collect();
         let plan = plan_prune(&job.id, &records, max, true);
+        let doomed = plan
+            .prune
+            .iter()
+            .filter(|d| d.backup_id != made)
+            .filter_map(|d| backups.iter().find(|b| b.id == d.backup_id).cloned())
+            .collect();
+        Ok((doomed, Vec::new()))
+    }
+
+    /// Deletes `doomed`. Returns the ids deleted and a note for each delete that failed
+    /// (those backups stay).
+    async fn prune(&self, doomed: &[BackupEntry]) -> (Vec<String>, Vec<String>) {
         let mut pruned = Vec::new();
         let mut notes = Vec::new();
-        for decision in &plan.prune {
-            let Some(backup) = backups.iter().find(|b| b.id == decision.backup_id) else {
-                continue;
-            };
-            if backup.id == made {
-                continue;
-            }
+        for backup in doomed {
             match self.delete_backup_entry(backup).await {
                 Ok(()) => pruned.push(backup.id.clone()),
                 Err(error) => {
@@ -411,7 +484,7 @@ impl Engine {
                 }
             }
         }
-        Ok((pruned, notes))
+        (pruned, notes)
     }
 
     /// Takes a manual backup's lock and record, then lets the copy finish in the background.
@@ -433,38 +506,28 @@ impl Engine {
             job_id: None,
             run_id: Some(backup_id.clone()),
         };
-        let now = self.now();
-        let lock = match self
-            .inner
-            .lock
-            .try_acquire(&cluster.id, &holder, now, self.lease())
-            .await?
-        {
-            Acquisition::Acquired(lock) => lock,
-            Acquisition::Held(holder) => {
+        let manual_key = format!("manual:{}", cluster.id);
+        let started = self
+            .start_backup(NewBackup {
+                scope,
+                cluster: &cluster,
+                provider: provider.as_ref(),
+                job_id: None,
+                sequence_key: &manual_key,
+                template: &template,
+                datetime: self.now(),
+                holder: &holder,
+                seen: &Seen::Nothing,
+                backup_id,
+            })
+            .await?;
+        let (lock, backup) = match started {
+            Started::Acquired { lock, backup } => (lock, backup),
+            Started::Held(holder) => {
                 return Err(EngineError::ClusterLocked {
                     cluster_id: cluster.id,
                     holder: Box::new(holder),
                 })
-            }
-        };
-        let manual_key = format!("manual:{}", cluster.id);
-        let backup = match self
-            .new_backup_with_id(
-                scope,
-                &cluster,
-                None,
-                &manual_key,
-                &template,
-                now,
-                backup_id,
-            )
-            .await
-        {
-            Ok(b) => b,
-            Err(error) => {
-                self.release(&cluster.id, lock.fencing_token).await;
-                return Err(error.into());
             }
         };
         let id = backup.id.clone();
@@ -472,136 +535,119 @@ impl Engine {
         let guard = self.in_flight();
         tokio::spawn(async move {
             let _guard = guard;
-            if engine
+            let made = engine
                 .make_backup(&backup, &cluster, &provider, &lock)
-                .await
-                .is_err()
-            {
+                .await;
+            let status = match &made.result {
+                Ok(()) => BackupStatus::Available,
+                Err(_) => BackupStatus::Defunct,
+            };
+            if made.result.is_err() {
                 tracing::warn!(backup_id = %backup.id, "manual backup failed");
             }
-            engine.release(&cluster.id, lock.fencing_token).await;
+            let finish = Finish {
+                backup: Some(BackupEnd {
+                    backup_id: &backup.id,
+                    status,
+                    location: Some(&made.location),
+                }),
+                history: None,
+                release: Some((&cluster.id, lock.fencing_token)),
+            };
+            engine.commit(&finish, &backup.id).await;
         });
         Ok(id)
     }
 
-    async fn new_backup(
-        &self,
-        scope: &Scope,
-        cluster: &ClusterRecord,
-        job_id: Option<&str>,
-        sequence_key: &str,
-        template: &Template,
-        datetime: DateTime<Utc>,
-    ) -> Result<BackupEntry, StoreError> {
-        let id = self.inner.ids.new_id();
-        self.new_backup_with_id(scope, cluster, job_id, sequence_key, template, datetime, id)
-            .await
-    }
-
-    /// Numbers, names and records a new backup as `creating`.
-    #[allow(clippy::too_many_arguments)]
-    async fn new_backup_with_id(
-        &self,
-        scope: &Scope,
-        cluster: &ClusterRecord,
-        job_id: Option<&str>,
-        sequence_key: &str,
-        template: &Template,
-        datetime: DateTime<Utc>,
-        id: String,
-    ) -> Result<BackupEntry, StoreError> {
-        let index = self.inner.store.next_sequence(sequence_key).await?;
-        let description = template.render(&RenderContext {
-            cluster_id: cluster.id.clone(),
-            cluster_description: cluster.description.clone(),
-            cluster_provider: cluster.provider().to_owned(),
-            cluster_region: cluster.region.clone(),
-            index,
+    /// Takes the cluster's lock and, with it, numbers, names and records a new backup as
+    /// `creating` at its planned location.
+    async fn start_backup(&self, new: NewBackup<'_>) -> Result<Started, StoreError> {
+        let NewBackup {
+            scope,
+            cluster,
+            provider,
+            job_id,
+            sequence_key,
+            template,
             datetime,
+            holder,
+            seen,
+            backup_id,
+        } = new;
+        let now = self.now();
+        let location = provider.planned_location(&BackupRequest {
+            backup_id: backup_id.clone(),
+            job_id: job_id.map(str::to_owned),
+            description: String::new(),
+            cluster: cluster.clone(),
         });
-        let backup = BackupEntry {
-            id,
+        let build = |index: u64| BackupEntry {
+            id: backup_id.clone(),
             scope: scope.clone(),
             job_id: job_id.map(str::to_owned),
             cluster_id: cluster.id.clone(),
             cluster_description: cluster.description.clone(),
             provider: cluster.provider().to_owned(),
-            description,
-            created: self.now(),
+            description: template.render(&RenderContext {
+                cluster_id: cluster.id.clone(),
+                cluster_description: cluster.description.clone(),
+                cluster_provider: cluster.provider().to_owned(),
+                cluster_region: cluster.region.clone(),
+                index,
+                datetime,
+            }),
+            created: now,
             status: BackupStatus::Creating,
             index,
-            location: None,
+            location: Some(location.clone()),
         };
-        if !self.inner.store.insert_backup(&backup).await? {
-            return Err(StoreError::Corrupt(format!(
-                "backup id {} is already taken",
-                backup.id
-            )));
-        }
-        Ok(backup)
+        self.inner
+            .writes
+            .start(&StartBackup {
+                cluster_id: &cluster.id,
+                holder,
+                now,
+                lease: self.lease(),
+                sequence_key,
+                seen,
+                backup: &build,
+            })
+            .await
     }
 
     /// Has the provider make the backup and waits until it is available, renewing the lease
-    /// meanwhile; marks the record `available` or `defunct`.
+    /// meanwhile. Writes nothing: the caller records the outcome.
     async fn make_backup(
         &self,
         backup: &BackupEntry,
         cluster: &ClusterRecord,
         provider: &Arc<dyn BackupProvider>,
         lock: &ClusterLockInfo,
-    ) -> Result<(), BackupFailure> {
-        let store = &self.inner.store;
+    ) -> Made {
         let request = BackupRequest {
             backup_id: backup.id.clone(),
             job_id: backup.job_id.clone(),
             description: backup.description.clone(),
             cluster: cluster.clone(),
         };
+        let mut location = backup.location.clone().unwrap_or_default();
         let work = async {
             let handle = provider
                 .create(&request)
                 .await
                 .map_err(BackupFailure::Provider)?;
-            store
-                .set_backup_location(&backup.id, &handle.location)
-                .await
-                .map_err(BackupFailure::Store)?;
-            self.wait_available(provider.as_ref(), &handle).await
+            let waited = self.wait_available(provider.as_ref(), &handle).await;
+            Ok::<_, BackupFailure>((handle, waited))
         };
         let result = match self.with_lease(&cluster.id, lock.fencing_token, work).await {
-            Ok(result) => result,
+            Ok(Ok((handle, waited))) => {
+                location = handle.location;
+                waited
+            }
+            Ok(Err(failure)) => Err(failure),
             Err(LeaseLost) => Err(BackupFailure::LeaseLost),
         };
-        let to = if result.is_ok() {
-            BackupStatus::Available
-        } else {
-            BackupStatus::Defunct
-        };
-        match store
-            .update_backup_status(&backup.id, BackupStatus::Creating, to)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(backup_id = %backup.id, "backup left `creating` by someone else")
-            }
-            Err(e) => {
-                tracing::error!(backup_id = %backup.id, error = %e, "could not record the backup's status");
-                if result.is_ok() {
-                    return Err(BackupFailure::Store(e));
-                }
-            }
-        }
-        match &result {
-            Ok(()) => {
-                tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available")
-            }
-            Err(BackupFailure::Provider(e)) => {
-                tracing::warn!(backup_id = %backup.id, error = %e, "backup failed")
-            }
-            Err(_) => tracing::warn!(backup_id = %backup.id, "backup failed"),
-        }
-        result
+        Made { result, location }
     }
 
     async fn wait_available(
@@ -665,20 +711,7 @@ impl Engine {
         }
     }
 
-    async fn release(&self, cluster_id: &str, fencing_token: u64) {
-        match self.inner.lock.release(cluster_id, fencing_token).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(%cluster_id, fencing_token, "the lock was no longer ours to release")
-            }
-            Err(error) => {
-                tracing::error!(%cluster_id, %error, "could not release the lock; it frees itself when its lease expires")
-            }
-        }
-    }
-
-    /// Writes a run's final history item. A store failure here is logged (the run itself is
-    /// over); the item is returned either way.
+    /// Writes a run's final history item (a run that made no backup and holds no lock).
     async fn finish(
         &self,
         item: &HistoryItem,
@@ -687,6 +720,27 @@ impl Engine {
         details: String,
         backup_id: Option<&str>,
         pruned: Vec<String>,
+    ) -> HistoryItem {
+        self.finish_with(
+            item, status, error_code, details, backup_id, pruned, None, None,
+        )
+        .await
+    }
+
+    /// Writes a run's final history item, together with the backup's end and the lock's
+    /// release when given. A store failure here is logged (the run itself is over); the item
+    /// is returned either way.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_with(
+        &self,
+        item: &HistoryItem,
+        status: RunStatus,
+        error_code: Option<&str>,
+        details: String,
+        backup_id: Option<&str>,
+        pruned: Vec<String>,
+        backup: Option<BackupEnd<'_>>,
+        release: Option<(&str, u64)>,
     ) -> HistoryItem {
         let mut item = item.clone();
         item.status = status;
@@ -697,9 +751,12 @@ impl Engine {
         }
         item.pruned_backup_ids = pruned;
         item.end_time = Some(self.now());
-        if let Err(error) = self.inner.store.update_history(&item).await {
-            tracing::error!(history_id = %item.id, %error, "could not record the run's outcome");
-        }
+        let finish = Finish {
+            backup,
+            history: Some(&item),
+            release,
+        };
+        self.commit(&finish, &item.id).await;
         match status {
             RunStatus::Failed => {
                 tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = ?item.error_code, details = %item.details, "run failed")
@@ -710,4 +767,36 @@ impl Engine {
         }
         item
     }
+
+    /// Applies `finish`, logging what did not go as asked: the lock no longer ours, the
+    /// backup no longer `creating`, or the store failing (the lease then frees the cluster).
+    async fn commit(&self, finish: &Finish<'_>, what: &str) {
+        match self.inner.writes.finish(finish).await {
+            Ok(done) => {
+                if done.backup_updated == Some(false) {
+                    tracing::warn!(%what, "the backup had left `creating`; its status was not changed");
+                }
+                if done.released == Some(false) {
+                    tracing::warn!(%what, "the lock was no longer ours to release");
+                }
+            }
+            Err(error) => {
+                tracing::error!(%what, %error, "could not record the end of a backup or run; a held lock frees itself when its lease expires");
+            }
+        }
+    }
+}
+
+/// What [`Engine::start_backup`] needs to record a new backup.
+struct NewBackup<'a> {
+    scope: &'a Scope,
+    cluster: &'a ClusterRecord,
+    provider: &'a dyn BackupProvider,
+    job_id: Option<&'a str>,
+    sequence_key: &'a str,
+    template: &'a Template,
+    datetime: DateTime<Utc>,
+    holder: &'a LockHolder,
+    seen: &'a Seen,
+    backup_id: String,
 }

@@ -148,6 +148,12 @@ impl BackupProvider for DirectoryProvider {
         "directory"
     }
 
+    fn planned_location(&self, request: &BackupRequest) -> String {
+        self.backup_dir(&request.backup_id)
+            .to_string_lossy()
+            .into_owned()
+    }
+
     async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
         let ClusterTarget::Directory { path } = &request.cluster.target else {
             return Err(ProviderError::new(format!(

@@ -107,6 +107,7 @@ impl LocalMode {
                 triggers: scheduler.clone(),
                 clock: options.clock,
                 ids: Arc::new(RandomIds::default()),
+                writes: None,
             },
             options.engine,
         );

@@ -11,6 +11,7 @@ async fn sqlite() -> Adapters {
     Adapters {
         store: store.clone(),
         lock: store,
+        writes: None,
         guard: Box::new(dir),
     }
 }
@@ -26,6 +27,7 @@ mod in_memory {
         Adapters {
             store: store.clone(),
             lock: store,
+            writes: None,
             guard: Box::new(()),
         }
     }

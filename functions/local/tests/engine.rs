@@ -87,6 +87,10 @@ impl BackupProvider for Watched {
         result
     }
 
+    fn planned_location(&self, request: &BackupRequest) -> String {
+        self.inner.planned_location(request)
+    }
+
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
         self.inner.status(handle).await
     }
@@ -141,6 +145,7 @@ impl Harness {
                 triggers: LocalScheduler::new(engine_clock.clone()),
                 clock: engine_clock,
                 ids: Arc::new(RandomIds::default()),
+                writes: None,
             },
             config,
         );

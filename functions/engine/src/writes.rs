@@ -1,0 +1,118 @@
+//! [`OneByOne`]: the [`BackupWrites`] of adapters that have no batched form (SQLite, whose
+//! calls are local and cheap): each group of writes made through the narrow ports, in order.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backup_core::retention::BackupStatus;
+
+use crate::error::StoreError;
+use crate::model::{Acquisition, Finish, Finished, Prepared, Seen, StartBackup, Started};
+use crate::ports::{BackupWrites, ClusterLock, Store, StoreResult};
+
+/// Groups of writes made one call at a time through `store` and `lock`.
+pub struct OneByOne {
+    store: Arc<dyn Store>,
+    lock: Arc<dyn ClusterLock>,
+}
+
+impl OneByOne {
+    pub fn new(store: Arc<dyn Store>, lock: Arc<dyn ClusterLock>) -> OneByOne {
+        OneByOne { store, lock }
+    }
+}
+
+#[async_trait]
+impl BackupWrites for OneByOne {
+    async fn prepare(&self, cluster_id: &str, _sequence_key: &str) -> StoreResult<Prepared> {
+        Ok(Prepared {
+            cluster: self.store.get_cluster(cluster_id).await?,
+            seen: Seen::Nothing,
+        })
+    }
+
+    async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started> {
+        let lock = match self
+            .lock
+            .try_acquire(start.cluster_id, start.holder, start.now, start.lease)
+            .await?
+        {
+            Acquisition::Held(holder) => return Ok(Started::Held(holder)),
+            Acquisition::Acquired(lock) => lock,
+        };
+        let recorded = async {
+            let index = self.store.next_sequence(start.sequence_key).await?;
+            let backup = (start.backup)(index);
+            if !self.store.insert_backup(&backup).await? {
+                return Err(StoreError::Corrupt(format!(
+                    "backup id {} is already taken",
+                    backup.id
+                )));
+            }
+            Ok(backup)
+        }
+        .await;
+        match recorded {
+            Ok(backup) => Ok(Started::Acquired { lock, backup }),
+            Err(error) => {
+                // Not started after all: free the cluster rather than wait for the lease.
+                if let Err(release) = self
+                    .lock
+                    .release(start.cluster_id, lock.fencing_token)
+                    .await
+                {
+                    tracing::warn!(cluster_id = %start.cluster_id, error = %release, "could not release the lock of a backup that did not start");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<Finished> {
+        let mut first_error = None;
+        let mut keep = |e: StoreError| {
+            if first_error.is_none() {
+                first_error = Some(e);
+            }
+        };
+        let mut finished = Finished::default();
+        if let Some(end) = &finish.backup {
+            let mut ok = true;
+            if let Some(location) = end.location {
+                if let Err(e) = self
+                    .store
+                    .set_backup_location(end.backup_id, location)
+                    .await
+                {
+                    keep(e);
+                    ok = false;
+                }
+            }
+            if ok {
+                match self
+                    .store
+                    .update_backup_status(end.backup_id, BackupStatus::Creating, end.status)
+                    .await
+                {
+                    Ok(updated) => finished.backup_updated = Some(updated),
+                    Err(e) => keep(e),
+                }
+            }
+        }
+        if let Some(item) = finish.history {
+            if let Err(e) = self.store.update_history(item).await {
+                keep(e);
+            }
+        }
+        if let Some((cluster_id, token)) = finish.release {
+            match self.lock.release(cluster_id, token).await {
+                Ok(released) => finished.released = Some(released),
+                Err(e) => keep(e),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(finished),
+        }
+    }
+}
