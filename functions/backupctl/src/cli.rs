@@ -246,6 +246,30 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// Where state lives: `sqlite` (`state.db` in --data-dir) or `dynamodb` (the table named
+    /// by --table; AWS credentials, region and `AWS_ENDPOINT_URL` come from the SDK's usual
+    /// variables). `dynamodb` goes with `--scheduler eventbridge`.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+    /// The DynamoDB table, with --store dynamodb.
+    #[arg(long, env = "TABLE_NAME")]
+    pub table: Option<String>,
+    /// What fires jobs: `local` (timers in this process) or `eventbridge` (one rule per job,
+    /// `<RULE_PREFIX><jobId>`, invoking the function `RUNNER_FUNCTION_ARN`).
+    #[arg(long, value_enum, default_value_t = SchedulerKind::Local)]
+    pub scheduler: SchedulerKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Dynamodb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchedulerKind {
+    Local,
+    Eventbridge,
 }
 
 #[derive(Debug, Subcommand)]

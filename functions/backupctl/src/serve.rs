@@ -13,6 +13,10 @@
 //!   Without one, `/` says the form is not built and how to build it.
 //! - `--cors-origin` / `BACKUPCTL_CORS_ORIGINS`: origins (exact, no wildcard) whose web
 //!   pages may call the API; none by default.
+//! - `--store dynamodb --table T --scheduler eventbridge`: the AWS deployment's engine
+//!   (DynamoDB store and lock, EventBridge rules invoking `RUNNER_FUNCTION_ARN`, prefix
+//!   `RULE_PREFIX`, EBS provider) instead of the local mode; the SDK's variables (region,
+//!   credentials, `AWS_ENDPOINT_URL`) configure the clients.
 //! - SIGINT or SIGTERM stop accepting requests and firing jobs, then wait up to 30 s for
 //!   running backups to finish.
 
@@ -26,7 +30,7 @@ use backup_engine::EngineConfig;
 use backup_local::{LocalMode, LocalOptions};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::ServeArgs;
+use crate::cli::{SchedulerKind, ServeArgs, StoreKind};
 
 /// How long a stopping server waits for running backups.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -57,11 +61,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|o| backup_api::parse_origin(o.trim()))
         .collect::<Result<Vec<_>, _>>()
         .context("--cors-origin / BACKUPCTL_CORS_ORIGINS")?;
-    let mut options = LocalOptions::new(&args.data_dir);
-    options.engine = EngineConfig::with_lease(Duration::from_secs(args.lease_seconds));
-    let local = LocalMode::start(options)
-        .await
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    let engine_config = EngineConfig::with_lease(Duration::from_secs(args.lease_seconds));
+    let backend = match (args.store, args.scheduler) {
+        (StoreKind::Sqlite, SchedulerKind::Local) => {
+            let mut options = LocalOptions::new(&args.data_dir);
+            options.engine = engine_config;
+            Backend::Local(LocalMode::start(options).await.with_context(|| {
+                format!("cannot open the data directory {}", args.data_dir.display())
+            })?)
+        }
+        (StoreKind::Dynamodb, SchedulerKind::Eventbridge) => {
+            // The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table,
+            // RUNNER_FUNCTION_ARN and RULE_PREFIX from the environment, SDK clients from the
+            // SDK's own variables (AWS_ENDPOINT_URL included).
+            let table = args.table.clone();
+            let settings = backup_aws::AwsSettings::from_lookup(|name| match name {
+                "TABLE_NAME" => table.clone(),
+                other => std::env::var(other).ok(),
+            })
+            .context("--store dynamodb needs --table (or TABLE_NAME)")?;
+            let sdk = backup_aws::sdk_config().await;
+            let engine = backup_aws::engine(
+                &settings,
+                &sdk,
+                backup_aws::Triggers::EventBridge,
+                engine_config,
+            )
+            .context("--scheduler eventbridge needs RUNNER_FUNCTION_ARN")?;
+            tracing::info!(table = %settings.table_name, rule_prefix = %settings.rule_prefix, "state in DynamoDB, jobs fired by EventBridge rules");
+            Backend::Aws(engine)
+        }
+        _ => anyhow::bail!(
+            "--store dynamodb goes with --scheduler eventbridge, and --store sqlite with --scheduler local"
+        ),
+    };
     let web_dir = args.web_dir.clone().or_else(default_web_dir);
     match &web_dir {
         Some(dir) if dir.is_dir() => {
@@ -74,7 +107,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let app = backup_api::with_cors(
         backup_api::router_with_web(
-            backup_api::router(Arc::new(local.engine.clone())),
+            backup_api::router(Arc::new(backend.engine().clone())),
             web_dir.as_deref(),
         ),
         origins,
@@ -97,10 +130,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("the HTTP server failed")?;
     tracing::info!("stopping: waiting for running backups");
-    if !local.shutdown(SHUTDOWN_GRACE).await {
+    if !backend.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!("backups still running were abandoned; the next start marks them defunct");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engine `serve` runs: local mode (SQLite, in-process scheduler) or the AWS adapters
+/// (DynamoDB, EventBridge rules).
+enum Backend {
+    Local(LocalMode),
+    Aws(backup_engine::Engine),
+}
+
+impl Backend {
+    fn engine(&self) -> &backup_engine::Engine {
+        match self {
+            Backend::Local(local) => &local.engine,
+            Backend::Aws(engine) => engine,
+        }
+    }
+
+    async fn shutdown(self, grace: Duration) -> bool {
+        match self {
+            Backend::Local(local) => local.shutdown(grace).await,
+            Backend::Aws(engine) => engine.wait_idle(grace).await,
+        }
+    }
 }
 
 /// `wasm/web` under the current directory, or in the workspace holding the executable, or

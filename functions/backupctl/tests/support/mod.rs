@@ -249,6 +249,11 @@ pub struct Server {
 impl Server {
     /// Starts `backupctl serve --listen 127.0.0.1:0 --data-dir <data_dir>` with `env`.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, &[], env)
+    }
+
+    /// [`Server::start`] with more `serve` arguments.
+    pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         fs::create_dir_all(data_dir).expect("data dir");
         // The log sits next to the data directory, numbered so a restart keeps the first.
         let parent = data_dir.parent().unwrap_or(data_dir);
@@ -265,6 +270,7 @@ impl Server {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("BACKUPCTL_URL")

@@ -1,0 +1,135 @@
+//! The project's configuration on AWS (SPEC §10), read once and validated.
+//!
+//! Read through a lookup function rather than `std::env` directly so tests pass a map and
+//! never call `std::env::set_var`.
+
+/// The default prefix of job rule names.
+pub const DEFAULT_RULE_PREFIX: &str = "backup-job-";
+
+/// The variables, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `TABLE_NAME`: the DynamoDB table of jobs, clusters, backups, runs and locks.
+    pub table_name: String,
+    /// `RUNNER_FUNCTION_ARN`: what job rules invoke; only whatever creates rules needs it.
+    pub runner_function_arn: Option<String>,
+    /// `RULE_PREFIX` (default `backup-job-`).
+    pub rule_prefix: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set; set it to {1}")]
+    Missing(&'static str, &'static str),
+    #[error("{0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+impl AwsSettings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<AwsSettings, ConfigError> {
+        AwsSettings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (a map in tests).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<AwsSettings, ConfigError> {
+        let table_name = lookup("TABLE_NAME")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(ConfigError::Missing(
+                "TABLE_NAME",
+                "the name of the DynamoDB table (the stack's `Table` output)",
+            ))?;
+        if table_name.len() < 3
+            || table_name.len() > 255
+            || !table_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(ConfigError::Invalid(
+                "TABLE_NAME",
+                format!("`{table_name}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)"),
+            ));
+        }
+        let runner_function_arn = lookup("RUNNER_FUNCTION_ARN").filter(|a| !a.trim().is_empty());
+        if let Some(arn) = &runner_function_arn {
+            if !arn.starts_with("arn:") || !arn.contains(":lambda:") {
+                return Err(ConfigError::Invalid(
+                    "RUNNER_FUNCTION_ARN",
+                    format!("`{arn}` is not a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"),
+                ));
+            }
+        }
+        let rule_prefix = lookup("RULE_PREFIX")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_RULE_PREFIX.to_owned());
+        // A rule name is at most 64 characters of [.-_A-Za-z0-9]; a job id is 20, plus "-2".
+        if rule_prefix.len() > 40
+            || !rule_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(ConfigError::Invalid(
+                "RULE_PREFIX",
+                format!("`{rule_prefix}` must be at most 40 of a-z A-Z 0-9 _ - . (rule names are at most 64 characters)"),
+            ));
+        }
+        Ok(AwsSettings {
+            table_name,
+            runner_function_arn,
+            rule_prefix,
+        })
+    }
+
+    /// `RUNNER_FUNCTION_ARN`, required by whatever creates rules.
+    pub fn require_runner_arn(&self) -> Result<&str, ConfigError> {
+        self.runner_function_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing(
+                "RUNNER_FUNCTION_ARN",
+                "the ARN of the backup-runner function that job rules invoke",
+            ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_missing_table_name_names_the_variable() {
+        let err = AwsSettings::from_lookup(lookup(&[])).unwrap_err();
+        assert!(err.to_string().contains("TABLE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn the_rule_prefix_defaults_and_the_runner_arn_is_checked() {
+        let s = AwsSettings::from_lookup(lookup(&[("TABLE_NAME", "backups")])).unwrap();
+        assert_eq!(s.rule_prefix, "backup-job-");
+        assert!(s
+            .require_runner_arn()
+            .unwrap_err()
+            .to_string()
+            .contains("RUNNER_FUNCTION_ARN"));
+        let err = AwsSettings::from_lookup(lookup(&[
+            ("TABLE_NAME", "backups"),
+            ("RUNNER_FUNCTION_ARN", "nope"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("RUNNER_FUNCTION_ARN"), "{err}");
+        let err =
+            AwsSettings::from_lookup(lookup(&[("TABLE_NAME", "backups"), ("RULE_PREFIX", "a b")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("RULE_PREFIX"), "{err}");
+    }
+}

@@ -1,0 +1,1255 @@
+//! Every store port and the cluster lock in one DynamoDB table.
+//!
+//! # Table design
+//!
+//! One table (on-demand), primary key `pk` (S) + `sk` (S), four global secondary indexes
+//! (projection ALL), and TTL on `expires_at` (epoch seconds). Every read is a `GetItem` or a
+//! `Query`; nothing scans. Instants are epoch milliseconds (`N`), and in sort keys 13-digit
+//! zero-padded milliseconds so that they sort as text.
+//!
+//! | item | `pk` | `sk` | indexes (pk / sk) |
+//! |---|---|---|---|
+//! | job | `JOB#<jobId>` | `JOB` | scope: `SCOPE#<org>#<project>#JOB` / `<created>#<jobId>`; state: `JOB#ACTIVE` / `<jobId>` while active |
+//! | cluster | `CLUSTER#<clusterId>` | `CLUSTER` | scope: `SCOPE#<org>#<project>#CLUSTER` / `<clusterId>` |
+//! | backup | `BACKUP#<backupId>` | `BACKUP` | scope: `SCOPE#…#BACKUP` / `<created>#<backupId>`; job: `JOB#<jobId>#BACKUP` / `<created>#<backupId>` (job backups only); state: `BACKUP#<status>` / `<created>#<backupId>` |
+//! | run (= history item) | `RUN#<jobId>#<scheduled>` | `RUN` | scope: `SCOPE#…#HISTORY` / `<start>#<recorded>`; job: `JOB#<jobId>#HISTORY` / `<start>#<recorded>`; state: `RUN#RUNNING` / `<start>#<recorded>` while running; history-id: `history_id` |
+//! | cluster lock | `LOCK#<clusterId>` | `LOCK` | none; TTL `expires_at` = lease expiry + 7 days |
+//! | sequence | `SEQ#<key>` | `SEQ` | none |
+//!
+//! Index names: `scope-index` (`scope_pk`, `scope_sk`), `job-index` (`job_pk`, `job_sk`),
+//! `state-index` (`state_pk`, `state_sk`, sparse: only active jobs, running runs and every
+//! backup by status), `history-id-index` (`history_id`).
+//!
+//! # Decisions
+//! - **The run record is the history item**, keyed by (job id, scheduled instant): starting
+//!   a run is one `PutItem` with `attribute_not_exists(pk)`, and a duplicate delivery gets
+//!   the first run's item back in the same call (`ReturnValuesOnConditionCheckFailure`).
+//!   `update_history` computes the key from the item's job and scheduled instant.
+//! - **History order**: newest first by start instant, then by `recorded`, the recording
+//!   process's wall clock in nanoseconds (kept strictly increasing within a process). Two
+//!   processes recording in the same millisecond may tie-break in either order.
+//! - **The lock** is one item per cluster. Acquisition is an `UpdateItem` conditional on
+//!   "absent, released, or lease expired" that adds 1 to `token`; the token is seeded from
+//!   the clock's milliseconds when the item is new (`if_not_exists(token, :seed)`), so it
+//!   only grows even after TTL removed the item of a cluster unused for a week. Renewal is
+//!   conditional on the token, `held` and an unexpired lease; release on the token and
+//!   `held`. A failed condition is a domain answer (`Held`, `None`, `false`), read from the
+//!   typed `ConditionalCheckFailedException`, never from a message.
+//! - **Sequences** are `ADD seq :1` with `ReturnValues: UPDATED_NEW`.
+//! - **A run's writes are grouped** (module `writes`): one `BatchGetItem` reads the cluster, its
+//!   lock and the job's counter; one `TransactWriteItems` takes the lock, numbers the backup
+//!   and records it, conditional on the lock token and counter just read (the token is set
+//!   to the one after it, as the single `UpdateItem` would); one `TransactWriteItems` records
+//!   the backup's outcome and the history item and releases the lock. A failed condition
+//!   cancels the whole transaction, so the group is then decided again from fresh reads, or
+//!   made one write at a time. `update::Update` builds each conditional update once for
+//!   both forms.
+//! - **Consistency**: `GetItem`s are strongly consistent; index queries are eventually
+//!   consistent, as lists on the API may be.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use backup_core::api::{
+    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunStatus, Trigger,
+};
+use backup_core::retention::BackupStatus;
+use backup_engine::ports::{
+    BackupStore, ClusterLock, ClusterStore, HistoryStore, JobStore, RunStore, SequenceStore,
+    StoreResult,
+};
+use backup_engine::{
+    Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
+    RunStart, Scope, StoreError,
+};
+use chrono::{DateTime, Utc};
+
+use update::Update;
+
+mod update;
+mod writes;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const SCOPE_INDEX: &str = "scope-index";
+pub const JOB_INDEX: &str = "job-index";
+pub const STATE_INDEX: &str = "state-index";
+pub const HISTORY_ID_INDEX: &str = "history-id-index";
+/// The TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// How long an unused lock item stays after its lease ended.
+const LOCK_ITEM_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
+
+/// The store and the cluster lock over one table. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table as `infra/template.yaml` declares it (for tests and local
+    /// endpoints; deployments use the template) and waits until it is active.
+    pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| StoreError::backend("invalid attribute definition", e))
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| StoreError::backend("invalid key schema", e))
+        };
+        let gsi = |name: &str, pk: &str, sk: Option<&str>| -> StoreResult<GlobalSecondaryIndex> {
+            let mut b = GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                );
+            if let Some(sk) = sk {
+                b = b.key_schema(key(sk, KeyType::Range)?);
+            }
+            b.build()
+                .map_err(|e| StoreError::backend("invalid index definition", e))
+        };
+        let mut request = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .global_secondary_indexes(gsi(SCOPE_INDEX, "scope_pk", Some("scope_sk"))?)
+            .global_secondary_indexes(gsi(JOB_INDEX, "job_pk", Some("job_sk"))?)
+            .global_secondary_indexes(gsi(STATE_INDEX, "state_pk", Some("state_sk"))?)
+            .global_secondary_indexes(gsi(HISTORY_ID_INDEX, "history_id", None)?);
+        for name in [
+            "pk",
+            "sk",
+            "scope_pk",
+            "scope_sk",
+            "job_pk",
+            "job_sk",
+            "state_pk",
+            "state_sk",
+            "history_id",
+        ] {
+            request = request.attribute_definitions(attr(name)?);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| backend("CreateTable", e))?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|e| StoreError::backend("invalid TTL specification", e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| backend("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Inserts `item` unless its key exists: `false` when it does.
+    async fn put_new(&self, item: Item) -> StoreResult<bool> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if put_condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("PutItem", e)),
+        }
+    }
+
+    /// Every item of one index partition, in sort-key order (`forward`) or reverse,
+    /// optionally filtered (`filter` is an expression over `:f0`, `:f1`, … values).
+    async fn query(
+        &self,
+        index: Option<&str>,
+        pk_attr: &str,
+        pk: String,
+        forward: bool,
+        filter: Option<(&str, Vec<AttributeValue>)>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_attr)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take());
+            if let Some((expression, values)) = &filter {
+                for name in ["org", "project", "cluster_id"] {
+                    if expression.contains(&format!("#{name}")) {
+                        q = q.expression_attribute_names(format!("#{name}"), name);
+                    }
+                }
+                q = q.filter_expression(*expression);
+                for (i, v) in values.iter().enumerate() {
+                    q = q.expression_attribute_values(format!(":f{i}"), v.clone());
+                }
+            }
+            let out = q.send().await.map_err(|e| backend("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Attribute helpers
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn backend<E>(
+    operation: &str,
+    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Backend {
+        message: format!("DynamoDB {operation} failed: {}", DisplayErrorContext(&e)),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn put_condition_failed(
+    e: &SdkError<
+        aws_sdk_dynamodb::operation::put_item::PutItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|se| se.is_conditional_check_failed_exception())
+}
+
+fn update_condition_failed(
+    e: &SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|se| se.is_conditional_check_failed_exception())
+}
+
+fn get_s(item: &Item, name: &str) -> StoreResult<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "item {} has no text attribute `{name}`",
+            describe(item)
+        ))),
+    }
+}
+
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> StoreResult<T> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| {
+            StoreError::Corrupt(format!("item {} has a bad number `{name}`", describe(item)))
+        }),
+        _ => Err(StoreError::Corrupt(format!(
+            "item {} has no number attribute `{name}`",
+            describe(item)
+        ))),
+    }
+}
+
+fn get_bool(item: &Item, name: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+fn describe(item: &Item) -> String {
+    match (item.get("pk"), item.get("sk")) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => format!("{pk}/{sk}"),
+        _ => "(no key)".to_owned(),
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Milliseconds as a sortable text key (instants before 1970 sort first as 0).
+fn key_ms(t: DateTime<Utc>) -> String {
+    format!("{:013}", t.timestamp_millis().max(0))
+}
+
+fn get_instant(item: &Item, name: &str) -> StoreResult<DateTime<Utc>> {
+    let v: i64 = get_n(item, name)?;
+    DateTime::from_timestamp_millis(v)
+        .ok_or_else(|| StoreError::Corrupt(format!("`{name}` {v} is not an instant")))
+}
+
+fn opt_instant(item: &Item, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    if item.contains_key(name) {
+        get_instant(item, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A serde enum (lower-case name) as its text.
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> StoreResult<T> {
+    let text = get_s(item, name)?;
+    serde_json::from_value(serde_json::Value::String(text.clone()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown {name} `{text}` in {}", describe(item))))
+}
+
+fn scope_key(scope: &Scope, kind: &str) -> String {
+    format!("SCOPE#{}#{}#{kind}", scope.org, scope.project)
+}
+
+fn read_scope(item: &Item) -> StoreResult<Scope> {
+    Ok(Scope {
+        org: get_s(item, "org")?,
+        project: get_s(item, "project")?,
+    })
+}
+
+/// Nanoseconds since the epoch, strictly increasing within this process: the recording
+/// order of history items.
+fn recorded_ns() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Conversions between records and items
+
+fn job_item(job: &JobRecord) -> Item {
+    let mut item = Item::from([
+        ("pk".into(), s(format!("JOB#{}", job.id))),
+        ("sk".into(), s("JOB")),
+        ("id".into(), s(&job.id)),
+        ("org".into(), s(&job.scope.org)),
+        ("project".into(), s(&job.scope.project)),
+        ("description".into(), s(&job.description)),
+        ("schedule".into(), s(&job.schedule)),
+        ("status".into(), s(enum_text(&job.status))),
+        ("cluster_id".into(), s(&job.cluster_id)),
+        ("template".into(), s(&job.template)),
+        ("max_backup_count".into(), n(job.max_backup_count)),
+        ("created".into(), n(ms(job.created))),
+        ("scope_pk".into(), s(scope_key(&job.scope, "JOB"))),
+        (
+            "scope_sk".into(),
+            s(format!("{}#{}", key_ms(job.created), job.id)),
+        ),
+    ]);
+    if job.status == JobStatus::Active {
+        item.insert("state_pk".into(), s("JOB#ACTIVE"));
+        item.insert("state_sk".into(), s(&job.id));
+    }
+    item
+}
+
+fn job_from(item: &Item) -> StoreResult<JobRecord> {
+    Ok(JobRecord {
+        id: get_s(item, "id")?,
+        scope: read_scope(item)?,
+        description: get_s(item, "description")?,
+        schedule: get_s(item, "schedule")?,
+        status: parse_enum(item, "status")?,
+        cluster_id: get_s(item, "cluster_id")?,
+        template: get_s(item, "template")?,
+        max_backup_count: get_n(item, "max_backup_count")?,
+        created: get_instant(item, "created")?,
+    })
+}
+
+fn cluster_item(c: &ClusterRecord) -> StoreResult<Item> {
+    let target = serde_json::to_string(&c.target)
+        .map_err(|e| StoreError::Corrupt(format!("cluster target: {e}")))?;
+    Ok(Item::from([
+        ("pk".into(), s(format!("CLUSTER#{}", c.id))),
+        ("sk".into(), s("CLUSTER")),
+        ("id".into(), s(&c.id)),
+        ("org".into(), s(&c.scope.org)),
+        ("project".into(), s(&c.scope.project)),
+        ("description".into(), s(&c.description)),
+        ("region".into(), s(&c.region)),
+        ("provider".into(), s(c.target.provider())),
+        ("target".into(), s(target)),
+        ("created".into(), n(ms(c.created))),
+        ("scope_pk".into(), s(scope_key(&c.scope, "CLUSTER"))),
+        ("scope_sk".into(), s(&c.id)),
+    ]))
+}
+
+fn cluster_from(item: &Item) -> StoreResult<ClusterRecord> {
+    let target_text = get_s(item, "target")?;
+    let target: ClusterTarget = serde_json::from_str(&target_text)
+        .map_err(|e| StoreError::Corrupt(format!("cluster target `{target_text}`: {e}")))?;
+    Ok(ClusterRecord {
+        id: get_s(item, "id")?,
+        scope: read_scope(item)?,
+        description: get_s(item, "description")?,
+        region: get_s(item, "region")?,
+        target,
+        created: get_instant(item, "created")?,
+    })
+}
+
+fn backup_item(b: &BackupEntry) -> Item {
+    let order = format!("{}#{}", key_ms(b.created), b.id);
+    let mut item = Item::from([
+        ("pk".into(), s(format!("BACKUP#{}", b.id))),
+        ("sk".into(), s("BACKUP")),
+        ("id".into(), s(&b.id)),
+        ("org".into(), s(&b.scope.org)),
+        ("project".into(), s(&b.scope.project)),
+        ("cluster_id".into(), s(&b.cluster_id)),
+        ("cluster_description".into(), s(&b.cluster_description)),
+        ("provider".into(), s(&b.provider)),
+        ("description".into(), s(&b.description)),
+        ("created".into(), n(ms(b.created))),
+        ("status".into(), s(enum_text(&b.status))),
+        ("seq".into(), n(b.index)),
+        ("scope_pk".into(), s(scope_key(&b.scope, "BACKUP"))),
+        ("scope_sk".into(), s(order.clone())),
+        (
+            "state_pk".into(),
+            s(format!("BACKUP#{}", enum_text(&b.status))),
+        ),
+        ("state_sk".into(), s(order.clone())),
+    ]);
+    if let Some(job) = &b.job_id {
+        item.insert("job_id".into(), s(job));
+        item.insert("job_pk".into(), s(format!("JOB#{job}#BACKUP")));
+        item.insert("job_sk".into(), s(order));
+    }
+    if let Some(location) = &b.location {
+        item.insert("location".into(), s(location));
+    }
+    item
+}
+
+fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
+    Ok(BackupEntry {
+        id: get_s(item, "id")?,
+        scope: read_scope(item)?,
+        job_id: opt_s(item, "job_id"),
+        cluster_id: get_s(item, "cluster_id")?,
+        cluster_description: get_s(item, "cluster_description")?,
+        provider: get_s(item, "provider")?,
+        description: get_s(item, "description")?,
+        created: get_instant(item, "created")?,
+        status: parse_enum(item, "status")?,
+        index: get_n(item, "seq")?,
+        location: opt_s(item, "location"),
+    })
+}
+
+fn run_key(job_id: &str, scheduled: DateTime<Utc>) -> String {
+    format!("RUN#{job_id}#{}", key_ms(scheduled))
+}
+
+fn history_item(entry: &HistoryEntry) -> Item {
+    let h = &entry.item;
+    let order = format!("{}#{:020}", key_ms(h.start_time), recorded_ns());
+    let mut item = Item::from([
+        ("pk".into(), s(run_key(&h.job_id, h.scheduled_time))),
+        ("sk".into(), s("RUN")),
+        ("history_id".into(), s(&h.id)),
+        ("job_id".into(), s(&h.job_id)),
+        ("org".into(), s(&entry.scope.org)),
+        ("project".into(), s(&entry.scope.project)),
+        ("cluster_id".into(), s(&entry.cluster_id)),
+        ("scheduled".into(), n(ms(h.scheduled_time))),
+        ("trigger".into(), s(enum_text(&h.trigger))),
+        ("start".into(), n(ms(h.start_time))),
+        ("scope_pk".into(), s(scope_key(&entry.scope, "HISTORY"))),
+        ("scope_sk".into(), s(order.clone())),
+        ("job_pk".into(), s(format!("JOB#{}#HISTORY", h.job_id))),
+        ("job_sk".into(), s(order.clone())),
+    ]);
+    item.extend(history_outcome(h));
+    if h.status == RunStatus::Running {
+        item.insert("state_pk".into(), s("RUN#RUNNING"));
+        item.insert("state_sk".into(), s(order));
+    }
+    item
+}
+
+/// The attributes a run's progress changes.
+fn history_outcome(h: &HistoryItem) -> Item {
+    let mut item = Item::from([
+        ("status".into(), s(enum_text(&h.status))),
+        ("details".into(), s(&h.details)),
+        ("linked_resource".into(), s(&h.linked_resource)),
+        (
+            "pruned".into(),
+            AttributeValue::L(h.pruned_backup_ids.iter().map(s).collect()),
+        ),
+    ]);
+    if let Some(end) = h.end_time {
+        item.insert("end".into(), n(ms(end)));
+    }
+    if let Some(code) = &h.error_code {
+        item.insert("error_code".into(), s(code));
+    }
+    item
+}
+
+fn history_from(item: &Item) -> StoreResult<HistoryEntry> {
+    let pruned = match item.get("pruned") {
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(id) => Ok(id.clone()),
+                _ => Err(StoreError::Corrupt("a pruned backup id is not text".into())),
+            })
+            .collect::<StoreResult<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    let trigger: Trigger = parse_enum(item, "trigger")?;
+    Ok(HistoryEntry {
+        scope: read_scope(item)?,
+        cluster_id: get_s(item, "cluster_id")?,
+        item: HistoryItem {
+            id: get_s(item, "history_id")?,
+            job_id: get_s(item, "job_id")?,
+            status: parse_enum(item, "status")?,
+            details: get_s(item, "details")?,
+            linked_resource: get_s(item, "linked_resource")?,
+            start_time: get_instant(item, "start")?,
+            end_time: opt_instant(item, "end")?,
+            scheduled_time: get_instant(item, "scheduled")?,
+            trigger,
+            error_code: opt_s(item, "error_code"),
+            pruned_backup_ids: pruned,
+        },
+    })
+}
+
+fn lock_from(item: &Item) -> StoreResult<ClusterLockInfo> {
+    Ok(ClusterLockInfo {
+        operation: get_s(item, "operation")?,
+        job_id: opt_s(item, "job_id"),
+        run_id: opt_s(item, "run_id"),
+        since: get_instant(item, "since")?,
+        expires: get_instant(item, "expires")?,
+        fencing_token: get_n(item, "token")?,
+    })
+}
+
+fn lock_key(cluster_id: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("LOCK#{cluster_id}")), s("LOCK"))
+}
+
+fn ttl_after(expires: DateTime<Utc>) -> AttributeValue {
+    n(expires.timestamp() + LOCK_ITEM_RETENTION_SECONDS)
+}
+
+// ---------------------------------------------------------------------------------------
+// Conditional updates, shared by the single writes and the transactions of `writes`
+
+/// Moves a backup from `from` to `to` (and records where it is), only from `from`.
+fn backup_status_update(
+    backup_id: &str,
+    from: BackupStatus,
+    to: BackupStatus,
+    location: Option<&str>,
+) -> Update {
+    let update = Update::new(format!("BACKUP#{backup_id}"), "BACKUP")
+        .set("status", s(enum_text(&to)))
+        .set("state_pk", s(format!("BACKUP#{}", enum_text(&to))))
+        .condition("attribute_exists(pk) AND #status = :from")
+        .value(":from", s(enum_text(&from)));
+    match location {
+        Some(location) => update.set("location", s(location)),
+        None => update,
+    }
+}
+
+/// Replaces a run's outcome; the run record must exist and carry this history id.
+fn history_update(item: &HistoryItem) -> Update {
+    let mut update = Update::new(run_key(&item.job_id, item.scheduled_time), "RUN")
+        .condition("attribute_exists(pk) AND #history_id = :history_id")
+        .name("#history_id", "history_id")
+        .value(":history_id", s(&item.id));
+    for (name, value) in history_outcome(item) {
+        update = update.set(&name, value);
+    }
+    if item.end_time.is_none() {
+        update = update.remove("end");
+    }
+    if item.error_code.is_none() {
+        update = update.remove("error_code");
+    }
+    if item.status != RunStatus::Running {
+        update = update.remove("state_pk").remove("state_sk");
+    }
+    update
+}
+
+fn no_run_record(item: &HistoryItem) -> StoreError {
+    StoreError::Corrupt(format!(
+        "history item {} has no run record to update",
+        item.id
+    ))
+}
+
+/// How an acquisition sets the fencing token.
+#[derive(Debug, Clone, Copy)]
+enum TokenRule {
+    /// Adds 1 to whatever it is (seeded from the clock for a new item), if the lock is
+    /// absent, released or expired: for a lone `UpdateItem`, which returns the new token.
+    Increment,
+    /// Sets it to one more than the token seen (`None`: the item did not exist), only if
+    /// it is still that token and the lock is released or expired: for a transaction,
+    /// which returns nothing, so the token must be known in advance.
+    After(Option<u64>),
+}
+
+/// Takes a cluster's lock for `holder` until `now + lease`.
+fn lock_take(
+    cluster_id: &str,
+    holder: &LockHolder,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    rule: TokenRule,
+) -> Update {
+    let expires = now + lease;
+    let update = Update::new(format!("LOCK#{cluster_id}"), "LOCK")
+        .set("held", AttributeValue::Bool(true))
+        .set("operation", s(&holder.operation))
+        .set("since", n(ms(now)))
+        .set("expires", n(ms(expires)))
+        .set(TTL_ATTRIBUTE, ttl_after(expires))
+        .set_or_remove("job_id", holder.job_id.as_deref().map(s))
+        .set_or_remove("run_id", holder.run_id.as_deref().map(s))
+        .name("#token", "token");
+    let free = |update: Update| {
+        update
+            .value(":false", AttributeValue::Bool(false))
+            .value(":now", n(ms(now)))
+    };
+    match rule {
+        TokenRule::Increment => free(update)
+            .set_expression("#token = if_not_exists(#token, :seed) + :one")
+            .value(":seed", n(token_seed(now)))
+            .value(":one", n(1))
+            .condition("attribute_not_exists(pk) OR #held = :false OR #expires <= :now"),
+        TokenRule::After(seen) => {
+            let update = update
+                .set_expression("#token = :token")
+                .value(":token", n(token_after(seen, now)));
+            match seen {
+                None => update.condition("attribute_not_exists(pk)"),
+                Some(token) => free(update)
+                    .condition("#token = :seen AND (#held = :false OR #expires <= :now)")
+                    .value(":seen", n(token)),
+            }
+        }
+    }
+}
+
+/// A new lock item's token starts from the clock's milliseconds, so tokens keep growing
+/// even after TTL removed the item of a cluster unused for a week.
+fn token_seed(now: DateTime<Utc>) -> i64 {
+    ms(now).max(0)
+}
+
+/// The token an acquisition after `seen` gets (what [`TokenRule::Increment`] would give).
+fn token_after(seen: Option<u64>, now: DateTime<Utc>) -> u64 {
+    match seen {
+        Some(token) => token.saturating_add(1),
+        None => u64::try_from(token_seed(now))
+            .unwrap_or(0)
+            .saturating_add(1),
+    }
+}
+
+/// Releases the lock if `fencing_token` still holds it.
+fn lock_release(cluster_id: &str, fencing_token: u64) -> Update {
+    Update::new(format!("LOCK#{cluster_id}"), "LOCK")
+        .set("held", AttributeValue::Bool(false))
+        .condition("#held = :true AND #token = :token")
+        .name("#token", "token")
+        .value(":true", AttributeValue::Bool(true))
+        .value(":token", n(fencing_token))
+}
+
+// ---------------------------------------------------------------------------------------
+// Ports
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn insert_job(&self, job: &JobRecord) -> StoreResult<bool> {
+        self.put_new(job_item(job)).await
+    }
+
+    async fn get_job(&self, job_id: &str) -> StoreResult<Option<JobRecord>> {
+        self.get(format!("JOB#{job_id}"), "JOB")
+            .await?
+            .map(|i| job_from(&i))
+            .transpose()
+    }
+
+    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
+        self.query(
+            Some(SCOPE_INDEX),
+            "scope_pk",
+            scope_key(scope, "JOB"),
+            true,
+            None,
+        )
+        .await?
+        .iter()
+        .map(job_from)
+        .collect()
+    }
+
+    async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        self.query(
+            Some(STATE_INDEX),
+            "state_pk",
+            "JOB#ACTIVE".into(),
+            true,
+            None,
+        )
+        .await?
+        .iter()
+        .map(job_from)
+        .collect()
+    }
+
+    async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("JOB#{job_id}")))
+            .key("sk", s("JOB"))
+            .update_expression("SET #status = :deleted REMOVE state_pk, state_sk")
+            .condition_expression("attribute_exists(pk) AND #status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":deleted", s(enum_text(&JobStatus::Deleted)))
+            .expression_attribute_values(":active", s(enum_text(&JobStatus::Active)))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if update_condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+
+    async fn remove_job(&self, job_id: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("JOB#{job_id}")))
+            .key("sk", s("JOB"))
+            .send()
+            .await
+            .map_err(|e| backend("DeleteItem", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClusterStore for DynamoStore {
+    async fn insert_cluster(&self, cluster: &ClusterRecord) -> StoreResult<bool> {
+        self.put_new(cluster_item(cluster)?).await
+    }
+
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
+        self.get(format!("CLUSTER#{cluster_id}"), "CLUSTER")
+            .await?
+            .map(|i| cluster_from(&i))
+            .transpose()
+    }
+
+    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>> {
+        self.query(
+            Some(SCOPE_INDEX),
+            "scope_pk",
+            scope_key(scope, "CLUSTER"),
+            true,
+            None,
+        )
+        .await?
+        .iter()
+        .map(cluster_from)
+        .collect()
+    }
+
+    async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLUSTER#{cluster_id}")))
+            .key("sk", s("CLUSTER"))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| backend("DeleteItem", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
+
+#[async_trait]
+impl BackupStore for DynamoStore {
+    async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool> {
+        self.put_new(backup_item(backup)).await
+    }
+
+    async fn get_backup(&self, backup_id: &str) -> StoreResult<Option<BackupEntry>> {
+        self.get(format!("BACKUP#{backup_id}"), "BACKUP")
+            .await?
+            .map(|i| backup_from(&i))
+            .transpose()
+    }
+
+    async fn list_backups(
+        &self,
+        scope: &Scope,
+        filter: &BackupFilter,
+    ) -> StoreResult<Vec<BackupEntry>> {
+        // With a job: that job's partition, filtered by scope (and cluster); without: the
+        // scope's partition, filtered by cluster. Either way one Query, newest first.
+        let items = match &filter.job_id {
+            Some(job) => {
+                let mut values = vec![s(&scope.org), s(&scope.project)];
+                let mut expression = "#org = :f0 AND #project = :f1".to_owned();
+                if let Some(cluster) = &filter.cluster_id {
+                    values.push(s(cluster));
+                    expression.push_str(" AND #cluster_id = :f2");
+                }
+                self.query(
+                    Some(JOB_INDEX),
+                    "job_pk",
+                    format!("JOB#{job}#BACKUP"),
+                    false,
+                    Some((expression.as_str(), values)),
+                )
+                .await?
+            }
+            None => {
+                let filter = filter
+                    .cluster_id
+                    .as_ref()
+                    .map(|c| ("#cluster_id = :f0", vec![s(c)]));
+                self.query(
+                    Some(SCOPE_INDEX),
+                    "scope_pk",
+                    scope_key(scope, "BACKUP"),
+                    false,
+                    filter,
+                )
+                .await?
+            }
+        };
+        items.iter().map(backup_from).collect()
+    }
+
+    async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
+        self.query(
+            Some(JOB_INDEX),
+            "job_pk",
+            format!("JOB#{job_id}#BACKUP"),
+            false,
+            None,
+        )
+        .await?
+        .iter()
+        .map(backup_from)
+        .collect()
+    }
+
+    async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>> {
+        self.query(
+            Some(STATE_INDEX),
+            "state_pk",
+            format!("BACKUP#{}", enum_text(&status)),
+            false,
+            None,
+        )
+        .await?
+        .iter()
+        .map(backup_from)
+        .collect()
+    }
+
+    async fn update_backup_status(
+        &self,
+        backup_id: &str,
+        from: BackupStatus,
+        to: BackupStatus,
+    ) -> StoreResult<bool> {
+        match backup_status_update(backup_id, from, to, None)
+            .send(&self.client, &self.table, ReturnValue::None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if update_condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+
+    async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("BACKUP#{backup_id}")))
+            .key("sk", s("BACKUP"))
+            .update_expression("SET #location = :location")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#location", "location")
+            .expression_attribute_values(":location", s(location))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if update_condition_failed(&e) => Err(StoreError::Corrupt(format!(
+                "backup {backup_id} has no record to set its location on"
+            ))),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn begin_run(&self, entry: &HistoryEntry) -> StoreResult<RunStart> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(history_item(entry)))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RunStart::Started),
+            Err(e) if put_condition_failed(&e) => {
+                // The first delivery's item comes back with the failure; read it if not.
+                let old = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                        _ => None,
+                    })
+                    .filter(|i| !i.is_empty());
+                let item = match old {
+                    Some(item) => item,
+                    None => self
+                        .get(
+                            run_key(&entry.item.job_id, entry.item.scheduled_time),
+                            "RUN",
+                        )
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("a run record vanished while read".into())
+                        })?,
+                };
+                Ok(RunStart::AlreadyRan(history_from(&item)?.item))
+            }
+            Err(e) => Err(backend("PutItem", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl HistoryStore for DynamoStore {
+    async fn update_history(&self, item: &HistoryItem) -> StoreResult<()> {
+        match history_update(item)
+            .send(&self.client, &self.table, ReturnValue::None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if update_condition_failed(&e) => Err(no_run_record(item)),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+
+    async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>> {
+        let items = self
+            .query(
+                Some(HISTORY_ID_INDEX),
+                "history_id",
+                history_id.to_owned(),
+                true,
+                None,
+            )
+            .await?;
+        items.first().map(history_from).transpose()
+    }
+
+    async fn list_history(
+        &self,
+        scope: &Scope,
+        job_id: Option<&str>,
+    ) -> StoreResult<Vec<HistoryItem>> {
+        let items = match job_id {
+            Some(job) => {
+                self.query(
+                    Some(JOB_INDEX),
+                    "job_pk",
+                    format!("JOB#{job}#HISTORY"),
+                    false,
+                    Some((
+                        "#org = :f0 AND #project = :f1",
+                        vec![s(&scope.org), s(&scope.project)],
+                    )),
+                )
+                .await?
+            }
+            None => {
+                self.query(
+                    Some(SCOPE_INDEX),
+                    "scope_pk",
+                    scope_key(scope, "HISTORY"),
+                    false,
+                    None,
+                )
+                .await?
+            }
+        };
+        items
+            .iter()
+            .map(|i| history_from(i).map(|h| h.item))
+            .collect()
+    }
+
+    async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {
+        self.query(
+            Some(STATE_INDEX),
+            "state_pk",
+            "RUN#RUNNING".into(),
+            true,
+            None,
+        )
+        .await?
+        .iter()
+        .map(history_from)
+        .collect()
+    }
+}
+
+#[async_trait]
+impl SequenceStore for DynamoStore {
+    async fn next_sequence(&self, key: &str) -> StoreResult<u64> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("SEQ#{key}")))
+            .key("sk", s("SEQ"))
+            .update_expression("ADD #seq :one")
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| backend("UpdateItem", e))?;
+        get_n(&out.attributes.unwrap_or_default(), "seq")
+    }
+}
+
+#[async_trait]
+impl ClusterLock for DynamoStore {
+    async fn try_acquire(
+        &self,
+        cluster_id: &str,
+        holder: &LockHolder,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<Acquisition> {
+        let take = lock_take(cluster_id, holder, now, lease, TokenRule::Increment);
+        match take
+            .send(&self.client, &self.table, ReturnValue::AllNew)
+            .await
+        {
+            Ok(out) => Ok(Acquisition::Acquired(lock_from(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) if update_condition_failed(&e) => {
+                // The holder comes back with the failure. Should it be unreadable (an
+                // endpoint that returns a partial item), read the lock again.
+                let old = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                        _ => None,
+                    })
+                    .and_then(|item| lock_from(&item).ok());
+                match old {
+                    Some(info) => Ok(Acquisition::Held(info)),
+                    None => match self.current(cluster_id, now).await? {
+                        Some(info) => Ok(Acquisition::Held(info)),
+                        None => Err(StoreError::Backend {
+                            message: format!(
+                                "the lock of cluster {cluster_id} was refused but has no holder; try again"
+                            ),
+                            source: None,
+                        }),
+                    },
+                }
+            }
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+
+    async fn renew(
+        &self,
+        cluster_id: &str,
+        fencing_token: u64,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<Option<ClusterLockInfo>> {
+        let expires = now + lease;
+        let (pk, sk) = lock_key(cluster_id);
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET #expires = :expires, #ttl = :ttl")
+            .condition_expression("#held = :true AND #token = :token AND #expires > :now")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#held", "held")
+            .expression_attribute_names("#expires", "expires")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":token", n(fencing_token))
+            .expression_attribute_values(":now", n(ms(now)))
+            .expression_attribute_values(":expires", n(ms(expires)))
+            .expression_attribute_values(":ttl", ttl_after(expires))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(lock_from(&out.attributes.unwrap_or_default())?)),
+            Err(e) if update_condition_failed(&e) => Ok(None),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+
+    async fn release(&self, cluster_id: &str, fencing_token: u64) -> StoreResult<bool> {
+        match lock_release(cluster_id, fencing_token)
+            .send(&self.client, &self.table, ReturnValue::None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if update_condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
+    }
+
+    async fn current(
+        &self,
+        cluster_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ClusterLockInfo>> {
+        let Some(item) = self.get(format!("LOCK#{cluster_id}"), "LOCK").await? else {
+            return Ok(None);
+        };
+        if !get_bool(&item, "held") {
+            return Ok(None);
+        }
+        let info = lock_from(&item)?;
+        Ok((info.expires > now).then_some(info))
+    }
+}

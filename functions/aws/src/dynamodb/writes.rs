@@ -1,0 +1,312 @@
+//! A run's grouped writes ([`BackupWrites`]) on DynamoDB: `prepare` is one `BatchGetItem`
+//! (cluster, lock, counter), `start` one `TransactWriteItems` (lock, counter, backup record)
+//! conditional on the versions `prepare` saw, and `finish` one `TransactWriteItems`
+//! (backup, history item, release). A successful run therefore costs three DynamoDB calls
+//! for what the narrow ports do in eight.
+//!
+//! A transaction is all or nothing, so when one of its conditions fails nothing is written
+//! and the group is decided again: `start` reads the lock and the counter again and answers
+//! `Held` if the lock is taken, or tries once more with the fresh versions; `finish` makes
+//! its parts one by one, each under its own condition, exactly as the narrow ports would.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use backup_core::api::ClusterLockInfo;
+use backup_core::retention::BackupStatus;
+use backup_engine::ports::{BackupWrites, StoreResult};
+use backup_engine::{Finish, Finished, Prepared, Seen, StartBackup, Started, StoreError};
+
+use super::update::Update;
+use super::{
+    backend, backup_item, backup_status_update, cluster_from, get_bool, get_n, history_update,
+    lock_from, lock_release, lock_take, no_run_record, s, token_after, update_condition_failed,
+    DynamoStore, Item, TokenRule,
+};
+
+/// How many times `start` decides again after the lock or the counter moved under it.
+const START_ATTEMPTS: usize = 5;
+/// How many `BatchGetItem` rounds may leave keys unprocessed before giving up.
+const BATCH_GET_ROUNDS: u32 = 8;
+
+/// The three items a run reads before it starts.
+struct RunItems {
+    cluster: Option<Item>,
+    lock: Option<Item>,
+    counter: Option<Item>,
+}
+
+impl RunItems {
+    fn lock_token(&self) -> StoreResult<Option<u64>> {
+        self.lock.as_ref().map(|i| get_n(i, "token")).transpose()
+    }
+
+    fn sequence(&self) -> StoreResult<u64> {
+        Ok(self
+            .counter
+            .as_ref()
+            .map(|i| get_n(i, "seq"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+}
+
+impl DynamoStore {
+    /// The cluster, its lock and the counter `sequence_key`, in one consistent read.
+    async fn run_items(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<RunItems> {
+        let keys = [
+            (format!("CLUSTER#{cluster_id}"), "CLUSTER"),
+            (format!("LOCK#{cluster_id}"), "LOCK"),
+            (format!("SEQ#{sequence_key}"), "SEQ"),
+        ];
+        let mut wanted: Vec<Item> = keys
+            .iter()
+            .map(|(pk, sk)| Item::from([("pk".into(), s(pk.clone())), ("sk".into(), s(*sk))]))
+            .collect();
+        let mut found: Vec<Item> = Vec::new();
+        for round in 0..BATCH_GET_ROUNDS {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(wanted.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::backend("invalid BatchGetItem keys", e))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| backend("BatchGetItem", e))?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            let rest = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if rest.is_empty() {
+                let mut take = |pk: &str| {
+                    let at = found
+                        .iter()
+                        .position(|i| matches!(i.get("pk"), Some(v) if v.as_s().ok().map(String::as_str) == Some(pk)))?;
+                    Some(found.swap_remove(at))
+                };
+                return Ok(RunItems {
+                    cluster: take(&keys[0].0),
+                    lock: take(&keys[1].0),
+                    counter: take(&keys[2].0),
+                });
+            }
+            wanted = rest;
+            tokio::time::sleep(std::time::Duration::from_millis(20 << round.min(5))).await;
+        }
+        Err(StoreError::Backend {
+            message: format!(
+                "DynamoDB left keys unprocessed after {BATCH_GET_ROUNDS} BatchGetItem rounds; try again"
+            ),
+            source: None,
+        })
+    }
+}
+
+/// Sets the counter to one more than `seen`, only if it is still `seen`.
+fn counter_after(sequence_key: &str, seen: u64) -> Update {
+    let update = Update::new(format!("SEQ#{sequence_key}"), "SEQ").set("seq", super::n(seen + 1));
+    if seen == 0 {
+        update.condition("attribute_not_exists(pk)")
+    } else {
+        update
+            .condition("#seq = :seen")
+            .value(":seen", super::n(seen))
+    }
+}
+
+/// The codes of a cancelled transaction, one per action (`ConditionalCheckFailed`, `None`,
+/// …); `None` when the error is not a cancellation (a conflict with another transaction
+/// is one, with the code `TransactionConflict`).
+fn cancellation(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<Vec<String>> {
+    match e.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(c) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or_default().to_owned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl BackupWrites for DynamoStore {
+    async fn prepare(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<Prepared> {
+        let items = self.run_items(cluster_id, sequence_key).await?;
+        Ok(Prepared {
+            cluster: items.cluster.as_ref().map(cluster_from).transpose()?,
+            seen: Seen::Versions {
+                lock_token: items.lock_token()?,
+                sequence: items.sequence()?,
+            },
+        })
+    }
+
+    async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started> {
+        let (mut lock_token, mut sequence, mut lock_item) = match start.seen {
+            Seen::Versions {
+                lock_token,
+                sequence,
+            } => (*lock_token, *sequence, None),
+            Seen::Nothing => {
+                let items = self.run_items(start.cluster_id, start.sequence_key).await?;
+                (items.lock_token()?, items.sequence()?, items.lock)
+            }
+        };
+        for _ in 0..START_ATTEMPTS {
+            if let Some(item) = &lock_item {
+                if get_bool(item, "held") {
+                    let info = lock_from(item)?;
+                    if info.expires > start.now {
+                        return Ok(Started::Held(info));
+                    }
+                }
+            }
+            let backup = (start.backup)(sequence + 1);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(backup_item(&backup)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| StoreError::backend("invalid transaction put", e))?;
+            let actions = vec![
+                lock_take(
+                    start.cluster_id,
+                    start.holder,
+                    start.now,
+                    start.lease,
+                    TokenRule::After(lock_token),
+                )
+                .transact(&self.table)?,
+                counter_after(start.sequence_key, sequence).transact(&self.table)?,
+                TransactWriteItem::builder().put(put).build(),
+            ];
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    let lock = ClusterLockInfo {
+                        operation: start.holder.operation.clone(),
+                        job_id: start.holder.job_id.clone(),
+                        run_id: start.holder.run_id.clone(),
+                        since: start.now,
+                        expires: start.now + start.lease,
+                        fencing_token: token_after(lock_token, start.now),
+                    };
+                    return Ok(Started::Acquired { lock, backup });
+                }
+                Err(e) => {
+                    let Some(codes) = cancellation(&e) else {
+                        return Err(backend("TransactWriteItems", e));
+                    };
+                    if codes.get(2).map(String::as_str) == Some("ConditionalCheckFailed") {
+                        return Err(StoreError::Corrupt(format!(
+                            "backup id {} is already taken",
+                            backup.id
+                        )));
+                    }
+                    // The lock or the counter moved since it was read: read both again.
+                    let items = self.run_items(start.cluster_id, start.sequence_key).await?;
+                    lock_token = items.lock_token()?;
+                    sequence = items.sequence()?;
+                    lock_item = items.lock;
+                }
+            }
+        }
+        Err(StoreError::Backend {
+            message: format!(
+                "the lock of cluster {} kept changing while it was being taken; try again",
+                start.cluster_id
+            ),
+            source: None,
+        })
+    }
+
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<Finished> {
+        enum Part<'a> {
+            Backup,
+            History(&'a backup_core::api::HistoryItem),
+            Release,
+        }
+        let mut parts = Vec::new();
+        if let Some(end) = &finish.backup {
+            let update = backup_status_update(
+                end.backup_id,
+                BackupStatus::Creating,
+                end.status,
+                end.location,
+            );
+            parts.push((Part::Backup, update));
+        }
+        if let Some(item) = finish.history {
+            parts.push((Part::History(item), history_update(item)));
+        }
+        if let Some((cluster_id, token)) = finish.release {
+            parts.push((Part::Release, lock_release(cluster_id, token)));
+        }
+        if parts.len() > 1 {
+            let actions = parts
+                .iter()
+                .map(|(_, update)| update.transact(&self.table))
+                .collect::<StoreResult<Vec<_>>>()?;
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    return Ok(Finished {
+                        backup_updated: finish.backup.as_ref().map(|_| true),
+                        released: finish.release.map(|_| true),
+                    })
+                }
+                // A condition failed, so nothing was written: make the parts one by one.
+                Err(e) if cancellation(&e).is_some() => {}
+                Err(e) => return Err(backend("TransactWriteItems", e)),
+            }
+        }
+        let mut finished = Finished::default();
+        let mut first_error = None;
+        for (part, update) in &parts {
+            let applied = match update
+                .send(&self.client, &self.table, ReturnValue::None)
+                .await
+            {
+                Ok(_) => true,
+                Err(e) if update_condition_failed(&e) => false,
+                Err(e) => {
+                    first_error.get_or_insert(backend("UpdateItem", e));
+                    continue;
+                }
+            };
+            match part {
+                Part::Backup => finished.backup_updated = Some(applied),
+                Part::Release => finished.released = Some(applied),
+                Part::History(item) if !applied => {
+                    first_error.get_or_insert(no_run_record(item));
+                }
+                Part::History(_) => {}
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(finished),
+        }
+    }
+}

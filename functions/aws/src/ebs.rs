@@ -1,0 +1,336 @@
+//! The `aws-ebs` provider (SPEC §10): a cluster is a set of EBS volumes, named by id or found
+//! by an instance tag `KEY=VALUE` (every EBS volume attached to the instances carrying it);
+//! a backup is one snapshot per volume.
+//!
+//! - Each snapshot is tagged at creation (`TagSpecifications`, so there is no untagged
+//!   moment) with `backup:job-id` (scheduled backups), `backup:cluster-id`,
+//!   `backup:backup-id` and `Name` (the backup's description).
+//! - The backup's location is `{"region": "…", "snapshotIds": ["snap-…", …]}`. Before the
+//!   snapshots exist it is recorded with no ids (the planned location); a backup left so by
+//!   a process that stopped half-way is found by its `backup:backup-id` tag when it is
+//!   deleted, so its snapshots are never orphaned.
+//! - Status: `available` when every snapshot is `completed`; failed when any is `error` or is
+//!   missing; the engine's completion window (`max_backup_wait`) turns a backup that never
+//!   completes into `defunct`.
+//! - A creation that fails half-way deletes the snapshots it already started, so a failed
+//!   backup leaves nothing behind.
+//! - Pruning deletes every snapshot; one already gone (`InvalidSnapshot.NotFound`) counts as
+//!   deleted. EC2 reports errors by code only (it has no modelled exceptions), so the code
+//!   is compared, never the message.
+//! - Each cluster names its region; the client for another region than the configured one
+//!   is made from the same shared configuration (endpoint and credentials included).
+
+use async_trait::async_trait;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, ResourceType, SnapshotState, Tag, TagSpecification};
+use aws_sdk_ec2::Client;
+use backup_core::api::ClusterTarget;
+use backup_engine::ports::BackupProvider;
+use backup_engine::{BackupHandle, BackupRequest, ProviderError, ProviderStatus};
+use serde::{Deserialize, Serialize};
+
+pub const PROVIDER: &str = "aws-ebs";
+pub const TAG_JOB: &str = "backup:job-id";
+pub const TAG_CLUSTER: &str = "backup:cluster-id";
+pub const TAG_BACKUP: &str = "backup:backup-id";
+
+/// Where a backup's snapshots are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSet {
+    pub region: String,
+    pub snapshot_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EbsProvider {
+    config: aws_config::SdkConfig,
+}
+
+impl EbsProvider {
+    pub fn new(config: &aws_config::SdkConfig) -> EbsProvider {
+        EbsProvider {
+            config: config.clone(),
+        }
+    }
+
+    fn client(&self, region: &str) -> Client {
+        let same = self.config.region().is_some_and(|r| r.as_ref() == region);
+        if same || region.is_empty() || region == "local" {
+            Client::new(&self.config)
+        } else {
+            let conf = aws_sdk_ec2::config::Builder::from(&self.config)
+                .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+                .build();
+            Client::from_conf(conf)
+        }
+    }
+
+    async fn volumes(
+        &self,
+        client: &Client,
+        volume_ids: &[String],
+        instance_tag: Option<&str>,
+    ) -> Result<Vec<String>, ProviderError> {
+        if !volume_ids.is_empty() {
+            return Ok(volume_ids.to_vec());
+        }
+        let Some(tag) = instance_tag else {
+            return Err(ProviderError::new(
+                "the cluster names neither volume ids nor an instance tag",
+            ));
+        };
+        let Some((key, value)) = tag.split_once('=') else {
+            return Err(ProviderError::new(format!(
+                "the instance tag `{tag}` is not KEY=VALUE"
+            )));
+        };
+        let mut volumes = Vec::new();
+        let mut token = None;
+        loop {
+            let out = client
+                .describe_instances()
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{key}"))
+                        .values(value)
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failed("DescribeInstances", e))?;
+            for reservation in out.reservations() {
+                for instance in reservation.instances() {
+                    for mapping in instance.block_device_mappings() {
+                        if let Some(id) = mapping.ebs().and_then(|e| e.volume_id()) {
+                            if !volumes.iter().any(|v| v == id) {
+                                volumes.push(id.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+            match out.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => break,
+            }
+        }
+        if volumes.is_empty() {
+            return Err(ProviderError::new(format!(
+                "no instance tagged {tag} has an EBS volume"
+            )));
+        }
+        Ok(volumes)
+    }
+
+    async fn delete_snapshots(&self, client: &Client, ids: &[String]) -> Result<(), ProviderError> {
+        for id in ids {
+            match client.delete_snapshot().snapshot_id(id).send().await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {}
+                Err(e) => return Err(failed(&format!("DeleteSnapshot {id}"), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the snapshots of `set`, or, for a planned location that has none, of the
+    /// snapshots tagged with the backup's id.
+    async fn snapshot_ids(
+        &self,
+        client: &Client,
+        set: &SnapshotSet,
+        backup_id: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        if !set.snapshot_ids.is_empty() {
+            return Ok(set.snapshot_ids.clone());
+        }
+        let mut ids = Vec::new();
+        let mut token = None;
+        loop {
+            let out = client
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{TAG_BACKUP}"))
+                        .values(backup_id)
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failed("DescribeSnapshots", e))?;
+            ids.extend(
+                out.snapshots()
+                    .iter()
+                    .filter_map(|s| s.snapshot_id().map(str::to_owned)),
+            );
+            match out.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(ids),
+            }
+        }
+    }
+}
+
+fn failed<E>(call: &str, e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> ProviderError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    ProviderError::with_source(format!("EC2 {call} failed: {}", DisplayErrorContext(&e)), e)
+}
+
+fn parse_location(handle: &BackupHandle) -> Result<SnapshotSet, ProviderError> {
+    serde_json::from_str(&handle.location).map_err(|e| {
+        ProviderError::new(format!(
+            "backup {} has an unreadable snapshot location ({e})",
+            handle.backup_id
+        ))
+    })
+}
+
+#[async_trait]
+impl BackupProvider for EbsProvider {
+    fn kind(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn planned_location(&self, request: &BackupRequest) -> String {
+        let planned = SnapshotSet {
+            region: request.cluster.region.clone(),
+            snapshot_ids: Vec::new(),
+        };
+        serde_json::to_string(&planned).unwrap_or_default()
+    }
+
+    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+        let ClusterTarget::AwsEbs {
+            volume_ids,
+            instance_tag,
+        } = &request.cluster.target
+        else {
+            return Err(ProviderError::new(format!(
+                "cluster {} is not an aws-ebs cluster",
+                request.cluster.id
+            )));
+        };
+        let region = request.cluster.region.clone();
+        let client = self.client(&region);
+        let volumes = self
+            .volumes(&client, volume_ids, instance_tag.as_deref())
+            .await?;
+        let mut tags = vec![
+            Tag::builder()
+                .key(TAG_CLUSTER)
+                .value(&request.cluster.id)
+                .build(),
+            Tag::builder()
+                .key(TAG_BACKUP)
+                .value(&request.backup_id)
+                .build(),
+            Tag::builder()
+                .key("Name")
+                .value(&request.description)
+                .build(),
+        ];
+        if let Some(job) = &request.job_id {
+            tags.push(Tag::builder().key(TAG_JOB).value(job).build());
+        }
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Snapshot)
+            .set_tags(Some(tags))
+            .build();
+        let mut snapshot_ids = Vec::new();
+        for volume in &volumes {
+            let result = client
+                .create_snapshot()
+                .volume_id(volume)
+                .description(&request.description)
+                .tag_specifications(spec.clone())
+                .send()
+                .await;
+            match result {
+                Ok(out) => match out.snapshot_id {
+                    Some(id) => snapshot_ids.push(id),
+                    None => {
+                        let _ = self.delete_snapshots(&client, &snapshot_ids).await;
+                        return Err(ProviderError::new(format!(
+                            "EC2 CreateSnapshot of {volume} answered no snapshot id"
+                        )));
+                    }
+                },
+                Err(e) => {
+                    let error = failed(&format!("CreateSnapshot of {volume}"), e);
+                    if let Err(undo) = self.delete_snapshots(&client, &snapshot_ids).await {
+                        tracing::warn!(error = %undo, "could not delete the snapshots of a failed backup");
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        let location = serde_json::to_string(&SnapshotSet {
+            region,
+            snapshot_ids,
+        })
+        .map_err(|e| ProviderError::new(format!("cannot record the snapshot ids: {e}")))?;
+        Ok(BackupHandle {
+            backup_id: request.backup_id.clone(),
+            location,
+        })
+    }
+
+    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+        let set = parse_location(handle)?;
+        let client = self.client(&set.region);
+        let out = match client
+            .describe_snapshots()
+            .set_snapshot_ids(Some(set.snapshot_ids.clone()))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {
+                return Ok(ProviderStatus::Failed(
+                    "one of its snapshots no longer exists".to_owned(),
+                ))
+            }
+            Err(e) => return Err(failed("DescribeSnapshots", e)),
+        };
+        let snapshots = out.snapshots();
+        let mut all_completed = true;
+        for id in &set.snapshot_ids {
+            let Some(snapshot) = snapshots
+                .iter()
+                .find(|s| s.snapshot_id() == Some(id.as_str()))
+            else {
+                return Ok(ProviderStatus::Failed(format!(
+                    "snapshot {id} no longer exists"
+                )));
+            };
+            match snapshot.state() {
+                Some(SnapshotState::Completed) => {}
+                Some(SnapshotState::Error) => {
+                    return Ok(ProviderStatus::Failed(format!(
+                        "snapshot {id} failed: {}",
+                        snapshot.state_message().unwrap_or("no reason given")
+                    )))
+                }
+                _ => all_completed = false,
+            }
+        }
+        Ok(if all_completed {
+            ProviderStatus::Available
+        } else {
+            ProviderStatus::Creating
+        })
+    }
+
+    async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
+        let set = parse_location(handle)?;
+        let client = self.client(&set.region);
+        let ids = self.snapshot_ids(&client, &set, &handle.backup_id).await?;
+        self.delete_snapshots(&client, &ids).await
+    }
+}

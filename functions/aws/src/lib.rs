@@ -1,0 +1,83 @@
+//! The AWS adapters of the engine (SPEC §10): DynamoDB for the store and the cluster lock,
+//! EventBridge rules for the triggers, EBS snapshots for the `aws-ebs` provider.
+//!
+//! Every client is built from `aws_config::load_defaults(BehaviorVersion::latest())`, so the
+//! SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) configure them and the
+//! tests point everything at a local endpoint (moto) without special code.
+//!
+//! # Layout
+//! - [`config`]: [`AwsSettings`], the project's variables (`TABLE_NAME`,
+//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`), read once through a lookup so tests never set
+//!   process variables.
+//! - [`dynamodb`]: [`DynamoStore`], every store port and the cluster lock in one table; the
+//!   table design is written down there.
+//! - [`eventbridge`]: [`EventBridgeTriggers`], one rule per EventBridge expression of a job.
+//! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster.
+//! - [`iam`]: the AWS API actions each adapter calls, which the IAM policies of
+//!   `infra/template.yaml` must allow exactly (a test compares them).
+
+pub mod config;
+pub mod dynamodb;
+pub mod ebs;
+pub mod eventbridge;
+pub mod iam;
+
+pub use config::{AwsSettings, ConfigError};
+pub use dynamodb::DynamoStore;
+pub use ebs::EbsProvider;
+pub use eventbridge::EventBridgeTriggers;
+
+use std::sync::Arc;
+
+use backup_engine::clock::SystemClock;
+use backup_engine::ids::RandomIds;
+use backup_engine::ports::TriggerScheduler;
+use backup_engine::{Engine, EngineConfig, Ports};
+
+/// The shared SDK configuration, from the environment (`AWS_ENDPOINT_URL` included).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Which trigger scheduler an AWS engine gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triggers {
+    /// EventBridge rules invoking `RUNNER_FUNCTION_ARN` (jobs-api, `backupctl serve
+    /// --scheduler eventbridge`).
+    EventBridge,
+    /// None: the runner only runs jobs, it never arms rules.
+    None,
+}
+
+/// An engine on DynamoDB, EBS and (optionally) EventBridge, all clients made from `sdk`.
+pub fn engine(
+    settings: &AwsSettings,
+    sdk: &aws_config::SdkConfig,
+    triggers: Triggers,
+    config: EngineConfig,
+) -> Result<Engine, ConfigError> {
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        settings.table_name.clone(),
+    ));
+    let triggers: Arc<dyn TriggerScheduler> = match triggers {
+        Triggers::EventBridge => Arc::new(EventBridgeTriggers::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            settings.rule_prefix.clone(),
+            settings.require_runner_arn()?.to_owned(),
+        )),
+        Triggers::None => Arc::new(eventbridge::NoTriggers),
+    };
+    Ok(Engine::new(
+        Ports {
+            store: store.clone(),
+            lock: store.clone(),
+            writes: Some(store),
+            providers: vec![Arc::new(EbsProvider::new(sdk))],
+            triggers,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds::default()),
+        },
+        config,
+    ))
+}

@@ -1,0 +1,248 @@
+//! Least privilege, proven against `infra/template.yaml`: each function's role allows exactly
+//! the AWS actions its adapters call (`backup_aws::iam`), plus what the Lambda service does
+//! with the role (writing logs, the dead-letter queue); no statement has a wildcard action;
+//! resources are scoped to the table, the rule prefix, the function's own log group and
+//! queue; and only job rules may invoke the runner.
+
+use std::collections::BTreeSet;
+
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
+    let text = std::fs::read_to_string(path).expect("read infra/template.yaml");
+    serde_yaml::from_str(&text).expect("infra/template.yaml is plain YAML (long-form intrinsics)")
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    &t["Resources"][name]
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The statements of a role's inline policies.
+fn statements(t: &Value, role: &str) -> Vec<Value> {
+    let policies = resource(t, role)["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{role} has inline policies"));
+    assert!(
+        resource(t, role)["Properties"]["ManagedPolicyArns"].is_null(),
+        "{role} must not attach managed policies (their actions are not checked here)"
+    );
+    policies
+        .iter()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A resource entry as text: a plain string, `Fn::Sub`'s template or `Fn::GetAtt`'s target.
+fn resource_text(v: &Value) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_owned();
+    }
+    if let Some(sub) = v.get("Fn::Sub") {
+        return sub.as_str().unwrap_or_default().to_owned();
+    }
+    if let Some(att) = v.get("Fn::GetAtt") {
+        return format!("GetAtt:{}", strings(att).join("."));
+    }
+    panic!("unexpected resource form {v:?}")
+}
+
+/// What the Lambda service itself does with a function's role.
+const PLATFORM_ACTIONS: &[&str] = &[
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "sqs:SendMessage",
+];
+
+fn check_role(
+    t: &Value,
+    role: &str,
+    function: &str,
+    code_actions: &[&str],
+    log_group: &str,
+    dlq: Option<&str>,
+) {
+    // The function runs under this role.
+    let function_role = &resource(t, function)["Properties"]["Role"]["Fn::GetAtt"];
+    assert_eq!(
+        strings(function_role),
+        [role, "Arn"],
+        "{function} uses {role}"
+    );
+
+    let mut allowed = BTreeSet::new();
+    for st in statements(t, role) {
+        assert_eq!(st["Effect"].as_str(), Some("Allow"), "{role}: {st:?}");
+        assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
+        let actions = strings(&st["Action"]);
+        let resources: Vec<String> = match &st["Resource"] {
+            Value::Sequence(items) => items.iter().map(resource_text).collect(),
+            other => vec![resource_text(other)],
+        };
+        for action in &actions {
+            assert!(!action.contains('*'), "{role}: wildcard action {action}");
+            allowed.insert(action.clone());
+            let (service, name) = action.split_once(':').expect("service:Action");
+            for r in &resources {
+                match service {
+                    "dynamodb" => assert!(
+                        r == "GetAtt:Table.Arn" || r == "${Table.Arn}/index/*",
+                        "{role}: {action} on {r}, not the table"
+                    ),
+                    "events" => assert!(
+                        r.ends_with(":rule/${RulePrefix}*"),
+                        "{role}: {action} on {r}, not the job rules"
+                    ),
+                    "ec2" if name.starts_with("Describe") => assert_eq!(r, "*"),
+                    "ec2" => assert!(
+                        r.ends_with(":snapshot/*")
+                            || (name == "CreateSnapshot" && r.ends_with(":volume/*")),
+                        "{role}: {action} on {r}"
+                    ),
+                    "logs" => assert_eq!(r, &format!("GetAtt:{log_group}.Arn"), "{role}: {action}"),
+                    "sqs" => assert_eq!(
+                        Some(r.as_str()),
+                        dlq.map(|q| format!("GetAtt:{q}.Arn")).as_deref()
+                    ),
+                    other => panic!("{role}: unexpected service {other}"),
+                }
+            }
+            // Deleting and tagging are limited further by conditions.
+            if action == "ec2:DeleteSnapshot" {
+                assert!(
+                    !st["Condition"]["StringLike"]["aws:ResourceTag/backup:backup-id"].is_null(),
+                    "{role}: DeleteSnapshot only on the product's snapshots"
+                );
+            }
+            if action == "ec2:CreateTags" {
+                assert_eq!(
+                    st["Condition"]["StringEquals"]["ec2:CreateAction"].as_str(),
+                    Some("CreateSnapshot"),
+                    "{role}: CreateTags only while creating a snapshot"
+                );
+            }
+        }
+    }
+    let mut expected: BTreeSet<String> = code_actions.iter().map(|a| a.to_string()).collect();
+    expected.insert("logs:CreateLogStream".into());
+    expected.insert("logs:PutLogEvents".into());
+    if dlq.is_some() {
+        expected.insert("sqs:SendMessage".into());
+    }
+    let missing: Vec<_> = expected.difference(&allowed).collect();
+    let extra: Vec<_> = allowed.difference(&expected).collect();
+    assert!(
+        missing.is_empty(),
+        "{role} lacks actions its code calls: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "{role} allows actions its code never calls: {extra:?}"
+    );
+    for a in PLATFORM_ACTIONS {
+        assert!(!code_actions.contains(a));
+    }
+}
+
+#[test]
+fn the_runner_may_call_exactly_what_its_adapters_call() {
+    let t = template();
+    check_role(
+        &t,
+        "RunnerRole",
+        "RunnerFunction",
+        &backup_aws::iam::runner_actions(),
+        "RunnerLogGroup",
+        Some("RunnerDeadLetterQueue"),
+    );
+}
+
+#[test]
+fn the_jobs_api_may_call_exactly_what_its_adapters_call() {
+    let t = template();
+    check_role(
+        &t,
+        "JobsApiRole",
+        "JobsApiFunction",
+        &backup_aws::iam::jobs_api_actions(),
+        "JobsApiLogGroup",
+        None,
+    );
+}
+
+#[test]
+fn only_job_rules_may_invoke_the_runner() {
+    let t = template();
+    let permissions: Vec<&Value> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Lambda::Permission"))
+        .collect();
+    assert_eq!(
+        permissions.len(),
+        1,
+        "one explicit permission: job rules → runner"
+    );
+    let p = &permissions[0]["Properties"];
+    assert_eq!(p["Action"].as_str(), Some("lambda:InvokeFunction"));
+    assert_eq!(p["Principal"].as_str(), Some("events.amazonaws.com"));
+    assert_eq!(
+        strings(&p["FunctionName"]["Fn::GetAtt"]),
+        ["RunnerFunction", "Arn"]
+    );
+    assert!(resource_text(&p["SourceArn"]).ends_with(":rule/${RulePrefix}*"));
+}
+
+#[test]
+fn the_table_and_functions_are_as_spec_section_10_says() {
+    let t = template();
+    let table = &resource(&t, "Table")["Properties"];
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(backup_aws::dynamodb::TTL_ATTRIBUTE)
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    let indexes: BTreeSet<String> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|i| i["IndexName"].as_str().unwrap().to_owned())
+        .collect();
+    let code: BTreeSet<String> = [
+        backup_aws::dynamodb::SCOPE_INDEX,
+        backup_aws::dynamodb::JOB_INDEX,
+        backup_aws::dynamodb::STATE_INDEX,
+        backup_aws::dynamodb::HISTORY_ID_INDEX,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(indexes, code);
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(strings(&globals["Architectures"]), ["arm64"]);
+    assert_eq!(
+        t["Parameters"]["RulePrefix"]["Default"].as_str(),
+        Some(backup_aws::config::DEFAULT_RULE_PREFIX)
+    );
+    let api = &resource(&t, "HttpApi")["Properties"]["Auth"];
+    assert_eq!(api["DefaultAuthorizer"].as_str(), Some("AWS_IAM"));
+}

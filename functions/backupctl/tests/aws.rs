@@ -1,0 +1,200 @@
+//! `backupctl serve --store dynamodb --table T --scheduler eventbridge` as a process against
+//! moto_server (`AWS_ENDPOINT_URL`; `scripts/test-aws.sh` starts it and runs these with
+//! `--ignored`), driven by the real `backupctl` client: a job made through the API gets its
+//! EventBridge rule, "run now" snapshots the cluster's EBS volume under the DynamoDB lock,
+//! and deleting the job removes the rule.
+
+mod support;
+
+use std::time::Duration;
+
+use backup_aws::DynamoStore;
+use serde_json::Value;
+use support::{backupctl, wait_until, Sandbox, Server};
+
+const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
+
+/// Runs `backupctl args` against `url`; its standard output, once it succeeded.
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = backupctl(url, args);
+    assert!(out.success(), "{}", out.describe());
+    out.stdout
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+#[ignore = "needs moto_server at AWS_ENDPOINT_URL (scripts/test-aws.sh)"]
+fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
+    let rt = runtime();
+    let sdk = rt.block_on(backup_aws::sdk_config());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let nonce = std::process::id();
+    let table = format!("backupctl-e2e-{nonce}");
+    let prefix = format!("e2e-{nonce}-");
+    rt.block_on(DynamoStore::create_table(&dynamodb, &table))
+        .expect("create the table");
+    let volume = rt
+        .block_on(
+            ec2.create_volume()
+                .availability_zone("us-east-1a")
+                .size(8)
+                .send(),
+        )
+        .expect("a volume")
+        .volume_id
+        .expect("a volume id");
+
+    // GIVEN backupctl serve on that table, firing jobs through EventBridge rules
+    let sandbox = Sandbox::new();
+    let server = Server::start_with(
+        &sandbox.data_dir(),
+        &[
+            "--store",
+            "dynamodb",
+            "--table",
+            &table,
+            "--scheduler",
+            "eventbridge",
+        ],
+        &[
+            ("RUNNER_FUNCTION_ARN", RUNNER_ARN),
+            ("RULE_PREFIX", &prefix),
+        ],
+    );
+    let url = server.url.clone();
+
+    // WHEN an EBS cluster and a job are created with the CLI
+    ok(
+        &url,
+        &[
+            "clusters",
+            "register",
+            "--cluster-id",
+            "orders",
+            "--description",
+            "Orders DB",
+            "--provider",
+            "aws-ebs",
+            "--region",
+            "us-east-1",
+            "--volume-id",
+            &volume,
+        ],
+    );
+    let created = ok(
+        &url,
+        &[
+            "orchestrate",
+            "jobs",
+            "create",
+            "--description",
+            "Hourly",
+            "--schedule",
+            "0 */1 * * *",
+            "scheduled-backup",
+            "--description",
+            "{cluster} #{index}",
+            "--max-backup-count",
+            "2",
+            "--cluster-id",
+            "orders",
+            "--json",
+        ],
+    );
+    let job: Value = serde_json::from_str(&created).expect("job JSON");
+    let job_id = job["id"].as_str().expect("a job id").to_owned();
+
+    // THEN its rule targets the runner, and the job is in the table
+    let rule = format!("{prefix}{job_id}");
+    let described = rt
+        .block_on(events.describe_rule().name(&rule).send())
+        .expect("the job's rule exists");
+    assert_eq!(described.schedule_expression(), Some("cron(0 * * * ? *)"));
+    let targets = rt
+        .block_on(events.list_targets_by_rule().rule(&rule).send())
+        .expect("targets");
+    assert_eq!(
+        targets
+            .targets()
+            .iter()
+            .map(|t| t.arn())
+            .collect::<Vec<_>>(),
+        [RUNNER_ARN]
+    );
+    let item = rt
+        .block_on(
+            dynamodb
+                .get_item()
+                .table_name(&table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{job_id}")),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("JOB".into()),
+                )
+                .send(),
+        )
+        .expect("GetItem");
+    assert!(item.item.is_some(), "the job is stored in {table}");
+
+    // WHEN it is run now THEN the run succeeds with one snapshot of the volume, tagged
+    ok(&url, &["jobs", "run", "--id", &job_id]);
+    let history = wait_until(Duration::from_secs(60), "the run to succeed", || {
+        let out = ok(
+            &url,
+            &[
+                "orchestrate",
+                "history",
+                "list",
+                "--job-id",
+                &job_id,
+                "--json",
+            ],
+        );
+        let items: Value = serde_json::from_str(&out).ok()?;
+        let first = items["items"].as_array()?.first()?.clone();
+        (first["status"] != "running").then_some(first)
+    });
+    assert_eq!(history["status"], "succeeded", "{history}");
+    let snapshots = rt
+        .block_on(
+            ec2.describe_snapshots()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("tag:backup:job-id")
+                        .values(&job_id)
+                        .build(),
+                )
+                .send(),
+        )
+        .expect("DescribeSnapshots");
+    let [snapshot] = snapshots.snapshots() else {
+        panic!("expected one snapshot, got {snapshots:?}")
+    };
+    assert_eq!(snapshot.volume_id(), Some(volume.as_str()));
+    let backups = ok(&url, &["backups", "list", "--json"]);
+    assert!(backups.contains("\"available\""), "{backups}");
+    assert!(backups.contains("Orders DB #1"), "{backups}");
+
+    // WHEN the job is deleted THEN its rule is gone, its history and backup stay
+    ok(&url, &["orchestrate", "jobs", "delete", "--id", &job_id]);
+    let rules = rt
+        .block_on(events.list_rules().name_prefix(&prefix).send())
+        .expect("ListRules");
+    assert!(rules.rules().is_empty(), "{rules:?}");
+    let backups = ok(&url, &["backups", "list", "--json"]);
+    assert!(backups.contains("Orders DB #1"), "{backups}");
+
+    drop(server);
+    let _ = rt.block_on(dynamodb.delete_table().table_name(&table).send());
+}

@@ -1,0 +1,25 @@
+//! `backup-runner`: invoked by each job's EventBridge rule; runs the job once for the
+//! scheduled instant (see `backup_lambdas::runner`).
+
+use backup_lambdas::runner::{self, RunReport};
+use backup_lambdas::{LambdaSettings, Triggers};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    backup_lambdas::init_tracing();
+    let settings = LambdaSettings::from_env()?;
+    let sdk = backup_aws::sdk_config().await;
+    let engine = backup_lambdas::engine(&settings, &sdk, Triggers::None)?;
+    let prefix = settings.aws.rule_prefix.clone();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let engine = &engine;
+        let prefix = &prefix;
+        async move {
+            let report: RunReport = runner::handle(engine, prefix, &event.payload).await?;
+            Ok::<_, Error>(report)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,24 @@
+//! `jobs-api`: the HTTP API (SPEC §7) behind API Gateway, the same router as
+//! `backupctl serve` (see `backup_lambdas::api`).
+
+use std::sync::Arc;
+
+use backup_lambdas::{LambdaSettings, Triggers};
+use lambda_http::{service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    backup_lambdas::init_tracing();
+    let settings = LambdaSettings::from_env()?;
+    let sdk = backup_aws::sdk_config().await;
+    let engine = Arc::new(backup_lambdas::engine(
+        &settings,
+        &sdk,
+        Triggers::EventBridge,
+    )?);
+    let router = backup_api::router(engine.clone());
+    lambda_http::run(service_fn(move |request: Request| {
+        backup_lambdas::api::handle(router.clone(), engine.clone(), request)
+    }))
+    .await
+}

@@ -1,0 +1,56 @@
+//! The two Lambda functions of the AWS deployment (SPEC §10), as thin shells around one
+//! [`Engine`] on the AWS adapters of `backup-aws`.
+//!
+//! # Layout
+//! - [`settings`]: what the functions read from the environment, once, with errors naming
+//!   the variable.
+//! - [`runner`]: `backup-runner`'s event parsing and handler (`src/bin/backup-runner.rs`).
+//! - [`api`]: `jobs-api`'s service: the same axum router as `backupctl serve`
+//!   (`src/bin/jobs-api.rs`).
+//! - this file: building the engine on DynamoDB, EventBridge and EBS.
+//!
+//! # Decisions
+//! - Clients are built once per cold start from `aws_config::load_defaults`, so
+//!   `AWS_ENDPOINT_URL` points them all at a local endpoint in tests.
+//! - A run that fails for a domain reason (`cluster_locked`, `provider_error`, …) is a
+//!   *successful* invocation: its outcome is in the history, and retrying would only find
+//!   the run already recorded. Only a malformed event (nothing written) and a failing state
+//!   store are invocation errors; the latter is worth Lambda's retry and, after that, the
+//!   dead-letter queue.
+//! - The Lambda environment freezes once a response is sent, so `jobs-api` waits for the
+//!   engine's background work ("run now", manual backups) before answering.
+
+pub mod api;
+pub mod runner;
+pub mod settings;
+
+use backup_engine::Engine;
+
+pub use backup_aws::Triggers;
+pub use settings::{LambdaSettings, SettingsError};
+
+/// Builds the engine on the AWS adapters from one shared SDK configuration.
+pub fn engine(
+    settings: &LambdaSettings,
+    sdk: &aws_config::SdkConfig,
+    triggers: Triggers,
+) -> Result<Engine, SettingsError> {
+    Ok(backup_aws::engine(
+        &settings.aws,
+        sdk,
+        triggers,
+        settings.engine.clone(),
+    )?)
+}
+
+/// Logs to stdout (CloudWatch), without colours, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+}

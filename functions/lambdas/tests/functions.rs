@@ -1,0 +1,550 @@
+//! The two Lambda functions as processes: each started with `AWS_LAMBDA_RUNTIME_API` at an
+//! emulator of the Runtime API, fed the JSON that EventBridge and API Gateway send, its AWS
+//! clients pointed at moto (through a proxy that counts the calls and can slow
+//! `CreateSnapshot` down). Run through scripts/test-aws.sh, which starts moto_server and
+//! passes `--include-ignored`.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backup_core::api::{ClusterTarget, JobStatus, RunStatus};
+use backup_engine::ids::RandomIds;
+use backup_engine::ports::{
+    BackupStore, ClusterLock, ClusterStore, HistoryStore, IdGenerator, JobStore,
+};
+use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
+use serde_json::{json, Value};
+use support::{apigw, Emulator, Function, Proxy, Table, RUNNER_ARN};
+
+fn scope() -> Scope {
+    Scope {
+        org: "default".into(),
+        project: "default".into(),
+    }
+}
+
+struct World {
+    table: Table,
+    proxy: Proxy,
+    emulator: Arc<Emulator>,
+    ec2: aws_sdk_ec2::Client,
+    events: aws_sdk_eventbridge::Client,
+    cluster: String,
+    volumes: Vec<String>,
+}
+
+impl World {
+    async fn new(volumes: usize) -> World {
+        let config = backup_aws::sdk_config().await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let table = Table::create().await;
+        let mut ids = Vec::new();
+        for _ in 0..volumes {
+            ids.push(support::volume(&ec2).await);
+        }
+        let cluster = format!("c{}", chrono::Utc::now().timestamp_micros());
+        table
+            .store()
+            .insert_cluster(&ClusterRecord {
+                id: cluster.clone(),
+                scope: scope(),
+                description: "Orders DB".into(),
+                region: "us-east-1".into(),
+                target: ClusterTarget::AwsEbs {
+                    volume_ids: ids.clone(),
+                    instance_tag: None,
+                },
+                created: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        World {
+            table,
+            proxy: Proxy::start().await,
+            emulator: Arc::new(Emulator::start().await),
+            ec2,
+            events,
+            cluster,
+            volumes: ids,
+        }
+    }
+
+    async fn add_job(&self) -> String {
+        let id = RandomIds::default().new_id();
+        let job = JobRecord {
+            id: id.clone(),
+            scope: scope(),
+            description: "Hourly".into(),
+            schedule: "0 * * * *".into(),
+            status: JobStatus::Active,
+            cluster_id: self.cluster.clone(),
+            template: "{cluster} Hourly Backup {datetime:rfc3339}".into(),
+            max_backup_count: 2,
+            created: chrono::Utc::now(),
+        };
+        assert!(self.table.store().insert_job(&job).await.unwrap());
+        id
+    }
+
+    fn runner(&self, extra: &[(&str, &str)]) -> Function {
+        Function::start(
+            "backup-runner",
+            &self.emulator,
+            &self.proxy.url(),
+            &self.table.name,
+            extra,
+        )
+    }
+
+    async fn snapshots_of_job(&self, job: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        self.ec2
+            .describe_snapshots()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:backup:job-id")
+                    .values(job)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .to_vec()
+    }
+
+    async fn snapshots_of_cluster(&self) -> usize {
+        self.ec2
+            .describe_snapshots()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:backup:cluster-id")
+                    .values(&self.cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .len()
+    }
+}
+
+fn transformer_input(job: &str, time: &str) -> Value {
+    json!({"jobId": job, "scheduledTime": time})
+}
+
+fn scheduled_event(job: &str, time: &str) -> Value {
+    let mut e: Value = serde_json::from_str(include_str!("fixtures/scheduled-event.json")).unwrap();
+    e["time"] = Value::String(time.into());
+    e["resources"] = json!([format!(
+        "arn:aws:events:us-east-1:123456789012:rule/backup-job-{job}"
+    )]);
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_scheduled_event() {
+    let w = World::new(2).await;
+    let job = w.add_job().await;
+    let _runner = w.runner(&[]);
+    // WHEN the rule's transformer input arrives
+    let report = w
+        .emulator
+        .invoke(transformer_input(&job, "2026-11-27T05:00:00Z"))
+        .await
+        .expect("the invocation succeeds");
+    // THEN the run succeeded and made one snapshot per volume, tagged with its ids
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["duplicate"], false);
+    let snaps = w.snapshots_of_job(&job).await;
+    let mut volumes: Vec<String> = snaps
+        .iter()
+        .filter_map(|s| s.volume_id().map(str::to_owned))
+        .collect();
+    volumes.sort();
+    let mut expected = w.volumes.clone();
+    expected.sort();
+    assert_eq!(volumes, expected);
+    let backups = w.table.store().list_job_backups(&job).await.unwrap();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0].status.to_string(), "available");
+    for s in &snaps {
+        assert!(s
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("backup:backup-id")
+                && t.value() == Some(backups[0].id.as_str())));
+        assert!(
+            s.tags()
+                .iter()
+                .any(|t| t.key() == Some("backup:cluster-id")
+                    && t.value() == Some(w.cluster.as_str()))
+        );
+    }
+    // AND the history item is in DynamoDB
+    let history = w
+        .table
+        .store()
+        .get_history(report["historyId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(history.item.status, RunStatus::Succeeded);
+    assert_eq!(history.item.linked_resource, backups[0].id);
+
+    // WHEN EventBridge sends its plain Scheduled Event for the job's rule
+    let report = w
+        .emulator
+        .invoke(scheduled_event(&job, "2026-11-27T06:00:00Z"))
+        .await
+        .expect("the invocation succeeds");
+    // THEN the job is found from the rule name and backed up for the event's time
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["jobId"], job.as_str());
+    assert_eq!(
+        w.table.store().list_job_backups(&job).await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn the_same_scheduled_event_delivered_three_times_makes_one_backup() {
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    let _runner = w.runner(&[]);
+    let event = transformer_input(&job, "2026-11-27T05:00:00Z");
+    let mut reports = Vec::new();
+    for _ in 0..3 {
+        reports.push(w.emulator.invoke(event.clone()).await.expect("succeeds"));
+    }
+    assert_eq!(reports[0]["duplicate"], false);
+    for r in &reports[1..] {
+        assert_eq!(r["duplicate"], true, "{r}");
+        assert_eq!(r["historyId"], reports[0]["historyId"]);
+        assert_eq!(r["status"], "succeeded");
+    }
+    assert_eq!(
+        w.table.store().list_job_backups(&job).await.unwrap().len(),
+        1
+    );
+    assert_eq!(w.snapshots_of_job(&job).await.len(), 1);
+    assert_eq!(
+        w.table
+            .store()
+            .list_history(&scope(), Some(&job))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn twenty_concurrent_runs_for_one_cluster_make_one_backup_and_nineteen_locked_failures() {
+    let w = World::new(1).await;
+    let mut jobs = Vec::new();
+    for _ in 0..20 {
+        jobs.push(w.add_job().await);
+    }
+    // Each invocation in its own process, as Lambda scales out; the backup takes a while.
+    w.proxy.set_create_snapshot_delay(Duration::from_secs(3));
+    let _runners: Vec<Function> = (0..20).map(|_| w.runner(&[])).collect();
+    w.emulator.wait_for_polls(20).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in &jobs {
+        let emulator = w.emulator.clone();
+        let event = transformer_input(job, "2026-11-27T05:00:00Z");
+        tasks.spawn(async move { emulator.invoke(event).await });
+    }
+    let mut reports = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        reports.push(r.unwrap().expect("every invocation succeeds"));
+    }
+    let succeeded = reports
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .count();
+    let locked = reports
+        .iter()
+        .filter(|r| r["errorCode"] == "cluster_locked")
+        .count();
+    assert_eq!((succeeded, locked), (1, 19), "{reports:#?}");
+    // THEN DynamoDB holds one backup and 19 cluster_locked history items naming the holder
+    let backups = w
+        .table
+        .store()
+        .list_backups(
+            &scope(),
+            &BackupFilter {
+                job_id: None,
+                cluster_id: Some(w.cluster.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(backups.len(), 1);
+    let history = w.table.store().list_history(&scope(), None).await.unwrap();
+    let locked: Vec<_> = history
+        .iter()
+        .filter(|h| h.error_code.as_deref() == Some("cluster_locked"))
+        .collect();
+    assert_eq!(locked.len(), 19);
+    assert!(
+        locked
+            .iter()
+            .all(|h| h.details.contains("scheduled-backup")),
+        "{locked:#?}"
+    );
+    assert_eq!(w.snapshots_of_cluster().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
+    let w = World::new(1).await;
+    let (first, second) = (w.add_job().await, w.add_job().await);
+    let lease = [("LEASE_SECONDS", "2")];
+    let mut doomed = w.runner(&lease);
+    w.emulator.wait_for_polls(1).await;
+    // GIVEN a run that holds the cluster and is stuck in CreateSnapshot
+    w.proxy.set_create_snapshot_delay(Duration::from_secs(15));
+    let emulator = w.emulator.clone();
+    let event = transformer_input(&first, "2026-11-27T05:00:00Z");
+    let _stuck = tokio::spawn(async move { emulator.invoke(event).await });
+    let store = w.table.store();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store
+        .current(&w.cluster, chrono::Utc::now())
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the run never took the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // WHEN its process is killed
+    doomed.kill().await;
+    w.proxy.set_create_snapshot_delay(Duration::ZERO);
+    let _runner = w.runner(&lease);
+    // THEN until the lease ends, other runs find the cluster locked
+    let report = w
+        .emulator
+        .invoke(transformer_input(&second, "2026-11-27T05:00:00Z"))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["errorCode"], "cluster_locked", "{report}");
+    // AND once it has ended, the next run backs the cluster up
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let report = w
+        .emulator
+        .invoke(transformer_input(&second, "2026-11-27T06:00:00Z"))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["status"], "succeeded", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_malformed_event_is_an_error_with_a_clear_message_and_writes_nothing() {
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    let _runner = w.runner(&[]);
+    let before = w.table.item_count().await;
+    w.proxy.take_calls();
+    for event in [
+        json!({"hello": "world"}),
+        json!({"jobId": job, "scheduledTime": "yesterday"}),
+        json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-27T05:00:00Z", "resources": []}),
+        json!("just a string"),
+    ] {
+        let err = w
+            .emulator
+            .invoke(event.clone())
+            .await
+            .expect_err("a malformed event is an error");
+        let message = err["errorMessage"].as_str().unwrap_or_default();
+        assert!(message.contains("malformed event"), "{event}: {err}");
+    }
+    assert_eq!(w.table.item_count().await, before, "nothing was written");
+    // AND the runner made no AWS call at all for them
+    assert!(w.proxy.take_calls().is_empty());
+}
+
+async fn api(w: &World, prefix: &str) -> Function {
+    Function::start(
+        "jobs-api",
+        &w.emulator,
+        &w.proxy.url(),
+        &w.table.name,
+        &[("RUNNER_FUNCTION_ARN", RUNNER_ARN), ("RULE_PREFIX", prefix)],
+    )
+}
+
+fn body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_rule() {
+    let w = World::new(1).await;
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let _api = api(&w, &prefix).await;
+    let jobs = "/orchestrate/v1/organizations/default/projects/default/jobs";
+    // WHEN a job is created through API Gateway
+    let response = w
+        .emulator
+        .invoke(apigw(
+            "POST",
+            jobs,
+            Some(&json!({
+                "description": "My Hourly Backup",
+                "schedule": "0 */1 * * *",
+                "type": "ScheduledBackup",
+                "data": {"clusterId": w.cluster, "description": "{cluster} Hourly Backup {datetime:RFC3339}", "maxBackupCount": 2}
+            })),
+        ))
+        .await
+        .expect("answers");
+    assert!(
+        response["statusCode"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s)),
+        "{response}"
+    );
+    let id = body(&response)["id"].as_str().expect("an id").to_owned();
+    // THEN its rule targets the runner with the input transformer
+    let rule = format!("{prefix}{id}");
+    let described = w
+        .events
+        .describe_rule()
+        .name(&rule)
+        .send()
+        .await
+        .expect("the rule exists");
+    assert_eq!(described.schedule_expression(), Some("cron(0 * * * ? *)"));
+    let targets = w
+        .events
+        .list_targets_by_rule()
+        .rule(&rule)
+        .send()
+        .await
+        .unwrap();
+    let [target] = targets.targets() else {
+        panic!("{targets:?}")
+    };
+    assert_eq!(target.arn(), RUNNER_ARN);
+    assert_eq!(
+        target.input_transformer().map(|t| t.input_template()),
+        Some(format!(r#"{{"jobId": "{id}", "scheduledTime": <time>}}"#).as_str())
+    );
+    // AND it is listed
+    let response = w
+        .emulator
+        .invoke(apigw("GET", jobs, None))
+        .await
+        .expect("answers");
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(body(&response)["jobs"][0]["id"], id.as_str());
+
+    // WHEN a job with an invalid schedule is posted THEN 400 and no rule, no job
+    let response = w
+        .emulator
+        .invoke(apigw(
+            "POST",
+            jobs,
+            Some(&json!({
+                "description": "Too often",
+                "schedule": "*/30 * * * *",
+                "type": "ScheduledBackup",
+                "data": {"clusterId": w.cluster, "description": "x", "maxBackupCount": 2}
+            })),
+        ))
+        .await
+        .expect("answers");
+    assert_eq!(response["statusCode"], 400, "{response}");
+    let rules = w
+        .events
+        .list_rules()
+        .name_prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rules.rules().len(), 1);
+
+    // WHEN the job is deleted THEN its rule is gone and the job is marked deleted
+    let response = w
+        .emulator
+        .invoke(apigw("DELETE", &format!("{jobs}/{id}"), None))
+        .await
+        .expect("answers");
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let rules = w
+        .events
+        .list_rules()
+        .name_prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    assert!(rules.rules().is_empty(), "{rules:?}");
+    assert_eq!(
+        w.table.store().get_job(&id).await.unwrap().unwrap().status,
+        JobStatus::Deleted
+    );
+}
+
+/// Figures for scripts/bench-aws.sh: the runner's init and cold/warm invocation times
+/// through the emulator, and the AWS calls of one successful run with nothing to prune.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/bench-aws.sh"]
+async fn bench_runner_figures() {
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    w.proxy.take_calls();
+    let spawned = Instant::now();
+    let _runner = w.runner(&[]);
+    w.emulator.wait_for_polls(1).await;
+    let init = w.emulator.first_poll().unwrap() - spawned;
+    let started = Instant::now();
+    let report = w
+        .emulator
+        .invoke(transformer_input(&job, "2026-11-27T05:00:00Z"))
+        .await
+        .expect("succeeds");
+    let cold = started.elapsed();
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let calls = w.proxy.take_calls();
+    let mut warm = Vec::new();
+    for hour in 6..16 {
+        let started = Instant::now();
+        let report = w
+            .emulator
+            .invoke(transformer_input(
+                &job,
+                &format!("2026-11-27T{hour:02}:00:00Z"),
+            ))
+            .await
+            .expect("succeeds");
+        warm.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(report["status"], "succeeded");
+    }
+    warm.sort_by(f64::total_cmp);
+    let figures = json!({
+        "runnerInitMs": init.as_secs_f64() * 1000.0,
+        "runnerColdStartMs": (init + cold).as_secs_f64() * 1000.0,
+        "runnerFirstInvocationMs": cold.as_secs_f64() * 1000.0,
+        "runnerWarmInvocationMedianMs": warm[warm.len() / 2],
+        "awsCallsOneRunNothingToPrune": calls.len(),
+        "awsCalls": calls,
+    });
+    println!("BENCH {figures}");
+}

@@ -1,0 +1,437 @@
+//! Test support: a Lambda Runtime API emulator, a counting (and optionally slowing) proxy in
+//! front of moto, the functions as real processes, and a table of their own.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+pub const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
+
+// ---------------------------------------------------------------------------------------
+// The Runtime API emulator
+
+type Outcome = Result<Value, Value>;
+
+struct EmulatorState {
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Value)>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// `/next` calls so far (a process calls it once initialised, then after each answer).
+    polls: AtomicUsize,
+    first_poll: Mutex<Option<Instant>>,
+    init_errors: Mutex<Vec<Value>>,
+}
+
+/// The Lambda Runtime API (2018-06-01) as the processes under test see it.
+pub struct Emulator {
+    pub addr: SocketAddr,
+    state: Arc<EmulatorState>,
+    sender: mpsc::UnboundedSender<(String, Value)>,
+    next_id: AtomicU32,
+}
+
+impl Emulator {
+    pub async fn start() -> Emulator {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let state = Arc::new(EmulatorState {
+            queue: tokio::sync::Mutex::new(receiver),
+            waiting: Mutex::new(HashMap::new()),
+            polls: AtomicUsize::new(0),
+            first_poll: Mutex::new(None),
+            init_errors: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Emulator {
+            addr,
+            state,
+            sender,
+            next_id: AtomicU32::new(1),
+        }
+    }
+
+    /// Sends one event and waits for the function's answer (`Err` = its error report).
+    pub async fn invoke(&self, event: Value) -> Outcome {
+        let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.state.waiting.lock().unwrap().insert(id.clone(), tx);
+        self.sender.send((id, event)).unwrap();
+        tokio::time::timeout(Duration::from_secs(120), rx)
+            .await
+            .expect("the function answers within 120 s")
+            .expect("the emulator keeps the answer")
+    }
+
+    pub fn polls(&self) -> usize {
+        self.state.polls.load(Ordering::SeqCst)
+    }
+
+    pub fn first_poll(&self) -> Option<Instant> {
+        *self.state.first_poll.lock().unwrap()
+    }
+
+    /// Waits until `n` `/next` calls arrived (processes initialised and waiting).
+    pub async fn wait_for_polls(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.polls() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} polls arrived",
+                self.polls()
+            );
+            assert!(
+                self.state.init_errors.lock().unwrap().is_empty(),
+                "init error: {:?}",
+                self.state.init_errors.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub fn runtime_api(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+async fn next(State(state): State<Arc<EmulatorState>>) -> impl IntoResponse {
+    state
+        .first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
+    state.polls.fetch_add(1, Ordering::SeqCst);
+    let (id, event) = {
+        let mut queue = state.queue.lock().await;
+        match queue.recv().await {
+            Some(e) => e,
+            None => return (StatusCode::GONE, HeaderMap::new(), String::new()),
+        }
+    };
+    let mut headers = HeaderMap::new();
+    let deadline = chrono::Utc::now().timestamp_millis() + 900_000;
+    headers.insert(
+        "Lambda-Runtime-Aws-Request-Id",
+        HeaderValue::from_str(&id).unwrap(),
+    );
+    headers.insert(
+        "Lambda-Runtime-Deadline-Ms",
+        HeaderValue::from_str(&deadline.to_string()).unwrap(),
+    );
+    headers.insert(
+        "Lambda-Runtime-Invoked-Function-Arn",
+        HeaderValue::from_static(RUNNER_ARN),
+    );
+    headers.insert(
+        "Lambda-Runtime-Trace-Id",
+        HeaderValue::from_static(
+            "Root=1-6745f0f0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=0",
+        ),
+    );
+    headers.insert("Content-Type", HeaderValue::from_static("application/json"));
+    (StatusCode::OK, headers, event.to_string())
+}
+
+fn settle(state: &EmulatorState, id: &str, outcome: Outcome) {
+    if let Some(tx) = state.waiting.lock().unwrap().remove(id) {
+        let _ = tx.send(outcome);
+    }
+}
+
+fn parse(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()))
+}
+
+async fn response(
+    State(state): State<Arc<EmulatorState>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    settle(&state, &id, Ok(parse(&body)));
+    StatusCode::ACCEPTED
+}
+
+async fn error(
+    State(state): State<Arc<EmulatorState>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    settle(&state, &id, Err(parse(&body)));
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(state): State<Arc<EmulatorState>>, body: String) -> StatusCode {
+    state.init_errors.lock().unwrap().push(parse(&body));
+    StatusCode::ACCEPTED
+}
+
+// ---------------------------------------------------------------------------------------
+// A proxy in front of moto: counts the AWS API calls it forwards and can hold
+// `CreateSnapshot` calls back (to make a backup take a while).
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    calls: Arc<Mutex<Vec<String>>>,
+    delay: Arc<Mutex<Duration>>,
+}
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        let upstream = std::env::var("AWS_ENDPOINT_URL")
+            .expect("AWS_ENDPOINT_URL (moto_server) is set: run through scripts/test-aws.sh");
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let (c, d) = (calls.clone(), delay.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (c, d, upstream) = (c.clone(), d.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buf[..n];
+                        if let Some(action) = action_of(chunk) {
+                            let slow = action == "ec2:CreateSnapshot";
+                            c.lock().unwrap().push(action);
+                            let pause = *d.lock().unwrap();
+                            if slow && !pause.is_zero() {
+                                tokio::time::sleep(pause).await;
+                            }
+                        }
+                        if sw.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Proxy { addr, calls, delay }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_create_snapshot_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+/// The AWS action of a request chunk: `x-amz-target` (JSON protocols: DynamoDB,
+/// EventBridge) or `Action=` (query protocol: EC2).
+fn action_of(chunk: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(chunk);
+    let lower = text.to_ascii_lowercase();
+    if let Some(i) = lower.find("x-amz-target:") {
+        let value = text[i + "x-amz-target:".len()..]
+            .lines()
+            .next()?
+            .trim()
+            .to_owned();
+        let (service, action) = value.split_once('.')?;
+        let prefix = match service {
+            s if s.starts_with("DynamoDB") => "dynamodb",
+            "AWSEvents" => "events",
+            other => other,
+        };
+        return Some(format!("{prefix}:{action}"));
+    }
+    if let Some(i) = text.find("Action=") {
+        let action: String = text[i + 7..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        return Some(format!("ec2:{action}"));
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// The functions as processes
+
+pub struct Function {
+    pub child: Child,
+}
+
+impl Function {
+    /// Starts `bin` (`backup-runner` or `jobs-api`) against `emulator`, its AWS clients
+    /// pointed at `endpoint`.
+    pub fn start(
+        bin: &str,
+        emulator: &Emulator,
+        endpoint: &str,
+        table: &str,
+        extra: &[(&str, &str)],
+    ) -> Function {
+        let path = match bin {
+            "backup-runner" => env!("CARGO_BIN_EXE_backup-runner"),
+            "jobs-api" => env!("CARGO_BIN_EXE_jobs-api"),
+            other => panic!("no binary {other}"),
+        };
+        let mut cmd = Command::new(path);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", emulator.runtime_api())
+            .env("AWS_LAMBDA_FUNCTION_NAME", bin)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{bin}"))
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2026/11/27/[$LATEST]0123456789abcdef",
+            )
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("TABLE_NAME", table)
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Function {
+            child: cmd.spawn().expect("start the function"),
+        }
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A table of the test's own
+
+pub struct Table {
+    pub client: aws_sdk_dynamodb::Client,
+    pub name: String,
+}
+
+impl Table {
+    pub async fn create() -> Table {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let config = backup_aws::sdk_config().await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let name = format!(
+            "lambda-test-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_micros()
+        );
+        backup_aws::DynamoStore::create_table(&client, &name)
+            .await
+            .expect("create table");
+        Table { client, name }
+    }
+
+    pub fn store(&self) -> backup_aws::DynamoStore {
+        backup_aws::DynamoStore::new(self.client.clone(), self.name.clone())
+    }
+
+    /// How many items the table holds (a test-only scan).
+    pub async fn item_count(&self) -> usize {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.name)
+            .send()
+            .await
+            .unwrap();
+        out.items().len()
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let name = self.name.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let _ = client.delete_table().table_name(&name).send().await;
+                })
+            });
+        }
+    }
+}
+
+pub async fn volume(ec2: &aws_sdk_ec2::Client) -> String {
+    ec2.create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .send()
+        .await
+        .unwrap()
+        .volume_id
+        .unwrap()
+}
+
+/// An API Gateway HTTP API (payload 2.0) request, as the fixture, for `method path body`.
+pub fn apigw(method: &str, path: &str, body: Option<&Value>) -> Value {
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/apigw-v2-list-jobs.json")).unwrap();
+    event["rawPath"] = Value::String(path.to_owned());
+    event["requestContext"]["http"]["path"] = Value::String(path.to_owned());
+    event["requestContext"]["http"]["method"] = Value::String(method.to_owned());
+    if let Some(body) = body {
+        event["headers"]["content-type"] = Value::String("application/json".into());
+        event["body"] = Value::String(body.to_string());
+        event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("content-length");
+    }
+    event
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The AWS side's tests, with moto_server as the local AWS endpoint (`scripts/test-aws.sh`;
+# scripts/test.sh runs it after the workspace tests).
+#
+# 1. Installs, once, a Python venv in .tools/venv with moto[server], cfn-lint, cargo-lambda
+#    and ziglang (cargo lambda's cross linker), and the aarch64-unknown-linux-gnu target.
+# 2. Starts moto_server on a free 127.0.0.1 port (stopped on exit) and points every AWS
+#    client at it through AWS_ENDPOINT_URL only.
+# 3. Runs the DynamoDB store and lock contract suite (feature `moto` of backup-aws), the
+#    EventBridge and EBS adapter tests, and the Lambda binaries as processes behind a Runtime
+#    API emulator (`--include-ignored` runs the tests marked as needing moto).
+# 4. cfn-lint on infra/template.yaml; the least-privilege test (part of backup-aws's tests).
+# 5. `cargo lambda build --release --arm64` of both functions, timed.
+#
+# SKIP_LAMBDA_BUILD=1 skips step 5 (for a quick loop while developing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# shellcheck source=scripts/aws-env.sh
+source "$root/scripts/aws-env.sh"
+
+step "store and lock contract on DynamoDB, EventBridge and EBS adapters, Lambda functions as processes"
+cargo test -p backup-aws -p backup-lambdas --features backup-aws/moto -- --include-ignored --skip bench_
+
+step "backupctl serve --store dynamodb --scheduler eventbridge, as a process"
+cargo test -p backupctl --test aws -- --ignored
+
+step "cfn-lint infra/template.yaml"
+cfn-lint infra/template.yaml
+
+if [[ "${SKIP_LAMBDA_BUILD:-}" != 1 ]]; then
+  step "cargo lambda build --release --arm64"
+  start=$(date +%s)
+  cargo lambda build --release --arm64 -p backup-lambdas
+  echo "cargo lambda build took $(($(date +%s) - start)) s"
+  for f in backup-runner jobs-api; do
+    ls -l "target/lambda/$f/bootstrap"
+  done
+fi
+
+step "AWS tests passed"
