@@ -2,7 +2,8 @@
 # Figures of the AWS deployment (`scripts/bench-aws.sh`), printed as one JSON object:
 # - each bootstrap's zipped size (limit 6 MB), from `cargo lambda build --release --arm64`;
 # - the runner's cold start through the Runtime API emulator (process start → first
-#   answer; limit 100 ms), its init alone, and a warm invocation's median;
+#   answer; limit 100 ms), its init alone, the part of it spent waiting on moto's answers
+#   (counted by the proxy in front of moto) and the rest, and a warm invocation's median;
 # - the AWS API calls one successful run with nothing to prune makes, counted from the
 #   requests that reached moto (limit 8).
 set -euo pipefail
@@ -37,6 +38,9 @@ out = {
     **figures,
 }
 out["coldStartWithin100ms"] = figures["runnerColdStartMs"] <= 100
+# moto is a Python server: the part of the first invocation spent waiting for its answers
+# is not the runner's; the cold start without it is what a Lambda would see from the code.
+out["coldStartOwnWithin100ms"] = figures["runnerColdStartOwnMs"] <= 100
 out["awsCallsWithin8"] = figures["awsCallsOneRunNothingToPrune"] <= 8
 print(json.dumps(out, indent=2))
 PY

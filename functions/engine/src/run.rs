@@ -148,6 +148,7 @@ impl Engine {
         };
         if let RunStart::AlreadyRan(history) = store.begin_run(&entry).await? {
             tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
+            let history = self.settle_abandoned(job, history).await;
             return Ok(Begun::Done(RunOutcome {
                 history,
                 duplicate: true,
@@ -273,6 +274,75 @@ impl Engine {
                 Err(error.into())
             }
         }
+    }
+
+    /// A delivery of a run that is recorded `running` but whose process is gone (on AWS:
+    /// Lambda retries an invocation that timed out or crashed) records it as failed, with
+    /// code `interrupted`, and marks the backup it was making `defunct` so the next run
+    /// prunes it. Gone means: started more than a lease ago, and the cluster's lock is free,
+    /// since a live run holds it from before its backup starts until its history is final.
+    /// Anything else (it may still be working, or the store cannot tell) changes nothing.
+    async fn settle_abandoned(&self, job: &JobRecord, history: HistoryItem) -> HistoryItem {
+        let now = self.now();
+        if history.status != RunStatus::Running || history.start_time + self.lease() > now {
+            return history;
+        }
+        match self.inner.lock.current(&job.cluster_id, now).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return history,
+            Err(error) => {
+                tracing::warn!(history_id = %history.id, %error, "could not tell whether a recorded run is still working");
+                return history;
+            }
+        }
+        let store = &self.inner.store;
+        let mut defunct = Vec::new();
+        match store.list_job_backups(&job.id).await {
+            Ok(backups) => {
+                for b in backups.iter().filter(|b| {
+                    b.status == BackupStatus::Creating && b.created >= history.start_time
+                }) {
+                    match store
+                        .update_backup_status(&b.id, BackupStatus::Creating, BackupStatus::Defunct)
+                        .await
+                    {
+                        Ok(true) => defunct.push(b.id.clone()),
+                        Ok(false) => {}
+                        Err(error) => {
+                            tracing::warn!(backup_id = %b.id, %error, "could not mark an abandoned backup defunct")
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job_id = %job.id, %error, "could not list the job's backups")
+            }
+        }
+        let details = match defunct.as_slice() {
+            [] => "The run stopped before it finished (its process ended or timed out) and \
+                   made no backup; a later delivery recorded it."
+                .to_owned(),
+            [_] => format!(
+                "The run stopped before it finished (its process ended or timed out); its {} \
+                 is marked defunct and the next run prunes it.",
+                text::list_backups(&defunct)
+            ),
+            _ => format!(
+                "The run stopped before it finished (its process ended or timed out); its {} \
+                 are marked defunct and the next run prunes them.",
+                text::list_backups(&defunct)
+            ),
+        };
+        let backup_id = defunct.first().map(String::as_str);
+        self.finish(
+            &history,
+            RunStatus::Failed,
+            Some("interrupted"),
+            details,
+            backup_id,
+            Vec::new(),
+        )
+        .await
     }
 
     /// Makes the backup, prunes on success, records the outcome and releases the lock.

@@ -347,6 +347,27 @@ async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
         .await
         .expect("succeeds");
     assert_eq!(report["status"], "succeeded", "{report}");
+    // AND Lambda's retry of the killed invocation records that run as interrupted, its
+    // backup defunct, instead of leaving it `running`
+    let report = w
+        .emulator
+        .invoke(transformer_input(&first, "2026-11-27T05:00:00Z"))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["errorCode"], "interrupted", "{report}");
+    let history_id = report["historyId"].as_str().unwrap_or_default();
+    let history = store
+        .get_history(history_id)
+        .await
+        .unwrap()
+        .expect("its history");
+    let backup = history.item.linked_resource;
+    assert_eq!(
+        store.get_backup(&backup).await.unwrap().map(|b| b.status),
+        Some(backup_core::retention::BackupStatus::Defunct),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -510,6 +531,7 @@ async fn bench_runner_figures() {
     let w = World::new(1).await;
     let job = w.add_job().await;
     w.proxy.take_calls();
+    w.proxy.take_waited();
     let spawned = Instant::now();
     let _runner = w.runner(&[]);
     w.emulator.wait_for_polls(1).await;
@@ -523,6 +545,7 @@ async fn bench_runner_figures() {
     let cold = started.elapsed();
     assert_eq!(report["status"], "succeeded", "{report}");
     let calls = w.proxy.take_calls();
+    let waited = w.proxy.take_waited();
     let mut warm = Vec::new();
     for hour in 6..16 {
         let started = Instant::now();
@@ -543,6 +566,8 @@ async fn bench_runner_figures() {
         "runnerColdStartMs": (init + cold).as_secs_f64() * 1000.0,
         "runnerFirstInvocationMs": cold.as_secs_f64() * 1000.0,
         "runnerWarmInvocationMedianMs": warm[warm.len() / 2],
+        "firstInvocationWaitingOnAwsMs": waited.as_secs_f64() * 1000.0,
+        "runnerColdStartOwnMs": (init + cold).saturating_sub(waited).as_secs_f64() * 1000.0,
         "awsCallsOneRunNothingToPrune": calls.len(),
         "awsCalls": calls,
     });

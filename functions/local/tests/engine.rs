@@ -18,7 +18,7 @@ use backup_engine::ids::RandomIds;
 use backup_engine::ports::{BackupProvider, ClusterLock};
 use backup_engine::{
     Acquisition, BackupFilter, BackupHandle, BackupRequest, Engine, EngineConfig, LockHolder,
-    Ports, ProviderError, ProviderStatus, Scope,
+    Ports, ProviderError, ProviderStatus, RunStart, Scope,
 };
 use backup_local::directory::verify;
 use backup_local::{DirectoryProvider, LocalScheduler, SqliteStore};
@@ -908,4 +908,67 @@ async fn a_run_never_prunes_the_backup_it_just_made() {
         assert!(!run.pruned_backup_ids.contains(&run.linked_resource));
         verify(&h.backups_dir().join(&made.id)).unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_of_a_run_whose_process_died_records_it_as_interrupted() {
+    let h = Harness::new().await;
+    h.cluster("orders").await;
+    let job = h.job("orders", 2).await;
+    // GIVEN a run of this job at 06:00 whose process died while its backup was `creating`
+    // (recorded, lock taken, then nothing more: as a Lambda that timed out leaves it)
+    use backup_engine::ports::{BackupStore, RunStore};
+    let mut entry =
+        backup_engine::contract::history("dc4j2k1bjjdf78g0d1fg", "default", &job, at(60), at(60));
+    entry.cluster_id = "orders".into();
+    assert_eq!(h.store.begin_run(&entry).await.unwrap(), RunStart::Started);
+    let mut b = backup_engine::contract::backup(
+        "dc4j2k1l7ch6v7cc77n0",
+        "default",
+        Some(&job),
+        "orders",
+        at(60),
+    );
+    b.location = Some(h.backups_dir().join(&b.id).to_string_lossy().into_owned());
+    assert!(h.store.insert_backup(&b).await.unwrap());
+    let dead = LockHolder {
+        operation: "scheduled-backup".into(),
+        job_id: Some(job.clone()),
+        run_id: Some(entry.item.id.clone()),
+    };
+    let Acquisition::Acquired(_) = h
+        .store
+        .try_acquire("orders", &dead, at(60), chrono::Duration::seconds(60))
+        .await
+        .unwrap()
+    else {
+        panic!("the lock should be free")
+    };
+    // WHEN the same firing is delivered again while its lease still runs THEN nothing changes
+    h.clock.set(at(60) + chrono::Duration::seconds(30));
+    let early = h.engine.run_scheduled(&job, at(60)).await.unwrap();
+    assert!(early.duplicate);
+    assert_eq!(early.history.status, RunStatus::Running);
+    // WHEN it is delivered again after the lease expired (Lambda's retry)
+    h.clock.set(at(63));
+    let later = h.engine.run_scheduled(&job, at(60)).await.unwrap();
+    // THEN the run is recorded as interrupted, linked to its backup, which is defunct
+    assert!(later.duplicate);
+    assert_eq!(later.history.status, RunStatus::Failed);
+    assert_eq!(later.history.error_code.as_deref(), Some("interrupted"));
+    assert_eq!(later.history.linked_resource, b.id);
+    assert!(
+        later.history.details.contains("defunct"),
+        "{}",
+        later.history.details
+    );
+    assert_eq!(h.history(Some(&job)).await[0], later.history);
+    assert_eq!(
+        h.store.get_backup(&b.id).await.unwrap().unwrap().status,
+        BackupStatus::Defunct
+    );
+    // AND the next run succeeds and prunes the defunct backup
+    let next = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
+    assert_eq!(next.status, RunStatus::Succeeded, "{}", next.details);
+    assert_eq!(next.pruned_backup_ids, vec![b.id.clone()]);
 }

@@ -3,8 +3,8 @@
 //! # Table design
 //!
 //! One table (on-demand), primary key `pk` (S) + `sk` (S), four global secondary indexes
-//! (projection ALL), and TTL on `expires_at` (epoch seconds). Every read is a `GetItem` or a
-//! `Query`; nothing scans. Instants are epoch milliseconds (`N`), and in sort keys 13-digit
+//! (projection ALL), and TTL on `expires_at` (epoch seconds). Every read is a `GetItem` (or a
+//! `BatchGetItem` of known keys) or a `Query`; nothing scans. Instants are epoch milliseconds (`N`), and in sort keys 13-digit
 //! zero-padded milliseconds so that they sort as text.
 //!
 //! | item | `pk` | `sk` | indexes (pk / sk) |
@@ -628,10 +628,6 @@ fn lock_from(item: &Item) -> StoreResult<ClusterLockInfo> {
     })
 }
 
-fn lock_key(cluster_id: &str) -> (AttributeValue, AttributeValue) {
-    (s(format!("LOCK#{cluster_id}")), s("LOCK"))
-}
-
 fn ttl_after(expires: DateTime<Utc>) -> AttributeValue {
     n(expires.timestamp() + LOCK_ITEM_RETENTION_SECONDS)
 }
@@ -811,24 +807,14 @@ impl JobStore for DynamoStore {
     }
 
     async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("JOB#{job_id}")))
-            .key("sk", s("JOB"))
-            .update_expression("SET #status = :deleted REMOVE state_pk, state_sk")
-            .condition_expression("attribute_exists(pk) AND #status = :active")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":deleted", s(enum_text(&JobStatus::Deleted)))
-            .expression_attribute_values(":active", s(enum_text(&JobStatus::Active)))
-            .send()
+        Update::new(format!("JOB#{job_id}"), "JOB")
+            .set("status", s(enum_text(&JobStatus::Deleted)))
+            .remove("state_pk")
+            .remove("state_sk")
+            .condition("attribute_exists(pk) AND #status = :active")
+            .value(":active", s(enum_text(&JobStatus::Active)))
+            .apply(&self.client, &self.table)
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if update_condition_failed(&e) => Ok(false),
-            Err(e) => Err(backend("UpdateItem", e)),
-        }
     }
 
     async fn remove_job(&self, job_id: &str) -> StoreResult<()> {
@@ -975,35 +961,23 @@ impl BackupStore for DynamoStore {
         from: BackupStatus,
         to: BackupStatus,
     ) -> StoreResult<bool> {
-        match backup_status_update(backup_id, from, to, None)
-            .send(&self.client, &self.table, ReturnValue::None)
+        backup_status_update(backup_id, from, to, None)
+            .apply(&self.client, &self.table)
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if update_condition_failed(&e) => Ok(false),
-            Err(e) => Err(backend("UpdateItem", e)),
-        }
     }
 
     async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("BACKUP#{backup_id}")))
-            .key("sk", s("BACKUP"))
-            .update_expression("SET #location = :location")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#location", "location")
-            .expression_attribute_values(":location", s(location))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if update_condition_failed(&e) => Err(StoreError::Corrupt(format!(
+        let applied = Update::new(format!("BACKUP#{backup_id}"), "BACKUP")
+            .set("location", s(location))
+            .condition("attribute_exists(pk)")
+            .apply(&self.client, &self.table)
+            .await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
                 "backup {backup_id} has no record to set its location on"
-            ))),
-            Err(e) => Err(backend("UpdateItem", e)),
+            )))
         }
     }
 }
@@ -1053,13 +1027,13 @@ impl RunStore for DynamoStore {
 #[async_trait]
 impl HistoryStore for DynamoStore {
     async fn update_history(&self, item: &HistoryItem) -> StoreResult<()> {
-        match history_update(item)
-            .send(&self.client, &self.table, ReturnValue::None)
-            .await
+        if history_update(item)
+            .apply(&self.client, &self.table)
+            .await?
         {
-            Ok(_) => Ok(()),
-            Err(e) if update_condition_failed(&e) => Err(no_run_record(item)),
-            Err(e) => Err(backend("UpdateItem", e)),
+            Ok(())
+        } else {
+            Err(no_run_record(item))
         }
     }
 
@@ -1199,26 +1173,17 @@ impl ClusterLock for DynamoStore {
         lease: chrono::Duration,
     ) -> StoreResult<Option<ClusterLockInfo>> {
         let expires = now + lease;
-        let (pk, sk) = lock_key(cluster_id);
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .update_expression("SET #expires = :expires, #ttl = :ttl")
-            .condition_expression("#held = :true AND #token = :token AND #expires > :now")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_names("#held", "held")
-            .expression_attribute_names("#expires", "expires")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":token", n(fencing_token))
-            .expression_attribute_values(":now", n(ms(now)))
-            .expression_attribute_values(":expires", n(ms(expires)))
-            .expression_attribute_values(":ttl", ttl_after(expires))
-            .return_values(ReturnValue::AllNew)
-            .send()
+        let renewal = Update::new(format!("LOCK#{cluster_id}"), "LOCK")
+            .set("expires", n(ms(expires)))
+            .set(TTL_ATTRIBUTE, ttl_after(expires))
+            .condition("#held = :true AND #token = :token AND #expires > :now")
+            .name("#held", "held")
+            .name("#token", "token")
+            .value(":true", AttributeValue::Bool(true))
+            .value(":token", n(fencing_token))
+            .value(":now", n(ms(now)));
+        match renewal
+            .send(&self.client, &self.table, ReturnValue::AllNew)
             .await
         {
             Ok(out) => Ok(Some(lock_from(&out.attributes.unwrap_or_default())?)),
@@ -1228,14 +1193,9 @@ impl ClusterLock for DynamoStore {
     }
 
     async fn release(&self, cluster_id: &str, fencing_token: u64) -> StoreResult<bool> {
-        match lock_release(cluster_id, fencing_token)
-            .send(&self.client, &self.table, ReturnValue::None)
+        lock_release(cluster_id, fencing_token)
+            .apply(&self.client, &self.table)
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if update_condition_failed(&e) => Ok(false),
-            Err(e) => Err(backend("UpdateItem", e)),
-        }
     }
 
     async fn current(

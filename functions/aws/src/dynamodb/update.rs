@@ -10,9 +10,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
+use backup_engine::ports::StoreResult;
 use backup_engine::StoreError;
 
-use super::{s, Item};
+use super::{backend, s, update_condition_failed, Item};
 
 #[derive(Debug, Clone)]
 pub(super) struct Update {
@@ -116,6 +117,15 @@ impl Update {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await
+    }
+
+    /// Sends it as one `UpdateItem`: `false` when its condition failed (nothing changed).
+    pub(super) async fn apply(&self, client: &Client, table: &str) -> StoreResult<bool> {
+        match self.send(client, table, ReturnValue::None).await {
+            Ok(_) => Ok(true),
+            Err(e) if update_condition_failed(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem", e)),
+        }
     }
 
     /// The same update as one action of a transaction.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
 use backup_core::api::ClusterLockInfo;
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{BackupWrites, StoreResult};
@@ -22,8 +22,8 @@ use backup_engine::{Finish, Finished, Prepared, Seen, StartBackup, Started, Stor
 use super::update::Update;
 use super::{
     backend, backup_item, backup_status_update, cluster_from, get_bool, get_n, history_update,
-    lock_from, lock_release, lock_take, no_run_record, s, token_after, update_condition_failed,
-    DynamoStore, Item, TokenRule,
+    lock_from, lock_release, lock_take, no_run_record, s, token_after, DynamoStore, Item,
+    TokenRule,
 };
 
 /// How many times `start` decides again after the lock or the counter moved under it.
@@ -284,14 +284,10 @@ impl BackupWrites for DynamoStore {
         let mut finished = Finished::default();
         let mut first_error = None;
         for (part, update) in &parts {
-            let applied = match update
-                .send(&self.client, &self.table, ReturnValue::None)
-                .await
-            {
-                Ok(_) => true,
-                Err(e) if update_condition_failed(&e) => false,
+            let applied = match update.apply(&self.client, &self.table).await {
+                Ok(applied) => applied,
                 Err(e) => {
-                    first_error.get_or_insert(backend("UpdateItem", e));
+                    first_error.get_or_insert(e);
                     continue;
                 }
             };

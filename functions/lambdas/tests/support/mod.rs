@@ -191,12 +191,14 @@ async fn init_error(State(state): State<Arc<EmulatorState>>, body: String) -> St
 }
 
 // ---------------------------------------------------------------------------------------
-// A proxy in front of moto: counts the AWS API calls it forwards and can hold
+// A proxy in front of moto: counts the AWS API calls it forwards, adds up how long their
+// answers took to start arriving (the time a function spent waiting on "AWS"), and can hold
 // `CreateSnapshot` calls back (to make a backup take a while).
 
 pub struct Proxy {
     pub addr: SocketAddr,
     calls: Arc<Mutex<Vec<String>>>,
+    waited: Arc<Mutex<Duration>>,
     delay: Arc<Mutex<Duration>>,
 }
 
@@ -211,19 +213,38 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let waited = Arc::new(Mutex::new(Duration::ZERO));
         let delay = Arc::new(Mutex::new(Duration::ZERO));
-        let (c, d) = (calls.clone(), delay.clone());
+        let (c, w, d) = (calls.clone(), waited.clone(), delay.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (c, d, upstream) = (c.clone(), d.clone(), upstream.clone());
+                let (c, w, d, upstream) = (c.clone(), w.clone(), d.clone(), upstream.clone());
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
+                    // Requests on one connection are answered in order: the instant each
+                    // was forwarded waits here for the first bytes of its answer.
+                    let sent: Arc<Mutex<std::collections::VecDeque<Instant>>> = Arc::default();
+                    let (answered, w) = (sent.clone(), w.clone());
                     tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if buf[..n].starts_with(b"HTTP/") {
+                                if let Some(at) = answered.lock().unwrap().pop_front() {
+                                    *w.lock().unwrap() += at.elapsed();
+                                }
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
                     });
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
@@ -240,6 +261,9 @@ impl Proxy {
                                 tokio::time::sleep(pause).await;
                             }
                         }
+                        if chunk.starts_with(b"POST ") || chunk.starts_with(b"GET ") {
+                            sent.lock().unwrap().push_back(Instant::now());
+                        }
                         if sw.write_all(chunk).await.is_err() {
                             break;
                         }
@@ -247,7 +271,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, calls, delay }
+        Proxy {
+            addr,
+            calls,
+            waited,
+            delay,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -260,6 +289,11 @@ impl Proxy {
 
     pub fn take_calls(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    /// How long answers took to start arriving since the last call, added up.
+    pub fn take_waited(&self) -> Duration {
+        std::mem::take(&mut *self.waited.lock().unwrap())
     }
 }
 
