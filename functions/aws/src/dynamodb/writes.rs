@@ -4,6 +4,10 @@
 //! (backup, history item, release). A successful run therefore costs three DynamoDB calls
 //! for what the narrow ports do in eight.
 //!
+//! Each transaction carries an idempotency token (`ClientRequestToken`), so that the SDK's
+//! retry of a request whose answer was lost is answered as the first attempt was, instead of
+//! failing its conditions against its own writes.
+//!
 //! A transaction is all or nothing, so when one of its conditions fails nothing is written
 //! and the group is decided again: `start` reads the lock and the counter again and answers
 //! `Held` if the lock is taken, or tries once more with the fresh versions; `finish` makes
@@ -139,6 +143,17 @@ fn cancellation(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<V
     }
 }
 
+/// The idempotency token of a `finish` transaction: the SDK retries a request whose answer
+/// was lost, and without a token the retry would fail its conditions (the first attempt
+/// already applied) and be taken for a lost lock. One run or backup finishes once.
+fn finish_token(finish: &Finish<'_>) -> Option<String> {
+    let id = finish
+        .history
+        .map(|h| h.id.as_str())
+        .or(finish.backup.as_ref().map(|b| b.backup_id))?;
+    Some(format!("finish-{id}"))
+}
+
 #[async_trait]
 impl BackupWrites for DynamoStore {
     async fn prepare(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<Prepared> {
@@ -163,7 +178,7 @@ impl BackupWrites for DynamoStore {
                 (items.lock_token()?, items.sequence()?, items.lock)
             }
         };
-        for _ in 0..START_ATTEMPTS {
+        for attempt in 0..START_ATTEMPTS {
             if let Some(item) = &lock_item {
                 if get_bool(item, "held") {
                     let info = lock_from(item)?;
@@ -195,6 +210,7 @@ impl BackupWrites for DynamoStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(actions))
+                .client_request_token(format!("start-{}-{attempt}", backup.id))
                 .send()
                 .await
             {
@@ -267,6 +283,7 @@ impl BackupWrites for DynamoStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(actions))
+                .set_client_request_token(finish_token(finish))
                 .send()
                 .await
             {
