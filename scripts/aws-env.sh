@@ -2,6 +2,8 @@
 # moto_server on a free 127.0.0.1 port (stopped when the sourcing script exits), exporting
 # AWS_ENDPOINT_URL and test credentials. Expects `root` and `step`.
 
+# shellcheck source=scripts/cargo-env.sh
+source "$root/scripts/cargo-env.sh"
 venv="$root/.tools/venv"
 step "tools: moto[server], cfn-lint, cargo-lambda, ziglang in .tools/venv"
 if [[ ! -x "$venv/bin/python" ]]; then
@@ -21,8 +23,8 @@ rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
 
 step "moto_server on 127.0.0.1"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-mkdir -p "$root/target/moto"
-moto_log="$root/target/moto/moto-$port.log"
+mkdir -p "$target_dir/moto"
+moto_log="$target_dir/moto/moto-$port.log"
 "$venv/bin/python" "$root/scripts/moto-server.py" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT

@@ -8,5 +8,7 @@
 # phase). See functions/backupctl/examples/bench_api.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
 cargo build --release --locked -p backupctl --bin backupctl --example bench_api
 exec cargo run --release --locked -q -p backupctl --example bench_api -- "$@"

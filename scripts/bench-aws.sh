@@ -20,7 +20,7 @@ build_seconds=$(($(date +%s) - start))
 sizes=()
 for f in backup-runner jobs-api; do
   zip_dir=$(mktemp -d)
-  (cd "target/lambda/$f" && python3 -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); z.write('bootstrap'); z.close()" "$zip_dir/$f.zip")
+  (cd "$target_dir/lambda/$f" && python3 -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); z.write('bootstrap'); z.close()" "$zip_dir/$f.zip")
   sizes+=("\"$f\": $(stat -c %s "$zip_dir/$f.zip")")
   rm -rf "$zip_dir"
 done

@@ -11,6 +11,8 @@
 # Exits 1 when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

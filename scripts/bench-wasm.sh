@@ -4,6 +4,8 @@
 # what is measured; the figures are printed and written to tests/artifacts/bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
 root=$(pwd)
 
 bash "$root/scripts/build-wasm.sh" >/dev/null

@@ -11,6 +11,8 @@
 # run does nothing twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
 root=$(pwd)
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 

@@ -13,5 +13,9 @@ if ! bash scripts/build-wasm.sh >/tmp/backupctl-build-wasm.log 2>&1; then
   # The API and the scheduler do not need the form: say so, and serve without it.
   echo "warning: the web form could not be built (see /tmp/backupctl-build-wasm.log); serving the API without it" >&2
 fi
-cargo build --release -p backupctl
-exec target/release/backupctl serve "$@"
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
+# Local mode needs no AWS SDK: without the `aws` feature the release build takes a fraction
+# of the time (`cargo build --release -p backupctl` builds the whole CLI).
+cargo build --release -p backupctl --no-default-features
+exec "$target_dir/release/backupctl" serve "$@"

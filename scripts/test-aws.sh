@@ -37,7 +37,7 @@ if [[ "${SKIP_LAMBDA_BUILD:-}" != 1 ]]; then
   cargo lambda build --release --arm64 -p backup-lambdas
   echo "cargo lambda build took $(($(date +%s) - start)) s"
   for f in backup-runner jobs-api; do
-    ls -l "target/lambda/$f/bootstrap"
+    ls -l "$target_dir/lambda/$f/bootstrap"
   done
 fi
 

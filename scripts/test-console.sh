@@ -9,6 +9,8 @@
 # they are missing, so it also runs on its own: `scripts/test-console.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
 root=$(pwd)
 
 step() { printf '\n==> %s\n' "$*"; }

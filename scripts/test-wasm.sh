@@ -15,6 +15,8 @@
 # browser of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
 root=$(pwd)
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 

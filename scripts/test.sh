@@ -8,7 +8,39 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's name and seconds, printed as a table at the end (and on failure), so a slow
+# step shows in CI's log.
+steps=()
+step_started=$SECONDS
+step_name=""
+close_step() {
+  if [[ -n "$step_name" ]]; then
+    steps+=("$((SECONDS - step_started))|$step_name")
+  fi
+  step_name=""
+}
+step() {
+  close_step
+  step_name="$*"
+  step_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+print_times() {
+  local status=$?
+  close_step
+  printf '\n%8s  %s\n' seconds step
+  local row
+  for row in "${steps[@]}"; do
+    printf '%8s  %s\n' "${row%%|*}" "${row#*|}"
+  done
+  printf '%8s  %s\n' "$SECONDS" "total"
+  return $status
+}
+trap print_times EXIT
+
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
+echo "build outputs in $target_dir"
 
 step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
 installed_components=$(rustup component list --installed 2>/dev/null || true)
@@ -37,4 +69,5 @@ for script in scripts/build-wasm.sh scripts/test-wasm.sh scripts/test-console.sh
   fi
 done
 
-step "all tests passed"
+close_step
+printf '\n==> all tests passed\n'

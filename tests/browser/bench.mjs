@@ -28,7 +28,7 @@ const TARGET_MEDIAN_MS = 0.1;
 const SCHEDULES = ['0 12 * * 1', '0 */1 * * *', '15 3 * * *', '0 0 1,15 * *', '30 2 * * MON-FRI', '0 5 1 JAN *'];
 const AFTER = Date.parse('2026-11-27T06:00:00Z');
 
-const FORM_FILES = ['index.html', 'form.css', 'form.js', 'pkg/backup_wasm.js', 'pkg/backup_wasm_bg.wasm'];
+const FORM_FILES = ['index.html', 'form.css', 'form.js', 'auth.js', 'pkg/backup_wasm.js', 'pkg/backup_wasm_bg.wasm'];
 
 function sizes(name, bytes) {
   return { name, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };

@@ -48,6 +48,7 @@ const WAIT = 20_000;
 
 let server;
 let base;
+let token; // the API token, from the `sign in:` line (SPEC §12)
 let tmp;
 let browser;
 let context;
@@ -82,10 +83,17 @@ async function startServer() {
     }),
     timeout(30_000, 'backupctl serve did not print its address within 30 s'),
   ]);
-  lines.on('line', (line) => log.write(`[stdout] ${line}\n`));
   const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(first);
   assert.ok(match, `unexpected first line from backupctl serve: ${first}`);
   base = match[1];
+  const second = await Promise.race([
+    once(lines, 'line').then(([line]) => line),
+    timeout(30_000, 'backupctl serve did not print its sign-in URL within 30 s'),
+  ]);
+  lines.on('line', (line) => log.write(`[stdout] ${line}\n`));
+  const signIn = /^sign in: (http:\/\/127\.0\.0\.1:\d+)\/#token=(\S+)$/.exec(second);
+  assert.ok(signIn, `unexpected second line from backupctl serve: ${second}`);
+  token = signIn[2];
   return source;
 }
 
@@ -96,7 +104,10 @@ function timeout(ms, message) {
 async function apiCall(method, route, body) {
   const response = await fetch(base + route, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
     body: body ? JSON.stringify(body) : undefined,
     signal: AbortSignal.timeout(10_000),
   });
@@ -135,6 +146,15 @@ async function assertAccessible(name, p = page) {
 
 async function open(route) {
   await page.goto(base + route, { waitUntil: 'domcontentloaded', timeout: WAIT });
+}
+
+/**
+ * Signs a tab in as an operator would: opens the sign-in URL (here the console's, so the
+ * WebAssembly form need not load), whose token the page keeps in this tab's sessionStorage.
+ */
+async function signIn(p) {
+  await p.goto(`${base}/console/#token=${token}`, { waitUntil: 'domcontentloaded', timeout: WAIT });
+  await p.waitForFunction(() => location.hash === '', null, { timeout: WAIT });
 }
 
 const jobRow = () => page.locator(`#jobs-table tr[data-job-id="${jobId}"]`);
@@ -189,6 +209,7 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     await context.route((url) => !['127.0.0.1'].includes(url.hostname), (route) => route.abort());
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    await signIn(page);
   });
 
   afterEach(() => {
@@ -451,10 +472,30 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     assert.equal(await page.evaluate(() => localStorage.getItem('apiBase')), null);
   });
 
+  test('a tab without the token asks for it, and signs in with the pasted token', async () => {
+    const fresh = await context.newPage();
+    fresh.on('pageerror', (error) => pageErrors.push(error.message));
+    // GIVEN a tab that never opened the sign-in URL
+    await fresh.goto(`${base}/console/`, { waitUntil: 'domcontentloaded', timeout: WAIT });
+    // THEN the list says why it is empty and the prompt asks for the token
+    await fresh.locator('#jobs').getByRole('heading', { name: 'Sign in to see this' }).waitFor();
+    const input = fresh.getByLabel('Token or sign-in URL');
+    await input.waitFor();
+    await shot('console-sign-in', fresh);
+    // WHEN the token is pasted THEN the page reloads signed in, with no cookie
+    await input.fill(token);
+    await fresh.getByRole('button', { name: 'Sign in' }).click();
+    await fresh.locator('#jobs-table').waitFor();
+    assert.equal(await fresh.locator('#sign-in-area form').count(), 0);
+    assert.equal((await context.cookies()).length, 0);
+    await fresh.close();
+  });
+
   test('the pages read on a 360 px wide screen', async () => {
     const narrow = await context.newPage();
     narrow.on('pageerror', (error) => pageErrors.push(error.message));
     await narrow.setViewportSize({ width: 360, height: 780 });
+    await signIn(narrow);
     for (const [route, name, ready] of [
       ['/console/', 'narrow-jobs', '#jobs-table'],
       [`/console/job.html?id=${jobId}#history`, 'narrow-job-history', '#history-table'],
@@ -474,6 +515,7 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     const dark = await context.newPage();
     dark.on('pageerror', (error) => pageErrors.push(error.message));
     await dark.emulateMedia({ colorScheme: 'dark' });
+    await signIn(dark);
     for (const [route, name, ready] of [
       [`/console/job.html?id=${jobId}#history`, 'dark-job-history', '#history-table'],
       ['/console/backups.html', 'dark-backups', '#backups-table'],

@@ -3,7 +3,10 @@
 // - `validateJob(body).fields` in the browser is exactly the `fields` of the server's 400
 //   for the same body (one core, two places), and
 // - a job typed into the form is created, and an unknown cluster's 400 lands under the
-//   cluster id field.
+//   cluster id field;
+// - the sign-in of SPEC §12: the page takes the token from the sign-in URL's fragment, keeps
+//   it in sessionStorage (no cookie) and clears the address bar; without a token it asks for
+//   one; and it works against another server started with `--cors-origin`.
 //
 // Environment: BACKUPCTL_BIN (default target/debug/backupctl), CHROMIUM.
 
@@ -25,35 +28,60 @@ wasm.initSync({ module: readFileSync(join(pkg, 'backup_wasm_bg.wasm')) });
 
 let server;
 let url;
+let token;
+let signInUrl;
 let data;
 let browser;
+const others = [];
 
-before(async () => {
-  data = mkdtempSync(join(tmpdir(), 'backup-form-'));
-  server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(data, 'state')], {
+/**
+ * Starts `backupctl serve` on 127.0.0.1 port 0 with `args`; resolves to its process, its
+ * address and its token, read from the `listening on` and `sign in:` lines.
+ */
+async function startServer(dataDir, args = []) {
+  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
     cwd: REPO,
     env: { ...process.env, BACKUPCTL_WEB_DIR: join(REPO, 'wasm', 'web'), RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  url = await new Promise((resolve, reject) => {
+  const started = await new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`backupctl serve did not start: ${out}`)), 30000);
-    server.stdout.on('data', (chunk) => {
+    child.stdout.on('data', (chunk) => {
       out += chunk;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (match) {
+      const address = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      const signIn = /sign in: (\S+#token=(\S+))/.exec(out);
+      if (address && signIn) {
         clearTimeout(timer);
-        resolve(match[1]);
+        resolve({ url: address[1], signInUrl: signIn[1], token: signIn[2] });
       }
     });
-    server.on('exit', (code) => reject(new Error(`backupctl serve exited with ${code}: ${out}`)));
+    child.on('exit', (code) => reject(new Error(`backupctl serve exited with ${code}: ${out}`)));
   });
+  return { child, ...started };
+}
+
+async function stopServer(child) {
+  if (child && child.exitCode === null) {
+    const exited = new Promise((done) => child.on('exit', done));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** `fetch` with this server's token. */
+const authed = (path, init = {}, bearer = token) =>
+  fetch(`${url}${path}`, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${bearer}` } });
+
+before(async () => {
+  data = mkdtempSync(join(tmpdir(), 'backup-form-'));
+  ({ child: server, url, token, signInUrl } = await startServer(join(data, 'state')));
   const clusterData = join(data, 'orders-data');
   mkdirSync(clusterData);
   writeFileSync(join(clusterData, 'db'), 'orders');
   execFileSync(BIN, [
-    'clusters', 'register', '--url', url, '--cluster-id', 'orders', '--description', 'Orders',
-    '--provider', 'directory', '--path', clusterData,
+    'clusters', 'register', '--url', url, '--token', token, '--cluster-id', 'orders',
+    '--description', 'Orders', '--provider', 'directory', '--path', clusterData,
   ]);
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -64,11 +92,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((done) => server.on('exit', done));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await stopServer(server);
+  for (const other of others) await stopServer(other);
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
@@ -93,7 +118,7 @@ test("validateJob's fields are the server's 400 fields, for the same bodies", as
     seed({ schedule: '60 24 * * 8' }, { description: 'x'.repeat(300) }),
   ];
   for (const body of bodies) {
-    const response = await fetch(`${url}${JOBS}`, {
+    const response = await authed(JOBS, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -113,8 +138,17 @@ test("validateJob's fields are the server's 400 fields, for the same bodies", as
 test('a job typed into the form served by backupctl serve is created', async () => {
   const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', viewport: { width: 1024, height: 1400 } });
   const page = await context.newPage();
-  await page.goto(`${url}/`);
+  // The sign-in URL that backupctl serve printed.
+  await page.goto(signInUrl);
   await page.waitForSelector('html[data-ready="true"]');
+  // THEN the token left the address bar for sessionStorage, no cookie was set, and no
+  // sign-in prompt is shown
+  assert.equal(await page.evaluate(() => location.hash), '');
+  assert.equal(await page.evaluate(() => location.href), `${url}/`);
+  assert.equal(await page.evaluate(() => document.cookie), '');
+  assert.equal((await context.cookies()).length, 0);
+  assert.equal(await page.locator('#sign-in-area').isHidden(), true);
+  assert.match(await page.evaluate(() => JSON.stringify(Object.values(sessionStorage))), new RegExp(token));
 
   // GIVEN an unknown cluster WHEN submitted THEN the server's message is under the cluster id
   await page.locator('#description').fill('Nightly orders');
@@ -133,9 +167,62 @@ test('a job typed into the form served by backupctl serve is created', async () 
   const id = await page.locator('#form-success code').innerText();
 
   // AND the job is there, as the form sent it
-  const { job } = await (await fetch(`${url}${JOBS}/${encodeURIComponent(id)}`)).json();
+  const { job } = await (await authed(`${JOBS}/${encodeURIComponent(id)}`)).json();
   assert.equal(job.description, 'Nightly orders');
   assert.equal(job.schedule, '0 2 * * *');
   assert.deepEqual(job.data, { clusterId: 'orders', description: '{cluster} backup {datetime:rfc3339}', maxBackupCount: 7 });
+  await context.close();
+});
+
+test('without a token the form asks for one, and creates nothing until signed in', async () => {
+  const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', viewport: { width: 1024, height: 1400 } });
+  const page = await context.newPage();
+  await page.goto(`${url}/`);
+  await page.waitForSelector('html[data-ready="true"]');
+  // GIVEN no token THEN the sign-in prompt shows
+  const prompt = page.locator('#sign-in-area');
+  assert.equal(await prompt.isVisible(), true);
+  const before = (await (await authed(JOBS)).json()).jobs.length;
+
+  // WHEN a valid job is submitted anyway THEN the 401 is explained and nothing is created
+  await page.locator('#description').fill('Unsigned');
+  await page.locator('#cluster-id').fill('orders');
+  await page.locator('#schedule').fill('0 3 * * *');
+  await page.locator('#submit').click();
+  await page.locator('#form-alert').getByText(/sign in/).waitFor();
+  assert.equal((await (await authed(JOBS)).json()).jobs.length, before);
+
+  // WHEN the sign-in URL is pasted into the prompt THEN the prompt goes and the job is created
+  await page.getByLabel('Token or sign-in URL').fill(signInUrl);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await prompt.waitFor({ state: 'hidden' });
+  await page.locator('#submit').click();
+  await page.locator('#form-success').waitFor();
+  assert.equal((await (await authed(JOBS)).json()).jobs.length, before + 1);
+  assert.equal((await context.cookies()).length, 0);
+  await context.close();
+});
+
+test('the form works against another server started with --cors-origin', async () => {
+  // GIVEN a second server that lets pages of the first server's origin call it
+  const other = await startServer(join(data, 'other'), ['--cors-origin', url]);
+  others.push(other.child);
+  const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', viewport: { width: 1024, height: 1400 } });
+  const page = await context.newPage();
+  // WHEN the form of the first server is pointed at the second, signed in with its URL
+  await page.goto(`${url}/?api=${encodeURIComponent(other.url)}`);
+  await page.waitForSelector('html[data-ready="true"]');
+  await page.getByLabel('Token or sign-in URL').fill(other.signInUrl);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#sign-in-area').waitFor({ state: 'hidden' });
+  await page.locator('#description').fill('Cross-origin');
+  await page.locator('#cluster-id').fill('c196ogto0aeqohe3ommq');
+  await page.locator('#schedule').fill('0 4 * * *');
+  await page.locator('#submit').click();
+  // THEN the second server answered (its 400 for an unknown cluster, under the field):
+  // the preflight allowed Authorization and the token was accepted
+  await page.locator('#cluster-id-error li').waitFor();
+  assert.match(await page.locator('#cluster-id-error').innerText(), /c196ogto0aeqohe3ommq/);
+  assert.equal(await page.locator('#sign-in-area').isHidden(), true);
   await context.close();
 });

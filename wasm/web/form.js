@@ -8,6 +8,10 @@
 // No framework and no build step: a static page that `backupctl serve` serves at `/`.
 
 import init, { limits, renderTemplate, validateJob, validateSchedule } from './pkg/backup_wasm.js';
+import { authHeaders, captureToken, signInForm, tokenFor } from './auth.js';
+
+// The sign-in URL's `#token=…` leaves the address bar before anything else runs (SPEC §12).
+captureToken();
 
 const $ = (id) => document.getElementById(id);
 
@@ -95,6 +99,7 @@ function initSettings() {
     store(STORAGE.org, org.value.trim() === 'default' ? '' : org.value.trim());
     store(STORAGE.project, project.value.trim() === 'default' ? '' : project.value.trim());
     show();
+    showSignIn();
     $('settings-saved').textContent = 'Saved.';
     setTimeout(() => ($('settings-saved').textContent = ''), 3000);
   });
@@ -422,7 +427,9 @@ function lookUpCluster(id) {
     const base = settings.apiBase || location.origin;
     const url = `${base}/mesdb/v1/organizations/${encodeURIComponent(settings.org)}/projects/${encodeURIComponent(settings.project)}/clusters/${encodeURIComponent(id)}`;
     try {
-      const response = await fetch(url, { headers: { accept: 'application/json' } });
+      const response = await fetch(url, {
+        headers: { accept: 'application/json', ...authHeaders(settings.apiBase) },
+      });
       if (!response.ok || clusterInfo.id !== id) return;
       const body = await response.json();
       clusterInfo.cluster = body.cluster ?? body;
@@ -538,6 +545,7 @@ async function send(event) {
         headers: {
           'content-type': 'application/json',
           accept: 'application/json, application/problem+json',
+          ...authHeaders(settings.apiBase),
         },
         body: JSON.stringify(body),
       });
@@ -563,6 +571,13 @@ async function send(event) {
       successBox.focus();
       return;
     }
+    if (response.status === 401) {
+      // No token, or a wrong one: say so, and ask for one right here.
+      showAlert('The job was not created: the API needs you to sign in.', answer.detail ?? '');
+      showSignIn(answer.detail ? 'The API refused the request without a valid token.' : undefined);
+      $('sign-in-area').querySelector('input')?.focus();
+      return;
+    }
     // An RFC 7807 problem: its `fields` go under their fields, the rest above the form.
     const fields = answer.fields ?? {};
     serverErrors = {};
@@ -582,6 +597,29 @@ async function send(event) {
     form.removeAttribute('aria-busy');
     update();
   }
+}
+
+// ----- signing in (SPEC §12) ----------------------------------------------------------------
+
+/** Shows the sign-in prompt above the form (or hides it when a token is known and no reason is given). */
+function showSignIn(reason) {
+  const area = $('sign-in-area');
+  if (!reason && tokenFor(settings.apiBase)) {
+    area.replaceChildren();
+    area.hidden = true;
+    return;
+  }
+  area.replaceChildren(
+    signInForm({
+      base: settings.apiBase,
+      reason,
+      onSignedIn: () => {
+        alertBox.hidden = true;
+        showSignIn();
+      },
+    }),
+  );
+  area.hidden = false;
 }
 
 // ----- start ------------------------------------------------------------------------------
@@ -606,6 +644,7 @@ function wire() {
 
 async function start() {
   initSettings();
+  showSignIn();
   syncQuickFromCron();
   wire();
   try {

@@ -1,8 +1,10 @@
 //! Opt-in CORS, for a web console served from another origin than the API.
 //!
-//! Off by default: the API has no authentication of its own locally, so letting any web page
-//! call it would let any page a user visits create jobs or delete backups. Each allowed
-//! origin is named exactly (`http://localhost:5173`); `*` is refused.
+//! Off by default: letting any web page call the API would let any page a user visits try
+//! to create jobs or delete backups with whatever credential it can get. Each allowed
+//! origin is named exactly (`http://localhost:5173`); `*` is refused. The `Authorization`
+//! header is allowed, since `backupctl serve` requires a bearer token (SPEC §12); no
+//! credentials mode (cookies) is enabled, as none is used.
 
 use axum::http::{header, HeaderValue, Method};
 use axum::Router;
@@ -51,7 +53,9 @@ pub fn with_cors(router: Router, origins: Vec<HeaderValue>) -> Router {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+            // `Authorization`: `backupctl serve` wants `Bearer <token>` on every API call
+            // (SPEC §12); the console sends it from another origin too.
+            .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

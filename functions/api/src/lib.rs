@@ -8,9 +8,13 @@
 //! for invalid input, a `fields` map naming every offending field.
 //!
 //! # Layout
-//! - [`routes`]: one handler per route, each a thin call into the engine.
-//! - [`problem`]: problems, and the extractors that turn malformed paths, queries and bodies
-//!   into problems.
+//! - [`routes`]: one handler per route: checked input in, one engine call, JSON out; errors
+//!   leave through `?`.
+//! - [`extract`]: the extractors that turn malformed paths (and scopes), queries and bodies
+//!   into problems: [`extract::InScope`], [`extract::ApiPath`], [`extract::ApiQuery`],
+//!   [`extract::ApiJson`].
+//! - [`problem`]: the problem answer, `From<EngineError>` for it, and the layer that fills
+//!   in its `instance`.
 //! - [`web`]: the web form's static files (local server only).
 //! - [`cors`]: opt-in CORS for a console served from another origin.
 //!
@@ -30,8 +34,21 @@
 //!   `GET …/backups/{id}` (an addition) answers `{"backup": Backup}`.
 //! - A panic in a handler (there should be none) becomes a 500 problem, not a dropped
 //!   connection.
+//! - Handlers never see the URI: a problem's `instance` is the request's path, written by the
+//!   [`problem::fill_instance`] layer on the way out. Only the fallbacks (whose detail names
+//!   the path anyway) and code in front of the router (`backupctl serve`'s guard) pass a URI
+//!   to [`problem::ApiError::new`].
+//! - Input is read by axum's own extractors behind ours, which only map their rejections to
+//!   problems: `Path`, `Query` (serde_urlencoded; a malformed `%` escape, bytes that are not
+//!   UTF-8 and a repeated name are refused first, since `Query` would quietly keep them) and
+//!   a JSON body through `serde_path_to_error`, so `fields` names the field at fault by its
+//!   JSON path (`data.maxBackupCount`), as validation problems do.
+//! - Extractors run in the order path, query, body: a request with several mistakes is
+//!   answered about the first in that order (a malformed organization id before a
+//!   malformed body).
 
 pub mod cors;
+pub mod extract;
 pub mod problem;
 pub mod routes;
 pub mod web;
@@ -39,8 +56,8 @@ pub mod web;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -49,7 +66,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use problem::ApiError;
-use routes::AppState;
 
 pub use cors::{parse_origin, with_cors};
 pub use web::{router_with_web, WEB_NOT_BUILT_HTML};
@@ -102,8 +118,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .with_state(AppState { engine })
+        .with_state(engine)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(problem::fill_instance))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http())
 }
@@ -131,13 +148,12 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    let uri = axum::http::Uri::from_static("/");
-    let mut error = ApiError::new(
+    // Outside the `instance` layer (the request is gone with the panic), so `instance` is
+    // left empty.
+    ApiError::of(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal_error",
         "The server failed to handle this request; nothing should have changed. Check the server's log.",
-        &uri,
-    );
-    error.problem.instance = String::new();
-    error.into_response()
+    )
+    .into_response()
 }

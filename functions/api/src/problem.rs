@@ -1,17 +1,17 @@
-//! RFC 7807 problems: how every error leaves the API, and the extractors that turn bad
-//! paths, queries and bodies into them instead of axum's plain-text rejections.
+//! RFC 7807 problems: how every error leaves the API.
+//!
+//! A handler or extractor answers an [`ApiError`] without knowing the request it belongs to;
+//! the [`fill_instance`] layer writes the request's path into the problem's `instance` on its
+//! way out, so no handler has to carry the URI around just for that.
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use backup_core::api::Problem;
 use backup_engine::{EngineError, ErrorKind};
-use serde::de::DeserializeOwned;
 
 /// The media type of every error answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -25,7 +25,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A problem for the request at `uri` (for code outside the router, such as a guard in
+    /// front of it, which the [`fill_instance`] layer does not see).
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>, uri: &Uri) -> ApiError {
+        let mut error = ApiError::of(status, code, detail);
+        uri.path().clone_into(&mut error.problem.instance);
+        error
+    }
+
+    /// A problem whose `instance` the [`fill_instance`] layer fills from the request.
+    pub fn of(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
         ApiError {
             status,
             problem: Box::new(Problem {
@@ -33,7 +42,7 @@ impl ApiError {
                 title: title(status).to_owned(),
                 status: status.as_u16(),
                 detail: detail.into(),
-                instance: uri.path().to_owned(),
+                instance: String::new(),
                 fields: BTreeMap::new(),
                 code: Some(code.to_owned()),
             }),
@@ -44,9 +53,12 @@ impl ApiError {
         self.problem.fields = fields;
         self
     }
+}
 
-    /// The answer to an engine error, for the request at `uri`.
-    pub fn engine(error: EngineError, uri: &Uri) -> ApiError {
+/// The answer to an engine error: its kind picks the status, its code and fields pass
+/// through, so `?` in a handler is the whole error path.
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
         let status = match (error.kind(), &error) {
             (ErrorKind::Invalid, _) => StatusCode::BAD_REQUEST,
             (ErrorKind::NotFound, _) => StatusCode::NOT_FOUND,
@@ -69,12 +81,12 @@ impl ApiError {
             EngineError::Invalid { detail, .. } => detail.clone(),
             other => sentence(&other.to_string()),
         };
-        ApiError::new(status, error.code(), detail, uri).with_fields(error.fields())
+        ApiError::of(status, error.code(), detail).with_fields(error.fields())
     }
 }
 
 /// Upper-cases the first letter and ends with a period, so every detail reads as a sentence.
-fn sentence(text: &str) -> String {
+pub(crate) fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     let mut out: String = match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -105,232 +117,45 @@ fn title(status: StatusCode) -> &'static str {
     }
 }
 
+/// A problem still waiting for its `instance`, left on the response for [`fill_instance`].
+#[derive(Clone)]
+struct Unplaced(Box<Problem>);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem).unwrap_or_else(|_| b"{}".to_vec());
-        (self.status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        // The body is complete either way, so an error answered outside the layer is still
+        // a whole problem; the layer only rewrites it with the request's path.
+        if self.problem.instance.is_empty() {
+            response.extensions_mut().insert(Unplaced(self.problem));
+        }
+        response
     }
 }
 
-/// A JSON body, read within the router's body limit and parsed strictly (unknown fields are
-/// refused by the request types). Any failure is a 400 problem (413 when too large).
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let uri = req.uri().clone();
-        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-            let ok = content_type
-                .to_str()
-                .map(|v| {
-                    let v = v.to_ascii_lowercase();
-                    v.starts_with("application/json") || v.contains("+json")
-                })
-                .unwrap_or(false);
-            if !ok {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "Send the request body as JSON (Content-Type: application/json).",
-                    &uri,
-                ));
+/// Middleware (`axum::middleware::from_fn`) that sets the `instance` of a problem answered
+/// without one to the request's path.
+pub async fn fill_instance(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    match response.extensions_mut().remove::<Unplaced>() {
+        Some(Unplaced(mut problem)) => {
+            problem.instance = path;
+            ApiError {
+                status: response.status(),
+                problem,
             }
+            .into_response()
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| body_rejection(rejection, &uri))?;
-        parse_json(&bytes, &uri).map(ApiJson)
+        None => response,
     }
-}
-
-fn body_rejection(rejection: BytesRejection, uri: &Uri) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "The request body is larger than {} KiB; no request needs that much.",
-                crate::MAX_BODY_BYTES / 1024
-            ),
-            uri,
-        )
-    } else {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-            format!("The request body could not be read: {rejection}."),
-            uri,
-        )
-    }
-}
-
-/// Parses a JSON body; a syntax or shape error names the field when serde does.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], uri: &Uri) -> Result<T, ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-            "The request needs a JSON body.",
-            uri,
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let message = e.to_string();
-        let mut fields = BTreeMap::new();
-        for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-            if let Some(rest) = message.split(marker).nth(1) {
-                if let Some(name) = rest.split('`').next() {
-                    let what = if marker.starts_with("unknown") {
-                        "This field is not part of the request; check its spelling."
-                    } else if marker.starts_with("missing") {
-                        "This field is required."
-                    } else {
-                        "This field appears more than once."
-                    };
-                    fields.insert(name.to_owned(), what.to_owned());
-                }
-            }
-        }
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-            format!("The request body is not valid for this request: {message}."),
-            uri,
-        )
-        .with_fields(fields)
-    })
-}
-
-/// Path parameters; a malformed path (say, invalid percent-encoding) is a 400 problem.
-pub struct ApiPath<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiPath<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned + Send,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                format!("The request path is invalid: {rejection}."),
-                &parts.uri,
-            )),
-        }
-    }
-}
-
-/// Query parameters; unknown or malformed ones are a 400 problem.
-pub struct ApiQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded_like(query)
-            .map(ApiQuery)
-            .map_err(|message| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    format!("The query string is invalid: {message}."),
-                    &parts.uri,
-                )
-            })
-    }
-}
-
-/// Decodes `a=b&c=d` into `T` through a JSON object of strings, so `T`'s serde attributes
-/// (`deny_unknown_fields`, renames) apply; empty values count as absent.
-fn serde_urlencoded_like<T: DeserializeOwned>(query: &str) -> Result<T, String> {
-    let mut map = serde_json::Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(key)?;
-        let value = percent_decode(value)?;
-        if map.contains_key(&key) {
-            return Err(format!("`{key}` is given more than once"));
-        }
-        if !value.is_empty() {
-            map.insert(key, serde_json::Value::String(value));
-        } else {
-            map.insert(key, serde_json::Value::Null);
-        }
-    }
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
-}
-
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| "a `%` is not followed by two hex digits".to_owned())?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| "a parameter is not UTF-8".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, serde::Deserialize, PartialEq)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct Q {
-        job_id: Option<String>,
-    }
-
-    #[test]
-    fn queries_decode_strictly() {
-        assert_eq!(serde_urlencoded_like::<Q>("").unwrap(), Q { job_id: None });
-        assert_eq!(
-            serde_urlencoded_like::<Q>("jobId=").unwrap(),
-            Q { job_id: None }
-        );
-        assert_eq!(
-            serde_urlencoded_like::<Q>("jobId=a%20b+c").unwrap(),
-            Q {
-                job_id: Some("a b c".into())
-            }
-        );
-        assert!(serde_urlencoded_like::<Q>("jobid=x").is_err());
-        assert!(serde_urlencoded_like::<Q>("jobId=%zz").is_err());
-        assert!(serde_urlencoded_like::<Q>("jobId=a&jobId=b").is_err());
-        assert!(serde_urlencoded_like::<Q>("jobId=%ff").is_err());
-    }
 
     #[test]
     fn details_read_as_sentences() {

@@ -337,8 +337,11 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::POST, format!("{MESDB}/clusters/c2/lock"), Some(json!({"operation": "x"}).to_string()), StatusCode::NOT_FOUND, "cluster_not_found"),
         (Method::DELETE, format!("{MESDB}/clusters/c2/lock"), None, StatusCode::NOT_FOUND, "cluster_not_found"),
         (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "d", "sourceClusterId": "c2"}).to_string()), StatusCode::NOT_FOUND, "cluster_not_found"),
-        // Conflicts.
-        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c1", "description": "d", "provider": "directory", "path": "/x"}).to_string()), StatusCode::CONFLICT, "cluster_exists"),
+        // A path the server's policy refuses (SPEC §12), and one that does not exist.
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c9", "description": "d", "provider": "directory", "path": "/proc/self"}).to_string()), StatusCode::BAD_REQUEST, "path_not_allowed"),
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c9", "description": "d", "provider": "directory", "path": "/x"}).to_string()), StatusCode::BAD_REQUEST, "path_not_found"),
+        // Conflicts (a valid path, so only the id is wrong).
+        (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c1", "description": "d", "provider": "directory", "path": api.dir.path().join("c1")}).to_string()), StatusCode::CONFLICT, "cluster_exists"),
         (Method::DELETE, format!("{MESDB}/clusters/c1"), None, StatusCode::CONFLICT, "cluster_in_use"),
         // Unknown routes and methods.
         (Method::GET, format!("{JOBS}/nothing"), None, StatusCode::NOT_FOUND, "route_not_found"),
@@ -515,6 +518,12 @@ async fn cors_is_answered_only_for_named_origins() {
         ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
         "http://localhost:5173"
     );
+    // AND it may send `Authorization` (backupctl serve's bearer token, SPEC §12)
+    let allowed = ok.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
     // GIVEN another origin THEN no permission is granted
     let other = app
         .oneshot(preflight("https://evil.example"))

@@ -85,35 +85,29 @@ impl EbsProvider {
                 "the instance tag `{tag}` is not KEY=VALUE"
             )));
         };
-        let mut volumes = Vec::new();
-        let mut token = None;
-        loop {
-            let out = client
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{key}"))
-                        .values(value)
-                        .build(),
-                )
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| failed("DescribeInstances", e))?;
-            for reservation in out.reservations() {
-                for instance in reservation.instances() {
-                    for mapping in instance.block_device_mappings() {
-                        if let Some(id) = mapping.ebs().and_then(|e| e.volume_id()) {
-                            if !volumes.iter().any(|v| v == id) {
-                                volumes.push(id.to_owned());
-                            }
-                        }
-                    }
-                }
-            }
-            match out.next_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
+        let reservations = client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{key}"))
+                    .values(value)
+                    .build(),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| failed("DescribeInstances", e))?;
+        let mut volumes: Vec<String> = Vec::new();
+        let attached = reservations
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.block_device_mappings())
+            .filter_map(|m| m.ebs().and_then(|e| e.volume_id()));
+        for id in attached {
+            if !volumes.iter().any(|v| v == id) {
+                volumes.push(id.to_owned());
             }
         }
         if volumes.is_empty() {
@@ -146,32 +140,25 @@ impl EbsProvider {
         if !set.snapshot_ids.is_empty() {
             return Ok(set.snapshot_ids.clone());
         }
-        let mut ids = Vec::new();
-        let mut token = None;
-        loop {
-            let out = client
-                .describe_snapshots()
-                .owner_ids("self")
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{TAG_BACKUP}"))
-                        .values(backup_id)
-                        .build(),
-                )
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| failed("DescribeSnapshots", e))?;
-            ids.extend(
-                out.snapshots()
-                    .iter()
-                    .filter_map(|s| s.snapshot_id().map(str::to_owned)),
-            );
-            match out.next_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(ids),
-            }
-        }
+        let snapshots = client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_BACKUP}"))
+                    .values(backup_id)
+                    .build(),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| failed("DescribeSnapshots", e))?;
+        Ok(snapshots
+            .iter()
+            .filter_map(|s| s.snapshot_id().map(str::to_owned))
+            .collect())
     }
 }
 
@@ -275,10 +262,7 @@ impl BackupProvider for EbsProvider {
             snapshot_ids,
         })
         .map_err(|e| ProviderError::new(format!("cannot record the snapshot ids: {e}")))?;
-        Ok(BackupHandle {
-            backup_id: request.backup_id.clone(),
-            location,
-        })
+        Ok(BackupHandle::new(request.backup_id.clone(), location))
     }
 
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {

@@ -150,6 +150,7 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
             },
             created: chrono::Utc::now(),
         },
+        progress: Default::default(),
     };
     // WHEN a backup is made
     let handle = provider.create(&request).await.unwrap();

@@ -44,12 +44,24 @@ impl Drop for ServerProcess {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// An HTTP client that sends the server's API token (SPEC §12) with every request.
+fn agent(token: &str) -> anyhow::Result<ureq::Agent> {
+    let authorization = ureq::http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("the token is not a header value")?;
+    Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
+        .middleware(
+            move |mut request: ureq::http::Request<ureq::SendBody>,
+                  next: ureq::middleware::MiddlewareNext| {
+                request
+                    .headers_mut()
+                    .insert(ureq::http::header::AUTHORIZATION, authorization.clone());
+                next.handle(request)
+            },
+        )
         .build()
-        .into()
+        .into())
 }
 
 fn check(mut response: ureq::http::Response<ureq::Body>, what: &str) -> anyhow::Result<Value> {
@@ -86,7 +98,8 @@ fn backupctl_binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn start_server(bin: &Path, data_dir: &Path) -> anyhow::Result<(ServerProcess, String)> {
+/// Starts the server; returns it, its URL and its API token (from the `sign in:` line).
+fn start_server(bin: &Path, data_dir: &Path) -> anyhow::Result<(ServerProcess, String, String)> {
     let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -106,18 +119,27 @@ fn start_server(bin: &Path, data_dir: &Path) -> anyhow::Result<(ServerProcess, S
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut url = None;
     loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .context("the server printed no URL within 30 s")?;
+            .context("the server printed no URL and sign-in line within 30 s")?;
+        if let Some((_, token)) = line
+            .strip_prefix("sign in: ")
+            .and_then(|rest| rest.split_once("#token="))
+        {
+            let url = url.ok_or_else(|| anyhow!("the sign-in line came before the address"))?;
+            return Ok((server, url, token.trim().to_owned()));
+        }
         if let Some(at) = line.find("http://") {
-            let url = line[at..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches('/')
-                .to_owned();
-            return Ok((server, url));
+            url = Some(
+                line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            );
         }
     }
 }
@@ -125,6 +147,7 @@ fn start_server(bin: &Path, data_dir: &Path) -> anyhow::Result<(ServerProcess, S
 /// `count` GETs of `path` spread over `clients` threads; returns requests per second.
 fn measure_gets(
     url: &str,
+    token: &str,
     path: &str,
     clients: usize,
     count: usize,
@@ -138,8 +161,9 @@ fn measure_gets(
         .map(|_| {
             let (next, done, barrier) = (next.clone(), done.clone(), barrier.clone());
             let target = format!("{url}{path}");
+            let token = token.to_owned();
             std::thread::spawn(move || -> anyhow::Result<()> {
-                let agent = agent();
+                let agent = agent(&token)?;
                 barrier.wait();
                 let started = Instant::now();
                 while next.fetch_add(1, Ordering::Relaxed) < count
@@ -176,9 +200,9 @@ fn main() -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
         .prefix("backupctl-bench-")
         .tempdir()?;
-    let (server, url) = start_server(&bin, &work.path().join("data"))?;
+    let (server, url, token) = start_server(&bin, &work.path().join("data"))?;
     println!("server: {} at {url}", bin.display());
-    let agent = agent();
+    let agent = agent(&token)?;
 
     // A small cluster for the many jobs, and a big one for the backup timing.
     let small = work.path().join("small");
@@ -244,7 +268,7 @@ fn main() -> anyhow::Result<()> {
         ("GET …/jobs (all jobs)", format!("{ORCH}/jobs")),
         ("GET …/jobs/{id}", format!("{ORCH}/jobs/{first_job}")),
     ] {
-        let (rps, done, elapsed) = measure_gets(&url, &path, clients, requests, max)?;
+        let (rps, done, elapsed) = measure_gets(&url, &token, &path, clients, requests, max)?;
         println!(
             "{label}: {done} requests, {clients} clients, {:.2} s: {rps:.1} requests/s",
             elapsed.as_secs_f64()

@@ -38,6 +38,19 @@ pub struct Global {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The API token to send (`Authorization: Bearer`). Without it, a loopback --url uses
+    /// the token in `<data-dir>/token`.
+    #[arg(long, global = true, env = "BACKUPCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The server's data directory, where its token is (for a loopback --url). `serve` has
+    /// its own `--data-dir`, which wins for `serve`.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKUPCTL_DATA_DIR",
+        default_value = "./.backupctl"
+    )]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +242,21 @@ pub struct ServeArgs {
     /// Where state (`state.db`) and backups (`backups/`) live.
     #[arg(long, default_value = ".backupctl")]
     pub data_dir: PathBuf,
+    /// Keep backups here instead of `<data-dir>/backups` (another disk, a mounted remote file
+    /// system). It must lie outside every cluster's path; it is locked like the data
+    /// directory, so two servers never share it.
+    #[arg(long, env = "BACKUPCTL_BACKUP_ROOT", value_name = "DIR")]
+    pub backup_root: Option<PathBuf>,
+    /// Accept only cluster paths inside this directory (repeat for several). Recommended:
+    /// without it any directory the server can read may be registered, except system trees
+    /// and the server's own directories.
+    #[arg(long = "allowed-root", value_name = "DIR")]
+    pub allowed_roots: Vec<PathBuf>,
+    /// A backup whose copy makes no progress for this many seconds fails with
+    /// `provider_stalled` and its cluster's lock is released.
+    #[arg(long, env = "BACKUPCTL_STALL_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub stall_seconds: u64,
     /// The built web form to serve at `/` (default: `wasm/web` under the current directory,
     /// else beside the executable's workspace).
     #[arg(long, env = "BACKUPCTL_WEB_DIR")]
@@ -258,6 +286,25 @@ pub struct ServeArgs {
     /// `<RULE_PREFIX><jobId>`, invoking the function `RUNNER_FUNCTION_ARN`).
     #[arg(long, value_enum, default_value_t = SchedulerKind::Local)]
     pub scheduler: SchedulerKind,
+    /// How API clients prove who they are: `token` (the token in `<data-dir>/token`, or a
+    /// JWT with --jwt-public-key) or `none` (only with a loopback --listen: then any local
+    /// user or process can drive the API).
+    #[arg(long, value_enum, default_value_t = AuthMode::Token)]
+    pub auth: AuthMode,
+    /// Also accept bearer JWTs signed (RS256) by this PEM RSA public key, with a future `exp`.
+    #[arg(long, value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// A host name (or `NAME:PORT`) this server answers to besides loopback addresses and the
+    /// --listen host, such as the name a reverse proxy forwards (repeat for several).
+    #[arg(long = "public-host", value_name = "NAME")]
+    pub public_hosts: Vec<String>,
+}
+
+/// `serve --auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Token,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

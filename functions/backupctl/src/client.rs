@@ -427,10 +427,20 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                 Some((backup.status != BackupStatus::Creating, backup))
             });
             Ok(Shown::out(match found {
-                Some(b) => format!(
-                    "Created backup {} of cluster {cluster}: \"{}\" ({}).\n",
-                    b.id, b.description, b.status
-                ),
+                Some(b) => {
+                    let mut text = format!(
+                        "Created backup {} of cluster {cluster}: \"{}\" ({}).\n",
+                        b.id, b.description, b.status
+                    );
+                    if let Some(code) = &b.error_code {
+                        text.push_str(&format!("Error code: {code}\n"));
+                    }
+                    if let Some(details) = &b.details {
+                        text.push_str(details);
+                        text.push('\n');
+                    }
+                    text
+                }
                 None => format!("Created backup {} of cluster {cluster}.\n", created.id),
             }))
         }
@@ -450,19 +460,33 @@ fn backups_table(backups: &[Backup]) -> String {
         return "No backups.\n".to_owned();
     }
     let mut table = Table::new(&["ID", "DESCRIPTION", "CLUSTER", "CREATED", "STATUS", "JOB"]);
+    let mut notes = String::new();
     for b in backups {
         table.row(vec![
             b.id.clone(),
             b.description.clone(),
             b.source_cluster_id.clone(),
             format_rfc3339(b.created),
-            b.status.to_string(),
+            match &b.error_code {
+                Some(code) => format!("{} ({code})", b.status),
+                None => b.status.to_string(),
+            },
             b.linked_resource
                 .clone()
                 .unwrap_or_else(|| "(manual)".into()),
         ]);
+        // Why a backup failed, or what to know of it, under the table: a sentence does not
+        // fit a column.
+        if let Some(details) = &b.details {
+            notes.push_str(&format!("{}: {details}\n", b.id));
+        }
     }
-    table.render()
+    let mut text = table.render();
+    if !notes.is_empty() {
+        text.push('\n');
+        text.push_str(&notes);
+    }
+    text
 }
 
 // --- clusters -----------------------------------------------------------------------------
@@ -583,11 +607,18 @@ fn clusters_table(clusters: &[Cluster], now: DateTime<Utc>) -> String {
             target_text(&c.target),
         ]);
     }
-    table.render()
+    let mut text = table.render();
+    // A cluster whose path breaks the policy now fails its runs: say why under the table.
+    for c in clusters {
+        if let Some(problem) = &c.problem {
+            text.push_str(&format!("\n{}: path_not_allowed: {problem}\n", c.id));
+        }
+    }
+    text
 }
 
 fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
-    key_values(&[
+    let mut rows = vec![
         ("ID", c.id.clone()),
         ("Description", c.description.clone()),
         ("Provider", c.target.provider().to_owned()),
@@ -599,7 +630,11 @@ fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
                 .as_ref()
                 .map_or_else(|| "free".to_owned(), |l| lock_long(l, now)),
         ),
-    ])
+    ];
+    if let Some(problem) = &c.problem {
+        rows.push(("Problem", format!("path_not_allowed: {problem}")));
+    }
+    key_values(&rows)
 }
 
 fn target_text(target: &ClusterTarget) -> String {

@@ -9,14 +9,18 @@
 //! - `offline`: `schedule check` and `template render`, which need no server.
 //! - `client`: the commands that talk to the HTTP API at `--url`.
 //! - `serve`: the local server: HTTP API, web form and scheduler over SQLite.
+//! - `guard`, `listener`, `token`: `serve`'s access rules, accept loop and API token (§12).
 //!
 //! Exit statuses: 0 success (a valid schedule or template), 1 a failure or invalid input,
 //! 2 a usage error.
 
 mod cli;
 mod client;
+mod guard;
+mod listener;
 mod offline;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 

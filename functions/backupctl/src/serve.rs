@@ -13,6 +13,10 @@
 //!   Without one, `/` says the form is not built and how to build it.
 //! - `--cors-origin` / `BACKUPCTL_CORS_ORIGINS`: origins (exact, no wildcard) whose web
 //!   pages may call the API; none by default.
+//! - Access (SPEC §12, in `guard`, `token` and `listener`): the second line on stdout is
+//!   `sign in: http://ADDR/#token=…` (the token of `<data-dir>/token`; absent with
+//!   `--auth none`); `--auth`, `--jwt-public-key`, `--public-host`; header, body and idle
+//!   timeouts, and the open-file limit raised to its hard limit.
 //! - `--store dynamodb --table T --scheduler eventbridge`: the AWS deployment's engine
 //!   (DynamoDB store and lock, EventBridge rules invoking `RUNNER_FUNCTION_ARN`, prefix
 //!   `RULE_PREFIX`, EBS provider) instead of the local mode; the SDK's variables (region,
@@ -32,8 +36,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{SchedulerKind, ServeArgs, StoreKind};
 
-/// How long a stopping server waits for running backups.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a stopping server waits for running backups to record that they were stopped
+/// (SPEC §13: a `SIGTERM` ends the process within 10 s). Backups stop at their next chunk,
+/// so this is only ever reached by a worker stuck in a system call, which is abandoned.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
+/// How long the runtime then waits for abandoned blocking workers before the process exits.
+const RUNTIME_GRACE: Duration = Duration::from_secs(1);
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
@@ -51,45 +59,37 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+    // Everything the server creates is private unless it says otherwise (SPEC §12).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let result = runtime.block_on(serve(args));
+    // A worker stuck in a system call (a hung mount) must not keep the process alive.
+    runtime.shutdown_timeout(RUNTIME_GRACE);
+    result
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // SPEC §12: refuse `--auth none` off loopback before touching anything.
+    crate::guard::check_auth_mode(&args)?;
     let origins = args
         .cors_origins
         .iter()
         .map(|o| backup_api::parse_origin(o.trim()))
         .collect::<Result<Vec<_>, _>>()
         .context("--cors-origin / BACKUPCTL_CORS_ORIGINS")?;
-    let engine_config = EngineConfig::with_lease(Duration::from_secs(args.lease_seconds));
+    let mut engine_config = EngineConfig::with_lease(Duration::from_secs(args.lease_seconds));
+    engine_config.stall_after = Duration::from_secs(args.stall_seconds);
     let backend = match (args.store, args.scheduler) {
         (StoreKind::Sqlite, SchedulerKind::Local) => {
             let mut options = LocalOptions::new(&args.data_dir);
             options.engine = engine_config;
+            options.backup_root = args.backup_root.clone();
+            options.allowed_roots = args.allowed_roots.clone();
             Backend::Local(LocalMode::start(options).await.with_context(|| {
                 format!("cannot open the data directory {}", args.data_dir.display())
             })?)
         }
         (StoreKind::Dynamodb, SchedulerKind::Eventbridge) => {
-            // The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table,
-            // RUNNER_FUNCTION_ARN and RULE_PREFIX from the environment, SDK clients from the
-            // SDK's own variables (AWS_ENDPOINT_URL included).
-            let table = args.table.clone();
-            let settings = backup_aws::AwsSettings::from_lookup(|name| match name {
-                "TABLE_NAME" => table.clone(),
-                other => std::env::var(other).ok(),
-            })
-            .context("--store dynamodb needs --table (or TABLE_NAME)")?;
-            let sdk = backup_aws::sdk_config().await;
-            let engine = backup_aws::engine(
-                &settings,
-                &sdk,
-                backup_aws::Triggers::EventBridge,
-                engine_config,
-            )
-            .context("--scheduler eventbridge needs RUNNER_FUNCTION_ARN")?;
-            tracing::info!(table = %settings.table_name, rule_prefix = %settings.rule_prefix, "state in DynamoDB, jobs fired by EventBridge rules");
-            Backend::Aws(engine)
+            Backend::Aws(aws_engine(&args, engine_config).await?)
         }
         _ => anyhow::bail!(
             "--store dynamodb goes with --scheduler eventbridge, and --store sqlite with --scheduler local"
@@ -105,11 +105,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => tracing::info!("the web form is not built; `/` explains how to build it"),
     }
+    // SPEC §12: the guard (Host, Origin, credential, media type) wraps the API and the web
+    // pages; CORS sits outside it so preflights are answered without a credential.
+    let security = crate::guard::setup(&args)?;
     let app = backup_api::with_cors(
         backup_api::router_with_web(
             backup_api::router(Arc::new(backend.engine().clone())),
             web_dir.as_deref(),
-        ),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&security.guard),
+            crate::guard::guard,
+        )),
         origins,
     );
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -122,18 +129,68 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{address}")?;
+        if let Some(token) = &security.token {
+            writeln!(stdout, "sign in: http://{address}/#token={token}")?;
+        }
         stdout.flush()?;
     }
+    if let Some(token) = &security.token {
+        tracing::info!("sign in: http://{address}/#token={token}");
+    }
     tracing::info!(%address, data_dir = %args.data_dir.display(), lease_seconds = args.lease_seconds, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    // SPEC §12 slow clients: our own accept loop (header, body and idle timeouts).
+    crate::listener::raise_open_file_limit();
+    crate::listener::serve(
+        listener,
+        app,
+        crate::listener::Timeouts::from_env(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("stopping: waiting for running backups");
     if !backend.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!("backups still running were abandoned; the next start marks them defunct");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table,
+/// RUNNER_FUNCTION_ARN and RULE_PREFIX from the environment, SDK clients from the SDK's own
+/// variables (AWS_ENDPOINT_URL included).
+#[cfg(feature = "aws")]
+async fn aws_engine(
+    args: &ServeArgs,
+    engine_config: EngineConfig,
+) -> anyhow::Result<backup_engine::Engine> {
+    let table = args.table.clone();
+    let settings = backup_aws::AwsSettings::from_lookup(|name| match name {
+        "TABLE_NAME" => table.clone(),
+        other => std::env::var(other).ok(),
+    })
+    .context("--store dynamodb needs --table (or TABLE_NAME)")?;
+    let sdk = backup_aws::sdk_config().await;
+    let engine = backup_aws::engine(
+        &settings,
+        &sdk,
+        backup_aws::Triggers::EventBridge,
+        engine_config,
+    )
+    .context("--scheduler eventbridge needs RUNNER_FUNCTION_ARN")?;
+    tracing::info!(table = %settings.table_name, rule_prefix = %settings.rule_prefix, "state in DynamoDB, jobs fired by EventBridge rules");
+    Ok(engine)
+}
+
+/// A `backupctl` built without the `aws` feature (as `scripts/run.sh` builds it, to start
+/// fast) has no AWS adapters: say how to get them.
+#[cfg(not(feature = "aws"))]
+async fn aws_engine(
+    _args: &ServeArgs,
+    _engine_config: EngineConfig,
+) -> anyhow::Result<backup_engine::Engine> {
+    anyhow::bail!(
+        "this backupctl was built without the `aws` feature, so it cannot serve --store \
+         dynamodb; build it with the default features (`cargo build --release -p backupctl`)"
+    )
 }
 
 /// The engine `serve` runs: local mode (SQLite, in-process scheduler) or the AWS adapters
@@ -154,7 +211,10 @@ impl Backend {
     async fn shutdown(self, grace: Duration) -> bool {
         match self {
             Backend::Local(local) => local.shutdown(grace).await,
-            Backend::Aws(engine) => engine.wait_idle(grace).await,
+            Backend::Aws(engine) => {
+                engine.stop();
+                engine.wait_idle(grace).await
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+#![cfg(feature = "aws")]
 //! `backupctl serve --store dynamodb --table T --scheduler eventbridge` as a process against
 //! moto_server (`AWS_ENDPOINT_URL`; `scripts/test-aws.sh` starts it and runs these with
 //! `--ignored`), driven by the real `backupctl` client: a job made through the API gets its
@@ -10,13 +11,14 @@ use std::time::Duration;
 
 use backup_aws::DynamoStore;
 use serde_json::Value;
-use support::{backupctl, wait_until, Sandbox, Server};
+use support::{wait_until, Sandbox, Server};
 
 const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
 
-/// Runs `backupctl args` against `url`; its standard output, once it succeeded.
-fn ok(url: &str, args: &[&str]) -> String {
-    let out = backupctl(url, args);
+/// Runs `backupctl args` against `server` (with its token); its standard output, once it
+/// succeeded.
+fn ok(server: &Server, args: &[&str]) -> String {
+    let out = server.cli(args);
     assert!(out.success(), "{}", out.describe());
     out.stdout
 }
@@ -69,11 +71,10 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
             ("RULE_PREFIX", &prefix),
         ],
     );
-    let url = server.url.clone();
 
     // WHEN an EBS cluster and a job are created with the CLI
     ok(
-        &url,
+        &server,
         &[
             "clusters",
             "register",
@@ -90,7 +91,7 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
         ],
     );
     let created = ok(
-        &url,
+        &server,
         &[
             "orchestrate",
             "jobs",
@@ -148,10 +149,10 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
     assert!(item.item.is_some(), "the job is stored in {table}");
 
     // WHEN it is run now THEN the run succeeds with one snapshot of the volume, tagged
-    ok(&url, &["jobs", "run", "--id", &job_id]);
+    ok(&server, &["jobs", "run", "--id", &job_id]);
     let history = wait_until(Duration::from_secs(60), "the run to succeed", || {
         let out = ok(
-            &url,
+            &server,
             &[
                 "orchestrate",
                 "history",
@@ -182,17 +183,17 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
         panic!("expected one snapshot, got {snapshots:?}")
     };
     assert_eq!(snapshot.volume_id(), Some(volume.as_str()));
-    let backups = ok(&url, &["backups", "list", "--json"]);
+    let backups = ok(&server, &["backups", "list", "--json"]);
     assert!(backups.contains("\"available\""), "{backups}");
     assert!(backups.contains("Orders DB #1"), "{backups}");
 
     // WHEN the job is deleted THEN its rule is gone, its history and backup stay
-    ok(&url, &["orchestrate", "jobs", "delete", "--id", &job_id]);
+    ok(&server, &["orchestrate", "jobs", "delete", "--id", &job_id]);
     let rules = rt
         .block_on(events.list_rules().name_prefix(&prefix).send())
         .expect("ListRules");
     assert!(rules.rules().is_empty(), "{rules:?}");
-    let backups = ok(&url, &["backups", "list", "--json"]);
+    let backups = ok(&server, &["backups", "list", "--json"]);
     assert!(backups.contains("Orders DB #1"), "{backups}");
 
     drop(server);

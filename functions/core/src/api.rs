@@ -114,6 +114,13 @@ pub struct Backup {
     /// The job that made it; absent for a manual backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linked_resource: Option<String>,
+    /// Why a `defunct` backup failed (`provider_error`, `insufficient_space`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Why it failed, or what to know of it (files changed during the copy, links whose
+    /// target is not in the backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
 }
 
 /// Where a cluster's data lives, by provider.
@@ -170,6 +177,10 @@ pub struct Cluster {
     pub target: ClusterTarget,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<ClusterLockInfo>,
+    /// Why its runs fail `path_not_allowed` now (its path became a link, or breaks the
+    /// server's `--allowed-root` policy); absent when its target is fine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// `POST …/clusters`.

@@ -64,6 +64,8 @@ macro_rules! contract_tests {
             clusters_insert_conditionally_and_round_trip,
             backups_round_trip_filter_and_order_newest_first,
             backup_status_updates_are_conditional,
+            backup_failures_and_notes_are_stored_with_the_backup,
+            deleting_backups_are_found_at_start_up,
             run_records_are_idempotent,
             concurrent_deliveries_start_one_run,
             history_lists_newest_first_by_scope_and_job,
@@ -502,7 +504,68 @@ pub fn backup(
         status: BackupStatus::Creating,
         index: 7,
         location: None,
+        error_code: None,
+        details: None,
     }
+}
+
+/// SPEC §13: a manual backup has no history item, so its record carries why it failed.
+pub async fn backup_failures_and_notes_are_stored_with_the_backup(a: &Adapters) {
+    let s = &a.store;
+    // GIVEN a backup inserted with a note
+    let mut b = backup("b1", "o1", None, "c1", at(0));
+    b.details = Some("1 file changed while it was copied: a.".into());
+    assert!(s.insert_backup(&b).await.unwrap());
+    assert_eq!(s.get_backup("b1").await.unwrap(), Some(b.clone()));
+    // WHEN its failure is recorded
+    s.set_backup_details(
+        "b1",
+        Some("insufficient_space"),
+        Some("It needs 9 GB; 1 GB is free."),
+    )
+    .await
+    .unwrap();
+    // THEN both read back, and a later call with only one part keeps the other
+    s.set_backup_details("b1", Some("provider_error"), None)
+        .await
+        .unwrap();
+    let stored = s.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.error_code.as_deref(), Some("provider_error"));
+    assert_eq!(
+        stored.details.as_deref(),
+        Some("It needs 9 GB; 1 GB is free.")
+    );
+    // AND listing shows them too
+    let listed = s
+        .list_backups(&scope("o1"), &BackupFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![stored]);
+}
+
+/// SPEC §13: start-up finishes the deletes a stopped process left `deleting`.
+pub async fn deleting_backups_are_found_at_start_up(a: &Adapters) {
+    let s = &a.store;
+    for (id, minute) in [("b1", 0), ("b2", 1), ("b3", 2)] {
+        let mut b = backup(id, "o1", Some("j1"), "c1", at(minute));
+        b.status = BackupStatus::Available;
+        assert!(s.insert_backup(&b).await.unwrap());
+    }
+    for id in ["b1", "b3"] {
+        assert!(s
+            .update_backup_status(id, BackupStatus::Available, BackupStatus::Deleting)
+            .await
+            .unwrap());
+    }
+    let mut found: Vec<String> = s
+        .list_backups_in_status(BackupStatus::Deleting)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ["b1", "b3"]);
 }
 
 pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
@@ -950,6 +1013,8 @@ pub async fn finish_applies_every_part(a: &Adapters) {
                 backup_id: "b1",
                 status: BackupStatus::Available,
                 location: Some("snap-1,snap-2"),
+                error_code: None,
+                details: Some("2 files changed while they were copied: a, b."),
             }),
             history: Some(&item),
             release: Some(("c1", lock.fencing_token)),
@@ -967,6 +1032,11 @@ pub async fn finish_applies_every_part(a: &Adapters) {
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();
     assert_eq!(stored.status, BackupStatus::Available);
     assert_eq!(stored.location.as_deref(), Some("snap-1,snap-2"));
+    assert_eq!(
+        stored.details.as_deref(),
+        Some("2 files changed while they were copied: a, b.")
+    );
+    assert_eq!(stored.error_code, None);
     assert_eq!(stored.index, b.index);
     assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
     assert_eq!(a.lock.current("c1", at(1)).await.unwrap(), None);
@@ -977,6 +1047,8 @@ pub async fn finish_applies_every_part(a: &Adapters) {
                 backup_id: "b1",
                 status: BackupStatus::Defunct,
                 location: None,
+                error_code: Some("provider_error"),
+                details: Some("a late failure"),
             }),
             ..Finish::default()
         })
@@ -984,9 +1056,13 @@ pub async fn finish_applies_every_part(a: &Adapters) {
         .unwrap();
     assert_eq!(again.backup_updated, Some(false));
     assert_eq!(again.released, None);
+    let stored = a.store.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.status, BackupStatus::Available);
+    // AND it keeps the reason it ended with, not the late one
+    assert_eq!(stored.error_code, None);
     assert_eq!(
-        a.store.get_backup("b1").await.unwrap().unwrap().status,
-        BackupStatus::Available
+        stored.details.as_deref(),
+        Some("2 files changed while they were copied: a, b.")
     );
 }
 
@@ -1018,6 +1094,8 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
                 backup_id: "b1",
                 status: BackupStatus::Defunct,
                 location: Some("/backups/b1"),
+                error_code: Some("lock_lost"),
+                details: Some("The lease was lost."),
             }),
             history: Some(&item),
             release: Some(("c1", lock.fencing_token)),
@@ -1032,10 +1110,10 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
             released: Some(false)
         }
     );
-    assert_eq!(
-        a.store.get_backup("b1").await.unwrap().unwrap().status,
-        BackupStatus::Defunct
-    );
+    let stored = a.store.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.status, BackupStatus::Defunct);
+    assert_eq!(stored.error_code.as_deref(), Some("lock_lost"));
+    assert_eq!(stored.details.as_deref(), Some("The lease was lost."));
     assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
     assert_eq!(
         a.lock

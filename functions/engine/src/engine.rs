@@ -49,6 +49,9 @@ pub struct EngineConfig {
     pub default_maintenance_ttl: Duration,
     /// The longest maintenance lock an operator may take.
     pub max_maintenance_ttl: Duration,
+    /// A backup whose provider reports no progress for this long is abandoned with
+    /// `provider_stalled` and its lock released (SPEC §13, `serve --stall-seconds`).
+    pub stall_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +71,7 @@ impl EngineConfig {
             max_backup_wait: Duration::from_secs(6 * 3600),
             default_maintenance_ttl: Duration::from_secs(30 * 60),
             max_maintenance_ttl: Duration::from_secs(7 * 24 * 3600),
+            stall_after: Duration::from_secs(60),
         }
     }
 }
@@ -103,6 +107,17 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     in_flight: AtomicUsize,
     idle: tokio::sync::Notify,
+    /// `true` once the server is stopping: running backups stop at their next chunk.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// What a delete came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deletion {
+    /// This call deleted it.
+    Deleted,
+    /// It was already deleted, or another request is deleting it (and converges on it).
+    ByAnother,
 }
 
 /// Counts a background task (a manual backup, a run started by "run now") until dropped, so
@@ -135,6 +150,7 @@ impl Engine {
                 config,
                 in_flight: AtomicUsize::new(0),
                 idle: tokio::sync::Notify::new(),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -160,6 +176,13 @@ impl Engine {
     /// How many background backups are running.
     pub fn busy(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Stops every running backup at its next step (SPEC §13, `SIGTERM`): each is recorded
+    /// failed with `interrupted`, its backup `defunct`, its lock released. Then
+    /// [`Engine::wait_idle`] sees them end.
+    pub fn stop(&self) {
+        self.inner.stopping.send_replace(true);
     }
 
     /// Waits until no background backup runs, or `timeout` passes; `true` when idle.
@@ -335,12 +358,18 @@ impl Engine {
         scope: &Scope,
         request: &RegisterClusterRequest,
     ) -> Result<api::Cluster, EngineError> {
-        let cluster = validate_cluster(scope, request, self.now())?;
+        let mut cluster = validate_cluster(scope, request, self.now())?;
+        if let Some(provider) = self.provider(cluster.provider()) {
+            cluster.target = provider
+                .check_target(&cluster.target)
+                .await
+                .map_err(EngineError::TargetRefused)?;
+        }
         if !self.inner.store.insert_cluster(&cluster).await? {
             return Err(EngineError::ClusterExists(cluster.id));
         }
         tracing::info!(cluster_id = %cluster.id, provider = cluster.provider(), "cluster registered");
-        Ok(cluster.to_api(None))
+        Ok(cluster.to_api(None, None))
     }
 
     pub(crate) async fn cluster_of_scope(
@@ -365,7 +394,18 @@ impl Engine {
             .cluster_of_scope(scope, cluster_id, "clusterId")
             .await?;
         let lock = self.inner.lock.current(&cluster.id, self.now()).await?;
-        Ok(cluster.to_api(lock))
+        let problem = self.target_problem(&cluster).await;
+        Ok(cluster.to_api(lock, problem))
+    }
+
+    /// Why the cluster's stored target breaks its provider's policy now, if it does.
+    async fn target_problem(&self, cluster: &ClusterRecord) -> Option<String> {
+        let provider = self.provider(cluster.provider())?;
+        provider
+            .recheck_target(&cluster.target)
+            .await
+            .err()
+            .map(|p| p.message)
     }
 
     pub async fn list_clusters(&self, scope: &Scope) -> Result<Vec<api::Cluster>, EngineError> {
@@ -373,7 +413,8 @@ impl Engine {
         let mut out = Vec::new();
         for cluster in self.inner.store.list_clusters(scope).await? {
             let lock = self.inner.lock.current(&cluster.id, now).await?;
-            out.push(cluster.to_api(lock));
+            let problem = self.target_problem(&cluster).await;
+            out.push(cluster.to_api(lock, problem));
         }
         Ok(out)
     }
@@ -526,22 +567,25 @@ impl Engine {
     }
 
     /// Deletes a backup through its provider, then marks the record `deleted` (the record
-    /// stays). Deleting a deleted backup succeeds; one still `creating` is refused.
+    /// stays). Idempotent (SPEC §13): deleting a backup that is `deleting` or `deleted`
+    /// succeeds and converges; one still `creating` is refused.
     pub async fn delete_backup(&self, scope: &Scope, backup_id: &str) -> Result<(), EngineError> {
         let backup = self.backup_in_scope(scope, backup_id).await?;
-        self.delete_backup_entry(&backup).await
+        self.delete_backup_entry(&backup).await.map(|_| ())
     }
 
     /// Provider first, record second (SPEC §4). The record passes through `deleting` so a
     /// concurrent prune or delete does not delete it twice; a failed delete puts the status
-    /// back, leaving the backup as it was.
+    /// back, leaving the backup as it was. A backup already `deleting` (another request, or
+    /// a process that stopped half-way) is deleted again: the provider's delete is
+    /// idempotent, so both converge on `deleted`.
     pub(crate) async fn delete_backup_entry(
         &self,
         backup: &BackupEntry,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Deletion, EngineError> {
         let store = &self.inner.store;
         let from = match backup.status {
-            BackupStatus::Deleted => return Ok(()),
+            BackupStatus::Deleted => return Ok(Deletion::ByAnother),
             BackupStatus::Creating => {
                 return Err(EngineError::BackupBusy {
                     backup_id: backup.id.clone(),
@@ -557,7 +601,9 @@ impl Engine {
                     // Someone else changed it meanwhile (a concurrent delete): look again.
                     let now = store.get_backup(&backup.id).await?;
                     return match now.map(|b| b.status) {
-                        Some(BackupStatus::Deleted) | None => Ok(()),
+                        Some(BackupStatus::Deleted | BackupStatus::Deleting) | None => {
+                            Ok(Deletion::ByAnother)
+                        }
                         Some(status) => Err(EngineError::BackupBusy {
                             backup_id: backup.id.clone(),
                             status: status.to_string(),
@@ -571,10 +617,7 @@ impl Engine {
             let result = match self.provider(&backup.provider) {
                 Some(provider) => {
                     provider
-                        .delete(&BackupHandle {
-                            backup_id: backup.id.clone(),
-                            location: location.clone(),
-                        })
+                        .delete(&BackupHandle::new(backup.id.clone(), location.clone()))
                         .await
                 }
                 None => Err(crate::error::ProviderError::new(format!(
@@ -591,11 +634,16 @@ impl Engine {
                 return Err(error.into());
             }
         }
-        store
+        if store
             .update_backup_status(&backup.id, BackupStatus::Deleting, BackupStatus::Deleted)
-            .await?;
-        tracing::info!(backup_id = %backup.id, "backup deleted");
-        Ok(())
+            .await?
+        {
+            tracing::info!(backup_id = %backup.id, "backup deleted");
+            Ok(Deletion::Deleted)
+        } else {
+            // A concurrent delete of a `deleting` backup finished first.
+            Ok(Deletion::ByAnother)
+        }
     }
 
     /// Starts a manual backup (SPEC §7): checks the request, takes the cluster's lock at once
@@ -662,7 +710,26 @@ impl Engine {
                 .update_backup_status(&backup.id, BackupStatus::Creating, BackupStatus::Defunct)
                 .await?
             {
+                store
+                    .set_backup_details(
+                        &backup.id,
+                        Some("interrupted"),
+                        Some(
+                            "The server stopped while this backup was being made, so it is \
+                             incomplete and marked defunct.",
+                        ),
+                    )
+                    .await?;
                 backups += 1;
+            }
+        }
+        // A delete the last process started and did not finish (SPEC §13): finish it.
+        for backup in store.list_backups_in_status(BackupStatus::Deleting).await? {
+            match self.delete_backup_entry(&backup).await {
+                Ok(_) => tracing::info!(backup_id = %backup.id, "finished an interrupted delete"),
+                Err(error) => {
+                    tracing::warn!(backup_id = %backup.id, %error, "could not finish an interrupted delete; it stays `deleting`")
+                }
             }
         }
         if runs + backups > 0 {

@@ -49,10 +49,43 @@ impl StoreError {
     }
 }
 
+/// Why a provider failed, as the stable `errorCode` of the run or backup (SPEC §12, §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderErrorCode {
+    /// Anything else: the sentence says what.
+    #[default]
+    ProviderError,
+    /// The cluster's path breaks the path policy (it may have become a link since it was
+    /// registered).
+    PathNotAllowed,
+    /// The bytes to write exceed the free space of the backup root.
+    InsufficientSpace,
+    /// No progress for the stall limit; the worker was abandoned.
+    ProviderStalled,
+    /// The work was stopped by a shutdown of the server.
+    Interrupted,
+}
+
+impl ProviderErrorCode {
+    /// The code as the API and history show it (serde's own name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderErrorCode::ProviderError => "provider_error",
+            ProviderErrorCode::PathNotAllowed => "path_not_allowed",
+            ProviderErrorCode::InsufficientSpace => "insufficient_space",
+            ProviderErrorCode::ProviderStalled => "provider_stalled",
+            ProviderErrorCode::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// A failure reported by a backup provider (a copy that failed, a snapshot API error).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ProviderError {
+    /// The `errorCode` a run or backup that failed this way records.
+    pub code: ProviderErrorCode,
     /// One sentence saying what failed, for the run's history details.
     pub message: String,
     #[source]
@@ -62,6 +95,16 @@ pub struct ProviderError {
 impl ProviderError {
     pub fn new(message: impl Into<String>) -> Self {
         ProviderError {
+            code: ProviderErrorCode::ProviderError,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure with its own code (`path_not_allowed`, `insufficient_space`, …).
+    pub fn coded(code: ProviderErrorCode, message: impl Into<String>) -> Self {
+        ProviderError {
+            code,
             message: message.into(),
             source: None,
         }
@@ -72,10 +115,23 @@ impl ProviderError {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         ProviderError {
+            code: ProviderErrorCode::ProviderError,
             message: message.into(),
             source: Some(Box::new(source)),
         }
     }
+}
+
+/// A cluster target a provider refuses (SPEC §12's path policy): the field, its stable code
+/// and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TargetProblem {
+    /// The request field, such as `path`.
+    pub field: &'static str,
+    /// The stable code, such as `path_not_allowed`.
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// A failure of the trigger scheduler (an EventBridge call, a stopped local scheduler).
@@ -105,6 +161,10 @@ pub enum EngineError {
         detail: String,
         fields: BTreeMap<String, String>,
     },
+    /// A provider refused a cluster's target (SPEC §12: `path_not_allowed`); answered 400
+    /// with the problem's own code and `fields`.
+    #[error("{0}")]
+    TargetRefused(TargetProblem),
     #[error("job {0} does not exist in this organization and project")]
     JobNotFound(String),
     #[error("cluster {0} is not registered in this organization and project")]
@@ -154,6 +214,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Invalid { .. } => "validation",
+            EngineError::TargetRefused(problem) => problem.code,
             EngineError::JobNotFound(_) => "job_not_found",
             EngineError::ClusterNotFound(_) => "cluster_not_found",
             EngineError::BackupNotFound(_) => "backup_not_found",
@@ -172,9 +233,9 @@ impl EngineError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::Invalid { .. } | EngineError::ProviderUnavailable { .. } => {
-                ErrorKind::Invalid
-            }
+            EngineError::Invalid { .. }
+            | EngineError::TargetRefused(_)
+            | EngineError::ProviderUnavailable { .. } => ErrorKind::Invalid,
             EngineError::JobNotFound(_)
             | EngineError::ClusterNotFound(_)
             | EngineError::BackupNotFound(_) => ErrorKind::NotFound,
@@ -194,6 +255,9 @@ impl EngineError {
     pub fn fields(&self) -> BTreeMap<String, String> {
         match self {
             EngineError::Invalid { fields, .. } => fields.clone(),
+            EngineError::TargetRefused(problem) => {
+                BTreeMap::from([(problem.field.to_owned(), problem.message.clone())])
+            }
             _ => BTreeMap::new(),
         }
     }

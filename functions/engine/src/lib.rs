@@ -72,6 +72,9 @@ mod text;
 pub mod writes;
 
 pub use engine::{Engine, EngineConfig, Ports};
-pub use error::{EngineError, ErrorKind, ProviderError, StoreError, TriggerError};
+pub use error::{
+    EngineError, ErrorKind, ProviderError, ProviderErrorCode, StoreError, TargetProblem,
+    TriggerError,
+};
 pub use model::*;
 pub use run::RunOutcome;

@@ -132,13 +132,19 @@ impl ClusterRecord {
         self.target.provider()
     }
 
-    pub fn to_api(&self, lock: Option<api::ClusterLockInfo>) -> api::Cluster {
+    /// The API's view; `problem` is why its target breaks the provider's policy now.
+    pub fn to_api(
+        &self,
+        lock: Option<api::ClusterLockInfo>,
+        problem: Option<String>,
+    ) -> api::Cluster {
         api::Cluster {
             id: self.id.clone(),
             description: self.description.clone(),
             region: self.region.clone(),
             target: self.target.clone(),
             lock,
+            problem,
         }
     }
 }
@@ -162,6 +168,13 @@ pub struct BackupEntry {
     pub index: u64,
     /// Where the provider keeps it (a directory, snapshot ids); `None` until created.
     pub location: Option<String>,
+    /// Why it failed, for a `defunct` backup: the stable code (`provider_error`,
+    /// `insufficient_space`, …). Manual backups have no history item, so this is where an
+    /// operator reads the reason.
+    pub error_code: Option<String>,
+    /// One sentence: why it failed, or what an operator must know of a backup that
+    /// succeeded (files that changed during the copy, links pointing outside the cluster).
+    pub details: Option<String>,
 }
 
 impl BackupEntry {
@@ -174,6 +187,8 @@ impl BackupEntry {
             created: self.created,
             status: self.status,
             linked_resource: self.job_id.clone(),
+            error_code: self.error_code.clone(),
+            details: self.details.clone(),
         }
     }
 
@@ -306,6 +321,10 @@ pub struct BackupEnd<'a> {
     pub backup_id: &'a str,
     pub status: BackupStatus,
     pub location: Option<&'a str>,
+    /// The failure's code, for a backup that ends `defunct`.
+    pub error_code: Option<&'a str>,
+    /// The sentence recorded with the backup (why it failed, or what to know of it).
+    pub details: Option<&'a str>,
 }
 
 /// What [`BackupWrites::finish`](crate::ports::BackupWrites::finish) changed: `None` for a
@@ -324,6 +343,21 @@ pub struct BackupHandle {
     pub backup_id: String,
     /// Provider-specific: a directory path, snapshot ids as JSON, ...
     pub location: String,
+    /// Sentences the run's details must carry about a backup that succeeded: files that
+    /// changed while they were copied, links whose target is not in the backup, entries
+    /// skipped. A torn or partial copy is never silent.
+    pub notes: Vec<String>,
+}
+
+impl BackupHandle {
+    /// A handle with no notes (what deleting or polling a backup needs).
+    pub fn new(backup_id: impl Into<String>, location: impl Into<String>) -> Self {
+        BackupHandle {
+            backup_id: backup_id.into(),
+            location: location.into(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// A provider's view of a backup it is making.
@@ -342,4 +376,44 @@ pub struct BackupRequest {
     pub job_id: Option<String>,
     pub description: String,
     pub cluster: ClusterRecord,
+    /// Where the provider reports that work moves; the engine renews the lease only while
+    /// it does, and abandons a backup that made none for its stall limit (SPEC §13).
+    pub progress: Progress,
+}
+
+/// A provider's heartbeat: a count of events (a chunk written, an entry copied) and bytes.
+/// Shared between the provider's worker and the engine's watchdog; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(std::sync::Arc<ProgressCounters>);
+
+#[derive(Debug, Default)]
+struct ProgressCounters {
+    events: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    /// Something moved (an entry listed or created, a status poll that answered).
+    pub fn tick(&self) {
+        self.0
+            .events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `n` bytes were written.
+    pub fn add_bytes(&self, n: u64) {
+        self.0
+            .bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.tick();
+    }
+
+    /// How many times work moved so far: the watchdog compares two readings.
+    pub fn events(&self) -> u64 {
+        self.0.events.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

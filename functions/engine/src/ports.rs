@@ -14,7 +14,9 @@ use backup_core::api::{ClusterLockInfo, HistoryItem};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Utc};
 
-use crate::error::{ProviderError, StoreError, TriggerError};
+use backup_core::api::ClusterTarget;
+
+use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
     Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Finish,
     Finished, HistoryEntry, JobRecord, LockHolder, Prepared, ProviderStatus, RunStart, Scope,
@@ -74,6 +76,15 @@ pub trait BackupStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Records where the provider put the backup.
     async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()>;
+    /// Records why a backup failed (`error_code`) and the sentence an operator reads with it
+    /// (why it failed, or what to know of a backup that succeeded). `None` leaves a part as
+    /// it is.
+    async fn set_backup_details(
+        &self,
+        backup_id: &str,
+        error_code: Option<&str>,
+        details: Option<&str>,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -180,6 +191,17 @@ pub trait BackupWrites: Send + Sync {
 pub trait BackupProvider: Send + Sync {
     /// The `provider` name of the clusters it serves.
     fn kind(&self) -> &'static str;
+    /// Checks a target at registration against this provider's policy (SPEC §12: the path
+    /// policy of `directory` clusters) and answers the form to store (a canonical path).
+    async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
+        Ok(target.clone())
+    }
+    /// Checks a stored target again (a path may have become a link since it was
+    /// registered): `clusters list` shows the problem, and runs fail `path_not_allowed`.
+    async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
+        let _ = target;
+        Ok(())
+    }
     /// Where the backup `request` asks for will be, known before it is started: it is
     /// recorded with the backup, so a backup whose process stopped half-way can still be
     /// found and deleted. `create` answers the final location.

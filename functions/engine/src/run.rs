@@ -15,12 +15,13 @@ use backup_core::retention::{plan_prune, BackupStatus, MaxBackupCount};
 use backup_core::template::{RenderContext, Template};
 use chrono::{DateTime, Utc};
 
+use crate::engine::Deletion;
 use crate::engine::{check_job_id, Engine};
 use crate::error::{EngineError, ProviderError, StoreError};
 use crate::model::{
     BackupEnd, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Finish, HistoryEntry,
-    JobRecord, LockHolder, Prepared, ProviderStatus, RunStart, Scope, Seen, StartBackup, Started,
-    OPERATION_MANUAL, OPERATION_SCHEDULED,
+    JobRecord, LockHolder, Prepared, Progress, ProviderStatus, RunStart, Scope, Seen, StartBackup,
+    Started, OPERATION_MANUAL, OPERATION_SCHEDULED,
 };
 use crate::ports::BackupProvider;
 use crate::text;
@@ -58,16 +59,62 @@ struct Made {
     result: Result<(), BackupFailure>,
     /// Where the provider put it (its planned location when `create` failed).
     location: String,
+    /// What the provider says an operator must know of a backup that succeeded.
+    notes: Vec<String>,
 }
 
 /// Why making a backup failed, for the history's `errorCode` and details.
 enum BackupFailure {
     Provider(ProviderError),
-    LeaseLost,
+    Stopped(Stop),
 }
 
-/// The lease ran out and someone else took the lock while we worked.
-struct LeaseLost;
+impl BackupFailure {
+    /// The stable `errorCode` and the reason, as the end of a sentence.
+    fn describe(&self, provider: &str) -> (&'static str, String) {
+        match self {
+            BackupFailure::Provider(e) => (
+                e.code.as_str(),
+                format!("the {provider} provider failed: {}", e.message),
+            ),
+            BackupFailure::Stopped(stop) => stop.describe(),
+        }
+    }
+}
+
+/// Why [`Engine::with_lease`] gave up on its work (and dropped it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The lease ran out and someone else took the lock while we worked.
+    LeaseLost,
+    /// The provider made no progress for the stall limit (SPEC §13).
+    Stalled(std::time::Duration),
+    /// The server is shutting down.
+    Interrupted,
+}
+
+impl Stop {
+    fn describe(self) -> (&'static str, String) {
+        match self {
+            Stop::LeaseLost => (
+                "lock_lost",
+                "its lock's lease expired and another operation took the cluster".to_owned(),
+            ),
+            Stop::Stalled(limit) => (
+                "provider_stalled",
+                format!(
+                    "the provider made no progress for {} seconds, so the backup was abandoned \
+                     (a file system that stopped answering, such as a hung network mount)",
+                    limit.as_secs()
+                ),
+            ),
+            Stop::Interrupted => (
+                "interrupted",
+                "the server was shutting down, so the copy was stopped".to_owned(),
+            ),
+        }
+    }
+}
 
 impl Engine {
     /// Runs `job_id` for its firing at `scheduled` (what a trigger delivers, at least once),
@@ -363,27 +410,21 @@ impl Engine {
         let item = &entry.item;
         let release = Some((cluster.id.as_str(), lock.fencing_token));
         let made = self.make_backup(backup, cluster, provider, lock).await;
-        if let Err(failure) = made.result {
-            let (code, reason) = match failure {
-                BackupFailure::Provider(e) => (
-                    "provider_error",
-                    format!("the {} provider failed: {}", provider.kind(), e.message),
-                ),
-                BackupFailure::LeaseLost => (
-                    "lock_lost",
-                    "its lock's lease expired and another operation took the cluster".to_owned(),
-                ),
-            };
+        if let Err(failure) = &made.result {
+            let (code, reason) = failure.describe(provider.kind());
             tracing::warn!(backup_id = %backup.id, %reason, "backup failed");
             let details = format!(
                 "Backup {} of cluster {} failed because {reason}; it is marked defunct and nothing \
                  was pruned.",
                 backup.id, cluster.id
             );
+            let backup_details = details.clone();
             let end = BackupEnd {
                 backup_id: &backup.id,
                 status: BackupStatus::Defunct,
                 location: Some(&made.location),
+                error_code: Some(code),
+                details: Some(&backup_details),
             };
             return self
                 .finish_with(
@@ -399,26 +440,41 @@ impl Engine {
                 .await;
         }
         tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available");
+        let provider_notes = made.notes.join("; ");
         let available = BackupEnd {
             backup_id: &backup.id,
             status: BackupStatus::Available,
             location: Some(&made.location),
+            error_code: None,
+            details: (!made.notes.is_empty()).then_some(provider_notes.as_str()),
         };
 
         // Planning and pruning run under the lock too, and keep renewing it.
         let planned = self
-            .with_lease(&cluster.id, lock.fencing_token, self.plan(job, &backup.id))
+            .with_lease(
+                &cluster.id,
+                lock.fencing_token,
+                None,
+                self.plan(job, &backup.id),
+            )
             .await;
-        let (doomed, mut notes) = match planned {
-            Ok(Ok(plan)) => plan,
-            Ok(Err(e)) => (
-                Vec::new(),
-                vec![format!("listing the job's backups to prune failed ({e})")],
-            ),
-            Err(LeaseLost) => (
-                Vec::new(),
-                vec!["the run lost its lock before pruning, so it pruned nothing".to_owned()],
-            ),
+        let mut notes = made.notes.clone();
+        let doomed = match planned {
+            Ok(Ok((doomed, plan_notes))) => {
+                notes.extend(plan_notes);
+                doomed
+            }
+            Ok(Err(e)) => {
+                notes.push(format!("listing the job's backups to prune failed ({e})"));
+                Vec::new()
+            }
+            Err(stop) => {
+                notes.push(format!(
+                    "the run stopped before pruning ({}), so it pruned nothing",
+                    stop.describe().1
+                ));
+                Vec::new()
+            }
         };
         let mut pending = Some(available);
         let mut pruned = Vec::new();
@@ -430,17 +486,17 @@ impl Engine {
             match self.inner.writes.finish(&first).await {
                 Ok(done) if done.backup_updated != Some(false) => {
                     let deleted = self
-                        .with_lease(&cluster.id, lock.fencing_token, self.prune(&doomed))
+                        .with_lease(&cluster.id, lock.fencing_token, None, self.prune(&doomed))
                         .await;
                     match deleted {
                         Ok((ids, failures)) => {
                             pruned = ids;
                             notes.extend(failures);
                         }
-                        Err(LeaseLost) => notes.push(
-                            "the run lost its lock while pruning, so it pruned nothing more"
-                                .to_owned(),
-                        ),
+                        Err(stop) => notes.push(format!(
+                            "the run stopped while pruning ({}), so it pruned nothing more",
+                            stop.describe().1
+                        )),
                     }
                 }
                 Ok(_) => notes.push(
@@ -544,7 +600,11 @@ impl Engine {
         let mut notes = Vec::new();
         for backup in doomed {
             match self.delete_backup_entry(backup).await {
-                Ok(()) => pruned.push(backup.id.clone()),
+                Ok(Deletion::Deleted) => pruned.push(backup.id.clone()),
+                Ok(Deletion::ByAnother) => notes.push(format!(
+                    "backup {} was being deleted by another request, which finishes it",
+                    backup.id
+                )),
                 Err(error) => {
                     tracing::warn!(backup_id = %backup.id, %error, "could not prune a backup");
                     notes.push(format!(
@@ -608,18 +668,34 @@ impl Engine {
             let made = engine
                 .make_backup(&backup, &cluster, &provider, &lock)
                 .await;
-            let status = match &made.result {
-                Ok(()) => BackupStatus::Available,
-                Err(_) => BackupStatus::Defunct,
+            // A manual backup has no history item: the backup itself says why it failed
+            // (SPEC §13), or what to know of it.
+            let (status, error_code, details) = match &made.result {
+                Ok(()) => (
+                    BackupStatus::Available,
+                    None,
+                    (!made.notes.is_empty()).then(|| made.notes.join("; ")),
+                ),
+                Err(failure) => {
+                    let (code, reason) = failure.describe(provider.kind());
+                    tracing::warn!(backup_id = %backup.id, %reason, "manual backup failed");
+                    (
+                        BackupStatus::Defunct,
+                        Some(code),
+                        Some(format!(
+                            "Backup {} of cluster {} failed because {reason}.",
+                            backup.id, cluster.id
+                        )),
+                    )
+                }
             };
-            if made.result.is_err() {
-                tracing::warn!(backup_id = %backup.id, "manual backup failed");
-            }
             let finish = Finish {
                 backup: Some(BackupEnd {
                     backup_id: &backup.id,
                     status,
                     location: Some(&made.location),
+                    error_code,
+                    details: details.as_deref(),
                 }),
                 history: None,
                 release: Some((&cluster.id, lock.fencing_token)),
@@ -650,6 +726,7 @@ impl Engine {
             job_id: job_id.map(str::to_owned),
             description: String::new(),
             cluster: cluster.clone(),
+            progress: Progress::default(),
         });
         let build = |index: u64| BackupEntry {
             id: backup_id.clone(),
@@ -670,6 +747,8 @@ impl Engine {
             status: BackupStatus::Creating,
             index,
             location: Some(location.clone()),
+            error_code: None,
+            details: None,
         };
         self.inner
             .writes
@@ -694,36 +773,50 @@ impl Engine {
         provider: &Arc<dyn BackupProvider>,
         lock: &ClusterLockInfo,
     ) -> Made {
+        let progress = Progress::default();
         let request = BackupRequest {
             backup_id: backup.id.clone(),
             job_id: backup.job_id.clone(),
             description: backup.description.clone(),
             cluster: cluster.clone(),
+            progress: progress.clone(),
         };
         let mut location = backup.location.clone().unwrap_or_default();
+        let mut notes = Vec::new();
         let work = async {
             let handle = provider
                 .create(&request)
                 .await
                 .map_err(BackupFailure::Provider)?;
-            let waited = self.wait_available(provider.as_ref(), &handle).await;
+            let waited = self
+                .wait_available(provider.as_ref(), &handle, &progress)
+                .await;
             Ok::<_, BackupFailure>((handle, waited))
         };
-        let result = match self.with_lease(&cluster.id, lock.fencing_token, work).await {
+        let result = match self
+            .with_lease(&cluster.id, lock.fencing_token, Some(&progress), work)
+            .await
+        {
             Ok(Ok((handle, waited))) => {
                 location = handle.location;
+                notes = handle.notes;
                 waited
             }
             Ok(Err(failure)) => Err(failure),
-            Err(LeaseLost) => Err(BackupFailure::LeaseLost),
+            Err(stop) => Err(BackupFailure::Stopped(stop)),
         };
-        Made { result, location }
+        Made {
+            result,
+            location,
+            notes,
+        }
     }
 
     async fn wait_available(
         &self,
         provider: &dyn BackupProvider,
         handle: &BackupHandle,
+        progress: &Progress,
     ) -> Result<(), BackupFailure> {
         let config = &self.inner.config;
         let deadline = tokio::time::Instant::now() + config.max_backup_wait;
@@ -738,6 +831,8 @@ impl Engine {
                     return Err(BackupFailure::Provider(ProviderError::new(reason)))
                 }
                 ProviderStatus::Creating => {
+                    // The provider answered: waiting on a snapshot is progress.
+                    progress.tick();
                     if tokio::time::Instant::now() >= deadline {
                         return Err(BackupFailure::Provider(ProviderError::new(format!(
                             "the backup did not become available within {} seconds",
@@ -750,29 +845,61 @@ impl Engine {
         }
     }
 
-    /// Runs `work` while renewing the lease every `renew_every`. Answers `LeaseLost` (and
-    /// drops `work`, abandoning it) as soon as a renewal finds the lock taken over. A renewal
-    /// that fails for another reason (the store hiccups) is retried at the next tick: the
-    /// lease is still valid until its expiry.
-    async fn with_lease<F: Future>(
+    /// Runs `work` while renewing the lease every `renew_every`, and drops it (abandoning
+    /// it) when it must stop:
+    /// - a renewal finds the lock taken over ([`Stop::LeaseLost`]);
+    /// - with `progress`, the lease is renewed only while work moves, and no movement for
+    ///   `stall_after` gives up ([`Stop::Stalled`]): a worker stuck in a system call must
+    ///   not hold the cluster for ever (SPEC §13);
+    /// - the server is stopping ([`Stop::Interrupted`]).
+    ///
+    /// A renewal that fails for another reason (the store hiccups) is retried at the next
+    /// tick: the lease is still valid until its expiry.
+    pub(crate) async fn with_lease<F: Future>(
         &self,
         cluster_id: &str,
         fencing_token: u64,
+        progress: Option<&Progress>,
         work: F,
-    ) -> Result<F::Output, LeaseLost> {
-        let every = self.inner.config.renew_every;
+    ) -> Result<F::Output, Stop> {
+        let config = &self.inner.config;
+        let every = config.renew_every.min(config.stall_after);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = self.inner.stopping.subscribe();
+        let stopped = async move {
+            // The guard `wait_for` answers is not `Send`: drop it before the next await.
+            let _ = stopping.wait_for(|stop| *stop).await.is_ok();
+        };
+        tokio::pin!(stopped);
+        let mut seen = progress.map(Progress::events);
+        let mut moved_at = tokio::time::Instant::now();
         tokio::pin!(work);
         loop {
             tokio::select! {
                 out = &mut work => return Ok(out),
+                _ = &mut stopped => {
+                    tracing::warn!(%cluster_id, "stopping work for the shutdown");
+                    return Err(Stop::Interrupted);
+                }
                 _ = ticker.tick() => {
+                    if let (Some(progress), Some(last)) = (progress, seen.as_mut()) {
+                        let now_events = progress.events();
+                        if now_events != *last {
+                            *last = now_events;
+                            moved_at = tokio::time::Instant::now();
+                        } else if moved_at.elapsed() >= config.stall_after {
+                            tracing::warn!(%cluster_id, stalled_for = ?moved_at.elapsed(), "the provider made no progress; abandoning its work");
+                            return Err(Stop::Stalled(config.stall_after));
+                        } else {
+                            continue;
+                        }
+                    }
                     match self.inner.lock.renew(cluster_id, fencing_token, self.now(), self.lease()).await {
                         Ok(Some(_)) => {}
                         Ok(None) => {
                             tracing::warn!(%cluster_id, fencing_token, "lost the cluster lock while working");
-                            return Err(LeaseLost);
+                            return Err(Stop::LeaseLost);
                         }
                         Err(error) => tracing::warn!(%cluster_id, %error, "could not renew the lease; retrying"),
                     }

@@ -94,7 +94,20 @@ impl BackupWrites for OneByOne {
                     .update_backup_status(end.backup_id, BackupStatus::Creating, end.status)
                     .await
                 {
-                    Ok(updated) => finished.backup_updated = Some(updated),
+                    Ok(updated) => {
+                        finished.backup_updated = Some(updated);
+                        // Only the write that ended the backup says why: a backup that had
+                        // already left `creating` keeps its own reason.
+                        if updated && (end.error_code.is_some() || end.details.is_some()) {
+                            if let Err(e) = self
+                                .store
+                                .set_backup_details(end.backup_id, end.error_code, end.details)
+                                .await
+                            {
+                                keep(e);
+                            }
+                        }
+                    }
                     Err(e) => keep(e),
                 }
             }

@@ -1,6 +1,7 @@
 //! `jobs-api`: the axum router of `backup_api` (the one `backupctl serve` runs), behind API
 //! Gateway's HTTP API through `lambda_http`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,17 +13,15 @@ use tower::ServiceExt;
 /// function's 15-minute limit.
 pub const BACKGROUND_GRACE: Duration = Duration::from_secs(840);
 
-/// The request handler: the router, then the engine's background work.
+/// The request handler: the router, then the engine's background work. It cannot fail:
+/// every error is a problem+json answer with its status, so API Gateway (and the caller)
+/// sees the real problem and the invocation itself never reports an `errorType`.
 pub async fn handle(
     router: axum::Router,
     engine: Arc<Engine>,
     request: lambda_http::Request,
-) -> Result<axum::response::Response, lambda_http::Error> {
-    // The router answers every request (errors are problem+json responses): infallible.
-    let response = match router.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
+) -> Result<axum::response::Response, Infallible> {
+    let Ok(response) = router.oneshot(request).await;
     if !engine.wait_idle(BACKGROUND_GRACE).await {
         tracing::warn!("background work was still running when the answer was sent");
     }

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`settings`]: what the functions read from the environment, once, with errors naming
 //!   the variable.
-//! - [`runner`]: `backup-runner`'s event parsing and handler (`src/bin/backup-runner.rs`).
+//! - [`runner`]: `backup-runner`'s event parsing, handler and error types
+//!   (`src/bin/backup-runner.rs`).
 //! - [`api`]: `jobs-api`'s service: the same axum router as `backupctl serve`
 //!   (`src/bin/jobs-api.rs`).
 //! - this file: building the engine on DynamoDB, EventBridge and EBS.
@@ -17,6 +18,16 @@
 //!   the run already recorded. Only a malformed event (nothing written) and a failing state
 //!   store are invocation errors; the latter is worth Lambda's retry and, after that, the
 //!   dead-letter queue.
+//! - Invocation errors are typed on purpose: the runner's handler returns
+//!   `Result<RunReport, RunnerError>` and `From<RunnerError> for lambda_runtime::Diagnostic`
+//!   sets `errorType` to a [`runner::ErrorType`] (`BadEvent`, `JobNotFound`,
+//!   `StoreUnavailable`, `ProviderFailed`, …), so CloudWatch and the dead-letter queue say
+//!   what to do instead of naming a Rust type. `jobs-api` cannot fail (`Infallible`): every
+//!   error is a problem+json answer.
+//! - The runner reads its event as JSON and then as `aws_lambda_events`' `CloudWatchEvent` or
+//!   the transformer input, not as a typed `LambdaEvent<…>`, so that a malformed event is
+//!   the runner's `BadEvent` saying what was expected rather than the runtime's own
+//!   deserialization error.
 //! - The Lambda environment freezes once a response is sent, so `jobs-api` waits for the
 //!   engine's background work ("run now", manual backups) before answering.
 

@@ -2,14 +2,21 @@
 //!
 //! The input is what each job rule's input transformer sends,
 //! `{"jobId": "…", "scheduledTime": "2026-11-27T05:00:00Z"}`, or a plain EventBridge
-//! "Scheduled Event", whose job is found from the rule name in `resources`
-//! (`arn:aws:events:…:rule/<RULE_PREFIX><jobId>[-2]`) and whose instant is `time`.
-//! Anything else is a [`RunnerError::BadEvent`] that says what was expected, before any
-//! write.
+//! "Scheduled Event" (`aws_lambda_events`' [`CloudWatchEvent`]), whose job is found from the
+//! rule name in `resources` (`arn:aws:events:…:rule/<RULE_PREFIX><jobId>[-2]`) and whose
+//! instant is `time`. Anything else is a [`RunnerError::BadEvent`] that says what was
+//! expected, before any write.
+//!
+//! A failed invocation reaches CloudWatch and the dead-letter queue as Lambda's
+//! `errorType`/`errorMessage` pair: [`ErrorType`] names what went wrong, so an operator can
+//! tell a malformed event (fix the rule) from a store outage (wait; Lambda retries).
 
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use backup_core::api::RunStatus;
 use backup_engine::{Engine, EngineError, ErrorKind};
 use chrono::{DateTime, Utc};
+use lambda_runtime::Diagnostic;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -59,59 +66,109 @@ impl From<EngineError> for RunnerError {
     }
 }
 
+/// The `errorType` of a failed invocation, as CloudWatch and the dead-letter queue show it.
+/// A run that fails for a domain reason (a locked cluster, a provider error) is recorded in
+/// the history and is a successful invocation, so these are only what stops a run from
+/// being recorded at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorType {
+    /// The event is not a transformer input or a Scheduled Event of a job rule, or names a
+    /// malformed job id. Nothing was written; a redelivery fails the same way: fix the rule.
+    BadEvent,
+    /// The rule names a job that does not exist (a rule left behind). Nothing was written.
+    JobNotFound,
+    /// The state store failed; nothing or part of the run was recorded. Lambda's retry
+    /// finishes it (a redelivery settles a run already begun).
+    StoreUnavailable,
+    /// A backup provider failed before a run could be recorded.
+    ProviderFailed,
+    /// The trigger scheduler failed (the runner arms no rules, so this should not happen).
+    TriggerFailed,
+    /// The engine refused the run for another reason (its `code` starts the message).
+    RunRefused,
+}
+
+impl RunnerError {
+    pub fn error_type(&self) -> ErrorType {
+        let RunnerError::Engine { source, .. } = self else {
+            return ErrorType::BadEvent;
+        };
+        match source {
+            EngineError::Store(_) => ErrorType::StoreUnavailable,
+            EngineError::Provider(_) | EngineError::ProviderUnavailable { .. } => {
+                ErrorType::ProviderFailed
+            }
+            EngineError::Trigger(_) => ErrorType::TriggerFailed,
+            EngineError::JobNotFound(_) => ErrorType::JobNotFound,
+            // The only input of a run is the event's job id and instant.
+            EngineError::Invalid { .. } => ErrorType::BadEvent,
+            _ => ErrorType::RunRefused,
+        }
+    }
+}
+
+/// Serde's name of the type (`BadEvent`), the one way an enum becomes text.
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(name)) => f.write_str(&name),
+            _ => Err(std::fmt::Error),
+        }
+    }
+}
+
+/// What the runtime reports for a failed invocation (the handler returns
+/// `Result<_, RunnerError>`; `lambda_runtime` converts through this).
+impl From<RunnerError> for Diagnostic {
+    fn from(error: RunnerError) -> Diagnostic {
+        Diagnostic {
+            error_type: error.error_type().to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TransformerInput {
     job_id: String,
-    scheduled_time: String,
+    scheduled_time: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
-struct ScheduledEvent {
-    #[serde(rename = "detail-type")]
-    detail_type: String,
-    source: String,
-    time: String,
-    #[serde(default)]
-    resources: Vec<String>,
-}
+const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"} or an EventBridge \"Scheduled Event\"";
 
-fn instant(field: &str, text: &str) -> Result<DateTime<Utc>, RunnerError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            RunnerError::BadEvent(format!(
-                "`{field}` is `{text}`, not an RFC 3339 instant such as 2026-11-27T05:00:00Z ({e})"
-            ))
-        })
+/// `event` as a `T`; a mismatch names the field at fault (`scheduledTime: …`).
+fn read<T: DeserializeOwned>(event: &Value) -> Result<T, RunnerError> {
+    serde_path_to_error::deserialize(event)
+        .map_err(|e| RunnerError::BadEvent(format!("{e}; {EXPECTED}")))
 }
 
 /// Reads an event without I/O.
 pub fn parse_event(event: &Value, rule_prefix: &str) -> Result<RunRequest, RunnerError> {
-    const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"} or an EventBridge \"Scheduled Event\"";
     let Some(object) = event.as_object() else {
         return Err(RunnerError::BadEvent(format!(
             "the event is not a JSON object; {EXPECTED}"
         )));
     };
     if object.contains_key("jobId") {
-        let input: TransformerInput = serde_json::from_value(event.clone())
-            .map_err(|e| RunnerError::BadEvent(format!("{e}; {EXPECTED}")))?;
+        let input: TransformerInput = read(event)?;
         if input.job_id.trim().is_empty() {
             return Err(RunnerError::BadEvent("`jobId` is empty".into()));
         }
         return Ok(RunRequest {
-            scheduled: instant("scheduledTime", &input.scheduled_time)?,
             job_id: input.job_id,
+            scheduled: input.scheduled_time,
         });
     }
     if object.contains_key("detail-type") {
-        let e: ScheduledEvent = serde_json::from_value(event.clone())
-            .map_err(|e| RunnerError::BadEvent(format!("{e}; {EXPECTED}")))?;
-        if e.detail_type != "Scheduled Event" || e.source != "aws.events" {
+        let e: CloudWatchEvent = read(event)?;
+        let (detail_type, source) = (
+            e.detail_type.as_deref().unwrap_or_default(),
+            e.source.as_deref().unwrap_or_default(),
+        );
+        if detail_type != "Scheduled Event" || source != "aws.events" {
             return Err(RunnerError::BadEvent(format!(
-                "an EventBridge event of type `{}` from `{}` is not a schedule; {EXPECTED}",
-                e.detail_type, e.source
+                "an EventBridge event of type `{detail_type}` from `{source}` is not a schedule; {EXPECTED}"
             )));
         }
         let job_ids: Vec<String> = e
@@ -139,7 +196,7 @@ pub fn parse_event(event: &Value, rule_prefix: &str) -> Result<RunRequest, Runne
         };
         return Ok(RunRequest {
             job_id,
-            scheduled: instant("time", &e.time)?,
+            scheduled: e.time,
         });
     }
     Err(RunnerError::BadEvent(format!(
@@ -228,6 +285,52 @@ mod tests {
         ] {
             let err = parse_event(&event, "backup-job-").unwrap_err().to_string();
             assert!(err.contains(needle), "{event}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_scheduled_event_fixture_is_aws_lambda_events_shape() {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/scheduled-event.json")).unwrap();
+        let event: CloudWatchEvent = serde_json::from_value(fixture.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&event).unwrap(), fixture);
+    }
+
+    #[test]
+    fn each_failure_has_an_error_type_an_operator_can_act_on() {
+        let engine = |e: EngineError| RunnerError::from(e);
+        let cases = [
+            (
+                parse_event(&json!({"hello": 1}), "backup-job-").unwrap_err(),
+                "BadEvent",
+            ),
+            (
+                engine(EngineError::Invalid {
+                    detail: "jobId is malformed".into(),
+                    fields: Default::default(),
+                }),
+                "BadEvent",
+            ),
+            (engine(EngineError::JobNotFound("j1".into())), "JobNotFound"),
+            (
+                engine(EngineError::Store(backup_engine::StoreError::Corrupt(
+                    "x".into(),
+                ))),
+                "StoreUnavailable",
+            ),
+            (
+                engine(EngineError::Provider(backup_engine::ProviderError::new(
+                    "EC2 is down",
+                ))),
+                "ProviderFailed",
+            ),
+            (engine(EngineError::JobDeleted("j1".into())), "RunRefused"),
+        ];
+        for (error, expected) in cases {
+            let message = error.to_string();
+            let diagnostic = Diagnostic::from(error);
+            assert_eq!(diagnostic.error_type, expected, "{message}");
+            assert_eq!(diagnostic.error_message, message);
         }
     }
 }

@@ -397,6 +397,40 @@ async fn a_malformed_event_is_an_error_with_a_clear_message_and_writes_nothing()
     assert!(w.proxy.take_calls().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_failed_invocation_names_its_error_type_so_a_bad_event_is_told_from_a_store_outage() {
+    let w = World::new(1).await;
+    let _runner = w.runner(&[]);
+    // WHEN a malformed event arrives THEN the runtime is told `BadEvent`, with the reason
+    let err = w
+        .emulator
+        .invoke(json!({"hello": "world"}))
+        .await
+        .expect_err("a malformed event is an error");
+    assert_eq!(err["errorType"], "BadEvent", "{err}");
+    let message = err["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("malformed event"), "{err}");
+    // WHEN a rule names a job that does not exist THEN `JobNotFound`
+    let gone = RandomIds::default().new_id();
+    let err = w
+        .emulator
+        .invoke(transformer_input(&gone, "2026-11-27T05:00:00Z"))
+        .await
+        .expect_err("an unknown job is an error");
+    assert_eq!(err["errorType"], "JobNotFound", "{err}");
+    // WHEN the state store fails (here: its table does not exist) THEN `StoreUnavailable`
+    let outage = Emulator::start().await;
+    let missing = format!("{}-missing", w.table.name);
+    let _broken = Function::start("backup-runner", &outage, &w.proxy.url(), &missing, &[]);
+    let job = w.add_job().await;
+    let err = outage
+        .invoke(transformer_input(&job, "2026-11-27T05:00:00Z"))
+        .await
+        .expect_err("a store failure is an error");
+    assert_eq!(err["errorType"], "StoreUnavailable", "{err}");
+}
+
 async fn api(w: &World, prefix: &str) -> Function {
     Function::start(
         "jobs-api",

@@ -3,22 +3,33 @@
 //!
 //! # Layout
 //! - [`sqlite`]: [`SqliteStore`], every store port and the cluster lock in `state.db`.
-//! - [`directory`]: [`DirectoryProvider`], atomic, verifiable copies of a data directory.
+//! - [`directory`]: [`DirectoryProvider`], atomic, verifiable copies of a data directory,
+//!   made through directory descriptors: `directory/walk.rs` (the descriptor-relative walk),
+//!   `directory/copy.rs` (sparse copy, hashing, metadata), `directory/manifest.rs`
+//!   (`manifest.json` and the checks behind [`directory::verify`]).
+//! - [`policy`]: [`PathPolicy`], where cluster paths may be (SPEC §12 "Cluster paths").
 //! - [`scheduler`]: [`LocalScheduler`], the timers that stand in for EventBridge rules.
+//! - [`data_dir`]: the exclusive lock on the data directory (and a separate backup root)
+//!   and the private modes of what the server keeps there.
 //! - this file: [`LocalMode`], which wires them into an [`Engine`] and starts the scheduler.
 //!
 //! # Decisions
-//! - **Files**: `<data-dir>/state.db` (plus SQLite's `-wal`/`-shm`) and
-//!   `<data-dir>/backups/<backup-id>/` (`manifest.json` + `data/`). One server per data
-//!   directory: at start-up it marks the runs and backups the previous process left
-//!   unfinished as failed/defunct ([`Engine::recover_interrupted`]), which is only right if
-//!   no other process is working on them.
+//! - **Files**: `<data-dir>/lock`, `<data-dir>/state.db` (plus SQLite's `-wal`/`-shm`),
+//!   `<data-dir>/token` and `<backup-root>/<backup-id>/` (`manifest.json` + `data/`; the
+//!   backup root is `<data-dir>/backups` unless `--backup-root` moves it). Directories are
+//!   `0700`, files `0600`. One server per data directory, enforced by an OS lock taken before
+//!   anything else: only then does start-up mark the runs and backups the previous process
+//!   left unfinished as failed/defunct ([`Engine::recover_interrupted`]), finish its
+//!   interrupted deletes and remove its partial copies, which is only right because no other
+//!   process can be working on them.
 //! - **Scheduler**: firings are computed from the injected clock in UTC; missed firings while
 //!   the process was down are not caught up (SPEC §9).
 //! - **Runs** of scheduled firings are spawned as tasks the engine counts, so a graceful
 //!   shutdown can wait for them ([`LocalMode::shutdown`]).
 
+pub mod data_dir;
 pub mod directory;
+pub mod policy;
 pub mod scheduler;
 pub mod sqlite;
 
@@ -30,10 +41,12 @@ use backup_engine::clock::SystemClock;
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::Clock;
 use backup_engine::{Engine, EngineConfig, EngineError, Ports, StoreError};
+use data_dir::DirLock;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use directory::DirectoryProvider;
+pub use policy::PathPolicy;
 pub use scheduler::{Firing, LocalScheduler};
 pub use sqlite::SqliteStore;
 
@@ -44,6 +57,9 @@ pub const BACKUPS_DIR: &str = "backups";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// Another server holds the data directory or the backup root.
+    #[error(transparent)]
+    Locked(#[from] data_dir::DirLockError),
     #[error("cannot prepare {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -59,6 +75,11 @@ pub enum LocalError {
 /// How to start the local mode.
 pub struct LocalOptions {
     pub data_dir: PathBuf,
+    /// Where backups go (`serve --backup-root`); `<data-dir>/backups` when `None`.
+    pub backup_root: Option<PathBuf>,
+    /// Cluster paths must lie inside one of these (`serve --allowed-root`); any path the
+    /// policy does not refuse when empty.
+    pub allowed_roots: Vec<PathBuf>,
     pub engine: EngineConfig,
     pub clock: Arc<dyn Clock>,
 }
@@ -68,6 +89,8 @@ impl LocalOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         LocalOptions {
             data_dir: data_dir.into(),
+            backup_root: None,
+            allowed_roots: Vec::new(),
             engine: EngineConfig::default(),
             clock: Arc::new(SystemClock),
         }
@@ -81,23 +104,65 @@ pub struct LocalMode {
     pub scheduler: Arc<LocalScheduler>,
     pub provider: DirectoryProvider,
     tasks: Vec<JoinHandle<()>>,
+    /// The exclusive holds on the data directory (and a separate backup root), released
+    /// when the local mode is dropped or the process dies.
+    _locks: Vec<DirLock>,
 }
 
 impl LocalMode {
-    /// Opens (or creates) the data directory, recovers from an unclean stop, arms every
-    /// active job's trigger and starts the scheduler. Must be called inside a tokio runtime.
+    /// Takes the data directory (refusing at once, having touched nothing, when another
+    /// server holds it), makes it private, opens the state, recovers from an unclean stop,
+    /// arms every active job's trigger and starts the scheduler. Must be called inside a
+    /// tokio runtime.
     pub async fn start(options: LocalOptions) -> Result<LocalMode, LocalError> {
         let data_dir = options.data_dir;
-        std::fs::create_dir_all(&data_dir).map_err(|source| LocalError::Io {
-            path: data_dir.clone(),
-            source,
-        })?;
-        let store = SqliteStore::open(&data_dir.join(STATE_FILE))?;
-        let backups = data_dir.join(BACKUPS_DIR);
-        let provider = DirectoryProvider::new(&backups).map_err(|source| LocalError::Io {
-            path: backups.clone(),
-            source,
-        })?;
+        // Before anything else: no recovery or clean-up may run beside another server.
+        let mut locks = vec![DirLock::acquire(
+            &data_dir,
+            data_dir::LOCK_FILE,
+            "data directory",
+        )?];
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LocalError::Io { path, source }
+        };
+        let state = data_dir.join(STATE_FILE);
+        let backups = match &options.backup_root {
+            Some(root) => {
+                locks.push(DirLock::acquire(
+                    root,
+                    data_dir::ROOT_LOCK_FILE,
+                    "backup root",
+                )?);
+                root.clone()
+            }
+            None => data_dir.join(BACKUPS_DIR),
+        };
+        let mut tightened = Vec::new();
+        for (path, mode) in [
+            (data_dir.clone(), 0o700),
+            (state.clone(), 0o600),
+            (data_dir.join(format!("{STATE_FILE}-wal")), 0o600),
+            (data_dir.join(format!("{STATE_FILE}-shm")), 0o600),
+        ] {
+            if data_dir::tighten(&path, mode).map_err(io(&path))? {
+                tightened.push(path.display().to_string());
+            }
+        }
+        if !tightened.is_empty() {
+            tracing::warn!(paths = %tightened.join(", "), "made files an older version left readable by other users private");
+        }
+        // SQLite creates its file with the process's umask: create it private first (its
+        // -wal and -shm files take the database file's mode).
+        data_dir::create_private(&state).map_err(io(&state))?;
+        let store = SqliteStore::open(&state)?;
+        // The policy resolves the backup root, so it must exist (the provider tightens it).
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&backups)
+            .map_err(io(&backups))?;
+        let policy =
+            PathPolicy::new(&data_dir, &backups, &options.allowed_roots).map_err(io(&data_dir))?;
+        let provider = DirectoryProvider::new(&backups, policy).map_err(io(&backups))?;
         let scheduler = LocalScheduler::new(options.clock.clone());
         let engine = Engine::new(
             Ports {
@@ -125,6 +190,7 @@ impl LocalMode {
             scheduler,
             provider,
             tasks,
+            _locks: locks,
         })
     }
 
@@ -133,13 +199,15 @@ impl LocalMode {
         self.provider.root()
     }
 
-    /// Stops firing, then waits up to `grace` for running backups to finish. A backup still
-    /// running after that is abandoned; its lock frees itself when its lease expires and the
-    /// next start marks it defunct.
+    /// Stops firing, stops running backups at their next step (each recorded
+    /// `interrupted`, its lock released), and waits up to `grace` for them to record that.
+    /// A backup still running after that (a worker stuck in a system call) is abandoned;
+    /// its lock frees itself when its lease expires and the next start marks it defunct.
     pub async fn shutdown(self, grace: Duration) -> bool {
         for task in &self.tasks {
             task.abort();
         }
+        self.engine.stop();
         self.engine.wait_idle(grace).await
     }
 }

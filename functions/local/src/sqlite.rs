@@ -35,7 +35,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added `backups.error_code` and `backups.details` (manual backups say why they
+/// failed); [`SqliteStore::init`] adds them to a version-1 file.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,7 +74,9 @@ CREATE TABLE IF NOT EXISTS backups (
     created_ms INTEGER NOT NULL,
     status TEXT NOT NULL,
     seq_index INTEGER NOT NULL,
-    location TEXT
+    location TEXT,
+    error_code TEXT,
+    details TEXT
 );
 CREATE INDEX IF NOT EXISTS backups_by_scope ON backups (org, project, created_ms);
 CREATE INDEX IF NOT EXISTS backups_by_job ON backups (job_id);
@@ -173,6 +177,12 @@ impl SqliteStore {
                 )));
             }
             conn.execute_batch(SCHEMA)?;
+            if version == 1 {
+                conn.execute_batch(
+                    "ALTER TABLE backups ADD COLUMN error_code TEXT; \
+                     ALTER TABLE backups ADD COLUMN details TEXT;",
+                )?;
+            }
             conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
             Ok(())
         };
@@ -303,7 +313,7 @@ fn cluster_from_row(row: &Row<'_>) -> DbResult<ClusterRecord> {
 
 const BACKUP_COLUMNS: &str =
     "id, org, project, job_id, cluster_id, cluster_description, provider, \
-     description, created_ms, status, seq_index, location";
+     description, created_ms, status, seq_index, location, error_code, details";
 
 fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
     let status: String = row.get(9)?;
@@ -326,6 +336,8 @@ fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
         index: u64::try_from(index)
             .map_err(|_| DbError::Corrupt(format!("backup index {index} is negative")))?,
         location: row.get(11)?,
+        error_code: row.get(12)?,
+        details: row.get(13)?,
     })
 }
 
@@ -530,7 +542,7 @@ impl BackupStore for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("backup index {} is too large", b.index)))?;
         self.call(move |c| {
             let n = c.execute(
-                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING"),
+                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING"),
                 params![
                     b.id,
                     b.scope.org,
@@ -544,6 +556,8 @@ impl BackupStore for SqliteStore {
                     b.status.as_str(),
                     index,
                     b.location,
+                    b.error_code,
+                    b.details,
                 ],
             )?;
             Ok(n == 1)
@@ -631,6 +645,26 @@ impl BackupStore for SqliteStore {
             c.execute(
                 "UPDATE backups SET location = ?2 WHERE id = ?1",
                 params![id, location],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_backup_details(
+        &self,
+        backup_id: &str,
+        error_code: Option<&str>,
+        details: Option<&str>,
+    ) -> StoreResult<()> {
+        let id = backup_id.to_owned();
+        let code = error_code.map(str::to_owned);
+        let details = details.map(str::to_owned);
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backups SET error_code = COALESCE(?2, error_code), \
+                 details = COALESCE(?3, details) WHERE id = ?1",
+                params![id, code, details],
             )?;
             Ok(())
         })

@@ -81,7 +81,16 @@ impl BackupProvider for Watched {
         if let Some(gate) = &self.gate {
             let _permit = gate.acquire().await.unwrap();
         }
-        tokio::time::sleep(self.delay).await;
+        // A slow copy that keeps moving: it reports progress as a real one does, so the
+        // engine keeps renewing its lease (SPEC §13 renews only while work moves).
+        let step = Duration::from_millis(50);
+        let mut left = self.delay;
+        while !left.is_zero() {
+            let now = left.min(step);
+            tokio::time::sleep(now).await;
+            request.progress.tick();
+            left -= now;
+        }
         let result = self.inner.create(request).await;
         *self.active.lock().unwrap().get_mut(&cluster).unwrap() -= 1;
         result
@@ -107,6 +116,14 @@ struct Harness {
     provider: Arc<Watched>,
     scope: Scope,
     root: tempfile::TempDir,
+    /// Cluster data directories: outside the data directory, as the path policy requires.
+    clusters: tempfile::TempDir,
+}
+
+/// The path policy of a server whose data directory is `data_dir`, creating its backup root.
+fn policy(data_dir: &Path, backups: &Path) -> backup_local::PathPolicy {
+    std::fs::create_dir_all(backups).unwrap();
+    backup_local::PathPolicy::new(data_dir, backups, &[]).unwrap()
 }
 
 impl Harness {
@@ -130,8 +147,9 @@ impl Harness {
     ) -> Harness {
         let root = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&root.path().join("state.db")).unwrap();
+        let backups = root.path().join("backups");
         let mut watched =
-            Watched::new(DirectoryProvider::new(&root.path().join("backups")).unwrap());
+            Watched::new(DirectoryProvider::new(&backups, policy(root.path(), &backups)).unwrap());
         tune(&mut watched);
         let provider = Arc::new(watched);
         let clock = Arc::new(ManualClock::new(at(0)));
@@ -156,6 +174,7 @@ impl Harness {
             provider,
             scope: Scope::new("default", "default").unwrap(),
             root,
+            clusters: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -165,7 +184,7 @@ impl Harness {
 
     /// A data directory with a few files, registered as cluster `id`.
     async fn cluster(&self, id: &str) -> PathBuf {
-        let data = self.root.path().join("clusters").join(id);
+        let data = self.clusters.path().join(id);
         std::fs::create_dir_all(data.join("pg_wal")).unwrap();
         std::fs::create_dir_all(data.join("empty")).unwrap();
         std::fs::write(data.join("PG_VERSION"), "16\n").unwrap();
@@ -267,10 +286,10 @@ async fn three_runs_keep_the_two_newest_backups_on_disk() {
     assert!(!h.backups_dir().join(&oldest.id).exists());
     for b in [newest, middle] {
         let manifest = verify(&h.backups_dir().join(&b.id)).unwrap();
-        let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        let paths: Vec<&str> = manifest.files().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["PG_VERSION", "pg_wal/000001"]);
         assert_eq!(manifest.total_bytes, 300_003);
-        assert!(manifest.directories.contains(&"empty".to_owned()));
+        assert!(manifest.directories().any(|d| d.path == "empty"));
         assert_eq!(
             std::fs::read(h.backups_dir().join(&b.id).join("data/pg_wal/000001")).unwrap(),
             std::fs::read(data.join("pg_wal/000001")).unwrap()
@@ -550,16 +569,16 @@ async fn a_half_written_copy_is_never_available() {
     std::fs::create_dir_all(partial.join("data")).unwrap();
     std::fs::write(partial.join("data/half"), b"half").unwrap();
     // WHEN the provider starts THEN the partial copy is removed
-    let provider = DirectoryProvider::new(&backups).unwrap();
+    let provider = DirectoryProvider::new(&backups, policy(root.path(), &backups)).unwrap();
     assert!(!partial.exists());
     // AND a backup whose directory is not complete is never reported available
-    let handle = BackupHandle {
-        backup_id: "dc4j2k1l7ch6v7cc77n0".into(),
-        location: backups
+    let handle = BackupHandle::new(
+        "dc4j2k1l7ch6v7cc77n0",
+        backups
             .join("dc4j2k1l7ch6v7cc77n0")
             .to_string_lossy()
             .into_owned(),
-    };
+    );
     assert!(matches!(
         provider.status(&handle).await.unwrap(),
         ProviderStatus::Failed(_)
@@ -711,12 +730,13 @@ async fn run_now_uses_the_request_instant_and_a_manual_trigger() {
 async fn a_restart_marks_interrupted_work_failed_and_defunct() {
     // GIVEN a data dir whose previous server died mid-run
     let dir = tempfile::tempdir().unwrap();
+    let clusters = tempfile::tempdir().unwrap();
     {
         let local = backup_local::LocalMode::start(backup_local::LocalOptions::new(dir.path()))
             .await
             .unwrap();
         let scope = Scope::new("default", "default").unwrap();
-        let data = dir.path().join("db");
+        let data = clusters.path().join("db");
         std::fs::create_dir_all(&data).unwrap();
         register(&local.engine, &scope, "orders", &data).await;
         let store = &local.store;

@@ -6,6 +6,11 @@
 // against `backupctl serve` (same origin, the default) or a deployed API (set its address in
 // the "API" dialog; it is kept in localStorage under `apiBase`, as the job form keeps it).
 
+import { authHeaders, captureToken, signInForm, tokenFor } from '../auth.js';
+
+// The sign-in URL's `#token=…` leaves the address bar before anything else runs (SPEC §12).
+captureToken();
+
 // ----- configuration ------------------------------------------------------------------
 
 /** localStorage keys. `apiBase` is shared with the job form at `/`. */
@@ -79,9 +84,10 @@ async function call(method, path, body) {
   try {
     response = await fetch(url, {
       method,
-      headers: body === undefined ? { accept: 'application/json' } : {
+      headers: body === undefined ? { accept: 'application/json', ...authHeaders(config.apiBase) } : {
         accept: 'application/json',
         'content-type': 'application/json',
+        ...authHeaders(config.apiBase),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: controller.signal,
@@ -360,6 +366,16 @@ export function problemText(error) {
 
 /** The block shown in place of a table when loading it failed. */
 export function errorState(error, retry) {
+  if (error?.status === 401) {
+    // No token or a wrong one: the sign-in prompt above the page asks for one.
+    showSignIn('The API refused the request: it needs this server’s token.');
+    return h(
+      'div',
+      { class: 'state state-error', role: 'alert' },
+      h('h2', {}, 'Sign in to see this'),
+      h('p', {}, problemText(error)),
+    );
+  }
   return h(
     'div',
     { class: 'state state-error', role: 'alert' },
@@ -441,6 +457,28 @@ export function settingsDialog() {
   dialog.showModal();
 }
 
+// ----- signing in (SPEC §12) ----------------------------------------------------------------
+
+let signInArea = null;
+
+/**
+ * Shows the sign-in prompt above the page's notices. Shown again for the same reason, it is
+ * left alone, so a poll does not wipe what the operator is typing.
+ */
+export function showSignIn(reason = '') {
+  if (!signInArea) {
+    signInArea = h('div', { id: 'sign-in-area' });
+    const notices = $('#notices');
+    if (notices) notices.before(signInArea);
+    else $('#main')?.prepend(signInArea);
+  }
+  if (signInArea.firstChild && signInArea.dataset.reason === reason) return;
+  signInArea.dataset.reason = reason;
+  signInArea.replaceChildren(
+    signInForm({ base: config.apiBase, reason: reason || undefined, onSignedIn: () => location.reload() }),
+  );
+}
+
 // ----- the page frame ---------------------------------------------------------------------
 
 /**
@@ -462,6 +500,7 @@ export function initFrame() {
     button.querySelector('.api-where').textContent = `${where}${scope}`;
     button.addEventListener('click', settingsDialog);
   }
+  if (!tokenFor(config.apiBase)) showSignIn();
   const zoneNote = $('#zone-note');
   if (zoneNote) {
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;

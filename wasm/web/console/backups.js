@@ -193,7 +193,11 @@ function backupRow(b, child) {
   h('td', { 'data-label': 'Cluster' }, h('span', { class: 'nowrap' }, b.sourceClusterId),
     b.sourceClusterDescription && b.sourceClusterDescription !== b.sourceClusterId ? h('div', { class: 'sub' }, b.sourceClusterDescription) : null),
   h('td', { 'data-label': 'Created' }, timeEl(b.created, { seconds: true })),
-  h('td', { 'data-label': 'Status' }, badge(b.status)),
+  h('td', { 'data-label': 'Status' }, badge(b.status),
+    // Why a backup failed (a manual backup has no history item to say it), or what to know
+    // of one that succeeded (files changed during the copy, links left out).
+    b.errorCode ? h('div', { class: 'sub' }, h('code', { class: 'error-code' }, b.errorCode)) : null,
+    b.details ? h('p', { class: b.status === 'defunct' ? 'sub error-text backup-details' : 'sub backup-details' }, b.details) : null),
   h('td', { 'data-label': 'Actions', class: 'actions' },
     b.status === 'available' || b.status === 'defunct'
       ? h('button', {

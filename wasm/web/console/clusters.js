@@ -68,7 +68,13 @@ function render(clusters) {
 }
 
 function target(c) {
-  if (c.provider === 'directory') return [h('span', { class: 'sub' }, 'Directory '), h('code', { class: 'path' }, c.path ?? '')];
+  if (c.provider === 'directory') {
+    return [h('span', { class: 'sub' }, 'Directory '), h('code', { class: 'path' }, c.path ?? ''),
+      // The server's path policy refuses this path now (it became a link, or breaks
+      // --allowed-root): its runs fail with path_not_allowed until the operator fixes it.
+      c.problem ? h('p', { class: 'error-text path-problem', role: 'note' },
+        h('code', { class: 'error-code' }, 'path_not_allowed'), ' ', c.problem) : null];
+  }
   const parts = [];
   if (c.volumeIds?.length) parts.push(h('div', {}, h('span', { class: 'sub' }, 'Volumes '), c.volumeIds.map((v, i) => [i ? ', ' : '', h('code', {}, v)])));
   if (c.instanceTag) parts.push(h('div', {}, h('span', { class: 'sub' }, 'Instance tag '), h('code', {}, c.instanceTag)));

@@ -215,7 +215,9 @@ impl DynamoStore {
     }
 
     /// Every item of one index partition, in sort-key order (`forward`) or reverse,
-    /// optionally filtered (`filter` is an expression over `:f0`, `:f1`, … values).
+    /// optionally filtered (`filter` is an expression over `:f0`, `:f1`, … values). The
+    /// SDK's paginator follows `LastEvaluatedKey` (a filtered page may be empty and still
+    /// not the last).
     async fn query(
         &self,
         index: Option<&str>,
@@ -224,37 +226,32 @@ impl DynamoStore {
         forward: bool,
         filter: Option<(&str, Vec<AttributeValue>)>,
     ) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", pk_attr)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .scan_index_forward(forward)
-                .set_exclusive_start_key(start.take());
-            if let Some((expression, values)) = &filter {
-                for name in ["org", "project", "cluster_id"] {
-                    if expression.contains(&format!("#{name}")) {
-                        q = q.expression_attribute_names(format!("#{name}"), name);
-                    }
-                }
-                q = q.filter_expression(*expression);
-                for (i, v) in values.iter().enumerate() {
-                    q = q.expression_attribute_values(format!(":f{i}"), v.clone());
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(forward);
+        if let Some((expression, values)) = filter {
+            for name in ["org", "project", "cluster_id"] {
+                if expression.contains(&format!("#{name}")) {
+                    q = q.expression_attribute_names(format!("#{name}"), name);
                 }
             }
-            let out = q.send().await.map_err(|e| backend("Query", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+            q = q.filter_expression(expression);
+            for (i, v) in values.into_iter().enumerate() {
+                q = q.expression_attribute_values(format!(":f{i}"), v);
             }
         }
+        q.into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query", e))
     }
 }
 
@@ -365,7 +362,9 @@ fn opt_instant(item: &Item, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
     }
 }
 
-/// A serde enum (lower-case name) as its text.
+/// Serde's name of a unit variant (`available`, `schedule`): the one way an enum becomes
+/// text in the table, so items use the same names as the API's JSON; [`parse_enum`] reads
+/// them back the same way.
 fn enum_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
@@ -516,6 +515,12 @@ fn backup_item(b: &BackupEntry) -> Item {
     if let Some(location) = &b.location {
         item.insert("location".into(), s(location));
     }
+    if let Some(code) = &b.error_code {
+        item.insert("error_code".into(), s(code));
+    }
+    if let Some(details) = &b.details {
+        item.insert("details".into(), s(details));
+    }
     item
 }
 
@@ -532,6 +537,8 @@ fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
         status: parse_enum(item, "status")?,
         index: get_n(item, "seq")?,
         location: opt_s(item, "location"),
+        error_code: opt_s(item, "error_code"),
+        details: opt_s(item, "details"),
     })
 }
 
@@ -649,6 +656,18 @@ fn backup_status_update(
         .value(":from", s(enum_text(&from)));
     match location {
         Some(location) => update.set("location", s(location)),
+        None => update,
+    }
+}
+
+/// Sets the failure code and sentence of a backup (each only when given).
+fn backup_details(update: Update, error_code: Option<&str>, details: Option<&str>) -> Update {
+    let update = match error_code {
+        Some(code) => update.set("error_code", s(code)),
+        None => update,
+    };
+    match details {
+        Some(details) => update.set("details", s(details)),
         None => update,
     }
 }
@@ -977,6 +996,29 @@ impl BackupStore for DynamoStore {
         } else {
             Err(StoreError::Corrupt(format!(
                 "backup {backup_id} has no record to set its location on"
+            )))
+        }
+    }
+
+    async fn set_backup_details(
+        &self,
+        backup_id: &str,
+        error_code: Option<&str>,
+        details: Option<&str>,
+    ) -> StoreResult<()> {
+        if error_code.is_none() && details.is_none() {
+            return Ok(());
+        }
+        let update =
+            Update::new(format!("BACKUP#{backup_id}"), "BACKUP").condition("attribute_exists(pk)");
+        let applied = backup_details(update, error_code, details)
+            .apply(&self.client, &self.table)
+            .await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "backup {backup_id} has no record to set its details on"
             )))
         }
     }

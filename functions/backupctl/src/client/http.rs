@@ -72,6 +72,67 @@ pub struct Api {
     base: String,
     org: String,
     project: String,
+    /// The bearer token sent with every request, if any.
+    token: Option<String>,
+    /// Where the token came from (or why there is none), for a 401's message.
+    token_source: String,
+}
+
+/// The token to send (SPEC §12): `--token`/`BACKUPCTL_TOKEN`, else `<data-dir>/token` when
+/// `--url` is a loopback address (a token is never sent to another machine by accident);
+/// also a sentence saying where it came from, or why there is none.
+fn resolve_token(global: &Global, base: &str) -> (Option<String>, String) {
+    if let Some(token) = global.token.as_deref().map(str::trim) {
+        if !token.is_empty() {
+            return (
+                Some(token.to_owned()),
+                "backupctl sent the token given with --token (or BACKUPCTL_TOKEN)".to_owned(),
+            );
+        }
+    }
+    let path = crate::token::token_path(&global.data_dir);
+    let authority = base
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    if !crate::guard::is_loopback_host(&authority) {
+        return (
+            None,
+            format!(
+                "backupctl sent no token: --url is not a loopback address, so it does not read \
+                 {}; pass --token (or set BACKUPCTL_TOKEN)",
+                path.display()
+            ),
+        );
+    }
+    match crate::token::read(&global.data_dir) {
+        Ok(Some(token)) => (
+            Some(token),
+            format!(
+                "backupctl sent the token in {}; if the server uses another data directory, \
+                 pass --data-dir DIR (or BACKUPCTL_DATA_DIR) or --token",
+                path.display()
+            ),
+        ),
+        Ok(None) => (
+            None,
+            format!(
+                "backupctl sent no token: --token and BACKUPCTL_TOKEN are unset and {} does \
+                 not exist; pass the server's --data-dir with --data-dir DIR (or \
+                 BACKUPCTL_DATA_DIR), or --token",
+                path.display()
+            ),
+        ),
+        Err(e) => (
+            None,
+            format!(
+                "backupctl sent no token: it cannot read {} ({e}); the token file is readable \
+                 only by the user who runs the server, so run as that user or pass --token",
+                path.display()
+            ),
+        ),
+    }
 }
 
 impl Api {
@@ -97,11 +158,14 @@ impl Api {
             .user_agent(concat!("backupctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
+        let (token, token_source) = resolve_token(global, &base);
         Ok(Api {
             agent,
             base,
             org: global.org_id.clone(),
             project: global.project_id.clone(),
+            token,
+            token_source,
         })
     }
 
@@ -150,16 +214,28 @@ impl Api {
 
     fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<Reply, Failure> {
         const ACCEPT: &str = "application/json, application/problem+json";
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let with_auth = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+            let request = request.header("accept", ACCEPT);
+            match &authorization {
+                Some(value) => request.header("authorization", value),
+                None => request,
+            }
+        };
+        let with_auth_body = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+            let request = request.header("accept", ACCEPT);
+            match &authorization {
+                Some(value) => request.header("authorization", value),
+                None => request,
+            }
+        };
         let result = match (method, body) {
-            (Method::Get, _) => self.agent.get(url).header("accept", ACCEPT).call(),
-            (Method::Delete, _) => self.agent.delete(url).header("accept", ACCEPT).call(),
-            (Method::Post, Some(body)) => self
-                .agent
-                .post(url)
-                .header("accept", ACCEPT)
+            (Method::Get, _) => with_auth(self.agent.get(url)).call(),
+            (Method::Delete, _) => with_auth(self.agent.delete(url)).call(),
+            (Method::Post, Some(body)) => with_auth_body(self.agent.post(url))
                 .header("content-type", "application/json")
                 .send(body),
-            (Method::Post, None) => self.agent.post(url).header("accept", ACCEPT).send_empty(),
+            (Method::Post, None) => with_auth_body(self.agent.post(url)).send_empty(),
         };
         let mut response = result.map_err(|e| self.transport_failure(url, e))?;
         let status = response.status();
@@ -176,6 +252,11 @@ impl Api {
             });
         }
         match serde_json::from_str::<Problem>(&body) {
+            Ok(mut problem) if status.as_u16() == 401 => {
+                // Say where this backupctl looked for the token, after the server's hint.
+                problem.detail = format!("{}\n{}.", problem.detail.trim_end(), self.token_source);
+                Err(Failure::Problem(Box::new(problem)))
+            }
             Ok(problem) => Err(Failure::Problem(Box::new(problem))),
             Err(_) => Err(Failure::Unexpected(format!(
                 "{url} answered {status} without an API problem; is --url pointing at a \
@@ -275,6 +356,8 @@ mod tests {
             org_id: "my org".to_owned(),
             project_id: "default".to_owned(),
             json: false,
+            token: None,
+            data_dir: std::path::PathBuf::from("./.backupctl"),
         })
     }
 

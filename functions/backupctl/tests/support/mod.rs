@@ -110,7 +110,13 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("manifest of {backup_id}: {e}"));
         let manifest: Value = serde_json::from_str(&text).expect("manifest JSON");
         assert_eq!(manifest["backupId"], backup_id, "{manifest}");
-        let files = manifest["files"].as_array().expect("files");
+        // Manifest version 2: one entry per file, directory, link or skipped entry.
+        let files: Vec<&Value> = manifest["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["type"] == "file")
+            .collect();
         let mut listed = Vec::new();
         for file in files {
             let rel = file["path"].as_str().expect("path");
@@ -182,11 +188,25 @@ impl CliOutput {
     }
 }
 
-/// Runs `backupctl` with `args` against `url`, bounded by [`CLI_TIMEOUT`].
+/// Runs `backupctl` with `args` against `url`, bounded by [`CLI_TIMEOUT`], with no token
+/// (unless `args` has one): the environment's `BACKUPCTL_TOKEN` and `BACKUPCTL_DATA_DIR`
+/// are removed.
 pub fn backupctl(url: &str, args: &[&str]) -> CliOutput {
-    let mut child = Command::new(BIN)
+    backupctl_with_token(url, None, args)
+}
+
+/// [`backupctl`] with `BACKUPCTL_TOKEN` set to `token`.
+pub fn backupctl_with_token(url: &str, token: Option<&str>, args: &[&str]) -> CliOutput {
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env("BACKUPCTL_URL", url)
+        .env_remove("BACKUPCTL_TOKEN")
+        .env_remove("BACKUPCTL_DATA_DIR");
+    if let Some(token) = token {
+        command.env("BACKUPCTL_TOKEN", token);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -241,6 +261,8 @@ impl Raw {
 pub struct Server {
     child: Option<Child>,
     pub url: String,
+    /// The API token, from the `sign in: http://ADDR/#token=…` line (`None` with `--auth none`).
+    pub token: Option<String>,
     pub data_dir: PathBuf,
     log: PathBuf,
     agent: ureq::Agent,
@@ -315,6 +337,29 @@ impl Server {
                 }
             }
         };
+        // The second line is the sign-in URL, unless the server runs with `--auth none`.
+        let auth_none = args.windows(2).any(|w| w == ["--auth", "none"]);
+        let mut token = None;
+        if !auth_none {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    token = line
+                        .strip_prefix("sign in: ")
+                        .and_then(|rest| rest.split_once("#token="))
+                        .map(|(_, token)| token.trim().to_owned());
+                    assert!(token.is_some(), "no sign-in line after the address: {line}");
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "backupctl serve printed no sign-in URL; log:\n{}",
+                        fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -323,9 +368,32 @@ impl Server {
         Server {
             child: Some(child),
             url,
+            token,
             data_dir: data_dir.to_path_buf(),
             log,
             agent,
+        }
+    }
+
+    /// Sends SIGTERM, as a service manager stopping it would, and waits up to `timeout`
+    /// for the process to exit: its exit status and how long it took, or `None` (then it
+    /// is killed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let mut child = self.child.take()?;
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some((status, started.elapsed()));
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -343,8 +411,14 @@ impl Server {
 
     // --- the CLI ---
 
+    /// Runs `backupctl` against this server with its token (`BACKUPCTL_TOKEN`).
     pub fn cli(&self, args: &[&str]) -> CliOutput {
-        backupctl(&self.url, args)
+        backupctl_with_token(&self.url, self.token.as_deref(), args)
+    }
+
+    /// The `Authorization` header value of this server's token.
+    pub fn bearer(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
     /// Runs a command that must succeed; returns its stdout.
@@ -460,21 +534,37 @@ impl Server {
         content_type: &str,
     ) -> Raw {
         let url = format!("{}{path}", self.url);
+        // Every request carries the server's token, as the CLI's do.
+        let auth = self.bearer().unwrap_or_default();
         let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).call(),
-            ("DELETE", _) => self.agent.delete(&url).call(),
+            ("GET", _) => self.agent.get(&url).header("authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &auth)
+                .call(),
             ("POST", Some(body)) => self
                 .agent
                 .post(&url)
+                .header("authorization", &auth)
                 .header("content-type", content_type)
                 .send(body),
-            ("POST", None) => self.agent.post(&url).send_empty(),
+            ("POST", None) => self
+                .agent
+                .post(&url)
+                .header("authorization", &auth)
+                .send_empty(),
             ("PUT", Some(body)) => self
                 .agent
                 .put(&url)
+                .header("authorization", &auth)
                 .header("content-type", content_type)
                 .send(body),
-            ("PUT", None) => self.agent.put(&url).send_empty(),
+            ("PUT", None) => self
+                .agent
+                .put(&url)
+                .header("authorization", &auth)
+                .send_empty(),
             _ => panic!("unsupported method {method}"),
         };
         let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));

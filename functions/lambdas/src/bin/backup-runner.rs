@@ -1,7 +1,7 @@
 //! `backup-runner`: invoked by each job's EventBridge rule; runs the job once for the
 //! scheduled instant (see `backup_lambdas::runner`).
 
-use backup_lambdas::runner::{self, RunReport};
+use backup_lambdas::runner;
 use backup_lambdas::{LambdaSettings, Triggers};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -13,13 +13,12 @@ async fn main() -> Result<(), Error> {
     let sdk = backup_aws::sdk_config().await;
     let engine = backup_lambdas::engine(&settings, &sdk, Triggers::None)?;
     let prefix = settings.aws.rule_prefix.clone();
+    // The event stays a JSON value here so that a malformed one is the runner's `BadEvent`
+    // (with what was expected) rather than the runtime's own deserialization error.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let engine = &engine;
         let prefix = &prefix;
-        async move {
-            let report: RunReport = runner::handle(engine, prefix, &event.payload).await?;
-            Ok::<_, Error>(report)
-        }
+        async move { runner::handle(engine, prefix, &event.payload).await }
     }))
     .await
 }

@@ -1,0 +1,336 @@
+//! The extractors of the API: each turns a malformed path, query or body into a 400-class
+//! problem (instead of axum's plain-text rejections) before a handler runs.
+//!
+//! Handlers take them in the order path, query, body, so a request with several mistakes is
+//! answered about the first of them in that order.
+
+use std::collections::BTreeSet;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use backup_engine::Scope;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_path_to_error::Segment;
+
+use crate::problem::{sentence, ApiError};
+
+/// The organization and project of a request, from the `{org}` and `{project}` segments of
+/// its path, checked (`validation` problem naming `organizationId`/`projectId`).
+pub struct InScope(pub Scope);
+
+impl<S: Send + Sync> FromRequestParts<S> for InScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        #[derive(Deserialize)]
+        struct ScopePath {
+            org: String,
+            project: String,
+        }
+        let ApiPath(p) = ApiPath::<ScopePath>::from_request_parts(parts, state).await?;
+        Ok(InScope(Scope::new(&p.org, &p.project)?))
+    }
+}
+
+/// Path parameters; a malformed path (say, invalid percent-encoding) is a 400 problem.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::of(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                format!("The request path is invalid: {rejection}."),
+            )),
+        }
+    }
+}
+
+/// Query parameters, read by axum's [`Query`]; unknown, repeated or malformed ones are a
+/// 400 problem. The query types refuse unknown names (`deny_unknown_fields`) and read an
+/// empty value as absent ([`empty_as_none`]).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid = |message: &dyn std::fmt::Display| {
+            ApiError::of(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("The query string is invalid: {message}."),
+            )
+        };
+        check_query(parts.uri.query().unwrap_or_default()).map_err(|m| invalid(&m))?;
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(invalid(&query_reason(&rejection))),
+        }
+    }
+}
+
+/// What `Query` leaves to the caller: `form_urlencoded` decodes leniently (a stray `%` stays
+/// as it is, bytes that are not UTF-8 become U+FFFD) and serde takes the last of a repeated
+/// name. Each would silently turn a mistake into another value, so they are refused here.
+fn check_query(query: &str) -> Result<(), String> {
+    let bytes = query.as_bytes();
+    let escapes_ok = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return Err("a `%` is not followed by two hex digits".to_owned());
+    }
+    // `&` and `=` are ASCII, so the whole string decodes to UTF-8 exactly when each name
+    // and value does.
+    if percent_encoding::percent_decode(bytes)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err("a parameter is not UTF-8".to_owned());
+    }
+    let mut seen = BTreeSet::new();
+    for (name, _) in form_urlencoded::parse(bytes) {
+        if !seen.insert(name.clone()) {
+            return Err(format!("`{name}` is given more than once"));
+        }
+    }
+    Ok(())
+}
+
+/// serde's own message for a query that does not fit its type (an unknown name), without
+/// the path and the rejection's prefix `Query` puts in front of it.
+fn query_reason(rejection: &QueryRejection) -> String {
+    type QueryError = serde_path_to_error::Error<serde_urlencoded::de::Error>;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if let Some(error) = error.downcast_ref::<QueryError>() {
+            return error.inner().to_string();
+        }
+        source = error.source();
+    }
+    rejection.body_text()
+}
+
+/// For optional query values: `?jobId=` means "no filter", as if it were absent.
+pub fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|v| !v.is_empty()))
+}
+
+/// A JSON body, read within the router's body limit and parsed strictly (unknown fields are
+/// refused by the request types). Any failure is a 400 problem (413 when too large, 415
+/// when it says it is not JSON).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+            let ok = content_type
+                .to_str()
+                .map(|v| {
+                    let v = v.to_ascii_lowercase();
+                    v.starts_with("application/json") || v.contains("+json")
+                })
+                .unwrap_or(false);
+            if !ok {
+                return Err(ApiError::of(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send the request body as JSON (Content-Type: application/json).",
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::of(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "The request body is larger than {} KiB; no request needs that much.",
+                crate::MAX_BODY_BYTES / 1024
+            ),
+        )
+    } else {
+        ApiError::of(
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            format!("The request body could not be read: {rejection}."),
+        )
+    }
+}
+
+/// Parses a JSON body. When the body is JSON but does not fit the request, `fields` names
+/// the field at fault by its JSON path (`schedul`, `data.maxBackupCount`), as the
+/// validation problems do, so a form can show the message under that field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::of(
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            "The request needs a JSON body.",
+        ));
+    }
+    let invalid = |error: &serde_json::Error, fields: Option<(String, String)>| {
+        ApiError::of(
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            format!("The request body is not valid for this request: {error}."),
+        )
+        .with_fields(fields.into_iter().collect())
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| invalid(e.inner(), field_at_fault(&e)))?;
+    // Trailing characters, which `serde_json::from_slice` refuses too.
+    deserializer.end().map_err(|e| invalid(&e, None))?;
+    Ok(value)
+}
+
+/// The field a body's shape error is about, and what to do about it.
+///
+/// serde_path_to_error gives the place: the path of the field whose name or value was
+/// refused. What kind of refusal it was serde reports only in words: `de::Error`'s
+/// `unknown_field`, `missing_field` and `duplicate_field` are fixed sentences. A missing or
+/// repeated field (and an unknown one in a flattened object) is refused by the object that
+/// holds it, so the path is that object's and the field is named only in the sentence.
+fn field_at_fault(
+    error: &serde_path_to_error::Error<serde_json::Error>,
+) -> Option<(String, String)> {
+    const UNKNOWN: &str = "unknown field `";
+    const KINDS: [(&str, &str); 3] = [
+        (
+            UNKNOWN,
+            "This field is not part of the request; check its spelling.",
+        ),
+        ("missing field `", "This field is required."),
+        ("duplicate field `", "This field appears more than once."),
+    ];
+    let inner = error.inner();
+    if !inner.is_data() {
+        return None; // a syntax error: no field is at fault
+    }
+    let message = inner.to_string();
+    let message = message
+        .strip_suffix(&format!(
+            " at line {} column {}",
+            inner.line(),
+            inner.column()
+        ))
+        .unwrap_or(&message);
+    let path = error.path().to_string();
+    let names_a_field = matches!(error.path().iter().next_back(), Some(Segment::Map { .. }));
+    match KINDS.iter().find(|(start, _)| message.starts_with(start)) {
+        Some((UNKNOWN, what)) if names_a_field => Some((path, (*what).to_owned())),
+        Some((start, what)) => {
+            let name = message[start.len()..].split('`').next()?;
+            let key = match path.as_str() {
+                "." => name.to_owned(),
+                object => format!("{object}.{name}"),
+            };
+            Some((key, (*what).to_owned()))
+        }
+        None if names_a_field => Some((path, sentence(message))),
+        None => None,
+    }
+}
+
+/// Handlers without a query take `ApiQuery<NoQuery>`: anything given is a mistake worth
+/// reporting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Inner {
+        count: Option<u32>,
+    }
+
+    fn fields(body: &str) -> BTreeMap<String, String> {
+        parse_json::<Body>(body.as_bytes())
+            .unwrap_err()
+            .problem
+            .fields
+    }
+
+    #[test]
+    fn a_body_that_does_not_fit_names_the_field_by_its_path() {
+        let named = |body: &str| fields(body).into_keys().collect::<Vec<_>>();
+        assert_eq!(named(r#"{"name":"x","nmae":1}"#), ["nmae"]);
+        assert_eq!(named(r#"{"name":"x","inner":{"cnt":1}}"#), ["inner.cnt"]);
+        assert_eq!(
+            named(r#"{"name":"x","inner":{"count":"2"}}"#),
+            ["inner.count"]
+        );
+        assert_eq!(named(r#"{"inner":{}}"#), ["name"]);
+        assert_eq!(named(r#"{"name":"x","name":"y"}"#), ["name"]);
+        assert_eq!(
+            named(r#"{"name":"x","inner":{"count":1,"count":2}}"#),
+            ["inner.count"]
+        );
+        // Syntax errors name nothing.
+        assert!(fields(r#"{"name":"#).is_empty());
+        assert!(fields(r#"{"name":"x"} trailing"#).is_empty());
+        assert_eq!(
+            fields(r#"{"name":"x","inner":{"count":"2"}}"#)["inner.count"],
+            "Invalid type: string \"2\", expected u32."
+        );
+    }
+
+    #[test]
+    fn queries_are_refused_when_axum_would_guess() {
+        assert!(check_query("").is_ok());
+        assert!(check_query("jobId=a%20b+c&clusterId=").is_ok());
+        assert!(check_query("jobId=%zz").is_err());
+        assert!(check_query("jobId=%2").is_err());
+        assert!(check_query("jobId=%ff").is_err());
+        assert!(check_query("jobId=a&jobId=b").is_err());
+        assert!(check_query("jobId=a&job%49d=b").is_err());
+    }
+}

@@ -1,0 +1,343 @@
+//! Local mode on a shared machine (SPEC §12–§13), against real `backupctl serve` processes
+//! and real files: one server per data directory, private files, paths that change under
+//! the server, and a `SIGTERM` in the middle of a copy.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Starts a manual backup of `cluster` and returns its id (the copy continues).
+fn start_manual_backup(server: &Server, cluster: &str) -> String {
+    let out = server.json(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        cluster,
+        "--description",
+        "by hand {index}",
+    ]);
+    out["id"].as_str().expect("backup id").to_owned()
+}
+
+fn wait_backup_settled(server: &Server, id: &str, timeout: Duration) -> Value {
+    wait_until(timeout, &format!("backup {id} to settle"), || {
+        let backup = server.backup(id);
+        (backup["status"] != "creating").then_some(backup)
+    })
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_exits_and_the_first_ones_backup_verifies() {
+    // GIVEN a server copying a cluster of many files
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 3_000, 8 * 1024);
+    let first = Server::start(&sandbox.data_dir(), &[]);
+    first.register_dir("orders", &cluster);
+    // Bounded repetitions with a varying delay, so the second server arrives at different
+    // points of the first one's copy (listing, copying, renaming, or after).
+    for round in 0..3u64 {
+        let id = start_manual_backup(&first, "orders");
+        std::thread::sleep(Duration::from_millis(37 * round));
+        // WHEN a second server starts on the same data directory
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(sandbox.data_dir())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run a second server");
+        // THEN it exits at once, non-zero, naming the holder
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the second server ran: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "data directory {} is in use by process",
+                sandbox.data_dir().display()
+            )) && stderr.contains("(started "),
+            "{stderr}"
+        );
+        // AND the first one's backup completes and verifies against the source
+        let backup = wait_backup_settled(&first, &id, Duration::from_secs(120));
+        assert_eq!(backup["status"], "available", "{backup}");
+        sandbox.verify_backup(&id, &cluster);
+    }
+    // AND nothing half-made is left behind
+    assert!(
+        sandbox
+            .backups_dir_entries()
+            .iter()
+            .all(|n| !n.ends_with(".partial") && !n.ends_with(".deleting")),
+        "{:?}",
+        sandbox.backups_dir_entries()
+    );
+}
+
+#[test]
+fn the_data_directory_state_and_backups_are_private() {
+    // GIVEN a data directory an older version left readable by everyone
+    let sandbox = Sandbox::new();
+    let data = sandbox.data_dir();
+    fs::create_dir_all(&data).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    {
+        let server = Server::start(&data, &[]);
+        drop(server);
+    }
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(data.join("state.db"), fs::Permissions::from_mode(0o644)).unwrap();
+    // WHEN the server starts
+    let server = Server::start(&data, &[]);
+    // THEN it tightens them, and says so
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("state.db")), 0o600);
+    assert!(server.log().contains("private"), "{}", server.log());
+    assert_eq!(mode(&data.join("token")), 0o600);
+    assert_eq!(mode(&data.join("lock")), 0o600);
+    // AND a backup of a world-readable tree is private
+    let cluster = sandbox.cluster_dir("orders", 3, 1024);
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    let backup = wait_backup_settled(&server, &id, Duration::from_secs(60));
+    assert_eq!(backup["status"], "available", "{backup}");
+    let dir = sandbox.backups_dir().join(&id);
+    assert_eq!(mode(&sandbox.backups_dir()), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("manifest.json")), 0o600);
+    for wal in ["state.db-wal", "state.db-shm"] {
+        let path = data.join(wal);
+        if path.exists() {
+            assert_eq!(mode(&path) & 0o077, 0, "{wal} is readable by others");
+        }
+    }
+}
+
+#[test]
+fn another_user_can_read_nothing_and_call_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a command as another user");
+        return;
+    }
+    // GIVEN a server running as root with one backup
+    let sandbox = Sandbox::new();
+    // The sandbox itself must be traversable by `nobody` for the test to mean anything.
+    fs::set_permissions(sandbox.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    let server = Server::start(&sandbox.data_dir(), &[]);
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    wait_backup_settled(&server, &id, Duration::from_secs(60));
+    let data = sandbox.data_dir();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(args)
+            .env_remove("BACKUPCTL_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv")
+    };
+    // WHEN another user reads the token, the state, a backed-up file
+    let chunk = sandbox
+        .backups_dir()
+        .join(&id)
+        .join("data/chunks/chunk-0000");
+    assert!(chunk.exists());
+    for path in [
+        data.join("token"),
+        data.join("state.db"),
+        sandbox.backups_dir().join(&id).join("manifest.json"),
+        chunk,
+    ] {
+        let out = as_nobody(&["cat", path.to_str().unwrap()]);
+        // THEN every read is refused
+        assert!(
+            !out.status.success(),
+            "nobody read {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // AND the API refuses them without the token
+    let out = as_nobody(&[BIN, "--url", &server.url, "jobs", "list"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("401") || stderr.to_lowercase().contains("token"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_registered_path_that_becomes_a_link_fails_its_runs_and_clusters_list_says_why() {
+    // GIVEN a cluster registered at a real directory
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    let server = Server::start(&sandbox.data_dir(), &[]);
+    server.register_dir("orders", &cluster);
+    let job = server.create_job("orders", 2);
+    // WHEN the directory is replaced by a link to /etc
+    fs::rename(&cluster, sandbox.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink("/etc", &cluster).unwrap();
+    // THEN the next run fails `path_not_allowed` and copies nothing
+    let history_id = server.run_job(&job);
+    let item = server.wait_run(&history_id, Duration::from_secs(60));
+    assert_eq!(item["status"], "failed", "{item}");
+    assert_eq!(item["errorCode"], "path_not_allowed", "{item}");
+    assert!(sandbox.backups_on_disk().is_empty());
+    // AND `clusters list` shows why
+    let clusters = server.json(&["clusters", "list"]);
+    let listed = clusters["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "orders")
+        .cloned()
+        .unwrap();
+    assert!(listed["problem"].as_str().is_some(), "{listed}");
+}
+
+#[test]
+fn refused_cluster_paths_answer_path_not_allowed_and_change_nothing() {
+    let sandbox = Sandbox::new();
+    let allowed = sandbox.path().join("allowed");
+    fs::create_dir_all(allowed.join("db")).unwrap();
+    let data = sandbox.data_dir();
+    let server = Server::start_with(&data, &["--allowed-root", allowed.to_str().unwrap()], &[]);
+    fs::create_dir_all(data.join("inside")).unwrap();
+    let escape = format!("{}/../data", allowed.join("db").display());
+    let link = sandbox.path().join("link-to-data");
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    let refused = [
+        "/".to_owned(),
+        "/proc/self".to_owned(),
+        "/etc".to_owned(),
+        data.display().to_string(),
+        data.join("backups").display().to_string(),
+        data.join("inside").display().to_string(),
+        sandbox.path().display().to_string(),
+        escape,
+        link.display().to_string(),
+    ];
+    for (i, path) in refused.iter().enumerate() {
+        let body = serde_json::json!({
+            "id": format!("c{i}"),
+            "description": "refused",
+            "provider": "directory",
+            "path": path,
+        });
+        let raw = server.request(
+            "POST",
+            &format!("{MESDB}/clusters"),
+            Some(&body.to_string()),
+        );
+        assert_eq!(raw.status, 400, "{path}: {raw:?}");
+        let problem = raw.json();
+        assert!(
+            problem["fields"]["path"].as_str().is_some(),
+            "{path}: {problem}"
+        );
+    }
+    let raw = server.request("POST", &format!("{MESDB}/clusters"), Some(
+        &serde_json::json!({"id": "etc", "description": "x", "provider": "directory", "path": "/etc"}).to_string(),
+    ));
+    assert_eq!(raw.json()["code"], "path_not_allowed", "{raw:?}");
+    // AND nothing was registered; a path inside the allowed root is accepted
+    assert!(server.json(&["clusters", "list"])["clusters"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    server.register_dir("db", &allowed.join("db"));
+}
+
+#[test]
+fn sigterm_mid_copy_exits_within_ten_seconds_and_records_the_backup_interrupted() {
+    // GIVEN a server in the middle of a long copy
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 4_000, 32 * 1024);
+    let data = sandbox.data_dir();
+    let mut server = Server::start(&data, &[]);
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    wait_until(Duration::from_secs(30), "the copy to start", || {
+        sandbox
+            .backups_dir_entries()
+            .iter()
+            .any(|n| n.ends_with(".partial"))
+            .then_some(())
+    });
+    // WHEN it receives SIGTERM
+    let (status, took) = server
+        .terminate(Duration::from_secs(20))
+        .expect("the server exited");
+    // THEN it exits within 10 s, successfully
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(status.success(), "{status:?}");
+    // AND the backup is recorded interrupted, its lock released, nothing half-made left
+    let server = Server::start(&data, &[]);
+    let backup = server.backup(&id);
+    assert_eq!(backup["status"], "defunct", "{backup}");
+    assert_eq!(backup["errorCode"], "interrupted", "{backup}");
+    let cluster = server.json(&["clusters", "get", "--cluster-id", "orders"]);
+    assert!(cluster["cluster"]["lock"].is_null(), "{cluster}");
+    assert!(
+        sandbox
+            .backups_dir_entries()
+            .iter()
+            .all(|n| !n.starts_with('.') || n == ".lock"),
+        "{:?}",
+        sandbox.backups_dir_entries()
+    );
+}
+
+#[test]
+fn a_separate_backup_root_holds_the_backups_and_is_locked_too() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.path().join("elsewhere");
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    let server = Server::start_with(
+        &sandbox.data_dir(),
+        &["--backup-root", root.to_str().unwrap()],
+        &[],
+    );
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    let backup = wait_backup_settled(&server, &id, Duration::from_secs(60));
+    assert_eq!(backup["status"], "available", "{backup}");
+    assert!(root.join(&id).join("manifest.json").is_file());
+    assert_eq!(mode(&root), 0o700);
+    // WHEN another server (another data directory) names the same backup root
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(sandbox.path().join("other-data"))
+        .arg("--backup-root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // THEN it is refused too
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("backup root") && stderr.contains("in use"),
+        "{stderr}"
+    );
+}

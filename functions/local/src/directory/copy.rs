@@ -1,0 +1,558 @@
+//! The copy itself: the visitor that writes `data/` through descriptors, hashing what it
+//! writes in the same pass and keeping holes, and the one that estimates the space a copy
+//! needs first.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use backup_engine::Progress;
+use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid};
+use rustix::io::Errno;
+use sha2::{Digest, Sha256};
+
+use super::manifest::{EntryKind, ManifestEntry};
+use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, FsError, Kind, Meta, Visitor};
+use super::TestHooks;
+
+/// Bytes read and written at a time.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// What holes are hashed with: they are never read.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// What moved, for progress and cancellation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Moved {
+    /// Bytes read (and written, when copying).
+    Data(usize),
+    /// A stretch of a hole hashed as zeros.
+    Hole,
+}
+
+/// A failure of [`stream`]: which side, or the callback's own stop.
+#[derive(Debug)]
+pub(crate) enum StreamError {
+    Read(Errno),
+    Write(Errno),
+    Stop(FsError),
+}
+
+impl StreamError {
+    fn into_fs(self, src: &str, dst: &str) -> FsError {
+        match self {
+            StreamError::Read(e) => FsError::io("read", src, e),
+            StreamError::Write(e) => FsError::io("write", dst, e),
+            StreamError::Stop(e) => e,
+        }
+    }
+}
+
+/// Feeds `n` zero bytes to `hasher` without reading anything.
+fn hash_zeros(
+    hasher: &mut Sha256,
+    mut n: u64,
+    on: &mut dyn FnMut(Moved) -> Result<(), FsError>,
+) -> Result<(), FsError> {
+    while n > 0 {
+        let take = usize::try_from(n).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+        hasher.update(&ZEROS[..take]);
+        on(Moved::Hole)?;
+        n -= take as u64;
+    }
+    Ok(())
+}
+
+/// Reads `src`'s data extents (`SEEK_DATA`/`SEEK_HOLE`; the whole file where the file
+/// system cannot tell), hashing holes as zeros and, with `out`, writing each extent at the
+/// same offset, so holes stay holes. Answers where reading stopped and the hash so far: the
+/// caller hashes the trailing hole up to the file's final length.
+pub(crate) fn stream(
+    src: BorrowedFd<'_>,
+    out: Option<BorrowedFd<'_>>,
+    buf: &mut [u8],
+    on: &mut dyn FnMut(Moved) -> Result<(), FsError>,
+) -> Result<(u64, Sha256), StreamError> {
+    let mut hasher = Sha256::new();
+    let mut pos: u64 = 0;
+    let mut sparse = true;
+    loop {
+        let (data, hole) = if sparse {
+            match rfs::seek(src, SeekFrom::Data(pos)) {
+                Ok(data) => match rfs::seek(src, SeekFrom::Hole(data)) {
+                    Ok(hole) => (data, hole),
+                    Err(Errno::NXIO) => break,
+                    Err(e) => return Err(StreamError::Read(e)),
+                },
+                Err(Errno::NXIO) => break,
+                Err(Errno::INVAL | Errno::OPNOTSUPP) if pos == 0 => {
+                    sparse = false;
+                    (0, u64::MAX)
+                }
+                Err(e) => return Err(StreamError::Read(e)),
+            }
+        } else {
+            (pos, u64::MAX)
+        };
+        if data > pos {
+            hash_zeros(&mut hasher, data - pos, on).map_err(StreamError::Stop)?;
+            pos = data;
+        }
+        let mut eof = false;
+        while pos < hole {
+            let want = usize::try_from(hole - pos).map_or(buf.len(), |n| n.min(buf.len()));
+            let n = match rustix::io::pread(src, &mut buf[..want], pos) {
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(StreamError::Read(e)),
+            };
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if let Some(out) = out {
+                write_all_at(out, &buf[..n], pos).map_err(StreamError::Write)?;
+            }
+            pos += n as u64;
+            on(Moved::Data(n)).map_err(StreamError::Stop)?;
+        }
+        if eof || !sparse {
+            break;
+        }
+    }
+    Ok((pos, hasher))
+}
+
+fn write_all_at(out: BorrowedFd<'_>, mut bytes: &[u8], mut at: u64) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match rustix::io::pwrite(out, bytes, at) {
+            Ok(0) => return Err(Errno::NOSPC),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                at += n as u64;
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The length and SHA-256 of an open file's content, holes hashed without being read.
+pub(crate) fn hash_file(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(u64, [u8; 32]), Errno> {
+    let size = fmeta(fd)?.size;
+    let mut on = |_| Ok(());
+    let (pos, mut hasher) = stream(fd, None, buf, &mut on).map_err(|e| match e {
+        StreamError::Read(e) | StreamError::Write(e) => e,
+        StreamError::Stop(_) => Errno::INTR,
+    })?;
+    let len = pos.max(size);
+    hash_zeros(&mut hasher, len - pos, &mut on).map_err(|_| Errno::INTR)?;
+    Ok((len, hasher.finalize().into()))
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// `Timespec`'s field types differ between architectures.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn timestamps(meta: &Meta) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: meta.atime.0 as _,
+            tv_nsec: meta.atime.1 as _,
+        },
+        last_modification: Timespec {
+            tv_sec: meta.mtime.0 as _,
+            tv_nsec: meta.mtime.1 as _,
+        },
+    }
+}
+
+/// The permission bits a copy gets (see [`ManifestEntry::expected_mode`]).
+fn applied_mode(meta: &Meta, owners: bool) -> Mode {
+    Mode::from_raw_mode(if owners {
+        meta.mode & 0o7777
+    } else {
+        meta.mode & 0o777
+    })
+}
+
+/// Gives an open copy the source's owner (as root), permission bits and times, in the
+/// order that keeps them: `chown` clears set-user-id bits, so it goes first; times last.
+fn apply_meta(fd: BorrowedFd<'_>, meta: &Meta, owners: bool) -> Result<(), Errno> {
+    if owners {
+        rfs::fchown(
+            fd,
+            Some(Uid::from_raw_unchecked(meta.uid)),
+            Some(Gid::from_raw_unchecked(meta.gid)),
+        )?;
+    }
+    rfs::fchmod(fd, applied_mode(meta, owners))?;
+    rfs::futimens(fd, &timestamps(meta))
+}
+
+/// Whether a link's target lies outside the cluster: absolute, or climbing above the root
+/// with `..` (judged lexically from the link's own directory).
+pub(crate) fn is_outside(rel: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut depth = rel.matches('/').count();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if depth == 0 {
+                    return true;
+                }
+                depth -= 1;
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// Checks the abandon flag and reports that work moved.
+fn step(cancelled: &AtomicBool, progress: &Progress) -> Result<(), FsError> {
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(FsError::Cancelled);
+    }
+    progress.tick();
+    Ok(())
+}
+
+fn not_utf8(base: &str, rel: &str) -> FsError {
+    FsError::Refused(format!(
+        "{} has a name that is not UTF-8, which the manifest cannot record: rename it or move \
+         it out of the data directory",
+        shown(base, rel)
+    ))
+}
+
+/// Sums the allocated size of the regular files (what the copy will write), reading only
+/// metadata.
+pub(crate) struct Sizer<'a> {
+    pub needed: u64,
+    pub base: &'a str,
+    pub cancelled: &'a AtomicBool,
+    pub progress: &'a Progress,
+}
+
+impl Visitor for Sizer<'_> {
+    fn entry(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        _rel: &str,
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        step(self.cancelled, self.progress)?;
+        if meta.kind == Kind::File {
+            self.needed = self.needed.saturating_add(meta.allocated);
+        }
+        Ok(())
+    }
+
+    fn enter(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        _rel: &str,
+        _fd: BorrowedFd<'_>,
+        _meta: &Meta,
+    ) -> Result<bool, FsError> {
+        step(self.cancelled, self.progress)?;
+        Ok(true)
+    }
+
+    fn leave(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        _rel: &str,
+        _fd: BorrowedFd<'_>,
+        _meta: &Meta,
+    ) -> Result<(), FsError> {
+        Ok(())
+    }
+
+    fn vanished(&mut self, _rel: &str) -> Result<(), FsError> {
+        Ok(())
+    }
+
+    fn bad_name(&mut self, rel: &str) -> Result<(), FsError> {
+        Err(not_utf8(self.base, rel))
+    }
+}
+
+/// Copies the source tree into the destination chain, recording every entry.
+pub(crate) struct Copier<'a> {
+    pub dest: Chain,
+    pub entries: Vec<ManifestEntry>,
+    pub total_bytes: u64,
+    /// Entries listed that were gone when their turn came.
+    pub vanished: Vec<String>,
+    pub owners: bool,
+    /// The source, for messages.
+    pub base: &'a str,
+    /// The destination `data/`, for messages.
+    pub dest_base: &'a str,
+    pub cancelled: &'a AtomicBool,
+    pub progress: &'a Progress,
+    pub hooks: &'a TestHooks,
+    pub buf: Vec<u8>,
+}
+
+impl Copier<'_> {
+    fn file(&mut self, dir: BorrowedFd<'_>, name: &CStr, rel: &str) -> Result<(), FsError> {
+        if let Some(hook) = &self.hooks.before_open {
+            hook(rel);
+        }
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let src = match rfs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                self.vanished.push(rel.to_owned());
+                return Ok(());
+            }
+            // Replaced since it was listed: by a link (`ELOOP`), a socket (`ENXIO`), ...
+            // Look again and store or skip what is there now.
+            Err(e) => {
+                return match lmeta(dir, name) {
+                    Ok(now) if now.kind == Kind::Symlink => self.link(dir, name, rel, &now),
+                    Ok(now) if !matches!(now.kind, Kind::File | Kind::Dir) => {
+                        self.skip(rel, &now);
+                        Ok(())
+                    }
+                    Ok(now) if now.kind == Kind::Dir => {
+                        Err(FsError::Replaced(shown(self.base, rel)))
+                    }
+                    Err(Errno::NOENT) => {
+                        self.vanished.push(rel.to_owned());
+                        Ok(())
+                    }
+                    _ => Err(FsError::io("open", shown(self.base, rel), e)),
+                };
+            }
+        };
+        let before =
+            fmeta(src.as_fd()).map_err(|e| FsError::io("read", shown(self.base, rel), e))?;
+        match before.kind {
+            Kind::File => self.regular(src, &before, name, rel),
+            Kind::Dir | Kind::Symlink => Err(FsError::Replaced(shown(self.base, rel))),
+            // A FIFO, socket or device swapped in after the listing: opened without
+            // blocking, never read.
+            _ => {
+                self.skip(rel, &before);
+                Ok(())
+            }
+        }
+    }
+
+    fn regular(
+        &mut self,
+        src: OwnedFd,
+        before: &Meta,
+        name: &CStr,
+        rel: &str,
+    ) -> Result<(), FsError> {
+        let src_shown = shown(self.base, rel);
+        let dst_shown = shown(self.dest_base, rel);
+        let Copier {
+            dest,
+            buf,
+            cancelled,
+            progress,
+            hooks,
+            owners,
+            ..
+        } = self;
+        let out = rfs::openat(
+            dest.current()?,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| FsError::io("create", &dst_shown, e))?;
+        let mut first = true;
+        let mut on = |moved: Moved| -> Result<(), FsError> {
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(FsError::Cancelled);
+            }
+            match moved {
+                Moved::Data(n) => {
+                    progress.add_bytes(n as u64);
+                    if first {
+                        first = false;
+                        if let Some(hook) = &hooks.after_first_chunk {
+                            hook(rel);
+                        }
+                    }
+                }
+                Moved::Hole => progress.tick(),
+            }
+            Ok(())
+        };
+        let (pos, mut hasher) = stream(src.as_fd(), Some(out.as_fd()), buf, &mut on)
+            .map_err(|e| e.into_fs(&src_shown, &dst_shown))?;
+        let after = fmeta(src.as_fd()).map_err(|e| FsError::io("read", &src_shown, e))?;
+        let len = pos.max(after.size);
+        hash_zeros(&mut hasher, len - pos, &mut on)?;
+        rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
+        apply_meta(out.as_fd(), before, *owners)
+            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
+        rfs::fsync(&out).map_err(|e| FsError::io("sync", &dst_shown, e))?;
+        let mut entry = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
+        entry.size = len;
+        entry.sha256 = Some(hex(&hasher.finalize()));
+        entry.changed = after.size != before.size || after.mtime != before.mtime;
+        self.total_bytes += len;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    fn link(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &str,
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        let target: CString = match rfs::readlinkat(dir, name, Vec::new()) {
+            Ok(t) => t,
+            Err(Errno::NOENT) => {
+                self.vanished.push(rel.to_owned());
+                return Ok(());
+            }
+            Err(Errno::INVAL) => return Err(FsError::Replaced(shown(self.base, rel))),
+            Err(e) => return Err(FsError::io("read the link", shown(self.base, rel), e)),
+        };
+        let Ok(text) = target.to_str() else {
+            return Err(FsError::Refused(format!(
+                "the link {} points to a name that is not UTF-8, which the manifest cannot \
+                 record",
+                shown(self.base, rel)
+            )));
+        };
+        let dst_shown = shown(self.dest_base, rel);
+        let out = self.dest.current()?;
+        rfs::symlinkat(target.as_c_str(), out, name)
+            .map_err(|e| FsError::io("create the link", &dst_shown, e))?;
+        if self.owners {
+            rfs::chownat(
+                out,
+                name,
+                Some(Uid::from_raw_unchecked(meta.uid)),
+                Some(Gid::from_raw_unchecked(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| FsError::io("set the owner of", &dst_shown, e))?;
+        }
+        rfs::utimensat(out, name, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::io("set the times of", &dst_shown, e))?;
+        let mut entry = ManifestEntry::new(rel.to_owned(), EntryKind::Symlink, meta);
+        entry.size = text.len() as u64;
+        entry.outside = is_outside(rel, text);
+        entry.target = Some(text.to_owned());
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    fn skip(&mut self, rel: &str, meta: &Meta) {
+        let mut entry = ManifestEntry::new(rel.to_owned(), meta.kind.into(), meta);
+        entry.size = 0;
+        self.entries.push(entry);
+    }
+}
+
+impl Visitor for Copier<'_> {
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &str,
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        step(self.cancelled, self.progress)?;
+        match meta.kind {
+            Kind::File => self.file(dir, name, rel),
+            Kind::Symlink => self.link(dir, name, rel, meta),
+            Kind::Dir => Err(FsError::Replaced(shown(self.base, rel))),
+            _ => {
+                self.skip(rel, meta);
+                Ok(())
+            }
+        }
+    }
+
+    fn enter(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &str,
+        _fd: BorrowedFd<'_>,
+        meta: &Meta,
+    ) -> Result<bool, FsError> {
+        step(self.cancelled, self.progress)?;
+        let dst_shown = shown(self.dest_base, rel);
+        let parent = self.dest.current()?;
+        rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| FsError::io("create", &dst_shown, e))?;
+        let made = open_dir_at(parent, name).map_err(|e| FsError::io("open", &dst_shown, e))?;
+        let id = fmeta(made.as_fd())
+            .map_err(|e| FsError::io("read", &dst_shown, e))?
+            .id();
+        self.dest.push(name.to_owned(), made, id);
+        self.entries
+            .push(ManifestEntry::new(rel.to_owned(), EntryKind::Dir, meta));
+        Ok(true)
+    }
+
+    fn leave(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        rel: &str,
+        _fd: BorrowedFd<'_>,
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        let dst_shown = shown(self.dest_base, rel);
+        let Some((_, made)) = self.dest.pop()? else {
+            return Err(FsError::Replaced(dst_shown));
+        };
+        apply_meta(made.as_fd(), meta, self.owners)
+            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
+        rfs::fsync(&made).map_err(|e| FsError::io("sync", &dst_shown, e))
+    }
+
+    fn vanished(&mut self, rel: &str) -> Result<(), FsError> {
+        self.vanished.push(rel.to_owned());
+        Ok(())
+    }
+
+    fn bad_name(&mut self, rel: &str) -> Result<(), FsError> {
+        Err(not_utf8(self.base, rel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_outside;
+
+    #[test]
+    fn links_that_climb_out_are_outside() {
+        assert!(is_outside("pg_wal", "/mnt/wal"));
+        assert!(is_outside("pg_wal", "../wal"));
+        assert!(is_outside("a/b", "../../x"));
+        assert!(is_outside("a/b", "../c/../../x"));
+        assert!(!is_outside("a/b", "../c"));
+        assert!(!is_outside("a/b", "./c/../d"));
+        assert!(!is_outside("link", "target"));
+    }
+}

@@ -1,0 +1,622 @@
+//! `manifest.json`: what a backup holds, entry by entry, and the checks of a copy against it
+//! (the cheap one before the final rename, the full one of [`verify`](super::verify)).
+//!
+//! # Format (version 2)
+//! ```json
+//! {"version": 2, "backupId": "…", "clusterId": "…", "jobId": "…", "description": "…",
+//!  "source": "/srv/pg", "ownersKept": true,
+//!  "root": {"mode": 448, "uid": 26, "gid": 26, "mtimeNs": 1795755600000000000},
+//!  "entries": [{"path": "base/1", "type": "file", "size": 8192, "mode": 384, "uid": 26,
+//!               "gid": 26, "mtimeNs": …, "sha256": "…"},
+//!              {"path": "pg_wal", "type": "symlink", "size": 8, "target": "/mnt/wal",
+//!               "outside": true, …},
+//!              {"path": "run/sock", "type": "socket", "size": 0, …}],
+//!  "totalBytes": 8192}
+//! ```
+//! Entries are in walk order (a directory before its contents, names sorted). `type` is one
+//! of `file`, `dir`, `symlink`, `fifo`, `socket`, `char-device`, `block-device` (`unknown`
+//! for what a version-1 manifest listed as skipped); only the first three are in the copy.
+//! `changed` marks a file whose size or modification time changed while it was copied,
+//! `outside` a link whose target is outside the cluster. `ownersKept` says whether the copy
+//! carries the source's owners (the server ran as root), and so which modes to expect: see
+//! [`ManifestEntry::expected_mode`].
+//!
+//! Version-1 manifests (`files`, `directories`, `links`, `skipped`, no metadata) are still
+//! read: their entries carry no metadata, so only types, sizes, checksums and targets are
+//! checked.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use backup_engine::Progress;
+
+use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::io::Errno;
+use serde::{Deserialize, Serialize};
+
+use super::copy::{hash_file, hex};
+use super::walk::{shown, FsError, Kind, Meta, Visitor};
+
+/// The version this code writes.
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// The type of a manifest entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    /// A version-1 `skipped` entry, whose type was not recorded.
+    Unknown,
+}
+
+impl EntryKind {
+    /// Whether entries of this type are in the copy (the others are listed and skipped).
+    pub fn is_copied(self) -> bool {
+        matches!(self, EntryKind::File | EntryKind::Dir | EntryKind::Symlink)
+    }
+
+    /// The manifest's name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice => "char-device",
+            EntryKind::BlockDevice => "block-device",
+            EntryKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl From<Kind> for EntryKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::File => EntryKind::File,
+            Kind::Dir => EntryKind::Dir,
+            Kind::Symlink => EntryKind::Symlink,
+            Kind::Fifo => EntryKind::Fifo,
+            Kind::Socket => EntryKind::Socket,
+            Kind::CharDevice => EntryKind::CharDevice,
+            Kind::BlockDevice => EntryKind::BlockDevice,
+            Kind::Unknown => EntryKind::Unknown,
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One entry of the source tree: copied (file, directory, link) or skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestEntry {
+    /// Relative to the data directory, `/`-separated.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
+    /// Bytes (a link's: its target's length).
+    #[serde(default)]
+    pub size: u64,
+    /// Permission bits of the source (`0o7777`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Modification time, nanoseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i128>,
+    /// Files: SHA-256 of the content, lower-case hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Links: the target, as written in the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Files: the size or modification time changed while it was copied (maybe torn).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub changed: bool,
+    /// Links: the target is outside the cluster, so not in the backup.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub outside: bool,
+}
+
+impl ManifestEntry {
+    pub(crate) fn new(path: String, kind: EntryKind, meta: &Meta) -> ManifestEntry {
+        ManifestEntry {
+            path,
+            kind,
+            size: if kind == EntryKind::Dir { 0 } else { meta.size },
+            mode: Some(meta.mode),
+            uid: Some(meta.uid),
+            gid: Some(meta.gid),
+            mtime_ns: Some(meta.mtime_ns()),
+            sha256: None,
+            target: None,
+            changed: false,
+            outside: false,
+        }
+    }
+
+    /// The permission bits the copy has: the source's when the owners were kept; otherwise
+    /// without set-user-id, set-group-id and sticky bits, since the copy then belongs to the
+    /// server's user, whose rights a set-user-id bit would lend.
+    pub fn expected_mode(&self, owners_kept: bool) -> Option<u32> {
+        self.mode
+            .map(|m| if owners_kept { m & 0o7777 } else { m & 0o777 })
+    }
+}
+
+/// The cluster directory's own metadata (the copy's `data/` is always `0700`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i128,
+}
+
+/// What a backup directory holds, written last so its presence means the copy is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "StoredManifest")]
+pub struct Manifest {
+    pub version: u32,
+    pub backup_id: String,
+    pub cluster_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub description: String,
+    /// The data directory copied.
+    pub source: String,
+    /// Whether copies carry the source's owner and group (the server ran as root).
+    pub owners_kept: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootMeta>,
+    /// Every entry, in walk order.
+    pub entries: Vec<ManifestEntry>,
+    /// The sum of the copied files' sizes.
+    pub total_bytes: u64,
+}
+
+impl Manifest {
+    /// The regular files.
+    pub fn files(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.of(EntryKind::File)
+    }
+
+    /// The directories.
+    pub fn directories(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.of(EntryKind::Dir)
+    }
+
+    /// The symbolic links.
+    pub fn links(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.of(EntryKind::Symlink)
+    }
+
+    /// The entries found and not copied (FIFOs, sockets, devices).
+    pub fn skipped(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.entries.iter().filter(|e| !e.kind.is_copied())
+    }
+
+    fn of(&self, kind: EntryKind) -> impl Iterator<Item = &ManifestEntry> {
+        self.entries.iter().filter(move |e| e.kind == kind)
+    }
+}
+
+/// The manifest as stored, of either version.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredManifest {
+    #[serde(default)]
+    version: Option<u32>,
+    backup_id: String,
+    cluster_id: String,
+    #[serde(default)]
+    job_id: Option<String>,
+    description: String,
+    source: String,
+    #[serde(default)]
+    owners_kept: bool,
+    #[serde(default)]
+    root: Option<RootMeta>,
+    #[serde(default)]
+    entries: Vec<ManifestEntry>,
+    #[serde(default)]
+    total_bytes: u64,
+    // Version 1.
+    #[serde(default)]
+    files: Vec<LegacyFile>,
+    #[serde(default)]
+    directories: Vec<String>,
+    #[serde(default)]
+    links: Vec<LegacyLink>,
+    #[serde(default)]
+    skipped: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LegacyFile {
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+#[derive(Deserialize)]
+struct LegacyLink {
+    path: String,
+    target: String,
+}
+
+fn bare(path: String, kind: EntryKind) -> ManifestEntry {
+    ManifestEntry {
+        path,
+        kind,
+        size: 0,
+        mode: None,
+        uid: None,
+        gid: None,
+        mtime_ns: None,
+        sha256: None,
+        target: None,
+        changed: false,
+        outside: false,
+    }
+}
+
+impl From<StoredManifest> for Manifest {
+    fn from(s: StoredManifest) -> Self {
+        let mut entries = s.entries;
+        entries.extend(s.directories.into_iter().map(|d| bare(d, EntryKind::Dir)));
+        entries.extend(s.files.into_iter().map(|f| ManifestEntry {
+            size: f.size,
+            sha256: Some(f.sha256),
+            ..bare(f.path, EntryKind::File)
+        }));
+        entries.extend(s.links.into_iter().map(|l| ManifestEntry {
+            size: l.target.len() as u64,
+            target: Some(l.target),
+            ..bare(l.path, EntryKind::Symlink)
+        }));
+        entries.extend(s.skipped.into_iter().map(|p| bare(p, EntryKind::Unknown)));
+        Manifest {
+            version: s.version.unwrap_or(1),
+            backup_id: s.backup_id,
+            cluster_id: s.cluster_id,
+            job_id: s.job_id,
+            description: s.description,
+            source: s.source,
+            owners_kept: s.owners_kept,
+            root: s.root,
+            entries,
+            total_bytes: s.total_bytes,
+        }
+    }
+}
+
+/// One way a copy differs from its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Relative to `data/` (empty for the backup as a whole).
+    pub path: String,
+    pub problem: String,
+}
+
+/// How much a check looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    /// Types and sizes, nothing missing, nothing extra: cheap (metadata only).
+    Quick,
+    /// Also checksums (every byte re-read), link targets, modes, times and owners.
+    Full,
+}
+
+/// The most problems a check keeps (it counts the rest).
+const MAX_PROBLEMS: usize = 20;
+
+/// Compares the tree below `data` with `manifest`.
+pub(crate) struct Checker<'m> {
+    manifest: &'m Manifest,
+    expected: HashMap<&'m str, (&'m ManifestEntry, bool)>,
+    depth: Depth,
+    problems: Vec<Problem>,
+    more: usize,
+    buf: Vec<u8>,
+    /// During a run: the heartbeat to tick and the abandon flag to honour.
+    watch: Option<(Progress, Arc<AtomicBool>)>,
+}
+
+impl<'m> Checker<'m> {
+    pub(crate) fn new(manifest: &'m Manifest, depth: Depth) -> Checker<'m> {
+        Checker {
+            manifest,
+            expected: manifest
+                .entries
+                .iter()
+                .map(|e| (e.path.as_str(), (e, false)))
+                .collect(),
+            depth,
+            problems: Vec::new(),
+            more: 0,
+            buf: Vec::new(),
+            watch: None,
+        }
+    }
+
+    /// Ticks `progress` at every entry and stops when `cancelled` is set (a run's check).
+    pub(crate) fn watched(mut self, progress: Progress, cancelled: Arc<AtomicBool>) -> Self {
+        self.watch = Some((progress, cancelled));
+        self
+    }
+
+    fn step(&self) -> Result<(), FsError> {
+        if let Some((progress, cancelled)) = &self.watch {
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(FsError::Cancelled);
+            }
+            progress.tick();
+        }
+        Ok(())
+    }
+
+    fn problem(&mut self, path: &str, problem: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                path: path.to_owned(),
+                problem,
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// The problems found, then how many more there were; call after the walk.
+    pub(crate) fn finish(mut self) -> (Vec<Problem>, usize) {
+        let mut missing: Vec<&str> = self
+            .expected
+            .iter()
+            .filter(|(_, (e, seen))| !seen && e.kind.is_copied())
+            .map(|(p, _)| *p)
+            .collect();
+        missing.sort_unstable();
+        for path in missing {
+            self.problem(path, "missing from the copy".to_owned());
+        }
+        (self.problems, self.more)
+    }
+
+    /// Looks `rel` up and marks it seen; records a problem and answers `None` when the copy
+    /// should not hold it.
+    fn expect(&mut self, rel: &str, found: Kind) -> Option<&'m ManifestEntry> {
+        let found = EntryKind::from(found);
+        let Some(&mut (entry, ref mut seen)) = self.expected.get_mut(rel) else {
+            self.problem(
+                rel,
+                format!("a {} that is not in the manifest", found.as_str()),
+            );
+            return None;
+        };
+        *seen = true;
+        if !entry.kind.is_copied() {
+            self.problem(
+                rel,
+                format!(
+                    "a {} that the manifest lists as a skipped {}",
+                    found.as_str(),
+                    entry.kind.as_str()
+                ),
+            );
+            return None;
+        }
+        if entry.kind != found {
+            self.problem(
+                rel,
+                format!(
+                    "a {} where the manifest has a {}",
+                    found.as_str(),
+                    entry.kind.as_str()
+                ),
+            );
+            return None;
+        }
+        Some(entry)
+    }
+
+    fn check_meta(&mut self, rel: &str, entry: &ManifestEntry, meta: &Meta) {
+        if self.depth != Depth::Full {
+            return;
+        }
+        let owners = self.manifest.owners_kept;
+        if entry.kind != EntryKind::Symlink {
+            if let Some(mode) = entry.expected_mode(owners) {
+                if meta.mode != mode {
+                    self.problem(
+                        rel,
+                        format!("mode is {:04o}, the manifest says {mode:04o}", meta.mode),
+                    );
+                }
+            }
+        }
+        if let Some(mtime) = entry.mtime_ns {
+            if meta.mtime_ns() != mtime {
+                self.problem(
+                    rel,
+                    format!(
+                        "modification time is {} ns, the manifest says {mtime} ns",
+                        meta.mtime_ns()
+                    ),
+                );
+            }
+        }
+        if owners {
+            if let (Some(uid), Some(gid)) = (entry.uid, entry.gid) {
+                if (meta.uid, meta.gid) != (uid, gid) {
+                    self.problem(
+                        rel,
+                        format!(
+                            "owner is {}:{}, the manifest says {uid}:{gid}",
+                            meta.uid, meta.gid
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Visitor for Checker<'_> {
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &str,
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        self.step()?;
+        let Some(entry) = self.expect(rel, meta.kind) else {
+            return Ok(());
+        };
+        match entry.kind {
+            EntryKind::File => {
+                if meta.size != entry.size {
+                    self.problem(
+                        rel,
+                        format!("{} bytes, the manifest says {}", meta.size, entry.size),
+                    );
+                    return Ok(());
+                }
+                if self.depth == Depth::Full {
+                    self.check_content(dir, name, rel, entry)?;
+                }
+            }
+            EntryKind::Symlink if self.depth == Depth::Full => {
+                match rfs::readlinkat(dir, name, Vec::new()) {
+                    Ok(target) => {
+                        let target = target.to_string_lossy();
+                        if Some(target.as_ref()) != entry.target.as_deref() {
+                            self.problem(
+                                rel,
+                                format!(
+                                    "the link points to {target}, the manifest says {}",
+                                    entry.target.as_deref().unwrap_or("nothing")
+                                ),
+                            );
+                        }
+                    }
+                    Err(e) => self.problem(rel, format!("cannot read the link: {e}")),
+                }
+            }
+            _ => {}
+        }
+        self.check_meta(rel, entry, meta);
+        Ok(())
+    }
+
+    fn enter(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        rel: &str,
+        _fd: BorrowedFd<'_>,
+        meta: &Meta,
+    ) -> Result<bool, FsError> {
+        self.step()?;
+        match self.expect(rel, Kind::Dir) {
+            Some(entry) => {
+                self.check_meta(rel, entry, meta);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn leave(
+        &mut self,
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        _rel: &str,
+        _fd: BorrowedFd<'_>,
+        _meta: &Meta,
+    ) -> Result<(), FsError> {
+        Ok(())
+    }
+
+    fn vanished(&mut self, rel: &str) -> Result<(), FsError> {
+        self.problem(rel, "disappeared while it was checked".to_owned());
+        Ok(())
+    }
+
+    fn bad_name(&mut self, rel: &str) -> Result<(), FsError> {
+        self.problem(
+            rel,
+            "a name that is not UTF-8, which no manifest lists".to_owned(),
+        );
+        Ok(())
+    }
+}
+
+impl Checker<'_> {
+    /// Re-reads a file and compares its SHA-256 (holes hashed as zeros, never read).
+    fn check_content(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &str,
+        entry: &ManifestEntry,
+    ) -> Result<(), FsError> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rfs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.problem(rel, format!("cannot be opened: {e}"));
+                return Ok(());
+            }
+        };
+        if self.buf.is_empty() {
+            self.buf = vec![0; super::copy::CHUNK];
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let hashed = hash_file(std::os::fd::AsFd::as_fd(&fd), &mut buf);
+        self.buf = buf;
+        match hashed {
+            Ok((len, digest)) => {
+                if len != entry.size {
+                    self.problem(
+                        rel,
+                        format!("{len} bytes read, the manifest says {}", entry.size),
+                    );
+                } else if Some(hex(&digest).as_str()) != entry.sha256.as_deref() {
+                    self.problem(rel, "the content does not match its SHA-256".to_owned());
+                }
+            }
+            Err(Errno::INTR) => return Err(FsError::Cancelled),
+            Err(e) => self.problem(rel, format!("cannot be read: {e}")),
+        }
+        Ok(())
+    }
+}
+
+/// Formats problems as one readable sentence for `verify`'s error.
+pub(crate) fn describe(base: &str, problems: &[Problem], more: usize) -> String {
+    let mut parts: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", shown(base, &p.path), p.problem))
+        .collect();
+    if more > 0 {
+        parts.push(format!("and {more} more problem(s)"));
+    }
+    parts.join("; ")
+}

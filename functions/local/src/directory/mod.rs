@@ -1,0 +1,766 @@
+//! The `directory` backup provider: a complete, verifiable copy of a cluster's data
+//! directory under `<backup-root>/<backup-id>/` (SPEC §9, §12, §13).
+//!
+//! A backup directory (`0700`) holds `data/` (`0700`, the copy) and `manifest.json` (`0600`,
+//! every entry with its type, size, mode, owner, group, modification time, and the SHA-256
+//! of files or the target of links: see [`manifest`]). It is written under a hidden sibling
+//! `.<backup-id>.partial`, the manifest last, checked, and only then renamed into place in
+//! one `rename`: a directory named after a backup id is always complete. A failed or
+//! abandoned copy removes its partial directory; one left by a crash is removed when the
+//! provider starts ([`DirectoryProvider::new`]), and meanwhile it is never mistaken for a
+//! backup (its name is not an id). Deleting renames the backup to `.<backup-id>.deleting`
+//! first, for the same reason.
+//!
+//! # A run, step by step
+//! 1. The cluster's path is checked against the [`PathPolicy`] again (it may have become a
+//!    link since it was registered): `path_not_allowed` otherwise.
+//! 2. The path is opened component by component from `/` with `O_NOFOLLOW`, and everything
+//!    below is reached through directory descriptors ([`walk`]), never rebuilt paths.
+//! 3. A first walk reads only metadata and sums the allocated size of regular files; more
+//!    than the backup root's free space fails at once with `insufficient_space`.
+//! 4. The copy: regular files copied extent by extent (holes stay holes) and hashed as they
+//!    are written; directories created and given their metadata once their contents are
+//!    written; links recreated as links; FIFOs, sockets and devices listed, never read.
+//! 5. The manifest, a check that every entry is in the copy with its type and size, the
+//!    rename, an fsync of the root.
+//!
+//! # Decisions
+//! - **Descriptors.** A walk keeps at most [`walk::WINDOW`] directory descriptors open
+//!   (source and destination each), re-opening an ancestor through `..` with an identity
+//!   check when it comes back up (see [`walk`]). Depth is limited only by the file system.
+//! - **Durability.** Every file and directory is fsynced once written (as before), the
+//!   manifest and the partial directory before the rename, the root after it: no `syncfs`,
+//!   which would also flush unrelated writers of a shared file system.
+//! - **Metadata.** Copies keep the source's permission bits and modification time (ns);
+//!   as root also owner and group (`chown` before `chmod`, which `chown` would clear).
+//!   Not as root, the set-user-id, set-group-id and sticky bits are dropped, since the copy
+//!   then belongs to the server's user. `data/` itself stays `0700` and the server's; the
+//!   cluster root's own metadata is recorded in the manifest's `root`.
+//! - **Names that are not UTF-8** are refused (the run fails, naming the entry) rather than
+//!   encoded: the manifest is JSON text, and an encoding would be one more format for every
+//!   restore tool to learn. Link targets likewise.
+//! - **Entries that vanish** between the listing and their turn (a database removing a WAL
+//!   segment) are left out and named in the notes; the run does not fail.
+//! - **Links outside the cluster** are judged lexically: an absolute target, or a relative
+//!   one whose `..` climbs above the cluster's root from the link's own directory.
+//! - **Changed files**: the size or modification time of the open source differ between the
+//!   `fstat` before and after the copy. The manifest records the times applied (before).
+//! - **Free space** counts only regular files' allocated blocks (links, directories and the
+//!   manifest are small and not counted); `f_bavail * f_frsize` of the backup root.
+//! - **Hard links** are not detected: each name is copied as its own file (and counted as
+//!   such by the free-space estimate), which a restore can always apply.
+//! - **Listing.** Each directory's names are read and sorted before its entries are visited:
+//!   the manifest's order is stable, and memory grows with the largest directory, not with
+//!   the tree.
+//! - **Entries swapped after the listing** are judged by what is there when their turn
+//!   comes: a file opened and found (by `fstat`) to be a FIFO, socket or device, or one that
+//!   refuses to open and is no longer a file, is skipped and listed like any other.
+//! - **Abandoned runs.** Dropping the `create` future sets a flag that the worker checks at
+//!   every entry and chunk; it then removes its partial directory. A worker that completes
+//!   its rename after being abandoned deletes what it made.
+
+mod copy;
+pub mod manifest;
+mod walk;
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backup_core::api::ClusterTarget;
+use backup_engine::ports::BackupProvider;
+use backup_engine::{
+    BackupHandle, BackupRequest, ProviderError, ProviderErrorCode, ProviderStatus, TargetProblem,
+};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
+
+pub use manifest::{EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
+
+use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
+use copy::{Copier, Sizer, CHUNK};
+use manifest::{describe, Checker, Depth, MANIFEST_VERSION};
+use walk::{dir_flags, fmeta, open_dir_at, open_dir_nofollow, remove_tree, shown, Chain, FsError};
+
+/// The name of the manifest inside a backup directory.
+pub const MANIFEST: &str = "manifest.json";
+/// The directory inside a backup that holds the copied files.
+pub const DATA: &str = "data";
+
+/// How many names a note lists before "and N more".
+const NOTE_NAMES: usize = 10;
+
+/// A test hook: called with an entry's path relative to the data directory.
+pub type Hook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// **Test-only** hooks into a copy, to make races happen on purpose. All off by default;
+/// the server never sets them.
+#[doc(hidden)]
+#[derive(Clone, Default)]
+pub struct TestHooks {
+    /// Right before a regular file (as listed) is opened: swap it for a FIFO, say.
+    pub before_open: Option<Hook>,
+    /// After the first chunk of a file is written: append to it, say.
+    pub after_first_chunk: Option<Hook>,
+}
+
+impl fmt::Debug for TestHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestHooks")
+            .field("before_open", &self.before_open.is_some())
+            .field("after_first_chunk", &self.after_first_chunk.is_some())
+            .finish()
+    }
+}
+
+/// Makes and deletes directory backups under one backup root.
+#[derive(Debug, Clone)]
+pub struct DirectoryProvider {
+    root: PathBuf,
+    root_fd: Arc<OwnedFd>,
+    policy: Arc<PathPolicy>,
+    /// Test-only: see [`TestHooks`].
+    #[doc(hidden)]
+    pub hooks: TestHooks,
+}
+
+fn io_err(e: Errno, what: String) -> std::io::Error {
+    let e = std::io::Error::from(e);
+    std::io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl DirectoryProvider {
+    /// Uses `root` (the backup root, `<data-dir>/backups` by default), creating it `0700`
+    /// and tightening it to `0700` if it is wider (logged once), and removes the partial
+    /// copies and half-deleted backups a crash may have left there. The caller holds the
+    /// exclusive locks of the data directory and the backup root, so everything in it is
+    /// this server's. `root` must be the policy's backup root.
+    pub fn new(root: &Path, policy: PathPolicy) -> std::io::Result<DirectoryProvider> {
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)?;
+        }
+        let canonical = std::fs::canonicalize(root)?;
+        if canonical != policy.backup_root() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "the backup root {} is not the policy's backup root {}",
+                    canonical.display(),
+                    policy.backup_root().display()
+                ),
+            ));
+        }
+        let shown_root = root.display().to_string();
+        let root_fd = rfs::open(root, dir_flags(), Mode::empty())
+            .map_err(|e| io_err(e, format!("cannot open {shown_root}")))?;
+        let meta =
+            fmeta(root_fd.as_fd()).map_err(|e| io_err(e, format!("cannot read {shown_root}")))?;
+        if meta.mode & 0o077 != 0 {
+            rfs::fchmod(&root_fd, Mode::from_raw_mode(0o700))
+                .map_err(|e| io_err(e, format!("cannot tighten {shown_root}")))?;
+            tracing::warn!(
+                path = %shown_root,
+                was = format!("{:04o}", meta.mode),
+                "the backup root was readable by others; tightened it to 0700"
+            );
+        }
+        let names = walk::list(root_fd.as_fd())
+            .map_err(|e| io_err(e, format!("cannot list {shown_root}")))?;
+        for name in names {
+            let text = name.to_string_lossy();
+            if text.starts_with('.') && (text.ends_with(".partial") || text.ends_with(".deleting"))
+            {
+                tracing::warn!(path = %shown(&shown_root, &text), "removing an incomplete backup left by a crash");
+                remove_tree(root_fd.as_fd(), &name, &shown_root).map_err(|e| {
+                    std::io::Error::other(format!("cannot remove a leftover backup: {e}"))
+                })?;
+            }
+        }
+        Ok(DirectoryProvider {
+            root: root.to_path_buf(),
+            root_fd: Arc::new(root_fd),
+            policy: Arc::new(policy),
+            hooks: TestHooks::default(),
+        })
+    }
+
+    /// The backup root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path policy cluster paths are checked against.
+    pub fn policy(&self) -> &PathPolicy {
+        &self.policy
+    }
+
+    /// Where a backup lives once complete.
+    pub fn backup_dir(&self, backup_id: &str) -> PathBuf {
+        self.root.join(backup_id)
+    }
+
+    fn checked_id(&self, handle: &BackupHandle) -> Result<CString, ProviderError> {
+        // The location is ours, but it comes back from the store: never act outside root.
+        if !backup_engine::ids::is_valid_id(&handle.backup_id) {
+            return Err(ProviderError::new(format!(
+                "`{}` is not a backup id",
+                handle.backup_id
+            )));
+        }
+        let dir = self.backup_dir(&handle.backup_id);
+        if Path::new(&handle.location) != dir {
+            return Err(ProviderError::new(format!(
+                "backup {} is recorded at {}, outside this server's backup root {}",
+                handle.backup_id,
+                handle.location,
+                self.root.display()
+            )));
+        }
+        CString::new(handle.backup_id.as_str())
+            .map_err(|_| ProviderError::new(format!("`{}` is not a backup id", handle.backup_id)))
+    }
+
+    /// Runs a policy call on a blocking thread: canonicalizing reads the file system, which
+    /// may hang (a dead network mount) and must not stall the runtime.
+    async fn with_policy<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&PathPolicy) -> Result<T, TargetProblem> + Send + 'static,
+    ) -> Result<T, TargetProblem> {
+        let policy = self.policy.clone();
+        tokio::task::spawn_blocking(move || f(&policy))
+            .await
+            .unwrap_or_else(|e| {
+                Err(TargetProblem {
+                    field: "path",
+                    code: crate::policy::PATH_NOT_FOUND,
+                    message: format!("the path could not be checked: {e}"),
+                })
+            })
+    }
+}
+
+/// Sets the flag when the `create` future is dropped, so the blocking copy stops early.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl BackupProvider for DirectoryProvider {
+    fn kind(&self) -> &'static str {
+        "directory"
+    }
+
+    /// A directory target must be an existing directory that passes the policy; it is
+    /// stored canonical. Codes: `path_not_allowed` for a breach of the policy,
+    /// `path_not_found`, `path_not_directory`, `path_not_absolute`, `path_not_utf8` for the
+    /// rest (see [`crate::policy`]).
+    async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
+        match target {
+            ClusterTarget::Directory { path } => {
+                let path = path.clone();
+                let canonical = self.with_policy(move |p| p.resolve(&path)).await?;
+                Ok(ClusterTarget::Directory {
+                    path: canonical.to_string_lossy().into_owned(),
+                })
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
+        match target {
+            ClusterTarget::Directory { path } => {
+                let path = path.clone();
+                self.with_policy(move |p| p.recheck(&path).map(|_| ()))
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn planned_location(&self, request: &BackupRequest) -> String {
+        self.backup_dir(&request.backup_id)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+        let ClusterTarget::Directory { path } = &request.cluster.target else {
+            return Err(ProviderError::new(format!(
+                "cluster {} is not a directory cluster",
+                request.cluster.id
+            )));
+        };
+        if !backup_engine::ids::is_valid_id(&request.backup_id) {
+            return Err(ProviderError::new(format!(
+                "`{}` is not a backup id",
+                request.backup_id
+            )));
+        }
+        let stored = path.clone();
+        let source = self
+            .with_policy(move |p| p.recheck(&stored))
+            .await
+            .map_err(|p| {
+                let code = if p.code == PATH_NOT_ALLOWED {
+                    ProviderErrorCode::PathNotAllowed
+                } else {
+                    ProviderErrorCode::ProviderError
+                };
+                ProviderError::coded(code, format!("the data directory {path}: {}", p.message))
+            })?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let job = Job {
+            provider: self.clone(),
+            source,
+            request: request.clone(),
+            cancelled: cancelled.clone(),
+        };
+        let location = self.backup_dir(&request.backup_id);
+        let notes = tokio::task::spawn_blocking(move || job.run())
+            .await
+            .map_err(|e| ProviderError::with_source("the copy task stopped", e))??;
+        let mut handle = BackupHandle::new(
+            request.backup_id.clone(),
+            location.to_string_lossy().into_owned(),
+        );
+        handle.notes = notes;
+        Ok(handle)
+    }
+
+    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+        let id = self.checked_id(handle)?;
+        let dir = self.backup_dir(&handle.backup_id);
+        let root = self.root_fd.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let backup = open_dir_at(root.as_fd(), &id)?;
+            rfs::statat(&backup, MANIFEST, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| walk::meta(&st).kind == walk::Kind::File)
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the status task stopped", e))?;
+        Ok(match found {
+            Ok(true) => ProviderStatus::Available,
+            Ok(false) | Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
+                ProviderStatus::Failed(format!(
+                    "backup directory {} is missing or incomplete",
+                    dir.display()
+                ))
+            }
+            Err(e) => {
+                return Err(ProviderError::with_source(
+                    format!("cannot read {}: {e}", dir.display()),
+                    std::io::Error::from(e),
+                ))
+            }
+        })
+    }
+
+    async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
+        let id = self.checked_id(handle)?;
+        let root = self.root_fd.clone();
+        let shown_root = self.root.display().to_string();
+        tokio::task::spawn_blocking(move || delete_backup(root.as_fd(), &id, &shown_root))
+            .await
+            .map_err(|e| ProviderError::with_source("the delete task stopped", e))?
+            .map_err(|e| ProviderError::with_source(format!("cannot delete the backup: {e}"), e))
+    }
+}
+
+/// Renames `<id>` to `.<id>.deleting` on the root descriptor, then removes that tree.
+/// A backup already gone, or entries removed by a concurrent deleter, count as deleted.
+fn delete_backup(
+    root: std::os::fd::BorrowedFd<'_>,
+    id: &CStr,
+    shown_root: &str,
+) -> Result<(), FsError> {
+    let doomed = CString::new(format!(".{}.deleting", id.to_string_lossy()))
+        .map_err(|_| FsError::Refused("a backup id holds a NUL byte".to_owned()))?;
+    match rfs::renameat(root, id, root, &doomed) {
+        // Gone already, or another deleter renamed it first: finish whatever is left.
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => {
+            return Err(FsError::io(
+                "rename",
+                shown(shown_root, &id.to_string_lossy()),
+                e,
+            ))
+        }
+    }
+    remove_tree(root, &doomed, shown_root)?;
+    rfs::fsync(root).map_err(|e| FsError::io("sync", shown_root, e))
+}
+
+/// One `create`, run on a blocking thread.
+struct Job {
+    provider: DirectoryProvider,
+    source: PathBuf,
+    request: BackupRequest,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// What a failure of the copy becomes: a full disk is `insufficient_space`.
+fn provider_error(e: FsError, root: &str) -> ProviderError {
+    match e.errno() {
+        Some(Errno::NOSPC | Errno::DQUOT) => ProviderError::coded(
+            ProviderErrorCode::InsufficientSpace,
+            format!("the backup root {root} ran out of space during the copy ({e}); the partial copy was removed"),
+        ),
+        _ => ProviderError::with_source(e.to_string(), e),
+    }
+}
+
+impl Job {
+    fn run(self) -> Result<Vec<String>, ProviderError> {
+        let root = self.provider.root_fd.clone();
+        let shown_root = self.provider.root.display().to_string();
+        let id = &self.request.backup_id;
+        let partial = CString::new(format!(".{id}.partial"))
+            .map_err(|_| ProviderError::new(format!("`{id}` is not a backup id")))?;
+        let final_name = CString::new(id.as_str())
+            .map_err(|_| ProviderError::new(format!("`{id}` is not a backup id")))?;
+        let result = self.copy(root.as_fd(), &partial, &final_name, &shown_root);
+        if result.is_err() {
+            if let Err(e) = remove_tree(root.as_fd(), &partial, &shown_root) {
+                tracing::warn!(error = %e, "could not remove a failed partial backup");
+            }
+        }
+        let notes = result?;
+        if self.cancelled.load(Ordering::Relaxed) {
+            // Abandoned while renaming: the run is over, and what it made is discarded.
+            if let Err(e) = delete_backup(root.as_fd(), &final_name, &shown_root) {
+                tracing::warn!(error = %e, "could not remove an abandoned backup");
+            }
+            return Err(ProviderError::new("the backup was abandoned"));
+        }
+        Ok(notes)
+    }
+
+    fn copy(
+        &self,
+        root: std::os::fd::BorrowedFd<'_>,
+        partial: &CStr,
+        final_name: &CStr,
+        shown_root: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        let source_shown = self.source.display().to_string();
+        let progress = &self.request.progress;
+        let fail = |e: FsError| provider_error(e, shown_root);
+        // The source, opened without following any link on the way.
+        let src = open_dir_nofollow(&self.source).map_err(|e| match e {
+            Errno::LOOP | Errno::NOTDIR => ProviderError::coded(
+                ProviderErrorCode::PathNotAllowed,
+                format!(
+                    "the data directory {source_shown} (or a directory above it) is a link now, and links are never followed: register the cluster again with its real path"
+                ),
+            ),
+            e => ProviderError::with_source(
+                format!("cannot open the data directory {source_shown}: {e}"),
+                std::io::Error::from(e),
+            ),
+        })?;
+        match rfs::statat(root, final_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => {}
+            Ok(_) => {
+                return Err(ProviderError::new(format!(
+                    "{} already exists",
+                    shown(shown_root, &final_name.to_string_lossy())
+                )))
+            }
+            Err(e) => return Err(fail(FsError::io("read", shown_root, e))),
+        }
+        // Free space, from metadata only.
+        let mut sizer = Sizer {
+            needed: 0,
+            base: &source_shown,
+            cancelled: &self.cancelled,
+            progress,
+        };
+        walk::walk(src.as_fd(), &source_shown, &mut sizer).map_err(fail)?;
+        let vfs = rfs::fstatvfs(root).map_err(|e| fail(FsError::io("read", shown_root, e)))?;
+        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        if sizer.needed > free {
+            return Err(ProviderError::coded(
+                ProviderErrorCode::InsufficientSpace,
+                format!(
+                    "the copy of {source_shown} needs {} bytes, the backup root {shown_root} has {free} free: free some space or move the backup root (--backup-root)",
+                    sizer.needed
+                ),
+            ));
+        }
+        // A leftover of an earlier attempt with this id (not possible with fresh ids, but
+        // cheap to rule out).
+        remove_tree(root, partial, shown_root).map_err(fail)?;
+        let partial_shown = shown(shown_root, &partial.to_string_lossy());
+        let data_shown = shown(&partial_shown, DATA);
+        let mkdir = |dir, name: &CStr, shown_as: &str| -> Result<OwnedFd, ProviderError> {
+            rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                .map_err(|e| fail(FsError::io("create", shown_as, e)))?;
+            let fd = open_dir_at(dir, name).map_err(|e| fail(FsError::io("open", shown_as, e)))?;
+            // The umask may have narrowed 0700 further; make it exactly 0700.
+            rfs::fchmod(&fd, Mode::from_raw_mode(0o700))
+                .map_err(|e| fail(FsError::io("set the mode of", shown_as, e)))?;
+            Ok(fd)
+        };
+        let partial_fd = mkdir(root, partial, &partial_shown)?;
+        let data_fd = mkdir(partial_fd.as_fd(), c"data", &data_shown)?;
+        let root_meta =
+            fmeta(src.as_fd()).map_err(|e| fail(FsError::io("read", source_shown.as_str(), e)))?;
+        let owners = rustix::process::geteuid().is_root();
+        let dest_anchor =
+            walk::dup(data_fd.as_fd()).map_err(|e| fail(FsError::io("open", &data_shown, e)))?;
+        let mut copier = Copier {
+            dest: Chain::new(dest_anchor, data_shown.clone()),
+            entries: Vec::new(),
+            total_bytes: 0,
+            vanished: Vec::new(),
+            owners,
+            base: &source_shown,
+            dest_base: &data_shown,
+            cancelled: &self.cancelled,
+            progress,
+            hooks: &self.provider.hooks,
+            buf: vec![0; CHUNK],
+        };
+        walk::walk(src.as_fd(), &source_shown, &mut copier).map_err(fail)?;
+        rfs::fsync(&data_fd).map_err(|e| fail(FsError::io("sync", &data_shown, e)))?;
+        let vanished = std::mem::take(&mut copier.vanished);
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            backup_id: self.request.backup_id.clone(),
+            cluster_id: self.request.cluster.id.clone(),
+            job_id: self.request.job_id.clone(),
+            description: self.request.description.clone(),
+            source: source_shown.clone(),
+            owners_kept: owners,
+            root: Some(RootMeta {
+                mode: root_meta.mode,
+                uid: root_meta.uid,
+                gid: root_meta.gid,
+                mtime_ns: root_meta.mtime_ns(),
+            }),
+            entries: std::mem::take(&mut copier.entries),
+            total_bytes: copier.total_bytes,
+        };
+        drop(copier);
+        write_manifest(partial_fd.as_fd(), &manifest, &partial_shown).map_err(fail)?;
+        // Every entry in the copy with its type and size, nothing extra: catches a copy
+        // altered behind the server's back before it is published.
+        let mut checker =
+            Checker::new(&manifest, Depth::Quick).watched(progress.clone(), self.cancelled.clone());
+        walk::walk(data_fd.as_fd(), &data_shown, &mut checker).map_err(fail)?;
+        let (problems, more) = checker.finish();
+        if !problems.is_empty() {
+            return Err(ProviderError::new(format!(
+                "the copy does not match its manifest, so it was discarded: {}",
+                describe(&data_shown, &problems, more)
+            )));
+        }
+        rfs::fsync(&partial_fd).map_err(|e| fail(FsError::io("sync", &partial_shown, e)))?;
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(ProviderError::new("the backup was abandoned"));
+        }
+        rename_noreplace(root, partial, final_name).map_err(|e| {
+            fail(FsError::io(
+                "move the backup into",
+                shown(shown_root, &final_name.to_string_lossy()),
+                e,
+            ))
+        })?;
+        rfs::fsync(root).map_err(|e| fail(FsError::io("sync", shown_root, e)))?;
+        Ok(notes(&manifest, &vanished))
+    }
+}
+
+/// `renameat2(RENAME_NOREPLACE)`, so an existing (even empty) directory is never replaced;
+/// on a file system without it, a check then a plain `renameat`.
+fn rename_noreplace(
+    root: std::os::fd::BorrowedFd<'_>,
+    from: &CStr,
+    to: &CStr,
+) -> Result<(), Errno> {
+    match rfs::renameat_with(root, from, root, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            match rfs::statat(root, to, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => Err(Errno::EXIST),
+                Err(Errno::NOENT) => rfs::renameat(root, from, root, to),
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+fn write_manifest(
+    partial: std::os::fd::BorrowedFd<'_>,
+    manifest: &Manifest,
+    partial_shown: &str,
+) -> Result<(), FsError> {
+    use std::io::Write;
+    let shown_as = shown(partial_shown, MANIFEST);
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| FsError::Refused(format!("cannot encode the manifest: {e}")))?;
+    let fd = rfs::openat(
+        partial,
+        MANIFEST,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| FsError::io("create", &shown_as, e))?;
+    rfs::fchmod(&fd, Mode::from_raw_mode(0o600))
+        .map_err(|e| FsError::io("set the mode of", &shown_as, e))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&json).map_err(|e| {
+        FsError::io(
+            "write",
+            &shown_as,
+            Errno::from_io_error(&e).unwrap_or(Errno::IO),
+        )
+    })?;
+    rfs::fsync(&file).map_err(|e| FsError::io("sync", &shown_as, e))
+}
+
+/// "a, b, c and 3 more"
+fn names(list: &[String]) -> String {
+    let mut out = list
+        .iter()
+        .take(NOTE_NAMES)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > NOTE_NAMES {
+        out.push_str(&format!(" and {} more", list.len() - NOTE_NAMES));
+    }
+    out
+}
+
+/// The sentences an operator must read about a backup that succeeded.
+fn notes(manifest: &Manifest, vanished: &[String]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let changed: Vec<String> = manifest
+        .files()
+        .filter(|e| e.changed)
+        .map(|e| e.path.clone())
+        .collect();
+    match changed.len() {
+        0 => {}
+        1 => notes.push(format!(
+            "1 file changed while it was copied, so its copy may be torn: {} (quiesce the database with pre/post hooks)",
+            changed[0]
+        )),
+        n => notes.push(format!(
+            "{n} files changed while they were copied, so their copies may be torn: {} (quiesce the database with pre/post hooks)",
+            names(&changed)
+        )),
+    }
+    let outside: Vec<String> = manifest
+        .links()
+        .filter(|e| e.outside)
+        .map(|e| format!("{} -> {}", e.path, e.target.as_deref().unwrap_or("")))
+        .collect();
+    match outside.as_slice() {
+        [] => {}
+        [_] => {
+            if let Some(link) = manifest.links().find(|e| e.outside) {
+                notes.push(format!(
+                    "link {} points outside the cluster to {}: its target is not in the backup",
+                    link.path,
+                    link.target.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        many => notes.push(format!(
+            "{} links point outside the cluster, so their targets are not in the backup: {}",
+            many.len(),
+            names(many)
+        )),
+    }
+    let skipped: Vec<String> = manifest
+        .skipped()
+        .map(|e| format!("{} ({})", e.path, e.kind.as_str()))
+        .collect();
+    match skipped.len() {
+        0 => {}
+        1 => notes.push(format!(
+            "skipped 1 entry that is not a file, directory or link: {}",
+            skipped[0]
+        )),
+        n => notes.push(format!(
+            "skipped {n} entries that are not files, directories or links: {}",
+            names(&skipped)
+        )),
+    }
+    match vanished.len() {
+        0 => {}
+        1 => notes.push(format!(
+            "1 entry disappeared while the copy ran, so it is not in the backup: {}",
+            vanished[0]
+        )),
+        n => notes.push(format!(
+            "{n} entries disappeared while the copy ran, so they are not in the backup: {}",
+            names(vanished)
+        )),
+    }
+    notes
+}
+
+/// Reads a backup directory's manifest and compares the copy with it in full: every entry
+/// present with its type and size, every file's SHA-256 (re-reading every byte; holes are
+/// hashed without being read), every link's target, modes and modification times (owners
+/// too when the backup kept them), and nothing extra. Never changes the backup. Answers the
+/// manifest and the problems found (the first 20, then a count of the rest).
+pub fn inspect(backup_dir: &Path) -> Result<(Manifest, Vec<Problem>, usize), String> {
+    let shown_dir = backup_dir.display().to_string();
+    let dir = rfs::open(backup_dir, dir_flags() & !OFlags::NOFOLLOW, Mode::empty())
+        .map_err(|e| format!("cannot open {shown_dir}: {e}"))?;
+    let fd = rfs::openat(
+        &dir,
+        MANIFEST,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot read the manifest of {shown_dir}: {e}"))?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
+        .map_err(|e| format!("cannot read the manifest of {shown_dir}: {e}"))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| format!("the manifest of {shown_dir} is unreadable: {e}"))?;
+    let data_shown = shown(&shown_dir, DATA);
+    let data =
+        open_dir_at(dir.as_fd(), c"data").map_err(|e| format!("cannot open {data_shown}: {e}"))?;
+    let (problems, more) = {
+        let mut checker = Checker::new(&manifest, Depth::Full);
+        walk::walk(data.as_fd(), &data_shown, &mut checker)
+            .map_err(|e| format!("cannot check {data_shown}: {e}"))?;
+        checker.finish()
+    };
+    Ok((manifest, problems, more))
+}
+
+/// Re-reads a backup directory and checks it against its manifest (see [`inspect`]):
+/// answers the manifest when everything matches, else the first problems in one sentence.
+pub fn verify(backup_dir: &Path) -> Result<Manifest, String> {
+    let (manifest, problems, more) = inspect(backup_dir)?;
+    if problems.is_empty() {
+        return Ok(manifest);
+    }
+    let data_shown = shown(&backup_dir.display().to_string(), DATA);
+    Err(format!(
+        "{} does not match its manifest: {}",
+        backup_dir.display(),
+        describe(&data_shown, &problems, more)
+    ))
+}

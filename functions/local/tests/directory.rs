@@ -1,0 +1,830 @@
+//! The `directory` provider on real files (SPEC §12, §13): metadata, links, depth, special
+//! files, sparse files, torn copies, free space, the path policy, deletes and verify.
+//!
+//! Tests that need root (owners, tmpfs mounts) print a skip note and pass when not root.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backup_core::api::ClusterTarget;
+use backup_engine::ids::RandomIds;
+use backup_engine::ports::{BackupProvider, IdGenerator};
+use backup_engine::{
+    BackupHandle, BackupRequest, ClusterRecord, Progress, ProviderErrorCode, ProviderStatus, Scope,
+};
+use backup_local::directory::{self, EntryKind, Manifest, TestHooks};
+use backup_local::{DirectoryProvider, PathPolicy};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timespec, Timestamps};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A server's data directory (with its backup root) and a cluster's data directory,
+/// each in its own temporary directory.
+///
+/// Fields drop in order: the provider (and its descriptor on the backup root) first, then
+/// a tmpfs mounted on the backup root, then the directories.
+struct Setup {
+    provider: DirectoryProvider,
+    _mount: Option<Tmpfs>,
+    server: tempfile::TempDir,
+    source: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Self::with_roots(&[])
+    }
+
+    fn with_roots(allowed: &[PathBuf]) -> Setup {
+        let server = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let backups = server.path().join("backups");
+        fs::create_dir_all(&backups).unwrap();
+        let policy = PathPolicy::new(server.path(), &backups, allowed).unwrap();
+        let provider = DirectoryProvider::new(&backups, policy).unwrap();
+        Setup {
+            provider,
+            _mount: None,
+            server,
+            source,
+        }
+    }
+
+    fn backups(&self) -> PathBuf {
+        self.server.path().join("backups")
+    }
+
+    fn src(&self) -> &Path {
+        self.source.path()
+    }
+
+    fn request(&self) -> BackupRequest {
+        request_for(&self.src().to_string_lossy())
+    }
+
+    async fn backup(&self) -> Result<(BackupHandle, Manifest), backup_engine::ProviderError> {
+        let request = self.request();
+        let handle = self.provider.create(&request).await?;
+        let manifest = directory::verify(&self.backups().join(&request.backup_id))
+            .unwrap_or_else(|e| panic!("verify failed: {e}"));
+        Ok((handle, manifest))
+    }
+
+    /// Names in the backup root (backups, partial or deleting).
+    fn leftovers(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.backups())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn request_for(path: &str) -> BackupRequest {
+    BackupRequest {
+        backup_id: RandomIds::default().new_id(),
+        job_id: None,
+        description: "test backup".into(),
+        cluster: ClusterRecord {
+            id: "orders".into(),
+            scope: Scope::new("default", "default").unwrap(),
+            description: "Orders".into(),
+            region: "local".into(),
+            target: ClusterTarget::Directory { path: path.into() },
+            created: chrono::DateTime::from_timestamp(1_795_755_600, 0).unwrap(),
+        },
+        progress: Progress::default(),
+    }
+}
+
+fn set_mtime(path: &Path, sec: i64, nsec: i64) {
+    let ts = Timestamps {
+        last_access: Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        },
+    };
+    rfs::utimensat(rfs::CWD, path, &ts, AtFlags::SYMLINK_NOFOLLOW).unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+fn entry<'m>(manifest: &'m Manifest, path: &str) -> &'m directory::ManifestEntry {
+    manifest
+        .entries
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} missing from the manifest"))
+}
+
+// ----- metadata ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn modes_times_and_owners_are_kept_entry_by_entry_and_recorded() {
+    // GIVEN files 0640, 0600, 0755, a directory 0750 and (as root) a file owned by uid 1234,
+    // each with a modification time down to the nanosecond
+    let s = Setup::new();
+    let src = s.src();
+    fs::create_dir(src.join("conf")).unwrap();
+    for (name, mode) in [
+        ("conf/a.conf", 0o640),
+        ("secret", 0o600),
+        ("run.sh", 0o755),
+        ("owned", 0o644),
+    ] {
+        fs::write(src.join(name), name.as_bytes()).unwrap();
+        fs::set_permissions(src.join(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(src.join("conf"), fs::Permissions::from_mode(0o750)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(src.join("owned"), Some(1234), Some(4321)).unwrap();
+    }
+    for (i, name) in ["conf/a.conf", "secret", "run.sh", "owned", "conf"]
+        .iter()
+        .enumerate()
+    {
+        set_mtime(
+            &src.join(name),
+            1_700_000_000 + i as i64,
+            123_456_789 + i as i64,
+        );
+    }
+    // WHEN it is backed up
+    let (handle, manifest) = s.backup().await.unwrap();
+    assert!(handle.notes.is_empty(), "{:?}", handle.notes);
+    // THEN every copy has the source's mode and time (and owner as root), and the manifest
+    // records them
+    let data = s.backups().join(&handle.backup_id).join("data");
+    for name in ["conf/a.conf", "secret", "run.sh", "owned", "conf"] {
+        let (from, to) = (
+            fs::symlink_metadata(src.join(name)).unwrap(),
+            fs::symlink_metadata(data.join(name)).unwrap(),
+        );
+        assert_eq!(to.mode() & 0o7777, from.mode() & 0o7777, "{name} mode");
+        assert_eq!(
+            (to.mtime(), to.mtime_nsec()),
+            (from.mtime(), from.mtime_nsec()),
+            "{name} mtime"
+        );
+        if is_root() {
+            assert_eq!(
+                (to.uid(), to.gid()),
+                (from.uid(), from.gid()),
+                "{name} owner"
+            );
+        }
+        let e = entry(&manifest, name);
+        assert_eq!(e.mode, Some(from.mode() & 0o7777));
+        assert_eq!(e.uid, Some(from.uid()));
+        assert_eq!(e.gid, Some(from.gid()));
+        assert_eq!(
+            e.mtime_ns,
+            Some(i128::from(from.mtime()) * 1_000_000_000 + i128::from(from.mtime_nsec()))
+        );
+    }
+    assert_eq!(entry(&manifest, "conf").kind, EntryKind::Dir);
+    assert_eq!(entry(&manifest, "secret").kind, EntryKind::File);
+    assert_eq!(entry(&manifest, "secret").size, 6);
+    assert_eq!(manifest.owners_kept, is_root());
+    if is_root() {
+        assert_eq!(entry(&manifest, "owned").uid, Some(1234));
+        assert_eq!(fs::metadata(data.join("owned")).unwrap().uid(), 1234);
+    } else {
+        skip("owners", "not root, so owners are not kept");
+    }
+    // AND the backup, its data/ and the root are 0700, the manifest 0600
+    let dir = s.backups().join(&handle.backup_id);
+    assert_eq!(mode_of(&dir), 0o700);
+    assert_eq!(mode_of(&dir.join("data")), 0o700);
+    assert_eq!(mode_of(&dir.join("manifest.json")), 0o600);
+    assert_eq!(mode_of(&s.backups()), 0o700);
+    // AND the status is available
+    assert_eq!(
+        s.provider.status(&handle).await.unwrap(),
+        ProviderStatus::Available
+    );
+}
+
+#[tokio::test]
+async fn a_backup_root_left_readable_is_tightened_at_start() {
+    let server = tempfile::tempdir().unwrap();
+    let backups = server.path().join("backups");
+    fs::create_dir_all(&backups).unwrap();
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = PathPolicy::new(server.path(), &backups, &[]).unwrap();
+    DirectoryProvider::new(&backups, policy).unwrap();
+    assert_eq!(mode_of(&backups), 0o700);
+}
+
+// ----- links -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn links_are_kept_as_links_and_one_pointing_outside_is_listed_and_named() {
+    // GIVEN a link inside the tree, one climbing out with .., and pg_wal on another disk
+    let s = Setup::new();
+    let src = s.src();
+    fs::create_dir(src.join("base")).unwrap();
+    fs::write(src.join("base/1"), b"one").unwrap();
+    std::os::unix::fs::symlink("base/1", src.join("inside")).unwrap();
+    std::os::unix::fs::symlink("../../elsewhere", src.join("base/climbs")).unwrap();
+    std::os::unix::fs::symlink("/mnt/wal", src.join("pg_wal")).unwrap();
+    // WHEN it is backed up
+    let (handle, manifest) = s.backup().await.unwrap();
+    // THEN every link is a link in the copy, with its target, never followed
+    let data = s.backups().join(&handle.backup_id).join("data");
+    for (name, target) in [
+        ("inside", "base/1"),
+        ("base/climbs", "../../elsewhere"),
+        ("pg_wal", "/mnt/wal"),
+    ] {
+        assert!(fs::symlink_metadata(data.join(name))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_link(data.join(name)).unwrap(), Path::new(target));
+        let e = entry(&manifest, name);
+        assert_eq!(e.kind, EntryKind::Symlink);
+        assert_eq!(e.target.as_deref(), Some(target));
+    }
+    // AND the ones pointing outside are marked and named in the notes
+    assert!(!entry(&manifest, "inside").outside);
+    assert!(entry(&manifest, "pg_wal").outside);
+    assert!(entry(&manifest, "base/climbs").outside);
+    let notes = handle.notes.join(" | ");
+    assert!(notes.contains("pg_wal -> /mnt/wal"), "{notes}");
+    assert!(notes.contains("outside the cluster"), "{notes}");
+    assert!(!notes.contains("inside"), "{notes}");
+}
+
+#[tokio::test]
+async fn one_link_outside_gets_the_short_note() {
+    let s = Setup::new();
+    std::os::unix::fs::symlink("/mnt/wal", s.src().join("pg_wal")).unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    assert_eq!(
+        handle.notes,
+        ["link pg_wal points outside the cluster to /mnt/wal: its target is not in the backup"]
+    );
+}
+
+// ----- depth -----------------------------------------------------------------------------
+
+/// Builds `depth` nested directories named `d` below `root` through descriptors (a path
+/// this deep is longer than PATH_MAX), with a file at the bottom.
+fn deep_tree(root: &Path, depth: usize) {
+    let mut fd: OwnedFd =
+        rfs::open(root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+        fd = rfs::openat(&fd, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let file = rfs::openat(
+        &fd,
+        "bottom",
+        OFlags::WRONLY | OFlags::CREATE,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&file, b"deep").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_five_thousand_directories_deep_backs_up_verifies_and_deletes() {
+    // GIVEN a tree 5,000 directories deep: its deepest path is ~10,000 bytes
+    let mut s = Setup::new();
+    deep_tree(s.src(), 5_000);
+    // (counting the process's open descriptors when the copy reaches the bottom)
+    let open_at_bottom = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = open_at_bottom.clone();
+    s.provider.hooks = TestHooks {
+        before_open: Some(Arc::new(move |rel: &str| {
+            if rel.ends_with("bottom") {
+                let n = fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+                seen.store(n, Ordering::SeqCst);
+            }
+        })),
+        after_first_chunk: None,
+    };
+    // WHEN it is backed up THEN it verifies, with every level in the manifest
+    let (handle, manifest) = s.backup().await.unwrap();
+    assert_eq!(manifest.directories().count(), 5_000);
+    let bottom = manifest.files().next().unwrap();
+    assert_eq!(bottom.path.len(), 5_000 * 2 + "bottom".len());
+    assert_eq!(bottom.size, 4);
+    // AND the walk held a bounded number of descriptors, not one per level (other tests of
+    // this process hold a few too)
+    let open = open_at_bottom.load(Ordering::SeqCst);
+    assert!(
+        open > 0 && open < 200,
+        "{open} descriptors open at depth 5,000"
+    );
+    // AND deleting it removes the whole tree
+    s.provider.delete(&handle).await.unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+// ----- special files ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_swapped_in_after_the_listing_is_skipped_and_listed_never_read() {
+    // GIVEN a file that becomes a FIFO after its directory was listed, and a socket
+    let mut s = Setup::new();
+    let src = s.src().to_path_buf();
+    fs::write(src.join("swapped"), b"was a file").unwrap();
+    fs::write(src.join("swapped-sock"), b"was a file too").unwrap();
+    fs::write(src.join("kept"), b"kept").unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    let swap_dir = src.clone();
+    s.provider.hooks = TestHooks {
+        before_open: Some(Arc::new(move |rel: &str| {
+            if rel == "swapped" {
+                fs::remove_file(swap_dir.join("swapped")).unwrap();
+                rfs::mkfifoat(
+                    rfs::CWD,
+                    swap_dir.join("swapped"),
+                    Mode::from_raw_mode(0o600),
+                )
+                .unwrap();
+            }
+            if rel == "swapped-sock" {
+                // (a socket cannot even be opened: ENXIO)
+                fs::remove_file(swap_dir.join("swapped-sock")).unwrap();
+                drop(
+                    std::os::unix::net::UnixListener::bind(swap_dir.join("swapped-sock")).unwrap(),
+                );
+            }
+        })),
+        after_first_chunk: None,
+    };
+    // WHEN it is backed up (a FIFO opened for reading without O_NONBLOCK would block forever)
+    let (handle, manifest) = tokio::time::timeout(Duration::from_secs(30), s.backup())
+        .await
+        .expect("the copy blocked on the FIFO")
+        .unwrap();
+    // THEN the FIFO and the socket are listed as skipped, not copied, and named in the notes
+    assert_eq!(entry(&manifest, "swapped").kind, EntryKind::Fifo);
+    assert_eq!(entry(&manifest, "sock").kind, EntryKind::Socket);
+    assert_eq!(entry(&manifest, "swapped-sock").kind, EntryKind::Socket);
+    let data = s.backups().join(&handle.backup_id).join("data");
+    assert!(!data.join("swapped").exists());
+    assert!(!data.join("sock").exists());
+    assert_eq!(fs::read(data.join("kept")).unwrap(), b"kept");
+    assert_eq!(
+        handle.notes,
+        ["skipped 3 entries that are not files, directories or links: sock (socket), swapped (fifo), swapped-sock (socket)"]
+    );
+}
+
+// ----- sparse files ----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparse_files_stay_sparse_and_hash_their_holes() {
+    // GIVEN a 1 GiB file holding 4 KiB of data in its middle
+    let s = Setup::new();
+    let path = s.src().join("sparse");
+    {
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(1 << 30).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0xab; 4096], 512 << 20).unwrap();
+    }
+    let source_blocks = fs::metadata(&path).unwrap().blocks();
+    // WHEN it is backed up
+    let (handle, manifest) = s.backup().await.unwrap();
+    // THEN the copy is 1 GiB long but uses less than 1 MiB, like the source
+    let copy = s.backups().join(&handle.backup_id).join("data/sparse");
+    let meta = fs::metadata(&copy).unwrap();
+    assert_eq!(meta.len(), 1 << 30);
+    assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
+    assert!(
+        meta.blocks() <= source_blocks.max(8) * 2,
+        "{} blocks",
+        meta.blocks()
+    );
+    // AND its checksum is that of the full logical content (verify re-hashed it)
+    let e = entry(&manifest, "sparse");
+    assert_eq!(e.size, 1 << 30);
+    assert_eq!(manifest.total_bytes, 1 << 30);
+}
+
+// ----- torn copies -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_during_its_copy_is_marked_changed_and_named() {
+    // GIVEN a 1 MiB file that grows after its first chunk was copied
+    let mut s = Setup::new();
+    let path = s.src().join("wal");
+    fs::write(&path, vec![1u8; 1 << 20]).unwrap();
+    fs::write(s.src().join("quiet"), b"still").unwrap();
+    let grow = path.clone();
+    s.provider.hooks = TestHooks {
+        before_open: None,
+        after_first_chunk: Some(Arc::new(move |rel: &str| {
+            if rel == "wal" {
+                use std::io::Write;
+                let mut f = fs::OpenOptions::new().append(true).open(&grow).unwrap();
+                f.write_all(&[2u8; 1000]).unwrap();
+            }
+        })),
+    };
+    // WHEN it is backed up
+    let (handle, manifest) = s.backup().await.unwrap();
+    // THEN the file is marked changed, the other not, and the notes say so
+    assert!(entry(&manifest, "wal").changed);
+    assert!(!entry(&manifest, "quiet").changed);
+    assert_eq!(
+        handle.notes,
+        ["1 file changed while it was copied, so its copy may be torn: wal (quiesce the database with pre/post hooks)"]
+    );
+}
+
+// ----- free space ------------------------------------------------------------------------
+
+/// A 4 MiB tmpfs mounted on `dir`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?;
+        status.success().then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A setup whose backup root is a 4 MiB tmpfs, or `None` (with a note) when that cannot be.
+fn small_root(test: &str) -> Option<Setup> {
+    if !is_root() {
+        skip(test, "mounting a tmpfs needs root");
+        return None;
+    }
+    let server = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    let backups = server.path().join("backups");
+    let Some(mount) = Tmpfs::mount(&backups) else {
+        skip(test, "cannot mount a tmpfs here");
+        return None;
+    };
+    let policy = PathPolicy::new(server.path(), &backups, &[]).unwrap();
+    let provider = DirectoryProvider::new(&backups, policy).unwrap();
+    Some(Setup {
+        provider,
+        _mount: Some(mount),
+        server,
+        source,
+    })
+}
+
+#[tokio::test]
+async fn a_backup_bigger_than_the_backup_root_fails_at_once_with_insufficient_space() {
+    let Some(s) = small_root("insufficient_space") else {
+        return;
+    };
+    // GIVEN 6 MiB of data for a 4 MiB backup root
+    fs::write(s.src().join("big"), vec![9u8; 6 << 20]).unwrap();
+    // WHEN it is backed up THEN it fails with insufficient_space, naming both sizes
+    let err = s.provider.create(&s.request()).await.unwrap_err();
+    assert_eq!(err.code, ProviderErrorCode::InsufficientSpace, "{err}");
+    assert!(err.message.contains(&(6u64 << 20).to_string()), "{err}");
+    assert!(err.message.contains("free"), "{err}");
+    // AND nothing is left behind
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_space_during_the_copy_is_insufficient_space_and_leaves_nothing() {
+    let Some(mut s) = small_root("enospc") else {
+        return;
+    };
+    // GIVEN 2 MiB of data that fits, until something else fills the disk mid-copy
+    fs::write(s.src().join("a"), vec![1u8; 1 << 20]).unwrap();
+    fs::write(s.src().join("b"), vec![2u8; 1 << 20]).unwrap();
+    let filler = s.backups().join("filler");
+    let fill = filler.clone();
+    s.provider.hooks = TestHooks {
+        before_open: Some(Arc::new(move |rel: &str| {
+            if rel == "b" {
+                let _ = fs::write(&fill, vec![0u8; 3 << 20]);
+            }
+        })),
+        after_first_chunk: None,
+    };
+    // WHEN it is backed up THEN it fails as insufficient_space
+    let err = s.provider.create(&s.request()).await.unwrap_err();
+    assert_eq!(err.code, ProviderErrorCode::InsufficientSpace, "{err}");
+    // AND the partial copy is gone (only the filler remains)
+    assert_eq!(s.leftovers(), ["filler"]);
+}
+
+// ----- abandoning ------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_copy_stops_at_the_next_chunk_and_leaves_nothing() {
+    // GIVEN a copy that stalls after its first chunk
+    let mut s = Setup::new();
+    fs::write(s.src().join("big"), vec![3u8; 4 << 20]).unwrap();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flag = stalled.clone();
+    s.provider.hooks = TestHooks {
+        before_open: None,
+        after_first_chunk: Some(Arc::new(move |_: &str| {
+            flag.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+        })),
+    };
+    // WHEN the engine drops the create future (a stall or a shutdown)
+    let request = s.request();
+    let made = tokio::time::timeout(Duration::from_millis(100), s.provider.create(&request)).await;
+    assert!(made.is_err(), "the copy should still have been running");
+    // THEN the worker stops and removes its partial copy
+    for _ in 0..100 {
+        if stalled.load(Ordering::SeqCst) && s.leftovers().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stalled.load(Ordering::SeqCst));
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+// ----- names -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_name_that_is_not_utf8_fails_the_run_before_anything_is_written() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Setup::new();
+    fs::write(s.src().join(std::ffi::OsStr::from_bytes(b"bad\xff")), b"x").unwrap();
+    let err = s.provider.create(&s.request()).await.unwrap_err();
+    assert!(err.message.contains("not UTF-8"), "{err}");
+    assert!(s.leftovers().is_empty());
+}
+
+// ----- the path policy -------------------------------------------------------------------
+
+async fn refusal(p: &DirectoryProvider, path: &str) -> backup_engine::TargetProblem {
+    p.check_target(&ClusterTarget::Directory { path: path.into() })
+        .await
+        .expect_err(path)
+}
+
+#[tokio::test]
+async fn the_policy_refuses_system_trees_and_the_servers_own_directories() {
+    let s = Setup::new();
+    let data_dir = fs::canonicalize(s.server.path()).unwrap();
+    let inside = data_dir.join("inside");
+    fs::create_dir(&inside).unwrap();
+    let link = s.src().join("sneaky");
+    std::os::unix::fs::symlink(&inside, &link).unwrap();
+    let parent = data_dir.parent().unwrap().to_path_buf();
+    let cases = [
+        "/".to_owned(),
+        "/proc/self".to_owned(),
+        format!(
+            "{}/../{}/inside",
+            data_dir.display(),
+            data_dir.file_name().unwrap().to_string_lossy()
+        ),
+        link.display().to_string(),
+        data_dir.display().to_string(),
+        s.backups().display().to_string(),
+        parent.display().to_string(),
+    ];
+    for path in &cases {
+        let problem = refusal(&s.provider, path).await;
+        assert_eq!(problem.field, "path");
+        assert_eq!(
+            problem.code, "path_not_allowed",
+            "{path}: {}",
+            problem.message
+        );
+        assert!(problem.message.contains("register"), "{}", problem.message);
+    }
+    // AND other problems have their own codes
+    assert_eq!(
+        refusal(&s.provider, "relative/dir").await.code,
+        "path_not_absolute"
+    );
+    assert_eq!(
+        refusal(&s.provider, &s.src().join("missing").display().to_string())
+            .await
+            .code,
+        "path_not_found"
+    );
+    fs::write(s.src().join("file"), b"x").unwrap();
+    assert_eq!(
+        refusal(&s.provider, &s.src().join("file").display().to_string())
+            .await
+            .code,
+        "path_not_directory"
+    );
+    // AND a good path is accepted in its canonical form
+    fs::create_dir(s.src().join("db")).unwrap();
+    let answer = s
+        .provider
+        .check_target(&ClusterTarget::Directory {
+            path: format!("{}/./db/../db", s.src().display()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        ClusterTarget::Directory {
+            path: fs::canonicalize(s.src().join("db"))
+                .unwrap()
+                .display()
+                .to_string()
+        }
+    );
+    // AND targets of other providers pass untouched
+    let ebs = ClusterTarget::AwsEbs {
+        volume_ids: vec!["vol-1".into()],
+        instance_tag: None,
+    };
+    assert_eq!(s.provider.check_target(&ebs).await.unwrap(), ebs);
+}
+
+#[tokio::test]
+async fn allowed_roots_refuse_everything_outside_them() {
+    let roots = tempfile::tempdir().unwrap();
+    let s = Setup::with_roots(&[roots.path().to_path_buf()]);
+    let problem = refusal(&s.provider, "/etc").await;
+    assert_eq!(problem.code, "path_not_allowed");
+    assert!(
+        problem.message.contains("--allowed-root"),
+        "{}",
+        problem.message
+    );
+    let inside = roots.path().join("db");
+    fs::create_dir(&inside).unwrap();
+    s.provider
+        .check_target(&ClusterTarget::Directory {
+            path: inside.display().to_string(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_registered_path_that_becomes_a_link_fails_recheck_and_create() {
+    // GIVEN a registered cluster path
+    let s = Setup::new();
+    let real = s.src().join("real");
+    fs::create_dir(&real).unwrap();
+    fs::write(real.join("f"), b"x").unwrap();
+    let registered = s.src().join("db");
+    fs::create_dir(&registered).unwrap();
+    let target = s
+        .provider
+        .check_target(&ClusterTarget::Directory {
+            path: registered.display().to_string(),
+        })
+        .await
+        .unwrap();
+    s.provider.recheck_target(&target).await.unwrap();
+    // WHEN it is replaced by a link
+    fs::remove_dir(&registered).unwrap();
+    std::os::unix::fs::symlink(&real, &registered).unwrap();
+    // THEN the recheck refuses it, saying where it points now
+    let problem = s.provider.recheck_target(&target).await.unwrap_err();
+    assert_eq!(problem.code, "path_not_allowed");
+    assert!(
+        problem.message.contains(&real.display().to_string()),
+        "{}",
+        problem.message
+    );
+    // AND a run fails with path_not_allowed, leaving nothing
+    let ClusterTarget::Directory { path } = &target else {
+        unreachable!()
+    };
+    let err = s.provider.create(&request_for(path)).await.unwrap_err();
+    assert_eq!(err.code, ProviderErrorCode::PathNotAllowed, "{err}");
+    assert!(s.leftovers().is_empty());
+    // AND a path that moved into the data directory fails the same way
+    let err = s
+        .provider
+        .create(&request_for(&s.backups().display().to_string()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ProviderErrorCode::PathNotAllowed, "{err}");
+}
+
+// ----- delete, start-up, verify ----------------------------------------------------------
+
+#[tokio::test]
+async fn delete_is_idempotent() {
+    let s = Setup::new();
+    fs::create_dir(s.src().join("sub")).unwrap();
+    fs::write(s.src().join("sub/f"), b"x").unwrap();
+    fs::set_permissions(s.src().join("sub"), fs::Permissions::from_mode(0o500)).unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    // WHEN it is deleted twice THEN both succeed and nothing remains
+    s.provider.delete(&handle).await.unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+    s.provider.delete(&handle).await.unwrap();
+    assert_eq!(
+        s.provider.status(&handle).await.unwrap(),
+        ProviderStatus::Failed(format!(
+            "backup directory {} is missing or incomplete",
+            s.backups().join(&handle.backup_id).display()
+        ))
+    );
+    // AND a delete interrupted after its rename is finished by the next one
+    let (again, _) = s.backup().await.unwrap();
+    fs::rename(
+        s.backups().join(&again.backup_id),
+        s.backups().join(format!(".{}.deleting", again.backup_id)),
+    )
+    .unwrap();
+    s.provider.delete(&again).await.unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+    fs::set_permissions(s.src().join("sub"), fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[tokio::test]
+async fn start_up_removes_partial_and_deleting_leftovers_of_any_depth() {
+    let server = tempfile::tempdir().unwrap();
+    let backups = server.path().join("backups");
+    let partial = backups.join(".dc4j2k1l7ch6v7cc77n0.partial");
+    let deleting = backups.join(".dc4j2k1l7ch6v7cc77n1.deleting");
+    let kept = backups.join("dc4j2k1l7ch6v7cc77n2");
+    for dir in [&partial, &deleting, &kept] {
+        fs::create_dir_all(dir.join("data")).unwrap();
+    }
+    deep_tree(&partial.join("data"), 2_000);
+    std::os::unix::fs::symlink("/etc", deleting.join("data/etc")).unwrap();
+    let policy = PathPolicy::new(server.path(), &backups, &[]).unwrap();
+    DirectoryProvider::new(&backups, policy).unwrap();
+    assert!(!partial.exists());
+    assert!(!deleting.exists());
+    assert!(kept.exists());
+    assert!(Path::new("/etc").exists());
+}
+
+#[tokio::test]
+async fn verify_finds_a_copy_altered_behind_the_servers_back() {
+    let s = Setup::new();
+    fs::write(s.src().join("a"), b"alpha").unwrap();
+    fs::write(s.src().join("b"), b"bravo").unwrap();
+    fs::create_dir(s.src().join("d")).unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    let dir = s.backups().join(&handle.backup_id);
+    let data = dir.join("data");
+    // a byte changed (same size), a file removed, one added, a mode widened
+    fs::write(data.join("a"), b"alphA").unwrap();
+    fs::remove_file(data.join("b")).unwrap();
+    fs::write(data.join("d/extra"), b"x").unwrap();
+    fs::set_permissions(data.join("d"), fs::Permissions::from_mode(0o777)).unwrap();
+    let err = directory::verify(&dir).unwrap_err();
+    for needle in [
+        "a: the content does not match",
+        "b: missing",
+        "d/extra: a file that is not in the manifest",
+        "d: mode is 0777",
+    ] {
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    }
+}
+
+#[tokio::test]
+async fn verify_reads_a_version_one_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("data/sub")).unwrap();
+    fs::write(dir.path().join("data/sub/f"), b"abc").unwrap();
+    let manifest = serde_json::json!({
+        "backupId": "dc4j2k1l7ch6v7cc77n0", "clusterId": "orders", "description": "old",
+        "source": "/srv/db",
+        "files": [{"path": "sub/f", "size": 3,
+                   "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}],
+        "directories": ["sub"], "totalBytes": 3
+    });
+    fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+    let read = directory::verify(dir.path()).unwrap();
+    assert_eq!(read.version, 1);
+    assert_eq!(read.files().count(), 1);
+}

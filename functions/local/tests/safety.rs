@@ -1,0 +1,390 @@
+//! The engine's safety rules of SPEC §12–§13 that do not depend on the file system: the
+//! stall watchdog, a shutdown that interrupts running backups, failures recorded on manual
+//! backups, idempotent deletes settled at start-up, and a provider's path policy at
+//! registration and at every list. The store is a real SQLite database; the provider is
+//! scripted, because what is under test is the engine's decision, not a copy.
+//!
+//! Time is paused (`start_paused`): the watchdog and the lease renewals run on tokio's clock,
+//! which jumps ahead whenever every task waits, so a minute-long stall takes no real time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backup_core::api::{
+    ClusterTarget, CreateBackupRequest, CreateJobRequest, RegisterClusterRequest, RunStatus,
+    ScheduledBackupData,
+};
+use backup_core::retention::BackupStatus;
+use backup_engine::clock::ManualClock;
+use backup_engine::ids::RandomIds;
+use backup_engine::ports::{BackupProvider, BackupStore, ClusterLock};
+use backup_engine::{
+    BackupHandle, BackupRequest, Engine, EngineConfig, Ports, ProviderError, ProviderErrorCode,
+    ProviderStatus, Scope, TargetProblem,
+};
+use backup_local::{LocalScheduler, SqliteStore};
+use chrono::{DateTime, Utc};
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_795_755_600 + minutes * 60, 0).unwrap()
+}
+
+/// What the scripted provider's `create` does.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Reports one step, then never moves again (a read stuck on a hung mount).
+    StallAfterOneStep,
+    /// Moves a byte every second, for ever (a long copy).
+    KeepCopying,
+    /// Fails at once with this code.
+    Fail(ProviderErrorCode),
+    /// Succeeds at once, with a note.
+    SucceedWithNote,
+}
+
+struct Scripted {
+    script: Mutex<Script>,
+    deletes: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(script: Script) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            script: Mutex::new(script),
+            deletes: AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl BackupProvider for Scripted {
+    fn kind(&self) -> &'static str {
+        "directory"
+    }
+
+    async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
+        match target {
+            ClusterTarget::Directory { path } if path.starts_with("/forbidden") => {
+                Err(TargetProblem {
+                    field: "path",
+                    code: "path_not_allowed",
+                    message: format!("{path} is refused; choose a directory under /srv."),
+                })
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
+        match target {
+            ClusterTarget::Directory { path } if path.ends_with("became-a-link") => {
+                Err(TargetProblem {
+                    field: "path",
+                    code: "path_not_allowed",
+                    message: format!("{path} is now a link to /etc."),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn planned_location(&self, request: &BackupRequest) -> String {
+        format!("/backups/{}", request.backup_id)
+    }
+
+    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+        let script = *self.script.lock().unwrap();
+        match script {
+            Script::StallAfterOneStep => {
+                request.progress.tick();
+                std::future::pending().await
+            }
+            Script::KeepCopying => loop {
+                request.progress.add_bytes(1);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            },
+            Script::Fail(code) => Err(ProviderError::coded(
+                code,
+                "the backup needs 9000 bytes and the backup root has 100 free",
+            )),
+            Script::SucceedWithNote => {
+                let mut handle =
+                    BackupHandle::new(request.backup_id.clone(), self.planned_location(request));
+                handle.notes.push(
+                    "1 file changed while it was copied, so its copy may be torn: base/1".into(),
+                );
+                Ok(handle)
+            }
+        }
+    }
+
+    async fn status(&self, _: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+        Ok(ProviderStatus::Available)
+    }
+
+    async fn delete(&self, _: &BackupHandle) -> Result<(), ProviderError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    store: SqliteStore,
+    provider: Arc<Scripted>,
+    scope: Scope,
+}
+
+impl Harness {
+    fn new(script: Script) -> Harness {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let provider = Scripted::new(script);
+        let clock: Arc<dyn backup_engine::ports::Clock> = Arc::new(ManualClock::new(at(0)));
+        let config = EngineConfig {
+            poll_interval: Duration::from_millis(10),
+            stall_after: Duration::from_secs(60),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(
+            Ports {
+                store: Arc::new(store.clone()),
+                lock: Arc::new(store.clone()),
+                providers: vec![provider.clone()],
+                triggers: LocalScheduler::new(clock.clone()),
+                clock,
+                ids: Arc::new(RandomIds::default()),
+                writes: None,
+            },
+            config,
+        );
+        Harness {
+            engine,
+            store,
+            provider,
+            scope: Scope::new("default", "default").unwrap(),
+        }
+    }
+
+    async fn cluster(&self, id: &str, path: &str) -> Result<(), backup_engine::EngineError> {
+        self.engine
+            .register_cluster(
+                &self.scope,
+                &RegisterClusterRequest {
+                    id: id.to_owned(),
+                    description: format!("Cluster {id}"),
+                    region: None,
+                    target: ClusterTarget::Directory {
+                        path: path.to_owned(),
+                    },
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn job(&self, cluster: &str) -> String {
+        self.engine
+            .create_job(
+                &self.scope,
+                &CreateJobRequest {
+                    description: Some("hourly".into()),
+                    schedule: Some("0 * * * *".into()),
+                    job_type: Some("ScheduledBackup".into()),
+                    data: Some(ScheduledBackupData {
+                        cluster_id: Some(cluster.into()),
+                        description: Some("{cluster} #{index}".into()),
+                        max_backup_count: Some(1),
+                    }),
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn manual(&self, cluster: &str) -> String {
+        let id = self
+            .engine
+            .create_manual_backup(
+                &self.scope,
+                &CreateBackupRequest {
+                    description: "by hand".into(),
+                    source_cluster_id: cluster.into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(self.engine.wait_idle(Duration::from_secs(600)).await);
+        id
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_cluster() {
+    // GIVEN a provider whose copy makes one step and then hangs (a stuck system call)
+    let h = Harness::new(Script::StallAfterOneStep);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs
+    let outcome = h.engine.run_scheduled(&job, at(0)).await.unwrap();
+    // THEN the run fails `provider_stalled` after the stall limit, saying why
+    let item = outcome.history;
+    assert_eq!(item.status, RunStatus::Failed);
+    assert_eq!(item.error_code.as_deref(), Some("provider_stalled"));
+    assert!(
+        item.details.contains("no progress for 60 seconds"),
+        "{}",
+        item.details
+    );
+    // AND the cluster's lock is free for the next run
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+    // AND the backup is defunct with the reason on it
+    let backup = h
+        .store
+        .get_backup(&item.linked_resource)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backup.status, BackupStatus::Defunct);
+    assert_eq!(backup.error_code.as_deref(), Some("provider_stalled"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_that_keeps_moving_is_not_stalled_however_long_it_takes() {
+    // GIVEN a copy that moves every second
+    let h = Harness::new(Script::KeepCopying);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    let engine = h.engine.clone();
+    let run = tokio::spawn(async move { engine.run_scheduled(&job, at(0)).await });
+    // WHEN ten minutes pass
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    // THEN it still runs and holds the lock
+    assert!(!run.is_finished());
+    let holder = h.store.current("orders", at(0)).await.unwrap().unwrap();
+    assert_eq!(holder.operation, "scheduled-backup");
+    // WHEN the server stops
+    h.engine.stop();
+    // THEN the run ends `interrupted` and releases the lock
+    let item = run.await.unwrap().unwrap().history;
+    assert_eq!(item.status, RunStatus::Failed);
+    assert_eq!(item.error_code.as_deref(), Some("interrupted"));
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
+    // GIVEN a provider that finds too little free space
+    let h = Harness::new(Script::Fail(ProviderErrorCode::InsufficientSpace));
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    // WHEN a manual backup is made
+    let id = h.manual("orders").await;
+    // THEN the API's backup carries the code and the sentence
+    let backup = h.engine.get_backup(&h.scope, &id).await.unwrap();
+    assert_eq!(backup.status, BackupStatus::Defunct);
+    assert_eq!(backup.error_code.as_deref(), Some("insufficient_space"));
+    let details = backup.details.unwrap();
+    assert!(details.contains("9000 bytes"), "{details}");
+    // AND the lock is free
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_provider_notes_reaches_the_history_and_the_backup() {
+    let h = Harness::new(Script::SucceedWithNote);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    assert_eq!(item.status, RunStatus::Succeeded);
+    assert!(
+        item.details.contains("changed while it was copied"),
+        "{}",
+        item.details
+    );
+    let backup = h
+        .engine
+        .get_backup(&h.scope, &item.linked_resource)
+        .await
+        .unwrap();
+    assert!(backup.details.unwrap().contains("base/1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_is_idempotent_and_a_delete_left_half_done_finishes_at_start_up() {
+    let h = Harness::new(Script::SucceedWithNote);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let a = h.manual("orders").await;
+    let b = h.manual("orders").await;
+    // WHEN a backup is deleted twice THEN both answer success and it is deleted once
+    h.engine.delete_backup(&h.scope, &a).await.unwrap();
+    h.engine.delete_backup(&h.scope, &a).await.unwrap();
+    assert_eq!(h.provider.deletes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        h.store.get_backup(&a).await.unwrap().unwrap().status,
+        BackupStatus::Deleted
+    );
+    // GIVEN a delete that a process began and did not finish (the record says `deleting`)
+    assert!(h
+        .store
+        .update_backup_status(&b, BackupStatus::Available, BackupStatus::Deleting)
+        .await
+        .unwrap());
+    // WHEN the server starts again THEN it finishes the delete
+    h.engine.recover_interrupted().await.unwrap();
+    assert_eq!(
+        h.store.get_backup(&b).await.unwrap().unwrap().status,
+        BackupStatus::Deleted
+    );
+    assert_eq!(h.provider.deletes.load(Ordering::SeqCst), 2);
+    // AND deleting it again by hand converges without another provider call
+    h.engine.delete_backup(&h.scope, &b).await.unwrap();
+    assert_eq!(h.provider.deletes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleting_backup_deleted_again_converges_on_deleted() {
+    let h = Harness::new(Script::SucceedWithNote);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let a = h.manual("orders").await;
+    assert!(h
+        .store
+        .update_backup_status(&a, BackupStatus::Available, BackupStatus::Deleting)
+        .await
+        .unwrap());
+    h.engine.delete_backup(&h.scope, &a).await.unwrap();
+    assert_eq!(
+        h.store.get_backup(&a).await.unwrap().unwrap().status,
+        BackupStatus::Deleted
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_path_the_provider_refuses_is_a_400_with_its_own_code_and_changes_nothing() {
+    let h = Harness::new(Script::SucceedWithNote);
+    // WHEN a refused path is registered
+    let err = h.cluster("etc", "/forbidden/etc").await.unwrap_err();
+    // THEN the error has the policy's code, under `path`
+    assert_eq!(err.code(), "path_not_allowed");
+    assert!(err.fields()["path"].contains("choose a directory"));
+    assert!(h.engine.list_clusters(&h.scope).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
+    let h = Harness::new(Script::SucceedWithNote);
+    h.cluster("ok", "/srv/ok").await.unwrap();
+    h.cluster("moved", "/srv/became-a-link").await.unwrap();
+    let clusters = h.engine.list_clusters(&h.scope).await.unwrap();
+    let problem = |id: &str| {
+        clusters
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .problem
+            .clone()
+    };
+    assert_eq!(problem("ok"), None);
+    assert!(problem("moved").unwrap().contains("now a link"));
+}
