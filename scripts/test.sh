@@ -40,6 +40,12 @@ trap print_times EXIT
 
 # shellcheck source=scripts/cargo-env.sh
 source scripts/cargo-env.sh
+# The target directory outlives the clone, and artifacts of older dependency versions and
+# feature sets pile up in it: past 30 GiB, start it afresh rather than fill the disk.
+if [[ -d "$target_dir" ]] && (( $(du -sk "$target_dir" | cut -f1) > 30 * 1024 * 1024 )); then
+  echo "the target directory $target_dir is over 30 GiB: starting it afresh"
+  rm -rf "$target_dir"
+fi
 echo "build outputs in $target_dir"
 
 step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
