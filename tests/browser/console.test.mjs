@@ -75,9 +75,19 @@ async function startServer() {
   });
   const log = fs.createWriteStream(path.join(ARTIFACTS, 'server.log'));
   server.stderr.pipe(log);
+  // Every line is queued as it arrives: the address and the sign-in lines often come in one
+  // chunk, and readline emits both at once, before a second `once(lines, 'line')` could be
+  // listening.
   const lines = readline.createInterface({ input: server.stdout });
+  const queued = [];
+  let waiting = null;
+  lines.on('line', (line) => {
+    log.write(`[stdout] ${line}\n`);
+    if (waiting) { const resolve = waiting; waiting = null; resolve(line); } else queued.push(line);
+  });
+  const nextLine = () => (queued.length ? Promise.resolve(queued.shift()) : new Promise((resolve) => { waiting = resolve; }));
   const first = await Promise.race([
-    once(lines, 'line').then(([line]) => line),
+    nextLine(),
     once(server, 'exit').then(([code]) => {
       throw new Error(`backupctl serve exited with ${code} before listening; see ${ARTIFACTS}/server.log`);
     }),
@@ -87,10 +97,9 @@ async function startServer() {
   assert.ok(match, `unexpected first line from backupctl serve: ${first}`);
   base = match[1];
   const second = await Promise.race([
-    once(lines, 'line').then(([line]) => line),
+    nextLine(),
     timeout(30_000, 'backupctl serve did not print its sign-in URL within 30 s'),
   ]);
-  lines.on('line', (line) => log.write(`[stdout] ${line}\n`));
   const signIn = /^sign in: (http:\/\/127\.0\.0\.1:\d+)\/#token=(\S+)$/.exec(second);
   assert.ok(signIn, `unexpected second line from backupctl serve: ${second}`);
   token = signIn[2];

@@ -52,11 +52,18 @@ fn a_second_server_on_the_same_data_directory_exits_and_the_first_ones_backup_ve
     let cluster = sandbox.cluster_dir("orders", 3_000, 8 * 1024);
     let first = Server::start(&sandbox.data_dir(), &[]);
     first.register_dir("orders", &cluster);
-    // Bounded repetitions with a varying delay, so the second server arrives at different
-    // points of the first one's copy (listing, copying, renaming, or after).
+    // Bounded repetitions with a random delay (from the clock's nanoseconds), so the second
+    // server arrives at different points of the first one's copy (listing, copying,
+    // renaming, or after); the delay is printed so a failure can be replayed.
     for round in 0..3u64 {
         let id = start_manual_backup(&first, "orders");
-        std::thread::sleep(Duration::from_millis(37 * round));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()))
+            .unwrap_or(round * 37);
+        let delay = Duration::from_millis(nanos % 400);
+        eprintln!("round {round}: the second server starts {delay:?} after the backup");
+        std::thread::sleep(delay);
         // WHEN a second server starts on the same data directory
         let out = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -270,21 +270,6 @@ impl Visitor for Sizer<'_> {
         Ok(true)
     }
 
-    fn leave(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        _rel: &str,
-        _fd: BorrowedFd<'_>,
-        _meta: &Meta,
-    ) -> Result<(), FsError> {
-        Ok(())
-    }
-
-    fn vanished(&mut self, _rel: &str) -> Result<(), FsError> {
-        Ok(())
-    }
-
     fn bad_name(&mut self, rel: &str) -> Result<(), FsError> {
         Err(not_utf8(self.base, rel))
     }

@@ -543,17 +543,6 @@ impl Visitor for Checker<'_> {
         }
     }
 
-    fn leave(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        _rel: &str,
-        _fd: BorrowedFd<'_>,
-        _meta: &Meta,
-    ) -> Result<(), FsError> {
-        Ok(())
-    }
-
     fn vanished(&mut self, rel: &str) -> Result<(), FsError> {
         self.problem(rel, "disappeared while it was checked".to_owned());
         Ok(())

@@ -359,17 +359,21 @@ pub(crate) trait Visitor {
         fd: BorrowedFd<'_>,
         meta: &Meta,
     ) -> Result<bool, FsError>;
-    /// Every entry of a directory `enter` walked into was visited.
+    /// Every entry of a directory `enter` walked into was visited. Nothing to do by default.
     fn leave(
         &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        fd: BorrowedFd<'_>,
-        meta: &Meta,
-    ) -> Result<(), FsError>;
-    /// A listed entry disappeared before it could be read.
-    fn vanished(&mut self, rel: &str) -> Result<(), FsError>;
+        _dir: BorrowedFd<'_>,
+        _name: &CStr,
+        _rel: &str,
+        _fd: BorrowedFd<'_>,
+        _meta: &Meta,
+    ) -> Result<(), FsError> {
+        Ok(())
+    }
+    /// A listed entry disappeared before it could be read: by default it no longer matters.
+    fn vanished(&mut self, _rel: &str) -> Result<(), FsError> {
+        Ok(())
+    }
     /// A name that is not UTF-8 (`rel` is shown lossily): refuse it or carry on.
     fn bad_name(&mut self, rel: &str) -> Result<(), FsError>;
 }
@@ -567,10 +571,6 @@ impl Visitor for Remover {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(FsError::io("remove", rel, e)),
         }
-    }
-
-    fn vanished(&mut self, _rel: &str) -> Result<(), FsError> {
-        Ok(())
     }
 
     fn bad_name(&mut self, _rel: &str) -> Result<(), FsError> {
