@@ -7,20 +7,24 @@ use wasm_bindgen::prelude::*;
 
 /// The `.d.ts` text (also used by the tests).
 pub const TYPES: &str = r#"
-/** A stable, machine-readable reason (SPEC §2.2, §3; job fields). */
+/** A stable, machine-readable reason (SPEC §2.2, §3; job, cluster and lock fields). */
 export type ErrorCode =
   | "empty" | "field_count" | "syntax" | "out_of_range" | "invalid_range" | "invalid_step"
   | "unsupported" | "too_frequent" | "never_runs" | "unknown_placeholder" | "unknown_format"
-  | "required" | "too_long" | "invalid_value";
+  | "required" | "too_long" | "invalid_value" | "not_absolute" | "invalid_volume_id"
+  | "invalid_region" | "invalid_instance_tag" | "reserved_operation" | "conflicting"
+  | "not_found";
 
 /** Which part of the input an error concerns. */
 export type ErrorField =
   | "minute" | "hour" | "dayOfMonth" | "month" | "dayOfWeek" | "schedule" | "description"
-  | "jobDescription" | "type" | "clusterId" | "maxBackupCount";
+  | "jobDescription" | "type" | "clusterId" | "maxBackupCount" | "clusterDescription" | "region"
+  | "path" | "volumeIds" | "instanceTag" | "operation" | "ttlSeconds";
 
 /**
  * One problem, located precisely enough to underline it: `start`..`end` counts Unicode
- * characters (what `Array.from(text)` indexes), end exclusive.
+ * characters (what `Array.from(text)` indexes), end exclusive; `0`..`0` for a value that is
+ * not text (a count, a TTL, a list of volume ids) or is missing.
  */
 export interface FieldError {
   code: ErrorCode;
@@ -137,12 +141,21 @@ mod tests {
             Required,
             TooLong,
             InvalidValue,
+            NotAbsolute,
+            InvalidVolumeId,
+            InvalidRegion,
+            InvalidInstanceTag,
+            ReservedOperation,
+            Conflicting,
+            NotFound,
         ];
         for code in &all {
             match code {
                 Empty | FieldCount | Syntax | OutOfRange | InvalidRange | InvalidStep
                 | Unsupported | TooFrequent | NeverRuns | UnknownPlaceholder | UnknownFormat
-                | Required | TooLong | InvalidValue => {}
+                | Required | TooLong | InvalidValue | NotAbsolute | InvalidVolumeId
+                | InvalidRegion | InvalidInstanceTag | ReservedOperation | Conflicting
+                | NotFound => {}
             }
         }
         all
@@ -162,11 +175,19 @@ mod tests {
             JobType,
             ClusterId,
             MaxBackupCount,
+            ClusterDescription,
+            Region,
+            Path,
+            VolumeIds,
+            InstanceTag,
+            Operation,
+            TtlSeconds,
         ];
         for field in &all {
             match field {
                 Minute | Hour | DayOfMonth | Month | DayOfWeek | Schedule | Description
-                | JobDescription | JobType | ClusterId | MaxBackupCount => {}
+                | JobDescription | JobType | ClusterId | MaxBackupCount | ClusterDescription
+                | Region | Path | VolumeIds | InstanceTag | Operation | TtlSeconds => {}
             }
         }
         all
