@@ -100,6 +100,50 @@ export type JobCheck =
       fields: Partial<Record<JobField, string>>;
     };
 
+/** The body of `POST /mesdb/v1/organizations/{org}/projects/{project}/clusters`. */
+export type RegisterClusterRequest = {
+  id: string;
+  description: string;
+  /** `local` (or left out) for a directory; the AWS region for `aws-ebs`. */
+  region?: string | null;
+} & (
+  | { provider: "directory"; path: string }
+  | { provider: "aws-ebs"; volumeIds?: string[]; instanceTag?: string | null }
+);
+
+/** The keys of a cluster check: the body's field names, as the API's `fields` uses. */
+export type ClusterField =
+  | "id" | "description" | "region" | "path" | "volumeIds" | "instanceTag";
+
+/** `validateCluster`'s answer (the path's shape only; the server checks the directory). */
+export type ClusterCheck =
+  | { valid: true }
+  | {
+      valid: false;
+      problems: Partial<Record<ClusterField, FieldError[]>>;
+      fields: Partial<Record<ClusterField, string>>;
+    };
+
+/** The body of `POST …/clusters/{clusterId}/lock`: an operator's maintenance lock. */
+export interface LockClusterRequest {
+  /** Such as `expand-disk`; not `scheduled-backup` or `manual-backup`. */
+  operation: string;
+  /** 1 to 604800 (7 days); the server's default when left out. */
+  ttlSeconds?: number | null;
+}
+
+/** The keys of a lock check. */
+export type LockField = "operation" | "ttlSeconds";
+
+/** `validateLock`'s answer. */
+export type LockCheck =
+  | { valid: true }
+  | {
+      valid: false;
+      problems: Partial<Record<LockField, FieldError[]>>;
+      fields: Partial<Record<LockField, string>>;
+    };
+
 /** The limits the core enforces. */
 export interface Limits {
   maxJobDescriptionChars: number;
@@ -215,6 +259,23 @@ mod tests {
             assert!(typed.contains(&format!("\"{field}\"")), "{field} missing");
         }
         assert_eq!(typed.matches('"').count(), 2 * every_field().len());
+    }
+
+    #[test]
+    fn every_cluster_and_lock_key_is_typed() {
+        for (name, all) in [
+            (
+                "type ClusterField",
+                &backup_core::cluster::keys::CLUSTER_ALL[..],
+            ),
+            ("type LockField", &backup_core::cluster::keys::LOCK_ALL[..]),
+        ] {
+            let typed = section(name);
+            for key in all {
+                assert!(typed.contains(&format!("\"{key}\"")), "{key} missing");
+            }
+            assert_eq!(typed.matches('"').count(), 2 * all.len());
+        }
     }
 
     #[test]
