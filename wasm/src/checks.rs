@@ -4,13 +4,16 @@
 
 use std::collections::BTreeMap;
 
+use backup_core::api::{ClusterTarget, LockClusterRequest, RegisterClusterRequest};
 use backup_core::check::{check_schedule, check_template, ScheduleCheck, TemplateCheck};
+use backup_core::cluster::{validate_cluster, validate_lock};
 use backup_core::job::{
     validate_job, CreateJobRequest, JobProblems, MAX_CLUSTER_ID_CHARS, MAX_JOB_DESCRIPTION_CHARS,
 };
 use backup_core::retention::MaxBackupCount;
 use backup_core::schedule::{MAX_SCHEDULE_CHARS, MIN_INTERVAL_MINUTES};
 use backup_core::template::{RenderContext, MAX_TEMPLATE_CHARS};
+use backup_core::Problems;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -79,7 +82,15 @@ pub fn job(request_json: &str) -> Result<JobCheck, ArgumentError> {
              {e}"
         ))
     })?;
-    Ok(match validate_job(&request) {
+    Ok(request_check(validate_job(&request)))
+}
+
+/// The result of `validateCluster` and `validateLock`: the shape of [`JobCheck`], keyed by
+/// the request's field names (`id`, `path`, `volumeIds`, `operation`, `ttlSeconds`, …).
+pub type RequestCheck = JobCheck;
+
+fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
+    match checked {
         Ok(_) => JobCheck {
             valid: true,
             problems: None,
@@ -90,7 +101,70 @@ pub fn job(request_json: &str) -> Result<JobCheck, ArgumentError> {
             fields: Some(problems.messages()),
             problems: Some(problems),
         },
-    })
+    }
+}
+
+/// `validateCluster`: every problem of a register-cluster request given as JSON text. The
+/// path's shape only: whether the directory exists and is allowed is the server's to say.
+pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
+    let shape_error = |detail: &dyn std::fmt::Display| {
+        ArgumentError::Type(format!(
+            "request must be a register-cluster body {{id, description, region?, provider: \
+             \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}: \
+             {detail}"
+        ))
+    };
+    let body: ClusterBody = serde_json::from_str(request_json).map_err(|e| shape_error(&e))?;
+    let target = match body.provider.as_str() {
+        "directory" => ClusterTarget::Directory {
+            path: body
+                .path
+                .ok_or_else(|| shape_error(&"missing field `path`"))?,
+        },
+        "aws-ebs" if body.path.is_none() => ClusterTarget::AwsEbs {
+            volume_ids: body.volume_ids,
+            instance_tag: body.instance_tag,
+        },
+        other => return Err(shape_error(&format!("unknown provider `{other}`"))),
+    };
+    let request = RegisterClusterRequest {
+        id: body.id,
+        description: body.description,
+        region: body.region,
+        target,
+    };
+    Ok(request_check(validate_cluster(&request)))
+}
+
+/// The register-cluster body read flat. `RegisterClusterRequest` itself is read through
+/// `#[serde(flatten)]` and an internally tagged enum, which pull serde's buffering
+/// deserializer into the module (about 10 KB gzipped, five times the budget of this
+/// export); this flat reading accepts the same bodies, and the core's type is built from it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClusterBody {
+    id: String,
+    description: String,
+    #[serde(default)]
+    region: Option<String>,
+    provider: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    volume_ids: Vec<String>,
+    #[serde(default)]
+    instance_tag: Option<String>,
+}
+
+/// `validateLock`: every problem of an operator's lock request given as JSON text.
+pub fn lock(request_json: &str) -> Result<RequestCheck, ArgumentError> {
+    let request: LockClusterRequest = serde_json::from_str(request_json).map_err(|e| {
+        ArgumentError::Type(format!(
+            "request must be a lock body {{operation, ttlSeconds?}} with a whole-number \
+             ttlSeconds: {e}"
+        ))
+    })?;
+    Ok(request_check(validate_lock(&request)))
 }
 
 /// The core's limits, by the names a form uses.
@@ -289,5 +363,53 @@ mod tests {
             json,
             r#"{"maxJobDescriptionChars":256,"maxClusterIdChars":64,"maxTemplateChars":256,"maxScheduleChars":1024,"minBackupCount":1,"maxBackupCount":1000,"minIntervalMinutes":60,"maxNextRuns":1000}"#
         );
+    }
+
+    #[test]
+    fn a_cluster_is_checked_like_the_api_checks_it() {
+        assert_eq!(
+            serde_json::to_string(
+                &cluster(r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db"}"#)
+                    .unwrap()
+            )
+            .unwrap(),
+            r#"{"valid":true}"#
+        );
+        let check = cluster(
+            r#"{"id":"a b","description":"EBS","provider":"aws-ebs","region":"eu-west-1","volumeIds":["volume-1"]}"#,
+        )
+        .unwrap();
+        let json = serde_json::to_value(&check).unwrap();
+        assert_eq!(json["valid"], false);
+        assert_eq!(json["problems"]["id"][0]["code"], "invalid_value");
+        assert_eq!(json["problems"]["id"][0]["start"], 1);
+        assert_eq!(
+            json["problems"]["volumeIds"][0]["code"],
+            "invalid_volume_id"
+        );
+        assert_eq!(
+            json["fields"]["volumeIds"],
+            "`volume-1` is not an EBS volume id such as vol-0abc123def4567890."
+        );
+        assert!(matches!(
+            cluster(r#"{"id":"c1","description":"d","provider":"floppy"}"#),
+            Err(ArgumentError::Type(_))
+        ));
+    }
+
+    #[test]
+    fn a_lock_is_checked_like_the_api_checks_it() {
+        let check = lock(r#"{"operation":"scheduled-backup","ttlSeconds":0}"#).unwrap();
+        let json = serde_json::to_value(&check).unwrap();
+        assert_eq!(
+            json["problems"]["operation"][0]["code"],
+            "reserved_operation"
+        );
+        assert_eq!(json["problems"]["ttlSeconds"][0]["code"], "out_of_range");
+        assert!(lock(r#"{"operation":"expand-disk"}"#).unwrap().valid);
+        assert!(matches!(
+            lock(r#"{"operation":"x","ttlSeconds":-1}"#),
+            Err(ArgumentError::Type(_))
+        ));
     }
 }

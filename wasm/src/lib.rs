@@ -22,6 +22,8 @@
 //! | `validateSchedule(expr, afterEpochMillis, count?)` | `ScheduleCheck` | `backupctl schedule check --json` |
 //! | `renderTemplate(template, context)` | `TemplateCheck` | `backupctl template render --json` |
 //! | `validateJob(request)` | `JobCheck` | the API's 400 `fields` for `POST …/jobs` |
+//! | `validateCluster(request)` | `ClusterCheck` | the API's 400 `fields` for `POST …/clusters` (the path's shape only) |
+//! | `validateLock(request)` | `LockCheck` | the API's 400 `fields` for `POST …/clusters/{id}/lock` |
 //! | `limits()` | `Limits` | the core's length and count limits, for `maxlength`/`min`/`max` |
 //!
 //! A malformed argument (a `NaN` instant, a context or request that does not have the
@@ -34,7 +36,7 @@ pub mod typescript;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-pub use checks::{ArgumentError, JobCheck, Limits};
+pub use checks::{ArgumentError, JobCheck, Limits, RequestCheck};
 
 /// Checks a schedule expression and lists its next runs, as `backupctl schedule check
 /// --json` prints it: `{valid, schedule, description, eventbridge, minIntervalMinutes, next}`
@@ -83,6 +85,34 @@ pub fn validate_job(
 ) -> Result<JsValue, JsValue> {
     let request = json_argument("request", &request)?;
     let check = checks::job(&request).map_err(throwable)?;
+    to_js(&check)
+}
+
+/// Checks a register-cluster request (`{id, description, region?, provider, path}` or
+/// `{…, provider: "aws-ebs", volumeIds | instanceTag}`) as the API does before asking the
+/// provider: `{valid: true}` or `{valid: false, problems, fields}`, keyed by field name.
+/// Whether a directory exists and the server allows it is only the server's to say.
+///
+/// Throws a `TypeError` when `request` is not an object of the request's shape.
+#[wasm_bindgen(js_name = validateCluster, unchecked_return_type = "ClusterCheck")]
+pub fn validate_cluster(
+    #[wasm_bindgen(unchecked_param_type = "RegisterClusterRequest")] request: JsValue,
+) -> Result<JsValue, JsValue> {
+    let request = json_argument("request", &request)?;
+    let check = checks::cluster(&request).map_err(throwable)?;
+    to_js(&check)
+}
+
+/// Checks an operator's lock request (`{operation, ttlSeconds?}`) as the API does:
+/// `{valid: true}` or `{valid: false, problems, fields}`.
+///
+/// Throws a `TypeError` when `request` is not an object of the request's shape.
+#[wasm_bindgen(js_name = validateLock, unchecked_return_type = "LockCheck")]
+pub fn validate_lock(
+    #[wasm_bindgen(unchecked_param_type = "LockClusterRequest")] request: JsValue,
+) -> Result<JsValue, JsValue> {
+    let request = json_argument("request", &request)?;
+    let check = checks::lock(&request).map_err(throwable)?;
     to_js(&check)
 }
 

@@ -7,20 +7,24 @@ use wasm_bindgen::prelude::*;
 
 /// The `.d.ts` text (also used by the tests).
 pub const TYPES: &str = r#"
-/** A stable, machine-readable reason (SPEC §2.2, §3; job fields). */
+/** A stable, machine-readable reason (SPEC §2.2, §3; job, cluster and lock fields). */
 export type ErrorCode =
   | "empty" | "field_count" | "syntax" | "out_of_range" | "invalid_range" | "invalid_step"
   | "unsupported" | "too_frequent" | "never_runs" | "unknown_placeholder" | "unknown_format"
-  | "required" | "too_long" | "invalid_value";
+  | "required" | "too_long" | "invalid_value" | "not_absolute" | "invalid_volume_id"
+  | "invalid_region" | "invalid_instance_tag" | "reserved_operation" | "conflicting"
+  | "not_found";
 
 /** Which part of the input an error concerns. */
 export type ErrorField =
   | "minute" | "hour" | "dayOfMonth" | "month" | "dayOfWeek" | "schedule" | "description"
-  | "jobDescription" | "type" | "clusterId" | "maxBackupCount";
+  | "jobDescription" | "type" | "clusterId" | "maxBackupCount" | "clusterDescription" | "region"
+  | "path" | "volumeIds" | "instanceTag" | "operation" | "ttlSeconds";
 
 /**
  * One problem, located precisely enough to underline it: `start`..`end` counts Unicode
- * characters (what `Array.from(text)` indexes), end exclusive.
+ * characters (what `Array.from(text)` indexes), end exclusive; `0`..`0` for a value that is
+ * not text (a count, a TTL, a list of volume ids) or is missing.
  */
 export interface FieldError {
   code: ErrorCode;
@@ -96,6 +100,50 @@ export type JobCheck =
       fields: Partial<Record<JobField, string>>;
     };
 
+/** The body of `POST /mesdb/v1/organizations/{org}/projects/{project}/clusters`. */
+export type RegisterClusterRequest = {
+  id: string;
+  description: string;
+  /** `local` (or left out) for a directory; the AWS region for `aws-ebs`. */
+  region?: string | null;
+} & (
+  | { provider: "directory"; path: string }
+  | { provider: "aws-ebs"; volumeIds?: string[]; instanceTag?: string | null }
+);
+
+/** The keys of a cluster check: the body's field names, as the API's `fields` uses. */
+export type ClusterField =
+  | "id" | "description" | "region" | "path" | "volumeIds" | "instanceTag";
+
+/** `validateCluster`'s answer (the path's shape only; the server checks the directory). */
+export type ClusterCheck =
+  | { valid: true }
+  | {
+      valid: false;
+      problems: Partial<Record<ClusterField, FieldError[]>>;
+      fields: Partial<Record<ClusterField, string>>;
+    };
+
+/** The body of `POST …/clusters/{clusterId}/lock`: an operator's maintenance lock. */
+export interface LockClusterRequest {
+  /** Such as `expand-disk`; not `scheduled-backup` or `manual-backup`. */
+  operation: string;
+  /** 1 to 604800 (7 days); the server's default when left out. */
+  ttlSeconds?: number | null;
+}
+
+/** The keys of a lock check. */
+export type LockField = "operation" | "ttlSeconds";
+
+/** `validateLock`'s answer. */
+export type LockCheck =
+  | { valid: true }
+  | {
+      valid: false;
+      problems: Partial<Record<LockField, FieldError[]>>;
+      fields: Partial<Record<LockField, string>>;
+    };
+
 /** The limits the core enforces. */
 export interface Limits {
   maxJobDescriptionChars: number;
@@ -137,12 +185,21 @@ mod tests {
             Required,
             TooLong,
             InvalidValue,
+            NotAbsolute,
+            InvalidVolumeId,
+            InvalidRegion,
+            InvalidInstanceTag,
+            ReservedOperation,
+            Conflicting,
+            NotFound,
         ];
         for code in &all {
             match code {
                 Empty | FieldCount | Syntax | OutOfRange | InvalidRange | InvalidStep
                 | Unsupported | TooFrequent | NeverRuns | UnknownPlaceholder | UnknownFormat
-                | Required | TooLong | InvalidValue => {}
+                | Required | TooLong | InvalidValue | NotAbsolute | InvalidVolumeId
+                | InvalidRegion | InvalidInstanceTag | ReservedOperation | Conflicting
+                | NotFound => {}
             }
         }
         all
@@ -162,11 +219,19 @@ mod tests {
             JobType,
             ClusterId,
             MaxBackupCount,
+            ClusterDescription,
+            Region,
+            Path,
+            VolumeIds,
+            InstanceTag,
+            Operation,
+            TtlSeconds,
         ];
         for field in &all {
             match field {
                 Minute | Hour | DayOfMonth | Month | DayOfWeek | Schedule | Description
-                | JobDescription | JobType | ClusterId | MaxBackupCount => {}
+                | JobDescription | JobType | ClusterId | MaxBackupCount | ClusterDescription
+                | Region | Path | VolumeIds | InstanceTag | Operation | TtlSeconds => {}
             }
         }
         all
@@ -194,6 +259,23 @@ mod tests {
             assert!(typed.contains(&format!("\"{field}\"")), "{field} missing");
         }
         assert_eq!(typed.matches('"').count(), 2 * every_field().len());
+    }
+
+    #[test]
+    fn every_cluster_and_lock_key_is_typed() {
+        for (name, all) in [
+            (
+                "type ClusterField",
+                &backup_core::cluster::keys::CLUSTER_ALL[..],
+            ),
+            ("type LockField", &backup_core::cluster::keys::LOCK_ALL[..]),
+        ] {
+            let typed = section(name);
+            for key in all {
+                assert!(typed.contains(&format!("\"{key}\"")), "{key} missing");
+            }
+            assert_eq!(typed.matches('"').count(), 2 * all.len());
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (`scripts/test-wasm.sh`): real `JsValue`s in, real objects and exceptions out.
 #![cfg(target_arch = "wasm32")]
 
-use backup_wasm::{limits, render_template, validate_job, validate_schedule};
+use backup_wasm::{
+    limits, render_template, validate_cluster, validate_job, validate_lock, validate_schedule,
+};
 use js_sys::{Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -167,4 +169,39 @@ fn limits_are_the_cores() {
     assert_eq!(get(&result, "maxBackupCount").as_f64(), Some(1000.0));
     assert_eq!(get(&result, "maxTemplateChars").as_f64(), Some(256.0));
     assert_eq!(get(&result, "minIntervalMinutes").as_f64(), Some(60.0));
+}
+
+#[wasm_bindgen_test]
+fn validate_cluster_keys_problems_by_field_with_codes() {
+    // GIVEN a directory cluster with a relative path WHEN checked in the browser
+    let result = validate_cluster(object(
+        r#"{"id":"c1","description":"Orders","provider":"directory","path":"data"}"#,
+    ))
+    .unwrap();
+    // THEN the path's problem has the API's code and message
+    assert_eq!(get(&result, "valid"), JsValue::FALSE);
+    let error = js_sys::Array::from(&get(&get(&result, "problems"), "path")).get(0);
+    assert_eq!(get(&error, "code"), "not_absolute");
+    assert_eq!(
+        get(&get(&result, "fields"), "path"),
+        "Give the data directory as an absolute path (starting with /); `data` is not."
+    );
+    // AND a valid one is just valid
+    let ok = validate_cluster(object(
+        r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db"}"#,
+    ))
+    .unwrap();
+    assert_eq!(stringify(&ok), r#"{"valid":true}"#);
+    // AND a body of another shape throws a TypeError
+    let thrown = validate_cluster(object(r#"{"id":"c1"}"#)).unwrap_err();
+    assert!(thrown.dyn_ref::<js_sys::TypeError>().is_some());
+}
+
+#[wasm_bindgen_test]
+fn validate_lock_refuses_reserved_operations() {
+    let result = validate_lock(object(r#"{"operation":"manual-backup","ttlSeconds":60}"#)).unwrap();
+    let error = js_sys::Array::from(&get(&get(&result, "problems"), "operation")).get(0);
+    assert_eq!(get(&error, "code"), "reserved_operation");
+    let ok = validate_lock(object(r#"{"operation":"expand-disk"}"#)).unwrap();
+    assert_eq!(get(&ok, "valid"), JsValue::TRUE);
 }

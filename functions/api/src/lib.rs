@@ -5,7 +5,19 @@
 //! history) or `/mesdb/v1/organizations/{org}/projects/{project}/…` (backups, clusters and
 //! their locks), speaks camelCase JSON with the types of `backup_core::api`, and answers
 //! every error as an RFC 7807 `application/problem+json` document with a stable `code` and,
-//! for invalid input, a `fields` map naming every offending field.
+//! for invalid input, a `fields` map naming every offending field and a `problems` map
+//! keeping each field's stable codes:
+//!
+//! ```json
+//! {"type": "urn:backupctl:problem:validation", "title": "Invalid request", "status": 400,
+//!  "detail": "2 fields are invalid (path, region); `fields` says what to write in each.",
+//!  "instance": "/mesdb/v1/organizations/default/projects/default/clusters",
+//!  "fields": {"path": "Give the data directory as an absolute path (starting with /); `data` is not.",
+//!             "region": "A directory cluster's region is `local`; leave it out."},
+//!  "problems": {"path": [{"code": "not_absolute", "message": "Give the data directory …", "start": 0, "end": 4}],
+//!               "region": [{"code": "invalid_region", "message": "A directory cluster's …", "start": 0, "end": 9}]},
+//!  "code": "validation"}
+//! ```
 //!
 //! # Layout
 //! - [`routes`]: one handler per route: checked input in, one engine call, JSON out; errors
@@ -43,6 +55,13 @@
 //!   UTF-8 and a repeated name are refused first, since `Query` would quietly keep them) and
 //!   a JSON body through `serde_path_to_error`, so `fields` names the field at fault by its
 //!   JSON path (`data.maxBackupCount`), as validation problems do.
+//! - `problems` (field → `[{code, message, start?, end?}]`) sits beside `fields` rather than
+//!   replacing it, so existing clients keep working. It holds the errors a rule of
+//!   `backup_core` found (job, cluster, lock and id checks: codes such as `required`,
+//!   `too_long`, `not_absolute`, `invalid_volume_id`, `reserved_operation`, `out_of_range`,
+//!   `not_found`) and a provider's refusal (`path_not_allowed`); `start`/`end` are present
+//!   when there is text to underline. A field only the server's own checks found (a
+//!   malformed job id in the path, a malformed body) is in `fields` alone.
 //! - Extractors run in the order path, query, body: a request with several mistakes is
 //!   answered about the first in that order (a malformed organization id before a
 //!   malformed body).

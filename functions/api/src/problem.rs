@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use backup_core::api::Problem;
+use backup_core::api::{FieldProblem, Problem};
 use backup_engine::{EngineError, ErrorKind};
 
 /// The media type of every error answer.
@@ -44,6 +44,7 @@ impl ApiError {
                 detail: detail.into(),
                 instance: String::new(),
                 fields: BTreeMap::new(),
+                problems: BTreeMap::new(),
                 code: Some(code.to_owned()),
             }),
         }
@@ -51,6 +52,12 @@ impl ApiError {
 
     pub fn with_fields(mut self, fields: BTreeMap<String, String>) -> ApiError {
         self.problem.fields = fields;
+        self
+    }
+
+    /// Sets the coded errors of each field (the `problems` map beside `fields`).
+    pub fn with_problems(mut self, problems: BTreeMap<String, Vec<FieldProblem>>) -> ApiError {
+        self.problem.problems = problems;
         self
     }
 }
@@ -81,7 +88,9 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid { detail, .. } => detail.clone(),
             other => sentence(&other.to_string()),
         };
-        ApiError::of(status, error.code(), detail).with_fields(error.fields())
+        ApiError::of(status, error.code(), detail)
+            .with_fields(error.fields())
+            .with_problems(error.problems())
     }
 }
 

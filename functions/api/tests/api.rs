@@ -390,6 +390,26 @@ async fn validation_problems_name_every_field() {
         "{}",
         a.text
     );
+    // AND `problems` keeps each field's stable codes (and spans) beside its message
+    let problems = &a.body["problems"];
+    let codes = |key: &str| -> Vec<&str> {
+        problems[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no problems for {key}: {}", a.text))
+            .iter()
+            .map(|p| p["code"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(codes("description"), ["required"]);
+    assert_eq!(codes("schedule"), ["too_frequent"]);
+    assert_eq!(codes("type"), ["invalid_value"]);
+    assert_eq!(codes("data.clusterId"), ["invalid_value"]);
+    assert_eq!(codes("data.description"), ["unknown_placeholder"]);
+    assert_eq!(codes("data.maxBackupCount"), ["invalid_value"]);
+    assert_eq!(problems["data.clusterId"][0]["start"], 1);
+    assert_eq!(problems["data.clusterId"][0]["end"], 2);
+    assert!(problems["description"][0].get("start").is_some());
+    assert_eq!(problems["schedule"][0]["message"], fields["schedule"]);
     // A misspelt field names it.
     let a = api
         .post(&format!("{JOBS}/jobs"), json!({"schedul": "x"}))
@@ -544,4 +564,68 @@ async fn cors_is_answered_only_for_named_origins() {
         .headers()
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_and_lock_problems_keep_their_codes() {
+    let api = Api::new().await;
+    let codes = |a: &Answer, key: &str| -> Vec<String> {
+        a.body["problems"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no problems for {key}: {}", a.text))
+            .iter()
+            .map(|p| p["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // GIVEN a registration where every field is wrong WHEN posted THEN 400 with a code each
+    let a = api
+        .post(
+            &format!("{MESDB}/clusters"),
+            json!({"id": "a b", "description": " ", "provider": "aws-ebs", "region": "Mars",
+                   "volumeIds": ["volume-1"]}),
+        )
+        .await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "validation");
+    assert_eq!(codes(&a, "id"), ["invalid_value"]);
+    assert_eq!(codes(&a, "description"), ["required"]);
+    assert_eq!(codes(&a, "region"), ["invalid_region"]);
+    assert_eq!(codes(&a, "volumeIds"), ["invalid_volume_id"]);
+    assert_eq!(
+        a.body["problems"]["volumeIds"][0]["message"],
+        a.body["fields"]["volumeIds"]
+    );
+    // AND a relative path is `not_absolute`, a refused one `path_not_allowed`
+    let a = api
+        .post(
+            &format!("{MESDB}/clusters"),
+            json!({"id": "c9", "description": "d", "provider": "directory", "path": "rel/dir"}),
+        )
+        .await;
+    assert_eq!(codes(&a, "path"), ["not_absolute"]);
+    let a = api
+        .post(
+            &format!("{MESDB}/clusters"),
+            json!({"id": "c9", "description": "d", "provider": "directory", "path": "/proc/self"}),
+        )
+        .await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "path_not_allowed");
+    assert_eq!(codes(&a, "path"), ["path_not_allowed"]);
+    // GIVEN a job for a cluster that is not registered THEN `not_found` on data.clusterId
+    let a = api.post(&format!("{JOBS}/jobs"), seed_job("c404")).await;
+    assert_eq!(codes(&a, "data.clusterId"), ["not_found"]);
+    // GIVEN a lock with a reserved operation and a zero TTL THEN both codes
+    api.cluster("c1").await;
+    let a = api
+        .post(
+            &format!("{MESDB}/clusters/c1/lock"),
+            json!({"operation": "scheduled-backup", "ttlSeconds": 0}),
+        )
+        .await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "validation");
+    assert_eq!(codes(&a, "operation"), ["reserved_operation"]);
+    assert_eq!(codes(&a, "ttlSeconds"), ["out_of_range"]);
+    assert_eq!(
+        a.body["fields"]["ttlSeconds"],
+        "A maintenance lock lasts 1 to 604800 seconds; 0 is not in that range."
+    );
 }

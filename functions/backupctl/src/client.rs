@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 use backup_core::api::{
     Backup, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList, ClusterLockInfo,
     ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem, HistoryList, IdResponse,
-    Job, JobEnvelope, JobList, LockClusterRequest, RunJobResponse, RunStatus, ScheduledBackupData,
-    SCHEDULED_BACKUP,
+    Job, JobEnvelope, JobList, RunJobResponse, RunStatus, ScheduledBackupData, SCHEDULED_BACKUP,
 };
 use backup_core::civil::format_rfc3339;
 use backup_core::job::validate_job;
@@ -539,18 +538,7 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
             ttl,
         } => {
             require("--cluster-id", &cluster_id)?;
-            let ttl_seconds = flags::parse_ttl(&ttl).map_err(|e| Failure::Usage(vec![e]))?;
-            if operation.trim().is_empty() {
-                return Err(Failure::Usage(vec![
-                    "--operation is blank; say what you are doing, such as --operation \
-                     expand-disk."
-                        .to_owned(),
-                ]));
-            }
-            let request = LockClusterRequest {
-                operation,
-                ttl_seconds: Some(ttl_seconds),
-            };
+            let request = flags::lock_request(operation, &ttl).map_err(Failure::Usage)?;
             let reply = api.post(
                 &api.mesdb(&["clusters", &cluster_id, "lock"]),
                 Some(&request),

@@ -256,7 +256,8 @@ pub struct ClusterEnvelope {
 }
 
 /// An RFC 7807 problem (`application/problem+json`), with `fields` mapping each request
-/// field to what is wrong with it.
+/// field to what is wrong with it and `problems` mapping it to the same errors with their
+/// stable codes (and spans), for clients that act on a code rather than show a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
@@ -268,9 +269,42 @@ pub struct Problem {
     pub instance: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// Field → every coded error of that field, for the fields a rule of the core (or a
+    /// provider's path policy) found; `fields` joins their messages. A field only the
+    /// server's own checks found (a malformed id in the path) is in `fields` alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub problems: BTreeMap<String, Vec<FieldProblem>>,
     /// The stable error code (`cluster_locked`, `job_not_found`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+}
+
+/// One coded error of a field in a 400 answer: a [`FieldError`](crate::FieldError) without
+/// its `field` kind (the map's key says where it is). The code is kept as text so a client
+/// built against an older core still reads an answer with a code it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    /// A stable code such as `required`, `too_long`, `invalid_volume_id`, `path_not_allowed`.
+    pub code: String,
+    pub message: String,
+    /// The characters to underline, `start`..`end`; absent when the value is not text or
+    /// there is nothing to underline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<usize>,
+}
+
+impl From<&crate::FieldError> for FieldProblem {
+    fn from(error: &crate::FieldError) -> Self {
+        let span = error.start < error.end;
+        FieldProblem {
+            code: error.code.as_str().to_owned(),
+            message: error.message.clone(),
+            start: span.then_some(error.start),
+            end: span.then_some(error.end),
+        }
+    }
 }
 
 /// Whole-second RFC 3339 with `Z`, the one format the product prints instants in.

@@ -5,6 +5,8 @@
 //! an opaque type. The JSON form of [`FieldError`] is part of the product contract (SPEC §2.2,
 //! §3, §8) and is shared unchanged by the CLI, the HTTP API and the WebAssembly module.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// A stable, machine-readable reason. The serialized names never change once released.
@@ -39,6 +41,21 @@ pub enum ErrorCode {
     TooLong,
     /// A value is not one of those allowed (a number out of its range, a malformed id).
     InvalidValue,
+    /// A path that does not start at the root (`/`).
+    NotAbsolute,
+    /// Not an EBS volume id such as `vol-0abc123def4567890`.
+    InvalidVolumeId,
+    /// Not a region: an AWS region name for EBS, `local` (or nothing) for a directory.
+    InvalidRegion,
+    /// An EC2 instance tag that is not `KEY=VALUE`.
+    InvalidInstanceTag,
+    /// A lock operation name that backups use for their own locks.
+    ReservedOperation,
+    /// Two fields given together where only one of them may be (volume ids and a tag).
+    Conflicting,
+    /// The value names something that does not exist, such as a cluster not registered in
+    /// the project (found by the engine, which knows what is registered).
+    NotFound,
 }
 
 impl ErrorCode {
@@ -59,6 +76,13 @@ impl ErrorCode {
             ErrorCode::Required => "required",
             ErrorCode::TooLong => "too_long",
             ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::NotAbsolute => "not_absolute",
+            ErrorCode::InvalidVolumeId => "invalid_volume_id",
+            ErrorCode::InvalidRegion => "invalid_region",
+            ErrorCode::InvalidInstanceTag => "invalid_instance_tag",
+            ErrorCode::ReservedOperation => "reserved_operation",
+            ErrorCode::Conflicting => "conflicting",
+            ErrorCode::NotFound => "not_found",
         }
     }
 }
@@ -72,8 +96,9 @@ impl std::fmt::Display for ErrorCode {
 /// Which part of the input an error concerns.
 ///
 /// The schedule's five fields, the schedule as a whole, a backup description template, and
-/// the fields of a create-job request (named by their JSON path in the SPEC §7 body, which is
-/// also the key of the API's `fields` map and the web form's field name).
+/// the fields of the create-job, register-cluster and lock-cluster requests. This names the
+/// kind of value; the key of the API's `fields` map (a JSON path such as `data.clusterId`)
+/// says where it sits in a request, so a cluster's own `id` is a [`Field::ClusterId`] too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Field {
     #[serde(rename = "minute")]
@@ -104,6 +129,27 @@ pub enum Field {
     /// `data.maxBackupCount` in the create-job body.
     #[serde(rename = "maxBackupCount")]
     MaxBackupCount,
+    /// A cluster's `description` in the register-cluster body.
+    #[serde(rename = "clusterDescription")]
+    ClusterDescription,
+    /// A cluster's `region`.
+    #[serde(rename = "region")]
+    Region,
+    /// A directory cluster's `path`.
+    #[serde(rename = "path")]
+    Path,
+    /// An EBS cluster's `volumeIds` (a list, so its errors carry no span).
+    #[serde(rename = "volumeIds")]
+    VolumeIds,
+    /// An EBS cluster's `instanceTag`.
+    #[serde(rename = "instanceTag")]
+    InstanceTag,
+    /// A maintenance lock's `operation`.
+    #[serde(rename = "operation")]
+    Operation,
+    /// A maintenance lock's `ttlSeconds` (a number, so its errors carry no span).
+    #[serde(rename = "ttlSeconds")]
+    TtlSeconds,
 }
 
 impl Field {
@@ -121,6 +167,13 @@ impl Field {
             Field::JobType => "type",
             Field::ClusterId => "clusterId",
             Field::MaxBackupCount => "maxBackupCount",
+            Field::ClusterDescription => "clusterDescription",
+            Field::Region => "region",
+            Field::Path => "path",
+            Field::VolumeIds => "volumeIds",
+            Field::InstanceTag => "instanceTag",
+            Field::Operation => "operation",
+            Field::TtlSeconds => "ttlSeconds",
         }
     }
 }
@@ -135,7 +188,8 @@ impl std::fmt::Display for Field {
 ///
 /// `start..end` is a half-open span of *characters* (Unicode scalar values, what JavaScript's
 /// `Array.from(text)` indexes) over the whole input string, so a form can mark the offending
-/// characters even when the input holds non-ASCII text.
+/// characters even when the input holds non-ASCII text. A value that is not text (a count,
+/// a TTL, a list of volume ids) or is missing altogether has the empty span `0..0`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub code: ErrorCode,
@@ -216,3 +270,95 @@ impl IntoIterator for FieldErrors {
         self.0.into_iter()
     }
 }
+
+/// Every problem with one request, keyed by the request field's JSON path (`schedule`,
+/// `data.clusterId`, `volumeIds`, …), which is also the key of the API's `fields` map and
+/// the web form's field name.
+///
+/// Serializes as a JSON object from key to the list of errors, each with the usual
+/// `code`/`field`/span/`message`, so a form can underline inside the offending field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Problems(BTreeMap<String, Vec<FieldError>>);
+
+impl Problems {
+    /// The problems with one field, if any.
+    pub fn get(&self, key: &str) -> Option<&[FieldError]> {
+        self.0.get(key).map(Vec::as_slice)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[FieldError])> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// How many fields have problems.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_map(self) -> BTreeMap<String, Vec<FieldError>> {
+        self.0
+    }
+
+    /// One message per field, its problems' messages joined by a space: the RFC 7807
+    /// `fields` map of a 400 answer.
+    pub fn messages(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(key, errors)| {
+                let joined: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+                (key.clone(), joined.join(" "))
+            })
+            .collect()
+    }
+
+    /// Records `errors` under `key` (nothing when there are none).
+    pub fn add(&mut self, key: &str, errors: impl IntoIterator<Item = FieldError>) {
+        let mut errors = errors.into_iter().peekable();
+        if errors.peek().is_some() {
+            self.0.entry(key.to_owned()).or_default().extend(errors);
+        }
+    }
+
+    /// The value when it is valid; otherwise records its problems under `key`.
+    pub fn take<T>(&mut self, key: &str, checked: Result<T, FieldErrors>) -> Option<T> {
+        match checked {
+            Ok(value) => Some(value),
+            Err(errors) => {
+                self.add(key, errors);
+                None
+            }
+        }
+    }
+
+    /// `Ok(())` when nothing was recorded, else `Err(self)`.
+    pub fn into_result(self) -> Result<(), Problems> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, message)) in self.messages().iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{key}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}

@@ -18,12 +18,10 @@
 //!   one counts as missing.
 //! - `null` counts as missing, so `{"schedule": null}` reads like `{}`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::api::SCHEDULED_BACKUP;
-use crate::error::{ErrorCode, Field, FieldError, FieldErrors};
+use crate::error::{ErrorCode, Field, FieldError, FieldErrors, Problems};
 use crate::retention::MaxBackupCount;
 use crate::schedule::Schedule;
 use crate::template::{quote, Template};
@@ -94,85 +92,9 @@ pub struct ValidJob {
     pub max_backup_count: MaxBackupCount,
 }
 
-/// Every problem with a create-job request, keyed by JSON path (see [`keys`]).
-///
-/// Serializes as a JSON object from key to the list of errors, each with the usual
-/// `code`/`field`/span/`message`, so a form can underline inside the offending field.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct JobProblems(BTreeMap<String, Vec<FieldError>>);
-
-impl JobProblems {
-    /// The problems with one field, if any.
-    pub fn get(&self, key: &str) -> Option<&[FieldError]> {
-        self.0.get(key).map(Vec::as_slice)
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[FieldError])> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
-    }
-
-    /// How many fields have problems.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn into_map(self) -> BTreeMap<String, Vec<FieldError>> {
-        self.0
-    }
-
-    /// One message per field, its problems' messages joined by a space: the RFC 7807
-    /// `fields` map of a 400 answer.
-    pub fn messages(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(key, errors)| {
-                let joined: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-                (key.clone(), joined.join(" "))
-            })
-            .collect()
-    }
-
-    fn add(&mut self, key: &str, errors: impl IntoIterator<Item = FieldError>) {
-        let mut errors = errors.into_iter().peekable();
-        if errors.peek().is_some() {
-            self.0.entry(key.to_owned()).or_default().extend(errors);
-        }
-    }
-
-    /// The value when it is valid; otherwise records its problems under `key`.
-    fn take<T>(&mut self, key: &str, checked: Result<T, FieldErrors>) -> Option<T> {
-        match checked {
-            Ok(value) => Some(value),
-            Err(errors) => {
-                self.add(key, errors);
-                None
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for JobProblems {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (key, message)) in self.messages().iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{key}: {message}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for JobProblems {}
+/// Every problem with a create-job request, keyed by JSON path (see [`keys`]): the core's
+/// one [`Problems`] type, named for what it holds here.
+pub type JobProblems = Problems;
 
 /// Checks every field of `req`, reporting every problem of every field at once.
 pub fn validate_job(req: &CreateJobRequest) -> Result<ValidJob, JobProblems> {

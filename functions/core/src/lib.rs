@@ -6,12 +6,17 @@
 //! browser (`wasm32-unknown-unknown`) and be tested exhaustively.
 //!
 //! # Layout
-//! - [`error`]: the `code`/`field`/span/`message` error shape every check returns.
+//! - [`error`]: the `code`/`field`/span/`message` error shape every check returns, and
+//!   [`Problems`], a request's errors keyed by its JSON field names.
 //! - [`schedule`]: the five-field cron dialect: parsing, validation, next runs, the English
 //!   description and the EventBridge translation.
 //! - [`template`]: backup description templates (`{cluster} {datetime:rfc3339}`).
 //! - [`retention`]: which of a job's backups a successful run keeps and which it prunes.
 //! - [`job`]: validation of a whole create-job request, every problem keyed by field.
+//! - [`cluster`]: validation of a register-cluster request (id, description, region, the
+//!   path's shape, EBS volume ids, instance tag) and of an operator's lock request
+//!   (operation name, TTL), keyed the same way. The file-system checks of a path stay with
+//!   the local provider.
 //! - [`api`]: the JSON shapes of the HTTP API (SPEC §7), shared by server, CLI and console.
 //! - [`check`]: the JSON objects `backupctl schedule check` / `template render` print and the
 //!   WebAssembly module returns.
@@ -20,11 +25,12 @@
 pub mod api;
 pub mod check;
 pub mod civil;
+pub mod cluster;
 pub mod error;
 pub mod job;
 pub mod retention;
 pub mod schedule;
 pub mod template;
 
-pub use error::{ErrorCode, Field, FieldError, FieldErrors};
+pub use error::{ErrorCode, Field, FieldError, FieldErrors, Problems};
 pub use schedule::Schedule;

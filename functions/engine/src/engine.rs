@@ -2,15 +2,15 @@
 //! ports of [`crate::ports`].
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use backup_core::api::{
-    self, ClusterLockInfo, ClusterTarget, CreateBackupRequest, CreateJobRequest, JobStatus,
-    LockClusterRequest, RegisterClusterRequest,
+    self, ClusterLockInfo, CreateBackupRequest, CreateJobRequest, JobStatus, LockClusterRequest,
+    RegisterClusterRequest,
 };
+use backup_core::cluster;
 use backup_core::job::{check_cluster_id, validate_job};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, DurationRound, Utc};
@@ -19,7 +19,7 @@ use crate::error::{EngineError, Problems};
 use crate::ids::is_valid_id;
 use crate::model::{
     Acquisition, BackupEntry, BackupFilter, BackupHandle, ClusterRecord, JobRecord, LockHolder,
-    Scope, OPERATION_MANUAL, OPERATION_SCHEDULED,
+    Scope,
 };
 use crate::ports::{
     BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler,
@@ -27,11 +27,11 @@ use crate::ports::{
 use crate::writes::OneByOne;
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
-pub const MAX_DESCRIPTION_CHARS: usize = 256;
+pub const MAX_DESCRIPTION_CHARS: usize = cluster::MAX_CLUSTER_DESCRIPTION_CHARS;
 /// A maintenance operation's name is at most this many characters.
-pub const MAX_OPERATION_CHARS: usize = 64;
+pub const MAX_OPERATION_CHARS: usize = cluster::MAX_OPERATION_CHARS;
 /// A directory cluster's path is at most this many characters.
-pub const MAX_PATH_CHARS: usize = 4096;
+pub const MAX_PATH_CHARS: usize = cluster::MAX_PATH_CHARS;
 
 /// Timings of the engine. The defaults suit the local mode; see the crate docs for why.
 #[derive(Debug, Clone)]
@@ -221,9 +221,7 @@ impl Engine {
         let valid = match validate_job(request) {
             Ok(valid) => Some(valid),
             Err(job_problems) => {
-                for (key, message) in job_problems.messages() {
-                    problems.add(&key, message);
-                }
+                problems.extend(job_problems);
                 None
             }
         };
@@ -234,12 +232,17 @@ impl Engine {
             if check_cluster_id(Some(cluster_id)).is_ok()
                 && !self.cluster_in_scope(scope, cluster_id).await?
             {
-                problems.add(
+                problems.add_errors(
                     backup_core::job::keys::CLUSTER_ID,
-                    format!(
-                        "No cluster {cluster_id} is registered in this project; register it first \
-                         (`backupctl clusters register --cluster-id {cluster_id} …`)."
-                    ),
+                    [backup_core::FieldError::new(
+                        backup_core::ErrorCode::NotFound,
+                        backup_core::Field::ClusterId,
+                        0..cluster_id.chars().count(),
+                        format!(
+                            "No cluster {cluster_id} is registered in this project; register it \
+                             first (`backupctl clusters register --cluster-id {cluster_id} …`)."
+                        ),
+                    )],
                 );
             }
         }
@@ -460,24 +463,13 @@ impl Engine {
         cluster_id: &str,
         request: &LockClusterRequest,
     ) -> Result<ClusterLockInfo, EngineError> {
-        let mut problems = Problems::default();
-        problems.check("operation", check_operation(&request.operation));
         let max = self.inner.config.max_maintenance_ttl.as_secs();
-        let ttl = match request.ttl_seconds {
-            None => Some(self.inner.config.default_maintenance_ttl),
-            Some(s) if (1..=max).contains(&s) => Some(Duration::from_secs(s)),
-            Some(s) => {
-                problems.add(
-                    "ttlSeconds",
-                    format!(
-                        "A maintenance lock lasts 1 to {max} seconds; {s} is not in that range."
-                    ),
-                );
-                None
-            }
-        };
-        problems.into_result()?;
-        let ttl = ttl.unwrap_or(self.inner.config.default_maintenance_ttl);
+        let ttl = cluster::validate_lock_within(request, max)
+            .map_err(EngineError::from_problems)?
+            .map_or(
+                self.inner.config.default_maintenance_ttl,
+                Duration::from_secs,
+            );
         let cluster = self
             .cluster_of_scope(scope, cluster_id, "clusterId")
             .await?;
@@ -539,7 +531,7 @@ impl Engine {
             problems.check("jobId", job_id_message(job_id));
         }
         if let Some(cluster_id) = &filter.cluster_id {
-            problems.check("clusterId", cluster_id_message(cluster_id));
+            problems.take("clusterId", check_cluster_id(Some(cluster_id)));
         }
         problems.into_result()?;
         let backups = self.inner.store.list_backups(scope, filter).await?;
@@ -656,18 +648,13 @@ impl Engine {
         request: &CreateBackupRequest,
     ) -> Result<String, EngineError> {
         let mut problems = Problems::default();
-        let template = problems.check(
+        let template = problems.take(
             "description",
-            backup_core::template::Template::parse(&request.description).map_err(|e| {
-                e.iter()
-                    .map(|e| e.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }),
+            backup_core::template::Template::parse(&request.description),
         );
-        problems.check(
+        problems.take(
             "sourceClusterId",
-            cluster_id_message(&request.source_cluster_id),
+            check_cluster_id(Some(&request.source_cluster_id)),
         );
         problems.into_result()?;
         let Some(template) = template else {
@@ -759,17 +746,11 @@ pub(crate) fn check_job_id(field: &str, id: &str) -> Result<(), EngineError> {
     job_id_message(id).map_err(|m| EngineError::invalid(field, m))
 }
 
-fn cluster_id_message(id: &str) -> Result<(), String> {
-    check_cluster_id(Some(id)).map(|_| ()).map_err(|e| {
-        e.iter()
-            .map(|e| e.message.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
-    })
-}
-
+/// A cluster id (the core's rule) in `field`, its codes kept.
 fn check_cluster_field(field: &str, id: &str) -> Result<(), EngineError> {
-    cluster_id_message(id).map_err(|m| EngineError::invalid(field, m))
+    let mut problems = Problems::default();
+    problems.take(field, check_cluster_id(Some(id)));
+    problems.into_result()
 }
 
 /// At most 40 characters of user input, for quoting it back in a message.
@@ -781,140 +762,19 @@ fn shorten(text: &str) -> String {
     out
 }
 
-fn check_description(text: &str) -> Result<(), String> {
-    let n = text.chars().count();
-    if text.trim().is_empty() {
-        Err("Give a description, such as \"Orders database\".".to_owned())
-    } else if n > MAX_DESCRIPTION_CHARS {
-        Err(format!(
-            "A description is at most {MAX_DESCRIPTION_CHARS} characters; this one has {n}."
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-fn check_operation(text: &str) -> Result<(), String> {
-    let n = text.chars().count();
-    if n == 0 || n > MAX_OPERATION_CHARS {
-        return Err(format!(
-            "Name the operation in 1 to {MAX_OPERATION_CHARS} characters, such as expand-disk."
-        ));
-    }
-    if !text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(
-            "An operation name may contain only ASCII letters, digits, -, _ and ., such as expand-disk."
-                .to_owned(),
-        );
-    }
-    if text == OPERATION_SCHEDULED || text == OPERATION_MANUAL {
-        return Err(format!(
-            "`{text}` is the name backups use for their own locks; name the maintenance, such as expand-disk."
-        ));
-    }
-    Ok(())
-}
-
+/// The core's checks of a registration (SPEC §7), as the record to store. The provider's
+/// own checks of the target (the path policy) follow in [`Engine::register_cluster`].
 fn validate_cluster(
     scope: &Scope,
     request: &RegisterClusterRequest,
     now: DateTime<Utc>,
 ) -> Result<ClusterRecord, EngineError> {
-    let mut problems = Problems::default();
-    problems.check("id", cluster_id_message(&request.id));
-    problems.check("description", check_description(&request.description));
-    let region = match &request.target {
-        ClusterTarget::Directory { path } => {
-            let n = path.chars().count();
-            if path.trim().is_empty() {
-                problems.add(
-                    "path",
-                    "Give the cluster's data directory, such as /var/lib/db.",
-                );
-            } else if n > MAX_PATH_CHARS {
-                problems.add(
-                    "path",
-                    format!("A path is at most {MAX_PATH_CHARS} characters."),
-                );
-            } else if path.contains('\0') || !Path::new(path).is_absolute() {
-                problems.add(
-                    "path",
-                    format!(
-                        "Give the data directory as an absolute path (starting with /); `{}` is not.",
-                        shorten(path)
-                    ),
-                );
-            }
-            match request.region.as_deref() {
-                None | Some("local") => "local".to_owned(),
-                Some(_) => {
-                    problems.add(
-                        "region",
-                        "A directory cluster's region is `local`; leave it out.",
-                    );
-                    String::new()
-                }
-            }
-        }
-        ClusterTarget::AwsEbs {
-            volume_ids,
-            instance_tag,
-        } => {
-            let region = request.region.clone().unwrap_or_default();
-            let region_ok = (1..=32).contains(&region.len())
-                && region
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !region_ok {
-                problems.add(
-                    "region",
-                    "Give the AWS region of the volumes, such as eu-west-1.",
-                );
-            }
-            match (volume_ids.is_empty(), instance_tag) {
-                (true, None) | (false, Some(_)) => problems.add(
-                    "volumeIds",
-                    "Name the volumes either by volume ids or by one instance tag KEY=VALUE, not both.",
-                ),
-                (false, None) => {
-                    if volume_ids.len() > 64 {
-                        problems.add("volumeIds", "Name at most 64 volumes.");
-                    }
-                    for v in volume_ids {
-                        let hex = v.strip_prefix("vol-").unwrap_or("");
-                        if !(8..=17).contains(&hex.len())
-                            || !hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-                        {
-                            problems.add(
-                                "volumeIds",
-                                format!("`{}` is not an EBS volume id such as vol-0abc123def4567890.", shorten(v)),
-                            );
-                        }
-                    }
-                }
-                (true, Some(tag)) => {
-                    let ok = tag.chars().count() <= 256
-                        && tag.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty());
-                    if !ok {
-                        problems.add(
-                            "instanceTag",
-                            "Give the instance tag as KEY=VALUE (at most 256 characters), such as cluster=orders.",
-                        );
-                    }
-                }
-            }
-            region
-        }
-    };
-    problems.into_result()?;
+    let valid = cluster::validate_cluster(request).map_err(EngineError::from_problems)?;
     Ok(ClusterRecord {
         id: request.id.clone(),
         scope: scope.clone(),
         description: request.description.clone(),
-        region,
+        region: valid.region,
         target: request.target.clone(),
         created: now,
     })
@@ -923,6 +783,7 @@ fn validate_cluster(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backup_core::api::ClusterTarget;
 
     fn scope() -> Scope {
         Scope::new("default", "default").unwrap()
@@ -939,57 +800,20 @@ mod tests {
         }
     }
 
+    // The rules of cluster registrations and operator locks, and their tests, live in
+    // `backup_core::cluster`; this checks that the engine keeps their codes.
     #[test]
-    fn a_directory_cluster_needs_an_absolute_path_and_gets_region_local() {
-        // GIVEN a valid registration WHEN validated THEN the region is local
-        let ok = validate_cluster(&scope(), &directory("c1", "/var/lib/db"), Utc::now()).unwrap();
-        assert_eq!(ok.region, "local");
-        // GIVEN a relative path and a bad id WHEN validated THEN both fields are reported
+    fn a_refused_registration_keeps_the_cores_codes() {
         let err = validate_cluster(&scope(), &directory("a b", "data"), Utc::now()).unwrap_err();
         let fields = err.fields();
         assert!(fields.contains_key("id"), "{fields:?}");
         assert!(fields["path"].contains("absolute"), "{fields:?}");
-    }
-
-    #[test]
-    fn an_ebs_cluster_names_volumes_or_a_tag_not_both() {
-        let mut req = RegisterClusterRequest {
-            id: "c2".into(),
-            description: "EBS".into(),
-            region: Some("eu-west-1".into()),
-            target: ClusterTarget::AwsEbs {
-                volume_ids: vec!["vol-0abc123def4567890".into()],
-                instance_tag: None,
-            },
-        };
-        assert!(validate_cluster(&scope(), &req, Utc::now()).is_ok());
-        req.target = ClusterTarget::AwsEbs {
-            volume_ids: vec!["vol-0abc123def4567890".into()],
-            instance_tag: Some("a=b".into()),
-        };
-        let err = validate_cluster(&scope(), &req, Utc::now()).unwrap_err();
-        assert!(err.fields().contains_key("volumeIds"));
-        req.target = ClusterTarget::AwsEbs {
-            volume_ids: vec![],
-            instance_tag: Some("cluster=orders".into()),
-        };
-        req.region = None;
-        let err = validate_cluster(&scope(), &req, Utc::now()).unwrap_err();
-        assert_eq!(err.fields().keys().collect::<Vec<_>>(), ["region"]);
-    }
-
-    #[test]
-    fn operations_reserved_for_backups_cannot_be_taken_by_hand() {
-        assert!(check_operation("expand-disk").is_ok());
-        for bad in [
-            "",
-            "scheduled-backup",
-            "manual-backup",
-            "a b",
-            &"x".repeat(65),
-        ] {
-            assert!(check_operation(bad).is_err(), "{bad}");
-        }
+        let problems = err.problems();
+        assert_eq!(problems["id"][0].code, "invalid_value");
+        assert_eq!(problems["path"][0].code, "not_absolute");
+        assert_eq!(problems["path"][0].message, fields["path"]);
+        let ok = validate_cluster(&scope(), &directory("c1", "/var/lib/db"), Utc::now()).unwrap();
+        assert_eq!(ok.region, "local");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use backup_core::api::ClusterLockInfo;
+use backup_core::api::{ClusterLockInfo, FieldProblem};
+use backup_core::{FieldError, FieldErrors};
 
 /// What an interface should make of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,12 +156,10 @@ impl TriggerError {
 /// Everything a use case can answer instead of success.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// Invalid input: `fields` maps each offending field to what to write instead.
+    /// Invalid input: `fields` maps each offending field to what to write instead and keeps
+    /// the core's coded errors (`code`, span) of the fields a core rule found.
     #[error("{detail}")]
-    Invalid {
-        detail: String,
-        fields: BTreeMap<String, String>,
-    },
+    Invalid { detail: String, fields: Problems },
     /// A provider refused a cluster's target (SPEC §12: `path_not_allowed`); answered 400
     /// with the problem's own code and `fields`.
     #[error("{0}")]
@@ -254,7 +253,7 @@ impl EngineError {
     /// Field name → what is wrong with it, for validation errors (empty otherwise).
     pub fn fields(&self) -> BTreeMap<String, String> {
         match self {
-            EngineError::Invalid { fields, .. } => fields.clone(),
+            EngineError::Invalid { fields, .. } => fields.fields.clone(),
             EngineError::TargetRefused(problem) => {
                 BTreeMap::from([(problem.field.to_owned(), problem.message.clone())])
             }
@@ -262,13 +261,47 @@ impl EngineError {
         }
     }
 
+    /// Field name → its coded errors (`code`, `message`, span), for validation errors and
+    /// a refused target: the `problems` map of the API's 400 answer. A field only an
+    /// engine check found (a malformed job id) has its message in [`fields`](Self::fields)
+    /// and no entry here.
+    pub fn problems(&self) -> BTreeMap<String, Vec<FieldProblem>> {
+        match self {
+            EngineError::Invalid { fields, .. } => fields
+                .coded
+                .iter()
+                .map(|(field, errors)| {
+                    (
+                        field.clone(),
+                        errors.iter().map(FieldProblem::from).collect(),
+                    )
+                })
+                .collect(),
+            EngineError::TargetRefused(problem) => BTreeMap::from([(
+                problem.field.to_owned(),
+                vec![FieldProblem {
+                    code: problem.code.to_owned(),
+                    message: problem.message.clone(),
+                    start: None,
+                    end: None,
+                }],
+            )]),
+            _ => BTreeMap::new(),
+        }
+    }
+
     /// One invalid field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        let fields = BTreeMap::from([(field.to_owned(), message.into())]);
-        EngineError::Invalid {
-            detail: invalid_detail(&fields),
-            fields,
-        }
+        let mut problems = Problems::default();
+        problems.add(field, message);
+        problems.into_error()
+    }
+
+    /// The core's problems with one request, codes and spans kept.
+    pub fn from_problems(problems: backup_core::Problems) -> Self {
+        let mut collected = Problems::default();
+        collected.extend(problems);
+        collected.into_error()
     }
 }
 
@@ -289,12 +322,54 @@ fn invalid_detail(fields: &BTreeMap<String, String>) -> String {
 
 /// Collects every invalid field of one request before answering, so the operator sees all
 /// of them at once (SPEC §7: "every problem found, not only the first").
+///
+/// A field's problems come from the core's rules, as [`FieldError`]s whose code and span are
+/// kept ([`take`](Self::take), [`extend`](Self::extend)), or from the engine's own checks as
+/// a message ([`add`](Self::add), [`check`](Self::check)); `fields` joins the messages of
+/// both, as the API's `fields` map shows them.
 #[derive(Debug, Default)]
 pub struct Problems {
     fields: BTreeMap<String, String>,
+    coded: BTreeMap<String, Vec<FieldError>>,
 }
 
 impl Problems {
+    /// Records the core's errors under `field`, keeping their codes.
+    pub fn add_errors(&mut self, field: &str, errors: impl IntoIterator<Item = FieldError>) {
+        for error in errors {
+            self.add(field, error.message.clone());
+            self.coded.entry(field.to_owned()).or_default().push(error);
+        }
+    }
+
+    /// Records every problem the core found in a request, keyed as the core keyed them.
+    pub fn extend(&mut self, problems: backup_core::Problems) {
+        for (field, errors) in problems.into_map() {
+            self.add_errors(&field, errors);
+        }
+    }
+
+    /// Records a core check's failure under `field`, codes kept, and passes its value on.
+    pub fn take<T>(&mut self, field: &str, result: Result<T, FieldErrors>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(errors) => {
+                self.add_errors(field, errors);
+                None
+            }
+        }
+    }
+
+    /// Field name → its message(s), joined by a space.
+    pub fn messages(&self) -> &BTreeMap<String, String> {
+        &self.fields
+    }
+
+    /// Field name → the core's errors, for the fields a core rule found.
+    pub fn coded(&self) -> &BTreeMap<String, Vec<FieldError>> {
+        &self.coded
+    }
+
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
         let message = message.into();
         self.fields
@@ -326,10 +401,13 @@ impl Problems {
         if self.fields.is_empty() {
             return Ok(());
         }
-        let detail = invalid_detail(&self.fields);
-        Err(EngineError::Invalid {
-            detail,
-            fields: self.fields,
-        })
+        Err(self.into_error())
+    }
+
+    fn into_error(self) -> EngineError {
+        EngineError::Invalid {
+            detail: invalid_detail(&self.fields),
+            fields: self,
+        }
     }
 }

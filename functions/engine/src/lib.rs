@@ -14,11 +14,14 @@
 //!   writes of a run grouped so that an adapter can batch them.
 //! - [`model`]: the records the ports carry (jobs, clusters, backups, history, locks).
 //! - [`engine`]: [`Engine`], its configuration and the job, cluster, lock, backup and history
-//!   use cases.
+//!   use cases. The rules of their requests (jobs, clusters, locks) are `backup_core`'s
+//!   (`job`, `cluster`); the engine adds only what needs state (is the cluster registered?)
+//!   and its own id format.
 //! - [`run`]: running a job (scheduled or "run now") and manual backups.
 //! - [`writes`]: [`writes::OneByOne`], the run's grouped writes
 //!   ([`ports::BackupWrites`]) made through the narrow ports.
-//! - [`error`]: [`EngineError`] with stable codes, and the ports' errors.
+//! - [`error`]: [`EngineError`] with stable codes, and the ports' errors; its `Invalid`
+//!   variant keeps the core's coded [`backup_core::FieldError`]s of each field.
 //! - [`ids`]: the id format and the default generator.
 //! - [`clock`]: the system clock and two clocks tests drive.
 //! - `text`: the human sentences of history details and lock errors.

@@ -238,10 +238,9 @@ pub struct LockHolder {
     pub run_id: Option<String>,
 }
 
-/// The operation name of a scheduled run's lock.
-pub const OPERATION_SCHEDULED: &str = "scheduled-backup";
-/// The operation name of a manual backup's lock.
-pub const OPERATION_MANUAL: &str = "manual-backup";
+/// The operation names of a scheduled run's and a manual backup's lock, which an operator's
+/// lock may not take (a rule of `backup_core::cluster`, so they are defined there).
+pub use backup_core::cluster::{OPERATION_MANUAL, OPERATION_SCHEDULED};
 
 /// The answer of [`ClusterLock::try_acquire`](crate::ports::ClusterLock::try_acquire).
 #[derive(Debug, Clone, PartialEq, Eq)]

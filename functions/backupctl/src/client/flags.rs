@@ -1,19 +1,53 @@
-//! Checks of flags that need no server: lease lengths (`--ttl 30m`) and the provider
-//! combinations of `clusters register`. Each problem says what to write instead, and every
-//! problem is reported, not only the first.
+//! Checks of flags before anything is sent: the flags' own syntax (`--ttl 30m`, which flags
+//! go with which provider, a `--path` made absolute) here, and the rules of the request
+//! itself by calling `backup_core::cluster`, the same checks the server makes, with each
+//! problem named by its flag. Each problem says what to write instead, and every problem is
+//! reported, not only the first.
 
 use std::path::Path;
 
-use backup_core::api::{ClusterTarget, RegisterClusterRequest};
+use backup_core::api::{ClusterTarget, LockClusterRequest, RegisterClusterRequest};
+use backup_core::cluster::{self, keys};
+use backup_core::{FieldError, Problems};
 
 use crate::cli::RegisterCluster;
 
-/// The longest lease an operator lock may ask for: a week. A longer maintenance window is
-/// almost certainly a typo (`30d` for `30m`), and a lock that outlives it can be renewed.
-pub const MAX_TTL_SECONDS: u64 = 7 * 24 * 3600;
+/// The flag that sets a request field, for naming the core's problems the way the operator
+/// wrote them.
+fn flag_of(key: &str) -> &str {
+    match key {
+        keys::ID => "--cluster-id",
+        keys::DESCRIPTION => "--description",
+        keys::REGION => "--region",
+        keys::PATH => "--path",
+        keys::VOLUME_IDS => "--volume-id",
+        keys::INSTANCE_TAG => "--instance-tag",
+        keys::OPERATION => "--operation",
+        keys::TTL_SECONDS => "--ttl",
+        other => other,
+    }
+}
+
+/// `--flag: message` for each of the core's problems, in the order of the request's fields.
+fn flag_messages(key: &str, errors: &[FieldError]) -> Vec<String> {
+    let flag = flag_of(key);
+    errors
+        .iter()
+        .map(|e| format!("{flag}: {}", e.message))
+        .collect()
+}
+
+fn all_flag_messages(problems: &Problems, order: &[&str]) -> Vec<String> {
+    order
+        .iter()
+        .filter_map(|key| problems.get(key).map(|errors| flag_messages(key, errors)))
+        .flatten()
+        .collect()
+}
 
 /// Parses a lease length: one or more `<number><unit>` parts with unit `s`, `m`, `h` or `d`
-/// (`90s`, `30m`, `2h`, `1h30m`), into seconds.
+/// (`90s`, `30m`, `2h`, `1h30m`), into seconds, within the core's lock TTL range (1 s to 7
+/// days).
 pub fn parse_ttl(text: &str) -> Result<u64, String> {
     let help = "write a duration such as 90s, 30m or 2h";
     let trimmed = text.trim();
@@ -59,19 +93,30 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
              {number}h."
         ));
     }
-    if total == 0 {
-        return Err(format!("--ttl \"{text}\" is zero; {help}."));
-    }
-    if total > MAX_TTL_SECONDS {
-        return Err(format!(
-            "--ttl \"{text}\" is longer than the longest lease, 7 days ({MAX_TTL_SECONDS}s); \
-             release the lock and take it again if the work takes longer."
-        ));
-    }
+    cluster::check_ttl_seconds(total, cluster::MAX_LOCK_TTL_SECONDS).map_err(|errors| {
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        format!("--ttl \"{text}\": {}", messages.join(" "))
+    })?;
     Ok(total)
 }
 
-/// Builds the register request from the flags, or every problem with them.
+/// Builds an operator's lock request from `--operation` and `--ttl`, or every problem with
+/// them (the core's operation rules, named by flag).
+pub fn lock_request(operation: String, ttl: &str) -> Result<LockClusterRequest, Vec<String>> {
+    let ttl_seconds = parse_ttl(ttl).map_err(|e| vec![e])?;
+    let request = LockClusterRequest {
+        operation,
+        ttl_seconds: Some(ttl_seconds),
+    };
+    match cluster::validate_lock(&request) {
+        Ok(_) => Ok(request),
+        Err(problems) => Err(all_flag_messages(&problems, &keys::LOCK_ALL)),
+    }
+}
+
+/// Builds the register request from the flags, or every problem with them: first the
+/// flags' own (an unknown provider, a flag that does not go with it, a missing `--path`),
+/// then the core's rules of the request, named by flag.
 ///
 /// `--path` is made absolute against the current directory (the server may run elsewhere),
 /// without resolving symbolic links: the operator named that path, and a link that is later
@@ -89,32 +134,34 @@ pub fn register_request(args: &RegisterCluster) -> Result<RegisterClusterRequest
             None
         }
     };
-    if args.description.trim().is_empty() {
-        problems.push(
-            "--description is blank; give the cluster a description, such as \"Orders \
-             production\"."
-                .to_owned(),
+    let Some(target) = target else {
+        // No request to check as a whole; the fields that do not depend on the provider
+        // are still checked, so every problem is reported at once.
+        let mut core = Problems::default();
+        core.take(keys::ID, cluster::check_cluster_id(Some(&args.cluster_id)));
+        core.take(
+            keys::DESCRIPTION,
+            cluster::check_cluster_description(&args.description),
         );
+        problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
+        return Err(problems);
+    };
+    let request = RegisterClusterRequest {
+        id: args.cluster_id.clone(),
+        description: args.description.clone(),
+        region: match target {
+            ClusterTarget::Directory { .. } => None,
+            ClusterTarget::AwsEbs { .. } => args.region.clone(),
+        },
+        target,
+    };
+    if let Err(core) = cluster::validate_cluster(&request) {
+        problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
     }
-    if let Err(errors) = backup_core::job::check_cluster_id(Some(&args.cluster_id)) {
-        problems.extend(
-            errors
-                .0
-                .into_iter()
-                .map(|e| format!("--cluster-id: {}", e.message)),
-        );
-    }
-    match target {
-        Some(target) if problems.is_empty() => Ok(RegisterClusterRequest {
-            id: args.cluster_id.clone(),
-            description: args.description.clone(),
-            region: match target {
-                ClusterTarget::Directory { .. } => None,
-                ClusterTarget::AwsEbs { .. } => args.region.clone(),
-            },
-            target,
-        }),
-        _ => Err(problems),
+    if problems.is_empty() {
+        Ok(request)
+    } else {
+        Err(problems)
     }
 }
 
@@ -171,53 +218,10 @@ fn aws_ebs_target(args: &RegisterCluster, problems: &mut Vec<String>) -> Option<
                 .to_owned(),
         );
     }
-    match args.region.as_deref().map(str::trim) {
-        None | Some("") => problems.push(
-            "an aws-ebs cluster needs --region, the AWS region of its volumes, such as --region \
-             eu-west-1."
-                .to_owned(),
-        ),
-        Some(_) => {}
-    }
-    for volume in &args.volume_ids {
-        if !is_volume_id(volume) {
-            problems.push(format!(
-                "--volume-id \"{volume}\" is not an EBS volume id; write one such as \
-                 vol-0123456789abcdef0."
-            ));
-        }
-    }
-    match (&args.instance_tag, args.volume_ids.is_empty()) {
-        (None, true) => problems.push(
-            "an aws-ebs cluster needs its volumes: repeat --volume-id vol-… for each, or give \
-             --instance-tag KEY=VALUE to find them by the tag of their instances."
-                .to_owned(),
-        ),
-        (Some(_), false) => problems
-            .push("give either --volume-id (repeated) or --instance-tag, not both.".to_owned()),
-        (Some(tag), true) => match tag.split_once('=') {
-            Some((key, _)) if !key.trim().is_empty() => {}
-            _ => problems.push(format!(
-                "--instance-tag \"{tag}\" is not KEY=VALUE; write one such as --instance-tag \
-                 cluster=orders."
-            )),
-        },
-        (None, false) => {}
-    }
+    // The region, the volume ids and the tag are the core's to check, with the request.
     Some(ClusterTarget::AwsEbs {
         volume_ids: args.volume_ids.clone(),
         instance_tag: args.instance_tag.clone(),
-    })
-}
-
-/// `vol-` followed by 8 to 17 lower-case hexadecimal digits, as EC2 writes volume ids (8 for
-/// old volumes, 17 for new ones) and as the API accepts them.
-fn is_volume_id(text: &str) -> bool {
-    text.strip_prefix("vol-").is_some_and(|hex| {
-        (8..=17).contains(&hex.len())
-            && hex
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
     })
 }
 
@@ -321,7 +325,8 @@ mod tests {
 
         args.instance_tag = None;
         args.volume_ids = vec!["volume-1".into()];
-        assert!(register_request(&args).unwrap_err()[0].contains("vol-0123456789abcdef0"));
+        // The example id is the core's (the server's) own since the CLI asks the core.
+        assert!(register_request(&args).unwrap_err()[0].contains("vol-0abc123def4567890"));
     }
 
     #[test]
@@ -331,5 +336,50 @@ mod tests {
         args.cluster_id = "../etc".into();
         let problems = register_request(&args).unwrap_err();
         assert!(problems[0].starts_with("--cluster-id:"), "{problems:?}");
+    }
+}
+
+#[cfg(test)]
+mod core_tests {
+    use super::*;
+
+    #[test]
+    fn problems_are_the_cores_named_by_flag() {
+        // GIVEN flags the core refuses WHEN the request is built THEN each problem is the
+        // server's own message, prefixed with the flag that set the field
+        let args = RegisterCluster {
+            cluster_id: "c1".into(),
+            description: " ".into(),
+            provider: "aws-ebs".into(),
+            path: None,
+            region: Some("EU".into()),
+            volume_ids: vec!["vol-0123456789abcdef0".into()],
+            instance_tag: None,
+        };
+        assert_eq!(
+            register_request(&args).unwrap_err(),
+            [
+                "--description: Give a description, such as \"Orders database\".",
+                "--region: Give the AWS region of the volumes, such as eu-west-1.",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lock_request_is_checked_by_the_core() {
+        assert_eq!(
+            lock_request("expand-disk".into(), "30m")
+                .unwrap()
+                .ttl_seconds,
+            Some(1800)
+        );
+        let problems = lock_request("manual-backup".into(), "30m").unwrap_err();
+        assert!(problems[0].starts_with("--operation: `manual-backup` is the name backups use"));
+        let problems = lock_request("expand-disk".into(), "8d").unwrap_err();
+        assert_eq!(
+            problems,
+            ["--ttl \"8d\": A maintenance lock lasts 1 to 604800 seconds; 691200 is not in that \
+              range."]
+        );
     }
 }

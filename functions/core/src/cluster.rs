@@ -1,0 +1,686 @@
+//! Validation of a register-cluster request and of an operator's lock request (SPEC §5, §7),
+//! every problem keyed by the request's JSON field name.
+//!
+//! The engine answers 400 with these problems, `backupctl` checks its flags with them before
+//! sending, and the web form runs them in the browser: one home for each rule, next to the
+//! job rules of [`crate::job`], with the same error shape.
+//!
+//! What is *not* here, on purpose: whether a directory exists, where its links lead and
+//! whether the server's path policy (SPEC §12, `path_not_allowed`) allows it. Those need the
+//! file system, so the local provider checks them when the cluster is registered and again
+//! at every run. This module checks only the shape of the text.
+//!
+//! Decisions the SPEC leaves open, written down here:
+//! - A cluster id follows the job's `data.clusterId` rule ([`check_cluster_id`]), since a
+//!   job names the cluster by it.
+//! - A directory cluster's region is always `local`; a request may leave it out or say
+//!   `local`, anything else is an error rather than silently replaced.
+//! - An EBS region is 1 to [`MAX_REGION_CHARS`] of `a-z`, `0-9` and `-`: the shape of every
+//!   AWS region name, checked without a list that would age.
+//! - The volumes are named by ids or by one instance tag `KEY=VALUE`, never both, so a
+//!   backup never depends on which of the two the provider happened to read first.
+//! - The TTL of a maintenance lock is 1 s to [`MAX_LOCK_TTL_SECONDS`] (7 days): a longer
+//!   window is almost certainly a typo (`30d` for `30m`), and a lock can be taken again.
+
+use crate::api::{ClusterTarget, LockClusterRequest, RegisterClusterRequest};
+use crate::error::{ErrorCode, Field, FieldError, FieldErrors, Problems};
+pub use crate::job::{check_cluster_id, MAX_CLUSTER_ID_CHARS};
+
+/// Descriptions of clusters are at most this many characters (SPEC §11).
+pub const MAX_CLUSTER_DESCRIPTION_CHARS: usize = 256;
+/// A directory cluster's path is at most this many characters (Linux's `PATH_MAX`).
+pub const MAX_PATH_CHARS: usize = 4096;
+/// An AWS region name is at most this many characters.
+pub const MAX_REGION_CHARS: usize = 32;
+/// An EBS cluster names at most this many volumes.
+pub const MAX_VOLUME_IDS: usize = 64;
+/// An instance tag `KEY=VALUE` is at most this many characters (EC2's key and value limits).
+pub const MAX_INSTANCE_TAG_CHARS: usize = 256;
+/// A maintenance operation's name is at most this many characters.
+pub const MAX_OPERATION_CHARS: usize = 64;
+/// The shortest maintenance lock, in seconds.
+pub const MIN_LOCK_TTL_SECONDS: u64 = 1;
+/// The longest maintenance lock, in seconds: a week.
+pub const MAX_LOCK_TTL_SECONDS: u64 = 7 * 24 * 3600;
+/// The region of every directory cluster.
+pub const LOCAL_REGION: &str = "local";
+/// The operation name of a scheduled run's lock.
+pub const OPERATION_SCHEDULED: &str = "scheduled-backup";
+/// The operation name of a manual backup's lock.
+pub const OPERATION_MANUAL: &str = "manual-backup";
+
+/// The keys of a cluster or lock check: the JSON field names of the register-cluster and
+/// lock bodies, which are also the keys of the API's `fields` map.
+pub mod keys {
+    pub const ID: &str = "id";
+    pub const DESCRIPTION: &str = "description";
+    pub const REGION: &str = "region";
+    pub const PATH: &str = "path";
+    pub const VOLUME_IDS: &str = "volumeIds";
+    pub const INSTANCE_TAG: &str = "instanceTag";
+    /// Every key of a register-cluster check.
+    pub const CLUSTER_ALL: [&str; 6] = [ID, DESCRIPTION, REGION, PATH, VOLUME_IDS, INSTANCE_TAG];
+
+    pub const OPERATION: &str = "operation";
+    pub const TTL_SECONDS: &str = "ttlSeconds";
+    /// Every key of a lock check.
+    pub const LOCK_ALL: [&str; 2] = [OPERATION, TTL_SECONDS];
+}
+
+/// A register-cluster request that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidCluster {
+    /// The region to store: `local` for a directory cluster, as written for EBS.
+    pub region: String,
+}
+
+/// Checks every field of `request`, reporting every problem of every field at once.
+pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster, Problems> {
+    let mut problems = Problems::default();
+    problems.take(keys::ID, check_cluster_id(Some(&request.id)));
+    problems.take(
+        keys::DESCRIPTION,
+        check_cluster_description(&request.description),
+    );
+    let region = match &request.target {
+        ClusterTarget::Directory { path } => {
+            problems.take(keys::PATH, check_path(path));
+            problems.take(
+                keys::REGION,
+                check_directory_region(request.region.as_deref()),
+            )
+        }
+        ClusterTarget::AwsEbs {
+            volume_ids,
+            instance_tag,
+        } => {
+            let region = problems.take(keys::REGION, check_aws_region(request.region.as_deref()));
+            match (volume_ids.is_empty(), instance_tag) {
+                (true, None) | (false, Some(_)) => {
+                    let code = if volume_ids.is_empty() {
+                        ErrorCode::Required
+                    } else {
+                        ErrorCode::Conflicting
+                    };
+                    problems.add(
+                        keys::VOLUME_IDS,
+                        [FieldError::new(
+                            code,
+                            Field::VolumeIds,
+                            0..0,
+                            "Name the volumes either by volume ids or by one instance tag \
+                             KEY=VALUE, not both.",
+                        )],
+                    );
+                }
+                (false, None) => {
+                    problems.take(keys::VOLUME_IDS, check_volume_ids(volume_ids));
+                }
+                (true, Some(tag)) => {
+                    problems.take(keys::INSTANCE_TAG, check_instance_tag(tag));
+                }
+            }
+            region
+        }
+    };
+    match region {
+        Some(region) if problems.is_empty() => Ok(ValidCluster { region }),
+        _ => Err(problems),
+    }
+}
+
+/// Checks an operator's lock request against the longest lease allowed,
+/// [`MAX_LOCK_TTL_SECONDS`]. See [`validate_lock_within`].
+pub fn validate_lock(request: &LockClusterRequest) -> Result<Option<u64>, Problems> {
+    validate_lock_within(request, MAX_LOCK_TTL_SECONDS)
+}
+
+/// Checks an operator's lock request, allowing a TTL of 1 to `max_ttl_seconds` (a server may
+/// allow less than [`MAX_LOCK_TTL_SECONDS`], never more), and answers the TTL it asked for
+/// (`None`: the server's default).
+pub fn validate_lock_within(
+    request: &LockClusterRequest,
+    max_ttl_seconds: u64,
+) -> Result<Option<u64>, Problems> {
+    let mut problems = Problems::default();
+    problems.take(keys::OPERATION, check_operation(&request.operation));
+    if let Some(ttl) = request.ttl_seconds {
+        problems.take(keys::TTL_SECONDS, check_ttl_seconds(ttl, max_ttl_seconds));
+    }
+    problems.into_result().map(|()| request.ttl_seconds)
+}
+
+fn one(
+    code: ErrorCode,
+    field: Field,
+    span: std::ops::Range<usize>,
+    message: String,
+) -> FieldErrors {
+    FieldErrors(vec![FieldError::new(code, field, span, message)])
+}
+
+/// At most 40 characters of user input, for quoting it back in a message.
+fn shorten(text: &str) -> String {
+    let mut out: String = text.chars().take(40).collect();
+    if text.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+/// A cluster's description: not blank, at most [`MAX_CLUSTER_DESCRIPTION_CHARS`] characters.
+pub fn check_cluster_description(text: &str) -> Result<(), FieldErrors> {
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        Err(one(
+            ErrorCode::Required,
+            Field::ClusterDescription,
+            0..n,
+            "Give a description, such as \"Orders database\".".to_owned(),
+        ))
+    } else if n > MAX_CLUSTER_DESCRIPTION_CHARS {
+        Err(one(
+            ErrorCode::TooLong,
+            Field::ClusterDescription,
+            MAX_CLUSTER_DESCRIPTION_CHARS..n,
+            format!(
+                "A description is at most {MAX_CLUSTER_DESCRIPTION_CHARS} characters; this one \
+                 has {n}."
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A directory cluster's path, by its text alone: given, absolute, not too long, no NUL.
+/// Whether it exists and is allowed is the local provider's check (see the module notes).
+pub fn check_path(path: &str) -> Result<(), FieldErrors> {
+    let n = path.chars().count();
+    if path.trim().is_empty() {
+        return Err(one(
+            ErrorCode::Required,
+            Field::Path,
+            0..n,
+            "Give the cluster's data directory, such as /var/lib/db.".to_owned(),
+        ));
+    }
+    if n > MAX_PATH_CHARS {
+        return Err(one(
+            ErrorCode::TooLong,
+            Field::Path,
+            MAX_PATH_CHARS..n,
+            format!("A path is at most {MAX_PATH_CHARS} characters."),
+        ));
+    }
+    // `starts_with('/')` rather than `Path::is_absolute`, which answers `false` for every
+    // path on wasm32-unknown-unknown; on the Unix hosts the server runs on they agree.
+    let nul = path.chars().position(|c| c == '\0');
+    if nul.is_some() || !path.starts_with('/') {
+        let (code, span) = match nul {
+            Some(i) => (ErrorCode::InvalidValue, i..i + 1),
+            None => (ErrorCode::NotAbsolute, 0..n),
+        };
+        return Err(one(
+            code,
+            Field::Path,
+            span,
+            format!(
+                "Give the data directory as an absolute path (starting with /); `{}` is not.",
+                shorten(path)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_directory_region(region: Option<&str>) -> Result<String, FieldErrors> {
+    match region {
+        None | Some(LOCAL_REGION) => Ok(LOCAL_REGION.to_owned()),
+        Some(other) => Err(one(
+            ErrorCode::InvalidRegion,
+            Field::Region,
+            0..other.chars().count(),
+            "A directory cluster's region is `local`; leave it out.".to_owned(),
+        )),
+    }
+}
+
+/// An EBS cluster's AWS region, by its shape (see the module notes).
+pub fn check_aws_region(region: Option<&str>) -> Result<String, FieldErrors> {
+    let text = region.unwrap_or_default();
+    let ok = (1..=MAX_REGION_CHARS).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        return Ok(text.to_owned());
+    }
+    let code = if text.is_empty() {
+        ErrorCode::Required
+    } else {
+        ErrorCode::InvalidRegion
+    };
+    Err(one(
+        code,
+        Field::Region,
+        0..text.chars().count(),
+        "Give the AWS region of the volumes, such as eu-west-1.".to_owned(),
+    ))
+}
+
+/// `vol-` followed by 8 to 17 lower-case hexadecimal digits, as EC2 writes volume ids (8 for
+/// old volumes, 17 for new ones).
+pub fn is_volume_id(text: &str) -> bool {
+    text.strip_prefix("vol-").is_some_and(|hex| {
+        (8..=17).contains(&hex.len())
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// At most [`MAX_VOLUME_IDS`] volume ids, each one [`is_volume_id`]; one error per bad id.
+pub fn check_volume_ids(volume_ids: &[String]) -> Result<(), FieldErrors> {
+    let mut errors = Vec::new();
+    if volume_ids.len() > MAX_VOLUME_IDS {
+        errors.push(FieldError::new(
+            ErrorCode::TooLong,
+            Field::VolumeIds,
+            0..0,
+            format!("Name at most {MAX_VOLUME_IDS} volumes."),
+        ));
+    }
+    for v in volume_ids.iter().filter(|v| !is_volume_id(v)) {
+        errors.push(FieldError::new(
+            ErrorCode::InvalidVolumeId,
+            Field::VolumeIds,
+            0..0,
+            format!(
+                "`{}` is not an EBS volume id such as vol-0abc123def4567890.",
+                shorten(v)
+            ),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(FieldErrors(errors))
+    }
+}
+
+/// An instance tag `KEY=VALUE` with a non-blank key, at most [`MAX_INSTANCE_TAG_CHARS`].
+pub fn check_instance_tag(tag: &str) -> Result<(), FieldErrors> {
+    let n = tag.chars().count();
+    let has_key = tag
+        .split_once('=')
+        .is_some_and(|(k, _)| !k.trim().is_empty());
+    if n <= MAX_INSTANCE_TAG_CHARS && has_key {
+        return Ok(());
+    }
+    let (code, span) = if n > MAX_INSTANCE_TAG_CHARS {
+        (ErrorCode::TooLong, MAX_INSTANCE_TAG_CHARS..n)
+    } else {
+        (ErrorCode::InvalidInstanceTag, 0..n)
+    };
+    Err(one(
+        code,
+        Field::InstanceTag,
+        span,
+        format!(
+            "Give the instance tag as KEY=VALUE (at most {MAX_INSTANCE_TAG_CHARS} characters), \
+             such as cluster=orders."
+        ),
+    ))
+}
+
+/// A maintenance operation's name: 1 to [`MAX_OPERATION_CHARS`] of ASCII letters, digits,
+/// `-`, `_` and `.`, and not one of the names backups lock with (an operator taking
+/// `scheduled-backup` would look like a run to everyone reading the lock).
+pub fn check_operation(text: &str) -> Result<(), FieldErrors> {
+    let n = text.chars().count();
+    if n == 0 || n > MAX_OPERATION_CHARS {
+        let (code, span) = if n == 0 {
+            (ErrorCode::Required, 0..0)
+        } else {
+            (ErrorCode::TooLong, MAX_OPERATION_CHARS..n)
+        };
+        return Err(one(
+            code,
+            Field::Operation,
+            span,
+            format!(
+                "Name the operation in 1 to {MAX_OPERATION_CHARS} characters, such as expand-disk."
+            ),
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let first = text.chars().position(|c| !allowed(c));
+    if let Some(first) = first {
+        let last = n - text.chars().rev().position(|c| !allowed(c)).unwrap_or(0);
+        return Err(one(
+            ErrorCode::InvalidValue,
+            Field::Operation,
+            first..last,
+            "An operation name may contain only ASCII letters, digits, -, _ and ., such as \
+             expand-disk."
+                .to_owned(),
+        ));
+    }
+    if text == OPERATION_SCHEDULED || text == OPERATION_MANUAL {
+        return Err(one(
+            ErrorCode::ReservedOperation,
+            Field::Operation,
+            0..n,
+            format!(
+                "`{text}` is the name backups use for their own locks; name the maintenance, \
+                 such as expand-disk."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A maintenance lock's TTL: [`MIN_LOCK_TTL_SECONDS`] to `max` seconds.
+pub fn check_ttl_seconds(seconds: u64, max: u64) -> Result<(), FieldErrors> {
+    if (MIN_LOCK_TTL_SECONDS..=max).contains(&seconds) {
+        return Ok(());
+    }
+    Err(one(
+        ErrorCode::OutOfRange,
+        Field::TtlSeconds,
+        0..0,
+        format!("A maintenance lock lasts 1 to {max} seconds; {seconds} is not in that range."),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory(id: &str, path: &str) -> RegisterClusterRequest {
+        RegisterClusterRequest {
+            id: id.to_owned(),
+            description: "Orders".to_owned(),
+            region: None,
+            target: ClusterTarget::Directory {
+                path: path.to_owned(),
+            },
+        }
+    }
+
+    fn ebs(volume_ids: &[&str], instance_tag: Option<&str>) -> RegisterClusterRequest {
+        RegisterClusterRequest {
+            id: "c2".into(),
+            description: "EBS".into(),
+            region: Some("eu-west-1".into()),
+            target: ClusterTarget::AwsEbs {
+                volume_ids: volume_ids.iter().map(|v| v.to_string()).collect(),
+                instance_tag: instance_tag.map(str::to_owned),
+            },
+        }
+    }
+
+    fn codes(p: &Problems, key: &str) -> Vec<ErrorCode> {
+        p.get(key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {p}"))
+            .iter()
+            .map(|e| e.code)
+            .collect()
+    }
+
+    fn lock(operation: &str, ttl_seconds: Option<u64>) -> LockClusterRequest {
+        LockClusterRequest {
+            operation: operation.to_owned(),
+            ttl_seconds,
+        }
+    }
+
+    // Moved from the engine (`a_directory_cluster_needs_an_absolute_path_and_gets_region_local`).
+    #[test]
+    fn a_directory_cluster_needs_an_absolute_path_and_gets_region_local() {
+        // GIVEN a valid registration WHEN validated THEN the region is local
+        let ok = validate_cluster(&directory("c1", "/var/lib/db")).unwrap();
+        assert_eq!(ok.region, "local");
+        // GIVEN a relative path and a bad id WHEN validated THEN both fields are reported
+        let err = validate_cluster(&directory("a b", "data")).unwrap_err();
+        let fields = err.messages();
+        assert!(fields.contains_key("id"), "{fields:?}");
+        assert!(fields["path"].contains("absolute"), "{fields:?}");
+        // AND each carries its code
+        assert_eq!(codes(&err, "id"), [ErrorCode::InvalidValue]);
+        assert_eq!(codes(&err, "path"), [ErrorCode::NotAbsolute]);
+    }
+
+    // Moved from the engine (`an_ebs_cluster_names_volumes_or_a_tag_not_both`).
+    #[test]
+    fn an_ebs_cluster_names_volumes_or_a_tag_not_both() {
+        let mut req = ebs(&["vol-0abc123def4567890"], None);
+        assert_eq!(validate_cluster(&req).unwrap().region, "eu-west-1");
+        req = ebs(&["vol-0abc123def4567890"], Some("a=b"));
+        let err = validate_cluster(&req).unwrap_err();
+        assert!(err.messages().contains_key("volumeIds"));
+        assert_eq!(codes(&err, "volumeIds"), [ErrorCode::Conflicting]);
+        req = ebs(&[], Some("cluster=orders"));
+        req.region = None;
+        let err = validate_cluster(&req).unwrap_err();
+        assert_eq!(err.keys().collect::<Vec<_>>(), ["region"]);
+        assert_eq!(codes(&err, "region"), [ErrorCode::Required]);
+    }
+
+    #[test]
+    fn an_ebs_cluster_without_volumes_or_tag_is_told_to_name_them() {
+        let err = validate_cluster(&ebs(&[], None)).unwrap_err();
+        assert_eq!(codes(&err, "volumeIds"), [ErrorCode::Required]);
+        assert!(err.messages()["volumeIds"].ends_with("not both."));
+    }
+
+    #[test]
+    fn every_bad_volume_id_is_named() {
+        // GIVEN one good and two bad ids WHEN validated THEN each bad one has its own error
+        let err = validate_cluster(&ebs(
+            &["vol-0abc123def4567890", "volume-1", "vol-ABCDEF12"],
+            None,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            codes(&err, "volumeIds"),
+            [ErrorCode::InvalidVolumeId, ErrorCode::InvalidVolumeId]
+        );
+        assert_eq!(
+            err.messages()["volumeIds"],
+            "`volume-1` is not an EBS volume id such as vol-0abc123def4567890. `vol-ABCDEF12` \
+             is not an EBS volume id such as vol-0abc123def4567890."
+        );
+        // AND old 8-digit and new 17-digit ids are both volume ids
+        assert!(is_volume_id("vol-01234567"));
+        assert!(is_volume_id("vol-0123456789abcdef0"));
+        assert!(!is_volume_id("vol-0123456"));
+        assert!(!is_volume_id("vol-0123456789abcdef01"));
+        // AND more than 64 volumes is too many
+        let many: Vec<String> = (0..65).map(|i| format!("vol-{i:08x}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let err = validate_cluster(&ebs(&many, None)).unwrap_err();
+        assert_eq!(codes(&err, "volumeIds"), [ErrorCode::TooLong]);
+    }
+
+    #[test]
+    fn an_instance_tag_is_key_equals_value() {
+        assert!(validate_cluster(&ebs(&[], Some("cluster=orders"))).is_ok());
+        assert!(validate_cluster(&ebs(&[], Some("cluster="))).is_ok());
+        for bad in ["=orders", "cluster", " =x"] {
+            let err = validate_cluster(&ebs(&[], Some(bad))).unwrap_err();
+            assert_eq!(
+                codes(&err, "instanceTag"),
+                [ErrorCode::InvalidInstanceTag],
+                "{bad}"
+            );
+            assert!(err.messages()["instanceTag"].contains("KEY=VALUE"));
+        }
+        let long = format!("k={}", "v".repeat(255));
+        let err = validate_cluster(&ebs(&[], Some(&long))).unwrap_err();
+        let e = &err.get("instanceTag").unwrap()[0];
+        assert_eq!((e.code, e.start, e.end), (ErrorCode::TooLong, 256, 257));
+    }
+
+    #[test]
+    fn a_region_is_local_for_directories_and_an_aws_name_for_ebs() {
+        let mut req = directory("c1", "/data");
+        req.region = Some("local".into());
+        assert!(validate_cluster(&req).is_ok());
+        req.region = Some("eu-west-1".into());
+        let err = validate_cluster(&req).unwrap_err();
+        assert_eq!(codes(&err, "region"), [ErrorCode::InvalidRegion]);
+        assert_eq!(
+            err.messages()["region"],
+            "A directory cluster's region is `local`; leave it out."
+        );
+        for bad in ["EU-WEST-1", "eu west", &"a".repeat(33)] {
+            let mut req = ebs(&["vol-01234567"], None);
+            req.region = Some(bad.to_owned());
+            let err = validate_cluster(&req).unwrap_err();
+            assert_eq!(codes(&err, "region"), [ErrorCode::InvalidRegion], "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_path_is_checked_by_its_text() {
+        for (path, code, span) in [
+            ("", ErrorCode::Required, 0..0),
+            ("  ", ErrorCode::Required, 0..2),
+            ("data/db", ErrorCode::NotAbsolute, 0..7),
+            ("/data\0x", ErrorCode::InvalidValue, 5..6),
+        ] {
+            let e = &check_path(path).unwrap_err().0[0];
+            assert_eq!((e.code, e.start..e.end), (code, span), "{path:?}");
+            assert_eq!(e.field, Field::Path);
+        }
+        let long = format!("/{}", "x".repeat(4096));
+        let e = &check_path(&long).unwrap_err().0[0];
+        assert_eq!((e.code, e.start, e.end), (ErrorCode::TooLong, 4096, 4097));
+        assert_eq!(e.message, "A path is at most 4096 characters.");
+        // AND the message quotes at most 40 characters of what was written
+        let e = &check_path(&"x".repeat(50)).unwrap_err().0[0];
+        assert_eq!(
+            e.message,
+            format!(
+                "Give the data directory as an absolute path (starting with /); `{}…` is not.",
+                "x".repeat(40)
+            )
+        );
+    }
+
+    #[test]
+    fn a_description_is_given_and_at_most_256_characters() {
+        let mut req = directory("c1", "/data");
+        req.description = " ".into();
+        let err = validate_cluster(&req).unwrap_err();
+        assert_eq!(
+            err.messages()["description"],
+            "Give a description, such as \"Orders database\"."
+        );
+        req.description = "é".repeat(256);
+        assert!(validate_cluster(&req).is_ok());
+        req.description = "é".repeat(257);
+        let err = validate_cluster(&req).unwrap_err();
+        let e = &err.get("description").unwrap()[0];
+        assert_eq!(
+            (e.code, e.field, e.start, e.end),
+            (ErrorCode::TooLong, Field::ClusterDescription, 256, 257)
+        );
+        assert_eq!(
+            e.message,
+            "A description is at most 256 characters; this one has 257."
+        );
+    }
+
+    // Moved from the engine (`operations_reserved_for_backups_cannot_be_taken_by_hand`).
+    #[test]
+    fn operations_reserved_for_backups_cannot_be_taken_by_hand() {
+        assert!(check_operation("expand-disk").is_ok());
+        for bad in [
+            "",
+            "scheduled-backup",
+            "manual-backup",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            assert!(check_operation(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            check_operation("manual-backup").unwrap_err().codes(),
+            [ErrorCode::ReservedOperation]
+        );
+    }
+
+    #[test]
+    fn an_operation_name_error_underlines_the_bad_characters() {
+        let e = &check_operation("fix disk/now").unwrap_err().0[0];
+        assert_eq!((e.code, e.start, e.end), (ErrorCode::InvalidValue, 3, 9));
+        let e = &check_operation(&"x".repeat(65)).unwrap_err().0[0];
+        assert_eq!((e.code, e.start, e.end), (ErrorCode::TooLong, 64, 65));
+        assert_eq!(
+            check_operation("").unwrap_err().codes(),
+            [ErrorCode::Required]
+        );
+    }
+
+    #[test]
+    fn a_lock_lasts_one_second_to_seven_days() {
+        assert_eq!(validate_lock(&lock("expand-disk", None)), Ok(None));
+        assert_eq!(validate_lock(&lock("expand-disk", Some(1))), Ok(Some(1)));
+        assert_eq!(
+            validate_lock(&lock("expand-disk", Some(604_800))),
+            Ok(Some(604_800))
+        );
+        for bad in [0, 604_801, u64::MAX] {
+            let err = validate_lock(&lock("expand-disk", Some(bad))).unwrap_err();
+            assert_eq!(codes(&err, "ttlSeconds"), [ErrorCode::OutOfRange]);
+            assert_eq!(
+                err.messages()["ttlSeconds"],
+                format!(
+                    "A maintenance lock lasts 1 to 604800 seconds; {bad} is not in that range."
+                )
+            );
+        }
+        // AND a server that allows less says so in its message
+        let err = validate_lock_within(&lock("expand-disk", Some(61)), 60).unwrap_err();
+        assert!(err.messages()["ttlSeconds"].contains("1 to 60 seconds"));
+    }
+
+    #[test]
+    fn a_lock_reports_every_problem_at_once() {
+        let err = validate_lock(&lock("scheduled-backup", Some(0))).unwrap_err();
+        assert_eq!(err.keys().collect::<Vec<_>>(), ["operation", "ttlSeconds"]);
+        for key in err.keys() {
+            assert!(keys::LOCK_ALL.contains(&key));
+        }
+    }
+
+    #[test]
+    fn a_cluster_reports_every_problem_at_once_by_api_field_name() {
+        let req = RegisterClusterRequest {
+            id: "".into(),
+            description: "".into(),
+            region: Some("Mars".into()),
+            target: ClusterTarget::AwsEbs {
+                volume_ids: vec!["vol-x".into()],
+                instance_tag: None,
+            },
+        };
+        let err = validate_cluster(&req).unwrap_err();
+        assert_eq!(
+            err.keys().collect::<Vec<_>>(),
+            ["description", "id", "region", "volumeIds"]
+        );
+        for key in err.keys() {
+            assert!(keys::CLUSTER_ALL.contains(&key));
+        }
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["id"][0]["code"], "required");
+        assert_eq!(json["id"][0]["field"], "clusterId");
+        assert_eq!(json["description"][0]["field"], "clusterDescription");
+        assert_eq!(json["region"][0]["code"], "invalid_region");
+        assert_eq!(json["volumeIds"][0]["code"], "invalid_volume_id");
+    }
+}
