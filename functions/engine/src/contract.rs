@@ -18,7 +18,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use backup_core::api::{ClusterTarget, HistoryItem, JobStatus, RunStatus, Trigger};
+use backup_core::api::{ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Duration, Utc};
 
@@ -520,17 +520,17 @@ pub async fn backup_failures_and_notes_are_stored_with_the_backup(a: &Adapters) 
     // WHEN its failure is recorded
     s.set_backup_details(
         "b1",
-        Some("insufficient_space"),
+        Some(RunFailure::InsufficientSpace),
         Some("It needs 9 GB; 1 GB is free."),
     )
     .await
     .unwrap();
     // THEN both read back, and a later call with only one part keeps the other
-    s.set_backup_details("b1", Some("provider_error"), None)
+    s.set_backup_details("b1", Some(RunFailure::ProviderError), None)
         .await
         .unwrap();
     let stored = s.get_backup("b1").await.unwrap().unwrap();
-    assert_eq!(stored.error_code.as_deref(), Some("provider_error"));
+    assert_eq!(stored.error_code, Some(RunFailure::ProviderError));
     assert_eq!(
         stored.details.as_deref(),
         Some("It needs 9 GB; 1 GB is free.")
@@ -814,7 +814,7 @@ pub async fn history_lists_newest_first_by_scope_and_job(a: &Adapters) {
     // AND running runs are found across scopes until they finish
     let mut finished = s.get_history("h1").await.unwrap().unwrap().item;
     finished.status = RunStatus::Failed;
-    finished.error_code = Some("cluster_locked".into());
+    finished.error_code = Some(RunFailure::ClusterLocked);
     finished.end_time = Some(at(2));
     s.update_history(&finished).await.unwrap();
     let mut running: Vec<String> = s
@@ -1047,7 +1047,7 @@ pub async fn finish_applies_every_part(a: &Adapters) {
                 backup_id: "b1",
                 status: BackupStatus::Defunct,
                 location: None,
-                error_code: Some("provider_error"),
+                error_code: Some(RunFailure::ProviderError),
                 details: Some("a late failure"),
             }),
             ..Finish::default()
@@ -1086,7 +1086,7 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
     let mut item = entry.item.clone();
     item.status = RunStatus::Failed;
     item.end_time = Some(at(3));
-    item.error_code = Some("lock_lost".into());
+    item.error_code = Some(RunFailure::LockLost);
     item.details = "Lost the lock.".into();
     let done = w
         .finish(&Finish {
@@ -1094,7 +1094,7 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
                 backup_id: "b1",
                 status: BackupStatus::Defunct,
                 location: Some("/backups/b1"),
-                error_code: Some("lock_lost"),
+                error_code: Some(RunFailure::LockLost),
                 details: Some("The lease was lost."),
             }),
             history: Some(&item),
@@ -1112,7 +1112,7 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
     );
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();
     assert_eq!(stored.status, BackupStatus::Defunct);
-    assert_eq!(stored.error_code.as_deref(), Some("lock_lost"));
+    assert_eq!(stored.error_code, Some(RunFailure::LockLost));
     assert_eq!(stored.details.as_deref(), Some("The lease was lost."));
     assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
     assert_eq!(

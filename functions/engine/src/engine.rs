@@ -696,7 +696,7 @@ impl Engine {
             let mut item = entry.item;
             item.status = api::RunStatus::Failed;
             item.end_time = Some(now);
-            item.error_code = Some("interrupted".to_owned());
+            item.error_code = Some(api::RunFailure::Interrupted);
             item.details = "The server stopped while this run was in progress, so it did not \
                             finish; its backup, if any, is marked defunct and the next run \
                             cleans it up."
@@ -713,7 +713,7 @@ impl Engine {
                 store
                     .set_backup_details(
                         &backup.id,
-                        Some("interrupted"),
+                        Some(api::RunFailure::Interrupted),
                         Some(
                             "The server stopped while this backup was being made, so it is \
                              incomplete and marked defunct.",

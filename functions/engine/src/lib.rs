@@ -71,6 +71,7 @@ pub mod run;
 mod text;
 pub mod writes;
 
+pub use backup_core::api::RunFailure;
 pub use engine::{Engine, EngineConfig, Ports};
 pub use error::{
     EngineError, ErrorKind, ProviderError, ProviderErrorCode, StoreError, TargetProblem,

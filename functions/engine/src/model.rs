@@ -1,7 +1,7 @@
 //! The records the engine keeps, in domain terms. Adapters convert them to rows or items;
 //! the HTTP shapes of `backup_core::api` are built from them.
 
-use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus};
+use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus, RunFailure};
 use backup_core::civil::format_rfc3339;
 use backup_core::retention::{BackupRecord, BackupStatus};
 use backup_core::Schedule;
@@ -171,7 +171,7 @@ pub struct BackupEntry {
     /// Why it failed, for a `defunct` backup: the stable code (`provider_error`,
     /// `insufficient_space`, …). Manual backups have no history item, so this is where an
     /// operator reads the reason.
-    pub error_code: Option<String>,
+    pub error_code: Option<RunFailure>,
     /// One sentence: why it failed, or what an operator must know of a backup that
     /// succeeded (files that changed during the copy, links pointing outside the cluster).
     pub details: Option<String>,
@@ -187,7 +187,7 @@ impl BackupEntry {
             created: self.created,
             status: self.status,
             linked_resource: self.job_id.clone(),
-            error_code: self.error_code.clone(),
+            error_code: self.error_code,
             details: self.details.clone(),
         }
     }
@@ -322,7 +322,7 @@ pub struct BackupEnd<'a> {
     pub status: BackupStatus,
     pub location: Option<&'a str>,
     /// The failure's code, for a backup that ends `defunct`.
-    pub error_code: Option<&'a str>,
+    pub error_code: Option<RunFailure>,
     /// The sentence recorded with the backup (why it failed, or what to know of it).
     pub details: Option<&'a str>,
 }

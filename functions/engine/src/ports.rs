@@ -10,7 +10,7 @@
 //! picks its adapters at start-up.
 
 use async_trait::async_trait;
-use backup_core::api::{ClusterLockInfo, HistoryItem};
+use backup_core::api::{ClusterLockInfo, HistoryItem, RunFailure};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Utc};
 
@@ -82,7 +82,7 @@ pub trait BackupStore: Send + Sync {
     async fn set_backup_details(
         &self,
         backup_id: &str,
-        error_code: Option<&str>,
+        error_code: Option<RunFailure>,
         details: Option<&str>,
     ) -> StoreResult<()>;
 }

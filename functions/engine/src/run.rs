@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunStatus, Trigger};
+use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger};
 use backup_core::civil::format_rfc3339;
 use backup_core::retention::{plan_prune, BackupStatus, MaxBackupCount};
 use backup_core::template::{RenderContext, Template};
@@ -63,20 +63,115 @@ struct Made {
     notes: Vec<String>,
 }
 
+/// What step 1 of a run found.
+enum Recorded {
+    /// The run is new and recorded `running`.
+    New(HistoryEntry),
+    /// This firing was delivered before: its history as it stands.
+    Duplicate(HistoryItem),
+}
+
+/// Why step 2 of a run did not take the cluster.
+enum NotStarted {
+    /// A domain reason, recorded as the run's failure.
+    Failed(RunEnd),
+    /// The store failed: recorded as `store_error` and answered as an error.
+    Store(StoreError),
+}
+
+impl NotStarted {
+    fn failed(failure: RunFailure, details: String) -> Self {
+        NotStarted::Failed(RunEnd::failed(failure, details))
+    }
+}
+
+impl From<StoreError> for NotStarted {
+    fn from(error: StoreError) -> Self {
+        NotStarted::Store(error)
+    }
+}
+
+/// How a run ended: what its final history item says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunEnd {
+    /// The backup became available (and the job pruned what its rule selects).
+    Succeeded {
+        backup_id: String,
+        pruned: Vec<String>,
+        details: String,
+    },
+    /// The run failed; `backup_id` names the backup it made, if it got that far.
+    Failed {
+        failure: RunFailure,
+        details: String,
+        backup_id: Option<String>,
+    },
+}
+
+impl RunEnd {
+    /// A failure before any backup was made.
+    fn failed(failure: RunFailure, details: String) -> Self {
+        RunEnd::Failed {
+            failure,
+            details,
+            backup_id: None,
+        }
+    }
+
+    /// The final history item: `item` (the `running` one) ended at `now` this way.
+    fn apply(self, item: &HistoryItem, now: DateTime<Utc>) -> HistoryItem {
+        let mut item = item.clone();
+        item.end_time = Some(now);
+        let backup_id = match self {
+            RunEnd::Succeeded {
+                backup_id,
+                pruned,
+                details,
+            } => {
+                item.status = RunStatus::Succeeded;
+                item.error_code = None;
+                item.details = details;
+                item.pruned_backup_ids = pruned;
+                Some(backup_id)
+            }
+            RunEnd::Failed {
+                failure,
+                details,
+                backup_id,
+            } => {
+                item.status = RunStatus::Failed;
+                item.error_code = Some(failure);
+                item.details = details;
+                item.pruned_backup_ids = Vec::new();
+                backup_id
+            }
+        };
+        if let Some(backup_id) = backup_id {
+            item.linked_resource = backup_id;
+        }
+        item
+    }
+}
+
 /// Why making a backup failed, for the history's `errorCode` and details.
 enum BackupFailure {
     Provider(ProviderError),
     Stopped(Stop),
 }
 
+/// A failure's stable code and its reason, as the end of a sentence.
+pub(crate) struct Cause {
+    pub(crate) failure: RunFailure,
+    pub(crate) reason: String,
+}
+
 impl BackupFailure {
-    /// The stable `errorCode` and the reason, as the end of a sentence.
-    fn describe(&self, provider: &str) -> (&'static str, String) {
+    fn describe(&self, provider: &str) -> Cause {
         match self {
-            BackupFailure::Provider(e) => (
-                e.code.as_str(),
-                format!("the {provider} provider failed: {}", e.message),
-            ),
+            BackupFailure::Provider(e) => Cause {
+                failure: e.code.into(),
+                reason: format!("the {provider} provider failed: {}", e.message),
+            },
             BackupFailure::Stopped(stop) => stop.describe(),
         }
     }
@@ -94,14 +189,14 @@ pub(crate) enum Stop {
 }
 
 impl Stop {
-    fn describe(self) -> (&'static str, String) {
-        match self {
+    fn describe(self) -> Cause {
+        let (failure, reason) = match self {
             Stop::LeaseLost => (
-                "lock_lost",
+                RunFailure::LockLost,
                 "its lock's lease expired and another operation took the cluster".to_owned(),
             ),
             Stop::Stalled(limit) => (
-                "provider_stalled",
+                RunFailure::ProviderStalled,
                 format!(
                     "the provider made no progress for {} seconds, so the backup was abandoned \
                      (a file system that stopped answering, such as a hung network mount)",
@@ -109,10 +204,11 @@ impl Stop {
                 ),
             ),
             Stop::Interrupted => (
-                "interrupted",
+                RunFailure::Interrupted,
                 "the server was shutting down, so the copy was stopped".to_owned(),
             ),
-        }
+        };
+        Cause { failure, reason }
     }
 }
 
@@ -168,14 +264,53 @@ impl Engine {
         }
     }
 
-    /// Records the run (or finds it already recorded) and takes the cluster's lock.
+    /// Records the run (or finds it already recorded) and takes the cluster's lock: three
+    /// steps, [`Engine::record_run`], [`Engine::take_cluster`] and, when the second one
+    /// refuses, [`Engine::end_run`].
     async fn begin_run(
         &self,
         job: &JobRecord,
         scheduled: DateTime<Utc>,
         trigger: Trigger,
     ) -> Result<Begun, EngineError> {
-        let store = &self.inner.store;
+        let entry = match self.record_run(job, scheduled, trigger).await? {
+            Recorded::New(entry) => entry,
+            Recorded::Duplicate(history) => {
+                tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
+                let history = self.settle_abandoned(job, history).await;
+                return Ok(Begun::Done(RunOutcome {
+                    history,
+                    duplicate: true,
+                }));
+            }
+        };
+        match self.take_cluster(job, &entry).await {
+            Ok(run) => Ok(Begun::Locked(run)),
+            Err(NotStarted::Failed(end)) => {
+                let history = self.end_run(&entry.item, end, None, None).await;
+                Ok(Begun::Done(RunOutcome {
+                    history,
+                    duplicate: false,
+                }))
+            }
+            Err(NotStarted::Store(error)) => {
+                let end = RunEnd::failed(
+                    RunFailure::StoreError,
+                    format!("The state store failed before the backup started: {error}."),
+                );
+                self.end_run(&entry.item, end, None, None).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Step 1: the conditional insert of the run record and its `running` history item.
+    async fn record_run(
+        &self,
+        job: &JobRecord,
+        scheduled: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Recorded, StoreError> {
         let entry = HistoryEntry {
             scope: job.scope.clone(),
             cluster_id: job.cluster_id.clone(),
@@ -193,133 +328,100 @@ impl Engine {
                 pruned_backup_ids: Vec::new(),
             },
         };
-        if let RunStart::AlreadyRan(history) = store.begin_run(&entry).await? {
-            tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
-            let history = self.settle_abandoned(job, history).await;
-            return Ok(Begun::Done(RunOutcome {
-                history,
-                duplicate: true,
-            }));
+        Ok(match self.inner.store.begin_run(&entry).await? {
+            RunStart::Started => Recorded::New(entry),
+            RunStart::AlreadyRan(history) => Recorded::Duplicate(history),
+        })
+    }
+
+    /// Step 2: checks that the run can make a backup (its job, cluster, provider and
+    /// template), then takes the cluster's lock and records the numbered backup.
+    async fn take_cluster(
+        &self,
+        job: &JobRecord,
+        entry: &HistoryEntry,
+    ) -> Result<Box<LockedRun>, NotStarted> {
+        if job.status == JobStatus::Deleted {
+            return Err(NotStarted::failed(
+                RunFailure::JobNotFound,
+                format!(
+                    "Job {} is deleted, so its run for {} made no backup.",
+                    job.id,
+                    format_rfc3339(entry.item.scheduled_time)
+                ),
+            ));
         }
-        let failed = |code: &str, details: String| (code.to_owned(), details);
-        let prepared: Result<Result<Box<LockedRun>, (String, String)>, StoreError> = async {
-            if job.status == JobStatus::Deleted {
-                return Ok(Err(failed(
-                    "job_not_found",
+        let sequence_key = format!("job:{}", job.id);
+        let Prepared { cluster, seen } = self
+            .inner
+            .writes
+            .prepare(&job.cluster_id, &sequence_key)
+            .await?;
+        let cluster = match cluster {
+            Some(c) if c.scope == job.scope => c,
+            _ => {
+                return Err(NotStarted::failed(
+                    RunFailure::ClusterNotFound,
                     format!(
-                        "Job {} is deleted, so its run for {} made no backup.",
-                        job.id,
-                        format_rfc3339(scheduled)
+                        "Cluster {} is not registered, so no backup was made; register it \
+                         again or delete this job.",
+                        job.cluster_id
                     ),
-                )));
+                ))
             }
-            let sequence_key = format!("job:{}", job.id);
-            let Prepared { cluster, seen } = self
-                .inner
-                .writes
-                .prepare(&job.cluster_id, &sequence_key)
-                .await?;
-            let cluster = match cluster {
-                Some(c) if c.scope == job.scope => c,
-                _ => {
-                    return Ok(Err(failed(
-                        "cluster_not_found",
-                        format!(
-                            "Cluster {} is not registered, so no backup was made; register it \
-                             again or delete this job.",
-                            job.cluster_id
-                        ),
-                    )))
-                }
-            };
-            let Some(provider) = self.provider(cluster.provider()) else {
-                return Ok(Err(failed(
-                    "provider_unavailable",
-                    format!(
-                        "This server has no {} backup provider, so cluster {} was not backed up.",
-                        cluster.provider(),
-                        cluster.id
-                    ),
-                )));
-            };
-            let template = match Template::parse(&job.template) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Ok(Err(failed(
-                        "invalid_template",
-                        format!(
-                            "The job's stored description template no longer parses ({e}), so \
-                             no backup was made; recreate the job."
-                        ),
-                    )))
-                }
-            };
-            let holder = LockHolder {
-                operation: OPERATION_SCHEDULED.to_owned(),
-                job_id: Some(job.id.clone()),
-                run_id: Some(entry.item.id.clone()),
-            };
-            let backup_id = self.inner.ids.new_id();
-            match self
-                .start_backup(NewBackup {
-                    scope: &job.scope,
-                    cluster: &cluster,
-                    provider: provider.as_ref(),
-                    job_id: Some(&job.id),
-                    sequence_key: &sequence_key,
-                    template: &template,
-                    datetime: scheduled,
-                    holder: &holder,
-                    seen: &seen,
-                    backup_id,
-                })
-                .await?
-            {
-                Started::Held(holder) => Ok(Err(failed(
-                    "cluster_locked",
-                    text::locked_sentence(&cluster.id, &holder),
-                ))),
-                Started::Acquired { lock, backup } => Ok(Ok(Box::new(LockedRun {
-                    entry: entry.clone(),
-                    job: job.clone(),
-                    cluster,
-                    provider,
-                    lock,
-                    backup,
-                }))),
-            }
-        }
-        .await;
-        match prepared {
-            Ok(Ok(run)) => Ok(Begun::Locked(run)),
-            Ok(Err((code, details))) => {
-                let history = self
-                    .finish(
-                        &entry.item,
-                        RunStatus::Failed,
-                        Some(&code),
-                        details,
-                        None,
-                        Vec::new(),
-                    )
-                    .await;
-                Ok(Begun::Done(RunOutcome {
-                    history,
-                    duplicate: false,
-                }))
-            }
-            Err(error) => {
-                self.finish(
-                    &entry.item,
-                    RunStatus::Failed,
-                    Some("store_error"),
-                    format!("The state store failed before the backup started: {error}."),
-                    None,
-                    Vec::new(),
-                )
-                .await;
-                Err(error.into())
-            }
+        };
+        let Some(provider) = self.provider(cluster.provider()) else {
+            return Err(NotStarted::failed(
+                RunFailure::ProviderUnavailable,
+                format!(
+                    "This server has no {} backup provider, so cluster {} was not backed up.",
+                    cluster.provider(),
+                    cluster.id
+                ),
+            ));
+        };
+        let template = Template::parse(&job.template).map_err(|e| {
+            NotStarted::failed(
+                RunFailure::InvalidTemplate,
+                format!(
+                    "The job's stored description template no longer parses ({e}), so no \
+                     backup was made; recreate the job."
+                ),
+            )
+        })?;
+        let holder = LockHolder {
+            operation: OPERATION_SCHEDULED.to_owned(),
+            job_id: Some(job.id.clone()),
+            run_id: Some(entry.item.id.clone()),
+        };
+        let backup_id = self.inner.ids.new_id();
+        match self
+            .start_backup(NewBackup {
+                scope: &job.scope,
+                cluster: &cluster,
+                provider: provider.as_ref(),
+                job_id: Some(&job.id),
+                sequence_key: &sequence_key,
+                template: &template,
+                datetime: entry.item.scheduled_time,
+                holder: &holder,
+                seen: &seen,
+                backup_id,
+            })
+            .await?
+        {
+            Started::Held(holder) => Err(NotStarted::failed(
+                RunFailure::ClusterLocked,
+                text::locked_sentence(&cluster.id, &holder),
+            )),
+            Started::Acquired { lock, backup } => Ok(Box::new(LockedRun {
+                entry: entry.clone(),
+                job: job.clone(),
+                cluster,
+                provider,
+                lock,
+                backup,
+            })),
         }
     }
 
@@ -380,16 +482,12 @@ impl Engine {
                 text::list_backups(&defunct)
             ),
         };
-        let backup_id = defunct.first().map(String::as_str);
-        self.finish(
-            &history,
-            RunStatus::Failed,
-            Some("interrupted"),
+        let end = RunEnd::Failed {
+            failure: RunFailure::Interrupted,
             details,
-            backup_id,
-            Vec::new(),
-        )
-        .await
+            backup_id: defunct.first().cloned(),
+        };
+        self.end_run(&history, end, None, None).await
     }
 
     /// Makes the backup, prunes on success, records the outcome and releases the lock.
@@ -411,7 +509,7 @@ impl Engine {
         let release = Some((cluster.id.as_str(), lock.fencing_token));
         let made = self.make_backup(backup, cluster, provider, lock).await;
         if let Err(failure) = &made.result {
-            let (code, reason) = failure.describe(provider.kind());
+            let Cause { failure, reason } = failure.describe(provider.kind());
             tracing::warn!(backup_id = %backup.id, %reason, "backup failed");
             let details = format!(
                 "Backup {} of cluster {} failed because {reason}; it is marked defunct and nothing \
@@ -423,21 +521,15 @@ impl Engine {
                 backup_id: &backup.id,
                 status: BackupStatus::Defunct,
                 location: Some(&made.location),
-                error_code: Some(code),
+                error_code: Some(failure),
                 details: Some(&backup_details),
             };
-            return self
-                .finish_with(
-                    item,
-                    RunStatus::Failed,
-                    Some(code),
-                    details,
-                    Some(&backup.id),
-                    Vec::new(),
-                    Some(end),
-                    release,
-                )
-                .await;
+            let run_end = RunEnd::Failed {
+                failure,
+                details,
+                backup_id: Some(backup.id.clone()),
+            };
+            return self.end_run(item, run_end, Some(end), release).await;
         }
         tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available");
         let provider_notes = made.notes.join("; ");
@@ -471,7 +563,7 @@ impl Engine {
             Err(stop) => {
                 notes.push(format!(
                     "the run stopped before pruning ({}), so it pruned nothing",
-                    stop.describe().1
+                    stop.describe().reason
                 ));
                 Vec::new()
             }
@@ -495,7 +587,7 @@ impl Engine {
                         }
                         Err(stop) => notes.push(format!(
                             "the run stopped while pruning ({}), so it pruned nothing more",
-                            stop.describe().1
+                            stop.describe().reason
                         )),
                     }
                 }
@@ -508,18 +600,12 @@ impl Engine {
                          failed ({e}), so nothing was pruned.",
                         backup.id, cluster.id
                     );
-                    return self
-                        .finish_with(
-                            item,
-                            RunStatus::Failed,
-                            Some("store_error"),
-                            details,
-                            Some(&backup.id),
-                            Vec::new(),
-                            None,
-                            release,
-                        )
-                        .await;
+                    let end = RunEnd::Failed {
+                        failure: RunFailure::StoreError,
+                        details,
+                        backup_id: Some(backup.id.clone()),
+                    };
+                    return self.end_run(item, end, None, release).await;
                 }
             }
         }
@@ -538,17 +624,12 @@ impl Engine {
             sentence.push_str(note);
         }
         sentence.push('.');
-        self.finish_with(
-            item,
-            RunStatus::Succeeded,
-            None,
-            sentence,
-            Some(&backup.id),
+        let end = RunEnd::Succeeded {
+            backup_id: backup.id.clone(),
             pruned,
-            pending,
-            release,
-        )
-        .await
+            details: sentence,
+        };
+        self.end_run(item, end, pending, release).await
     }
 
     /// What the retention rule selects among the job's backups (SPEC §4), counting the
@@ -677,11 +758,11 @@ impl Engine {
                     (!made.notes.is_empty()).then(|| made.notes.join("; ")),
                 ),
                 Err(failure) => {
-                    let (code, reason) = failure.describe(provider.kind());
+                    let Cause { failure, reason } = failure.describe(provider.kind());
                     tracing::warn!(backup_id = %backup.id, %reason, "manual backup failed");
                     (
                         BackupStatus::Defunct,
-                        Some(code),
+                        Some(failure),
                         Some(format!(
                             "Backup {} of cluster {} failed because {reason}.",
                             backup.id, cluster.id
@@ -908,57 +989,28 @@ impl Engine {
         }
     }
 
-    /// Writes a run's final history item (a run that made no backup and holds no lock).
-    async fn finish(
+    /// Step 3: writes the run's final history item, ended as `end`, together with the
+    /// backup's end and the lock's release when given. A store failure here is logged (the
+    /// run itself is over); the item is returned either way.
+    async fn end_run(
         &self,
         item: &HistoryItem,
-        status: RunStatus,
-        error_code: Option<&str>,
-        details: String,
-        backup_id: Option<&str>,
-        pruned: Vec<String>,
-    ) -> HistoryItem {
-        self.finish_with(
-            item, status, error_code, details, backup_id, pruned, None, None,
-        )
-        .await
-    }
-
-    /// Writes a run's final history item, together with the backup's end and the lock's
-    /// release when given. A store failure here is logged (the run itself is over); the item
-    /// is returned either way.
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_with(
-        &self,
-        item: &HistoryItem,
-        status: RunStatus,
-        error_code: Option<&str>,
-        details: String,
-        backup_id: Option<&str>,
-        pruned: Vec<String>,
+        end: RunEnd,
         backup: Option<BackupEnd<'_>>,
         release: Option<(&str, u64)>,
     ) -> HistoryItem {
-        let mut item = item.clone();
-        item.status = status;
-        item.error_code = error_code.map(str::to_owned);
-        item.details = details;
-        if let Some(backup_id) = backup_id {
-            item.linked_resource = backup_id.to_owned();
-        }
-        item.pruned_backup_ids = pruned;
-        item.end_time = Some(self.now());
+        let item = end.apply(item, self.now());
         let finish = Finish {
             backup,
             history: Some(&item),
             release,
         };
         self.commit(&finish, &item.id).await;
-        match status {
-            RunStatus::Failed => {
-                tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = ?item.error_code, details = %item.details, "run failed")
+        match item.error_code {
+            Some(failure) => {
+                tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = %failure, details = %item.details, "run failed")
             }
-            _ => {
+            None => {
                 tracing::info!(job_id = %item.job_id, history_id = %item.id, details = %item.details, "run finished")
             }
         }

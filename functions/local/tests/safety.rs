@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backup_core::api::{
-    ClusterTarget, CreateBackupRequest, CreateJobRequest, RegisterClusterRequest, RunStatus,
-    ScheduledBackupData,
+    ClusterTarget, CreateBackupRequest, CreateJobRequest, RegisterClusterRequest, RunFailure,
+    RunStatus, ScheduledBackupData,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
@@ -232,7 +232,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
     // THEN the run fails `provider_stalled` after the stall limit, saying why
     let item = outcome.history;
     assert_eq!(item.status, RunStatus::Failed);
-    assert_eq!(item.error_code.as_deref(), Some("provider_stalled"));
+    assert_eq!(item.error_code, Some(RunFailure::ProviderStalled));
     assert!(
         item.details.contains("no progress for 60 seconds"),
         "{}",
@@ -248,7 +248,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
         .unwrap()
         .unwrap();
     assert_eq!(backup.status, BackupStatus::Defunct);
-    assert_eq!(backup.error_code.as_deref(), Some("provider_stalled"));
+    assert_eq!(backup.error_code, Some(RunFailure::ProviderStalled));
 }
 
 #[tokio::test(start_paused = true)]
@@ -270,7 +270,7 @@ async fn a_copy_that_keeps_moving_is_not_stalled_however_long_it_takes() {
     // THEN the run ends `interrupted` and releases the lock
     let item = run.await.unwrap().unwrap().history;
     assert_eq!(item.status, RunStatus::Failed);
-    assert_eq!(item.error_code.as_deref(), Some("interrupted"));
+    assert_eq!(item.error_code, Some(RunFailure::Interrupted));
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
 }
 
@@ -284,7 +284,7 @@ async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
     // THEN the API's backup carries the code and the sentence
     let backup = h.engine.get_backup(&h.scope, &id).await.unwrap();
     assert_eq!(backup.status, BackupStatus::Defunct);
-    assert_eq!(backup.error_code.as_deref(), Some("insufficient_space"));
+    assert_eq!(backup.error_code, Some(RunFailure::InsufficientSpace));
     let details = backup.details.unwrap();
     assert!(details.contains("9000 bytes"), "{details}");
     // AND the lock is free

@@ -60,7 +60,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use backup_core::api::{
-    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunStatus, Trigger,
+    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{
@@ -372,6 +372,12 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// A stored `errorCode` ([`RunFailure`]'s serde name); one this version does not know
+/// reads as `Unknown`, so the item stays readable.
+fn failure(item: &Item) -> Option<RunFailure> {
+    opt_s(item, "error_code").map(|c| c.parse().unwrap_or(RunFailure::Unknown))
+}
+
 fn parse_enum<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> StoreResult<T> {
     let text = get_s(item, name)?;
     serde_json::from_value(serde_json::Value::String(text.clone()))
@@ -515,8 +521,8 @@ fn backup_item(b: &BackupEntry) -> Item {
     if let Some(location) = &b.location {
         item.insert("location".into(), s(location));
     }
-    if let Some(code) = &b.error_code {
-        item.insert("error_code".into(), s(code));
+    if let Some(code) = b.error_code {
+        item.insert("error_code".into(), s(code.to_string()));
     }
     if let Some(details) = &b.details {
         item.insert("details".into(), s(details));
@@ -537,7 +543,7 @@ fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
         status: parse_enum(item, "status")?,
         index: get_n(item, "seq")?,
         location: opt_s(item, "location"),
-        error_code: opt_s(item, "error_code"),
+        error_code: failure(item),
         details: opt_s(item, "details"),
     })
 }
@@ -587,8 +593,8 @@ fn history_outcome(h: &HistoryItem) -> Item {
     if let Some(end) = h.end_time {
         item.insert("end".into(), n(ms(end)));
     }
-    if let Some(code) = &h.error_code {
-        item.insert("error_code".into(), s(code));
+    if let Some(code) = h.error_code {
+        item.insert("error_code".into(), s(code.to_string()));
     }
     item
 }
@@ -618,7 +624,7 @@ fn history_from(item: &Item) -> StoreResult<HistoryEntry> {
             end_time: opt_instant(item, "end")?,
             scheduled_time: get_instant(item, "scheduled")?,
             trigger,
-            error_code: opt_s(item, "error_code"),
+            error_code: failure(item),
             pruned_backup_ids: pruned,
         },
     })
@@ -661,9 +667,9 @@ fn backup_status_update(
 }
 
 /// Sets the failure code and sentence of a backup (each only when given).
-fn backup_details(update: Update, error_code: Option<&str>, details: Option<&str>) -> Update {
+fn backup_details(update: Update, error_code: Option<RunFailure>, details: Option<&str>) -> Update {
     let update = match error_code {
-        Some(code) => update.set("error_code", s(code)),
+        Some(code) => update.set("error_code", s(code.to_string())),
         None => update,
     };
     match details {
@@ -1003,7 +1009,7 @@ impl BackupStore for DynamoStore {
     async fn set_backup_details(
         &self,
         backup_id: &str,
-        error_code: Option<&str>,
+        error_code: Option<RunFailure>,
         details: Option<&str>,
     ) -> StoreResult<()> {
         if error_code.is_none() && details.is_none() {
