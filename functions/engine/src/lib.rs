@@ -23,6 +23,9 @@
 //! - [`clock`]: the system clock and two clocks tests drive.
 //! - `text`: the human sentences of history details and lock errors.
 //! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes.
+//! - [`memory`] (feature `memory`): [`memory::MemoryStore`], every store port and the lock
+//!   in memory; it passes the contract suite, and the engine's own tests (`tests/`) run the
+//!   use cases on it with scripted providers.
 //!
 //! # Decisions
 //! - **Ids** of jobs, runs and backups are 20 lower-case base32hex characters (`0-9a-v`), as
@@ -65,6 +68,8 @@ pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod ids;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod run;

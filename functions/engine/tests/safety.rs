@@ -1,8 +1,9 @@
 //! The engine's safety rules of SPEC §12–§13 that do not depend on the file system: the
 //! stall watchdog, a shutdown that interrupts running backups, failures recorded on manual
 //! backups, idempotent deletes settled at start-up, and a provider's path policy at
-//! registration and at every list. The store is a real SQLite database; the provider is
-//! scripted, because what is under test is the engine's decision, not a copy.
+//! registration and at every list. The store is the in-memory one (it passes the same
+//! contract as SQLite and DynamoDB); the provider is scripted, because what is under test is
+//! the engine's decision, not a copy.
 //!
 //! Time is paused (`start_paused`): the watchdog and the lease renewals run on tokio's clock,
 //! which jumps ahead whenever every task waits, so a minute-long stall takes no real time.
@@ -19,12 +20,14 @@ use backup_core::api::{
 use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
 use backup_engine::ids::RandomIds;
+use backup_engine::memory::MemoryStore;
+use backup_engine::ports::TriggerScheduler;
 use backup_engine::ports::{BackupProvider, BackupStore, ClusterLock};
 use backup_engine::{
     BackupHandle, BackupRequest, Engine, EngineConfig, Ports, ProviderError, ProviderErrorCode,
     ProviderStatus, Scope, TargetProblem,
 };
-use backup_local::{LocalScheduler, SqliteStore};
+use backup_engine::{JobRecord, TriggerError};
 use chrono::{DateTime, Utc};
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -130,16 +133,30 @@ impl BackupProvider for Scripted {
     }
 }
 
+/// Triggers are not under test: these runs are started by the tests themselves.
+struct NoTriggers;
+
+#[async_trait]
+impl TriggerScheduler for NoTriggers {
+    async fn register(&self, _: &JobRecord) -> Result<(), TriggerError> {
+        Ok(())
+    }
+
+    async fn remove(&self, _: &str) -> Result<(), TriggerError> {
+        Ok(())
+    }
+}
+
 struct Harness {
     engine: Engine,
-    store: SqliteStore,
+    store: MemoryStore,
     provider: Arc<Scripted>,
     scope: Scope,
 }
 
 impl Harness {
     fn new(script: Script) -> Harness {
-        let store = SqliteStore::open_in_memory().unwrap();
+        let store = MemoryStore::new();
         let provider = Scripted::new(script);
         let clock: Arc<dyn backup_engine::ports::Clock> = Arc::new(ManualClock::new(at(0)));
         let config = EngineConfig {
@@ -152,7 +169,7 @@ impl Harness {
                 store: Arc::new(store.clone()),
                 lock: Arc::new(store.clone()),
                 providers: vec![provider.clone()],
-                triggers: LocalScheduler::new(clock.clone()),
+                triggers: Arc::new(NoTriggers),
                 clock,
                 ids: Arc::new(RandomIds::default()),
                 writes: None,
