@@ -7,7 +7,12 @@
 //! backup_engine::contract_tests!(async {
 //!     let dir = tempfile::tempdir().unwrap();
 //!     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
-//!     Adapters { store: store.clone(), lock: store, guard: Box::new(dir) }
+//!     Adapters {
+//!         store: store.clone(),
+//!         lock: store.clone(),
+//!         writes: Arc::new(OneByOne::over(store)),
+//!         guard: Box::new(dir),
+//!     }
 //! });
 //! ```
 //!
@@ -22,28 +27,27 @@ use backup_core::api::{ClusterTarget, HistoryItem, JobStatus, RunFailure, RunSta
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Duration, Utc};
 
+use backup_core::template::{RenderContext, Template};
+
 use crate::model::{
-    Acquisition, BackupEnd, BackupEntry, BackupFilter, ClusterRecord, Finish, Finished,
-    HistoryEntry, JobRecord, LockHolder, RunStart, Scope, StartBackup, Started,
+    Acquisition, Applied, BackupDraft, BackupEnd, BackupEntry, BackupFilter, ClusterRecord, Finish,
+    Finished, HistoryEntry, JobRecord, LockHolder, Release, RunStart, Scope, StartBackup, Started,
 };
 use crate::ports::{BackupWrites, ClusterLock, Store};
-use crate::writes::OneByOne;
 
 /// The adapters under test, fresh and empty, and whatever keeps them alive (a temp dir).
 pub struct Adapters {
     pub store: Arc<dyn Store>,
     pub lock: Arc<dyn ClusterLock>,
-    /// The adapter's batched writes, if it has them; `None` checks [`OneByOne`] over
-    /// `store` and `lock`.
-    pub writes: Option<Arc<dyn BackupWrites>>,
+    /// The adapter's run writes: its batched form, or
+    /// [`OneByOne`](crate::writes::OneByOne) over `store` and `lock`.
+    pub writes: Arc<dyn BackupWrites>,
     pub guard: Box<dyn Any + Send>,
 }
 
 impl Adapters {
     fn writes(&self) -> Arc<dyn BackupWrites> {
-        self.writes
-            .clone()
-            .unwrap_or_else(|| Arc::new(OneByOne::new(self.store.clone(), self.lock.clone())))
+        self.writes.clone()
     }
 }
 
@@ -852,15 +856,21 @@ pub async fn sequences_start_at_one_and_never_repeat(a: &Adapters) {
     assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
 }
 
-/// The backup record `start` writes, given its number.
-fn numbered(id: &str, cluster: &str, now: DateTime<Utc>) -> impl Fn(u64) -> BackupEntry {
-    let (id, cluster) = (id.to_owned(), cluster.to_owned());
-    move |index| {
-        let mut b = backup(&id, "o1", Some("j1"), &cluster, now);
-        b.index = index;
-        b.description = format!("{cluster} #{index}");
-        b.location = Some(format!("/backups/{id}"));
-        b
+/// The backup `start` records, before its number: described `<cluster id> #<index>`.
+fn draft(id: &str, cluster: &str, now: DateTime<Utc>) -> BackupDraft {
+    let mut record = backup(id, "o1", Some("j1"), cluster, now);
+    record.location = Some(format!("/backups/{id}"));
+    BackupDraft {
+        record,
+        template: Template::parse("{cluster:id} #{index}").expect("a valid template"),
+        context: RenderContext {
+            cluster_id: cluster.to_owned(),
+            cluster_description: format!("Cluster {cluster}"),
+            cluster_provider: "directory".to_owned(),
+            cluster_region: "local".to_owned(),
+            index: 0,
+            datetime: now,
+        },
     }
 }
 
@@ -870,17 +880,14 @@ async fn start(
     who: &LockHolder,
     backup_id: &str,
     now: DateTime<Utc>,
-    seen: &crate::model::Seen,
 ) -> Started {
-    let build = numbered(backup_id, cluster, now);
     w.start(&StartBackup {
         cluster_id: cluster,
         holder: who,
         now,
         lease: Duration::seconds(60),
         sequence_key: "job:j1",
-        seen,
-        backup: &build,
+        backup: &draft(backup_id, cluster, now),
     })
     .await
     .unwrap()
@@ -898,11 +905,11 @@ pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
     // GIVEN the cluster read by prepare
     let prep = w.prepare("c1", "job:j1").await.unwrap();
-    assert_eq!(prep.cluster, Some(cluster("c1", "o1")));
-    assert_eq!(w.prepare("nope", "job:j1").await.unwrap().cluster, None);
+    assert_eq!(prep, Some(cluster("c1", "o1")));
+    assert_eq!(w.prepare("nope", "job:j1").await.unwrap(), None);
     // WHEN a run starts THEN it holds the lock and its backup is #1, `creating`
     let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, b1) = started(start(w.as_ref(), "c1", &run, "b1", at(0), &prep.seen).await);
+    let (lock, b1) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
     assert_eq!(lock.operation, "scheduled-backup");
     assert_eq!(b1.index, 1);
     assert_eq!(b1.description, "c1 #1");
@@ -916,17 +923,17 @@ pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
         Some(lock.fencing_token)
     );
     // WHEN another starts while it is held THEN it learns the holder, and writes nothing
-    let prep2 = w.prepare("c1", "job:j1").await.unwrap();
+    w.prepare("c1", "job:j1").await.unwrap();
     let other = holder("manual-backup", None, Some("b2"));
-    match start(w.as_ref(), "c1", &other, "b2", at(0), &prep2.seen).await {
+    match start(w.as_ref(), "c1", &other, "b2", at(0)).await {
         Started::Held(info) => assert_eq!(info.run_id.as_deref(), Some("r1")),
         s => panic!("expected the lock to be held, got {s:?}"),
     }
     assert_eq!(a.store.get_backup("b2").await.unwrap(), None);
     // AND no number was used: the next backup after release is #2
     assert!(a.lock.release("c1", lock.fencing_token).await.unwrap());
-    let prep3 = w.prepare("c1", "job:j1").await.unwrap();
-    let (lock3, b3) = started(start(w.as_ref(), "c1", &other, "b3", at(1), &prep3.seen).await);
+    w.prepare("c1", "job:j1").await.unwrap();
+    let (lock3, b3) = started(start(w.as_ref(), "c1", &other, "b3", at(1)).await);
     assert_eq!(b3.index, 2);
     assert!(lock3.fencing_token > lock.fencing_token);
 }
@@ -934,8 +941,9 @@ pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
 pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
     let w = a.writes();
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
-    // GIVEN a run prepared, then another took and released the lock and used a number
-    let stale = w.prepare("c1", "job:j1").await.unwrap().seen;
+    // GIVEN a run prepared (an adapter may keep the versions it read), then another took
+    // and released the lock and used a number
+    w.prepare("c1", "job:j1").await.unwrap();
     let op = holder("expand-disk", None, None);
     let t1 = acquired(
         a.lock
@@ -947,7 +955,7 @@ pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
     assert!(a.lock.release("c1", t1.fencing_token).await.unwrap());
     // WHEN the run starts with what it saw THEN it still starts, with fresh numbers
     let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(1), &stale).await);
+    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(1)).await);
     assert!(lock.fencing_token > t1.fencing_token);
     assert_eq!(b.index, 2);
     // AND with the lock now held by someone else and a stale view THEN it is held
@@ -958,7 +966,7 @@ pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
             .unwrap(),
     );
     assert!(t2.fencing_token > lock.fencing_token);
-    match start(w.as_ref(), "c1", &run, "b9", at(5), &stale).await {
+    match start(w.as_ref(), "c1", &run, "b9", at(5)).await {
         Started::Held(info) => assert_eq!(info.fencing_token, t2.fencing_token),
         s => panic!("expected the lock to be held, got {s:?}"),
     }
@@ -968,13 +976,13 @@ pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
 pub async fn concurrent_starts_have_one_winner(a: &Adapters) {
     let w = a.writes();
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
-    let seen = w.prepare("c1", "job:j1").await.unwrap().seen;
+    w.prepare("c1", "job:j1").await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..10 {
-        let (w, seen) = (w.clone(), seen.clone());
+        let w = w.clone();
         tasks.push(tokio::spawn(async move {
             let who = holder("scheduled-backup", Some("j1"), Some(&format!("r{i}")));
-            start(w.as_ref(), "c1", &who, &format!("b{i}"), at(0), &seen).await
+            start(w.as_ref(), "c1", &who, &format!("b{i}"), at(0)).await
         }));
     }
     let mut winners = 0;
@@ -998,9 +1006,9 @@ pub async fn finish_applies_every_part(a: &Adapters) {
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
     let entry = history("r1", "o1", "j1", at(0), at(0));
     assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
-    let seen = w.prepare("c1", "job:j1").await.unwrap().seen;
+    w.prepare("c1", "job:j1").await.unwrap();
     let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(0), &seen).await);
+    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
     // WHEN the run ends: backup available where the provider put it, history, release
     let mut item = entry.item.clone();
     item.status = RunStatus::Succeeded;
@@ -1017,7 +1025,10 @@ pub async fn finish_applies_every_part(a: &Adapters) {
                 details: Some("2 files changed while they were copied: a, b."),
             }),
             history: Some(&item),
-            release: Some(("c1", lock.fencing_token)),
+            release: Some(Release {
+                cluster_id: "c1",
+                fencing_token: lock.fencing_token,
+            }),
         })
         .await
         .unwrap();
@@ -1025,8 +1036,8 @@ pub async fn finish_applies_every_part(a: &Adapters) {
     assert_eq!(
         done,
         Finished {
-            backup_updated: Some(true),
-            released: Some(true)
+            backup: Applied::Done,
+            release: Applied::Done
         }
     );
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();
@@ -1054,8 +1065,8 @@ pub async fn finish_applies_every_part(a: &Adapters) {
         })
         .await
         .unwrap();
-    assert_eq!(again.backup_updated, Some(false));
-    assert_eq!(again.released, None);
+    assert_eq!(again.backup, Applied::Stale);
+    assert_eq!(again.release, Applied::NotAsked);
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();
     assert_eq!(stored.status, BackupStatus::Available);
     // AND it keeps the reason it ended with, not the late one
@@ -1071,9 +1082,9 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
     let entry = history("r1", "o1", "j1", at(0), at(0));
     assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
-    let seen = w.prepare("c1", "job:j1").await.unwrap().seen;
+    w.prepare("c1", "job:j1").await.unwrap();
     let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, _) = started(start(w.as_ref(), "c1", &run, "b1", at(0), &seen).await);
+    let (lock, _) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
     // GIVEN the lease ran out and an operator took the cluster
     let op = holder("expand-disk", None, None);
     let theirs = acquired(
@@ -1098,7 +1109,10 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
                 details: Some("The lease was lost."),
             }),
             history: Some(&item),
-            release: Some(("c1", lock.fencing_token)),
+            release: Some(Release {
+                cluster_id: "c1",
+                fencing_token: lock.fencing_token,
+            }),
         })
         .await
         .unwrap();
@@ -1106,8 +1120,8 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
     assert_eq!(
         done,
         Finished {
-            backup_updated: Some(true),
-            released: Some(false)
+            backup: Applied::Done,
+            release: Applied::Stale
         }
     );
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();

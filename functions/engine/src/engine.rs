@@ -24,7 +24,6 @@ use crate::model::{
 use crate::ports::{
     BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler,
 };
-use crate::writes::OneByOne;
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
@@ -85,9 +84,9 @@ pub struct Ports {
     pub triggers: Arc<dyn TriggerScheduler>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
-    /// The batched form of a run's writes, when the store and lock adapter has one;
-    /// `None` makes them one by one through `store` and `lock`.
-    pub writes: Option<Arc<dyn BackupWrites>>,
+    /// A run's grouped writes: the adapter's batched form, or
+    /// [`OneByOne`](crate::writes::OneByOne) over `store` and `lock`.
+    pub writes: Arc<dyn BackupWrites>,
 }
 
 /// The use cases. Cheap to clone: clones share the adapters.
@@ -135,14 +134,11 @@ impl Drop for InFlightGuard {
 impl Engine {
     pub fn new(ports: Ports, config: EngineConfig) -> Engine {
         let providers = ports.providers.into_iter().map(|p| (p.kind(), p)).collect();
-        let writes = ports
-            .writes
-            .unwrap_or_else(|| Arc::new(OneByOne::new(ports.store.clone(), ports.lock.clone())));
         Engine {
             inner: Arc::new(Inner {
                 store: ports.store,
                 lock: ports.lock,
-                writes,
+                writes: ports.writes,
                 providers,
                 triggers: ports.triggers,
                 clock: ports.clock,

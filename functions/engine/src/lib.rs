@@ -16,8 +16,9 @@
 //! - [`engine`]: [`Engine`], its configuration and the job, cluster, lock, backup and history
 //!   use cases.
 //! - [`run`]: running a job (scheduled or "run now") and manual backups.
-//! - [`writes`]: [`writes::OneByOne`], the run's grouped writes
-//!   ([`ports::BackupWrites`]) made through the narrow ports.
+//! - [`writes`]: [`writes::OneByOne`], the one implementation of the run's grouped writes
+//!   ([`ports::BackupWrites`]) for stores without transactions (SQLite, the in-memory
+//!   store), made through the narrow ports; DynamoDB has its own batched one.
 //! - [`error`]: [`EngineError`] with stable codes, and the ports' errors.
 //! - [`ids`]: the id format and the default generator.
 //! - [`clock`]: the system clock and two clocks tests drive.
@@ -57,6 +58,13 @@
 //!   recorded and the lock is taken (so a lock conflict is reported at once); the copy
 //!   continues in a task the engine counts ([`Engine::wait_idle`]) so a server can let it
 //!   finish before exiting. Scheduled deliveries ([`Engine::run_scheduled`]) run to the end.
+//! - **The run-writes port is mandatory and provider-neutral** ([`ports::BackupWrites`]):
+//!   every deployment names its implementation, so each transaction rule has one
+//!   implementation per store. The versions an adapter conditions `start` on (DynamoDB's
+//!   lock token and counter) stay inside the adapter, keyed by cluster and counter: an
+//!   associated type would not fit the `Arc<dyn …>` the engine holds. The backup to record
+//!   is data ([`model::BackupDraft`]), numbered and rendered by a pure function, not a
+//!   callback into the engine.
 //! - **Clusters** must be registered before a job names them; a cluster with active jobs or
 //!   a held lock cannot be deleted. A run whose cluster vanished anyway fails with
 //!   `cluster_not_found`; a run of a deleted job (a late trigger) fails with

@@ -19,8 +19,8 @@ use backup_core::api::ClusterTarget;
 use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
     Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Finish,
-    Finished, HistoryEntry, JobRecord, LockHolder, Prepared, ProviderStatus, RunStart, Scope,
-    StartBackup, Started,
+    Finished, HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope, StartBackup,
+    Started,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -168,18 +168,34 @@ pub trait ClusterLock: Send + Sync {
 ///
 /// A run reads its cluster (`prepare`), takes the lock and records a numbered backup
 /// (`start`), and at the end records the backup's outcome and the run's history and releases
-/// the lock (`finish`). [`OneByOne`](crate::writes::OneByOne) does each group through the
-/// narrow ports, call by call; the DynamoDB adapter makes `prepare` one `BatchGetItem` and
-/// `start` and `finish` one `TransactWriteItems` each, which is what keeps a run within a
-/// handful of AWS calls. Either way the outcome must be the same: the contract suite runs
-/// the same checks on both.
+/// the lock (`finish`). [`OneByOne`](crate::writes::OneByOne) is the one implementation for
+/// stores without multi-item transactions (SQLite, whose calls are local and cheap, and the
+/// in-memory store): each group through the narrow ports, call by call. The DynamoDB
+/// adapter makes `prepare` one `BatchGetItem` and `start` and `finish` one
+/// `TransactWriteItems` each, which is what keeps a run within a handful of AWS calls. Either
+/// way the outcome must be the same: the contract suite runs the same checks on both.
+///
+/// **Versions.** The port carries no adapter state: an adapter that conditions `start` on
+/// versions it read in `prepare` (optimistic concurrency) keeps them itself, keyed by the
+/// cluster and the counter, and must decide right with versions that are stale or missing
+/// (another process moved the lock or the counter meanwhile; `start` without `prepare`).
+/// An associated type would say this in the signature, but the engine holds its adapters
+/// as `Arc<dyn …>`, chosen at start-up, which an associated type does not allow without a
+/// type-erasing box.
 #[async_trait]
 pub trait BackupWrites: Send + Sync {
-    /// The cluster, and whatever versions `start` may condition its writes on.
-    async fn prepare(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<Prepared>;
+    /// The cluster a backup is about to be started on, read with whatever `start` may
+    /// condition its writes on.
+    async fn prepare(
+        &self,
+        cluster_id: &str,
+        sequence_key: &str,
+    ) -> StoreResult<Option<ClusterRecord>>;
     /// Takes the cluster's lock if it is free or expired, never waiting, and, only then,
-    /// numbers the backup from the counter and records it. All of it or none of it: when
-    /// the lock is held, no number is used and no backup is recorded.
+    /// numbers the backup from the counter and records it ([`BackupDraft::numbered`]). All
+    /// of it or none of it: when the lock is held, no number is used and nothing recorded.
+    ///
+    /// [`BackupDraft::numbered`]: crate::model::BackupDraft::numbered
     async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started>;
     /// Applies every part of `finish`, each part's condition checked on its own as the
     /// narrow ports do. Every part is attempted even if another fails.

@@ -19,9 +19,9 @@ use crate::engine::Deletion;
 use crate::engine::{check_job_id, Engine};
 use crate::error::{EngineError, ProviderError, StoreError};
 use crate::model::{
-    BackupEnd, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Finish, HistoryEntry,
-    JobRecord, LockHolder, Prepared, Progress, ProviderStatus, RunStart, Scope, Seen, StartBackup,
-    Started, OPERATION_MANUAL, OPERATION_SCHEDULED,
+    Applied, BackupDraft, BackupEnd, BackupEntry, BackupHandle, BackupRequest, ClusterRecord,
+    Finish, HistoryEntry, JobRecord, LockHolder, Progress, ProviderStatus, Release, RunStart,
+    Scope, StartBackup, Started, OPERATION_MANUAL, OPERATION_SCHEDULED,
 };
 use crate::ports::BackupProvider;
 use crate::text;
@@ -352,7 +352,7 @@ impl Engine {
             ));
         }
         let sequence_key = format!("job:{}", job.id);
-        let Prepared { cluster, seen } = self
+        let cluster = self
             .inner
             .writes
             .prepare(&job.cluster_id, &sequence_key)
@@ -405,7 +405,6 @@ impl Engine {
                 template: &template,
                 datetime: entry.item.scheduled_time,
                 holder: &holder,
-                seen: &seen,
                 backup_id,
             })
             .await?
@@ -506,7 +505,10 @@ impl Engine {
             backup,
         } = &run;
         let item = &entry.item;
-        let release = Some((cluster.id.as_str(), lock.fencing_token));
+        let release = Some(Release {
+            cluster_id: &cluster.id,
+            fencing_token: lock.fencing_token,
+        });
         let made = self.make_backup(backup, cluster, provider, lock).await;
         if let Err(failure) = &made.result {
             let Cause { failure, reason } = failure.describe(provider.kind());
@@ -576,7 +578,7 @@ impl Engine {
                 ..Finish::default()
             };
             match self.inner.writes.finish(&first).await {
-                Ok(done) if done.backup_updated != Some(false) => {
+                Ok(done) if done.backup != Applied::Stale => {
                     let deleted = self
                         .with_lease(&cluster.id, lock.fencing_token, None, self.prune(&doomed))
                         .await;
@@ -728,7 +730,6 @@ impl Engine {
                 template: &template,
                 datetime: self.now(),
                 holder: &holder,
-                seen: &Seen::Nothing,
                 backup_id,
             })
             .await?;
@@ -779,7 +780,10 @@ impl Engine {
                     details: details.as_deref(),
                 }),
                 history: None,
-                release: Some((&cluster.id, lock.fencing_token)),
+                release: Some(Release {
+                    cluster_id: &cluster.id,
+                    fencing_token: lock.fencing_token,
+                }),
             };
             engine.commit(&finish, &backup.id).await;
         });
@@ -798,7 +802,6 @@ impl Engine {
             template,
             datetime,
             holder,
-            seen,
             backup_id,
         } = new;
         let now = self.now();
@@ -809,27 +812,31 @@ impl Engine {
             cluster: cluster.clone(),
             progress: Progress::default(),
         });
-        let build = |index: u64| BackupEntry {
-            id: backup_id.clone(),
-            scope: scope.clone(),
-            job_id: job_id.map(str::to_owned),
-            cluster_id: cluster.id.clone(),
-            cluster_description: cluster.description.clone(),
-            provider: cluster.provider().to_owned(),
-            description: template.render(&RenderContext {
+        let draft = BackupDraft {
+            record: BackupEntry {
+                id: backup_id,
+                scope: scope.clone(),
+                job_id: job_id.map(str::to_owned),
+                cluster_id: cluster.id.clone(),
+                cluster_description: cluster.description.clone(),
+                provider: cluster.provider().to_owned(),
+                description: String::new(),
+                created: now,
+                status: BackupStatus::Creating,
+                index: 0,
+                location: Some(location),
+                error_code: None,
+                details: None,
+            },
+            template: template.clone(),
+            context: RenderContext {
                 cluster_id: cluster.id.clone(),
                 cluster_description: cluster.description.clone(),
                 cluster_provider: cluster.provider().to_owned(),
                 cluster_region: cluster.region.clone(),
-                index,
+                index: 0,
                 datetime,
-            }),
-            created: now,
-            status: BackupStatus::Creating,
-            index,
-            location: Some(location.clone()),
-            error_code: None,
-            details: None,
+            },
         };
         self.inner
             .writes
@@ -839,8 +846,7 @@ impl Engine {
                 now,
                 lease: self.lease(),
                 sequence_key,
-                seen,
-                backup: &build,
+                backup: &draft,
             })
             .await
     }
@@ -997,7 +1003,7 @@ impl Engine {
         item: &HistoryItem,
         end: RunEnd,
         backup: Option<BackupEnd<'_>>,
-        release: Option<(&str, u64)>,
+        release: Option<Release<'_>>,
     ) -> HistoryItem {
         let item = end.apply(item, self.now());
         let finish = Finish {
@@ -1022,10 +1028,10 @@ impl Engine {
     async fn commit(&self, finish: &Finish<'_>, what: &str) {
         match self.inner.writes.finish(finish).await {
             Ok(done) => {
-                if done.backup_updated == Some(false) {
+                if done.backup == Applied::Stale {
                     tracing::warn!(%what, "the backup had left `creating`; its status was not changed");
                 }
-                if done.released == Some(false) {
+                if done.release == Applied::Stale {
                     tracing::warn!(%what, "the lock was no longer ours to release");
                 }
             }
@@ -1046,6 +1052,5 @@ struct NewBackup<'a> {
     template: &'a Template,
     datetime: DateTime<Utc>,
     holder: &'a LockHolder,
-    seen: &'a Seen,
     backup_id: String,
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use backup_engine::contract::Adapters;
 use backup_engine::memory::MemoryStore;
+use backup_engine::writes::OneByOne;
 
 async fn memory() -> Adapters {
     let store = Arc::new(MemoryStore::new());
     Adapters {
         store: store.clone(),
-        lock: store,
-        writes: None,
+        lock: store.clone(),
+        writes: Arc::new(OneByOne::over(store)),
         guard: Box::new(()),
     }
 }

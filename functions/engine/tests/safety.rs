@@ -23,6 +23,7 @@ use backup_engine::ids::RandomIds;
 use backup_engine::memory::MemoryStore;
 use backup_engine::ports::TriggerScheduler;
 use backup_engine::ports::{BackupProvider, BackupStore, ClusterLock};
+use backup_engine::writes::OneByOne;
 use backup_engine::{
     BackupHandle, BackupRequest, Engine, EngineConfig, Ports, ProviderError, ProviderErrorCode,
     ProviderStatus, Scope, TargetProblem,
@@ -172,7 +173,7 @@ impl Harness {
                 triggers: Arc::new(NoTriggers),
                 clock,
                 ids: Arc::new(RandomIds::default()),
-                writes: None,
+                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
             },
             config,
         );

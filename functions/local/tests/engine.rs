@@ -16,6 +16,7 @@ use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::{BackupProvider, ClusterLock};
+use backup_engine::writes::OneByOne;
 use backup_engine::{
     Acquisition, BackupFilter, BackupHandle, BackupRequest, Engine, EngineConfig, LockHolder,
     Ports, ProviderError, ProviderStatus, RunStart, Scope,
@@ -163,7 +164,7 @@ impl Harness {
                 triggers: LocalScheduler::new(engine_clock.clone()),
                 clock: engine_clock,
                 ids: Arc::new(RandomIds::default()),
-                writes: None,
+                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
             },
             config,
         );

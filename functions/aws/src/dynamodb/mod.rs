@@ -39,7 +39,9 @@
 //! - **A run's writes are grouped** (module `writes`): one `BatchGetItem` reads the cluster, its
 //!   lock and the job's counter; one `TransactWriteItems` takes the lock, numbers the backup
 //!   and records it, conditional on the lock token and counter just read (the token is set
-//!   to the one after it, as the single `UpdateItem` would); one `TransactWriteItems` records
+//!   to the one after it, as the single `UpdateItem` would; the adapter keeps those
+//!   versions itself, keyed by cluster and counter, so the engine carries no DynamoDB
+//!   state); one `TransactWriteItems` records
 //!   the backup's outcome and the history item and releases the lock. A failed condition
 //!   cancels the whole transaction, so the group is then decided again from fresh reads, or
 //!   made one write at a time. `update::Update` builds each conditional update once for
@@ -49,6 +51,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -94,6 +97,8 @@ const LOCK_ITEM_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The versions `start` conditions its transaction on (see [`writes`]); shared by clones.
+    seen: Arc<writes::SeenVersions>,
 }
 
 impl DynamoStore {
@@ -101,6 +106,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            seen: Arc::default(),
         }
     }
 
