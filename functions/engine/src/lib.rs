@@ -65,6 +65,11 @@
 //!   associated type would not fit the `Arc<dyn …>` the engine holds. The backup to record
 //!   is data ([`model::BackupDraft`]), numbered and rendered by a pure function, not a
 //!   callback into the engine.
+//! - **Backups are started now and settled later** ([`model::Creation`]): a provider's
+//!   `create` answers `Done` (the directory copy, complete in the call) or `Pending` (EBS
+//!   snapshots, which outlive a Lambda invocation), and `status` settles a pending one.
+//!   The engine settles at once, polling within the run's lease; an event-driven settle
+//!   (SPEC §16) is the same `status` call made by a later invocation.
 //! - **Clusters** must be registered before a job names them; a cluster with active jobs or
 //!   a held lock cannot be deleted. A run whose cluster vanished anyway fails with
 //!   `cluster_not_found`; a run of a deleted job (a late trigger) fails with

@@ -394,9 +394,39 @@ impl BackupHandle {
     }
 }
 
-/// A provider's view of a backup it is making.
+/// How a provider answered [`create`](crate::ports::BackupProvider::create): a backup made
+/// at once, or one started that settles later (EBS snapshots take longer than a Lambda
+/// invocation lives, SPEC §16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    /// The backup is complete (a directory copy): nothing is left to settle.
+    Done(BackupHandle),
+    /// The backup continues outside this call; [`status`](crate::ports::BackupProvider::status)
+    /// settles it. The engine settles it at once, waiting within the run's lease; a
+    /// deployment whose backups outlive its process settles it later, from an event or a
+    /// sweep, with the same call.
+    Pending(BackupHandle),
+}
+
+impl Creation {
+    /// Where the backup is, settled or not.
+    pub fn handle(&self) -> &BackupHandle {
+        match self {
+            Creation::Done(handle) | Creation::Pending(handle) => handle,
+        }
+    }
+
+    pub fn into_handle(self) -> BackupHandle {
+        match self {
+            Creation::Done(handle) | Creation::Pending(handle) => handle,
+        }
+    }
+}
+
+/// A provider's view of a backup it is making: how a [`Creation::Pending`] one settles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderStatus {
+    /// Not settled yet: ask again later.
     Creating,
     Available,
     /// It failed; the sentence says why.

@@ -18,9 +18,9 @@ use backup_core::api::ClusterTarget;
 
 use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Finish,
-    Finished, HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope, StartBackup,
-    Started,
+    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Creation,
+    Finish, Finished, HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope,
+    StartBackup, Started,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -222,9 +222,15 @@ pub trait BackupProvider: Send + Sync {
     /// recorded with the backup, so a backup whose process stopped half-way can still be
     /// found and deleted. `create` answers the final location.
     fn planned_location(&self, request: &BackupRequest) -> String;
-    /// Starts (and for a synchronous provider, completes) a backup. Dropping the future
-    /// abandons the backup: the provider must never leave it looking complete.
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError>;
+    /// Starts a backup, and answers either [`Creation::Done`] (a synchronous provider, such
+    /// as the directory copy, completes it in this call) or [`Creation::Pending`] (it
+    /// continues outside this call, as EBS snapshots do, and [`status`](Self::status)
+    /// settles it, now or from a later invocation). Dropping the future abandons the
+    /// backup: the provider must never leave it looking complete.
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError>;
+    /// Settles a [`Creation::Pending`] backup: `Creating` while it is not done yet,
+    /// `Available` or `Failed` once it is. Asking twice settles once: the answer does not
+    /// change once it is final.
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError>;
     /// Deletes the backup; deleting one that is already gone succeeds. `handle.location`
     /// may be the planned location, when the process that made it stopped before the end.

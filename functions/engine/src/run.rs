@@ -20,8 +20,8 @@ use crate::engine::{check_job_id, Engine};
 use crate::error::{EngineError, ProviderError, StoreError};
 use crate::model::{
     Applied, BackupDraft, BackupEnd, BackupEntry, BackupHandle, BackupRequest, ClusterRecord,
-    Finish, HistoryEntry, JobRecord, LockHolder, Progress, ProviderStatus, Release, RunStart,
-    Scope, StartBackup, Started, OPERATION_MANUAL, OPERATION_SCHEDULED,
+    Creation, Finish, HistoryEntry, JobRecord, LockHolder, Progress, ProviderStatus, Release,
+    RunStart, Scope, StartBackup, Started, OPERATION_MANUAL, OPERATION_SCHEDULED,
 };
 use crate::ports::BackupProvider;
 use crate::text;
@@ -871,14 +871,20 @@ impl Engine {
         let mut location = backup.location.clone().unwrap_or_default();
         let mut notes = Vec::new();
         let work = async {
-            let handle = provider
+            let created = provider
                 .create(&request)
                 .await
                 .map_err(BackupFailure::Provider)?;
-            let waited = self
-                .wait_available(provider.as_ref(), &handle, &progress)
-                .await;
-            Ok::<_, BackupFailure>((handle, waited))
+            let settled = match &created {
+                Creation::Done(_) => Ok(()),
+                // Settled now, within the lease; the event-driven settle of SPEC §16 is
+                // the same `status` call made later.
+                Creation::Pending(handle) => {
+                    self.wait_available(provider.as_ref(), handle, &progress)
+                        .await
+                }
+            };
+            Ok::<_, BackupFailure>((created.into_handle(), settled))
         };
         let result = match self
             .with_lease(&cluster.id, lock.fencing_token, Some(&progress), work)

@@ -25,8 +25,8 @@ use backup_engine::ports::TriggerScheduler;
 use backup_engine::ports::{BackupProvider, BackupStore, ClusterLock};
 use backup_engine::writes::OneByOne;
 use backup_engine::{
-    BackupHandle, BackupRequest, Engine, EngineConfig, Ports, ProviderError, ProviderErrorCode,
-    ProviderStatus, Scope, TargetProblem,
+    BackupHandle, BackupRequest, Creation, Engine, EngineConfig, Ports, ProviderError,
+    ProviderErrorCode, ProviderStatus, Scope, TargetProblem,
 };
 use backup_engine::{JobRecord, TriggerError};
 use chrono::{DateTime, Utc};
@@ -46,11 +46,15 @@ enum Script {
     Fail(ProviderErrorCode),
     /// Succeeds at once, with a note.
     SucceedWithNote,
+    /// Starts a backup that settles later (as EBS snapshots do): `status` answers
+    /// `Creating` twice, then `Available`, or `Failed` with this sentence.
+    Pending(Option<&'static str>),
 }
 
 struct Scripted {
     script: Mutex<Script>,
     deletes: AtomicUsize,
+    polls: AtomicUsize,
 }
 
 impl Scripted {
@@ -58,6 +62,7 @@ impl Scripted {
         Arc::new(Scripted {
             script: Mutex::new(script),
             deletes: AtomicUsize::new(0),
+            polls: AtomicUsize::new(0),
         })
     }
 }
@@ -98,7 +103,7 @@ impl BackupProvider for Scripted {
         format!("/backups/{}", request.backup_id)
     }
 
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let script = *self.script.lock().unwrap();
         match script {
             Script::StallAfterOneStep => {
@@ -113,19 +118,28 @@ impl BackupProvider for Scripted {
                 code,
                 "the backup needs 9000 bytes and the backup root has 100 free",
             )),
+            Script::Pending(_) => Ok(Creation::Pending(BackupHandle::new(
+                request.backup_id.clone(),
+                "snap-1",
+            ))),
             Script::SucceedWithNote => {
                 let mut handle =
                     BackupHandle::new(request.backup_id.clone(), self.planned_location(request));
                 handle.notes.push(
                     "1 file changed while it was copied, so its copy may be torn: base/1".into(),
                 );
-                Ok(handle)
+                Ok(Creation::Done(handle))
             }
         }
     }
 
     async fn status(&self, _: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
-        Ok(ProviderStatus::Available)
+        let polls = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(match *self.script.lock().unwrap() {
+            Script::Pending(_) if polls <= 2 => ProviderStatus::Creating,
+            Script::Pending(Some(reason)) => ProviderStatus::Failed(reason.to_owned()),
+            _ => ProviderStatus::Available,
+        })
     }
 
     async fn delete(&self, _: &BackupHandle) -> Result<(), ProviderError> {
@@ -405,4 +419,63 @@ async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
     };
     assert_eq!(problem("ok"), None);
     assert!(problem("moved").unwrap().contains("now a link"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_that_settles_later_is_settled_within_the_run() {
+    // GIVEN a provider whose backups are started now and settle later
+    let h = Harness::new(Script::Pending(None));
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    // THEN the run waited for it to settle, and it is available where the provider put it
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert_eq!(h.provider.polls.load(Ordering::SeqCst), 3);
+    let backup = h
+        .store
+        .get_backup(&item.linked_resource)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backup.status, BackupStatus::Available);
+    assert_eq!(backup.location.as_deref(), Some("snap-1"));
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_that_settles_as_failed_fails_the_run() {
+    // GIVEN a provider whose started backup fails while it settles
+    let h = Harness::new(Script::Pending(Some("snapshot snap-1 failed")));
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs THEN it fails with provider_error, and the backup is defunct
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    assert_eq!(item.status, RunStatus::Failed);
+    assert_eq!(item.error_code, Some(RunFailure::ProviderError));
+    assert!(
+        item.details.contains("snapshot snap-1 failed"),
+        "{}",
+        item.details
+    );
+    let backup = h
+        .store
+        .get_backup(&item.linked_resource)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backup.status, BackupStatus::Defunct);
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_made_at_once_is_not_polled() {
+    // GIVEN a provider that completes its backups in `create`
+    let h = Harness::new(Script::SucceedWithNote);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs THEN it succeeds without asking the provider to settle anything
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    assert_eq!(item.status, RunStatus::Succeeded);
+    assert_eq!(h.provider.polls.load(Ordering::SeqCst), 0);
 }

@@ -18,8 +18,8 @@ use backup_engine::ids::RandomIds;
 use backup_engine::ports::{BackupProvider, ClusterLock};
 use backup_engine::writes::OneByOne;
 use backup_engine::{
-    Acquisition, BackupFilter, BackupHandle, BackupRequest, Engine, EngineConfig, LockHolder,
-    Ports, ProviderError, ProviderStatus, RunStart, Scope,
+    Acquisition, BackupFilter, BackupHandle, BackupRequest, Creation, Engine, EngineConfig,
+    LockHolder, Ports, ProviderError, ProviderStatus, RunStart, Scope,
 };
 use backup_local::directory::verify;
 use backup_local::{DirectoryProvider, LocalScheduler, SqliteStore};
@@ -69,7 +69,7 @@ impl BackupProvider for Watched {
         "directory"
     }
 
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let cluster = request.cluster.id.clone();
         {
             let mut active = self.active.lock().unwrap();
