@@ -13,6 +13,8 @@
 //! - [`retention`]: which of a job's backups a successful run keeps and which it prunes.
 //! - [`job`]: validation of a whole create-job request, every problem keyed by field.
 //! - [`api`]: the JSON shapes of the HTTP API (SPEC §7), shared by server, CLI and console.
+//!   Among them [`api::RunFailure`], the `errorCode` of a failed run or backup: its serde
+//!   names are the stable codes, and an unknown stored code reads as `Unknown`.
 //! - [`check`]: the JSON objects `backupctl schedule check` / `template render` print and the
 //!   WebAssembly module returns.
 //! - [`civil`]: calendar arithmetic on whole minutes and the one timestamp format we print.

@@ -13,18 +13,23 @@
 //!   `BackupProvider`, `TriggerScheduler`, `Clock`, `IdGenerator`, and `BackupWrites`, the
 //!   writes of a run grouped so that an adapter can batch them.
 //! - [`model`]: the records the ports carry (jobs, clusters, backups, history, locks).
-//! - [`engine`]: [`Engine`], its configuration and the job, cluster, lock, backup and history
-//!   use cases.
-//! - [`run`]: running a job (scheduled or "run now") and manual backups.
-//! - [`writes`]: [`writes::OneByOne`], the one implementation of the run's grouped writes
-//!   ([`ports::BackupWrites`]) for stores without transactions (SQLite, the in-memory
-//!   store), made through the narrow ports; DynamoDB has its own batched one.
+//! - [`engine`]: [`Engine`], its ports, configuration and background-work bookkeeping, and
+//!   the checks of request fields; the use cases, one file per area under `engine/`:
+//!   `jobs.rs` (jobs and their history), `clusters.rs` (clusters and operators' locks),
+//!   `backups.rs` (the catalogue, deletes and manual backups), `recovery.rs` (work a stopped
+//!   process left behind: start-up recovery, a redelivered run whose process died).
+//! - [`run`]: running a job (scheduled or "run now") as a short sequence of steps
+//!   (`record_run`, `take_cluster`, `complete_run`, `end_run`); under `run/`: `making.rs`
+//!   (making one backup under the lease, shared with manual backups), `prune.rs` (what a
+//!   successful run prunes), `end.rs` (how a run ended, `RunEnd`,
+//!   and the write that records it).
 //! - [`error`]: [`EngineError`] with stable codes, and the ports' errors.
 //! - [`ids`]: the id format and the default generator.
 //! - [`clock`]: the system clock and two clocks tests drive.
 //! - `text`: the human sentences of history details and lock errors.
-//! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes.
-//! - [`memory`] (feature `memory`): [`memory::MemoryStore`], every store port and the lock
+//! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes,
+//!   one file per port under `contract/` (`lock.rs`, `records.rs`, `writes.rs`).
+//! - `memory` (feature `memory`): `memory::MemoryStore`, every store port and the lock
 //!   in memory; it passes the contract suite, and the engine's own tests (`tests/`) run the
 //!   use cases on it with scripted providers.
 //!
