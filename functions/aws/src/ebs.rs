@@ -26,7 +26,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, SnapshotState, Tag, TagSpecificat
 use aws_sdk_ec2::Client;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
-use backup_engine::{BackupHandle, BackupRequest, ProviderError, ProviderStatus};
+use backup_engine::{BackupHandle, BackupRequest, Creation, ProviderError, ProviderStatus};
 use serde::{Deserialize, Serialize};
 
 pub const PROVIDER: &str = "aws-ebs";
@@ -192,7 +192,9 @@ impl BackupProvider for EbsProvider {
         serde_json::to_string(&planned).unwrap_or_default()
     }
 
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+    /// Starts one snapshot per volume: the backup is [`Creation::Pending`] until every
+    /// snapshot is `completed` ([`status`](BackupProvider::status)).
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let ClusterTarget::AwsEbs {
             volume_ids,
             instance_tag,
@@ -262,7 +264,10 @@ impl BackupProvider for EbsProvider {
             snapshot_ids,
         })
         .map_err(|e| ProviderError::new(format!("cannot record the snapshot ids: {e}")))?;
-        Ok(BackupHandle::new(request.backup_id.clone(), location))
+        Ok(Creation::Pending(BackupHandle::new(
+            request.backup_id.clone(),
+            location,
+        )))
     }
 
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {

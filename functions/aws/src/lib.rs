@@ -72,7 +72,7 @@ pub fn engine(
         Ports {
             store: store.clone(),
             lock: store.clone(),
-            writes: Some(store),
+            writes: store,
             providers: vec![Arc::new(EbsProvider::new(sdk))],
             triggers,
             clock: Arc::new(SystemClock),

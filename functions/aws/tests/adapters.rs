@@ -5,7 +5,7 @@ use backup_aws::eventbridge::{rule_name, TARGET_ID};
 use backup_aws::{EbsProvider, EventBridgeTriggers};
 use backup_core::api::{ClusterTarget, JobStatus};
 use backup_engine::ports::{BackupProvider, TriggerScheduler};
-use backup_engine::{BackupRequest, ClusterRecord, JobRecord, ProviderStatus, Scope};
+use backup_engine::{BackupRequest, ClusterRecord, Creation, JobRecord, ProviderStatus, Scope};
 
 const RUNNER: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
 
@@ -153,7 +153,10 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
         progress: Default::default(),
     };
     // WHEN a backup is made
-    let handle = provider.create(&request).await.unwrap();
+    let created = provider.create(&request).await.unwrap();
+    // (snapshots outlive the call: the backup settles later, through `status`)
+    assert!(matches!(created, Creation::Pending(_)), "{created:?}");
+    let handle = created.into_handle();
     // THEN each volume has a snapshot tagged with the job, cluster and backup ids
     let snaps = ec2
         .describe_snapshots()

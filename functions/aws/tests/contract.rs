@@ -16,7 +16,7 @@ async fn dynamodb() -> Adapters {
     Adapters {
         store: store.clone(),
         lock: store.clone(),
-        writes: Some(store),
+        writes: store,
         guard: Box::new(table),
     }
 }

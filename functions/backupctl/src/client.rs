@@ -276,7 +276,8 @@ fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
                 stdout: String::new(),
                 stderr: format!(
                     "error: run {hid} of job {job_id} failed ({}): {}\n",
-                    item.error_code.as_deref().unwrap_or("error"),
+                    item.error_code
+                        .map_or_else(|| "error".to_owned(), |c| c.to_string()),
                     item.details
                 ),
                 status: 1,
@@ -375,7 +376,8 @@ fn history_table(items: &[HistoryItem]) -> String {
             enum_name(&item.status),
             format_rfc3339(item.start_time),
             item.end_time.map_or_else(|| "-".to_owned(), format_rfc3339),
-            item.error_code.clone().unwrap_or_else(|| "-".into()),
+            item.error_code
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
             item.details.clone(),
         ]);
     }

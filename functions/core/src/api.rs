@@ -66,6 +66,65 @@ pub enum RunStatus {
     Failed,
 }
 
+/// Why a run, or a backup, failed: the `errorCode` of a history item and of a backup
+/// (SPEC §6, §13). Serde's snake_case names are the stable codes and the one way a failure
+/// becomes text ([`Display`](std::fmt::Display) and [`FromStr`](std::str::FromStr) go
+/// through them), so stores keep the same text the API shows.
+///
+/// A stored code this version does not know (written by a newer version, or by hand) reads
+/// back as [`RunFailure::Unknown`] rather than making its record unreadable; it is then
+/// shown, and written again, as `unknown`. Nothing in this version produces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunFailure {
+    /// Another operation holds the cluster's lock (SPEC §5).
+    ClusterLocked,
+    /// The provider failed; the details say how.
+    ProviderError,
+    /// The job's cluster is no longer registered.
+    ClusterNotFound,
+    /// The job was deleted before its trigger fired.
+    JobNotFound,
+    /// This deployment has no provider for the cluster's kind.
+    ProviderUnavailable,
+    /// The job's stored description template no longer parses.
+    InvalidTemplate,
+    /// The state store failed during the run.
+    StoreError,
+    /// The lock's lease expired and another operation took the cluster.
+    LockLost,
+    /// The process stopped (a shutdown, a crash, a timed-out invocation) before the end.
+    Interrupted,
+    /// The cluster's path breaks the path policy (SPEC §12).
+    PathNotAllowed,
+    /// The bytes to write exceed the free space of the backup root (SPEC §13).
+    InsufficientSpace,
+    /// No progress for the stall limit; the worker was abandoned (SPEC §13).
+    ProviderStalled,
+    /// A stored code this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Serde writes a unit variant to a formatter as its name: the one source of the text.
+        Serialize::serialize(self, f)
+    }
+}
+
+impl std::str::FromStr for RunFailure {
+    type Err = std::convert::Infallible;
+
+    /// Never fails: a code this version does not know is [`RunFailure::Unknown`].
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        use serde::de::IntoDeserializer;
+        let text: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            code.into_deserializer();
+        Ok(RunFailure::deserialize(text).unwrap_or(RunFailure::Unknown))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
@@ -96,7 +155,7 @@ pub struct HistoryItem {
     pub scheduled_time: DateTime<Utc>,
     pub trigger: Trigger,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
+    pub error_code: Option<RunFailure>,
     #[serde(default)]
     pub pruned_backup_ids: Vec<String>,
 }
@@ -116,7 +175,7 @@ pub struct Backup {
     pub linked_resource: Option<String>,
     /// Why a `defunct` backup failed (`provider_error`, `insufficient_space`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
+    pub error_code: Option<RunFailure>,
     /// Why it failed, or what to know of it (files changed during the copy, links whose
     /// target is not in the backup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,5 +399,53 @@ pub mod rfc3339_option {
         #[derive(Deserialize)]
         struct Wrap(#[serde(with = "super::rfc3339")] DateTime<Utc>);
         Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_failure_is_its_serde_name_everywhere() {
+        // GIVEN every code WHEN shown, parsed back and put in JSON THEN all three agree
+        for (failure, code) in [
+            (RunFailure::ClusterLocked, "cluster_locked"),
+            (RunFailure::ProviderError, "provider_error"),
+            (RunFailure::ClusterNotFound, "cluster_not_found"),
+            (RunFailure::JobNotFound, "job_not_found"),
+            (RunFailure::ProviderUnavailable, "provider_unavailable"),
+            (RunFailure::InvalidTemplate, "invalid_template"),
+            (RunFailure::StoreError, "store_error"),
+            (RunFailure::LockLost, "lock_lost"),
+            (RunFailure::Interrupted, "interrupted"),
+            (RunFailure::PathNotAllowed, "path_not_allowed"),
+            (RunFailure::InsufficientSpace, "insufficient_space"),
+            (RunFailure::ProviderStalled, "provider_stalled"),
+        ] {
+            assert_eq!(failure.to_string(), code);
+            assert_eq!(code.parse::<RunFailure>(), Ok(failure));
+            assert_eq!(
+                serde_json::to_value(failure).unwrap(),
+                serde_json::json!(code)
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_code_keeps_its_record_readable() {
+        // GIVEN a code a newer version wrote WHEN read THEN it is `Unknown`, not an error
+        assert_eq!(
+            "disk_on_fire".parse::<RunFailure>(),
+            Ok(RunFailure::Unknown)
+        );
+        let item: HistoryItem = serde_json::from_value(serde_json::json!({
+            "id": "h1", "jobId": "j1", "status": "failed", "details": "It failed.",
+            "linkedResource": "c1", "startTime": "2026-11-30T12:00:00Z",
+            "scheduledTime": "2026-11-30T12:00:00Z", "trigger": "schedule",
+            "errorCode": "disk_on_fire"
+        }))
+        .unwrap();
+        assert_eq!(item.error_code, Some(RunFailure::Unknown));
     }
 }

@@ -18,6 +18,8 @@
 //!   (operation name, TTL), keyed the same way. The file-system checks of a path stay with
 //!   the local provider.
 //! - [`api`]: the JSON shapes of the HTTP API (SPEC §7), shared by server, CLI and console.
+//!   Among them [`api::RunFailure`], the `errorCode` of a failed run or backup: its serde
+//!   names are the stable codes, and an unknown stored code reads as `Unknown`.
 //! - [`check`]: the JSON objects `backupctl schedule check` / `template render` print and the
 //!   WebAssembly module returns.
 //! - [`civil`]: calendar arithmetic on whole minutes and the one timestamp format we print.

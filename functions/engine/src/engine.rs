@@ -1,30 +1,32 @@
-//! The [`Engine`]: every use case of SPEC §4–§7 except runs (in [`crate::run`]), over the
-//! ports of [`crate::ports`].
+//! The [`Engine`]: its ports, configuration and background-work bookkeeping, and the
+//! checks of request fields. The use cases live in one file each, by area:
+//! `engine/jobs.rs` (and history), `engine/clusters.rs` (and operators' locks),
+//! `engine/backups.rs` (the catalogue and manual backups), `engine/recovery.rs` (work a
+//! stopped process left behind); runs are in [`crate::run`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_core::api::{
-    self, ClusterLockInfo, CreateBackupRequest, CreateJobRequest, JobStatus, LockClusterRequest,
-    RegisterClusterRequest,
-};
+use backup_core::api::RegisterClusterRequest;
 use backup_core::cluster;
-use backup_core::job::{check_cluster_id, validate_job};
-use backup_core::retention::BackupStatus;
+use backup_core::job::check_cluster_id;
 use chrono::{DateTime, DurationRound, Utc};
 
 use crate::error::{EngineError, Problems};
 use crate::ids::is_valid_id;
-use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, BackupHandle, ClusterRecord, JobRecord, LockHolder,
-    Scope,
-};
+use crate::model::{ClusterRecord, Scope};
 use crate::ports::{
     BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler,
 };
-use crate::writes::OneByOne;
+
+mod backups;
+mod clusters;
+mod jobs;
+mod recovery;
+
+pub(crate) use backups::Deletion;
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
 pub const MAX_DESCRIPTION_CHARS: usize = cluster::MAX_CLUSTER_DESCRIPTION_CHARS;
@@ -85,9 +87,9 @@ pub struct Ports {
     pub triggers: Arc<dyn TriggerScheduler>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
-    /// The batched form of a run's writes, when the store and lock adapter has one;
-    /// `None` makes them one by one through `store` and `lock`.
-    pub writes: Option<Arc<dyn BackupWrites>>,
+    /// A run's grouped writes: the adapter's batched form, or
+    /// [`OneByOne`](crate::writes::OneByOne) over `store` and `lock`.
+    pub writes: Arc<dyn BackupWrites>,
 }
 
 /// The use cases. Cheap to clone: clones share the adapters.
@@ -111,15 +113,6 @@ pub(crate) struct Inner {
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
-/// What a delete came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Deletion {
-    /// This call deleted it.
-    Deleted,
-    /// It was already deleted, or another request is deleting it (and converges on it).
-    ByAnother,
-}
-
 /// Counts a background task (a manual backup, a run started by "run now") until dropped, so
 /// a server can wait for them before it exits.
 pub struct InFlightGuard(Arc<Inner>);
@@ -135,14 +128,11 @@ impl Drop for InFlightGuard {
 impl Engine {
     pub fn new(ports: Ports, config: EngineConfig) -> Engine {
         let providers = ports.providers.into_iter().map(|p| (p.kind(), p)).collect();
-        let writes = ports
-            .writes
-            .unwrap_or_else(|| Arc::new(OneByOne::new(ports.store.clone(), ports.lock.clone())));
         Engine {
             inner: Arc::new(Inner {
                 store: ports.store,
                 lock: ports.lock,
-                writes,
+                writes: ports.writes,
                 providers,
                 triggers: ports.triggers,
                 clock: ports.clock,
@@ -205,528 +195,6 @@ impl Engine {
 
     pub(crate) fn lease(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.inner.config.lease).unwrap_or(chrono::Duration::MAX)
-    }
-
-    // ----- jobs -------------------------------------------------------------------------
-
-    /// Validates and stores a job and arms its trigger, all or nothing: when the trigger
-    /// cannot be armed the job is removed again and the error returned.
-    pub async fn create_job(
-        &self,
-        scope: &Scope,
-        request: &CreateJobRequest,
-    ) -> Result<api::Job, EngineError> {
-        let store = &self.inner.store;
-        let mut problems = Problems::default();
-        let valid = match validate_job(request) {
-            Ok(valid) => Some(valid),
-            Err(job_problems) => {
-                problems.extend(job_problems);
-                None
-            }
-        };
-        // The cluster must be registered in this project, checked even when other fields
-        // are wrong so the operator sees every problem at once.
-        let cluster_id = request.data.as_ref().and_then(|d| d.cluster_id.as_deref());
-        if let Some(cluster_id) = cluster_id {
-            if check_cluster_id(Some(cluster_id)).is_ok()
-                && !self.cluster_in_scope(scope, cluster_id).await?
-            {
-                problems.add_errors(
-                    backup_core::job::keys::CLUSTER_ID,
-                    [backup_core::FieldError::new(
-                        backup_core::ErrorCode::NotFound,
-                        backup_core::Field::ClusterId,
-                        0..cluster_id.chars().count(),
-                        format!(
-                            "No cluster {cluster_id} is registered in this project; register it \
-                             first (`backupctl clusters register --cluster-id {cluster_id} …`)."
-                        ),
-                    )],
-                );
-            }
-        }
-        problems.into_result()?;
-        let Some(valid) = valid else {
-            return Err(EngineError::invalid("data", "The job is invalid."));
-        };
-
-        let now = self.now();
-        let mut job = JobRecord {
-            id: String::new(),
-            scope: scope.clone(),
-            description: valid.description,
-            schedule: valid.schedule.as_str().to_owned(),
-            status: JobStatus::Active,
-            cluster_id: valid.cluster_id,
-            template: valid.template.as_str().to_owned(),
-            max_backup_count: valid.max_backup_count.get(),
-            created: now,
-        };
-        // A collision of 64 random bits is not expected; retrying keeps it harmless anyway.
-        let mut inserted = false;
-        for _ in 0..3 {
-            job.id = self.inner.ids.new_id();
-            if store.insert_job(&job).await? {
-                inserted = true;
-                break;
-            }
-        }
-        if !inserted {
-            return Err(crate::error::StoreError::Corrupt(
-                "could not find a free job id after three tries".to_owned(),
-            )
-            .into());
-        }
-        if let Err(error) = self.inner.triggers.register(&job).await {
-            if let Err(undo) = store.remove_job(&job.id).await {
-                tracing::error!(job_id = %job.id, %undo, "could not remove a job whose trigger failed");
-            }
-            return Err(error.into());
-        }
-        tracing::info!(job_id = %job.id, schedule = %job.schedule, cluster_id = %job.cluster_id, "job created");
-        Ok(job.to_api(now))
-    }
-
-    async fn cluster_in_scope(&self, scope: &Scope, cluster_id: &str) -> Result<bool, EngineError> {
-        Ok(self
-            .inner
-            .store
-            .get_cluster(cluster_id)
-            .await?
-            .is_some_and(|c| c.scope == *scope))
-    }
-
-    /// A job of this scope, or `JobNotFound`; a malformed id is invalid input.
-    pub(crate) async fn job_in_scope(
-        &self,
-        scope: &Scope,
-        job_id: &str,
-    ) -> Result<JobRecord, EngineError> {
-        check_job_id("jobId", job_id)?;
-        match self.inner.store.get_job(job_id).await? {
-            Some(job) if job.scope == *scope => Ok(job),
-            _ => Err(EngineError::JobNotFound(job_id.to_owned())),
-        }
-    }
-
-    pub async fn get_job(&self, scope: &Scope, job_id: &str) -> Result<api::Job, EngineError> {
-        let job = self.job_in_scope(scope, job_id).await?;
-        Ok(job.to_api(self.now()))
-    }
-
-    pub async fn list_jobs(&self, scope: &Scope) -> Result<Vec<api::Job>, EngineError> {
-        let now = self.now();
-        let jobs = self.inner.store.list_jobs(scope).await?;
-        Ok(jobs.iter().map(|j| j.to_api(now)).collect())
-    }
-
-    /// Marks the job deleted and disarms its trigger; its history and backups remain.
-    /// Deleting a deleted job disarms the trigger again (so a failed attempt can be retried).
-    pub async fn delete_job(&self, scope: &Scope, job_id: &str) -> Result<(), EngineError> {
-        self.job_in_scope(scope, job_id).await?;
-        self.inner.store.mark_job_deleted(job_id).await?;
-        self.inner.triggers.remove(job_id).await?;
-        tracing::info!(%job_id, "job deleted");
-        Ok(())
-    }
-
-    /// Arms the trigger of every active job: what a local server does at start-up, since
-    /// its triggers live in memory. Returns how many were armed.
-    pub async fn resume_triggers(&self) -> Result<usize, EngineError> {
-        let jobs = self.inner.store.list_active_jobs().await?;
-        for job in &jobs {
-            self.inner.triggers.register(job).await?;
-        }
-        Ok(jobs.len())
-    }
-
-    // ----- history ----------------------------------------------------------------------
-
-    pub async fn list_history(
-        &self,
-        scope: &Scope,
-        job_id: Option<&str>,
-    ) -> Result<Vec<api::HistoryItem>, EngineError> {
-        if let Some(job_id) = job_id {
-            check_job_id("jobId", job_id)?;
-        }
-        Ok(self.inner.store.list_history(scope, job_id).await?)
-    }
-
-    // ----- clusters ---------------------------------------------------------------------
-
-    pub async fn register_cluster(
-        &self,
-        scope: &Scope,
-        request: &RegisterClusterRequest,
-    ) -> Result<api::Cluster, EngineError> {
-        let mut cluster = validate_cluster(scope, request, self.now())?;
-        if let Some(provider) = self.provider(cluster.provider()) {
-            cluster.target = provider
-                .check_target(&cluster.target)
-                .await
-                .map_err(EngineError::TargetRefused)?;
-        }
-        if !self.inner.store.insert_cluster(&cluster).await? {
-            return Err(EngineError::ClusterExists(cluster.id));
-        }
-        tracing::info!(cluster_id = %cluster.id, provider = cluster.provider(), "cluster registered");
-        Ok(cluster.to_api(None, None))
-    }
-
-    pub(crate) async fn cluster_of_scope(
-        &self,
-        scope: &Scope,
-        cluster_id: &str,
-        field: &str,
-    ) -> Result<ClusterRecord, EngineError> {
-        check_cluster_field(field, cluster_id)?;
-        match self.inner.store.get_cluster(cluster_id).await? {
-            Some(c) if c.scope == *scope => Ok(c),
-            _ => Err(EngineError::ClusterNotFound(cluster_id.to_owned())),
-        }
-    }
-
-    pub async fn get_cluster(
-        &self,
-        scope: &Scope,
-        cluster_id: &str,
-    ) -> Result<api::Cluster, EngineError> {
-        let cluster = self
-            .cluster_of_scope(scope, cluster_id, "clusterId")
-            .await?;
-        let lock = self.inner.lock.current(&cluster.id, self.now()).await?;
-        let problem = self.target_problem(&cluster).await;
-        Ok(cluster.to_api(lock, problem))
-    }
-
-    /// Why the cluster's stored target breaks its provider's policy now, if it does.
-    async fn target_problem(&self, cluster: &ClusterRecord) -> Option<String> {
-        let provider = self.provider(cluster.provider())?;
-        provider
-            .recheck_target(&cluster.target)
-            .await
-            .err()
-            .map(|p| p.message)
-    }
-
-    pub async fn list_clusters(&self, scope: &Scope) -> Result<Vec<api::Cluster>, EngineError> {
-        let now = self.now();
-        let mut out = Vec::new();
-        for cluster in self.inner.store.list_clusters(scope).await? {
-            let lock = self.inner.lock.current(&cluster.id, now).await?;
-            let problem = self.target_problem(&cluster).await;
-            out.push(cluster.to_api(lock, problem));
-        }
-        Ok(out)
-    }
-
-    /// Forgets a cluster. Refused while an active job backs it up or its lock is held, so
-    /// nothing scheduled silently starts failing; its backups remain.
-    pub async fn delete_cluster(&self, scope: &Scope, cluster_id: &str) -> Result<(), EngineError> {
-        let cluster = self
-            .cluster_of_scope(scope, cluster_id, "clusterId")
-            .await?;
-        let job_ids: Vec<String> = self
-            .inner
-            .store
-            .list_active_jobs()
-            .await?
-            .into_iter()
-            .filter(|j| j.cluster_id == cluster.id)
-            .map(|j| j.id)
-            .collect();
-        if !job_ids.is_empty() {
-            return Err(EngineError::ClusterInUse {
-                cluster_id: cluster.id,
-                job_ids,
-            });
-        }
-        if let Some(holder) = self.inner.lock.current(&cluster.id, self.now()).await? {
-            return Err(EngineError::ClusterLocked {
-                cluster_id: cluster.id,
-                holder: Box::new(holder),
-            });
-        }
-        self.inner.store.delete_cluster(&cluster.id).await?;
-        tracing::info!(cluster_id = %cluster.id, "cluster deleted");
-        Ok(())
-    }
-
-    // ----- operator locks ---------------------------------------------------------------
-
-    /// Takes an operator's maintenance lock (SPEC §5), failing at once when it is held.
-    pub async fn lock_cluster(
-        &self,
-        scope: &Scope,
-        cluster_id: &str,
-        request: &LockClusterRequest,
-    ) -> Result<ClusterLockInfo, EngineError> {
-        let max = self.inner.config.max_maintenance_ttl.as_secs();
-        let ttl = cluster::validate_lock_within(request, max)
-            .map_err(EngineError::from_problems)?
-            .map_or(
-                self.inner.config.default_maintenance_ttl,
-                Duration::from_secs,
-            );
-        let cluster = self
-            .cluster_of_scope(scope, cluster_id, "clusterId")
-            .await?;
-        let holder = LockHolder {
-            operation: request.operation.clone(),
-            job_id: None,
-            run_id: None,
-        };
-        let lease = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        match self
-            .inner
-            .lock
-            .try_acquire(&cluster.id, &holder, self.now(), lease)
-            .await?
-        {
-            Acquisition::Acquired(info) => {
-                tracing::info!(cluster_id = %cluster.id, operation = %info.operation, "maintenance lock taken");
-                Ok(info)
-            }
-            Acquisition::Held(holder) => Err(EngineError::ClusterLocked {
-                cluster_id: cluster.id,
-                holder: Box::new(holder),
-            }),
-        }
-    }
-
-    /// Releases an operator's maintenance lock. A free cluster is fine (nothing to do); a
-    /// lock held by a backup is refused, since that backup releases it itself.
-    pub async fn unlock_cluster(&self, scope: &Scope, cluster_id: &str) -> Result<(), EngineError> {
-        let cluster = self
-            .cluster_of_scope(scope, cluster_id, "clusterId")
-            .await?;
-        let Some(holder) = self.inner.lock.current(&cluster.id, self.now()).await? else {
-            return Ok(());
-        };
-        if holder.run_id.is_some() || holder.job_id.is_some() {
-            return Err(EngineError::LockNotMaintenance {
-                cluster_id: cluster.id,
-                holder: Box::new(holder),
-            });
-        }
-        self.inner
-            .lock
-            .release(&cluster.id, holder.fencing_token)
-            .await?;
-        tracing::info!(cluster_id = %cluster.id, "maintenance lock released");
-        Ok(())
-    }
-
-    // ----- backups ----------------------------------------------------------------------
-
-    pub async fn list_backups(
-        &self,
-        scope: &Scope,
-        filter: &BackupFilter,
-    ) -> Result<Vec<api::Backup>, EngineError> {
-        let mut problems = Problems::default();
-        if let Some(job_id) = &filter.job_id {
-            problems.check("jobId", job_id_message(job_id));
-        }
-        if let Some(cluster_id) = &filter.cluster_id {
-            problems.take("clusterId", check_cluster_id(Some(cluster_id)));
-        }
-        problems.into_result()?;
-        let backups = self.inner.store.list_backups(scope, filter).await?;
-        Ok(backups.iter().map(BackupEntry::to_api).collect())
-    }
-
-    pub(crate) async fn backup_in_scope(
-        &self,
-        scope: &Scope,
-        backup_id: &str,
-    ) -> Result<BackupEntry, EngineError> {
-        check_job_id("backupId", backup_id)?;
-        match self.inner.store.get_backup(backup_id).await? {
-            Some(b) if b.scope == *scope => Ok(b),
-            _ => Err(EngineError::BackupNotFound(backup_id.to_owned())),
-        }
-    }
-
-    pub async fn get_backup(
-        &self,
-        scope: &Scope,
-        backup_id: &str,
-    ) -> Result<api::Backup, EngineError> {
-        Ok(self.backup_in_scope(scope, backup_id).await?.to_api())
-    }
-
-    /// Deletes a backup through its provider, then marks the record `deleted` (the record
-    /// stays). Idempotent (SPEC §13): deleting a backup that is `deleting` or `deleted`
-    /// succeeds and converges; one still `creating` is refused.
-    pub async fn delete_backup(&self, scope: &Scope, backup_id: &str) -> Result<(), EngineError> {
-        let backup = self.backup_in_scope(scope, backup_id).await?;
-        self.delete_backup_entry(&backup).await.map(|_| ())
-    }
-
-    /// Provider first, record second (SPEC §4). The record passes through `deleting` so a
-    /// concurrent prune or delete does not delete it twice; a failed delete puts the status
-    /// back, leaving the backup as it was. A backup already `deleting` (another request, or
-    /// a process that stopped half-way) is deleted again: the provider's delete is
-    /// idempotent, so both converge on `deleted`.
-    pub(crate) async fn delete_backup_entry(
-        &self,
-        backup: &BackupEntry,
-    ) -> Result<Deletion, EngineError> {
-        let store = &self.inner.store;
-        let from = match backup.status {
-            BackupStatus::Deleted => return Ok(Deletion::ByAnother),
-            BackupStatus::Creating => {
-                return Err(EngineError::BackupBusy {
-                    backup_id: backup.id.clone(),
-                    status: backup.status.to_string(),
-                })
-            }
-            BackupStatus::Deleting => BackupStatus::Deleting,
-            status @ (BackupStatus::Available | BackupStatus::Defunct) => {
-                if !store
-                    .update_backup_status(&backup.id, status, BackupStatus::Deleting)
-                    .await?
-                {
-                    // Someone else changed it meanwhile (a concurrent delete): look again.
-                    let now = store.get_backup(&backup.id).await?;
-                    return match now.map(|b| b.status) {
-                        Some(BackupStatus::Deleted | BackupStatus::Deleting) | None => {
-                            Ok(Deletion::ByAnother)
-                        }
-                        Some(status) => Err(EngineError::BackupBusy {
-                            backup_id: backup.id.clone(),
-                            status: status.to_string(),
-                        }),
-                    };
-                }
-                status
-            }
-        };
-        if let Some(location) = &backup.location {
-            let result = match self.provider(&backup.provider) {
-                Some(provider) => {
-                    provider
-                        .delete(&BackupHandle::new(backup.id.clone(), location.clone()))
-                        .await
-                }
-                None => Err(crate::error::ProviderError::new(format!(
-                    "this server has no {} backup provider to delete it with",
-                    backup.provider
-                ))),
-            };
-            if let Err(error) = result {
-                if from != BackupStatus::Deleting {
-                    store
-                        .update_backup_status(&backup.id, BackupStatus::Deleting, from)
-                        .await?;
-                }
-                return Err(error.into());
-            }
-        }
-        if store
-            .update_backup_status(&backup.id, BackupStatus::Deleting, BackupStatus::Deleted)
-            .await?
-        {
-            tracing::info!(backup_id = %backup.id, "backup deleted");
-            Ok(Deletion::Deleted)
-        } else {
-            // A concurrent delete of a `deleting` backup finished first.
-            Ok(Deletion::ByAnother)
-        }
-    }
-
-    /// Starts a manual backup (SPEC §7): checks the request, takes the cluster's lock at once
-    /// (or fails with `cluster_locked`), records the backup as `creating` and returns its id;
-    /// the copy continues in the background and releases the lock when done. Manual backups
-    /// are never pruned.
-    pub async fn create_manual_backup(
-        &self,
-        scope: &Scope,
-        request: &CreateBackupRequest,
-    ) -> Result<String, EngineError> {
-        let mut problems = Problems::default();
-        let template = problems.take(
-            "description",
-            backup_core::template::Template::parse(&request.description),
-        );
-        problems.take(
-            "sourceClusterId",
-            check_cluster_id(Some(&request.source_cluster_id)),
-        );
-        problems.into_result()?;
-        let Some(template) = template else {
-            return Err(EngineError::invalid(
-                "description",
-                "The template is invalid.",
-            ));
-        };
-        let cluster = self
-            .cluster_of_scope(scope, &request.source_cluster_id, "sourceClusterId")
-            .await?;
-        self.start_manual_backup(scope, cluster, template).await
-    }
-
-    // ----- start-up recovery ------------------------------------------------------------
-
-    /// After a restart of a single-process deployment (the local server), marks the runs
-    /// the previous process left `running` as failed and its `creating` backups as defunct:
-    /// nobody is working on them any more. Their locks expire with their leases. Not for
-    /// deployments where another process may still be working on them.
-    pub async fn recover_interrupted(&self) -> Result<(usize, usize), EngineError> {
-        let store = &self.inner.store;
-        let now = self.now();
-        let mut runs = 0;
-        for entry in store.list_running().await? {
-            let mut item = entry.item;
-            item.status = api::RunStatus::Failed;
-            item.end_time = Some(now);
-            item.error_code = Some("interrupted".to_owned());
-            item.details = "The server stopped while this run was in progress, so it did not \
-                            finish; its backup, if any, is marked defunct and the next run \
-                            cleans it up."
-                .to_owned();
-            store.update_history(&item).await?;
-            runs += 1;
-        }
-        let mut backups = 0;
-        for backup in store.list_backups_in_status(BackupStatus::Creating).await? {
-            if store
-                .update_backup_status(&backup.id, BackupStatus::Creating, BackupStatus::Defunct)
-                .await?
-            {
-                store
-                    .set_backup_details(
-                        &backup.id,
-                        Some("interrupted"),
-                        Some(
-                            "The server stopped while this backup was being made, so it is \
-                             incomplete and marked defunct.",
-                        ),
-                    )
-                    .await?;
-                backups += 1;
-            }
-        }
-        // A delete the last process started and did not finish (SPEC §13): finish it.
-        for backup in store.list_backups_in_status(BackupStatus::Deleting).await? {
-            match self.delete_backup_entry(&backup).await {
-                Ok(_) => tracing::info!(backup_id = %backup.id, "finished an interrupted delete"),
-                Err(error) => {
-                    tracing::warn!(backup_id = %backup.id, %error, "could not finish an interrupted delete; it stays `deleting`")
-                }
-            }
-        }
-        if runs + backups > 0 {
-            tracing::warn!(
-                runs,
-                backups,
-                "marked work interrupted by the last shutdown as failed"
-            );
-        }
-        Ok((runs, backups))
     }
 }
 

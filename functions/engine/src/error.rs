@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use backup_core::api::{ClusterLockInfo, FieldProblem};
+use backup_core::api::{ClusterLockInfo, FieldProblem, RunFailure};
 use backup_core::{FieldError, FieldErrors};
 
 /// What an interface should make of an error.
@@ -50,7 +50,8 @@ impl StoreError {
     }
 }
 
-/// Why a provider failed, as the stable `errorCode` of the run or backup (SPEC §12, §13).
+/// Why a provider failed: the subset of [`RunFailure`] a provider may answer (SPEC §12,
+/// §13), converted with `RunFailure::from` when a run or backup records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderErrorCode {
@@ -68,15 +69,14 @@ pub enum ProviderErrorCode {
     Interrupted,
 }
 
-impl ProviderErrorCode {
-    /// The code as the API and history show it (serde's own name).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderErrorCode::ProviderError => "provider_error",
-            ProviderErrorCode::PathNotAllowed => "path_not_allowed",
-            ProviderErrorCode::InsufficientSpace => "insufficient_space",
-            ProviderErrorCode::ProviderStalled => "provider_stalled",
-            ProviderErrorCode::Interrupted => "interrupted",
+impl From<ProviderErrorCode> for RunFailure {
+    fn from(code: ProviderErrorCode) -> RunFailure {
+        match code {
+            ProviderErrorCode::ProviderError => RunFailure::ProviderError,
+            ProviderErrorCode::PathNotAllowed => RunFailure::PathNotAllowed,
+            ProviderErrorCode::InsufficientSpace => RunFailure::InsufficientSpace,
+            ProviderErrorCode::ProviderStalled => RunFailure::ProviderStalled,
+            ProviderErrorCode::Interrupted => RunFailure::Interrupted,
         }
     }
 }

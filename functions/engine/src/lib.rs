@@ -13,19 +13,28 @@
 //!   `BackupProvider`, `TriggerScheduler`, `Clock`, `IdGenerator`, and `BackupWrites`, the
 //!   writes of a run grouped so that an adapter can batch them.
 //! - [`model`]: the records the ports carry (jobs, clusters, backups, history, locks).
-//! - [`engine`]: [`Engine`], its configuration and the job, cluster, lock, backup and history
-//!   use cases. The rules of their requests (jobs, clusters, locks) are `backup_core`'s
-//!   (`job`, `cluster`); the engine adds only what needs state (is the cluster registered?)
-//!   and its own id format.
-//! - [`run`]: running a job (scheduled or "run now") and manual backups.
-//! - [`writes`]: [`writes::OneByOne`], the run's grouped writes
-//!   ([`ports::BackupWrites`]) made through the narrow ports.
+//! - [`engine`]: [`Engine`], its ports, configuration and background-work bookkeeping, and
+//!   the checks of request fields (the rules of jobs, clusters and locks are `backup_core`'s
+//!   `job` and `cluster`; the engine adds only what needs state and its own id format); the
+//!   use cases, one file per area under `engine/`:
+//!   `jobs.rs` (jobs and their history), `clusters.rs` (clusters and operators' locks),
+//!   `backups.rs` (the catalogue, deletes and manual backups), `recovery.rs` (work a stopped
+//!   process left behind: start-up recovery, a redelivered run whose process died).
+//! - [`run`]: running a job (scheduled or "run now") as a short sequence of steps
+//!   (`record_run`, `take_cluster`, `complete_run`, `end_run`); under `run/`: `making.rs`
+//!   (making one backup under the lease, shared with manual backups), `prune.rs` (what a
+//!   successful run prunes), `end.rs` (how a run ended, `RunEnd`,
+//!   and the write that records it).
 //! - [`error`]: [`EngineError`] with stable codes, and the ports' errors; its `Invalid`
 //!   variant keeps the core's coded [`backup_core::FieldError`]s of each field.
 //! - [`ids`]: the id format and the default generator.
 //! - [`clock`]: the system clock and two clocks tests drive.
 //! - `text`: the human sentences of history details and lock errors.
-//! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes.
+//! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes,
+//!   one file per port under `contract/` (`lock.rs`, `records.rs`, `writes.rs`).
+//! - `memory` (feature `memory`): `memory::MemoryStore`, every store port and the lock
+//!   in memory; it passes the contract suite, and the engine's own tests (`tests/`) run the
+//!   use cases on it with scripted providers.
 //!
 //! # Decisions
 //! - **Ids** of jobs, runs and backups are 20 lower-case base32hex characters (`0-9a-v`), as
@@ -57,6 +66,18 @@
 //!   recorded and the lock is taken (so a lock conflict is reported at once); the copy
 //!   continues in a task the engine counts ([`Engine::wait_idle`]) so a server can let it
 //!   finish before exiting. Scheduled deliveries ([`Engine::run_scheduled`]) run to the end.
+//! - **The run-writes port is mandatory and provider-neutral** ([`ports::BackupWrites`]):
+//!   every deployment names its implementation, so each transaction rule has one
+//!   implementation per store. The versions an adapter conditions `start` on (DynamoDB's
+//!   lock token and counter) stay inside the adapter, keyed by cluster and counter: an
+//!   associated type would not fit the `Arc<dyn …>` the engine holds. The backup to record
+//!   is data ([`model::BackupDraft`]), numbered and rendered by a pure function, not a
+//!   callback into the engine.
+//! - **Backups are started now and settled later** ([`model::Creation`]): a provider's
+//!   `create` answers `Done` (the directory copy, complete in the call) or `Pending` (EBS
+//!   snapshots, which outlive a Lambda invocation), and `status` settles a pending one.
+//!   The engine settles at once, polling within the run's lease; an event-driven settle
+//!   (SPEC §16) is the same `status` call made by a later invocation.
 //! - **Clusters** must be registered before a job names them; a cluster with active jobs or
 //!   a held lock cannot be deleted. A run whose cluster vanished anyway fails with
 //!   `cluster_not_found`; a run of a deleted job (a late trigger) fails with
@@ -68,12 +89,15 @@ pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod ids;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod run;
 mod text;
 pub mod writes;
 
+pub use backup_core::api::RunFailure;
 pub use engine::{Engine, EngineConfig, Ports};
 pub use error::{
     EngineError, ErrorKind, ProviderError, ProviderErrorCode, StoreError, TargetProblem,

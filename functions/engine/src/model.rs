@@ -1,9 +1,10 @@
 //! The records the engine keeps, in domain terms. Adapters convert them to rows or items;
 //! the HTTP shapes of `backup_core::api` are built from them.
 
-use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus};
+use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus, RunFailure};
 use backup_core::civil::format_rfc3339;
 use backup_core::retention::{BackupRecord, BackupStatus};
+use backup_core::template::{RenderContext, Template};
 use backup_core::Schedule;
 use chrono::{DateTime, Utc};
 
@@ -171,7 +172,7 @@ pub struct BackupEntry {
     /// Why it failed, for a `defunct` backup: the stable code (`provider_error`,
     /// `insufficient_space`, …). Manual backups have no history item, so this is where an
     /// operator reads the reason.
-    pub error_code: Option<String>,
+    pub error_code: Option<RunFailure>,
     /// One sentence: why it failed, or what an operator must know of a backup that
     /// succeeded (files that changed during the copy, links pointing outside the cluster).
     pub details: Option<String>,
@@ -187,7 +188,7 @@ impl BackupEntry {
             created: self.created,
             status: self.status,
             linked_resource: self.job_id.clone(),
-            error_code: self.error_code.clone(),
+            error_code: self.error_code,
             details: self.details.clone(),
         }
     }
@@ -251,30 +252,6 @@ pub enum Acquisition {
     Held(api::ClusterLockInfo),
 }
 
-/// What [`BackupWrites::prepare`](crate::ports::BackupWrites::prepare) read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepared {
-    pub cluster: Option<ClusterRecord>,
-    /// Passed back unchanged to [`BackupWrites::start`](crate::ports::BackupWrites::start).
-    pub seen: Seen,
-}
-
-/// The versions of the lock and the sequence counter an adapter read in `prepare`, so that
-/// `start` can make its writes conditional on them (optimistic concurrency) instead of
-/// reading them again. The engine never looks inside.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Seen {
-    /// Nothing was read: `start` reads or increments what it needs itself.
-    #[default]
-    Nothing,
-    Versions {
-        /// The lock's fencing token, `None` when the cluster has no lock record yet.
-        lock_token: Option<u64>,
-        /// The counter's value, 0 when it does not exist yet.
-        sequence: u64,
-    },
-}
-
 /// What a run or manual backup asks of
 /// [`BackupWrites::start`](crate::ports::BackupWrites::start).
 pub struct StartBackup<'a> {
@@ -284,9 +261,36 @@ pub struct StartBackup<'a> {
     pub lease: chrono::Duration,
     /// The counter that numbers the backup (`job:<id>`, `manual:<cluster>`).
     pub sequence_key: &'a str,
-    pub seen: &'a Seen,
-    /// The backup record (status `creating`) given its sequence number.
-    pub backup: &'a (dyn Fn(u64) -> BackupEntry + Send + Sync),
+    /// The backup to record, before it has its number.
+    pub backup: &'a BackupDraft,
+}
+
+/// A backup about to be recorded, everything known but its sequence number and so its
+/// rendered description: data, so that the adapter numbers it in the same write that takes
+/// the lock, and renders it through [`BackupDraft::numbered`], a pure function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupDraft {
+    /// The record as it will be stored (status `creating`), `index` and `description` aside.
+    pub record: BackupEntry,
+    /// The job's (or the manual request's) description template.
+    pub template: Template,
+    /// What the template may name; `index` aside.
+    pub context: RenderContext,
+}
+
+impl BackupDraft {
+    /// The record with sequence number `index` and its description rendered with it.
+    pub fn numbered(&self, index: u64) -> BackupEntry {
+        let context = RenderContext {
+            index,
+            ..self.context.clone()
+        };
+        BackupEntry {
+            index,
+            description: self.template.render(&context),
+            ..self.record.clone()
+        }
+    }
 }
 
 /// The answer of [`BackupWrites::start`](crate::ports::BackupWrites::start).
@@ -311,8 +315,15 @@ pub struct Finish<'a> {
     pub backup: Option<BackupEnd<'a>>,
     /// The run's final history item.
     pub history: Option<&'a HistoryItem>,
-    /// Releases the cluster's lock (cluster id, fencing token) if that token still holds it.
-    pub release: Option<(&'a str, u64)>,
+    /// Releases the cluster's lock if that fencing token still holds it.
+    pub release: Option<Release<'a>>,
+}
+
+/// Which lock [`Finish`] releases: the cluster's, if `fencing_token` still holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release<'a> {
+    pub cluster_id: &'a str,
+    pub fencing_token: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -321,19 +332,42 @@ pub struct BackupEnd<'a> {
     pub status: BackupStatus,
     pub location: Option<&'a str>,
     /// The failure's code, for a backup that ends `defunct`.
-    pub error_code: Option<&'a str>,
+    pub error_code: Option<RunFailure>,
     /// The sentence recorded with the backup (why it failed, or what to know of it).
     pub details: Option<&'a str>,
 }
 
-/// What [`BackupWrites::finish`](crate::ports::BackupWrites::finish) changed: `None` for a
-/// part that was not asked for.
+/// What [`BackupWrites::finish`](crate::ports::BackupWrites::finish) did with each of its
+/// conditional parts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Finished {
-    /// `false` when the backup was no longer `creating` (nothing changed).
-    pub backup_updated: Option<bool>,
-    /// `false` when the lock was no longer held with that token (nothing changed).
-    pub released: Option<bool>,
+    /// The backup's end; `Stale` when it was no longer `creating`.
+    pub backup: Applied,
+    /// The release; `Stale` when that fencing token no longer held the lock.
+    pub release: Applied,
+}
+
+/// What became of one conditional part of a [`Finish`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Applied {
+    /// The part was not asked for.
+    #[default]
+    NotAsked,
+    /// Its condition held and it was written.
+    Done,
+    /// Its condition no longer held (someone else moved first); nothing changed.
+    Stale,
+}
+
+impl Applied {
+    /// `Done` or `Stale` as a condition that held or not.
+    pub fn from_condition(held: bool) -> Applied {
+        if held {
+            Applied::Done
+        } else {
+            Applied::Stale
+        }
+    }
 }
 
 /// Where a provider put a backup, as the engine stores it.
@@ -359,9 +393,39 @@ impl BackupHandle {
     }
 }
 
-/// A provider's view of a backup it is making.
+/// How a provider answered [`create`](crate::ports::BackupProvider::create): a backup made
+/// at once, or one started that settles later (EBS snapshots take longer than a Lambda
+/// invocation lives, SPEC §16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    /// The backup is complete (a directory copy): nothing is left to settle.
+    Done(BackupHandle),
+    /// The backup continues outside this call; [`status`](crate::ports::BackupProvider::status)
+    /// settles it. The engine settles it at once, waiting within the run's lease; a
+    /// deployment whose backups outlive its process settles it later, from an event or a
+    /// sweep, with the same call.
+    Pending(BackupHandle),
+}
+
+impl Creation {
+    /// Where the backup is, settled or not.
+    pub fn handle(&self) -> &BackupHandle {
+        match self {
+            Creation::Done(handle) | Creation::Pending(handle) => handle,
+        }
+    }
+
+    pub fn into_handle(self) -> BackupHandle {
+        match self {
+            Creation::Done(handle) | Creation::Pending(handle) => handle,
+        }
+    }
+}
+
+/// A provider's view of a backup it is making: how a [`Creation::Pending`] one settles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderStatus {
+    /// Not settled yet: ask again later.
     Creating,
     Available,
     /// It failed; the sentence says why.

@@ -10,7 +10,7 @@
 //! picks its adapters at start-up.
 
 use async_trait::async_trait;
-use backup_core::api::{ClusterLockInfo, HistoryItem};
+use backup_core::api::{ClusterLockInfo, HistoryItem, RunFailure};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Utc};
 
@@ -18,8 +18,8 @@ use backup_core::api::ClusterTarget;
 
 use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Finish,
-    Finished, HistoryEntry, JobRecord, LockHolder, Prepared, ProviderStatus, RunStart, Scope,
+    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Creation,
+    Finish, Finished, HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope,
     StartBackup, Started,
 };
 
@@ -82,7 +82,7 @@ pub trait BackupStore: Send + Sync {
     async fn set_backup_details(
         &self,
         backup_id: &str,
-        error_code: Option<&str>,
+        error_code: Option<RunFailure>,
         details: Option<&str>,
     ) -> StoreResult<()>;
 }
@@ -168,18 +168,34 @@ pub trait ClusterLock: Send + Sync {
 ///
 /// A run reads its cluster (`prepare`), takes the lock and records a numbered backup
 /// (`start`), and at the end records the backup's outcome and the run's history and releases
-/// the lock (`finish`). [`OneByOne`](crate::writes::OneByOne) does each group through the
-/// narrow ports, call by call; the DynamoDB adapter makes `prepare` one `BatchGetItem` and
-/// `start` and `finish` one `TransactWriteItems` each, which is what keeps a run within a
-/// handful of AWS calls. Either way the outcome must be the same: the contract suite runs
-/// the same checks on both.
+/// the lock (`finish`). [`OneByOne`](crate::writes::OneByOne) is the one implementation for
+/// stores without multi-item transactions (SQLite, whose calls are local and cheap, and the
+/// in-memory store): each group through the narrow ports, call by call. The DynamoDB
+/// adapter makes `prepare` one `BatchGetItem` and `start` and `finish` one
+/// `TransactWriteItems` each, which is what keeps a run within a handful of AWS calls. Either
+/// way the outcome must be the same: the contract suite runs the same checks on both.
+///
+/// **Versions.** The port carries no adapter state: an adapter that conditions `start` on
+/// versions it read in `prepare` (optimistic concurrency) keeps them itself, keyed by the
+/// cluster and the counter, and must decide right with versions that are stale or missing
+/// (another process moved the lock or the counter meanwhile; `start` without `prepare`).
+/// An associated type would say this in the signature, but the engine holds its adapters
+/// as `Arc<dyn …>`, chosen at start-up, which an associated type does not allow without a
+/// type-erasing box.
 #[async_trait]
 pub trait BackupWrites: Send + Sync {
-    /// The cluster, and whatever versions `start` may condition its writes on.
-    async fn prepare(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<Prepared>;
+    /// The cluster a backup is about to be started on, read with whatever `start` may
+    /// condition its writes on.
+    async fn prepare(
+        &self,
+        cluster_id: &str,
+        sequence_key: &str,
+    ) -> StoreResult<Option<ClusterRecord>>;
     /// Takes the cluster's lock if it is free or expired, never waiting, and, only then,
-    /// numbers the backup from the counter and records it. All of it or none of it: when
-    /// the lock is held, no number is used and no backup is recorded.
+    /// numbers the backup from the counter and records it ([`BackupDraft::numbered`]). All
+    /// of it or none of it: when the lock is held, no number is used and nothing recorded.
+    ///
+    /// [`BackupDraft::numbered`]: crate::model::BackupDraft::numbered
     async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started>;
     /// Applies every part of `finish`, each part's condition checked on its own as the
     /// narrow ports do. Every part is attempted even if another fails.
@@ -206,9 +222,15 @@ pub trait BackupProvider: Send + Sync {
     /// recorded with the backup, so a backup whose process stopped half-way can still be
     /// found and deleted. `create` answers the final location.
     fn planned_location(&self, request: &BackupRequest) -> String;
-    /// Starts (and for a synchronous provider, completes) a backup. Dropping the future
-    /// abandons the backup: the provider must never leave it looking complete.
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError>;
+    /// Starts a backup, and answers either [`Creation::Done`] (a synchronous provider, such
+    /// as the directory copy, completes it in this call) or [`Creation::Pending`] (it
+    /// continues outside this call, as EBS snapshots do, and [`status`](Self::status)
+    /// settles it, now or from a later invocation). Dropping the future abandons the
+    /// backup: the provider must never leave it looking complete.
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError>;
+    /// Settles a [`Creation::Pending`] backup: `Creating` while it is not done yet,
+    /// `Available` or `Failed` once it is. Asking twice settles once: the answer does not
+    /// change once it is final.
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError>;
     /// Deletes the backup; deleting one that is already gone succeeds. `handle.location`
     /// may be the planned location, when the process that made it stopped before the end.

@@ -1,30 +1,38 @@
-//! Runs (SPEC §5, §6) and manual backups: lock, back up, wait, prune, record, release.
+//! Runs (SPEC §5, §6): record, lock, back up, prune, record the end, release.
 //!
 //! A run is identified by (job id, scheduled instant). Its first step is the conditional
 //! insert of that run record together with its `running` history item, so a second delivery
 //! of the same firing finds the first run and returns its history without doing anything.
 //! From then on every outcome, including every failure, ends in the history item, and the
 //! cluster's lock, once taken, is released on every path.
+//!
+//! Here: the steps of a run. `run/making.rs`: making one backup under the lease (shared with
+//! manual backups, in `engine/backups.rs`). `run/prune.rs`: what a successful run prunes.
+//! `run/end.rs`: how a run ended (`RunEnd`) and the write that records it.
 
-use std::future::Future;
 use std::sync::Arc;
 
-use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunStatus, Trigger};
+use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger};
 use backup_core::civil::format_rfc3339;
-use backup_core::retention::{plan_prune, BackupStatus, MaxBackupCount};
-use backup_core::template::{RenderContext, Template};
+use backup_core::retention::BackupStatus;
+use backup_core::template::Template;
 use chrono::{DateTime, Utc};
 
-use crate::engine::Deletion;
 use crate::engine::{check_job_id, Engine};
-use crate::error::{EngineError, ProviderError, StoreError};
+use crate::error::{EngineError, StoreError};
 use crate::model::{
-    BackupEnd, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Finish, HistoryEntry,
-    JobRecord, LockHolder, Prepared, Progress, ProviderStatus, RunStart, Scope, Seen, StartBackup,
-    Started, OPERATION_MANUAL, OPERATION_SCHEDULED,
+    Applied, BackupEnd, BackupEntry, ClusterRecord, Finish, HistoryEntry, JobRecord, LockHolder,
+    Release, RunStart, Scope, Started, OPERATION_SCHEDULED,
 };
 use crate::ports::BackupProvider;
 use crate::text;
+
+mod end;
+mod making;
+mod prune;
+
+pub(crate) use end::RunEnd;
+pub(crate) use making::{Cause, NewBackup};
 
 /// What one delivery of a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,65 +62,31 @@ struct LockedRun {
     backup: BackupEntry,
 }
 
-/// What making a backup came to, before anything about it is written.
-struct Made {
-    result: Result<(), BackupFailure>,
-    /// Where the provider put it (its planned location when `create` failed).
-    location: String,
-    /// What the provider says an operator must know of a backup that succeeded.
-    notes: Vec<String>,
+/// What step 1 of a run found.
+enum Recorded {
+    /// The run is new and recorded `running`.
+    New(HistoryEntry),
+    /// This firing was delivered before: its history as it stands.
+    Duplicate(HistoryItem),
 }
 
-/// Why making a backup failed, for the history's `errorCode` and details.
-enum BackupFailure {
-    Provider(ProviderError),
-    Stopped(Stop),
+/// Why step 2 of a run did not take the cluster.
+enum NotStarted {
+    /// A domain reason, recorded as the run's failure.
+    Failed(RunEnd),
+    /// The store failed: recorded as `store_error` and answered as an error.
+    Store(StoreError),
 }
 
-impl BackupFailure {
-    /// The stable `errorCode` and the reason, as the end of a sentence.
-    fn describe(&self, provider: &str) -> (&'static str, String) {
-        match self {
-            BackupFailure::Provider(e) => (
-                e.code.as_str(),
-                format!("the {provider} provider failed: {}", e.message),
-            ),
-            BackupFailure::Stopped(stop) => stop.describe(),
-        }
+impl NotStarted {
+    fn failed(failure: RunFailure, details: String) -> Self {
+        NotStarted::Failed(RunEnd::failed(failure, details))
     }
 }
 
-/// Why [`Engine::with_lease`] gave up on its work (and dropped it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// The lease ran out and someone else took the lock while we worked.
-    LeaseLost,
-    /// The provider made no progress for the stall limit (SPEC §13).
-    Stalled(std::time::Duration),
-    /// The server is shutting down.
-    Interrupted,
-}
-
-impl Stop {
-    fn describe(self) -> (&'static str, String) {
-        match self {
-            Stop::LeaseLost => (
-                "lock_lost",
-                "its lock's lease expired and another operation took the cluster".to_owned(),
-            ),
-            Stop::Stalled(limit) => (
-                "provider_stalled",
-                format!(
-                    "the provider made no progress for {} seconds, so the backup was abandoned \
-                     (a file system that stopped answering, such as a hung network mount)",
-                    limit.as_secs()
-                ),
-            ),
-            Stop::Interrupted => (
-                "interrupted",
-                "the server was shutting down, so the copy was stopped".to_owned(),
-            ),
-        }
+impl From<StoreError> for NotStarted {
+    fn from(error: StoreError) -> Self {
+        NotStarted::Store(error)
     }
 }
 
@@ -168,14 +142,53 @@ impl Engine {
         }
     }
 
-    /// Records the run (or finds it already recorded) and takes the cluster's lock.
+    /// Records the run (or finds it already recorded) and takes the cluster's lock: three
+    /// steps, [`Engine::record_run`], [`Engine::take_cluster`] and, when the second one
+    /// refuses, [`Engine::end_run`].
     async fn begin_run(
         &self,
         job: &JobRecord,
         scheduled: DateTime<Utc>,
         trigger: Trigger,
     ) -> Result<Begun, EngineError> {
-        let store = &self.inner.store;
+        let entry = match self.record_run(job, scheduled, trigger).await? {
+            Recorded::New(entry) => entry,
+            Recorded::Duplicate(history) => {
+                tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
+                let history = self.settle_abandoned(job, history).await;
+                return Ok(Begun::Done(RunOutcome {
+                    history,
+                    duplicate: true,
+                }));
+            }
+        };
+        match self.take_cluster(job, &entry).await {
+            Ok(run) => Ok(Begun::Locked(run)),
+            Err(NotStarted::Failed(end)) => {
+                let history = self.end_run(&entry.item, end, None, None).await;
+                Ok(Begun::Done(RunOutcome {
+                    history,
+                    duplicate: false,
+                }))
+            }
+            Err(NotStarted::Store(error)) => {
+                let end = RunEnd::failed(
+                    RunFailure::StoreError,
+                    format!("The state store failed before the backup started: {error}."),
+                );
+                self.end_run(&entry.item, end, None, None).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Step 1: the conditional insert of the run record and its `running` history item.
+    async fn record_run(
+        &self,
+        job: &JobRecord,
+        scheduled: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Recorded, StoreError> {
         let entry = HistoryEntry {
             scope: job.scope.clone(),
             cluster_id: job.cluster_id.clone(),
@@ -193,203 +206,100 @@ impl Engine {
                 pruned_backup_ids: Vec::new(),
             },
         };
-        if let RunStart::AlreadyRan(history) = store.begin_run(&entry).await? {
-            tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
-            let history = self.settle_abandoned(job, history).await;
-            return Ok(Begun::Done(RunOutcome {
-                history,
-                duplicate: true,
-            }));
-        }
-        let failed = |code: &str, details: String| (code.to_owned(), details);
-        let prepared: Result<Result<Box<LockedRun>, (String, String)>, StoreError> = async {
-            if job.status == JobStatus::Deleted {
-                return Ok(Err(failed(
-                    "job_not_found",
-                    format!(
-                        "Job {} is deleted, so its run for {} made no backup.",
-                        job.id,
-                        format_rfc3339(scheduled)
-                    ),
-                )));
-            }
-            let sequence_key = format!("job:{}", job.id);
-            let Prepared { cluster, seen } = self
-                .inner
-                .writes
-                .prepare(&job.cluster_id, &sequence_key)
-                .await?;
-            let cluster = match cluster {
-                Some(c) if c.scope == job.scope => c,
-                _ => {
-                    return Ok(Err(failed(
-                        "cluster_not_found",
-                        format!(
-                            "Cluster {} is not registered, so no backup was made; register it \
-                             again or delete this job.",
-                            job.cluster_id
-                        ),
-                    )))
-                }
-            };
-            let Some(provider) = self.provider(cluster.provider()) else {
-                return Ok(Err(failed(
-                    "provider_unavailable",
-                    format!(
-                        "This server has no {} backup provider, so cluster {} was not backed up.",
-                        cluster.provider(),
-                        cluster.id
-                    ),
-                )));
-            };
-            let template = match Template::parse(&job.template) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Ok(Err(failed(
-                        "invalid_template",
-                        format!(
-                            "The job's stored description template no longer parses ({e}), so \
-                             no backup was made; recreate the job."
-                        ),
-                    )))
-                }
-            };
-            let holder = LockHolder {
-                operation: OPERATION_SCHEDULED.to_owned(),
-                job_id: Some(job.id.clone()),
-                run_id: Some(entry.item.id.clone()),
-            };
-            let backup_id = self.inner.ids.new_id();
-            match self
-                .start_backup(NewBackup {
-                    scope: &job.scope,
-                    cluster: &cluster,
-                    provider: provider.as_ref(),
-                    job_id: Some(&job.id),
-                    sequence_key: &sequence_key,
-                    template: &template,
-                    datetime: scheduled,
-                    holder: &holder,
-                    seen: &seen,
-                    backup_id,
-                })
-                .await?
-            {
-                Started::Held(holder) => Ok(Err(failed(
-                    "cluster_locked",
-                    text::locked_sentence(&cluster.id, &holder),
-                ))),
-                Started::Acquired { lock, backup } => Ok(Ok(Box::new(LockedRun {
-                    entry: entry.clone(),
-                    job: job.clone(),
-                    cluster,
-                    provider,
-                    lock,
-                    backup,
-                }))),
-            }
-        }
-        .await;
-        match prepared {
-            Ok(Ok(run)) => Ok(Begun::Locked(run)),
-            Ok(Err((code, details))) => {
-                let history = self
-                    .finish(
-                        &entry.item,
-                        RunStatus::Failed,
-                        Some(&code),
-                        details,
-                        None,
-                        Vec::new(),
-                    )
-                    .await;
-                Ok(Begun::Done(RunOutcome {
-                    history,
-                    duplicate: false,
-                }))
-            }
-            Err(error) => {
-                self.finish(
-                    &entry.item,
-                    RunStatus::Failed,
-                    Some("store_error"),
-                    format!("The state store failed before the backup started: {error}."),
-                    None,
-                    Vec::new(),
-                )
-                .await;
-                Err(error.into())
-            }
-        }
+        Ok(match self.inner.store.begin_run(&entry).await? {
+            RunStart::Started => Recorded::New(entry),
+            RunStart::AlreadyRan(history) => Recorded::Duplicate(history),
+        })
     }
 
-    /// A delivery of a run that is recorded `running` but whose process is gone (on AWS:
-    /// Lambda retries an invocation that timed out or crashed) records it as failed, with
-    /// code `interrupted`, and marks the backup it was making `defunct` so the next run
-    /// prunes it. Gone means: started more than a lease ago, and the cluster's lock is free,
-    /// since a live run holds it from before its backup starts until its history is final.
-    /// Anything else (it may still be working, or the store cannot tell) changes nothing.
-    async fn settle_abandoned(&self, job: &JobRecord, history: HistoryItem) -> HistoryItem {
-        let now = self.now();
-        if history.status != RunStatus::Running || history.start_time + self.lease() > now {
-            return history;
+    /// Step 2: checks that the run can make a backup (its job, cluster, provider and
+    /// template), then takes the cluster's lock and records the numbered backup.
+    async fn take_cluster(
+        &self,
+        job: &JobRecord,
+        entry: &HistoryEntry,
+    ) -> Result<Box<LockedRun>, NotStarted> {
+        if job.status == JobStatus::Deleted {
+            return Err(NotStarted::failed(
+                RunFailure::JobNotFound,
+                format!(
+                    "Job {} is deleted, so its run for {} made no backup.",
+                    job.id,
+                    format_rfc3339(entry.item.scheduled_time)
+                ),
+            ));
         }
-        match self.inner.lock.current(&job.cluster_id, now).await {
-            Ok(None) => {}
-            Ok(Some(_)) => return history,
-            Err(error) => {
-                tracing::warn!(history_id = %history.id, %error, "could not tell whether a recorded run is still working");
-                return history;
+        let sequence_key = format!("job:{}", job.id);
+        let cluster = self
+            .inner
+            .writes
+            .prepare(&job.cluster_id, &sequence_key)
+            .await?;
+        let cluster = match cluster {
+            Some(c) if c.scope == job.scope => c,
+            _ => {
+                return Err(NotStarted::failed(
+                    RunFailure::ClusterNotFound,
+                    format!(
+                        "Cluster {} is not registered, so no backup was made; register it \
+                         again or delete this job.",
+                        job.cluster_id
+                    ),
+                ))
             }
-        }
-        let store = &self.inner.store;
-        let mut defunct = Vec::new();
-        match store.list_job_backups(&job.id).await {
-            Ok(backups) => {
-                for b in backups.iter().filter(|b| {
-                    b.status == BackupStatus::Creating && b.created >= history.start_time
-                }) {
-                    match store
-                        .update_backup_status(&b.id, BackupStatus::Creating, BackupStatus::Defunct)
-                        .await
-                    {
-                        Ok(true) => defunct.push(b.id.clone()),
-                        Ok(false) => {}
-                        Err(error) => {
-                            tracing::warn!(backup_id = %b.id, %error, "could not mark an abandoned backup defunct")
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(job_id = %job.id, %error, "could not list the job's backups")
-            }
-        }
-        let details = match defunct.as_slice() {
-            [] => "The run stopped before it finished (its process ended or timed out) and \
-                   made no backup; a later delivery recorded it."
-                .to_owned(),
-            [_] => format!(
-                "The run stopped before it finished (its process ended or timed out); its {} \
-                 is marked defunct and the next run prunes it.",
-                text::list_backups(&defunct)
-            ),
-            _ => format!(
-                "The run stopped before it finished (its process ended or timed out); its {} \
-                 are marked defunct and the next run prunes them.",
-                text::list_backups(&defunct)
-            ),
         };
-        let backup_id = defunct.first().map(String::as_str);
-        self.finish(
-            &history,
-            RunStatus::Failed,
-            Some("interrupted"),
-            details,
-            backup_id,
-            Vec::new(),
-        )
-        .await
+        let Some(provider) = self.provider(cluster.provider()) else {
+            return Err(NotStarted::failed(
+                RunFailure::ProviderUnavailable,
+                format!(
+                    "This server has no {} backup provider, so cluster {} was not backed up.",
+                    cluster.provider(),
+                    cluster.id
+                ),
+            ));
+        };
+        let template = Template::parse(&job.template).map_err(|e| {
+            NotStarted::failed(
+                RunFailure::InvalidTemplate,
+                format!(
+                    "The job's stored description template no longer parses ({e}), so no \
+                     backup was made; recreate the job."
+                ),
+            )
+        })?;
+        let holder = LockHolder {
+            operation: OPERATION_SCHEDULED.to_owned(),
+            job_id: Some(job.id.clone()),
+            run_id: Some(entry.item.id.clone()),
+        };
+        let backup_id = self.inner.ids.new_id();
+        match self
+            .start_backup(NewBackup {
+                scope: &job.scope,
+                cluster: &cluster,
+                provider: provider.as_ref(),
+                job_id: Some(&job.id),
+                sequence_key: &sequence_key,
+                template: &template,
+                datetime: entry.item.scheduled_time,
+                holder: &holder,
+                backup_id,
+            })
+            .await?
+        {
+            Started::Held(holder) => Err(NotStarted::failed(
+                RunFailure::ClusterLocked,
+                text::locked_sentence(&cluster.id, &holder),
+            )),
+            Started::Acquired { lock, backup } => Ok(Box::new(LockedRun {
+                entry: entry.clone(),
+                job: job.clone(),
+                cluster,
+                provider,
+                lock,
+                backup,
+            })),
+        }
     }
 
     /// Makes the backup, prunes on success, records the outcome and releases the lock.
@@ -408,10 +318,13 @@ impl Engine {
             backup,
         } = &run;
         let item = &entry.item;
-        let release = Some((cluster.id.as_str(), lock.fencing_token));
+        let release = Some(Release {
+            cluster_id: &cluster.id,
+            fencing_token: lock.fencing_token,
+        });
         let made = self.make_backup(backup, cluster, provider, lock).await;
         if let Err(failure) = &made.result {
-            let (code, reason) = failure.describe(provider.kind());
+            let Cause { failure, reason } = failure.describe(provider.kind());
             tracing::warn!(backup_id = %backup.id, %reason, "backup failed");
             let details = format!(
                 "Backup {} of cluster {} failed because {reason}; it is marked defunct and nothing \
@@ -423,21 +336,15 @@ impl Engine {
                 backup_id: &backup.id,
                 status: BackupStatus::Defunct,
                 location: Some(&made.location),
-                error_code: Some(code),
+                error_code: Some(failure),
                 details: Some(&backup_details),
             };
-            return self
-                .finish_with(
-                    item,
-                    RunStatus::Failed,
-                    Some(code),
-                    details,
-                    Some(&backup.id),
-                    Vec::new(),
-                    Some(end),
-                    release,
-                )
-                .await;
+            let run_end = RunEnd::Failed {
+                failure,
+                details,
+                backup_id: Some(backup.id.clone()),
+            };
+            return self.end_run(item, run_end, Some(end), release).await;
         }
         tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available");
         let provider_notes = made.notes.join("; ");
@@ -471,7 +378,7 @@ impl Engine {
             Err(stop) => {
                 notes.push(format!(
                     "the run stopped before pruning ({}), so it pruned nothing",
-                    stop.describe().1
+                    stop.describe().reason
                 ));
                 Vec::new()
             }
@@ -484,7 +391,7 @@ impl Engine {
                 ..Finish::default()
             };
             match self.inner.writes.finish(&first).await {
-                Ok(done) if done.backup_updated != Some(false) => {
+                Ok(done) if done.backup != Applied::Stale => {
                     let deleted = self
                         .with_lease(&cluster.id, lock.fencing_token, None, self.prune(&doomed))
                         .await;
@@ -495,7 +402,7 @@ impl Engine {
                         }
                         Err(stop) => notes.push(format!(
                             "the run stopped while pruning ({}), so it pruned nothing more",
-                            stop.describe().1
+                            stop.describe().reason
                         )),
                     }
                 }
@@ -508,18 +415,12 @@ impl Engine {
                          failed ({e}), so nothing was pruned.",
                         backup.id, cluster.id
                     );
-                    return self
-                        .finish_with(
-                            item,
-                            RunStatus::Failed,
-                            Some("store_error"),
-                            details,
-                            Some(&backup.id),
-                            Vec::new(),
-                            None,
-                            release,
-                        )
-                        .await;
+                    let end = RunEnd::Failed {
+                        failure: RunFailure::StoreError,
+                        details,
+                        backup_id: Some(backup.id.clone()),
+                    };
+                    return self.end_run(item, end, None, release).await;
                 }
             }
         }
@@ -538,462 +439,11 @@ impl Engine {
             sentence.push_str(note);
         }
         sentence.push('.');
-        self.finish_with(
-            item,
-            RunStatus::Succeeded,
-            None,
-            sentence,
-            Some(&backup.id),
-            pruned,
-            pending,
-            release,
-        )
-        .await
-    }
-
-    /// What the retention rule selects among the job's backups (SPEC §4), counting the
-    /// backup this run just made (`made`) as available, since it is, even though its record
-    /// still says `creating`; and notes on what cannot be pruned.
-    ///
-    /// The backup this run just made is never selected, even if the rule's tie-break (same
-    /// millisecond, then id) ranks it below an older one: deleting less is always safe, and
-    /// the next run prunes the surplus.
-    async fn plan(
-        &self,
-        job: &JobRecord,
-        made: &str,
-    ) -> Result<(Vec<BackupEntry>, Vec<String>), StoreError> {
-        let backups = self.inner.store.list_job_backups(&job.id).await?;
-        let Ok(max) = MaxBackupCount::new(i64::from(job.max_backup_count)) else {
-            return Ok((
-                Vec::new(),
-                vec![format!(
-                    "the job's maxBackupCount {} is out of range, so nothing was pruned",
-                    job.max_backup_count
-                )],
-            ));
-        };
-        let records: Vec<_> = backups
-            .iter()
-            .map(|b| {
-                let mut record = b.to_retention();
-                if b.id == made {
-                    record.status = BackupStatus::Available;
-                }
-                record
-            })
-            .collect();
-        let plan = plan_prune(&job.id, &records, max, true);
-        let doomed = plan
-            .prune
-            .iter()
-            .filter(|d| d.backup_id != made)
-            .filter_map(|d| backups.iter().find(|b| b.id == d.backup_id).cloned())
-            .collect();
-        Ok((doomed, Vec::new()))
-    }
-
-    /// Deletes `doomed`. Returns the ids deleted and a note for each delete that failed
-    /// (those backups stay).
-    async fn prune(&self, doomed: &[BackupEntry]) -> (Vec<String>, Vec<String>) {
-        let mut pruned = Vec::new();
-        let mut notes = Vec::new();
-        for backup in doomed {
-            match self.delete_backup_entry(backup).await {
-                Ok(Deletion::Deleted) => pruned.push(backup.id.clone()),
-                Ok(Deletion::ByAnother) => notes.push(format!(
-                    "backup {} was being deleted by another request, which finishes it",
-                    backup.id
-                )),
-                Err(error) => {
-                    tracing::warn!(backup_id = %backup.id, %error, "could not prune a backup");
-                    notes.push(format!(
-                        "could not delete backup {} ({error}), so it stays {}",
-                        backup.id, backup.status
-                    ));
-                }
-            }
-        }
-        (pruned, notes)
-    }
-
-    /// Takes a manual backup's lock and record, then lets the copy finish in the background.
-    pub(crate) async fn start_manual_backup(
-        &self,
-        scope: &Scope,
-        cluster: ClusterRecord,
-        template: Template,
-    ) -> Result<String, EngineError> {
-        let Some(provider) = self.provider(cluster.provider()) else {
-            return Err(EngineError::ProviderUnavailable {
-                provider: cluster.provider().to_owned(),
-                cluster_id: cluster.id,
-            });
-        };
-        let backup_id = self.inner.ids.new_id();
-        let holder = LockHolder {
-            operation: OPERATION_MANUAL.to_owned(),
-            job_id: None,
-            run_id: Some(backup_id.clone()),
-        };
-        let manual_key = format!("manual:{}", cluster.id);
-        let started = self
-            .start_backup(NewBackup {
-                scope,
-                cluster: &cluster,
-                provider: provider.as_ref(),
-                job_id: None,
-                sequence_key: &manual_key,
-                template: &template,
-                datetime: self.now(),
-                holder: &holder,
-                seen: &Seen::Nothing,
-                backup_id,
-            })
-            .await?;
-        let (lock, backup) = match started {
-            Started::Acquired { lock, backup } => (lock, backup),
-            Started::Held(holder) => {
-                return Err(EngineError::ClusterLocked {
-                    cluster_id: cluster.id,
-                    holder: Box::new(holder),
-                })
-            }
-        };
-        let id = backup.id.clone();
-        let engine = self.clone();
-        let guard = self.in_flight();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let made = engine
-                .make_backup(&backup, &cluster, &provider, &lock)
-                .await;
-            // A manual backup has no history item: the backup itself says why it failed
-            // (SPEC §13), or what to know of it.
-            let (status, error_code, details) = match &made.result {
-                Ok(()) => (
-                    BackupStatus::Available,
-                    None,
-                    (!made.notes.is_empty()).then(|| made.notes.join("; ")),
-                ),
-                Err(failure) => {
-                    let (code, reason) = failure.describe(provider.kind());
-                    tracing::warn!(backup_id = %backup.id, %reason, "manual backup failed");
-                    (
-                        BackupStatus::Defunct,
-                        Some(code),
-                        Some(format!(
-                            "Backup {} of cluster {} failed because {reason}.",
-                            backup.id, cluster.id
-                        )),
-                    )
-                }
-            };
-            let finish = Finish {
-                backup: Some(BackupEnd {
-                    backup_id: &backup.id,
-                    status,
-                    location: Some(&made.location),
-                    error_code,
-                    details: details.as_deref(),
-                }),
-                history: None,
-                release: Some((&cluster.id, lock.fencing_token)),
-            };
-            engine.commit(&finish, &backup.id).await;
-        });
-        Ok(id)
-    }
-
-    /// Takes the cluster's lock and, with it, numbers, names and records a new backup as
-    /// `creating` at its planned location.
-    async fn start_backup(&self, new: NewBackup<'_>) -> Result<Started, StoreError> {
-        let NewBackup {
-            scope,
-            cluster,
-            provider,
-            job_id,
-            sequence_key,
-            template,
-            datetime,
-            holder,
-            seen,
-            backup_id,
-        } = new;
-        let now = self.now();
-        let location = provider.planned_location(&BackupRequest {
-            backup_id: backup_id.clone(),
-            job_id: job_id.map(str::to_owned),
-            description: String::new(),
-            cluster: cluster.clone(),
-            progress: Progress::default(),
-        });
-        let build = |index: u64| BackupEntry {
-            id: backup_id.clone(),
-            scope: scope.clone(),
-            job_id: job_id.map(str::to_owned),
-            cluster_id: cluster.id.clone(),
-            cluster_description: cluster.description.clone(),
-            provider: cluster.provider().to_owned(),
-            description: template.render(&RenderContext {
-                cluster_id: cluster.id.clone(),
-                cluster_description: cluster.description.clone(),
-                cluster_provider: cluster.provider().to_owned(),
-                cluster_region: cluster.region.clone(),
-                index,
-                datetime,
-            }),
-            created: now,
-            status: BackupStatus::Creating,
-            index,
-            location: Some(location.clone()),
-            error_code: None,
-            details: None,
-        };
-        self.inner
-            .writes
-            .start(&StartBackup {
-                cluster_id: &cluster.id,
-                holder,
-                now,
-                lease: self.lease(),
-                sequence_key,
-                seen,
-                backup: &build,
-            })
-            .await
-    }
-
-    /// Has the provider make the backup and waits until it is available, renewing the lease
-    /// meanwhile. Writes nothing: the caller records the outcome.
-    async fn make_backup(
-        &self,
-        backup: &BackupEntry,
-        cluster: &ClusterRecord,
-        provider: &Arc<dyn BackupProvider>,
-        lock: &ClusterLockInfo,
-    ) -> Made {
-        let progress = Progress::default();
-        let request = BackupRequest {
+        let end = RunEnd::Succeeded {
             backup_id: backup.id.clone(),
-            job_id: backup.job_id.clone(),
-            description: backup.description.clone(),
-            cluster: cluster.clone(),
-            progress: progress.clone(),
+            pruned,
+            details: sentence,
         };
-        let mut location = backup.location.clone().unwrap_or_default();
-        let mut notes = Vec::new();
-        let work = async {
-            let handle = provider
-                .create(&request)
-                .await
-                .map_err(BackupFailure::Provider)?;
-            let waited = self
-                .wait_available(provider.as_ref(), &handle, &progress)
-                .await;
-            Ok::<_, BackupFailure>((handle, waited))
-        };
-        let result = match self
-            .with_lease(&cluster.id, lock.fencing_token, Some(&progress), work)
-            .await
-        {
-            Ok(Ok((handle, waited))) => {
-                location = handle.location;
-                notes = handle.notes;
-                waited
-            }
-            Ok(Err(failure)) => Err(failure),
-            Err(stop) => Err(BackupFailure::Stopped(stop)),
-        };
-        Made {
-            result,
-            location,
-            notes,
-        }
+        self.end_run(item, end, pending, release).await
     }
-
-    async fn wait_available(
-        &self,
-        provider: &dyn BackupProvider,
-        handle: &BackupHandle,
-        progress: &Progress,
-    ) -> Result<(), BackupFailure> {
-        let config = &self.inner.config;
-        let deadline = tokio::time::Instant::now() + config.max_backup_wait;
-        loop {
-            match provider
-                .status(handle)
-                .await
-                .map_err(BackupFailure::Provider)?
-            {
-                ProviderStatus::Available => return Ok(()),
-                ProviderStatus::Failed(reason) => {
-                    return Err(BackupFailure::Provider(ProviderError::new(reason)))
-                }
-                ProviderStatus::Creating => {
-                    // The provider answered: waiting on a snapshot is progress.
-                    progress.tick();
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(BackupFailure::Provider(ProviderError::new(format!(
-                            "the backup did not become available within {} seconds",
-                            config.max_backup_wait.as_secs()
-                        ))));
-                    }
-                    tokio::time::sleep(config.poll_interval).await;
-                }
-            }
-        }
-    }
-
-    /// Runs `work` while renewing the lease every `renew_every`, and drops it (abandoning
-    /// it) when it must stop:
-    /// - a renewal finds the lock taken over ([`Stop::LeaseLost`]);
-    /// - with `progress`, the lease is renewed only while work moves, and no movement for
-    ///   `stall_after` gives up ([`Stop::Stalled`]): a worker stuck in a system call must
-    ///   not hold the cluster for ever (SPEC §13);
-    /// - the server is stopping ([`Stop::Interrupted`]).
-    ///
-    /// A renewal that fails for another reason (the store hiccups) is retried at the next
-    /// tick: the lease is still valid until its expiry.
-    pub(crate) async fn with_lease<F: Future>(
-        &self,
-        cluster_id: &str,
-        fencing_token: u64,
-        progress: Option<&Progress>,
-        work: F,
-    ) -> Result<F::Output, Stop> {
-        let config = &self.inner.config;
-        let every = config.renew_every.min(config.stall_after);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stopping = self.inner.stopping.subscribe();
-        let stopped = async move {
-            // The guard `wait_for` answers is not `Send`: drop it before the next await.
-            let _ = stopping.wait_for(|stop| *stop).await.is_ok();
-        };
-        tokio::pin!(stopped);
-        let mut seen = progress.map(Progress::events);
-        let mut moved_at = tokio::time::Instant::now();
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return Ok(out),
-                _ = &mut stopped => {
-                    tracing::warn!(%cluster_id, "stopping work for the shutdown");
-                    return Err(Stop::Interrupted);
-                }
-                _ = ticker.tick() => {
-                    if let (Some(progress), Some(last)) = (progress, seen.as_mut()) {
-                        let now_events = progress.events();
-                        if now_events != *last {
-                            *last = now_events;
-                            moved_at = tokio::time::Instant::now();
-                        } else if moved_at.elapsed() >= config.stall_after {
-                            tracing::warn!(%cluster_id, stalled_for = ?moved_at.elapsed(), "the provider made no progress; abandoning its work");
-                            return Err(Stop::Stalled(config.stall_after));
-                        } else {
-                            continue;
-                        }
-                    }
-                    match self.inner.lock.renew(cluster_id, fencing_token, self.now(), self.lease()).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            tracing::warn!(%cluster_id, fencing_token, "lost the cluster lock while working");
-                            return Err(Stop::LeaseLost);
-                        }
-                        Err(error) => tracing::warn!(%cluster_id, %error, "could not renew the lease; retrying"),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Writes a run's final history item (a run that made no backup and holds no lock).
-    async fn finish(
-        &self,
-        item: &HistoryItem,
-        status: RunStatus,
-        error_code: Option<&str>,
-        details: String,
-        backup_id: Option<&str>,
-        pruned: Vec<String>,
-    ) -> HistoryItem {
-        self.finish_with(
-            item, status, error_code, details, backup_id, pruned, None, None,
-        )
-        .await
-    }
-
-    /// Writes a run's final history item, together with the backup's end and the lock's
-    /// release when given. A store failure here is logged (the run itself is over); the item
-    /// is returned either way.
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_with(
-        &self,
-        item: &HistoryItem,
-        status: RunStatus,
-        error_code: Option<&str>,
-        details: String,
-        backup_id: Option<&str>,
-        pruned: Vec<String>,
-        backup: Option<BackupEnd<'_>>,
-        release: Option<(&str, u64)>,
-    ) -> HistoryItem {
-        let mut item = item.clone();
-        item.status = status;
-        item.error_code = error_code.map(str::to_owned);
-        item.details = details;
-        if let Some(backup_id) = backup_id {
-            item.linked_resource = backup_id.to_owned();
-        }
-        item.pruned_backup_ids = pruned;
-        item.end_time = Some(self.now());
-        let finish = Finish {
-            backup,
-            history: Some(&item),
-            release,
-        };
-        self.commit(&finish, &item.id).await;
-        match status {
-            RunStatus::Failed => {
-                tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = ?item.error_code, details = %item.details, "run failed")
-            }
-            _ => {
-                tracing::info!(job_id = %item.job_id, history_id = %item.id, details = %item.details, "run finished")
-            }
-        }
-        item
-    }
-
-    /// Applies `finish`, logging what did not go as asked: the lock no longer ours, the
-    /// backup no longer `creating`, or the store failing (the lease then frees the cluster).
-    async fn commit(&self, finish: &Finish<'_>, what: &str) {
-        match self.inner.writes.finish(finish).await {
-            Ok(done) => {
-                if done.backup_updated == Some(false) {
-                    tracing::warn!(%what, "the backup had left `creating`; its status was not changed");
-                }
-                if done.released == Some(false) {
-                    tracing::warn!(%what, "the lock was no longer ours to release");
-                }
-            }
-            Err(error) => {
-                tracing::error!(%what, %error, "could not record the end of a backup or run; a held lock frees itself when its lease expires");
-            }
-        }
-    }
-}
-
-/// What [`Engine::start_backup`] needs to record a new backup.
-struct NewBackup<'a> {
-    scope: &'a Scope,
-    cluster: &'a ClusterRecord,
-    provider: &'a dyn BackupProvider,
-    job_id: Option<&'a str>,
-    sequence_key: &'a str,
-    template: &'a Template,
-    datetime: DateTime<Utc>,
-    holder: &'a LockHolder,
-    seen: &'a Seen,
-    backup_id: String,
 }

@@ -1,5 +1,7 @@
-//! [`OneByOne`]: the [`BackupWrites`] of adapters that have no batched form (SQLite, whose
-//! calls are local and cheap): each group of writes made through the narrow ports, in order.
+//! [`OneByOne`]: the one [`BackupWrites`] of stores without multi-item transactions
+//! (SQLite, whose calls are local and cheap, and the in-memory store): each group of writes
+//! made through the narrow ports, in order. It reads nothing ahead in `prepare`, so it has
+//! no versions to keep.
 
 use std::sync::Arc;
 
@@ -7,7 +9,9 @@ use async_trait::async_trait;
 use backup_core::retention::BackupStatus;
 
 use crate::error::StoreError;
-use crate::model::{Acquisition, Finish, Finished, Prepared, Seen, StartBackup, Started};
+use crate::model::{
+    Acquisition, Applied, ClusterRecord, Finish, Finished, Release, StartBackup, Started,
+};
 use crate::ports::{BackupWrites, ClusterLock, Store, StoreResult};
 
 /// Groups of writes made one call at a time through `store` and `lock`.
@@ -20,15 +24,21 @@ impl OneByOne {
     pub fn new(store: Arc<dyn Store>, lock: Arc<dyn ClusterLock>) -> OneByOne {
         OneByOne { store, lock }
     }
+
+    /// Over an adapter that is both the store and the lock.
+    pub fn over<S: Store + ClusterLock + 'static>(adapter: Arc<S>) -> OneByOne {
+        OneByOne::new(adapter.clone(), adapter)
+    }
 }
 
 #[async_trait]
 impl BackupWrites for OneByOne {
-    async fn prepare(&self, cluster_id: &str, _sequence_key: &str) -> StoreResult<Prepared> {
-        Ok(Prepared {
-            cluster: self.store.get_cluster(cluster_id).await?,
-            seen: Seen::Nothing,
-        })
+    async fn prepare(
+        &self,
+        cluster_id: &str,
+        _sequence_key: &str,
+    ) -> StoreResult<Option<ClusterRecord>> {
+        self.store.get_cluster(cluster_id).await
     }
 
     async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started> {
@@ -42,7 +52,7 @@ impl BackupWrites for OneByOne {
         };
         let recorded = async {
             let index = self.store.next_sequence(start.sequence_key).await?;
-            let backup = (start.backup)(index);
+            let backup = start.backup.numbered(index);
             if !self.store.insert_backup(&backup).await? {
                 return Err(StoreError::Corrupt(format!(
                     "backup id {} is already taken",
@@ -95,7 +105,7 @@ impl BackupWrites for OneByOne {
                     .await
                 {
                     Ok(updated) => {
-                        finished.backup_updated = Some(updated);
+                        finished.backup = Applied::from_condition(updated);
                         // Only the write that ended the backup says why: a backup that had
                         // already left `creating` keeps its own reason.
                         if updated && (end.error_code.is_some() || end.details.is_some()) {
@@ -117,9 +127,13 @@ impl BackupWrites for OneByOne {
                 keep(e);
             }
         }
-        if let Some((cluster_id, token)) = finish.release {
-            match self.lock.release(cluster_id, token).await {
-                Ok(released) => finished.released = Some(released),
+        if let Some(Release {
+            cluster_id,
+            fencing_token,
+        }) = finish.release
+        {
+            match self.lock.release(cluster_id, fencing_token).await {
+                Ok(released) => finished.release = Applied::from_condition(released),
                 Err(e) => keep(e),
             }
         }

@@ -12,7 +12,7 @@
 //! tell a malformed event (fix the rule) from a store outage (wait; Lambda retries).
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use backup_core::api::RunStatus;
+use backup_core::api::{RunFailure, RunStatus};
 use backup_engine::{Engine, EngineError, ErrorKind};
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
@@ -35,7 +35,7 @@ pub struct RunReport {
     pub history_id: String,
     pub status: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
+    pub error_code: Option<RunFailure>,
     pub details: String,
     /// `true` when this delivery found the run already recorded and did nothing.
     pub duplicate: bool,
@@ -228,7 +228,7 @@ pub async fn handle(
         tracing::warn!(
             job_id = %report.job_id,
             history_id = %report.history_id,
-            error_code = report.error_code.as_deref().unwrap_or(""),
+            error_code = report.error_code.map(|c| c.to_string()).unwrap_or_default(),
             "RUN_FAILED {}",
             report.details
         );

@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backup_core::api::{ClusterTarget, JobStatus, RunStatus};
+use backup_core::api::{ClusterTarget, JobStatus, RunFailure, RunStatus};
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::{
     BackupStore, ClusterLock, ClusterStore, HistoryStore, IdGenerator, JobStore,
@@ -292,7 +292,7 @@ async fn twenty_concurrent_runs_for_one_cluster_make_one_backup_and_nineteen_loc
     let history = w.table.store().list_history(&scope(), None).await.unwrap();
     let locked: Vec<_> = history
         .iter()
-        .filter(|h| h.error_code.as_deref() == Some("cluster_locked"))
+        .filter(|h| h.error_code == Some(RunFailure::ClusterLocked))
         .collect();
     assert_eq!(locked.len(), 19);
     assert!(

@@ -40,6 +40,7 @@ use std::time::Duration;
 use backup_engine::clock::SystemClock;
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::Clock;
+use backup_engine::writes::OneByOne;
 use backup_engine::{Engine, EngineConfig, EngineError, Ports, StoreError};
 use data_dir::DirLock;
 use tokio::sync::mpsc;
@@ -172,7 +173,7 @@ impl LocalMode {
                 triggers: scheduler.clone(),
                 clock: options.clock,
                 ids: Arc::new(RandomIds::default()),
-                writes: None,
+                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
             },
             options.engine,
         );

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use backup_core::api::{
-    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunStatus, Trigger,
+    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{
@@ -245,6 +245,12 @@ fn run_status_str(s: RunStatus) -> &'static str {
     }
 }
 
+/// A stored `errorCode`: the text [`RunFailure`]'s serde names give; one this version does
+/// not know reads as `Unknown`, so the record stays readable.
+fn failure(code: Option<String>) -> Option<RunFailure> {
+    code.map(|c| c.parse().unwrap_or(RunFailure::Unknown))
+}
+
 fn run_status(s: &str) -> DbResult<RunStatus> {
     match s {
         "running" => Ok(RunStatus::Running),
@@ -336,7 +342,7 @@ fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
         index: u64::try_from(index)
             .map_err(|_| DbError::Corrupt(format!("backup index {index} is negative")))?,
         location: row.get(11)?,
-        error_code: row.get(12)?,
+        error_code: failure(row.get(12)?),
         details: row.get(13)?,
     })
 }
@@ -365,7 +371,7 @@ fn history_from_row(row: &Row<'_>) -> DbResult<HistoryEntry> {
             end_time: end.map(instant).transpose()?,
             scheduled_time: instant(row.get(10)?)?,
             trigger: trigger(&run_trigger)?,
-            error_code: row.get(12)?,
+            error_code: failure(row.get(12)?),
             pruned_backup_ids: serde_json::from_str(&pruned)
                 .map_err(|e| DbError::Corrupt(format!("pruned backup ids are unreadable: {e}")))?,
         },
@@ -556,7 +562,7 @@ impl BackupStore for SqliteStore {
                     b.status.as_str(),
                     index,
                     b.location,
-                    b.error_code,
+                    b.error_code.map(|c| c.to_string()),
                     b.details,
                 ],
             )?;
@@ -654,11 +660,11 @@ impl BackupStore for SqliteStore {
     async fn set_backup_details(
         &self,
         backup_id: &str,
-        error_code: Option<&str>,
+        error_code: Option<RunFailure>,
         details: Option<&str>,
     ) -> StoreResult<()> {
         let id = backup_id.to_owned();
-        let code = error_code.map(str::to_owned);
+        let code = error_code.map(|c| c.to_string());
         let details = details.map(str::to_owned);
         self.call(move |c| {
             c.execute(
@@ -713,7 +719,7 @@ impl RunStore for SqliteStore {
                     item.end_time.map(ms),
                     ms(item.scheduled_time),
                     trigger_str(item.trigger),
-                    item.error_code,
+                    item.error_code.map(|c| c.to_string()),
                     pruned,
                 ],
             )?;
@@ -740,7 +746,7 @@ impl HistoryStore for SqliteStore {
                     item.details,
                     item.linked_resource,
                     item.end_time.map(ms),
-                    item.error_code,
+                    item.error_code.map(|c| c.to_string()),
                     pruned,
                 ],
             )?;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use backup_engine::contract::Adapters;
+use backup_engine::writes::OneByOne;
 use backup_local::SqliteStore;
 
 async fn sqlite() -> Adapters {
@@ -10,8 +11,8 @@ async fn sqlite() -> Adapters {
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).expect("open store"));
     Adapters {
         store: store.clone(),
-        lock: store,
-        writes: None,
+        lock: store.clone(),
+        writes: Arc::new(OneByOne::over(store)),
         guard: Box::new(dir),
     }
 }
@@ -26,8 +27,8 @@ mod in_memory {
         let store = Arc::new(SqliteStore::open_in_memory().expect("open store"));
         Adapters {
             store: store.clone(),
-            lock: store,
-            writes: None,
+            lock: store.clone(),
+            writes: Arc::new(OneByOne::over(store)),
             guard: Box::new(()),
         }
     }

@@ -75,7 +75,7 @@ impl Setup {
 
     async fn backup(&self) -> Result<(BackupHandle, Manifest), backup_engine::ProviderError> {
         let request = self.request();
-        let handle = self.provider.create(&request).await?;
+        let handle = self.provider.create(&request).await?.into_handle();
         let manifest = directory::verify(&self.backups().join(&request.backup_id))
             .unwrap_or_else(|e| panic!("verify failed: {e}"));
         Ok((handle, manifest))

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backup_core::api::{
-    ClusterTarget, CreateJobRequest, HistoryItem, RegisterClusterRequest, RunStatus,
+    ClusterTarget, CreateJobRequest, HistoryItem, RegisterClusterRequest, RunFailure, RunStatus,
     ScheduledBackupData, Trigger,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::{BackupProvider, ClusterLock};
+use backup_engine::writes::OneByOne;
 use backup_engine::{
-    Acquisition, BackupFilter, BackupHandle, BackupRequest, Engine, EngineConfig, LockHolder,
-    Ports, ProviderError, ProviderStatus, RunStart, Scope,
+    Acquisition, BackupFilter, BackupHandle, BackupRequest, Creation, Engine, EngineConfig,
+    LockHolder, Ports, ProviderError, ProviderStatus, RunStart, Scope,
 };
 use backup_local::directory::verify;
 use backup_local::{DirectoryProvider, LocalScheduler, SqliteStore};
@@ -68,7 +69,7 @@ impl BackupProvider for Watched {
         "directory"
     }
 
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let cluster = request.cluster.id.clone();
         {
             let mut active = self.active.lock().unwrap();
@@ -163,7 +164,7 @@ impl Harness {
                 triggers: LocalScheduler::new(engine_clock.clone()),
                 clock: engine_clock,
                 ids: Arc::new(RandomIds::default()),
-                writes: None,
+                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
             },
             config,
         );
@@ -340,7 +341,7 @@ async fn two_jobs_on_one_cluster_at_the_same_moment_make_one_backup() {
         .iter()
         .find(|o| o.status == RunStatus::Succeeded)
         .unwrap();
-    assert_eq!(failed.error_code.as_deref(), Some("cluster_locked"));
+    assert_eq!(failed.error_code, Some(RunFailure::ClusterLocked));
     assert_ne!(failed.job_id, winner.job_id);
     // AND the failure names the holder: its operation, job, run and since when
     for needle in ["scheduled-backup", &winner.job_id, &winner.id, "since"] {
@@ -402,8 +403,8 @@ async fn fifty_concurrent_runs_over_five_clusters_never_overlap_on_a_cluster() {
         match o.status {
             RunStatus::Succeeded => {}
             RunStatus::Failed => assert_eq!(
-                o.error_code.as_deref(),
-                Some("cluster_locked"),
+                o.error_code,
+                Some(RunFailure::ClusterLocked),
                 "{}",
                 o.details
             ),
@@ -472,7 +473,7 @@ async fn an_unreadable_cluster_directory_is_a_provider_error_that_prunes_nothing
     let bad = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
     // THEN the run fails with provider_error, names the backup it marked defunct
     assert_eq!(bad.status, RunStatus::Failed);
-    assert_eq!(bad.error_code.as_deref(), Some("provider_error"));
+    assert_eq!(bad.error_code, Some(RunFailure::ProviderError));
     assert!(
         bad.details.contains("nothing was pruned"),
         "{}",
@@ -542,7 +543,7 @@ async fn a_crashed_holders_lock_expires_and_the_next_run_succeeds() {
     // WHEN a run comes 30 s later THEN it fails, naming the crashed holder
     h.clock.set(at(60) + chrono::Duration::seconds(30));
     let early = h.engine.run_scheduled(&job, at(60)).await.unwrap().history;
-    assert_eq!(early.error_code.as_deref(), Some("cluster_locked"));
+    assert_eq!(early.error_code, Some(RunFailure::ClusterLocked));
     assert!(
         early.details.contains("deadrun0000000000000"),
         "{}",
@@ -602,7 +603,7 @@ async fn a_copy_that_fails_midway_leaves_nothing_behind() {
     // WHEN the job runs
     let run = h.engine.run_scheduled(&job, at(60)).await.unwrap().history;
     // THEN it fails, its backup is defunct, and no directory of it exists, partial or not
-    assert_eq!(run.error_code.as_deref(), Some("provider_error"));
+    assert_eq!(run.error_code, Some(RunFailure::ProviderError));
     assert!(run.details.contains("not UTF-8"), "{}", run.details);
     let backup = &h.backups(Some(&job)).await[0];
     assert_eq!(backup.status, BackupStatus::Defunct);
@@ -700,7 +701,7 @@ async fn a_deleted_job_stops_running_and_keeps_its_history_and_backups() {
     );
     // AND a late trigger records a failed run and makes no backup
     let late = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
-    assert_eq!(late.error_code.as_deref(), Some("job_not_found"));
+    assert_eq!(late.error_code, Some(RunFailure::JobNotFound));
     // AND its history and backups remain
     assert_eq!(h.history(Some(&job)).await.len(), 2);
     assert_eq!(h.backups(Some(&job)).await.len(), 1);
@@ -768,7 +769,7 @@ async fn a_restart_marks_interrupted_work_failed_and_defunct() {
     let scope = Scope::new("default", "default").unwrap();
     let items = local.engine.list_history(&scope, None).await.unwrap();
     assert_eq!(items[0].status, RunStatus::Failed);
-    assert_eq!(items[0].error_code.as_deref(), Some("interrupted"));
+    assert_eq!(items[0].error_code, Some(RunFailure::Interrupted));
     let backups = local
         .engine
         .list_backups(&scope, &BackupFilter::default())
@@ -884,8 +885,8 @@ async fn a_run_that_loses_its_lock_abandons_its_backup() {
     let done = run.await.unwrap();
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(
-        done.error_code.as_deref(),
-        Some("lock_lost"),
+        done.error_code,
+        Some(RunFailure::LockLost),
         "{}",
         done.details
     );
@@ -975,7 +976,7 @@ async fn a_redelivery_of_a_run_whose_process_died_records_it_as_interrupted() {
     // THEN the run is recorded as interrupted, linked to its backup, which is defunct
     assert!(later.duplicate);
     assert_eq!(later.history.status, RunStatus::Failed);
-    assert_eq!(later.history.error_code.as_deref(), Some("interrupted"));
+    assert_eq!(later.history.error_code, Some(RunFailure::Interrupted));
     assert_eq!(later.history.linked_resource, b.id);
     assert!(
         later.history.details.contains("defunct"),

@@ -39,7 +39,9 @@
 //! - **A run's writes are grouped** (module `writes`): one `BatchGetItem` reads the cluster, its
 //!   lock and the job's counter; one `TransactWriteItems` takes the lock, numbers the backup
 //!   and records it, conditional on the lock token and counter just read (the token is set
-//!   to the one after it, as the single `UpdateItem` would); one `TransactWriteItems` records
+//!   to the one after it, as the single `UpdateItem` would; the adapter keeps those
+//!   versions itself, keyed by cluster and counter, so the engine carries no DynamoDB
+//!   state); one `TransactWriteItems` records
 //!   the backup's outcome and the history item and releases the lock. A failed condition
 //!   cancels the whole transaction, so the group is then decided again from fresh reads, or
 //!   made one write at a time. `update::Update` builds each conditional update once for
@@ -49,6 +51,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -60,7 +63,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use backup_core::api::{
-    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunStatus, Trigger,
+    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{
@@ -94,6 +97,8 @@ const LOCK_ITEM_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The versions `start` conditions its transaction on (see [`writes`]); shared by clones.
+    seen: Arc<writes::SeenVersions>,
 }
 
 impl DynamoStore {
@@ -101,6 +106,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            seen: Arc::default(),
         }
     }
 
@@ -372,6 +378,12 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// A stored `errorCode` ([`RunFailure`]'s serde name); one this version does not know
+/// reads as `Unknown`, so the item stays readable.
+fn failure(item: &Item) -> Option<RunFailure> {
+    opt_s(item, "error_code").map(|c| c.parse().unwrap_or(RunFailure::Unknown))
+}
+
 fn parse_enum<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> StoreResult<T> {
     let text = get_s(item, name)?;
     serde_json::from_value(serde_json::Value::String(text.clone()))
@@ -515,8 +527,8 @@ fn backup_item(b: &BackupEntry) -> Item {
     if let Some(location) = &b.location {
         item.insert("location".into(), s(location));
     }
-    if let Some(code) = &b.error_code {
-        item.insert("error_code".into(), s(code));
+    if let Some(code) = b.error_code {
+        item.insert("error_code".into(), s(code.to_string()));
     }
     if let Some(details) = &b.details {
         item.insert("details".into(), s(details));
@@ -537,7 +549,7 @@ fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
         status: parse_enum(item, "status")?,
         index: get_n(item, "seq")?,
         location: opt_s(item, "location"),
-        error_code: opt_s(item, "error_code"),
+        error_code: failure(item),
         details: opt_s(item, "details"),
     })
 }
@@ -587,8 +599,8 @@ fn history_outcome(h: &HistoryItem) -> Item {
     if let Some(end) = h.end_time {
         item.insert("end".into(), n(ms(end)));
     }
-    if let Some(code) = &h.error_code {
-        item.insert("error_code".into(), s(code));
+    if let Some(code) = h.error_code {
+        item.insert("error_code".into(), s(code.to_string()));
     }
     item
 }
@@ -618,7 +630,7 @@ fn history_from(item: &Item) -> StoreResult<HistoryEntry> {
             end_time: opt_instant(item, "end")?,
             scheduled_time: get_instant(item, "scheduled")?,
             trigger,
-            error_code: opt_s(item, "error_code"),
+            error_code: failure(item),
             pruned_backup_ids: pruned,
         },
     })
@@ -661,9 +673,9 @@ fn backup_status_update(
 }
 
 /// Sets the failure code and sentence of a backup (each only when given).
-fn backup_details(update: Update, error_code: Option<&str>, details: Option<&str>) -> Update {
+fn backup_details(update: Update, error_code: Option<RunFailure>, details: Option<&str>) -> Update {
     let update = match error_code {
-        Some(code) => update.set("error_code", s(code)),
+        Some(code) => update.set("error_code", s(code.to_string())),
         None => update,
     };
     match details {
@@ -1003,7 +1015,7 @@ impl BackupStore for DynamoStore {
     async fn set_backup_details(
         &self,
         backup_id: &str,
-        error_code: Option<&str>,
+        error_code: Option<RunFailure>,
         details: Option<&str>,
     ) -> StoreResult<()> {
         if error_code.is_none() && details.is_none() {

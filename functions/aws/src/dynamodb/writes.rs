@@ -8,10 +8,20 @@
 //! retry of a request whose answer was lost is answered as the first attempt was, instead of
 //! failing its conditions against its own writes.
 //!
+//! **Versions.** `start` conditions its transaction on the lock's fencing token and the
+//! counter's value. The engine carries none of this (the port is provider-neutral): the
+//! adapter keeps the versions it last saw for each (cluster, counter) in [`SeenVersions`],
+//! filled by `prepare` and by `start` itself, so a run still costs one read and one
+//! transaction to start. A version another process moved since only costs a cancelled
+//! transaction and a fresh read; a missing one, a read first.
+//!
 //! A transaction is all or nothing, so when one of its conditions fails nothing is written
 //! and the group is decided again: `start` reads the lock and the counter again and answers
 //! `Held` if the lock is taken, or tries once more with the fresh versions; `finish` makes
 //! its parts one by one, each under its own condition, exactly as the narrow ports would.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -21,7 +31,9 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
 use backup_core::api::ClusterLockInfo;
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{BackupWrites, StoreResult};
-use backup_engine::{Finish, Finished, Prepared, Seen, StartBackup, Started, StoreError};
+use backup_engine::{
+    Applied, ClusterRecord, Finish, Finished, Release, StartBackup, Started, StoreError,
+};
 
 use super::update::Update;
 use super::{
@@ -34,6 +46,39 @@ use super::{
 const START_ATTEMPTS: usize = 5;
 /// How many `BatchGetItem` rounds may leave keys unprocessed before giving up.
 const BATCH_GET_ROUNDS: u32 = 8;
+
+/// How many (cluster, counter) pairs [`SeenVersions`] remembers before it forgets them all:
+/// a bound on memory in a long-lived process, at the price of one read per pair afterwards.
+const SEEN_VERSIONS_KEPT: usize = 4096;
+
+/// The lock's fencing token (`None`: no lock item yet) and the counter's value (0: no
+/// counter yet) as this process last saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Versions {
+    lock_token: Option<u64>,
+    sequence: u64,
+}
+
+/// What `start` may condition its transaction on, per (cluster id, counter key): an
+/// optimisation only, since `start` decides right with stale versions too.
+#[derive(Debug, Default)]
+pub(super) struct SeenVersions(Mutex<HashMap<(String, String), Versions>>);
+
+impl SeenVersions {
+    fn get(&self, cluster_id: &str, sequence_key: &str) -> Option<Versions> {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&(cluster_id.to_owned(), sequence_key.to_owned()))
+            .copied()
+    }
+
+    fn remember(&self, cluster_id: &str, sequence_key: &str, versions: Versions) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= SEEN_VERSIONS_KEPT {
+            seen.clear();
+        }
+        seen.insert((cluster_id.to_owned(), sequence_key.to_owned()), versions);
+    }
+}
 
 /// The three items a run reads before it starts.
 struct RunItems {
@@ -54,6 +99,13 @@ impl RunItems {
             .map(|i| get_n(i, "seq"))
             .transpose()?
             .unwrap_or(0))
+    }
+
+    fn versions(&self) -> StoreResult<Versions> {
+        Ok(Versions {
+            lock_token: self.lock_token()?,
+            sequence: self.sequence()?,
+        })
     }
 }
 
@@ -156,26 +208,29 @@ fn finish_token(finish: &Finish<'_>) -> Option<String> {
 
 #[async_trait]
 impl BackupWrites for DynamoStore {
-    async fn prepare(&self, cluster_id: &str, sequence_key: &str) -> StoreResult<Prepared> {
+    async fn prepare(
+        &self,
+        cluster_id: &str,
+        sequence_key: &str,
+    ) -> StoreResult<Option<ClusterRecord>> {
         let items = self.run_items(cluster_id, sequence_key).await?;
-        Ok(Prepared {
-            cluster: items.cluster.as_ref().map(cluster_from).transpose()?,
-            seen: Seen::Versions {
-                lock_token: items.lock_token()?,
-                sequence: items.sequence()?,
-            },
-        })
+        self.seen
+            .remember(cluster_id, sequence_key, items.versions()?);
+        items.cluster.as_ref().map(cluster_from).transpose()
     }
 
     async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started> {
-        let (mut lock_token, mut sequence, mut lock_item) = match start.seen {
-            Seen::Versions {
-                lock_token,
-                sequence,
-            } => (*lock_token, *sequence, None),
-            Seen::Nothing => {
+        let (
+            Versions {
+                mut lock_token,
+                mut sequence,
+            },
+            mut lock_item,
+        ) = match self.seen.get(start.cluster_id, start.sequence_key) {
+            Some(versions) => (versions, None),
+            None => {
                 let items = self.run_items(start.cluster_id, start.sequence_key).await?;
-                (items.lock_token()?, items.sequence()?, items.lock)
+                (items.versions()?, items.lock)
             }
         };
         for attempt in 0..START_ATTEMPTS {
@@ -187,7 +242,7 @@ impl BackupWrites for DynamoStore {
                     }
                 }
             }
-            let backup = (start.backup)(sequence + 1);
+            let backup = start.backup.numbered(sequence + 1);
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(backup_item(&backup)))
@@ -215,13 +270,22 @@ impl BackupWrites for DynamoStore {
                 .await
             {
                 Ok(_) => {
+                    let fencing_token = token_after(lock_token, start.now);
+                    self.seen.remember(
+                        start.cluster_id,
+                        start.sequence_key,
+                        Versions {
+                            lock_token: Some(fencing_token),
+                            sequence: sequence + 1,
+                        },
+                    );
                     let lock = ClusterLockInfo {
                         operation: start.holder.operation.clone(),
                         job_id: start.holder.job_id.clone(),
                         run_id: start.holder.run_id.clone(),
                         since: start.now,
                         expires: start.now + start.lease,
-                        fencing_token: token_after(lock_token, start.now),
+                        fencing_token,
                     };
                     return Ok(Started::Acquired { lock, backup });
                 }
@@ -237,8 +301,11 @@ impl BackupWrites for DynamoStore {
                     }
                     // The lock or the counter moved since it was read: read both again.
                     let items = self.run_items(start.cluster_id, start.sequence_key).await?;
-                    lock_token = items.lock_token()?;
-                    sequence = items.sequence()?;
+                    let versions = items.versions()?;
+                    self.seen
+                        .remember(start.cluster_id, start.sequence_key, versions);
+                    lock_token = versions.lock_token;
+                    sequence = versions.sequence;
                     lock_item = items.lock;
                 }
             }
@@ -275,8 +342,12 @@ impl BackupWrites for DynamoStore {
         if let Some(item) = finish.history {
             parts.push((Part::History(item), history_update(item)));
         }
-        if let Some((cluster_id, token)) = finish.release {
-            parts.push((Part::Release, lock_release(cluster_id, token)));
+        if let Some(Release {
+            cluster_id,
+            fencing_token,
+        }) = finish.release
+        {
+            parts.push((Part::Release, lock_release(cluster_id, fencing_token)));
         }
         if parts.len() > 1 {
             let actions = parts
@@ -292,10 +363,17 @@ impl BackupWrites for DynamoStore {
                 .await
             {
                 Ok(_) => {
+                    let asked = |part: bool| {
+                        if part {
+                            Applied::Done
+                        } else {
+                            Applied::NotAsked
+                        }
+                    };
                     return Ok(Finished {
-                        backup_updated: finish.backup.as_ref().map(|_| true),
-                        released: finish.release.map(|_| true),
-                    })
+                        backup: asked(finish.backup.is_some()),
+                        release: asked(finish.release.is_some()),
+                    });
                 }
                 // A condition failed, so nothing was written: make the parts one by one.
                 Err(e) if cancellation(&e).is_some() => {}
@@ -313,8 +391,8 @@ impl BackupWrites for DynamoStore {
                 }
             };
             match part {
-                Part::Backup => finished.backup_updated = Some(applied),
-                Part::Release => finished.released = Some(applied),
+                Part::Backup => finished.backup = Applied::from_condition(applied),
+                Part::Release => finished.release = Applied::from_condition(applied),
                 Part::History(item) if !applied => {
                     first_error.get_or_insert(no_run_record(item));
                 }

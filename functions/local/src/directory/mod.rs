@@ -74,7 +74,8 @@ use async_trait::async_trait;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
-    BackupHandle, BackupRequest, ProviderError, ProviderErrorCode, ProviderStatus, TargetProblem,
+    BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
+    TargetProblem,
 };
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -296,7 +297,8 @@ impl BackupProvider for DirectoryProvider {
             .into_owned()
     }
 
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+    /// Copies the directory in this call: the backup is [`Creation::Done`].
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let ClusterTarget::Directory { path } = &request.cluster.target else {
             return Err(ProviderError::new(format!(
                 "cluster {} is not a directory cluster",
@@ -338,7 +340,7 @@ impl BackupProvider for DirectoryProvider {
             location.to_string_lossy().into_owned(),
         );
         handle.notes = notes;
-        Ok(handle)
+        Ok(Creation::Done(handle))
     }
 
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {

@@ -1,8 +1,9 @@
 //! The engine's safety rules of SPEC §12–§13 that do not depend on the file system: the
 //! stall watchdog, a shutdown that interrupts running backups, failures recorded on manual
 //! backups, idempotent deletes settled at start-up, and a provider's path policy at
-//! registration and at every list. The store is a real SQLite database; the provider is
-//! scripted, because what is under test is the engine's decision, not a copy.
+//! registration and at every list. The store is the in-memory one (it passes the same
+//! contract as SQLite and DynamoDB); the provider is scripted, because what is under test is
+//! the engine's decision, not a copy.
 //!
 //! Time is paused (`start_paused`): the watchdog and the lease renewals run on tokio's clock,
 //! which jumps ahead whenever every task waits, so a minute-long stall takes no real time.
@@ -13,18 +14,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backup_core::api::{
-    ClusterTarget, CreateBackupRequest, CreateJobRequest, RegisterClusterRequest, RunStatus,
-    ScheduledBackupData,
+    ClusterTarget, CreateBackupRequest, CreateJobRequest, RegisterClusterRequest, RunFailure,
+    RunStatus, ScheduledBackupData,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
 use backup_engine::ids::RandomIds;
+use backup_engine::memory::MemoryStore;
+use backup_engine::ports::TriggerScheduler;
 use backup_engine::ports::{BackupProvider, BackupStore, ClusterLock};
+use backup_engine::writes::OneByOne;
 use backup_engine::{
-    BackupHandle, BackupRequest, Engine, EngineConfig, Ports, ProviderError, ProviderErrorCode,
-    ProviderStatus, Scope, TargetProblem,
+    BackupHandle, BackupRequest, Creation, Engine, EngineConfig, Ports, ProviderError,
+    ProviderErrorCode, ProviderStatus, Scope, TargetProblem,
 };
-use backup_local::{LocalScheduler, SqliteStore};
+use backup_engine::{JobRecord, TriggerError};
 use chrono::{DateTime, Utc};
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -42,11 +46,15 @@ enum Script {
     Fail(ProviderErrorCode),
     /// Succeeds at once, with a note.
     SucceedWithNote,
+    /// Starts a backup that settles later (as EBS snapshots do): `status` answers
+    /// `Creating` twice, then `Available`, or `Failed` with this sentence.
+    Pending(Option<&'static str>),
 }
 
 struct Scripted {
     script: Mutex<Script>,
     deletes: AtomicUsize,
+    polls: AtomicUsize,
 }
 
 impl Scripted {
@@ -54,6 +62,7 @@ impl Scripted {
         Arc::new(Scripted {
             script: Mutex::new(script),
             deletes: AtomicUsize::new(0),
+            polls: AtomicUsize::new(0),
         })
     }
 }
@@ -94,7 +103,7 @@ impl BackupProvider for Scripted {
         format!("/backups/{}", request.backup_id)
     }
 
-    async fn create(&self, request: &BackupRequest) -> Result<BackupHandle, ProviderError> {
+    async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let script = *self.script.lock().unwrap();
         match script {
             Script::StallAfterOneStep => {
@@ -109,19 +118,28 @@ impl BackupProvider for Scripted {
                 code,
                 "the backup needs 9000 bytes and the backup root has 100 free",
             )),
+            Script::Pending(_) => Ok(Creation::Pending(BackupHandle::new(
+                request.backup_id.clone(),
+                "snap-1",
+            ))),
             Script::SucceedWithNote => {
                 let mut handle =
                     BackupHandle::new(request.backup_id.clone(), self.planned_location(request));
                 handle.notes.push(
                     "1 file changed while it was copied, so its copy may be torn: base/1".into(),
                 );
-                Ok(handle)
+                Ok(Creation::Done(handle))
             }
         }
     }
 
     async fn status(&self, _: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
-        Ok(ProviderStatus::Available)
+        let polls = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(match *self.script.lock().unwrap() {
+            Script::Pending(_) if polls <= 2 => ProviderStatus::Creating,
+            Script::Pending(Some(reason)) => ProviderStatus::Failed(reason.to_owned()),
+            _ => ProviderStatus::Available,
+        })
     }
 
     async fn delete(&self, _: &BackupHandle) -> Result<(), ProviderError> {
@@ -130,16 +148,30 @@ impl BackupProvider for Scripted {
     }
 }
 
+/// Triggers are not under test: these runs are started by the tests themselves.
+struct NoTriggers;
+
+#[async_trait]
+impl TriggerScheduler for NoTriggers {
+    async fn register(&self, _: &JobRecord) -> Result<(), TriggerError> {
+        Ok(())
+    }
+
+    async fn remove(&self, _: &str) -> Result<(), TriggerError> {
+        Ok(())
+    }
+}
+
 struct Harness {
     engine: Engine,
-    store: SqliteStore,
+    store: MemoryStore,
     provider: Arc<Scripted>,
     scope: Scope,
 }
 
 impl Harness {
     fn new(script: Script) -> Harness {
-        let store = SqliteStore::open_in_memory().unwrap();
+        let store = MemoryStore::new();
         let provider = Scripted::new(script);
         let clock: Arc<dyn backup_engine::ports::Clock> = Arc::new(ManualClock::new(at(0)));
         let config = EngineConfig {
@@ -152,10 +184,10 @@ impl Harness {
                 store: Arc::new(store.clone()),
                 lock: Arc::new(store.clone()),
                 providers: vec![provider.clone()],
-                triggers: LocalScheduler::new(clock.clone()),
+                triggers: Arc::new(NoTriggers),
                 clock,
                 ids: Arc::new(RandomIds::default()),
-                writes: None,
+                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
             },
             config,
         );
@@ -232,7 +264,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
     // THEN the run fails `provider_stalled` after the stall limit, saying why
     let item = outcome.history;
     assert_eq!(item.status, RunStatus::Failed);
-    assert_eq!(item.error_code.as_deref(), Some("provider_stalled"));
+    assert_eq!(item.error_code, Some(RunFailure::ProviderStalled));
     assert!(
         item.details.contains("no progress for 60 seconds"),
         "{}",
@@ -248,7 +280,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
         .unwrap()
         .unwrap();
     assert_eq!(backup.status, BackupStatus::Defunct);
-    assert_eq!(backup.error_code.as_deref(), Some("provider_stalled"));
+    assert_eq!(backup.error_code, Some(RunFailure::ProviderStalled));
 }
 
 #[tokio::test(start_paused = true)]
@@ -270,7 +302,7 @@ async fn a_copy_that_keeps_moving_is_not_stalled_however_long_it_takes() {
     // THEN the run ends `interrupted` and releases the lock
     let item = run.await.unwrap().unwrap().history;
     assert_eq!(item.status, RunStatus::Failed);
-    assert_eq!(item.error_code.as_deref(), Some("interrupted"));
+    assert_eq!(item.error_code, Some(RunFailure::Interrupted));
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
 }
 
@@ -284,7 +316,7 @@ async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
     // THEN the API's backup carries the code and the sentence
     let backup = h.engine.get_backup(&h.scope, &id).await.unwrap();
     assert_eq!(backup.status, BackupStatus::Defunct);
-    assert_eq!(backup.error_code.as_deref(), Some("insufficient_space"));
+    assert_eq!(backup.error_code, Some(RunFailure::InsufficientSpace));
     let details = backup.details.unwrap();
     assert!(details.contains("9000 bytes"), "{details}");
     // AND the lock is free
@@ -387,4 +419,63 @@ async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
     };
     assert_eq!(problem("ok"), None);
     assert!(problem("moved").unwrap().contains("now a link"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_that_settles_later_is_settled_within_the_run() {
+    // GIVEN a provider whose backups are started now and settle later
+    let h = Harness::new(Script::Pending(None));
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    // THEN the run waited for it to settle, and it is available where the provider put it
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert_eq!(h.provider.polls.load(Ordering::SeqCst), 3);
+    let backup = h
+        .store
+        .get_backup(&item.linked_resource)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backup.status, BackupStatus::Available);
+    assert_eq!(backup.location.as_deref(), Some("snap-1"));
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_that_settles_as_failed_fails_the_run() {
+    // GIVEN a provider whose started backup fails while it settles
+    let h = Harness::new(Script::Pending(Some("snapshot snap-1 failed")));
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs THEN it fails with provider_error, and the backup is defunct
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    assert_eq!(item.status, RunStatus::Failed);
+    assert_eq!(item.error_code, Some(RunFailure::ProviderError));
+    assert!(
+        item.details.contains("snapshot snap-1 failed"),
+        "{}",
+        item.details
+    );
+    let backup = h
+        .store
+        .get_backup(&item.linked_resource)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backup.status, BackupStatus::Defunct);
+    assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_made_at_once_is_not_polled() {
+    // GIVEN a provider that completes its backups in `create`
+    let h = Harness::new(Script::SucceedWithNote);
+    h.cluster("orders", "/srv/orders").await.unwrap();
+    let job = h.job("orders").await;
+    // WHEN the job runs THEN it succeeds without asking the provider to settle anything
+    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    assert_eq!(item.status, RunStatus::Succeeded);
+    assert_eq!(h.provider.polls.load(Ordering::SeqCst), 0);
 }

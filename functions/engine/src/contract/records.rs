@@ -1,0 +1,461 @@
+//! The contract of the stores: jobs, clusters, backups, runs, history and sequences.
+
+use super::*;
+
+pub fn job(id: &str, org: &str, cluster: &str, created: DateTime<Utc>) -> JobRecord {
+    JobRecord {
+        id: id.to_owned(),
+        scope: scope(org),
+        description: format!("Job {id} — nightly ☾"),
+        schedule: "0 * * * *".to_owned(),
+        status: JobStatus::Active,
+        cluster_id: cluster.to_owned(),
+        template: "{cluster} {datetime:rfc3339}".to_owned(),
+        max_backup_count: 2,
+        created,
+    }
+}
+
+pub async fn jobs_insert_conditionally_and_round_trip(a: &Adapters) {
+    let s = &a.store;
+    let j1 = job("j1", "o1", "c1", at(0));
+    assert!(s.insert_job(&j1).await.unwrap());
+    // WHEN the same id is inserted again THEN nothing changes
+    let mut clash = job("j1", "o2", "c9", at(5));
+    clash.description = "other".into();
+    assert!(!s.insert_job(&clash).await.unwrap());
+    assert_eq!(s.get_job("j1").await.unwrap(), Some(j1.clone()));
+    assert_eq!(s.get_job("nope").await.unwrap(), None);
+
+    let j2 = job("j2", "o1", "c1", at(1));
+    let j3 = job("j3", "o2", "c1", at(2));
+    assert!(s.insert_job(&j2).await.unwrap());
+    assert!(s.insert_job(&j3).await.unwrap());
+    // THEN a scope lists only its own jobs, oldest first
+    assert_eq!(
+        s.list_jobs(&scope("o1")).await.unwrap(),
+        vec![j1.clone(), j2.clone()]
+    );
+    assert_eq!(s.list_jobs(&scope("o2")).await.unwrap(), vec![j3.clone()]);
+    // WHEN a job is deleted THEN it is marked, once, and leaves the active list
+    assert!(s.mark_job_deleted("j2").await.unwrap());
+    assert!(!s.mark_job_deleted("j2").await.unwrap());
+    assert!(!s.mark_job_deleted("nope").await.unwrap());
+    let j2_deleted = s.get_job("j2").await.unwrap().unwrap();
+    assert_eq!(j2_deleted.status, JobStatus::Deleted);
+    let mut active: Vec<String> = s
+        .list_active_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    active.sort();
+    assert_eq!(active, ["j1", "j3"]);
+    // AND removing a job (undoing a creation) forgets it
+    s.remove_job("j3").await.unwrap();
+    assert_eq!(s.get_job("j3").await.unwrap(), None);
+}
+
+pub fn cluster(id: &str, org: &str) -> ClusterRecord {
+    ClusterRecord {
+        id: id.to_owned(),
+        scope: scope(org),
+        description: format!("Cluster {id}"),
+        region: "local".to_owned(),
+        target: ClusterTarget::Directory {
+            path: format!("/var/lib/{id}"),
+        },
+        created: at(0),
+    }
+}
+
+pub async fn clusters_insert_conditionally_and_round_trip(a: &Adapters) {
+    let s = &a.store;
+    let c2 = cluster("c2", "o1");
+    let c1 = cluster("c1", "o1");
+    let mut ebs = cluster("c3", "o2");
+    ebs.region = "eu-west-1".into();
+    ebs.target = ClusterTarget::AwsEbs {
+        volume_ids: vec!["vol-0abc123def4567890".into()],
+        instance_tag: None,
+    };
+    assert!(s.insert_cluster(&c2).await.unwrap());
+    assert!(s.insert_cluster(&c1).await.unwrap());
+    assert!(s.insert_cluster(&ebs).await.unwrap());
+    // WHEN an id is registered again, even in another scope THEN nothing changes
+    assert!(!s.insert_cluster(&cluster("c1", "o2")).await.unwrap());
+    assert_eq!(s.get_cluster("c1").await.unwrap(), Some(c1.clone()));
+    assert_eq!(s.get_cluster("c3").await.unwrap(), Some(ebs.clone()));
+    assert_eq!(s.list_clusters(&scope("o1")).await.unwrap(), vec![c1, c2]);
+    assert!(s.delete_cluster("c3").await.unwrap());
+    assert!(!s.delete_cluster("c3").await.unwrap());
+    assert_eq!(s.get_cluster("c3").await.unwrap(), None);
+}
+
+pub fn backup(
+    id: &str,
+    org: &str,
+    job: Option<&str>,
+    cluster: &str,
+    created: DateTime<Utc>,
+) -> BackupEntry {
+    BackupEntry {
+        id: id.to_owned(),
+        scope: scope(org),
+        job_id: job.map(str::to_owned),
+        cluster_id: cluster.to_owned(),
+        cluster_description: format!("Cluster {cluster}"),
+        provider: "directory".to_owned(),
+        description: format!("Backup {id} «{cluster}»"),
+        created,
+        status: BackupStatus::Creating,
+        index: 7,
+        location: None,
+        error_code: None,
+        details: None,
+    }
+}
+
+/// SPEC §13: a manual backup has no history item, so its record carries why it failed.
+pub async fn backup_failures_and_notes_are_stored_with_the_backup(a: &Adapters) {
+    let s = &a.store;
+    // GIVEN a backup inserted with a note
+    let mut b = backup("b1", "o1", None, "c1", at(0));
+    b.details = Some("1 file changed while it was copied: a.".into());
+    assert!(s.insert_backup(&b).await.unwrap());
+    assert_eq!(s.get_backup("b1").await.unwrap(), Some(b.clone()));
+    // WHEN its failure is recorded
+    s.set_backup_details(
+        "b1",
+        Some(RunFailure::InsufficientSpace),
+        Some("It needs 9 GB; 1 GB is free."),
+    )
+    .await
+    .unwrap();
+    // THEN both read back, and a later call with only one part keeps the other
+    s.set_backup_details("b1", Some(RunFailure::ProviderError), None)
+        .await
+        .unwrap();
+    let stored = s.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.error_code, Some(RunFailure::ProviderError));
+    assert_eq!(
+        stored.details.as_deref(),
+        Some("It needs 9 GB; 1 GB is free.")
+    );
+    // AND listing shows them too
+    let listed = s
+        .list_backups(&scope("o1"), &BackupFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![stored]);
+}
+
+/// SPEC §13: start-up finishes the deletes a stopped process left `deleting`.
+pub async fn deleting_backups_are_found_at_start_up(a: &Adapters) {
+    let s = &a.store;
+    for (id, minute) in [("b1", 0), ("b2", 1), ("b3", 2)] {
+        let mut b = backup(id, "o1", Some("j1"), "c1", at(minute));
+        b.status = BackupStatus::Available;
+        assert!(s.insert_backup(&b).await.unwrap());
+    }
+    for id in ["b1", "b3"] {
+        assert!(s
+            .update_backup_status(id, BackupStatus::Available, BackupStatus::Deleting)
+            .await
+            .unwrap());
+    }
+    let mut found: Vec<String> = s
+        .list_backups_in_status(BackupStatus::Deleting)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ["b1", "b3"]);
+}
+
+pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
+    let s = &a.store;
+    let b1 = backup("b1", "o1", Some("j1"), "c1", at(0));
+    let b2 = backup("b2", "o1", Some("j2"), "c1", at(10));
+    let b3 = backup("b3", "o1", None, "c2", at(20));
+    let b4 = backup("b4", "o2", Some("j3"), "c1", at(30));
+    // Same instant as b2: ties order by id.
+    let b5 = backup("b5", "o1", Some("j1"), "c2", at(10));
+    for b in [&b1, &b2, &b3, &b4, &b5] {
+        assert!(s.insert_backup(b).await.unwrap());
+    }
+    assert!(!s.insert_backup(&b1).await.unwrap());
+    assert_eq!(s.get_backup("b3").await.unwrap(), Some(b3.clone()));
+    let ids = |v: Vec<BackupEntry>| v.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    let all = BackupFilter::default();
+    assert_eq!(
+        ids(s.list_backups(&scope("o1"), &all).await.unwrap()),
+        ["b3", "b5", "b2", "b1"]
+    );
+    let by_job = BackupFilter {
+        job_id: Some("j1".into()),
+        cluster_id: None,
+    };
+    assert_eq!(
+        ids(s.list_backups(&scope("o1"), &by_job).await.unwrap()),
+        ["b5", "b1"]
+    );
+    let by_cluster = BackupFilter {
+        job_id: None,
+        cluster_id: Some("c1".into()),
+    };
+    assert_eq!(
+        ids(s.list_backups(&scope("o1"), &by_cluster).await.unwrap()),
+        ["b2", "b1"]
+    );
+    let both = BackupFilter {
+        job_id: Some("j1".into()),
+        cluster_id: Some("c2".into()),
+    };
+    assert_eq!(
+        ids(s.list_backups(&scope("o1"), &both).await.unwrap()),
+        ["b5"]
+    );
+    let mut job_backups = ids(s.list_job_backups("j1").await.unwrap());
+    job_backups.sort();
+    assert_eq!(job_backups, ["b1", "b5"]);
+    // WHEN the provider reports where it put a backup THEN the record keeps it
+    s.set_backup_location("b1", "/data/backups/b1")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_backup("b1")
+            .await
+            .unwrap()
+            .unwrap()
+            .location
+            .as_deref(),
+        Some("/data/backups/b1")
+    );
+    let mut creating = ids(s
+        .list_backups_in_status(BackupStatus::Creating)
+        .await
+        .unwrap());
+    creating.sort();
+    assert_eq!(creating, ["b1", "b2", "b3", "b4", "b5"]);
+}
+
+pub async fn backup_status_updates_are_conditional(a: &Adapters) {
+    use BackupStatus::*;
+    let s = &a.store;
+    assert!(s
+        .insert_backup(&backup("b1", "o1", Some("j1"), "c1", at(0)))
+        .await
+        .unwrap());
+    // WHEN the expected status is wrong THEN nothing changes
+    assert!(!s
+        .update_backup_status("b1", Available, Deleting)
+        .await
+        .unwrap());
+    assert_eq!(s.get_backup("b1").await.unwrap().unwrap().status, Creating);
+    // WHEN it is right THEN the status moves
+    assert!(s
+        .update_backup_status("b1", Creating, Available)
+        .await
+        .unwrap());
+    assert!(s
+        .update_backup_status("b1", Available, Deleting)
+        .await
+        .unwrap());
+    assert!(!s
+        .update_backup_status("b1", Available, Deleting)
+        .await
+        .unwrap());
+    assert!(s
+        .update_backup_status("b1", Deleting, Deleted)
+        .await
+        .unwrap());
+    assert_eq!(s.get_backup("b1").await.unwrap().unwrap().status, Deleted);
+    assert!(!s
+        .update_backup_status("nope", Creating, Available)
+        .await
+        .unwrap());
+    assert_eq!(s.list_backups_in_status(Deleted).await.unwrap().len(), 1);
+}
+
+pub fn history(
+    id: &str,
+    org: &str,
+    job: &str,
+    scheduled: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> HistoryEntry {
+    HistoryEntry {
+        scope: scope(org),
+        cluster_id: "c1".to_owned(),
+        item: HistoryItem {
+            id: id.to_owned(),
+            job_id: job.to_owned(),
+            status: RunStatus::Running,
+            details: "Backing up cluster c1.".to_owned(),
+            linked_resource: "c1".to_owned(),
+            start_time: start,
+            end_time: None,
+            scheduled_time: scheduled,
+            trigger: Trigger::Schedule,
+            error_code: None,
+            pruned_backup_ids: Vec::new(),
+        },
+    }
+}
+
+pub async fn run_records_are_idempotent(a: &Adapters) {
+    let s = &a.store;
+    let first = history("h1", "o1", "j1", at(60), at(60));
+    assert_eq!(s.begin_run(&first).await.unwrap(), RunStart::Started);
+    // WHEN the same firing is delivered again THEN the first run is returned, nothing added
+    let again = history("h2", "o1", "j1", at(60), at(61));
+    assert_eq!(
+        s.begin_run(&again).await.unwrap(),
+        RunStart::AlreadyRan(first.item.clone())
+    );
+    assert_eq!(s.get_history("h2").await.unwrap(), None);
+    // AND the returned item follows the first run's progress
+    let mut done = first.item.clone();
+    done.status = RunStatus::Succeeded;
+    done.end_time = Some(at(62));
+    done.error_code = None;
+    done.linked_resource = "b1".into();
+    done.pruned_backup_ids = vec!["b0".into()];
+    done.details = "Backed up.".into();
+    s.update_history(&done).await.unwrap();
+    assert_eq!(
+        s.begin_run(&again).await.unwrap(),
+        RunStart::AlreadyRan(done.clone())
+    );
+    assert_eq!(s.get_history("h1").await.unwrap().unwrap().item, done);
+    // WHEN another instant or another job THEN it is a new run
+    assert_eq!(
+        s.begin_run(&history("h3", "o1", "j1", at(120), at(120)))
+            .await
+            .unwrap(),
+        RunStart::Started
+    );
+    assert_eq!(
+        s.begin_run(&history("h4", "o1", "j2", at(60), at(60)))
+            .await
+            .unwrap(),
+        RunStart::Started
+    );
+    // AND instants differing by a millisecond are different runs
+    let ms = at(120) + Duration::milliseconds(1);
+    assert_eq!(
+        s.begin_run(&history("h5", "o1", "j1", ms, ms))
+            .await
+            .unwrap(),
+        RunStart::Started
+    );
+}
+
+pub async fn concurrent_deliveries_start_one_run(a: &Adapters) {
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = a.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .begin_run(&history(&format!("h{i}"), "o1", "j1", at(60), at(60)))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut started = 0;
+    for t in tasks {
+        if t.await.unwrap() == RunStart::Started {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1);
+    assert_eq!(
+        a.store
+            .list_history(&scope("o1"), None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn history_lists_newest_first_by_scope_and_job(a: &Adapters) {
+    let s = &a.store;
+    // Recorded out of order, one pair at the same start instant.
+    for (id, org, job, minute) in [
+        ("h2", "o1", "j1", 2),
+        ("h1", "o1", "j1", 1),
+        ("h4", "o1", "j2", 4),
+        ("h3", "o1", "j1", 4),
+        ("hx", "o2", "j9", 9),
+    ] {
+        assert_eq!(
+            s.begin_run(&history(id, org, job, at(minute), at(minute)))
+                .await
+                .unwrap(),
+            RunStart::Started
+        );
+    }
+    let ids = |v: Vec<HistoryItem>| v.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    // THEN newest first; at the same instant the later recorded comes first
+    assert_eq!(
+        ids(s.list_history(&scope("o1"), None).await.unwrap()),
+        ["h3", "h4", "h2", "h1"]
+    );
+    assert_eq!(
+        ids(s.list_history(&scope("o1"), Some("j1")).await.unwrap()),
+        ["h3", "h2", "h1"]
+    );
+    assert_eq!(
+        ids(s.list_history(&scope("o2"), None).await.unwrap()),
+        ["hx"]
+    );
+    assert!(s
+        .list_history(&scope("o1"), Some("j9"))
+        .await
+        .unwrap()
+        .is_empty());
+    // AND running runs are found across scopes until they finish
+    let mut finished = s.get_history("h1").await.unwrap().unwrap().item;
+    finished.status = RunStatus::Failed;
+    finished.error_code = Some(RunFailure::ClusterLocked);
+    finished.end_time = Some(at(2));
+    s.update_history(&finished).await.unwrap();
+    let mut running: Vec<String> = s
+        .list_running()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.item.id)
+        .collect();
+    running.sort();
+    assert_eq!(running, ["h2", "h3", "h4", "hx"]);
+    let entry = s.get_history("h1").await.unwrap().unwrap();
+    assert_eq!(entry.item, finished);
+    assert_eq!(entry.scope, scope("o1"));
+    assert_eq!(entry.cluster_id, "c1");
+}
+
+pub async fn sequences_start_at_one_and_never_repeat(a: &Adapters) {
+    let s = &a.store;
+    assert_eq!(s.next_sequence("job:j1").await.unwrap(), 1);
+    assert_eq!(s.next_sequence("job:j1").await.unwrap(), 2);
+    assert_eq!(s.next_sequence("manual:c1").await.unwrap(), 1);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = a.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.next_sequence("job:j2").await.unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+}

@@ -1,0 +1,155 @@
+//! Jobs (SPEC §7): create (validated, its trigger armed, all or nothing), read, list,
+//! delete (its history and backups remain), re-arm every trigger at start-up; and the runs'
+//! history, which is listed per job.
+
+use backup_core::api::{self, CreateJobRequest, JobStatus};
+use backup_core::job::{check_cluster_id, validate_job};
+
+use super::{check_job_id, Engine};
+use crate::error::{EngineError, Problems};
+use crate::model::{JobRecord, Scope};
+
+impl Engine {
+    /// Validates and stores a job and arms its trigger, all or nothing: when the trigger
+    /// cannot be armed the job is removed again and the error returned.
+    pub async fn create_job(
+        &self,
+        scope: &Scope,
+        request: &CreateJobRequest,
+    ) -> Result<api::Job, EngineError> {
+        let store = &self.inner.store;
+        let mut problems = Problems::default();
+        let valid = match validate_job(request) {
+            Ok(valid) => Some(valid),
+            Err(job_problems) => {
+                problems.extend(job_problems);
+                None
+            }
+        };
+        // The cluster must be registered in this project, checked even when other fields
+        // are wrong so the operator sees every problem at once.
+        let cluster_id = request.data.as_ref().and_then(|d| d.cluster_id.as_deref());
+        if let Some(cluster_id) = cluster_id {
+            if check_cluster_id(Some(cluster_id)).is_ok()
+                && !self.cluster_in_scope(scope, cluster_id).await?
+            {
+                problems.add_errors(
+                    backup_core::job::keys::CLUSTER_ID,
+                    [backup_core::FieldError::new(
+                        backup_core::ErrorCode::NotFound,
+                        backup_core::Field::ClusterId,
+                        0..cluster_id.chars().count(),
+                        format!(
+                            "No cluster {cluster_id} is registered in this project; register it \
+                             first (`backupctl clusters register --cluster-id {cluster_id} …`)."
+                        ),
+                    )],
+                );
+            }
+        }
+        problems.into_result()?;
+        let Some(valid) = valid else {
+            return Err(EngineError::invalid("data", "The job is invalid."));
+        };
+
+        let now = self.now();
+        let mut job = JobRecord {
+            id: String::new(),
+            scope: scope.clone(),
+            description: valid.description,
+            schedule: valid.schedule.as_str().to_owned(),
+            status: JobStatus::Active,
+            cluster_id: valid.cluster_id,
+            template: valid.template.as_str().to_owned(),
+            max_backup_count: valid.max_backup_count.get(),
+            created: now,
+        };
+        // A collision of 64 random bits is not expected; retrying keeps it harmless anyway.
+        let mut inserted = false;
+        for _ in 0..3 {
+            job.id = self.inner.ids.new_id();
+            if store.insert_job(&job).await? {
+                inserted = true;
+                break;
+            }
+        }
+        if !inserted {
+            return Err(crate::error::StoreError::Corrupt(
+                "could not find a free job id after three tries".to_owned(),
+            )
+            .into());
+        }
+        if let Err(error) = self.inner.triggers.register(&job).await {
+            if let Err(undo) = store.remove_job(&job.id).await {
+                tracing::error!(job_id = %job.id, %undo, "could not remove a job whose trigger failed");
+            }
+            return Err(error.into());
+        }
+        tracing::info!(job_id = %job.id, schedule = %job.schedule, cluster_id = %job.cluster_id, "job created");
+        Ok(job.to_api(now))
+    }
+
+    async fn cluster_in_scope(&self, scope: &Scope, cluster_id: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .get_cluster(cluster_id)
+            .await?
+            .is_some_and(|c| c.scope == *scope))
+    }
+
+    /// A job of this scope, or `JobNotFound`; a malformed id is invalid input.
+    pub(crate) async fn job_in_scope(
+        &self,
+        scope: &Scope,
+        job_id: &str,
+    ) -> Result<JobRecord, EngineError> {
+        check_job_id("jobId", job_id)?;
+        match self.inner.store.get_job(job_id).await? {
+            Some(job) if job.scope == *scope => Ok(job),
+            _ => Err(EngineError::JobNotFound(job_id.to_owned())),
+        }
+    }
+
+    pub async fn get_job(&self, scope: &Scope, job_id: &str) -> Result<api::Job, EngineError> {
+        let job = self.job_in_scope(scope, job_id).await?;
+        Ok(job.to_api(self.now()))
+    }
+
+    pub async fn list_jobs(&self, scope: &Scope) -> Result<Vec<api::Job>, EngineError> {
+        let now = self.now();
+        let jobs = self.inner.store.list_jobs(scope).await?;
+        Ok(jobs.iter().map(|j| j.to_api(now)).collect())
+    }
+
+    /// Marks the job deleted and disarms its trigger; its history and backups remain.
+    /// Deleting a deleted job disarms the trigger again (so a failed attempt can be retried).
+    pub async fn delete_job(&self, scope: &Scope, job_id: &str) -> Result<(), EngineError> {
+        self.job_in_scope(scope, job_id).await?;
+        self.inner.store.mark_job_deleted(job_id).await?;
+        self.inner.triggers.remove(job_id).await?;
+        tracing::info!(%job_id, "job deleted");
+        Ok(())
+    }
+
+    /// Arms the trigger of every active job: what a local server does at start-up, since
+    /// its triggers live in memory. Returns how many were armed.
+    pub async fn resume_triggers(&self) -> Result<usize, EngineError> {
+        let jobs = self.inner.store.list_active_jobs().await?;
+        for job in &jobs {
+            self.inner.triggers.register(job).await?;
+        }
+        Ok(jobs.len())
+    }
+
+    pub async fn list_history(
+        &self,
+        scope: &Scope,
+        job_id: Option<&str>,
+    ) -> Result<Vec<api::HistoryItem>, EngineError> {
+        if let Some(job_id) = job_id {
+            check_job_id("jobId", job_id)?;
+        }
+        Ok(self.inner.store.list_history(scope, job_id).await?)
+    }
+}

@@ -1,0 +1,387 @@
+//! [`MemoryStore`] (feature `memory`): every store port and the cluster lock in one process's
+//! memory, so the engine's own tests run its use cases without SQLite or DynamoDB.
+//!
+//! It passes the same [`contract`](crate::contract) suite as the real adapters, so a test
+//! that passes here tests the engine, not a shortcut. Everything sits behind one mutex and
+//! each call is one critical section: the conditional writes are trivially atomic, as a
+//! transaction would make them. Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunFailure, RunStatus};
+use backup_core::retention::BackupStatus;
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
+    RunStart, Scope,
+};
+use crate::ports::{
+    BackupStore, ClusterLock, ClusterStore, HistoryStore, JobStore, RunStore, SequenceStore,
+    StoreResult,
+};
+
+/// The store and lock ports in memory. Cheap to clone: clones share the state.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: BTreeMap<String, JobRecord>,
+    clusters: BTreeMap<String, ClusterRecord>,
+    backups: BTreeMap<String, BackupEntry>,
+    /// (job id, scheduled instant) → history id: the key of idempotent deliveries.
+    runs: HashMap<(String, DateTime<Utc>), String>,
+    /// History items in the order they were recorded (the tie-break of listing).
+    history: Vec<HistoryEntry>,
+    sequences: HashMap<String, u64>,
+    locks: HashMap<String, LockRecord>,
+}
+
+/// A cluster's lock record; it stays after release so fencing tokens keep growing.
+struct LockRecord {
+    info: ClusterLockInfo,
+    held: bool,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock leaves consistent data: each
+        // critical section writes whole records.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn insert_job(&self, job: &JobRecord) -> StoreResult<bool> {
+        let mut s = self.state();
+        if s.jobs.contains_key(&job.id) {
+            return Ok(false);
+        }
+        s.jobs.insert(job.id.clone(), job.clone());
+        Ok(true)
+    }
+
+    async fn get_job(&self, job_id: &str) -> StoreResult<Option<JobRecord>> {
+        Ok(self.state().jobs.get(job_id).cloned())
+    }
+
+    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
+        let mut jobs: Vec<_> = (self.state().jobs.values())
+            .filter(|j| j.scope == *scope)
+            .cloned()
+            .collect();
+        jobs.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(jobs)
+    }
+
+    async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        let mut jobs: Vec<_> = (self.state().jobs.values())
+            .filter(|j| j.status == JobStatus::Active)
+            .cloned()
+            .collect();
+        jobs.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(jobs)
+    }
+
+    async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool> {
+        match self.state().jobs.get_mut(job_id) {
+            Some(job) if job.status == JobStatus::Active => {
+                job.status = JobStatus::Deleted;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn remove_job(&self, job_id: &str) -> StoreResult<()> {
+        self.state().jobs.remove(job_id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClusterStore for MemoryStore {
+    async fn insert_cluster(&self, cluster: &ClusterRecord) -> StoreResult<bool> {
+        let mut s = self.state();
+        if s.clusters.contains_key(&cluster.id) {
+            return Ok(false);
+        }
+        s.clusters.insert(cluster.id.clone(), cluster.clone());
+        Ok(true)
+    }
+
+    async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
+        Ok(self.state().clusters.get(cluster_id).cloned())
+    }
+
+    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>> {
+        // A BTreeMap iterates by id, the order the port promises.
+        Ok((self.state().clusters.values())
+            .filter(|c| c.scope == *scope)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
+        Ok(self.state().clusters.remove(cluster_id).is_some())
+    }
+}
+
+/// Oldest first: by creation instant, then id.
+fn oldest_first(backups: &mut [BackupEntry]) {
+    backups.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+}
+
+#[async_trait]
+impl BackupStore for MemoryStore {
+    async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool> {
+        let mut s = self.state();
+        if s.backups.contains_key(&backup.id) {
+            return Ok(false);
+        }
+        s.backups.insert(backup.id.clone(), backup.clone());
+        Ok(true)
+    }
+
+    async fn get_backup(&self, backup_id: &str) -> StoreResult<Option<BackupEntry>> {
+        Ok(self.state().backups.get(backup_id).cloned())
+    }
+
+    async fn list_backups(
+        &self,
+        scope: &Scope,
+        filter: &BackupFilter,
+    ) -> StoreResult<Vec<BackupEntry>> {
+        let mut backups: Vec<_> = (self.state().backups.values())
+            .filter(|b| b.scope == *scope)
+            .filter(|b| filter.job_id.is_none() || b.job_id == filter.job_id)
+            .filter(|b| {
+                filter
+                    .cluster_id
+                    .as_ref()
+                    .is_none_or(|c| *c == b.cluster_id)
+            })
+            .cloned()
+            .collect();
+        oldest_first(&mut backups);
+        backups.reverse();
+        Ok(backups)
+    }
+
+    async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
+        let mut backups: Vec<_> = (self.state().backups.values())
+            .filter(|b| b.job_id.as_deref() == Some(job_id))
+            .cloned()
+            .collect();
+        oldest_first(&mut backups);
+        Ok(backups)
+    }
+
+    async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>> {
+        let mut backups: Vec<_> = (self.state().backups.values())
+            .filter(|b| b.status == status)
+            .cloned()
+            .collect();
+        oldest_first(&mut backups);
+        Ok(backups)
+    }
+
+    async fn update_backup_status(
+        &self,
+        backup_id: &str,
+        from: BackupStatus,
+        to: BackupStatus,
+    ) -> StoreResult<bool> {
+        match self.state().backups.get_mut(backup_id) {
+            Some(b) if b.status == from => {
+                b.status = to;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()> {
+        if let Some(b) = self.state().backups.get_mut(backup_id) {
+            b.location = Some(location.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn set_backup_details(
+        &self,
+        backup_id: &str,
+        error_code: Option<RunFailure>,
+        details: Option<&str>,
+    ) -> StoreResult<()> {
+        if let Some(b) = self.state().backups.get_mut(backup_id) {
+            if let Some(code) = error_code {
+                b.error_code = Some(code);
+            }
+            if let Some(details) = details {
+                b.details = Some(details.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryStore {
+    async fn begin_run(&self, entry: &HistoryEntry) -> StoreResult<RunStart> {
+        let mut s = self.state();
+        let key = (entry.item.job_id.clone(), entry.item.scheduled_time);
+        if let Some(history_id) = s.runs.get(&key) {
+            let first = (s.history.iter())
+                .find(|h| h.item.id == *history_id)
+                .map(|h| h.item.clone());
+            return match first {
+                Some(item) => Ok(RunStart::AlreadyRan(item)),
+                None => Err(crate::error::StoreError::Corrupt(format!(
+                    "run record points at missing history {history_id}"
+                ))),
+            };
+        }
+        s.runs.insert(key, entry.item.id.clone());
+        s.history.push(entry.clone());
+        Ok(RunStart::Started)
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryStore {
+    async fn update_history(&self, item: &HistoryItem) -> StoreResult<()> {
+        if let Some(h) = self
+            .state()
+            .history
+            .iter_mut()
+            .find(|h| h.item.id == item.id)
+        {
+            h.item = item.clone();
+        }
+        Ok(())
+    }
+
+    async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>> {
+        Ok((self.state().history.iter())
+            .find(|h| h.item.id == history_id)
+            .cloned())
+    }
+
+    async fn list_history(
+        &self,
+        scope: &Scope,
+        job_id: Option<&str>,
+    ) -> StoreResult<Vec<HistoryItem>> {
+        let s = self.state();
+        let mut items: Vec<(usize, &HistoryItem)> = (s.history.iter().enumerate())
+            .filter(|(_, h)| h.scope == *scope)
+            .filter(|(_, h)| job_id.is_none_or(|j| h.item.job_id == j))
+            .map(|(order, h)| (order, &h.item))
+            .collect();
+        // Newest first: by start time, then by the order of recording.
+        items.sort_by(|(ao, a), (bo, b)| (b.start_time, bo).cmp(&(a.start_time, ao)));
+        Ok(items.into_iter().map(|(_, item)| item.clone()).collect())
+    }
+
+    async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {
+        Ok((self.state().history.iter())
+            .filter(|h| h.item.status == RunStatus::Running)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl SequenceStore for MemoryStore {
+    async fn next_sequence(&self, key: &str) -> StoreResult<u64> {
+        let mut s = self.state();
+        let value = s.sequences.entry(key.to_owned()).or_insert(0);
+        *value += 1;
+        Ok(*value)
+    }
+}
+
+#[async_trait]
+impl ClusterLock for MemoryStore {
+    async fn try_acquire(
+        &self,
+        cluster_id: &str,
+        holder: &LockHolder,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<Acquisition> {
+        let mut s = self.state();
+        let current = s.locks.get(cluster_id);
+        if let Some(lock) = current.filter(|l| l.held && l.info.expires > now) {
+            return Ok(Acquisition::Held(lock.info.clone()));
+        }
+        let info = ClusterLockInfo {
+            operation: holder.operation.clone(),
+            job_id: holder.job_id.clone(),
+            run_id: holder.run_id.clone(),
+            since: now,
+            expires: now
+                .checked_add_signed(lease)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            fencing_token: current.map_or(0, |l| l.info.fencing_token) + 1,
+        };
+        s.locks.insert(
+            cluster_id.to_owned(),
+            LockRecord {
+                info: info.clone(),
+                held: true,
+            },
+        );
+        Ok(Acquisition::Acquired(info))
+    }
+
+    async fn renew(
+        &self,
+        cluster_id: &str,
+        fencing_token: u64,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<Option<ClusterLockInfo>> {
+        let mut s = self.state();
+        match s.locks.get_mut(cluster_id) {
+            Some(l) if l.held && l.info.fencing_token == fencing_token && l.info.expires > now => {
+                l.info.expires = now
+                    .checked_add_signed(lease)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                Ok(Some(l.info.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn release(&self, cluster_id: &str, fencing_token: u64) -> StoreResult<bool> {
+        match self.state().locks.get_mut(cluster_id) {
+            Some(l) if l.held && l.info.fencing_token == fencing_token => {
+                l.held = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn current(
+        &self,
+        cluster_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ClusterLockInfo>> {
+        Ok((self.state().locks.get(cluster_id))
+            .filter(|l| l.held && l.info.expires > now)
+            .map(|l| l.info.clone()))
+    }
+}

@@ -1,0 +1,118 @@
+//! Recording how a run ended: [`RunEnd`], and the one write of its final history item
+//! together with the backup's end and the lock's release.
+
+use backup_core::api::{HistoryItem, RunFailure, RunStatus};
+use chrono::{DateTime, Utc};
+
+use crate::engine::Engine;
+use crate::model::{Applied, BackupEnd, Finish, Release};
+
+/// How a run ended: what its final history item says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunEnd {
+    /// The backup became available (and the job pruned what its rule selects).
+    Succeeded {
+        backup_id: String,
+        pruned: Vec<String>,
+        details: String,
+    },
+    /// The run failed; `backup_id` names the backup it made, if it got that far.
+    Failed {
+        failure: RunFailure,
+        details: String,
+        backup_id: Option<String>,
+    },
+}
+
+impl RunEnd {
+    /// A failure before any backup was made.
+    pub(crate) fn failed(failure: RunFailure, details: String) -> Self {
+        RunEnd::Failed {
+            failure,
+            details,
+            backup_id: None,
+        }
+    }
+
+    /// The final history item: `item` (the `running` one) ended at `now` this way.
+    fn apply(self, item: &HistoryItem, now: DateTime<Utc>) -> HistoryItem {
+        let mut item = item.clone();
+        item.end_time = Some(now);
+        let backup_id = match self {
+            RunEnd::Succeeded {
+                backup_id,
+                pruned,
+                details,
+            } => {
+                item.status = RunStatus::Succeeded;
+                item.error_code = None;
+                item.details = details;
+                item.pruned_backup_ids = pruned;
+                Some(backup_id)
+            }
+            RunEnd::Failed {
+                failure,
+                details,
+                backup_id,
+            } => {
+                item.status = RunStatus::Failed;
+                item.error_code = Some(failure);
+                item.details = details;
+                item.pruned_backup_ids = Vec::new();
+                backup_id
+            }
+        };
+        if let Some(backup_id) = backup_id {
+            item.linked_resource = backup_id;
+        }
+        item
+    }
+}
+
+impl Engine {
+    /// Step 3: writes the run's final history item, ended as `end`, together with the
+    /// backup's end and the lock's release when given. A store failure here is logged (the
+    /// run itself is over); the item is returned either way.
+    pub(crate) async fn end_run(
+        &self,
+        item: &HistoryItem,
+        end: RunEnd,
+        backup: Option<BackupEnd<'_>>,
+        release: Option<Release<'_>>,
+    ) -> HistoryItem {
+        let item = end.apply(item, self.now());
+        let finish = Finish {
+            backup,
+            history: Some(&item),
+            release,
+        };
+        self.commit(&finish, &item.id).await;
+        match item.error_code {
+            Some(failure) => {
+                tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = %failure, details = %item.details, "run failed")
+            }
+            None => {
+                tracing::info!(job_id = %item.job_id, history_id = %item.id, details = %item.details, "run finished")
+            }
+        }
+        item
+    }
+
+    /// Applies `finish`, logging what did not go as asked: the lock no longer ours, the
+    /// backup no longer `creating`, or the store failing (the lease then frees the cluster).
+    pub(crate) async fn commit(&self, finish: &Finish<'_>, what: &str) {
+        match self.inner.writes.finish(finish).await {
+            Ok(done) => {
+                if done.backup == Applied::Stale {
+                    tracing::warn!(%what, "the backup had left `creating`; its status was not changed");
+                }
+                if done.release == Applied::Stale {
+                    tracing::warn!(%what, "the lock was no longer ours to release");
+                }
+            }
+            Err(error) => {
+                tracing::error!(%what, %error, "could not record the end of a backup or run; a held lock frees itself when its lease expires");
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! What a successful run prunes (SPEC §4): the retention plan over the job's backups, and
+//! the deletes, each through its provider first.
+
+use backup_core::retention::{plan_prune, BackupStatus, MaxBackupCount};
+
+use crate::engine::{Deletion, Engine};
+use crate::error::StoreError;
+use crate::model::{BackupEntry, JobRecord};
+
+impl Engine {
+    /// What the retention rule selects among the job's backups (SPEC §4), counting the
+    /// backup this run just made (`made`) as available, since it is, even though its record
+    /// still says `creating`; and notes on what cannot be pruned.
+    ///
+    /// The backup this run just made is never selected, even if the rule's tie-break (same
+    /// millisecond, then id) ranks it below an older one: deleting less is always safe, and
+    /// the next run prunes the surplus.
+    pub(super) async fn plan(
+        &self,
+        job: &JobRecord,
+        made: &str,
+    ) -> Result<(Vec<BackupEntry>, Vec<String>), StoreError> {
+        let backups = self.inner.store.list_job_backups(&job.id).await?;
+        let Ok(max) = MaxBackupCount::new(i64::from(job.max_backup_count)) else {
+            return Ok((
+                Vec::new(),
+                vec![format!(
+                    "the job's maxBackupCount {} is out of range, so nothing was pruned",
+                    job.max_backup_count
+                )],
+            ));
+        };
+        let records: Vec<_> = backups
+            .iter()
+            .map(|b| {
+                let mut record = b.to_retention();
+                if b.id == made {
+                    record.status = BackupStatus::Available;
+                }
+                record
+            })
+            .collect();
+        let plan = plan_prune(&job.id, &records, max, true);
+        let doomed = plan
+            .prune
+            .iter()
+            .filter(|d| d.backup_id != made)
+            .filter_map(|d| backups.iter().find(|b| b.id == d.backup_id).cloned())
+            .collect();
+        Ok((doomed, Vec::new()))
+    }
+
+    /// Deletes `doomed`. Returns the ids deleted and a note for each delete that failed
+    /// (those backups stay).
+    pub(super) async fn prune(&self, doomed: &[BackupEntry]) -> (Vec<String>, Vec<String>) {
+        let mut pruned = Vec::new();
+        let mut notes = Vec::new();
+        for backup in doomed {
+            match self.delete_backup_entry(backup).await {
+                Ok(Deletion::Deleted) => pruned.push(backup.id.clone()),
+                Ok(Deletion::ByAnother) => notes.push(format!(
+                    "backup {} was being deleted by another request, which finishes it",
+                    backup.id
+                )),
+                Err(error) => {
+                    tracing::warn!(backup_id = %backup.id, %error, "could not prune a backup");
+                    notes.push(format!(
+                        "could not delete backup {} ({error}), so it stays {}",
+                        backup.id, backup.status
+                    ));
+                }
+            }
+        }
+        (pruned, notes)
+    }
+}
