@@ -140,20 +140,91 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
 /// `#[serde(flatten)]` and an internally tagged enum, which pull serde's buffering
 /// deserializer into the module (about 10 KB gzipped, five times the budget of this
 /// export); this flat reading accepts the same bodies, and the core's type is built from it.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+///
+/// Read by hand rather than derived: the derive also writes a visitor for the body as a JSON
+/// array and an identifier visitor for the keys, which this export does not need (about
+/// 0.6 KB gzipped). For every JSON object it accepts and rejects exactly what
+/// `#[serde(rename_all = "camelCase", deny_unknown_fields)]` with `#[serde(default)]` on the
+/// optional fields does, with serde's own messages (a test holds it to the derive).
 struct ClusterBody {
     id: String,
     description: String,
-    #[serde(default)]
     region: Option<String>,
     provider: String,
-    #[serde(default)]
     path: Option<String>,
-    #[serde(default)]
     volume_ids: Vec<String>,
-    #[serde(default)]
     instance_tag: Option<String>,
+}
+
+/// The body's keys, in the order serde's derive lists them in an `unknown field` error.
+const CLUSTER_BODY_FIELDS: &[&str] = &[
+    "id",
+    "description",
+    "region",
+    "provider",
+    "path",
+    "volumeIds",
+    "instanceTag",
+];
+
+impl<'de> serde::Deserialize<'de> for ClusterBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ClusterBodyVisitor)
+    }
+}
+
+struct ClusterBodyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
+    type Value = ClusterBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("struct ClusterBody")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ClusterBody, A::Error> {
+        use serde::de::Error;
+        let mut seen = 0u8;
+        let mut id: Option<String> = None;
+        let mut description: Option<String> = None;
+        let mut region: Option<String> = None;
+        let mut provider: Option<String> = None;
+        let mut path: Option<String> = None;
+        let mut volume_ids: Vec<String> = Vec::new();
+        let mut instance_tag: Option<String> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let index = CLUSTER_BODY_FIELDS
+                .iter()
+                .position(|f| *f == key)
+                .ok_or_else(|| A::Error::unknown_field(&key, CLUSTER_BODY_FIELDS))?;
+            // A key seen twice is an error before its value is read, as with the derive.
+            if seen & (1 << index) != 0 {
+                return Err(A::Error::duplicate_field(CLUSTER_BODY_FIELDS[index]));
+            }
+            seen |= 1 << index;
+            match index {
+                0 => id = Some(map.next_value()?),
+                1 => description = Some(map.next_value()?),
+                2 => region = map.next_value()?,
+                3 => provider = Some(map.next_value()?),
+                4 => path = map.next_value()?,
+                5 => volume_ids = map.next_value()?,
+                _ => instance_tag = map.next_value()?,
+            }
+        }
+        let required = |value: Option<String>, index: usize| {
+            value.ok_or_else(|| A::Error::missing_field(CLUSTER_BODY_FIELDS[index]))
+        };
+        Ok(ClusterBody {
+            id: required(id, 0)?,
+            description: required(description, 1)?,
+            region,
+            provider: required(provider, 3)?,
+            path,
+            volume_ids,
+            instance_tag,
+        })
+    }
 }
 
 /// `validateLock`: every problem of an operator's lock request given as JSON text.
@@ -395,6 +466,98 @@ mod tests {
             cluster(r#"{"id":"c1","description":"d","provider":"floppy"}"#),
             Err(ArgumentError::Type(_))
         ));
+    }
+
+    /// What `#[derive(Deserialize)]` reads; the hand-written reading of [`ClusterBody`] must
+    /// accept, read and reject the same bodies, with the same messages.
+    mod derived {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct ClusterBody {
+            pub id: String,
+            pub description: String,
+            #[serde(default)]
+            pub region: Option<String>,
+            pub provider: String,
+            #[serde(default)]
+            pub path: Option<String>,
+            #[serde(default)]
+            pub volume_ids: Vec<String>,
+            #[serde(default)]
+            pub instance_tag: Option<String>,
+        }
+    }
+
+    #[test]
+    fn the_cluster_body_is_read_as_the_derive_reads_it() {
+        type Fields = (
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Vec<String>,
+            Option<String>,
+        );
+        let by_hand = |json: &str| -> Result<Fields, String> {
+            serde_json::from_str::<ClusterBody>(json)
+                .map(|b| {
+                    (
+                        b.id,
+                        b.description,
+                        b.region,
+                        b.provider,
+                        b.path,
+                        b.volume_ids,
+                        b.instance_tag,
+                    )
+                })
+                .map_err(|e| e.to_string())
+        };
+        let derived = |json: &str| -> Result<Fields, String> {
+            serde_json::from_str::<derived::ClusterBody>(json)
+                .map(|b| {
+                    (
+                        b.id,
+                        b.description,
+                        b.region,
+                        b.provider,
+                        b.path,
+                        b.volume_ids,
+                        b.instance_tag,
+                    )
+                })
+                .map_err(|e| e.to_string())
+        };
+        for json in [
+            r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db"}"#,
+            r#"{"id":"c1","description":"d","region":null,"provider":"directory","path":null}"#,
+            r#"{"provider":"aws-ebs","id":"c2","description":"EBS","region":"eu-west-1","volumeIds":["vol-0abc123d"],"instanceTag":null}"#,
+            r#"{"id":"c2","description":"EBS","provider":"aws-ebs","instanceTag":"k=v","volumeIds":[]}"#,
+            r#"{"id":"c\u0031","description":"\"x\"","provider":"directory","path":"/"}"#,
+            r#"{}"#,
+            r#"{"id":"c1"}"#,
+            r#"{"id":"c1","description":"d"}"#,
+            r#"{"id":"c1","provider":"directory"}"#,
+            r#"{"id":"c1","id":"c2","description":"d","provider":"directory"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","path":"/b"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","Path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","target":{}}"#,
+            r#"{"id":1,"description":"d","provider":"directory"}"#,
+            r#"{"id":null,"description":"d","provider":"directory"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":null}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":"vol-1"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":[1]}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","instanceTag":false}"#,
+            r#"null"#,
+            r#""c1""#,
+            r#"{"id":"c1","#,
+        ] {
+            assert_eq!(by_hand(json), derived(json), "{json}");
+        }
+        // Not the same for a JSON array (the derive reads it as the fields in order), which
+        // `validateCluster` never passes on: `json_argument` throws for an array first.
+        assert!(by_hand(r#"["c1","d","local","directory","/a",[],null]"#).is_err());
     }
 
     #[test]
