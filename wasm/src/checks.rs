@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use backup_core::api::{ClusterTarget, LockClusterRequest, RegisterClusterRequest};
+use backup_core::api::{ClusterTarget, RegisterClusterRequest};
 use backup_core::check::{check_schedule, check_template, ScheduleCheck, TemplateCheck};
-use backup_core::cluster::{validate_cluster, validate_lock};
+use backup_core::cluster::validate_cluster;
 use backup_core::job::{
     validate_job, CreateJobRequest, JobProblems, MAX_CLUSTER_ID_CHARS, MAX_JOB_DESCRIPTION_CHARS,
 };
@@ -85,8 +85,8 @@ pub fn job(request_json: &str) -> Result<JobCheck, ArgumentError> {
     Ok(request_check(validate_job(&request)))
 }
 
-/// The result of `validateCluster` and `validateLock`: the shape of [`JobCheck`], keyed by
-/// the request's field names (`id`, `path`, `volumeIds`, `operation`, `ttlSeconds`, …).
+/// The result of `validateCluster`: the shape of [`JobCheck`], keyed by the request's field
+/// names (`id`, `path`, `volumeIds`, …).
 pub type RequestCheck = JobCheck;
 
 fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
@@ -225,17 +225,6 @@ impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
             instance_tag,
         })
     }
-}
-
-/// `validateLock`: every problem of an operator's lock request given as JSON text.
-pub fn lock(request_json: &str) -> Result<RequestCheck, ArgumentError> {
-    let request: LockClusterRequest = serde_json::from_str(request_json).map_err(|e| {
-        ArgumentError::Type(format!(
-            "request must be a lock body {{operation, ttlSeconds?}} with a whole-number \
-             ttlSeconds: {e}"
-        ))
-    })?;
-    Ok(request_check(validate_lock(&request)))
 }
 
 /// The core's limits, by the names a form uses.
@@ -558,21 +547,5 @@ mod tests {
         // Not the same for a JSON array (the derive reads it as the fields in order), which
         // `validateCluster` never passes on: `json_argument` throws for an array first.
         assert!(by_hand(r#"["c1","d","local","directory","/a",[],null]"#).is_err());
-    }
-
-    #[test]
-    fn a_lock_is_checked_like_the_api_checks_it() {
-        let check = lock(r#"{"operation":"scheduled-backup","ttlSeconds":0}"#).unwrap();
-        let json = serde_json::to_value(&check).unwrap();
-        assert_eq!(
-            json["problems"]["operation"][0]["code"],
-            "reserved_operation"
-        );
-        assert_eq!(json["problems"]["ttlSeconds"][0]["code"], "out_of_range");
-        assert!(lock(r#"{"operation":"expand-disk"}"#).unwrap().valid);
-        assert!(matches!(
-            lock(r#"{"operation":"x","ttlSeconds":-1}"#),
-            Err(ArgumentError::Type(_))
-        ));
     }
 }

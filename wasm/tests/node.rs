@@ -2,9 +2,7 @@
 //! (`scripts/test-wasm.sh`): real `JsValue`s in, real objects and exceptions out.
 #![cfg(target_arch = "wasm32")]
 
-use backup_wasm::{
-    limits, render_template, validate_cluster, validate_job, validate_lock, validate_schedule,
-};
+use backup_wasm::{limits, render_template, validate_cluster, validate_job, validate_schedule};
 use js_sys::{Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -195,13 +193,4 @@ fn validate_cluster_keys_problems_by_field_with_codes() {
     // AND a body of another shape throws a TypeError
     let thrown = validate_cluster(object(r#"{"id":"c1"}"#)).unwrap_err();
     assert!(thrown.dyn_ref::<js_sys::TypeError>().is_some());
-}
-
-#[wasm_bindgen_test]
-fn validate_lock_refuses_reserved_operations() {
-    let result = validate_lock(object(r#"{"operation":"manual-backup","ttlSeconds":60}"#)).unwrap();
-    let error = js_sys::Array::from(&get(&get(&result, "problems"), "operation")).get(0);
-    assert_eq!(get(&error, "code"), "reserved_operation");
-    let ok = validate_lock(object(r#"{"operation":"expand-disk"}"#)).unwrap();
-    assert_eq!(get(&ok, "valid"), JsValue::TRUE);
 }
