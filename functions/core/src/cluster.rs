@@ -102,15 +102,16 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
                     } else {
                         ErrorCode::Conflicting
                     };
-                    problems.add(
+                    problems.take::<()>(
                         keys::VOLUME_IDS,
-                        [FieldError::new(
+                        Err(one(
                             code,
                             Field::VolumeIds,
                             0..0,
                             "Name the volumes either by volume ids or by one instance tag \
-                             KEY=VALUE, not both.",
-                        )],
+                             KEY=VALUE, not both."
+                                .to_owned(),
+                        )),
                     );
                 }
                 (false, None) => {
@@ -161,11 +162,12 @@ fn one(
 
 /// At most 40 characters of user input, for quoting it back in a message.
 fn shorten(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 {
-        out.push('…');
+    // Sliced at the 41st character's byte offset rather than collected char by char: the
+    // same text, in less code for the WebAssembly module.
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
-    out
 }
 
 /// A cluster's description: not blank, at most [`MAX_CLUSTER_DESCRIPTION_CHARS`] characters.

@@ -314,8 +314,16 @@ impl Problems {
         self.0
             .iter()
             .map(|(key, errors)| {
-                let joined: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-                (key.clone(), joined.join(" "))
+                // Pushed one by one rather than `join`ed: the same text, without another copy
+                // of `join` in the WebAssembly module.
+                let mut joined = String::new();
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        joined.push(' ');
+                    }
+                    joined.push_str(&e.message);
+                }
+                (key.clone(), joined)
             })
             .collect()
     }
