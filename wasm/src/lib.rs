@@ -85,9 +85,7 @@ pub fn render_template(
 pub fn validate_job(
     #[wasm_bindgen(unchecked_param_type = "CreateJobRequest")] request: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let request = json_argument("request", &request)?;
-    let check = checks::job(&request).map_err(throwable)?;
-    to_js(&check)
+    request_check(&request, checks::job)
 }
 
 /// Checks a register-cluster request (`{id, description, region?, provider, path}` or
@@ -100,9 +98,7 @@ pub fn validate_job(
 pub fn validate_cluster(
     #[wasm_bindgen(unchecked_param_type = "RegisterClusterRequest")] request: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let request = json_argument("request", &request)?;
-    let check = checks::cluster(&request).map_err(throwable)?;
-    to_js(&check)
+    request_check(&request, checks::cluster)
 }
 
 /// The limits the core enforces, so a form can set `maxlength`, `min` and `max` from the
@@ -110,6 +106,16 @@ pub fn validate_cluster(
 #[wasm_bindgen(unchecked_return_type = "Limits")]
 pub fn limits() -> Result<JsValue, JsValue> {
     to_js(&checks::limits())
+}
+
+/// `validateJob` and `validateCluster`: one copy of the hand-over code for both (a function
+/// pointer, not a generic, so the module holds it once).
+fn request_check(
+    request: &JsValue,
+    check: fn(&str) -> Result<checks::RequestCheck, ArgumentError>,
+) -> Result<JsValue, JsValue> {
+    let request = json_argument("request", request)?;
+    to_js(&check(&request).map_err(throwable)?)
 }
 
 /// Serializes with `serde_json` and parses in JavaScript, so key order and number formatting
