@@ -107,25 +107,20 @@ fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
 /// `validateCluster`: every problem of a register-cluster request given as JSON text. The
 /// path's shape only: whether the directory exists and is allowed is the server's to say.
 pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
-    let shape_error = |detail: &dyn std::fmt::Display| {
-        ArgumentError::Type(format!(
-            "request must be a register-cluster body {{id, description, region?, provider: \
-             \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}: \
-             {detail}"
-        ))
-    };
-    let body: ClusterBody = serde_json::from_str(request_json).map_err(|e| shape_error(&e))?;
-    let target = match body.provider.as_str() {
-        "directory" => ClusterTarget::Directory {
-            path: body
-                .path
-                .ok_or_else(|| shape_error(&"missing field `path`"))?,
-        },
-        "aws-ebs" if body.path.is_none() => ClusterTarget::AwsEbs {
+    let body: ClusterBody =
+        serde_json::from_str(request_json).map_err(|e| cluster_shape_error(&e))?;
+    let target = match (body.provider.as_str(), body.path) {
+        ("directory", Some(path)) => ClusterTarget::Directory { path },
+        ("directory", None) => return Err(cluster_shape_error(&"missing field `path`")),
+        ("aws-ebs", None) => ClusterTarget::AwsEbs {
             volume_ids: body.volume_ids,
             instance_tag: body.instance_tag,
         },
-        other => return Err(shape_error(&format!("unknown provider `{other}`"))),
+        (other, _) => {
+            return Err(cluster_shape_error(&format_args!(
+                "unknown provider `{other}`"
+            )))
+        }
     };
     let request = RegisterClusterRequest {
         id: body.id,
@@ -134,6 +129,14 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
         target,
     };
     Ok(request_check(validate_cluster(&request)))
+}
+
+fn cluster_shape_error(detail: &dyn std::fmt::Display) -> ArgumentError {
+    ArgumentError::Type(format!(
+        "request must be a register-cluster body {{id, description, region?, provider: \
+         \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}: \
+         {detail}"
+    ))
 }
 
 /// The register-cluster body read flat. `RegisterClusterRequest` itself is read through
