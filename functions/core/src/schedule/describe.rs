@@ -41,7 +41,9 @@ impl Schedule {
         let hours = sorted_bits(u64::from(self.hours));
         let mut out = time_of_day(&minutes, &hours);
         let days = self.day_phrase();
-        let every_hour_like = out.contains("every");
+        // `out.contains("every")`, by bytes: the same answer without the two-way string
+        // searcher's forward search in the WebAssembly module.
+        let every_hour_like = out.as_bytes().windows(5).any(|w| w == b"every");
         match days {
             Some(d) => {
                 out.push(' ');
@@ -91,14 +93,13 @@ impl Schedule {
         };
         let dow = || {
             // Monday first, as people list a week.
-            let days: Vec<u32> = {
-                let mut d: Vec<u32> = sorted_bits(u64::from(self.days_of_week))
-                    .into_iter()
-                    .map(|d| (d + 6) % 7)
-                    .collect();
-                d.sort_unstable();
-                d
-            };
+            // Each day moved to its Monday-first place, in order: what sorting the moved days
+            // gives, without a sort routine in the WebAssembly module for seven numbers.
+            let bits = sorted_bits(u64::from(self.days_of_week));
+            let days: Vec<u32> = (0..7)
+                .flat_map(|place| bits.iter().filter(move |&&d| (d + 6) % 7 == place))
+                .map(|&d| (d + 6) % 7)
+                .collect();
             format!(
                 "on {}",
                 join_values(&days, |d| WEEKDAYS[((d + 1) % 7) as usize].to_string())
