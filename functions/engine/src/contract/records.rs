@@ -43,18 +43,18 @@ pub async fn jobs_insert_conditionally_and_round_trip(a: &Adapters) {
     assert!(!s.mark_job_deleted("nope").await.unwrap());
     let j2_deleted = s.get_job("j2").await.unwrap().unwrap();
     assert_eq!(j2_deleted.status, JobStatus::Deleted);
-    let mut active: Vec<String> = s
-        .list_active_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
-    active.sort();
+    let active = sorted_ids(s.list_active_jobs().await.unwrap(), |j| j.id);
     assert_eq!(active, ["j1", "j3"]);
     // AND removing a job (undoing a creation) forgets it
     s.remove_job("j3").await.unwrap();
     assert_eq!(s.get_job("j3").await.unwrap(), None);
+}
+
+/// The ids of `items`, sorted, for lists whose order is not part of the contract.
+fn sorted_ids<T>(items: Vec<T>, id: impl Fn(T) -> String) -> Vec<String> {
+    let mut ids: Vec<String> = items.into_iter().map(id).collect();
+    ids.sort();
+    ids
 }
 
 pub fn cluster(id: &str, org: &str) -> ClusterRecord {
@@ -165,14 +165,12 @@ pub async fn deleting_backups_are_found_at_start_up(a: &Adapters) {
             .await
             .unwrap());
     }
-    let mut found: Vec<String> = s
-        .list_backups_in_status(BackupStatus::Deleting)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
-    found.sort();
+    let found = sorted_ids(
+        s.list_backups_in_status(BackupStatus::Deleting)
+            .await
+            .unwrap(),
+        |b| b.id,
+    );
     assert_eq!(found, ["b1", "b3"]);
 }
 
