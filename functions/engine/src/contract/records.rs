@@ -243,39 +243,25 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
 
 pub async fn backup_status_updates_are_conditional(a: &Adapters) {
     use BackupStatus::*;
+    /// Whether the backup's status moved from `from` to `to`.
+    async fn moves(s: &dyn Store, id: &str, from: BackupStatus, to: BackupStatus) -> bool {
+        s.update_backup_status(id, from, to).await.unwrap()
+    }
     let s = &a.store;
     assert!(s
         .insert_backup(&backup("b1", "o1", Some("j1"), "c1", at(0)))
         .await
         .unwrap());
     // WHEN the expected status is wrong THEN nothing changes
-    assert!(!s
-        .update_backup_status("b1", Available, Deleting)
-        .await
-        .unwrap());
+    assert!(!moves(s.as_ref(), "b1", Available, Deleting).await);
     assert_eq!(s.get_backup("b1").await.unwrap().unwrap().status, Creating);
     // WHEN it is right THEN the status moves
-    assert!(s
-        .update_backup_status("b1", Creating, Available)
-        .await
-        .unwrap());
-    assert!(s
-        .update_backup_status("b1", Available, Deleting)
-        .await
-        .unwrap());
-    assert!(!s
-        .update_backup_status("b1", Available, Deleting)
-        .await
-        .unwrap());
-    assert!(s
-        .update_backup_status("b1", Deleting, Deleted)
-        .await
-        .unwrap());
+    assert!(moves(s.as_ref(), "b1", Creating, Available).await);
+    assert!(moves(s.as_ref(), "b1", Available, Deleting).await);
+    assert!(!moves(s.as_ref(), "b1", Available, Deleting).await);
+    assert!(moves(s.as_ref(), "b1", Deleting, Deleted).await);
     assert_eq!(s.get_backup("b1").await.unwrap().unwrap().status, Deleted);
-    assert!(!s
-        .update_backup_status("nope", Creating, Available)
-        .await
-        .unwrap());
+    assert!(!moves(s.as_ref(), "nope", Creating, Available).await);
     assert_eq!(s.list_backups_in_status(Deleted).await.unwrap().len(), 1);
 }
 
