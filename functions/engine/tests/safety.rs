@@ -216,6 +216,11 @@ impl Harness {
             .map(|_| ())
     }
 
+    /// The stored record of the backup `id`, which must exist.
+    async fn stored_backup(&self, id: &str) -> backup_engine::BackupEntry {
+        self.store.get_backup(id).await.unwrap().unwrap()
+    }
+
     /// A harness with the cluster `orders` at `/srv/orders` and a job on it: the harness and
     /// the job's id.
     async fn with_orders_job(script: Script) -> (Harness, String) {
@@ -280,12 +285,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
     // AND the cluster's lock is free for the next run
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
     // AND the backup is defunct with the reason on it
-    let backup = h
-        .store
-        .get_backup(&item.linked_resource)
-        .await
-        .unwrap()
-        .unwrap();
+    let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Defunct);
     assert_eq!(backup.error_code, Some(RunFailure::ProviderStalled));
 }
@@ -433,12 +433,7 @@ async fn a_backup_that_settles_later_is_settled_within_the_run() {
     // THEN the run waited for it to settle, and it is available where the provider put it
     assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 3);
-    let backup = h
-        .store
-        .get_backup(&item.linked_resource)
-        .await
-        .unwrap()
-        .unwrap();
+    let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Available);
     assert_eq!(backup.location.as_deref(), Some("snap-1"));
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
@@ -457,12 +452,7 @@ async fn a_backup_that_settles_as_failed_fails_the_run() {
         "{}",
         item.details
     );
-    let backup = h
-        .store
-        .get_backup(&item.linked_resource)
-        .await
-        .unwrap()
-        .unwrap();
+    let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Defunct);
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
 }
