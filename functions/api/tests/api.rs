@@ -108,6 +108,18 @@ impl Api {
     }
 }
 
+/// GETs `path` from `app`: the status and the body, which must be UTF-8.
+async fn page(app: &Router, path: &str) -> (StatusCode, String) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
 fn seed_job(cluster: &str) -> Value {
     json!({
         "description": "My Hourly Backup",
@@ -452,22 +464,8 @@ async fn the_web_form_or_a_page_saying_how_to_build_it() {
     let api = Api::new().await;
     // GIVEN no built form WHEN `/` is asked for THEN a page says how to build it
     let app = backup_api::router_with_web(api.app.clone(), Some(&api.dir.path().join("missing")));
-    let response = app
-        .clone()
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let (status, text) = page(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
     assert!(text.contains("not built"), "{text}");
     // AND API paths still answer problems, not pages
     let response = app
@@ -489,22 +487,8 @@ async fn the_web_form_or_a_page_saying_how_to_build_it() {
     std::fs::create_dir_all(&web).unwrap();
     std::fs::write(web.join("index.html"), "<h1>form</h1>").unwrap();
     let app = backup_api::router_with_web(api.app.clone(), Some(&web));
-    let response = app
-        .clone()
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let (status, text) = page(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(text, "<h1>form</h1>");
     let response = app
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())

@@ -113,6 +113,23 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     assert!(rules.rules().is_empty(), "{rules:?}");
 }
 
+/// The snapshots tagged with `backup_id`.
+async fn snapshots_of(
+    ec2: &aws_sdk_ec2::Client,
+    backup_id: &str,
+) -> aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput {
+    ec2.describe_snapshots()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:backup:backup-id")
+                .values(backup_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
 pub async fn volume(ec2: &aws_sdk_ec2::Client) -> String {
     ec2.create_volume()
         .availability_zone("us-east-1a")
@@ -158,17 +175,7 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
     assert!(matches!(created, Creation::Pending(_)), "{created:?}");
     let handle = created.into_handle();
     // THEN each volume has a snapshot tagged with the job, cluster and backup ids
-    let snaps = ec2
-        .describe_snapshots()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:backup:backup-id")
-                .values(&backup_id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let snaps = snapshots_of(&ec2, &backup_id).await;
     let mut snapped: Vec<String> = snaps
         .snapshots()
         .iter()
@@ -196,17 +203,7 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
     // WHEN it is pruned THEN its snapshots are gone, and deleting again succeeds
     provider.delete(&handle).await.unwrap();
     provider.delete(&handle).await.unwrap();
-    let left = ec2
-        .describe_snapshots()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:backup:backup-id")
-                .values(&backup_id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let left = snapshots_of(&ec2, &backup_id).await;
     assert!(left.snapshots().is_empty());
     // AND a backup whose snapshots vanished is reported failed, not available
     assert!(matches!(

@@ -22,19 +22,14 @@ pub fn schedule(command: ScheduleCommand, json: bool) -> anyhow::Result<ExitCode
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
-    let mut all_valid = true;
-    for expr in &args.expressions {
-        let check = check_schedule(expr, after, usize::from(args.count));
-        all_valid &= check.valid;
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string(&check).context("printing JSON")?
-            );
-        } else {
-            print_schedule(&check);
-        }
-    }
+    let count = usize::from(args.count);
+    let all_valid = print_checks(
+        &args.expressions,
+        json,
+        |expr| check_schedule(expr, after, count),
+        |check| check.valid,
+        |_, check| print_schedule(check),
+    )?;
     Ok(status(all_valid))
 }
 
@@ -52,19 +47,13 @@ pub fn template(command: TemplateCommand, json: bool) -> anyhow::Result<ExitCode
         index: args.index,
         datetime,
     };
-    let mut all_valid = true;
-    for template in &args.templates {
-        let check = check_template(template, &context);
-        all_valid &= check.valid;
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string(&check).context("printing JSON")?
-            );
-        } else {
-            print_template(template, &check);
-        }
-    }
+    let all_valid = print_checks(
+        &args.templates,
+        json,
+        |template| check_template(template, &context),
+        |check| check.valid,
+        print_template,
+    )?;
     Ok(status(all_valid))
 }
 
@@ -89,6 +78,31 @@ fn instant_arg(flag: &str, value: Option<&str>) -> Result<DateTime<Utc>, ExitCod
                 ExitCode::from(USAGE)
             }),
     }
+}
+
+/// Checks each input, printing each check as one line of JSON or with `print`: whether
+/// every input was valid.
+fn print_checks<C: serde::Serialize>(
+    inputs: &[String],
+    json: bool,
+    check: impl Fn(&str) -> C,
+    valid: impl Fn(&C) -> bool,
+    print: impl Fn(&str, &C),
+) -> anyhow::Result<bool> {
+    let mut all_valid = true;
+    for input in inputs {
+        let checked = check(input);
+        all_valid &= valid(&checked);
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&checked).context("printing JSON")?
+            );
+        } else {
+            print(input, &checked);
+        }
+    }
+    Ok(all_valid)
 }
 
 fn print_schedule(check: &ScheduleCheck) {

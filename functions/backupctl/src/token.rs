@@ -162,28 +162,23 @@ mod tests {
         assert!(plausible(&a), "{a}");
     }
 
+    /// The permission bits of `path`.
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn the_file_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let first = load_or_create(&data).unwrap();
-        let mode = fs::metadata(token_path(&data))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(mode_of(&token_path(&data)), 0o600);
         assert_eq!(load_or_create(&data).unwrap(), first);
         assert_eq!(read(&data).unwrap().as_deref(), Some(first.as_str()));
         // A wider file is narrowed.
         fs::set_permissions(token_path(&data), fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(load_or_create(&data).unwrap(), first);
-        let mode = fs::metadata(token_path(&data))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(mode_of(&token_path(&data)), 0o600);
         // A junk file is refused, not replaced.
         fs::write(token_path(&data), "short").unwrap();
         assert!(matches!(

@@ -11,7 +11,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -26,6 +26,21 @@ fn start(sandbox: &Sandbox) -> Server {
     Server::start(&sandbox.data_dir(), &[])
 }
 
+/// A server with one directory cluster `id`, whose data is `sandbox.cluster_dir(name, files,
+/// size)`: the server and the data's path.
+fn start_with_cluster(
+    sandbox: &Sandbox,
+    name: &str,
+    files: usize,
+    size: usize,
+    id: &str,
+) -> (Server, PathBuf) {
+    let server = start(sandbox);
+    let data = sandbox.cluster_dir(name, files, size);
+    server.register_dir(id, &data);
+    (server, data)
+}
+
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key]
         .as_str()
@@ -38,9 +53,7 @@ fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
 fn the_seed_command_lines_work_verbatim() {
     // GIVEN a server and the seed's cluster registered as a directory cluster
     let sandbox = Sandbox::new();
-    let server = start(&sandbox);
-    let data = sandbox.cluster_dir("seed", 3, 1024);
-    server.register_dir("c196ogto0aeqohe3ommq", &data);
+    let (server, _data) = start_with_cluster(&sandbox, "seed", 3, 1024, "c196ogto0aeqohe3ommq");
 
     // WHEN the seed's first line is run as written
     let created = server.cli(&[
@@ -168,9 +181,7 @@ fn the_seed_command_lines_work_verbatim() {
 fn three_runs_keep_the_two_newest_backups_on_disk() {
     // GIVEN a job that keeps 2 backups
     let sandbox = Sandbox::new();
-    let server = start(&sandbox);
-    let data = sandbox.cluster_dir("orders", 4, 64 * 1024);
-    server.register_dir("orders", &data);
+    let (server, data) = start_with_cluster(&sandbox, "orders", 4, 64 * 1024, "orders");
     let job = server.create_job("orders", 2);
 
     // WHEN it runs three times, one after the other
@@ -404,9 +415,7 @@ fn slow_fifty_concurrent_runs_over_five_clusters_lose_nothing() {
 fn a_manual_backup_while_an_operator_lock_is_held_is_refused() {
     // GIVEN a cluster an operator locked for a disk expansion
     let sandbox = Sandbox::new();
-    let server = start(&sandbox);
-    let data = sandbox.cluster_dir("maint", 2, 1024);
-    server.register_dir("maint", &data);
+    let (server, data) = start_with_cluster(&sandbox, "maint", 2, 1024, "maint");
     let locked = server.ok(&[
         "clusters",
         "lock",
@@ -474,9 +483,7 @@ fn an_unreadable_cluster_fails_with_provider_error_and_prunes_nothing() {
 
     // GIVEN a job keeping one backup, which it has made
     let sandbox = Sandbox::new();
-    let server = start(&sandbox);
-    let data = sandbox.cluster_dir("fragile", 3, 4096);
-    server.register_dir("fragile", &data);
+    let (server, data) = start_with_cluster(&sandbox, "fragile", 3, 4096, "fragile");
     let job = server.create_job("fragile", 1);
     let first = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
     assert_eq!(first["status"], "succeeded", "{first}");
@@ -757,9 +764,7 @@ fn snapshot(server: &Server) -> Value {
 fn bad_input_on_every_route_is_a_problem_and_changes_nothing() {
     // GIVEN a server with one cluster, one job and one backup
     let sandbox = Sandbox::new();
-    let server = start(&sandbox);
-    let data = sandbox.cluster_dir("steady", 2, 1024);
-    server.register_dir("steady", &data);
+    let (server, data) = start_with_cluster(&sandbox, "steady", 2, 1024, "steady");
     let job = server.create_job("steady", 2);
     let run = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
     let backup = str_of(&run, "linkedResource").to_owned();

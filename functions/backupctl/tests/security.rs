@@ -314,6 +314,8 @@ fn forged_browser_requests_are_refused_and_change_nothing() {
     .to_string();
     let clusters_path = format!("{MESDB}/clusters");
     let before = clusters(&server);
+    let post_cluster =
+        |headers: &[(&str, &str)]| send(&server, "POST", &clusters_path, headers, &body);
 
     // 415: a body without a JSON content type, for every body-taking route
     let json_backup = r#"{"description":"x","sourceClusterId":"c1"}"#;
@@ -347,17 +349,11 @@ fn forged_browser_requests_are_refused_and_change_nothing() {
     assert_eq!(answer.status, 404, "{answer:?}");
 
     // 421: a foreign Host, even with the token
-    let answer = send(
-        &server,
-        "POST",
-        &clusters_path,
-        &[
-            ("Host", "attacker.example:8080"),
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ],
-        &body,
-    );
+    let answer = post_cluster(&[
+        ("Host", "attacker.example:8080"),
+        ("Authorization", &bearer),
+        ("Content-Type", "application/json"),
+    ]);
     answer.assert_problem(421, "misdirected_request");
     let answer = send(
         &server,
@@ -369,46 +365,22 @@ fn forged_browser_requests_are_refused_and_change_nothing() {
     answer.assert_problem(421, "misdirected_request");
 
     // 403: a state-changing request from a foreign origin, even with the token; 421 first
-    let answer = send(
-        &server,
-        "POST",
-        &clusters_path,
-        &[
-            ("Origin", "http://attacker.example"),
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ],
-        &body,
-    );
+    let answer = post_cluster(&[
+        ("Origin", "http://attacker.example"),
+        ("Authorization", &bearer),
+        ("Content-Type", "application/json"),
+    ]);
     answer.assert_problem(403, "forbidden_origin");
-    let answer = send(
-        &server,
-        "POST",
-        &clusters_path,
-        &[
-            ("Origin", "http://attacker.example"),
-            ("Host", "attacker.example"),
-        ],
-        &body,
-    );
+    let answer = post_cluster(&[
+        ("Origin", "http://attacker.example"),
+        ("Host", "attacker.example"),
+    ]);
     answer.assert_problem(421, "misdirected_request");
     // 403 comes before 401 and 415
-    let answer = send(
-        &server,
-        "POST",
-        &clusters_path,
-        &[("Origin", "null"), ("Content-Type", "text/plain")],
-        &body,
-    );
+    let answer = post_cluster(&[("Origin", "null"), ("Content-Type", "text/plain")]);
     answer.assert_problem(403, "forbidden_origin");
     // 401 comes before 415
-    let answer = send(
-        &server,
-        "POST",
-        &clusters_path,
-        &[("Content-Type", "text/plain")],
-        &body,
-    );
+    let answer = post_cluster(&[("Content-Type", "text/plain")]);
     answer.assert_problem(401, "unauthorized");
 
     // THEN nothing changed

@@ -216,6 +216,20 @@ impl Harness {
             .map(|_| ())
     }
 
+    /// The stored record of the backup `id`, which must exist.
+    async fn stored_backup(&self, id: &str) -> backup_engine::BackupEntry {
+        self.store.get_backup(id).await.unwrap().unwrap()
+    }
+
+    /// A harness with the cluster `orders` at `/srv/orders` and a job on it: the harness and
+    /// the job's id.
+    async fn with_orders_job(script: Script) -> (Harness, String) {
+        let h = Harness::new(script);
+        h.cluster("orders", "/srv/orders").await.unwrap();
+        let job = h.job("orders").await;
+        (h, job)
+    }
+
     async fn job(&self, cluster: &str) -> String {
         self.engine
             .create_job(
@@ -256,9 +270,7 @@ impl Harness {
 #[tokio::test(start_paused = true)]
 async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_cluster() {
     // GIVEN a provider whose copy makes one step and then hangs (a stuck system call)
-    let h = Harness::new(Script::StallAfterOneStep);
-    h.cluster("orders", "/srv/orders").await.unwrap();
-    let job = h.job("orders").await;
+    let (h, job) = Harness::with_orders_job(Script::StallAfterOneStep).await;
     // WHEN the job runs
     let outcome = h.engine.run_scheduled(&job, at(0)).await.unwrap();
     // THEN the run fails `provider_stalled` after the stall limit, saying why
@@ -273,12 +285,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
     // AND the cluster's lock is free for the next run
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
     // AND the backup is defunct with the reason on it
-    let backup = h
-        .store
-        .get_backup(&item.linked_resource)
-        .await
-        .unwrap()
-        .unwrap();
+    let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Defunct);
     assert_eq!(backup.error_code, Some(RunFailure::ProviderStalled));
 }
@@ -286,9 +293,7 @@ async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_clust
 #[tokio::test(start_paused = true)]
 async fn a_copy_that_keeps_moving_is_not_stalled_however_long_it_takes() {
     // GIVEN a copy that moves every second
-    let h = Harness::new(Script::KeepCopying);
-    h.cluster("orders", "/srv/orders").await.unwrap();
-    let job = h.job("orders").await;
+    let (h, job) = Harness::with_orders_job(Script::KeepCopying).await;
     let engine = h.engine.clone();
     let run = tokio::spawn(async move { engine.run_scheduled(&job, at(0)).await });
     // WHEN ten minutes pass
@@ -325,9 +330,7 @@ async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
 
 #[tokio::test(start_paused = true)]
 async fn what_a_provider_notes_reaches_the_history_and_the_backup() {
-    let h = Harness::new(Script::SucceedWithNote);
-    h.cluster("orders", "/srv/orders").await.unwrap();
-    let job = h.job("orders").await;
+    let (h, job) = Harness::with_orders_job(Script::SucceedWithNote).await;
     let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
     assert_eq!(item.status, RunStatus::Succeeded);
     assert!(
@@ -424,20 +427,13 @@ async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_that_settles_later_is_settled_within_the_run() {
     // GIVEN a provider whose backups are started now and settle later
-    let h = Harness::new(Script::Pending(None));
-    h.cluster("orders", "/srv/orders").await.unwrap();
-    let job = h.job("orders").await;
+    let (h, job) = Harness::with_orders_job(Script::Pending(None)).await;
     // WHEN the job runs
     let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
     // THEN the run waited for it to settle, and it is available where the provider put it
     assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 3);
-    let backup = h
-        .store
-        .get_backup(&item.linked_resource)
-        .await
-        .unwrap()
-        .unwrap();
+    let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Available);
     assert_eq!(backup.location.as_deref(), Some("snap-1"));
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
@@ -446,9 +442,7 @@ async fn a_backup_that_settles_later_is_settled_within_the_run() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_that_settles_as_failed_fails_the_run() {
     // GIVEN a provider whose started backup fails while it settles
-    let h = Harness::new(Script::Pending(Some("snapshot snap-1 failed")));
-    h.cluster("orders", "/srv/orders").await.unwrap();
-    let job = h.job("orders").await;
+    let (h, job) = Harness::with_orders_job(Script::Pending(Some("snapshot snap-1 failed"))).await;
     // WHEN the job runs THEN it fails with provider_error, and the backup is defunct
     let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
     assert_eq!(item.status, RunStatus::Failed);
@@ -458,12 +452,7 @@ async fn a_backup_that_settles_as_failed_fails_the_run() {
         "{}",
         item.details
     );
-    let backup = h
-        .store
-        .get_backup(&item.linked_resource)
-        .await
-        .unwrap()
-        .unwrap();
+    let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Defunct);
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
 }
@@ -471,9 +460,7 @@ async fn a_backup_that_settles_as_failed_fails_the_run() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_made_at_once_is_not_polled() {
     // GIVEN a provider that completes its backups in `create`
-    let h = Harness::new(Script::SucceedWithNote);
-    h.cluster("orders", "/srv/orders").await.unwrap();
-    let job = h.job("orders").await;
+    let (h, job) = Harness::with_orders_job(Script::SucceedWithNote).await;
     // WHEN the job runs THEN it succeeds without asking the provider to settle anything
     let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
     assert_eq!(item.status, RunStatus::Succeeded);

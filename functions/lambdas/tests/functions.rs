@@ -89,6 +89,27 @@ impl World {
         id
     }
 
+    /// The answer of the jobs API to `method path body`, through API Gateway.
+    async fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.emulator
+            .invoke(apigw(method, path, body))
+            .await
+            .expect("answers")
+    }
+
+    /// The EventBridge rules whose names start with `prefix`.
+    async fn rules(
+        &self,
+        prefix: &str,
+    ) -> aws_sdk_eventbridge::operation::list_rules::ListRulesOutput {
+        self.events
+            .list_rules()
+            .name_prefix(prefix)
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn runner(&self, extra: &[(&str, &str)]) -> Function {
         Function::start(
             "backup-runner",
@@ -457,8 +478,7 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
     let jobs = "/orchestrate/v1/organizations/default/projects/default/jobs";
     // WHEN a job is created through API Gateway
     let response = w
-        .emulator
-        .invoke(apigw(
+        .api(
             "POST",
             jobs,
             Some(&json!({
@@ -467,9 +487,8 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
                 "type": "ScheduledBackup",
                 "data": {"clusterId": w.cluster, "description": "{cluster} Hourly Backup {datetime:RFC3339}", "maxBackupCount": 2}
             })),
-        ))
-        .await
-        .expect("answers");
+        )
+        .await;
     assert!(
         response["statusCode"]
             .as_u64()
@@ -503,18 +522,13 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         Some(format!(r#"{{"jobId": "{id}", "scheduledTime": <time>}}"#).as_str())
     );
     // AND it is listed
-    let response = w
-        .emulator
-        .invoke(apigw("GET", jobs, None))
-        .await
-        .expect("answers");
+    let response = w.api("GET", jobs, None).await;
     assert_eq!(response["statusCode"], 200, "{response}");
     assert_eq!(body(&response)["jobs"][0]["id"], id.as_str());
 
     // WHEN a job with an invalid schedule is posted THEN 400 and no rule, no job
     let response = w
-        .emulator
-        .invoke(apigw(
+        .api(
             "POST",
             jobs,
             Some(&json!({
@@ -523,33 +537,16 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
                 "type": "ScheduledBackup",
                 "data": {"clusterId": w.cluster, "description": "x", "maxBackupCount": 2}
             })),
-        ))
-        .await
-        .expect("answers");
+        )
+        .await;
     assert_eq!(response["statusCode"], 400, "{response}");
-    let rules = w
-        .events
-        .list_rules()
-        .name_prefix(&prefix)
-        .send()
-        .await
-        .unwrap();
+    let rules = w.rules(&prefix).await;
     assert_eq!(rules.rules().len(), 1);
 
     // WHEN the job is deleted THEN its rule is gone and the job is marked deleted
-    let response = w
-        .emulator
-        .invoke(apigw("DELETE", &format!("{jobs}/{id}"), None))
-        .await
-        .expect("answers");
+    let response = w.api("DELETE", &format!("{jobs}/{id}"), None).await;
     assert_eq!(response["statusCode"], 200, "{response}");
-    let rules = w
-        .events
-        .list_rules()
-        .name_prefix(&prefix)
-        .send()
-        .await
-        .unwrap();
+    let rules = w.rules(&prefix).await;
     assert!(rules.rules().is_empty(), "{rules:?}");
     assert_eq!(
         w.table.store().get_job(&id).await.unwrap().unwrap().status,

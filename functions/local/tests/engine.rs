@@ -803,12 +803,14 @@ fn short_leases() -> EngineConfig {
     config
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_backup_renews_its_lease_and_keeps_the_cluster() {
-    // GIVEN 300 ms leases and a backup that takes a second
+/// A harness on the system clock with short leases, one cluster `orders` and a backup of it
+/// that takes `delay_ms`, already running in the background: the harness, the job, the run.
+async fn slow_real_time_backup(
+    delay_ms: u64,
+) -> (Arc<Harness>, String, tokio::task::JoinHandle<HistoryItem>) {
     let h = Arc::new(
         Harness::build(
-            |w| w.delay = Duration::from_millis(1000),
+            |w| w.delay = Duration::from_millis(delay_ms),
             Some(Arc::new(backup_engine::clock::SystemClock)),
             short_leases(),
         )
@@ -820,6 +822,13 @@ async fn a_long_backup_renews_its_lease_and_keeps_the_cluster() {
         let (h, job) = (h.clone(), job.clone());
         tokio::spawn(async move { h.engine.run_scheduled(&job, at(60)).await.unwrap().history })
     };
+    (h, job, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_backup_renews_its_lease_and_keeps_the_cluster() {
+    // GIVEN 300 ms leases and a backup that takes a second
+    let (h, _job, run) = slow_real_time_backup(1000).await;
     // WHEN an operator tries to lock the cluster well after the first lease would have ended
     tokio::time::sleep(Duration::from_millis(700)).await;
     let err = h
@@ -844,20 +853,7 @@ async fn a_long_backup_renews_its_lease_and_keeps_the_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_loses_its_lock_abandons_its_backup() {
     // GIVEN a slow backup under 300 ms leases
-    let h = Arc::new(
-        Harness::build(
-            |w| w.delay = Duration::from_millis(1500),
-            Some(Arc::new(backup_engine::clock::SystemClock)),
-            short_leases(),
-        )
-        .await,
-    );
-    h.cluster("orders").await;
-    let job = h.job("orders", 2).await;
-    let run = {
-        let (h, job) = (h.clone(), job.clone());
-        tokio::spawn(async move { h.engine.run_scheduled(&job, at(60)).await.unwrap().history })
-    };
+    let (h, job, run) = slow_real_time_backup(1500).await;
     // WHEN its lock is taken from it (as if its lease had run out unnoticed)
     let holder = loop {
         if let Some(holder) = h.store.current("orders", Utc::now()).await.unwrap() {

@@ -259,6 +259,22 @@ impl DynamoStore {
             .await
             .map_err(|e| backend("Query", e))
     }
+
+    /// Every record of one index partition, unfiltered, each item read with `from`.
+    async fn query_as<T>(
+        &self,
+        index: &str,
+        pk_attr: &str,
+        pk: String,
+        forward: bool,
+        from: fn(&Item) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.query(Some(index), pk_attr, pk, forward, None)
+            .await?
+            .iter()
+            .map(from)
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -810,31 +826,19 @@ impl JobStore for DynamoStore {
     }
 
     async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
-        self.query(
-            Some(SCOPE_INDEX),
+        self.query_as(
+            SCOPE_INDEX,
             "scope_pk",
             scope_key(scope, "JOB"),
             true,
-            None,
+            job_from,
         )
-        .await?
-        .iter()
-        .map(job_from)
-        .collect()
+        .await
     }
 
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        self.query(
-            Some(STATE_INDEX),
-            "state_pk",
-            "JOB#ACTIVE".into(),
-            true,
-            None,
-        )
-        .await?
-        .iter()
-        .map(job_from)
-        .collect()
+        self.query_as(STATE_INDEX, "state_pk", "JOB#ACTIVE".into(), true, job_from)
+            .await
     }
 
     async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool> {
@@ -875,17 +879,14 @@ impl ClusterStore for DynamoStore {
     }
 
     async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>> {
-        self.query(
-            Some(SCOPE_INDEX),
+        self.query_as(
+            SCOPE_INDEX,
             "scope_pk",
             scope_key(scope, "CLUSTER"),
             true,
-            None,
+            cluster_from,
         )
-        .await?
-        .iter()
-        .map(cluster_from)
-        .collect()
+        .await
     }
 
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
@@ -959,31 +960,25 @@ impl BackupStore for DynamoStore {
     }
 
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
-        self.query(
-            Some(JOB_INDEX),
+        self.query_as(
+            JOB_INDEX,
             "job_pk",
             format!("JOB#{job_id}#BACKUP"),
             false,
-            None,
+            backup_from,
         )
-        .await?
-        .iter()
-        .map(backup_from)
-        .collect()
+        .await
     }
 
     async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>> {
-        self.query(
-            Some(STATE_INDEX),
+        self.query_as(
+            STATE_INDEX,
             "state_pk",
             format!("BACKUP#{}", enum_text(&status)),
             false,
-            None,
+            backup_from,
         )
-        .await?
-        .iter()
-        .map(backup_from)
-        .collect()
+        .await
     }
 
     async fn update_backup_status(
@@ -1141,17 +1136,14 @@ impl HistoryStore for DynamoStore {
     }
 
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {
-        self.query(
-            Some(STATE_INDEX),
+        self.query_as(
+            STATE_INDEX,
             "state_pk",
             "RUN#RUNNING".into(),
             true,
-            None,
+            history_from,
         )
-        .await?
-        .iter()
-        .map(history_from)
-        .collect()
+        .await
     }
 }
 

@@ -4,7 +4,7 @@
 //! `0-23/6` read the same: what an operator checks is when the backup runs, not how the
 //! expression was spelt.
 
-use super::{sorted_bits, Schedule};
+use super::{runs, sorted_bits, Schedule};
 
 pub(crate) const MONTHS: [&str; 12] = [
     "January",
@@ -182,21 +182,7 @@ fn ordinal(n: u32) -> String {
 
 /// "1, 2 and 5", with runs of three or more as "9 through 17".
 pub(crate) fn join_values(values: &[u32], name: impl Fn(u32) -> String) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < values.len() {
-        let mut j = i;
-        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
-            j += 1;
-        }
-        if j - i >= 2 {
-            parts.push(format!("{} through {}", name(values[i]), name(values[j])));
-            i = j + 1;
-        } else {
-            parts.push(name(values[i]));
-            i += 1;
-        }
-    }
+    let parts = runs(values, name, " through ");
     join_list(&parts)
 }
 

@@ -11,7 +11,7 @@
 //! `A-B` ranges and comma lists. Steps are expanded, since what EventBridge does with `/` in
 //! some fields is not documented.
 
-use super::{sorted_bits, Schedule};
+use super::{runs, sorted_bits, Schedule};
 
 const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 const ALL_DAYS_OF_MONTH: u32 = !1;
@@ -53,20 +53,6 @@ fn list(mask: u64, full: u64, name: impl Fn(u32) -> String) -> String {
         return "*".to_string();
     }
     let values = sorted_bits(mask);
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < values.len() {
-        let mut j = i;
-        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
-            j += 1;
-        }
-        if j - i >= 2 {
-            parts.push(format!("{}-{}", name(values[i]), name(values[j])));
-            i = j + 1;
-        } else {
-            parts.push(name(values[i]));
-            i += 1;
-        }
-    }
+    let parts = runs(&values, name, "-");
     parts.join(",")
 }

@@ -452,5 +452,26 @@ pub(crate) fn sorted_bits(mut mask: u64) -> Vec<u32> {
     out
 }
 
+/// The sorted `values` as names, with each run of three or more consecutive values as one
+/// `first{through}last`.
+pub(crate) fn runs(values: &[u32], name: impl Fn(u32) -> String, through: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i;
+        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!("{}{through}{}", name(values[i]), name(values[j])));
+            i = j + 1;
+        } else {
+            parts.push(name(values[i]));
+            i += 1;
+        }
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests;

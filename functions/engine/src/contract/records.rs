@@ -43,18 +43,18 @@ pub async fn jobs_insert_conditionally_and_round_trip(a: &Adapters) {
     assert!(!s.mark_job_deleted("nope").await.unwrap());
     let j2_deleted = s.get_job("j2").await.unwrap().unwrap();
     assert_eq!(j2_deleted.status, JobStatus::Deleted);
-    let mut active: Vec<String> = s
-        .list_active_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
-    active.sort();
+    let active = sorted_ids(s.list_active_jobs().await.unwrap(), |j| j.id);
     assert_eq!(active, ["j1", "j3"]);
     // AND removing a job (undoing a creation) forgets it
     s.remove_job("j3").await.unwrap();
     assert_eq!(s.get_job("j3").await.unwrap(), None);
+}
+
+/// The ids of `items`, sorted, for lists whose order is not part of the contract.
+fn sorted_ids<T>(items: Vec<T>, id: impl Fn(T) -> String) -> Vec<String> {
+    let mut ids: Vec<String> = items.into_iter().map(id).collect();
+    ids.sort();
+    ids
 }
 
 pub fn cluster(id: &str, org: &str) -> ClusterRecord {
@@ -165,14 +165,12 @@ pub async fn deleting_backups_are_found_at_start_up(a: &Adapters) {
             .await
             .unwrap());
     }
-    let mut found: Vec<String> = s
-        .list_backups_in_status(BackupStatus::Deleting)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
-    found.sort();
+    let found = sorted_ids(
+        s.list_backups_in_status(BackupStatus::Deleting)
+            .await
+            .unwrap(),
+        |b| b.id,
+    );
     assert_eq!(found, ["b1", "b3"]);
 }
 
@@ -245,39 +243,25 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
 
 pub async fn backup_status_updates_are_conditional(a: &Adapters) {
     use BackupStatus::*;
+    /// Whether the backup's status moved from `from` to `to`.
+    async fn moves(s: &dyn Store, id: &str, from: BackupStatus, to: BackupStatus) -> bool {
+        s.update_backup_status(id, from, to).await.unwrap()
+    }
     let s = &a.store;
     assert!(s
         .insert_backup(&backup("b1", "o1", Some("j1"), "c1", at(0)))
         .await
         .unwrap());
     // WHEN the expected status is wrong THEN nothing changes
-    assert!(!s
-        .update_backup_status("b1", Available, Deleting)
-        .await
-        .unwrap());
+    assert!(!moves(s.as_ref(), "b1", Available, Deleting).await);
     assert_eq!(s.get_backup("b1").await.unwrap().unwrap().status, Creating);
     // WHEN it is right THEN the status moves
-    assert!(s
-        .update_backup_status("b1", Creating, Available)
-        .await
-        .unwrap());
-    assert!(s
-        .update_backup_status("b1", Available, Deleting)
-        .await
-        .unwrap());
-    assert!(!s
-        .update_backup_status("b1", Available, Deleting)
-        .await
-        .unwrap());
-    assert!(s
-        .update_backup_status("b1", Deleting, Deleted)
-        .await
-        .unwrap());
+    assert!(moves(s.as_ref(), "b1", Creating, Available).await);
+    assert!(moves(s.as_ref(), "b1", Available, Deleting).await);
+    assert!(!moves(s.as_ref(), "b1", Available, Deleting).await);
+    assert!(moves(s.as_ref(), "b1", Deleting, Deleted).await);
     assert_eq!(s.get_backup("b1").await.unwrap().unwrap().status, Deleted);
-    assert!(!s
-        .update_backup_status("nope", Creating, Available)
-        .await
-        .unwrap());
+    assert!(!moves(s.as_ref(), "nope", Creating, Available).await);
     assert_eq!(s.list_backups_in_status(Deleted).await.unwrap().len(), 1);
 }
 

@@ -46,6 +46,45 @@ fn started(s: Started) -> (backup_core::api::ClusterLockInfo, BackupEntry) {
     }
 }
 
+/// A run `r1` of job `j1` on cluster `c1` (org `o1`) that has begun and started its backup
+/// `b1` at `at(0)`: the writes, its history entry, its lock and its backup.
+async fn started_run(
+    a: &Adapters,
+) -> (
+    Arc<dyn BackupWrites>,
+    HistoryEntry,
+    backup_core::api::ClusterLockInfo,
+    BackupEntry,
+) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    let entry = history("r1", "o1", "j1", at(0), at(0));
+    assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
+    w.prepare("c1", "job:j1").await.unwrap();
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
+    (w, entry, lock, b)
+}
+
+/// Ends the run of `started_run` with `backup`, its history `item` and the release of `lock`.
+async fn finish_run(
+    w: &dyn BackupWrites,
+    backup: BackupEnd<'_>,
+    item: &HistoryItem,
+    lock: &backup_core::api::ClusterLockInfo,
+) -> Finished {
+    w.finish(&Finish {
+        backup: Some(backup),
+        history: Some(item),
+        release: Some(Release {
+            cluster_id: "c1",
+            fencing_token: lock.fencing_token,
+        }),
+    })
+    .await
+    .unwrap()
+}
+
 pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
     let w = a.writes();
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
@@ -148,36 +187,26 @@ pub async fn concurrent_starts_have_one_winner(a: &Adapters) {
 }
 
 pub async fn finish_applies_every_part(a: &Adapters) {
-    let w = a.writes();
-    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
-    let entry = history("r1", "o1", "j1", at(0), at(0));
-    assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
-    w.prepare("c1", "job:j1").await.unwrap();
-    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
+    let (w, entry, lock, b) = started_run(a).await;
     // WHEN the run ends: backup available where the provider put it, history, release
     let mut item = entry.item.clone();
     item.status = RunStatus::Succeeded;
     item.end_time = Some(at(1));
     item.linked_resource = "b1".into();
     item.details = "Backed up.".into();
-    let done = w
-        .finish(&Finish {
-            backup: Some(BackupEnd {
-                backup_id: "b1",
-                status: BackupStatus::Available,
-                location: Some("snap-1,snap-2"),
-                error_code: None,
-                details: Some("2 files changed while they were copied: a, b."),
-            }),
-            history: Some(&item),
-            release: Some(Release {
-                cluster_id: "c1",
-                fencing_token: lock.fencing_token,
-            }),
-        })
-        .await
-        .unwrap();
+    let done = finish_run(
+        w.as_ref(),
+        BackupEnd {
+            backup_id: "b1",
+            status: BackupStatus::Available,
+            location: Some("snap-1,snap-2"),
+            error_code: None,
+            details: Some("2 files changed while they were copied: a, b."),
+        },
+        &item,
+        &lock,
+    )
+    .await;
     // THEN every part is applied
     assert_eq!(
         done,
@@ -224,13 +253,7 @@ pub async fn finish_applies_every_part(a: &Adapters) {
 }
 
 pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adapters) {
-    let w = a.writes();
-    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
-    let entry = history("r1", "o1", "j1", at(0), at(0));
-    assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
-    w.prepare("c1", "job:j1").await.unwrap();
-    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, _) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
+    let (w, entry, lock, _) = started_run(a).await;
     // GIVEN the lease ran out and an operator took the cluster
     let op = holder("expand-disk", None, None);
     let theirs = acquired(
@@ -245,23 +268,19 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
     item.end_time = Some(at(3));
     item.error_code = Some(RunFailure::LockLost);
     item.details = "Lost the lock.".into();
-    let done = w
-        .finish(&Finish {
-            backup: Some(BackupEnd {
-                backup_id: "b1",
-                status: BackupStatus::Defunct,
-                location: Some("/backups/b1"),
-                error_code: Some(RunFailure::LockLost),
-                details: Some("The lease was lost."),
-            }),
-            history: Some(&item),
-            release: Some(Release {
-                cluster_id: "c1",
-                fencing_token: lock.fencing_token,
-            }),
-        })
-        .await
-        .unwrap();
+    let done = finish_run(
+        w.as_ref(),
+        BackupEnd {
+            backup_id: "b1",
+            status: BackupStatus::Defunct,
+            location: Some("/backups/b1"),
+            error_code: Some(RunFailure::LockLost),
+            details: Some("The lease was lost."),
+        },
+        &item,
+        &lock,
+    )
+    .await;
     // THEN its backup and history are recorded, and the operator still holds the lock
     assert_eq!(
         done,

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{EntryKind, ManifestEntry};
-use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, FsError, Kind, Meta, Visitor};
+use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, FsError, Meta, Visitor};
 use super::TestHooks;
 
 /// Bytes read and written at a time.
@@ -252,7 +252,7 @@ impl Visitor for Sizer<'_> {
         meta: &Meta,
     ) -> Result<(), FsError> {
         step(self.cancelled, self.progress)?;
-        if meta.kind == Kind::File {
+        if meta.kind == EntryKind::File {
             self.needed = self.needed.saturating_add(meta.allocated);
         }
         Ok(())
@@ -310,12 +310,12 @@ impl Copier<'_> {
             // Look again and store or skip what is there now.
             Err(e) => {
                 return match lmeta(dir, name) {
-                    Ok(now) if now.kind == Kind::Symlink => self.link(dir, name, rel, &now),
-                    Ok(now) if !matches!(now.kind, Kind::File | Kind::Dir) => {
+                    Ok(now) if now.kind == EntryKind::Symlink => self.link(dir, name, rel, &now),
+                    Ok(now) if !matches!(now.kind, EntryKind::File | EntryKind::Dir) => {
                         self.skip(rel, &now);
                         Ok(())
                     }
-                    Ok(now) if now.kind == Kind::Dir => {
+                    Ok(now) if now.kind == EntryKind::Dir => {
                         Err(FsError::Replaced(shown(self.base, rel)))
                     }
                     Err(Errno::NOENT) => {
@@ -329,8 +329,8 @@ impl Copier<'_> {
         let before =
             fmeta(src.as_fd()).map_err(|e| FsError::io("read", shown(self.base, rel), e))?;
         match before.kind {
-            Kind::File => self.regular(src, &before, name, rel),
-            Kind::Dir | Kind::Symlink => Err(FsError::Replaced(shown(self.base, rel))),
+            EntryKind::File => self.regular(src, &before, name, rel),
+            EntryKind::Dir | EntryKind::Symlink => Err(FsError::Replaced(shown(self.base, rel))),
             // A FIFO, socket or device swapped in after the listing: opened without
             // blocking, never read.
             _ => {
@@ -450,7 +450,7 @@ impl Copier<'_> {
     }
 
     fn skip(&mut self, rel: &str, meta: &Meta) {
-        let mut entry = ManifestEntry::new(rel.to_owned(), meta.kind.into(), meta);
+        let mut entry = ManifestEntry::new(rel.to_owned(), meta.kind, meta);
         entry.size = 0;
         self.entries.push(entry);
     }
@@ -466,9 +466,9 @@ impl Visitor for Copier<'_> {
     ) -> Result<(), FsError> {
         step(self.cancelled, self.progress)?;
         match meta.kind {
-            Kind::File => self.file(dir, name, rel),
-            Kind::Symlink => self.link(dir, name, rel, meta),
-            Kind::Dir => Err(FsError::Replaced(shown(self.base, rel))),
+            EntryKind::File => self.file(dir, name, rel),
+            EntryKind::Symlink => self.link(dir, name, rel, meta),
+            EntryKind::Dir => Err(FsError::Replaced(shown(self.base, rel))),
             _ => {
                 self.skip(rel, meta);
                 Ok(())

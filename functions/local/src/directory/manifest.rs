@@ -38,7 +38,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::copy::{hash_file, hex};
-use super::walk::{shown, FsError, Kind, Meta, Visitor};
+use super::walk::{shown, FsError, Meta, Visitor};
 
 /// The version this code writes.
 pub const MANIFEST_VERSION: u32 = 2;
@@ -54,7 +54,8 @@ pub enum EntryKind {
     Socket,
     CharDevice,
     BlockDevice,
-    /// A version-1 `skipped` entry, whose type was not recorded.
+    /// A version-1 `skipped` entry, whose type was not recorded, or a type the walk does
+    /// not tell apart.
     Unknown,
 }
 
@@ -75,21 +76,6 @@ impl EntryKind {
             EntryKind::CharDevice => "char-device",
             EntryKind::BlockDevice => "block-device",
             EntryKind::Unknown => "unknown",
-        }
-    }
-}
-
-impl From<Kind> for EntryKind {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::File => EntryKind::File,
-            Kind::Dir => EntryKind::Dir,
-            Kind::Symlink => EntryKind::Symlink,
-            Kind::Fifo => EntryKind::Fifo,
-            Kind::Socket => EntryKind::Socket,
-            Kind::CharDevice => EntryKind::CharDevice,
-            Kind::BlockDevice => EntryKind::BlockDevice,
-            Kind::Unknown => EntryKind::Unknown,
         }
     }
 }
@@ -400,8 +386,7 @@ impl<'m> Checker<'m> {
 
     /// Looks `rel` up and marks it seen; records a problem and answers `None` when the copy
     /// should not hold it.
-    fn expect(&mut self, rel: &str, found: Kind) -> Option<&'m ManifestEntry> {
-        let found = EntryKind::from(found);
+    fn expect(&mut self, rel: &str, found: EntryKind) -> Option<&'m ManifestEntry> {
         let Some(&mut (entry, ref mut seen)) = self.expected.get_mut(rel) else {
             self.problem(
                 rel,
@@ -534,7 +519,7 @@ impl Visitor for Checker<'_> {
         meta: &Meta,
     ) -> Result<bool, FsError> {
         self.step()?;
-        match self.expect(rel, Kind::Dir) {
+        match self.expect(rel, EntryKind::Dir) {
             Some(entry) => {
                 self.check_meta(rel, entry, meta);
                 Ok(true)

@@ -350,7 +350,7 @@ impl BackupProvider for DirectoryProvider {
         let found = tokio::task::spawn_blocking(move || {
             let backup = open_dir_at(root.as_fd(), &id)?;
             rfs::statat(&backup, MANIFEST, AtFlags::SYMLINK_NOFOLLOW)
-                .map(|st| walk::meta(&st).kind == walk::Kind::File)
+                .map(|st| walk::meta(&st).kind == manifest::EntryKind::File)
         })
         .await
         .map_err(|e| ProviderError::with_source("the status task stopped", e))?;

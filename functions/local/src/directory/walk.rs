@@ -20,6 +20,8 @@ use std::path::{Component, Path};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
+use super::manifest::EntryKind;
+
 /// How many directory descriptors of a chain stay open.
 pub(crate) const WINDOW: usize = 16;
 
@@ -62,23 +64,10 @@ impl FsError {
     }
 }
 
-/// The kinds of entry a manifest tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Fifo,
-    Socket,
-    CharDevice,
-    BlockDevice,
-    Unknown,
-}
-
 /// What the walks need of a `struct stat`, in fixed-width types on every architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Meta {
-    pub kind: Kind,
+    pub kind: EntryKind,
     /// Permission bits (`0o7777`).
     pub mode: u32,
     pub uid: u32,
@@ -108,14 +97,14 @@ impl Meta {
 #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
 pub(crate) fn meta(st: &Stat) -> Meta {
     let kind = match FileType::from_raw_mode(st.st_mode as _) {
-        FileType::RegularFile => Kind::File,
-        FileType::Directory => Kind::Dir,
-        FileType::Symlink => Kind::Symlink,
-        FileType::Fifo => Kind::Fifo,
-        FileType::Socket => Kind::Socket,
-        FileType::CharacterDevice => Kind::CharDevice,
-        FileType::BlockDevice => Kind::BlockDevice,
-        _ => Kind::Unknown,
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Symlink,
+        FileType::Fifo => EntryKind::Fifo,
+        FileType::Socket => EntryKind::Socket,
+        FileType::CharacterDevice => EntryKind::CharDevice,
+        FileType::BlockDevice => EntryKind::BlockDevice,
+        _ => EntryKind::Unknown,
     };
     Meta {
         kind,
@@ -434,7 +423,7 @@ pub(crate) fn walk(
             }
             Err(e) => return Err(FsError::io("read", shown(base, &rel), e)),
         };
-        if lstat.kind != Kind::Dir {
+        if lstat.kind != EntryKind::Dir {
             visitor.entry(dir, &name, &rel, &lstat)?;
             continue;
         }
@@ -446,7 +435,7 @@ pub(crate) fn walk(
             }
             // Swapped for something else since it was stat'ed: visit what it is now.
             Err(Errno::NOTDIR | Errno::LOOP) => match lmeta(dir, &name) {
-                Ok(now) if now.kind != Kind::Dir => {
+                Ok(now) if now.kind != EntryKind::Dir => {
                     visitor.entry(dir, &name, &rel, &now)?;
                     continue;
                 }
@@ -515,7 +504,7 @@ pub(crate) fn remove_tree(dir: BorrowedFd<'_>, name: &CStr, base: &str) -> Resul
 /// root that is this server's alone.
 fn open_tightened(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     let m = lmeta(dir, name)?;
-    if m.kind != Kind::Dir {
+    if m.kind != EntryKind::Dir {
         return Err(Errno::NOTDIR);
     }
     rfs::chmodat(dir, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
