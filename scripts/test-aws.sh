@@ -25,8 +25,8 @@ source "$root/scripts/aws-env.sh"
 step "store and lock contract on DynamoDB, EventBridge and EBS adapters, Lambda functions as processes"
 cargo test -p backup-aws -p backup-lambdas --features backup-aws/moto -- --include-ignored --skip bench_
 
-step "backupctl serve --store dynamodb --scheduler eventbridge, as a process"
-cargo test -p backupctl --test aws -- --ignored
+step "backupctl serve --store dynamodb --scheduler eventbridge, as a process; --aws-sigv4 against botocore"
+cargo test -p backupctl --test aws --test sigv4 -- --ignored
 
 step "cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml

@@ -42,6 +42,16 @@ pub struct Global {
     /// the token in `<data-dir>/token`.
     #[arg(long, global = true, env = "BACKUPCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Sign every request with AWS Signature Version 4 (service `execute-api`), with the AWS
+    /// SDK's credentials and region (`AWS_PROFILE`, `aws sso login`, `AWS_REGION`, …): for
+    /// the API of a `Deploy to AWS` stack.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKUPCTL_AWS_SIGV4",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub aws_sigv4: bool,
     /// The server's data directory, where its token is (for a loopback --url). `serve` has
     /// its own `--data-dir`, which wins for `serve`.
     #[arg(

@@ -15,6 +15,8 @@
 
 mod flags;
 mod http;
+#[cfg(feature = "aws")]
+mod sigv4;
 mod table;
 
 use std::io::Write;
@@ -140,7 +142,9 @@ fn explain(failure: &Failure) -> (String, u8) {
             ),
             1,
         ),
-        Failure::Unexpected(message) => (format!("error: {message}\n"), 1),
+        Failure::Unexpected(message) | Failure::Credentials(message) => {
+            (format!("error: {message}\n"), 1)
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub enum Failure {
     Unreachable { url: String, reason: String },
     /// The server answered, but not with what the API promises.
     Unexpected(String),
+    /// `--aws-sigv4` could not find AWS credentials or a region; the sentence says what to
+    /// set.
+    Credentials(String),
 }
 
 /// A successful (2xx) answer.
@@ -76,6 +79,9 @@ pub struct Api {
     token: Option<String>,
     /// Where the token came from (or why there is none), for a 401's message.
     token_source: String,
+    /// `--aws-sigv4`: signs every request instead of sending a token.
+    #[cfg(feature = "aws")]
+    signer: Option<super::sigv4::Signer>,
 }
 
 /// The token to send (SPEC §12): `--token`/`BACKUPCTL_TOKEN`, else `<data-dir>/token` when
@@ -158,7 +164,34 @@ impl Api {
             .user_agent(concat!("backupctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let (token, token_source) = resolve_token(global, &base);
+        #[cfg(not(feature = "aws"))]
+        if global.aws_sigv4 {
+            return Err(Failure::Usage(vec![
+                "--aws-sigv4 needs a backupctl built with the `aws` feature (the default of \
+                 `cargo install backupctl` and `cargo build -p backupctl`); this one was built \
+                 without it."
+                    .to_owned(),
+            ]));
+        }
+        let (token, token_source) = if global.aws_sigv4 {
+            if global.token.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+                return Err(Failure::Usage(vec![
+                    "--aws-sigv4 and --token (or BACKUPCTL_TOKEN) both authenticate the \
+                     request; give one: --aws-sigv4 for the API a `Deploy to AWS` stack \
+                     serves, --token for `backupctl serve`."
+                        .to_owned(),
+                ]));
+            }
+            (
+                None,
+                "backupctl signed the request with --aws-sigv4: check that your AWS \
+                 identity may call execute-api:Invoke on this API and that AWS_REGION is the \
+                 API's region"
+                    .to_owned(),
+            )
+        } else {
+            resolve_token(global, &base)
+        };
         Ok(Api {
             agent,
             base,
@@ -166,6 +199,12 @@ impl Api {
             project: global.project_id.clone(),
             token,
             token_source,
+            #[cfg(feature = "aws")]
+            signer: if global.aws_sigv4 {
+                Some(super::sigv4::Signer::from_environment()?)
+            } else {
+                None
+            },
         })
     }
 
@@ -213,29 +252,22 @@ impl Api {
     }
 
     fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<Reply, Failure> {
-        const ACCEPT: &str = "application/json, application/problem+json";
-        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let with_auth = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
-            let request = request.header("accept", ACCEPT);
-            match &authorization {
-                Some(value) => request.header("authorization", value),
-                None => request,
-            }
-        };
-        let with_auth_body = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
-            let request = request.header("accept", ACCEPT);
-            match &authorization {
-                Some(value) => request.header("authorization", value),
-                None => request,
-            }
-        };
+        let mut headers = vec![(
+            "accept".to_owned(),
+            "application/json, application/problem+json".to_owned(),
+        )];
+        if body.is_some() {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        }
+        if let Some(token) = &self.token {
+            headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+        }
+        headers.extend(self.signature(method, url, &headers, body.as_deref())?);
         let result = match (method, body) {
-            (Method::Get, _) => with_auth(self.agent.get(url)).call(),
-            (Method::Delete, _) => with_auth(self.agent.delete(url)).call(),
-            (Method::Post, Some(body)) => with_auth_body(self.agent.post(url))
-                .header("content-type", "application/json")
-                .send(body),
-            (Method::Post, None) => with_auth_body(self.agent.post(url)).send_empty(),
+            (Method::Get, _) => with_headers(self.agent.get(url), &headers).call(),
+            (Method::Delete, _) => with_headers(self.agent.delete(url), &headers).call(),
+            (Method::Post, Some(body)) => with_headers(self.agent.post(url), &headers).send(body),
+            (Method::Post, None) => with_headers(self.agent.post(url), &headers).send_empty(),
         };
         let mut response = result.map_err(|e| self.transport_failure(url, e))?;
         let status = response.status();
@@ -252,7 +284,7 @@ impl Api {
             });
         }
         match serde_json::from_str::<Problem>(&body) {
-            Ok(mut problem) if status.as_u16() == 401 => {
+            Ok(mut problem) if status.as_u16() == 401 || (status.as_u16() == 403 && self.signs()) => {
                 // Say where this backupctl looked for the token, after the server's hint.
                 problem.detail = format!("{}\n{}.", problem.detail.trim_end(), self.token_source);
                 Err(Failure::Problem(Box::new(problem)))
@@ -264,6 +296,51 @@ impl Api {
                 excerpt(&body)
             ))),
         }
+    }
+
+    /// Whether requests are signed (`--aws-sigv4`): a 403 then means the signature or the
+    /// identity's permissions, so the answer says how the request was authenticated.
+    fn signs(&self) -> bool {
+        #[cfg(feature = "aws")]
+        return self.signer.is_some();
+        #[cfg(not(feature = "aws"))]
+        false
+    }
+
+    /// The SigV4 headers of a request with `headers` and `body`, with `--aws-sigv4`.
+    #[cfg(feature = "aws")]
+    fn signature(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Vec<(String, String)>, Failure> {
+        let Some(signer) = &self.signer else {
+            return Ok(Vec::new());
+        };
+        let method = match method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        };
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        signer.sign(method, url, &headers, body.unwrap_or_default())
+    }
+
+    /// Without the `aws` feature `--aws-sigv4` is refused in [`Api::new`]: nothing to add.
+    #[cfg(not(feature = "aws"))]
+    fn signature(
+        &self,
+        _method: Method,
+        _url: &str,
+        _headers: &[(String, String)],
+        _body: Option<&[u8]>,
+    ) -> Result<Vec<(String, String)>, Failure> {
+        Ok(Vec::new())
     }
 
     fn transport_failure(&self, url: &str, error: ureq::Error) -> Failure {
@@ -296,6 +373,15 @@ impl Api {
             other => Failure::Unexpected(format!("the request to {url} failed: {other}")),
         }
     }
+}
+
+fn with_headers<B>(
+    request: ureq::RequestBuilder<B>,
+    headers: &[(String, String)],
+) -> ureq::RequestBuilder<B> {
+    headers
+        .iter()
+        .fold(request, |request, (name, value)| request.header(name, value))
 }
 
 /// Appends `?k=v&…` for the parameters that are given.
@@ -357,6 +443,7 @@ mod tests {
             project_id: "default".to_owned(),
             json: false,
             token: None,
+            aws_sigv4: false,
             data_dir: std::path::PathBuf::from("./.backupctl"),
         })
     }
