@@ -206,12 +206,6 @@ impl Harness {
             .map(|_| ())
     }
 
-    /// Runs the job's delivery scheduled at `at(0)` to its end: its history item.
-    async fn run(&self, job: &str) -> HistoryItem {
-        let outcome = self.engine.run_scheduled(job, at(0)).await.unwrap();
-        outcome.history
-    }
-
     /// The stored record of the backup `id`, which must exist.
     async fn stored_backup(&self, id: &str) -> backup_engine::BackupEntry {
         self.store.get_backup(id).await.unwrap().unwrap()
@@ -224,6 +218,14 @@ impl Harness {
         h.cluster("orders", "/srv/orders").await.unwrap();
         let job = h.job("orders").await;
         (h, job)
+    }
+
+    /// A harness whose `orders` job (as [`with_orders_job`](Self::with_orders_job) makes
+    /// it) ran to its end once, scheduled at `at(0)`: the harness and the run's history item.
+    async fn ran_orders_job(script: Script) -> (Harness, HistoryItem) {
+        let (h, job) = Harness::with_orders_job(script).await;
+        let outcome = h.engine.run_scheduled(&job, at(0)).await.unwrap();
+        (h, outcome.history)
     }
 
     async fn job(&self, cluster: &str) -> String {
@@ -248,9 +250,8 @@ impl Harness {
 #[tokio::test(start_paused = true)]
 async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_cluster() {
     // GIVEN a provider whose copy makes one step and then hangs (a stuck system call)
-    let (h, job) = Harness::with_orders_job(Script::StallAfterOneStep).await;
     // WHEN the job runs
-    let item = h.run(&job).await;
+    let (h, item) = Harness::ran_orders_job(Script::StallAfterOneStep).await;
     // THEN the run fails `provider_stalled` after the stall limit, saying why
     assert_eq!(item.status, RunStatus::Failed);
     assert_eq!(item.error_code, Some(RunFailure::ProviderStalled));
@@ -303,8 +304,7 @@ async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
 
 #[tokio::test(start_paused = true)]
 async fn what_a_provider_notes_reaches_the_history_and_the_backup() {
-    let (h, job) = Harness::with_orders_job(Script::SucceedWithNote).await;
-    let item = h.run(&job).await;
+    let (h, item) = Harness::ran_orders_job(Script::SucceedWithNote).await;
     assert_eq!(item.status, RunStatus::Succeeded);
     assert_says(&item.details, "changed while it was copied");
     let backup = h
@@ -396,9 +396,8 @@ async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_that_settles_later_is_settled_within_the_run() {
     // GIVEN a provider whose backups are started now and settle later
-    let (h, job) = Harness::with_orders_job(Script::Pending(None)).await;
     // WHEN the job runs
-    let item = h.run(&job).await;
+    let (h, item) = Harness::ran_orders_job(Script::Pending(None)).await;
     // THEN the run waited for it to settle, and it is available where the provider put it
     assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 3);
@@ -411,9 +410,8 @@ async fn a_backup_that_settles_later_is_settled_within_the_run() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_that_settles_as_failed_fails_the_run() {
     // GIVEN a provider whose started backup fails while it settles
-    let (h, job) = Harness::with_orders_job(Script::Pending(Some("snapshot snap-1 failed"))).await;
     // WHEN the job runs THEN it fails with provider_error, and the backup is defunct
-    let item = h.run(&job).await;
+    let (h, item) = Harness::ran_orders_job(Script::Pending(Some("snapshot snap-1 failed"))).await;
     assert_eq!(item.status, RunStatus::Failed);
     assert_eq!(item.error_code, Some(RunFailure::ProviderError));
     assert_says(&item.details, "snapshot snap-1 failed");
@@ -425,9 +423,8 @@ async fn a_backup_that_settles_as_failed_fails_the_run() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_made_at_once_is_not_polled() {
     // GIVEN a provider that completes its backups in `create`
-    let (h, job) = Harness::with_orders_job(Script::SucceedWithNote).await;
     // WHEN the job runs THEN it succeeds without asking the provider to settle anything
-    let item = h.run(&job).await;
+    let (h, item) = Harness::ran_orders_job(Script::SucceedWithNote).await;
     assert_eq!(item.status, RunStatus::Succeeded);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 0);
 }
