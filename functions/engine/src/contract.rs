@@ -73,7 +73,10 @@ impl Adapters {
 
     /// Asks for `cluster`'s lock for `who` at `now`, for [`LEASE`].
     async fn try_lock(&self, cluster: &str, who: &LockHolder, now: DateTime<Utc>) -> Acquisition {
-        (self.lock.try_acquire(cluster, who, now, LEASE).await).expect("the lock answers")
+        self.lock
+            .try_acquire(cluster, who, now, LEASE)
+            .await
+            .expect("the lock answers")
     }
 
     /// Takes `cluster`'s lock for `who` at `now`; the check fails if it is held.
