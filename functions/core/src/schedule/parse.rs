@@ -513,21 +513,27 @@ pub(crate) fn shape<'a>(input: &'a str, errors: &mut Vec<FieldError>) -> Option<
         ));
         return None;
     }
+    // `@every` (a robfig/cron extension): alone and glued to its argument (`@every5m`), or
+    // followed by it as a second token.
+    let first = toks[0].text.to_ascii_lowercase();
+    if first == "@every" || (toks.len() == 1 && first.starts_with("@every")) {
+        errors.push(FieldError::new(
+            ErrorCode::Unsupported,
+            Field::Schedule,
+            whole,
+            "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.",
+        ));
+        return None;
+    }
     if toks.len() == 1 && toks[0].text.starts_with('@') {
         let name = toks[0].text;
         if let Some(expanded) = expand_macro(name) {
             return Some(Shape::Macro(expanded));
         }
-        let lower = name.to_ascii_lowercase();
-        let (code, message) = if lower == "@reboot" {
+        let (code, message) = if first == "@reboot" {
             (
                 ErrorCode::Unsupported,
                 "`@reboot` is not supported: a backup runs on a clock, not when a machine starts; write a schedule such as `@daily` or `0 2 * * *`.".to_string(),
-            )
-        } else if lower == "@every" || lower.starts_with("@every") {
-            (
-                ErrorCode::Unsupported,
-                "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.".to_string(),
             )
         } else {
             (
@@ -538,15 +544,6 @@ pub(crate) fn shape<'a>(input: &'a str, errors: &mut Vec<FieldError>) -> Option<
             )
         };
         errors.push(FieldError::new(code, Field::Schedule, whole, message));
-        return None;
-    }
-    if toks[0].text.eq_ignore_ascii_case("@every") {
-        errors.push(FieldError::new(
-            ErrorCode::Unsupported,
-            Field::Schedule,
-            whole,
-            "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.",
-        ));
         return None;
     }
     match <[Token<'a>; 5]>::try_from(toks.as_slice()) {
