@@ -264,15 +264,6 @@ mod tests {
     #[test]
     fn the_transformer_passes_the_job_and_the_event_time() {
         let t = transformer("c196ogto0aeqohe3ommq").unwrap();
-        assert_eq!(
-            t.input_paths_map()
-                .and_then(|m| m.get("time"))
-                .map(String::as_str),
-            Some("$.time")
-        );
-        assert_eq!(
-            t.input_template(),
-            r#"{"jobId": "c196ogto0aeqohe3ommq", "scheduledTime": <time>}"#
-        );
+        backup_testkit::eventbridge::assert_job_transformer(&t, "c196ogto0aeqohe3ommq");
     }
 }
