@@ -5,6 +5,7 @@
 //! answered about the first of them in that order.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_path_to_error::Segment;
 
 use crate::problem::{sentence, ApiError};
+use crate::routes::AppState;
 
 /// The organization and project of a request, from the `{org}` and `{project}` segments of
 /// its path, checked (`validation` problem naming `organizationId`/`projectId`).
@@ -33,6 +35,52 @@ impl<S: Send + Sync> FromRequestParts<S> for InScope {
         }
         let ApiPath(p) = ApiPath::<ScopePath>::from_request_parts(parts, state).await?;
         Ok(InScope(Scope::new(&p.org, &p.project)?))
+    }
+}
+
+/// What every handler starts from: the engine, and the scope of the request's path
+/// ([`InScope`]).
+pub struct InProject {
+    pub engine: AppState,
+    pub scope: Scope,
+}
+
+impl FromRequestParts<AppState> for InProject {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let InScope(scope) = InScope::from_request_parts(parts, state).await?;
+        Ok(InProject {
+            engine: Arc::clone(state),
+            scope,
+        })
+    }
+}
+
+/// A request about one item that takes no query (`GET`/`DELETE …/jobs/{job_id}`,
+/// `POST …/jobs/{job_id}/run`, …): the project, then the item's id, the path's segment after
+/// `{org}` and `{project}`, then [`NoQuery`], in the order of the module notes.
+pub struct OneItem {
+    pub engine: AppState,
+    pub scope: Scope,
+    pub id: String,
+}
+
+impl FromRequestParts<AppState> for OneItem {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let InProject { engine, scope } = InProject::from_request_parts(parts, state).await?;
+        let ApiPath((_org, _project, id)) =
+            ApiPath::<(String, String, String)>::from_request_parts(parts, state).await?;
+        let ApiQuery(NoQuery {}) = ApiQuery::from_request_parts(parts, state).await?;
+        Ok(OneItem { engine, scope, id })
     }
 }
 

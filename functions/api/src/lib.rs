@@ -24,7 +24,8 @@
 //!   leave through `?`.
 //! - [`extract`]: the extractors that turn malformed paths (and scopes), queries and bodies
 //!   into problems: [`extract::InScope`], [`extract::ApiPath`], [`extract::ApiQuery`],
-//!   [`extract::ApiJson`].
+//!   [`extract::ApiJson`], and the two every handler starts from, [`extract::InProject`]
+//!   (engine and scope) and [`extract::OneItem`] (engine, scope and id, no query).
 //! - [`problem`]: the problem answer, `From<EngineError>` for it, and the layer that fills
 //!   in its `instance`.
 //! - [`web`]: the web form's static files (local server only).
@@ -98,43 +99,42 @@ pub const API_PREFIXES: [&str; 2] = ["/orchestrate/", "/mesdb/"];
 
 /// The API's router: every route of SPEC §7 plus `GET /healthz`.
 pub fn router(engine: Arc<Engine>) -> Router {
-    let jobs = "/orchestrate/v1/organizations/{org}/projects/{project}";
-    let mesdb = "/mesdb/v1/organizations/{org}/projects/{project}";
-    Router::new()
-        .route("/healthz", get(routes::healthz))
+    let jobs = Router::new()
+        .route("/jobs", get(routes::list_jobs).post(routes::create_job))
         .route(
-            &format!("{jobs}/jobs"),
-            get(routes::list_jobs).post(routes::create_job),
-        )
-        .route(
-            &format!("{jobs}/jobs/{{job_id}}"),
+            "/jobs/{job_id}",
             get(routes::get_job).delete(routes::delete_job),
         )
+        .route("/jobs/{job_id}/run", post(routes::run_job))
+        .route("/history", get(routes::list_history));
+    let mesdb = Router::new()
         .route(
-            &format!("{jobs}/jobs/{{job_id}}/run"),
-            post(routes::run_job),
-        )
-        .route(&format!("{jobs}/history"), get(routes::list_history))
-        .route(
-            &format!("{mesdb}/backups"),
+            "/backups",
             get(routes::list_backups).post(routes::create_backup),
         )
         .route(
-            &format!("{mesdb}/backups/{{backup_id}}"),
+            "/backups/{backup_id}",
             get(routes::get_backup).delete(routes::delete_backup),
         )
         .route(
-            &format!("{mesdb}/clusters"),
+            "/clusters",
             get(routes::list_clusters).post(routes::register_cluster),
         )
         .route(
-            &format!("{mesdb}/clusters/{{cluster_id}}"),
+            "/clusters/{cluster_id}",
             get(routes::get_cluster).delete(routes::delete_cluster),
         )
         .route(
-            &format!("{mesdb}/clusters/{{cluster_id}}/lock"),
+            "/clusters/{cluster_id}/lock",
             post(routes::lock_cluster).delete(routes::unlock_cluster),
+        );
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .nest(
+            "/orchestrate/v1/organizations/{org}/projects/{project}",
+            jobs,
         )
+        .nest("/mesdb/v1/organizations/{org}/projects/{project}", mesdb)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(engine)

@@ -1,20 +1,20 @@
 //! The handlers of SPEC §7: each takes its checked input from the extractors of
-//! [`crate::extract`], calls one engine use case and answers with the JSON shapes of
+//! [`crate::extract`] ([`InProject`] for the engine and scope, [`OneItem`] for a route about
+//! one item that takes no query), calls one engine use case and answers with the JSON shapes of
 //! `backup_core::api`. Errors leave through `?` (`ApiError: From<EngineError>`); the
 //! problem's `instance` is filled in by the router's layer.
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
 use backup_core::api::{
     BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest, CreateJobRequest, HistoryList,
     IdResponse, JobEnvelope, JobList, LockClusterRequest, RegisterClusterRequest, RunJobResponse,
 };
-use backup_engine::{BackupFilter, Engine};
+use backup_engine::{BackupFilter, Engine, EngineError};
 use serde::Deserialize;
 
-use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InScope, NoQuery};
+use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, NoQuery, OneItem};
 use crate::problem::ApiError;
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -26,17 +26,8 @@ pub type AppState = Arc<Engine>;
 #[derive(Debug, serde::Serialize)]
 pub struct Empty {}
 
-/// The id segment of `…/jobs/{job_id}…` (the scope is read by [`InScope`]).
-#[derive(Deserialize)]
-pub struct JobId {
-    job_id: String,
-}
-
-#[derive(Deserialize)]
-pub struct BackupId {
-    backup_id: String,
-}
-
+/// The id segment of `…/clusters/{cluster_id}/lock`, for the one item route with a body
+/// (the others read their id with [`OneItem`]).
 #[derive(Deserialize)]
 pub struct ClusterId {
     cluster_id: String,
@@ -62,11 +53,16 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// `{}` once a use case that answers nothing has succeeded.
+fn done(result: Result<(), EngineError>) -> ApiResult<Empty> {
+    result?;
+    Ok(Json(Empty {}))
+}
+
 // ----- jobs --------------------------------------------------------------------------------
 
 pub async fn create_job(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<CreateJobRequest>,
 ) -> ApiResult<IdResponse> {
     let job = engine.create_job(&scope, &request).await?;
@@ -74,49 +70,31 @@ pub async fn create_job(
 }
 
 pub async fn list_jobs(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> ApiResult<JobList> {
     let jobs = engine.list_jobs(&scope).await?;
     Ok(Json(JobList { jobs }))
 }
 
-pub async fn get_job(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<JobId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<JobEnvelope> {
-    let job = engine.get_job(&scope, &p.job_id).await?;
+pub async fn get_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<JobEnvelope> {
+    let job = engine.get_job(&scope, &id).await?;
     Ok(Json(JobEnvelope { job }))
 }
 
-pub async fn delete_job(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<JobId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<Empty> {
-    engine.delete_job(&scope, &p.job_id).await?;
-    Ok(Json(Empty {}))
+pub async fn delete_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
+    done(engine.delete_job(&scope, &id).await)
 }
 
-pub async fn run_job(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<JobId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<RunJobResponse> {
-    let outcome = engine.run_job_now(&scope, &p.job_id).await?;
+pub async fn run_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<RunJobResponse> {
+    let outcome = engine.run_job_now(&scope, &id).await?;
     Ok(Json(RunJobResponse {
         history_id: outcome.history.id,
     }))
 }
 
 pub async fn list_history(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<HistoryList> {
     let items = engine.list_history(&scope, q.job_id.as_deref()).await?;
@@ -126,8 +104,7 @@ pub async fn list_history(
 // ----- backups -----------------------------------------------------------------------------
 
 pub async fn create_backup(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<CreateBackupRequest>,
 ) -> ApiResult<IdResponse> {
     let id = engine.create_manual_backup(&scope, &request).await?;
@@ -135,8 +112,7 @@ pub async fn create_backup(
 }
 
 pub async fn list_backups(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<BackupQuery>,
 ) -> ApiResult<BackupList> {
     let filter = BackupFilter {
@@ -149,31 +125,19 @@ pub async fn list_backups(
 
 /// `GET …/backups/{id}`: not in the SPEC's table, answered as `{"backup": Backup}` so a
 /// client can follow one backup without listing them all.
-pub async fn get_backup(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<BackupId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<serde_json::Value> {
-    let backup = engine.get_backup(&scope, &p.backup_id).await?;
+pub async fn get_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<serde_json::Value> {
+    let backup = engine.get_backup(&scope, &id).await?;
     Ok(Json(serde_json::json!({ "backup": backup })))
 }
 
-pub async fn delete_backup(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<BackupId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<Empty> {
-    engine.delete_backup(&scope, &p.backup_id).await?;
-    Ok(Json(Empty {}))
+pub async fn delete_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
+    done(engine.delete_backup(&scope, &id).await)
 }
 
 // ----- clusters ----------------------------------------------------------------------------
 
 pub async fn register_cluster(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<RegisterClusterRequest>,
 ) -> ApiResult<IdResponse> {
     let cluster = engine.register_cluster(&scope, &request).await?;
@@ -181,38 +145,25 @@ pub async fn register_cluster(
 }
 
 pub async fn list_clusters(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> ApiResult<ClusterList> {
     let clusters = engine.list_clusters(&scope).await?;
     Ok(Json(ClusterList { clusters }))
 }
 
-pub async fn get_cluster(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<ClusterId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<ClusterEnvelope> {
-    let cluster = engine.get_cluster(&scope, &p.cluster_id).await?;
+pub async fn get_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<ClusterEnvelope> {
+    let cluster = engine.get_cluster(&scope, &id).await?;
     Ok(Json(ClusterEnvelope { cluster }))
 }
 
-pub async fn delete_cluster(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<ClusterId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<Empty> {
-    engine.delete_cluster(&scope, &p.cluster_id).await?;
-    Ok(Json(Empty {}))
+pub async fn delete_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
+    done(engine.delete_cluster(&scope, &id).await)
 }
 
 /// Takes an operator's maintenance lock; answers the cluster with its lock.
 pub async fn lock_cluster(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
+    InProject { engine, scope }: InProject,
     ApiPath(p): ApiPath<ClusterId>,
     ApiJson(request): ApiJson<LockClusterRequest>,
 ) -> ApiResult<ClusterEnvelope> {
@@ -222,12 +173,6 @@ pub async fn lock_cluster(
     Ok(Json(ClusterEnvelope { cluster }))
 }
 
-pub async fn unlock_cluster(
-    State(engine): State<AppState>,
-    InScope(scope): InScope,
-    ApiPath(p): ApiPath<ClusterId>,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
-) -> ApiResult<Empty> {
-    engine.unlock_cluster(&scope, &p.cluster_id).await?;
-    Ok(Json(Empty {}))
+pub async fn unlock_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
+    done(engine.unlock_cluster(&scope, &id).await)
 }

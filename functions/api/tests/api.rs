@@ -76,14 +76,29 @@ impl Api {
         self.call(Method::POST, path, Some(&body.to_string())).await
     }
 
+    /// `POST …/clusters`: registers a cluster.
+    async fn register(&self, body: Value) -> Answer {
+        self.post(&format!("{MESDB}/clusters"), body).await
+    }
+
+    /// `POST …/backups`: asks for a manual backup.
+    async fn manual_backup(&self, body: Value) -> Answer {
+        self.post(&format!("{MESDB}/backups"), body).await
+    }
+
+    /// `POST …/clusters/{cluster}/lock`: takes an operator's lock.
+    async fn lock(&self, cluster: &str, body: Value) -> Answer {
+        self.post(&format!("{MESDB}/clusters/{cluster}/lock"), body)
+            .await
+    }
+
     /// A registered directory cluster with one file.
     async fn cluster(&self, id: &str) {
         let data = self.dir.path().join(id);
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(data.join("file"), b"contents").unwrap();
         let a = self
-            .post(
-                &format!("{MESDB}/clusters"),
+            .register(
                 json!({"id": id, "description": "Orders", "provider": "directory", "path": data}),
             )
             .await;
@@ -216,10 +231,7 @@ async fn locks_conflict_with_409_and_name_the_holder() {
     api.cluster("c1").await;
     // GIVEN an operator's maintenance lock
     let a = api
-        .post(
-            &format!("{MESDB}/clusters/c1/lock"),
-            json!({"operation": "expand-disk", "ttlSeconds": 600}),
-        )
+        .lock("c1", json!({"operation": "expand-disk", "ttlSeconds": 600}))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["cluster"]["lock"]["operation"], "expand-disk");
@@ -232,10 +244,7 @@ async fn locks_conflict_with_409_and_name_the_holder() {
     // WHEN a manual backup or a second lock is asked for THEN 409 naming the holder
     let before = api.snapshot().await;
     let manual = api
-        .post(
-            &format!("{MESDB}/backups"),
-            json!({"description": "manual", "sourceClusterId": "c1"}),
-        )
+        .manual_backup(json!({"description": "manual", "sourceClusterId": "c1"}))
         .await;
     assert_problem(&manual, StatusCode::CONFLICT, "cluster_locked");
     assert!(
@@ -246,12 +255,7 @@ async fn locks_conflict_with_409_and_name_the_holder() {
         "{}",
         manual.text
     );
-    let again = api
-        .post(
-            &format!("{MESDB}/clusters/c1/lock"),
-            json!({"operation": "resize"}),
-        )
-        .await;
+    let again = api.lock("c1", json!({"operation": "resize"})).await;
     assert_problem(&again, StatusCode::CONFLICT, "cluster_locked");
     // AND a cluster with a lock cannot be deleted
     let delete = api
@@ -274,10 +278,7 @@ async fn locks_conflict_with_409_and_name_the_holder() {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let manual = api
-        .post(
-            &format!("{MESDB}/backups"),
-            json!({"description": "manual {index}", "sourceClusterId": "c1"}),
-        )
+        .manual_backup(json!({"description": "manual {index}", "sourceClusterId": "c1"}))
         .await;
     assert_eq!(manual.status, StatusCode::OK, "{}", manual.text);
     assert!(api.local.engine.wait_idle(Duration::from_secs(30)).await);
@@ -563,8 +564,7 @@ async fn cluster_and_lock_problems_keep_their_codes() {
     };
     // GIVEN a registration where every field is wrong WHEN posted THEN 400 with a code each
     let a = api
-        .post(
-            &format!("{MESDB}/clusters"),
+        .register(
             json!({"id": "a b", "description": " ", "provider": "aws-ebs", "region": "Mars",
                    "volumeIds": ["volume-1"]}),
         )
@@ -580,15 +580,13 @@ async fn cluster_and_lock_problems_keep_their_codes() {
     );
     // AND a relative path is `not_absolute`, a refused one `path_not_allowed`
     let a = api
-        .post(
-            &format!("{MESDB}/clusters"),
+        .register(
             json!({"id": "c9", "description": "d", "provider": "directory", "path": "rel/dir"}),
         )
         .await;
     assert_eq!(codes(&a, "path"), ["not_absolute"]);
     let a = api
-        .post(
-            &format!("{MESDB}/clusters"),
+        .register(
             json!({"id": "c9", "description": "d", "provider": "directory", "path": "/proc/self"}),
         )
         .await;
@@ -600,8 +598,8 @@ async fn cluster_and_lock_problems_keep_their_codes() {
     // GIVEN a lock with a reserved operation and a zero TTL THEN both codes
     api.cluster("c1").await;
     let a = api
-        .post(
-            &format!("{MESDB}/clusters/c1/lock"),
+        .lock(
+            "c1",
             json!({"operation": "scheduled-backup", "ttlSeconds": 0}),
         )
         .await;

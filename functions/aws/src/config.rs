@@ -3,6 +3,8 @@
 //! Read through a lookup function rather than `std::env` directly so tests pass a map and
 //! never call `std::env::set_var`.
 
+use std::ops::RangeInclusive;
+
 /// The default prefix of job rule names.
 pub const DEFAULT_RULE_PREFIX: &str = "backup-job-";
 
@@ -26,12 +28,8 @@ pub enum ConfigError {
 }
 
 impl AwsSettings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<AwsSettings, ConfigError> {
-        AwsSettings::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the variables through `lookup` (a map in tests).
+    /// Reads the variables through `lookup`: a map in tests, the process environment in
+    /// `LambdaSettings::from_env` (backup-lambdas), `backupctl serve`'s flags and variables.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<AwsSettings, ConfigError> {
@@ -41,17 +39,12 @@ impl AwsSettings {
                 "TABLE_NAME",
                 "the name of the DynamoDB table (the stack's `Table` output)",
             ))?;
-        if table_name.len() < 3
-            || table_name.len() > 255
-            || !table_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Err(ConfigError::Invalid(
-                "TABLE_NAME",
-                format!("`{table_name}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)"),
-            ));
-        }
+        let table_name = name_text(
+            "TABLE_NAME",
+            table_name,
+            3..=255,
+            "is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)",
+        )?;
         let runner_function_arn = lookup("RUNNER_FUNCTION_ARN").filter(|a| !a.trim().is_empty());
         if let Some(arn) = &runner_function_arn {
             if !arn.starts_with("arn:") || !arn.contains(":lambda:") {
@@ -65,16 +58,12 @@ impl AwsSettings {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| DEFAULT_RULE_PREFIX.to_owned());
         // A rule name is at most 64 characters of [.-_A-Za-z0-9]; a job id is 20, plus "-2".
-        if rule_prefix.len() > 40
-            || !rule_prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Err(ConfigError::Invalid(
-                "RULE_PREFIX",
-                format!("`{rule_prefix}` must be at most 40 of a-z A-Z 0-9 _ - . (rule names are at most 64 characters)"),
-            ));
-        }
+        let rule_prefix = name_text(
+            "RULE_PREFIX",
+            rule_prefix,
+            0..=40,
+            "must be at most 40 of a-z A-Z 0-9 _ - . (rule names are at most 64 characters)",
+        )?;
         Ok(AwsSettings {
             table_name,
             runner_function_arn,
@@ -90,6 +79,23 @@ impl AwsSettings {
                 "RUNNER_FUNCTION_ARN",
                 "the ARN of the backup-runner function that job rules invoke",
             ))
+    }
+}
+
+/// `value` of `variable` if it is `len` characters long, each of a-z A-Z 0-9 _ - . (what
+/// both DynamoDB table names and EventBridge rule names allow); otherwise the variable is
+/// invalid, `why` saying what it must be.
+fn name_text(
+    variable: &'static str,
+    value: String,
+    len: RangeInclusive<usize>,
+    why: &str,
+) -> Result<String, ConfigError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if len.contains(&value.len()) && value.chars().all(allowed) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid(variable, format!("`{value}` {why}")))
     }
 }
 

@@ -21,13 +21,15 @@
 //!   is made from the same shared configuration (endpoint and credentials included).
 
 use async_trait::async_trait;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, ResourceType, SnapshotState, Tag, TagSpecification};
 use aws_sdk_ec2::Client;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
 use backup_engine::{BackupHandle, BackupRequest, Creation, ProviderError, ProviderStatus};
 use serde::{Deserialize, Serialize};
+
+use crate::failure::FailedCall;
 
 pub const PROVIDER: &str = "aws-ebs";
 pub const TAG_JOB: &str = "backup:job-id";
@@ -87,12 +89,7 @@ impl EbsProvider {
         };
         let reservations = client
             .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{key}"))
-                    .values(value)
-                    .build(),
-            )
+            .filters(tag_filter(key, value))
             .into_paginator()
             .items()
             .send()
@@ -143,12 +140,7 @@ impl EbsProvider {
         let snapshots = client
             .describe_snapshots()
             .owner_ids("self")
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_BACKUP}"))
-                    .values(backup_id)
-                    .build(),
-            )
+            .filters(tag_filter(TAG_BACKUP, backup_id))
             .into_paginator()
             .items()
             .send()
@@ -162,11 +154,24 @@ impl EbsProvider {
     }
 }
 
-fn failed<E>(call: &str, e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> ProviderError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    ProviderError::with_source(format!("EC2 {call} failed: {}", DisplayErrorContext(&e)), e)
+fn failed(call: &str, e: impl FailedCall) -> ProviderError {
+    let failure = e.describe("EC2", call);
+    ProviderError {
+        source: Some(failure.source),
+        ..ProviderError::new(failure.message)
+    }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// What EC2 calls "resources tagged `key` = `value`".
+fn tag_filter(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
 }
 
 fn parse_location(handle: &BackupHandle) -> Result<SnapshotSet, ProviderError> {
@@ -211,21 +216,12 @@ impl BackupProvider for EbsProvider {
             .volumes(&client, volume_ids, instance_tag.as_deref())
             .await?;
         let mut tags = vec![
-            Tag::builder()
-                .key(TAG_CLUSTER)
-                .value(&request.cluster.id)
-                .build(),
-            Tag::builder()
-                .key(TAG_BACKUP)
-                .value(&request.backup_id)
-                .build(),
-            Tag::builder()
-                .key("Name")
-                .value(&request.description)
-                .build(),
+            tag(TAG_CLUSTER, &request.cluster.id),
+            tag(TAG_BACKUP, &request.backup_id),
+            tag("Name", &request.description),
         ];
         if let Some(job) = &request.job_id {
-            tags.push(Tag::builder().key(TAG_JOB).value(job).build());
+            tags.push(tag(TAG_JOB, job));
         }
         let spec = TagSpecification::builder()
             .resource_type(ResourceType::Snapshot)

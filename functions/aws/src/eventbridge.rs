@@ -13,11 +13,12 @@
 //!   removed (the typed `ResourceNotFoundException`).
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::error::{DisplayErrorContext, SdkError};
 use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
 use aws_sdk_eventbridge::Client;
 use backup_engine::ports::TriggerScheduler;
 use backup_engine::{JobRecord, TriggerError};
+
+use crate::failure::FailedCall;
 
 /// The id of the runner target on every job rule.
 pub const TARGET_ID: &str = "backup-runner";
@@ -182,16 +183,11 @@ fn transformer(job_id: &str) -> Result<InputTransformer, TriggerError> {
         })
 }
 
-fn failed<E>(
-    call: &str,
-    e: SdkError<E, aws_sdk_eventbridge::config::http::HttpResponse>,
-) -> TriggerError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
+fn failed(call: &str, e: impl FailedCall) -> TriggerError {
+    let failure = e.describe("EventBridge", call);
     TriggerError {
-        message: format!("EventBridge {call} failed: {}", DisplayErrorContext(&e)),
-        source: Some(Box::new(e)),
+        message: failure.message,
+        source: Some(failure.source),
     }
 }
 
@@ -264,15 +260,6 @@ mod tests {
     #[test]
     fn the_transformer_passes_the_job_and_the_event_time() {
         let t = transformer("c196ogto0aeqohe3ommq").unwrap();
-        assert_eq!(
-            t.input_paths_map()
-                .and_then(|m| m.get("time"))
-                .map(String::as_str),
-            Some("$.time")
-        );
-        assert_eq!(
-            t.input_template(),
-            r#"{"jobId": "c196ogto0aeqohe3ommq", "scheduledTime": <time>}"#
-        );
+        backup_testkit::eventbridge::assert_job_transformer(&t, "c196ogto0aeqohe3ommq");
     }
 }

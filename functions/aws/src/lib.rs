@@ -13,6 +13,8 @@
 //!   table design is written down there.
 //! - [`eventbridge`]: [`EventBridgeTriggers`], one rule per EventBridge expression of a job.
 //! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster.
+//! - `failure`: how every adapter describes a failed AWS call (service, call, the SDK's
+//!   error and its causes), whichever port error carries it.
 //! - [`iam`]: the AWS API actions each adapter calls, which the IAM policies of
 //!   `infra/template.yaml` must allow exactly (a test compares them).
 
@@ -20,6 +22,7 @@ pub mod config;
 pub mod dynamodb;
 pub mod ebs;
 pub mod eventbridge;
+mod failure;
 pub mod iam;
 
 pub use config::{AwsSettings, ConfigError};

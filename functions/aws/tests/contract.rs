@@ -3,16 +3,14 @@
 //! deleted when the test ends.
 #![cfg(feature = "moto")]
 
-mod support;
-
 use std::sync::Arc;
 
-use backup_aws::DynamoStore;
 use backup_engine::contract::Adapters;
+use backup_testkit::Table;
 
 async fn dynamodb() -> Adapters {
-    let table = support::Table::create().await;
-    let store = Arc::new(DynamoStore::new(table.client.clone(), table.name.clone()));
+    let table = Table::create().await;
+    let store = Arc::new(table.store());
     Adapters {
         store: store.clone(),
         lock: store.clone(),

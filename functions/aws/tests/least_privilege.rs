@@ -67,16 +67,15 @@ const PLATFORM_ACTIONS: &[&str] = &[
     "sqs:SendMessage",
 ];
 
-fn check_role(
-    t: &Value,
-    role: &str,
-    function: &str,
-    code_actions: &[&str],
-    log_group: &str,
-    dlq: Option<&str>,
-) {
+/// Checks the role of function `name`: the template names its resources `{name}Function`,
+/// `{name}Role` and `{name}LogGroup`; `dlq` is its dead-letter queue, if it has one.
+fn check_role(t: &Value, name: &str, code_actions: &[&str], dlq: Option<&str>) {
+    let role = format!("{name}Role");
+    let role = role.as_str();
+    let function = format!("{name}Function");
+    let log_group = format!("{name}LogGroup");
     // The function runs under this role.
-    let function_role = &resource(t, function)["Properties"]["Role"]["Fn::GetAtt"];
+    let function_role = &resource(t, &function)["Properties"]["Role"]["Fn::GetAtt"];
     assert_eq!(
         strings(function_role),
         [role, "Arn"],
@@ -159,26 +158,21 @@ fn check_role(
 
 #[test]
 fn the_runner_may_call_exactly_what_its_adapters_call() {
-    let t = template();
+    let actions = backup_aws::iam::runner_actions();
     check_role(
-        &t,
-        "RunnerRole",
-        "RunnerFunction",
-        &backup_aws::iam::runner_actions(),
-        "RunnerLogGroup",
+        &template(),
+        "Runner",
+        &actions,
         Some("RunnerDeadLetterQueue"),
     );
 }
 
 #[test]
 fn the_jobs_api_may_call_exactly_what_its_adapters_call() {
-    let t = template();
     check_role(
-        &t,
-        "JobsApiRole",
-        "JobsApiFunction",
+        &template(),
+        "JobsApi",
         &backup_aws::iam::jobs_api_actions(),
-        "JobsApiLogGroup",
         None,
     );
 }

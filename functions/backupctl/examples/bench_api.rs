@@ -77,6 +77,28 @@ fn check(mut response: ureq::http::Response<ureq::Body>, what: &str) -> anyhow::
     Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
+/// The server under measure, for the sequential calls of `main`: each answer is [`check`]ed.
+struct Server<'a> {
+    agent: &'a ureq::Agent,
+    url: &'a str,
+}
+
+impl Server<'_> {
+    fn get(&self, path: &str, what: &str) -> anyhow::Result<Value> {
+        check(self.agent.get(format!("{}{path}", self.url)).call()?, what)
+    }
+
+    /// POSTs `body` as JSON, or nothing.
+    fn post(&self, path: &str, body: Option<Value>, what: &str) -> anyhow::Result<Value> {
+        let request = self.agent.post(format!("{}{path}", self.url));
+        let response = match body {
+            Some(body) => request.send_json(body)?,
+            None => request.send_empty()?,
+        };
+        check(response, what)
+    }
+}
+
 fn backupctl_binary() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("BACKUPCTL_BIN") {
         return Ok(PathBuf::from(path));
@@ -203,6 +225,10 @@ fn main() -> anyhow::Result<()> {
     let (server, url, token) = start_server(&bin, &work.path().join("data"))?;
     println!("server: {} at {url}", bin.display());
     let agent = agent(&token)?;
+    let api = Server {
+        agent: &agent,
+        url: &url,
+    };
 
     // A small cluster for the many jobs, and a big one for the backup timing.
     let small = work.path().join("small");
@@ -220,13 +246,12 @@ fn main() -> anyhow::Result<()> {
         fs::write(big.join(format!("segment-{i:04}")), bytes)?;
     }
     for (id, path) in [("small", &small), ("big", &big)] {
-        check(
-            agent
-                .post(format!("{url}{MESDB}/clusters"))
-                .send_json(json!({
-                    "id": id, "description": id, "provider": "directory",
-                    "path": path.to_string_lossy()
-                }))?,
+        api.post(
+            &format!("{MESDB}/clusters"),
+            Some(json!({
+                "id": id, "description": id, "provider": "directory",
+                "path": path.to_string_lossy()
+            })),
             "register cluster",
         )?;
     }
@@ -238,14 +263,15 @@ fn main() -> anyhow::Result<()> {
         if started.elapsed() > max {
             bail!("creating {jobs} jobs took longer than {max:?} (made {i})");
         }
-        let created = check(
-            agent.post(format!("{url}{ORCH}/jobs")).send_json(json!({
+        let created = api.post(
+            &format!("{ORCH}/jobs"),
+            Some(json!({
                 "description": format!("Bench job {i}"),
                 "schedule": format!("{} {} * * *", i % 60, (i / 60) % 24),
                 "type": "ScheduledBackup",
                 "data": {"clusterId": "small", "description": "{cluster} {index}",
                          "maxBackupCount": 3}
-            }))?,
+            })),
             "create job",
         )?;
         if i == 0 {
@@ -258,7 +284,7 @@ fn main() -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         jobs as f64 / elapsed.as_secs_f64()
     );
-    let listed = check(agent.get(format!("{url}{ORCH}/jobs")).call()?, "list")?;
+    let listed = api.get(&format!("{ORCH}/jobs"), "list")?;
     let n = listed["jobs"].as_array().map_or(0, Vec::len);
     let size = serde_json::to_vec(&listed)?.len();
     println!("GET …/jobs answers {n} jobs in {} KB", size / 1024);
@@ -276,35 +302,26 @@ fn main() -> anyhow::Result<()> {
     }
 
     // 3. Run-to-succeeded latency for the big cluster.
-    let job = check(
-        agent.post(format!("{url}{ORCH}/jobs")).send_json(json!({
+    let job = api.post(
+        &format!("{ORCH}/jobs"),
+        Some(json!({
             "description": "Bench big", "schedule": "0 3 * * *", "type": "ScheduledBackup",
             "data": {"clusterId": "big", "description": "{cluster} {index}",
                      "maxBackupCount": 1}
-        }))?,
+        })),
         "create big job",
     )?;
     let job = job["id"].as_str().unwrap_or_default().to_owned();
     let mut timings = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let run = check(
-            agent
-                .post(format!("{url}{ORCH}/jobs/{job}/run"))
-                .send_empty()?,
-            "run",
-        )?;
+        let run = api.post(&format!("{ORCH}/jobs/{job}/run"), None, "run")?;
         let history_id = run["historyId"].as_str().unwrap_or_default().to_owned();
         let item = loop {
             if started.elapsed() > max {
                 bail!("the run did not finish within {max:?}");
             }
-            let history = check(
-                agent
-                    .get(format!("{url}{ORCH}/history?jobId={job}"))
-                    .call()?,
-                "history",
-            )?;
+            let history = api.get(&format!("{ORCH}/history?jobId={job}"), "history")?;
             let item = history["items"]
                 .as_array()
                 .and_then(|items| items.iter().find(|i| i["id"] == history_id.as_str()))

@@ -158,6 +158,25 @@ fn raw(reply: &Reply) -> Shown {
     })
 }
 
+/// What a command that reads one reply shows: the reply itself with `--json`, else `text`
+/// of its parsed body.
+fn show_reply<T: serde::de::DeserializeOwned>(
+    reply: &Reply,
+    json: bool,
+    text: impl FnOnce(T) -> String,
+) -> Outcome {
+    if json {
+        return Ok(raw(reply));
+    }
+    Ok(Shown::out(text(reply.json()?)))
+}
+
+/// What a command whose reply carries nothing to show shows: the reply itself with `--json`,
+/// else `text`.
+fn show_done(reply: &Reply, json: bool, text: String) -> Outcome {
+    Ok(if json { raw(reply) } else { Shown::out(text) })
+}
+
 // --- jobs ---------------------------------------------------------------------------------
 
 fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
@@ -165,31 +184,26 @@ fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
         Jobs::Create(args) => create_job(api, json, args),
         Jobs::List => {
             let reply = api.get(&api.orchestrate(&["jobs"]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            let list: JobList = reply.json()?;
-            Ok(Shown::out(jobs_table(&list.jobs)))
+            show_reply(&reply, json, |list: JobList| jobs_table(&list.jobs))
         }
         Jobs::Get(id) => {
             require("--id", &id.id)?;
             let reply = api.get(&api.orchestrate(&["jobs", &id.id]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            let envelope: JobEnvelope = reply.json()?;
-            Ok(Shown::out(job_details(&envelope.job)))
+            show_reply(&reply, json, |envelope: JobEnvelope| {
+                job_details(&envelope.job)
+            })
         }
         Jobs::Delete(id) => {
             require("--id", &id.id)?;
             let reply = api.delete(&api.orchestrate(&["jobs", &id.id]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            Ok(Shown::out(format!(
-                "Deleted job {}: it no longer runs; its history and backups remain.\n",
-                id.id
-            )))
+            show_done(
+                &reply,
+                json,
+                format!(
+                    "Deleted job {}: it no longer runs; its history and backups remain.\n",
+                    id.id
+                ),
+            )
         }
         Jobs::Run(id) => {
             require("--id", &id.id)?;
@@ -259,16 +273,12 @@ fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
     let history_url = with_query(api.orchestrate(&["history"]), &[("jobId", Some(job_id))]);
     // The API answers once the run holds the lock; a small backup is done moments later, so
     // wait briefly to report the outcome rather than "running".
-    let item = settle(|| {
-        let item = api
-            .get(&history_url)
-            .and_then(|r| r.json::<HistoryList>())
-            .ok()?
-            .items
-            .into_iter()
-            .find(|i| i.id == started.history_id)?;
-        Some((item.status != RunStatus::Running, item))
-    });
+    let item = settle(
+        api,
+        &history_url,
+        |list: HistoryList| list.items.into_iter().find(|i| i.id == started.history_id),
+        |item| item.status != RunStatus::Running,
+    );
     let hid = &started.history_id;
     Ok(match item {
         Some(item) => match item.status {
@@ -359,11 +369,7 @@ fn run_history(api: &Api, json: bool, command: History) -> Outcome {
         api.orchestrate(&["history"]),
         &[("jobId", job_id.as_deref())],
     ))?;
-    if json {
-        return Ok(raw(&reply));
-    }
-    let list: HistoryList = reply.json()?;
-    Ok(Shown::out(history_table(&list.items)))
+    show_reply(&reply, json, |list: HistoryList| history_table(&list.items))
 }
 
 fn history_table(items: &[HistoryItem]) -> String {
@@ -400,11 +406,9 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                     ("clusterId", cluster_id.as_deref()),
                 ],
             ))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            let list: BackupList = reply.json()?;
-            Ok(Shown::out(backups_table(&list.backups)))
+            show_reply(&reply, json, |list: BackupList| {
+                backups_table(&list.backups)
+            })
         }
         Backups::Create {
             source_cluster_id,
@@ -421,16 +425,12 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
             let created: IdResponse = reply.json()?;
             let cluster = &request.source_cluster_id;
             let list_url = with_query(api.mesdb(&["backups"]), &[("clusterId", Some(cluster))]);
-            let found = settle(|| {
-                let backup = api
-                    .get(&list_url)
-                    .and_then(|r| r.json::<BackupList>())
-                    .ok()?
-                    .backups
-                    .into_iter()
-                    .find(|b| b.id == created.id)?;
-                Some((backup.status != BackupStatus::Creating, backup))
-            });
+            let found = settle(
+                api,
+                &list_url,
+                |list: BackupList| list.backups.into_iter().find(|b| b.id == created.id),
+                |backup| backup.status != BackupStatus::Creating,
+            );
             Ok(Shown::out(match found {
                 Some(b) => {
                     let mut text = format!(
@@ -452,10 +452,7 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
         Backups::Delete { id } => {
             require("--id", &id)?;
             let reply = api.delete(&api.mesdb(&["backups", &id]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            Ok(Shown::out(format!("Deleted backup {id}.\n")))
+            show_done(&reply, json, format!("Deleted backup {id}.\n"))
         }
     }
 }
@@ -501,42 +498,38 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
         Clusters::Register(args) => {
             let request = flags::register_request(&args).map_err(Failure::Usage)?;
             let reply = api.post(&api.mesdb(&["clusters"]), Some(&request))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            Ok(Shown::out(format!(
-                "Registered cluster {} ({}: {}).\n",
-                request.id,
-                request.target.provider(),
-                target_text(&request.target)
-            )))
+            show_done(
+                &reply,
+                json,
+                format!(
+                    "Registered cluster {} ({}: {}).\n",
+                    request.id,
+                    request.target.provider(),
+                    target_text(&request.target)
+                ),
+            )
         }
         Clusters::List => {
             let reply = api.get(&api.mesdb(&["clusters"]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            let list: ClusterList = reply.json()?;
-            Ok(Shown::out(clusters_table(&list.clusters, Utc::now())))
+            show_reply(&reply, json, |list: ClusterList| {
+                clusters_table(&list.clusters, Utc::now())
+            })
         }
         Clusters::Get { cluster_id } => {
             require("--cluster-id", &cluster_id)?;
             let reply = api.get(&api.mesdb(&["clusters", &cluster_id]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            let envelope: ClusterEnvelope = reply.json()?;
-            Ok(Shown::out(cluster_details(&envelope.cluster, Utc::now())))
+            show_reply(&reply, json, |envelope: ClusterEnvelope| {
+                cluster_details(&envelope.cluster, Utc::now())
+            })
         }
         Clusters::Delete { cluster_id } => {
             require("--cluster-id", &cluster_id)?;
             let reply = api.delete(&api.mesdb(&["clusters", &cluster_id]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            Ok(Shown::out(format!(
-                "Deleted cluster {cluster_id}; its backups remain.\n"
-            )))
+            show_done(
+                &reply,
+                json,
+                format!("Deleted cluster {cluster_id}; its backups remain.\n"),
+            )
         }
         Clusters::Lock {
             cluster_id,
@@ -565,12 +558,11 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
         Clusters::Unlock { cluster_id } => {
             require("--cluster-id", &cluster_id)?;
             let reply = api.delete(&api.mesdb(&["clusters", &cluster_id, "lock"]))?;
-            if json {
-                return Ok(raw(&reply));
-            }
-            Ok(Shown::out(format!(
-                "Released the maintenance lock on cluster {cluster_id}.\n"
-            )))
+            show_done(
+                &reply,
+                json,
+                format!("Released the maintenance lock on cluster {cluster_id}.\n"),
+            )
         }
     }
 }
@@ -698,17 +690,28 @@ fn require(flag: &str, value: &str) -> Result<(), Failure> {
 /// running (the API answers as soon as the backup holds the cluster's lock).
 const SETTLE_FOR: Duration = Duration::from_secs(3);
 
-/// Polls `look` until it reports done (`Some((true, v))`) or [`SETTLE_FOR`] passes; returns
-/// the last value seen.
-fn settle<T>(mut look: impl FnMut() -> Option<(bool, T)>) -> Option<T> {
+/// Polls the list at `url` until the item `find` picks from it is `done`, or [`SETTLE_FOR`]
+/// passes; returns the last state of that item seen (`None`: it never showed up).
+fn settle<L: serde::de::DeserializeOwned, T>(
+    api: &Api,
+    url: &str,
+    find: impl Fn(L) -> Option<T>,
+    done: impl Fn(&T) -> bool,
+) -> Option<T> {
     let deadline = Instant::now() + SETTLE_FOR;
     let mut delay = Duration::from_millis(20);
     let mut last = None;
     loop {
-        match look() {
-            Some((true, value)) => return Some(value),
-            Some((false, value)) => last = Some(value),
-            None => {}
+        if let Some(item) = api
+            .get(url)
+            .and_then(|r| r.json::<L>())
+            .ok()
+            .and_then(&find)
+        {
+            if done(&item) {
+                return Some(item);
+            }
+            last = Some(item);
         }
         if Instant::now() + delay > deadline {
             return last;

@@ -10,10 +10,11 @@ mod support;
 use std::time::Duration;
 
 use backup_aws::DynamoStore;
+use backup_testkit::ec2::{snapshots_tagged, volume};
+use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
+use backup_testkit::RUNNER_ARN;
 use serde_json::Value;
 use support::{wait_until, Sandbox, Server};
-
-const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
 
 /// Runs `backupctl args` against `server` (with its token); its standard output, once it
 /// succeeded.
@@ -43,16 +44,7 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
     let prefix = format!("e2e-{nonce}-");
     rt.block_on(DynamoStore::create_table(&dynamodb, &table))
         .expect("create the table");
-    let volume = rt
-        .block_on(
-            ec2.create_volume()
-                .availability_zone("us-east-1a")
-                .size(8)
-                .send(),
-        )
-        .expect("a volume")
-        .volume_id
-        .expect("a volume id");
+    let volume = rt.block_on(volume(&ec2));
 
     // GIVEN backupctl serve on that table, firing jobs through EventBridge rules
     let sandbox = Sandbox::new();
@@ -119,17 +111,8 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
         .block_on(events.describe_rule().name(&rule).send())
         .expect("the job's rule exists");
     assert_eq!(described.schedule_expression(), Some("cron(0 * * * ? *)"));
-    let targets = rt
-        .block_on(events.list_targets_by_rule().rule(&rule).send())
-        .expect("targets");
-    assert_eq!(
-        targets
-            .targets()
-            .iter()
-            .map(|t| t.arn())
-            .collect::<Vec<_>>(),
-        [RUNNER_ARN]
-    );
+    let target = rt.block_on(only_target(&events, &rule));
+    assert_runner_target(&target, RUNNER_ARN, &job_id);
     let item = rt
         .block_on(
             dynamodb
@@ -167,19 +150,8 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
         (first["status"] != "running").then_some(first)
     });
     assert_eq!(history["status"], "succeeded", "{history}");
-    let snapshots = rt
-        .block_on(
-            ec2.describe_snapshots()
-                .filters(
-                    aws_sdk_ec2::types::Filter::builder()
-                        .name("tag:backup:job-id")
-                        .values(&job_id)
-                        .build(),
-                )
-                .send(),
-        )
-        .expect("DescribeSnapshots");
-    let [snapshot] = snapshots.snapshots() else {
+    let snapshots = rt.block_on(snapshots_tagged(&ec2, "backup:job-id", &job_id));
+    let [snapshot] = snapshots.as_slice() else {
         panic!("expected one snapshot, got {snapshots:?}")
     };
     assert_eq!(snapshot.volume_id(), Some(volume.as_str()));
@@ -189,10 +161,8 @@ fn serve_on_dynamodb_and_eventbridge_arms_rules_and_runs_backups() {
 
     // WHEN the job is deleted THEN its rule is gone, its history and backup stay
     ok(&server, &["orchestrate", "jobs", "delete", "--id", &job_id]);
-    let rules = rt
-        .block_on(events.list_rules().name_prefix(&prefix).send())
-        .expect("ListRules");
-    assert!(rules.rules().is_empty(), "{rules:?}");
+    let left = rt.block_on(rules(&events, &prefix));
+    assert!(left.is_empty(), "{left:?}");
     let backups = ok(&server, &["backups", "list", "--json"]);
     assert!(backups.contains("Orders DB #1"), "{backups}");
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{json, Value};
-use support::{backupctl, wait_until, Sandbox, Server, MESDB, ORCH};
+use support::{backupctl, wait_until, words, Sandbox, Server, MESDB, ORCH};
 
 /// A generous bound for one small backup on a loaded machine.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,6 +41,28 @@ fn start_with_cluster(
     (server, data)
 }
 
+/// [`start_with_cluster`] with a job keeping `keep` backups, run once: the server, the data's
+/// path, the job's id and the id of the backup its first run made.
+fn start_with_backup(
+    sandbox: &Sandbox,
+    id: &str,
+    files: usize,
+    size: usize,
+    keep: u32,
+) -> (Server, PathBuf, String, String) {
+    let (server, data) = start_with_cluster(sandbox, id, files, size, id);
+    let job = server.create_job(id, keep);
+    let first = run_now(&server, &job);
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let backup = str_of(&first, "linkedResource").to_owned();
+    (server, data, job, backup)
+}
+
+/// Runs `job` through the CLI and waits for the run to end; its history item.
+fn run_now(server: &Server, job: &str) -> Value {
+    server.wait_run(&server.run_job(job), RUN_TIMEOUT)
+}
+
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key]
         .as_str()
@@ -55,23 +77,8 @@ fn the_seed_command_lines_work_verbatim() {
     let sandbox = Sandbox::new();
     let (server, _data) = start_with_cluster(&sandbox, "seed", 3, 1024, "c196ogto0aeqohe3ommq");
 
-    // WHEN the seed's first line is run as written
-    let created = server.cli(&[
-        "orchestrate",
-        "jobs",
-        "create",
-        "--description",
-        "My Hourly Backup",
-        "--schedule",
-        "0 */1 * * *",
-        "scheduled-backup",
-        "--description",
-        "{cluster} Hourly Backup {datetime:RFC3339}",
-        "--max-backup-count",
-        "2",
-        "--cluster-id",
-        "c196ogto0aeqohe3ommq",
-    ]);
+    // WHEN the seed's first line is run as written (SPEC §6, after `backupctl`)
+    let created = server.cli(&words("orchestrate jobs create --description 'My Hourly Backup' --schedule '0 */1 * * *' scheduled-backup --description '{cluster} Hourly Backup {datetime:RFC3339}' --max-backup-count 2 --cluster-id c196ogto0aeqohe3ommq"));
     // THEN it says which job it created, and when it runs next
     assert!(created.success(), "{}", created.describe());
     let job_id = created
@@ -416,29 +423,17 @@ fn a_manual_backup_while_an_operator_lock_is_held_is_refused() {
     // GIVEN a cluster an operator locked for a disk expansion
     let sandbox = Sandbox::new();
     let (server, data) = start_with_cluster(&sandbox, "maint", 2, 1024, "maint");
-    let locked = server.ok(&[
-        "clusters",
-        "lock",
-        "--cluster-id",
-        "maint",
-        "--operation",
-        "expand-disk",
-        "--ttl",
-        "30m",
-    ]);
+    let locked = server.ok(&words(
+        "clusters lock --cluster-id maint --operation expand-disk --ttl 30m",
+    ));
     assert!(locked.contains("expand-disk"), "{locked}");
     let shown = server.ok(&["clusters", "list"]);
     assert!(shown.contains("expand-disk until"), "{shown}");
 
     // WHEN a manual backup is asked for through the CLI
-    let refused = server.cli(&[
-        "backups",
-        "create",
-        "--source-cluster-id",
-        "maint",
-        "--description",
-        "Before the upgrade",
-    ]);
+    let refused = server.cli(&words(
+        "backups create --source-cluster-id maint --description 'Before the upgrade'",
+    ));
     // THEN it fails, saying the cluster is locked and by what
     assert_eq!(refused.code, Some(1), "{}", refused.describe());
     assert!(refused.stderr.contains("locked"), "{}", refused.stderr);
@@ -457,14 +452,9 @@ fn a_manual_backup_while_an_operator_lock_is_held_is_refused() {
 
     // WHEN the operator releases the lock THEN a manual backup is taken
     server.ok(&["clusters", "unlock", "--cluster-id", "maint"]);
-    let created = server.json(&[
-        "backups",
-        "create",
-        "--source-cluster-id",
-        "maint",
-        "--description",
-        "After the upgrade",
-    ]);
+    let created = server.json(&words(
+        "backups create --source-cluster-id maint --description 'After the upgrade'",
+    ));
     let id = str_of(&created, "id").to_owned();
     wait_until(RUN_TIMEOUT, "the manual backup", || {
         (server.backup(&id)["status"] == "available").then_some(())
@@ -483,17 +473,13 @@ fn an_unreadable_cluster_fails_with_provider_error_and_prunes_nothing() {
 
     // GIVEN a job keeping one backup, which it has made
     let sandbox = Sandbox::new();
-    let (server, data) = start_with_cluster(&sandbox, "fragile", 3, 4096, "fragile");
-    let job = server.create_job("fragile", 1);
-    let first = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
-    assert_eq!(first["status"], "succeeded", "{first}");
-    let kept = str_of(&first, "linkedResource").to_owned();
+    let (server, data, job, kept) = start_with_backup(&sandbox, "fragile", 3, 4096, 1);
 
     // WHEN the data directory holds a file the provider cannot copy (a name that is not
     // UTF-8: unlike chmod 000, this stops a copy running as root too)
     let bad = data.join(std::ffi::OsStr::from_bytes(b"bad-\xff-name"));
     std::fs::write(&bad, b"x").expect("bad file");
-    let failed = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    let failed = run_now(&server, &job);
 
     // THEN the run fails with provider_error and says why
     assert_eq!(failed["status"], "failed", "{failed}");
@@ -517,14 +503,9 @@ fn an_unreadable_cluster_fails_with_provider_error_and_prunes_nothing() {
     // AND the lock is free again: a manual backup right after is taken
     let cluster = server.json(&["clusters", "get", "--cluster-id", "fragile"]);
     assert!(cluster["cluster"].get("lock").is_none(), "{cluster}");
-    let manual = server.json(&[
-        "backups",
-        "create",
-        "--source-cluster-id",
-        "fragile",
-        "--description",
-        "{cluster} manual",
-    ]);
+    let manual = server.json(&words(
+        "backups create --source-cluster-id fragile --description '{cluster} manual'",
+    ));
     let manual = str_of(&manual, "id").to_owned();
     wait_until(RUN_TIMEOUT, "the manual backup", || {
         (server.backup(&manual)["status"] == "available").then_some(())
@@ -533,18 +514,11 @@ fn an_unreadable_cluster_fails_with_provider_error_and_prunes_nothing() {
     // AND a path that is not a directory at all is refused when it is registered
     let not_a_dir = sandbox.path().join("not-a-dir");
     std::fs::write(&not_a_dir, b"just a file").expect("file");
-    let refused = server.cli(&[
-        "clusters",
-        "register",
-        "--cluster-id",
-        "plainfile",
-        "--description",
-        "a file",
-        "--provider",
-        "directory",
-        "--path",
-        not_a_dir.to_str().expect("UTF-8"),
-    ]);
+    let refused = server.cli(&words(&format!(
+        "clusters register --cluster-id plainfile --description 'a file' --provider directory \
+         --path '{}'",
+        not_a_dir.to_str().expect("UTF-8")
+    )));
     assert!(!refused.success(), "{}", refused.describe());
     assert!(
         refused.stderr.contains("not a directory"),
@@ -557,7 +531,7 @@ fn an_unreadable_cluster_fails_with_provider_error_and_prunes_nothing() {
     std::fs::remove_dir_all(&was_a_dir).expect("remove");
     std::fs::write(&was_a_dir, b"just a file").expect("file");
     let job = server.create_job("plainfile", 1);
-    let failed = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    let failed = run_now(&server, &job);
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
         failed["errorCode"] == "provider_error" || failed["errorCode"] == "path_not_allowed",
@@ -624,7 +598,7 @@ fn a_crash_mid_backup_recovers_once_the_lease_expires() {
     // the restart was quick enough to be sure the lease is still running)
     let lease = Duration::from_secs(LEASE.parse().expect("seconds"));
     if killed_at.elapsed() < lease / 2 {
-        let early = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+        let early = run_now(&server, &job);
         assert_eq!(early["errorCode"], "cluster_locked", "{early}");
         assert!(str_of(&early, "details").contains(&interrupted), "{early}");
     } else {
@@ -637,7 +611,7 @@ fn a_crash_mid_backup_recovers_once_the_lease_expires() {
     // WHEN the lease has run out
     std::thread::sleep(lease.saturating_sub(killed_at.elapsed()) + Duration::from_millis(300));
     // THEN the next run takes the lock and succeeds, and prunes the defunct copy's record
-    let next = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
+    let next = run_now(&server, &job);
     assert_eq!(next["status"], "succeeded", "{next}");
     let backup = str_of(&next, "linkedResource");
     sandbox.verify_backup(backup, &data);
@@ -672,21 +646,11 @@ fn slow_the_scheduler_fires_at_the_minute_and_backs_up_once() {
         .expect("whole minute")
         + ChronoDuration::minutes(ahead);
     let schedule = format!("{} {} * * *", due.minute(), due.hour());
-    let created = first.json(&[
-        "jobs",
-        "create",
-        "--description",
-        "Soon",
-        "--schedule",
-        &schedule,
-        "scheduled-backup",
-        "--description",
-        "{cluster} at {datetime:rfc3339}",
-        "--max-backup-count",
-        "1",
-        "--cluster-id",
-        "timely",
-    ]);
+    let template = "{cluster} at {datetime:rfc3339}";
+    let created = first.json(&words(&format!(
+        "jobs create --description Soon --schedule '{schedule}' scheduled-backup \
+         --description '{template}' --max-backup-count 1 --cluster-id timely"
+    )));
     let job = str_of(&created, "id").to_owned();
     let due_text = due.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let got = first.json(&["jobs", "get", "-i", &job]);
@@ -764,10 +728,7 @@ fn snapshot(server: &Server) -> Value {
 fn bad_input_on_every_route_is_a_problem_and_changes_nothing() {
     // GIVEN a server with one cluster, one job and one backup
     let sandbox = Sandbox::new();
-    let (server, data) = start_with_cluster(&sandbox, "steady", 2, 1024, "steady");
-    let job = server.create_job("steady", 2);
-    let run = server.wait_run(&server.run_job(&job), RUN_TIMEOUT);
-    let backup = str_of(&run, "linkedResource").to_owned();
+    let (server, data, _job, backup) = start_with_backup(&sandbox, "steady", 2, 1024, 2);
     let before = snapshot(&server);
 
     let long = "x".repeat(257);
@@ -1056,21 +1017,10 @@ fn cli_failures_print_the_problem_and_every_field() {
     let server = start(&sandbox);
 
     // WHEN a job names a cluster that is not registered
-    let out = server.cli(&[
-        "jobs",
-        "create",
-        "--description",
-        "d",
-        "--schedule",
-        "0 * * * *",
-        "scheduled-backup",
-        "--description",
-        "{cluster}",
-        "--max-backup-count",
-        "1",
-        "--cluster-id",
-        "ghost",
-    ]);
+    let out = server.cli(&words(
+        "jobs create --description d --schedule '0 * * * *' scheduled-backup \
+         --description {cluster} --max-backup-count 1 --cluster-id ghost",
+    ));
     // THEN it exits 1 with the server's detail
     assert_eq!(out.code, Some(1), "{}", out.describe());
     assert!(out.stderr.contains("ghost"), "{}", out.stderr);
@@ -1093,14 +1043,9 @@ fn cli_failures_print_the_problem_and_every_field() {
     let data = sandbox.cluster_dir("held", 1, 16);
     server.register_dir("held", &data);
     let job = server.create_job("held", 1);
-    server.ok(&[
-        "clusters",
-        "lock",
-        "--cluster-id",
-        "held",
-        "--operation",
-        "expand-disk",
-    ]);
+    server.ok(&words(
+        "clusters lock --cluster-id held --operation expand-disk",
+    ));
     let out = server.cli(&["jobs", "run", "-i", &job]);
     assert_eq!(out.code, Some(1), "{}", out.describe());
     assert!(
@@ -1142,21 +1087,10 @@ fn offline_an_invalid_job_is_refused_with_every_problem_before_sending() {
     // GIVEN no server at all WHEN a job with several mistakes is created
     let out = backupctl(
         &closed_port_url(),
-        &[
-            "jobs",
-            "create",
-            "--description",
-            "d",
-            "--schedule",
-            "*/30 * * * *",
-            "scheduled-backup",
-            "--description",
-            "{nope}",
-            "--max-backup-count",
-            "0",
-            "--cluster-id",
-            "c1",
-        ],
+        &words(
+            "jobs create --description d --schedule '*/30 * * * *' scheduled-backup \
+             --description {nope} --max-backup-count 0 --cluster-id c1",
+        ),
     );
     // THEN every problem is printed, one line per field, and nothing was sent
     assert_eq!(out.code, Some(1), "{}", out.describe());
@@ -1177,84 +1111,23 @@ fn offline_an_invalid_job_is_refused_with_every_problem_before_sending() {
 #[test]
 fn offline_bad_flags_are_usage_errors_that_say_what_to_write() {
     let url = closed_port_url();
-    let cases: &[(&[&str], &str)] = &[
+    let register = "clusters register --cluster-id c --description d";
+    let ebs = format!("{register} --provider aws-ebs --region eu-west-1");
+    let cases = [
         (
-            &[
-                "clusters",
-                "lock",
-                "--cluster-id",
-                "c",
-                "--operation",
-                "x",
-                "--ttl",
-                "30",
-            ],
+            "clusters lock --cluster-id c --operation x --ttl 30".to_owned(),
             "30m",
         ),
-        (
-            &[
-                "clusters",
-                "register",
-                "--cluster-id",
-                "c",
-                "--description",
-                "d",
-                "--provider",
-                "directory",
-            ],
-            "--path",
-        ),
-        (
-            &[
-                "clusters",
-                "register",
-                "--cluster-id",
-                "c",
-                "--description",
-                "d",
-                "--provider",
-                "aws-ebs",
-                "--region",
-                "eu-west-1",
-            ],
-            "--volume-id",
-        ),
-        (
-            &[
-                "clusters",
-                "register",
-                "--cluster-id",
-                "c",
-                "--description",
-                "d",
-                "--provider",
-                "aws-ebs",
-                "--region",
-                "eu-west-1",
-                "--instance-tag",
-                "novalue",
-            ],
-            "KEY=VALUE",
-        ),
-        (
-            &[
-                "clusters",
-                "register",
-                "--cluster-id",
-                "c",
-                "--description",
-                "d",
-                "--provider",
-                "nfs",
-            ],
-            "--provider directory",
-        ),
-        (&["--url", "localhost:8080", "jobs", "list"], "http://"),
+        (format!("{register} --provider directory"), "--path"),
+        (ebs.clone(), "--volume-id"),
+        (format!("{ebs} --instance-tag novalue"), "KEY=VALUE"),
+        (format!("{register} --provider nfs"), "--provider directory"),
+        ("--url localhost:8080 jobs list".to_owned(), "http://"),
     ];
-    for (args, hint) in cases {
-        let out = backupctl(&url, args);
+    for (line, hint) in &cases {
+        let out = backupctl(&url, &words(line));
         assert_eq!(out.code, Some(2), "{}", out.describe());
-        assert!(out.stderr.contains(hint), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(hint), "{line}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
 }
@@ -1272,18 +1145,10 @@ fn clusters_register_makes_the_path_absolute() {
             "BACKUPCTL_TOKEN",
             server.token.as_deref().unwrap_or_default(),
         )
-        .args([
-            "clusters",
-            "register",
-            "--cluster-id",
-            "rel",
-            "--description",
-            "Relative",
-            "--provider",
-            "directory",
-            "--path",
-            "clusters/rel",
-        ])
+        .args(words(
+            "clusters register --cluster-id rel --description Relative --provider directory \
+             --path clusters/rel",
+        ))
         .output()
         .expect("run");
     assert!(out.status.success(), "{out:?}");

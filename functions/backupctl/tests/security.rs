@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{backupctl, backupctl_with_token, Sandbox, Server, MESDB, ORCH};
+use support::{backupctl, backupctl_with_token, mode, Sandbox, Server, MESDB, ORCH};
 
 /// An answer read off the socket.
 #[derive(Debug)]
@@ -227,12 +227,7 @@ fn the_token_file_is_private_and_reused_across_restarts() {
     let sandbox = Sandbox::new();
     let mut server = start(&sandbox);
     let path = sandbox.data_dir().join("token");
-    let mode = fs::metadata(&path)
-        .expect("token file")
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(mode, 0o600);
+    assert_eq!(mode(&path), 0o600);
     let token = fs::read_to_string(&path).expect("token");
     assert_eq!(Some(token.trim()), server.token.as_deref());
     assert_eq!(
@@ -246,12 +241,7 @@ fn the_token_file_is_private_and_reused_across_restarts() {
     let server = start(&sandbox);
     // THEN the same token is printed and the file is 0600 again
     assert_eq!(server.token.as_deref(), Some(token.trim()));
-    let mode = fs::metadata(&path)
-        .expect("token file")
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(mode, 0o600);
+    assert_eq!(mode(&path), 0o600);
 }
 
 #[test]

@@ -87,12 +87,6 @@ impl ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Which part of the input an error concerns.
 ///
 /// The schedule's five fields, the schedule as a whole, a backup description template, and
@@ -178,11 +172,20 @@ impl Field {
     }
 }
 
-impl std::fmt::Display for Field {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `Display` for an enum that names itself with `as_str`, so a code or field prints the same
+/// in a message, a table and a log as in JSON.
+macro_rules! display_as_str {
+    ($($name:ty),+ $(,)?) => {$(
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )+};
 }
+pub(crate) use display_as_str;
+
+display_as_str!(ErrorCode, Field);
 
 /// One problem with an input, located precisely enough to underline it.
 ///
@@ -214,6 +217,20 @@ impl FieldError {
             end: span.end,
             message: message.into(),
         }
+    }
+
+    /// `what` (say "A job description") is `n` characters where at most `max` fit: the span
+    /// marks the excess, and the message says how many characters to remove.
+    pub fn too_long(field: Field, what: &str, max: usize, n: usize) -> Self {
+        FieldError::new(
+            ErrorCode::TooLong,
+            field,
+            max..n,
+            format!(
+                "{what} is at most {max} characters; this one has {n}, so remove {} characters.",
+                n - max
+            ),
+        )
     }
 }
 

@@ -176,16 +176,12 @@ pub fn check_job_description(value: Option<&str>) -> Result<String, FieldErrors>
         "Give the job a description, such as `Nightly backup of orders`.",
     )?;
     if n > MAX_JOB_DESCRIPTION_CHARS {
-        return Err(one(
-            ErrorCode::TooLong,
+        return Err(FieldErrors(vec![FieldError::too_long(
             Field::JobDescription,
-            MAX_JOB_DESCRIPTION_CHARS..n,
-            format!(
-                "A job description is at most {MAX_JOB_DESCRIPTION_CHARS} characters; this one \
-                 has {n}, so remove {} characters.",
-                n - MAX_JOB_DESCRIPTION_CHARS
-            ),
-        ));
+            "A job description",
+            MAX_JOB_DESCRIPTION_CHARS,
+            n,
+        )]));
     }
     Ok(text)
 }
@@ -453,32 +449,41 @@ mod tests {
         assert_eq!(serde_json::to_value(&req).unwrap(), seed_json());
     }
 
-    #[test]
-    fn schedule_errors_keep_their_own_field_and_span() {
-        // GIVEN an hour out of range WHEN validated THEN the schedule key carries the hour error
-        let p = problems(seed_with(&["schedule"], "0 24 * * *".into()));
-        let e = &p.get("schedule").unwrap()[0];
-        assert_eq!(
-            (e.code, e.field, e.start, e.end),
-            (ErrorCode::OutOfRange, Field::Hour, 2, 4)
-        );
+    /// The first error of the seed request with the value at `path` replaced, found under
+    /// the key that path spells (`data.description`).
+    fn first_error(path: &[&str], value: serde_json::Value) -> FieldError {
+        let key = path.join(".");
+        let p = problems(seed_with(path, value));
+        p.get(&key)
+            .and_then(|errors| errors.first().cloned())
+            .unwrap_or_else(|| panic!("no problem for {key}: {p}"))
     }
 
     #[test]
-    fn template_errors_are_keyed_by_data_description() {
-        let p = problems(seed_with(&["data", "description"], "Backup }".into()));
-        let e = &p.get("data.description").unwrap()[0];
-        assert_eq!(
-            (e.code, e.field, e.start, e.end),
-            (ErrorCode::Syntax, Field::Description, 7, 8)
-        );
-    }
-
-    #[test]
-    fn a_blank_template_is_missing() {
-        let p = problems(seed_with(&["data", "description"], "  ".into()));
-        let e = &p.get("data.description").unwrap()[0];
-        assert_eq!((e.code, e.start, e.end), (ErrorCode::Required, 0, 2));
+    fn errors_are_keyed_by_json_path_and_keep_their_own_field_and_span() {
+        for (path, value, expected) in [
+            // An hour out of range: the schedule key carries the hour error.
+            (
+                &["schedule"][..],
+                "0 24 * * *",
+                (ErrorCode::OutOfRange, Field::Hour, 2, 4),
+            ),
+            // Template errors are keyed by data.description.
+            (
+                &["data", "description"][..],
+                "Backup }",
+                (ErrorCode::Syntax, Field::Description, 7, 8),
+            ),
+            // A blank template is missing.
+            (
+                &["data", "description"][..],
+                "  ",
+                (ErrorCode::Required, Field::Description, 0, 2),
+            ),
+        ] {
+            let e = first_error(path, value.into());
+            assert_eq!((e.code, e.field, e.start, e.end), expected, "{value:?}");
+        }
     }
 
     #[test]
@@ -486,8 +491,7 @@ mod tests {
         // GIVEN 256 non-ASCII characters THEN accepted; GIVEN 257 THEN too long past the limit
         let ok = seed_with(&["description"], "é".repeat(256).into());
         assert!(validate_job(&request(ok)).is_ok());
-        let p = problems(seed_with(&["description"], "é".repeat(257).into()));
-        let e = &p.get("description").unwrap()[0];
+        let e = first_error(&["description"], "é".repeat(257).into());
         assert_eq!(
             (e.code, e.field, e.start, e.end),
             (ErrorCode::TooLong, Field::JobDescription, 256, 257)

@@ -60,11 +60,7 @@ impl BackupStatus {
     }
 }
 
-impl std::fmt::Display for BackupStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::error::display_as_str!(BackupStatus);
 
 /// A status name that is not one of [`BackupStatus`]'s, as read from a store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,13 +6,8 @@
 //! ```ignore
 //! backup_engine::contract_tests!(async {
 //!     let dir = tempfile::tempdir().unwrap();
-//!     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
-//!     Adapters {
-//!         store: store.clone(),
-//!         lock: store.clone(),
-//!         writes: Arc::new(OneByOne::over(store)),
-//!         guard: Box::new(dir),
-//!     }
+//!     let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+//!     Adapters::one_by_one(Arc::new(store), Box::new(dir))
 //! });
 //! ```
 //!
@@ -23,7 +18,9 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use backup_core::api::{ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger};
+use backup_core::api::{
+    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
+};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Duration, Utc};
 
@@ -31,9 +28,10 @@ use backup_core::template::{RenderContext, Template};
 
 use crate::model::{
     Acquisition, Applied, BackupDraft, BackupEnd, BackupEntry, BackupFilter, ClusterRecord, Finish,
-    Finished, HistoryEntry, JobRecord, LockHolder, Release, RunStart, Scope, StartBackup, Started,
+    HistoryEntry, JobRecord, LockHolder, Release, RunStart, Scope, StartBackup, Started,
 };
 use crate::ports::{BackupWrites, ClusterLock, Store};
+use crate::writes::OneByOne;
 
 mod lock;
 mod records;
@@ -54,10 +52,67 @@ pub struct Adapters {
 }
 
 impl Adapters {
+    /// Adapters over one `store` that is also the lock, its run writes made call by call
+    /// ([`OneByOne`]); `guard` keeps whatever the store lives in (a temp dir) until the check
+    /// ends.
+    pub fn one_by_one<S: Store + ClusterLock + 'static>(
+        store: Arc<S>,
+        guard: Box<dyn Any + Send>,
+    ) -> Adapters {
+        Adapters {
+            store: store.clone(),
+            lock: store.clone(),
+            writes: Arc::new(OneByOne::over(store)),
+            guard,
+        }
+    }
+
     fn writes(&self) -> Arc<dyn BackupWrites> {
         self.writes.clone()
     }
+
+    /// Asks for `cluster`'s lock for `who` at `now`, for [`LEASE`].
+    async fn try_lock(&self, cluster: &str, who: &LockHolder, now: DateTime<Utc>) -> Acquisition {
+        self.lock
+            .try_acquire(cluster, who, now, LEASE)
+            .await
+            .expect("the lock answers")
+    }
+
+    /// Takes `cluster`'s lock for `who` at `now`; the check fails if it is held.
+    async fn take_lock(
+        &self,
+        cluster: &str,
+        who: &LockHolder,
+        now: DateTime<Utc>,
+    ) -> ClusterLockInfo {
+        acquired(self.try_lock(cluster, who, now).await)
+    }
+
+    /// The holder that keeps `who` from taking `cluster`'s lock at `now`; the check fails if
+    /// `who` gets it.
+    async fn refused_lock(
+        &self,
+        cluster: &str,
+        who: &LockHolder,
+        now: DateTime<Utc>,
+    ) -> ClusterLockInfo {
+        held(self.try_lock(cluster, who, now).await)
+    }
+
+    /// The fencing token of whoever holds `cluster`'s lock at `now`.
+    async fn holder_token(&self, cluster: &str, now: DateTime<Utc>) -> Option<u64> {
+        let current = self
+            .lock
+            .current(cluster, now)
+            .await
+            .expect("the lock answers");
+        current.map(|l| l.fencing_token)
+    }
 }
+
+/// The lease most checks take locks for: one taken at `at(n)` ends at `at(n + 1)`.
+const LEASE: Duration = Duration::seconds(60);
 
 /// Expands to one `#[tokio::test]` per contract check, each on a fresh `Adapters` made by
 /// `$factory` (an expression evaluating to a future of [`Adapters`]).
@@ -120,14 +175,14 @@ fn holder(operation: &str, job: Option<&str>, run: Option<&str>) -> LockHolder {
     }
 }
 
-fn acquired(a: Acquisition) -> backup_core::api::ClusterLockInfo {
+fn acquired(a: Acquisition) -> ClusterLockInfo {
     match a {
         Acquisition::Acquired(info) => info,
         Acquisition::Held(info) => panic!("expected to acquire the lock, but it is held: {info:?}"),
     }
 }
 
-fn held(a: Acquisition) -> backup_core::api::ClusterLockInfo {
+fn held(a: Acquisition) -> ClusterLockInfo {
     match a {
         Acquisition::Held(info) => info,
         Acquisition::Acquired(info) => panic!("expected the lock to be held, but got it: {info:?}"),

@@ -15,11 +15,12 @@ use backup_core::job::check_cluster_id;
 use chrono::{DateTime, DurationRound, Utc};
 
 use crate::error::{EngineError, Problems};
-use crate::ids::is_valid_id;
+use crate::ids::{is_valid_id, RandomIds};
 use crate::model::{ClusterRecord, Scope};
 use crate::ports::{
     BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler,
 };
+use crate::writes::OneByOne;
 
 mod backups;
 mod clusters;
@@ -90,6 +91,28 @@ pub struct Ports {
     /// A run's grouped writes: the adapter's batched form, or
     /// [`OneByOne`](crate::writes::OneByOne) over `store` and `lock`.
     pub writes: Arc<dyn BackupWrites>,
+}
+
+impl Ports {
+    /// The ports of a deployment whose one store is also its lock and makes a run's writes
+    /// call by call ([`OneByOne`]: SQLite, the in-memory store), with random ids.
+    pub fn one_store<S: Store + ClusterLock + 'static>(
+        store: S,
+        providers: Vec<Arc<dyn BackupProvider>>,
+        triggers: Arc<dyn TriggerScheduler>,
+        clock: Arc<dyn Clock>,
+    ) -> Ports {
+        let store = Arc::new(store);
+        Ports {
+            store: store.clone(),
+            lock: store.clone(),
+            providers,
+            triggers,
+            clock,
+            ids: Arc::new(RandomIds::default()),
+            writes: Arc::new(OneByOne::over(store)),
+        }
+    }
 }
 
 /// The use cases. Cheap to clone: clones share the adapters.
@@ -251,21 +274,13 @@ fn validate_cluster(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backup_core::api::ClusterTarget;
 
     fn scope() -> Scope {
         Scope::new("default", "default").unwrap()
     }
 
     fn directory(id: &str, path: &str) -> RegisterClusterRequest {
-        RegisterClusterRequest {
-            id: id.to_owned(),
-            description: "Orders".to_owned(),
-            region: None,
-            target: ClusterTarget::Directory {
-                path: path.to_owned(),
-            },
-        }
+        crate::requests::directory_cluster(id, "Orders", path)
     }
 
     // The rules of cluster registrations and operator locks, and their tests, live in

@@ -35,6 +35,8 @@
 //! - `memory` (feature `memory`): `memory::MemoryStore`, every store port and the lock
 //!   in memory; it passes the contract suite, and the engine's own tests (`tests/`) run the
 //!   use cases on it with scripted providers.
+//! - [`requests`] (feature `contract`): the API requests tests of the engine and of the
+//!   adapters make again and again (a directory cluster, an hourly job, a manual backup).
 //!
 //! # Decisions
 //! - **Ids** of jobs, runs and backups are 20 lower-case base32hex characters (`0-9a-v`), as
@@ -93,6 +95,8 @@ pub mod ids;
 pub mod memory;
 pub mod model;
 pub mod ports;
+#[cfg(any(test, feature = "contract"))]
+pub mod requests;
 pub mod run;
 mod text;
 pub mod writes;

@@ -60,15 +60,32 @@ impl MemoryStore {
     }
 }
 
+/// Inserts `record` under `id` unless the id is taken: `false` when it is (nothing changes),
+/// as the ports' conditional inserts answer.
+fn insert_new<T: Clone>(records: &mut BTreeMap<String, T>, id: &str, record: &T) -> bool {
+    if records.contains_key(id) {
+        return false;
+    }
+    records.insert(id.to_owned(), record.clone());
+    true
+}
+
+/// The records `keep` selects, oldest first: by `created`, then by id. The map iterates by
+/// id and the sort is stable, so records created at the same instant stay in id order.
+fn oldest_first<T: Clone>(
+    records: &BTreeMap<String, T>,
+    created: fn(&T) -> DateTime<Utc>,
+    keep: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    let mut selected: Vec<T> = records.values().filter(|r| keep(r)).cloned().collect();
+    selected.sort_by_key(created);
+    selected
+}
+
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn insert_job(&self, job: &JobRecord) -> StoreResult<bool> {
-        let mut s = self.state();
-        if s.jobs.contains_key(&job.id) {
-            return Ok(false);
-        }
-        s.jobs.insert(job.id.clone(), job.clone());
-        Ok(true)
+        Ok(insert_new(&mut self.state().jobs, &job.id, job))
     }
 
     async fn get_job(&self, job_id: &str) -> StoreResult<Option<JobRecord>> {
@@ -76,21 +93,17 @@ impl JobStore for MemoryStore {
     }
 
     async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
-        let mut jobs: Vec<_> = (self.state().jobs.values())
-            .filter(|j| j.scope == *scope)
-            .cloned()
-            .collect();
-        jobs.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        Ok(jobs)
+        let jobs = &self.state().jobs;
+        Ok(oldest_first(jobs, |j| j.created, |j| j.scope == *scope))
     }
 
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        let mut jobs: Vec<_> = (self.state().jobs.values())
-            .filter(|j| j.status == JobStatus::Active)
-            .cloned()
-            .collect();
-        jobs.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        Ok(jobs)
+        let jobs = &self.state().jobs;
+        Ok(oldest_first(
+            jobs,
+            |j| j.created,
+            |j| j.status == JobStatus::Active,
+        ))
     }
 
     async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool> {
@@ -112,12 +125,7 @@ impl JobStore for MemoryStore {
 #[async_trait]
 impl ClusterStore for MemoryStore {
     async fn insert_cluster(&self, cluster: &ClusterRecord) -> StoreResult<bool> {
-        let mut s = self.state();
-        if s.clusters.contains_key(&cluster.id) {
-            return Ok(false);
-        }
-        s.clusters.insert(cluster.id.clone(), cluster.clone());
-        Ok(true)
+        Ok(insert_new(&mut self.state().clusters, &cluster.id, cluster))
     }
 
     async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>> {
@@ -137,20 +145,10 @@ impl ClusterStore for MemoryStore {
     }
 }
 
-/// Oldest first: by creation instant, then id.
-fn oldest_first(backups: &mut [BackupEntry]) {
-    backups.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-}
-
 #[async_trait]
 impl BackupStore for MemoryStore {
     async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool> {
-        let mut s = self.state();
-        if s.backups.contains_key(&backup.id) {
-            return Ok(false);
-        }
-        s.backups.insert(backup.id.clone(), backup.clone());
-        Ok(true)
+        Ok(insert_new(&mut self.state().backups, &backup.id, backup))
     }
 
     async fn get_backup(&self, backup_id: &str) -> StoreResult<Option<BackupEntry>> {
@@ -162,38 +160,31 @@ impl BackupStore for MemoryStore {
         scope: &Scope,
         filter: &BackupFilter,
     ) -> StoreResult<Vec<BackupEntry>> {
-        let mut backups: Vec<_> = (self.state().backups.values())
-            .filter(|b| b.scope == *scope)
-            .filter(|b| filter.job_id.is_none() || b.job_id == filter.job_id)
-            .filter(|b| {
-                filter
-                    .cluster_id
-                    .as_ref()
-                    .is_none_or(|c| *c == b.cluster_id)
-            })
-            .cloned()
-            .collect();
-        oldest_first(&mut backups);
+        let mut backups = oldest_first(
+            &self.state().backups,
+            |b| b.created,
+            |b| {
+                b.scope == *scope
+                    && (filter.job_id.is_none() || b.job_id == filter.job_id)
+                    && (filter.cluster_id.as_ref()).is_none_or(|c| *c == b.cluster_id)
+            },
+        );
         backups.reverse();
         Ok(backups)
     }
 
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
-        let mut backups: Vec<_> = (self.state().backups.values())
-            .filter(|b| b.job_id.as_deref() == Some(job_id))
-            .cloned()
-            .collect();
-        oldest_first(&mut backups);
-        Ok(backups)
+        let backups = &self.state().backups;
+        Ok(oldest_first(
+            backups,
+            |b| b.created,
+            |b| b.job_id.as_deref() == Some(job_id),
+        ))
     }
 
     async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>> {
-        let mut backups: Vec<_> = (self.state().backups.values())
-            .filter(|b| b.status == status)
-            .cloned()
-            .collect();
-        oldest_first(&mut backups);
-        Ok(backups)
+        let backups = &self.state().backups;
+        Ok(oldest_first(backups, |b| b.created, |b| b.status == status))
     }
 
     async fn update_backup_status(

@@ -5,16 +5,7 @@ use std::sync::Arc;
 
 use backup_engine::contract::Adapters;
 use backup_engine::memory::MemoryStore;
-use backup_engine::writes::OneByOne;
 
-async fn memory() -> Adapters {
-    let store = Arc::new(MemoryStore::new());
-    Adapters {
-        store: store.clone(),
-        lock: store.clone(),
-        writes: Arc::new(OneByOne::over(store)),
-        guard: Box::new(()),
-    }
-}
-
-backup_engine::contract_tests!(memory());
+backup_engine::contract_tests!(async {
+    Adapters::one_by_one(Arc::new(MemoryStore::new()), Box::new(()))
+});

@@ -13,17 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backup_core::api::{
-    ClusterTarget, CreateBackupRequest, CreateJobRequest, RegisterClusterRequest, RunFailure,
-    RunStatus, ScheduledBackupData,
-};
+use backup_core::api::{ClusterTarget, HistoryItem, RunFailure, RunStatus};
 use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
-use backup_engine::ids::RandomIds;
 use backup_engine::memory::MemoryStore;
 use backup_engine::ports::TriggerScheduler;
 use backup_engine::ports::{BackupProvider, BackupStore, ClusterLock};
-use backup_engine::writes::OneByOne;
+use backup_engine::requests::{directory_cluster, hourly_job, manual_backup};
 use backup_engine::{
     BackupHandle, BackupRequest, Creation, Engine, EngineConfig, Ports, ProviderError,
     ProviderErrorCode, ProviderStatus, Scope, TargetProblem,
@@ -33,6 +29,11 @@ use chrono::{DateTime, Utc};
 
 fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_755_600 + minutes * 60, 0).unwrap()
+}
+
+/// Fails, showing `text`, unless `text` says `part`.
+fn assert_says(text: &str, part: &str) {
+    assert!(text.contains(part), "{text:?} does not say {part:?}");
 }
 
 /// What the scripted provider's `create` does.
@@ -67,6 +68,15 @@ impl Scripted {
     }
 }
 
+/// The scripted provider's refusal of a path, as the directory provider's policy words it.
+fn path_not_allowed(message: String) -> TargetProblem {
+    TargetProblem {
+        field: "path",
+        code: "path_not_allowed",
+        message,
+    }
+}
+
 #[async_trait]
 impl BackupProvider for Scripted {
     fn kind(&self) -> &'static str {
@@ -75,13 +85,9 @@ impl BackupProvider for Scripted {
 
     async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } if path.starts_with("/forbidden") => {
-                Err(TargetProblem {
-                    field: "path",
-                    code: "path_not_allowed",
-                    message: format!("{path} is refused; choose a directory under /srv."),
-                })
-            }
+            ClusterTarget::Directory { path } if path.starts_with("/forbidden") => Err(
+                path_not_allowed(format!("{path} is refused; choose a directory under /srv.")),
+            ),
             other => Ok(other.clone()),
         }
     }
@@ -89,11 +95,7 @@ impl BackupProvider for Scripted {
     async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
         match target {
             ClusterTarget::Directory { path } if path.ends_with("became-a-link") => {
-                Err(TargetProblem {
-                    field: "path",
-                    code: "path_not_allowed",
-                    message: format!("{path} is now a link to /etc."),
-                })
+                Err(path_not_allowed(format!("{path} is now a link to /etc.")))
             }
             _ => Ok(()),
         }
@@ -179,18 +181,13 @@ impl Harness {
             stall_after: Duration::from_secs(60),
             ..EngineConfig::default()
         };
-        let engine = Engine::new(
-            Ports {
-                store: Arc::new(store.clone()),
-                lock: Arc::new(store.clone()),
-                providers: vec![provider.clone()],
-                triggers: Arc::new(NoTriggers),
-                clock,
-                ids: Arc::new(RandomIds::default()),
-                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
-            },
-            config,
+        let ports = Ports::one_store(
+            store.clone(),
+            vec![provider.clone()],
+            Arc::new(NoTriggers),
+            clock,
         );
+        let engine = Engine::new(ports, config);
         Harness {
             engine,
             store,
@@ -203,14 +200,7 @@ impl Harness {
         self.engine
             .register_cluster(
                 &self.scope,
-                &RegisterClusterRequest {
-                    id: id.to_owned(),
-                    description: format!("Cluster {id}"),
-                    region: None,
-                    target: ClusterTarget::Directory {
-                        path: path.to_owned(),
-                    },
-                },
+                &directory_cluster(id, &format!("Cluster {id}"), path),
             )
             .await
             .map(|_| ())
@@ -230,21 +220,17 @@ impl Harness {
         (h, job)
     }
 
+    /// A harness whose `orders` job (as [`with_orders_job`](Self::with_orders_job) makes
+    /// it) ran to its end once, scheduled at `at(0)`: the harness and the run's history item.
+    async fn ran_orders_job(script: Script) -> (Harness, HistoryItem) {
+        let (h, job) = Harness::with_orders_job(script).await;
+        let outcome = h.engine.run_scheduled(&job, at(0)).await.unwrap();
+        (h, outcome.history)
+    }
+
     async fn job(&self, cluster: &str) -> String {
         self.engine
-            .create_job(
-                &self.scope,
-                &CreateJobRequest {
-                    description: Some("hourly".into()),
-                    schedule: Some("0 * * * *".into()),
-                    job_type: Some("ScheduledBackup".into()),
-                    data: Some(ScheduledBackupData {
-                        cluster_id: Some(cluster.into()),
-                        description: Some("{cluster} #{index}".into()),
-                        max_backup_count: Some(1),
-                    }),
-                },
-            )
+            .create_job(&self.scope, &hourly_job(cluster, "{cluster} #{index}", 1))
             .await
             .unwrap()
             .id
@@ -253,13 +239,7 @@ impl Harness {
     async fn manual(&self, cluster: &str) -> String {
         let id = self
             .engine
-            .create_manual_backup(
-                &self.scope,
-                &CreateBackupRequest {
-                    description: "by hand".into(),
-                    source_cluster_id: cluster.into(),
-                },
-            )
+            .create_manual_backup(&self.scope, &manual_backup(cluster, "by hand"))
             .await
             .unwrap();
         assert!(self.engine.wait_idle(Duration::from_secs(600)).await);
@@ -270,18 +250,12 @@ impl Harness {
 #[tokio::test(start_paused = true)]
 async fn a_provider_that_stops_making_progress_fails_the_run_and_frees_the_cluster() {
     // GIVEN a provider whose copy makes one step and then hangs (a stuck system call)
-    let (h, job) = Harness::with_orders_job(Script::StallAfterOneStep).await;
     // WHEN the job runs
-    let outcome = h.engine.run_scheduled(&job, at(0)).await.unwrap();
+    let (h, item) = Harness::ran_orders_job(Script::StallAfterOneStep).await;
     // THEN the run fails `provider_stalled` after the stall limit, saying why
-    let item = outcome.history;
     assert_eq!(item.status, RunStatus::Failed);
     assert_eq!(item.error_code, Some(RunFailure::ProviderStalled));
-    assert!(
-        item.details.contains("no progress for 60 seconds"),
-        "{}",
-        item.details
-    );
+    assert_says(&item.details, "no progress for 60 seconds");
     // AND the cluster's lock is free for the next run
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
     // AND the backup is defunct with the reason on it
@@ -330,14 +304,9 @@ async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
 
 #[tokio::test(start_paused = true)]
 async fn what_a_provider_notes_reaches_the_history_and_the_backup() {
-    let (h, job) = Harness::with_orders_job(Script::SucceedWithNote).await;
-    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    let (h, item) = Harness::ran_orders_job(Script::SucceedWithNote).await;
     assert_eq!(item.status, RunStatus::Succeeded);
-    assert!(
-        item.details.contains("changed while it was copied"),
-        "{}",
-        item.details
-    );
+    assert_says(&item.details, "changed while it was copied");
     let backup = h
         .engine
         .get_backup(&h.scope, &item.linked_resource)
@@ -427,9 +396,8 @@ async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_that_settles_later_is_settled_within_the_run() {
     // GIVEN a provider whose backups are started now and settle later
-    let (h, job) = Harness::with_orders_job(Script::Pending(None)).await;
     // WHEN the job runs
-    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    let (h, item) = Harness::ran_orders_job(Script::Pending(None)).await;
     // THEN the run waited for it to settle, and it is available where the provider put it
     assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 3);
@@ -442,16 +410,11 @@ async fn a_backup_that_settles_later_is_settled_within_the_run() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_that_settles_as_failed_fails_the_run() {
     // GIVEN a provider whose started backup fails while it settles
-    let (h, job) = Harness::with_orders_job(Script::Pending(Some("snapshot snap-1 failed"))).await;
     // WHEN the job runs THEN it fails with provider_error, and the backup is defunct
-    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    let (h, item) = Harness::ran_orders_job(Script::Pending(Some("snapshot snap-1 failed"))).await;
     assert_eq!(item.status, RunStatus::Failed);
     assert_eq!(item.error_code, Some(RunFailure::ProviderError));
-    assert!(
-        item.details.contains("snapshot snap-1 failed"),
-        "{}",
-        item.details
-    );
+    assert_says(&item.details, "snapshot snap-1 failed");
     let backup = h.stored_backup(&item.linked_resource).await;
     assert_eq!(backup.status, BackupStatus::Defunct);
     assert_eq!(h.store.current("orders", at(0)).await.unwrap(), None);
@@ -460,9 +423,8 @@ async fn a_backup_that_settles_as_failed_fails_the_run() {
 #[tokio::test(start_paused = true)]
 async fn a_backup_made_at_once_is_not_polled() {
     // GIVEN a provider that completes its backups in `create`
-    let (h, job) = Harness::with_orders_job(Script::SucceedWithNote).await;
     // WHEN the job runs THEN it succeeds without asking the provider to settle anything
-    let item = h.engine.run_scheduled(&job, at(0)).await.unwrap().history;
+    let (h, item) = Harness::ran_orders_job(Script::SucceedWithNote).await;
     assert_eq!(item.status, RunStatus::Succeeded);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 0);
 }

@@ -37,21 +37,16 @@ pub mod settings;
 
 use backup_engine::Engine;
 
-pub use backup_aws::Triggers;
-pub use settings::{LambdaSettings, SettingsError};
+pub use backup_aws::{ConfigError, Triggers};
+pub use settings::LambdaSettings;
 
 /// Builds the engine on the AWS adapters from one shared SDK configuration.
 pub fn engine(
     settings: &LambdaSettings,
     sdk: &aws_config::SdkConfig,
     triggers: Triggers,
-) -> Result<Engine, SettingsError> {
-    Ok(backup_aws::engine(
-        &settings.aws,
-        sdk,
-        triggers,
-        settings.engine.clone(),
-    )?)
+) -> Result<Engine, ConfigError> {
+    backup_aws::engine(&settings.aws, sdk, triggers, settings.engine.clone())
 }
 
 /// Logs to stdout (CloudWatch), without colours, filtered by `RUST_LOG` (default `info`).

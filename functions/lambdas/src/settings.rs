@@ -3,6 +3,9 @@
 //! `LEASE_SECONDS` (default 60) and `BACKUP_WAIT_SECONDS` (default 780, so a run gives up
 //! waiting for its snapshots before the function's 15-minute limit and marks the backup
 //! defunct).
+//!
+//! Their errors are `backup_aws`'s [`ConfigError`]: one error type names the variable,
+//! whichever crate reads it.
 
 use std::time::Duration;
 
@@ -20,29 +23,21 @@ pub struct LambdaSettings {
     pub engine: EngineConfig,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error(transparent)]
-    Aws(#[from] ConfigError),
-    #[error("{0} is invalid: {1}")]
-    Invalid(&'static str, String),
-}
-
 impl LambdaSettings {
-    pub fn from_env() -> Result<LambdaSettings, SettingsError> {
+    pub fn from_env() -> Result<LambdaSettings, ConfigError> {
         LambdaSettings::from_lookup(|name| std::env::var(name).ok())
     }
 
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<LambdaSettings, SettingsError> {
+    ) -> Result<LambdaSettings, ConfigError> {
         let aws = AwsSettings::from_lookup(&lookup)?;
-        let seconds = |name: &'static str, default: u64, max: u64| -> Result<u64, SettingsError> {
+        let seconds = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
             match lookup(name) {
                 None => Ok(default),
                 Some(text) => match text.trim().parse::<u64>() {
                     Ok(v) if (1..=max).contains(&v) => Ok(v),
-                    _ => Err(SettingsError::Invalid(
+                    _ => Err(ConfigError::Invalid(
                         name,
                         format!("`{text}` is not a whole number of seconds from 1 to {max}"),
                     )),

@@ -15,8 +15,11 @@ use backup_engine::ports::{
     BackupStore, ClusterLock, ClusterStore, HistoryStore, IdGenerator, JobStore,
 };
 use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
+use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag};
+use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
+use backup_testkit::Table;
 use serde_json::{json, Value};
-use support::{apigw, Emulator, Function, Proxy, Table, RUNNER_ARN};
+use support::{apigw, Emulator, Function, Proxy, RUNNER_ARN};
 
 fn scope() -> Scope {
     Scope {
@@ -43,7 +46,7 @@ impl World {
         let table = Table::create().await;
         let mut ids = Vec::new();
         for _ in 0..volumes {
-            ids.push(support::volume(&ec2).await);
+            ids.push(backup_testkit::ec2::volume(&ec2).await);
         }
         let cluster = format!("c{}", chrono::Utc::now().timestamp_micros());
         table
@@ -89,25 +92,24 @@ impl World {
         id
     }
 
+    /// The jobs API's answer to creating a scheduled backup job of the world's cluster,
+    /// making backups named by `template`.
+    async fn create_job(&self, description: &str, schedule: &str, template: &str) -> Value {
+        let job = json!({
+            "description": description,
+            "schedule": schedule,
+            "type": "ScheduledBackup",
+            "data": {"clusterId": self.cluster, "description": template, "maxBackupCount": 2}
+        });
+        self.api("POST", JOBS, Some(&job)).await
+    }
+
     /// The answer of the jobs API to `method path body`, through API Gateway.
     async fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         self.emulator
             .invoke(apigw(method, path, body))
             .await
             .expect("answers")
-    }
-
-    /// The EventBridge rules whose names start with `prefix`.
-    async fn rules(
-        &self,
-        prefix: &str,
-    ) -> aws_sdk_eventbridge::operation::list_rules::ListRulesOutput {
-        self.events
-            .list_rules()
-            .name_prefix(prefix)
-            .send()
-            .await
-            .unwrap()
     }
 
     fn runner(&self, extra: &[(&str, &str)]) -> Function {
@@ -120,38 +122,34 @@ impl World {
         )
     }
 
-    async fn snapshots_of_job(&self, job: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
-        self.ec2
-            .describe_snapshots()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:backup:job-id")
-                    .values(job)
-                    .build(),
-            )
-            .send()
+    /// The runner's answer when the rule of `job` fires at `hour`:00 (see [`at`]).
+    async fn fire(&self, job: &str, hour: u32) -> Result<Value, Value> {
+        self.emulator
+            .invoke(transformer_input(job, &at(hour)))
             .await
-            .unwrap()
-            .snapshots()
-            .to_vec()
     }
 
-    async fn snapshots_of_cluster(&self) -> usize {
-        self.ec2
-            .describe_snapshots()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:backup:cluster-id")
-                    .values(&self.cluster)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .snapshots()
-            .len()
+    /// The snapshots made for `job`.
+    async fn snapshots_of_job(&self, job: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        snapshots_tagged(&self.ec2, "backup:job-id", job).await
     }
 }
+
+/// A world with one job and one runner process waiting for events, the setup of most tests.
+async fn one_job_and_a_runner(volumes: usize) -> (World, String, Function) {
+    let w = World::new(volumes).await;
+    let job = w.add_job().await;
+    let runner = w.runner(&[]);
+    (w, job, runner)
+}
+
+/// `hour`:00 UTC on the day the tests' events fire.
+fn at(hour: u32) -> String {
+    format!("2026-11-27T{hour:02}:00:00Z")
+}
+
+/// The jobs of the default project, in the API.
+const JOBS: &str = "/orchestrate/v1/organizations/default/projects/default/jobs";
 
 fn transformer_input(job: &str, time: &str) -> Value {
     json!({"jobId": job, "scheduledTime": time})
@@ -169,42 +167,22 @@ fn scheduled_event(job: &str, time: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_scheduled_event() {
-    let w = World::new(2).await;
-    let job = w.add_job().await;
-    let _runner = w.runner(&[]);
+    let (w, job, _runner) = one_job_and_a_runner(2).await;
     // WHEN the rule's transformer input arrives
-    let report = w
-        .emulator
-        .invoke(transformer_input(&job, "2026-11-27T05:00:00Z"))
-        .await
-        .expect("the invocation succeeds");
+    let report = w.fire(&job, 5).await.expect("the invocation succeeds");
     // THEN the run succeeded and made one snapshot per volume, tagged with its ids
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["duplicate"], false);
     let snaps = w.snapshots_of_job(&job).await;
-    let mut volumes: Vec<String> = snaps
-        .iter()
-        .filter_map(|s| s.volume_id().map(str::to_owned))
-        .collect();
-    volumes.sort();
     let mut expected = w.volumes.clone();
     expected.sort();
-    assert_eq!(volumes, expected);
+    assert_eq!(snapshotted_volumes(&snaps), expected);
     let backups = w.table.store().list_job_backups(&job).await.unwrap();
     assert_eq!(backups.len(), 1);
     assert_eq!(backups[0].status.to_string(), "available");
     for s in &snaps {
-        assert!(s
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("backup:backup-id")
-                && t.value() == Some(backups[0].id.as_str())));
-        assert!(
-            s.tags()
-                .iter()
-                .any(|t| t.key() == Some("backup:cluster-id")
-                    && t.value() == Some(w.cluster.as_str()))
-        );
+        assert_eq!(tag(s, "backup:backup-id"), Some(backups[0].id.as_str()));
+        assert_eq!(tag(s, "backup:cluster-id"), Some(w.cluster.as_str()));
     }
     // AND the history item is in DynamoDB
     let history = w
@@ -220,7 +198,7 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
     // WHEN EventBridge sends its plain Scheduled Event for the job's rule
     let report = w
         .emulator
-        .invoke(scheduled_event(&job, "2026-11-27T06:00:00Z"))
+        .invoke(scheduled_event(&job, &at(6)))
         .await
         .expect("the invocation succeeds");
     // THEN the job is found from the rule name and backed up for the event's time
@@ -235,13 +213,10 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn the_same_scheduled_event_delivered_three_times_makes_one_backup() {
-    let w = World::new(1).await;
-    let job = w.add_job().await;
-    let _runner = w.runner(&[]);
-    let event = transformer_input(&job, "2026-11-27T05:00:00Z");
+    let (w, job, _runner) = one_job_and_a_runner(1).await;
     let mut reports = Vec::new();
     for _ in 0..3 {
-        reports.push(w.emulator.invoke(event.clone()).await.expect("succeeds"));
+        reports.push(w.fire(&job, 5).await.expect("succeeds"));
     }
     assert_eq!(reports[0]["duplicate"], false);
     for r in &reports[1..] {
@@ -280,7 +255,7 @@ async fn twenty_concurrent_runs_for_one_cluster_make_one_backup_and_nineteen_loc
     let mut tasks = tokio::task::JoinSet::new();
     for job in &jobs {
         let emulator = w.emulator.clone();
-        let event = transformer_input(job, "2026-11-27T05:00:00Z");
+        let event = transformer_input(job, &at(5));
         tasks.spawn(async move { emulator.invoke(event).await });
     }
     let mut reports = Vec::new();
@@ -322,7 +297,8 @@ async fn twenty_concurrent_runs_for_one_cluster_make_one_backup_and_nineteen_loc
             .all(|h| h.details.contains("scheduled-backup")),
         "{locked:#?}"
     );
-    assert_eq!(w.snapshots_of_cluster().await, 1);
+    let snapshots = snapshots_tagged(&w.ec2, "backup:cluster-id", &w.cluster).await;
+    assert_eq!(snapshots.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -336,7 +312,7 @@ async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
     // GIVEN a run that holds the cluster and is stuck in CreateSnapshot
     w.proxy.set_create_snapshot_delay(Duration::from_secs(15));
     let emulator = w.emulator.clone();
-    let event = transformer_input(&first, "2026-11-27T05:00:00Z");
+    let event = transformer_input(&first, &at(5));
     let _stuck = tokio::spawn(async move { emulator.invoke(event).await });
     let store = w.table.store();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -354,27 +330,15 @@ async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
     w.proxy.set_create_snapshot_delay(Duration::ZERO);
     let _runner = w.runner(&lease);
     // THEN until the lease ends, other runs find the cluster locked
-    let report = w
-        .emulator
-        .invoke(transformer_input(&second, "2026-11-27T05:00:00Z"))
-        .await
-        .expect("succeeds");
+    let report = w.fire(&second, 5).await.expect("succeeds");
     assert_eq!(report["errorCode"], "cluster_locked", "{report}");
     // AND once it has ended, the next run backs the cluster up
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let report = w
-        .emulator
-        .invoke(transformer_input(&second, "2026-11-27T06:00:00Z"))
-        .await
-        .expect("succeeds");
+    let report = w.fire(&second, 6).await.expect("succeeds");
     assert_eq!(report["status"], "succeeded", "{report}");
     // AND Lambda's retry of the killed invocation records that run as interrupted, its
     // backup defunct, instead of leaving it `running`
-    let report = w
-        .emulator
-        .invoke(transformer_input(&first, "2026-11-27T05:00:00Z"))
-        .await
-        .expect("succeeds");
+    let report = w.fire(&first, 5).await.expect("succeeds");
     assert_eq!(report["status"], "failed", "{report}");
     assert_eq!(report["errorCode"], "interrupted", "{report}");
     let history_id = report["historyId"].as_str().unwrap_or_default();
@@ -394,9 +358,7 @@ async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn a_malformed_event_is_an_error_with_a_clear_message_and_writes_nothing() {
-    let w = World::new(1).await;
-    let job = w.add_job().await;
-    let _runner = w.runner(&[]);
+    let (w, job, _runner) = one_job_and_a_runner(1).await;
     let before = w.table.item_count().await;
     w.proxy.take_calls();
     for event in [
@@ -435,8 +397,7 @@ async fn a_failed_invocation_names_its_error_type_so_a_bad_event_is_told_from_a_
     // WHEN a rule names a job that does not exist THEN `JobNotFound`
     let gone = RandomIds::default().new_id();
     let err = w
-        .emulator
-        .invoke(transformer_input(&gone, "2026-11-27T05:00:00Z"))
+        .fire(&gone, 5)
         .await
         .expect_err("an unknown job is an error");
     assert_eq!(err["errorType"], "JobNotFound", "{err}");
@@ -446,7 +407,7 @@ async fn a_failed_invocation_names_its_error_type_so_a_bad_event_is_told_from_a_
     let _broken = Function::start("backup-runner", &outage, &w.proxy.url(), &missing, &[]);
     let job = w.add_job().await;
     let err = outage
-        .invoke(transformer_input(&job, "2026-11-27T05:00:00Z"))
+        .invoke(transformer_input(&job, &at(5)))
         .await
         .expect_err("a store failure is an error");
     assert_eq!(err["errorType"], "StoreUnavailable", "{err}");
@@ -475,19 +436,10 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         chrono::Utc::now().timestamp_micros() % 1_000_000_000
     );
     let _api = api(&w, &prefix).await;
-    let jobs = "/orchestrate/v1/organizations/default/projects/default/jobs";
     // WHEN a job is created through API Gateway
+    let template = "{cluster} Hourly Backup {datetime:RFC3339}";
     let response = w
-        .api(
-            "POST",
-            jobs,
-            Some(&json!({
-                "description": "My Hourly Backup",
-                "schedule": "0 */1 * * *",
-                "type": "ScheduledBackup",
-                "data": {"clusterId": w.cluster, "description": "{cluster} Hourly Backup {datetime:RFC3339}", "maxBackupCount": 2}
-            })),
-        )
+        .create_job("My Hourly Backup", "0 */1 * * *", template)
         .await;
     assert!(
         response["statusCode"]
@@ -506,48 +458,22 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         .await
         .expect("the rule exists");
     assert_eq!(described.schedule_expression(), Some("cron(0 * * * ? *)"));
-    let targets = w
-        .events
-        .list_targets_by_rule()
-        .rule(&rule)
-        .send()
-        .await
-        .unwrap();
-    let [target] = targets.targets() else {
-        panic!("{targets:?}")
-    };
-    assert_eq!(target.arn(), RUNNER_ARN);
-    assert_eq!(
-        target.input_transformer().map(|t| t.input_template()),
-        Some(format!(r#"{{"jobId": "{id}", "scheduledTime": <time>}}"#).as_str())
-    );
+    assert_runner_target(&only_target(&w.events, &rule).await, RUNNER_ARN, &id);
     // AND it is listed
-    let response = w.api("GET", jobs, None).await;
+    let response = w.api("GET", JOBS, None).await;
     assert_eq!(response["statusCode"], 200, "{response}");
     assert_eq!(body(&response)["jobs"][0]["id"], id.as_str());
 
     // WHEN a job with an invalid schedule is posted THEN 400 and no rule, no job
-    let response = w
-        .api(
-            "POST",
-            jobs,
-            Some(&json!({
-                "description": "Too often",
-                "schedule": "*/30 * * * *",
-                "type": "ScheduledBackup",
-                "data": {"clusterId": w.cluster, "description": "x", "maxBackupCount": 2}
-            })),
-        )
-        .await;
+    let response = w.create_job("Too often", "*/30 * * * *", "x").await;
     assert_eq!(response["statusCode"], 400, "{response}");
-    let rules = w.rules(&prefix).await;
-    assert_eq!(rules.rules().len(), 1);
+    assert_eq!(rules(&w.events, &prefix).await.len(), 1);
 
     // WHEN the job is deleted THEN its rule is gone and the job is marked deleted
-    let response = w.api("DELETE", &format!("{jobs}/{id}"), None).await;
+    let response = w.api("DELETE", &format!("{JOBS}/{id}"), None).await;
     assert_eq!(response["statusCode"], 200, "{response}");
-    let rules = w.rules(&prefix).await;
-    assert!(rules.rules().is_empty(), "{rules:?}");
+    let left = rules(&w.events, &prefix).await;
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(
         w.table.store().get_job(&id).await.unwrap().unwrap().status,
         JobStatus::Deleted
@@ -568,11 +494,7 @@ async fn bench_runner_figures() {
     w.emulator.wait_for_polls(1).await;
     let init = w.emulator.first_poll().unwrap() - spawned;
     let started = Instant::now();
-    let report = w
-        .emulator
-        .invoke(transformer_input(&job, "2026-11-27T05:00:00Z"))
-        .await
-        .expect("succeeds");
+    let report = w.fire(&job, 5).await.expect("succeeds");
     let cold = started.elapsed();
     assert_eq!(report["status"], "succeeded", "{report}");
     let calls = w.proxy.take_calls();
@@ -580,14 +502,7 @@ async fn bench_runner_figures() {
     let mut warm = Vec::new();
     for hour in 6..16 {
         let started = Instant::now();
-        let report = w
-            .emulator
-            .invoke(transformer_input(
-                &job,
-                &format!("2026-11-27T{hour:02}:00:00Z"),
-            ))
-            .await
-            .expect("succeeds");
+        let report = w.fire(&job, hour).await.expect("succeeds");
         warm.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(report["status"], "succeeded");
     }

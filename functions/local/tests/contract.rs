@@ -3,18 +3,12 @@
 use std::sync::Arc;
 
 use backup_engine::contract::Adapters;
-use backup_engine::writes::OneByOne;
 use backup_local::SqliteStore;
 
 async fn sqlite() -> Adapters {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).expect("open store"));
-    Adapters {
-        store: store.clone(),
-        lock: store.clone(),
-        writes: Arc::new(OneByOne::over(store)),
-        guard: Box::new(dir),
-    }
+    let store = SqliteStore::open(&dir.path().join("state.db")).expect("open store");
+    Adapters::one_by_one(Arc::new(store), Box::new(dir))
 }
 
 backup_engine::contract_tests!(sqlite());
@@ -24,13 +18,8 @@ mod in_memory {
     use super::*;
 
     async fn memory() -> Adapters {
-        let store = Arc::new(SqliteStore::open_in_memory().expect("open store"));
-        Adapters {
-            store: store.clone(),
-            lock: store.clone(),
-            writes: Arc::new(OneByOne::over(store)),
-            guard: Box::new(()),
-        }
+        let store = SqliteStore::open_in_memory().expect("open store");
+        Adapters::one_by_one(Arc::new(store), Box::new(()))
     }
 
     backup_engine::contract_tests!(memory());

@@ -8,18 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backup_core::api::{
-    ClusterTarget, CreateJobRequest, HistoryItem, RegisterClusterRequest, RunFailure, RunStatus,
-    ScheduledBackupData, Trigger,
-};
+use backup_core::api::{HistoryItem, RunFailure, RunStatus, Trigger};
 use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
-use backup_engine::ids::RandomIds;
 use backup_engine::ports::{BackupProvider, ClusterLock};
-use backup_engine::writes::OneByOne;
+use backup_engine::requests::{directory_cluster, hourly_job, manual_backup};
 use backup_engine::{
     Acquisition, BackupFilter, BackupHandle, BackupRequest, Creation, Engine, EngineConfig,
-    LockHolder, Ports, ProviderError, ProviderStatus, RunStart, Scope,
+    EngineError, LockHolder, Ports, ProviderError, ProviderStatus, RunStart, Scope,
 };
 use backup_local::directory::verify;
 use backup_local::{DirectoryProvider, LocalScheduler, SqliteStore};
@@ -156,18 +152,13 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(at(0)));
         let engine_clock: Arc<dyn backup_engine::ports::Clock> =
             real_clock.unwrap_or_else(|| clock.clone());
-        let engine = Engine::new(
-            Ports {
-                store: Arc::new(store.clone()),
-                lock: Arc::new(store.clone()),
-                providers: vec![provider.clone()],
-                triggers: LocalScheduler::new(engine_clock.clone()),
-                clock: engine_clock,
-                ids: Arc::new(RandomIds::default()),
-                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
-            },
-            config,
+        let ports = Ports::one_store(
+            store.clone(),
+            vec![provider.clone()],
+            LocalScheduler::new(engine_clock.clone()),
+            engine_clock,
         );
+        let engine = Engine::new(ports, config);
         Harness {
             engine,
             clock,
@@ -193,14 +184,7 @@ impl Harness {
         self.engine
             .register_cluster(
                 &self.scope,
-                &RegisterClusterRequest {
-                    id: id.to_owned(),
-                    description: format!("Cluster {id}"),
-                    region: None,
-                    target: ClusterTarget::Directory {
-                        path: data.to_string_lossy().into_owned(),
-                    },
-                },
+                &directory_cluster(id, &format!("Cluster {id}"), data.to_string_lossy()),
             )
             .await
             .unwrap();
@@ -211,20 +195,25 @@ impl Harness {
         self.engine
             .create_job(
                 &self.scope,
-                &CreateJobRequest {
-                    description: Some(format!("Hourly backup of {cluster}")),
-                    schedule: Some("0 * * * *".into()),
-                    job_type: Some("ScheduledBackup".into()),
-                    data: Some(ScheduledBackupData {
-                        cluster_id: Some(cluster.into()),
-                        description: Some("{cluster} #{index} {datetime:rfc3339}".into()),
-                        max_backup_count: Some(max),
-                    }),
-                },
+                &hourly_job(cluster, "{cluster} #{index} {datetime:rfc3339}", max),
             )
             .await
             .unwrap()
             .id
+    }
+
+    /// Runs the job's delivery scheduled at `scheduled` to its end: its history item.
+    async fn run(&self, job: &str, scheduled: DateTime<Utc>) -> HistoryItem {
+        let outcome = self.engine.run_scheduled(job, scheduled).await.unwrap();
+        outcome.history
+    }
+
+    /// Asks for a manual backup of `cluster`, described by `template`: its id.
+    async fn manual(&self, cluster: &str, template: &str) -> Result<String, EngineError> {
+        let request = manual_backup(cluster, template);
+        self.engine
+            .create_manual_backup(&self.scope, &request)
+            .await
     }
 
     async fn history(&self, job: Option<&str>) -> Vec<HistoryItem> {
@@ -380,7 +369,7 @@ async fn fifty_concurrent_runs_over_five_clusters_never_overlap_on_a_cluster() {
         .cloned()
         .map(|job| {
             let h = h.clone();
-            tokio::spawn(async move { h.engine.run_scheduled(&job, at(60)).await.unwrap().history })
+            tokio::spawn(async move { h.run(&job, at(60)).await })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -465,12 +454,12 @@ async fn an_unreadable_cluster_directory_is_a_provider_error_that_prunes_nothing
     let data = h.cluster("orders").await;
     let job = h.job("orders", 1).await;
     h.clock.set(at(60));
-    let good = h.engine.run_scheduled(&job, at(60)).await.unwrap().history;
+    let good = h.run(&job, at(60)).await;
     assert_eq!(good.status, RunStatus::Succeeded);
     // WHEN the data directory disappears and the job runs again
     std::fs::rename(&data, data.with_extension("moved")).unwrap();
     h.clock.set(at(120));
-    let bad = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
+    let bad = h.run(&job, at(120)).await;
     // THEN the run fails with provider_error, names the backup it marked defunct
     assert_eq!(bad.status, RunStatus::Failed);
     assert_eq!(bad.error_code, Some(RunFailure::ProviderError));
@@ -507,7 +496,7 @@ async fn an_unreadable_cluster_directory_is_a_provider_error_that_prunes_nothing
     // AND WHEN the directory is back, the next run succeeds and cleans up the defunct one
     std::fs::rename(data.with_extension("moved"), &data).unwrap();
     h.clock.set(at(180));
-    let next = h.engine.run_scheduled(&job, at(180)).await.unwrap().history;
+    let next = h.run(&job, at(180)).await;
     assert_eq!(next.status, RunStatus::Succeeded);
     let mut pruned = next.pruned_backup_ids.clone();
     pruned.sort();
@@ -542,7 +531,7 @@ async fn a_crashed_holders_lock_expires_and_the_next_run_succeeds() {
     };
     // WHEN a run comes 30 s later THEN it fails, naming the crashed holder
     h.clock.set(at(60) + chrono::Duration::seconds(30));
-    let early = h.engine.run_scheduled(&job, at(60)).await.unwrap().history;
+    let early = h.run(&job, at(60)).await;
     assert_eq!(early.error_code, Some(RunFailure::ClusterLocked));
     assert!(
         early.details.contains("deadrun0000000000000"),
@@ -551,7 +540,7 @@ async fn a_crashed_holders_lock_expires_and_the_next_run_succeeds() {
     );
     // WHEN the next run comes after the lease expired THEN it takes the lock and succeeds
     h.clock.set(at(120));
-    let later = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
+    let later = h.run(&job, at(120)).await;
     assert_eq!(later.status, RunStatus::Succeeded, "{}", later.details);
     // AND its fencing token was larger; the crashed holder cannot release it any more
     assert!(!h
@@ -601,7 +590,7 @@ async fn a_copy_that_fails_midway_leaves_nothing_behind() {
     std::fs::write(data.join(std::ffi::OsStr::from_bytes(b"zz\xff")), b"x").unwrap();
     let job = h.job("odd", 1).await;
     // WHEN the job runs
-    let run = h.engine.run_scheduled(&job, at(60)).await.unwrap().history;
+    let run = h.run(&job, at(60)).await;
     // THEN it fails, its backup is defunct, and no directory of it exists, partial or not
     assert_eq!(run.error_code, Some(RunFailure::ProviderError));
     assert!(run.details.contains("not UTF-8"), "{}", run.details);
@@ -617,27 +606,12 @@ async fn manual_backups_take_the_lock_and_are_never_pruned() {
     h.cluster("orders").await;
     let job = h.job("orders", 1).await;
     // GIVEN a manual backup
-    let manual = h
-        .engine
-        .create_manual_backup(
-            &h.scope,
-            &backup_core::api::CreateBackupRequest {
-                description: "before upgrade {index}".into(),
-                source_cluster_id: "orders".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let manual = h.manual("orders", "before upgrade {index}").await.unwrap();
     assert!(h.engine.wait_idle(Duration::from_secs(30)).await);
     // WHEN the job runs twice, keeping one backup
     for hour in 1..=2 {
         h.clock.set(at(hour * 60));
-        let o = h
-            .engine
-            .run_scheduled(&job, at(hour * 60))
-            .await
-            .unwrap()
-            .history;
+        let o = h.run(&job, at(hour * 60)).await;
         assert_eq!(o.status, RunStatus::Succeeded);
     }
     // THEN the manual backup is still available and on disk
@@ -659,17 +633,7 @@ async fn manual_backups_take_the_lock_and_are_never_pruned() {
         )
         .await
         .unwrap();
-    let err = h
-        .engine
-        .create_manual_backup(
-            &h.scope,
-            &backup_core::api::CreateBackupRequest {
-                description: "x".into(),
-                source_cluster_id: "orders".into(),
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = h.manual("orders", "x").await.unwrap_err();
     assert_eq!(err.code(), "cluster_locked");
     assert!(err.to_string().contains("expand-disk"), "{err}");
     h.engine.unlock_cluster(&h.scope, "orders").await.unwrap();
@@ -700,7 +664,7 @@ async fn a_deleted_job_stops_running_and_keeps_its_history_and_backups() {
         "job_deleted"
     );
     // AND a late trigger records a failed run and makes no backup
-    let late = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
+    let late = h.run(&job, at(120)).await;
     assert_eq!(late.error_code, Some(RunFailure::JobNotFound));
     // AND its history and backups remain
     assert_eq!(h.history(Some(&job)).await.len(), 2);
@@ -783,14 +747,7 @@ async fn register(engine: &Engine, scope: &Scope, id: &str, data: &Path) {
     engine
         .register_cluster(
             scope,
-            &RegisterClusterRequest {
-                id: id.into(),
-                description: "Orders".into(),
-                region: None,
-                target: ClusterTarget::Directory {
-                    path: data.to_string_lossy().into_owned(),
-                },
-            },
+            &directory_cluster(id, "Orders", data.to_string_lossy()),
         )
         .await
         .unwrap();
@@ -820,7 +777,7 @@ async fn slow_real_time_backup(
     let job = h.job("orders", 2).await;
     let run = {
         let (h, job) = (h.clone(), job.clone());
-        tokio::spawn(async move { h.engine.run_scheduled(&job, at(60)).await.unwrap().history })
+        tokio::spawn(async move { h.run(&job, at(60)).await })
     };
     (h, job, run)
 }
@@ -908,12 +865,7 @@ async fn a_run_never_prunes_the_backup_it_just_made() {
     let job = h.job("orders", 1).await;
     for hour in 1..=6 {
         // WHEN the job keeping one backup runs
-        let run = h
-            .engine
-            .run_scheduled(&job, at(hour * 60))
-            .await
-            .unwrap()
-            .history;
+        let run = h.run(&job, at(hour * 60)).await;
         assert_eq!(run.status, RunStatus::Succeeded, "{}", run.details);
         // THEN the backup it made is available, whatever its id
         let made = h
@@ -985,7 +937,7 @@ async fn a_redelivery_of_a_run_whose_process_died_records_it_as_interrupted() {
         BackupStatus::Defunct
     );
     // AND the next run succeeds and prunes the defunct backup
-    let next = h.engine.run_scheduled(&job, at(120)).await.unwrap().history;
+    let next = h.run(&job, at(120)).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{}", next.details);
     assert_eq!(next.pruned_backup_ids, vec![b.id.clone()]);
 }

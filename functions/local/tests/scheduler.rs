@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_core::api::{
-    ClusterTarget, CreateJobRequest, JobStatus, RegisterClusterRequest, RunStatus,
-    ScheduledBackupData, Trigger,
-};
+use backup_core::api::{JobStatus, RunStatus, Trigger};
 use backup_engine::clock::{ManualClock, TokioClock};
 use backup_engine::ports::TriggerScheduler;
+use backup_engine::requests::{directory_cluster, hourly_job};
 use backup_engine::{JobRecord, Scope};
 use backup_local::{Firing, LocalMode, LocalOptions, LocalScheduler};
 use chrono::{DateTime, Utc};
@@ -133,32 +131,13 @@ async fn the_local_mode_runs_a_job_when_its_schedule_fires() {
         .engine
         .register_cluster(
             &scope,
-            &RegisterClusterRequest {
-                id: "c1".into(),
-                description: "Orders".into(),
-                region: None,
-                target: ClusterTarget::Directory {
-                    path: data.to_string_lossy().into_owned(),
-                },
-            },
+            &directory_cluster("c1", "Orders", data.to_string_lossy()),
         )
         .await
         .unwrap();
     let job = local
         .engine
-        .create_job(
-            &scope,
-            &CreateJobRequest {
-                description: Some("hourly".into()),
-                schedule: Some("0 * * * *".into()),
-                job_type: None,
-                data: Some(ScheduledBackupData {
-                    cluster_id: Some("c1".into()),
-                    description: Some("{cluster} {datetime}".into()),
-                    max_backup_count: Some(3),
-                }),
-            },
-        )
+        .create_job(&scope, &hourly_job("c1", "{cluster} {datetime}", 3))
         .await
         .unwrap();
     // WHEN the clock reaches 06:00

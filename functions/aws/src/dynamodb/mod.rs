@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -77,6 +77,8 @@ use backup_engine::{
 use chrono::{DateTime, Utc};
 
 use update::Update;
+
+use crate::failure::FailedCall;
 
 mod update;
 mod writes;
@@ -288,16 +290,11 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn backend<E>(
-    operation: &str,
-    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
+fn backend(operation: &str, e: impl FailedCall) -> StoreError {
+    let failure = e.describe("DynamoDB", operation);
     StoreError::Backend {
-        message: format!("DynamoDB {operation} failed: {}", DisplayErrorContext(&e)),
-        source: Some(Box::new(e)),
+        message: failure.message,
+        source: Some(failure.source),
     }
 }
 

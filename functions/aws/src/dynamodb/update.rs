@@ -15,6 +15,23 @@ use backup_engine::StoreError;
 
 use super::{backend, s, update_condition_failed, Item};
 
+/// Sets the fields that carry an [`Update`] on `$builder`: `UpdateItem`'s request and a
+/// transaction's `Update` are different builders with the same setters, and a macro is what
+/// lets the two share them.
+macro_rules! with_update {
+    ($builder:expr, $update:expr, $table:expr) => {
+        $builder
+            .table_name($table)
+            .set_key(Some($update.key.clone()))
+            .update_expression($update.expression())
+            .set_condition_expression($update.condition.clone())
+            .set_expression_attribute_names(Some($update.names.clone()))
+            .set_expression_attribute_values(
+                (!$update.values.is_empty()).then(|| $update.values.clone()),
+            )
+    };
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Update {
     key: Item,
@@ -105,14 +122,7 @@ impl Update {
         UpdateItemOutput,
         SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
     > {
-        client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(self.key.clone()))
-            .update_expression(self.expression())
-            .set_condition_expression(self.condition.clone())
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values((!self.values.is_empty()).then(|| self.values.clone()))
+        with_update!(client.update_item(), self, table)
             .return_values(return_values)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -130,13 +140,7 @@ impl Update {
 
     /// The same update as one action of a transaction.
     pub(super) fn transact(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
-        let update = aws_sdk_dynamodb::types::Update::builder()
-            .table_name(table)
-            .set_key(Some(self.key.clone()))
-            .update_expression(self.expression())
-            .set_condition_expression(self.condition.clone())
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values((!self.values.is_empty()).then(|| self.values.clone()))
+        let update = with_update!(aws_sdk_dynamodb::types::Update::builder(), self, table)
             .build()
             .map_err(|e| StoreError::backend("invalid transaction update", e))?;
         Ok(TransactWriteItem::builder().update(update).build())

@@ -159,6 +159,36 @@ fn list_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Splits a command line into its arguments as a POSIX shell would, for the subset tests
+/// write: words separated by spaces, and a word holding spaces wholly in single quotes
+/// (`--description 'My Hourly Backup'`), so a test reads like the line an operator types.
+pub fn words(line: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        let (word, after) = match rest.strip_prefix('\'') {
+            Some(quoted) => quoted
+                .split_once('\'')
+                .unwrap_or_else(|| panic!("unclosed quote in {line}")),
+            None => rest.split_once(char::is_whitespace).unwrap_or((rest, "")),
+        };
+        words.push(word);
+        rest = after.trim_start();
+    }
+    words
+}
+
+/// The permission bits of `path` itself (a link is not followed), such as `0o600`.
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -313,52 +343,40 @@ impl Server {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
-        let url = loop {
+        // The next line the server prints; a server that prints nothing more in time is
+        // stopped, and the test fails with its log.
+        let mut next_line = |what: &str| -> String {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(at) = line.find("http://") {
-                        let url = line[at..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .trim_end_matches('/')
-                            .to_owned();
-                        break url;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "backupctl serve printed no URL within {START_TIMEOUT:?}; log:\n{}",
-                        fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
+            rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "backupctl serve printed no {what} within {START_TIMEOUT:?}; log:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            })
+        };
+        let url = loop {
+            let line = next_line("URL");
+            if let Some(at) = line.find("http://") {
+                break line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned();
             }
         };
         // The second line is the sign-in URL, unless the server runs with `--auth none`.
         let auth_none = args.windows(2).any(|w| w == ["--auth", "none"]);
         let mut token = None;
         if !auth_none {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    token = line
-                        .strip_prefix("sign in: ")
-                        .and_then(|rest| rest.split_once("#token="))
-                        .map(|(_, token)| token.trim().to_owned());
-                    assert!(token.is_some(), "no sign-in line after the address: {line}");
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "backupctl serve printed no sign-in URL; log:\n{}",
-                        fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-            }
+            let line = next_line("sign-in URL");
+            token = line
+                .strip_prefix("sign in: ")
+                .and_then(|rest| rest.split_once("#token="))
+                .map(|(_, token)| token.trim().to_owned());
+            assert!(token.is_some(), "no sign-in line after the address: {line}");
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -440,37 +458,20 @@ impl Server {
     /// Registers a directory cluster.
     pub fn register_dir(&self, id: &str, path: &Path) {
         let path = path.to_str().expect("UTF-8 path");
-        self.ok(&[
-            "clusters",
-            "register",
-            "--cluster-id",
-            id,
-            "--description",
-            &format!("Cluster {id}"),
-            "--provider",
-            "directory",
-            "--path",
-            path,
-        ]);
+        self.ok(&words(&format!(
+            "clusters register --cluster-id {id} --description 'Cluster {id}' \
+             --provider directory --path '{path}'"
+        )));
     }
 
     /// Creates a daily job (so the scheduler stays out of the way) and returns its id.
     pub fn create_job(&self, cluster: &str, keep: u32) -> String {
-        let created = self.json(&[
-            "jobs",
-            "create",
-            "--description",
-            &format!("Job of {cluster}"),
-            "--schedule",
-            "0 3 * * *",
-            "scheduled-backup",
-            "--description",
-            "{cluster} #{index} {datetime:RFC3339}",
-            "--max-backup-count",
-            &keep.to_string(),
-            "--cluster-id",
-            cluster,
-        ]);
+        let template = "{cluster} #{index} {datetime:RFC3339}";
+        let created = self.json(&words(&format!(
+            "jobs create --description 'Job of {cluster}' --schedule '0 3 * * *' \
+             scheduled-backup --description '{template}' --max-backup-count {keep} \
+             --cluster-id {cluster}"
+        )));
         created["id"].as_str().expect("job id").to_owned()
     }
 
@@ -536,35 +537,22 @@ impl Server {
         let url = format!("{}{path}", self.url);
         // Every request carries the server's token, as the CLI's do.
         let auth = self.bearer().unwrap_or_default();
-        let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("authorization", &auth).call(),
-            ("DELETE", _) => self
+        let with_body = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+            let request = request.header("authorization", &auth);
+            match body {
+                Some(body) => request.header("content-type", content_type).send(body),
+                None => request.send_empty(),
+            }
+        };
+        let result = match method {
+            "GET" => self.agent.get(&url).header("authorization", &auth).call(),
+            "DELETE" => self
                 .agent
                 .delete(&url)
                 .header("authorization", &auth)
                 .call(),
-            ("POST", Some(body)) => self
-                .agent
-                .post(&url)
-                .header("authorization", &auth)
-                .header("content-type", content_type)
-                .send(body),
-            ("POST", None) => self
-                .agent
-                .post(&url)
-                .header("authorization", &auth)
-                .send_empty(),
-            ("PUT", Some(body)) => self
-                .agent
-                .put(&url)
-                .header("authorization", &auth)
-                .header("content-type", content_type)
-                .send(body),
-            ("PUT", None) => self
-                .agent
-                .put(&url)
-                .header("authorization", &auth)
-                .send_empty(),
+            "POST" => with_body(self.agent.post(&url)),
+            "PUT" => with_body(self.agent.put(&url)),
             _ => panic!("unsupported method {method}"),
         };
         let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));

@@ -214,67 +214,58 @@ impl Schedule {
 
     /// The first firing at or after `c`. `c`'s day, hour and minute may run one past their
     /// range (day 32, hour 24, minute 60): the scans below carry them over.
-    fn first_at_or_after(&self, c: CivilMinute) -> Option<CivilMinute> {
-        let CivilMinute {
-            mut year,
-            mut month,
-            mut day,
-            mut hour,
-            mut minute,
-        } = c;
+    fn first_at_or_after(&self, mut c: CivilMinute) -> Option<CivilMinute> {
+        // A unit that moves on starts every unit below it over: the odometer's carries.
+        let month_start = |year: i32, month: u32| CivilMinute {
+            year,
+            month,
+            day: 1,
+            hour: 0,
+            minute: 0,
+        };
+        let day_start = |c: CivilMinute, day: u32| CivilMinute {
+            day,
+            hour: 0,
+            minute: 0,
+            ..c
+        };
+        let hour_start = |c: CivilMinute, hour: u32| CivilMinute {
+            hour,
+            minute: 0,
+            ..c
+        };
         // Every valid schedule fires within eight years (29 February skips a leap year
         // every century); a bound keeps a bug from becoming an endless loop.
-        let limit = year.saturating_add(401);
+        let limit = c.year.saturating_add(401);
         loop {
-            if year > limit {
+            if c.year > limit {
                 return None;
             }
-            if month > 12 || u32::from(self.months) & (1 << month) == 0 {
-                match next_bit(u64::from(self.months), month.min(13)) {
-                    Some(m) if m <= 12 => month = m,
-                    _ => {
-                        year += 1;
-                        month = next_bit(u64::from(self.months), 1)?;
-                    }
-                }
-                day = 1;
-                hour = 0;
-                minute = 0;
+            if c.month > 12 || u32::from(self.months) & (1 << c.month) == 0 {
+                c = match next_bit(u64::from(self.months), c.month.min(13)) {
+                    Some(m) if m <= 12 => month_start(c.year, m),
+                    _ => month_start(c.year + 1, next_bit(u64::from(self.months), 1)?),
+                };
             }
-            let Some(d) = next_bit(u64::from(self.days_in(year, month)), day) else {
-                month += 1;
-                day = 1;
-                hour = 0;
-                minute = 0;
+            let Some(d) = next_bit(u64::from(self.days_in(c.year, c.month)), c.day) else {
+                c = month_start(c.year, c.month + 1);
                 continue;
             };
-            if d != day {
-                day = d;
-                hour = 0;
-                minute = 0;
+            if d != c.day {
+                c = day_start(c, d);
             }
-            let Some(h) = next_bit(u64::from(self.hours), hour) else {
-                day += 1;
-                hour = 0;
-                minute = 0;
+            let Some(h) = next_bit(u64::from(self.hours), c.hour) else {
+                c = day_start(c, c.day + 1);
                 continue;
             };
-            if h != hour {
-                hour = h;
-                minute = 0;
+            if h != c.hour {
+                c = hour_start(c, h);
             }
-            let Some(m) = next_bit(self.minutes, minute) else {
-                hour += 1;
-                minute = 0;
+            let Some(m) = next_bit(self.minutes, c.minute) else {
+                c = hour_start(c, c.hour + 1);
                 continue;
             };
-            return Some(CivilMinute {
-                year,
-                month,
-                day,
-                hour,
-                minute: m,
-            });
+            return Some(CivilMinute { minute: m, ..c });
         }
     }
 

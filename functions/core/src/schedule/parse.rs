@@ -502,32 +502,43 @@ pub(crate) enum Shape<'a> {
 }
 
 pub(crate) fn shape<'a>(input: &'a str, errors: &mut Vec<FieldError>) -> Option<Shape<'a>> {
-    let whole = 0..input.chars().count();
-    let toks = tokens(input);
-    if toks.is_empty() {
-        errors.push(FieldError::new(
-            ErrorCode::Empty,
-            Field::Schedule,
-            whole,
-            "The schedule is empty; write five fields (minute hour day-of-month month day-of-week), such as `0 * * * *` for every hour.",
-        ));
-        return None;
-    }
-    if toks.len() == 1 && toks[0].text.starts_with('@') {
-        let name = toks[0].text;
-        if let Some(expanded) = expand_macro(name) {
-            return Some(Shape::Macro(expanded));
+    match whole_shape(&tokens(input)) {
+        Ok(shape) => Some(shape),
+        Err((code, message)) => {
+            let whole = 0..input.chars().count();
+            errors.push(FieldError::new(code, Field::Schedule, whole, message));
+            None
         }
-        let lower = name.to_ascii_lowercase();
-        let (code, message) = if lower == "@reboot" {
+    }
+}
+
+/// Five fields or a known macro; otherwise the code and message of the one error, which
+/// marks the whole input.
+fn whole_shape<'a>(toks: &[Token<'a>]) -> Result<Shape<'a>, (ErrorCode, String)> {
+    let Some(head) = toks.first() else {
+        return Err((
+            ErrorCode::Empty,
+            "The schedule is empty; write five fields (minute hour day-of-month month day-of-week), such as `0 * * * *` for every hour.".to_owned(),
+        ));
+    };
+    // `@every` (a robfig/cron extension): alone and glued to its argument (`@every5m`), or
+    // followed by it as a second token.
+    let first = head.text.to_ascii_lowercase();
+    if first == "@every" || (toks.len() == 1 && first.starts_with("@every")) {
+        return Err((
+            ErrorCode::Unsupported,
+            "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.".to_owned(),
+        ));
+    }
+    if toks.len() == 1 && head.text.starts_with('@') {
+        let name = head.text;
+        if let Some(expanded) = expand_macro(name) {
+            return Ok(Shape::Macro(expanded));
+        }
+        return Err(if first == "@reboot" {
             (
                 ErrorCode::Unsupported,
-                "`@reboot` is not supported: a backup runs on a clock, not when a machine starts; write a schedule such as `@daily` or `0 2 * * *`.".to_string(),
-            )
-        } else if lower == "@every" || lower.starts_with("@every") {
-            (
-                ErrorCode::Unsupported,
-                "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.".to_string(),
+                "`@reboot` is not supported: a backup runs on a clock, not when a machine starts; write a schedule such as `@daily` or `0 2 * * *`.".to_owned(),
             )
         } else {
             (
@@ -536,22 +547,11 @@ pub(crate) fn shape<'a>(input: &'a str, errors: &mut Vec<FieldError>) -> Option<
                     "`{name}` is not a known macro; write one of {MACROS_HINT}, or five fields."
                 ),
             )
-        };
-        errors.push(FieldError::new(code, Field::Schedule, whole, message));
-        return None;
+        });
     }
-    if toks[0].text.eq_ignore_ascii_case("@every") {
-        errors.push(FieldError::new(
-            ErrorCode::Unsupported,
-            Field::Schedule,
-            whole,
-            "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.",
-        ));
-        return None;
-    }
-    match <[Token<'a>; 5]>::try_from(toks.as_slice()) {
-        Ok(five) => Some(Shape::Fields(five)),
-        Err(_) => {
+    <[Token<'a>; 5]>::try_from(toks)
+        .map(Shape::Fields)
+        .map_err(|_| {
             let n = toks.len();
             let message = if n == 6 || n == 7 {
                 format!(
@@ -563,13 +563,6 @@ pub(crate) fn shape<'a>(input: &'a str, errors: &mut Vec<FieldError>) -> Option<
                     if n == 1 { "" } else { "s" }
                 )
             };
-            errors.push(FieldError::new(
-                ErrorCode::FieldCount,
-                Field::Schedule,
-                whole,
-                message,
-            ));
-            None
-        }
-    }
+            (ErrorCode::FieldCount, message)
+        })
 }

@@ -316,19 +316,17 @@ fn malformed_items_are_syntax_errors_on_their_field() {
     }
 }
 
+/// Asserts that `expr` has exactly one error, with this code, field and span.
+fn assert_only_error(expr: &str, expected: (ErrorCode, Field, (usize, usize))) {
+    let e = only_error(expr);
+    assert_eq!((e.code, e.field, span(&e)), expected, "{expr}");
+}
+
 #[test]
 fn values_outside_their_field_are_out_of_range_on_the_value() {
-    let e = only_error("60 * * * *");
-    assert_eq!(
-        (e.code, e.field, span(&e)),
-        (ErrorCode::OutOfRange, Field::Minute, (0, 2))
-    );
-    let e = only_error("0 24 * * *");
-    assert_eq!(
-        (e.code, e.field, span(&e)),
-        (ErrorCode::OutOfRange, Field::Hour, (2, 4))
-    );
     for (expr, field, sp) in [
+        ("60 * * * *", Field::Minute, (0, 2)),
+        ("0 24 * * *", Field::Hour, (2, 4)),
         ("0 0 0 * *", Field::DayOfMonth, (4, 5)),
         ("0 0 32 * *", Field::DayOfMonth, (4, 6)),
         ("0 0 * 13 *", Field::Month, (6, 8)),
@@ -337,26 +335,19 @@ fn values_outside_their_field_are_out_of_range_on_the_value() {
         ("0 1-99 * * *", Field::Hour, (4, 6)),
         ("0 99999999999999999999999 * * *", Field::Hour, (2, 25)),
     ] {
-        let e = only_error(expr);
-        assert_eq!(
-            (e.code, e.field, span(&e)),
-            (ErrorCode::OutOfRange, field, sp),
-            "{expr}"
-        );
+        assert_only_error(expr, (ErrorCode::OutOfRange, field, sp));
     }
 }
 
 #[test]
 fn backwards_ranges_are_invalid_ranges_spanning_the_whole_range() {
-    let e = only_error("0 5-3 * * *");
-    assert_eq!(
-        (e.code, e.field, span(&e)),
-        (ErrorCode::InvalidRange, Field::Hour, (2, 5))
+    assert_only_error(
+        "0 5-3 * * *",
+        (ErrorCode::InvalidRange, Field::Hour, (2, 5)),
     );
-    let e = only_error("0 0 * * FRI-MON");
-    assert_eq!(
-        (e.code, e.field, span(&e)),
-        (ErrorCode::InvalidRange, Field::DayOfWeek, (8, 15))
+    assert_only_error(
+        "0 0 * * FRI-MON",
+        (ErrorCode::InvalidRange, Field::DayOfWeek, (8, 15)),
     );
 }
 
@@ -389,13 +380,12 @@ fn other_dialects_features_are_unsupported() {
 #[test]
 fn more_than_one_run_an_hour_is_too_frequent_on_the_minute_field() {
     for expr in ["*/30 * * * *", "0,30 2 * * *", "* 5 * * *", "0,59 * * * *"] {
-        let e = only_error(expr);
         let minute_len = expr.split(' ').next().unwrap().len();
-        assert_eq!(
-            (e.code, e.field, span(&e)),
+        assert_only_error(
+            expr,
             (ErrorCode::TooFrequent, Field::Minute, (0, minute_len)),
-            "{expr}"
         );
+        let e = only_error(expr);
         assert!(e.message.contains("at most once an hour"), "{}", e.message);
     }
     // The minute field is marked wherever it starts.
@@ -406,11 +396,9 @@ fn more_than_one_run_an_hour_is_too_frequent_on_the_minute_field() {
 #[test]
 fn a_schedule_without_any_firing_never_runs() {
     for expr in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31 FEB *"] {
-        let e = only_error(expr);
-        assert_eq!(
-            (e.code, e.field, span(&e)),
+        assert_only_error(
+            expr,
             (ErrorCode::NeverRuns, Field::Schedule, (0, expr.len())),
-            "{expr}"
         );
     }
     // One month of the list has the day: it runs.

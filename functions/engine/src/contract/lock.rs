@@ -3,33 +3,15 @@
 use super::*;
 
 pub async fn lock_is_exclusive_and_names_its_holder(a: &Adapters) {
-    let lease = Duration::seconds(60);
     // GIVEN run r1 of job j1 holds cluster c1
-    let first = acquired(
-        a.lock
-            .try_acquire(
-                "c1",
-                &holder("scheduled-backup", Some("j1"), Some("r1")),
-                at(0),
-                lease,
-            )
-            .await
-            .unwrap(),
-    );
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    let first = a.take_lock("c1", &run, at(0)).await;
     assert_eq!(first.operation, "scheduled-backup");
     assert_eq!(first.since, at(0));
     assert_eq!(first.expires, at(1));
     // WHEN someone else tries, before the lease ends
-    let other = a
-        .lock
-        .try_acquire(
-            "c1",
-            &holder("expand-disk", None, None),
-            at(0) + Duration::seconds(30),
-            lease,
-        )
-        .await
-        .unwrap();
+    let op = holder("expand-disk", None, None);
+    let other = a.try_lock("c1", &op, at(0) + Duration::seconds(30)).await;
     // THEN they fail at once, told who holds it and since when
     let h = held(other);
     assert_eq!(h.operation, "scheduled-backup");
@@ -43,59 +25,27 @@ pub async fn lock_is_exclusive_and_names_its_holder(a: &Adapters) {
 }
 
 pub async fn lock_expires_at_its_absolute_expiry(a: &Adapters) {
-    let lease = Duration::seconds(60);
-    let first = acquired(
-        a.lock
-            .try_acquire("c1", &holder("expand-disk", None, None), at(0), lease)
-            .await
-            .unwrap(),
-    );
+    let first = a
+        .take_lock("c1", &holder("expand-disk", None, None), at(0))
+        .await;
     // GIVEN a holder that crashed: one second before expiry the lock is still held
-    held(
-        a.lock
-            .try_acquire(
-                "c1",
-                &holder("manual-backup", None, Some("b1")),
-                at(1) - Duration::seconds(1),
-                lease,
-            )
-            .await
-            .unwrap(),
-    );
+    let manual = holder("manual-backup", None, Some("b1"));
+    a.refused_lock("c1", &manual, at(1) - Duration::seconds(1))
+        .await;
     // WHEN its lease has ended THEN `current` reports no holder and the next caller gets it
-    assert_eq!(
-        a.lock
-            .current("c1", at(1) + Duration::seconds(1))
-            .await
-            .unwrap(),
-        None
-    );
-    let second = acquired(
-        a.lock
-            .try_acquire(
-                "c1",
-                &holder("manual-backup", None, Some("b1")),
-                at(1) + Duration::seconds(1),
-                lease,
-            )
-            .await
-            .unwrap(),
-    );
+    let after = at(1) + Duration::seconds(1);
+    assert_eq!(a.lock.current("c1", after).await.unwrap(), None);
+    let second = a.take_lock("c1", &manual, after).await;
     assert!(second.fencing_token > first.fencing_token);
     assert_eq!(second.operation, "manual-backup");
-    assert_eq!(second.since, at(1) + Duration::seconds(1));
+    assert_eq!(second.since, after);
 }
 
 pub async fn fencing_tokens_only_grow(a: &Adapters) {
-    let lease = Duration::seconds(60);
+    let op = holder("expand-disk", None, None);
     let mut last = 0;
     for i in 0..5 {
-        let info = acquired(
-            a.lock
-                .try_acquire("c1", &holder("expand-disk", None, None), at(i * 10), lease)
-                .await
-                .unwrap(),
-        );
+        let info = a.take_lock("c1", &op, at(i * 10)).await;
         assert!(
             info.fencing_token > last,
             "token {} after {last}",
@@ -110,13 +60,9 @@ pub async fn fencing_tokens_only_grow(a: &Adapters) {
 }
 
 pub async fn release_is_conditional_on_the_holder(a: &Adapters) {
-    let lease = Duration::seconds(60);
-    let info = acquired(
-        a.lock
-            .try_acquire("c1", &holder("expand-disk", None, None), at(0), lease)
-            .await
-            .unwrap(),
-    );
+    let info = a
+        .take_lock("c1", &holder("expand-disk", None, None), at(0))
+        .await;
     // WHEN a stale token releases THEN nothing changes
     assert!(!a.lock.release("c1", info.fencing_token + 1).await.unwrap());
     assert!(!a
@@ -135,34 +81,16 @@ pub async fn release_is_conditional_on_the_holder(a: &Adapters) {
     // AND releasing an unknown cluster's lock changes nothing
     assert!(!a.lock.release("never-locked", 1).await.unwrap());
     // AND a stale holder cannot release its successor's lock
-    let next = acquired(
-        a.lock
-            .try_acquire(
-                "c1",
-                &holder("manual-backup", None, Some("b")),
-                at(0),
-                lease,
-            )
-            .await
-            .unwrap(),
-    );
+    let next = a
+        .take_lock("c1", &holder("manual-backup", None, Some("b")), at(0))
+        .await;
     assert!(!a.lock.release("c1", info.fencing_token).await.unwrap());
     assert_eq!(a.lock.current("c1", at(0)).await.unwrap(), Some(next));
 }
 
 pub async fn renew_extends_only_the_current_holder(a: &Adapters) {
-    let lease = Duration::seconds(60);
-    let first = acquired(
-        a.lock
-            .try_acquire(
-                "c1",
-                &holder("scheduled-backup", Some("j"), Some("r")),
-                at(0),
-                lease,
-            )
-            .await
-            .unwrap(),
-    );
+    let run = holder("scheduled-backup", Some("j"), Some("r"));
+    let first = a.take_lock("c1", &run, at(0)).await;
     // WHEN the holder renews before expiry THEN the expiry moves, nothing else
     let renewed = a
         .lock
@@ -170,7 +98,7 @@ pub async fn renew_extends_only_the_current_holder(a: &Adapters) {
             "c1",
             first.fencing_token,
             at(0) + Duration::seconds(40),
-            lease,
+            LEASE,
         )
         .await
         .unwrap()
@@ -178,51 +106,23 @@ pub async fn renew_extends_only_the_current_holder(a: &Adapters) {
     assert_eq!(renewed.expires, at(0) + Duration::seconds(100));
     assert_eq!(renewed.since, first.since);
     assert_eq!(renewed.fencing_token, first.fencing_token);
-    held(
-        a.lock
-            .try_acquire(
-                "c1",
-                &holder("expand-disk", None, None),
-                at(1) + Duration::seconds(30),
-                lease,
-            )
-            .await
-            .unwrap(),
-    );
+    let op = holder("expand-disk", None, None);
+    a.refused_lock("c1", &op, at(1) + Duration::seconds(30))
+        .await;
     // WHEN its lease expires and someone else takes the lock
-    let second = acquired(
-        a.lock
-            .try_acquire("c1", &holder("expand-disk", None, None), at(2), lease)
-            .await
-            .unwrap(),
-    );
+    let second = a.take_lock("c1", &op, at(2)).await;
     // THEN the old holder's renewal fails and the new holder keeps the lock
-    assert_eq!(
-        a.lock
-            .renew("c1", first.fencing_token, at(2), lease)
-            .await
-            .unwrap(),
-        None
-    );
+    let stale = a.lock.renew("c1", first.fencing_token, at(2), LEASE).await;
+    assert_eq!(stale.unwrap(), None);
     assert_eq!(
         a.lock.current("c1", at(2)).await.unwrap(),
         Some(second.clone())
     );
     // AND a renewal after one's own expiry (nobody took it) fails too: the lease is over
     assert!(a.lock.release("c1", second.fencing_token).await.unwrap());
-    let third = acquired(
-        a.lock
-            .try_acquire("c1", &holder("expand-disk", None, None), at(10), lease)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        a.lock
-            .renew("c1", third.fencing_token, at(12), lease)
-            .await
-            .unwrap(),
-        None
-    );
+    let third = a.take_lock("c1", &op, at(10)).await;
+    let late = a.lock.renew("c1", third.fencing_token, at(12), LEASE).await;
+    assert_eq!(late.unwrap(), None);
 }
 
 pub async fn concurrent_acquisitions_have_one_winner(a: &Adapters) {
@@ -235,7 +135,7 @@ pub async fn concurrent_acquisitions_have_one_winner(a: &Adapters) {
                 "c1",
                 &holder("scheduled-backup", Some("j"), Some(&run)),
                 at(0),
-                Duration::seconds(60),
+                LEASE,
             )
             .await
             .unwrap()
@@ -257,19 +157,9 @@ pub async fn concurrent_acquisitions_have_one_winner(a: &Adapters) {
 }
 
 pub async fn locks_of_different_clusters_are_independent(a: &Adapters) {
-    let lease = Duration::seconds(60);
-    acquired(
-        a.lock
-            .try_acquire("c1", &holder("expand-disk", None, None), at(0), lease)
-            .await
-            .unwrap(),
-    );
-    let other = acquired(
-        a.lock
-            .try_acquire("c2", &holder("expand-disk", None, None), at(0), lease)
-            .await
-            .unwrap(),
-    );
+    let op = holder("expand-disk", None, None);
+    a.take_lock("c1", &op, at(0)).await;
+    let other = a.take_lock("c2", &op, at(0)).await;
     assert!(a.lock.release("c2", other.fencing_token).await.unwrap());
     assert!(a.lock.current("c1", at(0)).await.unwrap().is_some());
 }

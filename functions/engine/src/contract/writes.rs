@@ -31,7 +31,7 @@ async fn start(
         cluster_id: cluster,
         holder: who,
         now,
-        lease: Duration::seconds(60),
+        lease: LEASE,
         sequence_key: "job:j1",
         backup: &draft(backup_id, cluster, now),
     })
@@ -39,7 +39,7 @@ async fn start(
     .unwrap()
 }
 
-fn started(s: Started) -> (backup_core::api::ClusterLockInfo, BackupEntry) {
+fn started(s: Started) -> (ClusterLockInfo, BackupEntry) {
     match s {
         Started::Acquired { lock, backup } => (lock, backup),
         Started::Held(info) => panic!("expected to start, but the lock is held: {info:?}"),
@@ -53,7 +53,7 @@ async fn started_run(
 ) -> (
     Arc<dyn BackupWrites>,
     HistoryEntry,
-    backup_core::api::ClusterLockInfo,
+    ClusterLockInfo,
     BackupEntry,
 ) {
     let w = a.writes();
@@ -66,23 +66,39 @@ async fn started_run(
     (w, entry, lock, b)
 }
 
-/// Ends the run of `started_run` with `backup`, its history `item` and the release of `lock`.
+/// Ends the run of `started_run` with `backup`, its history `item` and the release of
+/// `lock`, and answers what became of the release. The backup and the history item are
+/// recorded whoever holds the lock by then, so they are checked here: the backup ended as
+/// `backup` says, and the history item reads back as `item`.
 async fn finish_run(
+    a: &Adapters,
     w: &dyn BackupWrites,
     backup: BackupEnd<'_>,
     item: &HistoryItem,
-    lock: &backup_core::api::ClusterLockInfo,
-) -> Finished {
-    w.finish(&Finish {
-        backup: Some(backup),
-        history: Some(item),
-        release: Some(Release {
-            cluster_id: "c1",
-            fencing_token: lock.fencing_token,
-        }),
-    })
-    .await
-    .unwrap()
+    lock: &ClusterLockInfo,
+) -> Applied {
+    let done = w
+        .finish(&Finish {
+            backup: Some(backup.clone()),
+            history: Some(item),
+            release: Some(Release {
+                cluster_id: "c1",
+                fencing_token: lock.fencing_token,
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.backup, Applied::Done, "the backup ends");
+    let stored = a.store.get_backup(backup.backup_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, backup.status);
+    assert_eq!(stored.location.as_deref(), backup.location);
+    assert_eq!(stored.error_code, backup.error_code);
+    assert_eq!(stored.details.as_deref(), backup.details);
+    assert_eq!(
+        a.store.get_history(&item.id).await.unwrap().unwrap().item,
+        *item
+    );
+    done.release
 }
 
 pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
@@ -99,14 +115,7 @@ pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
     assert_eq!(b1.index, 1);
     assert_eq!(b1.description, "c1 #1");
     assert_eq!(a.store.get_backup("b1").await.unwrap(), Some(b1.clone()));
-    assert_eq!(
-        a.lock
-            .current("c1", at(0))
-            .await
-            .unwrap()
-            .map(|l| l.fencing_token),
-        Some(lock.fencing_token)
-    );
+    assert_eq!(a.holder_token("c1", at(0)).await, Some(lock.fencing_token));
     // WHEN another starts while it is held THEN it learns the holder, and writes nothing
     w.prepare("c1", "job:j1").await.unwrap();
     let other = holder("manual-backup", None, Some("b2"));
@@ -130,12 +139,7 @@ pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
     // and released the lock and used a number
     w.prepare("c1", "job:j1").await.unwrap();
     let op = holder("expand-disk", None, None);
-    let t1 = acquired(
-        a.lock
-            .try_acquire("c1", &op, at(0), Duration::seconds(60))
-            .await
-            .unwrap(),
-    );
+    let t1 = a.take_lock("c1", &op, at(0)).await;
     assert_eq!(a.store.next_sequence("job:j1").await.unwrap(), 1);
     assert!(a.lock.release("c1", t1.fencing_token).await.unwrap());
     // WHEN the run starts with what it saw THEN it still starts, with fresh numbers
@@ -144,12 +148,7 @@ pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {
     assert!(lock.fencing_token > t1.fencing_token);
     assert_eq!(b.index, 2);
     // AND with the lock now held by someone else and a stale view THEN it is held
-    let t2 = acquired(
-        a.lock
-            .try_acquire("c1", &op, at(5), Duration::seconds(60))
-            .await
-            .unwrap(),
-    );
+    let t2 = a.take_lock("c1", &op, at(5)).await;
     assert!(t2.fencing_token > lock.fencing_token);
     match start(w.as_ref(), "c1", &run, "b9", at(5)).await {
         Started::Held(info) => assert_eq!(info.fencing_token, t2.fencing_token),
@@ -189,42 +188,23 @@ pub async fn concurrent_starts_have_one_winner(a: &Adapters) {
 pub async fn finish_applies_every_part(a: &Adapters) {
     let (w, entry, lock, b) = started_run(a).await;
     // WHEN the run ends: backup available where the provider put it, history, release
+    let end = BackupEnd {
+        backup_id: "b1",
+        status: BackupStatus::Available,
+        location: Some("snap-1,snap-2"),
+        error_code: None,
+        details: Some("2 files changed while they were copied: a, b."),
+    };
     let mut item = entry.item.clone();
     item.status = RunStatus::Succeeded;
     item.end_time = Some(at(1));
     item.linked_resource = "b1".into();
     item.details = "Backed up.".into();
-    let done = finish_run(
-        w.as_ref(),
-        BackupEnd {
-            backup_id: "b1",
-            status: BackupStatus::Available,
-            location: Some("snap-1,snap-2"),
-            error_code: None,
-            details: Some("2 files changed while they were copied: a, b."),
-        },
-        &item,
-        &lock,
-    )
-    .await;
     // THEN every part is applied
-    assert_eq!(
-        done,
-        Finished {
-            backup: Applied::Done,
-            release: Applied::Done
-        }
-    );
+    let release = finish_run(a, w.as_ref(), end, &item, &lock).await;
+    assert_eq!(release, Applied::Done);
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();
-    assert_eq!(stored.status, BackupStatus::Available);
-    assert_eq!(stored.location.as_deref(), Some("snap-1,snap-2"));
-    assert_eq!(
-        stored.details.as_deref(),
-        Some("2 files changed while they were copied: a, b.")
-    );
-    assert_eq!(stored.error_code, None);
     assert_eq!(stored.index, b.index);
-    assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
     assert_eq!(a.lock.current("c1", at(1)).await.unwrap(), None);
     // AND a backup no longer `creating` is left alone, alone or with other parts
     let again = w
@@ -258,48 +238,28 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
     let op = holder("expand-disk", None, None);
     let theirs = acquired(
         a.lock
-            .try_acquire("c1", &op, at(2), Duration::seconds(600))
+            .try_acquire("c1", &op, at(2), Duration::minutes(10))
             .await
             .unwrap(),
     );
     // WHEN the run ends with its old token
+    let end = BackupEnd {
+        backup_id: "b1",
+        status: BackupStatus::Defunct,
+        location: Some("/backups/b1"),
+        error_code: Some(RunFailure::LockLost),
+        details: Some("The lease was lost."),
+    };
     let mut item = entry.item.clone();
     item.status = RunStatus::Failed;
     item.end_time = Some(at(3));
     item.error_code = Some(RunFailure::LockLost);
     item.details = "Lost the lock.".into();
-    let done = finish_run(
-        w.as_ref(),
-        BackupEnd {
-            backup_id: "b1",
-            status: BackupStatus::Defunct,
-            location: Some("/backups/b1"),
-            error_code: Some(RunFailure::LockLost),
-            details: Some("The lease was lost."),
-        },
-        &item,
-        &lock,
-    )
-    .await;
     // THEN its backup and history are recorded, and the operator still holds the lock
+    let release = finish_run(a, w.as_ref(), end, &item, &lock).await;
+    assert_eq!(release, Applied::Stale);
     assert_eq!(
-        done,
-        Finished {
-            backup: Applied::Done,
-            release: Applied::Stale
-        }
-    );
-    let stored = a.store.get_backup("b1").await.unwrap().unwrap();
-    assert_eq!(stored.status, BackupStatus::Defunct);
-    assert_eq!(stored.error_code, Some(RunFailure::LockLost));
-    assert_eq!(stored.details.as_deref(), Some("The lease was lost."));
-    assert_eq!(a.store.get_history("r1").await.unwrap().unwrap().item, item);
-    assert_eq!(
-        a.lock
-            .current("c1", at(3))
-            .await
-            .unwrap()
-            .map(|l| l.fencing_token),
+        a.holder_token("c1", at(3)).await,
         Some(theirs.fencing_token)
     );
 }

@@ -1,5 +1,5 @@
 //! Test support: a Lambda Runtime API emulator, a counting (and optionally slowing) proxy in
-//! front of moto, the functions as real processes, and a table of their own.
+//! front of moto, and the functions as real processes (their table: `backup_testkit::Table`).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
-pub const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
+pub use backup_testkit::RUNNER_ARN;
 
 // ---------------------------------------------------------------------------------------
 // The Runtime API emulator
@@ -56,11 +56,7 @@ impl Emulator {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/invocation/{id}/{answer}", post(answer))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -157,31 +153,24 @@ async fn next(State(state): State<Arc<EmulatorState>>) -> impl IntoResponse {
     (StatusCode::OK, headers, event.to_string())
 }
 
-fn settle(state: &EmulatorState, id: &str, outcome: Outcome) {
-    if let Some(tx) = state.waiting.lock().unwrap().remove(id) {
-        let _ = tx.send(outcome);
-    }
-}
-
 fn parse(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()))
 }
 
-async fn response(
+/// `/response` (the function's result) or `/error` (its error report) for invocation `id`.
+async fn answer(
     State(state): State<Arc<EmulatorState>>,
-    Path(id): Path<String>,
+    Path((id, answer)): Path<(String, String)>,
     body: String,
 ) -> StatusCode {
-    settle(&state, &id, Ok(parse(&body)));
-    StatusCode::ACCEPTED
-}
-
-async fn error(
-    State(state): State<Arc<EmulatorState>>,
-    Path(id): Path<String>,
-    body: String,
-) -> StatusCode {
-    settle(&state, &id, Err(parse(&body)));
+    let outcome = match answer.as_str() {
+        "response" => Ok(parse(&body)),
+        "error" => Err(parse(&body)),
+        _ => return StatusCode::NOT_FOUND,
+    };
+    if let Some(tx) = state.waiting.lock().unwrap().remove(&id) {
+        let _ = tx.send(outcome);
+    }
     StatusCode::ACCEPTED
 }
 
@@ -383,73 +372,6 @@ impl Function {
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// A table of the test's own
-
-pub struct Table {
-    pub client: aws_sdk_dynamodb::Client,
-    pub name: String,
-}
-
-impl Table {
-    pub async fn create() -> Table {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let config = backup_aws::sdk_config().await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        let name = format!(
-            "lambda-test-{}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_micros()
-        );
-        backup_aws::DynamoStore::create_table(&client, &name)
-            .await
-            .expect("create table");
-        Table { client, name }
-    }
-
-    pub fn store(&self) -> backup_aws::DynamoStore {
-        backup_aws::DynamoStore::new(self.client.clone(), self.name.clone())
-    }
-
-    /// How many items the table holds (a test-only scan).
-    pub async fn item_count(&self) -> usize {
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.name)
-            .send()
-            .await
-            .unwrap();
-        out.items().len()
-    }
-}
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        let client = self.client.clone();
-        let name = self.name.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            tokio::task::block_in_place(|| {
-                handle.block_on(async {
-                    let _ = client.delete_table().table_name(&name).send().await;
-                })
-            });
-        }
-    }
-}
-
-pub async fn volume(ec2: &aws_sdk_ec2::Client) -> String {
-    ec2.create_volume()
-        .availability_zone("us-east-1a")
-        .size(8)
-        .send()
-        .await
-        .unwrap()
-        .volume_id
-        .unwrap()
 }
 
 /// An API Gateway HTTP API (payload 2.0) request, as the fixture, for `method path body`.

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{EntryKind, ManifestEntry};
-use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, FsError, Meta, Visitor};
+use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
 
 /// Bytes read and written at a time.
@@ -244,28 +244,15 @@ pub(crate) struct Sizer<'a> {
 }
 
 impl Visitor for Sizer<'_> {
-    fn entry(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        _rel: &str,
-        meta: &Meta,
-    ) -> Result<(), FsError> {
+    fn entry(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
         step(self.cancelled, self.progress)?;
-        if meta.kind == EntryKind::File {
-            self.needed = self.needed.saturating_add(meta.allocated);
+        if entry.meta.kind == EntryKind::File {
+            self.needed = self.needed.saturating_add(entry.meta.allocated);
         }
         Ok(())
     }
 
-    fn enter(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        _rel: &str,
-        _fd: BorrowedFd<'_>,
-        _meta: &Meta,
-    ) -> Result<bool, FsError> {
+    fn enter(&mut self, _entry: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<bool, FsError> {
         step(self.cancelled, self.progress)?;
         Ok(true)
     }
@@ -294,7 +281,8 @@ pub(crate) struct Copier<'a> {
 }
 
 impl Copier<'_> {
-    fn file(&mut self, dir: BorrowedFd<'_>, name: &CStr, rel: &str) -> Result<(), FsError> {
+    fn file(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
+        let Entry { dir, name, rel, .. } = *entry;
         if let Some(hook) = &self.hooks.before_open {
             hook(rel);
         }
@@ -302,15 +290,15 @@ impl Copier<'_> {
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let src = match rfs::openat(dir, name, flags, Mode::empty()) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => {
-                self.vanished.push(rel.to_owned());
-                return Ok(());
-            }
+            Err(Errno::NOENT) => return self.vanished(rel),
             // Replaced since it was listed: by a link (`ELOOP`), a socket (`ENXIO`), ...
             // Look again and store or skip what is there now.
             Err(e) => {
                 return match lmeta(dir, name) {
-                    Ok(now) if now.kind == EntryKind::Symlink => self.link(dir, name, rel, &now),
+                    Ok(now) if now.kind == EntryKind::Symlink => self.link(&Entry {
+                        meta: now,
+                        ..*entry
+                    }),
                     Ok(now) if !matches!(now.kind, EntryKind::File | EntryKind::Dir) => {
                         self.skip(rel, &now);
                         Ok(())
@@ -318,10 +306,7 @@ impl Copier<'_> {
                     Ok(now) if now.kind == EntryKind::Dir => {
                         Err(FsError::Replaced(shown(self.base, rel)))
                     }
-                    Err(Errno::NOENT) => {
-                        self.vanished.push(rel.to_owned());
-                        Ok(())
-                    }
+                    Err(Errno::NOENT) => self.vanished(rel),
                     _ => Err(FsError::io("open", shown(self.base, rel), e)),
                 };
             }
@@ -402,19 +387,12 @@ impl Copier<'_> {
         Ok(())
     }
 
-    fn link(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        meta: &Meta,
-    ) -> Result<(), FsError> {
+    fn link(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
+        let Entry { dir, name, rel, .. } = *entry;
+        let meta = &entry.meta;
         let target: CString = match rfs::readlinkat(dir, name, Vec::new()) {
             Ok(t) => t,
-            Err(Errno::NOENT) => {
-                self.vanished.push(rel.to_owned());
-                return Ok(());
-            }
+            Err(Errno::NOENT) => return self.vanished(rel),
             Err(Errno::INVAL) => return Err(FsError::Replaced(shown(self.base, rel))),
             Err(e) => return Err(FsError::io("read the link", shown(self.base, rel), e)),
         };
@@ -457,33 +435,22 @@ impl Copier<'_> {
 }
 
 impl Visitor for Copier<'_> {
-    fn entry(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        meta: &Meta,
-    ) -> Result<(), FsError> {
+    fn entry(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
         step(self.cancelled, self.progress)?;
-        match meta.kind {
-            EntryKind::File => self.file(dir, name, rel),
-            EntryKind::Symlink => self.link(dir, name, rel, meta),
-            EntryKind::Dir => Err(FsError::Replaced(shown(self.base, rel))),
+        match entry.meta.kind {
+            EntryKind::File => self.file(entry),
+            EntryKind::Symlink => self.link(entry),
+            EntryKind::Dir => Err(FsError::Replaced(shown(self.base, entry.rel))),
             _ => {
-                self.skip(rel, meta);
+                self.skip(entry.rel, &entry.meta);
                 Ok(())
             }
         }
     }
 
-    fn enter(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        _fd: BorrowedFd<'_>,
-        meta: &Meta,
-    ) -> Result<bool, FsError> {
+    fn enter(&mut self, entry: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<bool, FsError> {
+        let Entry { name, rel, .. } = *entry;
+        let meta = &entry.meta;
         step(self.cancelled, self.progress)?;
         let dst_shown = shown(self.dest_base, rel);
         let parent = self.dest.current()?;
@@ -499,19 +466,12 @@ impl Visitor for Copier<'_> {
         Ok(true)
     }
 
-    fn leave(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        rel: &str,
-        _fd: BorrowedFd<'_>,
-        meta: &Meta,
-    ) -> Result<(), FsError> {
-        let dst_shown = shown(self.dest_base, rel);
+    fn leave(&mut self, entry: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<(), FsError> {
+        let dst_shown = shown(self.dest_base, entry.rel);
         let Some((_, made)) = self.dest.pop()? else {
             return Err(FsError::Replaced(dst_shown));
         };
-        apply_meta(made.as_fd(), meta, self.owners)
+        apply_meta(made.as_fd(), &entry.meta, self.owners)
             .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
         rfs::fsync(&made).map_err(|e| FsError::io("sync", &dst_shown, e))
     }

@@ -26,7 +26,6 @@
 //! checked.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,7 +37,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::copy::{hash_file, hex};
-use super::walk::{shown, FsError, Meta, Visitor};
+use super::walk::{shown, Entry, FsError, Meta, Visitor};
 
 /// The version this code writes.
 pub const MANIFEST_VERSION: u32 = 2;
@@ -122,13 +121,26 @@ pub struct ManifestEntry {
 impl ManifestEntry {
     pub(crate) fn new(path: String, kind: EntryKind, meta: &Meta) -> ManifestEntry {
         ManifestEntry {
-            path,
-            kind,
             size: if kind == EntryKind::Dir { 0 } else { meta.size },
             mode: Some(meta.mode),
             uid: Some(meta.uid),
             gid: Some(meta.gid),
             mtime_ns: Some(meta.mtime_ns()),
+            ..ManifestEntry::bare(path, kind)
+        }
+    }
+
+    /// An entry without metadata, size, checksum or target: what a version-1 manifest
+    /// starts from.
+    fn bare(path: String, kind: EntryKind) -> ManifestEntry {
+        ManifestEntry {
+            path,
+            kind,
+            size: 0,
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime_ns: None,
             sha256: None,
             target: None,
             changed: false,
@@ -247,37 +259,29 @@ struct LegacyLink {
     target: String,
 }
 
-fn bare(path: String, kind: EntryKind) -> ManifestEntry {
-    ManifestEntry {
-        path,
-        kind,
-        size: 0,
-        mode: None,
-        uid: None,
-        gid: None,
-        mtime_ns: None,
-        sha256: None,
-        target: None,
-        changed: false,
-        outside: false,
-    }
-}
-
 impl From<StoredManifest> for Manifest {
     fn from(s: StoredManifest) -> Self {
         let mut entries = s.entries;
-        entries.extend(s.directories.into_iter().map(|d| bare(d, EntryKind::Dir)));
+        entries.extend(
+            s.directories
+                .into_iter()
+                .map(|d| ManifestEntry::bare(d, EntryKind::Dir)),
+        );
         entries.extend(s.files.into_iter().map(|f| ManifestEntry {
             size: f.size,
             sha256: Some(f.sha256),
-            ..bare(f.path, EntryKind::File)
+            ..ManifestEntry::bare(f.path, EntryKind::File)
         }));
         entries.extend(s.links.into_iter().map(|l| ManifestEntry {
             size: l.target.len() as u64,
             target: Some(l.target),
-            ..bare(l.path, EntryKind::Symlink)
+            ..ManifestEntry::bare(l.path, EntryKind::Symlink)
         }));
-        entries.extend(s.skipped.into_iter().map(|p| bare(p, EntryKind::Unknown)));
+        entries.extend(
+            s.skipped
+                .into_iter()
+                .map(|p| ManifestEntry::bare(p, EntryKind::Unknown)),
+        );
         Manifest {
             version: s.version.unwrap_or(1),
             backup_id: s.backup_id,
@@ -463,13 +467,9 @@ impl<'m> Checker<'m> {
 }
 
 impl Visitor for Checker<'_> {
-    fn entry(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        meta: &Meta,
-    ) -> Result<(), FsError> {
+    fn entry(&mut self, found: &Entry<'_>) -> Result<(), FsError> {
+        let Entry { dir, name, rel, .. } = *found;
+        let meta = &found.meta;
         self.step()?;
         let Some(entry) = self.expect(rel, meta.kind) else {
             return Ok(());
@@ -484,7 +484,7 @@ impl Visitor for Checker<'_> {
                     return Ok(());
                 }
                 if self.depth == Depth::Full {
-                    self.check_content(dir, name, rel, entry)?;
+                    self.check_content(found, entry)?;
                 }
             }
             EntryKind::Symlink if self.depth == Depth::Full => {
@@ -510,18 +510,11 @@ impl Visitor for Checker<'_> {
         Ok(())
     }
 
-    fn enter(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        rel: &str,
-        _fd: BorrowedFd<'_>,
-        meta: &Meta,
-    ) -> Result<bool, FsError> {
+    fn enter(&mut self, found: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<bool, FsError> {
         self.step()?;
-        match self.expect(rel, EntryKind::Dir) {
+        match self.expect(found.rel, EntryKind::Dir) {
             Some(entry) => {
-                self.check_meta(rel, entry, meta);
+                self.check_meta(found.rel, entry, &found.meta);
                 Ok(true)
             }
             None => Ok(false),
@@ -544,15 +537,10 @@ impl Visitor for Checker<'_> {
 
 impl Checker<'_> {
     /// Re-reads a file and compares its SHA-256 (holes hashed as zeros, never read).
-    fn check_content(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        entry: &ManifestEntry,
-    ) -> Result<(), FsError> {
+    fn check_content(&mut self, found: &Entry<'_>, entry: &ManifestEntry) -> Result<(), FsError> {
+        let rel = found.rel;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let fd = match rfs::openat(dir, name, flags, Mode::empty()) {
+        let fd = match rfs::openat(found.dir, found.name, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(e) => {
                 self.problem(rel, format!("cannot be opened: {e}"));

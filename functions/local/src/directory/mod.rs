@@ -649,73 +649,91 @@ fn names(list: &[String]) -> String {
     out
 }
 
+/// Adds the note about `items`, if there are any: `one` words the note for a single item,
+/// `many` for their count and the first of their `label`s.
+fn push_note<T>(
+    notes: &mut Vec<String>,
+    items: &[T],
+    label: impl Fn(&T) -> String,
+    one: impl FnOnce(&T) -> String,
+    many: impl FnOnce(usize, String) -> String,
+) {
+    match items {
+        [] => {}
+        [item] => notes.push(one(item)),
+        _ => {
+            let labels: Vec<String> = items.iter().map(label).collect();
+            notes.push(many(items.len(), names(&labels)));
+        }
+    }
+}
+
 /// The sentences an operator must read about a backup that succeeded.
 fn notes(manifest: &Manifest, vanished: &[String]) -> Vec<String> {
     let mut notes = Vec::new();
-    let changed: Vec<String> = manifest
-        .files()
-        .filter(|e| e.changed)
-        .map(|e| e.path.clone())
-        .collect();
-    match changed.len() {
-        0 => {}
-        1 => notes.push(format!(
+    let changed: Vec<&ManifestEntry> = manifest.files().filter(|e| e.changed).collect();
+    push_note(
+        &mut notes,
+        &changed,
+        |e| e.path.clone(),
+        |e| {
+            format!(
             "1 file changed while it was copied, so its copy may be torn: {} (quiesce the database with pre/post hooks)",
-            changed[0]
-        )),
-        n => notes.push(format!(
-            "{n} files changed while they were copied, so their copies may be torn: {} (quiesce the database with pre/post hooks)",
-            names(&changed)
-        )),
-    }
-    let outside: Vec<String> = manifest
-        .links()
-        .filter(|e| e.outside)
-        .map(|e| format!("{} -> {}", e.path, e.target.as_deref().unwrap_or("")))
-        .collect();
-    match outside.as_slice() {
-        [] => {}
-        [_] => {
-            if let Some(link) = manifest.links().find(|e| e.outside) {
-                notes.push(format!(
-                    "link {} points outside the cluster to {}: its target is not in the backup",
-                    link.path,
-                    link.target.as_deref().unwrap_or("")
-                ));
-            }
-        }
-        many => notes.push(format!(
-            "{} links point outside the cluster, so their targets are not in the backup: {}",
-            many.len(),
-            names(many)
-        )),
-    }
-    let skipped: Vec<String> = manifest
-        .skipped()
-        .map(|e| format!("{} ({})", e.path, e.kind.as_str()))
-        .collect();
-    match skipped.len() {
-        0 => {}
-        1 => notes.push(format!(
-            "skipped 1 entry that is not a file, directory or link: {}",
-            skipped[0]
-        )),
-        n => notes.push(format!(
-            "skipped {n} entries that are not files, directories or links: {}",
-            names(&skipped)
-        )),
-    }
-    match vanished.len() {
-        0 => {}
-        1 => notes.push(format!(
-            "1 entry disappeared while the copy ran, so it is not in the backup: {}",
-            vanished[0]
-        )),
-        n => notes.push(format!(
-            "{n} entries disappeared while the copy ran, so they are not in the backup: {}",
-            names(vanished)
-        )),
-    }
+            e.path
+        )
+        },
+        |n, names| {
+            format!(
+            "{n} files changed while they were copied, so their copies may be torn: {names} (quiesce the database with pre/post hooks)"
+        )
+        },
+    );
+    let outside: Vec<&ManifestEntry> = manifest.links().filter(|e| e.outside).collect();
+    let target = |e: &ManifestEntry| e.target.clone().unwrap_or_default();
+    push_note(
+        &mut notes,
+        &outside,
+        |e| format!("{} -> {}", e.path, target(e)),
+        |e| {
+            format!(
+                "link {} points outside the cluster to {}: its target is not in the backup",
+                e.path,
+                target(e)
+            )
+        },
+        |n, names| {
+            format!(
+                "{n} links point outside the cluster, so their targets are not in the backup: {names}"
+            )
+        },
+    );
+    let skipped: Vec<&ManifestEntry> = manifest.skipped().collect();
+    let kind_of = |e: &ManifestEntry| format!("{} ({})", e.path, e.kind.as_str());
+    push_note(
+        &mut notes,
+        &skipped,
+        |e| kind_of(e),
+        |e| {
+            format!(
+                "skipped 1 entry that is not a file, directory or link: {}",
+                kind_of(e)
+            )
+        },
+        |n, names| format!("skipped {n} entries that are not files, directories or links: {names}"),
+    );
+    push_note(
+        &mut notes,
+        vanished,
+        String::clone,
+        |path| {
+            format!("1 entry disappeared while the copy ran, so it is not in the backup: {path}")
+        },
+        |n, names| {
+            format!(
+                "{n} entries disappeared while the copy ran, so they are not in the backup: {names}"
+            )
+        },
+    );
     notes
 }
 

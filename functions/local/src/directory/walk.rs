@@ -323,40 +323,32 @@ impl Chain {
     }
 }
 
-/// What a walk does at each entry. Every method gets the descriptor of the directory the
-/// entry is in and the entry's name, plus its path relative to the root for the manifest
-/// and for messages.
+/// An entry a walk reached. Visitors reach it through `dir`, the descriptor of the
+/// directory it is in, and `name`, never through a path; `rel` (its path relative to the
+/// root) is for the manifest and for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub name: &'a CStr,
+    pub rel: &'a str,
+    /// `fstatat(AT_SYMLINK_NOFOLLOW)`; for a directory walked into, `fstat` of its open
+    /// descriptor.
+    pub meta: Meta,
+}
+
+/// What a walk does at each entry.
 pub(crate) trait Visitor {
     /// A directory was listed (before its entries are visited).
     fn listed(&mut self, _rel: &str, _count: usize) -> Result<(), FsError> {
         Ok(())
     }
-    /// An entry that is not a directory, with its `fstatat(AT_SYMLINK_NOFOLLOW)`.
-    fn entry(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        meta: &Meta,
-    ) -> Result<(), FsError>;
-    /// A directory, open as `fd` with `meta` from `fstat`: answer whether to walk into it.
-    fn enter(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        fd: BorrowedFd<'_>,
-        meta: &Meta,
-    ) -> Result<bool, FsError>;
-    /// Every entry of a directory `enter` walked into was visited. Nothing to do by default.
-    fn leave(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        _rel: &str,
-        _fd: BorrowedFd<'_>,
-        _meta: &Meta,
-    ) -> Result<(), FsError> {
+    /// An entry that is not a directory.
+    fn entry(&mut self, entry: &Entry<'_>) -> Result<(), FsError>;
+    /// A directory, open as `fd`: answer whether to walk into it.
+    fn enter(&mut self, entry: &Entry<'_>, fd: BorrowedFd<'_>) -> Result<bool, FsError>;
+    /// Every entry of a directory `enter` walked into was visited; `fd` is still open.
+    /// Nothing to do by default.
+    fn leave(&mut self, _entry: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<(), FsError> {
         Ok(())
     }
     /// A listed entry disappeared before it could be read: by default it no longer matters.
@@ -401,8 +393,13 @@ pub(crate) fn walk(
                 break;
             }
             let Some((_, fd)) = chain.pop()? else { break };
-            let parent = chain.current()?;
-            visitor.leave(parent, &done.name, &done.rel, fd.as_fd(), &done.meta)?;
+            let left = Entry {
+                dir: chain.current()?,
+                name: &done.name,
+                rel: &done.rel,
+                meta: done.meta,
+            };
+            visitor.leave(&left, fd.as_fd())?;
             continue;
         };
         frame.next += 1;
@@ -423,8 +420,14 @@ pub(crate) fn walk(
             }
             Err(e) => return Err(FsError::io("read", shown(base, &rel), e)),
         };
+        let found = Entry {
+            dir,
+            name: &name,
+            rel: &rel,
+            meta: lstat,
+        };
         if lstat.kind != EntryKind::Dir {
-            visitor.entry(dir, &name, &rel, &lstat)?;
+            visitor.entry(&found)?;
             continue;
         }
         let fd = match open_dir_at(dir, &name) {
@@ -436,7 +439,7 @@ pub(crate) fn walk(
             // Swapped for something else since it was stat'ed: visit what it is now.
             Err(Errno::NOTDIR | Errno::LOOP) => match lmeta(dir, &name) {
                 Ok(now) if now.kind != EntryKind::Dir => {
-                    visitor.entry(dir, &name, &rel, &now)?;
+                    visitor.entry(&Entry { meta: now, ..found })?;
                     continue;
                 }
                 Ok(_) => return Err(FsError::Replaced(shown(base, &rel))),
@@ -449,7 +452,11 @@ pub(crate) fn walk(
             Err(e) => return Err(FsError::io("open", shown(base, &rel), e)),
         };
         let dmeta = fmeta(fd.as_fd()).map_err(|e| FsError::io("read", shown(base, &rel), e))?;
-        if !visitor.enter(dir, &name, &rel, fd.as_fd(), &dmeta)? {
+        let opened = Entry {
+            meta: dmeta,
+            ..found
+        };
+        if !visitor.enter(&opened, fd.as_fd())? {
             continue;
         }
         let entries = list(fd.as_fd()).map_err(|e| FsError::io("list", shown(base, &rel), e))?;
@@ -475,10 +482,7 @@ pub(crate) fn remove_tree(dir: BorrowedFd<'_>, name: &CStr, base: &str) -> Resul
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(()),
         Err(Errno::NOTDIR | Errno::LOOP) => {
-            return match rfs::unlinkat(dir, name, AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => Ok(()),
-                Err(e) => Err(FsError::io("remove", shown_name, e)),
-            }
+            return remove_entry(dir, name, AtFlags::empty(), shown_name)
         }
         Err(Errno::ACCESS) => {
             // A directory left without permissions: make it ours to empty, then retry.
@@ -491,9 +495,20 @@ pub(crate) fn remove_tree(dir: BorrowedFd<'_>, name: &CStr, base: &str) -> Resul
     }
     walk(fd.as_fd(), &shown_name, &mut Remover)?;
     drop(fd);
-    match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+    remove_entry(dir, name, AtFlags::REMOVEDIR, shown_name)
+}
+
+/// `unlinkat(dir, name, flags)`, where an entry already gone (a concurrent deleter) counts
+/// as removed. `shown_as` names it in the error.
+fn remove_entry(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: AtFlags,
+    shown_as: impl Into<String>,
+) -> Result<(), FsError> {
+    match rfs::unlinkat(dir, name, flags) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(FsError::io("remove", shown_name, e)),
+        Err(e) => Err(FsError::io("remove", shown_as, e)),
     }
 }
 
@@ -523,43 +538,17 @@ fn make_removable(fd: BorrowedFd<'_>, m: &Meta) {
 struct Remover;
 
 impl Visitor for Remover {
-    fn entry(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        _meta: &Meta,
-    ) -> Result<(), FsError> {
-        match rfs::unlinkat(dir, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(FsError::io("remove", rel, e)),
-        }
+    fn entry(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
+        remove_entry(entry.dir, entry.name, AtFlags::empty(), entry.rel)
     }
 
-    fn enter(
-        &mut self,
-        _dir: BorrowedFd<'_>,
-        _name: &CStr,
-        _rel: &str,
-        fd: BorrowedFd<'_>,
-        meta: &Meta,
-    ) -> Result<bool, FsError> {
-        make_removable(fd, meta);
+    fn enter(&mut self, entry: &Entry<'_>, fd: BorrowedFd<'_>) -> Result<bool, FsError> {
+        make_removable(fd, &entry.meta);
         Ok(true)
     }
 
-    fn leave(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &CStr,
-        rel: &str,
-        _fd: BorrowedFd<'_>,
-        _meta: &Meta,
-    ) -> Result<(), FsError> {
-        match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(FsError::io("remove", rel, e)),
-        }
+    fn leave(&mut self, entry: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<(), FsError> {
+        remove_entry(entry.dir, entry.name, AtFlags::REMOVEDIR, entry.rel)
     }
 
     fn bad_name(&mut self, _rel: &str) -> Result<(), FsError> {

@@ -1,34 +1,44 @@
-//! A table of its own for each test, on the endpoint of `AWS_ENDPOINT_URL`.
-#![allow(dead_code)]
-
-use std::sync::atomic::{AtomicU32, Ordering};
+//! A DynamoDB table of the test's own, with the product's key schema and indexes.
 
 use backup_aws::DynamoStore;
 
+/// A table made for one test; dropping it deletes the table.
 pub struct Table {
     pub client: aws_sdk_dynamodb::Client,
     pub name: String,
 }
 
 impl Table {
+    /// Creates a table with a unique name on the endpoint of `AWS_ENDPOINT_URL`.
     pub async fn create() -> Table {
-        static N: AtomicU32 = AtomicU32::new(0);
         assert!(
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
             "AWS_ENDPOINT_URL is not set: run these tests through scripts/test-aws.sh, which starts moto_server"
         );
         let config = backup_aws::sdk_config().await;
         let client = aws_sdk_dynamodb::Client::new(&config);
-        let name = format!(
-            "test-{}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_micros()
-        );
+        let name = crate::unique("test-");
         DynamoStore::create_table(&client, &name)
             .await
             .expect("create the test table");
         Table { client, name }
+    }
+
+    /// The store on this table.
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.client.clone(), self.name.clone())
+    }
+
+    /// How many items the table holds (a test-only scan).
+    pub async fn item_count(&self) -> usize {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.name)
+            .send()
+            .await
+            .expect("Scan the test table");
+        out.items().len()
     }
 }
 
