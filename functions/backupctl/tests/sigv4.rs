@@ -23,7 +23,10 @@ struct Verifier {
 
 impl Verifier {
     fn start() -> Verifier {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sigv4_verifier.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sigv4_verifier.py"
+        );
         let mut child = Command::new("python3")
             .args([script, ACCESS_KEY, SECRET_KEY, REGION])
             .stdout(Stdio::piped())
@@ -82,7 +85,7 @@ fn backupctl(verifier: &Verifier, env: &[(&str, &str)], args: &[&str]) -> Output
         .expect("backupctl runs")
 }
 
-fn keys<'a>(secret: &'a str) -> Vec<(&'static str, &'a str)> {
+fn keys(secret: &str) -> Vec<(&'static str, &str)> {
     vec![
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", secret),
@@ -115,7 +118,14 @@ fn signed_requests_verify_with_an_independent_implementation() {
     let out = backupctl(
         &verifier,
         &keys(SECRET_KEY),
-        &["--aws-sigv4", "--org-id", "my org", "jobs", "list", "--json"],
+        &[
+            "--aws-sigv4",
+            "--org-id",
+            "my org",
+            "jobs",
+            "list",
+            "--json",
+        ],
     );
     let echo = verified(&out);
     assert_eq!(echo["method"], "GET");
@@ -164,7 +174,10 @@ fn signed_requests_verify_with_an_independent_implementation() {
             request.push_str(&format!("{name}: {}\r\n", value.as_str().unwrap_or("")));
         }
     }
-    request.push_str(&format!("content-length: {}\r\n\r\n{tampered}", tampered.len()));
+    request.push_str(&format!(
+        "content-length: {}\r\n\r\n{tampered}",
+        tampered.len()
+    ));
     let mut stream = TcpStream::connect(("127.0.0.1", verifier.port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -173,7 +186,10 @@ fn signed_requests_verify_with_an_independent_implementation() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("an answer");
     assert!(answer.starts_with("HTTP/1.0 403"), "{answer}");
-    assert!(answer.contains("signature we calculated does not match"), "{answer}");
+    assert!(
+        answer.contains("signature we calculated does not match"),
+        "{answer}"
+    );
 
     // Temporary credentials sign their session token too.
     let mut env = keys(SECRET_KEY);

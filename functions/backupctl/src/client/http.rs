@@ -174,7 +174,11 @@ impl Api {
             ]));
         }
         let (token, token_source) = if global.aws_sigv4 {
-            if global.token.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            if global
+                .token
+                .as_deref()
+                .is_some_and(|t| !t.trim().is_empty())
+            {
                 return Err(Failure::Usage(vec![
                     "--aws-sigv4 and --token (or BACKUPCTL_TOKEN) both authenticate the \
                      request; give one: --aws-sigv4 for the API a `Deploy to AWS` stack \
@@ -284,7 +288,9 @@ impl Api {
             });
         }
         match serde_json::from_str::<Problem>(&body) {
-            Ok(mut problem) if status.as_u16() == 401 || (status.as_u16() == 403 && self.signs()) => {
+            Ok(mut problem)
+                if status.as_u16() == 401 || (status.as_u16() == 403 && self.signs()) =>
+            {
                 // Say where this backupctl looked for the token, after the server's hint.
                 problem.detail = format!("{}\n{}.", problem.detail.trim_end(), self.token_source);
                 Err(Failure::Problem(Box::new(problem)))
@@ -379,9 +385,9 @@ fn with_headers<B>(
     request: ureq::RequestBuilder<B>,
     headers: &[(String, String)],
 ) -> ureq::RequestBuilder<B> {
-    headers
-        .iter()
-        .fold(request, |request, (name, value)| request.header(name, value))
+    headers.iter().fold(request, |request, (name, value)| {
+        request.header(name, value)
+    })
 }
 
 /// Appends `?k=v&…` for the parameters that are given.
