@@ -142,9 +142,7 @@ fn explain(failure: &Failure) -> (String, u8) {
             ),
             1,
         ),
-        Failure::Unexpected(message) | Failure::Credentials(message) => {
-            (format!("error: {message}\n"), 1)
-        }
+        Failure::Unexpected(message) => (format!("error: {message}\n"), 1),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `backupctl --aws-sigv4` (SPEC §16) against a loopback server that checks each request's
 //! signature with botocore's `SigV4Auth` (tests/fixtures/sigv4_verifier.py), an
 //! implementation independent of the SDK's signer. `scripts/test-aws.sh` runs these with
-//! `--ignored`, with its Python (which has botocore) first on PATH.
+//! `--ignored`, with its Python (which has botocore) first on PATH; the refusals made before
+//! anything is sent need no server and run with every `cargo test`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,6 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::words;
+
+mod support;
 
 const ACCESS_KEY: &str = "AKIDBACKUPCTLTEST";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYBACKUPCTL";
@@ -58,7 +62,7 @@ impl Drop for Verifier {
 
 /// `backupctl args` with only the credentials `env` gives (no profile, no config file, no
 /// instance metadata), so the SDK's chain finds exactly what the test means.
-fn backupctl(verifier: &Verifier, env: &[(&str, &str)], args: &[&str]) -> Output {
+fn backupctl(url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
     let nowhere = std::env::temp_dir().join("backupctl-sigv4-test-no-such-file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_backupctl"));
     for name in [
@@ -75,7 +79,7 @@ fn backupctl(verifier: &Verifier, env: &[(&str, &str)], args: &[&str]) -> Output
         command.env_remove(name);
     }
     command
-        .env("BACKUPCTL_URL", verifier.url())
+        .env("BACKUPCTL_URL", url)
         .env("AWS_CONFIG_FILE", &nowhere)
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -105,27 +109,26 @@ fn verified(out: &Output) -> Value {
     echo
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// Asserts that backupctl exited with `code` and that its error names each of `says`.
+fn refused(out: &Output, code: i32, says: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    for text in says {
+        assert!(stderr.contains(text), "no {text:?} in: {stderr}");
+    }
 }
 
 #[test]
 #[ignore = "needs python3 with botocore (scripts/test-aws.sh)"]
 fn signed_requests_verify_with_an_independent_implementation() {
     let verifier = Verifier::start();
+    let url = verifier.url();
 
     // A GET, with a path segment that must be percent-encoded.
     let out = backupctl(
-        &verifier,
+        &url,
         &keys(SECRET_KEY),
-        &[
-            "--aws-sigv4",
-            "--org-id",
-            "my org",
-            "jobs",
-            "list",
-            "--json",
-        ],
+        &words("--aws-sigv4 --org-id 'my org' jobs list --json"),
     );
     let echo = verified(&out);
     assert_eq!(echo["method"], "GET");
@@ -138,24 +141,13 @@ fn signed_requests_verify_with_an_independent_implementation() {
     let mut env = keys(SECRET_KEY);
     env.push(("BACKUPCTL_AWS_SIGV4", "1"));
     let out = backupctl(
-        &verifier,
+        &url,
         &env,
-        &[
-            "jobs",
-            "create",
-            "--description",
-            "Nightly",
-            "--schedule",
-            "0 3 * * *",
-            "scheduled-backup",
-            "--cluster-id",
-            "vol-0123456789abcdef0",
-            "--description",
-            "{cluster} {datetime:RFC3339}",
-            "--max-backup-count",
-            "7",
-            "--json",
-        ],
+        &words(
+            "jobs create --description Nightly --schedule '0 3 * * *' scheduled-backup \
+             --cluster-id vol-0123456789abcdef0 --description '{cluster} {datetime:RFC3339}' \
+             --max-backup-count 7 --json",
+        ),
     );
     let echo = verified(&out);
     assert_eq!(echo["method"], "POST");
@@ -195,7 +187,7 @@ fn signed_requests_verify_with_an_independent_implementation() {
     let mut env = keys(SECRET_KEY);
     env.push(("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN"));
     let echo = verified(&backupctl(
-        &verifier,
+        &url,
         &env,
         &["--aws-sigv4", "history", "list", "--json"],
     ));
@@ -206,48 +198,43 @@ fn signed_requests_verify_with_an_independent_implementation() {
 
     // A wrong secret: the server refuses, and the CLI says so.
     let out = backupctl(
-        &verifier,
+        &url,
         &keys("not-the-secret"),
         &["--aws-sigv4", "jobs", "list"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("signature we calculated does not match"),
-        "{}",
-        stderr(&out)
+    refused(
+        &out,
+        1,
+        &["signature we calculated does not match", "--aws-sigv4"],
     );
-    assert!(stderr(&out).contains("--aws-sigv4"), "{}", stderr(&out));
 }
 
-#[test]
-#[ignore = "needs python3 with botocore (scripts/test-aws.sh)"]
-fn missing_credentials_or_region_and_a_second_authentication_are_refused_before_sending() {
-    let verifier = Verifier::start();
+/// Nothing listens here: a request that was sent would fail as unreachable instead.
+const NO_SERVER: &str = "http://127.0.0.1:9";
 
+#[test]
+fn missing_credentials_or_region_and_a_second_authentication_are_refused_before_sending() {
     let out = backupctl(
-        &verifier,
+        NO_SERVER,
         &[
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
         ],
         &["--aws-sigv4", "jobs", "list"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("AWS_REGION"), "{}", stderr(&out));
+    refused(&out, 1, &["AWS_REGION"]);
 
     let out = backupctl(
-        &verifier,
+        NO_SERVER,
         &[("AWS_REGION", REGION)],
         &["--aws-sigv4", "jobs", "list"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("aws sso login"), "{}", stderr(&out));
+    refused(&out, 1, &["aws sso login"]);
 
     let out = backupctl(
-        &verifier,
+        NO_SERVER,
         &keys(SECRET_KEY),
         &["--aws-sigv4", "--token", "abc", "jobs", "list"],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("give one"), "{}", stderr(&out));
+    refused(&out, 2, &["give one"]);
 }

@@ -37,9 +37,6 @@ pub enum Failure {
     Unreachable { url: String, reason: String },
     /// The server answered, but not with what the API promises.
     Unexpected(String),
-    /// `--aws-sigv4` could not find AWS credentials or a region; the sentence says what to
-    /// set.
-    Credentials(String),
 }
 
 /// A successful (2xx) answer.
@@ -313,8 +310,8 @@ impl Api {
         false
     }
 
-    /// The SigV4 headers of a request with `headers` and `body`, with `--aws-sigv4`.
-    #[cfg(feature = "aws")]
+    /// The SigV4 headers of a request with `headers` and `body`, with `--aws-sigv4`
+    /// (without the `aws` feature [`Api::new`] refuses the flag: nothing to add).
     fn signature(
         &self,
         method: Method,
@@ -322,30 +319,20 @@ impl Api {
         headers: &[(String, String)],
         body: Option<&[u8]>,
     ) -> Result<Vec<(String, String)>, Failure> {
-        let Some(signer) = &self.signer else {
-            return Ok(Vec::new());
-        };
-        let method = match method {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Delete => "DELETE",
-        };
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        signer.sign(method, url, &headers, body.unwrap_or_default())
-    }
-
-    /// Without the `aws` feature `--aws-sigv4` is refused in [`Api::new`]: nothing to add.
-    #[cfg(not(feature = "aws"))]
-    fn signature(
-        &self,
-        _method: Method,
-        _url: &str,
-        _headers: &[(String, String)],
-        _body: Option<&[u8]>,
-    ) -> Result<Vec<(String, String)>, Failure> {
+        #[cfg(feature = "aws")]
+        if let Some(signer) = &self.signer {
+            let method = match method {
+                Method::Get => "GET",
+                Method::Post => "POST",
+                Method::Delete => "DELETE",
+            };
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
+            return signer.sign(method, url, &headers, body.unwrap_or_default());
+        }
+        let _ = (method, url, headers, body);
         Ok(Vec::new())
     }
 

@@ -39,21 +39,21 @@ impl Signer {
         runtime.block_on(async {
             let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let region = config.region().map(ToString::to_string).ok_or_else(|| {
-                Failure::Credentials(
+                Failure::Unexpected(
                     "--aws-sigv4 needs the AWS region of the deployed API: set AWS_REGION \
                      (or `region` in your AWS profile)"
                         .to_owned(),
                 )
             })?;
             let provider = config.credentials_provider().ok_or_else(|| {
-                Failure::Credentials(
+                Failure::Unexpected(
                     "--aws-sigv4 found no AWS credential provider; set AWS_PROFILE, run `aws \
                      sso login`, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
                         .to_owned(),
                 )
             })?;
             let credentials = provider.provide_credentials().await.map_err(|e| {
-                Failure::Credentials(format!(
+                Failure::Unexpected(format!(
                     "--aws-sigv4 could not load AWS credentials ({}); run `aws sso login` (or \
                      `aws configure`), or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
                      AWS_SECRET_ACCESS_KEY",
