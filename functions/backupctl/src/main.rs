@@ -7,7 +7,8 @@
 //! # Layout
 //! - `cli`: the command-line grammar (clap), and nothing else.
 //! - `offline`: `schedule check` and `template render`, which need no server.
-//! - `client`: the commands that talk to the HTTP API at `--url`.
+//! - `client`: the commands that talk to the HTTP API at `--url`; `client/sigv4` signs them
+//!   for an AWS deployment's API with `--aws-sigv4` (feature `aws`).
 //! - `serve`: the local server: HTTP API, web form and scheduler over SQLite.
 //! - `guard`, `listener`, `token`: `serve`'s access rules, accept loop and API token (§12).
 //!
