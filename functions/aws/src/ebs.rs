@@ -10,8 +10,11 @@
 //!   a process that stopped half-way is found by its `backup:backup-id` tag when it is
 //!   deleted, so its snapshots are never orphaned.
 //! - Status: `available` when every snapshot is `completed`; failed when any is `error` or is
-//!   missing; the engine's completion window (`max_backup_wait`) turns a backup that never
-//!   completes into `defunct`.
+//!   missing past [`NOT_FOUND_GRACE`] (EC2 may briefly not show a new snapshot); a throttled
+//!   `DescribeSnapshots` is "still creating". On Lambda the backup settles from EC2's
+//!   notifications (the handle's keys are the snapshot ids) or the sweeper, which fails it
+//!   past `SNAPSHOT_TIMEOUT` (SPEC §16).
+//! - EC2's concurrent-snapshot limits fail the creation `provider_busy`.
 //! - A creation that fails half-way deletes the snapshots it already started, so a failed
 //!   backup leaves nothing behind.
 //! - Pruning deletes every snapshot; one already gone (`InvalidSnapshot.NotFound`) counts as
@@ -26,7 +29,9 @@ use aws_sdk_ec2::types::{Filter, ResourceType, SnapshotState, Tag, TagSpecificat
 use aws_sdk_ec2::Client;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
-use backup_engine::{BackupHandle, BackupRequest, Creation, ProviderError, ProviderStatus};
+use backup_engine::{
+    BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::FailedCall;
@@ -35,6 +40,9 @@ pub const PROVIDER: &str = "aws-ebs";
 pub const TAG_JOB: &str = "backup:job-id";
 pub const TAG_CLUSTER: &str = "backup:cluster-id";
 pub const TAG_BACKUP: &str = "backup:backup-id";
+/// The `detail-type` of EC2's events at the end of a snapshot (SPEC §16), which settle
+/// backups.
+pub const SNAPSHOT_NOTIFICATION: &str = "EBS Snapshot Notification";
 
 /// Where a backup's snapshots are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +50,27 @@ pub const TAG_BACKUP: &str = "backup:backup-id";
 pub struct SnapshotSet {
     pub region: String,
     pub snapshot_ids: Vec<String>,
+    /// When the snapshots were started (absent in locations recorded before it was kept):
+    /// a snapshot EC2 does not show yet counts as still being made for [`NOT_FOUND_GRACE`]
+    /// after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
 }
+
+/// How long after `CreateSnapshot` a snapshot EC2 answers `InvalidSnapshot.NotFound` for
+/// counts as still being made: EC2 is eventually consistent, and a new snapshot may briefly
+/// be invisible to `DescribeSnapshots`. After it, a missing snapshot fails the backup.
+pub const NOT_FOUND_GRACE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// EC2's error codes that mean "too many snapshots right now": the run fails
+/// `provider_busy` and a later run succeeds.
+const BUSY: &[&str] = &[
+    "ConcurrentSnapshotLimitExceeded",
+    "SnapshotCreationPerVolumeRateExceeded",
+];
+
+/// EC2's error codes of a throttled call: the question is asked again later.
+const THROTTLED: &[&str] = &["RequestLimitExceeded", "Throttling", "ThrottlingException"];
 
 #[derive(Clone, Debug)]
 pub struct EbsProvider {
@@ -174,6 +202,20 @@ fn tag_filter(key: &str, value: &str) -> Filter {
         .build()
 }
 
+/// A snapshot EC2 does not show: still being made within [`NOT_FOUND_GRACE`] of its start
+/// (EC2 is eventually consistent), gone after it.
+fn missing(set: &SnapshotSet, what: &str) -> ProviderStatus {
+    let now = chrono::Utc::now().timestamp_millis();
+    let fresh = set
+        .started_ms
+        .is_some_and(|started| now - started < NOT_FOUND_GRACE.num_milliseconds());
+    if fresh {
+        ProviderStatus::Creating
+    } else {
+        ProviderStatus::Failed(format!("{what} no longer exists"))
+    }
+}
+
 fn parse_location(handle: &BackupHandle) -> Result<SnapshotSet, ProviderError> {
     serde_json::from_str(&handle.location).map_err(|e| {
         ProviderError::new(format!(
@@ -193,6 +235,7 @@ impl BackupProvider for EbsProvider {
         let planned = SnapshotSet {
             region: request.cluster.region.clone(),
             snapshot_ids: Vec::new(),
+            started_ms: None,
         };
         serde_json::to_string(&planned).unwrap_or_default()
     }
@@ -228,6 +271,7 @@ impl BackupProvider for EbsProvider {
             .set_tags(Some(tags))
             .build();
         let mut snapshot_ids = Vec::new();
+        let started = chrono::Utc::now();
         for volume in &volumes {
             let result = client
                 .create_snapshot()
@@ -247,7 +291,16 @@ impl BackupProvider for EbsProvider {
                     }
                 },
                 Err(e) => {
-                    let error = failed(&format!("CreateSnapshot of {volume}"), e);
+                    let busy = e.code().is_some_and(|code| BUSY.contains(&code));
+                    let mut error = failed(&format!("CreateSnapshot of {volume}"), e);
+                    if busy {
+                        error.code = ProviderErrorCode::ProviderBusy;
+                        error.message = format!(
+                            "EC2 refused to start more snapshots now ({}); the next run \
+                             tries again",
+                            error.message
+                        );
+                    }
                     if let Err(undo) = self.delete_snapshots(&client, &snapshot_ids).await {
                         tracing::warn!(error = %undo, "could not delete the snapshots of a failed backup");
                     }
@@ -257,13 +310,14 @@ impl BackupProvider for EbsProvider {
         }
         let location = serde_json::to_string(&SnapshotSet {
             region,
-            snapshot_ids,
+            snapshot_ids: snapshot_ids.clone(),
+            started_ms: Some(started.timestamp_millis()),
         })
         .map_err(|e| ProviderError::new(format!("cannot record the snapshot ids: {e}")))?;
-        Ok(Creation::Pending(BackupHandle::new(
-            request.backup_id.clone(),
-            location,
-        )))
+        let mut handle = BackupHandle::new(request.backup_id.clone(), location);
+        // EC2's notifications name each snapshot: they settle the backup (SPEC §16).
+        handle.keys = snapshot_ids;
+        Ok(Creation::Pending(handle))
     }
 
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
@@ -277,9 +331,11 @@ impl BackupProvider for EbsProvider {
         {
             Ok(out) => out,
             Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {
-                return Ok(ProviderStatus::Failed(
-                    "one of its snapshots no longer exists".to_owned(),
-                ))
+                return Ok(missing(&set, "one of its snapshots"))
+            }
+            Err(e) if e.code().is_some_and(|code| THROTTLED.contains(&code)) => {
+                tracing::info!(backup_id = %handle.backup_id, "DescribeSnapshots was throttled; asking again later");
+                return Ok(ProviderStatus::Creating);
             }
             Err(e) => return Err(failed("DescribeSnapshots", e)),
         };
@@ -290,9 +346,13 @@ impl BackupProvider for EbsProvider {
                 .iter()
                 .find(|s| s.snapshot_id() == Some(id.as_str()))
             else {
-                return Ok(ProviderStatus::Failed(format!(
-                    "snapshot {id} no longer exists"
-                )));
+                match missing(&set, &format!("snapshot {id}")) {
+                    ProviderStatus::Creating => {
+                        all_completed = false;
+                        continue;
+                    }
+                    failed => return Ok(failed),
+                }
             };
             match snapshot.state() {
                 Some(SnapshotState::Completed) => {}

@@ -75,7 +75,8 @@ pub fn engine(
         Ports {
             store: store.clone(),
             lock: store.clone(),
-            writes: store,
+            writes: store.clone(),
+            pending: Some(store),
             providers: vec![Arc::new(EbsProvider::new(sdk))],
             triggers,
             clock: Arc::new(SystemClock),

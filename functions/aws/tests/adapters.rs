@@ -2,11 +2,14 @@
 //! through scripts/test-aws.sh, which starts it and passes `--include-ignored`).
 
 use aws_sdk_eventbridge::types::Rule;
+use backup_aws::ebs::{SnapshotSet, NOT_FOUND_GRACE};
 use backup_aws::eventbridge::rule_name;
 use backup_aws::{EbsProvider, EventBridgeTriggers};
 use backup_core::api::{ClusterTarget, JobStatus};
 use backup_engine::ports::{BackupProvider, TriggerScheduler};
-use backup_engine::{BackupRequest, ClusterRecord, Creation, JobRecord, ProviderStatus, Scope};
+use backup_engine::{
+    BackupHandle, BackupRequest, ClusterRecord, Creation, JobRecord, ProviderStatus, Scope,
+};
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag, volume};
 use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
 use backup_testkit::{unique, RUNNER_ARN};
@@ -121,9 +124,31 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
     provider.delete(&handle).await.unwrap();
     let left = snapshots_tagged(&ec2, "backup:backup-id", &backup_id).await;
     assert!(left.is_empty(), "{left:?}");
-    // AND a backup whose snapshots vanished is reported failed, not available
-    assert!(matches!(
+    // AND its handle names each snapshot, which is what EC2's notifications name
+    let mut keys = handle.keys.clone();
+    keys.sort();
+    let mut ids: Vec<String> = snaps
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    assert_eq!(keys, ids);
+    // AND a snapshot EC2 does not show just after it was started counts as still being
+    // made (EC2 is eventually consistent), never as failed
+    assert_eq!(
         provider.status(&handle).await.unwrap(),
+        ProviderStatus::Creating
+    );
+    // AND past the grace period a backup whose snapshots vanished is failed, not available
+    let mut set: SnapshotSet = serde_json::from_str(&handle.location).unwrap();
+    let started = set.started_ms.expect("the start is recorded");
+    set.started_ms = Some(started - NOT_FOUND_GRACE.num_milliseconds() - 1000);
+    let old = BackupHandle::new(
+        handle.backup_id.clone(),
+        serde_json::to_string(&set).unwrap(),
+    );
+    assert!(matches!(
+        provider.status(&old).await.unwrap(),
         ProviderStatus::Failed(_)
     ));
 }

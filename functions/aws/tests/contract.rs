@@ -14,7 +14,8 @@ async fn dynamodb() -> Adapters {
     Adapters {
         store: store.clone(),
         lock: store.clone(),
-        writes: store,
+        writes: store.clone(),
+        pending: Some(store),
         guard: Box::new(table),
     }
 }

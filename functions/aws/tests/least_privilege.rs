@@ -178,27 +178,72 @@ fn the_jobs_api_may_call_exactly_what_its_adapters_call() {
 }
 
 #[test]
-fn only_job_rules_may_invoke_the_runner() {
+fn only_job_rules_the_snapshot_notification_rule_and_the_sweeper_may_invoke_the_runner() {
     let t = template();
-    let permissions: Vec<&Value> = t["Resources"]
+    let mut sources: Vec<String> = t["Resources"]
         .as_mapping()
         .unwrap()
         .values()
         .filter(|r| r["Type"].as_str() == Some("AWS::Lambda::Permission"))
+        .map(|r| {
+            let p = &r["Properties"];
+            assert_eq!(p["Action"].as_str(), Some("lambda:InvokeFunction"));
+            assert_eq!(p["Principal"].as_str(), Some("events.amazonaws.com"));
+            assert_eq!(
+                strings(&p["FunctionName"]["Fn::GetAtt"]),
+                ["RunnerFunction", "Arn"]
+            );
+            assert_eq!(p["SourceAccount"]["Ref"].as_str(), Some("AWS::AccountId"));
+            resource_text(&p["SourceArn"])
+        })
         .collect();
+    sources.sort();
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert_eq!(sources[0], "GetAtt:SnapshotNotificationRule.Arn");
+    assert_eq!(sources[1], "GetAtt:SweepRule.Arn");
+    assert!(sources[2].ends_with(":rule/${RulePrefix}*"), "{sources:?}");
+}
+
+#[test]
+fn snapshot_notifications_and_the_sweeper_reach_the_runner() {
+    let t = template();
+    let rule = &resource(&t, "SnapshotNotificationRule")["Properties"];
+    let pattern = &rule["EventPattern"];
+    assert_eq!(strings(&pattern["source"]), ["aws.ec2"]);
     assert_eq!(
-        permissions.len(),
-        1,
-        "one explicit permission: job rules → runner"
+        strings(&pattern["detail-type"]),
+        [backup_aws::ebs::SNAPSHOT_NOTIFICATION]
     );
-    let p = &permissions[0]["Properties"];
-    assert_eq!(p["Action"].as_str(), Some("lambda:InvokeFunction"));
-    assert_eq!(p["Principal"].as_str(), Some("events.amazonaws.com"));
     assert_eq!(
-        strings(&p["FunctionName"]["Fn::GetAtt"]),
-        ["RunnerFunction", "Arn"]
+        strings(&pattern["detail"]["event"]),
+        ["createSnapshot", "createSnapshots"]
     );
-    assert!(resource_text(&p["SourceArn"]).ends_with(":rule/${RulePrefix}*"));
+    let sweep = &resource(&t, "SweepRule")["Properties"];
+    assert_eq!(
+        sweep["ScheduleExpression"].as_str(),
+        Some("rate(10 minutes)")
+    );
+    for props in [rule, sweep] {
+        let target = &props["Targets"][0];
+        assert_eq!(
+            strings(&target["Arn"]["Fn::GetAtt"]),
+            ["RunnerFunction", "Arn"]
+        );
+        assert!(target["RetryPolicy"]["MaximumRetryAttempts"].is_number());
+        assert_eq!(
+            strings(&target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]),
+            ["RunnerDeadLetterQueue", "Arn"]
+        );
+    }
+    let input: serde_json::Value =
+        serde_json::from_str(sweep["Targets"][0]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, serde_json::json!({"sweep": true}));
+    let timeout = &t["Parameters"]["SnapshotTimeout"];
+    assert_eq!(timeout["Default"].as_u64(), Some(86400));
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"]["SNAPSHOT_TIMEOUT"]["Ref"].as_str(),
+        Some("SnapshotTimeout")
+    );
 }
 
 #[test]

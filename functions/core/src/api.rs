@@ -101,6 +101,11 @@ pub enum RunFailure {
     InsufficientSpace,
     /// No progress for the stall limit; the worker was abandoned (SPEC §13).
     ProviderStalled,
+    /// The backup did not complete within `SNAPSHOT_TIMEOUT` (SPEC §16).
+    ProviderTimeout,
+    /// The provider refused to start more work now (EC2's concurrent-snapshot limits); a
+    /// later run succeeds (SPEC §16).
+    ProviderBusy,
     /// A stored code this version does not know.
     #[serde(other)]
     Unknown,
@@ -422,6 +427,8 @@ mod tests {
             (RunFailure::PathNotAllowed, "path_not_allowed"),
             (RunFailure::InsufficientSpace, "insufficient_space"),
             (RunFailure::ProviderStalled, "provider_stalled"),
+            (RunFailure::ProviderTimeout, "provider_timeout"),
+            (RunFailure::ProviderBusy, "provider_busy"),
         ] {
             assert_eq!(failure.to_string(), code);
             assert_eq!(code.parse::<RunFailure>(), Ok(failure));

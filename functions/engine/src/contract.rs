@@ -30,14 +30,16 @@ use crate::model::{
     Acquisition, Applied, BackupDraft, BackupEnd, BackupEntry, BackupFilter, ClusterRecord, Finish,
     HistoryEntry, JobRecord, LockHolder, Release, RunStart, Scope, StartBackup, Started,
 };
-use crate::ports::{BackupWrites, ClusterLock, Store};
+use crate::ports::{BackupWrites, ClusterLock, PendingBackups, Store};
 use crate::writes::OneByOne;
 
 mod lock;
+mod pending;
 mod records;
 mod writes;
 
 pub use lock::*;
+pub use pending::*;
 pub use records::*;
 pub use writes::*;
 
@@ -48,6 +50,9 @@ pub struct Adapters {
     /// The adapter's run writes: its batched form, or
     /// [`OneByOne`](crate::writes::OneByOne) over `store` and `lock`.
     pub writes: Arc<dyn BackupWrites>,
+    /// The adapter's pending backups, if it keeps them (SPEC §16); the checks of
+    /// `contract/pending.rs` pass at once without.
+    pub pending: Option<Arc<dyn PendingBackups>>,
     pub guard: Box<dyn Any + Send>,
 }
 
@@ -63,6 +68,21 @@ impl Adapters {
             store: store.clone(),
             lock: store.clone(),
             writes: Arc::new(OneByOne::over(store)),
+            pending: None,
+            guard,
+        }
+    }
+
+    /// [`one_by_one`](Self::one_by_one) over a store that also keeps pending backups.
+    pub fn one_by_one_pending<S: Store + ClusterLock + PendingBackups + 'static>(
+        store: Arc<S>,
+        guard: Box<dyn Any + Send>,
+    ) -> Adapters {
+        Adapters {
+            store: store.clone(),
+            lock: store.clone(),
+            writes: Arc::new(OneByOne::over(store.clone()).with_pending(store.clone())),
+            pending: Some(store),
             guard,
         }
     }
@@ -141,7 +161,10 @@ macro_rules! contract_tests {
             start_with_stale_versions_still_decides_right,
             concurrent_starts_have_one_winner,
             finish_applies_every_part,
-            finish_after_a_lost_lock_records_and_leaves_the_new_holder
+            finish_after_a_lost_lock_records_and_leaves_the_new_holder,
+            pending_backups_are_found_by_key_listed_by_deadline_and_forgotten,
+            parking_after_a_lost_lock_records_it_and_leaves_the_new_holder,
+            a_settle_applies_once
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

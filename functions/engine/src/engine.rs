@@ -18,7 +18,8 @@ use crate::error::{EngineError, Problems};
 use crate::ids::{is_valid_id, RandomIds};
 use crate::model::{ClusterRecord, Scope};
 use crate::ports::{
-    BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, Store, TriggerScheduler,
+    BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, PendingBackups, Store,
+    TriggerScheduler,
 };
 use crate::writes::OneByOne;
 
@@ -50,6 +51,13 @@ pub struct EngineConfig {
     pub max_backup_wait: Duration,
     /// An operator's maintenance lock lasts this long when the request names no TTL.
     pub default_maintenance_ttl: Duration,
+    /// `Some(timeout)`: a backup that its provider continues outside the call
+    /// ([`Creation::Pending`](crate::Creation::Pending), EBS snapshots) is not waited for.
+    /// The run records it pending, extends its lock to `timeout` from the start, and
+    /// returns; a provider notification or the sweeper settles it, and fails it past the
+    /// timeout (SPEC §16, `SNAPSHOT_TIMEOUT` on AWS). Needs [`Ports::pending`]. `None` (the
+    /// local mode): the run waits, within its lease, up to `max_backup_wait`.
+    pub settle_later: Option<Duration>,
     /// The longest maintenance lock an operator may take.
     pub max_maintenance_ttl: Duration,
     /// A backup whose provider reports no progress for this long is abandoned with
@@ -72,6 +80,7 @@ impl EngineConfig {
             renew_every: lease / 3,
             poll_interval: Duration::from_secs(2),
             max_backup_wait: Duration::from_secs(6 * 3600),
+            settle_later: None,
             default_maintenance_ttl: Duration::from_secs(30 * 60),
             max_maintenance_ttl: Duration::from_secs(7 * 24 * 3600),
             stall_after: Duration::from_secs(60),
@@ -91,6 +100,9 @@ pub struct Ports {
     /// A run's grouped writes: the adapter's batched form, or
     /// [`OneByOne`](crate::writes::OneByOne) over `store` and `lock`.
     pub writes: Arc<dyn BackupWrites>,
+    /// Where backups that settle later are kept: needed with
+    /// [`EngineConfig::settle_later`], `None` for a deployment that waits for its backups.
+    pub pending: Option<Arc<dyn PendingBackups>>,
 }
 
 impl Ports {
@@ -111,6 +123,7 @@ impl Ports {
             clock,
             ids: Arc::new(RandomIds::default()),
             writes: Arc::new(OneByOne::over(store)),
+            pending: None,
         }
     }
 }
@@ -125,6 +138,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) lock: Arc<dyn ClusterLock>,
     pub(crate) writes: Arc<dyn BackupWrites>,
+    pub(crate) pending: Option<Arc<dyn PendingBackups>>,
     pub(crate) providers: HashMap<&'static str, Arc<dyn BackupProvider>>,
     pub(crate) triggers: Arc<dyn TriggerScheduler>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -156,6 +170,7 @@ impl Engine {
                 store: ports.store,
                 lock: ports.lock,
                 writes: ports.writes,
+                pending: ports.pending,
                 providers,
                 triggers: ports.triggers,
                 clock: ports.clock,

@@ -67,6 +67,10 @@ pub enum ProviderErrorCode {
     ProviderStalled,
     /// The work was stopped by a shutdown of the server.
     Interrupted,
+    /// The backup did not complete within its deadline.
+    ProviderTimeout,
+    /// The provider refused to start more work now (a concurrency or rate limit).
+    ProviderBusy,
 }
 
 impl From<ProviderErrorCode> for RunFailure {
@@ -77,6 +81,8 @@ impl From<ProviderErrorCode> for RunFailure {
             ProviderErrorCode::InsufficientSpace => RunFailure::InsufficientSpace,
             ProviderErrorCode::ProviderStalled => RunFailure::ProviderStalled,
             ProviderErrorCode::Interrupted => RunFailure::Interrupted,
+            ProviderErrorCode::ProviderTimeout => RunFailure::ProviderTimeout,
+            ProviderErrorCode::ProviderBusy => RunFailure::ProviderBusy,
         }
     }
 }

@@ -24,14 +24,15 @@
 //!   (`record_run`, `take_cluster`, `complete_run`, `end_run`); under `run/`: `making.rs`
 //!   (making one backup under the lease, shared with manual backups), `prune.rs` (what a
 //!   successful run prunes), `end.rs` (how a run ended, `RunEnd`,
-//!   and the write that records it).
+//!   and the write that records it), `settle.rs` (backups that settle later, SPEC §16:
+//!   `park`, `settle_notice` from a provider's notification, and the sweeper).
 //! - [`error`]: [`EngineError`] with stable codes, and the ports' errors; its `Invalid`
 //!   variant keeps the core's coded [`backup_core::FieldError`]s of each field.
 //! - [`ids`]: the id format and the default generator.
 //! - [`clock`]: the system clock and two clocks tests drive.
 //! - `text`: the human sentences of history details and lock errors.
 //! - [`contract`] (feature `contract`): the test suite every store and lock adapter passes,
-//!   one file per port under `contract/` (`lock.rs`, `records.rs`, `writes.rs`).
+//!   one file per port under `contract/` (`lock.rs`, `records.rs`, `writes.rs`, `pending.rs`).
 //! - `memory` (feature `memory`): `memory::MemoryStore`, every store port and the lock
 //!   in memory; it passes the contract suite, and the engine's own tests (`tests/`) run the
 //!   use cases on it with scripted providers.
@@ -108,4 +109,4 @@ pub use error::{
     TriggerError,
 };
 pub use model::*;
-pub use run::RunOutcome;
+pub use run::{RunOutcome, Settled, SweepReport};

@@ -15,12 +15,12 @@ use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
-    RunStart, Scope,
+    Acquisition, Applied, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord,
+    LockHolder, PendingBackup, RunStart, Scope,
 };
 use crate::ports::{
-    BackupStore, ClusterLock, ClusterStore, HistoryStore, JobStore, RunStore, SequenceStore,
-    StoreResult,
+    BackupStore, ClusterLock, ClusterStore, HistoryStore, JobStore, PendingBackups, RunStore,
+    SequenceStore, StoreResult,
 };
 
 /// The store and lock ports in memory. Cheap to clone: clones share the state.
@@ -40,6 +40,9 @@ struct State {
     history: Vec<HistoryEntry>,
     sequences: HashMap<String, u64>,
     locks: HashMap<String, LockRecord>,
+    /// Backups left to settle later, by id, and their keys.
+    pending: BTreeMap<String, PendingBackup>,
+    pending_keys: HashMap<String, String>,
 }
 
 /// A cluster's lock record; it stays after release so fencing tokens keep growing.
@@ -374,5 +377,57 @@ impl ClusterLock for MemoryStore {
         Ok((self.state().locks.get(cluster_id))
             .filter(|l| l.held && l.info.expires > now)
             .map(|l| l.info.clone()))
+    }
+}
+
+#[async_trait]
+impl PendingBackups for MemoryStore {
+    async fn park(&self, pending: &PendingBackup) -> StoreResult<Applied> {
+        let mut s = self.state();
+        let id = &pending.backup.id;
+        if let Some(b) = s.backups.get_mut(id) {
+            b.location = pending.backup.location.clone();
+        }
+        for key in &pending.keys {
+            s.pending_keys.insert(key.clone(), id.clone());
+        }
+        s.pending.insert(id.clone(), pending.clone());
+        let lock = s
+            .locks
+            .get_mut(&pending.backup.cluster_id)
+            .filter(|l| l.held && l.info.fencing_token == pending.fencing_token);
+        Ok(match lock {
+            Some(l) => {
+                l.info.expires = pending.deadline;
+                Applied::Done
+            }
+            None => Applied::Stale,
+        })
+    }
+
+    async fn find_pending(&self, key: &str) -> StoreResult<Option<PendingBackup>> {
+        let s = self.state();
+        Ok(s.pending_keys
+            .get(key)
+            .and_then(|id| s.pending.get(id))
+            .cloned())
+    }
+
+    async fn list_pending(&self, limit: usize) -> StoreResult<Vec<PendingBackup>> {
+        let mut all: Vec<PendingBackup> = self.state().pending.values().cloned().collect();
+        all.sort_by(|a, b| (a.deadline, &a.backup.id).cmp(&(b.deadline, &b.backup.id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn unpark(&self, pending: &PendingBackup) -> StoreResult<()> {
+        let mut s = self.state();
+        s.pending.remove(&pending.backup.id);
+        for key in &pending.keys {
+            if s.pending_keys.get(key) == Some(&pending.backup.id) {
+                s.pending_keys.remove(key);
+            }
+        }
+        Ok(())
     }
 }

@@ -317,6 +317,12 @@ pub struct Finish<'a> {
     pub history: Option<&'a HistoryItem>,
     /// Releases the cluster's lock if that fencing token still holds it.
     pub release: Option<Release<'a>>,
+    /// The pending backup this settles: its record is forgotten with the rest.
+    pub settled: Option<&'a PendingBackup>,
+    /// Writes the history item, the release and `settled` only if the backup's end applies
+    /// (the backup was still `creating`). A settle sets it: a second notification of the
+    /// same snapshot, racing the first, must change nothing.
+    pub together: bool,
 }
 
 /// Which lock [`Finish`] releases: the cluster's, if `fencing_token` still holds it.
@@ -380,15 +386,19 @@ pub struct BackupHandle {
     /// changed while they were copied, links whose target is not in the backup, entries
     /// skipped. A torn or partial copy is never silent.
     pub notes: Vec<String>,
+    /// What the provider's completion notifications will name, for a backup that settles
+    /// later (EBS snapshot ids); empty when it sends none.
+    pub keys: Vec<String>,
 }
 
 impl BackupHandle {
-    /// A handle with no notes (what deleting or polling a backup needs).
+    /// A handle with no notes or keys (what deleting or polling a backup needs).
     pub fn new(backup_id: impl Into<String>, location: impl Into<String>) -> Self {
         BackupHandle {
             backup_id: backup_id.into(),
             location: location.into(),
             notes: Vec::new(),
+            keys: Vec::new(),
         }
     }
 }
@@ -420,6 +430,54 @@ impl Creation {
             Creation::Done(handle) | Creation::Pending(handle) => handle,
         }
     }
+}
+
+/// A backup started and left to settle later (SPEC §16: EBS snapshots outlive the Lambda
+/// invocation that starts them), with everything its settling needs, so that a
+/// notification settles it from this one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBackup {
+    /// The backup as recorded, `creating`, its location the provider's handle.
+    pub backup: BackupEntry,
+    /// What the provider's completion notifications name (EBS snapshot ids).
+    pub keys: Vec<String>,
+    /// The scheduled run waiting on it, or `None` for a manual backup.
+    pub run: Option<PendingRun>,
+    /// The lock the backup holds until it settles.
+    pub fencing_token: u64,
+    /// When it was started: its run's `SNAPSHOT_TIMEOUT` counts from here.
+    pub started: DateTime<Utc>,
+    /// Past this instant the sweeper fails it, and its lock's lease ends.
+    pub deadline: DateTime<Utc>,
+}
+
+/// The run a [`PendingBackup`] ends: its job (what it prunes by) and its `running` history
+/// item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRun {
+    pub job: JobRecord,
+    pub entry: HistoryEntry,
+}
+
+impl PendingBackup {
+    /// The provider's handle of the backup.
+    pub fn handle(&self) -> BackupHandle {
+        BackupHandle {
+            backup_id: self.backup.id.clone(),
+            location: self.backup.location.clone().unwrap_or_default(),
+            notes: Vec::new(),
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+/// What a provider's notification says of one piece of a pending backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The piece is complete (EBS: `result: succeeded`).
+    Completed,
+    /// The piece failed; the sentence says why.
+    Failed(String),
 }
 
 /// A provider's view of a backup it is making: how a [`Creation::Pending`] one settles.

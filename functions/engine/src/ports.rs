@@ -18,9 +18,9 @@ use backup_core::api::ClusterTarget;
 
 use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
-    Acquisition, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Creation,
-    Finish, Finished, HistoryEntry, JobRecord, LockHolder, ProviderStatus, RunStart, Scope,
-    StartBackup, Started,
+    Acquisition, Applied, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord,
+    Creation, Finish, Finished, HistoryEntry, JobRecord, LockHolder, PendingBackup, ProviderStatus,
+    RunStart, Scope, StartBackup, Started,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -200,6 +200,30 @@ pub trait BackupWrites: Send + Sync {
     /// Applies every part of `finish`, each part's condition checked on its own as the
     /// narrow ports do. Every part is attempted even if another fails.
     async fn finish(&self, finish: &Finish<'_>) -> StoreResult<Finished>;
+}
+
+/// Backups left to settle later (SPEC §16), for deployments whose backups outlive the
+/// process that starts them (AWS: a snapshot takes longer than a Lambda invocation lives).
+/// The local mode waits for its backups and has none.
+///
+/// A pending backup is found by any of its keys (what the provider's notifications name),
+/// and listed by deadline for the sweeper, a page at a time. It is forgotten by the
+/// [`Finish`] that settles it ([`Finish::settled`]).
+#[async_trait]
+pub trait PendingBackups: Send + Sync {
+    /// Records `pending`, sets the backup's location to its handle, and extends the lease of
+    /// the lock `pending.fencing_token` holds to `pending.deadline`. The lock's part is
+    /// `Stale` when that token no longer holds it: the backup is recorded pending all the
+    /// same (its snapshots exist, and settling it needs the record).
+    async fn park(&self, pending: &PendingBackup) -> StoreResult<Applied>;
+    /// The pending backup one of whose keys is `key`; `None` for a key of no pending backup
+    /// (another tool's snapshot, or one already settled).
+    async fn find_pending(&self, key: &str) -> StoreResult<Option<PendingBackup>>;
+    /// Up to `limit` pending backups, the earliest deadline first.
+    async fn list_pending(&self, limit: usize) -> StoreResult<Vec<PendingBackup>>;
+    /// Forgets a pending backup and its keys (what a [`Finish`] with `settled` does with the
+    /// rest of its writes); forgetting one already forgotten succeeds.
+    async fn unpark(&self, pending: &PendingBackup) -> StoreResult<()>;
 }
 
 /// Makes, watches and deletes backups of one kind of cluster (`directory`, `aws-ebs`).

@@ -22,7 +22,7 @@ use crate::engine::{check_job_id, Engine};
 use crate::error::{EngineError, StoreError};
 use crate::model::{
     Applied, BackupEnd, BackupEntry, ClusterRecord, Finish, HistoryEntry, JobRecord, LockHolder,
-    Release, RunStart, Scope, Started, OPERATION_SCHEDULED,
+    PendingBackup, PendingRun, Release, RunStart, Scope, Started, OPERATION_SCHEDULED,
 };
 use crate::ports::BackupProvider;
 use crate::text;
@@ -30,9 +30,11 @@ use crate::text;
 mod end;
 mod making;
 mod prune;
+mod settle;
 
 pub(crate) use end::RunEnd;
-pub(crate) use making::{Cause, NewBackup};
+pub(crate) use making::{Cause, Made, NewBackup};
+pub use settle::{Settled, SweepReport};
 
 /// What one delivery of a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +167,7 @@ impl Engine {
         match self.take_cluster(job, &entry).await {
             Ok(run) => Ok(Begun::Locked(run)),
             Err(NotStarted::Failed(end)) => {
-                let history = self.end_run(&entry.item, end, None, None).await;
+                let history = self.end_run(&entry.item, end, None, None, None).await;
                 Ok(Begun::Done(RunOutcome {
                     history,
                     duplicate: false,
@@ -176,7 +178,7 @@ impl Engine {
                     RunFailure::StoreError,
                     format!("The state store failed before the backup started: {error}."),
                 );
-                self.end_run(&entry.item, end, None, None).await;
+                self.end_run(&entry.item, end, None, None, None).await;
                 Err(error.into())
             }
         }
@@ -302,12 +304,9 @@ impl Engine {
         }
     }
 
-    /// Makes the backup, prunes on success, records the outcome and releases the lock.
-    ///
-    /// With nothing to prune, the backup's final status, the history item and the release
-    /// are one [`Finish`]. When something is to be pruned, the backup is first recorded
-    /// `available`, so that a process stopping mid-prune can never leave the new backup
-    /// looking unfinished while older ones are already gone.
+    /// Makes the backup, then ends the run ([`Engine::conclude`]), or, for a backup the
+    /// provider continues and this deployment settles later, records it pending and leaves
+    /// the run `running` ([`Engine::park`]).
     async fn complete_run(&self, run: LockedRun) -> HistoryItem {
         let LockedRun {
             entry,
@@ -317,36 +316,97 @@ impl Engine {
             lock,
             backup,
         } = &run;
-        let item = &entry.item;
-        let release = Some(Release {
-            cluster_id: &cluster.id,
-            fencing_token: lock.fencing_token,
-        });
         let made = self.make_backup(backup, cluster, provider, lock).await;
+        let ending = Ending {
+            run: Some((job, &entry.item)),
+            backup,
+            provider: provider.kind(),
+            fencing_token: lock.fencing_token,
+            settled: None,
+        };
+        match &made.later {
+            Some(handle) => {
+                let run = PendingRun {
+                    job: job.clone(),
+                    entry: entry.clone(),
+                };
+                self.park(&ending, handle, Some(run)).await
+            }
+            None => self.conclude(&ending, made).await,
+        }
+        .unwrap_or_else(|| entry.item.clone())
+    }
+
+    /// Ends a run that holds its cluster, once its backup is made or failed: on success
+    /// prunes, then records the backup's end, the history item and the release; on failure
+    /// marks the backup defunct and prunes nothing. A manual backup (no `job`) only records
+    /// the backup's end and the release.
+    ///
+    /// With nothing to prune, the backup's final status, the history item and the release
+    /// are one [`Finish`]. When something is to be pruned, the backup is first recorded
+    /// `available`, so that a process stopping mid-prune can never leave the new backup
+    /// looking unfinished while older ones are already gone.
+    ///
+    /// A settle ([`Ending::settled`]) writes nothing at all if the backup has already left
+    /// `creating`: a second notification changes nothing.
+    /// Answers the run's final history item (`None` for a manual backup; for a settle that
+    /// found the backup settled already, the item as it was).
+    pub(crate) async fn conclude(&self, ending: &Ending<'_>, made: Made) -> Option<HistoryItem> {
+        let Ending {
+            run,
+            backup,
+            provider,
+            fencing_token,
+            settled,
+        } = *ending;
+        let cluster_id = &backup.cluster_id;
+        let release = Some(Release {
+            cluster_id,
+            fencing_token,
+        });
         if let Err(failure) = &made.result {
-            let Cause { failure, reason } = failure.describe(provider.kind());
+            let Cause { failure, reason } = failure.describe(provider);
             tracing::warn!(backup_id = %backup.id, %reason, "backup failed");
-            let details = format!(
-                "Backup {} of cluster {} failed because {reason}; it is marked defunct and nothing \
-                 was pruned.",
-                backup.id, cluster.id
-            );
-            let backup_details = details.clone();
+            // A provider that refused to start (too busy) made nothing: the record ends
+            // `deleted`, not `defunct`, since there is nothing to clean up (SPEC §16).
+            let (status, outcome) = if failure == RunFailure::ProviderBusy {
+                (BackupStatus::Deleted, "nothing was made")
+            } else {
+                (BackupStatus::Defunct, "it is marked defunct")
+            };
+            let details = match run {
+                Some(_) => format!(
+                    "Backup {} of cluster {cluster_id} failed because {reason}; {outcome} and \
+                     nothing was pruned.",
+                    backup.id
+                ),
+                None => format!(
+                    "Backup {} of cluster {cluster_id} failed because {reason}.",
+                    backup.id
+                ),
+            };
             let end = BackupEnd {
                 backup_id: &backup.id,
-                status: BackupStatus::Defunct,
+                status,
                 location: Some(&made.location),
                 error_code: Some(failure),
-                details: Some(&backup_details),
+                details: Some(&details),
+            };
+            let Some((_, item)) = run else {
+                self.end_backup(end, release, settled).await;
+                return None;
             };
             let run_end = RunEnd::Failed {
                 failure,
-                details,
+                details: details.clone(),
                 backup_id: Some(backup.id.clone()),
             };
-            return self.end_run(item, run_end, Some(end), release).await;
+            return Some(
+                self.end_run(item, run_end, Some(end), release, settled)
+                    .await,
+            );
         }
-        tracing::info!(backup_id = %backup.id, cluster_id = %cluster.id, "backup available");
+        tracing::info!(backup_id = %backup.id, %cluster_id, "backup available");
         let provider_notes = made.notes.join("; ");
         let available = BackupEnd {
             backup_id: &backup.id,
@@ -355,15 +415,15 @@ impl Engine {
             error_code: None,
             details: (!made.notes.is_empty()).then_some(provider_notes.as_str()),
         };
+        let Some((job, item)) = run else {
+            // A manual backup: never pruned, no history item (SPEC §13).
+            self.end_backup(available, release, settled).await;
+            return None;
+        };
 
         // Planning and pruning run under the lock too, and keep renewing it.
         let planned = self
-            .with_lease(
-                &cluster.id,
-                lock.fencing_token,
-                None,
-                self.plan(job, &backup.id),
-            )
+            .with_lease(cluster_id, fencing_token, None, self.plan(job, &backup.id))
             .await;
         let mut notes = made.notes.clone();
         let doomed = match planned {
@@ -388,12 +448,13 @@ impl Engine {
         if !doomed.is_empty() {
             let first = Finish {
                 backup: pending.take(),
+                together: settled.is_some(),
                 ..Finish::default()
             };
             match self.inner.writes.finish(&first).await {
                 Ok(done) if done.backup != Applied::Stale => {
                     let deleted = self
-                        .with_lease(&cluster.id, lock.fencing_token, None, self.prune(&doomed))
+                        .with_lease(cluster_id, fencing_token, None, self.prune(&doomed))
                         .await;
                     match deleted {
                         Ok((ids, failures)) => {
@@ -406,27 +467,31 @@ impl Engine {
                         )),
                     }
                 }
+                Ok(_) if settled.is_some() => {
+                    tracing::info!(backup_id = %backup.id, "already settled; nothing more to do");
+                    return Some(item.clone());
+                }
                 Ok(_) => notes.push(
                     "the backup's record had left `creating`, so nothing was pruned".to_owned(),
                 ),
                 Err(e) => {
                     let details = format!(
-                        "Backup {} of cluster {} was made, but recording it as available \
-                         failed ({e}), so nothing was pruned.",
-                        backup.id, cluster.id
+                        "Backup {} of cluster {cluster_id} was made, but recording it as \
+                         available failed ({e}), so nothing was pruned.",
+                        backup.id
                     );
                     let end = RunEnd::Failed {
                         failure: RunFailure::StoreError,
                         details,
                         backup_id: Some(backup.id.clone()),
                     };
-                    return self.end_run(item, end, None, release).await;
+                    return Some(self.end_run(item, end, None, release, None).await);
                 }
             }
         }
         let mut sentence = format!(
-            "Backed up cluster {} as backup {} (\"{}\")",
-            cluster.id, backup.id, backup.description
+            "Backed up cluster {cluster_id} as backup {} (\"{}\")",
+            backup.id, backup.description
         );
         if pruned.is_empty() && notes.is_empty() {
             sentence.push_str("; nothing needed pruning");
@@ -444,6 +509,21 @@ impl Engine {
             pruned,
             details: sentence,
         };
-        self.end_run(item, end, pending, release).await
+        Some(self.end_run(item, end, pending, release, settled).await)
     }
+}
+
+/// What [`Engine::conclude`] ends: a run (or a manual backup) holding its cluster, whether
+/// its backup was made in this call or is settled later from a [`PendingBackup`].
+#[derive(Clone, Copy)]
+pub(crate) struct Ending<'a> {
+    /// The run's job (what it prunes by) and `running` history item; `None` for a manual
+    /// backup, which prunes nothing and has no history item.
+    pub(crate) run: Option<(&'a JobRecord, &'a HistoryItem)>,
+    pub(crate) backup: &'a BackupEntry,
+    /// The provider's kind, for the sentences.
+    pub(crate) provider: &'a str,
+    pub(crate) fencing_token: u64,
+    /// The pending backup this settles, forgotten with the end.
+    pub(crate) settled: Option<&'a PendingBackup>,
 }

@@ -10,19 +10,31 @@ use backup_core::retention::BackupStatus;
 
 use crate::error::StoreError;
 use crate::model::{
-    Acquisition, Applied, ClusterRecord, Finish, Finished, Release, StartBackup, Started,
+    Acquisition, Applied, BackupEnd, ClusterRecord, Finish, Finished, Release, StartBackup, Started,
 };
-use crate::ports::{BackupWrites, ClusterLock, Store, StoreResult};
+use crate::ports::{BackupWrites, ClusterLock, PendingBackups, Store, StoreResult};
 
 /// Groups of writes made one call at a time through `store` and `lock`.
 pub struct OneByOne {
     store: Arc<dyn Store>,
     lock: Arc<dyn ClusterLock>,
+    /// Where settled backups are forgotten, for a store that parks them.
+    pending: Option<Arc<dyn PendingBackups>>,
 }
 
 impl OneByOne {
     pub fn new(store: Arc<dyn Store>, lock: Arc<dyn ClusterLock>) -> OneByOne {
-        OneByOne { store, lock }
+        OneByOne {
+            store,
+            lock,
+            pending: None,
+        }
+    }
+
+    /// With the pending backups a [`Finish`] forgets when it settles one.
+    pub fn with_pending(mut self, pending: Arc<dyn PendingBackups>) -> OneByOne {
+        self.pending = Some(pending);
+        self
     }
 
     /// Over an adapter that is both the store and the lock.
@@ -79,52 +91,24 @@ impl BackupWrites for OneByOne {
     }
 
     async fn finish(&self, finish: &Finish<'_>) -> StoreResult<Finished> {
-        let mut first_error = None;
-        let mut keep = |e: StoreError| {
-            if first_error.is_none() {
-                first_error = Some(e);
-            }
-        };
+        let mut errors = Vec::new();
         let mut finished = Finished::default();
         if let Some(end) = &finish.backup {
-            let mut ok = true;
-            if let Some(location) = end.location {
-                if let Err(e) = self
-                    .store
-                    .set_backup_location(end.backup_id, location)
-                    .await
-                {
-                    keep(e);
-                    ok = false;
-                }
+            match self.end_backup(end).await {
+                Ok(applied) => finished.backup = applied,
+                Err(e) => errors.push(e),
             }
-            if ok {
-                match self
-                    .store
-                    .update_backup_status(end.backup_id, BackupStatus::Creating, end.status)
-                    .await
-                {
-                    Ok(updated) => {
-                        finished.backup = Applied::from_condition(updated);
-                        // Only the write that ended the backup says why: a backup that had
-                        // already left `creating` keeps its own reason.
-                        if updated && (end.error_code.is_some() || end.details.is_some()) {
-                            if let Err(e) = self
-                                .store
-                                .set_backup_details(end.backup_id, end.error_code, end.details)
-                                .await
-                            {
-                                keep(e);
-                            }
-                        }
-                    }
-                    Err(e) => keep(e),
-                }
+            if finish.together && (finished.backup != Applied::Done) {
+                // Settled by someone else (or not at all): change nothing more.
+                return match errors.into_iter().next() {
+                    Some(e) => Err(e),
+                    None => Ok(finished),
+                };
             }
         }
         if let Some(item) = finish.history {
             if let Err(e) = self.store.update_history(item).await {
-                keep(e);
+                errors.push(e);
             }
         }
         if let Some(Release {
@@ -134,12 +118,47 @@ impl BackupWrites for OneByOne {
         {
             match self.lock.release(cluster_id, fencing_token).await {
                 Ok(released) => finished.release = Applied::from_condition(released),
-                Err(e) => keep(e),
+                Err(e) => errors.push(e),
             }
         }
-        match first_error {
+        if let Some(pending) = finish.settled {
+            let forgotten = match &self.pending {
+                Some(store) => store.unpark(pending).await,
+                None => Err(StoreError::Corrupt(
+                    "a pending backup was settled on a store that keeps none".to_owned(),
+                )),
+            };
+            if let Err(e) = forgotten {
+                errors.push(e);
+            }
+        }
+        match errors.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(finished),
         }
+    }
+}
+
+impl OneByOne {
+    /// The backup's end: its location, then its status (only from `creating`), then, if
+    /// that applied, why.
+    async fn end_backup(&self, end: &BackupEnd<'_>) -> StoreResult<Applied> {
+        if let Some(location) = end.location {
+            self.store
+                .set_backup_location(end.backup_id, location)
+                .await?;
+        }
+        let updated = self
+            .store
+            .update_backup_status(end.backup_id, BackupStatus::Creating, end.status)
+            .await?;
+        // Only the write that ended the backup says why: a backup that had already left
+        // `creating` keeps its own reason.
+        if updated && (end.error_code.is_some() || end.details.is_some()) {
+            self.store
+                .set_backup_details(end.backup_id, end.error_code, end.details)
+                .await?;
+        }
+        Ok(Applied::from_condition(updated))
     }
 }

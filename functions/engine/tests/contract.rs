@@ -7,5 +7,5 @@ use backup_engine::contract::Adapters;
 use backup_engine::memory::MemoryStore;
 
 backup_engine::contract_tests!(async {
-    Adapters::one_by_one(Arc::new(MemoryStore::new()), Box::new(()))
+    Adapters::one_by_one_pending(Arc::new(MemoryStore::new()), Box::new(()))
 });

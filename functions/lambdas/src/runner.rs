@@ -1,11 +1,18 @@
-//! `backup-runner`: one scheduled run per invocation.
+//! `backup-runner`: scheduled runs, the settling of their snapshots, and the sweeper.
 //!
-//! The input is what each job rule's input transformer sends,
-//! `{"jobId": "…", "scheduledTime": "2026-11-27T05:00:00Z"}`, or a plain EventBridge
-//! "Scheduled Event" (`aws_lambda_events`' [`CloudWatchEvent`]), whose job is found from the
-//! rule name in `resources` (`arn:aws:events:…:rule/<RULE_PREFIX><jobId>[-2]`) and whose
-//! instant is `time`. Anything else is a [`RunnerError::BadEvent`] that says what was
-//! expected, before any write.
+//! It takes three kinds of events (anything else is a [`RunnerError::BadEvent`] that says
+//! what was expected, before any write):
+//! - **a job's firing**: what each job rule's input transformer sends,
+//!   `{"jobId": "…", "scheduledTime": "2026-11-27T05:00:00Z"}`, or a plain EventBridge
+//!   "Scheduled Event" (`aws_lambda_events`' [`CloudWatchEvent`]), whose job is found from the
+//!   rule name in `resources` (`arn:aws:events:…:rule/<RULE_PREFIX><jobId>[-2]`) and whose
+//!   instant is `time`. The run starts the snapshots, records them and returns `running`.
+//! - **EC2's `EBS Snapshot Notification`** (`createSnapshot`, `createSnapshots`): settles the
+//!   backup the snapshot belongs to (SPEC §16). EC2 sends these for every snapshot of the
+//!   region, so one no backup is waiting on (AWS Backup's, DLM's, a person's) is a quiet
+//!   success, never an error: a failed invocation would be retried and land in the
+//!   dead-letter queue for nothing.
+//! - **`{"sweep": true}`**, from the sweeper rule every ten minutes.
 //!
 //! A failed invocation reaches CloudWatch and the dead-letter queue as Lambda's
 //! `errorType`/`errorMessage` pair: [`ErrorType`] names what went wrong, so an operator can
@@ -13,7 +20,7 @@
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use backup_core::api::{RunFailure, RunStatus};
-use backup_engine::{Engine, EngineError, ErrorKind};
+use backup_engine::{Engine, EngineError, ErrorKind, Notice, Settled, SweepReport};
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
 use serde::de::DeserializeOwned;
@@ -135,7 +142,99 @@ struct TransformerInput {
     scheduled_time: DateTime<Utc>,
 }
 
-const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"} or an EventBridge \"Scheduled Event\"";
+const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"}, an EventBridge \"Scheduled Event\", an \"EBS Snapshot Notification\" or {\"sweep\": true}";
+
+use backup_aws::ebs::SNAPSHOT_NOTIFICATION;
+
+/// What one invocation is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Run a job for one firing.
+    Run(RunRequest),
+    /// Settle what EC2 says of these snapshots (ids, not ARNs).
+    Settle(Vec<(String, Notice)>),
+    /// One sweep.
+    Sweep,
+    /// An EC2 snapshot event of another kind (`copySnapshot`, `shareSnapshot`): nothing to do.
+    Ignore(String),
+}
+
+/// The `detail` of an `EBS Snapshot Notification`: `createSnapshot` names one snapshot,
+/// `createSnapshots` (crash-consistent snapshots of an instance's volumes) a list.
+#[derive(Deserialize)]
+struct SnapshotDetail {
+    event: String,
+    #[serde(default)]
+    result: String,
+    #[serde(default)]
+    cause: String,
+    #[serde(default)]
+    snapshot_id: Option<String>,
+    #[serde(default)]
+    snapshots: Vec<SnapshotOfSet>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotOfSet {
+    snapshot_id: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// `snap-…` from `arn:aws:ec2::<region>:snapshot/snap-…` (or a bare id).
+fn snapshot_id(arn: &str) -> String {
+    arn.rsplit_once("snapshot/")
+        .map_or(arn, |(_, id)| id)
+        .to_owned()
+}
+
+fn notice(result: &str, cause: &str) -> Notice {
+    match result {
+        "succeeded" | "completed" => Notice::Completed,
+        other => Notice::Failed(if cause.trim().is_empty() {
+            format!("EC2 reported the snapshot {other}")
+        } else {
+            format!("EC2 reported the snapshot {other}: {}", cause.trim())
+        }),
+    }
+}
+
+fn parse_snapshot_event(event: &CloudWatchEvent) -> Result<Request, RunnerError> {
+    let detail = event.detail.clone().unwrap_or_default();
+    let detail: SnapshotDetail = serde_path_to_error::deserialize(&detail).map_err(|e| {
+        RunnerError::BadEvent(format!(
+            "an {SNAPSHOT_NOTIFICATION} with a malformed detail: {e}"
+        ))
+    })?;
+    match detail.event.as_str() {
+        "createSnapshot" => {
+            let Some(arn) = detail.snapshot_id else {
+                return Err(RunnerError::BadEvent(format!(
+                    "a createSnapshot {SNAPSHOT_NOTIFICATION} without `detail.snapshot_id`"
+                )));
+            };
+            Ok(Request::Settle(vec![(
+                snapshot_id(&arn),
+                notice(&detail.result, &detail.cause),
+            )]))
+        }
+        "createSnapshots" => Ok(Request::Settle(
+            detail
+                .snapshots
+                .iter()
+                .map(|s| {
+                    let result = if s.status.is_empty() {
+                        &detail.result
+                    } else {
+                        &s.status
+                    };
+                    (snapshot_id(&s.snapshot_id), notice(result, &detail.cause))
+                })
+                .collect(),
+        )),
+        other => Ok(Request::Ignore(other.to_owned())),
+    }
+}
 
 /// `event` as a `T`; a mismatch names the field at fault (`scheduledTime: …`).
 fn read<T: DeserializeOwned>(event: &Value) -> Result<T, RunnerError> {
@@ -143,22 +242,40 @@ fn read<T: DeserializeOwned>(event: &Value) -> Result<T, RunnerError> {
         .map_err(|e| RunnerError::BadEvent(format!("{e}; {EXPECTED}")))
 }
 
-/// Reads an event without I/O.
+/// Reads a job's firing without I/O.
 pub fn parse_event(event: &Value, rule_prefix: &str) -> Result<RunRequest, RunnerError> {
+    match parse_request(event, rule_prefix)? {
+        Request::Run(run) => Ok(run),
+        _ => Err(RunnerError::BadEvent(format!(
+            "the event is not a job's firing; {EXPECTED}"
+        ))),
+    }
+}
+
+/// Reads any event the runner takes, without I/O.
+pub fn parse_request(event: &Value, rule_prefix: &str) -> Result<Request, RunnerError> {
     let Some(object) = event.as_object() else {
         return Err(RunnerError::BadEvent(format!(
             "the event is not a JSON object; {EXPECTED}"
         )));
     };
+    if let Some(sweep) = object.get("sweep") {
+        if sweep == &Value::Bool(true) && object.len() == 1 {
+            return Ok(Request::Sweep);
+        }
+        return Err(RunnerError::BadEvent(format!(
+            "a sweep is exactly {{\"sweep\": true}}; {EXPECTED}"
+        )));
+    }
     if object.contains_key("jobId") {
         let input: TransformerInput = read(event)?;
         if input.job_id.trim().is_empty() {
             return Err(RunnerError::BadEvent("`jobId` is empty".into()));
         }
-        return Ok(RunRequest {
+        return Ok(Request::Run(RunRequest {
             job_id: input.job_id,
             scheduled: input.scheduled_time,
-        });
+        }));
     }
     if object.contains_key("detail-type") {
         let e: CloudWatchEvent = read(event)?;
@@ -166,6 +283,9 @@ pub fn parse_event(event: &Value, rule_prefix: &str) -> Result<RunRequest, Runne
             e.detail_type.as_deref().unwrap_or_default(),
             e.source.as_deref().unwrap_or_default(),
         );
+        if detail_type == SNAPSHOT_NOTIFICATION && source == "aws.ec2" {
+            return parse_snapshot_event(&e);
+        }
         if detail_type != "Scheduled Event" || source != "aws.events" {
             return Err(RunnerError::BadEvent(format!(
                 "an EventBridge event of type `{detail_type}` from `{source}` is not a schedule; {EXPECTED}"
@@ -194,23 +314,109 @@ pub fn parse_event(event: &Value, rule_prefix: &str) -> Result<RunRequest, Runne
                 )))
             }
         };
-        return Ok(RunRequest {
+        return Ok(Request::Run(RunRequest {
             job_id,
             scheduled: e.time,
-        });
+        }));
     }
     Err(RunnerError::BadEvent(format!(
         "the event has neither `jobId` nor `detail-type`; {EXPECTED}"
     )))
 }
 
-/// Runs what `event` asks for, to the end.
+/// What one snapshot notification settled, for the invocation's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettleReport {
+    pub snapshot_id: String,
+    /// `unknown` (no backup waits on it), `not-yet` (the backup has other snapshots still
+    /// being made), `available` or `defunct`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_id: Option<String>,
+}
+
+/// The invocation's answer, by what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Run(RunReport),
+    Settled { settled: Vec<SettleReport> },
+    Swept { sweep: SweepReport },
+    Ignored { ignored: String },
+}
+
+/// Does what `event` asks for.
 pub async fn handle(
     engine: &Engine,
     rule_prefix: &str,
     event: &Value,
-) -> Result<RunReport, RunnerError> {
-    let request = parse_event(event, rule_prefix)?;
+) -> Result<Answer, RunnerError> {
+    match parse_request(event, rule_prefix)? {
+        Request::Run(request) => Ok(Answer::Run(run(engine, request).await?)),
+        Request::Settle(notices) => {
+            let mut settled = Vec::new();
+            for (snapshot_id, notice) in notices {
+                let report = settle(engine, &snapshot_id, notice).await?;
+                settled.push(report);
+            }
+            Ok(Answer::Settled { settled })
+        }
+        Request::Sweep => {
+            let sweep = engine.sweep().await?;
+            for problem in &sweep.problems {
+                tracing::warn!(%problem, "the sweep could not finish something; the next sweep retries");
+            }
+            Ok(Answer::Swept { sweep })
+        }
+        Request::Ignore(kind) => {
+            tracing::debug!(%kind, "an EBS snapshot event of a kind the runner does not settle");
+            Ok(Answer::Ignored { ignored: kind })
+        }
+    }
+}
+
+async fn settle(
+    engine: &Engine,
+    snapshot_id: &str,
+    notice: Notice,
+) -> Result<SettleReport, RunnerError> {
+    let settled = engine.settle_notice(snapshot_id, notice).await?;
+    let (outcome, backup_id, history) = match settled {
+        Settled::Unknown => ("unknown", None, None),
+        Settled::NotYet { backup_id } => ("not-yet", Some(backup_id), None),
+        Settled::Ended {
+            backup_id,
+            available,
+            history,
+        } => (
+            if available { "available" } else { "defunct" },
+            Some(backup_id),
+            history,
+        ),
+    };
+    if let Some(h) = &history {
+        log_end(&RunReport {
+            job_id: h.job_id.clone(),
+            history_id: h.id.clone(),
+            status: h.status,
+            error_code: h.error_code,
+            details: h.details.clone(),
+            duplicate: false,
+        });
+    }
+    Ok(SettleReport {
+        snapshot_id: snapshot_id.to_owned(),
+        outcome: outcome.to_owned(),
+        backup_id,
+        history_id: history.map(|h| h.id),
+    })
+}
+
+/// Runs a job's firing: to its end, or until its snapshots are started and recorded.
+async fn run(engine: &Engine, request: RunRequest) -> Result<RunReport, RunnerError> {
     let outcome = engine
         .run_scheduled(&request.job_id, request.scheduled)
         .await?;
@@ -223,6 +429,12 @@ pub async fn handle(
         details: h.details,
         duplicate: outcome.duplicate,
     };
+    log_end(&report);
+    Ok(report)
+}
+
+/// Logs how a run ended (or that it continues).
+fn log_end(report: &RunReport) {
     // The alarm on failed runs counts this line (a metric filter on `RUN_FAILED`).
     if report.status == RunStatus::Failed && !report.duplicate {
         tracing::warn!(
@@ -232,10 +444,11 @@ pub async fn handle(
             "RUN_FAILED {}",
             report.details
         );
+    } else if report.status == RunStatus::Running {
+        tracing::info!(job_id = %report.job_id, history_id = %report.history_id, duplicate = report.duplicate, "run started; its snapshots settle it");
     } else {
         tracing::info!(job_id = %report.job_id, history_id = %report.history_id, duplicate = report.duplicate, status = ?report.status, "run finished");
     }
-    Ok(report)
 }
 
 #[cfg(test)]
@@ -285,6 +498,59 @@ mod tests {
         ] {
             let err = parse_event(&event, "backup-job-").unwrap_err().to_string();
             assert!(err.contains(needle), "{event}: {err}");
+        }
+    }
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_notification_names_the_snapshot_and_its_result() {
+        let event = fixture("ebs-snapshot-notification.json");
+        assert_eq!(
+            parse_request(&event, "backup-job-").unwrap(),
+            Request::Settle(vec![("snap-01234567890abcdef".into(), Notice::Completed)])
+        );
+        let mut failed = event.clone();
+        failed["detail"]["result"] = json!("failed");
+        failed["detail"]["cause"] = json!("Volume vol-01234567890abcdef was detached.");
+        let Request::Settle(notices) = parse_request(&failed, "backup-job-").unwrap() else {
+            panic!("a settle")
+        };
+        let Notice::Failed(reason) = &notices[0].1 else {
+            panic!("{notices:?}")
+        };
+        assert!(reason.contains("was detached"), "{reason}");
+        let set = fixture("ebs-snapshots-notification.json");
+        assert_eq!(
+            parse_request(&set, "backup-job-").unwrap(),
+            Request::Settle(vec![
+                ("snap-0aaaaaaaaaaaaaaaa".into(), Notice::Completed),
+                ("snap-0bbbbbbbbbbbbbbbb".into(), Notice::Completed),
+            ])
+        );
+        let mut copy = event;
+        copy["detail"]["event"] = json!("copySnapshot");
+        assert_eq!(
+            parse_request(&copy, "backup-job-").unwrap(),
+            Request::Ignore("copySnapshot".into())
+        );
+    }
+
+    #[test]
+    fn a_sweep_is_exactly_sweep_true() {
+        assert_eq!(
+            parse_request(&json!({"sweep": true}), "p-").unwrap(),
+            Request::Sweep
+        );
+        for bad in [
+            json!({"sweep": false}),
+            json!({"sweep": true, "jobId": "x"}),
+        ] {
+            let err = parse_request(&bad, "p-").unwrap_err().to_string();
+            assert!(err.contains("{\"sweep\": true}"), "{err}");
         }
     }
 

@@ -1,8 +1,9 @@
 //! The functions' configuration: `backup_aws::AwsSettings` (`TABLE_NAME`,
 //! `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`) plus the engine's timings on Lambda:
-//! `LEASE_SECONDS` (default 60) and `BACKUP_WAIT_SECONDS` (default 780, so a run gives up
-//! waiting for its snapshots before the function's 15-minute limit and marks the backup
-//! defunct).
+//! `LEASE_SECONDS` (default 60), the lease a run holds while it starts its snapshots, and
+//! `SNAPSHOT_TIMEOUT` (seconds, default 86400 = 24 h), how long a backup's snapshots may
+//! take before the sweeper fails it (SPEC §16). A run does not wait for its snapshots: it
+//! records them and returns, and EC2's notification settles the backup.
 //!
 //! Their errors are `backup_aws`'s [`ConfigError`]: one error type names the variable,
 //! whichever crate reads it.
@@ -13,9 +14,9 @@ use backup_aws::{AwsSettings, ConfigError};
 use backup_engine::EngineConfig;
 
 pub const DEFAULT_LEASE_SECONDS: u64 = 60;
-pub const DEFAULT_BACKUP_WAIT_SECONDS: u64 = 780;
-/// How often a run asks EC2 whether its snapshots are complete.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_SNAPSHOT_TIMEOUT_SECONDS: u64 = 24 * 3600;
+/// The longest `SNAPSHOT_TIMEOUT`: a first snapshot of a large volume takes hours, not weeks.
+pub const MAX_SNAPSHOT_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct LambdaSettings {
@@ -45,10 +46,13 @@ impl LambdaSettings {
             }
         };
         let lease = seconds("LEASE_SECONDS", DEFAULT_LEASE_SECONDS, 3600)?;
-        let wait = seconds("BACKUP_WAIT_SECONDS", DEFAULT_BACKUP_WAIT_SECONDS, 6 * 3600)?;
+        let timeout = seconds(
+            "SNAPSHOT_TIMEOUT",
+            DEFAULT_SNAPSHOT_TIMEOUT_SECONDS,
+            MAX_SNAPSHOT_TIMEOUT_SECONDS,
+        )?;
         let mut engine = EngineConfig::with_lease(Duration::from_secs(lease));
-        engine.max_backup_wait = Duration::from_secs(wait);
-        engine.poll_interval = POLL_INTERVAL.min(Duration::from_secs(wait));
+        engine.settle_later = Some(Duration::from_secs(timeout));
         Ok(LambdaSettings { aws, engine })
     }
 }
@@ -69,10 +73,17 @@ mod tests {
     }
 
     #[test]
-    fn defaults_fit_in_a_lambda_invocation() {
+    fn by_default_a_run_leaves_its_snapshots_to_settle_within_a_day() {
         let s =
             LambdaSettings::from_lookup(|k| (k == "TABLE_NAME").then(|| "backups".into())).unwrap();
         assert_eq!(s.engine.lease, Duration::from_secs(60));
-        assert!(s.engine.max_backup_wait < Duration::from_secs(900));
+        assert_eq!(s.engine.settle_later, Some(Duration::from_secs(86400)));
+        let s = LambdaSettings::from_lookup(|k| match k {
+            "TABLE_NAME" => Some("backups".into()),
+            "SNAPSHOT_TIMEOUT" => Some("3 days".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(s.to_string().contains("SNAPSHOT_TIMEOUT"), "{s}");
     }
 }

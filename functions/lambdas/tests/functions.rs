@@ -129,6 +129,38 @@ impl World {
             .await
     }
 
+    /// The runner's answer to EC2's notification that `snapshot` ended with `result`
+    /// (`succeeded`, `failed`).
+    async fn notify(&self, snapshot: &str, result: &str) -> Value {
+        self.emulator
+            .invoke(snapshot_notification(snapshot, result))
+            .await
+            .expect("a notification always succeeds")
+    }
+
+    /// Sends the notification of each of `job`'s snapshots, as EC2 does when they complete.
+    async fn settle(&self, job: &str) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for s in self.snapshots_of_job(job).await {
+            answers.push(self.notify(s.snapshot_id().unwrap(), "succeeded").await);
+        }
+        answers
+    }
+
+    /// The runner's answer to the sweeper rule.
+    async fn sweep(&self) -> Value {
+        self.emulator
+            .invoke(json!({"sweep": true}))
+            .await
+            .expect("a sweep succeeds")
+    }
+
+    async fn history_status(&self, history_id: &Value) -> RunStatus {
+        let id = history_id.as_str().expect("a history id");
+        let h = self.table.store().get_history(id).await.unwrap();
+        h.expect("the history item").item.status
+    }
+
     /// The snapshots made for `job`.
     async fn snapshots_of_job(&self, job: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
         snapshots_tagged(&self.ec2, "backup:job-id", job).await
@@ -155,6 +187,20 @@ fn transformer_input(job: &str, time: &str) -> Value {
     json!({"jobId": job, "scheduledTime": time})
 }
 
+/// EC2's `EBS Snapshot Notification` (the fixture) for `snapshot`'s end.
+fn snapshot_notification(snapshot: &str, result: &str) -> Value {
+    let mut e: Value =
+        serde_json::from_str(include_str!("fixtures/ebs-snapshot-notification.json")).unwrap();
+    let arn = format!("arn:aws:ec2::us-east-1:snapshot/{snapshot}");
+    e["resources"] = json!([arn]);
+    e["detail"]["snapshot_id"] = json!(arn);
+    e["detail"]["result"] = json!(result);
+    if result != "succeeded" {
+        e["detail"]["cause"] = json!("The volume was detached while it was snapshotted.");
+    }
+    e
+}
+
 fn scheduled_event(job: &str, time: &str) -> Value {
     let mut e: Value = serde_json::from_str(include_str!("fixtures/scheduled-event.json")).unwrap();
     e["time"] = Value::String(time.into());
@@ -170,10 +216,19 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
     let (w, job, _runner) = one_job_and_a_runner(2).await;
     // WHEN the rule's transformer input arrives
     let report = w.fire(&job, 5).await.expect("the invocation succeeds");
-    // THEN the run succeeded and made one snapshot per volume, tagged with its ids
-    assert_eq!(report["status"], "succeeded", "{report}");
+    // THEN the run started one snapshot per volume, tagged with its ids, and returned
+    // without waiting for them
+    assert_eq!(report["status"], "running", "{report}");
     assert_eq!(report["duplicate"], false);
+    // AND EC2's notification of the first snapshot's end, while the second is still
+    // pending, settles nothing; the second's settles the backup
     let snaps = w.snapshots_of_job(&job).await;
+    w.proxy.hold_snapshots_pending(true);
+    let first = w.notify(snaps[0].snapshot_id().unwrap(), "succeeded").await;
+    assert_eq!(first["settled"][0]["outcome"], "not-yet", "{first}");
+    w.proxy.hold_snapshots_pending(false);
+    let second = w.notify(snaps[1].snapshot_id().unwrap(), "succeeded").await;
+    assert_eq!(second["settled"][0]["outcome"], "available", "{second}");
     let mut expected = w.volumes.clone();
     expected.sort();
     assert_eq!(snapshotted_volumes(&snaps), expected);
@@ -202,7 +257,7 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
         .await
         .expect("the invocation succeeds");
     // THEN the job is found from the rule name and backed up for the event's time
-    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["status"], "running", "{report}");
     assert_eq!(report["jobId"], job.as_str());
     assert_eq!(
         w.table.store().list_job_backups(&job).await.unwrap().len(),
@@ -222,7 +277,7 @@ async fn the_same_scheduled_event_delivered_three_times_makes_one_backup() {
     for r in &reports[1..] {
         assert_eq!(r["duplicate"], true, "{r}");
         assert_eq!(r["historyId"], reports[0]["historyId"]);
-        assert_eq!(r["status"], "succeeded");
+        assert_eq!(r["status"], "running");
     }
     assert_eq!(
         w.table.store().list_job_backups(&job).await.unwrap().len(),
@@ -262,10 +317,7 @@ async fn twenty_concurrent_runs_for_one_cluster_make_one_backup_and_nineteen_loc
     while let Some(r) = tasks.join_next().await {
         reports.push(r.unwrap().expect("every invocation succeeds"));
     }
-    let succeeded = reports
-        .iter()
-        .filter(|r| r["status"] == "succeeded")
-        .count();
+    let succeeded = reports.iter().filter(|r| r["status"] == "running").count();
     let locked = reports
         .iter()
         .filter(|r| r["errorCode"] == "cluster_locked")
@@ -335,7 +387,7 @@ async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
     // AND once it has ended, the next run backs the cluster up
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let report = w.fire(&second, 6).await.expect("succeeds");
-    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["status"], "running", "{report}");
     // AND Lambda's retry of the killed invocation records that run as interrupted, its
     // backup defunct, instead of leaving it `running`
     let report = w.fire(&first, 5).await.expect("succeeds");
@@ -353,6 +405,215 @@ async fn a_runner_killed_mid_backup_frees_the_cluster_when_its_lease_expires() {
         Some(backup_core::retention::BackupStatus::Defunct),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_pending_snapshot_holds_its_cluster_until_its_notification_settles_it_once() {
+    // GIVEN a snapshot that stays `pending` (moto completes them at once; the proxy says
+    // otherwise until the test lets go)
+    let (w, job, _runner) = one_job_and_a_runner(1).await;
+    let other = w.add_job().await;
+    w.proxy.hold_snapshots_pending(true);
+    // WHEN the job fires THEN the run returns at once, `running`
+    let started = Instant::now();
+    let report = w.fire(&job, 5).await.expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // AND the cluster stays locked: a second job's run fails `cluster_locked`
+    let refused = w.fire(&other, 5).await.expect("succeeds");
+    assert_eq!(refused["errorCode"], "cluster_locked", "{refused}");
+    // AND a sweep while the snapshot is pending changes nothing
+    let swept = w.sweep().await;
+    assert_eq!(swept["sweep"]["settled"], json!([]), "{swept}");
+    assert_eq!(
+        w.history_status(&report["historyId"]).await,
+        RunStatus::Running
+    );
+    // WHEN a notification for a snapshot nobody waits on arrives (AWS Backup's, DLM's)
+    // THEN it answers success and writes nothing
+    let before = w.table.item_count().await;
+    let unknown = w.notify("snap-0123456789abcdef0", "succeeded").await;
+    assert_eq!(unknown["settled"][0]["outcome"], "unknown", "{unknown}");
+    assert_eq!(w.table.item_count().await, before);
+    // WHEN EC2's notification of its end arrives THEN the backup is available, the run
+    // succeeded and the cluster is free
+    let snapshot = w.snapshots_of_job(&job).await[0]
+        .snapshot_id()
+        .unwrap()
+        .to_owned();
+    let settled = w.notify(&snapshot, "succeeded").await;
+    assert_eq!(settled["settled"][0]["outcome"], "available", "{settled}");
+    assert_eq!(settled["settled"][0]["historyId"], report["historyId"]);
+    assert_eq!(
+        w.history_status(&report["historyId"]).await,
+        RunStatus::Succeeded
+    );
+    let backups = w.table.store().list_job_backups(&job).await.unwrap();
+    assert_eq!(backups[0].status.to_string(), "available");
+    let store = w.table.store();
+    assert_eq!(
+        store.current(&w.cluster, chrono::Utc::now()).await.unwrap(),
+        None
+    );
+    // WHEN the same notification arrives again THEN nothing more happens
+    let items = w.table.item_count().await;
+    let again = w.notify(&snapshot, "succeeded").await;
+    assert_eq!(again["settled"][0]["outcome"], "unknown", "{again}");
+    assert_eq!(w.table.item_count().await, items);
+    assert_eq!(
+        w.history_status(&report["historyId"]).await,
+        RunStatus::Succeeded
+    );
+
+    // GIVEN the next run, whose snapshot fails
+    let failing = w.fire(&job, 6).await.expect("succeeds");
+    assert_eq!(failing["status"], "running", "{failing}");
+    let newest = w
+        .snapshots_of_job(&job)
+        .await
+        .into_iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .find(|id| *id != snapshot)
+        .expect("a second snapshot");
+    // WHEN EC2 notifies its failure THEN the backup is defunct, the run failed saying why,
+    // nothing was pruned and the cluster is free
+    let failed = w.notify(&newest, "failed").await;
+    assert_eq!(failed["settled"][0]["outcome"], "defunct", "{failed}");
+    let id = failing["historyId"].as_str().unwrap();
+    let item = store.get_history(id).await.unwrap().unwrap().item;
+    assert_eq!(item.status, RunStatus::Failed);
+    assert_eq!(item.error_code, Some(RunFailure::ProviderError));
+    assert!(item.details.contains("was detached"), "{}", item.details);
+    let statuses: Vec<String> = store
+        .list_job_backups(&job)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.status.to_string())
+        .collect();
+    assert!(statuses.contains(&"available".to_owned()), "{statuses:?}");
+    assert!(statuses.contains(&"defunct".to_owned()), "{statuses:?}");
+    assert_eq!(
+        store.current(&w.cluster, chrono::Utc::now()).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn without_a_notification_the_sweep_settles_a_backup_or_fails_it_past_the_timeout() {
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    let _runner = w.runner(&[("SNAPSHOT_TIMEOUT", "3")]);
+    // GIVEN a run whose notification never comes
+    let report = w.fire(&job, 5).await.expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    // WHEN the snapshot is complete THEN the sweep settles it
+    let swept = w.sweep().await;
+    assert_eq!(
+        swept["sweep"]["settled"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    assert_eq!(
+        w.history_status(&report["historyId"]).await,
+        RunStatus::Succeeded
+    );
+    // GIVEN a run whose snapshot stays pending past SNAPSHOT_TIMEOUT
+    w.proxy.hold_snapshots_pending(true);
+    let report = w.fire(&job, 6).await.expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    let swept = w.sweep().await;
+    assert_eq!(swept["sweep"]["timedOut"], json!([]), "{swept}");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // WHEN the sweep runs THEN the backup is defunct (`provider_timeout`), the run failed
+    // and the cluster is free
+    let swept = w.sweep().await;
+    assert_eq!(
+        swept["sweep"]["timedOut"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    let store = w.table.store();
+    let id = report["historyId"].as_str().unwrap();
+    let item = store.get_history(id).await.unwrap().unwrap().item;
+    assert_eq!(
+        item.error_code,
+        Some(RunFailure::ProviderTimeout),
+        "{}",
+        item.details
+    );
+    assert_eq!(
+        store.current(&w.cluster, chrono::Utc::now()).await.unwrap(),
+        None
+    );
+    let backup = store
+        .get_backup(&item.linked_resource)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backup.status.to_string(), "defunct");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_runner_killed_after_starting_its_snapshot_leaves_nothing_the_sweep_does_not_clean() {
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    let lease = [("LEASE_SECONDS", "2")];
+    let mut doomed = w.runner(&lease);
+    w.emulator.wait_for_polls(1).await;
+    // GIVEN a run killed while its CreateSnapshot is on the way (the call still reaches EC2,
+    // so the snapshot exists, but the run never records it)
+    w.proxy.set_create_snapshot_delay(Duration::from_secs(2));
+    let emulator = w.emulator.clone();
+    let event = transformer_input(&job, &at(5));
+    let _stuck = tokio::spawn(async move { emulator.invoke(event).await });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !w
+        .proxy
+        .take_calls()
+        .iter()
+        .any(|c| c == "ec2:CreateSnapshot")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the run never called CreateSnapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    w.proxy.set_create_snapshot_delay(Duration::ZERO);
+    assert_eq!(w.snapshots_of_job(&job).await.len(), 1, "the orphan exists");
+    // THEN the cluster is free once the short lease has ended
+    let store = w.table.store();
+    assert_eq!(
+        store.current(&w.cluster, chrono::Utc::now()).await.unwrap(),
+        None
+    );
+    // WHEN the sweep runs THEN the run failed `interrupted`, and the orphan snapshot is found
+    // by its tags and deleted
+    let _runner = w.runner(&lease);
+    let swept = w.sweep().await;
+    assert_eq!(
+        swept["sweep"]["abandonedRuns"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    assert_eq!(
+        swept["sweep"]["orphansDeleted"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    assert!(w.snapshots_of_job(&job).await.is_empty());
+    let history = store.list_history(&scope(), Some(&job)).await.unwrap();
+    assert_eq!(history[0].error_code, Some(RunFailure::Interrupted));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -496,15 +757,25 @@ async fn bench_runner_figures() {
     let started = Instant::now();
     let report = w.fire(&job, 5).await.expect("succeeds");
     let cold = started.elapsed();
-    assert_eq!(report["status"], "succeeded", "{report}");
-    let calls = w.proxy.take_calls();
+    assert_eq!(report["status"], "running", "{report}");
+    let start_calls = w.proxy.take_calls();
     let waited = w.proxy.take_waited();
+    // The notification's invocation: the second (and last) of the run.
+    let settling = Instant::now();
+    let settled = w.settle(&job).await;
+    let settle = settling.elapsed();
+    assert_eq!(
+        settled[0]["settled"][0]["outcome"], "available",
+        "{settled:?}"
+    );
+    let settle_calls = w.proxy.take_calls();
     let mut warm = Vec::new();
     for hour in 6..16 {
         let started = Instant::now();
         let report = w.fire(&job, hour).await.expect("succeeds");
         warm.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(report["status"], "succeeded");
+        assert_eq!(report["status"], "running");
+        w.settle(&job).await;
     }
     warm.sort_by(f64::total_cmp);
     let figures = json!({
@@ -514,8 +785,11 @@ async fn bench_runner_figures() {
         "runnerWarmInvocationMedianMs": warm[warm.len() / 2],
         "firstInvocationWaitingOnAwsMs": waited.as_secs_f64() * 1000.0,
         "runnerColdStartOwnMs": (init + cold).saturating_sub(waited).as_secs_f64() * 1000.0,
-        "awsCallsOneRunNothingToPrune": calls.len(),
-        "awsCalls": calls,
+        "settleInvocationMs": settle.as_secs_f64() * 1000.0,
+        "lambdaMsBilledPerRun": (cold + settle).as_secs_f64() * 1000.0,
+        "awsCallsOneRunNothingToPrune": start_calls.len() + settle_calls.len(),
+        "awsCallsStart": start_calls,
+        "awsCallsSettle": settle_calls,
     });
     println!("BENCH {figures}");
 }

@@ -174,6 +174,8 @@ impl LocalMode {
                 clock: options.clock,
                 ids: Arc::new(RandomIds::default()),
                 writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
+                // The local mode waits for its backups: nothing settles later.
+                pending: None,
             },
             options.engine,
         );

@@ -80,6 +80,7 @@ use update::Update;
 
 use crate::failure::FailedCall;
 
+mod pending;
 mod update;
 mod writes;
 

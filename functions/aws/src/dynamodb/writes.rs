@@ -183,7 +183,9 @@ fn counter_after(sequence_key: &str, seen: u64) -> Update {
 /// The codes of a cancelled transaction, one per action (`ConditionalCheckFailed`, `None`,
 /// …); `None` when the error is not a cancellation (a conflict with another transaction
 /// is one, with the code `TransactionConflict`).
-fn cancellation(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<Vec<String>> {
+pub(super) fn cancellation(
+    e: &SdkError<TransactWriteItemsError, HttpResponse>,
+) -> Option<Vec<String>> {
     match e.as_service_error()? {
         TransactWriteItemsError::TransactionCanceledException(c) => Some(
             c.cancellation_reasons()
@@ -349,11 +351,16 @@ impl BackupWrites for DynamoStore {
         {
             parts.push((Part::Release, lock_release(cluster_id, fencing_token)));
         }
-        if parts.len() > 1 {
-            let actions = parts
+        let forget = match finish.settled {
+            Some(p) => super::pending::forget(&self.table, p)?,
+            None => Vec::new(),
+        };
+        if parts.len() + forget.len() > 1 {
+            let mut actions = parts
                 .iter()
                 .map(|(_, update)| update.transact(&self.table))
                 .collect::<StoreResult<Vec<_>>>()?;
+            actions.extend(forget);
             match self
                 .client
                 .transact_write_items()
@@ -375,8 +382,22 @@ impl BackupWrites for DynamoStore {
                         release: asked(finish.release.is_some()),
                     });
                 }
-                // A condition failed, so nothing was written: make the parts one by one.
-                Err(e) if cancellation(&e).is_some() => {}
+                // A condition failed, so nothing was written. A settle whose backup had
+                // already left `creating` changes nothing more; otherwise the parts are
+                // made one by one.
+                Err(e) if cancellation(&e).is_some() => {
+                    let backup_stale = finish.backup.is_some()
+                        && cancellation(&e)
+                            .and_then(|codes| codes.first().cloned())
+                            .as_deref()
+                            == Some("ConditionalCheckFailed");
+                    if finish.together && backup_stale {
+                        return Ok(Finished {
+                            backup: Applied::Stale,
+                            ..Finished::default()
+                        });
+                    }
+                }
                 Err(e) => return Err(backend("TransactWriteItems", e)),
             }
         }
@@ -385,18 +406,28 @@ impl BackupWrites for DynamoStore {
         for (part, update) in &parts {
             let applied = match update.apply(&self.client, &self.table).await {
                 Ok(applied) => applied,
+                Err(e) if finish.together && matches!(part, Part::Backup) => return Err(e),
                 Err(e) => {
                     first_error.get_or_insert(e);
                     continue;
                 }
             };
             match part {
+                Part::Backup if finish.together && !applied => {
+                    finished.backup = Applied::Stale;
+                    return Ok(finished);
+                }
                 Part::Backup => finished.backup = Applied::from_condition(applied),
                 Part::Release => finished.release = Applied::from_condition(applied),
                 Part::History(item) if !applied => {
                     first_error.get_or_insert(no_run_record(item));
                 }
                 Part::History(_) => {}
+            }
+        }
+        if let Some(p) = finish.settled {
+            if let Err(e) = backup_engine::ports::PendingBackups::unpark(self, p).await {
+                first_error.get_or_insert(e);
             }
         }
         match first_error {

@@ -48,7 +48,7 @@ fn started(s: Started) -> (ClusterLockInfo, BackupEntry) {
 
 /// A run `r1` of job `j1` on cluster `c1` (org `o1`) that has begun and started its backup
 /// `b1` at `at(0)`: the writes, its history entry, its lock and its backup.
-async fn started_run(
+pub(super) async fn started_run(
     a: &Adapters,
 ) -> (
     Arc<dyn BackupWrites>,
@@ -85,6 +85,7 @@ async fn finish_run(
                 cluster_id: "c1",
                 fencing_token: lock.fencing_token,
             }),
+            ..Finish::default()
         })
         .await
         .unwrap();

@@ -11,10 +11,10 @@ use backup_core::job::check_cluster_id;
 use super::{check_job_id, job_id_message, Engine};
 use crate::error::{EngineError, Problems};
 use crate::model::{
-    BackupEnd, BackupEntry, BackupFilter, BackupHandle, ClusterRecord, Finish, LockHolder, Release,
-    Scope, Started, OPERATION_MANUAL,
+    BackupEntry, BackupFilter, BackupHandle, ClusterRecord, LockHolder, Scope, Started,
+    OPERATION_MANUAL,
 };
-use crate::run::{Cause, NewBackup};
+use crate::run::{Ending, NewBackup};
 
 /// What a delete came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,40 +226,21 @@ impl Engine {
                 .await;
             // A manual backup has no history item: the backup itself says why it failed
             // (SPEC §13), or what to know of it.
-            let (status, error_code, details) = match &made.result {
-                Ok(()) => (
-                    BackupStatus::Available,
-                    None,
-                    (!made.notes.is_empty()).then(|| made.notes.join("; ")),
-                ),
-                Err(failure) => {
-                    let Cause { failure, reason } = failure.describe(provider.kind());
-                    tracing::warn!(backup_id = %backup.id, %reason, "manual backup failed");
-                    (
-                        BackupStatus::Defunct,
-                        Some(failure),
-                        Some(format!(
-                            "Backup {} of cluster {} failed because {reason}.",
-                            backup.id, cluster.id
-                        )),
-                    )
+            let ending = Ending {
+                run: None,
+                backup: &backup,
+                provider: provider.kind(),
+                fencing_token: lock.fencing_token,
+                settled: None,
+            };
+            match &made.later {
+                Some(handle) => {
+                    engine.park(&ending, handle, None).await;
                 }
-            };
-            let finish = Finish {
-                backup: Some(BackupEnd {
-                    backup_id: &backup.id,
-                    status,
-                    location: Some(&made.location),
-                    error_code,
-                    details: details.as_deref(),
-                }),
-                history: None,
-                release: Some(Release {
-                    cluster_id: &cluster.id,
-                    fencing_token: lock.fencing_token,
-                }),
-            };
-            engine.commit(&finish, &backup.id).await;
+                None => {
+                    engine.conclude(&ending, made).await;
+                }
+            }
         });
         Ok(id)
     }

@@ -73,24 +73,42 @@ impl Engine {
     /// A delivery of a run that is recorded `running` but whose process is gone (on AWS:
     /// Lambda retries an invocation that timed out or crashed) records it as failed, with
     /// code `interrupted`, and marks the backup it was making `defunct` so the next run
-    /// prunes it. Gone means: started more than a lease ago, and the cluster's lock is free,
-    /// since a live run holds it from before its backup starts until its history is final.
+    /// prunes it. Gone means: started more than a lease ago, and the cluster's lock is not
+    /// held by this run, since a live run holds it from before its backup starts until its
+    /// history is final (a run whose snapshots settle later holds it until they do).
     /// Anything else (it may still be working, or the store cannot tell) changes nothing.
     pub(crate) async fn settle_abandoned(
         &self,
         job: &JobRecord,
         history: HistoryItem,
     ) -> HistoryItem {
+        match self.abandon_run(job, &history).await {
+            Some((ended, _)) => ended,
+            None => history,
+        }
+    }
+
+    /// [`settle_abandoned`](Self::settle_abandoned)'s work: `None` when the run is not
+    /// abandoned, else its final item and the backups it marked defunct.
+    pub(crate) async fn abandon_run(
+        &self,
+        job: &JobRecord,
+        history: &HistoryItem,
+    ) -> Option<(HistoryItem, Vec<String>)> {
         let now = self.now();
         if history.status != RunStatus::Running || history.start_time + self.lease() > now {
-            return history;
+            return None;
         }
         match self.inner.lock.current(&job.cluster_id, now).await {
-            Ok(None) => {}
-            Ok(Some(_)) => return history,
+            // Another operation holds the cluster (a later run whose snapshots are still
+            // being made, an operator's maintenance): this run lost it, so it is gone.
+            Ok(Some(holder)) if holder.run_id.as_deref() == Some(history.id.as_str()) => {
+                return None
+            }
+            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(history_id = %history.id, %error, "could not tell whether a recorded run is still working");
-                return history;
+                return None;
             }
         }
         let store = &self.inner.store;
@@ -136,6 +154,7 @@ impl Engine {
             details,
             backup_id: defunct.first().cloned(),
         };
-        self.end_run(&history, end, None, None).await
+        let ended = self.end_run(history, end, None, None, None).await;
+        Some((ended, defunct))
     }
 }

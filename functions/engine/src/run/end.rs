@@ -5,7 +5,7 @@ use backup_core::api::{HistoryItem, RunFailure, RunStatus};
 use chrono::{DateTime, Utc};
 
 use crate::engine::Engine;
-use crate::model::{Applied, BackupEnd, Finish, Release};
+use crate::model::{Applied, BackupEnd, Finish, PendingBackup, Release};
 
 /// How a run ended: what its final history item says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +79,15 @@ impl Engine {
         end: RunEnd,
         backup: Option<BackupEnd<'_>>,
         release: Option<Release<'_>>,
+        settled: Option<&PendingBackup>,
     ) -> HistoryItem {
         let item = end.apply(item, self.now());
         let finish = Finish {
             backup,
             history: Some(&item),
             release,
+            settled,
+            together: settled.is_some(),
         };
         self.commit(&finish, &item.id).await;
         match item.error_code {
@@ -96,6 +99,25 @@ impl Engine {
             }
         }
         item
+    }
+
+    /// Ends a manual backup (it has no history item): its end and the release, and, for a
+    /// settle, the pending record.
+    pub(crate) async fn end_backup(
+        &self,
+        end: BackupEnd<'_>,
+        release: Option<Release<'_>>,
+        settled: Option<&PendingBackup>,
+    ) {
+        let what = end.backup_id.to_owned();
+        let finish = Finish {
+            backup: Some(end),
+            history: None,
+            release,
+            settled,
+            together: settled.is_some(),
+        };
+        self.commit(&finish, &what).await;
     }
 
     /// Applies `finish`, logging what did not go as asked: the lock no longer ours, the

@@ -26,6 +26,10 @@ pub(crate) struct Made {
     pub(crate) location: String,
     /// What the provider says an operator must know of a backup that succeeded.
     pub(crate) notes: Vec<String>,
+    /// The provider's handle when the backup was started and left to settle later
+    /// ([`EngineConfig::settle_later`](crate::EngineConfig::settle_later)): `result` is
+    /// then `Ok` and says nothing yet of how it ends.
+    pub(crate) later: Option<BackupHandle>,
 }
 
 /// Why making a backup failed, for the history's `errorCode` and details.
@@ -181,6 +185,7 @@ impl Engine {
         };
         let mut location = backup.location.clone().unwrap_or_default();
         let mut notes = Vec::new();
+        let mut later = None;
         let work = async {
             let created = provider
                 .create(&request)
@@ -188,6 +193,8 @@ impl Engine {
                 .map_err(BackupFailure::Provider)?;
             let settled = match &created {
                 Creation::Done(_) => Ok(()),
+                // Left to a notification or the sweeper (SPEC §16).
+                Creation::Pending(_) if self.settles_later() => Ok(()),
                 // Settled now, within the lease; the event-driven settle of SPEC §16 is
                 // the same `status` call made later.
                 Creation::Pending(handle) => {
@@ -195,15 +202,17 @@ impl Engine {
                         .await
                 }
             };
-            Ok::<_, BackupFailure>((created.into_handle(), settled))
+            let pending = matches!(created, Creation::Pending(_)) && self.settles_later();
+            Ok::<_, BackupFailure>((created.into_handle(), pending, settled))
         };
         let result = match self
             .with_lease(&cluster.id, lock.fencing_token, Some(&progress), work)
             .await
         {
-            Ok(Ok((handle, waited))) => {
-                location = handle.location;
-                notes = handle.notes;
+            Ok(Ok((handle, pending, waited))) => {
+                location = handle.location.clone();
+                notes = handle.notes.clone();
+                later = pending.then_some(handle);
                 waited
             }
             Ok(Err(failure)) => Err(failure),
@@ -213,7 +222,13 @@ impl Engine {
             result,
             location,
             notes,
+            later,
         }
+    }
+
+    /// Whether backups that continue outside this call are left to settle later.
+    pub(crate) fn settles_later(&self) -> bool {
+        self.inner.config.settle_later.is_some() && self.inner.pending.is_some()
     }
 
     async fn wait_available(

@@ -15,8 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
@@ -181,91 +180,63 @@ async fn init_error(State(state): State<Arc<EmulatorState>>, body: String) -> St
 
 // ---------------------------------------------------------------------------------------
 // A proxy in front of moto: counts the AWS API calls it forwards, adds up how long their
-// answers took to start arriving (the time a function spent waiting on "AWS"), and can hold
-// `CreateSnapshot` calls back (to make a backup take a while).
+// answers took to start arriving (the time a function spent waiting on "AWS"), can hold
+// `CreateSnapshot` calls back (to make a backup take a while), and can give the answers moto
+// never gives: snapshots still `pending`, and EC2 errors (throttling, not-found, limits).
+// It speaks HTTP/1.1 to both sides (hyper), so it can read and rewrite whole answers.
+
+/// An EC2 error the proxy answers instead of moto.
+#[derive(Clone, Debug)]
+pub struct Injected {
+    /// The action it answers (`ec2:DescribeSnapshots`).
+    pub action: String,
+    /// EC2's error code (`RequestLimitExceeded`).
+    pub code: String,
+    pub status: u16,
+    /// How many calls it answers before moto answers again.
+    pub times: usize,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    calls: Mutex<Vec<String>>,
+    waited: Mutex<Duration>,
+    delay: Mutex<Duration>,
+    /// While set, `DescribeSnapshots` shows every snapshot `pending` (moto completes them at
+    /// once).
+    hold_pending: std::sync::atomic::AtomicBool,
+    injected: Mutex<Vec<Injected>>,
+}
 
 pub struct Proxy {
     pub addr: SocketAddr,
-    calls: Arc<Mutex<Vec<String>>>,
-    waited: Arc<Mutex<Duration>>,
-    delay: Arc<Mutex<Duration>>,
+    state: Arc<ProxyState>,
 }
+
+type ProxyClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<axum::body::Bytes>,
+>;
 
 impl Proxy {
     pub async fn start() -> Proxy {
         let upstream = std::env::var("AWS_ENDPOINT_URL")
             .expect("AWS_ENDPOINT_URL (moto_server) is set: run through scripts/test-aws.sh");
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let upstream = upstream.trim_end_matches('/').to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let waited = Arc::new(Mutex::new(Duration::ZERO));
-        let delay = Arc::new(Mutex::new(Duration::ZERO));
-        let (c, w, d) = (calls.clone(), waited.clone(), delay.clone());
+        let state = Arc::new(ProxyState::default());
+        let client: ProxyClient =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let app =
+            Router::new()
+                .fallback(forward)
+                .with_state((state.clone(), client, Arc::new(upstream)));
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (c, w, d, upstream) = (c.clone(), w.clone(), d.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    // Requests on one connection are answered in order: the instant each
-                    // was forwarded waits here for the first bytes of its answer.
-                    let sent: Arc<Mutex<std::collections::VecDeque<Instant>>> = Arc::default();
-                    let (answered, w) = (sent.clone(), w.clone());
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = match sr.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if buf[..n].starts_with(b"HTTP/") {
-                                if let Some(at) = answered.lock().unwrap().pop_front() {
-                                    *w.lock().unwrap() += at.elapsed();
-                                }
-                            }
-                            if cw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match cr.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let chunk = &buf[..n];
-                        if let Some(action) = action_of(chunk) {
-                            let slow = action == "ec2:CreateSnapshot";
-                            c.lock().unwrap().push(action);
-                            let pause = *d.lock().unwrap();
-                            if slow && !pause.is_zero() {
-                                tokio::time::sleep(pause).await;
-                            }
-                        }
-                        if chunk.starts_with(b"POST ") || chunk.starts_with(b"GET ") {
-                            sent.lock().unwrap().push_back(Instant::now());
-                        }
-                        if sw.write_all(chunk).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
+            let _ = axum::serve(listener, app).await;
         });
-        Proxy {
-            addr,
-            calls,
-            waited,
-            delay,
-        }
+        Proxy { addr, state }
     }
 
     pub fn url(&self) -> String {
@@ -273,21 +244,127 @@ impl Proxy {
     }
 
     pub fn set_create_snapshot_delay(&self, delay: Duration) {
-        *self.delay.lock().unwrap() = delay;
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// While `hold`, every snapshot `DescribeSnapshots` shows is `pending`.
+    pub fn hold_snapshots_pending(&self, hold: bool) {
+        self.state.hold_pending.store(hold, Ordering::SeqCst);
+    }
+
+    /// Answers the next `times` calls of `action` with EC2's error `code`.
+    pub fn inject(&self, action: &str, code: &str, status: u16, times: usize) {
+        self.state.injected.lock().unwrap().push(Injected {
+            action: action.to_owned(),
+            code: code.to_owned(),
+            status,
+            times,
+        });
     }
 
     pub fn take_calls(&self) -> Vec<String> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
+        std::mem::take(&mut *self.state.calls.lock().unwrap())
     }
 
     /// How long answers took to start arriving since the last call, added up.
     pub fn take_waited(&self) -> Duration {
-        std::mem::take(&mut *self.waited.lock().unwrap())
+        std::mem::take(&mut *self.state.waited.lock().unwrap())
     }
 }
 
-/// The AWS action of a request chunk: `x-amz-target` (JSON protocols: DynamoDB,
-/// EventBridge) or `Action=` (query protocol: EC2).
+/// EC2's error document (the query protocol's).
+fn ec2_error(code: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+         <Message>Injected by the test proxy: {code}</Message></Error></Errors>\
+         <RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+    )
+}
+
+async fn forward(
+    State((state, client, upstream)): State<(Arc<ProxyState>, ProxyClient, Arc<String>)>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    // In a task of its own: a call whose caller was killed meanwhile still reaches moto,
+    // as a request that left a process reaches AWS.
+    tokio::spawn(forward_call(state, client, upstream, request))
+        .await
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+async fn forward_call(
+    state: Arc<ProxyState>,
+    client: ProxyClient,
+    upstream: Arc<String>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let mut head = String::new();
+    for (name, value) in &parts.headers {
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            value.to_str().unwrap_or_default()
+        ));
+    }
+    let mut text = head.into_bytes();
+    text.extend_from_slice(&body);
+    let action = action_of(&text);
+    if let Some(action) = &action {
+        state.calls.lock().unwrap().push(action.clone());
+        let pause = *state.delay.lock().unwrap();
+        if action == "ec2:CreateSnapshot" && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        let injected = {
+            let mut all = state.injected.lock().unwrap();
+            let hit = all.iter_mut().find(|i| &i.action == action && i.times > 0);
+            hit.map(|i| {
+                i.times -= 1;
+                i.clone()
+            })
+        };
+        if let Some(i) = injected {
+            let status = StatusCode::from_u16(i.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return (status, [("content-type", "text/xml")], ec2_error(&i.code)).into_response();
+        }
+    }
+    let uri = format!(
+        "{upstream}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut out = hyper::Request::builder().method(parts.method).uri(uri);
+    for (name, value) in &parts.headers {
+        out = out.header(name, value);
+    }
+    let Ok(out) = out.body(http_body_util::Full::new(body)) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let sent = Instant::now();
+    let Ok(answer) = client.request(out).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    *state.waited.lock().unwrap() += sent.elapsed();
+    let (mut parts, body) = answer.into_parts();
+    let Ok(body) = http_body_util::BodyExt::collect(body).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut body = body.to_bytes();
+    if action.as_deref() == Some("ec2:DescribeSnapshots")
+        && state.hold_pending.load(Ordering::SeqCst)
+    {
+        let text = String::from_utf8_lossy(&body)
+            .replace("<status>completed</status>", "<status>pending</status>");
+        body = axum::body::Bytes::from(text);
+        parts.headers.remove("content-length");
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The AWS action of a request (its headers as text, then its body): `x-amz-target` (JSON
+/// protocols: DynamoDB, EventBridge) or `Action=` (query protocol: EC2).
 fn action_of(chunk: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(chunk);
     let lower = text.to_ascii_lowercase();
