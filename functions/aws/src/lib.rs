@@ -15,8 +15,9 @@
 //! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster.
 //! - `failure`: how every adapter describes a failed AWS call (service, call, the SDK's
 //!   error and its causes), whichever port error carries it.
-//! - [`iam`]: the AWS API actions each adapter calls, which the IAM policies of
-//!   `infra/template.yaml` must allow exactly (a test compares them).
+//! - [`iam`]: the AWS calls each function (`backup-runner`, `jobs-api`) makes and the IAM
+//!   actions that authorize them, which its role in `infra/template.yaml` must allow exactly
+//!   (a test compares them; another checks every call the functions make in the tests).
 
 pub mod config;
 pub mod dynamodb;

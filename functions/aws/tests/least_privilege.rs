@@ -1,6 +1,7 @@
 //! Least privilege, proven against `infra/template.yaml`: each function's role allows exactly
-//! the AWS actions its adapters call (`backup_aws::iam`), plus what the Lambda service does
-//! with the role (writing logs, the dead-letter queue); no statement has a wildcard action;
+//! the IAM actions of the AWS calls its code paths make (`backup_aws::iam`, per function),
+//! plus what the Lambda service does with the role (writing logs, the dead-letter queue); no
+//! statement has a wildcard action;
 //! resources are scoped to the table, the rule prefix, the function's own log group and
 //! queue; and only job rules may invoke the runner.
 
@@ -69,7 +70,8 @@ const PLATFORM_ACTIONS: &[&str] = &[
 
 /// Checks the role of function `name`: the template names its resources `{name}Function`,
 /// `{name}Role` and `{name}LogGroup`; `dlq` is its dead-letter queue, if it has one.
-fn check_role(t: &Value, name: &str, code_actions: &[&str], dlq: Option<&str>) {
+fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Option<&str>) {
+    let code_actions = code.actions();
     let role = format!("{name}Role");
     let role = role.as_str();
     let function = format!("{name}Function");
@@ -157,24 +159,18 @@ fn check_role(t: &Value, name: &str, code_actions: &[&str], dlq: Option<&str>) {
 }
 
 #[test]
-fn the_runner_may_call_exactly_what_its_adapters_call() {
-    let actions = backup_aws::iam::runner_actions();
+fn the_runner_may_call_exactly_what_its_code_calls() {
     check_role(
         &template(),
         "Runner",
-        &actions,
+        backup_aws::iam::RUNNER,
         Some("RunnerDeadLetterQueue"),
     );
 }
 
 #[test]
-fn the_jobs_api_may_call_exactly_what_its_adapters_call() {
-    check_role(
-        &template(),
-        "JobsApi",
-        &backup_aws::iam::jobs_api_actions(),
-        None,
-    );
+fn the_jobs_api_may_call_exactly_what_its_code_calls() {
+    check_role(&template(), "JobsApi", backup_aws::iam::JOBS_API, None);
 }
 
 #[test]
