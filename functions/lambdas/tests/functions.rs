@@ -1,8 +1,9 @@
 //! The two Lambda functions as processes: each started with `AWS_LAMBDA_RUNTIME_API` at an
 //! emulator of the Runtime API, fed the JSON that EventBridge and API Gateway send, its AWS
-//! clients pointed at moto (through a proxy that counts the calls and can slow
-//! `CreateSnapshot` down). Run through scripts/test-aws.sh, which starts moto_server and
-//! passes `--include-ignored`.
+//! clients pointed at moto (through a proxy that counts the calls, can slow `CreateSnapshot`
+//! down, and fails a test whose functions made a call their IAM list in `backup_aws::iam`
+//! does not name). Run through scripts/test-aws.sh, which starts moto_server and passes
+//! `--include-ignored`.
 
 mod support;
 
@@ -478,6 +479,135 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         w.table.store().get_job(&id).await.unwrap().unwrap().status,
         JobStatus::Deleted
     );
+}
+
+/// The clusters and backups of the default project, in the API.
+const MESDB: &str = "/mesdb/v1/organizations/default/projects/default";
+
+/// Asserts that an API Gateway answer is a 2xx; its body.
+fn ok(response: &Value) -> Value {
+    assert!(
+        response["statusCode"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s)),
+        "{response}"
+    );
+    body(response)
+}
+
+/// The operations of `function`'s list in `backup_aws::iam`.
+fn listed(function: backup_aws::iam::Function) -> std::collections::BTreeSet<String> {
+    function
+        .calls
+        .iter()
+        .map(|c| c.operation.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
+    // GIVEN both functions, each signing as itself, and an instance tagged for a cluster
+    let w = World::new(1).await;
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let _api = api(&w, &prefix).await;
+    // (the runner behind an emulator of its own: an invocation goes to whichever process asks)
+    let runner_invocations = Emulator::start().await;
+    let _runner = Function::start(
+        "backup-runner",
+        &runner_invocations,
+        &w.proxy.url(),
+        &w.table.name,
+        &[],
+    );
+    let tag = backup_testkit::unique("orders-");
+    backup_testkit::ec2::instance_tagged(&w.ec2, "Cluster", &tag).await;
+    let cluster = format!("c{}", chrono::Utc::now().timestamp_micros());
+    let register = |id: &str, target: Value| {
+        let mut request = json!({"id": id, "description": "Orders DB", "region": "us-east-1"});
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(target.as_object().unwrap().clone());
+        request
+    };
+
+    // WHEN an operator drives every route that reaches AWS through the jobs API
+    let clusters = format!("{MESDB}/clusters");
+    let tagged = register(
+        &cluster,
+        json!({"provider": "aws-ebs", "instanceTag": format!("Cluster={tag}")}),
+    );
+    ok(&w.api("POST", &clusters, Some(&tagged)).await);
+    let job = json!({
+        "description": "Orders hourly",
+        "schedule": "0 * * * *",
+        "type": "ScheduledBackup",
+        "data": {"clusterId": cluster, "description": "{cluster} #{index}", "maxBackupCount": 2}
+    });
+    let job = ok(&w.api("POST", JOBS, Some(&job)).await)["id"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    ok(&w.api("GET", JOBS, None).await);
+    ok(&w.api("POST", &format!("{JOBS}/{job}/run"), None).await);
+    let manual = json!({"description": "before the upgrade", "sourceClusterId": cluster});
+    let manual = ok(&w
+        .api("POST", &format!("{MESDB}/backups"), Some(&manual))
+        .await)["id"]
+        .as_str()
+        .expect("a backup id")
+        .to_owned();
+    // AND the job's rule fires twice, so the runner prunes the oldest of three backups
+    for hour in [5, 6] {
+        let report = runner_invocations
+            .invoke(transformer_input(&job, &at(hour)))
+            .await
+            .expect("succeeds");
+        assert_eq!(report["status"], "succeeded", "{report}");
+    }
+    assert!(pruned_any(&w, &job).await, "the runner pruned a backup");
+    ok(&w
+        .api("DELETE", &format!("{MESDB}/backups/{manual}"), None)
+        .await);
+    let spare = format!("{cluster}-spare");
+    let spare_request = register(
+        &spare,
+        json!({"provider": "aws-ebs", "volumeIds": w.volumes}),
+    );
+    ok(&w.api("POST", &clusters, Some(&spare_request)).await);
+    ok(&w.api("DELETE", &format!("{clusters}/{spare}"), None).await);
+    ok(&w.api("DELETE", &format!("{JOBS}/{job}"), None).await);
+
+    // THEN each function made exactly the calls of its list: nothing its role would refuse,
+    // and nothing on its list that no code path of the function makes
+    for function in backup_aws::iam::FUNCTIONS {
+        let made = w.proxy.operations_of(function.name);
+        let listed = listed(function);
+        let unlisted: Vec<_> = made.difference(&listed).collect();
+        let unused: Vec<_> = listed.difference(&made).collect();
+        assert!(
+            unlisted.is_empty() && unused.is_empty(),
+            "{}: made but not listed {unlisted:?}; listed but never made {unused:?} (drive \
+             the path that makes it here, or take it off the list and the role)",
+            function.name
+        );
+    }
+    assert_eq!(w.proxy.calls_not_allowed(), []);
+}
+
+/// Whether one of `job`'s backups was pruned (is `deleted`).
+async fn pruned_any(w: &World, job: &str) -> bool {
+    w.table
+        .store()
+        .list_job_backups(job)
+        .await
+        .unwrap()
+        .iter()
+        .any(|b| b.status == backup_core::retention::BackupStatus::Deleted)
 }
 
 /// Figures for scripts/bench-aws.sh: the runner's init and cold/warm invocation times

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`dynamodb`]: [`Table`], a table of the test's own, deleted when the test ends.
-//! - [`ec2`]: EBS volumes to back up, and the snapshots a backup left, found by their tags.
+//! - [`ec2`]: EBS volumes (alone or attached to a tagged instance) to back up, and the
+//!   snapshots a backup left, found by their tags.
 //! - [`eventbridge`]: a job's rules and the runner target on each, checked the one way.
 //!
 //! # Decisions

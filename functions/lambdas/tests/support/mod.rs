@@ -1,8 +1,13 @@
 //! Test support: a Lambda Runtime API emulator, a counting (and optionally slowing) proxy in
 //! front of moto, and the functions as real processes (their table: `backup_testkit::Table`).
+//!
+//! Each function process signs with credentials of its own (`AWS_ACCESS_KEY_ID`
+//! `testing-<binary>`), as each deployed function signs with its own role, so the proxy
+//! knows which function made each call; when a proxy is dropped at the end of a test, every
+//! call it saw must be one its function's role allows (`backup_aws::iam`).
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -180,13 +185,38 @@ async fn init_error(State(state): State<Arc<EmulatorState>>, body: String) -> St
 }
 
 // ---------------------------------------------------------------------------------------
-// A proxy in front of moto: counts the AWS API calls it forwards, adds up how long their
-// answers took to start arriving (the time a function spent waiting on "AWS"), and can hold
-// `CreateSnapshot` calls back (to make a backup take a while).
+// A proxy in front of moto: counts the AWS API calls it forwards, records which function made
+// each (by the access key that signed it), adds up how long their answers took to start
+// arriving (the time a function spent waiting on "AWS"), and can hold `CreateSnapshot` calls
+// back (to make a backup take a while).
+
+/// The access key id a function process signs with: `testing-<binary>`.
+pub fn access_key_of(bin: &str) -> String {
+    format!("{ACCESS_KEY_PREFIX}{bin}")
+}
+
+const ACCESS_KEY_PREFIX: &str = "testing-";
+
+/// One call the proxy forwarded: who signed it (the access key id, if the proxy saw one on
+/// its connection) and its `service:Operation`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignedCall {
+    pub access_key: Option<String>,
+    pub operation: String,
+}
+
+impl SignedCall {
+    /// The function that made it (`backup-runner`, `jobs-api`), from its access key.
+    pub fn function(&self) -> Option<&str> {
+        self.access_key.as_deref()?.strip_prefix(ACCESS_KEY_PREFIX)
+    }
+}
 
 pub struct Proxy {
     pub addr: SocketAddr,
     calls: Arc<Mutex<Vec<String>>>,
+    /// Every call since the proxy started (`take_calls` does not drain it).
+    signed: Arc<Mutex<Vec<SignedCall>>>,
     waited: Arc<Mutex<Duration>>,
     delay: Arc<Mutex<Duration>>,
 }
@@ -202,12 +232,19 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let signed = Arc::new(Mutex::new(Vec::new()));
         let waited = Arc::new(Mutex::new(Duration::ZERO));
         let delay = Arc::new(Mutex::new(Duration::ZERO));
-        let (c, w, d) = (calls.clone(), waited.clone(), delay.clone());
+        let (c, sg, w, d) = (calls.clone(), signed.clone(), waited.clone(), delay.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (c, w, d, upstream) = (c.clone(), w.clone(), d.clone(), upstream.clone());
+                let (c, sg, w, d, upstream) = (
+                    c.clone(),
+                    sg.clone(),
+                    w.clone(),
+                    d.clone(),
+                    upstream.clone(),
+                );
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
@@ -236,14 +273,24 @@ impl Proxy {
                         }
                     });
                     let mut buf = vec![0u8; 64 * 1024];
+                    // A connection is one process's: the key of its first signed request
+                    // signs the rest (a request's headers come before its body's `Action=`).
+                    let mut access_key: Option<String> = None;
                     loop {
                         let n = match cr.read(&mut buf).await {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
                         let chunk = &buf[..n];
+                        if let Some(key) = access_key_in(chunk) {
+                            access_key = Some(key);
+                        }
                         if let Some(action) = action_of(chunk) {
                             let slow = action == "ec2:CreateSnapshot";
+                            sg.lock().unwrap().push(SignedCall {
+                                access_key: access_key.clone(),
+                                operation: action.clone(),
+                            });
                             c.lock().unwrap().push(action);
                             let pause = *d.lock().unwrap();
                             if slow && !pause.is_zero() {
@@ -263,9 +310,41 @@ impl Proxy {
         Proxy {
             addr,
             calls,
+            signed,
             waited,
             delay,
         }
+    }
+
+    /// The operations (`service:Operation`) the processes of function `bin` made so far.
+    pub fn operations_of(&self, bin: &str) -> BTreeSet<String> {
+        self.signed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.function() == Some(bin))
+            .map(|c| c.operation.clone())
+            .collect()
+    }
+
+    /// Every call so far that its function may not make: one signed by no known function,
+    /// or an operation missing from the function's list in `backup_aws::iam`.
+    pub fn calls_not_allowed(&self) -> Vec<SignedCall> {
+        let mut refused: Vec<SignedCall> = self
+            .signed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                !c.function()
+                    .and_then(backup_aws::iam::function)
+                    .is_some_and(|f| f.makes(&c.operation))
+            })
+            .cloned()
+            .collect();
+        refused.sort();
+        refused.dedup();
+        refused
     }
 
     pub fn url(&self) -> String {
@@ -284,6 +363,34 @@ impl Proxy {
     pub fn take_waited(&self) -> Duration {
         std::mem::take(&mut *self.waited.lock().unwrap())
     }
+}
+
+/// Least privilege, as the processes behaved: a test whose functions made a call their role
+/// would refuse fails here, when its proxy goes (unless it already failed).
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let refused = self.calls_not_allowed();
+        assert!(
+            refused.is_empty(),
+            "calls the function's role does not allow (add them to its list in \
+             backup_aws::iam, and to its role in infra/template.yaml, if the code really \
+             needs them): {refused:#?}"
+        );
+    }
+}
+
+/// The access key id of a request chunk's SigV4 `Authorization` header
+/// (`Credential=<key>/<date>/…`).
+fn access_key_in(chunk: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(chunk);
+    let lower = text.to_ascii_lowercase();
+    let header = lower.find("\nauthorization:")?;
+    let line = text[header + 1..].lines().next()?;
+    let credential = line.split("Credential=").nth(1)?;
+    credential.split('/').next().map(str::to_owned)
 }
 
 /// The AWS action of a request chunk: `x-amz-target` (JSON protocols: DynamoDB,
@@ -350,7 +457,7 @@ impl Function {
                 "2026/11/27/[$LATEST]0123456789abcdef",
             )
             .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_ACCESS_KEY_ID", access_key_of(bin))
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
