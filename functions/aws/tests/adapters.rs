@@ -2,6 +2,7 @@
 //! through scripts/test-aws.sh, which starts it and passes `--include-ignored`).
 
 use aws_sdk_eventbridge::types::Rule;
+use backup_aws::ebs::{fit_label, MAX_DESCRIPTION, MAX_TAG_VALUE};
 use backup_aws::eventbridge::rule_name;
 use backup_aws::{EbsProvider, EventBridgeTriggers};
 use backup_core::api::{ClusterTarget, JobStatus};
@@ -70,16 +71,10 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs moto: run scripts/test-aws.sh"]
-async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_them() {
-    let config = backup_aws::sdk_config().await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let volumes = vec![volume(&ec2).await, volume(&ec2).await];
-    let provider = EbsProvider::new(&config);
-    let backup_id = unique("b");
-    let request = BackupRequest {
-        backup_id: backup_id.clone(),
+/// Backup `backup_id` of job `j1`'s cluster `c1`, the EBS volumes `volumes`.
+fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
+    BackupRequest {
+        backup_id: backup_id.to_owned(),
         job_id: Some("j1".into()),
         description: "c1 nightly".into(),
         cluster: ClusterRecord {
@@ -91,13 +86,24 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
             description: "c1".into(),
             region: "us-east-1".into(),
             target: ClusterTarget::AwsEbs {
-                volume_ids: volumes.clone(),
+                volume_ids: volumes.to_vec(),
                 instance_tag: None,
             },
             created: chrono::Utc::now(),
         },
         progress: Default::default(),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_them() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let volumes = vec![volume(&ec2).await, volume(&ec2).await];
+    let provider = EbsProvider::new(&config);
+    let backup_id = unique("b");
+    let request = ebs_request(&backup_id, &volumes);
     // WHEN a backup is made
     let created = provider.create(&request).await.unwrap();
     // (snapshots outlive the call: the backup settles later, through `status`)
@@ -126,4 +132,38 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
         provider.status(&handle).await.unwrap(),
         ProviderStatus::Failed(_)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_label_longer_than_ec2_takes_is_cut_to_fit_its_name_tag_and_description() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    let backup_id = unique("b");
+    // GIVEN a backup whose rendered label is 400 characters, some of them several bytes
+    let label: String = "Orders — nightly · ".chars().cycle().take(400).collect();
+    let mut request = ebs_request(&backup_id, &[volume(&ec2).await]);
+    request.description = label.clone();
+    // WHEN it is made
+    let handle = provider.create(&request).await.unwrap().into_handle();
+    // THEN the snapshot's description and Name tag are the label's start, ended with `…`,
+    // within EC2's limits (255 and 256 characters, and as many bytes)
+    let snaps = snapshots_tagged(&ec2, "backup:backup-id", &backup_id).await;
+    let [snapshot] = snaps.as_slice() else {
+        panic!("one snapshot: {snaps:?}")
+    };
+    let description = snapshot.description().unwrap_or_default();
+    let name = tag(snapshot, "Name").unwrap_or_default();
+    for (text, max) in [(description, MAX_DESCRIPTION), (name, MAX_TAG_VALUE)] {
+        assert!(text.len() <= max && text.ends_with('…'), "{text}");
+        assert!(label.starts_with(text.trim_end_matches('…')), "{text}");
+        assert!(
+            text.chars().count() > 200,
+            "as much of the label as fits: {text}"
+        );
+    }
+    assert_eq!(description, fit_label(&label, MAX_DESCRIPTION));
+    assert_eq!(name, fit_label(&label, MAX_TAG_VALUE));
+    provider.delete(&handle).await.unwrap();
 }

@@ -10,6 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backup_aws::ebs::{fit_label, MAX_DESCRIPTION, MAX_TAG_VALUE};
 use backup_core::api::{ClusterTarget, JobStatus, RunFailure, RunStatus};
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::{
@@ -41,6 +42,11 @@ struct World {
 
 impl World {
     async fn new(volumes: usize) -> World {
+        World::with_cluster_described(volumes, "Orders DB").await
+    }
+
+    /// A world whose cluster's description (what `{cluster}` renders) is `description`.
+    async fn with_cluster_described(volumes: usize, description: &str) -> World {
         let config = backup_aws::sdk_config().await;
         let ec2 = aws_sdk_ec2::Client::new(&config);
         let events = aws_sdk_eventbridge::Client::new(&config);
@@ -55,7 +61,7 @@ impl World {
             .insert_cluster(&ClusterRecord {
                 id: cluster.clone(),
                 scope: scope(),
-                description: "Orders DB".into(),
+                description: description.into(),
                 region: "us-east-1".into(),
                 target: ClusterTarget::AwsEbs {
                     volume_ids: ids.clone(),
@@ -77,6 +83,12 @@ impl World {
     }
 
     async fn add_job(&self) -> String {
+        self.add_job_naming_backups("{cluster} Hourly Backup {datetime:rfc3339}")
+            .await
+    }
+
+    /// A job of the world's cluster whose backups are named by `template`.
+    async fn add_job_naming_backups(&self, template: &str) -> String {
         let id = RandomIds::default().new_id();
         let job = JobRecord {
             id: id.clone(),
@@ -85,7 +97,7 @@ impl World {
             schedule: "0 * * * *".into(),
             status: JobStatus::Active,
             cluster_id: self.cluster.clone(),
-            template: "{cluster} Hourly Backup {datetime:rfc3339}".into(),
+            template: template.into(),
             max_backup_count: 2,
             created: chrono::Utc::now(),
         };
@@ -209,6 +221,33 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
         w.table.store().list_job_backups(&job).await.unwrap().len(),
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_label_longer_than_ec2_takes_stays_whole_in_the_record_and_is_cut_on_the_snapshot() {
+    // GIVEN a cluster described in 150 characters and a job naming its backups after it
+    // three times: a 456-character label
+    let described: String = "Orders — EU primary · ".chars().cycle().take(150).collect();
+    let w = World::with_cluster_described(1, &described).await;
+    let job = w
+        .add_job_naming_backups("{cluster} | {cluster} | {cluster}")
+        .await;
+    let _runner = w.runner(&[]);
+    // WHEN its rule fires
+    let report = w.fire(&job, 5).await.expect("the invocation succeeds");
+    // THEN the run succeeds and the backup's record keeps the whole label
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let label = format!("{described} | {described} | {described}");
+    let backups = w.table.store().list_job_backups(&job).await.unwrap();
+    assert_eq!(backups[0].description, label);
+    // AND the snapshot carries as much of it as EC2 takes, ended with `…`
+    let snaps = w.snapshots_of_job(&job).await;
+    let name = tag(&snaps[0], "Name").unwrap_or_default();
+    let description = snaps[0].description().unwrap_or_default();
+    assert_eq!(name, fit_label(&label, MAX_TAG_VALUE));
+    assert_eq!(description, fit_label(&label, MAX_DESCRIPTION));
+    assert!(name.ends_with('…') && name.len() <= MAX_TAG_VALUE, "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
