@@ -3,7 +3,8 @@
 //! plus what the Lambda service does with the role (writing logs, the dead-letter queue); no
 //! statement has a wildcard action;
 //! resources are scoped to the table, the rule prefix, the function's own log group and
-//! queue; and only job rules may invoke the runner.
+//! queue; and only job rules may invoke the runner. Also the template's other promises to an
+//! operator: every alarm reaches a topic CloudWatch may publish to.
 
 use std::collections::BTreeSet;
 
@@ -235,4 +236,69 @@ fn the_table_and_functions_are_as_spec_section_10_says() {
     );
     let api = &resource(&t, "HttpApi")["Properties"]["Auth"];
     assert_eq!(api["DefaultAuthorizer"].as_str(), Some("AWS_IAM"));
+}
+
+/// The resources of type `kind`, by logical id.
+fn resources_of<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().unwrap(), r))
+        .collect()
+}
+
+#[test]
+fn every_alarm_reaches_a_topic_cloudwatch_may_publish_to() {
+    let t = template();
+    // GIVEN the alarms THEN each notifies the alarm topic
+    let alarms = resources_of(&t, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (id, alarm) in alarms {
+        let actions = &alarm["Properties"]["AlarmActions"];
+        assert_eq!(
+            actions.as_sequence().map(|a| a.len()),
+            Some(1),
+            "{id}: {actions:?}"
+        );
+        assert_eq!(actions[0]["Ref"].as_str(), Some("AlarmTopic"), "{id}");
+    }
+    // AND the topic is unencrypted, or encrypted with a key of the template (never the
+    // AWS-managed alias/aws/sns, which CloudWatch may not use) whose policy lets CloudWatch
+    // encrypt for it and the account administer it
+    let key = &resource(&t, "AlarmTopic")["Properties"]["KmsMasterKeyId"];
+    if key.is_null() {
+        return;
+    }
+    let key_id = key["Ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the alarm topic's key is a key of the template, not {key:?}"));
+    let key = resource(&t, key_id);
+    assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+    let statements = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("a key policy");
+    let allows = |principal: &dyn Fn(&Value) -> bool, wanted: &[&str]| {
+        statements.iter().any(|st| {
+            let actions = strings(&st["Action"]);
+            st["Effect"].as_str() == Some("Allow")
+                && principal(&st["Principal"])
+                && wanted.iter().all(|w| actions.iter().any(|a| a == w))
+        })
+    };
+    assert!(
+        allows(
+            &|p| p["Service"].as_str() == Some("cloudwatch.amazonaws.com"),
+            &["kms:Decrypt", "kms:GenerateDataKey*"]
+        ),
+        "CloudWatch may encrypt for the topic"
+    );
+    assert!(
+        allows(
+            &|p| resource_text(&p["AWS"]).ends_with(":iam::${AWS::AccountId}:root"),
+            &["kms:*"]
+        ),
+        "the account administers the key"
+    );
 }
