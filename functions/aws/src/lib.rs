@@ -7,8 +7,8 @@
 //!
 //! # Layout
 //! - [`config`]: [`AwsSettings`], the project's variables (`TABLE_NAME`,
-//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`), read once through a lookup so tests never set
-//!   process variables.
+//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`, `DEAD_LETTER_QUEUE_ARN`), read once through a
+//!   lookup so tests never set process variables.
 //! - [`dynamodb`]: [`DynamoStore`], every store port and the cluster lock in one table; the
 //!   table design is written down there.
 //! - [`eventbridge`]: [`EventBridgeTriggers`], one rule per EventBridge expression of a job.
@@ -65,11 +65,14 @@ pub fn engine(
         settings.table_name.clone(),
     ));
     let triggers: Arc<dyn TriggerScheduler> = match triggers {
-        Triggers::EventBridge => Arc::new(EventBridgeTriggers::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            settings.rule_prefix.clone(),
-            settings.require_runner_arn()?.to_owned(),
-        )),
+        Triggers::EventBridge => Arc::new(
+            EventBridgeTriggers::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                settings.rule_prefix.clone(),
+                settings.require_runner_arn()?.to_owned(),
+            )
+            .with_dead_letter_queue(settings.dead_letter_queue_arn.clone()),
+        ),
         Triggers::None => Arc::new(eventbridge::NoTriggers),
     };
     Ok(Engine::new(

@@ -9,8 +9,8 @@ use backup_core::api::{ClusterTarget, JobStatus};
 use backup_engine::ports::{BackupProvider, TriggerScheduler};
 use backup_engine::{BackupRequest, ClusterRecord, Creation, JobRecord, ProviderStatus, Scope};
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag, volume};
-use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
-use backup_testkit::{unique, RUNNER_ARN};
+use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
+use backup_testkit::{unique, DEAD_LETTER_ARN, RUNNER_ARN};
 
 fn job(id: &str, schedule: &str) -> JobRecord {
     JobRecord {
@@ -35,7 +35,8 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     let config = backup_aws::sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let prefix = unique("t-");
-    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN);
+    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN)
+        .with_dead_letter_queue(Some(DEAD_LETTER_ARN.to_owned()));
     // GIVEN a schedule whose two day fields are restricted (two EventBridge expressions)
     let j = job("c196ogto0aeqohe3ommq", "0 5 1 * MON");
     // WHEN it is armed
@@ -58,8 +59,12 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     let mut expected = j.parsed_schedule().unwrap().eventbridge();
     expected.sort();
     assert_eq!(sorted(Rule::schedule_expression), expected);
+    // (moto keeps a target as it was sent: this is PutTargets' request, to the field)
     for name in &names {
-        assert_runner_target(&only_target(&events, name).await, RUNNER_ARN, &j.id);
+        assert_eq!(
+            only_target(&events, name).await,
+            expected_runner_target(RUNNER_ARN, &j.id, Some(DEAD_LETTER_ARN))
+        );
     }
     // WHEN it is re-armed with a one-expression schedule THEN the second rule goes
     triggers.register(&job(&j.id, "0 5 * * *")).await.unwrap();
@@ -69,6 +74,22 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     triggers.remove(&j.id).await.unwrap();
     let left = rules(&events, &prefix).await;
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_rule_made_without_a_dead_letter_queue_still_retries_for_an_hour() {
+    let config = backup_aws::sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let prefix = unique("t-");
+    // GIVEN triggers with no DEAD_LETTER_QUEUE_ARN (a local `serve --scheduler eventbridge`)
+    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN);
+    let j = job("c196ogto0aeqohe3ommr", "0 5 * * *");
+    // WHEN a job is armed THEN its target retries as always and names no queue
+    triggers.register(&j).await.unwrap();
+    let target = only_target(&events, &rule_name(&prefix, &j.id, 0)).await;
+    assert_eq!(target, expected_runner_target(RUNNER_ARN, &j.id, None));
+    triggers.remove(&j.id).await.unwrap();
 }
 
 /// Backup `backup_id` of job `j1`'s cluster `c1`, the EBS volumes `volumes`.

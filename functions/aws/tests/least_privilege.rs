@@ -302,3 +302,63 @@ fn every_alarm_reaches_a_topic_cloudwatch_may_publish_to() {
         "the account administers the key"
     );
 }
+
+#[test]
+fn a_firing_no_rule_could_deliver_reaches_the_dead_letter_queue_and_an_alarm() {
+    let t = template();
+    // GIVEN jobs-api, which makes the rules THEN it names the runner's dead-letter queue
+    let env = &resource(&t, "JobsApiFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        resource_text(&env["DEAD_LETTER_QUEUE_ARN"]),
+        "GetAtt:RunnerDeadLetterQueue.Arn"
+    );
+    // AND the queue lets EventBridge send into it from the job rules, and only from them
+    let policies = resources_of(&t, "AWS::SQS::QueuePolicy");
+    let [(_, policy)] = policies.as_slice() else {
+        panic!("one queue policy: {policies:?}")
+    };
+    let policy = &policy["Properties"];
+    assert_eq!(
+        strings(&policy["Queues"][0]["Ref"]),
+        ["RunnerDeadLetterQueue"]
+    );
+    let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    let [st] = statements.as_slice() else {
+        panic!("one statement: {statements:?}")
+    };
+    assert_eq!(st["Effect"].as_str(), Some("Allow"));
+    assert_eq!(
+        st["Principal"]["Service"].as_str(),
+        Some("events.amazonaws.com")
+    );
+    assert_eq!(strings(&st["Action"]), ["sqs:SendMessage"]);
+    assert_eq!(
+        resource_text(&st["Resource"]),
+        "GetAtt:RunnerDeadLetterQueue.Arn"
+    );
+    assert!(
+        resource_text(&st["Condition"]["ArnLike"]["aws:SourceArn"])
+            .ends_with(":rule/${RulePrefix}*"),
+        "{st:?}"
+    );
+    // AND an alarm counts the invocations EventBridge gave up on (FailedInvocations)
+    let watches_failed_invocations = |alarm: &Value| {
+        let p = &alarm["Properties"];
+        let plain = p["Namespace"].as_str() == Some("AWS/Events")
+            && p["MetricName"].as_str() == Some("FailedInvocations");
+        let query = p["Metrics"].as_sequence().is_some_and(|m| {
+            m.iter().any(|q| {
+                q["Expression"].as_str().is_some_and(|e| {
+                    e.contains("SUM(FailedInvocations)") && e.contains("\"AWS/Events\"")
+                }) && q["ReturnData"].as_bool() == Some(true)
+            })
+        });
+        plain || query
+    };
+    assert!(
+        resources_of(&t, "AWS::CloudWatch::Alarm")
+            .iter()
+            .any(|(_, a)| watches_failed_invocations(a)),
+        "an alarm on AWS/Events FailedInvocations"
+    );
+}

@@ -18,8 +18,8 @@ use backup_engine::ports::{
 };
 use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag};
-use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
-use backup_testkit::Table;
+use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
+use backup_testkit::{Table, DEAD_LETTER_ARN};
 use serde_json::{json, Value};
 use support::{apigw, Emulator, Function, Proxy, RUNNER_ARN};
 
@@ -459,7 +459,11 @@ async fn api(w: &World, prefix: &str) -> Function {
         &w.emulator,
         &w.proxy.url(),
         &w.table.name,
-        &[("RUNNER_FUNCTION_ARN", RUNNER_ARN), ("RULE_PREFIX", prefix)],
+        &[
+            ("RUNNER_FUNCTION_ARN", RUNNER_ARN),
+            ("RULE_PREFIX", prefix),
+            ("DEAD_LETTER_QUEUE_ARN", DEAD_LETTER_ARN),
+        ],
     )
 }
 
@@ -498,7 +502,11 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         .await
         .expect("the rule exists");
     assert_eq!(described.schedule_expression(), Some("cron(0 * * * ? *)"));
-    assert_runner_target(&only_target(&w.events, &rule).await, RUNNER_ARN, &id);
+    // with the retry policy and the dead-letter queue of DEAD_LETTER_QUEUE_ARN
+    assert_eq!(
+        only_target(&w.events, &rule).await,
+        expected_runner_target(RUNNER_ARN, &id, Some(DEAD_LETTER_ARN))
+    );
     // AND it is listed
     let response = w.api("GET", JOBS, None).await;
     assert_eq!(response["statusCode"], 200, "{response}");
