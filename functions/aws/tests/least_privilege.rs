@@ -4,7 +4,9 @@
 //! statement has a wildcard action;
 //! resources are scoped to the table, the rule prefix, the function's own log group and
 //! queue; and only job rules may invoke the runner. Also the template's other promises to an
-//! operator: every alarm reaches a topic CloudWatch may publish to.
+//! operator: every alarm reaches a topic CloudWatch may publish to, a firing no rule could
+//! deliver reaches the dead-letter queue and an alarm, and every name fits AWS's limits
+//! whatever the stack's name.
 
 use std::collections::BTreeSet;
 
@@ -69,20 +71,27 @@ const PLATFORM_ACTIONS: &[&str] = &[
     "sqs:SendMessage",
 ];
 
-/// Checks the role of function `name`: the template names its resources `{name}Function`,
-/// `{name}Role` and `{name}LogGroup`; `dlq` is its dead-letter queue, if it has one.
+/// Checks the role of function `name`: the template's logical ids of its resources are
+/// `{name}Function`, `{name}Role` and `{name}LogGroup` (their physical names may be chosen by
+/// CloudFormation); `dlq` is its dead-letter queue, if it has one.
 fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Option<&str>) {
     let code_actions = code.actions();
     let role = format!("{name}Role");
     let role = role.as_str();
     let function = format!("{name}Function");
     let log_group = format!("{name}LogGroup");
-    // The function runs under this role.
+    // The function runs under this role, and logs to the group the role may write to.
     let function_role = &resource(t, &function)["Properties"]["Role"]["Fn::GetAtt"];
     assert_eq!(
         strings(function_role),
         [role, "Arn"],
         "{function} uses {role}"
+    );
+    let logs_to = &resource(t, &function)["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
+    assert_eq!(
+        logs_to.as_str(),
+        Some(log_group.as_str()),
+        "{function} logs to {log_group}"
     );
 
     let mut allowed = BTreeSet::new();
@@ -361,4 +370,41 @@ fn a_firing_no_rule_could_deliver_reaches_the_dead_letter_queue_and_an_alarm() {
             .any(|(_, a)| watches_failed_invocations(a)),
         "an alarm on AWS/Events FailedInvocations"
     );
+}
+
+/// `name` (a plain string or an `Fn::Sub` template) as CloudFormation would make it in a stack
+/// named `stack`; a template naming anything else cannot be bounded here.
+fn rendered(name: &Value, stack: &str) -> String {
+    let text = resource_text(name).replace("${AWS::StackName}", stack);
+    assert!(!text.contains("${"), "cannot tell the length of {name:?}");
+    text
+}
+
+#[test]
+fn every_name_fits_aws_limits_for_the_longest_stack_name() {
+    let t = template();
+    // GIVEN a stack name of CloudFormation's maximum, 128 characters
+    let stack = "s".repeat(128);
+    // THEN each function's name fits Lambda's 64 characters: CloudFormation makes one that
+    // does when the template names none
+    let functions: Vec<_> = ["AWS::Serverless::Function", "AWS::Lambda::Function"]
+        .iter()
+        .flat_map(|kind| resources_of(&t, kind))
+        .collect();
+    assert_eq!(functions.len(), 2, "{functions:?}");
+    for (id, function) in functions {
+        let name = &function["Properties"]["FunctionName"];
+        if !name.is_null() {
+            let name = rendered(name, &stack);
+            assert!(name.chars().count() <= 64, "{id}: {name}");
+        }
+    }
+    // AND each log group's name fits CloudWatch Logs' 512
+    for (id, group) in resources_of(&t, "AWS::Logs::LogGroup") {
+        let name = &group["Properties"]["LogGroupName"];
+        if !name.is_null() {
+            let name = rendered(name, &stack);
+            assert!(name.chars().count() <= 512, "{id}: {name}");
+        }
+    }
 }
