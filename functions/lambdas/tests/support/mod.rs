@@ -273,8 +273,9 @@ impl Proxy {
                         }
                     });
                     let mut buf = vec![0u8; 64 * 1024];
-                    // A connection is one process's: the key of its first signed request
-                    // signs the rest (a request's headers come before its body's `Action=`).
+                    // A connection is one process's. A request's headers (with the key
+                    // that signed it) come before its body (with EC2's `Action=`), so the
+                    // key last seen on the connection is the signer of what follows.
                     let mut access_key: Option<String> = None;
                     loop {
                         let n = match cr.read(&mut buf).await {
