@@ -17,6 +17,11 @@ pub struct AwsSettings {
     pub runner_function_arn: Option<String>,
     /// `RULE_PREFIX` (default `backup-job-`).
     pub rule_prefix: String,
+    /// `DEAD_LETTER_QUEUE_ARN`: the SQS queue where a job rule puts a firing it could not
+    /// deliver to the runner (the runner's dead-letter queue in the template). Optional: a
+    /// rule made without it retries and then drops the event (`backupctl serve --scheduler
+    /// eventbridge` against a local endpoint needs none).
+    pub dead_letter_queue_arn: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,10 +69,17 @@ impl AwsSettings {
             0..=40,
             "must be at most 40 of a-z A-Z 0-9 _ - . (rule names are at most 64 characters)",
         )?;
+        let dead_letter_queue_arn = lookup("DEAD_LETTER_QUEUE_ARN")
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty());
+        if let Some(arn) = &dead_letter_queue_arn {
+            check_queue_arn("DEAD_LETTER_QUEUE_ARN", arn)?;
+        }
         Ok(AwsSettings {
             table_name,
             runner_function_arn,
             rule_prefix,
+            dead_letter_queue_arn,
         })
     }
 
@@ -79,6 +91,39 @@ impl AwsSettings {
                 "RUNNER_FUNCTION_ARN",
                 "the ARN of the backup-runner function that job rules invoke",
             ))
+    }
+}
+
+/// Whether `arn` is an SQS queue's: `arn:PARTITION:sqs:REGION:ACCOUNT:NAME`, the account
+/// 12 digits and the name 1-80 of a-z A-Z 0-9 _ - (a FIFO queue's ending `.fifo`).
+fn check_queue_arn(variable: &'static str, arn: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let valid = match parts.as_slice() {
+        ["arn", partition, "sqs", region, account, name] => {
+            let base = name.strip_suffix(".fifo").unwrap_or(name);
+            !partition.is_empty()
+                && !region.is_empty()
+                && account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit())
+                && (1..=80).contains(&name.len())
+                && !base.is_empty()
+                && base
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        }
+        _ => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(
+            variable,
+            format!(
+                "`{arn}` is not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME, such as the \
+                 stack's RunnerDeadLetterQueue ARN); leave it unset for rules without a \
+                 dead-letter queue"
+            ),
+        ))
     }
 }
 
@@ -137,5 +182,41 @@ mod tests {
             AwsSettings::from_lookup(lookup(&[("TABLE_NAME", "backups"), ("RULE_PREFIX", "a b")]))
                 .unwrap_err();
         assert!(err.to_string().contains("RULE_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn the_dead_letter_queue_is_optional_and_must_be_an_sqs_queue_arn() {
+        let with = |arn: &str| {
+            AwsSettings::from_lookup(lookup(&[
+                ("TABLE_NAME", "backups"),
+                ("DEAD_LETTER_QUEUE_ARN", arn),
+            ]))
+        };
+        // GIVEN none (or an empty value) THEN rules get no dead-letter queue
+        let none = AwsSettings::from_lookup(lookup(&[("TABLE_NAME", "backups")])).unwrap();
+        assert_eq!(none.dead_letter_queue_arn, None);
+        assert_eq!(with("").unwrap().dead_letter_queue_arn, None);
+        // GIVEN a queue's ARN THEN it is kept
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:backups-RunnerDeadLetterQueue-1A2B3C";
+        assert_eq!(
+            with(arn).unwrap().dead_letter_queue_arn.as_deref(),
+            Some(arn)
+        );
+        assert!(with("arn:aws-cn:sqs:cn-north-1:123456789012:q.fifo").is_ok());
+        // GIVEN anything else THEN the error names the variable and what it must be
+        for bad in [
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+            "arn:aws:sns:eu-west-1:123456789012:alarms",
+            "arn:aws:sqs:eu-west-1:1234:q",
+            "arn:aws:sqs:eu-west-1:123456789012:",
+            "arn:aws:sqs:eu-west-1:123456789012:a/b",
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid("DEAD_LETTER_QUEUE_ARN", _)),
+                "{bad}: {err}"
+            );
+            assert!(err.to_string().contains("not an SQS queue ARN"), "{err}");
+        }
     }
 }

@@ -5,6 +5,10 @@
 //! - Each snapshot is tagged at creation (`TagSpecifications`, so there is no untagged
 //!   moment) with `backup:job-id` (scheduled backups), `backup:cluster-id`,
 //!   `backup:backup-id` and `Name` (the backup's description).
+//! - A rendered description can be longer than EC2 takes (a tag value is at most 256
+//!   characters, a snapshot's description 255; `{cluster}` alone may be long): the `Name` tag
+//!   and the snapshot's description are cut to fit, ending with `…` ([`fit_label`]). The
+//!   backup's record keeps the whole description.
 //! - The backup's location is `{"region": "…", "snapshotIds": ["snap-…", …]}`. Before the
 //!   snapshots exist it is recorded with no ids (the planned location); a backup left so by
 //!   a process that stopped half-way is found by its `backup:backup-id` tag when it is
@@ -22,6 +26,8 @@
 //!   is compared, never the message.
 //! - Each cluster names its region; the client for another region than the configured one
 //!   is made from the same shared configuration (endpoint and credentials included).
+
+use std::borrow::Cow;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -43,6 +49,31 @@ pub const TAG_BACKUP: &str = "backup:backup-id";
 /// The `detail-type` of EC2's events at the end of a snapshot (SPEC §16), which settle
 /// backups.
 pub const SNAPSHOT_NOTIFICATION: &str = "EBS Snapshot Notification";
+
+/// The longest tag value EC2 accepts (the `Name` tag), in characters.
+pub const MAX_TAG_VALUE: usize = 256;
+/// The longest snapshot description EC2 accepts, in characters.
+pub const MAX_DESCRIPTION: usize = 255;
+/// What ends a label [`fit_label`] cut.
+const ELLIPSIS: char = '…';
+
+/// `label` as EC2 takes it where it allows at most `max` characters: unchanged when it fits,
+/// otherwise cut at a character boundary and ended with `…`.
+///
+/// EC2 documents its limits in characters, but not every check counts them the same way
+/// (some layers count UTF-8 bytes): the result is held to `max` UTF-8 bytes, which is also at
+/// most `max` characters, so it fits either way. A long non-ASCII label is therefore cut a
+/// little shorter than strictly needed; nothing is lost, as the backup's record keeps it all.
+pub fn fit_label(label: &str, max: usize) -> Cow<'_, str> {
+    if label.len() <= max {
+        return Cow::Borrowed(label);
+    }
+    let mut end = max.saturating_sub(ELLIPSIS.len_utf8());
+    while !label.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{ELLIPSIS}", label[..end].trim_end()))
+}
 
 /// Where a backup's snapshots are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,7 +292,7 @@ impl BackupProvider for EbsProvider {
         let mut tags = vec![
             tag(TAG_CLUSTER, &request.cluster.id),
             tag(TAG_BACKUP, &request.backup_id),
-            tag("Name", &request.description),
+            tag("Name", &fit_label(&request.description, MAX_TAG_VALUE)),
         ];
         if let Some(job) = &request.job_id {
             tags.push(tag(TAG_JOB, job));
@@ -276,7 +307,7 @@ impl BackupProvider for EbsProvider {
             let result = client
                 .create_snapshot()
                 .volume_id(volume)
-                .description(&request.description)
+                .description(fit_label(&request.description, MAX_DESCRIPTION))
                 .tag_specifications(spec.clone())
                 .send()
                 .await;
@@ -377,5 +408,65 @@ impl BackupProvider for EbsProvider {
         let client = self.client(&set.region);
         let ids = self.snapshot_ids(&client, &set, &handle.backup_id).await?;
         self.delete_snapshots(&client, &ids).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cut's length in characters and bytes, and whether it ends with the ellipsis.
+    fn shape(label: &str, max: usize) -> (usize, usize, bool) {
+        let fitted = fit_label(label, max);
+        (
+            fitted.chars().count(),
+            fitted.len(),
+            fitted.ends_with(ELLIPSIS),
+        )
+    }
+
+    #[test]
+    fn a_label_that_fits_is_kept_whole() {
+        for label in ["", "Orders #3", &"a".repeat(MAX_DESCRIPTION)] {
+            assert!(matches!(fit_label(label, MAX_DESCRIPTION), Cow::Borrowed(l) if l == label));
+        }
+    }
+
+    #[test]
+    fn a_long_ascii_label_is_cut_to_the_limit_with_an_ellipsis() {
+        let label = "x".repeat(400);
+        // 252 bytes of text and the 3 of `…`: 255 bytes, 253 characters
+        assert_eq!(shape(&label, MAX_DESCRIPTION), (253, 255, true));
+        assert_eq!(shape(&label, MAX_TAG_VALUE), (254, 256, true));
+        assert!(fit_label(&label, MAX_TAG_VALUE).starts_with(&"x".repeat(253)));
+    }
+
+    #[test]
+    fn a_non_ascii_label_is_cut_on_a_character_boundary_within_bytes_and_characters() {
+        // 2-, 3- and 4-byte characters, and a label under the limit in characters but over
+        // it in bytes
+        for label in [
+            "é".repeat(200),
+            "日本".repeat(100),
+            "🦀".repeat(90),
+            format!("{}{}", "a".repeat(250), "é".repeat(10)),
+        ] {
+            for max in [MAX_DESCRIPTION, MAX_TAG_VALUE] {
+                let (chars, bytes, ellipsis) = shape(&label, max);
+                assert!(bytes <= max && chars <= max && ellipsis, "{label}: {max}");
+                // as much as fits: one more character would not
+                assert!(bytes + 4 > max, "{label}: {bytes} of {max}");
+                let kept = fit_label(&label, max);
+                assert!(label.starts_with(kept.trim_end_matches(ELLIPSIS)));
+            }
+        }
+    }
+
+    #[test]
+    fn no_space_is_left_before_the_ellipsis() {
+        // GIVEN a cut that falls right after a space
+        let label = format!("{} {}", "a".repeat(251), "b".repeat(100));
+        let fitted = fit_label(&label, MAX_DESCRIPTION);
+        assert_eq!(fitted, format!("{}…", "a".repeat(251)));
     }
 }

@@ -11,9 +11,17 @@
 //!   not add; that is a failure too.
 //! - **Removal** deletes the targets, then the rules; a rule that does not exist is already
 //!   removed (the typed `ResourceNotFoundException`).
+//! - **Delivery**: the target carries a retry policy ([`delivery_retries`]) and, when one is
+//!   configured (`DEAD_LETTER_QUEUE_ARN`), a dead-letter queue: a firing EventBridge could not
+//!   hand to the runner (the invoke throttled or refused for the whole retry window) lands
+//!   there with the rule's ARN and the error, instead of vanishing; the template's
+//!   `FailedInvocations` alarm says so. The queue's policy must let `events.amazonaws.com`
+//!   send from the job rules (the template's does).
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
+use aws_sdk_eventbridge::types::{
+    DeadLetterConfig, InputTransformer, RetryPolicy, RuleState, Target,
+};
 use aws_sdk_eventbridge::Client;
 use backup_engine::ports::TriggerScheduler;
 use backup_engine::{JobRecord, TriggerError};
@@ -25,12 +33,24 @@ pub const TARGET_ID: &str = "backup-runner";
 /// How many rules a job can need (both day fields restricted → two).
 pub const MAX_RULES_PER_JOB: usize = 2;
 
+/// How long EventBridge keeps trying to hand a firing to the runner: one hour, not its
+/// default of a day. A firing is for its scheduled instant; a job fires at most hourly, so a
+/// firing still undelivered after an hour is overtaken by the job's next one (with which it
+/// would contend for the cluster's lock). It goes to the dead-letter queue instead, and the
+/// `FailedInvocations` alarm tells the operator within the hour rather than the next day.
+pub const MAX_EVENT_AGE_SECONDS: i32 = 3600;
+/// EventBridge's own maximum of retries: within [`MAX_EVENT_AGE_SECONDS`], the age, not the
+/// count, is what ends them (EventBridge backs off between attempts).
+pub const MAX_RETRY_ATTEMPTS: i32 = 185;
+
 /// Arms and disarms job rules.
 #[derive(Clone, Debug)]
 pub struct EventBridgeTriggers {
     client: Client,
     rule_prefix: String,
     runner_arn: String,
+    /// Where a rule puts a firing it could not deliver (`DEAD_LETTER_QUEUE_ARN`).
+    dead_letter_arn: Option<String>,
 }
 
 impl EventBridgeTriggers {
@@ -43,7 +63,15 @@ impl EventBridgeTriggers {
             client,
             rule_prefix: rule_prefix.into(),
             runner_arn: runner_arn.into(),
+            dead_letter_arn: None,
         }
+    }
+
+    /// Rules made from now on put what they could not deliver into the SQS queue `arn`
+    /// (`None`: no dead-letter queue).
+    pub fn with_dead_letter_queue(mut self, arn: Option<String>) -> Self {
+        self.dead_letter_arn = arn;
+        self
     }
 
     /// The name of the job's `n`-th rule (0-based).
@@ -81,6 +109,12 @@ impl EventBridgeTriggers {
                 .id(TARGET_ID)
                 .arn(&self.runner_arn)
                 .input_transformer(transformer(&job.id)?)
+                .retry_policy(delivery_retries())
+                .set_dead_letter_config(
+                    self.dead_letter_arn
+                        .as_ref()
+                        .map(|arn| DeadLetterConfig::builder().arn(arn).build()),
+                )
                 .build()
                 .map_err(|e| TriggerError {
                     message: format!("cannot describe the target of rule {name}: {e}"),
@@ -167,6 +201,14 @@ pub fn job_id_from_rule(prefix: &str, rule_name: &str) -> Option<String> {
         _ => rest,
     };
     (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// How long and how often EventBridge retries handing a firing to the runner.
+pub fn delivery_retries() -> RetryPolicy {
+    RetryPolicy::builder()
+        .maximum_event_age_in_seconds(MAX_EVENT_AGE_SECONDS)
+        .maximum_retry_attempts(MAX_RETRY_ATTEMPTS)
+        .build()
 }
 
 /// `{"jobId": "<id>", "scheduledTime": <time>}`: `<time>` is replaced by the event's

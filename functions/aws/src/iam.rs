@@ -1,48 +1,274 @@
-//! The AWS API actions each adapter calls: one place for the fact that the IAM policies of
-//! `infra/template.yaml` must match. The test `tests/least_privilege.rs` parses the template
-//! and checks that each function's role allows exactly the actions of the adapters it uses
-//! (plus what the Lambda service does with the role: logs and the dead-letter queue), with
-//! no wildcard action and resources scoped to the table, the rule prefix and the function.
+//! The AWS calls each function makes, and the IAM actions that authorize them: one place for
+//! the fact that the roles of `infra/template.yaml` must match.
+//!
+//! The lists are per function, not per adapter: a function's role allows what *its* code
+//! paths call, so the runner (which never touches a rule) holds no `events:` action although
+//! the adapters it shares with `jobs-api` could make those calls.
+//!
+//! Two tests hold the lists to the truth:
+//! - `tests/least_privilege.rs` parses the template and checks that each function's role
+//!   allows exactly the IAM actions of its calls (plus what the Lambda service does with the
+//!   role: logs and the dead-letter queue), with no wildcard action and resources scoped to
+//!   the table, the rule prefix and the function's own log group and queue;
+//! - `backup-lambdas`' `tests/functions.rs` runs both functions as processes through a proxy
+//!   that records every call each one makes, and fails if a function called something that is
+//!   not on its list, or if a list names a call that no test saw its function make.
 //!
 //! Keep these lists in step with the SDK calls in [`crate::dynamodb`],
-//! [`crate::eventbridge`] and [`crate::ebs`].
+//! [`crate::eventbridge`] and [`crate::ebs`], and with which engine paths each function runs.
 
-/// [`crate::DynamoStore`]: every store port and the cluster lock. (`CreateTable` and
-/// `UpdateTimeToLive` are only for tests; the template creates the table. Transactions need
-/// no action of their own: each of their writes is authorized as `PutItem`/`UpdateItem`.)
-pub const DYNAMODB_ACTIONS: &[&str] = &[
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:Query",
-];
+use std::collections::BTreeSet;
 
-/// [`crate::EventBridgeTriggers`]: arming and removing job rules.
-pub const EVENTBRIDGE_ACTIONS: &[&str] = &[
-    "events:PutRule",
-    "events:PutTargets",
-    "events:RemoveTargets",
-    "events:DeleteRule",
-];
-
-/// [`crate::EbsProvider`]: snapshots (tagged at creation) and finding volumes by tag.
-pub const EBS_ACTIONS: &[&str] = &[
-    "ec2:CreateSnapshot",
-    "ec2:CreateTags",
-    "ec2:DescribeSnapshots",
-    "ec2:DeleteSnapshot",
-    "ec2:DescribeInstances",
-];
-
-/// The runner makes backups: the store, the lock and the EBS provider; it never arms rules.
-pub fn runner_actions() -> Vec<&'static str> {
-    [DYNAMODB_ACTIONS, EBS_ACTIONS].concat()
+/// One AWS API call a function makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// `service:Operation`, as the request names it (`X-Amz-Target` for DynamoDB and
+    /// EventBridge, `Action=` for EC2): `dynamodb:TransactWriteItems`, `ec2:CreateSnapshot`.
+    pub operation: &'static str,
+    /// The IAM actions AWS checks for it. Usually the operation itself; a transaction is
+    /// authorized item by item (`Put` as `dynamodb:PutItem`, `Update` as
+    /// `dynamodb:UpdateItem`: there is no `TransactWriteItems` action), and a snapshot tagged
+    /// at creation also needs `ec2:CreateTags`.
+    pub actions: &'static [&'static str],
+    /// Which of the function's code paths make it.
+    pub why: &'static str,
 }
 
-/// The jobs API: the store, the lock, rules (job creation and deletion) and the EBS provider
-/// (manual backups, "run now", deleting backups).
-pub fn jobs_api_actions() -> Vec<&'static str> {
-    [DYNAMODB_ACTIONS, EVENTBRIDGE_ACTIONS, EBS_ACTIONS].concat()
+/// A function and every AWS call its code paths make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    /// The binary (`backup-runner`, `jobs-api`).
+    pub name: &'static str,
+    pub calls: &'static [Call],
+}
+
+impl Function {
+    /// The IAM actions its role must allow for its code (the Lambda service's own use of the
+    /// role, logs and the dead-letter queue, is not part of it).
+    pub fn actions(&self) -> BTreeSet<&'static str> {
+        self.calls
+            .iter()
+            .flat_map(|c| c.actions.iter().copied())
+            .collect()
+    }
+
+    /// Whether `operation` (`service:Operation`) is one of its calls.
+    pub fn makes(&self, operation: &str) -> bool {
+        self.calls.iter().any(|c| c.operation == operation)
+    }
+}
+
+/// The two functions of the deployment.
+pub const FUNCTIONS: [Function; 2] = [RUNNER, JOBS_API];
+
+/// The function named `name` (its binary's name).
+pub fn function(name: &str) -> Option<Function> {
+    FUNCTIONS.into_iter().find(|f| f.name == name)
+}
+
+/// `backup-runner`: one scheduled run per invocation (record the run, take the lock, start
+/// the snapshots, record them pending), the settling of a pending backup from EC2's
+/// notification (prune, record the end), the sweeper (SPEC §16) and, for a redelivery of a
+/// run whose process is gone, settling it as interrupted. It never creates or deletes jobs,
+/// clusters or rules.
+pub const RUNNER: Function = Function {
+    name: "backup-runner",
+    calls: &[
+        Call {
+            operation: "dynamodb:GetItem",
+            actions: &["dynamodb:GetItem"],
+            why: "reads the job a trigger names, the run record a duplicate delivery finds, \
+                  the lock of a cluster whose run may be abandoned, and a backup another \
+                  delete changed under a prune",
+        },
+        Call {
+            operation: "dynamodb:BatchGetItem",
+            actions: &["dynamodb:BatchGetItem"],
+            why: "reads the cluster, its lock and the job's backup counter in one call \
+                  before a run takes the lock",
+        },
+        Call {
+            operation: "dynamodb:PutItem",
+            actions: &["dynamodb:PutItem"],
+            why: "records the run (a conditional put, so a second delivery of one firing \
+                  finds the first run instead of starting another)",
+        },
+        Call {
+            operation: "dynamodb:TransactWriteItems",
+            actions: &[
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ],
+            why: "takes the lock, numbers the backup and records it in one transaction (two \
+                  updates and a put); records the started snapshots pending and extends the \
+                  lease in another (puts and updates); and records the backup's outcome, the \
+                  history item and the lock's release, forgetting the pending record, in a \
+                  third (updates and deletes)",
+        },
+        Call {
+            operation: "dynamodb:UpdateItem",
+            actions: &["dynamodb:UpdateItem"],
+            why: "renews the lease while the snapshots are made, moves pruned backups \
+                  through `deleting` to `deleted`, settles an abandoned run and its backup, \
+                  and makes a cancelled transaction's parts one by one",
+        },
+        Call {
+            operation: "dynamodb:Query",
+            actions: &["dynamodb:Query"],
+            why: "lists the job's backups (job index) for retention and for an abandoned \
+                  run's backup; the sweeper lists pending backups, running runs and backups \
+                  left `creating` or `deleting` (state index)",
+        },
+        Call {
+            operation: "ec2:DescribeInstances",
+            actions: &["ec2:DescribeInstances"],
+            why: "finds the volumes of a cluster registered by instance tag",
+        },
+        Call {
+            operation: "ec2:CreateSnapshot",
+            actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
+            why: "one snapshot per volume, tagged at creation (`TagSpecifications`, which \
+                  needs `CreateTags` on the new snapshot)",
+        },
+        Call {
+            operation: "ec2:DescribeSnapshots",
+            actions: &["ec2:DescribeSnapshots"],
+            why: "asks whether every snapshot of a backup completed (a notification of one \
+                  snapshot of several, and the sweeper), and finds the snapshots of a pruned \
+                  or abandoned backup by their `backup:backup-id` tag when its record has \
+                  no ids",
+        },
+        Call {
+            operation: "ec2:DeleteSnapshot",
+            actions: &["ec2:DeleteSnapshot"],
+            why: "prunes the backups retention drops, and undoes the snapshots of a backup \
+                  whose creation failed half-way",
+        },
+    ],
+};
+
+/// `jobs-api`: the HTTP API. Jobs (their records and rules), clusters, the lock, manual
+/// backups and "run now" (which make backups and prune as the runner does), deleting
+/// backups.
+pub const JOBS_API: Function = Function {
+    name: "jobs-api",
+    calls: &[
+        Call {
+            operation: "dynamodb:GetItem",
+            actions: &["dynamodb:GetItem"],
+            why: "reads one job, cluster, backup or lock (every `GET …/{id}`, and the checks \
+                  before creating, deleting or running)",
+        },
+        Call {
+            operation: "dynamodb:BatchGetItem",
+            actions: &["dynamodb:BatchGetItem"],
+            why: "reads the cluster, its lock and the backup counter before a manual backup \
+                  or \"run now\" takes the lock",
+        },
+        Call {
+            operation: "dynamodb:PutItem",
+            actions: &["dynamodb:PutItem"],
+            why: "creates jobs and clusters (conditional puts) and records a \"run now\" run",
+        },
+        Call {
+            operation: "dynamodb:TransactWriteItems",
+            actions: &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            why: "starts and finishes a manual backup or a \"run now\" run, as the runner \
+                  does (lock, counter and backup record; outcome, history and release)",
+        },
+        Call {
+            operation: "dynamodb:UpdateItem",
+            actions: &["dynamodb:UpdateItem"],
+            why: "marks a job deleted, takes and releases the lock (`…/lock`), renews a \
+                  lease, and moves deleted or pruned backups through `deleting`",
+        },
+        Call {
+            operation: "dynamodb:DeleteItem",
+            actions: &["dynamodb:DeleteItem"],
+            why: "deletes a cluster, and removes a job whose rules could not be made (the \
+                  undo that keeps creating a job all-or-nothing)",
+        },
+        Call {
+            operation: "dynamodb:Query",
+            actions: &["dynamodb:Query"],
+            why: "every list (scope index), a history item by id, the active jobs of a \
+                  cluster, a job's backups for retention",
+        },
+        Call {
+            operation: "events:PutRule",
+            actions: &["events:PutRule"],
+            why: "creates a job's rule (two when both day fields are restricted)",
+        },
+        Call {
+            operation: "events:PutTargets",
+            actions: &["events:PutTargets"],
+            why: "points a job's rule at the runner, with its retry policy and dead-letter \
+                  queue",
+        },
+        Call {
+            operation: "events:RemoveTargets",
+            actions: &["events:RemoveTargets"],
+            why: "removes the runner target before deleting a rule",
+        },
+        Call {
+            operation: "events:DeleteRule",
+            actions: &["events:DeleteRule"],
+            why: "deletes a deleted job's rules, a rule a changed schedule no longer needs, \
+                  and a half-made rule when creating the job failed",
+        },
+        Call {
+            operation: "ec2:DescribeInstances",
+            actions: &["ec2:DescribeInstances"],
+            why: "finds the volumes of a cluster registered by instance tag",
+        },
+        Call {
+            operation: "ec2:CreateSnapshot",
+            actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
+            why: "manual backups and \"run now\": one snapshot per volume, tagged at creation",
+        },
+        Call {
+            operation: "ec2:DescribeSnapshots",
+            actions: &["ec2:DescribeSnapshots"],
+            why: "finds a deleted backup's snapshots by their `backup:backup-id` tag when \
+                  its record has no ids (a process stopped before recording them)",
+        },
+        Call {
+            operation: "ec2:DeleteSnapshot",
+            actions: &["ec2:DeleteSnapshot"],
+            why: "deletes a backup (`DELETE …/backups/{id}`) and prunes after \"run now\"",
+        },
+    ],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_call_is_listed_once_and_says_why() {
+        for f in FUNCTIONS {
+            let mut seen = BTreeSet::new();
+            for c in f.calls {
+                assert!(
+                    seen.insert(c.operation),
+                    "{}: {} twice",
+                    f.name,
+                    c.operation
+                );
+                assert!(!c.actions.is_empty() && !c.why.trim().is_empty(), "{c:?}");
+                assert!(c.operation.split_once(':').is_some(), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_runner_deletes_only_pending_records_in_transactions_and_arms_no_rules() {
+        let actions = RUNNER.actions();
+        assert!(!RUNNER.makes("dynamodb:DeleteItem"));
+        assert!(!actions.iter().any(|a| a.starts_with("events:")));
+        assert_eq!(function("backup-runner"), Some(RUNNER));
+        assert_eq!(function("jobs-api"), Some(JOBS_API));
+        assert_eq!(function("nope"), None);
+    }
 }

@@ -7,16 +7,17 @@
 //!
 //! # Layout
 //! - [`config`]: [`AwsSettings`], the project's variables (`TABLE_NAME`,
-//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`), read once through a lookup so tests never set
-//!   process variables.
+//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`, `DEAD_LETTER_QUEUE_ARN`), read once through a
+//!   lookup so tests never set process variables.
 //! - [`dynamodb`]: [`DynamoStore`], every store port and the cluster lock in one table; the
 //!   table design is written down there.
 //! - [`eventbridge`]: [`EventBridgeTriggers`], one rule per EventBridge expression of a job.
 //! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster.
 //! - `failure`: how every adapter describes a failed AWS call (service, call, the SDK's
 //!   error and its causes), whichever port error carries it.
-//! - [`iam`]: the AWS API actions each adapter calls, which the IAM policies of
-//!   `infra/template.yaml` must allow exactly (a test compares them).
+//! - [`iam`]: the AWS calls each function (`backup-runner`, `jobs-api`) makes and the IAM
+//!   actions that authorize them, which its role in `infra/template.yaml` must allow exactly
+//!   (a test compares them; another checks every call the functions make in the tests).
 
 pub mod config;
 pub mod dynamodb;
@@ -64,11 +65,14 @@ pub fn engine(
         settings.table_name.clone(),
     ));
     let triggers: Arc<dyn TriggerScheduler> = match triggers {
-        Triggers::EventBridge => Arc::new(EventBridgeTriggers::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            settings.rule_prefix.clone(),
-            settings.require_runner_arn()?.to_owned(),
-        )),
+        Triggers::EventBridge => Arc::new(
+            EventBridgeTriggers::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                settings.rule_prefix.clone(),
+                settings.require_runner_arn()?.to_owned(),
+            )
+            .with_dead_letter_queue(settings.dead_letter_queue_arn.clone()),
+        ),
         Triggers::None => Arc::new(eventbridge::NoTriggers),
     };
     Ok(Engine::new(

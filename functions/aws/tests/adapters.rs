@@ -2,7 +2,7 @@
 //! through scripts/test-aws.sh, which starts it and passes `--include-ignored`).
 
 use aws_sdk_eventbridge::types::Rule;
-use backup_aws::ebs::{SnapshotSet, NOT_FOUND_GRACE};
+use backup_aws::ebs::{fit_label, SnapshotSet, MAX_DESCRIPTION, MAX_TAG_VALUE, NOT_FOUND_GRACE};
 use backup_aws::eventbridge::rule_name;
 use backup_aws::{EbsProvider, EventBridgeTriggers};
 use backup_core::api::{ClusterTarget, JobStatus};
@@ -11,8 +11,8 @@ use backup_engine::{
     BackupHandle, BackupRequest, ClusterRecord, Creation, JobRecord, ProviderStatus, Scope,
 };
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag, volume};
-use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
-use backup_testkit::{unique, RUNNER_ARN};
+use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
+use backup_testkit::{unique, DEAD_LETTER_ARN, RUNNER_ARN};
 
 fn job(id: &str, schedule: &str) -> JobRecord {
     JobRecord {
@@ -37,7 +37,8 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     let config = backup_aws::sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let prefix = unique("t-");
-    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN);
+    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN)
+        .with_dead_letter_queue(Some(DEAD_LETTER_ARN.to_owned()));
     // GIVEN a schedule whose two day fields are restricted (two EventBridge expressions)
     let j = job("c196ogto0aeqohe3ommq", "0 5 1 * MON");
     // WHEN it is armed
@@ -60,8 +61,12 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
     let mut expected = j.parsed_schedule().unwrap().eventbridge();
     expected.sort();
     assert_eq!(sorted(Rule::schedule_expression), expected);
+    // (moto keeps a target as it was sent: this is PutTargets' request, to the field)
     for name in &names {
-        assert_runner_target(&only_target(&events, name).await, RUNNER_ARN, &j.id);
+        assert_eq!(
+            only_target(&events, name).await,
+            expected_runner_target(RUNNER_ARN, &j.id, Some(DEAD_LETTER_ARN))
+        );
     }
     // WHEN it is re-armed with a one-expression schedule THEN the second rule goes
     triggers.register(&job(&j.id, "0 5 * * *")).await.unwrap();
@@ -75,14 +80,24 @@ async fn a_job_gets_one_rule_per_expression_targeting_the_runner_and_loses_them_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
-async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_them() {
+async fn a_rule_made_without_a_dead_letter_queue_still_retries_for_an_hour() {
     let config = backup_aws::sdk_config().await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let volumes = vec![volume(&ec2).await, volume(&ec2).await];
-    let provider = EbsProvider::new(&config);
-    let backup_id = unique("b");
-    let request = BackupRequest {
-        backup_id: backup_id.clone(),
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let prefix = unique("t-");
+    // GIVEN triggers with no DEAD_LETTER_QUEUE_ARN (a local `serve --scheduler eventbridge`)
+    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN);
+    let j = job("c196ogto0aeqohe3ommr", "0 5 * * *");
+    // WHEN a job is armed THEN its target retries as always and names no queue
+    triggers.register(&j).await.unwrap();
+    let target = only_target(&events, &rule_name(&prefix, &j.id, 0)).await;
+    assert_eq!(target, expected_runner_target(RUNNER_ARN, &j.id, None));
+    triggers.remove(&j.id).await.unwrap();
+}
+
+/// Backup `backup_id` of job `j1`'s cluster `c1`, the EBS volumes `volumes`.
+fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
+    BackupRequest {
+        backup_id: backup_id.to_owned(),
         job_id: Some("j1".into()),
         description: "c1 nightly".into(),
         cluster: ClusterRecord {
@@ -94,13 +109,24 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
             description: "c1".into(),
             region: "us-east-1".into(),
             target: ClusterTarget::AwsEbs {
-                volume_ids: volumes.clone(),
+                volume_ids: volumes.to_vec(),
                 instance_tag: None,
             },
             created: chrono::Utc::now(),
         },
         progress: Default::default(),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_them() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let volumes = vec![volume(&ec2).await, volume(&ec2).await];
+    let provider = EbsProvider::new(&config);
+    let backup_id = unique("b");
+    let request = ebs_request(&backup_id, &volumes);
     // WHEN a backup is made
     let created = provider.create(&request).await.unwrap();
     // (snapshots outlive the call: the backup settles later, through `status`)
@@ -151,4 +177,38 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
         provider.status(&old).await.unwrap(),
         ProviderStatus::Failed(_)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_label_longer_than_ec2_takes_is_cut_to_fit_its_name_tag_and_description() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    let backup_id = unique("b");
+    // GIVEN a backup whose rendered label is 400 characters, some of them several bytes
+    let label: String = "Orders — nightly · ".chars().cycle().take(400).collect();
+    let mut request = ebs_request(&backup_id, &[volume(&ec2).await]);
+    request.description = label.clone();
+    // WHEN it is made
+    let handle = provider.create(&request).await.unwrap().into_handle();
+    // THEN the snapshot's description and Name tag are the label's start, ended with `…`,
+    // within EC2's limits (255 and 256 characters, and as many bytes)
+    let snaps = snapshots_tagged(&ec2, "backup:backup-id", &backup_id).await;
+    let [snapshot] = snaps.as_slice() else {
+        panic!("one snapshot: {snaps:?}")
+    };
+    let description = snapshot.description().unwrap_or_default();
+    let name = tag(snapshot, "Name").unwrap_or_default();
+    for (text, max) in [(description, MAX_DESCRIPTION), (name, MAX_TAG_VALUE)] {
+        assert!(text.len() <= max && text.ends_with('…'), "{text}");
+        assert!(label.starts_with(text.trim_end_matches('…')), "{text}");
+        assert!(
+            text.chars().count() > 200,
+            "as much of the label as fits: {text}"
+        );
+    }
+    assert_eq!(description, fit_label(&label, MAX_DESCRIPTION));
+    assert_eq!(name, fit_label(&label, MAX_TAG_VALUE));
+    provider.delete(&handle).await.unwrap();
 }

@@ -1,8 +1,12 @@
 //! Least privilege, proven against `infra/template.yaml`: each function's role allows exactly
-//! the AWS actions its adapters call (`backup_aws::iam`), plus what the Lambda service does
-//! with the role (writing logs, the dead-letter queue); no statement has a wildcard action;
+//! the IAM actions of the AWS calls its code paths make (`backup_aws::iam`, per function),
+//! plus what the Lambda service does with the role (writing logs, the dead-letter queue); no
+//! statement has a wildcard action;
 //! resources are scoped to the table, the rule prefix, the function's own log group and
-//! queue; and only job rules may invoke the runner.
+//! queue; and only job rules may invoke the runner. Also the template's other promises to an
+//! operator: every alarm reaches a topic CloudWatch may publish to, a firing no rule could
+//! deliver reaches the dead-letter queue and an alarm, and every name fits AWS's limits
+//! whatever the stack's name.
 
 use std::collections::BTreeSet;
 
@@ -67,19 +71,27 @@ const PLATFORM_ACTIONS: &[&str] = &[
     "sqs:SendMessage",
 ];
 
-/// Checks the role of function `name`: the template names its resources `{name}Function`,
-/// `{name}Role` and `{name}LogGroup`; `dlq` is its dead-letter queue, if it has one.
-fn check_role(t: &Value, name: &str, code_actions: &[&str], dlq: Option<&str>) {
+/// Checks the role of function `name`: the template's logical ids of its resources are
+/// `{name}Function`, `{name}Role` and `{name}LogGroup` (their physical names may be chosen by
+/// CloudFormation); `dlq` is its dead-letter queue, if it has one.
+fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Option<&str>) {
+    let code_actions = code.actions();
     let role = format!("{name}Role");
     let role = role.as_str();
     let function = format!("{name}Function");
     let log_group = format!("{name}LogGroup");
-    // The function runs under this role.
+    // The function runs under this role, and logs to the group the role may write to.
     let function_role = &resource(t, &function)["Properties"]["Role"]["Fn::GetAtt"];
     assert_eq!(
         strings(function_role),
         [role, "Arn"],
         "{function} uses {role}"
+    );
+    let logs_to = &resource(t, &function)["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
+    assert_eq!(
+        logs_to.as_str(),
+        Some(log_group.as_str()),
+        "{function} logs to {log_group}"
     );
 
     let mut allowed = BTreeSet::new();
@@ -157,24 +169,18 @@ fn check_role(t: &Value, name: &str, code_actions: &[&str], dlq: Option<&str>) {
 }
 
 #[test]
-fn the_runner_may_call_exactly_what_its_adapters_call() {
-    let actions = backup_aws::iam::runner_actions();
+fn the_runner_may_call_exactly_what_its_code_calls() {
     check_role(
         &template(),
         "Runner",
-        &actions,
+        backup_aws::iam::RUNNER,
         Some("RunnerDeadLetterQueue"),
     );
 }
 
 #[test]
-fn the_jobs_api_may_call_exactly_what_its_adapters_call() {
-    check_role(
-        &template(),
-        "JobsApi",
-        &backup_aws::iam::jobs_api_actions(),
-        None,
-    );
+fn the_jobs_api_may_call_exactly_what_its_code_calls() {
+    check_role(&template(), "JobsApi", backup_aws::iam::JOBS_API, None);
 }
 
 #[test]
@@ -284,4 +290,182 @@ fn the_table_and_functions_are_as_spec_section_10_says() {
     );
     let api = &resource(&t, "HttpApi")["Properties"]["Auth"];
     assert_eq!(api["DefaultAuthorizer"].as_str(), Some("AWS_IAM"));
+}
+
+/// The resources of type `kind`, by logical id.
+fn resources_of<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().unwrap(), r))
+        .collect()
+}
+
+#[test]
+fn every_alarm_reaches_a_topic_cloudwatch_may_publish_to() {
+    let t = template();
+    // GIVEN the alarms THEN each notifies the alarm topic
+    let alarms = resources_of(&t, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (id, alarm) in alarms {
+        let actions = &alarm["Properties"]["AlarmActions"];
+        assert_eq!(
+            actions.as_sequence().map(|a| a.len()),
+            Some(1),
+            "{id}: {actions:?}"
+        );
+        assert_eq!(actions[0]["Ref"].as_str(), Some("AlarmTopic"), "{id}");
+    }
+    // AND the topic is unencrypted, or encrypted with a key of the template (never the
+    // AWS-managed alias/aws/sns, which CloudWatch may not use) whose policy lets CloudWatch
+    // encrypt for it and the account administer it
+    let key = &resource(&t, "AlarmTopic")["Properties"]["KmsMasterKeyId"];
+    if key.is_null() {
+        return;
+    }
+    let key_id = key["Ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the alarm topic's key is a key of the template, not {key:?}"));
+    let key = resource(&t, key_id);
+    assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+    let statements = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("a key policy");
+    let allows = |principal: &dyn Fn(&Value) -> bool, wanted: &[&str]| {
+        statements.iter().any(|st| {
+            let actions = strings(&st["Action"]);
+            st["Effect"].as_str() == Some("Allow")
+                && principal(&st["Principal"])
+                && wanted.iter().all(|w| actions.iter().any(|a| a == w))
+        })
+    };
+    assert!(
+        allows(
+            &|p| p["Service"].as_str() == Some("cloudwatch.amazonaws.com"),
+            &["kms:Decrypt", "kms:GenerateDataKey*"]
+        ),
+        "CloudWatch may encrypt for the topic"
+    );
+    assert!(
+        allows(
+            &|p| resource_text(&p["AWS"]).ends_with(":iam::${AWS::AccountId}:root"),
+            &["kms:*"]
+        ),
+        "the account administers the key"
+    );
+}
+
+#[test]
+fn a_firing_no_rule_could_deliver_reaches_the_dead_letter_queue_and_an_alarm() {
+    let t = template();
+    // GIVEN jobs-api, which makes the rules THEN it names the runner's dead-letter queue
+    let env = &resource(&t, "JobsApiFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        resource_text(&env["DEAD_LETTER_QUEUE_ARN"]),
+        "GetAtt:RunnerDeadLetterQueue.Arn"
+    );
+    // AND the queue lets EventBridge send into it from the job rules, the snapshot
+    // notification rule and the sweeper, and only from them
+    let policies = resources_of(&t, "AWS::SQS::QueuePolicy");
+    let [(_, policy)] = policies.as_slice() else {
+        panic!("one queue policy: {policies:?}")
+    };
+    let policy = &policy["Properties"];
+    assert_eq!(
+        strings(&policy["Queues"][0]["Ref"]),
+        ["RunnerDeadLetterQueue"]
+    );
+    let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    let [jobs, own] = statements.as_slice() else {
+        panic!("two statements: {statements:?}")
+    };
+    for st in [jobs, own] {
+        assert_eq!(st["Effect"].as_str(), Some("Allow"));
+        assert_eq!(
+            st["Principal"]["Service"].as_str(),
+            Some("events.amazonaws.com")
+        );
+        assert_eq!(strings(&st["Action"]), ["sqs:SendMessage"]);
+        assert_eq!(
+            resource_text(&st["Resource"]),
+            "GetAtt:RunnerDeadLetterQueue.Arn"
+        );
+    }
+    assert!(
+        resource_text(&jobs["Condition"]["ArnLike"]["aws:SourceArn"])
+            .ends_with(":rule/${RulePrefix}*"),
+        "{jobs:?}"
+    );
+    let rules: Vec<String> = own["Condition"]["ArnEquals"]["aws:SourceArn"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(resource_text)
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "GetAtt:SnapshotNotificationRule.Arn",
+            "GetAtt:SweepRule.Arn"
+        ]
+    );
+    // AND an alarm counts the invocations EventBridge gave up on (FailedInvocations)
+    let watches_failed_invocations = |alarm: &Value| {
+        let p = &alarm["Properties"];
+        let plain = p["Namespace"].as_str() == Some("AWS/Events")
+            && p["MetricName"].as_str() == Some("FailedInvocations");
+        let query = p["Metrics"].as_sequence().is_some_and(|m| {
+            m.iter().any(|q| {
+                q["Expression"].as_str().is_some_and(|e| {
+                    e.contains("SUM(FailedInvocations)") && e.contains("\"AWS/Events\"")
+                }) && q["ReturnData"].as_bool() == Some(true)
+            })
+        });
+        plain || query
+    };
+    assert!(
+        resources_of(&t, "AWS::CloudWatch::Alarm")
+            .iter()
+            .any(|(_, a)| watches_failed_invocations(a)),
+        "an alarm on AWS/Events FailedInvocations"
+    );
+}
+
+/// `name` (a plain string or an `Fn::Sub` template) as CloudFormation would make it in a stack
+/// named `stack`; a template naming anything else cannot be bounded here.
+fn rendered(name: &Value, stack: &str) -> String {
+    let text = resource_text(name).replace("${AWS::StackName}", stack);
+    assert!(!text.contains("${"), "cannot tell the length of {name:?}");
+    text
+}
+
+#[test]
+fn every_name_fits_aws_limits_for_the_longest_stack_name() {
+    let t = template();
+    // GIVEN a stack name of CloudFormation's maximum, 128 characters
+    let stack = "s".repeat(128);
+    // THEN each function's name fits Lambda's 64 characters: CloudFormation makes one that
+    // does when the template names none
+    let functions: Vec<_> = ["AWS::Serverless::Function", "AWS::Lambda::Function"]
+        .iter()
+        .flat_map(|kind| resources_of(&t, kind))
+        .collect();
+    assert_eq!(functions.len(), 2, "{functions:?}");
+    for (id, function) in functions {
+        let name = &function["Properties"]["FunctionName"];
+        if !name.is_null() {
+            let name = rendered(name, &stack);
+            assert!(name.chars().count() <= 64, "{id}: {name}");
+        }
+    }
+    // AND each log group's name fits CloudWatch Logs' 512
+    for (id, group) in resources_of(&t, "AWS::Logs::LogGroup") {
+        let name = &group["Properties"]["LogGroupName"];
+        if !name.is_null() {
+            let name = rendered(name, &stack);
+            assert!(name.chars().count() <= 512, "{id}: {name}");
+        }
+    }
 }

@@ -155,8 +155,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table,
-/// RUNNER_FUNCTION_ARN and RULE_PREFIX from the environment, SDK clients from the SDK's own
-/// variables (AWS_ENDPOINT_URL included).
+/// RUNNER_FUNCTION_ARN, RULE_PREFIX and DEAD_LETTER_QUEUE_ARN (optional) from the
+/// environment, SDK clients from the SDK's own variables (AWS_ENDPOINT_URL included).
 #[cfg(feature = "aws")]
 async fn aws_engine(
     args: &ServeArgs,
@@ -167,7 +167,7 @@ async fn aws_engine(
         "TABLE_NAME" => table.clone(),
         other => std::env::var(other).ok(),
     })
-    .context("--store dynamodb needs --table (or TABLE_NAME)")?;
+    .context("--store dynamodb needs --table (or TABLE_NAME) and valid AWS variables")?;
     let sdk = backup_aws::sdk_config().await;
     let engine = backup_aws::engine(
         &settings,

@@ -1,14 +1,16 @@
 //! The two Lambda functions as processes: each started with `AWS_LAMBDA_RUNTIME_API` at an
 //! emulator of the Runtime API, fed the JSON that EventBridge and API Gateway send, its AWS
-//! clients pointed at moto (through a proxy that counts the calls and can slow
-//! `CreateSnapshot` down). Run through scripts/test-aws.sh, which starts moto_server and
-//! passes `--include-ignored`.
+//! clients pointed at moto (through a proxy that counts the calls, can slow `CreateSnapshot`
+//! down, and fails a test whose functions made a call their IAM list in `backup_aws::iam`
+//! does not name). Run through scripts/test-aws.sh, which starts moto_server and passes
+//! `--include-ignored`.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backup_aws::ebs::{fit_label, MAX_DESCRIPTION, MAX_TAG_VALUE};
 use backup_core::api::{ClusterTarget, JobStatus, RunFailure, RunStatus};
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::{
@@ -16,8 +18,8 @@ use backup_engine::ports::{
 };
 use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag};
-use backup_testkit::eventbridge::{assert_runner_target, only_target, rules};
-use backup_testkit::Table;
+use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
+use backup_testkit::{Table, DEAD_LETTER_ARN};
 use serde_json::{json, Value};
 use support::{apigw, Emulator, Function, Proxy, RUNNER_ARN};
 
@@ -40,6 +42,11 @@ struct World {
 
 impl World {
     async fn new(volumes: usize) -> World {
+        World::with_cluster_described(volumes, "Orders DB").await
+    }
+
+    /// A world whose cluster's description (what `{cluster}` renders) is `description`.
+    async fn with_cluster_described(volumes: usize, description: &str) -> World {
         let config = backup_aws::sdk_config().await;
         let ec2 = aws_sdk_ec2::Client::new(&config);
         let events = aws_sdk_eventbridge::Client::new(&config);
@@ -54,7 +61,7 @@ impl World {
             .insert_cluster(&ClusterRecord {
                 id: cluster.clone(),
                 scope: scope(),
-                description: "Orders DB".into(),
+                description: description.into(),
                 region: "us-east-1".into(),
                 target: ClusterTarget::AwsEbs {
                     volume_ids: ids.clone(),
@@ -76,6 +83,12 @@ impl World {
     }
 
     async fn add_job(&self) -> String {
+        self.add_job_naming_backups("{cluster} Hourly Backup {datetime:rfc3339}")
+            .await
+    }
+
+    /// A job of the world's cluster whose backups are named by `template`.
+    async fn add_job_naming_backups(&self, template: &str) -> String {
         let id = RandomIds::default().new_id();
         let job = JobRecord {
             id: id.clone(),
@@ -84,7 +97,7 @@ impl World {
             schedule: "0 * * * *".into(),
             status: JobStatus::Active,
             cluster_id: self.cluster.clone(),
-            template: "{cluster} Hourly Backup {datetime:rfc3339}".into(),
+            template: template.into(),
             max_backup_count: 2,
             created: chrono::Utc::now(),
         };
@@ -263,6 +276,38 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
         w.table.store().list_job_backups(&job).await.unwrap().len(),
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_label_longer_than_ec2_takes_stays_whole_in_the_record_and_is_cut_on_the_snapshot() {
+    // GIVEN a cluster described in 150 characters and a job naming its backups after it
+    // three times: a 456-character label
+    let described: String = "Orders — EU primary · ".chars().cycle().take(150).collect();
+    let w = World::with_cluster_described(1, &described).await;
+    let job = w
+        .add_job_naming_backups("{cluster} | {cluster} | {cluster}")
+        .await;
+    let _runner = w.runner(&[]);
+    // WHEN its rule fires
+    let report = w.fire(&job, 5).await.expect("the invocation succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    w.settle(&job).await;
+    // THEN the run succeeds and the backup's record keeps the whole label
+    assert_eq!(
+        w.history_status(&report["historyId"]).await,
+        RunStatus::Succeeded
+    );
+    let label = format!("{described} | {described} | {described}");
+    let backups = w.table.store().list_job_backups(&job).await.unwrap();
+    assert_eq!(backups[0].description, label);
+    // AND the snapshot carries as much of it as EC2 takes, ended with `…`
+    let snaps = w.snapshots_of_job(&job).await;
+    let name = tag(&snaps[0], "Name").unwrap_or_default();
+    let description = snaps[0].description().unwrap_or_default();
+    assert_eq!(name, fit_label(&label, MAX_TAG_VALUE));
+    assert_eq!(description, fit_label(&label, MAX_DESCRIPTION));
+    assert!(name.ends_with('…') && name.len() <= MAX_TAG_VALUE, "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -680,7 +725,11 @@ async fn api(w: &World, prefix: &str) -> Function {
         &w.emulator,
         &w.proxy.url(),
         &w.table.name,
-        &[("RUNNER_FUNCTION_ARN", RUNNER_ARN), ("RULE_PREFIX", prefix)],
+        &[
+            ("RUNNER_FUNCTION_ARN", RUNNER_ARN),
+            ("RULE_PREFIX", prefix),
+            ("DEAD_LETTER_QUEUE_ARN", DEAD_LETTER_ARN),
+        ],
     )
 }
 
@@ -719,7 +768,11 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         .await
         .expect("the rule exists");
     assert_eq!(described.schedule_expression(), Some("cron(0 * * * ? *)"));
-    assert_runner_target(&only_target(&w.events, &rule).await, RUNNER_ARN, &id);
+    // with the retry policy and the dead-letter queue of DEAD_LETTER_QUEUE_ARN
+    assert_eq!(
+        only_target(&w.events, &rule).await,
+        expected_runner_target(RUNNER_ARN, &id, Some(DEAD_LETTER_ARN))
+    );
     // AND it is listed
     let response = w.api("GET", JOBS, None).await;
     assert_eq!(response["statusCode"], 200, "{response}");
@@ -739,6 +792,194 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         w.table.store().get_job(&id).await.unwrap().unwrap().status,
         JobStatus::Deleted
     );
+}
+
+/// The clusters and backups of the default project, in the API.
+const MESDB: &str = "/mesdb/v1/organizations/default/projects/default";
+
+/// Asserts that an API Gateway answer is a 2xx; its body.
+fn ok(response: &Value) -> Value {
+    assert!(
+        response["statusCode"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s)),
+        "{response}"
+    );
+    body(response)
+}
+
+/// The operations of `function`'s list in `backup_aws::iam`.
+fn listed(function: backup_aws::iam::Function) -> std::collections::BTreeSet<String> {
+    function
+        .calls
+        .iter()
+        .map(|c| c.operation.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
+    // GIVEN both functions, each signing as itself, and an instance tagged for a cluster
+    let w = World::new(1).await;
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let _api = api(&w, &prefix).await;
+    // (the runner behind an emulator of its own: an invocation goes to whichever process asks)
+    let runner_invocations = Emulator::start().await;
+    let _runner = Function::start(
+        "backup-runner",
+        &runner_invocations,
+        &w.proxy.url(),
+        &w.table.name,
+        &[],
+    );
+    let tag = backup_testkit::unique("orders-");
+    backup_testkit::ec2::instance_tagged(&w.ec2, "Cluster", &tag).await;
+    let cluster = format!("c{}", chrono::Utc::now().timestamp_micros());
+    let register = |id: &str, target: Value| {
+        let mut request = json!({"id": id, "description": "Orders DB", "region": "us-east-1"});
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(target.as_object().unwrap().clone());
+        request
+    };
+
+    // WHEN an operator drives every route that reaches AWS through the jobs API
+    let clusters = format!("{MESDB}/clusters");
+    let tagged = register(
+        &cluster,
+        json!({"provider": "aws-ebs", "instanceTag": format!("Cluster={tag}")}),
+    );
+    ok(&w.api("POST", &clusters, Some(&tagged)).await);
+    let job = json!({
+        "description": "Orders hourly",
+        "schedule": "0 * * * *",
+        "type": "ScheduledBackup",
+        "data": {"clusterId": cluster, "description": "{cluster} #{index}", "maxBackupCount": 2}
+    });
+    let job = ok(&w.api("POST", JOBS, Some(&job)).await)["id"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    ok(&w.api("GET", JOBS, None).await);
+    // (each backup holds the cluster until EC2's notification of its snapshots reaches the
+    // runner: sent here until the backup, started in the background, is settled)
+    let settle_cluster = || async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let store = w.table.store();
+        loop {
+            for s in snapshots_tagged(&w.ec2, "backup:cluster-id", &cluster).await {
+                let event = snapshot_notification(s.snapshot_id().unwrap(), "succeeded");
+                runner_invocations.invoke(event).await.expect("succeeds");
+            }
+            if store
+                .current(&cluster, chrono::Utc::now())
+                .await
+                .unwrap()
+                .is_none()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the backup never settled");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    ok(&w.api("POST", &format!("{JOBS}/{job}/run"), None).await);
+    settle_cluster().await;
+    let manual = json!({"description": "before the upgrade", "sourceClusterId": cluster});
+    let manual = ok(&w
+        .api("POST", &format!("{MESDB}/backups"), Some(&manual))
+        .await)["id"]
+        .as_str()
+        .expect("a backup id")
+        .to_owned();
+    settle_cluster().await;
+    // AND the job's rule fires twice, so the runner prunes the oldest of three backups: the
+    // first settled by its notification, the second by the sweeper
+    let report = runner_invocations
+        .invoke(transformer_input(&job, &at(5)))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    settle_cluster().await;
+    let report = runner_invocations
+        .invoke(transformer_input(&job, &at(6)))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    let swept = runner_invocations
+        .invoke(json!({"sweep": true}))
+        .await
+        .expect("succeeds");
+    assert_eq!(
+        swept["sweep"]["settled"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    assert!(pruned_any(&w, &job).await, "the runner pruned a backup");
+    ok(&w
+        .api("DELETE", &format!("{MESDB}/backups/{manual}"), None)
+        .await);
+    // AND an operator deletes a backup a stopped process left without its snapshot ids
+    // (its snapshots are found by their `backup:backup-id` tag)
+    let left = backup_engine::BackupEntry {
+        id: RandomIds::default().new_id(),
+        scope: scope(),
+        job_id: None,
+        cluster_id: cluster.clone(),
+        cluster_description: "Orders DB".into(),
+        provider: "aws-ebs".into(),
+        description: "left half-way".into(),
+        created: chrono::Utc::now(),
+        status: backup_core::retention::BackupStatus::Defunct,
+        index: 99,
+        location: Some(r#"{"region":"us-east-1","snapshotIds":[]}"#.into()),
+        error_code: Some(RunFailure::Interrupted),
+        details: None,
+    };
+    assert!(w.table.store().insert_backup(&left).await.unwrap());
+    ok(&w
+        .api("DELETE", &format!("{MESDB}/backups/{}", left.id), None)
+        .await);
+    let spare = format!("{cluster}-spare");
+    let spare_request = register(
+        &spare,
+        json!({"provider": "aws-ebs", "volumeIds": w.volumes}),
+    );
+    ok(&w.api("POST", &clusters, Some(&spare_request)).await);
+    ok(&w.api("DELETE", &format!("{clusters}/{spare}"), None).await);
+    ok(&w.api("DELETE", &format!("{JOBS}/{job}"), None).await);
+
+    // THEN each function made exactly the calls of its list: nothing its role would refuse,
+    // and nothing on its list that no code path of the function makes
+    for function in backup_aws::iam::FUNCTIONS {
+        let made = w.proxy.operations_of(function.name);
+        let listed = listed(function);
+        let unlisted: Vec<_> = made.difference(&listed).collect();
+        let unused: Vec<_> = listed.difference(&made).collect();
+        assert!(
+            unlisted.is_empty() && unused.is_empty(),
+            "{}: made but not listed {unlisted:?}; listed but never made {unused:?} (drive \
+             the path that makes it here, or take it off the list and the role)",
+            function.name
+        );
+    }
+    assert_eq!(w.proxy.calls_not_allowed(), []);
+}
+
+/// Whether one of `job`'s backups was pruned (is `deleted`).
+async fn pruned_any(w: &World, job: &str) -> bool {
+    w.table
+        .store()
+        .list_job_backups(job)
+        .await
+        .unwrap()
+        .iter()
+        .any(|b| b.status == backup_core::retention::BackupStatus::Deleted)
 }
 
 /// Figures for scripts/bench-aws.sh: the runner's init and cold/warm invocation times

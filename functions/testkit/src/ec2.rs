@@ -1,4 +1,5 @@
-//! EBS volumes for a cluster to back up, and the snapshots its backups left.
+//! EBS volumes for a cluster to back up (alone, or attached to a tagged instance), and the
+//! snapshots its backups left.
 
 use aws_sdk_ec2::types::{Filter, Snapshot};
 
@@ -46,5 +47,46 @@ pub fn snapshotted_volumes(snapshots: &[Snapshot]) -> Vec<String> {
         .filter_map(|s| s.volume_id().map(str::to_owned))
         .collect();
     volumes.sort();
+    volumes
+}
+
+/// A new instance tagged `key=value` (moto gives it a root EBS volume); the ids of the EBS
+/// volumes attached to it, sorted.
+pub async fn instance_tagged(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) -> Vec<String> {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let out = ec2
+        .run_instances()
+        // One of moto's own images.
+        .image_id("ami-03cf127a")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(key).value(value).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RunInstances");
+    let id = out.instances()[0]
+        .instance_id()
+        .expect("an instance id")
+        .to_owned();
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .expect("DescribeInstances");
+    let mut volumes: Vec<String> = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.block_device_mappings())
+        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(str::to_owned))
+        .collect();
+    volumes.sort();
+    assert!(!volumes.is_empty(), "instance {id} has an EBS volume");
     volumes
 }

@@ -1,7 +1,7 @@
 //! A job's EventBridge rules, and the one target each must have: the runner, passed the job
-//! id and the event's time.
+//! id and the event's time, with its retry policy and dead-letter queue.
 
-use aws_sdk_eventbridge::types::{InputTransformer, Rule, Target};
+use aws_sdk_eventbridge::types::{DeadLetterConfig, InputTransformer, RetryPolicy, Rule, Target};
 
 /// The rules whose names start with `prefix`.
 pub async fn rules(events: &aws_sdk_eventbridge::Client, prefix: &str) -> Vec<Rule> {
@@ -27,6 +27,40 @@ pub async fn only_target(events: &aws_sdk_eventbridge::Client, rule: &str) -> Ta
         panic!("one target on {rule}: {out:?}")
     };
     target.clone()
+}
+
+/// The exact runner target of `job_id`'s rules, as `PutTargets` must send it: the runner,
+/// the input transformer, one hour and EventBridge's maximum of retries, and `dead_letters`
+/// (if any). Written out here, not built with the adapter's helpers, so that a change to what
+/// the adapter sends fails a test.
+pub fn expected_runner_target(
+    runner_arn: &str,
+    job_id: &str,
+    dead_letters: Option<&str>,
+) -> Target {
+    Target::builder()
+        .id("backup-runner")
+        .arn(runner_arn)
+        .input_transformer(
+            InputTransformer::builder()
+                .input_paths_map("time", "$.time")
+                .input_template(format!(
+                    r#"{{"jobId": "{job_id}", "scheduledTime": <time>}}"#
+                ))
+                .build()
+                .expect("a transformer"),
+        )
+        .retry_policy(
+            RetryPolicy::builder()
+                .maximum_event_age_in_seconds(3600)
+                .maximum_retry_attempts(185)
+                .build(),
+        )
+        .set_dead_letter_config(
+            dead_letters.map(|arn| DeadLetterConfig::builder().arn(arn).build()),
+        )
+        .build()
+        .expect("a target")
 }
 
 /// Asserts that `target` invokes the runner at `runner_arn` for `job_id`.

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`dynamodb`]: [`Table`], a table of the test's own, deleted when the test ends.
-//! - [`ec2`]: EBS volumes to back up, and the snapshots a backup left, found by their tags.
+//! - [`ec2`]: EBS volumes (alone or attached to a tagged instance) to back up, and the
+//!   snapshots a backup left, found by their tags.
 //! - [`eventbridge`]: a job's rules and the runner target on each, checked the one way.
 //!
 //! # Decisions
@@ -25,6 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The runner function's ARN that job rules target in tests (moto accepts any ARN).
 pub const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
+/// The dead-letter queue job rules name in tests (moto does not check that it exists).
+pub const DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:backup-runner-dead-letters";
 
 /// `prefix` followed by what makes a name unique among concurrent tests and test processes
 /// sharing one endpoint: the process id, a counter and the current microsecond.

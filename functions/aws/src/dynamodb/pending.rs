@@ -225,16 +225,14 @@ impl PendingBackups for DynamoStore {
     }
 
     async fn unpark(&self, p: &PendingBackup) -> StoreResult<()> {
-        for pk in pending_pks(p) {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s("PENDING"))
-                .send()
-                .await
-                .map_err(|e| backend("DeleteItem", e))?;
-        }
+        // One transaction of deletes (authorized as `DeleteItem`, item by item): the runner
+        // makes no lone `DeleteItem`.
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(forget(&self.table, p)?))
+            .send()
+            .await
+            .map_err(|e| backend("TransactWriteItems", e))?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! front of moto, and the functions as real processes (their table: `backup_testkit::Table`).
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -185,6 +185,29 @@ async fn init_error(State(state): State<Arc<EmulatorState>>, body: String) -> St
 // never gives: snapshots still `pending`, and EC2 errors (throttling, not-found, limits).
 // It speaks HTTP/1.1 to both sides (hyper), so it can read and rewrite whole answers.
 
+/// The access key id a function process signs with: `testing-<binary>`, so the proxy knows
+/// which function made each call.
+pub fn access_key_of(bin: &str) -> String {
+    format!("{ACCESS_KEY_PREFIX}{bin}")
+}
+
+const ACCESS_KEY_PREFIX: &str = "testing-";
+
+/// One call the proxy forwarded: who signed it (the access key id of its SigV4
+/// `Authorization` header) and its `service:Operation`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignedCall {
+    pub access_key: Option<String>,
+    pub operation: String,
+}
+
+impl SignedCall {
+    /// The function that made it (`backup-runner`, `jobs-api`), from its access key.
+    pub fn function(&self) -> Option<&str> {
+        self.access_key.as_deref()?.strip_prefix(ACCESS_KEY_PREFIX)
+    }
+}
+
 /// An EC2 error the proxy answers instead of moto.
 #[derive(Clone, Debug)]
 pub struct Injected {
@@ -200,6 +223,8 @@ pub struct Injected {
 #[derive(Default)]
 struct ProxyState {
     calls: Mutex<Vec<String>>,
+    /// Every call since the proxy started (`take_calls` does not drain it).
+    signed: Mutex<Vec<SignedCall>>,
     waited: Mutex<Duration>,
     delay: Mutex<Duration>,
     /// While set, `DescribeSnapshots` shows every snapshot `pending` (moto completes them at
@@ -266,10 +291,66 @@ impl Proxy {
         std::mem::take(&mut *self.state.calls.lock().unwrap())
     }
 
+    /// The operations (`service:Operation`) the processes of function `bin` made so far.
+    pub fn operations_of(&self, bin: &str) -> BTreeSet<String> {
+        self.state
+            .signed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.function() == Some(bin))
+            .map(|c| c.operation.clone())
+            .collect()
+    }
+
+    /// Every call so far that its function may not make: one signed by no known function,
+    /// or an operation missing from the function's list in `backup_aws::iam`.
+    pub fn calls_not_allowed(&self) -> Vec<SignedCall> {
+        let mut refused: Vec<SignedCall> = self
+            .state
+            .signed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                !c.function()
+                    .and_then(backup_aws::iam::function)
+                    .is_some_and(|f| f.makes(&c.operation))
+            })
+            .cloned()
+            .collect();
+        refused.sort();
+        refused.dedup();
+        refused
+    }
+
     /// How long answers took to start arriving since the last call, added up.
     pub fn take_waited(&self) -> Duration {
         std::mem::take(&mut *self.state.waited.lock().unwrap())
     }
+}
+
+/// Least privilege, as the processes behaved: a test whose functions made a call their role
+/// would refuse fails here, when its proxy goes (unless it already failed).
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let refused = self.calls_not_allowed();
+        assert!(
+            refused.is_empty(),
+            "calls the function's role does not allow (add them to its list in \
+             backup_aws::iam, and to its role in infra/template.yaml, if the code really \
+             needs them): {refused:#?}"
+        );
+    }
+}
+
+/// The access key id of a SigV4 `Authorization` header (`… Credential=<key>/<date>/…`).
+fn access_key_in(authorization: &str) -> Option<String> {
+    let credential = authorization.split("Credential=").nth(1)?;
+    credential.split('/').next().map(str::to_owned)
 }
 
 /// EC2's error document (the query protocol's).
@@ -314,6 +395,15 @@ async fn forward_call(
     let action = action_of(&text);
     if let Some(action) = &action {
         state.calls.lock().unwrap().push(action.clone());
+        let access_key = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(access_key_in);
+        state.signed.lock().unwrap().push(SignedCall {
+            access_key,
+            operation: action.clone(),
+        });
         let pause = *state.delay.lock().unwrap();
         if action == "ec2:CreateSnapshot" && !pause.is_zero() {
             tokio::time::sleep(pause).await;
@@ -427,7 +517,7 @@ impl Function {
                 "2026/11/27/[$LATEST]0123456789abcdef",
             )
             .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_ACCESS_KEY_ID", access_key_of(bin))
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
