@@ -86,11 +86,24 @@ pub async fn delete_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<Emp
     done(engine.delete_job(&scope, &id).await)
 }
 
-pub async fn run_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<RunJobResponse> {
+/// "Run now": 200 once the run holds its cluster (the backup continues in the background),
+/// or 202 when the run was handed to the runner and is `queued` (on AWS, SPEC §16: API
+/// Gateway gives up on a request after 30 s). The body is `{historyId}` either way.
+pub async fn run_job(
+    OneItem { engine, scope, id }: OneItem,
+) -> Result<(axum::http::StatusCode, Json<RunJobResponse>), ApiError> {
     let outcome = engine.run_job_now(&scope, &id).await?;
-    Ok(Json(RunJobResponse {
-        history_id: outcome.history.id,
-    }))
+    let status = if outcome.history.status == backup_core::api::RunStatus::Queued {
+        axum::http::StatusCode::ACCEPTED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(RunJobResponse {
+            history_id: outcome.history.id,
+        }),
+    ))
 }
 
 pub async fn list_history(

@@ -238,6 +238,12 @@ pub const JOBS_API: Function = Function {
             actions: &["ec2:DeleteSnapshot"],
             why: "deletes a backup (`DELETE …/backups/{id}`) and prunes after \"run now\"",
         },
+        Call {
+            operation: "lambda:Invoke",
+            actions: &["lambda:InvokeFunction"],
+            why: "\"run now\" hands the queued run to the runner by an asynchronous \
+                  invocation (SPEC §16)",
+        },
     ],
 };
 

@@ -25,6 +25,7 @@ pub mod ebs;
 pub mod eventbridge;
 mod failure;
 pub mod iam;
+pub mod lambda;
 
 pub use config::{AwsSettings, ConfigError};
 pub use dynamodb::DynamoStore;
@@ -53,13 +54,40 @@ pub enum Triggers {
     None,
 }
 
-/// An engine on DynamoDB, EBS and (optionally) EventBridge, all clients made from `sdk`.
+/// An engine on DynamoDB, EBS and (optionally) EventBridge, all clients made from `sdk`;
+/// its "run now" continues in the process that answers it.
 pub fn engine(
     settings: &AwsSettings,
     sdk: &aws_config::SdkConfig,
     triggers: Triggers,
     config: EngineConfig,
 ) -> Result<Engine, ConfigError> {
+    Ok(Engine::new(ports(settings, sdk, triggers)?, config))
+}
+
+/// The jobs API's engine on Lambda: [`engine`]'s, with "run now" recorded `queued` and
+/// handed to the runner (`RUNNER_FUNCTION_ARN`) by an asynchronous invocation (SPEC §16),
+/// since API Gateway gives up on a request after 30 s.
+pub fn dispatching_engine(
+    settings: &AwsSettings,
+    sdk: &aws_config::SdkConfig,
+    triggers: Triggers,
+    config: EngineConfig,
+) -> Result<Engine, ConfigError> {
+    let mut ports = ports(settings, sdk, triggers)?;
+    ports.dispatch = Some(Arc::new(lambda::InvokeRunner::new(
+        aws_sdk_lambda::Client::new(sdk),
+        settings.require_runner_arn()?.to_owned(),
+    )));
+    Ok(Engine::new(ports, config))
+}
+
+/// The ports of an AWS deployment.
+fn ports(
+    settings: &AwsSettings,
+    sdk: &aws_config::SdkConfig,
+    triggers: Triggers,
+) -> Result<Ports, ConfigError> {
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
         settings.table_name.clone(),
@@ -75,17 +103,15 @@ pub fn engine(
         ),
         Triggers::None => Arc::new(eventbridge::NoTriggers),
     };
-    Ok(Engine::new(
-        Ports {
-            store: store.clone(),
-            lock: store.clone(),
-            writes: store.clone(),
-            pending: Some(store),
-            providers: vec![Arc::new(EbsProvider::new(sdk))],
-            triggers,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(RandomIds::default()),
-        },
-        config,
-    ))
+    Ok(Ports {
+        store: store.clone(),
+        lock: store.clone(),
+        writes: store.clone(),
+        pending: Some(store),
+        dispatch: None,
+        providers: vec![Arc::new(EbsProvider::new(sdk))],
+        triggers,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(RandomIds::default()),
+    })
 }

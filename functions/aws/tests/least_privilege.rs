@@ -123,6 +123,10 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                             || (name == "CreateSnapshot" && r.ends_with(":volume/*")),
                         "{role}: {action} on {r}"
                     ),
+                    "lambda" => assert_eq!(
+                        r, "GetAtt:RunnerFunction.Arn",
+                        "{role}: {action} only on the runner"
+                    ),
                     "logs" => assert_eq!(r, &format!("GetAtt:{log_group}.Arn"), "{role}: {action}"),
                     "sqs" => assert_eq!(
                         Some(r.as_str()),

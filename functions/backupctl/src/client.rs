@@ -275,7 +275,7 @@ fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
         api,
         &history_url,
         |list: HistoryList| list.items.into_iter().find(|i| i.id == started.history_id),
-        |item| item.status != RunStatus::Running,
+        |item| item.status.is_final(),
     );
     let hid = &started.history_id;
     Ok(match item {
@@ -297,6 +297,10 @@ fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
             RunStatus::Running => Shown::out(format!(
                 "Run {hid} of job {job_id} is running; follow it with `backupctl history list \
                  --job-id {job_id}`.\n"
+            )),
+            RunStatus::Queued => Shown::out(format!(
+                "Run {hid} of job {job_id} is queued for the runner; follow it with \
+                 `backupctl history list --job-id {job_id}`.\n"
             )),
         },
         None => Shown::out(format!("Started run {hid} of job {job_id}.\n")),

@@ -61,9 +61,19 @@ pub struct Job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Recorded, and handed to another process that has not started it yet (a "run now"
+    /// on AWS, SPEC §16).
+    Queued,
     Running,
     Succeeded,
     Failed,
+}
+
+impl RunStatus {
+    /// Whether the run has ended (`succeeded` or `failed`).
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+    }
 }
 
 /// Why a run, or a backup, failed: the `errorCode` of a history item and of a backup

@@ -155,6 +155,7 @@ macro_rules! contract_tests {
             deleting_backups_are_found_at_start_up,
             run_records_are_idempotent,
             concurrent_deliveries_start_one_run,
+            queued_runs_are_claimed_once,
             history_lists_newest_first_by_scope_and_job,
             sequences_start_at_one_and_never_repeat,
             start_takes_the_lock_and_records_a_numbered_backup,

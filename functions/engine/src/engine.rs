@@ -18,8 +18,8 @@ use crate::error::{EngineError, Problems};
 use crate::ids::{is_valid_id, RandomIds};
 use crate::model::{ClusterRecord, Scope};
 use crate::ports::{
-    BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, PendingBackups, Store,
-    TriggerScheduler,
+    BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, PendingBackups, RunDispatcher,
+    Store, TriggerScheduler,
 };
 use crate::writes::OneByOne;
 
@@ -103,6 +103,9 @@ pub struct Ports {
     /// Where backups that settle later are kept: needed with
     /// [`EngineConfig::settle_later`], `None` for a deployment that waits for its backups.
     pub pending: Option<Arc<dyn PendingBackups>>,
+    /// Where "run now" sends its run (SPEC §16), recorded `queued`; `None`: the run
+    /// continues in a background task of this process.
+    pub dispatch: Option<Arc<dyn RunDispatcher>>,
 }
 
 impl Ports {
@@ -124,6 +127,7 @@ impl Ports {
             ids: Arc::new(RandomIds::default()),
             writes: Arc::new(OneByOne::over(store)),
             pending: None,
+            dispatch: None,
         }
     }
 }
@@ -139,6 +143,7 @@ pub(crate) struct Inner {
     pub(crate) lock: Arc<dyn ClusterLock>,
     pub(crate) writes: Arc<dyn BackupWrites>,
     pub(crate) pending: Option<Arc<dyn PendingBackups>>,
+    pub(crate) dispatch: Option<Arc<dyn RunDispatcher>>,
     pub(crate) providers: HashMap<&'static str, Arc<dyn BackupProvider>>,
     pub(crate) triggers: Arc<dyn TriggerScheduler>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -171,6 +176,7 @@ impl Engine {
                 lock: ports.lock,
                 writes: ports.writes,
                 pending: ports.pending,
+                dispatch: ports.dispatch,
                 providers,
                 triggers: ports.triggers,
                 clock: ports.clock,

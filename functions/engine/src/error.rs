@@ -176,6 +176,9 @@ pub enum EngineError {
     ClusterNotFound(String),
     #[error("backup {0} does not exist in this organization and project")]
     BackupNotFound(String),
+    /// A queued run's delivery names a history item that does not exist.
+    #[error("run {0} is not recorded")]
+    RunNotFound(String),
     #[error("job {0} is deleted, so it cannot run")]
     JobDeleted(String),
     #[error("cluster {0} is already registered; delete it first or choose another id")]
@@ -223,6 +226,7 @@ impl EngineError {
             EngineError::JobNotFound(_) => "job_not_found",
             EngineError::ClusterNotFound(_) => "cluster_not_found",
             EngineError::BackupNotFound(_) => "backup_not_found",
+            EngineError::RunNotFound(_) => "run_not_found",
             EngineError::JobDeleted(_) => "job_deleted",
             EngineError::ClusterExists(_) => "cluster_exists",
             EngineError::ClusterInUse { .. } => "cluster_in_use",
@@ -243,7 +247,8 @@ impl EngineError {
             | EngineError::ProviderUnavailable { .. } => ErrorKind::Invalid,
             EngineError::JobNotFound(_)
             | EngineError::ClusterNotFound(_)
-            | EngineError::BackupNotFound(_) => ErrorKind::NotFound,
+            | EngineError::BackupNotFound(_)
+            | EngineError::RunNotFound(_) => ErrorKind::NotFound,
             EngineError::JobDeleted(_)
             | EngineError::ClusterExists(_)
             | EngineError::ClusterInUse { .. }

@@ -266,6 +266,19 @@ impl HistoryStore for MemoryStore {
         Ok(())
     }
 
+    async fn claim_queued(&self, item: &HistoryItem) -> StoreResult<bool> {
+        let mut s = self.state();
+        let queued = (s.history.iter_mut())
+            .find(|h| h.item.id == item.id && h.item.status == RunStatus::Queued);
+        Ok(match queued {
+            Some(h) => {
+                h.item = item.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>> {
         Ok((self.state().history.iter())
             .find(|h| h.item.id == history_id)
@@ -290,7 +303,7 @@ impl HistoryStore for MemoryStore {
 
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {
         Ok((self.state().history.iter())
-            .filter(|h| h.item.status == RunStatus::Running)
+            .filter(|h| !h.item.status.is_final())
             .cloned()
             .collect())
     }

@@ -99,6 +99,9 @@ pub trait RunStore: Send + Sync {
 pub trait HistoryStore: Send + Sync {
     /// Replaces a history item (found by its id) with its final state.
     async fn update_history(&self, item: &HistoryItem) -> StoreResult<()>;
+    /// Replaces a `queued` history item with `item` (the run claimed, or failed), only while
+    /// it is still `queued`: `false` (and no change) when another delivery claimed it first.
+    async fn claim_queued(&self, item: &HistoryItem) -> StoreResult<bool>;
     async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>>;
     /// A scope's history, optionally one job's, newest first: by start time, then by the
     /// order of recording.
@@ -107,7 +110,8 @@ pub trait HistoryStore: Send + Sync {
         scope: &Scope,
         job_id: Option<&str>,
     ) -> StoreResult<Vec<HistoryItem>>;
-    /// Every run still `running`, across scopes (start-up recovery).
+    /// Every run not ended yet (`running` or `queued`), across scopes (start-up recovery,
+    /// the sweeper).
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>>;
 }
 
@@ -269,6 +273,22 @@ pub trait TriggerScheduler: Send + Sync {
     async fn register(&self, job: &JobRecord) -> Result<(), TriggerError>;
     /// Disarms the job's trigger; removing one that does not exist succeeds.
     async fn remove(&self, job_id: &str) -> Result<(), TriggerError>;
+}
+
+/// Hands a queued run to the process that makes it (on AWS: the runner, invoked
+/// asynchronously), for a deployment whose API must answer at once (SPEC §16: API Gateway
+/// gives up on a request after 30 s). The local server has none: its "run now" continues in
+/// a background task of its own.
+#[async_trait]
+pub trait RunDispatcher: Send + Sync {
+    /// Sends the run of `history_id` (job `job_id`, at `scheduled`) on its way; it is
+    /// delivered at least once.
+    async fn dispatch(
+        &self,
+        history_id: &str,
+        job_id: &str,
+        scheduled: DateTime<Utc>,
+    ) -> Result<(), TriggerError>;
 }
 
 /// The current instant. Injected so tests can drive time.

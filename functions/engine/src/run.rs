@@ -24,7 +24,7 @@ use crate::model::{
     Applied, BackupEnd, BackupEntry, ClusterRecord, Finish, HistoryEntry, JobRecord, LockHolder,
     PendingBackup, PendingRun, Release, RunStart, Scope, Started, OPERATION_SCHEDULED,
 };
-use crate::ports::BackupProvider;
+use crate::ports::{BackupProvider, RunDispatcher};
 use crate::text;
 
 mod end;
@@ -34,7 +34,7 @@ mod settle;
 
 pub(crate) use end::RunEnd;
 pub(crate) use making::{Cause, Made, NewBackup};
-pub use settle::{Settled, SweepReport};
+pub use settle::{Settled, SweepReport, QUEUED_GRACE, SWEEP_PAGE};
 
 /// What one delivery of a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +126,9 @@ impl Engine {
         if job.status == JobStatus::Deleted {
             return Err(EngineError::JobDeleted(job.id));
         }
+        if let Some(dispatch) = self.inner.dispatch.clone() {
+            return self.queue_run(&job, dispatch.as_ref()).await;
+        }
         match self.begin_run(&job, self.now(), Trigger::Manual).await? {
             Begun::Done(outcome) => Ok(outcome),
             Begun::Locked(run) => {
@@ -144,6 +147,104 @@ impl Engine {
         }
     }
 
+    /// "Run now" on a deployment whose API answers at once (SPEC §16): records the run
+    /// `queued` and hands it to the process that makes it ([`Engine::run_queued`]). A run
+    /// that cannot be handed over is failed at once, and the error answered.
+    async fn queue_run(
+        &self,
+        job: &JobRecord,
+        dispatch: &dyn RunDispatcher,
+    ) -> Result<RunOutcome, EngineError> {
+        let scheduled = self.now();
+        let entry =
+            match (self.record_run(job, scheduled, Trigger::Manual, RunStatus::Queued)).await? {
+                Recorded::New(entry) => entry,
+                Recorded::Duplicate(history) => {
+                    return Ok(RunOutcome {
+                        history,
+                        duplicate: true,
+                    })
+                }
+            };
+        let item = entry.item;
+        if let Err(error) = dispatch.dispatch(&item.id, &job.id, scheduled).await {
+            let failed = RunEnd::failed(
+                RunFailure::Interrupted,
+                format!("The runner could not be invoked ({error}), so no backup was made."),
+            )
+            .apply(&item, self.now());
+            // Only while still queued: a delivery that went through despite the error wins.
+            if let Err(e) = self.inner.store.claim_queued(&failed).await {
+                tracing::warn!(history_id = %item.id, error = %e, "could not record a run that was never handed over");
+            }
+            return Err(error.into());
+        }
+        tracing::info!(job_id = %job.id, history_id = %item.id, "run queued");
+        Ok(RunOutcome {
+            history: item,
+            duplicate: false,
+        })
+    }
+
+    /// Makes a queued run (what [`Engine::queue_run`] dispatched), at least once delivered:
+    /// claims it (`queued` → `running`, conditionally, so a second delivery finds it claimed
+    /// and does nothing), then takes the cluster and makes the backup as a scheduled run
+    /// does.
+    pub async fn run_queued(&self, history_id: &str) -> Result<RunOutcome, EngineError> {
+        check_job_id("historyId", history_id)?;
+        let store = &self.inner.store;
+        let Some(entry) = store.get_history(history_id).await? else {
+            return Err(EngineError::RunNotFound(history_id.to_owned()));
+        };
+        if entry.item.status != RunStatus::Queued {
+            return Ok(RunOutcome {
+                history: entry.item,
+                duplicate: true,
+            });
+        }
+        let mut running = entry.item.clone();
+        running.status = RunStatus::Running;
+        if !store.claim_queued(&running).await? {
+            let history = store
+                .get_history(history_id)
+                .await?
+                .map_or(running, |e| e.item);
+            return Ok(RunOutcome {
+                history,
+                duplicate: true,
+            });
+        }
+        let entry = HistoryEntry {
+            item: running,
+            ..entry
+        };
+        let job = match store.get_job(&entry.item.job_id).await? {
+            Some(job) if job.status != JobStatus::Deleted => job,
+            _ => {
+                let end = RunEnd::failed(
+                    RunFailure::JobNotFound,
+                    format!(
+                        "Job {} was deleted before its run started, so no backup was made.",
+                        entry.item.job_id
+                    ),
+                );
+                let history = self.end_run(&entry.item, end, None, None, None).await;
+                return Ok(RunOutcome {
+                    history,
+                    duplicate: false,
+                });
+            }
+        };
+        let history = match self.lock_and_make(&job, &entry).await? {
+            Begun::Done(outcome) => outcome.history,
+            Begun::Locked(run) => self.complete_run(*run).await,
+        };
+        Ok(RunOutcome {
+            history,
+            duplicate: false,
+        })
+    }
+
     /// Records the run (or finds it already recorded) and takes the cluster's lock: three
     /// steps, [`Engine::record_run`], [`Engine::take_cluster`] and, when the second one
     /// refuses, [`Engine::end_run`].
@@ -153,7 +254,10 @@ impl Engine {
         scheduled: DateTime<Utc>,
         trigger: Trigger,
     ) -> Result<Begun, EngineError> {
-        let entry = match self.record_run(job, scheduled, trigger).await? {
+        let entry = match self
+            .record_run(job, scheduled, trigger, RunStatus::Running)
+            .await?
+        {
             Recorded::New(entry) => entry,
             Recorded::Duplicate(history) => {
                 tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
@@ -164,7 +268,17 @@ impl Engine {
                 }));
             }
         };
-        match self.take_cluster(job, &entry).await {
+        self.lock_and_make(job, &entry).await
+    }
+
+    /// Steps 2 and 3 of a recorded run: [`Engine::take_cluster`] and, when it refuses,
+    /// [`Engine::end_run`].
+    async fn lock_and_make(
+        &self,
+        job: &JobRecord,
+        entry: &HistoryEntry,
+    ) -> Result<Begun, EngineError> {
+        match self.take_cluster(job, entry).await {
             Ok(run) => Ok(Begun::Locked(run)),
             Err(NotStarted::Failed(end)) => {
                 let history = self.end_run(&entry.item, end, None, None, None).await;
@@ -190,6 +304,7 @@ impl Engine {
         job: &JobRecord,
         scheduled: DateTime<Utc>,
         trigger: Trigger,
+        status: RunStatus,
     ) -> Result<Recorded, StoreError> {
         let entry = HistoryEntry {
             scope: job.scope.clone(),
@@ -197,8 +312,14 @@ impl Engine {
             item: HistoryItem {
                 id: self.inner.ids.new_id(),
                 job_id: job.id.clone(),
-                status: RunStatus::Running,
-                details: format!("Backing up cluster {}.", job.cluster_id),
+                status,
+                details: match status {
+                    RunStatus::Queued => format!(
+                        "Waiting for the runner to back up cluster {}.",
+                        job.cluster_id
+                    ),
+                    _ => format!("Backing up cluster {}.", job.cluster_id),
+                },
                 linked_resource: job.cluster_id.clone(),
                 start_time: self.now(),
                 end_time: None,

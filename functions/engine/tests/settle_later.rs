@@ -15,8 +15,8 @@ use backup_core::retention::BackupStatus;
 use backup_engine::clock::ManualClock;
 use backup_engine::memory::MemoryStore;
 use backup_engine::ports::{
-    BackupProvider, BackupStore, ClusterLock, HistoryStore, JobStore, PendingBackups, RunStore,
-    TriggerScheduler,
+    BackupProvider, BackupStore, ClusterLock, HistoryStore, JobStore, PendingBackups,
+    RunDispatcher, RunStore, TriggerScheduler,
 };
 use backup_engine::requests::{directory_cluster, hourly_job, manual_backup};
 use backup_engine::writes::OneByOne;
@@ -83,8 +83,35 @@ impl TriggerScheduler for NoTriggers {
     }
 }
 
+/// Records what "run now" hands over (what the runner's asynchronous invocation carries),
+/// or refuses it.
+#[derive(Default)]
+struct Dispatched {
+    runs: Mutex<Vec<String>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl RunDispatcher for Dispatched {
+    async fn dispatch(
+        &self,
+        history_id: &str,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<(), TriggerError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(TriggerError::new(
+                "Lambda answered 429 TooManyRequestsException",
+            ));
+        }
+        self.runs.lock().unwrap().push(history_id.to_owned());
+        Ok(())
+    }
+}
+
 struct World {
     engine: Engine,
+    dispatched: Arc<Dispatched>,
     store: Arc<MemoryStore>,
     clock: Arc<ManualClock>,
     provider: Arc<Snapshots>,
@@ -101,6 +128,7 @@ impl World {
             polls: AtomicUsize::new(0),
             deleted: Mutex::new(Vec::new()),
         });
+        let dispatched = Arc::new(Dispatched::default());
         let ports = Ports {
             store: store.clone(),
             lock: store.clone(),
@@ -110,6 +138,7 @@ impl World {
             ids: Arc::new(backup_engine::ids::RandomIds::default()),
             writes: Arc::new(OneByOne::over(store.clone()).with_pending(store.clone())),
             pending: Some(store.clone()),
+            dispatch: Some(dispatched.clone()),
         };
         let config = EngineConfig {
             settle_later: Some(TIMEOUT),
@@ -117,6 +146,7 @@ impl World {
         };
         let w = World {
             engine: Engine::new(ports, config),
+            dispatched,
             store,
             clock,
             provider,
@@ -487,4 +517,69 @@ async fn the_sweep_fails_a_run_whose_process_stopped_and_deletes_what_it_left() 
     assert!(report.abandoned_runs.is_empty(), "{report:?}");
     assert_eq!(w.history(&item.id).await.status, RunStatus::Running);
     assert!(w.store.list_pending(10).await.unwrap().len() == 1);
+}
+
+#[tokio::test]
+async fn run_now_queues_the_run_and_the_runner_claims_it_once() {
+    // GIVEN a deployment whose "run now" hands the run to the runner
+    let w = World::new(1).await;
+    let job = w.job(3).await;
+    // WHEN an operator runs the job now THEN the run is recorded `queued` and handed over,
+    // and nothing else happened yet
+    let queued = w.engine.run_job_now(&w.scope, &job).await.unwrap().history;
+    assert_eq!(queued.status, RunStatus::Queued);
+    assert_eq!(*w.dispatched.runs.lock().unwrap(), vec![queued.id.clone()]);
+    assert!(w.store.list_job_backups(&job).await.unwrap().is_empty());
+    // WHEN the runner receives it (twice: deliveries are at least once)
+    let first = w.engine.run_queued(&queued.id).await.unwrap();
+    let second = w.engine.run_queued(&queued.id).await.unwrap();
+    // THEN the first claims it and starts the backup, the second does nothing
+    assert!(!first.duplicate);
+    assert_eq!(first.history.status, RunStatus::Running);
+    assert_eq!(first.history.id, queued.id);
+    assert!(second.duplicate);
+    assert_eq!(w.store.list_job_backups(&job).await.unwrap().len(), 1);
+    // AND the notification settles it as any run
+    let backup = w.backup_of(&job).await;
+    w.notify(&format!("snap-{backup}-0"), Notice::Completed)
+        .await;
+    assert_eq!(w.history(&queued.id).await.status, RunStatus::Succeeded);
+    // AND a delivery naming no run is refused
+    let err = w
+        .engine
+        .run_queued("dc8glb9q1a46imj9oac0")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "run_not_found");
+}
+
+#[tokio::test]
+async fn a_run_that_cannot_be_handed_over_fails_at_once_and_one_never_delivered_is_swept() {
+    let w = World::new(1).await;
+    let job = w.job(3).await;
+    // WHEN the runner cannot be invoked THEN the request fails and the run is recorded failed
+    w.dispatched.refuse.store(true, Ordering::SeqCst);
+    let err = w.engine.run_job_now(&w.scope, &job).await.unwrap_err();
+    assert!(err.to_string().contains("TooManyRequests"), "{err}");
+    let history = w.engine.list_history(&w.scope, Some(&job)).await.unwrap();
+    assert_eq!(history[0].status, RunStatus::Failed);
+    assert_eq!(history[0].error_code, Some(RunFailure::Interrupted));
+    // GIVEN a run handed over whose delivery never comes
+    w.dispatched.refuse.store(false, Ordering::SeqCst);
+    w.clock.set(at(1));
+    let lost = w.engine.run_job_now(&w.scope, &job).await.unwrap().history;
+    // WHILE its delivery may still come THEN the sweep leaves it queued
+    w.clock.set(at(60));
+    let report = w.engine.sweep().await.unwrap();
+    assert!(report.lost_runs.is_empty(), "{report:?}");
+    // WHEN it is past the grace THEN the sweep fails it, and a late delivery does nothing
+    w.clock.set(at(1) + backup_engine::run::QUEUED_GRACE);
+    let report = w.engine.sweep().await.unwrap();
+    assert_eq!(report.lost_runs, vec![lost.id.clone()]);
+    let item = w.history(&lost.id).await;
+    assert_eq!(item.status, RunStatus::Failed);
+    assert!(item.details.contains("never received"), "{}", item.details);
+    let late = w.engine.run_queued(&lost.id).await.unwrap();
+    assert!(late.duplicate);
+    assert!(w.store.list_job_backups(&job).await.unwrap().is_empty());
 }

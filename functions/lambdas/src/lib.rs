@@ -49,6 +49,16 @@ pub fn engine(
     backup_aws::engine(&settings.aws, sdk, triggers, settings.engine.clone())
 }
 
+/// The jobs API's engine: [`engine`]'s, with "run now" handed to the runner by an
+/// asynchronous invocation (answered 202, SPEC §16).
+pub fn api_engine(
+    settings: &LambdaSettings,
+    sdk: &aws_config::SdkConfig,
+    triggers: Triggers,
+) -> Result<Engine, ConfigError> {
+    backup_aws::dispatching_engine(&settings.aws, sdk, triggers, settings.engine.clone())
+}
+
 /// Logs to stdout (CloudWatch), without colours, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -13,6 +13,9 @@
 //!   success, never an error: a failed invocation would be retried and land in the
 //!   dead-letter queue for nothing.
 //! - **`{"sweep": true}`**, from the sweeper rule every ten minutes.
+//! - **a queued run**, `{"historyId": "…", "jobId": "…", "scheduledTime": "…"}`: "run now"
+//!   on the deployed API, handed over by an asynchronous invocation; the runner claims it
+//!   (a second delivery finds it claimed) and runs it as a firing.
 //!
 //! A failed invocation reaches CloudWatch and the dead-letter queue as Lambda's
 //! `errorType`/`errorMessage` pair: [`ErrorType`] names what went wrong, so an operator can
@@ -142,7 +145,7 @@ struct TransformerInput {
     scheduled_time: DateTime<Utc>,
 }
 
-const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"}, an EventBridge \"Scheduled Event\", an \"EBS Snapshot Notification\" or {\"sweep\": true}";
+const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"}, {\"historyId\": \"…\"}, an EventBridge \"Scheduled Event\", an \"EBS Snapshot Notification\" or {\"sweep\": true}";
 
 use backup_aws::ebs::SNAPSHOT_NOTIFICATION;
 
@@ -155,6 +158,8 @@ pub enum Request {
     Settle(Vec<(String, Notice)>),
     /// One sweep.
     Sweep,
+    /// Make the queued run of this history id ("run now" on the deployed API).
+    Queued(String),
     /// An EC2 snapshot event of another kind (`copySnapshot`, `shareSnapshot`): nothing to do.
     Ignore(String),
 }
@@ -267,6 +272,14 @@ pub fn parse_request(event: &Value, rule_prefix: &str) -> Result<Request, Runner
             "a sweep is exactly {{\"sweep\": true}}; {EXPECTED}"
         )));
     }
+    if let Some(id) = object.get("historyId") {
+        let Some(id) = id.as_str().filter(|id| !id.trim().is_empty()) else {
+            return Err(RunnerError::BadEvent(format!(
+                "`historyId` is not a run's id; {EXPECTED}"
+            )));
+        };
+        return Ok(Request::Queued(id.to_owned()));
+    }
     if object.contains_key("jobId") {
         let input: TransformerInput = read(event)?;
         if input.job_id.trim().is_empty() {
@@ -356,6 +369,10 @@ pub async fn handle(
 ) -> Result<Answer, RunnerError> {
     match parse_request(event, rule_prefix)? {
         Request::Run(request) => Ok(Answer::Run(run(engine, request).await?)),
+        Request::Queued(history_id) => {
+            let outcome = engine.run_queued(&history_id).await?;
+            Ok(Answer::Run(report(outcome)))
+        }
         Request::Settle(notices) => {
             let mut settled = Vec::new();
             for (snapshot_id, notice) in notices {
@@ -420,6 +437,11 @@ async fn run(engine: &Engine, request: RunRequest) -> Result<RunReport, RunnerEr
     let outcome = engine
         .run_scheduled(&request.job_id, request.scheduled)
         .await?;
+    Ok(report(outcome))
+}
+
+/// The answer (and log line) of a run's delivery.
+fn report(outcome: backup_engine::RunOutcome) -> RunReport {
     let h = outcome.history;
     let report = RunReport {
         job_id: h.job_id,
@@ -430,7 +452,7 @@ async fn run(engine: &Engine, request: RunRequest) -> Result<RunReport, RunnerEr
         duplicate: outcome.duplicate,
     };
     log_end(&report);
-    Ok(report)
+    report
 }
 
 /// Logs how a run ended (or that it continues).

@@ -719,7 +719,10 @@ async fn a_failed_invocation_names_its_error_type_so_a_bad_event_is_told_from_a_
     assert_eq!(err["errorType"], "StoreUnavailable", "{err}");
 }
 
-async fn api(w: &World, prefix: &str) -> Function {
+/// The jobs API behind the world's emulator; its asynchronous invocations of the runner
+/// ("run now") go to the runner process behind `runner`.
+async fn api(w: &World, prefix: &str, runner: &Arc<Emulator>) -> Function {
+    let lambda = w.proxy.lambda_endpoint(runner.clone()).await;
     Function::start(
         "jobs-api",
         &w.emulator,
@@ -729,6 +732,7 @@ async fn api(w: &World, prefix: &str) -> Function {
             ("RUNNER_FUNCTION_ARN", RUNNER_ARN),
             ("RULE_PREFIX", prefix),
             ("DEAD_LETTER_QUEUE_ARN", DEAD_LETTER_ARN),
+            ("AWS_ENDPOINT_URL_LAMBDA", &lambda),
         ],
     )
 }
@@ -745,7 +749,7 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
         "t{}-",
         chrono::Utc::now().timestamp_micros() % 1_000_000_000
     );
-    let _api = api(&w, &prefix).await;
+    let _api = api(&w, &prefix, &Arc::new(Emulator::start().await)).await;
     // WHEN a job is created through API Gateway
     let template = "{cluster} Hourly Backup {datetime:RFC3339}";
     let response = w
@@ -794,6 +798,71 @@ async fn the_jobs_api_creates_a_job_with_its_rule_and_deleting_it_removes_the_ru
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn run_now_answers_202_at_once_and_the_runner_makes_the_run() {
+    // GIVEN the jobs API and the runner, each its own process, the API's Lambda client
+    // pointed (AWS_ENDPOINT_URL_LAMBDA) at an Invoke endpoint that hands asynchronous
+    // invocations to the runner through its Runtime API emulator
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    let runner = Arc::new(Emulator::start().await);
+    let _runner = Function::start("backup-runner", &runner, &w.proxy.url(), &w.table.name, &[]);
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let _api = api(&w, &prefix, &runner).await;
+    ok(&w.api("GET", JOBS, None).await);
+    // AND a snapshot that stays pending
+    w.proxy.hold_snapshots_pending(true);
+    // WHEN an operator runs the job now
+    let started = Instant::now();
+    let response = w.api("POST", &format!("{JOBS}/{job}/run"), None).await;
+    let answered = started.elapsed();
+    // THEN the API answers 202 with the run's history id at once, the run `queued` or
+    // already claimed
+    assert_eq!(response["statusCode"], 202, "{response}");
+    assert!(
+        answered < Duration::from_secs(1),
+        "answered in {answered:?}"
+    );
+    let history_id = body(&response)["historyId"].clone();
+    assert!(history_id.is_string(), "{response}");
+    // AND the runner received the invocation and made the run: its snapshot started and the
+    // cluster held while it is pending
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.history_status(&history_id).await != RunStatus::Running
+        || w.snapshots_of_job(&job).await.is_empty()
+    {
+        assert!(Instant::now() < deadline, "the runner never made the run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let invocations = w.proxy.invocations();
+    assert_eq!(invocations.len(), 1, "{invocations:?}");
+    assert_eq!(invocations[0]["historyId"], history_id);
+    assert_eq!(invocations[0]["jobId"], job.as_str());
+    // WHEN EC2 notifies the snapshot's end THEN the run succeeded
+    w.proxy.hold_snapshots_pending(false);
+    let snapshot = w.snapshots_of_job(&job).await[0]
+        .snapshot_id()
+        .unwrap()
+        .to_owned();
+    let settled = runner
+        .invoke(snapshot_notification(&snapshot, "succeeded"))
+        .await
+        .expect("succeeds");
+    assert_eq!(settled["settled"][0]["outcome"], "available", "{settled}");
+    assert_eq!(w.history_status(&history_id).await, RunStatus::Succeeded);
+    // AND a second delivery of the same invocation does nothing
+    let again = runner
+        .invoke(invocations[0].clone())
+        .await
+        .expect("succeeds");
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(w.snapshots_of_job(&job).await.len(), 1);
+}
+
 /// The clusters and backups of the default project, in the API.
 const MESDB: &str = "/mesdb/v1/organizations/default/projects/default";
 
@@ -806,6 +875,38 @@ fn ok(response: &Value) -> Value {
         "{response}"
     );
     body(response)
+}
+
+/// What [`notify_until`] waits for: a run's history item, or a manual backup, to settle.
+enum Awaited<'a> {
+    Run(&'a Value),
+    Backup(&'a str),
+}
+
+/// Sends EC2's notification of every snapshot of `cluster` to the runner behind `runner`
+/// until `awaited` has settled (its backup may still be starting in the background).
+async fn notify_until(w: &World, runner: &Emulator, cluster: &str, awaited: Awaited<'_>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let store = w.table.store();
+    loop {
+        for s in snapshots_tagged(&w.ec2, "backup:cluster-id", cluster).await {
+            let event = snapshot_notification(s.snapshot_id().unwrap(), "succeeded");
+            runner.invoke(event).await.expect("a notification succeeds");
+        }
+        let settled = match awaited {
+            Awaited::Run(id) => w.history_status(id).await.is_final(),
+            Awaited::Backup(id) => store
+                .get_backup(id)
+                .await
+                .unwrap()
+                .is_some_and(|b| b.status != backup_core::retention::BackupStatus::Creating),
+        };
+        if settled {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the backup never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The operations of `function`'s list in `backup_aws::iam`.
@@ -826,9 +927,9 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         "t{}-",
         chrono::Utc::now().timestamp_micros() % 1_000_000_000
     );
-    let _api = api(&w, &prefix).await;
     // (the runner behind an emulator of its own: an invocation goes to whichever process asks)
-    let runner_invocations = Emulator::start().await;
+    let runner_invocations = Arc::new(Emulator::start().await);
+    let _api = api(&w, &prefix, &runner_invocations).await;
     let _runner = Function::start(
         "backup-runner",
         &runner_invocations,
@@ -867,29 +968,9 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         .to_owned();
     ok(&w.api("GET", JOBS, None).await);
     // (each backup holds the cluster until EC2's notification of its snapshots reaches the
-    // runner: sent here until the backup, started in the background, is settled)
-    let settle_cluster = || async {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let store = w.table.store();
-        loop {
-            for s in snapshots_tagged(&w.ec2, "backup:cluster-id", &cluster).await {
-                let event = snapshot_notification(s.snapshot_id().unwrap(), "succeeded");
-                runner_invocations.invoke(event).await.expect("succeeds");
-            }
-            if store
-                .current(&cluster, chrono::Utc::now())
-                .await
-                .unwrap()
-                .is_none()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the backup never settled");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    ok(&w.api("POST", &format!("{JOBS}/{job}/run"), None).await);
-    settle_cluster().await;
+    // runner: sent here until the backup, started in the background, has settled)
+    let run = ok(&w.api("POST", &format!("{JOBS}/{job}/run"), None).await)["historyId"].clone();
+    notify_until(&w, &runner_invocations, &cluster, Awaited::Run(&run)).await;
     let manual = json!({"description": "before the upgrade", "sourceClusterId": cluster});
     let manual = ok(&w
         .api("POST", &format!("{MESDB}/backups"), Some(&manual))
@@ -897,7 +978,7 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         .as_str()
         .expect("a backup id")
         .to_owned();
-    settle_cluster().await;
+    notify_until(&w, &runner_invocations, &cluster, Awaited::Backup(&manual)).await;
     // AND the job's rule fires twice, so the runner prunes the oldest of three backups: the
     // first settled by its notification, the second by the sweeper
     let report = runner_invocations
@@ -905,7 +986,8 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         .await
         .expect("succeeds");
     assert_eq!(report["status"], "running", "{report}");
-    settle_cluster().await;
+    let run = report["historyId"].clone();
+    notify_until(&w, &runner_invocations, &cluster, Awaited::Run(&run)).await;
     let report = runner_invocations
         .invoke(transformer_input(&job, &at(6)))
         .await

@@ -176,6 +176,8 @@ impl LocalMode {
                 writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
                 // The local mode waits for its backups: nothing settles later.
                 pending: None,
+                // "Run now" continues in a background task of this server.
+                dispatch: None,
             },
             options.engine,
         );

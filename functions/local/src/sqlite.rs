@@ -149,6 +149,40 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Replaces a history item's outcome; with `only_queued`, only while it is `queued`.
+    /// `true` when a row changed.
+    async fn write_history(&self, item: &HistoryItem, only_queued: bool) -> StoreResult<bool> {
+        let item = item.clone();
+        let pruned = serde_json::to_string(&item.pruned_backup_ids)
+            .map_err(|err| StoreError::Corrupt(format!("cannot encode pruned ids: {err}")))?;
+        self.call(move |c| {
+            let condition = if only_queued {
+                " AND status = 'queued'"
+            } else {
+                ""
+            };
+            let changed = c.execute(
+                &format!(
+                    "UPDATE history SET status = ?2, details = ?3, linked_resource = ?4, \
+                     end_ms = ?5, error_code = ?6, pruned = ?7 WHERE id = ?1{condition}"
+                ),
+                params![
+                    item.id,
+                    run_status_str(item.status),
+                    item.details,
+                    item.linked_resource,
+                    item.end_time.map(ms),
+                    item.error_code.map(|c| c.to_string()),
+                    pruned,
+                ],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)
@@ -239,6 +273,7 @@ fn job_status(s: &str) -> DbResult<JobStatus> {
 
 fn run_status_str(s: RunStatus) -> &'static str {
     match s {
+        RunStatus::Queued => "queued",
         RunStatus::Running => "running",
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
@@ -253,6 +288,7 @@ fn failure(code: Option<String>) -> Option<RunFailure> {
 
 fn run_status(s: &str) -> DbResult<RunStatus> {
     match s {
+        "queued" => Ok(RunStatus::Queued),
         "running" => Ok(RunStatus::Running),
         "succeeded" => Ok(RunStatus::Succeeded),
         "failed" => Ok(RunStatus::Failed),
@@ -733,26 +769,11 @@ impl RunStore for SqliteStore {
 #[async_trait]
 impl HistoryStore for SqliteStore {
     async fn update_history(&self, item: &HistoryItem) -> StoreResult<()> {
-        let item = item.clone();
-        let pruned = serde_json::to_string(&item.pruned_backup_ids)
-            .map_err(|err| StoreError::Corrupt(format!("cannot encode pruned ids: {err}")))?;
-        self.call(move |c| {
-            c.execute(
-                "UPDATE history SET status = ?2, details = ?3, linked_resource = ?4, end_ms = ?5, \
-                 error_code = ?6, pruned = ?7 WHERE id = ?1",
-                params![
-                    item.id,
-                    run_status_str(item.status),
-                    item.details,
-                    item.linked_resource,
-                    item.end_time.map(ms),
-                    item.error_code.map(|c| c.to_string()),
-                    pruned,
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write_history(item, false).await.map(|_| ())
+    }
+
+    async fn claim_queued(&self, item: &HistoryItem) -> StoreResult<bool> {
+        self.write_history(item, true).await
     }
 
     async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>> {
@@ -785,7 +806,7 @@ impl HistoryStore for SqliteStore {
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {
         self.call(move |c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {HISTORY_COLUMNS} FROM history WHERE status = 'running' ORDER BY seq"
+                "SELECT {HISTORY_COLUMNS} FROM history WHERE status IN ('running', 'queued') ORDER BY seq"
             ))?;
             collect(&mut stmt, [], history_from_row)
         })

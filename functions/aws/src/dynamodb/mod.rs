@@ -12,12 +12,12 @@
 //! | job | `JOB#<jobId>` | `JOB` | scope: `SCOPE#<org>#<project>#JOB` / `<created>#<jobId>`; state: `JOB#ACTIVE` / `<jobId>` while active |
 //! | cluster | `CLUSTER#<clusterId>` | `CLUSTER` | scope: `SCOPE#<org>#<project>#CLUSTER` / `<clusterId>` |
 //! | backup | `BACKUP#<backupId>` | `BACKUP` | scope: `SCOPE#…#BACKUP` / `<created>#<backupId>`; job: `JOB#<jobId>#BACKUP` / `<created>#<backupId>` (job backups only); state: `BACKUP#<status>` / `<created>#<backupId>` |
-//! | run (= history item) | `RUN#<jobId>#<scheduled>` | `RUN` | scope: `SCOPE#…#HISTORY` / `<start>#<recorded>`; job: `JOB#<jobId>#HISTORY` / `<start>#<recorded>`; state: `RUN#RUNNING` / `<start>#<recorded>` while running; history-id: `history_id` |
+//! | run (= history item) | `RUN#<jobId>#<scheduled>` | `RUN` | scope: `SCOPE#…#HISTORY` / `<start>#<recorded>`; job: `JOB#<jobId>#HISTORY` / `<start>#<recorded>`; state: `RUN#RUNNING` / `<start>#<recorded>` while running or queued; history-id: `history_id` |
 //! | cluster lock | `LOCK#<clusterId>` | `LOCK` | none; TTL `expires_at` = lease expiry + 7 days |
 //! | sequence | `SEQ#<key>` | `SEQ` | none |
 //!
 //! Index names: `scope-index` (`scope_pk`, `scope_sk`), `job-index` (`job_pk`, `job_sk`),
-//! `state-index` (`state_pk`, `state_sk`, sparse: only active jobs, running runs and every
+//! `state-index` (`state_pk`, `state_sk`, sparse: only active jobs, unfinished runs and every
 //! backup by status), `history-id-index` (`history_id`).
 //!
 //! # Decisions
@@ -592,7 +592,7 @@ fn history_item(entry: &HistoryEntry) -> Item {
         ("job_sk".into(), s(order.clone())),
     ]);
     item.extend(history_outcome(h));
-    if h.status == RunStatus::Running {
+    if !h.status.is_final() {
         item.insert("state_pk".into(), s("RUN#RUNNING"));
         item.insert("state_sk".into(), s(order));
     }
@@ -713,7 +713,7 @@ fn history_update(item: &HistoryItem) -> Update {
     if item.error_code.is_none() {
         update = update.remove("error_code");
     }
-    if item.status != RunStatus::Running {
+    if item.status.is_final() {
         update = update.remove("state_pk").remove("state_sk");
     }
     update
@@ -1082,6 +1082,15 @@ impl HistoryStore for DynamoStore {
         } else {
             Err(no_run_record(item))
         }
+    }
+
+    async fn claim_queued(&self, item: &HistoryItem) -> StoreResult<bool> {
+        history_update(item)
+            .condition("attribute_exists(pk) AND #history_id = :history_id AND #status = :queued")
+            .name("#status", "status")
+            .value(":queued", s(enum_text(&RunStatus::Queued)))
+            .apply(&self.client, &self.table)
+            .await
     }
 
     async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>> {

@@ -339,6 +339,41 @@ pub async fn run_records_are_idempotent(a: &Adapters) {
     );
 }
 
+/// A `queued` run ("run now" handed to another process, SPEC §16) is listed with the
+/// unfinished runs and claimed once: the first claim moves it on, a second finds it moved.
+pub async fn queued_runs_are_claimed_once(a: &Adapters) {
+    let s = &a.store;
+    let mut queued = history("q1", "o1", "j1", at(60), at(60));
+    queued.item.status = RunStatus::Queued;
+    assert_eq!(s.begin_run(&queued).await.unwrap(), RunStart::Started);
+    assert_eq!(s.get_history("q1").await.unwrap(), Some(queued.clone()));
+    let unfinished: Vec<String> = (s.list_running().await.unwrap().into_iter())
+        .map(|e| e.item.id)
+        .collect();
+    assert_eq!(unfinished, vec!["q1".to_owned()]);
+    // WHEN two deliveries claim it THEN one does
+    let mut running = queued.item.clone();
+    running.status = RunStatus::Running;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (store, item) = (s.clone(), running.clone());
+        tasks.push(tokio::spawn(async move { store.claim_queued(&item).await }));
+    }
+    let mut claimed = 0;
+    for t in tasks {
+        claimed += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(claimed, 1);
+    assert_eq!(s.get_history("q1").await.unwrap().unwrap().item, running);
+    // AND a run that is not queued is never claimed (nor one that does not exist)
+    let mut failed = running.clone();
+    failed.status = RunStatus::Failed;
+    assert!(!s.claim_queued(&failed).await.unwrap());
+    assert_eq!(s.get_history("q1").await.unwrap().unwrap().item, running);
+    let unfinished = s.list_running().await.unwrap();
+    assert_eq!(unfinished.len(), 1, "a running run is still unfinished");
+}
+
 pub async fn concurrent_deliveries_start_one_run(a: &Adapters) {
     let mut tasks = Vec::new();
     for i in 0..10 {

@@ -35,7 +35,7 @@ impl RunEnd {
     }
 
     /// The final history item: `item` (the `running` one) ended at `now` this way.
-    fn apply(self, item: &HistoryItem, now: DateTime<Utc>) -> HistoryItem {
+    pub(crate) fn apply(self, item: &HistoryItem, now: DateTime<Utc>) -> HistoryItem {
         let mut item = item.clone();
         item.end_time = Some(now);
         let backup_id = match self {

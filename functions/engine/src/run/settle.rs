@@ -10,7 +10,7 @@
 //! end is conditional on it still being `creating`, and the rest of the settle is written
 //! only with it ([`Finish::together`](crate::model::Finish::together)).
 
-use backup_core::api::{HistoryItem, RunFailure};
+use backup_core::api::{HistoryItem, RunFailure, RunStatus};
 use backup_core::retention::BackupStatus;
 use serde::Serialize;
 
@@ -26,6 +26,11 @@ use crate::run::{Ending, Made, RunEnd};
 /// How many records of each kind one sweep looks at: a sweep is one Lambda invocation, so
 /// its work is bounded, and the next sweep (ten minutes later) takes the rest.
 pub const SWEEP_PAGE: usize = 50;
+
+/// How long a `queued` run may wait for its delivery before the sweeper fails it: longer
+/// than the runner's asynchronous invocations are kept and retried (the template's
+/// `MaximumEventAgeInSeconds`, one hour), so a run failed here can no longer arrive.
+pub const QUEUED_GRACE: chrono::Duration = chrono::Duration::minutes(70);
 
 /// What a notification settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +59,8 @@ pub struct SweepReport {
     pub timed_out: Vec<String>,
     /// Runs left `running` by a process that stopped, now `failed` (`interrupted`).
     pub abandoned_runs: Vec<String>,
+    /// "Run now" runs whose delivery to the runner was lost, now `failed` (`interrupted`).
+    pub lost_runs: Vec<String>,
     /// Backups left `creating` by a process that stopped, now defunct and deleted with
     /// whatever the provider had made of them (found by its tags).
     pub orphans_deleted: Vec<String>,
@@ -220,7 +227,8 @@ impl Engine {
     /// One sweep (SPEC §16), a page of each kind of work:
     /// 1. pending backups: past their deadline, failed `provider_timeout` (lock released);
     ///    otherwise settled if the provider says they finished without a notification;
-    /// 2. runs left `running` whose cluster nobody holds any more: failed `interrupted`;
+    /// 2. runs left `running` whose cluster their run no longer holds, and `queued` runs
+    ///    never delivered within [`QUEUED_GRACE`]: failed `interrupted`;
     /// 3. backups left `creating` by a process that stopped before recording them pending:
     ///    defunct, and deleted with what the provider made (found by its tags);
     /// 4. deletes left `deleting`: finished.
@@ -262,6 +270,18 @@ impl Engine {
         let running = store.list_running().await?;
         for entry in running.into_iter().take(SWEEP_PAGE) {
             let item = entry.item;
+            if item.status == RunStatus::Queued {
+                if item.start_time + QUEUED_GRACE <= now {
+                    match self.fail_lost(&item).await {
+                        Ok(true) => report.lost_runs.push(item.id),
+                        Ok(false) => {}
+                        Err(error) => report
+                            .problems
+                            .push(format!("run {}: could not fail it ({error})", item.id)),
+                    }
+                }
+                continue;
+            }
             if item.start_time + self.lease() > now {
                 continue;
             }
@@ -328,6 +348,20 @@ impl Engine {
             tracing::info!(?report, "sweep");
         }
         Ok(report)
+    }
+
+    /// Fails a `queued` run whose delivery never came, only while it is still queued.
+    async fn fail_lost(&self, item: &HistoryItem) -> Result<bool, EngineError> {
+        let failed = RunEnd::failed(
+            RunFailure::Interrupted,
+            format!(
+                "The runner never received this run (its invocation was lost or expired \
+                 within {} minutes), so no backup was made; run the job again.",
+                QUEUED_GRACE.num_minutes()
+            ),
+        )
+        .apply(item, self.now());
+        Ok(self.inner.store.claim_queued(&failed).await?)
     }
 
     /// Whether nobody is making `backup` any more: its cluster's lock is free or held by

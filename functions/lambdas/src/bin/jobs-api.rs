@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     backup_lambdas::init_tracing();
     let settings = LambdaSettings::from_env()?;
     let sdk = backup_aws::sdk_config().await;
-    let engine = Arc::new(backup_lambdas::engine(
+    let engine = Arc::new(backup_lambdas::api_engine(
         &settings,
         &sdk,
         Triggers::EventBridge,

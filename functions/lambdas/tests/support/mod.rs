@@ -231,6 +231,8 @@ struct ProxyState {
     /// once).
     hold_pending: std::sync::atomic::AtomicBool,
     injected: Mutex<Vec<Injected>>,
+    /// The payloads of the asynchronous invocations of the Invoke endpoint.
+    invocations: Mutex<Vec<Value>>,
 }
 
 pub struct Proxy {
@@ -328,6 +330,70 @@ impl Proxy {
     pub fn take_waited(&self) -> Duration {
         std::mem::take(&mut *self.state.waited.lock().unwrap())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lambda's Invoke API, as a function's Lambda client sees it through the SDK's
+// service-specific `AWS_ENDPOINT_URL_LAMBDA` (moto does not run Lambda code here): an
+// asynchronous invocation (`X-Amz-Invocation-Type: Event`) is answered 202 and its payload
+// handed to the invoked function's process through its Runtime API emulator, as Lambda's
+// event queue does. The call is recorded with the proxy's, signer included.
+
+impl Proxy {
+    /// Starts an Invoke endpoint that hands every asynchronous invocation to `runner`;
+    /// its URL (for `AWS_ENDPOINT_URL_LAMBDA`).
+    pub async fn lambda_endpoint(&self, runner: Arc<Emulator>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+            .with_state((self.state.clone(), runner));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    /// The payloads of the asynchronous invocations the Invoke endpoint accepted.
+    pub fn invocations(&self) -> Vec<Value> {
+        self.state.invocations.lock().unwrap().clone()
+    }
+}
+
+async fn invoke(
+    State((state, runner)): State<(Arc<ProxyState>, Arc<Emulator>)>,
+    Path(_function): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let access_key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(access_key_in);
+    state.calls.lock().unwrap().push("lambda:Invoke".to_owned());
+    state.signed.lock().unwrap().push(SignedCall {
+        access_key,
+        operation: "lambda:Invoke".to_owned(),
+    });
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse");
+    if kind != "Event" {
+        return (
+            StatusCode::BAD_REQUEST,
+            "only asynchronous invocations are emulated",
+        )
+            .into_response();
+    }
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the payload is not JSON").into_response();
+    };
+    state.invocations.lock().unwrap().push(payload.clone());
+    tokio::spawn(async move {
+        let _ = runner.invoke(payload).await;
+    });
+    StatusCode::ACCEPTED.into_response()
 }
 
 /// Least privilege, as the processes behaved: a test whose functions made a call their role
