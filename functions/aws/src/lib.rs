@@ -83,6 +83,7 @@ pub fn engine(
             pending: Some(store),
             providers: vec![Arc::new(EbsProvider::new(sdk))],
             triggers,
+            retired_triggers: Vec::new(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
         },
