@@ -1,5 +1,6 @@
-//! The AWS adapters of the engine (SPEC §10): DynamoDB for the store and the cluster lock,
-//! EventBridge rules for the triggers, EBS snapshots for the `aws-ebs` provider.
+//! The AWS adapters of the engine (SPEC §10, §16): DynamoDB for the store and the cluster lock,
+//! EventBridge rules (or EventBridge Scheduler schedules) for the triggers, EBS snapshots for
+//! the `aws-ebs` provider.
 //!
 //! Every client is built from `aws_config::load_defaults(BehaviorVersion::latest())`, so the
 //! SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) configure them and the

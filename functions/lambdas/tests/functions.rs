@@ -741,8 +741,9 @@ async fn api(w: &World, prefix: &str) -> Function {
 /// its own emulator (an invocation goes to whichever process asks); the group of its
 /// schedules is made in moto, as the template makes it.
 struct SchedulerApi {
-    emulator: Emulator,
+    // (the process goes first, so it is killed before its emulator answers it `Gone`)
     _process: Function,
+    emulator: Emulator,
     scheduler: aws_sdk_scheduler::Client,
     group: String,
 }
@@ -766,8 +767,8 @@ impl SchedulerApi {
             ],
         );
         SchedulerApi {
-            emulator,
             _process: process,
+            emulator,
             scheduler,
             group,
         }
