@@ -3,7 +3,8 @@
 //!
 //! Every route lives under `/orchestrate/v1/organizations/{org}/projects/{project}/…` (jobs,
 //! history) or `/mesdb/v1/organizations/{org}/projects/{project}/…` (backups, clusters and
-//! their locks), speaks camelCase JSON with the types of `backup_core::api`, and answers
+//! their locks), but for `POST /orchestrate/v1/jobs/rearm`, which moves the jobs of every
+//! scope to the deployment's kind of trigger (SPEC §16), speaks camelCase JSON with the types of `backup_core::api`, and answers
 //! every error as an RFC 7807 `application/problem+json` document with a stable `code` and,
 //! for invalid input, a `fields` map naming every offending field and a `problems` map
 //! keeping each field's stable codes:
@@ -97,7 +98,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The API prefixes, for the fallback that tells API 404s from web form files.
 pub const API_PREFIXES: [&str; 2] = ["/orchestrate/", "/mesdb/"];
 
-/// The API's router: every route of SPEC §7 plus `GET /healthz`.
+/// The API's router: every route of SPEC §7, `POST /orchestrate/v1/jobs/rearm` (SPEC §16)
+/// and `GET /healthz`.
 pub fn router(engine: Arc<Engine>) -> Router {
     let jobs = Router::new()
         .route("/jobs", get(routes::list_jobs).post(routes::create_job))
@@ -130,6 +132,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         );
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route(backup_core::api::REARM_JOBS_PATH, post(routes::rearm_jobs))
         .nest(
             "/orchestrate/v1/organizations/{org}/projects/{project}",
             jobs,

@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::Json;
 use backup_core::api::{
     BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest, CreateJobRequest, HistoryList,
-    IdResponse, JobEnvelope, JobList, LockClusterRequest, RegisterClusterRequest, RunJobResponse,
+    IdResponse, JobEnvelope, JobList, LockClusterRequest, RearmResponse, RegisterClusterRequest,
+    RunJobResponse,
 };
 use backup_engine::{BackupFilter, Engine, EngineError};
 use serde::Deserialize;
@@ -38,6 +40,15 @@ pub struct ClusterId {
 pub struct HistoryQuery {
     #[serde(default, deserialize_with = "empty_as_none")]
     job_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RearmQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    next_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +115,22 @@ pub async fn run_job(
             history_id: outcome.history.id,
         }),
     ))
+}
+
+/// `POST /orchestrate/v1/jobs/rearm`: one page of moving every active job's trigger to the
+/// deployment's kind. Not scoped to a project: the kind of trigger is the deployment's, so
+/// every job of every scope moves (authenticated like every route: `serve`'s guard, IAM
+/// behind API Gateway).
+pub async fn rearm_jobs(
+    State(engine): State<AppState>,
+    ApiQuery(q): ApiQuery<RearmQuery>,
+) -> ApiResult<RearmResponse> {
+    let limit = q.limit.unwrap_or(backup_engine::engine::DEFAULT_REARM_PAGE);
+    let page = engine.rearm_jobs(q.next_token.as_deref(), limit).await?;
+    Ok(Json(RearmResponse {
+        rearmed: page.jobs,
+        next_token: page.next,
+    }))
 }
 
 pub async fn list_history(

@@ -611,3 +611,56 @@ async fn cluster_and_lock_problems_keep_their_codes() {
         "A maintenance lock lasts 1 to 604800 seconds; 0 is not in that range."
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rearm_moves_every_scopes_jobs_a_page_at_a_time() {
+    let api = Api::new().await;
+    api.cluster("orders").await;
+    let mut jobs = vec![api.job("orders").await, api.job("orders").await];
+    jobs.sort();
+    // WHEN the jobs are re-armed one per request
+    let first = api
+        .call(Method::POST, "/orchestrate/v1/jobs/rearm?limit=1", None)
+        .await;
+    // THEN each answer names the jobs it moved and, while some remain, where to go on
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(
+        first.body,
+        json!({"rearmed": [jobs[0]], "nextToken": jobs[0]})
+    );
+    let second = api
+        .call(
+            Method::POST,
+            &format!("/orchestrate/v1/jobs/rearm?limit=1&nextToken={}", jobs[0]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        second.body,
+        json!({"rearmed": [jobs[1]]}),
+        "{}",
+        second.text
+    );
+    // AND without a limit one request moves them all (the local mode has one kind: its
+    // timers are armed again)
+    let all = api
+        .call(Method::POST, "/orchestrate/v1/jobs/rearm", None)
+        .await;
+    assert_eq!(all.body, json!({"rearmed": jobs}), "{}", all.text);
+    // WHEN the page is out of range, or the method is wrong THEN a problem
+    let bad = api
+        .call(Method::POST, "/orchestrate/v1/jobs/rearm?limit=0", None)
+        .await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "validation");
+    assert!(bad.body["fields"]["limit"].is_string(), "{}", bad.text);
+    let bad = api
+        .call(
+            Method::POST,
+            "/orchestrate/v1/jobs/rearm?nextToken=nope",
+            None,
+        )
+        .await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "validation");
+    let wrong = api.get("/orchestrate/v1/jobs/rearm").await;
+    assert_problem(&wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}

@@ -8,6 +8,20 @@ use std::ops::RangeInclusive;
 /// The default prefix of job rule names.
 pub const DEFAULT_RULE_PREFIX: &str = "backup-job-";
 
+/// Which trigger scheduler an AWS engine gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triggers {
+    /// EventBridge rules invoking `RUNNER_FUNCTION_ARN` (`TRIGGER=rules`, the default;
+    /// `backupctl serve --scheduler eventbridge`).
+    EventBridge,
+    /// EventBridge Scheduler schedules in the group `<RULE_PREFIX>jobs`, invoking
+    /// `RUNNER_FUNCTION_ARN` as `SCHEDULER_ROLE_ARN` (`TRIGGER=scheduler`; `backupctl serve
+    /// --scheduler eventbridge-scheduler`).
+    Scheduler,
+    /// None: the runner only runs jobs, it never arms triggers.
+    None,
+}
+
 /// The variables, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsSettings {
@@ -22,6 +36,12 @@ pub struct AwsSettings {
     /// rule made without it retries and then drops the event (`backupctl serve --scheduler
     /// eventbridge` against a local endpoint needs none).
     pub dead_letter_queue_arn: Option<String>,
+    /// `TRIGGER`: `rules` (the default) or `scheduler`, what jobs-api arms jobs with
+    /// ([`Triggers::EventBridge`] or [`Triggers::Scheduler`]).
+    pub trigger: Triggers,
+    /// `SCHEDULER_ROLE_ARN`: the role EventBridge Scheduler assumes to invoke the runner
+    /// (the stack's `SchedulerRole`); needed to make schedules.
+    pub scheduler_role_arn: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,12 +95,55 @@ impl AwsSettings {
         if let Some(arn) = &dead_letter_queue_arn {
             check_queue_arn("DEAD_LETTER_QUEUE_ARN", arn)?;
         }
+        let trigger = match lookup("TRIGGER").as_deref().map(str::trim) {
+            None | Some("") | Some("rules") => Triggers::EventBridge,
+            Some("scheduler") => Triggers::Scheduler,
+            Some(other) => {
+                return Err(ConfigError::Invalid(
+                    "TRIGGER",
+                    format!(
+                        "`{other}` is not a kind of trigger: write `rules` (EventBridge rules, \
+                         the default) or `scheduler` (EventBridge Scheduler schedules)"
+                    ),
+                ))
+            }
+        };
+        let scheduler_role_arn = lookup("SCHEDULER_ROLE_ARN")
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty());
+        if let Some(arn) = &scheduler_role_arn {
+            let valid = arn
+                .split_once(":iam::")
+                .is_some_and(|(head, rest)| head.starts_with("arn:") && rest.contains(":role/"));
+            if !valid {
+                return Err(ConfigError::Invalid(
+                    "SCHEDULER_ROLE_ARN",
+                    format!(
+                        "`{arn}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME, such \
+                         as the stack's SchedulerRole ARN)"
+                    ),
+                ));
+            }
+        }
         Ok(AwsSettings {
             table_name,
             runner_function_arn,
             rule_prefix,
             dead_letter_queue_arn,
+            trigger,
+            scheduler_role_arn,
         })
+    }
+
+    /// `SCHEDULER_ROLE_ARN`, required by whatever makes schedules.
+    pub fn require_scheduler_role_arn(&self) -> Result<&str, ConfigError> {
+        self.scheduler_role_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing(
+                "SCHEDULER_ROLE_ARN",
+                "the ARN of the role EventBridge Scheduler invokes the runner with (the \
+                 stack's SchedulerRole)",
+            ))
     }
 
     /// `RUNNER_FUNCTION_ARN`, required by whatever creates rules.
@@ -182,6 +245,38 @@ mod tests {
             AwsSettings::from_lookup(lookup(&[("TABLE_NAME", "backups"), ("RULE_PREFIX", "a b")]))
                 .unwrap_err();
         assert!(err.to_string().contains("RULE_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn the_trigger_kind_defaults_to_rules_and_schedules_need_a_role() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("TABLE_NAME", "backups")];
+            all.extend_from_slice(pairs);
+            AwsSettings::from_lookup(lookup(&all))
+        };
+        // GIVEN no TRIGGER (or `rules`) THEN rules, and no role is needed
+        assert_eq!(with(&[]).unwrap().trigger, Triggers::EventBridge);
+        assert_eq!(
+            with(&[("TRIGGER", "rules")]).unwrap().trigger,
+            Triggers::EventBridge
+        );
+        // GIVEN `scheduler` THEN schedules, whose role is required when they are made
+        let s = with(&[("TRIGGER", "scheduler")]).unwrap();
+        assert_eq!(s.trigger, Triggers::Scheduler);
+        let err = s.require_scheduler_role_arn().unwrap_err();
+        assert!(err.to_string().contains("SCHEDULER_ROLE_ARN"), "{err}");
+        let role = "arn:aws:iam::123456789012:role/backups-SchedulerRole-1A2B";
+        let s = with(&[("TRIGGER", "scheduler"), ("SCHEDULER_ROLE_ARN", role)]).unwrap();
+        assert_eq!(s.require_scheduler_role_arn().unwrap(), role);
+        // GIVEN anything else THEN the error names the variable and the two kinds
+        let err = with(&[("TRIGGER", "eventbridge")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid("TRIGGER", _)), "{err}");
+        assert!(err.to_string().contains("`scheduler`"), "{err}");
+        let err = with(&[("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:user/me")]).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid("SCHEDULER_ROLE_ARN", _)),
+            "{err}"
+        );
     }
 
     #[test]

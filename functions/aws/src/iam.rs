@@ -15,7 +15,13 @@
 //!   not on its list, or if a list names a call that no test saw its function make.
 //!
 //! Keep these lists in step with the SDK calls in [`crate::dynamodb`],
-//! [`crate::eventbridge`] and [`crate::ebs`], and with which engine paths each function runs.
+//! [`crate::eventbridge`], [`crate::scheduler`] and [`crate::ebs`], and with which engine
+//! paths each function runs.
+//!
+//! `jobs-api` holds the calls of both kinds of trigger whatever the stack's `Trigger`: the
+//! kind it arms, and the kind it retires (what `jobs rearm` moves jobs from, and what
+//! deleting a job not yet moved removes). Both are scoped to the deployment's own rules
+//! and schedule group.
 
 use std::collections::BTreeSet;
 
@@ -23,7 +29,8 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call {
     /// `service:Operation`, as the request names it (`X-Amz-Target` for DynamoDB and
-    /// EventBridge, `Action=` for EC2): `dynamodb:TransactWriteItems`, `ec2:CreateSnapshot`.
+    /// EventBridge, `Action=` for EC2, the method and path for EventBridge Scheduler's REST
+    /// API): `dynamodb:TransactWriteItems`, `ec2:CreateSnapshot`, `scheduler:CreateSchedule`.
     pub operation: &'static str,
     /// The IAM actions AWS checks for it. Usually the operation itself; a transaction is
     /// authorized item by item (`Put` as `dynamodb:PutItem`, `Update` as
@@ -158,7 +165,8 @@ pub const JOBS_API: Function = Function {
             operation: "dynamodb:GetItem",
             actions: &["dynamodb:GetItem"],
             why: "reads one job, cluster, backup or lock (every `GET …/{id}`, and the checks \
-                  before creating, deleting or running)",
+                  before creating, deleting or running), and a job `jobs rearm` just armed \
+                  (deleted meanwhile?)",
         },
         Call {
             operation: "dynamodb:BatchGetItem",
@@ -193,12 +201,13 @@ pub const JOBS_API: Function = Function {
             operation: "dynamodb:Query",
             actions: &["dynamodb:Query"],
             why: "every list (scope index), a history item by id, the active jobs of a \
-                  cluster, a job's backups for retention",
+                  cluster and of the deployment (`jobs rearm`), a job's backups for retention",
         },
         Call {
             operation: "events:PutRule",
             actions: &["events:PutRule"],
-            why: "creates a job's rule (two when both day fields are restricted)",
+            why: "creates a job's rule (two when both day fields are restricted), and \
+                  re-creates it when `jobs rearm` moves a job back from schedules",
         },
         Call {
             operation: "events:PutTargets",
@@ -215,7 +224,28 @@ pub const JOBS_API: Function = Function {
             operation: "events:DeleteRule",
             actions: &["events:DeleteRule"],
             why: "deletes a deleted job's rules, a rule a changed schedule no longer needs, \
-                  and a half-made rule when creating the job failed",
+                  a half-made rule when creating the job failed, and a job's rules once \
+                  `jobs rearm` gave it schedules",
+        },
+        Call {
+            operation: "scheduler:CreateSchedule",
+            actions: &["scheduler:CreateSchedule", "iam:PassRole"],
+            why: "creates a job's schedule (two when both day fields are restricted) with \
+                  TRIGGER=scheduler, and when `jobs rearm` moves a job to schedules; passes \
+                  the scheduler's role, which the schedule invokes the runner as",
+        },
+        Call {
+            operation: "scheduler:UpdateSchedule",
+            actions: &["scheduler:UpdateSchedule", "iam:PassRole"],
+            why: "re-arms a schedule that exists (CreateSchedule answered ConflictException: \
+                  `jobs rearm` run again), passing the role again",
+        },
+        Call {
+            operation: "scheduler:DeleteSchedule",
+            actions: &["scheduler:DeleteSchedule"],
+            why: "deletes a deleted job's schedules (of either TRIGGER), a schedule a \
+                  changed schedule no longer needs, a half-made one when creating the job \
+                  failed, and a job's schedules once `jobs rearm` gave it rules",
         },
         Call {
             operation: "ec2:DescribeInstances",
@@ -269,10 +299,12 @@ mod tests {
     }
 
     #[test]
-    fn the_runner_deletes_only_pending_records_in_transactions_and_arms_no_rules() {
+    fn the_runner_deletes_only_pending_records_in_transactions_and_arms_no_triggers() {
         let actions = RUNNER.actions();
         assert!(!RUNNER.makes("dynamodb:DeleteItem"));
-        assert!(!actions.iter().any(|a| a.starts_with("events:")));
+        assert!(!actions.iter().any(|a| a.starts_with("events:")
+            || a.starts_with("scheduler:")
+            || a.starts_with("iam:")));
         assert_eq!(function("backup-runner"), Some(RUNNER));
         assert_eq!(function("jobs-api"), Some(JOBS_API));
         assert_eq!(function("nope"), None);

@@ -1,5 +1,6 @@
-//! The AWS adapters of the engine (SPEC §10): DynamoDB for the store and the cluster lock,
-//! EventBridge rules for the triggers, EBS snapshots for the `aws-ebs` provider.
+//! The AWS adapters of the engine (SPEC §10, §16): DynamoDB for the store and the cluster lock,
+//! EventBridge rules (or EventBridge Scheduler schedules) for the triggers, EBS snapshots for
+//! the `aws-ebs` provider.
 //!
 //! Every client is built from `aws_config::load_defaults(BehaviorVersion::latest())`, so the
 //! SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) configure them and the
@@ -7,11 +8,14 @@
 //!
 //! # Layout
 //! - [`config`]: [`AwsSettings`], the project's variables (`TABLE_NAME`,
-//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`, `DEAD_LETTER_QUEUE_ARN`), read once through a
-//!   lookup so tests never set process variables.
+//!   `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`, `DEAD_LETTER_QUEUE_ARN`, `TRIGGER`,
+//!   `SCHEDULER_ROLE_ARN`), read once through a lookup so tests never set process variables;
+//!   [`Triggers`], the kind of trigger an engine arms.
 //! - [`dynamodb`]: [`DynamoStore`], every store port and the cluster lock in one table; the
 //!   table design is written down there.
 //! - [`eventbridge`]: [`EventBridgeTriggers`], one rule per EventBridge expression of a job.
+//! - [`scheduler`]: [`SchedulerTriggers`], one EventBridge Scheduler schedule per
+//!   expression instead (`TRIGGER=scheduler`, SPEC §16).
 //! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster.
 //! - `failure`: how every adapter describes a failed AWS call (service, call, the SDK's
 //!   error and its causes), whichever port error carries it.
@@ -26,11 +30,13 @@ pub mod eventbridge;
 mod failure;
 pub mod iam;
 pub mod lambda;
+pub mod scheduler;
 
-pub use config::{AwsSettings, ConfigError};
+pub use config::{AwsSettings, ConfigError, Triggers};
 pub use dynamodb::DynamoStore;
 pub use ebs::EbsProvider;
 pub use eventbridge::EventBridgeTriggers;
+pub use scheduler::{ScheduleTarget, SchedulerTriggers};
 
 use std::sync::Arc;
 
@@ -44,18 +50,11 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// Which trigger scheduler an AWS engine gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Triggers {
-    /// EventBridge rules invoking `RUNNER_FUNCTION_ARN` (jobs-api, `backupctl serve
-    /// --scheduler eventbridge`).
-    EventBridge,
-    /// None: the runner only runs jobs, it never arms rules.
-    None,
-}
-
-/// An engine on DynamoDB, EBS and (optionally) EventBridge, all clients made from `sdk`;
-/// its "run now" continues in the process that answers it.
+/// An engine on DynamoDB, EBS and (optionally) EventBridge rules or Scheduler schedules,
+/// all clients made from `sdk`; its "run now" continues in the process that answers it. An
+/// engine that arms one kind of trigger removes the other kind as a retired one
+/// (`Ports::retired_triggers`): what `jobs rearm` moves jobs from after the stack's
+/// `Trigger` changed, and what deleting a job not yet moved removes.
 pub fn engine(
     settings: &AwsSettings,
     sdk: &aws_config::SdkConfig,
@@ -92,17 +91,37 @@ fn ports(
         aws_sdk_dynamodb::Client::new(sdk),
         settings.table_name.clone(),
     ));
-    let triggers: Arc<dyn TriggerScheduler> = match triggers {
-        Triggers::EventBridge => Arc::new(
-            EventBridgeTriggers::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                settings.rule_prefix.clone(),
-                settings.require_runner_arn()?.to_owned(),
-            )
-            .with_dead_letter_queue(settings.dead_letter_queue_arn.clone()),
-        ),
-        Triggers::None => Arc::new(eventbridge::NoTriggers),
+    let rules = || -> Result<EventBridgeTriggers, ConfigError> {
+        Ok(EventBridgeTriggers::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            settings.rule_prefix.clone(),
+            settings.require_runner_arn()?.to_owned(),
+        )
+        .with_dead_letter_queue(settings.dead_letter_queue_arn.clone()))
     };
+    let (triggers, retired_triggers): (Arc<dyn TriggerScheduler>, Vec<Arc<dyn TriggerScheduler>>) =
+        match triggers {
+            Triggers::EventBridge => (
+                Arc::new(rules()?),
+                vec![Arc::new(SchedulerTriggers::remover(
+                    aws_sdk_scheduler::Client::new(sdk),
+                    settings.rule_prefix.clone(),
+                ))],
+            ),
+            Triggers::Scheduler => (
+                Arc::new(SchedulerTriggers::new(
+                    aws_sdk_scheduler::Client::new(sdk),
+                    settings.rule_prefix.clone(),
+                    ScheduleTarget {
+                        runner_arn: settings.require_runner_arn()?.to_owned(),
+                        role_arn: settings.require_scheduler_role_arn()?.to_owned(),
+                        dead_letter_arn: settings.dead_letter_queue_arn.clone(),
+                    },
+                )),
+                vec![Arc::new(rules()?)],
+            ),
+            Triggers::None => (Arc::new(eventbridge::NoTriggers), Vec::new()),
+        };
     Ok(Ports {
         store: store.clone(),
         lock: store.clone(),
@@ -111,6 +130,7 @@ fn ports(
         dispatch: None,
         providers: vec![Arc::new(EbsProvider::new(sdk))],
         triggers,
+        retired_triggers,
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds::default()),
     })

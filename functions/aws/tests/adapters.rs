@@ -1,10 +1,11 @@
-//! The EventBridge triggers and the EBS provider against moto (`AWS_ENDPOINT_URL`; run
-//! through scripts/test-aws.sh, which starts it and passes `--include-ignored`).
+//! The EventBridge triggers (rules and Scheduler schedules) and the EBS provider against moto
+//! (`AWS_ENDPOINT_URL`; run through scripts/test-aws.sh, which starts it and passes
+//! `--include-ignored`).
 
 use aws_sdk_eventbridge::types::Rule;
 use backup_aws::ebs::{fit_label, SnapshotSet, MAX_DESCRIPTION, MAX_TAG_VALUE, NOT_FOUND_GRACE};
 use backup_aws::eventbridge::rule_name;
-use backup_aws::{EbsProvider, EventBridgeTriggers};
+use backup_aws::{EbsProvider, EventBridgeTriggers, ScheduleTarget, SchedulerTriggers};
 use backup_core::api::{ClusterTarget, JobStatus};
 use backup_engine::ports::{BackupProvider, TriggerScheduler};
 use backup_engine::{
@@ -12,7 +13,11 @@ use backup_engine::{
 };
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag, volume};
 use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
-use backup_testkit::{unique, DEAD_LETTER_ARN, RUNNER_ARN};
+use backup_testkit::scheduler::{
+    assert_job_schedule, create_group, expected_runner_target as expected_schedule_target,
+    schedule, schedule_names,
+};
+use backup_testkit::{unique, DEAD_LETTER_ARN, RUNNER_ARN, SCHEDULER_ROLE_ARN};
 
 fn job(id: &str, schedule: &str) -> JobRecord {
     JobRecord {
@@ -92,6 +97,70 @@ async fn a_rule_made_without_a_dead_letter_queue_still_retries_for_an_hour() {
     let target = only_target(&events, &rule_name(&prefix, &j.id, 0)).await;
     assert_eq!(target, expected_runner_target(RUNNER_ARN, &j.id, None));
     triggers.remove(&j.id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_job_gets_one_schedule_per_expression_invoking_the_runner_as_the_role_and_loses_them_when_removed(
+) {
+    let config = backup_aws::sdk_config().await;
+    let client = aws_sdk_scheduler::Client::new(&config);
+    let prefix = unique("t-");
+    // GIVEN the deployment's schedule group (the template's JobSchedules)
+    let group = create_group(&client, &prefix).await;
+    let target = ScheduleTarget {
+        runner_arn: RUNNER_ARN.to_owned(),
+        role_arn: SCHEDULER_ROLE_ARN.to_owned(),
+        dead_letter_arn: Some(DEAD_LETTER_ARN.to_owned()),
+    };
+    let triggers = SchedulerTriggers::new(client.clone(), prefix.clone(), target);
+    assert_eq!(triggers.group(), group);
+    // GIVEN a schedule whose two day fields are restricted (two EventBridge expressions)
+    let j = job("c196ogto0aeqohe3ommq", "0 5 1 * MON");
+    // WHEN it is armed
+    triggers.register(&j).await.unwrap();
+    // THEN the group holds a schedule per expression, named as its rules would be
+    let names = [rule_name(&prefix, &j.id, 0), rule_name(&prefix, &j.id, 1)];
+    assert_eq!(schedule_names(&client, &group).await, names);
+    // AND each is exactly what we send (moto keeps a schedule as it was sent and accepts
+    // any expression): its expression in UTC, no flexible window, the runner invoked as the
+    // role with the job's input, the retry policy and the dead-letter queue
+    let expressions = j.parsed_schedule().unwrap().eventbridge();
+    assert_eq!(
+        expressions,
+        ["cron(0 5 1 * ? *)", "cron(0 5 ? * MON *)"],
+        "the core's translation, one expression per day field"
+    );
+    let expected =
+        expected_schedule_target(RUNNER_ARN, SCHEDULER_ROLE_ARN, &j.id, Some(DEAD_LETTER_ARN));
+    for (name, expression) in names.iter().zip(&expressions) {
+        let s = schedule(&client, &group, name).await;
+        assert_eq!(s.group_name(), Some(group.as_str()));
+        assert_job_schedule(&s, expression, &expected);
+    }
+
+    // WHEN it is armed again with a one-expression schedule (CreateSchedule finds the first
+    // schedule: it is updated in place) THEN the first fires the new expression, the second
+    // goes
+    triggers.register(&job(&j.id, "0 6 * * *")).await.unwrap();
+    assert_eq!(schedule_names(&client, &group).await, names[..1]);
+    let s = schedule(&client, &group, &names[0]).await;
+    assert_job_schedule(&s, "cron(0 6 * * ? *)", &expected);
+
+    // WHEN it is removed (twice: removing nothing succeeds) THEN no schedule is left
+    triggers.remove(&j.id).await.unwrap();
+    triggers.remove(&j.id).await.unwrap();
+    assert!(schedule_names(&client, &group).await.is_empty());
+
+    // GIVEN a remover (a deployment on rules) THEN it removes, and refuses to arm
+    let remover = SchedulerTriggers::remover(client.clone(), prefix.clone());
+    triggers.register(&j).await.unwrap();
+    remover.remove(&j.id).await.unwrap();
+    assert!(schedule_names(&client, &group).await.is_empty());
+    let err = remover.register(&j).await.unwrap_err();
+    assert!(err.message.contains("TRIGGER=rules"), "{err}");
+    assert!(schedule_names(&client, &group).await.is_empty());
+    let _ = client.delete_schedule_group().name(&group).send().await;
 }
 
 /// Backup `backup_id` of job `j1`'s cluster `c1`, the EBS volumes `volumes`.

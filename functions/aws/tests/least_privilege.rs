@@ -2,8 +2,9 @@
 //! the IAM actions of the AWS calls its code paths make (`backup_aws::iam`, per function),
 //! plus what the Lambda service does with the role (writing logs, the dead-letter queue); no
 //! statement has a wildcard action;
-//! resources are scoped to the table, the rule prefix, the function's own log group and
-//! queue; and only job rules may invoke the runner. Also the template's other promises to an
+//! resources are scoped to the table, the rule prefix, the schedule group, the scheduler's
+//! role, the function's own log group and queue; only job rules may invoke the runner, and
+//! the role job schedules invoke it as may do nothing else. Also the template's other promises to an
 //! operator: every alarm reaches a topic CloudWatch may publish to, a firing no rule could
 //! deliver reaches the dead-letter queue and an alarm, and every name fits AWS's limits
 //! whatever the stack's name.
@@ -117,6 +118,19 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                         r.ends_with(":rule/${RulePrefix}*"),
                         "{role}: {action} on {r}, not the job rules"
                     ),
+                    "scheduler" => assert!(
+                        r.ends_with(":schedule/${RulePrefix}jobs/*"),
+                        "{role}: {action} on {r}, not the job schedule group"
+                    ),
+                    "iam" => {
+                        assert_eq!(action, "iam:PassRole", "{role}");
+                        assert_eq!(r, "GetAtt:SchedulerRole.Arn", "{role}: passes only it");
+                        assert_eq!(
+                            st["Condition"]["StringEquals"]["iam:PassedToService"].as_str(),
+                            Some("scheduler.amazonaws.com"),
+                            "{role}: passes it only to EventBridge Scheduler"
+                        );
+                    }
                     "ec2" if name.starts_with("Describe") => assert_eq!(r, "*"),
                     "ec2" => assert!(
                         r.ends_with(":snapshot/*")
@@ -253,6 +267,107 @@ fn snapshot_notifications_and_the_sweeper_reach_the_runner() {
     assert_eq!(
         t["Globals"]["Function"]["Environment"]["Variables"]["SNAPSHOT_TIMEOUT"]["Ref"].as_str(),
         Some("SnapshotTimeout")
+    );
+}
+
+#[test]
+fn job_schedules_invoke_the_runner_as_a_role_that_may_do_nothing_else() {
+    let t = template();
+    // GIVEN the Trigger parameter THEN rules stay the default and scheduler is the other kind
+    let trigger = &t["Parameters"]["Trigger"];
+    assert_eq!(trigger["Default"].as_str(), Some("rules"));
+    assert_eq!(strings(&trigger["AllowedValues"]), ["rules", "scheduler"]);
+    // AND jobs-api reads it as TRIGGER, with the role its schedules invoke the runner as
+    let env = &resource(&t, "JobsApiFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["TRIGGER"]["Ref"].as_str(), Some("Trigger"));
+    assert_eq!(
+        resource_text(&env["SCHEDULER_ROLE_ARN"]),
+        "GetAtt:SchedulerRole.Arn"
+    );
+    // AND the schedule group is the one the code names, made whatever Trigger says (a job
+    // keeps firing by its old kind until `jobs rearm` moves it)
+    let group = resource(&t, "JobSchedules");
+    assert_eq!(
+        group["Type"].as_str(),
+        Some("AWS::Scheduler::ScheduleGroup")
+    );
+    assert!(group["Condition"].is_null());
+    assert_eq!(
+        resource_text(&group["Properties"]["Name"]),
+        backup_aws::scheduler::group_name("${RulePrefix}")
+    );
+    // AND only EventBridge Scheduler, for this account's job group, may assume the role
+    let role = resource(&t, "SchedulerRole");
+    assert!(role["Condition"].is_null());
+    let trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let [trust] = trust.as_slice() else {
+        panic!("one trust statement: {trust:?}")
+    };
+    assert_eq!(
+        trust["Principal"]["Service"].as_str(),
+        Some("scheduler.amazonaws.com")
+    );
+    assert_eq!(strings(&trust["Action"]), ["sts:AssumeRole"]);
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["aws:SourceAccount"]["Ref"].as_str(),
+        Some("AWS::AccountId")
+    );
+    assert_eq!(
+        resource_text(&trust["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        "GetAtt:JobSchedules.Arn"
+    );
+    // AND it may invoke the runner and send to its dead-letter queue, nothing else
+    let mut allowed = Vec::new();
+    for st in statements(&t, "SchedulerRole") {
+        assert_eq!(st["Effect"].as_str(), Some("Allow"));
+        assert!(st.get("NotAction").is_none() && st.get("NotResource").is_none());
+        let resources: Vec<String> = match &st["Resource"] {
+            Value::Sequence(items) => items.iter().map(resource_text).collect(),
+            other => vec![resource_text(other)],
+        };
+        for action in strings(&st["Action"]) {
+            for r in &resources {
+                allowed.push((action.clone(), r.clone()));
+            }
+        }
+    }
+    allowed.sort();
+    assert_eq!(
+        allowed,
+        [
+            (
+                "lambda:InvokeFunction".to_owned(),
+                "GetAtt:RunnerFunction.Arn".to_owned()
+            ),
+            (
+                "sqs:SendMessage".to_owned(),
+                "GetAtt:RunnerDeadLetterQueue.Arn".to_owned()
+            ),
+        ]
+    );
+    // AND a firing no schedule could deliver raises an alarm (dead-lettered or dropped)
+    let watches_the_group = |alarm: &Value| {
+        let metrics = alarm["Properties"]["Metrics"].as_sequence();
+        let of = |name: &str| {
+            metrics.is_some_and(|m| {
+                m.iter().any(|q| {
+                    let metric = &q["MetricStat"]["Metric"];
+                    metric["Namespace"].as_str() == Some("AWS/Scheduler")
+                        && metric["MetricName"].as_str() == Some(name)
+                        && metric["Dimensions"][0]["Name"].as_str() == Some("ScheduleGroup")
+                        && metric["Dimensions"][0]["Value"]["Ref"].as_str() == Some("JobSchedules")
+                })
+            })
+        };
+        of("InvocationsSentToDeadLetterCount") && of("InvocationDroppedCount")
+    };
+    assert!(
+        resources_of(&t, "AWS::CloudWatch::Alarm")
+            .iter()
+            .any(|(_, a)| watches_the_group(a)),
+        "an alarm on the job group's dead-lettered and dropped invocations"
     );
 }
 

@@ -112,6 +112,11 @@ pub enum Jobs {
     Delete(JobId),
     /// Run a job now.
     Run(JobId),
+    /// Move every active job's trigger (of every organization and project) to the kind the
+    /// server is configured with: after a stack's `Trigger` changed (EventBridge rules ⇄
+    /// EventBridge Scheduler schedules), or `serve --scheduler`. The new trigger is made
+    /// before the old one is removed; safe to run again.
+    Rearm,
 }
 
 #[derive(Debug, Args)]
@@ -286,14 +291,18 @@ pub struct ServeArgs {
     pub cors_origins: Vec<String>,
     /// Where state lives: `sqlite` (`state.db` in --data-dir) or `dynamodb` (the table named
     /// by --table; AWS credentials, region and `AWS_ENDPOINT_URL` come from the SDK's usual
-    /// variables). `dynamodb` goes with `--scheduler eventbridge`.
+    /// variables). `dynamodb` goes with `--scheduler eventbridge` or
+    /// `eventbridge-scheduler`.
     #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
     /// The DynamoDB table, with --store dynamodb.
     #[arg(long, env = "TABLE_NAME")]
     pub table: Option<String>,
-    /// What fires jobs: `local` (timers in this process) or `eventbridge` (one rule per job,
-    /// `<RULE_PREFIX><jobId>`, invoking the function `RUNNER_FUNCTION_ARN`).
+    /// What fires jobs: `local` (timers in this process), `eventbridge` (one rule per job,
+    /// `<RULE_PREFIX><jobId>`, invoking the function `RUNNER_FUNCTION_ARN`) or
+    /// `eventbridge-scheduler` (one EventBridge Scheduler schedule per job in the group
+    /// `<RULE_PREFIX>jobs`, invoking it as the role `SCHEDULER_ROLE_ARN`). After switching
+    /// between the last two, `backupctl jobs rearm` moves the existing jobs.
     #[arg(long, value_enum, default_value_t = SchedulerKind::Local)]
     pub scheduler: SchedulerKind,
     /// How API clients prove who they are: `token` (the token in `<data-dir>/token`, or a
@@ -327,6 +336,7 @@ pub enum StoreKind {
 pub enum SchedulerKind {
     Local,
     Eventbridge,
+    EventbridgeScheduler,
 }
 
 #[derive(Debug, Subcommand)]

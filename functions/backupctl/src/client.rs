@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use backup_core::api::{
     Backup, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList, ClusterLockInfo,
     ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem, HistoryList, IdResponse,
-    Job, JobEnvelope, JobList, RunJobResponse, RunStatus, ScheduledBackupData, SCHEDULED_BACKUP,
+    Job, JobEnvelope, JobList, RearmResponse, RunJobResponse, RunStatus, ScheduledBackupData,
+    REARM_JOBS_PATH, SCHEDULED_BACKUP,
 };
 use backup_core::civil::format_rfc3339;
 use backup_core::job::validate_job;
@@ -207,7 +208,60 @@ fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
             require("--id", &id.id)?;
             run_job(api, json, &id.id)
         }
+        Jobs::Rearm => rearm_jobs(api, json),
     }
+}
+
+/// `jobs rearm`: asks for page after page until no active job is left. With `--json`, one
+/// `{"rearmed": [...]}` of every page. A failure after some pages still says how many moved.
+fn rearm_jobs(api: &Api, json: bool) -> Outcome {
+    let mut moved: Vec<String> = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let url = with_query(api.root(REARM_JOBS_PATH), &[("nextToken", next.as_deref())]);
+        let page = match api
+            .post::<()>(&url, None)
+            .and_then(|reply| reply.json::<RearmResponse>())
+        {
+            Ok(page) => page,
+            Err(failure) if moved.is_empty() => return Err(failure),
+            Err(failure) => {
+                let (mut text, status) = explain(&failure);
+                text.push_str(&format!(
+                    "{} jobs were moved before this; run `backupctl jobs rearm` again once the \
+                     cause is fixed (moved jobs are re-armed harmlessly).\n",
+                    moved.len()
+                ));
+                return Ok(Shown {
+                    stdout: String::new(),
+                    stderr: text,
+                    status,
+                });
+            }
+        };
+        moved.extend(page.rearmed);
+        next = page.next_token;
+        if next.is_none() {
+            break;
+        }
+    }
+    if json {
+        let all = RearmResponse {
+            rearmed: moved,
+            next_token: None,
+        };
+        let text = serde_json::to_string(&all)
+            .map_err(|e| Failure::Unexpected(format!("could not write JSON: {e}")))?;
+        return Ok(Shown::out(format!("{text}\n")));
+    }
+    Ok(Shown::out(match moved.len() {
+        0 => "No active jobs: nothing to re-arm.\n".to_owned(),
+        n => format!(
+            "Re-armed {n} active job{}: each has the trigger the server is configured with, \
+             and none of the other kind.\n",
+            if n == 1 { "" } else { "s" }
+        ),
+    }))
 }
 
 fn create_job(api: &Api, json: bool, args: CreateJob) -> Outcome {

@@ -20,7 +20,9 @@
 //! - `--store dynamodb --table T --scheduler eventbridge`: the AWS deployment's engine
 //!   (DynamoDB store and lock, EventBridge rules invoking `RUNNER_FUNCTION_ARN`, prefix
 //!   `RULE_PREFIX`, EBS provider) instead of the local mode; the SDK's variables (region,
-//!   credentials, `AWS_ENDPOINT_URL`) configure the clients.
+//!   credentials, `AWS_ENDPOINT_URL`) configure the clients. `--scheduler
+//!   eventbridge-scheduler` makes EventBridge Scheduler schedules instead (group
+//!   `<RULE_PREFIX>jobs`, invoking the runner as `SCHEDULER_ROLE_ARN`).
 //! - SIGINT or SIGTERM stop accepting requests and firing jobs, then wait up to 30 s for
 //!   running backups to finish.
 
@@ -88,11 +90,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 format!("cannot open the data directory {}", args.data_dir.display())
             })?)
         }
-        (StoreKind::Dynamodb, SchedulerKind::Eventbridge) => {
+        (StoreKind::Dynamodb, SchedulerKind::Eventbridge | SchedulerKind::EventbridgeScheduler) => {
             Backend::Aws(aws_engine(&args, engine_config).await?)
         }
         _ => anyhow::bail!(
-            "--store dynamodb goes with --scheduler eventbridge, and --store sqlite with --scheduler local"
+            "--store dynamodb goes with --scheduler eventbridge or eventbridge-scheduler, and \
+             --store sqlite with --scheduler local"
         ),
     };
     let web_dir = args.web_dir.clone().or_else(default_web_dir);
@@ -154,9 +157,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table,
-/// RUNNER_FUNCTION_ARN, RULE_PREFIX and DEAD_LETTER_QUEUE_ARN (optional) from the
-/// environment, SDK clients from the SDK's own variables (AWS_ENDPOINT_URL included).
+/// The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table, the trigger
+/// kind from --scheduler (`eventbridge` rules, or `eventbridge-scheduler` schedules, which
+/// need SCHEDULER_ROLE_ARN), RUNNER_FUNCTION_ARN, RULE_PREFIX and DEAD_LETTER_QUEUE_ARN
+/// (optional) from the environment, SDK clients from the SDK's own variables
+/// (AWS_ENDPOINT_URL included). The other kind is removed from jobs that still have it
+/// (`jobs rearm`, and deleting a job).
 #[cfg(feature = "aws")]
 async fn aws_engine(
     args: &ServeArgs,
@@ -169,14 +175,20 @@ async fn aws_engine(
     })
     .context("--store dynamodb needs --table (or TABLE_NAME) and valid AWS variables")?;
     let sdk = backup_aws::sdk_config().await;
-    let engine = backup_aws::engine(
-        &settings,
-        &sdk,
-        backup_aws::Triggers::EventBridge,
-        engine_config,
-    )
-    .context("--scheduler eventbridge needs RUNNER_FUNCTION_ARN")?;
-    tracing::info!(table = %settings.table_name, rule_prefix = %settings.rule_prefix, "state in DynamoDB, jobs fired by EventBridge rules");
+    let (triggers, needs, fired_by) = match args.scheduler {
+        SchedulerKind::EventbridgeScheduler => (
+            backup_aws::Triggers::Scheduler,
+            "--scheduler eventbridge-scheduler needs RUNNER_FUNCTION_ARN and SCHEDULER_ROLE_ARN",
+            "EventBridge Scheduler schedules",
+        ),
+        _ => (
+            backup_aws::Triggers::EventBridge,
+            "--scheduler eventbridge needs RUNNER_FUNCTION_ARN",
+            "EventBridge rules",
+        ),
+    };
+    let engine = backup_aws::engine(&settings, &sdk, triggers, engine_config).context(needs)?;
+    tracing::info!(table = %settings.table_name, rule_prefix = %settings.rule_prefix, "state in DynamoDB, jobs fired by {fired_by}");
     Ok(engine)
 }
 

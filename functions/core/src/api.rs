@@ -299,6 +299,21 @@ pub struct RunJobResponse {
     pub history_id: String,
 }
 
+/// `POST /orchestrate/v1/jobs/rearm`: moves the triggers of every active job, of every
+/// organization and project, to the deployment's kind (SPEC §16, `backupctl jobs rearm`),
+/// a page at a time (`?limit=N&nextToken=T`, both optional).
+pub const REARM_JOBS_PATH: &str = "/orchestrate/v1/jobs/rearm";
+
+/// The answer of [`REARM_JOBS_PATH`]: the jobs this request moved, in id order, and, while
+/// active jobs remain, the `nextToken` to ask for the next page with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RearmResponse {
+    pub rearmed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobList {
     pub jobs: Vec<Job>,

@@ -29,6 +29,7 @@ mod jobs;
 mod recovery;
 
 pub(crate) use backups::Deletion;
+pub use jobs::{Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
 pub const MAX_DESCRIPTION_CHARS: usize = cluster::MAX_CLUSTER_DESCRIPTION_CHARS;
@@ -95,6 +96,12 @@ pub struct Ports {
     /// One per cluster `provider` kind this deployment can back up.
     pub providers: Vec<Arc<dyn BackupProvider>>,
     pub triggers: Arc<dyn TriggerScheduler>,
+    /// The trigger schedulers of the kinds this deployment no longer arms, whose triggers
+    /// jobs may still have (an AWS stack whose `Trigger` changed: EventBridge rules when it
+    /// now makes Scheduler schedules, and the other way round). [`Engine::rearm_jobs`]
+    /// removes a job's triggers from each once `triggers` has armed it, and deleting a job
+    /// removes them too. Empty where there is one kind (the local mode).
+    pub retired_triggers: Vec<Arc<dyn TriggerScheduler>>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     /// A run's grouped writes: the adapter's batched form, or
@@ -123,6 +130,7 @@ impl Ports {
             lock: store.clone(),
             providers,
             triggers,
+            retired_triggers: Vec::new(),
             clock,
             ids: Arc::new(RandomIds::default()),
             writes: Arc::new(OneByOne::over(store)),
@@ -146,6 +154,7 @@ pub(crate) struct Inner {
     pub(crate) dispatch: Option<Arc<dyn RunDispatcher>>,
     pub(crate) providers: HashMap<&'static str, Arc<dyn BackupProvider>>,
     pub(crate) triggers: Arc<dyn TriggerScheduler>,
+    pub(crate) retired_triggers: Vec<Arc<dyn TriggerScheduler>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
     pub(crate) config: EngineConfig,
@@ -179,6 +188,7 @@ impl Engine {
                 dispatch: ports.dispatch,
                 providers,
                 triggers: ports.triggers,
+                retired_triggers: ports.retired_triggers,
                 clock: ports.clock,
                 ids: ports.ids,
                 config,

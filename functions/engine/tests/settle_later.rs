@@ -134,6 +134,7 @@ impl World {
             lock: store.clone(),
             providers: vec![provider.clone()],
             triggers: Arc::new(NoTriggers),
+            retired_triggers: Vec::new(),
             clock: clock.clone(),
             ids: Arc::new(backup_engine::ids::RandomIds::default()),
             writes: Arc::new(OneByOne::over(store.clone()).with_pending(store.clone())),

@@ -8,7 +8,7 @@
 //!   (`src/bin/backup-runner.rs`).
 //! - [`api`]: `jobs-api`'s service: the same axum router as `backupctl serve`
 //!   (`src/bin/jobs-api.rs`).
-//! - this file: building the engine on DynamoDB, EventBridge and EBS.
+//! - this file: building the engine on DynamoDB, EventBridge (rules or Scheduler) and EBS.
 //!
 //! # Decisions
 //! - Clients are built once per cold start from `aws_config::load_defaults`, so

@@ -1,5 +1,6 @@
 //! The functions' configuration: `backup_aws::AwsSettings` (`TABLE_NAME`,
-//! `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`) plus the engine's timings on Lambda:
+//! `RUNNER_FUNCTION_ARN`, `RULE_PREFIX`, `DEAD_LETTER_QUEUE_ARN`, and for jobs-api `TRIGGER`
+//! and `SCHEDULER_ROLE_ARN`) plus the engine's timings on Lambda:
 //! `LEASE_SECONDS` (default 60), the lease a run holds while it starts its snapshots, and
 //! `SNAPSHOT_TIMEOUT` (seconds, default 86400 = 24 h), how long a backup's snapshots may
 //! take before the sweeper fails it (SPEC §16). A run does not wait for its snapshots: it

@@ -19,7 +19,11 @@ use backup_engine::ports::{
 use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
 use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag};
 use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
-use backup_testkit::{Table, DEAD_LETTER_ARN};
+use backup_testkit::scheduler::{
+    assert_job_schedule, create_group, expected_runner_target as expected_schedule_target,
+    schedule, schedule_names,
+};
+use backup_testkit::{Table, DEAD_LETTER_ARN, SCHEDULER_ROLE_ARN};
 use serde_json::{json, Value};
 use support::{apigw, Emulator, Function, Proxy, RUNNER_ARN};
 
@@ -737,6 +741,54 @@ async fn api(w: &World, prefix: &str, runner: &Arc<Emulator>) -> Function {
     )
 }
 
+/// A jobs-api of the stack with `Trigger=scheduler` (TRIGGER, SCHEDULER_ROLE_ARN), behind
+/// its own emulator (an invocation goes to whichever process asks); the group of its
+/// schedules is made in moto, as the template makes it.
+struct SchedulerApi {
+    // (the process goes first, so it is killed before its emulator answers it `Gone`)
+    _process: Function,
+    emulator: Emulator,
+    scheduler: aws_sdk_scheduler::Client,
+    group: String,
+}
+
+impl SchedulerApi {
+    async fn start(w: &World, prefix: &str) -> SchedulerApi {
+        let scheduler = aws_sdk_scheduler::Client::new(&backup_aws::sdk_config().await);
+        let group = create_group(&scheduler, prefix).await;
+        let emulator = Emulator::start().await;
+        let process = Function::start(
+            "jobs-api",
+            &emulator,
+            &w.proxy.url(),
+            &w.table.name,
+            &[
+                ("RUNNER_FUNCTION_ARN", RUNNER_ARN),
+                ("RULE_PREFIX", prefix),
+                ("DEAD_LETTER_QUEUE_ARN", DEAD_LETTER_ARN),
+                ("TRIGGER", "scheduler"),
+                ("SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN),
+            ],
+        );
+        SchedulerApi {
+            _process: process,
+            emulator,
+            scheduler,
+            group,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.emulator
+            .invoke(apigw(method, path, body))
+            .await
+            .expect("answers")
+    }
+}
+
+/// `POST /orchestrate/v1/jobs/rearm` (one page: the tests have fewer jobs than one).
+const REARM: &str = "/orchestrate/v1/jobs/rearm";
+
 fn body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
 }
@@ -918,6 +970,146 @@ fn listed(function: backup_aws::iam::Function) -> std::collections::BTreeSet<Str
         .collect()
 }
 
+/// The job ids of `response`'s `rearmed`.
+fn rearmed(response: &Value) -> Vec<String> {
+    let body = ok(response);
+    assert!(body["nextToken"].is_null(), "one page: {body}");
+    let mut ids: Vec<String> = body["rearmed"]
+        .as_array()
+        .expect("rearmed")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn with_trigger_scheduler_jobs_get_schedules_all_or_nothing_and_rearm_moves_them_back_and_forth(
+) {
+    let w = World::new(1).await;
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    // GIVEN the stack on rules, with a job whose two day fields are restricted (two rules)
+    let _rules_api = api(&w, &prefix, &Arc::new(Emulator::start().await)).await;
+    let template = "{cluster} #{index}";
+    let both_days = body(
+        &w.create_job("Monthly or Mondays", "0 5 1 * MON", template)
+            .await,
+    );
+    let j1 = both_days["id"].as_str().expect("an id").to_owned();
+    assert_eq!(rules(&w.events, &prefix).await.len(), 2);
+
+    // WHEN Trigger becomes `scheduler` and a job is created through that jobs-api
+    let s = SchedulerApi::start(&w, &prefix).await;
+    let job = json!({
+        "description": "Hourly", "schedule": "0 * * * *", "type": "ScheduledBackup",
+        "data": {"clusterId": w.cluster, "description": template, "maxBackupCount": 2}
+    });
+    let j2 = ok(&s.call("POST", JOBS, Some(&job)).await)["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    // THEN it has one schedule in the group, exactly as we send it, and no rule
+    let name = |job: &str, n: usize| backup_aws::eventbridge::rule_name(&prefix, job, n);
+    assert_eq!(schedule_names(&s.scheduler, &s.group).await, [name(&j2, 0)]);
+    let target =
+        expected_schedule_target(RUNNER_ARN, SCHEDULER_ROLE_ARN, &j2, Some(DEAD_LETTER_ARN));
+    let made = schedule(&s.scheduler, &s.group, &name(&j2, 0)).await;
+    assert_job_schedule(&made, "cron(0 * * * ? *)", &target);
+    assert_eq!(
+        rules(&w.events, &prefix).await.len(),
+        2,
+        "only the first job's"
+    );
+
+    // WHEN a job's second schedule cannot be made (Scheduler refuses the second
+    // CreateSchedule) THEN the API says so and neither the job nor its first schedule stays
+    w.proxy.inject_after(
+        "scheduler:CreateSchedule",
+        "ServiceQuotaExceededException",
+        402,
+        1,
+        1,
+    );
+    let refused = json!({
+        "description": "Refused", "schedule": "0 6 1 * MON", "type": "ScheduledBackup",
+        "data": {"clusterId": w.cluster, "description": template, "maxBackupCount": 2}
+    });
+    let answer = s.call("POST", JOBS, Some(&refused)).await;
+    assert_eq!(answer["statusCode"], 503, "{answer}");
+    assert!(
+        body(&answer)["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("ServiceQuotaExceededException")),
+        "{answer}"
+    );
+    let jobs = body(&s.call("GET", JOBS, None).await)["jobs"].clone();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(2), "{jobs}");
+    assert_eq!(schedule_names(&s.scheduler, &s.group).await, [name(&j2, 0)]);
+
+    // WHEN `jobs rearm` runs on the scheduler stack
+    let mut both = vec![j1.clone(), j2.clone()];
+    both.sort();
+    assert_eq!(rearmed(&s.call("POST", REARM, None).await), both);
+    // THEN the first job's two rules became two schedules (one per day field), and no rule
+    // is left
+    let mut expected = vec![name(&j1, 0), name(&j1, 1), name(&j2, 0)];
+    expected.sort();
+    assert_eq!(schedule_names(&s.scheduler, &s.group).await, expected);
+    let j1_target =
+        expected_schedule_target(RUNNER_ARN, SCHEDULER_ROLE_ARN, &j1, Some(DEAD_LETTER_ARN));
+    for (n, expression) in ["cron(0 5 1 * ? *)", "cron(0 5 ? * MON *)"]
+        .iter()
+        .enumerate()
+    {
+        let made = schedule(&s.scheduler, &s.group, &name(&j1, n)).await;
+        assert_job_schedule(&made, expression, &j1_target);
+    }
+    let left = rules(&w.events, &prefix).await;
+    assert!(left.is_empty(), "{left:?}");
+
+    // WHEN Trigger goes back to `rules` and `jobs rearm` runs there
+    assert_eq!(rearmed(&w.api("POST", REARM, None).await), both);
+    // THEN every job has its rules again, each targeting the runner, and no schedule is left
+    let mut names: Vec<String> = rules(&w.events, &prefix)
+        .await
+        .iter()
+        .filter_map(|r| r.name().map(str::to_owned))
+        .collect();
+    names.sort();
+    assert_eq!(names, expected);
+    for rule in &names {
+        let job = if rule.starts_with(&name(&j1, 0)) {
+            &j1
+        } else {
+            &j2
+        };
+        assert_eq!(
+            only_target(&w.events, rule).await,
+            expected_runner_target(RUNNER_ARN, job, Some(DEAD_LETTER_ARN))
+        );
+    }
+    assert!(schedule_names(&s.scheduler, &s.group).await.is_empty());
+
+    // WHEN the scheduler stack deletes a job still on rules THEN its rule goes too
+    ok(&s.call("DELETE", &format!("{JOBS}/{j2}"), None).await);
+    assert_eq!(
+        rules(&w.events, &prefix).await.len(),
+        2,
+        "the first job's only"
+    );
+    let _ = s
+        .scheduler
+        .delete_schedule_group()
+        .name(&s.group)
+        .send()
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
@@ -967,6 +1159,13 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         .expect("a job id")
         .to_owned();
     ok(&w.api("GET", JOBS, None).await);
+    // AND the stack's Trigger becomes `scheduler`: a jobs-api with TRIGGER=scheduler moves
+    // the job's rule to a schedule, twice (the second finds it: UpdateSchedule), and the
+    // rules jobs-api moves it back
+    let scheduler_api = SchedulerApi::start(&w, &prefix).await;
+    ok(&scheduler_api.call("POST", REARM, None).await);
+    ok(&scheduler_api.call("POST", REARM, None).await);
+    ok(&w.api("POST", REARM, None).await);
     // (each backup holds the cluster until EC2's notification of its snapshots reaches the
     // runner: sent here until the backup, started in the background, has settled)
     let run = ok(&w.api("POST", &format!("{JOBS}/{job}/run"), None).await)["historyId"].clone();

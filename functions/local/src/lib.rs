@@ -171,6 +171,7 @@ impl LocalMode {
                 lock: Arc::new(store.clone()),
                 providers: vec![Arc::new(provider.clone())],
                 triggers: scheduler.clone(),
+                retired_triggers: Vec::new(),
                 clock: options.clock,
                 ids: Arc::new(RandomIds::default()),
                 writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),

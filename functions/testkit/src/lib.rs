@@ -7,6 +7,8 @@
 //! - [`ec2`]: EBS volumes (alone or attached to a tagged instance) to back up, and the
 //!   snapshots a backup left, found by their tags.
 //! - [`eventbridge`]: a job's rules and the runner target on each, checked the one way.
+//! - [`scheduler`]: the schedule group, a job's schedules and their target, checked the one
+//!   way.
 //!
 //! # Decisions
 //! - A dev-only crate (`publish = false`) rather than a `tests/support` module per crate, so
@@ -19,6 +21,7 @@
 pub mod dynamodb;
 pub mod ec2;
 pub mod eventbridge;
+pub mod scheduler;
 
 pub use dynamodb::Table;
 
@@ -28,6 +31,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const RUNNER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:backup-runner";
 /// The dead-letter queue job rules name in tests (moto does not check that it exists).
 pub const DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:backup-runner-dead-letters";
+/// The role job schedules invoke the runner as in tests (moto does not check it).
+pub const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/backup-job-schedules";
 
 /// `prefix` followed by what makes a name unique among concurrent tests and test processes
 /// sharing one endpoint: the process id, a counter and the current microsecond.

@@ -214,6 +214,11 @@ impl Api {
         self.scoped("orchestrate", segments)
     }
 
+    /// `path` (such as `/orchestrate/v1/jobs/rearm`) on the server, outside any scope.
+    pub fn root(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     /// `/mesdb/v1/organizations/{org}/projects/{project}/<segments…>`.
     pub fn mesdb(&self, segments: &[&str]) -> String {
         self.scoped("mesdb", segments)

@@ -208,14 +208,17 @@ impl SignedCall {
     }
 }
 
-/// An EC2 error the proxy answers instead of moto.
+/// An error the proxy answers instead of moto: EC2's XML document, or a REST-JSON service's
+/// error (EventBridge Scheduler's).
 #[derive(Clone, Debug)]
 pub struct Injected {
-    /// The action it answers (`ec2:DescribeSnapshots`).
+    /// The action it answers (`ec2:DescribeSnapshots`, `scheduler:CreateSchedule`).
     pub action: String,
-    /// EC2's error code (`RequestLimitExceeded`).
+    /// The service's error code (`RequestLimitExceeded`, `ServiceQuotaExceededException`).
     pub code: String,
     pub status: u16,
+    /// How many calls of the action moto answers before this does.
+    pub skip: usize,
     /// How many calls it answers before moto answers again.
     pub times: usize,
 }
@@ -281,10 +284,17 @@ impl Proxy {
 
     /// Answers the next `times` calls of `action` with EC2's error `code`.
     pub fn inject(&self, action: &str, code: &str, status: u16, times: usize) {
+        self.inject_after(action, code, status, 0, times);
+    }
+
+    /// Lets `skip` calls of `action` through, then answers the next `times` with the
+    /// service's error `code`.
+    pub fn inject_after(&self, action: &str, code: &str, status: u16, skip: usize, times: usize) {
         self.state.injected.lock().unwrap().push(Injected {
             action: action.to_owned(),
             code: code.to_owned(),
             status,
+            skip,
             times,
         });
     }
@@ -458,7 +468,7 @@ async fn forward_call(
     }
     let mut text = head.into_bytes();
     text.extend_from_slice(&body);
-    let action = action_of(&text);
+    let action = action_of(parts.method.as_str(), parts.uri.path(), &text);
     if let Some(action) = &action {
         state.calls.lock().unwrap().push(action.clone());
         let access_key = parts
@@ -477,14 +487,33 @@ async fn forward_call(
         let injected = {
             let mut all = state.injected.lock().unwrap();
             let hit = all.iter_mut().find(|i| &i.action == action && i.times > 0);
-            hit.map(|i| {
+            hit.and_then(|i| {
+                if i.skip > 0 {
+                    i.skip -= 1;
+                    return None;
+                }
                 i.times -= 1;
-                i.clone()
+                Some(i.clone())
             })
         };
         if let Some(i) = injected {
             let status = StatusCode::from_u16(i.status).unwrap_or(StatusCode::BAD_REQUEST);
-            return (status, [("content-type", "text/xml")], ec2_error(&i.code)).into_response();
+            if action.starts_with("ec2:") {
+                return (status, [("content-type", "text/xml")], ec2_error(&i.code))
+                    .into_response();
+            }
+            let body = serde_json::json!({
+                "message": format!("Injected by the test proxy: {}", i.code)
+            });
+            return (
+                status,
+                [
+                    ("content-type", "application/json"),
+                    ("x-amzn-errortype", i.code.as_str()),
+                ],
+                body.to_string(),
+            )
+                .into_response();
         }
     }
     let uri = format!(
@@ -519,11 +548,16 @@ async fn forward_call(
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-/// The AWS action of a request (its headers as text, then its body): `x-amz-target` (JSON
-/// protocols: DynamoDB, EventBridge) or `Action=` (query protocol: EC2).
-fn action_of(chunk: &[u8]) -> Option<String> {
+/// The AWS action of a request (`method`, `path`, and its headers as text, then its body):
+/// `x-amz-target` (JSON protocols: DynamoDB, EventBridge), `Action=` (query protocol: EC2),
+/// or the method and path of a REST-JSON API, whose service the SigV4 credential scope names
+/// (EventBridge Scheduler: `POST /schedules/{name}` is `scheduler:CreateSchedule`).
+fn action_of(method: &str, path: &str, chunk: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(chunk);
     let lower = text.to_ascii_lowercase();
+    if signing_service(&lower).as_deref() == Some("scheduler") {
+        return scheduler_action(method, path).map(|a| format!("scheduler:{a}"));
+    }
     if let Some(i) = lower.find("x-amz-target:") {
         let value = text[i + "x-amz-target:".len()..]
             .lines()
@@ -546,6 +580,55 @@ fn action_of(chunk: &[u8]) -> Option<String> {
         return Some(format!("ec2:{action}"));
     }
     None
+}
+
+/// The service of a request's SigV4 credential scope (`Credential=KEY/DATE/REGION/SERVICE/
+/// aws4_request`), from its headers as lower-case text.
+fn signing_service(lower: &str) -> Option<String> {
+    let line = lower.lines().find(|l| l.starts_with("authorization:"))?;
+    let scope = line.split("credential=").nth(1)?.split(',').next()?;
+    scope.split('/').nth(3).map(str::to_owned)
+}
+
+/// EventBridge Scheduler's operation for `method` on `path`.
+fn scheduler_action(method: &str, path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match (method, segments.as_slice()) {
+        ("POST", ["schedules", _]) => "CreateSchedule",
+        ("PUT", ["schedules", _]) => "UpdateSchedule",
+        ("DELETE", ["schedules", _]) => "DeleteSchedule",
+        ("GET", ["schedules", _]) => "GetSchedule",
+        ("GET", ["schedules"]) => "ListSchedules",
+        ("POST", ["schedule-groups", _]) => "CreateScheduleGroup",
+        ("DELETE", ["schedule-groups", _]) => "DeleteScheduleGroup",
+        ("GET", ["schedule-groups", _]) => "GetScheduleGroup",
+        ("GET", ["schedule-groups"]) => "ListScheduleGroups",
+        _ => return None,
+    })
+}
+
+#[test]
+fn scheduler_calls_are_named_from_their_method_and_path() {
+    let signed = "authorization: AWS4-HMAC-SHA256 Credential=testing-jobs-api/20261127/us-east-1/scheduler/aws4_request, SignedHeaders=host, Signature=00\r\n";
+    let call = |method, path| action_of(method, path, signed.as_bytes());
+    assert_eq!(
+        call("POST", "/schedules/backup-job-c196ogto0aeqohe3ommq").as_deref(),
+        Some("scheduler:CreateSchedule")
+    );
+    assert_eq!(
+        call("PUT", "/schedules/x").as_deref(),
+        Some("scheduler:UpdateSchedule")
+    );
+    assert_eq!(
+        call("DELETE", "/schedules/x").as_deref(),
+        Some("scheduler:DeleteSchedule")
+    );
+    // AND the JSON and query protocols are still named as before
+    let dynamo = "x-amz-target: DynamoDB_20120810.GetItem\r\nauthorization: AWS4-HMAC-SHA256 Credential=k/20261127/us-east-1/dynamodb/aws4_request\r\n";
+    assert_eq!(
+        action_of("POST", "/", dynamo.as_bytes()).as_deref(),
+        Some("dynamodb:GetItem")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
