@@ -48,6 +48,16 @@ pub fn list_backups(ids: &[String]) -> String {
     }
 }
 
+/// `text` cut to at most `max` characters, ending with `…` when cut.
+pub(crate) fn capped(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +101,14 @@ mod tests {
     fn backup_lists_read_naturally() {
         assert_eq!(list_backups(&["a".into()]), "backup a");
         assert_eq!(list_backups(&["a".into(), "b".into()]), "backups a, b");
+    }
+
+    #[test]
+    fn long_details_are_capped_with_an_ellipsis_on_a_char_boundary() {
+        assert_eq!(capped("short", 10), "short");
+        let long = "é".repeat(5000);
+        let cut = capped(&long, 4000);
+        assert_eq!(cut.chars().count(), 4000);
+        assert!(cut.ends_with('…'));
     }
 }

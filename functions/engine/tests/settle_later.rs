@@ -39,6 +39,8 @@ struct Snapshots {
     status: Mutex<ProviderStatus>,
     polls: AtomicUsize,
     deleted: Mutex<Vec<String>>,
+    /// While set, a delete fails half-way (as a `DeleteSnapshot` of the second of two).
+    fail_deletes: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -65,6 +67,11 @@ impl BackupProvider for Snapshots {
     }
 
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Err(ProviderError::new(
+                "EC2 DeleteSnapshot of the second snapshot failed: RequestLimitExceeded",
+            ));
+        }
         self.deleted.lock().unwrap().push(handle.backup_id.clone());
         Ok(())
     }
@@ -127,6 +134,7 @@ impl World {
             status: Mutex::new(ProviderStatus::Creating),
             polls: AtomicUsize::new(0),
             deleted: Mutex::new(Vec::new()),
+            fail_deletes: Default::default(),
         });
         let dispatched = Arc::new(Dispatched::default());
         let ports = Ports {
@@ -583,4 +591,84 @@ async fn a_run_that_cannot_be_handed_over_fails_at_once_and_one_never_delivered_
     let late = w.engine.run_queued(&lost.id).await.unwrap();
     assert!(late.duplicate);
     assert!(w.store.list_job_backups(&job).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_prune_that_fails_half_way_leaves_the_backup_deleting_and_the_sweep_finishes_it() {
+    // GIVEN a job keeping one backup, which has one, and a provider whose deletes fail
+    let w = World::new(1).await;
+    let job = w.job(1).await;
+    w.run(&job, 0).await;
+    let first = w.backup_of(&job).await;
+    w.notify(&format!("snap-{first}-0"), Notice::Completed)
+        .await;
+    w.provider.fail_deletes.store(true, Ordering::SeqCst);
+    // WHEN the next run settles and prunes the first backup
+    w.clock.set(at(60));
+    let item = w.run(&job, 1).await;
+    let second = w.backup_of(&job).await;
+    w.notify(&format!("snap-{second}-0"), Notice::Completed)
+        .await;
+    // THEN the run succeeded, saying the delete failed, and the first backup is `deleting`
+    // (part of it may be gone), never `available` again
+    let item = w.history(&item.id).await;
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert!(
+        item.details.contains("RequestLimitExceeded"),
+        "{}",
+        item.details
+    );
+    assert!(item.pruned_backup_ids.is_empty());
+    assert_eq!(w.status(&first).await, BackupStatus::Deleting);
+    // WHEN the provider recovers THEN the sweep finishes the delete
+    w.provider.fail_deletes.store(false, Ordering::SeqCst);
+    let report = w.engine.sweep().await.unwrap();
+    assert_eq!(report.deletes_finished, vec![first.clone()]);
+    assert_eq!(w.status(&first).await, BackupStatus::Deleted);
+}
+
+#[tokio::test]
+async fn a_run_prunes_at_most_its_share_and_leaves_the_rest_for_the_next() {
+    // GIVEN a job keeping one backup that has 30 (its count was lowered)
+    let w = World::new(1).await;
+    let job = w.job(1).await;
+    for n in 0..30 {
+        let backup = backup_engine::BackupEntry {
+            id: format!("b{n:02}"),
+            scope: w.scope.clone(),
+            job_id: Some(job.clone()),
+            cluster_id: "orders".into(),
+            cluster_description: "Orders".into(),
+            provider: "directory".into(),
+            description: format!("orders #{n}"),
+            created: at(n),
+            status: BackupStatus::Available,
+            index: n as u64 + 1,
+            location: Some("snapshots".into()),
+            error_code: None,
+            details: None,
+        };
+        assert!(w.store.insert_backup(&backup).await.unwrap());
+    }
+    // WHEN a run succeeds THEN it prunes the 25 oldest and says the rest wait
+    w.clock.set(at(120));
+    let item = w.run(&job, 2).await;
+    let all = w.store.list_job_backups(&job).await.unwrap();
+    let made = all.iter().find(|b| b.status == BackupStatus::Creating);
+    let backup = made.expect("the run's backup").id.clone();
+    w.notify(&format!("snap-{backup}-0"), Notice::Completed)
+        .await;
+    let item = w.history(&item.id).await;
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert_eq!(
+        item.pruned_backup_ids.len(),
+        backup_engine::run::MAX_PRUNED_PER_RUN
+    );
+    assert_eq!(item.pruned_backup_ids[0], "b00", "oldest first");
+    assert!(
+        item.details.contains("5 more backup(s)"),
+        "{}",
+        item.details
+    );
+    assert_eq!(w.status("b29").await, BackupStatus::Available);
 }

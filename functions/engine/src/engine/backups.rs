@@ -81,7 +81,7 @@ impl Engine {
         backup: &BackupEntry,
     ) -> Result<Deletion, EngineError> {
         let store = &self.inner.store;
-        let from = match backup.status {
+        match backup.status {
             BackupStatus::Deleted => return Ok(Deletion::ByAnother),
             BackupStatus::Creating => {
                 return Err(EngineError::BackupBusy {
@@ -123,11 +123,10 @@ impl Engine {
                 ))),
             };
             if let Err(error) = result {
-                if from != BackupStatus::Deleting {
-                    store
-                        .update_backup_status(&backup.id, BackupStatus::Deleting, from)
-                        .await?;
-                }
+                // The provider may have deleted part of it (some snapshots of several): it
+                // stays `deleting`, never `available` again, and deleting it again (a retry,
+                // the sweeper, start-up recovery) finishes it.
+                tracing::warn!(backup_id = %backup.id, %error, "delete failed; the backup stays `deleting` until a retry finishes it");
                 return Err(error.into());
             }
         }

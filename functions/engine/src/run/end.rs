@@ -7,6 +7,11 @@ use chrono::{DateTime, Utc};
 use crate::engine::Engine;
 use crate::model::{Applied, BackupEnd, Finish, PendingBackup, Release};
 
+/// The longest `details` a history item keeps: a run that prunes many backups or a provider
+/// with a long error must never make an item near DynamoDB's 400 KB (SPEC §16); what is cut
+/// ends with `…`.
+pub const MAX_DETAILS_CHARS: usize = 4000;
+
 /// How a run ended: what its final history item says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RunEnd {
@@ -65,6 +70,7 @@ impl RunEnd {
         if let Some(backup_id) = backup_id {
             item.linked_resource = backup_id;
         }
+        item.details = crate::text::capped(&item.details, MAX_DETAILS_CHARS);
         item
     }
 }

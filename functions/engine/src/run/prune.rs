@@ -7,6 +7,10 @@ use crate::engine::{Deletion, Engine};
 use crate::error::StoreError;
 use crate::model::{BackupEntry, JobRecord};
 
+/// The most backups one run prunes: bounds the run's time and its history item (SPEC §16);
+/// the next run prunes the rest.
+pub const MAX_PRUNED_PER_RUN: usize = 25;
+
 impl Engine {
     /// What the retention rule selects among the job's backups (SPEC §4), counting the
     /// backup this run just made (`made`) as available, since it is, even though its record
@@ -41,13 +45,24 @@ impl Engine {
             })
             .collect();
         let plan = plan_prune(&job.id, &records, max, true);
-        let doomed = plan
+        let mut doomed: Vec<BackupEntry> = plan
             .prune
             .iter()
             .filter(|d| d.backup_id != made)
             .filter_map(|d| backups.iter().find(|b| b.id == d.backup_id).cloned())
             .collect();
-        Ok((doomed, Vec::new()))
+        let mut notes = Vec::new();
+        if doomed.len() > MAX_PRUNED_PER_RUN {
+            // Oldest first: the rest wait for the next run, so one run's work and record
+            // stay bounded.
+            let left = doomed.len() - MAX_PRUNED_PER_RUN;
+            doomed.truncate(MAX_PRUNED_PER_RUN);
+            notes.push(format!(
+                "{left} more backup(s) beyond the job's maxBackupCount are left for the next \
+                 run (a run prunes at most {MAX_PRUNED_PER_RUN})"
+            ));
+        }
+        Ok((doomed, notes))
     }
 
     /// Deletes `doomed`. Returns the ids deleted and a note for each delete that failed
@@ -65,8 +80,9 @@ impl Engine {
                 Err(error) => {
                     tracing::warn!(backup_id = %backup.id, %error, "could not prune a backup");
                     notes.push(format!(
-                        "could not delete backup {} ({error}), so it stays {}",
-                        backup.id, backup.status
+                        "could not delete backup {} ({error}), so it stays `deleting` until a \
+                         retry finishes it",
+                        backup.id
                     ));
                 }
             }
