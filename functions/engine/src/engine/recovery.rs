@@ -34,20 +34,9 @@ impl Engine {
         }
         let mut backups = 0;
         for backup in store.list_backups_in_status(BackupStatus::Creating).await? {
-            if store
-                .update_backup_status(&backup.id, BackupStatus::Creating, BackupStatus::Defunct)
-                .await?
-            {
-                store
-                    .set_backup_details(
-                        &backup.id,
-                        Some(api::RunFailure::Interrupted),
-                        Some(
-                            "The server stopped while this backup was being made, so it is \
-                             incomplete and marked defunct.",
-                        ),
-                    )
-                    .await?;
+            let why = "The server stopped while this backup was being made, so it is \
+                       incomplete and marked defunct.";
+            if self.mark_interrupted(&backup.id, why).await? {
                 backups += 1;
             }
         }
@@ -68,6 +57,25 @@ impl Engine {
             );
         }
         Ok((runs, backups))
+    }
+
+    /// Marks a `creating` backup nobody is making any more `defunct` (`interrupted`), saying
+    /// `why`; `false` when it had already left `creating`.
+    pub(crate) async fn mark_interrupted(
+        &self,
+        backup_id: &str,
+        why: &str,
+    ) -> Result<bool, EngineError> {
+        let store = &self.inner.store;
+        let marked = store
+            .update_backup_status(backup_id, BackupStatus::Creating, BackupStatus::Defunct)
+            .await?;
+        if marked {
+            store
+                .set_backup_details(backup_id, Some(RunFailure::Interrupted), Some(why))
+                .await?;
+        }
+        Ok(marked)
     }
 
     /// A delivery of a run that is recorded `running` but whose process is gone (on AWS:

@@ -387,22 +387,9 @@ impl Engine {
     /// Marks an abandoned `creating` backup defunct (`interrupted`) and deletes what its
     /// provider made of it.
     async fn delete_orphan(&self, backup: &BackupEntry) -> Result<(), EngineError> {
-        let store = &self.inner.store;
-        if store
-            .update_backup_status(&backup.id, BackupStatus::Creating, BackupStatus::Defunct)
-            .await?
-        {
-            store
-                .set_backup_details(
-                    &backup.id,
-                    Some(RunFailure::Interrupted),
-                    Some(
-                        "The process making this backup stopped before it was recorded, so it \
-                         is incomplete; the sweeper deleted what had been made of it.",
-                    ),
-                )
-                .await?;
-        }
+        let why = "The process making this backup stopped before it was recorded, so it is \
+                   incomplete; the sweeper deleted what had been made of it.";
+        self.mark_interrupted(&backup.id, why).await?;
         let mut defunct = backup.clone();
         defunct.status = BackupStatus::Defunct;
         self.delete_backup_entry(&defunct).await?;
