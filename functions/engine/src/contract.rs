@@ -151,6 +151,7 @@ macro_rules! contract_tests {
             clusters_insert_conditionally_and_round_trip,
             backups_round_trip_filter_and_order_newest_first,
             backup_status_updates_are_conditional,
+            backups_are_read_again_by_id,
             backup_failures_and_notes_are_stored_with_the_backup,
             deleting_backups_are_found_at_start_up,
             run_records_are_idempotent,

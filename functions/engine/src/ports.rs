@@ -65,6 +65,18 @@ pub trait BackupStore: Send + Sync {
     ) -> StoreResult<Vec<BackupEntry>>;
     /// Every backup a job made, in any status (what retention plans over).
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>>;
+    /// The backups of `ids` as they are now, read consistently: a prune decides on these,
+    /// since a list may be served eventually consistently (DynamoDB's indexes, SPEC §16).
+    /// Ids of no backup are left out.
+    async fn get_backups(&self, ids: &[String]) -> StoreResult<Vec<BackupEntry>> {
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(backup) = self.get_backup(id).await? {
+                found.push(backup);
+            }
+        }
+        Ok(found)
+    }
     /// Every backup in `status`, across scopes (start-up recovery looks for `creating`).
     async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>>;
     /// Sets the status only if it is currently `from`; `false` otherwise (nothing changes).

@@ -968,6 +968,18 @@ impl BackupStore for DynamoStore {
         .await
     }
 
+    async fn get_backups(&self, ids: &[String]) -> StoreResult<Vec<BackupEntry>> {
+        let keys = ids
+            .iter()
+            .map(|id| (format!("BACKUP#{id}"), "BACKUP"))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(backup_from)
+            .collect()
+    }
+
     async fn list_backups_in_status(&self, status: BackupStatus) -> StoreResult<Vec<BackupEntry>> {
         self.query_as(
             STATE_INDEX,

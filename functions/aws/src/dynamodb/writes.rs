@@ -117,54 +117,68 @@ impl DynamoStore {
             (format!("LOCK#{cluster_id}"), "LOCK"),
             (format!("SEQ#{sequence_key}"), "SEQ"),
         ];
-        let mut wanted: Vec<Item> = keys
-            .iter()
-            .map(|(pk, sk)| Item::from([("pk".into(), s(pk.clone())), ("sk".into(), s(*sk))]))
-            .collect();
-        let mut found: Vec<Item> = Vec::new();
-        for round in 0..BATCH_GET_ROUNDS {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(wanted.clone()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::backend("invalid BatchGetItem keys", e))?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| backend("BatchGetItem", e))?;
-            if let Some(mut responses) = out.responses {
-                found.extend(responses.remove(&self.table).unwrap_or_default());
-            }
-            let rest = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if rest.is_empty() {
-                let mut take = |pk: &str| {
-                    let at = found
-                        .iter()
-                        .position(|i| matches!(i.get("pk"), Some(v) if v.as_s().ok().map(String::as_str) == Some(pk)))?;
-                    Some(found.swap_remove(at))
-                };
-                return Ok(RunItems {
-                    cluster: take(&keys[0].0),
-                    lock: take(&keys[1].0),
-                    counter: take(&keys[2].0),
-                });
-            }
-            wanted = rest;
-            tokio::time::sleep(std::time::Duration::from_millis(20 << round.min(5))).await;
-        }
-        Err(StoreError::Backend {
-            message: format!(
-                "DynamoDB left keys unprocessed after {BATCH_GET_ROUNDS} BatchGetItem rounds; try again"
-            ),
-            source: None,
+        let mut found = self
+            .batch_get(keys.iter().map(|(pk, sk)| (pk.clone(), *sk)).collect())
+            .await?;
+        let mut take = |pk: &str| {
+            let at = found.iter().position(
+                |i| matches!(i.get("pk"), Some(v) if v.as_s().ok().map(String::as_str) == Some(pk)),
+            )?;
+            Some(found.swap_remove(at))
+        };
+        Ok(RunItems {
+            cluster: take(&keys[0].0),
+            lock: take(&keys[1].0),
+            counter: take(&keys[2].0),
         })
+    }
+
+    /// The items of `keys` (`pk`, `sk`) that exist, read consistently with `BatchGetItem`
+    /// (at most 100 keys a request), unprocessed keys asked again with a growing pause.
+    pub(super) async fn batch_get(&self, keys: Vec<(String, &str)>) -> StoreResult<Vec<Item>> {
+        let mut found: Vec<Item> = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut wanted: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| Item::from([("pk".into(), s(pk.clone())), ("sk".into(), s(*sk))]))
+                .collect();
+            let mut round = 0;
+            while !wanted.is_empty() {
+                if round == BATCH_GET_ROUNDS {
+                    return Err(StoreError::Backend {
+                        message: format!(
+                            "DynamoDB left keys unprocessed after {BATCH_GET_ROUNDS} BatchGetItem rounds; try again"
+                        ),
+                        source: None,
+                    });
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << round.min(5))).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(wanted.clone()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::backend("invalid BatchGetItem keys", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| backend("BatchGetItem", e))?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                wanted = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                round += 1;
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -241,6 +241,26 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
     assert_eq!(creating, ["b1", "b2", "b3", "b4", "b5"]);
 }
 
+/// A prune decides on backups read consistently by id; an id of no backup is left out.
+pub async fn backups_are_read_again_by_id(a: &Adapters) {
+    let s = &a.store;
+    let b1 = backup("b1", "o1", Some("j1"), "c1", at(1));
+    let b2 = backup("b2", "o1", Some("j1"), "c1", at(2));
+    assert!(s.insert_backup(&b1).await.unwrap());
+    assert!(s.insert_backup(&b2).await.unwrap());
+    assert!(s
+        .update_backup_status("b2", BackupStatus::Creating, BackupStatus::Available)
+        .await
+        .unwrap());
+    let ids = ["b2".to_owned(), "nope".to_owned(), "b1".to_owned()];
+    let mut read = s.get_backups(&ids).await.unwrap();
+    read.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut b2_now = b2.clone();
+    b2_now.status = BackupStatus::Available;
+    assert_eq!(read, vec![b1, b2_now]);
+    assert!(s.get_backups(&[]).await.unwrap().is_empty());
+}
+
 pub async fn backup_status_updates_are_conditional(a: &Adapters) {
     use BackupStatus::*;
     /// Whether the backup's status moved from `from` to `to`.

@@ -11,6 +11,32 @@ use crate::model::{BackupEntry, JobRecord};
 /// the next run prunes the rest.
 pub const MAX_PRUNED_PER_RUN: usize = 25;
 
+/// What the retention rule selects among `backups` (counting `made` as available), oldest
+/// first, never `made` itself.
+fn doomed_among(
+    job: &JobRecord,
+    backups: &[BackupEntry],
+    made: &str,
+    max: MaxBackupCount,
+) -> Vec<BackupEntry> {
+    let records: Vec<_> = backups
+        .iter()
+        .map(|b| {
+            let mut record = b.to_retention();
+            if b.id == made {
+                record.status = BackupStatus::Available;
+            }
+            record
+        })
+        .collect();
+    let plan = plan_prune(&job.id, &records, max, true);
+    plan.prune
+        .iter()
+        .filter(|d| d.backup_id != made)
+        .filter_map(|d| backups.iter().find(|b| b.id == d.backup_id).cloned())
+        .collect()
+}
+
 impl Engine {
     /// What the retention rule selects among the job's backups (SPEC §4), counting the
     /// backup this run just made (`made`) as available, since it is, even though its record
@@ -24,7 +50,6 @@ impl Engine {
         job: &JobRecord,
         made: &str,
     ) -> Result<(Vec<BackupEntry>, Vec<String>), StoreError> {
-        let backups = self.inner.store.list_job_backups(&job.id).await?;
         let Ok(max) = MaxBackupCount::new(i64::from(job.max_backup_count)) else {
             return Ok((
                 Vec::new(),
@@ -34,23 +59,16 @@ impl Engine {
                 )],
             ));
         };
-        let records: Vec<_> = backups
-            .iter()
-            .map(|b| {
-                let mut record = b.to_retention();
-                if b.id == made {
-                    record.status = BackupStatus::Available;
-                }
-                record
-            })
-            .collect();
-        let plan = plan_prune(&job.id, &records, max, true);
-        let mut doomed: Vec<BackupEntry> = plan
-            .prune
-            .iter()
-            .filter(|d| d.backup_id != made)
-            .filter_map(|d| backups.iter().find(|b| b.id == d.backup_id).cloned())
-            .collect();
+        let listed = self.inner.store.list_job_backups(&job.id).await?;
+        let mut doomed = doomed_among(job, &listed, made, max);
+        if !doomed.is_empty() {
+            // The list may lag (DynamoDB serves its index eventually consistently): before
+            // deleting anything, decide again on the records as they are now, read
+            // consistently, so a backup another request moved is never counted wrong.
+            let ids: Vec<String> = listed.iter().map(|b| b.id.clone()).collect();
+            let fresh = self.inner.store.get_backups(&ids).await?;
+            doomed = doomed_among(job, &fresh, made, max);
+        }
         let mut notes = Vec::new();
         if doomed.len() > MAX_PRUNED_PER_RUN {
             // Oldest first: the rest wait for the next run, so one run's work and record
