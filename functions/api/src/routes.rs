@@ -13,10 +13,10 @@ use backup_core::api::{
     IdResponse, JobEnvelope, JobList, LockClusterRequest, RearmResponse, RegisterClusterRequest,
     RunJobResponse,
 };
-use backup_engine::{BackupFilter, Engine, EngineError};
+use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
 
-use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, NoQuery, OneItem};
+use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, OneItem};
 use crate::problem::ApiError;
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -40,6 +40,30 @@ pub struct ClusterId {
 pub struct HistoryQuery {
     #[serde(default, deserialize_with = "empty_as_none")]
     job_id: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    next_token: Option<String>,
+}
+
+/// The page of a list route (SPEC §16): `limit` (1–1000, default 1000) and the `nextToken`
+/// of the previous answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    next_token: Option<String>,
+}
+
+impl PageQuery {
+    fn list(self) -> ListQuery {
+        ListQuery {
+            limit: self.limit,
+            next_token: self.next_token,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +82,10 @@ pub struct BackupQuery {
     job_id: Option<String>,
     #[serde(default, deserialize_with = "empty_as_none")]
     cluster_id: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    next_token: Option<String>,
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -82,10 +110,13 @@ pub async fn create_job(
 
 pub async fn list_jobs(
     InProject { engine, scope }: InProject,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<JobList> {
-    let jobs = engine.list_jobs(&scope).await?;
-    Ok(Json(JobList { jobs }))
+    let page = engine.list_jobs(&scope, &q.list()).await?;
+    Ok(Json(JobList {
+        jobs: page.items,
+        next_token: page.next_token,
+    }))
 }
 
 pub async fn get_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<JobEnvelope> {
@@ -137,8 +168,17 @@ pub async fn list_history(
     InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<HistoryList> {
-    let items = engine.list_history(&scope, q.job_id.as_deref()).await?;
-    Ok(Json(HistoryList { items }))
+    let query = ListQuery {
+        limit: q.limit,
+        next_token: q.next_token,
+    };
+    let page = engine
+        .list_history(&scope, q.job_id.as_deref(), &query)
+        .await?;
+    Ok(Json(HistoryList {
+        items: page.items,
+        next_token: page.next_token,
+    }))
 }
 
 // ----- backups -----------------------------------------------------------------------------
@@ -159,8 +199,15 @@ pub async fn list_backups(
         job_id: q.job_id,
         cluster_id: q.cluster_id,
     };
-    let backups = engine.list_backups(&scope, &filter).await?;
-    Ok(Json(BackupList { backups }))
+    let query = ListQuery {
+        limit: q.limit,
+        next_token: q.next_token,
+    };
+    let page = engine.list_backups(&scope, &filter, &query).await?;
+    Ok(Json(BackupList {
+        backups: page.items,
+        next_token: page.next_token,
+    }))
 }
 
 /// `GET …/backups/{id}`: not in the SPEC's table, answered as `{"backup": Backup}` so a
@@ -186,10 +233,13 @@ pub async fn register_cluster(
 
 pub async fn list_clusters(
     InProject { engine, scope }: InProject,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<ClusterList> {
-    let clusters = engine.list_clusters(&scope).await?;
-    Ok(Json(ClusterList { clusters }))
+    let page = engine.list_clusters(&scope, &q.list()).await?;
+    Ok(Json(ClusterList {
+        clusters: page.items,
+        next_token: page.next_token,
+    }))
 }
 
 pub async fn get_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<ClusterEnvelope> {

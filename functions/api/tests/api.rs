@@ -339,6 +339,13 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::GET, "/orchestrate/v1/organizations/a%2Fb/projects/default/jobs".into(), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::GET, format!("/mesdb/v1/organizations/default/projects/{long}/clusters"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::GET, "/orchestrate/v1/organizations/%ff/projects/default/jobs".into(), None, StatusCode::BAD_REQUEST, "invalid_path"),
+        // Pages (SPEC §16): a limit out of 1–1000, a token no list gave.
+        (Method::GET, format!("{JOBS}/jobs?limit=0"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{MESDB}/clusters?limit=1001"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{MESDB}/backups?limit=ten"), None, StatusCode::BAD_REQUEST, "invalid_query"),
+        (Method::GET, format!("{JOBS}/history?nextToken=not-a-token"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{MESDB}/backups?nextToken=%2F%2F"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::GET, format!("{JOBS}/jobs?page=2"), None, StatusCode::BAD_REQUEST, "invalid_query"),
         // Unknown ids.
         (Method::GET, format!("{JOBS}/jobs/{unknown_job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
         (Method::DELETE, format!("{JOBS}/jobs/{unknown_job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
@@ -663,4 +670,87 @@ async fn rearm_moves_every_scopes_jobs_a_page_at_a_time() {
     assert_problem(&bad, StatusCode::BAD_REQUEST, "validation");
     let wrong = api.get("/orchestrate/v1/jobs/rearm").await;
     assert_problem(&wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
+
+/// Follows a list route page by page (`limit` each) and returns every item's `id`.
+async fn walk(api: &Api, path: &str, key: &str, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..50 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{sep}limit={limit}");
+        if let Some(token) = &next {
+            url.push_str(&format!("&nextToken={token}"));
+        }
+        let a = api.get(&url).await;
+        assert_eq!(a.status, StatusCode::OK, "{url}: {}", a.text);
+        let items = a.body[key].as_array().unwrap();
+        assert!(items.len() <= limit, "{}", a.text);
+        ids.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match a.body.get("nextToken") {
+            Some(token) => next = Some(token.as_str().unwrap().to_owned()),
+            None => return ids,
+        }
+    }
+    panic!("{path} never ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_with_limit_and_next_token() {
+    let api = Api::new().await;
+    for c in ["c1", "c2", "c3", "c4", "c5"] {
+        api.cluster(c).await;
+    }
+    for c in ["c1", "c2", "c3"] {
+        api.job(c).await;
+    }
+    for c in ["c1", "c2", "c3", "c4"] {
+        let a = api
+            .manual_backup(json!({"description": "Manual", "sourceClusterId": c}))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    // WHEN nothing is asked THEN one page holds everything, with no nextToken
+    let all = api.get(&format!("{MESDB}/clusters")).await;
+    assert_eq!(all.body["clusters"].as_array().unwrap().len(), 5);
+    assert!(all.body.get("nextToken").is_none(), "{}", all.text);
+    let whole_backups: Vec<String> = (api.get(&format!("{MESDB}/backups")).await.body["backups"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(whole_backups.len(), 4);
+    // Jobs made in the same millisecond list by id: compare with the list in one page.
+    let jobs = walk(&api, &format!("{JOBS}/jobs"), "jobs", 1000).await;
+    assert_eq!(jobs.len(), 3);
+    // THEN pages of any size give every item once, in the list's order
+    for limit in [1, 2, 3] {
+        assert_eq!(
+            walk(&api, &format!("{MESDB}/clusters"), "clusters", limit).await,
+            ["c1", "c2", "c3", "c4", "c5"]
+        );
+        assert_eq!(
+            walk(&api, &format!("{JOBS}/jobs"), "jobs", limit).await,
+            jobs
+        );
+        assert_eq!(
+            walk(&api, &format!("{MESDB}/backups"), "backups", limit).await,
+            whole_backups
+        );
+        let c2 = walk(
+            &api,
+            &format!("{MESDB}/backups?clusterId=c2"),
+            "backups",
+            limit,
+        )
+        .await;
+        assert_eq!(c2.len(), 1);
+    }
+    // AND a token of one list is refused by another
+    let first = api.get(&format!("{MESDB}/clusters?limit=1")).await;
+    let token = first.body["nextToken"].as_str().unwrap();
+    let a = api.get(&format!("{JOBS}/history?nextToken={token}")).await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "validation");
+    assert!(a.text.contains("nextToken"), "{}", a.text);
 }

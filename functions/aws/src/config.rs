@@ -42,7 +42,15 @@ pub struct AwsSettings {
     /// `SCHEDULER_ROLE_ARN`: the role EventBridge Scheduler assumes to invoke the runner
     /// (the stack's `SchedulerRole`); needed to make schedules.
     pub scheduler_role_arn: Option<String>,
+    /// `HISTORY_DAYS` (default 90): how many days a deleted backup's record and an ended
+    /// run's history item stay listed before DynamoDB's TTL removes them (SPEC §16).
+    pub history_days: u32,
 }
+
+/// How long deleted backups and ended runs stay listed unless `HISTORY_DAYS` says.
+pub const DEFAULT_HISTORY_DAYS: u32 = 90;
+/// The longest `HISTORY_DAYS`: ten years.
+pub const MAX_HISTORY_DAYS: u32 = 3650;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -125,8 +133,25 @@ impl AwsSettings {
                 ));
             }
         }
+        let history_days = match lookup("HISTORY_DAYS").as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_HISTORY_DAYS,
+            Some(text) => match text.parse::<u32>() {
+                Ok(days) if (1..=MAX_HISTORY_DAYS).contains(&days) => days,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "HISTORY_DAYS",
+                        format!(
+                            "`{text}` is not a whole number of days from 1 to {MAX_HISTORY_DAYS} \
+                             (how long deleted backups and ended runs stay listed; default \
+                             {DEFAULT_HISTORY_DAYS})"
+                        ),
+                    ))
+                }
+            },
+        };
         Ok(AwsSettings {
             table_name,
+            history_days,
             runner_function_arn,
             rule_prefix,
             dead_letter_queue_arn,
@@ -277,6 +302,24 @@ mod tests {
             matches!(err, ConfigError::Invalid("SCHEDULER_ROLE_ARN", _)),
             "{err}"
         );
+    }
+
+    #[test]
+    fn history_days_default_to_ninety_and_a_bad_value_says_what_to_write() {
+        let days = |v: Option<&str>| {
+            let mut pairs = vec![("TABLE_NAME", "backups")];
+            pairs.extend(v.map(|v| ("HISTORY_DAYS", v)));
+            AwsSettings::from_lookup(lookup(&pairs)).map(|s| s.history_days)
+        };
+        assert_eq!(days(None), Ok(90));
+        assert_eq!(days(Some(" 30 ")), Ok(30));
+        for bad in ["0", "3651", "-1", "ninety", "1.5"] {
+            let err = days(Some(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("HISTORY_DAYS") && err.contains("1 to 3650"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

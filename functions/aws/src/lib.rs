@@ -87,10 +87,13 @@ fn ports(
     sdk: &aws_config::SdkConfig,
     triggers: Triggers,
 ) -> Result<Ports, ConfigError> {
-    let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        settings.table_name.clone(),
-    ));
+    let store = Arc::new(
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            settings.table_name.clone(),
+        )
+        .with_history_days(settings.history_days),
+    );
     let rules = || -> Result<EventBridgeTriggers, ConfigError> {
         Ok(EventBridgeTriggers::new(
             aws_sdk_eventbridge::Client::new(sdk),

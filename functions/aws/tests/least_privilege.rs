@@ -268,6 +268,13 @@ fn snapshot_notifications_and_the_sweeper_reach_the_runner() {
         t["Globals"]["Function"]["Environment"]["Variables"]["SNAPSHOT_TIMEOUT"]["Ref"].as_str(),
         Some("SnapshotTimeout")
     );
+    // AND deleted backups and ended runs expire after HistoryDays (SPEC §16), 90 by default
+    let days = &t["Parameters"]["HistoryDays"];
+    assert_eq!(days["Default"].as_u64(), Some(90));
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"]["HISTORY_DAYS"]["Ref"].as_str(),
+        Some("HistoryDays")
+    );
 }
 
 #[test]

@@ -104,8 +104,8 @@ pub enum Orchestrate {
 pub enum Jobs {
     /// Create a job.
     Create(CreateJob),
-    /// List the jobs.
-    List,
+    /// List the jobs, oldest first (a page of up to 1,000; see `--next-token`).
+    List(PageArgs),
     /// Show one job.
     Get(JobId),
     /// Delete a job: it stops firing; its history and backups remain.
@@ -150,6 +150,18 @@ pub struct ScheduledBackupArgs {
     pub cluster_id: String,
 }
 
+/// Which page of a list to show: lists answer at most 1,000 items, and say how to ask for
+/// the rest.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PageArgs {
+    /// At most this many items (1–1000; default 1000).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Go on from where a previous list stopped: the token it printed.
+    #[arg(long)]
+    pub next_token: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct JobId {
     /// The job's id.
@@ -159,22 +171,26 @@ pub struct JobId {
 
 #[derive(Debug, Subcommand)]
 pub enum History {
-    /// List runs, newest first.
+    /// List runs, newest first (a page of up to 1,000; see `--next-token`).
     List {
         /// Only this job's runs.
         #[arg(long)]
         job_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Backups {
-    /// List backups.
+    /// List backups, newest first (a page of up to 1,000; see `--next-token`).
     List {
         #[arg(long)]
         job_id: Option<String>,
         #[arg(long)]
         cluster_id: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Take a manual backup now (never pruned by a job).
     Create {
@@ -195,8 +211,8 @@ pub enum Backups {
 pub enum Clusters {
     /// Register a cluster.
     Register(RegisterCluster),
-    /// List clusters.
-    List,
+    /// List clusters, by id (a page of up to 1,000; see `--next-token`).
+    List(PageArgs),
     /// Show one cluster and its lock.
     Get {
         #[arg(long)]

@@ -35,7 +35,7 @@ use backup_core::Schedule;
 use chrono::{DateTime, Utc};
 
 use crate::cli::{
-    Backups, Clusters, Command, CreateJob, Global, History, JobKind, Jobs, Orchestrate,
+    Backups, Clusters, Command, CreateJob, Global, History, JobKind, Jobs, Orchestrate, PageArgs,
 };
 use http::{with_query, Api, Failure, Reply};
 use table::{key_values, Table};
@@ -170,6 +170,38 @@ fn show_reply<T: serde::de::DeserializeOwned>(
     Ok(Shown::out(text(reply.json()?)))
 }
 
+/// What a list command shows: its page as `text` makes it, or the reply itself with
+/// `--json`; when more follow, how to ask for them (on stderr, so the table stays clean
+/// for a pipe; with `--json` the reply's `nextToken` says it).
+fn show_page<T: serde::de::DeserializeOwned>(
+    reply: &Reply,
+    json: bool,
+    command: &str,
+    text: impl FnOnce(T) -> (String, Option<String>),
+) -> Outcome {
+    if json {
+        return Ok(raw(reply));
+    }
+    let (table, next) = text(reply.json()?);
+    let mut shown = Shown::out(table);
+    if let Some(next) = next {
+        shown.stderr = format!("More follow: backupctl {command} --next-token {next}\n");
+    }
+    Ok(shown)
+}
+
+/// `url` asking for the page `page` names.
+fn paged(url: String, page: &PageArgs) -> String {
+    let limit = page.limit.map(|l| l.to_string());
+    with_query(
+        url,
+        &[
+            ("limit", limit.as_deref()),
+            ("nextToken", page.next_token.as_deref()),
+        ],
+    )
+}
+
 /// What a command whose reply carries nothing to show shows: the reply itself with `--json`,
 /// else `text`.
 fn show_done(reply: &Reply, json: bool, text: String) -> Outcome {
@@ -181,9 +213,11 @@ fn show_done(reply: &Reply, json: bool, text: String) -> Outcome {
 fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
     match command {
         Jobs::Create(args) => create_job(api, json, args),
-        Jobs::List => {
-            let reply = api.get(&api.orchestrate(&["jobs"]))?;
-            show_reply(&reply, json, |list: JobList| jobs_table(&list.jobs))
+        Jobs::List(page) => {
+            let reply = api.get(&paged(api.orchestrate(&["jobs"]), &page))?;
+            show_page(&reply, json, "jobs list", |list: JobList| {
+                (jobs_table(&list.jobs), list.next_token)
+            })
         }
         Jobs::Get(id) => {
             require("--id", &id.id)?;
@@ -420,12 +454,19 @@ fn schedule_line(schedule: &str) -> String {
 // --- history ------------------------------------------------------------------------------
 
 fn run_history(api: &Api, json: bool, command: History) -> Outcome {
-    let History::List { job_id } = command;
-    let reply = api.get(&with_query(
+    let History::List { job_id, page } = command;
+    let url = with_query(
         api.orchestrate(&["history"]),
         &[("jobId", job_id.as_deref())],
-    ))?;
-    show_reply(&reply, json, |list: HistoryList| history_table(&list.items))
+    );
+    let reply = api.get(&paged(url, &page))?;
+    let command = match &job_id {
+        Some(job_id) => format!("history list --job-id {job_id}"),
+        None => "history list".to_owned(),
+    };
+    show_page(&reply, json, &command, |list: HistoryList| {
+        (history_table(&list.items), list.next_token)
+    })
 }
 
 fn history_table(items: &[HistoryItem]) -> String {
@@ -454,16 +495,27 @@ fn history_table(items: &[HistoryItem]) -> String {
 
 fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
     match command {
-        Backups::List { job_id, cluster_id } => {
-            let reply = api.get(&with_query(
+        Backups::List {
+            job_id,
+            cluster_id,
+            page,
+        } => {
+            let url = with_query(
                 api.mesdb(&["backups"]),
                 &[
                     ("jobId", job_id.as_deref()),
                     ("clusterId", cluster_id.as_deref()),
                 ],
-            ))?;
-            show_reply(&reply, json, |list: BackupList| {
-                backups_table(&list.backups)
+            );
+            let reply = api.get(&paged(url, &page))?;
+            let mut command = "backups list".to_owned();
+            for (flag, value) in [("--job-id", &job_id), ("--cluster-id", &cluster_id)] {
+                if let Some(value) = value {
+                    command.push_str(&format!(" {flag} {value}"));
+                }
+            }
+            show_page(&reply, json, &command, |list: BackupList| {
+                (backups_table(&list.backups), list.next_token)
             })
         }
         Backups::Create {
@@ -565,10 +617,10 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
                 ),
             )
         }
-        Clusters::List => {
-            let reply = api.get(&api.mesdb(&["clusters"]))?;
-            show_reply(&reply, json, |list: ClusterList| {
-                clusters_table(&list.clusters, Utc::now())
+        Clusters::List(page) => {
+            let reply = api.get(&paged(api.mesdb(&["clusters"]), &page))?;
+            show_page(&reply, json, "clusters list", |list: ClusterList| {
+                (clusters_table(&list.clusters, Utc::now()), list.next_token)
             })
         }
         Clusters::Get { cluster_id } => {

@@ -1170,3 +1170,41 @@ fn clusters_register_makes_the_path_absolute() {
     }
     assert!(table.contains(&path), "{table}");
 }
+
+#[test]
+fn lists_page_and_say_how_to_go_on() {
+    // GIVEN three clusters
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    for id in ["p1", "p2", "p3"] {
+        let data = sandbox.cluster_dir(id, 1, 16);
+        server.register_dir(id, &data);
+    }
+    // WHEN the list asks for two
+    let first = server.cli(&words("clusters list --limit 2"));
+    assert!(first.success(), "{first:?}");
+    // THEN the table holds two, and stderr says the command for the rest
+    assert!(
+        first.stdout.contains("p1") && first.stdout.contains("p2"),
+        "{first:?}"
+    );
+    assert!(!first.stdout.contains("p3"), "{first:?}");
+    let hint = first.stderr.trim();
+    let rest = hint
+        .strip_prefix("More follow: backupctl ")
+        .unwrap_or_else(|| panic!("no hint: {first:?}"));
+    let second = server.cli(&words(rest));
+    assert!(second.success(), "{second:?}");
+    assert!(
+        second.stdout.contains("p3") && !second.stdout.contains("p1"),
+        "{second:?}"
+    );
+    assert_eq!(second.stderr.trim(), "", "{second:?}");
+    // AND with --json the page's nextToken is in the reply
+    let json = server.json(&words("clusters list --limit 1"));
+    assert_eq!(json["clusters"].as_array().map(Vec::len), Some(1), "{json}");
+    assert!(json["nextToken"].is_string(), "{json}");
+    // AND a limit out of range is refused, naming the flag's field
+    let bad = server.cli(&words("clusters list --limit 0"));
+    assert!(!bad.success() && bad.stderr.contains("limit"), "{bad:?}");
+}

@@ -315,8 +315,12 @@ pub struct RearmResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobList {
     pub jobs: Vec<Job>,
+    /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,18 +329,30 @@ pub struct JobEnvelope {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryList {
     pub items: Vec<HistoryItem>,
+    /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackupList {
     pub backups: Vec<Backup>,
+    /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterList {
     pub clusters: Vec<Cluster>,
+    /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -158,6 +158,7 @@ macro_rules! contract_tests {
             concurrent_deliveries_start_one_run,
             queued_runs_are_claimed_once,
             history_lists_newest_first_by_scope_and_job,
+            lists_page_in_order_without_gaps_or_repeats,
             sequences_start_at_one_and_never_repeat,
             start_takes_the_lock_and_records_a_numbered_backup,
             start_with_stale_versions_still_decides_right,
@@ -185,7 +186,7 @@ pub fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_755_600 + minutes * 60, 0).unwrap_or_default()
 }
 
-fn scope(org: &str) -> Scope {
+pub fn scope(org: &str) -> Scope {
     Scope {
         org: org.to_owned(),
         project: "default".to_owned(),

@@ -95,6 +95,7 @@ pub mod ids;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod model;
+pub mod page;
 pub mod ports;
 #[cfg(any(test, feature = "contract"))]
 pub mod requests;
@@ -109,4 +110,5 @@ pub use error::{
     TriggerError,
 };
 pub use model::*;
+pub use page::{ListQuery, Listed, Page, PageRequest, MAX_PAGE};
 pub use run::{RunOutcome, Settled, SweepReport};

@@ -18,6 +18,7 @@ use crate::model::{
     Acquisition, Applied, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord,
     LockHolder, PendingBackup, RunStart, Scope,
 };
+use crate::page::{instant_position, Page, PageRequest};
 use crate::ports::{
     BackupStore, ClusterLock, ClusterStore, HistoryStore, JobStore, PendingBackups, RunStore,
     SequenceStore, StoreResult,
@@ -95,9 +96,11 @@ impl JobStore for MemoryStore {
         Ok(self.state().jobs.get(job_id).cloned())
     }
 
-    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
-        let jobs = &self.state().jobs;
-        Ok(oldest_first(jobs, |j| j.created, |j| j.scope == *scope))
+    async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>> {
+        let jobs = oldest_first(&self.state().jobs, |j| j.created, |j| j.scope == *scope);
+        Ok(Page::of_list(jobs, page, true, |j| {
+            instant_position(j.created, &j.id)
+        }))
     }
 
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
@@ -135,12 +138,17 @@ impl ClusterStore for MemoryStore {
         Ok(self.state().clusters.get(cluster_id).cloned())
     }
 
-    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>> {
+    async fn list_clusters(
+        &self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ClusterRecord>> {
         // A BTreeMap iterates by id, the order the port promises.
-        Ok((self.state().clusters.values())
+        let clusters = (self.state().clusters.values())
             .filter(|c| c.scope == *scope)
             .cloned()
-            .collect())
+            .collect::<Vec<_>>();
+        Ok(Page::of_list(clusters, page, true, |c| c.id.clone()))
     }
 
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
@@ -162,7 +170,8 @@ impl BackupStore for MemoryStore {
         &self,
         scope: &Scope,
         filter: &BackupFilter,
-    ) -> StoreResult<Vec<BackupEntry>> {
+        page: &PageRequest,
+    ) -> StoreResult<Page<BackupEntry>> {
         let mut backups = oldest_first(
             &self.state().backups,
             |b| b.created,
@@ -173,7 +182,9 @@ impl BackupStore for MemoryStore {
             },
         );
         backups.reverse();
-        Ok(backups)
+        Ok(Page::of_list(backups, page, false, |b| {
+            instant_position(b.created, &b.id)
+        }))
     }
 
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
@@ -289,7 +300,8 @@ impl HistoryStore for MemoryStore {
         &self,
         scope: &Scope,
         job_id: Option<&str>,
-    ) -> StoreResult<Vec<HistoryItem>> {
+        page: &PageRequest,
+    ) -> StoreResult<Page<HistoryItem>> {
         let s = self.state();
         let mut items: Vec<(usize, &HistoryItem)> = (s.history.iter().enumerate())
             .filter(|(_, h)| h.scope == *scope)
@@ -298,7 +310,10 @@ impl HistoryStore for MemoryStore {
             .collect();
         // Newest first: by start time, then by the order of recording.
         items.sort_by(|(ao, a), (bo, b)| (b.start_time, bo).cmp(&(a.start_time, ao)));
-        Ok(items.into_iter().map(|(_, item)| item.clone()).collect())
+        let page = Page::of_list(items, page, false, |(order, item)| {
+            instant_position(item.start_time, &format!("{order:020}"))
+        });
+        Ok(page.map(|(_, item)| item.clone()))
     }
 
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {

@@ -22,6 +22,7 @@ use crate::model::{
     Creation, Finish, Finished, HistoryEntry, JobRecord, LockHolder, PendingBackup, ProviderStatus,
     RunStart, Scope, StartBackup, Started,
 };
+use crate::page::{Page, PageRequest};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -31,8 +32,9 @@ pub trait JobStore: Send + Sync {
     async fn insert_job(&self, job: &JobRecord) -> StoreResult<bool>;
     /// A job by id, whatever its scope and status.
     async fn get_job(&self, job_id: &str) -> StoreResult<Option<JobRecord>>;
-    /// A scope's jobs, active and deleted, oldest first.
-    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>>;
+    /// A page of a scope's jobs, active and deleted, oldest first (by creation instant,
+    /// then id; positions as [`instant_position`](crate::page::instant_position)).
+    async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>>;
     /// Every active job of every scope (what a scheduler arms at start-up).
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>>;
     /// Marks an active job deleted; `false` when it is not active (or does not exist).
@@ -46,8 +48,12 @@ pub trait ClusterStore: Send + Sync {
     /// Registers a cluster; `false` when the id is taken (in any scope).
     async fn insert_cluster(&self, cluster: &ClusterRecord) -> StoreResult<bool>;
     async fn get_cluster(&self, cluster_id: &str) -> StoreResult<Option<ClusterRecord>>;
-    /// A scope's clusters, by id.
-    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>>;
+    /// A page of a scope's clusters, by id (the position is the id).
+    async fn list_clusters(
+        &self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ClusterRecord>>;
     /// `false` when there was no such cluster.
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool>;
 }
@@ -57,13 +63,17 @@ pub trait BackupStore: Send + Sync {
     /// Adds a backup record; `false` when the id exists.
     async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool>;
     async fn get_backup(&self, backup_id: &str) -> StoreResult<Option<BackupEntry>>;
-    /// A scope's backups matching `filter`, newest first (by creation instant, then id).
+    /// A page of a scope's backups matching `filter`, newest first (by creation instant,
+    /// then id; positions as [`instant_position`](crate::page::instant_position)).
     async fn list_backups(
         &self,
         scope: &Scope,
         filter: &BackupFilter,
-    ) -> StoreResult<Vec<BackupEntry>>;
-    /// Every backup a job made, in any status (what retention plans over).
+        page: &PageRequest,
+    ) -> StoreResult<Page<BackupEntry>>;
+    /// The backups a job made (what retention plans over and recovery looks through). A
+    /// store may leave out `deleted` ones: DynamoDB's job index holds live backups only, so
+    /// this read does not grow with a job's age (SPEC §16).
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>>;
     /// The backups of `ids` as they are now, read consistently: a prune decides on these,
     /// since a list may be served eventually consistently (DynamoDB's indexes, SPEC §16).
@@ -115,13 +125,14 @@ pub trait HistoryStore: Send + Sync {
     /// it is still `queued`: `false` (and no change) when another delivery claimed it first.
     async fn claim_queued(&self, item: &HistoryItem) -> StoreResult<bool>;
     async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>>;
-    /// A scope's history, optionally one job's, newest first: by start time, then by the
-    /// order of recording.
+    /// A page of a scope's history, optionally one job's, newest first: by start time, then
+    /// by the order of recording (positions `<start ms>#<order>`, the order in digits).
     async fn list_history(
         &self,
         scope: &Scope,
         job_id: Option<&str>,
-    ) -> StoreResult<Vec<HistoryItem>>;
+        page: &PageRequest,
+    ) -> StoreResult<Page<HistoryItem>>;
     /// Every run not ended yet (`running` or `queued`), across scopes (start-up recovery,
     /// the sweeper).
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>>;

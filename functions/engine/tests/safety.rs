@@ -372,7 +372,13 @@ async fn a_path_the_provider_refuses_is_a_400_with_its_own_code_and_changes_noth
     // THEN the error has the policy's code, under `path`
     assert_eq!(err.code(), "path_not_allowed");
     assert!(err.fields()["path"].contains("choose a directory"));
-    assert!(h.engine.list_clusters(&h.scope).await.unwrap().is_empty());
+    assert!(h
+        .engine
+        .list_clusters(&h.scope, &backup_engine::ListQuery::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -380,7 +386,12 @@ async fn clusters_list_shows_why_a_registered_path_now_breaks_the_policy() {
     let h = Harness::new(Script::SucceedWithNote);
     h.cluster("ok", "/srv/ok").await.unwrap();
     h.cluster("moved", "/srv/became-a-link").await.unwrap();
-    let clusters = h.engine.list_clusters(&h.scope).await.unwrap();
+    let clusters = h
+        .engine
+        .list_clusters(&h.scope, &backup_engine::ListQuery::default())
+        .await
+        .unwrap()
+        .items;
     let problem = |id: &str| {
         clusters
             .iter()

@@ -570,7 +570,12 @@ async fn a_run_that_cannot_be_handed_over_fails_at_once_and_one_never_delivered_
     w.dispatched.refuse.store(true, Ordering::SeqCst);
     let err = w.engine.run_job_now(&w.scope, &job).await.unwrap_err();
     assert!(err.to_string().contains("TooManyRequests"), "{err}");
-    let history = w.engine.list_history(&w.scope, Some(&job)).await.unwrap();
+    let history = w
+        .engine
+        .list_history(&w.scope, Some(&job), &backup_engine::ListQuery::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(history[0].status, RunStatus::Failed);
     assert_eq!(history[0].error_code, Some(RunFailure::Interrupted));
     // GIVEN a run handed over whose delivery never comes

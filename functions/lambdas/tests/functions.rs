@@ -336,9 +336,14 @@ async fn the_same_scheduled_event_delivered_three_times_makes_one_backup() {
     assert_eq!(
         w.table
             .store()
-            .list_history(&scope(), Some(&job))
+            .list_history(
+                &scope(),
+                Some(&job),
+                &backup_engine::PageRequest::everything()
+            )
             .await
             .unwrap()
+            .items
             .len(),
         1
     );
@@ -382,11 +387,19 @@ async fn twenty_concurrent_runs_for_one_cluster_make_one_backup_and_nineteen_loc
                 job_id: None,
                 cluster_id: Some(w.cluster.clone()),
             },
+            &backup_engine::PageRequest::everything(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(backups.len(), 1);
-    let history = w.table.store().list_history(&scope(), None).await.unwrap();
+    let history = w
+        .table
+        .store()
+        .list_history(&scope(), None, &backup_engine::PageRequest::everything())
+        .await
+        .unwrap()
+        .items;
     let locked: Vec<_> = history
         .iter()
         .filter(|h| h.error_code == Some(RunFailure::ClusterLocked))
@@ -661,7 +674,15 @@ async fn a_runner_killed_after_starting_its_snapshot_leaves_nothing_the_sweep_do
         "{swept}"
     );
     assert!(w.snapshots_of_job(&job).await.is_empty());
-    let history = store.list_history(&scope(), Some(&job)).await.unwrap();
+    let history = store
+        .list_history(
+            &scope(),
+            Some(&job),
+            &backup_engine::PageRequest::everything(),
+        )
+        .await
+        .unwrap()
+        .items;
     assert_eq!(history[0].error_code, Some(RunFailure::Interrupted));
 }
 
@@ -1254,11 +1275,17 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
 
 /// Whether one of `job`'s backups was pruned (is `deleted`).
 async fn pruned_any(w: &World, job: &str) -> bool {
+    // The job index holds live backups only: a pruned one is found in the scope's list.
+    let by_job = BackupFilter {
+        job_id: Some(job.to_owned()),
+        cluster_id: None,
+    };
     w.table
         .store()
-        .list_job_backups(job)
+        .list_backups(&scope(), &by_job, &backup_engine::PageRequest::everything())
         .await
         .unwrap()
+        .items
         .iter()
         .any(|b| b.status == backup_core::retention::BackupStatus::Deleted)
 }

@@ -23,13 +23,14 @@ use backup_core::api::{
     ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
 };
 use backup_core::retention::BackupStatus;
+use backup_engine::page::{instant_position, split_instant_position};
 use backup_engine::ports::{
     BackupStore, ClusterLock, ClusterStore, HistoryStore, JobStore, RunStore, SequenceStore,
     StoreResult,
 };
 use backup_engine::{
     Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
-    RunStart, Scope, StoreError,
+    Page, PageRequest, RunStart, Scope, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -414,6 +415,30 @@ fn history_from_row(row: &Row<'_>) -> DbResult<HistoryEntry> {
     })
 }
 
+/// A history row selected with its `seq` after the other columns (the order of recording,
+/// the tie-break of the history's pages).
+fn history_and_seq_from_row(row: &Row<'_>) -> DbResult<(HistoryEntry, i64)> {
+    Ok((history_from_row(row)?, row.get(14)?))
+}
+
+/// A page's position `<ms>#<tie-break>` as the two values SQLite compares as a row.
+fn instant_after(page: &PageRequest) -> StoreResult<(Option<i64>, Option<String>)> {
+    match page.after.as_deref() {
+        None => Ok((None, None)),
+        Some(after) => match split_instant_position(after) {
+            Some((ms, rest)) => Ok((Some(ms), Some(rest.to_owned()))),
+            None => Err(StoreError::Corrupt(format!(
+                "`{after}` is not a position of this list"
+            ))),
+        },
+    }
+}
+
+/// The `LIMIT` of a page's query: one more than the page, to know whether another follows.
+fn fetch(page: &PageRequest) -> i64 {
+    i64::try_from(page.fetch()).unwrap_or(i64::MAX)
+}
+
 /// Collects a query's rows through a fallible row mapper.
 fn collect<T>(
     stmt: &mut rusqlite::Statement<'_>,
@@ -474,15 +499,27 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
+    async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>> {
         let scope = scope.clone();
-        self.call(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE org = ?1 AND project = ?2 ORDER BY created_ms, id"
-            ))?;
-            collect(&mut stmt, params![scope.org, scope.project], job_from_row)
-        })
-        .await
+        let (after_ms, after_id) = instant_after(page)?;
+        let fetch = fetch(page);
+        let jobs = self
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE org = ?1 AND project = ?2 \
+                     AND (?3 IS NULL OR (created_ms, id) > (?3, ?4)) \
+                     ORDER BY created_ms, id LIMIT ?5"
+                ))?;
+                collect(
+                    &mut stmt,
+                    params![scope.org, scope.project, after_ms, after_id, fetch],
+                    job_from_row,
+                )
+            })
+            .await?;
+        Ok(Page::cut(jobs, page, |j| {
+            instant_position(j.created, &j.id)
+        }))
     }
 
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
@@ -554,19 +591,28 @@ impl ClusterStore for SqliteStore {
         .await
     }
 
-    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>> {
+    async fn list_clusters(
+        &self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ClusterRecord>> {
         let scope = scope.clone();
-        self.call(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE org = ?1 AND project = ?2 ORDER BY id"
-            ))?;
-            collect(
-                &mut stmt,
-                params![scope.org, scope.project],
-                cluster_from_row,
-            )
-        })
-        .await
+        let after = page.after.clone();
+        let fetch = fetch(page);
+        let clusters = self
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE org = ?1 AND project = ?2 \
+                     AND (?3 IS NULL OR id > ?3) ORDER BY id LIMIT ?4"
+                ))?;
+                collect(
+                    &mut stmt,
+                    params![scope.org, scope.project, after, fetch],
+                    cluster_from_row,
+                )
+            })
+            .await?;
+        Ok(Page::cut(clusters, page, |c| c.id.clone()))
     }
 
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
@@ -624,22 +670,38 @@ impl BackupStore for SqliteStore {
         &self,
         scope: &Scope,
         filter: &BackupFilter,
-    ) -> StoreResult<Vec<BackupEntry>> {
+        page: &PageRequest,
+    ) -> StoreResult<Page<BackupEntry>> {
         let scope = scope.clone();
         let filter = filter.clone();
-        self.call(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {BACKUP_COLUMNS} FROM backups WHERE org = ?1 AND project = ?2 \
-                 AND (?3 IS NULL OR job_id = ?3) AND (?4 IS NULL OR cluster_id = ?4) \
-                 ORDER BY created_ms DESC, id DESC"
-            ))?;
-            collect(
-                &mut stmt,
-                params![scope.org, scope.project, filter.job_id, filter.cluster_id],
-                backup_from_row,
-            )
-        })
-        .await
+        let (after_ms, after_id) = instant_after(page)?;
+        let fetch = fetch(page);
+        let backups = self
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {BACKUP_COLUMNS} FROM backups WHERE org = ?1 AND project = ?2 \
+                     AND (?3 IS NULL OR job_id = ?3) AND (?4 IS NULL OR cluster_id = ?4) \
+                     AND (?5 IS NULL OR (created_ms, id) < (?5, ?6)) \
+                     ORDER BY created_ms DESC, id DESC LIMIT ?7"
+                ))?;
+                collect(
+                    &mut stmt,
+                    params![
+                        scope.org,
+                        scope.project,
+                        filter.job_id,
+                        filter.cluster_id,
+                        after_ms,
+                        after_id,
+                        fetch
+                    ],
+                    backup_from_row,
+                )
+            })
+            .await?;
+        Ok(Page::cut(backups, page, |b| {
+            instant_position(b.created, &b.id)
+        }))
     }
 
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
@@ -785,22 +847,33 @@ impl HistoryStore for SqliteStore {
         &self,
         scope: &Scope,
         job_id: Option<&str>,
-    ) -> StoreResult<Vec<HistoryItem>> {
+        page: &PageRequest,
+    ) -> StoreResult<Page<HistoryItem>> {
         let scope = scope.clone();
         let job_id = job_id.map(str::to_owned);
-        self.call(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {HISTORY_COLUMNS} FROM history WHERE org = ?1 AND project = ?2 \
-                 AND (?3 IS NULL OR job_id = ?3) ORDER BY start_ms DESC, seq DESC"
-            ))?;
-            let entries = collect(
-                &mut stmt,
-                params![scope.org, scope.project, job_id],
-                history_from_row,
-            )?;
-            Ok(entries.into_iter().map(|e| e.item).collect())
-        })
-        .await
+        let (after_ms, after_order) = instant_after(page)?;
+        // The tie-break is the row's `seq`, in digits; one beyond i64 sorts after every row.
+        let after_seq = after_order.map(|o| o.parse::<i64>().unwrap_or(i64::MAX));
+        let fetch = fetch(page);
+        let entries = self
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {HISTORY_COLUMNS}, seq FROM history WHERE org = ?1 AND project = ?2 \
+                     AND (?3 IS NULL OR job_id = ?3) \
+                     AND (?4 IS NULL OR (start_ms, seq) < (?4, ?5)) \
+                     ORDER BY start_ms DESC, seq DESC LIMIT ?6"
+                ))?;
+                collect(
+                    &mut stmt,
+                    params![scope.org, scope.project, job_id, after_ms, after_seq, fetch],
+                    history_and_seq_from_row,
+                )
+            })
+            .await?;
+        let page = Page::cut(entries, page, |(e, seq)| {
+            instant_position(e.item.start_time, &seq.to_string())
+        });
+        Ok(page.map(|(e, _)| e.item))
     }
 
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {

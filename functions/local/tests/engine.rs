@@ -217,7 +217,11 @@ impl Harness {
     }
 
     async fn history(&self, job: Option<&str>) -> Vec<HistoryItem> {
-        self.engine.list_history(&self.scope, job).await.unwrap()
+        self.engine
+            .list_history(&self.scope, job, &backup_engine::ListQuery::default())
+            .await
+            .unwrap()
+            .items
     }
 
     async fn backups(&self, job: Option<&str>) -> Vec<backup_core::api::Backup> {
@@ -226,9 +230,10 @@ impl Harness {
             cluster_id: None,
         };
         self.engine
-            .list_backups(&self.scope, &filter)
+            .list_backups(&self.scope, &filter, &backup_engine::ListQuery::default())
             .await
             .unwrap()
+            .items
     }
 }
 
@@ -731,14 +736,24 @@ async fn a_restart_marks_interrupted_work_failed_and_defunct() {
         .unwrap();
     // THEN the run is failed as interrupted and the backup defunct
     let scope = Scope::new("default", "default").unwrap();
-    let items = local.engine.list_history(&scope, None).await.unwrap();
+    let items = local
+        .engine
+        .list_history(&scope, None, &backup_engine::ListQuery::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(items[0].status, RunStatus::Failed);
     assert_eq!(items[0].error_code, Some(RunFailure::Interrupted));
     let backups = local
         .engine
-        .list_backups(&scope, &BackupFilter::default())
+        .list_backups(
+            &scope,
+            &BackupFilter::default(),
+            &backup_engine::ListQuery::default(),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(backups[0].status, BackupStatus::Defunct);
     local.shutdown(Duration::from_secs(1)).await;
 }

@@ -147,9 +147,10 @@ async fn the_local_mode_runs_a_job_when_its_schedule_fires() {
     for _ in 0..500 {
         let items = local
             .engine
-            .list_history(&scope, Some(&job.id))
+            .list_history(&scope, Some(&job.id), &backup_engine::ListQuery::default())
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         if let Some(done) = items.into_iter().find(|i| i.status != RunStatus::Running) {
             item = Some(done);
             break;
@@ -162,9 +163,14 @@ async fn the_local_mode_runs_a_job_when_its_schedule_fires() {
     assert_eq!(item.trigger, Trigger::Schedule);
     let backups = local
         .engine
-        .list_backups(&scope, &Default::default())
+        .list_backups(
+            &scope,
+            &Default::default(),
+            &backup_engine::ListQuery::default(),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(backups[0].description, "Orders 2026-11-27 06:00:00 UTC");
     assert!(local.shutdown(Duration::from_secs(5)).await);
 }

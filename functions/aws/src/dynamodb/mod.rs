@@ -11,10 +11,13 @@
 //! |---|---|---|---|
 //! | job | `JOB#<jobId>` | `JOB` | scope: `SCOPE#<org>#<project>#JOB` / `<created>#<jobId>`; state: `JOB#ACTIVE` / `<jobId>` while active |
 //! | cluster | `CLUSTER#<clusterId>` | `CLUSTER` | scope: `SCOPE#<org>#<project>#CLUSTER` / `<clusterId>` |
-//! | backup | `BACKUP#<backupId>` | `BACKUP` | scope: `SCOPE#…#BACKUP` / `<created>#<backupId>`; job: `JOB#<jobId>#BACKUP` / `<created>#<backupId>` (job backups only); state: `BACKUP#<status>` / `<created>#<backupId>` |
+//! | backup | `BACKUP#<backupId>` | `BACKUP` | scope: `SCOPE#…#BACKUP` / `<created>#<backupId>`; job: `JOB#<jobId>#BACKUP` / `<created>#<backupId>` (job backups only, and only until `deleted`); state: `BACKUP#<status>` / `<created>#<backupId>` |
 //! | run (= history item) | `RUN#<jobId>#<scheduled>` | `RUN` | scope: `SCOPE#…#HISTORY` / `<start>#<recorded>`; job: `JOB#<jobId>#HISTORY` / `<start>#<recorded>`; state: `RUN#RUNNING` / `<start>#<recorded>` while running or queued; history-id: `history_id` |
 //! | cluster lock | `LOCK#<clusterId>` | `LOCK` | none; TTL `expires_at` = lease expiry + 7 days |
 //! | sequence | `SEQ#<key>` | `SEQ` | none |
+//!
+//! Deleted backups and ended runs carry `expires_at` = their end + `HISTORY_DAYS` (default 90),
+//! so DynamoDB's TTL removes them and no list grows for ever (SPEC §16).
 //!
 //! Index names: `scope-index` (`scope_pk`, `scope_sk`), `job-index` (`job_pk`, `job_sk`),
 //! `state-index` (`state_pk`, `state_sk`, sparse: only active jobs, unfinished runs and every
@@ -48,6 +51,11 @@
 //!   both forms.
 //! - **Consistency**: `GetItem`s are strongly consistent; index queries are eventually
 //!   consistent, as lists on the API may be.
+//! - **Lists page** by sort key: a page `Query` starts after the previous page's last sort
+//!   key (`scope_sk < :after`, newest first) and stops at the page's size, so an answer
+//!   never holds more than 1,000 records however long the history. A job's backups are
+//!   listed from the scope's partition filtered by job: the job index holds live backups
+//!   only, for retention.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,7 +80,7 @@ use backup_engine::ports::{
 };
 use backup_engine::{
     Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
-    RunStart, Scope, StoreError,
+    Page, PageRequest, RunStart, Scope, StoreError,
 };
 use chrono::{DateTime, Utc};
 
@@ -102,6 +110,8 @@ pub struct DynamoStore {
     table: String,
     /// The versions `start` conditions its transaction on (see [`writes`]); shared by clones.
     seen: Arc<writes::SeenVersions>,
+    /// Days a deleted backup or an ended run stays before its TTL (`HISTORY_DAYS`).
+    history_days: u32,
 }
 
 impl DynamoStore {
@@ -110,7 +120,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             seen: Arc::default(),
+            history_days: crate::config::DEFAULT_HISTORY_DAYS,
         }
+    }
+
+    /// Deleted backups and ended runs expire `days` after their end (SPEC §16).
+    pub fn with_history_days(mut self, days: u32) -> DynamoStore {
+        self.history_days = days;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -235,6 +252,67 @@ impl DynamoStore {
         forward: bool,
         filter: Option<(&str, Vec<AttributeValue>)>,
     ) -> StoreResult<Vec<Item>> {
+        self.partition(index, pk_attr, pk, forward, filter)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query", e))
+    }
+
+    /// One page of an index partition (SPEC §16): up to [`PageRequest::fetch`] items after
+    /// the page's position in the sort key `sk_attr` (`>` going `forward`, `<` going
+    /// back), optionally filtered. Unfiltered, DynamoDB's `Limit` reads just that many;
+    /// filtered, whole pages (up to 1 MB each) are read until enough items match, since
+    /// `Limit` counts items before the filter. The position is a sort-key value, so it
+    /// needs no `ExclusiveStartKey` and stays valid when its item is gone.
+    async fn query_page(
+        &self,
+        index: &str,
+        (pk_attr, pk): (&str, String),
+        sk_attr: &str,
+        forward: bool,
+        page: &PageRequest,
+        filter: Option<(&str, Vec<AttributeValue>)>,
+    ) -> StoreResult<Vec<Item>> {
+        let want = page.fetch();
+        let unfiltered = filter.is_none();
+        let mut q = self.partition(Some(index), pk_attr, pk, forward, filter);
+        if let Some(after) = &page.after {
+            let op = if forward { ">" } else { "<" };
+            q = q
+                .key_condition_expression(format!("#pk = :pk AND #sk {op} :after"))
+                .expression_attribute_names("#sk", sk_attr)
+                .expression_attribute_values(":after", s(after));
+        }
+        if unfiltered {
+            q = q.limit(
+                i32::try_from(want)
+                    .unwrap_or(i32::MAX)
+                    .min(QUERY_PAGE_ITEMS),
+            );
+        }
+        let mut items = q.into_paginator().items().send();
+        let mut found = Vec::new();
+        while found.len() < want {
+            match items.next().await {
+                Some(item) => found.push(item.map_err(|e| backend("Query", e))?),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// A `Query` of one index partition (or the table's, `index` `None`).
+    fn partition(
+        &self,
+        index: Option<&str>,
+        pk_attr: &str,
+        pk: String,
+        forward: bool,
+        filter: Option<(&str, Vec<AttributeValue>)>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         let mut q = self
             .client
             .query()
@@ -245,7 +323,7 @@ impl DynamoStore {
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(forward);
         if let Some((expression, values)) = filter {
-            for name in ["org", "project", "cluster_id"] {
+            for name in ["org", "project", "cluster_id", "job_id"] {
                 if expression.contains(&format!("#{name}")) {
                     q = q.expression_attribute_names(format!("#{name}"), name);
                 }
@@ -255,12 +333,7 @@ impl DynamoStore {
                 q = q.expression_attribute_values(format!(":f{i}"), v);
             }
         }
-        q.into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| backend("Query", e))
+        q
     }
 
     /// Every record of one index partition, unfiltered, each item read with `from`.
@@ -278,6 +351,24 @@ impl DynamoStore {
             .map(from)
             .collect()
     }
+}
+
+/// The most items one unfiltered page `Query` asks for (`Limit`).
+const QUERY_PAGE_ITEMS: i32 = 1001;
+
+/// A page of records from the items a [`DynamoStore::query_page`] read: the next page
+/// starts after the last kept item's sort key `sk_attr`.
+fn page_of<T>(
+    items: Vec<Item>,
+    page: &PageRequest,
+    sk_attr: &str,
+    from: impl Fn(&Item) -> StoreResult<T>,
+) -> StoreResult<Page<T>> {
+    let cut = Page::cut(items, page, |i| opt_s(i, sk_attr).unwrap_or_default());
+    Ok(Page {
+        items: cut.items.iter().map(from).collect::<StoreResult<_>>()?,
+        next: cut.next,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -535,8 +626,10 @@ fn backup_item(b: &BackupEntry) -> Item {
     ]);
     if let Some(job) = &b.job_id {
         item.insert("job_id".into(), s(job));
-        item.insert("job_pk".into(), s(format!("JOB#{job}#BACKUP")));
-        item.insert("job_sk".into(), s(order));
+        if b.status != BackupStatus::Deleted {
+            item.insert("job_pk".into(), s(format!("JOB#{job}#BACKUP")));
+            item.insert("job_sk".into(), s(order));
+        }
     }
     if let Some(location) = &b.location {
         item.insert("location".into(), s(location));
@@ -572,7 +665,7 @@ fn run_key(job_id: &str, scheduled: DateTime<Utc>) -> String {
     format!("RUN#{job_id}#{}", key_ms(scheduled))
 }
 
-fn history_item(entry: &HistoryEntry) -> Item {
+fn history_item(entry: &HistoryEntry, days: u32) -> Item {
     let h = &entry.item;
     let order = format!("{}#{:020}", key_ms(h.start_time), recorded_ns());
     let mut item = Item::from([
@@ -592,11 +685,18 @@ fn history_item(entry: &HistoryEntry) -> Item {
         ("job_sk".into(), s(order.clone())),
     ]);
     item.extend(history_outcome(h));
-    if !h.status.is_final() {
+    if h.status.is_final() {
+        item.insert("expires_at".into(), history_expiry(h, days));
+    } else {
         item.insert("state_pk".into(), s("RUN#RUNNING"));
         item.insert("state_sk".into(), s(order));
     }
     item
+}
+
+/// When an ended run's history item expires: `days` after it ended.
+fn history_expiry(h: &HistoryItem, days: u32) -> AttributeValue {
+    expires_after(h.end_time.unwrap_or(h.start_time), days)
 }
 
 /// The attributes a run's progress changes.
@@ -665,6 +765,13 @@ fn ttl_after(expires: DateTime<Utc>) -> AttributeValue {
     n(expires.timestamp() + LOCK_ITEM_RETENTION_SECONDS)
 }
 
+/// The TTL (`expires_at`, epoch seconds) of a record that ended at `end` and stays listed
+/// `days` more (SPEC §16: `HISTORY_DAYS`). DynamoDB removes it some time after, within
+/// days, so lists may show it a little longer.
+fn expires_after(end: DateTime<Utc>, days: u32) -> AttributeValue {
+    n(end.timestamp() + i64::from(days) * 86_400)
+}
+
 // ---------------------------------------------------------------------------------------
 // Conditional updates, shared by the single writes and the transactions of `writes`
 
@@ -699,7 +806,7 @@ fn backup_details(update: Update, error_code: Option<RunFailure>, details: Optio
 }
 
 /// Replaces a run's outcome; the run record must exist and carry this history id.
-fn history_update(item: &HistoryItem) -> Update {
+fn history_update(item: &HistoryItem, days: u32) -> Update {
     let mut update = Update::new(run_key(&item.job_id, item.scheduled_time), "RUN")
         .condition("attribute_exists(pk) AND #history_id = :history_id")
         .name("#history_id", "history_id")
@@ -714,7 +821,12 @@ fn history_update(item: &HistoryItem) -> Update {
         update = update.remove("error_code");
     }
     if item.status.is_final() {
-        update = update.remove("state_pk").remove("state_sk");
+        update = update
+            .remove("state_pk")
+            .remove("state_sk")
+            .set("expires_at", history_expiry(item, days));
+    } else {
+        update = update.remove("expires_at");
     }
     update
 }
@@ -823,15 +935,10 @@ impl JobStore for DynamoStore {
             .transpose()
     }
 
-    async fn list_jobs(&self, scope: &Scope) -> StoreResult<Vec<JobRecord>> {
-        self.query_as(
-            SCOPE_INDEX,
-            "scope_pk",
-            scope_key(scope, "JOB"),
-            true,
-            job_from,
-        )
-        .await
+    async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>> {
+        let partition = ("scope_pk", scope_key(scope, "JOB"));
+        let items = (self.query_page(SCOPE_INDEX, partition, "scope_sk", true, page, None)).await?;
+        page_of(items, page, "scope_sk", job_from)
     }
 
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
@@ -876,15 +983,14 @@ impl ClusterStore for DynamoStore {
             .transpose()
     }
 
-    async fn list_clusters(&self, scope: &Scope) -> StoreResult<Vec<ClusterRecord>> {
-        self.query_as(
-            SCOPE_INDEX,
-            "scope_pk",
-            scope_key(scope, "CLUSTER"),
-            true,
-            cluster_from,
-        )
-        .await
+    async fn list_clusters(
+        &self,
+        scope: &Scope,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ClusterRecord>> {
+        let partition = ("scope_pk", scope_key(scope, "CLUSTER"));
+        let items = (self.query_page(SCOPE_INDEX, partition, "scope_sk", true, page, None)).await?;
+        page_of(items, page, "scope_sk", cluster_from)
     }
 
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
@@ -919,42 +1025,28 @@ impl BackupStore for DynamoStore {
         &self,
         scope: &Scope,
         filter: &BackupFilter,
-    ) -> StoreResult<Vec<BackupEntry>> {
-        // With a job: that job's partition, filtered by scope (and cluster); without: the
-        // scope's partition, filtered by cluster. Either way one Query, newest first.
-        let items = match &filter.job_id {
-            Some(job) => {
-                let mut values = vec![s(&scope.org), s(&scope.project)];
-                let mut expression = "#org = :f0 AND #project = :f1".to_owned();
-                if let Some(cluster) = &filter.cluster_id {
-                    values.push(s(cluster));
-                    expression.push_str(" AND #cluster_id = :f2");
-                }
-                self.query(
-                    Some(JOB_INDEX),
-                    "job_pk",
-                    format!("JOB#{job}#BACKUP"),
-                    false,
-                    Some((expression.as_str(), values)),
-                )
-                .await?
+        page: &PageRequest,
+    ) -> StoreResult<Page<BackupEntry>> {
+        // The scope's partition, newest first, filtered by job and cluster: the job index
+        // holds live backups only (a sparse key, so retention reads no deleted ones), and
+        // the list shows deleted ones too until they expire.
+        let mut values = Vec::new();
+        let mut conditions = Vec::new();
+        for (name, value) in [
+            ("job_id", &filter.job_id),
+            ("cluster_id", &filter.cluster_id),
+        ] {
+            if let Some(value) = value {
+                conditions.push(format!("#{name} = :f{}", values.len()));
+                values.push(s(value));
             }
-            None => {
-                let filter = filter
-                    .cluster_id
-                    .as_ref()
-                    .map(|c| ("#cluster_id = :f0", vec![s(c)]));
-                self.query(
-                    Some(SCOPE_INDEX),
-                    "scope_pk",
-                    scope_key(scope, "BACKUP"),
-                    false,
-                    filter,
-                )
-                .await?
-            }
-        };
-        items.iter().map(backup_from).collect()
+        }
+        let expression = conditions.join(" AND ");
+        let filter = (!values.is_empty()).then_some((expression.as_str(), values));
+        let partition = ("scope_pk", scope_key(scope, "BACKUP"));
+        let items =
+            (self.query_page(SCOPE_INDEX, partition, "scope_sk", false, page, filter)).await?;
+        page_of(items, page, "scope_sk", backup_from)
     }
 
     async fn list_job_backups(&self, job_id: &str) -> StoreResult<Vec<BackupEntry>> {
@@ -997,9 +1089,18 @@ impl BackupStore for DynamoStore {
         from: BackupStatus,
         to: BackupStatus,
     ) -> StoreResult<bool> {
-        backup_status_update(backup_id, from, to, None)
-            .apply(&self.client, &self.table)
-            .await
+        let update = backup_status_update(backup_id, from, to, None);
+        let update = if to == BackupStatus::Deleted {
+            // A deleted backup leaves its job's partition (retention plans over live
+            // backups only) and expires `HISTORY_DAYS` from now (SPEC §16).
+            update
+                .remove("job_pk")
+                .remove("job_sk")
+                .set("expires_at", expires_after(Utc::now(), self.history_days))
+        } else {
+            update
+        };
+        update.apply(&self.client, &self.table).await
     }
 
     async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()> {
@@ -1048,7 +1149,7 @@ impl RunStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(history_item(entry)))
+            .set_item(Some(history_item(entry, self.history_days)))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -1086,7 +1187,7 @@ impl RunStore for DynamoStore {
 #[async_trait]
 impl HistoryStore for DynamoStore {
     async fn update_history(&self, item: &HistoryItem) -> StoreResult<()> {
-        if history_update(item)
+        if history_update(item, self.history_days)
             .apply(&self.client, &self.table)
             .await?
         {
@@ -1097,7 +1198,7 @@ impl HistoryStore for DynamoStore {
     }
 
     async fn claim_queued(&self, item: &HistoryItem) -> StoreResult<bool> {
-        history_update(item)
+        history_update(item, self.history_days)
             .condition("attribute_exists(pk) AND #history_id = :history_id AND #status = :queued")
             .name("#status", "status")
             .value(":queued", s(enum_text(&RunStatus::Queued)))
@@ -1122,36 +1223,30 @@ impl HistoryStore for DynamoStore {
         &self,
         scope: &Scope,
         job_id: Option<&str>,
-    ) -> StoreResult<Vec<HistoryItem>> {
-        let items = match job_id {
-            Some(job) => {
-                self.query(
-                    Some(JOB_INDEX),
-                    "job_pk",
-                    format!("JOB#{job}#HISTORY"),
-                    false,
-                    Some((
-                        "#org = :f0 AND #project = :f1",
-                        vec![s(&scope.org), s(&scope.project)],
-                    )),
-                )
-                .await?
-            }
-            None => {
-                self.query(
-                    Some(SCOPE_INDEX),
-                    "scope_pk",
-                    scope_key(scope, "HISTORY"),
-                    false,
-                    None,
-                )
-                .await?
-            }
+        page: &PageRequest,
+    ) -> StoreResult<Page<HistoryItem>> {
+        let in_scope = (
+            "#org = :f0 AND #project = :f1",
+            vec![s(&scope.org), s(&scope.project)],
+        );
+        let (index, partition, sk, filter) = match job_id {
+            Some(job) => (
+                JOB_INDEX,
+                ("job_pk", format!("JOB#{job}#HISTORY")),
+                "job_sk",
+                Some(in_scope),
+            ),
+            None => (
+                SCOPE_INDEX,
+                ("scope_pk", scope_key(scope, "HISTORY")),
+                "scope_sk",
+                None,
+            ),
         };
-        items
-            .iter()
-            .map(|i| history_from(i).map(|h| h.item))
-            .collect()
+        let items = self
+            .query_page(index, partition, sk, false, page, filter)
+            .await?;
+        page_of(items, page, sk, |i| history_from(i).map(|h| h.item))
     }
 
     async fn list_running(&self) -> StoreResult<Vec<HistoryEntry>> {

@@ -48,7 +48,14 @@ fn pending_items(p: &PendingBackup) -> Vec<Item> {
     ]);
     if let Some(PendingRun { job, entry }) = &p.run {
         body.insert("job".into(), AttributeValue::M(job_item(job)));
-        body.insert("run".into(), AttributeValue::M(history_item(entry)));
+        body.insert(
+            "run".into(),
+            AttributeValue::M(history_item(
+                entry,
+                // A parked run is running: its copy here has no expiry to compute.
+                crate::config::DEFAULT_HISTORY_DAYS,
+            )),
+        );
     }
     let mut listed = body.clone();
     listed.insert("pk".into(), s(backup_key(&p.backup.id)));

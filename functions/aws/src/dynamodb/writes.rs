@@ -356,7 +356,7 @@ impl BackupWrites for DynamoStore {
             parts.push((Part::Backup, update));
         }
         if let Some(item) = finish.history {
-            parts.push((Part::History(item), history_update(item)));
+            parts.push((Part::History(item), history_update(item, self.history_days)));
         }
         if let Some(Release {
             cluster_id,

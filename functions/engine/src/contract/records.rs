@@ -1,6 +1,7 @@
 //! The contract of the stores: jobs, clusters, backups, runs, history and sequences.
 
 use super::*;
+use crate::page::PageRequest;
 
 pub fn job(id: &str, org: &str, cluster: &str, created: DateTime<Utc>) -> JobRecord {
     JobRecord {
@@ -33,10 +34,19 @@ pub async fn jobs_insert_conditionally_and_round_trip(a: &Adapters) {
     assert!(s.insert_job(&j3).await.unwrap());
     // THEN a scope lists only its own jobs, oldest first
     assert_eq!(
-        s.list_jobs(&scope("o1")).await.unwrap(),
+        s.list_jobs(&scope("o1"), &PageRequest::everything())
+            .await
+            .unwrap()
+            .items,
         vec![j1.clone(), j2.clone()]
     );
-    assert_eq!(s.list_jobs(&scope("o2")).await.unwrap(), vec![j3.clone()]);
+    assert_eq!(
+        s.list_jobs(&scope("o2"), &PageRequest::everything())
+            .await
+            .unwrap()
+            .items,
+        vec![j3.clone()]
+    );
     // WHEN a job is deleted THEN it is marked, once, and leaves the active list
     assert!(s.mark_job_deleted("j2").await.unwrap());
     assert!(!s.mark_job_deleted("j2").await.unwrap());
@@ -87,7 +97,13 @@ pub async fn clusters_insert_conditionally_and_round_trip(a: &Adapters) {
     assert!(!s.insert_cluster(&cluster("c1", "o2")).await.unwrap());
     assert_eq!(s.get_cluster("c1").await.unwrap(), Some(c1.clone()));
     assert_eq!(s.get_cluster("c3").await.unwrap(), Some(ebs.clone()));
-    assert_eq!(s.list_clusters(&scope("o1")).await.unwrap(), vec![c1, c2]);
+    assert_eq!(
+        s.list_clusters(&scope("o1"), &PageRequest::everything())
+            .await
+            .unwrap()
+            .items,
+        vec![c1, c2]
+    );
     assert!(s.delete_cluster("c3").await.unwrap());
     assert!(!s.delete_cluster("c3").await.unwrap());
     assert_eq!(s.get_cluster("c3").await.unwrap(), None);
@@ -145,9 +161,14 @@ pub async fn backup_failures_and_notes_are_stored_with_the_backup(a: &Adapters) 
     );
     // AND listing shows them too
     let listed = s
-        .list_backups(&scope("o1"), &BackupFilter::default())
+        .list_backups(
+            &scope("o1"),
+            &BackupFilter::default(),
+            &PageRequest::everything(),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(listed, vec![stored]);
 }
 
@@ -190,7 +211,11 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
     let ids = |v: Vec<BackupEntry>| v.into_iter().map(|b| b.id).collect::<Vec<_>>();
     let all = BackupFilter::default();
     assert_eq!(
-        ids(s.list_backups(&scope("o1"), &all).await.unwrap()),
+        ids(s
+            .list_backups(&scope("o1"), &all, &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["b3", "b5", "b2", "b1"]
     );
     let by_job = BackupFilter {
@@ -198,7 +223,11 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
         cluster_id: None,
     };
     assert_eq!(
-        ids(s.list_backups(&scope("o1"), &by_job).await.unwrap()),
+        ids(s
+            .list_backups(&scope("o1"), &by_job, &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["b5", "b1"]
     );
     let by_cluster = BackupFilter {
@@ -206,7 +235,11 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
         cluster_id: Some("c1".into()),
     };
     assert_eq!(
-        ids(s.list_backups(&scope("o1"), &by_cluster).await.unwrap()),
+        ids(s
+            .list_backups(&scope("o1"), &by_cluster, &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["b2", "b1"]
     );
     let both = BackupFilter {
@@ -214,7 +247,11 @@ pub async fn backups_round_trip_filter_and_order_newest_first(a: &Adapters) {
         cluster_id: Some("c2".into()),
     };
     assert_eq!(
-        ids(s.list_backups(&scope("o1"), &both).await.unwrap()),
+        ids(s
+            .list_backups(&scope("o1"), &both, &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["b5"]
     );
     let mut job_backups = ids(s.list_job_backups("j1").await.unwrap());
@@ -414,9 +451,10 @@ pub async fn concurrent_deliveries_start_one_run(a: &Adapters) {
     assert_eq!(started, 1);
     assert_eq!(
         a.store
-            .list_history(&scope("o1"), None)
+            .list_history(&scope("o1"), None, &PageRequest::everything())
             .await
             .unwrap()
+            .items
             .len(),
         1
     );
@@ -442,21 +480,34 @@ pub async fn history_lists_newest_first_by_scope_and_job(a: &Adapters) {
     let ids = |v: Vec<HistoryItem>| v.into_iter().map(|h| h.id).collect::<Vec<_>>();
     // THEN newest first; at the same instant the later recorded comes first
     assert_eq!(
-        ids(s.list_history(&scope("o1"), None).await.unwrap()),
+        ids(s
+            .list_history(&scope("o1"), None, &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["h3", "h4", "h2", "h1"]
     );
     assert_eq!(
-        ids(s.list_history(&scope("o1"), Some("j1")).await.unwrap()),
+        ids(s
+            .list_history(&scope("o1"), Some("j1"), &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["h3", "h2", "h1"]
     );
     assert_eq!(
-        ids(s.list_history(&scope("o2"), None).await.unwrap()),
+        ids(s
+            .list_history(&scope("o2"), None, &PageRequest::everything())
+            .await
+            .unwrap()
+            .items),
         ["hx"]
     );
     assert!(s
-        .list_history(&scope("o1"), Some("j9"))
+        .list_history(&scope("o1"), Some("j9"), &PageRequest::everything())
         .await
         .unwrap()
+        .items
         .is_empty());
     // AND running runs are found across scopes until they finish
     let mut finished = s.get_history("h1").await.unwrap().unwrap().item;
@@ -497,4 +548,170 @@ pub async fn sequences_start_at_one_and_never_repeat(a: &Adapters) {
     }
     seen.sort_unstable();
     assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+}
+
+/// Follows a list page by page (`limit` items each) and returns every item's id, in the
+/// order the pages gave them.
+async fn walk<T, F, Fut>(limit: usize, mut list: F, id: fn(&T) -> String) -> Vec<String>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = crate::ports::StoreResult<crate::page::Page<T>>>,
+{
+    let mut ids = Vec::new();
+    let mut request = PageRequest::first(limit);
+    for _ in 0..100 {
+        let page = list(request.clone()).await.unwrap();
+        assert!(page.items.len() <= limit, "a page holds at most its limit");
+        ids.extend(page.items.iter().map(id));
+        match page.next {
+            Some(next) => request = PageRequest::after(limit, next),
+            None => return ids,
+        }
+    }
+    panic!("the pages never end");
+}
+
+/// SPEC §16: every list pages, and following the positions gives each item once, in the
+/// list's order, whatever the page size (also when a filter drops items between pages).
+pub async fn lists_page_in_order_without_gaps_or_repeats(a: &Adapters) {
+    let s = a.store.clone();
+    for i in 0..7 {
+        let job_id = format!("j{i}");
+        // Two jobs share an instant: ties order by id.
+        assert!(s
+            .insert_job(&job(&job_id, "o1", "c1", at(i.min(5))))
+            .await
+            .unwrap());
+        assert!(s
+            .insert_cluster(&cluster(&format!("c{i}"), "o1"))
+            .await
+            .unwrap());
+        let job_of = if i % 2 == 0 { Some("j0") } else { Some("j1") };
+        let b = backup(&format!("b{i}"), "o1", job_of, "c1", at(i.min(5)));
+        assert!(s.insert_backup(&b).await.unwrap());
+        let h = history(
+            &format!("h{i}"),
+            "o1",
+            job_of.unwrap_or("j0"),
+            at(i),
+            at(i.min(5)),
+        );
+        assert_eq!(s.begin_run(&h).await.unwrap(), RunStart::Started);
+    }
+    let sc = scope("o1");
+    let whole_jobs: Vec<String> = (s
+        .list_jobs(&sc, &PageRequest::everything())
+        .await
+        .unwrap()
+        .items)
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(whole_jobs.len(), 7);
+    let by_j0 = BackupFilter {
+        job_id: Some("j0".into()),
+        cluster_id: None,
+    };
+    let everything = BackupFilter::default();
+    for limit in [1, 2, 3, 7, 8] {
+        let jobs = walk(
+            limit,
+            |p| {
+                let s = s.clone();
+                let sc = sc.clone();
+                async move { s.list_jobs(&sc, &p).await }
+            },
+            |j: &JobRecord| j.id.clone(),
+        )
+        .await;
+        assert_eq!(jobs, whole_jobs, "jobs in pages of {limit}");
+        let clusters = walk(
+            limit,
+            |p| {
+                let s = s.clone();
+                let sc = sc.clone();
+                async move { s.list_clusters(&sc, &p).await }
+            },
+            |c: &ClusterRecord| c.id.clone(),
+        )
+        .await;
+        assert_eq!(
+            clusters,
+            ["c0", "c1", "c2", "c3", "c4", "c5", "c6"],
+            "clusters in pages of {limit}"
+        );
+        let backups = walk(
+            limit,
+            |p| {
+                let s = s.clone();
+                let sc = sc.clone();
+                let f = everything.clone();
+                async move { s.list_backups(&sc, &f, &p).await }
+            },
+            |b: &BackupEntry| b.id.clone(),
+        )
+        .await;
+        assert_eq!(
+            backups,
+            ["b6", "b5", "b4", "b3", "b2", "b1", "b0"],
+            "backups in pages of {limit}"
+        );
+        let j0 = walk(
+            limit,
+            |p| {
+                let s = s.clone();
+                let sc = sc.clone();
+                let f = by_j0.clone();
+                async move { s.list_backups(&sc, &f, &p).await }
+            },
+            |b: &BackupEntry| b.id.clone(),
+        )
+        .await;
+        assert_eq!(
+            j0,
+            ["b6", "b4", "b2", "b0"],
+            "one job's backups in pages of {limit}"
+        );
+        let history = walk(
+            limit,
+            |p| {
+                let s = s.clone();
+                let sc = sc.clone();
+                async move { s.list_history(&sc, None, &p).await }
+            },
+            |h: &HistoryItem| h.id.clone(),
+        )
+        .await;
+        assert_eq!(
+            history,
+            ["h6", "h5", "h4", "h3", "h2", "h1", "h0"],
+            "history in pages of {limit}"
+        );
+        let h1 = walk(
+            limit,
+            |p| {
+                let s = s.clone();
+                let sc = sc.clone();
+                async move { s.list_history(&sc, Some("j1"), &p).await }
+            },
+            |h: &HistoryItem| h.id.clone(),
+        )
+        .await;
+        assert_eq!(
+            h1,
+            ["h5", "h3", "h1"],
+            "one job's history in pages of {limit}"
+        );
+    }
+    // AND an exact fit says no more; another scope sees none of it
+    let page = s
+        .list_backups(&sc, &everything, &PageRequest::first(7))
+        .await
+        .unwrap();
+    assert_eq!((page.items.len(), page.next), (7, None));
+    let other = s
+        .list_backups(&scope("o2"), &everything, &PageRequest::first(3))
+        .await
+        .unwrap();
+    assert_eq!((other.items.len(), other.next), (0, None));
 }

@@ -1,6 +1,7 @@
 //! The contract of a run's grouped writes (`BackupWrites`): start and finish.
 
 use super::*;
+use crate::page::PageRequest;
 
 /// The backup `start` records, before its number: described `<cluster id> #<index>`.
 fn draft(id: &str, cluster: &str, now: DateTime<Utc>) -> BackupDraft {
@@ -179,9 +180,14 @@ pub async fn concurrent_starts_have_one_winner(a: &Adapters) {
     assert_eq!(winners, 1);
     let backups = a
         .store
-        .list_backups(&scope("o1"), &BackupFilter::default())
+        .list_backups(
+            &scope("o1"),
+            &BackupFilter::default(),
+            &PageRequest::everything(),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(backups.len(), 1);
     assert_eq!(backups[0].index, 1);
 }

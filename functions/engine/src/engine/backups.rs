@@ -14,6 +14,7 @@ use crate::model::{
     BackupEntry, BackupFilter, BackupHandle, ClusterRecord, LockHolder, Scope, Started,
     OPERATION_MANUAL,
 };
+use crate::page::{ListQuery, Listed, Positions};
 use crate::run::{Ending, NewBackup};
 
 /// What a delete came to.
@@ -30,7 +31,8 @@ impl Engine {
         &self,
         scope: &Scope,
         filter: &BackupFilter,
-    ) -> Result<Vec<api::Backup>, EngineError> {
+        query: &ListQuery,
+    ) -> Result<Listed<api::Backup>, EngineError> {
         let mut problems = Problems::default();
         if let Some(job_id) = &filter.job_id {
             problems.check("jobId", job_id_message(job_id));
@@ -39,8 +41,9 @@ impl Engine {
             problems.take("clusterId", check_cluster_id(Some(cluster_id)));
         }
         problems.into_result()?;
-        let backups = self.inner.store.list_backups(scope, filter).await?;
-        Ok(backups.iter().map(BackupEntry::to_api).collect())
+        let page = query.request(Positions::InstantThenId)?;
+        let backups = self.inner.store.list_backups(scope, filter, &page).await?;
+        Ok(Listed::from_page(backups.map(|b| b.to_api())))
     }
 
     pub(crate) async fn backup_in_scope(

@@ -10,6 +10,7 @@ use backup_core::cluster;
 use super::{check_cluster_field, validate_cluster, Engine};
 use crate::error::EngineError;
 use crate::model::{Acquisition, ClusterRecord, LockHolder, Scope};
+use crate::page::{ListQuery, Listed, Page, Positions};
 
 impl Engine {
     pub async fn register_cluster(
@@ -67,15 +68,26 @@ impl Engine {
             .map(|p| p.message)
     }
 
-    pub async fn list_clusters(&self, scope: &Scope) -> Result<Vec<api::Cluster>, EngineError> {
+    /// A page of the scope's clusters, by id, each with its lock and whether its target
+    /// can be backed up now.
+    pub async fn list_clusters(
+        &self,
+        scope: &Scope,
+        query: &ListQuery,
+    ) -> Result<Listed<api::Cluster>, EngineError> {
+        let page = query.request(Positions::Id)?;
         let now = self.now();
+        let clusters = self.inner.store.list_clusters(scope, &page).await?;
         let mut out = Vec::new();
-        for cluster in self.inner.store.list_clusters(scope).await? {
+        for cluster in clusters.items {
             let lock = self.inner.lock.current(&cluster.id, now).await?;
             let problem = self.target_problem(&cluster).await;
             out.push(cluster.to_api(lock, problem));
         }
-        Ok(out)
+        Ok(Listed::from_page(Page {
+            items: out,
+            next: clusters.next,
+        }))
     }
 
     /// Forgets a cluster. Refused while an active job backs it up or its lock is held, so

@@ -9,6 +9,7 @@ use backup_core::job::{check_cluster_id, validate_job};
 use super::{check_job_id, Engine};
 use crate::error::{EngineError, Problems, TriggerError};
 use crate::model::{JobRecord, Scope};
+use crate::page::{ListQuery, Listed, Positions};
 
 /// The most jobs one [`Engine::rearm_jobs`] call moves.
 pub const MAX_REARM_PAGE: usize = 100;
@@ -132,10 +133,16 @@ impl Engine {
         Ok(job.to_api(self.now()))
     }
 
-    pub async fn list_jobs(&self, scope: &Scope) -> Result<Vec<api::Job>, EngineError> {
+    /// A page of the scope's jobs, oldest first (SPEC §16).
+    pub async fn list_jobs(
+        &self,
+        scope: &Scope,
+        query: &ListQuery,
+    ) -> Result<Listed<api::Job>, EngineError> {
+        let page = query.request(Positions::InstantThenId)?;
         let now = self.now();
-        let jobs = self.inner.store.list_jobs(scope).await?;
-        Ok(jobs.iter().map(|j| j.to_api(now)).collect())
+        let jobs = self.inner.store.list_jobs(scope, &page).await?;
+        Ok(Listed::from_page(jobs.map(|j| j.to_api(now))))
     }
 
     /// Marks the job deleted and disarms its trigger; its history and backups remain.
@@ -244,10 +251,13 @@ impl Engine {
         &self,
         scope: &Scope,
         job_id: Option<&str>,
-    ) -> Result<Vec<api::HistoryItem>, EngineError> {
+        query: &ListQuery,
+    ) -> Result<Listed<api::HistoryItem>, EngineError> {
         if let Some(job_id) = job_id {
             check_job_id("jobId", job_id)?;
         }
-        Ok(self.inner.store.list_history(scope, job_id).await?)
+        let page = query.request(Positions::InstantThenOrder)?;
+        let items = self.inner.store.list_history(scope, job_id, &page).await?;
+        Ok(Listed::from_page(items))
     }
 }
