@@ -1226,6 +1226,36 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
     ok(&w
         .api("DELETE", &format!("{MESDB}/backups/{}", left.id), None)
         .await);
+    // AND a cluster named by volume ids (the world's) is backed up by both functions: a
+    // manual backup through the API, and a run of a job of it (each volume on its own
+    // `CreateSnapshot`, where the tagged cluster's instance took one `CreateSnapshots`)
+    let by_volumes = json!({"description": "by volume", "sourceClusterId": w.cluster});
+    let by_volumes = ok(&w
+        .api("POST", &format!("{MESDB}/backups"), Some(&by_volumes))
+        .await)["id"]
+        .as_str()
+        .expect("a backup id")
+        .to_owned();
+    notify_until(
+        &w,
+        &runner_invocations,
+        &w.cluster,
+        Awaited::Backup(&by_volumes),
+    )
+    .await;
+    let volume_job = w.add_job().await;
+    let report = runner_invocations
+        .invoke(transformer_input(&volume_job, &at(7)))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    let run = report["historyId"].clone();
+    notify_until(&w, &runner_invocations, &w.cluster, Awaited::Run(&run)).await;
+    for function in ["jobs-api", "backup-runner"] {
+        let made = w.proxy.operations_of(function);
+        assert!(made.contains("ec2:CreateSnapshots"), "{function}: {made:?}");
+        assert!(made.contains("ec2:CreateSnapshot"), "{function}: {made:?}");
+    }
     let spare = format!("{cluster}-spare");
     let spare_request = register(
         &spare,
