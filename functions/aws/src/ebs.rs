@@ -1,10 +1,17 @@
 //! The `aws-ebs` provider (SPEC §10): a cluster is a set of EBS volumes, named by id or found
-//! by an instance tag `KEY=VALUE` (every EBS volume attached to the instances carrying it);
-//! a backup is one snapshot per volume.
+//! by an instance tag `KEY=VALUE` (every EBS volume attached to the instances carrying it).
 //!
+//! - A cluster named by volume ids is snapshotted volume by volume (`CreateSnapshot` each).
+//! - A cluster named by an instance tag is snapshotted instance by instance: one
+//!   `CreateSnapshots` per matching instance, which snapshots every EBS volume attached to it
+//!   (the boot volume included) at one instant, so the set is crash-consistent across that
+//!   instance's volumes ([`InstanceSnapshot`] says what happens with several instances).
+//! - Either way a backup is every snapshot those calls started, recorded as one set.
 //! - Each snapshot is tagged at creation (`TagSpecifications`, so there is no untagged
 //!   moment) with `backup:job-id` (scheduled backups), `backup:cluster-id`,
-//!   `backup:backup-id` and `Name` (the backup's description).
+//!   `backup:backup-id` and `Name` (the backup's description); `CreateSnapshots` is not asked
+//!   to copy the volumes' own tags (`CopyTagsFromSource` unset), so both kinds of cluster get
+//!   the same tags.
 //! - A rendered description can be longer than EC2 takes (a tag value is at most 256
 //!   characters, a snapshot's description 255; `{cluster}` alone may be long): the `Name` tag
 //!   and the snapshot's description are cut to fit, ending with `…` ([`fit_label`]). The
@@ -16,11 +23,13 @@
 //! - Status: `available` when every snapshot is `completed`; failed when any is `error` or is
 //!   missing past [`NOT_FOUND_GRACE`] (EC2 may briefly not show a new snapshot); a throttled
 //!   `DescribeSnapshots` is "still creating". On Lambda the backup settles from EC2's
-//!   notifications (the handle's keys are the snapshot ids) or the sweeper, which fails it
-//!   past `SNAPSHOT_TIMEOUT` (SPEC §16).
+//!   notifications (`createSnapshot` for one snapshot, `createSnapshots` listing an
+//!   instance's; the handle's keys are the snapshot ids) or the sweeper, which fails it past
+//!   `SNAPSHOT_TIMEOUT` (SPEC §16).
 //! - EC2's concurrent-snapshot limits fail the creation `provider_busy`.
-//! - A creation that fails half-way deletes the snapshots it already started, so a failed
-//!   backup leaves nothing behind.
+//! - A creation that fails half-way (a volume's `CreateSnapshot`, or a later instance's
+//!   `CreateSnapshots`) deletes the snapshots it already started, so a failed backup leaves
+//!   nothing behind.
 //! - Pruning deletes every snapshot; one already gone (`InvalidSnapshot.NotFound`) counts as
 //!   deleted. EC2 reports errors by code only (it has no modelled exceptions), so the code
 //!   is compared, never the message.
@@ -31,7 +40,10 @@ use std::borrow::Cow;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{Filter, ResourceType, SnapshotState, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    Filter, Instance, InstanceSpecification, InstanceStateName, ResourceType, SnapshotState, Tag,
+    TagSpecification,
+};
 use aws_sdk_ec2::Client;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
@@ -88,7 +100,7 @@ pub struct SnapshotSet {
     pub started_ms: Option<i64>,
 }
 
-/// How long after `CreateSnapshot` a snapshot EC2 answers `InvalidSnapshot.NotFound` for
+/// How long after `CreateSnapshot` (or `CreateSnapshots`) a snapshot EC2 answers `InvalidSnapshot.NotFound` for
 /// counts as still being made: EC2 is eventually consistent, and a new snapshot may briefly
 /// be invisible to `DescribeSnapshots`. After it, a missing snapshot fails the backup.
 pub const NOT_FOUND_GRACE: chrono::Duration = chrono::Duration::minutes(10);
@@ -127,14 +139,17 @@ impl EbsProvider {
         }
     }
 
-    async fn volumes(
+    /// What a backup of the cluster snapshots: its volumes one by one, or, for an instance
+    /// tag, each instance carrying it whole.
+    async fn sources(
         &self,
         client: &Client,
+        region: &str,
         volume_ids: &[String],
         instance_tag: Option<&str>,
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<Vec<Source>, ProviderError> {
         if !volume_ids.is_empty() {
-            return Ok(volume_ids.to_vec());
+            return Ok(volume_ids.iter().cloned().map(Source::Volume).collect());
         }
         let Some(tag) = instance_tag else {
             return Err(ProviderError::new(
@@ -155,23 +170,104 @@ impl EbsProvider {
             .try_collect()
             .await
             .map_err(|e| failed("DescribeInstances", e))?;
-        let mut volumes: Vec<String> = Vec::new();
-        let attached = reservations
+        let instances: Vec<Instance> = reservations
             .iter()
             .flat_map(|r| r.instances())
-            .flat_map(|i| i.block_device_mappings())
-            .filter_map(|m| m.ebs().and_then(|e| e.volume_id()));
-        for id in attached {
-            if !volumes.iter().any(|v| v == id) {
-                volumes.push(id.to_owned());
-            }
-        }
-        if volumes.is_empty() {
+            .cloned()
+            .collect();
+        if instances.is_empty() {
             return Err(ProviderError::new(format!(
-                "no instance tagged {tag} has an EBS volume"
+                "no instance in {region} is tagged {tag}: tag the cluster's instances so, or \
+                 register the cluster by its volume ids"
             )));
         }
-        Ok(volumes)
+        let plan = instance_snapshots(&instances);
+        if plan.is_empty() {
+            return Err(ProviderError::new(format!(
+                "none of the {} instance(s) tagged {tag} in {region} has an EBS volume to \
+                 snapshot (shutting-down and terminated instances do not count)",
+                instances.len()
+            )));
+        }
+        Ok(plan.into_iter().map(Source::Instance).collect())
+    }
+
+    /// Starts the snapshots of one source, adding their ids to `started` as EC2 answers
+    /// (so that a failure after some started can undo them).
+    async fn start(
+        &self,
+        client: &Client,
+        source: &Source,
+        request: &BackupRequest,
+        tags: &TagSpecification,
+        started: &mut Vec<String>,
+    ) -> Result<(), ProviderError> {
+        let description = fit_label(&request.description, MAX_DESCRIPTION);
+        match source {
+            Source::Volume(volume) => {
+                let out = client
+                    .create_snapshot()
+                    .volume_id(volume)
+                    .description(description)
+                    .tag_specifications(tags.clone())
+                    .send()
+                    .await
+                    .map_err(|e| creation_failed(&format!("CreateSnapshot of {volume}"), e))?;
+                match out.snapshot_id {
+                    Some(id) => started.push(id),
+                    None => {
+                        return Err(ProviderError::new(format!(
+                            "EC2 CreateSnapshot of {volume} answered no snapshot id"
+                        )))
+                    }
+                }
+            }
+            Source::Instance(instance) => {
+                let spec = InstanceSpecification::builder()
+                    .instance_id(&instance.instance_id)
+                    .exclude_boot_volume(false)
+                    .set_exclude_data_volume_ids(
+                        (!instance.exclude_data_volume_ids.is_empty())
+                            .then(|| instance.exclude_data_volume_ids.clone()),
+                    )
+                    .build();
+                // `CopyTagsFromSource` is left unset: the snapshots carry our tags only, as
+                // those of a cluster named by volume ids do.
+                let out = client
+                    .create_snapshots()
+                    .instance_specification(spec)
+                    .description(description)
+                    .tag_specifications(tags.clone())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        creation_failed(
+                            &format!("CreateSnapshots of instance {}", instance.instance_id),
+                            e,
+                        )
+                    })?;
+                let before = started.len();
+                let mut unnamed = 0;
+                for snapshot in out.snapshots() {
+                    match snapshot.snapshot_id() {
+                        Some(id) => started.push(id.to_owned()),
+                        None => unnamed += 1,
+                    }
+                }
+                let answered = if unnamed > 0 {
+                    format!("{unnamed} snapshot(s) without an id")
+                } else if started.len() == before {
+                    "no snapshot".to_owned()
+                } else {
+                    return Ok(());
+                };
+                return Err(ProviderError::new(format!(
+                    "EC2 CreateSnapshots of instance {} answered {answered}",
+                    instance.instance_id
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn delete_snapshots(&self, client: &Client, ids: &[String]) -> Result<(), ProviderError> {
@@ -219,6 +315,91 @@ fn failed(call: &str, e: impl FailedCall) -> ProviderError {
         source: Some(failure.source),
         ..ProviderError::new(failure.message)
     }
+}
+
+/// A creation call's failure; EC2's concurrent-snapshot limits make it `provider_busy`.
+fn creation_failed(call: &str, e: impl FailedCall + ProvideErrorMetadata) -> ProviderError {
+    let busy = e.code().is_some_and(|code| BUSY.contains(&code));
+    let mut error = failed(call, e);
+    if busy {
+        error.code = ProviderErrorCode::ProviderBusy;
+        error.message = format!(
+            "EC2 refused to start more snapshots now ({}); the next run tries again",
+            error.message
+        );
+    }
+    error
+}
+
+/// What one creation call of a backup snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// One volume of a cluster named by volume ids (`CreateSnapshot`).
+    Volume(String),
+    /// Every EBS volume of one instance carrying the cluster's tag (`CreateSnapshots`).
+    Instance(InstanceSnapshot),
+}
+
+/// One `CreateSnapshots` of a cluster named by an instance tag: every EBS volume attached to
+/// the instance, the boot volume included, snapshotted at one instant.
+///
+/// With several instances carrying the tag, each gets its own `CreateSnapshots`, one after
+/// the other, and every snapshot of every instance is recorded as one backup: the set is
+/// crash-consistent within each instance, not across instances (EC2 has no call for that).
+/// If a later instance's call fails, the snapshots the earlier ones started are deleted and
+/// the backup fails, as a failed volume does for a cluster named by volume ids.
+///
+/// Instances that are `shutting-down` or `terminated` (EC2 lists them for a while after)
+/// are skipped, as are instances with no EBS volume: `CreateSnapshots` refuses them. A data
+/// volume attached to several matching instances (EBS Multi-Attach) is snapshotted once,
+/// with the first instance: the later ones name it in `ExcludeDataVolumeIds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSnapshot {
+    pub instance_id: String,
+    /// Data volumes of the instance an earlier instance's snapshots already cover.
+    pub exclude_data_volume_ids: Vec<String>,
+}
+
+/// The `CreateSnapshots` calls that back up `instances` (in `DescribeInstances`' order):
+/// see [`InstanceSnapshot`]. Empty when no instance has an EBS volume to snapshot.
+pub fn instance_snapshots(instances: &[Instance]) -> Vec<InstanceSnapshot> {
+    let mut covered: Vec<&str> = Vec::new();
+    let mut plan: Vec<InstanceSnapshot> = Vec::new();
+    for instance in instances {
+        let Some(id) = instance.instance_id() else {
+            continue;
+        };
+        let gone = matches!(
+            instance.state().and_then(|s| s.name()),
+            Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+        );
+        if gone || plan.iter().any(|p| p.instance_id == id) {
+            continue;
+        }
+        let root = instance.root_device_name();
+        let mut exclude = Vec::new();
+        let mut new = Vec::new();
+        for mapping in instance.block_device_mappings() {
+            let Some(volume) = mapping.ebs().and_then(|e| e.volume_id()) else {
+                continue;
+            };
+            let boot = root.is_some() && mapping.device_name() == root;
+            if !boot && covered.contains(&volume) {
+                exclude.push(volume.to_owned());
+            } else {
+                new.push(volume);
+            }
+        }
+        if new.is_empty() {
+            continue;
+        }
+        covered.extend(new);
+        plan.push(InstanceSnapshot {
+            instance_id: id.to_owned(),
+            exclude_data_volume_ids: exclude,
+        });
+    }
+    plan
 }
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -271,8 +452,10 @@ impl BackupProvider for EbsProvider {
         serde_json::to_string(&planned).unwrap_or_default()
     }
 
-    /// Starts one snapshot per volume: the backup is [`Creation::Pending`] until every
-    /// snapshot is `completed` ([`status`](BackupProvider::status)).
+    /// Starts one snapshot per volume (`CreateSnapshot`), or, for a cluster named by an
+    /// instance tag, one crash-consistent set per instance (`CreateSnapshots`, see
+    /// [`InstanceSnapshot`]): the backup is [`Creation::Pending`] until every snapshot is
+    /// `completed` ([`status`](BackupProvider::status)).
     async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
         let ClusterTarget::AwsEbs {
             volume_ids,
@@ -286,8 +469,8 @@ impl BackupProvider for EbsProvider {
         };
         let region = request.cluster.region.clone();
         let client = self.client(&region);
-        let volumes = self
-            .volumes(&client, volume_ids, instance_tag.as_deref())
+        let sources = self
+            .sources(&client, &region, volume_ids, instance_tag.as_deref())
             .await?;
         let mut tags = vec![
             tag(TAG_CLUSTER, &request.cluster.id),
@@ -303,40 +486,15 @@ impl BackupProvider for EbsProvider {
             .build();
         let mut snapshot_ids = Vec::new();
         let started = chrono::Utc::now();
-        for volume in &volumes {
-            let result = client
-                .create_snapshot()
-                .volume_id(volume)
-                .description(fit_label(&request.description, MAX_DESCRIPTION))
-                .tag_specifications(spec.clone())
-                .send()
+        for source in &sources {
+            let result = self
+                .start(&client, source, request, &spec, &mut snapshot_ids)
                 .await;
-            match result {
-                Ok(out) => match out.snapshot_id {
-                    Some(id) => snapshot_ids.push(id),
-                    None => {
-                        let _ = self.delete_snapshots(&client, &snapshot_ids).await;
-                        return Err(ProviderError::new(format!(
-                            "EC2 CreateSnapshot of {volume} answered no snapshot id"
-                        )));
-                    }
-                },
-                Err(e) => {
-                    let busy = e.code().is_some_and(|code| BUSY.contains(&code));
-                    let mut error = failed(&format!("CreateSnapshot of {volume}"), e);
-                    if busy {
-                        error.code = ProviderErrorCode::ProviderBusy;
-                        error.message = format!(
-                            "EC2 refused to start more snapshots now ({}); the next run \
-                             tries again",
-                            error.message
-                        );
-                    }
-                    if let Err(undo) = self.delete_snapshots(&client, &snapshot_ids).await {
-                        tracing::warn!(error = %undo, "could not delete the snapshots of a failed backup");
-                    }
-                    return Err(error);
+            if let Err(error) = result {
+                if let Err(undo) = self.delete_snapshots(&client, &snapshot_ids).await {
+                    tracing::warn!(error = %undo, "could not delete the snapshots of a failed backup");
                 }
+                return Err(error);
             }
         }
         let location = serde_json::to_string(&SnapshotSet {
@@ -468,5 +626,99 @@ mod tests {
         let label = format!("{} {}", "a".repeat(251), "b".repeat(100));
         let fitted = fit_label(&label, MAX_DESCRIPTION);
         assert_eq!(fitted, format!("{}…", "a".repeat(251)));
+    }
+
+    fn instance(id: &str, state: InstanceStateName, volumes: &[(&str, &str)]) -> Instance {
+        use aws_sdk_ec2::types::{
+            EbsInstanceBlockDevice, InstanceBlockDeviceMapping, InstanceState,
+        };
+        let mut builder = Instance::builder()
+            .instance_id(id)
+            .root_device_name("/dev/xvda")
+            .state(InstanceState::builder().name(state).build());
+        for (device, volume) in volumes {
+            builder = builder.block_device_mappings(
+                InstanceBlockDeviceMapping::builder()
+                    .device_name(*device)
+                    .ebs(EbsInstanceBlockDevice::builder().volume_id(*volume).build())
+                    .build(),
+            );
+        }
+        builder.build()
+    }
+
+    fn shot(id: &str, exclude: &[&str]) -> InstanceSnapshot {
+        InstanceSnapshot {
+            instance_id: id.into(),
+            exclude_data_volume_ids: exclude.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_instance_carrying_the_tag_gets_one_create_snapshots_in_order() {
+        // GIVEN two running instances, one stopped, each with a boot volume and a data volume
+        use InstanceStateName::*;
+        let instances = [
+            instance(
+                "i-1",
+                Running,
+                &[("/dev/xvda", "vol-1a"), ("/dev/sdf", "vol-1b")],
+            ),
+            instance("i-2", Stopped, &[("/dev/xvda", "vol-2a")]),
+            instance(
+                "i-3",
+                Running,
+                &[("/dev/xvda", "vol-3a"), ("/dev/sdf", "vol-3b")],
+            ),
+        ];
+        // THEN each is snapshotted whole, nothing excluded
+        assert_eq!(
+            instance_snapshots(&instances),
+            [shot("i-1", &[]), shot("i-2", &[]), shot("i-3", &[])]
+        );
+    }
+
+    #[test]
+    fn instances_ending_or_without_an_ebs_volume_are_skipped() {
+        use InstanceStateName::*;
+        let instances = [
+            instance("i-gone", Terminated, &[]),
+            instance("i-ending", ShuttingDown, &[("/dev/xvda", "vol-e")]),
+            // an instance-store instance: nothing for CreateSnapshots
+            instance("i-store", Running, &[]),
+            instance("i-1", Pending, &[("/dev/xvda", "vol-1")]),
+        ];
+        assert_eq!(instance_snapshots(&instances), [shot("i-1", &[])]);
+        assert!(instance_snapshots(&instances[..3]).is_empty());
+        assert!(instance_snapshots(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_multi_attached_data_volume_is_snapshotted_once_with_its_first_instance() {
+        // GIVEN a data volume attached to two instances carrying the tag (EBS Multi-Attach)
+        use InstanceStateName::*;
+        let instances = [
+            instance(
+                "i-1",
+                Running,
+                &[("/dev/xvda", "vol-1"), ("/dev/sdf", "vol-shared")],
+            ),
+            instance(
+                "i-2",
+                Running,
+                &[("/dev/xvda", "vol-2"), ("/dev/sdf", "vol-shared")],
+            ),
+            // listed twice (two reservations cannot, but the plan does not count on it)
+            instance(
+                "i-1",
+                Running,
+                &[("/dev/xvda", "vol-1"), ("/dev/sdf", "vol-shared")],
+            ),
+        ];
+        // THEN the second instance excludes it, and keeps its own boot volume
+        assert_eq!(
+            instance_snapshots(&instances),
+            [shot("i-1", &[]), shot("i-2", &["vol-shared"])]
+        );
     }
 }

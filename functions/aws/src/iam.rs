@@ -35,7 +35,8 @@ pub struct Call {
     /// The IAM actions AWS checks for it. Usually the operation itself; a transaction is
     /// authorized item by item (`Put` as `dynamodb:PutItem`, `Update` as
     /// `dynamodb:UpdateItem`: there is no `TransactWriteItems` action), and a snapshot tagged
-    /// at creation also needs `ec2:CreateTags`.
+    /// at creation also needs `ec2:CreateTags` (which the role allows only while the
+    /// function's own snapshot-creating calls run: `ec2:CreateAction`).
     pub actions: &'static [&'static str],
     /// Which of the function's code paths make it.
     pub why: &'static str,
@@ -130,13 +131,21 @@ pub const RUNNER: Function = Function {
         Call {
             operation: "ec2:DescribeInstances",
             actions: &["ec2:DescribeInstances"],
-            why: "finds the volumes of a cluster registered by instance tag",
+            why: "finds the instances of a cluster registered by instance tag",
         },
         Call {
             operation: "ec2:CreateSnapshot",
             actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
-            why: "one snapshot per volume, tagged at creation (`TagSpecifications`, which \
-                  needs `CreateTags` on the new snapshot)",
+            why: "one snapshot per volume of a cluster named by volume ids, tagged at \
+                  creation (`TagSpecifications`, which needs `CreateTags` on the new \
+                  snapshot)",
+        },
+        Call {
+            operation: "ec2:CreateSnapshots",
+            actions: &["ec2:CreateSnapshots", "ec2:CreateTags"],
+            why: "one crash-consistent set of snapshots per instance of a cluster named by \
+                  instance tag, tagged at creation (authorized on the instance, its volumes \
+                  and the new snapshots)",
         },
         Call {
             operation: "ec2:DescribeSnapshots",
@@ -250,12 +259,19 @@ pub const JOBS_API: Function = Function {
         Call {
             operation: "ec2:DescribeInstances",
             actions: &["ec2:DescribeInstances"],
-            why: "finds the volumes of a cluster registered by instance tag",
+            why: "finds the instances of a cluster registered by instance tag",
         },
         Call {
             operation: "ec2:CreateSnapshot",
             actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
-            why: "manual backups and \"run now\": one snapshot per volume, tagged at creation",
+            why: "manual backups and \"run now\" of a cluster named by volume ids: one \
+                  snapshot per volume, tagged at creation",
+        },
+        Call {
+            operation: "ec2:CreateSnapshots",
+            actions: &["ec2:CreateSnapshots", "ec2:CreateTags"],
+            why: "manual backups and \"run now\" of a cluster named by instance tag: one \
+                  crash-consistent set per instance, tagged at creation",
         },
         Call {
             operation: "ec2:DescribeSnapshots",

@@ -16,7 +16,8 @@
 //! - [`eventbridge`]: [`EventBridgeTriggers`], one rule per EventBridge expression of a job.
 //! - [`scheduler`]: [`SchedulerTriggers`], one EventBridge Scheduler schedule per
 //!   expression instead (`TRIGGER=scheduler`, SPEC §16).
-//! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster.
+//! - [`ebs`]: [`EbsProvider`], one snapshot per volume of a cluster named by volume ids, one
+//!   crash-consistent set per instance (`CreateSnapshots`) of one named by instance tag.
 //! - `failure`: how every adapter describes a failed AWS call (service, call, the SDK's
 //!   error and its causes), whichever port error carries it.
 //! - [`iam`]: the AWS calls each function (`backup-runner`, `jobs-api`) makes and the IAM

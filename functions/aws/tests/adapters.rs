@@ -11,7 +11,9 @@ use backup_engine::ports::{BackupProvider, TriggerScheduler};
 use backup_engine::{
     BackupHandle, BackupRequest, ClusterRecord, Creation, JobRecord, ProviderStatus, Scope,
 };
-use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag, volume};
+use backup_testkit::ec2::{
+    instance_tagged_with_data_volumes, snapshots_tagged, snapshotted_volumes, tag, volume,
+};
 use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
 use backup_testkit::scheduler::{
     assert_job_schedule, create_group, expected_runner_target as expected_schedule_target,
@@ -280,4 +282,96 @@ async fn a_label_longer_than_ec2_takes_is_cut_to_fit_its_name_tag_and_descriptio
     assert_eq!(description, fit_label(&label, MAX_DESCRIPTION));
     assert_eq!(name, fit_label(&label, MAX_TAG_VALUE));
     provider.delete(&handle).await.unwrap();
+}
+
+/// Backup `backup_id` of job `j1`'s cluster `c1`, the instances tagged `instance_tag`.
+fn tagged_request(backup_id: &str, instance_tag: &str) -> BackupRequest {
+    let mut request = ebs_request(backup_id, &[]);
+    request.cluster.target = ClusterTarget::AwsEbs {
+        volume_ids: Vec::new(),
+        instance_tag: Some(instance_tag.to_owned()),
+    };
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_instance_tag_backup_is_every_volume_of_every_tagged_instance_in_one_set() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    // GIVEN two instances carrying the cluster's tag, with two and three EBS volumes, and an
+    // instance of another cluster
+    let value = unique("orders-");
+    let first = instance_tagged_with_data_volumes(&ec2, "Cluster", &value, 1).await;
+    let second = instance_tagged_with_data_volumes(&ec2, "Cluster", &value, 2).await;
+    let other = instance_tagged_with_data_volumes(&ec2, "Cluster", &unique("other-"), 0).await;
+    let backup_id = unique("b");
+    // WHEN the cluster is backed up
+    let request = tagged_request(&backup_id, &format!("Cluster={value}"));
+    let handle = provider.create(&request).await.unwrap().into_handle();
+    // THEN the backup is one set: a snapshot of each volume of both instances (and none of
+    // the other's), each tagged with the job, cluster and backup ids and the label
+    let snaps = snapshots_tagged(&ec2, "backup:backup-id", &backup_id).await;
+    let mut expected: Vec<String> = [&first.volumes[..], &second.volumes[..]].concat();
+    expected.sort();
+    assert_eq!(snapshotted_volumes(&snaps), expected);
+    assert!(!snapshotted_volumes(&snaps).contains(&other.volumes[0]));
+    for s in &snaps {
+        assert_eq!(tag(s, "backup:job-id"), Some("j1"));
+        assert_eq!(tag(s, "backup:cluster-id"), Some("c1"));
+        assert_eq!(tag(s, "Name"), Some("c1 nightly"));
+        assert_eq!(s.description(), Some("c1 nightly"));
+    }
+    // AND its location and keys name every one of them, in the format of a volume cluster's
+    let set: SnapshotSet = serde_json::from_str(&handle.location).unwrap();
+    assert_eq!(set.region, "us-east-1");
+    assert!(set.started_ms.is_some());
+    let mut ids: Vec<String> = snaps
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    let mut recorded = set.snapshot_ids.clone();
+    recorded.sort();
+    assert_eq!(recorded, ids);
+    let mut keys = handle.keys.clone();
+    keys.sort();
+    assert_eq!(keys, ids);
+    assert_eq!(
+        provider.status(&handle).await.unwrap(),
+        ProviderStatus::Available
+    );
+    // WHEN it is deleted THEN every snapshot of both instances is gone
+    provider.delete(&handle).await.unwrap();
+    let left = snapshots_tagged(&ec2, "backup:backup-id", &backup_id).await;
+    assert!(left.is_empty(), "{left:?}");
+    // AND a backup recorded without its ids (a process stopped half-way) is found by its tag
+    let again = unique("b");
+    let made = provider
+        .create(&tagged_request(&again, &format!("Cluster={value}")))
+        .await
+        .unwrap()
+        .into_handle();
+    assert_eq!(made.keys.len(), expected.len());
+    let planned = BackupHandle::new(again.clone(), provider.planned_location(&request));
+    provider.delete(&planned).await.unwrap();
+    let left = snapshots_tagged(&ec2, "backup:backup-id", &again).await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_instance_tag_no_instance_carries_fails_naming_the_tag_and_what_to_do() {
+    let config = backup_aws::sdk_config().await;
+    let provider = EbsProvider::new(&config);
+    // GIVEN a cluster whose tag no instance carries
+    let value = unique("nobody-");
+    let request = tagged_request(&unique("b"), &format!("Cluster={value}"));
+    // WHEN it is backed up THEN the error names the tag, the region and the way out
+    let err = provider.create(&request).await.unwrap_err();
+    let message = err.message;
+    assert!(message.contains(&format!("Cluster={value}")), "{message}");
+    assert!(message.contains("us-east-1"), "{message}");
+    assert!(message.contains("volume ids"), "{message}");
 }

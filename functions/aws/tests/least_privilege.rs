@@ -95,6 +95,16 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
         "{function} logs to {log_group}"
     );
 
+    // The calls that tag what they create (`CreateSnapshot`, `CreateSnapshots`): what
+    // `ec2:CreateAction` may name.
+    let mut tagged_on_create: Vec<String> = code
+        .calls
+        .iter()
+        .filter(|c| c.actions.contains(&"ec2:CreateTags"))
+        .filter_map(|c| c.operation.strip_prefix("ec2:").map(str::to_owned))
+        .collect();
+    tagged_on_create.sort();
+    assert!(!tagged_on_create.is_empty(), "{role}: creates snapshots");
     let mut allowed = BTreeSet::new();
     for st in statements(t, role) {
         assert_eq!(st["Effect"].as_str(), Some("Allow"), "{role}: {st:?}");
@@ -132,9 +142,11 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                         );
                     }
                     "ec2" if name.starts_with("Describe") => assert_eq!(r, "*"),
+                    // A snapshot is made of a volume; `CreateSnapshots` of an instance's.
                     "ec2" => assert!(
                         r.ends_with(":snapshot/*")
-                            || (name == "CreateSnapshot" && r.ends_with(":volume/*")),
+                            || (name.starts_with("CreateSnapshot") && r.ends_with(":volume/*"))
+                            || (name == "CreateSnapshots" && r.ends_with(":instance/*")),
                         "{role}: {action} on {r}"
                     ),
                     "lambda" => assert_eq!(
@@ -157,10 +169,11 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                 );
             }
             if action == "ec2:CreateTags" {
+                let mut during = strings(&st["Condition"]["StringEquals"]["ec2:CreateAction"]);
+                during.sort();
                 assert_eq!(
-                    st["Condition"]["StringEquals"]["ec2:CreateAction"].as_str(),
-                    Some("CreateSnapshot"),
-                    "{role}: CreateTags only while creating a snapshot"
+                    during, tagged_on_create,
+                    "{role}: CreateTags only while the function's own calls create snapshots"
                 );
             }
         }

@@ -17,7 +17,9 @@ use backup_engine::ports::{
     BackupStore, ClusterLock, ClusterStore, HistoryStore, IdGenerator, JobStore,
 };
 use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
-use backup_testkit::ec2::{snapshots_tagged, snapshotted_volumes, tag};
+use backup_testkit::ec2::{
+    instance_tagged_with_data_volumes, snapshots_tagged, snapshotted_volumes, tag, TaggedInstance,
+};
 use backup_testkit::eventbridge::{expected_runner_target, only_target, rules};
 use backup_testkit::scheduler::{
     assert_job_schedule, create_group, expected_runner_target as expected_schedule_target,
@@ -53,12 +55,45 @@ impl World {
     async fn with_cluster_described(volumes: usize, description: &str) -> World {
         let config = backup_aws::sdk_config().await;
         let ec2 = aws_sdk_ec2::Client::new(&config);
-        let events = aws_sdk_eventbridge::Client::new(&config);
-        let table = Table::create().await;
         let mut ids = Vec::new();
         for _ in 0..volumes {
             ids.push(backup_testkit::ec2::volume(&ec2).await);
         }
+        let target = ClusterTarget::AwsEbs {
+            volume_ids: ids.clone(),
+            instance_tag: None,
+        };
+        World::with_cluster(description, target, ids).await
+    }
+
+    /// A world whose cluster is named by an instance tag: one instance carrying it per item
+    /// of `data_volumes`, with that many data volumes besides its root volume. The world's
+    /// `volumes` are every one of them.
+    async fn of_tagged_instances(data_volumes: &[usize]) -> (World, Vec<TaggedInstance>) {
+        let config = backup_aws::sdk_config().await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let value = backup_testkit::unique("orders-");
+        let mut instances = Vec::new();
+        for data in data_volumes {
+            instances.push(instance_tagged_with_data_volumes(&ec2, "Cluster", &value, *data).await);
+        }
+        let mut volumes: Vec<String> = instances.iter().flat_map(|i| i.volumes.clone()).collect();
+        volumes.sort();
+        let target = ClusterTarget::AwsEbs {
+            volume_ids: Vec::new(),
+            instance_tag: Some(format!("Cluster={value}")),
+        };
+        (
+            World::with_cluster("Orders DB", target, volumes).await,
+            instances,
+        )
+    }
+
+    async fn with_cluster(description: &str, target: ClusterTarget, volumes: Vec<String>) -> World {
+        let config = backup_aws::sdk_config().await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let table = Table::create().await;
         let cluster = format!("c{}", chrono::Utc::now().timestamp_micros());
         table
             .store()
@@ -67,10 +102,7 @@ impl World {
                 scope: scope(),
                 description: description.into(),
                 region: "us-east-1".into(),
-                target: ClusterTarget::AwsEbs {
-                    volume_ids: ids.clone(),
-                    instance_tag: None,
-                },
+                target,
                 created: chrono::Utc::now(),
             })
             .await
@@ -82,7 +114,7 @@ impl World {
             ec2,
             events,
             cluster,
-            volumes: ids,
+            volumes,
         }
     }
 
@@ -280,6 +312,258 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
         w.table.store().list_job_backups(&job).await.unwrap().len(),
         2
     );
+}
+
+/// EC2's `EBS Snapshot Notification` of a `CreateSnapshots` (the fixture): one event for
+/// the whole set of an instance, listing each snapshot `completed`.
+fn snapshots_notification(snapshots: &[&aws_sdk_ec2::types::Snapshot]) -> Value {
+    let mut e: Value =
+        serde_json::from_str(include_str!("fixtures/ebs-snapshots-notification.json")).unwrap();
+    let arn = |s: &aws_sdk_ec2::types::Snapshot| {
+        format!(
+            "arn:aws:ec2::us-east-1:snapshot/{}",
+            s.snapshot_id().unwrap()
+        )
+    };
+    e["resources"] = json!(snapshots.iter().map(|s| arn(s)).collect::<Vec<_>>());
+    e["detail"]["snapshots"] = json!(snapshots
+        .iter()
+        .map(|s| json!({
+            "snapshot_id": arn(s),
+            "source": format!("arn:aws:ec2::us-east-1:volume/{}", s.volume_id().unwrap()),
+            "status": "completed",
+        }))
+        .collect::<Vec<_>>());
+    e
+}
+
+/// The snapshots of backup `backup_id`, one list per instance of `instances` (by volume).
+async fn sets_of(
+    w: &World,
+    backup_id: &str,
+    instances: &[TaggedInstance],
+) -> Vec<Vec<aws_sdk_ec2::types::Snapshot>> {
+    let snaps = snapshots_tagged(&w.ec2, "backup:backup-id", backup_id).await;
+    instances
+        .iter()
+        .map(|i| {
+            snaps
+                .iter()
+                .filter(|s| i.volumes.iter().any(|v| Some(v.as_str()) == s.volume_id()))
+                .cloned()
+                .collect()
+        })
+        .collect()
+}
+
+/// The tags of the first `TagSpecification` of an EC2 request's parameters.
+fn requested_tags(params: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut tags = Vec::new();
+    for n in 1.. {
+        let Some(key) = params.get(&format!("TagSpecification.1.Tag.{n}.Key")) else {
+            break;
+        };
+        let value = params
+            .get(&format!("TagSpecification.1.Tag.{n}.Value"))
+            .cloned()
+            .unwrap_or_default();
+        tags.push((key.clone(), value));
+    }
+    tags.sort();
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_instance_tag_cluster_is_one_create_snapshots_per_instance_settled_by_their_notifications(
+) {
+    // GIVEN a cluster named by an instance tag two instances carry, with two and three EBS
+    // volumes, and a job of it keeping two backups
+    let (w, instances) = World::of_tagged_instances(&[1, 2]).await;
+    let job = w.add_job().await;
+    let _runner = w.runner(&[]);
+    w.proxy.take_calls();
+    // WHEN its rule fires
+    let report = w.fire(&job, 5).await.expect("the invocation succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    // THEN EC2 was asked for the tagged instances, then for one crash-consistent set per
+    // instance, and never for a volume's snapshot alone
+    let ec2_calls: Vec<String> = w
+        .proxy
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("ec2:"))
+        .collect();
+    assert_eq!(
+        ec2_calls,
+        [
+            "ec2:DescribeInstances",
+            "ec2:CreateSnapshots",
+            "ec2:CreateSnapshots"
+        ]
+    );
+    let backups = w.table.store().list_job_backups(&job).await.unwrap();
+    let [backup] = backups.as_slice() else {
+        panic!("one backup: {backups:?}")
+    };
+    // AND each request is the instance whole (boot volume included), tagged at creation
+    // with our tags only, described as `CreateSnapshot` describes
+    let requests = w.proxy.ec2_requests("ec2:CreateSnapshots");
+    let mut asked: Vec<&str> = requests
+        .iter()
+        .map(|r| r["InstanceSpecification.InstanceId"].as_str())
+        .collect();
+    asked.sort();
+    let mut expected: Vec<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+    expected.sort();
+    assert_eq!(asked, expected);
+    let mut tags = vec![
+        (
+            "Name".to_owned(),
+            fit_label(&backup.description, MAX_TAG_VALUE).into_owned(),
+        ),
+        ("backup:backup-id".to_owned(), backup.id.clone()),
+        ("backup:cluster-id".to_owned(), w.cluster.clone()),
+        ("backup:job-id".to_owned(), job.clone()),
+    ];
+    tags.sort();
+    for r in &requests {
+        assert_eq!(
+            r.get("InstanceSpecification.ExcludeBootVolume")
+                .map(String::as_str),
+            Some("false"),
+            "{r:?}"
+        );
+        assert!(
+            !r.keys()
+                .any(|k| k.starts_with("InstanceSpecification.ExcludeDataVolume")
+                    || k.starts_with("CopyTagsFromSource")),
+            "{r:?}"
+        );
+        assert_eq!(
+            r["Description"],
+            fit_label(&backup.description, MAX_DESCRIPTION),
+            "{r:?}"
+        );
+        assert_eq!(r["TagSpecification.1.ResourceType"], "snapshot", "{r:?}");
+        assert_eq!(requested_tags(r), tags, "{r:?}");
+    }
+    // AND the backup's location lists a snapshot of every volume of both instances
+    let set: backup_aws::ebs::SnapshotSet =
+        serde_json::from_str(backup.location.as_deref().expect("a location")).unwrap();
+    assert_eq!(set.region, "us-east-1");
+    let snaps = snapshots_tagged(&w.ec2, "backup:backup-id", &backup.id).await;
+    assert_eq!(snapshotted_volumes(&snaps), w.volumes);
+    let mut recorded = set.snapshot_ids.clone();
+    recorded.sort();
+    let mut made: Vec<String> = snaps
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    made.sort();
+    assert_eq!(recorded, made);
+
+    // WHEN EC2 notifies the first instance's set while the second's is still pending
+    // THEN nothing settles; its notification settles the backup and the run
+    let sets = sets_of(&w, &backup.id, &instances).await;
+    w.proxy.hold_snapshots_pending(true);
+    let first = w
+        .emulator
+        .invoke(snapshots_notification(&sets[0].iter().collect::<Vec<_>>()))
+        .await
+        .expect("a notification always succeeds");
+    let outcomes = |answer: &Value| -> Vec<String> {
+        answer["settled"]
+            .as_array()
+            .expect("settled")
+            .iter()
+            .map(|s| s["outcome"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(outcomes(&first), vec!["not-yet"; sets[0].len()], "{first}");
+    w.proxy.hold_snapshots_pending(false);
+    let second = w
+        .emulator
+        .invoke(snapshots_notification(&sets[1].iter().collect::<Vec<_>>()))
+        .await
+        .expect("a notification always succeeds");
+    assert!(
+        outcomes(&second).iter().any(|o| o == "available"),
+        "{second}"
+    );
+    assert_eq!(
+        w.history_status(&report["historyId"]).await,
+        RunStatus::Succeeded
+    );
+
+    // WHEN two more runs make the job prune the first backup
+    for hour in [6, 7] {
+        let report = w.fire(&job, hour).await.expect("the invocation succeeds");
+        assert_eq!(report["status"], "running", "{report}");
+        let newest = w.table.store().list_job_backups(&job).await.unwrap();
+        let newest = newest.iter().max_by_key(|b| b.index).unwrap();
+        for set in sets_of(&w, &newest.id, &instances).await {
+            w.emulator
+                .invoke(snapshots_notification(&set.iter().collect::<Vec<_>>()))
+                .await
+                .expect("a notification always succeeds");
+        }
+        assert_eq!(
+            w.history_status(&report["historyId"]).await,
+            RunStatus::Succeeded
+        );
+    }
+    // THEN every snapshot of both instances' sets is deleted with it
+    let left = snapshots_tagged(&w.ec2, "backup:backup-id", &backup.id).await;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(pruned_any(&w, &job).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_later_instance_refused_for_ec2s_snapshot_limit_fails_the_run_busy_leaving_no_snapshot() {
+    // GIVEN a cluster of two tagged instances, and EC2 refusing the second instance's
+    // `CreateSnapshots` (too many snapshots in progress)
+    let (w, _instances) = World::of_tagged_instances(&[1, 0]).await;
+    let job = w.add_job().await;
+    let _runner = w.runner(&[]);
+    w.proxy.take_calls();
+    w.proxy.inject_after(
+        "ec2:CreateSnapshots",
+        "ConcurrentSnapshotLimitExceeded",
+        400,
+        1,
+        1,
+    );
+    // WHEN its rule fires
+    let report = w.fire(&job, 5).await.expect("the invocation succeeds");
+    // THEN the run fails `provider_busy` (a later run succeeds), saying what EC2 refused
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["errorCode"], "provider_busy", "{report}");
+    let details = report["details"].as_str().unwrap_or_default();
+    assert!(
+        details.contains("CreateSnapshots of instance i-"),
+        "{details}"
+    );
+    // AND the first instance's snapshots, already started, are deleted: nothing is left
+    let ec2_calls: Vec<String> = w
+        .proxy
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("ec2:"))
+        .collect();
+    assert_eq!(
+        ec2_calls,
+        [
+            "ec2:DescribeInstances",
+            "ec2:CreateSnapshots",
+            "ec2:CreateSnapshots",
+            "ec2:DeleteSnapshot",
+            "ec2:DeleteSnapshot"
+        ]
+    );
+    let left = w.snapshots_of_job(&job).await;
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1247,6 +1531,36 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
     ok(&w
         .api("DELETE", &format!("{MESDB}/backups/{}", left.id), None)
         .await);
+    // AND a cluster named by volume ids (the world's) is backed up by both functions: a
+    // manual backup through the API, and a run of a job of it (each volume on its own
+    // `CreateSnapshot`, where the tagged cluster's instance took one `CreateSnapshots`)
+    let by_volumes = json!({"description": "by volume", "sourceClusterId": w.cluster});
+    let by_volumes = ok(&w
+        .api("POST", &format!("{MESDB}/backups"), Some(&by_volumes))
+        .await)["id"]
+        .as_str()
+        .expect("a backup id")
+        .to_owned();
+    notify_until(
+        &w,
+        &runner_invocations,
+        &w.cluster,
+        Awaited::Backup(&by_volumes),
+    )
+    .await;
+    let volume_job = w.add_job().await;
+    let report = runner_invocations
+        .invoke(transformer_input(&volume_job, &at(7)))
+        .await
+        .expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    let run = report["historyId"].clone();
+    notify_until(&w, &runner_invocations, &w.cluster, Awaited::Run(&run)).await;
+    for function in ["jobs-api", "backup-runner"] {
+        let made = w.proxy.operations_of(function);
+        assert!(made.contains("ec2:CreateSnapshots"), "{function}: {made:?}");
+        assert!(made.contains("ec2:CreateSnapshot"), "{function}: {made:?}");
+    }
     let spare = format!("{cluster}-spare");
     let spare_request = register(
         &spare,

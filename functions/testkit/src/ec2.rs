@@ -53,6 +53,27 @@ pub fn snapshotted_volumes(snapshots: &[Snapshot]) -> Vec<String> {
 /// A new instance tagged `key=value` (moto gives it a root EBS volume); the ids of the EBS
 /// volumes attached to it, sorted.
 pub async fn instance_tagged(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) -> Vec<String> {
+    instance_tagged_with_data_volumes(ec2, key, value, 0)
+        .await
+        .volumes
+}
+
+/// An instance a test made, and the EBS volumes attached to it.
+#[derive(Debug, Clone)]
+pub struct TaggedInstance {
+    pub instance_id: String,
+    /// Every EBS volume attached to it (its root volume too), sorted.
+    pub volumes: Vec<String>,
+}
+
+/// A new instance tagged `key=value`, with its root EBS volume and `data` more volumes
+/// attached (`/dev/sdf`, `/dev/sdg`, …).
+pub async fn instance_tagged_with_data_volumes(
+    ec2: &aws_sdk_ec2::Client,
+    key: &str,
+    value: &str,
+    data: usize,
+) -> TaggedInstance {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
     let out = ec2
         .run_instances()
@@ -69,10 +90,32 @@ pub async fn instance_tagged(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) 
         .send()
         .await
         .expect("RunInstances");
-    let id = out.instances()[0]
-        .instance_id()
-        .expect("an instance id")
+    let made = &out.instances()[0];
+    let id = made.instance_id().expect("an instance id").to_owned();
+    let zone = made
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .unwrap_or("us-east-1a")
         .to_owned();
+    for n in 0..data {
+        let volume = ec2
+            .create_volume()
+            .availability_zone(&zone)
+            .size(8)
+            .send()
+            .await
+            .expect("CreateVolume")
+            .volume_id
+            .expect("a volume id");
+        let device = format!("/dev/sd{}", (b'f' + n as u8) as char);
+        ec2.attach_volume()
+            .volume_id(&volume)
+            .instance_id(&id)
+            .device(device)
+            .send()
+            .await
+            .expect("AttachVolume");
+    }
     let described = ec2
         .describe_instances()
         .instance_ids(&id)
@@ -87,6 +130,12 @@ pub async fn instance_tagged(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) 
         .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(str::to_owned))
         .collect();
     volumes.sort();
-    assert!(!volumes.is_empty(), "instance {id} has an EBS volume");
-    volumes
+    assert!(
+        volumes.len() > data,
+        "instance {id} has its root volume and {data} data volume(s): {volumes:?}"
+    );
+    TaggedInstance {
+        instance_id: id,
+        volumes,
+    }
 }

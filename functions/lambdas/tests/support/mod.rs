@@ -2,7 +2,7 @@
 //! front of moto, and the functions as real processes (their table: `backup_testkit::Table`).
 #![allow(dead_code)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -236,6 +236,8 @@ struct ProxyState {
     injected: Mutex<Vec<Injected>>,
     /// The payloads of the asynchronous invocations of the Invoke endpoint.
     invocations: Mutex<Vec<Value>>,
+    /// Every EC2 call's action and form body (the query protocol's `Action=…&…`).
+    ec2_requests: Mutex<Vec<(String, String)>>,
 }
 
 pub struct Proxy {
@@ -334,6 +336,19 @@ impl Proxy {
         refused.sort();
         refused.dedup();
         refused
+    }
+
+    /// The parameters of every `action` call (`ec2:CreateSnapshots`) so far, in order: the
+    /// request EC2 would get, decoded (`InstanceSpecification.InstanceId` → `i-…`).
+    pub fn ec2_requests(&self, action: &str) -> Vec<BTreeMap<String, String>> {
+        self.state
+            .ec2_requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, body)| form_params(body))
+            .collect()
     }
 
     /// How long answers took to start arriving since the last call, added up.
@@ -480,6 +495,14 @@ async fn forward_call(
             access_key,
             operation: action.clone(),
         });
+        if action.starts_with("ec2:") {
+            let form = String::from_utf8_lossy(&body).into_owned();
+            state
+                .ec2_requests
+                .lock()
+                .unwrap()
+                .push((action.clone(), form));
+        }
         let pause = *state.delay.lock().unwrap();
         if action == "ec2:CreateSnapshot" && !pause.is_zero() {
             tokio::time::sleep(pause).await;
@@ -546,6 +569,52 @@ async fn forward_call(
         parts.headers.remove("content-length");
     }
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The parameters of a form body (`a=1&b=x%20y`), decoded.
+fn form_params(body: &str) -> BTreeMap<String, String> {
+    fn decode(s: &str) -> String {
+        let hex = |b: u8| (b as char).to_digit(16);
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+                .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+                .flatten();
+            match (bytes[i], escaped) {
+                (_, Some(b)) => {
+                    out.push(b as u8);
+                    i += 3;
+                }
+                (b'+', _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+#[test]
+fn form_bodies_are_decoded() {
+    let params = form_params("Action=CreateSnapshots&Description=a%20%E2%80%A6+b&X=%&Empty=");
+    assert_eq!(params["Action"], "CreateSnapshots");
+    assert_eq!(params["Description"], "a … b");
+    assert_eq!(params["X"], "%");
+    assert_eq!(params["Empty"], "");
 }
 
 /// The AWS action of a request (`method`, `path`, and its headers as text, then its body):
