@@ -1192,6 +1192,13 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         .await
         .expect("succeeds");
     assert_eq!(report["status"], "running", "{report}");
+    // (and fires once more while that backup still holds the cluster: a run that finds it
+    // locked is recorded by itself, to fail)
+    let refused = runner_invocations
+        .invoke(transformer_input(&job, &at(7)))
+        .await
+        .expect("succeeds");
+    assert_eq!(refused["errorCode"], "cluster_locked", "{refused}");
     let swept = runner_invocations
         .invoke(json!({"sweep": true}))
         .await
