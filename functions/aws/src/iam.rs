@@ -74,7 +74,7 @@ pub fn function(name: &str) -> Option<Function> {
     FUNCTIONS.into_iter().find(|f| f.name == name)
 }
 
-/// `backup-runner`: one scheduled run per invocation (record the run, take the lock, start
+/// `backup-runner`: one scheduled run per invocation (record the run as it takes the lock, start
 /// the snapshots, record them pending), the settling of a pending backup from EC2's
 /// notification (prune, record the end), the sweeper (SPEC §16) and, for a redelivery of a
 /// run whose process is gone, settling it as interrupted. It never creates or deletes jobs,
@@ -98,8 +98,9 @@ pub const RUNNER: Function = Function {
         Call {
             operation: "dynamodb:PutItem",
             actions: &["dynamodb:PutItem"],
-            why: "records the run (a conditional put, so a second delivery of one firing \
-                  finds the first run instead of starting another)",
+            why: "records a run that does not take the cluster (locked, or its job or \
+                  cluster gone), to record its failure (a conditional put, so a second \
+                  delivery of one firing finds the first run instead of recording another)",
         },
         Call {
             operation: "dynamodb:TransactWriteItems",
@@ -108,8 +109,8 @@ pub const RUNNER: Function = Function {
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
             ],
-            why: "takes the lock, numbers the backup and records it in one transaction (two \
-                  updates and a put); records the started snapshots pending and extends the \
+            why: "takes the lock, numbers the backup and records it with the run in one \
+                  transaction (two updates and two conditional puts); records the started snapshots pending and extends the \
                   lease in another (puts and updates); and records the backup's outcome, the \
                   history item and the lock's release, forgetting the pending record, in a \
                   third (updates and deletes)",

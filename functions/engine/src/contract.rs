@@ -161,6 +161,8 @@ macro_rules! contract_tests {
             lists_page_in_order_without_gaps_or_repeats,
             sequences_start_at_one_and_never_repeat,
             start_takes_the_lock_and_records_a_numbered_backup,
+            start_records_its_run_once,
+            start_refused_by_a_held_lock_records_the_run_alone,
             start_with_stale_versions_still_decides_right,
             concurrent_starts_have_one_winner,
             finish_applies_every_part,

@@ -21,7 +21,8 @@
 //!   `backups.rs` (the catalogue, deletes and manual backups), `recovery.rs` (work a stopped
 //!   process left behind: start-up recovery, a redelivered run whose process died).
 //! - [`run`]: running a job (scheduled or "run now") as a short sequence of steps
-//!   (`record_run`, `take_cluster`, `complete_run`, `end_run`); under `run/`: `making.rs`
+//!   (`take_cluster`, which records the run with the lock, `complete_run`, `end_run`);
+//!   under `run/`: `making.rs`
 //!   (making one backup under the lease, shared with manual backups), `prune.rs` (what a
 //!   successful run prunes), `end.rs` (how a run ended, `RunEnd`,
 //!   and the write that records it), `settle.rs` (backups that settle later, SPEC §16:

@@ -263,6 +263,12 @@ pub struct StartBackup<'a> {
     pub sequence_key: &'a str,
     /// The backup to record, before it has its number.
     pub backup: &'a BackupDraft,
+    /// The run to record in the same write, as
+    /// [`RunStore::begin_run`](crate::ports::RunStore::begin_run) records it (only if no
+    /// run of its job at its scheduled instant exists): a run's first write, which makes
+    /// a second delivery of the same firing start nothing. `None` for a run recorded
+    /// already (a claimed "run now") and for a manual backup.
+    pub run: Option<&'a HistoryEntry>,
 }
 
 /// A backup about to be recorded, everything known but its sequence number and so its
@@ -303,8 +309,13 @@ pub enum Started {
         lock: api::ClusterLockInfo,
         backup: BackupEntry,
     },
-    /// Someone else holds an unexpired lease; nothing was written and no number was used.
+    /// Someone else holds an unexpired lease; no number was used and no backup recorded.
+    /// [`StartBackup::run`] is recorded all the same (`running`, for the caller to end it
+    /// failed), unless it was recorded before: then the answer is `AlreadyRan`.
     Held(api::ClusterLockInfo),
+    /// [`StartBackup::run`] was recorded before (another delivery of the same firing):
+    /// nothing was written; here is that run's history, as it is now.
+    AlreadyRan(HistoryItem),
 }
 
 /// The writes that end a backup, a run or both, for

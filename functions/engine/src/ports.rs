@@ -193,8 +193,8 @@ pub trait ClusterLock: Send + Sync {
 /// The writes that start and end a backup, grouped so that an adapter which is both the
 /// store and the lock can make each group one request.
 ///
-/// A run reads its cluster (`prepare`), takes the lock and records a numbered backup
-/// (`start`), and at the end records the backup's outcome and the run's history and releases
+/// A run reads its cluster (`prepare`), records itself, takes the lock and records a
+/// numbered backup (`start`), and at the end records the backup's outcome and the run's history and releases
 /// the lock (`finish`). [`OneByOne`](crate::writes::OneByOne) is the one implementation for
 /// stores without multi-item transactions (SQLite, whose calls are local and cheap, and the
 /// in-memory store): each group through the narrow ports, call by call. The DynamoDB
@@ -219,8 +219,11 @@ pub trait BackupWrites: Send + Sync {
         sequence_key: &str,
     ) -> StoreResult<Option<ClusterRecord>>;
     /// Takes the cluster's lock if it is free or expired, never waiting, and, only then,
-    /// numbers the backup from the counter and records it ([`BackupDraft::numbered`]). All
-    /// of it or none of it: when the lock is held, no number is used and nothing recorded.
+    /// numbers the backup from the counter and records it ([`BackupDraft::numbered`]), with
+    /// the run of [`StartBackup::run`] when given. All of it or none of it: when the lock is
+    /// held, no number is used and no backup recorded, and the run alone is recorded
+    /// ([`Started::Held`]); when the run was recorded before, nothing is written
+    /// ([`Started::AlreadyRan`]), whoever holds the lock.
     ///
     /// [`BackupDraft::numbered`]: crate::model::BackupDraft::numbered
     async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started>;

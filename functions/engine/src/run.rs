@@ -1,10 +1,16 @@
 //! Runs (SPEC §5, §6): record, lock, back up, prune, record the end, release.
 //!
-//! A run is identified by (job id, scheduled instant). Its first step is the conditional
-//! insert of that run record together with its `running` history item, so a second delivery
+//! A run is identified by (job id, scheduled instant). The run record and its `running`
+//! history item are inserted, only if no run with that key exists, by the write that takes
+//! the cluster's lock and records the backup ([`BackupWrites::start`]), so a second delivery
 //! of the same firing finds the first run and returns its history without doing anything.
-//! From then on every outcome, including every failure, ends in the history item, and the
-//! cluster's lock, once taken, is released on every path.
+//! That write records the run also when it finds the lock held (the run then fails
+//! `cluster_locked`); a run refused before it asks for the lock (its job deleted, its
+//! cluster gone) is recorded with its failure by the same conditional insert alone. Every
+//! outcome, including every failure, ends in the history item, and the cluster's lock, once
+//! taken, is released on every path.
+//!
+//! [`BackupWrites::start`]: crate::ports::BackupWrites::start
 //!
 //! Here: the steps of a run. `run/making.rs`: making one backup under the lease (shared with
 //! manual backups, in `engine/backups.rs`). `run/prune.rs`: what a successful run prunes.
@@ -65,20 +71,26 @@ struct LockedRun {
     backup: BackupEntry,
 }
 
-/// What step 1 of a run found.
-enum Recorded {
-    /// The run is new and recorded `running`.
-    New(HistoryEntry),
-    /// This firing was delivered before: its history as it stands.
-    Duplicate(HistoryItem),
+/// Whether a run that takes its cluster is recorded yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// Not yet (a new run): the write that takes the lock records it, or, for a run
+    /// refused before it asks for the lock, the record of its failure.
+    WithStart,
+    /// Recorded before (a claimed "run now").
+    Done,
 }
 
-/// Why step 2 of a run did not take the cluster.
+/// Why a run did not take the cluster.
 enum NotStarted {
-    /// A domain reason, recorded as the run's failure.
+    /// A domain reason found before the lock was asked for, recorded as the run's failure.
     Failed(RunEnd),
+    /// The cluster is locked: `start` recorded the run, which ends failed.
+    Locked(RunEnd),
     /// The store failed: recorded as `store_error` and answered as an error.
     Store(StoreError),
+    /// This firing was delivered before: its history as it stands.
+    Duplicate(HistoryItem),
 }
 
 impl NotStarted {
@@ -157,16 +169,13 @@ impl Engine {
         dispatch: &dyn RunDispatcher,
     ) -> Result<RunOutcome, EngineError> {
         let scheduled = self.now();
-        let entry =
-            match (self.record_run(job, scheduled, Trigger::Manual, RunStatus::Queued)).await? {
-                Recorded::New(entry) => entry,
-                Recorded::Duplicate(history) => {
-                    return Ok(RunOutcome {
-                        history,
-                        duplicate: true,
-                    })
-                }
-            };
+        let entry = self.new_run(job, scheduled, Trigger::Manual, RunStatus::Queued);
+        if let RunStart::AlreadyRan(history) = self.inner.store.begin_run(&entry).await? {
+            return Ok(RunOutcome {
+                history,
+                duplicate: true,
+            });
+        }
         let item = entry.item;
         if let Err(error) = dispatch.dispatch(&item.id, &job.id, scheduled).await {
             let failed = RunEnd::failed(
@@ -236,7 +245,7 @@ impl Engine {
                 });
             }
         };
-        let history = match self.lock_and_make(&job, &entry).await? {
+        let history = match self.lock_and_make(&job, &entry, Record::Done).await? {
             Begun::Done(outcome) => outcome.history,
             Begun::Locked(run) => self.complete_run(*run).await,
         };
@@ -246,49 +255,47 @@ impl Engine {
         })
     }
 
-    /// Records the run (or finds it already recorded) and takes the cluster's lock: three
-    /// steps, [`Engine::record_run`], [`Engine::take_cluster`] and, when the second one
-    /// refuses, [`Engine::end_run`].
+    /// Takes the cluster's lock for a new run and records the run with it, or finds the run
+    /// recorded already: [`Engine::lock_and_make`] of a run not recorded yet.
     async fn begin_run(
         &self,
         job: &JobRecord,
         scheduled: DateTime<Utc>,
         trigger: Trigger,
     ) -> Result<Begun, EngineError> {
-        let entry = match self
-            .record_run(job, scheduled, trigger, RunStatus::Running)
-            .await?
-        {
-            Recorded::New(entry) => entry,
-            Recorded::Duplicate(history) => {
-                tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(scheduled), history_id = %history.id, "run already recorded; not running it again");
-                let history = self.settle_abandoned(job, history).await;
-                return Ok(Begun::Done(RunOutcome {
-                    history,
-                    duplicate: true,
-                }));
-            }
-        };
-        self.lock_and_make(job, &entry).await
+        let entry = self.new_run(job, scheduled, trigger, RunStatus::Running);
+        self.lock_and_make(job, &entry, Record::WithStart).await
     }
 
-    /// Steps 2 and 3 of a recorded run: [`Engine::take_cluster`] and, when it refuses,
-    /// [`Engine::end_run`].
+    /// [`Engine::take_cluster`] and, when it refuses, [`Engine::end_run`]. A run refused
+    /// before it asked for the lock is recorded first (if it is not yet), and a firing
+    /// delivered before, found by either record, does nothing more.
     async fn lock_and_make(
         &self,
         job: &JobRecord,
         entry: &HistoryEntry,
+        record: Record,
     ) -> Result<Begun, EngineError> {
-        match self.take_cluster(job, entry).await {
+        match self.take_cluster(job, entry, record).await {
             Ok(run) => Ok(Begun::Locked(run)),
+            Err(NotStarted::Duplicate(history)) => Ok(self.duplicate(job, history).await),
+            // `start` recorded the run when it found the lock held.
+            Err(NotStarted::Locked(end)) => Ok(self.refused(entry, end).await),
             Err(NotStarted::Failed(end)) => {
-                let history = self.end_run(&entry.item, end, None, None, None).await;
-                Ok(Begun::Done(RunOutcome {
-                    history,
-                    duplicate: false,
-                }))
+                if let Some(first) = self.record_refused(job, entry, record).await? {
+                    return Ok(first);
+                }
+                Ok(self.refused(entry, end).await)
             }
             Err(NotStarted::Store(error)) => {
+                match self.record_refused(job, entry, record).await {
+                    Ok(Some(first)) => return Ok(first),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(history_id = %entry.item.id, error = %e, "could not record a run the store failed to start");
+                        return Err(error.into());
+                    }
+                }
                 let end = RunEnd::failed(
                     RunFailure::StoreError,
                     format!("The state store failed before the backup started: {error}."),
@@ -299,15 +306,55 @@ impl Engine {
         }
     }
 
-    /// Step 1: the conditional insert of the run record and its `running` history item.
-    async fn record_run(
+    /// Records a run that did not start, if `start` was to record it: `Some` (the first
+    /// run's answer) when a delivery of the same firing recorded it first.
+    async fn record_refused(
+        &self,
+        job: &JobRecord,
+        entry: &HistoryEntry,
+        record: Record,
+    ) -> Result<Option<Begun>, StoreError> {
+        if record == Record::Done {
+            return Ok(None);
+        }
+        Ok(match self.inner.store.begin_run(entry).await? {
+            RunStart::Started => None,
+            // Its own record: `start` failed after it had written it.
+            RunStart::AlreadyRan(history) if history.id == entry.item.id => None,
+            RunStart::AlreadyRan(history) => Some(self.duplicate(job, history).await),
+        })
+    }
+
+    /// Ends a recorded run that did not take its cluster.
+    async fn refused(&self, entry: &HistoryEntry, end: RunEnd) -> Begun {
+        let history = self.end_run(&entry.item, end, None, None, None).await;
+        Begun::Done(RunOutcome {
+            history,
+            duplicate: false,
+        })
+    }
+
+    /// What a second delivery of a firing answers: the first run's history (ended first if
+    /// that run was abandoned), and nothing done.
+    async fn duplicate(&self, job: &JobRecord, history: HistoryItem) -> Begun {
+        tracing::info!(job_id = %job.id, scheduled = %format_rfc3339(history.scheduled_time), history_id = %history.id, "run already recorded; not running it again");
+        let history = self.settle_abandoned(job, history).await;
+        Begun::Done(RunOutcome {
+            history,
+            duplicate: true,
+        })
+    }
+
+    /// A new run's record and its history item (`running`, or `queued` for "run now" on a
+    /// deployment that hands it over), not yet written.
+    fn new_run(
         &self,
         job: &JobRecord,
         scheduled: DateTime<Utc>,
         trigger: Trigger,
         status: RunStatus,
-    ) -> Result<Recorded, StoreError> {
-        let entry = HistoryEntry {
+    ) -> HistoryEntry {
+        HistoryEntry {
             scope: job.scope.clone(),
             cluster_id: job.cluster_id.clone(),
             item: HistoryItem {
@@ -329,19 +376,17 @@ impl Engine {
                 error_code: None,
                 pruned_backup_ids: Vec::new(),
             },
-        };
-        Ok(match self.inner.store.begin_run(&entry).await? {
-            RunStart::Started => Recorded::New(entry),
-            RunStart::AlreadyRan(history) => Recorded::Duplicate(history),
-        })
+        }
     }
 
-    /// Step 2: checks that the run can make a backup (its job, cluster, provider and
-    /// template), then takes the cluster's lock and records the numbered backup.
+    /// Checks that the run can make a backup (its job, cluster, provider and template),
+    /// then takes the cluster's lock and records the numbered backup, and the run with them
+    /// if it is not recorded yet.
     async fn take_cluster(
         &self,
         job: &JobRecord,
         entry: &HistoryEntry,
+        record: Record,
     ) -> Result<Box<LockedRun>, NotStarted> {
         if job.status == JobStatus::Deleted {
             return Err(NotStarted::failed(
@@ -408,13 +453,15 @@ impl Engine {
                 datetime: entry.item.scheduled_time,
                 holder: &holder,
                 backup_id,
+                run: (record == Record::WithStart).then_some(entry),
             })
             .await?
         {
-            Started::Held(holder) => Err(NotStarted::failed(
+            Started::Held(holder) => Err(NotStarted::Locked(RunEnd::failed(
                 RunFailure::ClusterLocked,
                 text::locked_sentence(&cluster.id, &holder),
-            )),
+            ))),
+            Started::AlreadyRan(history) => Err(NotStarted::Duplicate(history)),
             Started::Acquired { lock, backup } => Ok(Box::new(LockedRun {
                 entry: entry.clone(),
                 job: job.clone(),

@@ -1,7 +1,8 @@
 //! [`OneByOne`]: the one [`BackupWrites`] of stores without multi-item transactions
 //! (SQLite, whose calls are local and cheap, and the in-memory store): each group of writes
 //! made through the narrow ports, in order. It reads nothing ahead in `prepare`, so it has
-//! no versions to keep.
+//! no versions to keep. `start` records the run before it asks for the lock, so that a
+//! duplicate takes no lock and a run that finds the lock held stays recorded.
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use backup_core::retention::BackupStatus;
 
 use crate::error::StoreError;
 use crate::model::{
-    Acquisition, Applied, BackupEnd, ClusterRecord, Finish, Finished, Release, StartBackup, Started,
+    Acquisition, Applied, BackupEnd, ClusterRecord, Finish, Finished, Release, RunStart,
+    StartBackup, Started,
 };
 use crate::ports::{BackupWrites, ClusterLock, PendingBackups, Store, StoreResult};
 
@@ -54,6 +56,11 @@ impl BackupWrites for OneByOne {
     }
 
     async fn start(&self, start: &StartBackup<'_>) -> StoreResult<Started> {
+        if let Some(run) = start.run {
+            if let RunStart::AlreadyRan(history) = self.store.begin_run(run).await? {
+                return Ok(Started::AlreadyRan(history));
+            }
+        }
         let lock = match self
             .lock
             .try_acquire(start.cluster_id, start.holder, start.now, start.lease)
@@ -78,6 +85,7 @@ impl BackupWrites for OneByOne {
             Ok(backup) => Ok(Started::Acquired { lock, backup }),
             Err(error) => {
                 // Not started after all: free the cluster rather than wait for the lease.
+                // (The run stays recorded: the caller finds it by its own id and ends it.)
                 if let Err(release) = self
                     .lock
                     .release(start.cluster_id, lock.fencing_token)

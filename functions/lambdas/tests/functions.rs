@@ -1497,6 +1497,13 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         .await
         .expect("succeeds");
     assert_eq!(report["status"], "running", "{report}");
+    // (and fires once more while that backup still holds the cluster: a run that finds it
+    // locked is recorded by itself, to fail)
+    let refused = runner_invocations
+        .invoke(transformer_input(&job, &at(7)))
+        .await
+        .expect("succeeds");
+    assert_eq!(refused["errorCode"], "cluster_locked", "{refused}");
     let swept = runner_invocations
         .invoke(json!({"sweep": true}))
         .await
@@ -1602,6 +1609,43 @@ async fn pruned_any(w: &World, job: &str) -> bool {
         .items
         .iter()
         .any(|b| b.status == backup_core::retention::BackupStatus::Deleted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn one_run_of_a_one_volume_cluster_and_its_settle_make_eight_aws_calls() {
+    // GIVEN a job on a one-volume cluster with nothing to prune
+    let (w, job, _runner) = one_job_and_a_runner(1).await;
+    w.proxy.take_calls();
+    // WHEN its rule fires and EC2 then notifies the snapshot's completion
+    let report = w.fire(&job, 5).await.expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    let start = w.proxy.take_calls();
+    let settled = w.settle(&job).await;
+    assert_eq!(
+        settled[0]["settled"][0]["outcome"], "available",
+        "{settled:?}"
+    );
+    let settle = w.proxy.take_calls();
+    // THEN the two invocations made 8 AWS calls (SPEC §16: at most 8)
+    assert_eq!(
+        start,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:TransactWriteItems",
+            "ec2:CreateSnapshot",
+            "dynamodb:TransactWriteItems"
+        ]
+    );
+    assert_eq!(
+        settle,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:TransactWriteItems"
+        ]
+    );
 }
 
 /// Figures for scripts/bench-aws.sh: the runner's init and cold/warm invocation times

@@ -25,8 +25,10 @@
 //!
 //! # Decisions
 //! - **The run record is the history item**, keyed by (job id, scheduled instant): starting
-//!   a run is one `PutItem` with `attribute_not_exists(pk)`, and a duplicate delivery gets
-//!   the first run's item back in the same call (`ReturnValuesOnConditionCheckFailure`).
+//!   a run puts it with `attribute_not_exists(pk)`, in the transaction that takes the lock
+//!   (below), or alone (`PutItem`) for a run that does not start and a queued one; a
+//!   duplicate delivery gets the first run's item back in the same call
+//!   (`ReturnValuesOnConditionCheckFailure`, in the transaction's cancellation reasons).
 //!   `update_history` computes the key from the item's job and scheduled instant.
 //! - **History order**: newest first by start instant, then by `recorded`, the recording
 //!   process's wall clock in nanoseconds (kept strictly increasing within a process). Two
@@ -41,14 +43,17 @@
 //! - **Sequences** are `ADD seq :1` with `ReturnValues: UPDATED_NEW`.
 //! - **A run's writes are grouped** (module `writes`): one `BatchGetItem` reads the cluster, its
 //!   lock and the job's counter; one `TransactWriteItems` takes the lock, numbers the backup
-//!   and records it, conditional on the lock token and counter just read (the token is set
-//!   to the one after it, as the single `UpdateItem` would; the adapter keeps those
-//!   versions itself, keyed by cluster and counter, so the engine carries no DynamoDB
-//!   state); one `TransactWriteItems` records
-//!   the backup's outcome and the history item and releases the lock. A failed condition
-//!   cancels the whole transaction, so the group is then decided again from fresh reads, or
-//!   made one write at a time. `update::Update` builds each conditional update once for
-//!   both forms.
+//!   and records it with the run, conditional on the lock token and counter just read and
+//!   on the run being new (the token is set to the one after it, as the single `UpdateItem`
+//!   would; the adapter keeps those versions itself, keyed by cluster and counter, so the
+//!   engine carries no DynamoDB state); one `TransactWriteItems` records the backup's
+//!   outcome and the history item and releases the lock. A failed condition cancels the
+//!   whole transaction, so the group is then decided again from fresh reads, or made one
+//!   write at a time; a run that finds the lock held records itself and its failure
+//!   afterwards, with the same conditional put. `update::Update` builds each conditional
+//!   update once for both forms. With the job's `GetItem`, the snapshot and the pending
+//!   record's transaction (module `pending`), a run of a one-volume cluster starts in five
+//!   calls and settles in three (SPEC §16: at most eight).
 //! - **Consistency**: `GetItem`s are strongly consistent; index queries are eventually
 //!   consistent, as lists on the API may be.
 //! - **Lists page** by sort key: a page `Query` starts after the previous page's last sort

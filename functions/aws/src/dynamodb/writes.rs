@@ -1,8 +1,8 @@
 //! A run's grouped writes ([`BackupWrites`]) on DynamoDB: `prepare` is one `BatchGetItem`
-//! (cluster, lock, counter), `start` one `TransactWriteItems` (lock, counter, backup record)
-//! conditional on the versions `prepare` saw, and `finish` one `TransactWriteItems`
-//! (backup, history item, release). A successful run therefore costs three DynamoDB calls
-//! for what the narrow ports do in eight.
+//! (cluster, lock, counter), `start` one `TransactWriteItems` (lock, counter, backup record,
+//! and the run record when it is a new run's) conditional on the versions `prepare` saw, and
+//! `finish` one `TransactWriteItems` (backup, history item, release). A successful run
+//! therefore costs three DynamoDB calls for what the narrow ports do in nine.
 //!
 //! Each transaction carries an idempotency token (`ClientRequestToken`), so that the SDK's
 //! retry of a request whose answer was lost is answered as the first attempt was, instead of
@@ -16,9 +16,13 @@
 //! transaction and a fresh read; a missing one, a read first.
 //!
 //! A transaction is all or nothing, so when one of its conditions fails nothing is written
-//! and the group is decided again: `start` reads the lock and the counter again and answers
-//! `Held` if the lock is taken, or tries once more with the fresh versions; `finish` makes
-//! its parts one by one, each under its own condition, exactly as the narrow ports would.
+//! and the group is decided again: `start` answers `AlreadyRan` if the run record's
+//! condition failed (with the first delivery's item, which comes back with the
+//! cancellation, or else is read), and otherwise reads the lock and the counter again and,
+//! if the lock is taken, records the run alone (`PutItem`, as `begin_run`) and answers
+//! `Held`, or tries once more with the fresh versions;
+//! `finish` makes its parts one by one, each under its own condition, exactly as the narrow
+//! ports would.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,23 +31,28 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use backup_core::api::ClusterLockInfo;
 use backup_core::retention::BackupStatus;
-use backup_engine::ports::{BackupWrites, StoreResult};
+use backup_engine::ports::{BackupWrites, RunStore, StoreResult};
 use backup_engine::{
-    Applied, ClusterRecord, Finish, Finished, Release, StartBackup, Started, StoreError,
+    Applied, ClusterRecord, Finish, Finished, Release, RunStart, StartBackup, Started, StoreError,
 };
 
 use super::update::Update;
 use super::{
     backend, backup_details, backup_item, backup_status_update, cluster_from, get_bool, get_n,
-    history_update, lock_from, lock_release, lock_take, no_run_record, s, token_after, DynamoStore,
-    Item, TokenRule,
+    history_from, history_item, history_update, lock_from, lock_release, lock_take, no_run_record,
+    run_key, s, token_after, DynamoStore, Item, TokenRule,
 };
 
 /// How many times `start` decides again after the lock or the counter moved under it.
 const START_ATTEMPTS: usize = 5;
+/// Where the run record is among the actions of `start`'s transaction: after the lock, the
+/// counter and the backup.
+const RUN_ACTION: usize = 3;
 /// How many `BatchGetItem` rounds may leave keys unprocessed before giving up.
 const BATCH_GET_ROUNDS: u32 = 8;
 
@@ -133,6 +142,14 @@ impl DynamoStore {
         })
     }
 
+    /// The run record of `run`'s job and scheduled instant, which a failed condition said
+    /// exists.
+    async fn recorded_run(&self, run: &backup_engine::HistoryEntry) -> StoreResult<Item> {
+        self.get(run_key(&run.item.job_id, run.item.scheduled_time), "RUN")
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a run record vanished while read".into()))
+    }
+
     /// The items of `keys` (`pk`, `sk`) that exist, read consistently with `BatchGetItem`
     /// (at most 100 keys a request), unprocessed keys asked again with a growing pause.
     pub(super) async fn batch_get(&self, keys: Vec<(String, &str)>) -> StoreResult<Vec<Item>> {
@@ -191,6 +208,23 @@ fn counter_after(sequence_key: &str, seen: u64) -> Update {
         update
             .condition("#seq = :seen")
             .value(":seen", super::n(seen))
+    }
+}
+
+/// The item the action at `index` of a cancelled transaction found, when it asked for it
+/// (`ReturnValuesOnConditionCheckFailure`) and its condition failed.
+fn cancelled_item(
+    e: &SdkError<TransactWriteItemsError, HttpResponse>,
+    index: usize,
+) -> Option<Item> {
+    match e.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(c) => c
+            .cancellation_reasons()
+            .get(index)?
+            .item()
+            .filter(|i| !i.is_empty())
+            .cloned(),
+        _ => None,
     }
 }
 
@@ -254,6 +288,12 @@ impl BackupWrites for DynamoStore {
                 if get_bool(item, "held") {
                     let info = lock_from(item)?;
                     if info.expires > start.now {
+                        // The run is recorded all the same, to fail `cluster_locked`.
+                        if let Some(run) = start.run {
+                            if let RunStart::AlreadyRan(history) = self.begin_run(run).await? {
+                                return Ok(Started::AlreadyRan(history));
+                            }
+                        }
                         return Ok(Started::Held(info));
                     }
                 }
@@ -265,7 +305,7 @@ impl BackupWrites for DynamoStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(|e| StoreError::backend("invalid transaction put", e))?;
-            let actions = vec![
+            let mut actions = vec![
                 lock_take(
                     start.cluster_id,
                     start.holder,
@@ -277,6 +317,19 @@ impl BackupWrites for DynamoStore {
                 counter_after(start.sequence_key, sequence).transact(&self.table)?,
                 TransactWriteItem::builder().put(put).build(),
             ];
+            if let Some(run) = start.run {
+                // What `begin_run` puts, under the same condition (action `RUN_ACTION`).
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(history_item(run, self.history_days)))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(|e| StoreError::backend("invalid transaction put", e))?;
+                actions.push(TransactWriteItem::builder().put(put).build());
+            }
             match self
                 .client
                 .transact_write_items()
@@ -309,7 +362,18 @@ impl BackupWrites for DynamoStore {
                     let Some(codes) = cancellation(&e) else {
                         return Err(backend("TransactWriteItems", e));
                     };
-                    if codes.get(2).map(String::as_str) == Some("ConditionalCheckFailed") {
+                    let failed = |index: usize| {
+                        codes.get(index).map(String::as_str) == Some("ConditionalCheckFailed")
+                    };
+                    if let (Some(run), true) = (start.run, failed(RUN_ACTION)) {
+                        // Another delivery of the same firing recorded the run first.
+                        let item = match cancelled_item(&e, RUN_ACTION) {
+                            Some(item) => item,
+                            None => self.recorded_run(run).await?,
+                        };
+                        return Ok(Started::AlreadyRan(history_from(&item)?.item));
+                    }
+                    if failed(2) {
                         return Err(StoreError::Corrupt(format!(
                             "backup id {} is already taken",
                             backup.id

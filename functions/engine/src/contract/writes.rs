@@ -28,6 +28,18 @@ async fn start(
     backup_id: &str,
     now: DateTime<Utc>,
 ) -> Started {
+    start_with(w, cluster, who, backup_id, now, None).await
+}
+
+/// [`start`], recording `run` with the backup when given.
+async fn start_with(
+    w: &dyn BackupWrites,
+    cluster: &str,
+    who: &LockHolder,
+    backup_id: &str,
+    now: DateTime<Utc>,
+    run: Option<&HistoryEntry>,
+) -> Started {
     w.start(&StartBackup {
         cluster_id: cluster,
         holder: who,
@@ -35,6 +47,7 @@ async fn start(
         lease: LEASE,
         sequence_key: "job:j1",
         backup: &draft(backup_id, cluster, now),
+        run,
     })
     .await
     .unwrap()
@@ -43,7 +56,7 @@ async fn start(
 fn started(s: Started) -> (ClusterLockInfo, BackupEntry) {
     match s {
         Started::Acquired { lock, backup } => (lock, backup),
-        Started::Held(info) => panic!("expected to start, but the lock is held: {info:?}"),
+        s => panic!("expected to start, got {s:?}"),
     }
 }
 
@@ -60,10 +73,9 @@ pub(super) async fn started_run(
     let w = a.writes();
     assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
     let entry = history("r1", "o1", "j1", at(0), at(0));
-    assert_eq!(a.store.begin_run(&entry).await.unwrap(), RunStart::Started);
     w.prepare("c1", "job:j1").await.unwrap();
     let run = holder("scheduled-backup", Some("j1"), Some("r1"));
-    let (lock, b) = started(start(w.as_ref(), "c1", &run, "b1", at(0)).await);
+    let (lock, b) = started(start_with(w.as_ref(), "c1", &run, "b1", at(0), Some(&entry)).await);
     (w, entry, lock, b)
 }
 
@@ -132,6 +144,87 @@ pub async fn start_takes_the_lock_and_records_a_numbered_backup(a: &Adapters) {
     let (lock3, b3) = started(start(w.as_ref(), "c1", &other, "b3", at(1)).await);
     assert_eq!(b3.index, 2);
     assert!(lock3.fencing_token > lock.fencing_token);
+}
+
+pub async fn start_records_its_run_once(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    // GIVEN a run of j1 at at(0), not recorded yet
+    let first = history("r1", "o1", "j1", at(0), at(0));
+    w.prepare("c1", "job:j1").await.unwrap();
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    // WHEN it starts THEN it holds the lock, its backup is #1, and the run is recorded
+    let (lock, b1) = started(start_with(w.as_ref(), "c1", &run, "b1", at(0), Some(&first)).await);
+    assert_eq!(b1.index, 1);
+    assert_eq!(
+        a.store.get_history("r1").await.unwrap(),
+        Some(first.clone())
+    );
+    // WHEN the same firing is delivered again while the first run holds the lock
+    let soon = at(0) + Duration::seconds(30);
+    let again = history("r2", "o1", "j1", at(0), soon);
+    let second = holder("scheduled-backup", Some("j1"), Some("r2"));
+    w.prepare("c1", "job:j1").await.unwrap();
+    // THEN it gets the first run's history, and writes nothing
+    assert_eq!(
+        start_with(w.as_ref(), "c1", &second, "b2", soon, Some(&again)).await,
+        Started::AlreadyRan(first.item.clone())
+    );
+    assert_eq!(a.store.get_history("r2").await.unwrap(), None);
+    assert_eq!(a.store.get_backup("b2").await.unwrap(), None);
+    assert_eq!(a.holder_token("c1", soon).await, Some(lock.fencing_token));
+    // WHEN the first run has ended, and the firing is delivered again
+    let mut done = first.item.clone();
+    done.status = RunStatus::Succeeded;
+    done.end_time = Some(at(1));
+    done.linked_resource = "b1".into();
+    done.details = "Backed up.".into();
+    a.store.update_history(&done).await.unwrap();
+    assert!(a.lock.release("c1", lock.fencing_token).await.unwrap());
+    w.prepare("c1", "job:j1").await.unwrap();
+    // THEN it gets the first run's history as it is now, and writes nothing
+    assert_eq!(
+        start_with(w.as_ref(), "c1", &second, "b3", at(2), Some(&again)).await,
+        Started::AlreadyRan(done)
+    );
+    assert_eq!(a.store.get_history("r2").await.unwrap(), None);
+    assert_eq!(a.store.get_backup("b3").await.unwrap(), None);
+    assert_eq!(a.holder_token("c1", at(2)).await, None);
+    // AND no number was used: the next backup is #2
+    let (_, b4) = started(start(w.as_ref(), "c1", &second, "b4", at(3)).await);
+    assert_eq!(b4.index, 2);
+}
+
+pub async fn start_refused_by_a_held_lock_records_the_run_alone(a: &Adapters) {
+    let w = a.writes();
+    assert!(a.store.insert_cluster(&cluster("c1", "o1")).await.unwrap());
+    let op = holder("expand-disk", None, None);
+    let run = holder("scheduled-backup", Some("j1"), Some("r1"));
+    for prepared in [true, false] {
+        // GIVEN an operator holds the cluster, taken before or after the run prepared
+        let now = at(if prepared { 0 } else { 2 });
+        let entry = history(if prepared { "r1" } else { "r2" }, "o1", "j1", now, now);
+        if prepared {
+            w.prepare("c1", "job:j1").await.unwrap();
+        }
+        let theirs = a.take_lock("c1", &op, now).await;
+        if !prepared {
+            w.prepare("c1", "job:j1").await.unwrap();
+        }
+        // WHEN the run starts THEN the lock is held
+        match start_with(w.as_ref(), "c1", &run, "b1", now, Some(&entry)).await {
+            Started::Held(info) => assert_eq!(info.fencing_token, theirs.fencing_token),
+            s => panic!("expected the lock to be held, got {s:?}"),
+        }
+        // AND the run is recorded, for its failure, but no backup and no number
+        assert_eq!(
+            a.store.get_history(&entry.item.id).await.unwrap(),
+            Some(entry)
+        );
+        assert_eq!(a.store.get_backup("b1").await.unwrap(), None);
+        assert!(a.lock.release("c1", theirs.fencing_token).await.unwrap());
+    }
+    assert_eq!(a.store.next_sequence("job:j1").await.unwrap(), 1);
 }
 
 pub async fn start_with_stale_versions_still_decides_right(a: &Adapters) {

@@ -9,7 +9,7 @@ use backup_core::template::Template;
 use backup_core::job::check_cluster_id;
 
 use super::{check_job_id, job_id_message, Engine};
-use crate::error::{EngineError, Problems};
+use crate::error::{EngineError, Problems, StoreError};
 use crate::model::{
     BackupEntry, BackupFilter, BackupHandle, ClusterRecord, LockHolder, Scope, Started,
     OPERATION_MANUAL,
@@ -207,6 +207,7 @@ impl Engine {
                 datetime: self.now(),
                 holder: &holder,
                 backup_id,
+                run: None,
             })
             .await?;
         let (lock, backup) = match started {
@@ -216,6 +217,13 @@ impl Engine {
                     cluster_id: cluster.id,
                     holder: Box::new(holder),
                 })
+            }
+            Started::AlreadyRan(history) => {
+                return Err(StoreError::Corrupt(format!(
+                    "a manual backup was answered with run {}, which it did not ask to record",
+                    history.id
+                ))
+                .into())
             }
         };
         let id = backup.id.clone();

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use crate::engine::Engine;
 use crate::error::{ProviderError, StoreError};
 use crate::model::{
-    BackupDraft, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Creation, LockHolder,
-    Progress, ProviderStatus, Scope, StartBackup, Started,
+    BackupDraft, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Creation, HistoryEntry,
+    LockHolder, Progress, ProviderStatus, Scope, StartBackup, Started,
 };
 use crate::ports::BackupProvider;
 
@@ -102,6 +102,8 @@ pub(crate) struct NewBackup<'a> {
     pub(crate) datetime: DateTime<Utc>,
     pub(crate) holder: &'a LockHolder,
     pub(crate) backup_id: String,
+    /// The run to record with the backup, when it is not recorded yet.
+    pub(crate) run: Option<&'a HistoryEntry>,
 }
 
 impl Engine {
@@ -118,6 +120,7 @@ impl Engine {
             datetime,
             holder,
             backup_id,
+            run,
         } = new;
         let now = self.now();
         let location = provider.planned_location(&BackupRequest {
@@ -162,6 +165,7 @@ impl Engine {
                 lease: self.lease(),
                 sequence_key,
                 backup: &draft,
+                run,
             })
             .await
     }
