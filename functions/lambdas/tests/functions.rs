@@ -98,6 +98,7 @@ impl World {
         table
             .store()
             .insert_cluster(&ClusterRecord {
+                server: Default::default(),
                 id: cluster.clone(),
                 scope: scope(),
                 description: description.into(),
@@ -1513,6 +1514,7 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
     // AND an operator deletes a backup a stopped process left without its snapshot ids
     // (its snapshots are found by their `backup:backup-id` tag)
     let left = backup_engine::BackupEntry {
+        size_bytes: None,
         id: RandomIds::default().new_id(),
         scope: scope(),
         job_id: None,
