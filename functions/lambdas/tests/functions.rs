@@ -496,6 +496,15 @@ async fn an_instance_tag_cluster_is_one_create_snapshots_per_instance_settled_by
         w.history_status(&report["historyId"]).await,
         RunStatus::Succeeded
     );
+    // AND the backup's size is its volumes', as CreateSnapshots answered them
+    let made = w
+        .table
+        .store()
+        .get_backup(&backup.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(made.size_bytes.is_some_and(|b| b > 0), "{made:?}");
 
     // WHEN two more runs make the job prune the first backup
     for hour in [6, 7] {
@@ -802,6 +811,8 @@ async fn a_pending_snapshot_holds_its_cluster_until_its_notification_settles_it_
     );
     let backups = w.table.store().list_job_backups(&job).await.unwrap();
     assert_eq!(backups[0].status.to_string(), "available");
+    // AND its size is its volume's, as CreateSnapshot answered it (esc's `sizeGb`: 8)
+    assert_eq!(backups[0].size_bytes, Some(8 << 30));
     let store = w.table.store();
     assert_eq!(
         store.current(&w.cluster, chrono::Utc::now()).await.unwrap(),
