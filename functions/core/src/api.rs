@@ -551,6 +551,17 @@ mod tests {
     }
 
     #[test]
+    fn esc_reads_sizes_in_whole_gib_rounded_up_and_ebs_as_aws() {
+        assert_eq!(size_gb(0), 0);
+        assert_eq!(size_gb(1), 1);
+        assert_eq!(size_gb(1 << 30), 1);
+        assert_eq!(size_gb((1 << 30) + 1), 2);
+        assert_eq!(size_gb(u64::MAX), i32::MAX);
+        assert_eq!(esc_provider("aws-ebs"), "aws");
+        assert_eq!(esc_provider("directory"), "directory");
+    }
+
+    #[test]
     fn an_unknown_stored_code_keeps_its_record_readable() {
         // GIVEN a code a newer version wrote WHEN read THEN it is `Unknown`, not an error
         assert_eq!(

@@ -723,6 +723,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_may_say_its_server_and_nodes_within_bounds() {
+        // GIVEN a registration that says its server's version, tag and node count
+        let mut req = directory("c1", "/var/lib/db");
+        req.server_version = Some("23.10.1".into());
+        req.server_version_tag = Some("23.10.1-jammy «lts»".into());
+        req.node_count = Some(99);
+        assert!(validate_cluster(&req).is_ok());
+        // WHEN any is out of bounds THEN that field says what to write
+        req.node_count = Some(0);
+        req.server_version = Some("v".repeat(65));
+        req.server_version_tag = Some("a\tb".into());
+        let err = validate_cluster(&req).unwrap_err();
+        assert_eq!(codes(&err, "nodeCount"), [ErrorCode::OutOfRange]);
+        assert_eq!(codes(&err, "serverVersion"), [ErrorCode::TooLong]);
+        assert_eq!(codes(&err, "serverVersionTag"), [ErrorCode::InvalidValue]);
+        let e = &check_server_version(Field::ServerVersionTag, "a\tb")
+            .unwrap_err()
+            .0[0];
+        assert_eq!((e.start, e.end), (1, 2));
+        assert!(check_node_count(100).unwrap_err().0[0]
+            .message
+            .contains("such as 3"));
+        assert_eq!(
+            check_server_version(Field::ServerVersion, " ")
+                .unwrap_err()
+                .codes(),
+            [ErrorCode::Required]
+        );
+    }
+
+    #[test]
     fn a_lock_lasts_one_second_to_seven_days() {
         assert_eq!(validate_lock(&lock("expand-disk", None)), Ok(None));
         assert_eq!(validate_lock(&lock("expand-disk", Some(1))), Ok(Some(1)));
