@@ -127,6 +127,9 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
         description: body.description,
         region: body.region,
         target,
+        server_version: body.server_version,
+        server_version_tag: body.server_version_tag,
+        node_count: body.node_count,
     };
     Ok(request_check(validate_cluster(&request)))
 }
@@ -134,8 +137,8 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
 fn cluster_shape_error(detail: &dyn std::fmt::Display) -> ArgumentError {
     ArgumentError::Type(format!(
         "request must be a register-cluster body {{id, description, region?, provider: \
-         \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}: \
-         {detail}"
+         \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}, \
+         with serverVersion?, serverVersionTag? and nodeCount? in either: {detail}"
     ))
 }
 
@@ -157,6 +160,9 @@ struct ClusterBody {
     path: Option<String>,
     volume_ids: Vec<String>,
     instance_tag: Option<String>,
+    server_version: Option<String>,
+    server_version_tag: Option<String>,
+    node_count: Option<u32>,
 }
 
 /// The body's keys, in the order serde's derive lists them in an `unknown field` error.
@@ -168,6 +174,9 @@ const CLUSTER_BODY_FIELDS: &[&str] = &[
     "path",
     "volumeIds",
     "instanceTag",
+    "serverVersion",
+    "serverVersionTag",
+    "nodeCount",
 ];
 
 impl<'de> serde::Deserialize<'de> for ClusterBody {
@@ -187,7 +196,7 @@ impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ClusterBody, A::Error> {
         use serde::de::Error;
-        let mut seen = 0u8;
+        let mut seen = 0u16;
         let mut id: Option<String> = None;
         let mut description: Option<String> = None;
         let mut region: Option<String> = None;
@@ -195,6 +204,9 @@ impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
         let mut path: Option<String> = None;
         let mut volume_ids: Vec<String> = Vec::new();
         let mut instance_tag: Option<String> = None;
+        let mut server_version: Option<String> = None;
+        let mut server_version_tag: Option<String> = None;
+        let mut node_count: Option<u32> = None;
         while let Some(key) = map.next_key::<String>()? {
             let index = CLUSTER_BODY_FIELDS
                 .iter()
@@ -212,7 +224,10 @@ impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
                 3 => provider = Some(map.next_value()?),
                 4 => path = map.next_value()?,
                 5 => volume_ids = map.next_value()?,
-                _ => instance_tag = map.next_value()?,
+                6 => instance_tag = map.next_value()?,
+                7 => server_version = map.next_value()?,
+                8 => server_version_tag = map.next_value()?,
+                _ => node_count = map.next_value()?,
             }
         }
         let required = |value: Option<String>, index: usize| {
@@ -226,6 +241,9 @@ impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
             path,
             volume_ids,
             instance_tag,
+            server_version,
+            server_version_tag,
+            node_count,
         })
     }
 }
@@ -477,6 +495,12 @@ mod tests {
             pub volume_ids: Vec<String>,
             #[serde(default)]
             pub instance_tag: Option<String>,
+            #[serde(default)]
+            pub server_version: Option<String>,
+            #[serde(default)]
+            pub server_version_tag: Option<String>,
+            #[serde(default)]
+            pub node_count: Option<u32>,
         }
     }
 
@@ -490,6 +514,7 @@ mod tests {
             Option<String>,
             Vec<String>,
             Option<String>,
+            (Option<String>, Option<String>, Option<u32>),
         );
         let by_hand = |json: &str| -> Result<Fields, String> {
             serde_json::from_str::<ClusterBody>(json)
@@ -502,6 +527,7 @@ mod tests {
                         b.path,
                         b.volume_ids,
                         b.instance_tag,
+                        (b.server_version, b.server_version_tag, b.node_count),
                     )
                 })
                 .map_err(|e| e.to_string())
@@ -517,6 +543,7 @@ mod tests {
                         b.path,
                         b.volume_ids,
                         b.instance_tag,
+                        (b.server_version, b.server_version_tag, b.node_count),
                     )
                 })
                 .map_err(|e| e.to_string())
@@ -541,6 +568,11 @@ mod tests {
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":"vol-1"}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":[1]}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","instanceTag":false}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","serverVersion":"23.10.1","serverVersionTag":"23.10.1-jammy","nodeCount":3}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","serverVersion":null,"nodeCount":null}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":-1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":"3"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1,"nodeCount":2}"#,
             r#"null"#,
             r#""c1""#,
             r#"{"id":"c1","#,

@@ -24,7 +24,8 @@ export type ErrorCode =
 export type ErrorField =
   | "minute" | "hour" | "dayOfMonth" | "month" | "dayOfWeek" | "schedule" | "description"
   | "jobDescription" | "type" | "clusterId" | "maxBackupCount" | "clusterDescription" | "region"
-  | "path" | "volumeIds" | "instanceTag" | "operation" | "ttlSeconds";
+  | "path" | "volumeIds" | "instanceTag" | "operation" | "ttlSeconds" | "serverVersion"
+  | "serverVersionTag" | "nodeCount";
 
 /**
  * One problem, located precisely enough to underline it: `start`..`end` counts Unicode
@@ -111,6 +112,11 @@ export type RegisterClusterRequest = {
   description: string;
   /** `local` (or left out) for a directory; the AWS region for `aws-ebs`. */
   region?: string | null;
+  /** The database server's version and build tag: 1 to 64 printable characters each. */
+  serverVersion?: string | null;
+  serverVersionTag?: string | null;
+  /** How many nodes the cluster has, 1 to 99 (1 when left out). */
+  nodeCount?: number | null;
 } & (
   | { provider: "directory"; path: string }
   | { provider: "aws-ebs"; volumeIds?: string[]; instanceTag?: string | null }
@@ -118,7 +124,8 @@ export type RegisterClusterRequest = {
 
 /** The keys of a cluster check: the body's field names, as the API's `fields` uses. */
 export type ClusterField =
-  | "id" | "description" | "region" | "path" | "volumeIds" | "instanceTag";
+  | "id" | "description" | "region" | "path" | "volumeIds" | "instanceTag" | "serverVersion"
+  | "serverVersionTag" | "nodeCount";
 
 /** `validateCluster`'s answer (the path's shape only; the server checks the directory). */
 export type ClusterCheck =
@@ -211,12 +218,16 @@ mod tests {
             InstanceTag,
             Operation,
             TtlSeconds,
+            ServerVersion,
+            ServerVersionTag,
+            NodeCount,
         ];
         for field in &all {
             match field {
                 Minute | Hour | DayOfMonth | Month | DayOfWeek | Schedule | Description
                 | JobDescription | JobType | ClusterId | MaxBackupCount | ClusterDescription
-                | Region | Path | VolumeIds | InstanceTag | Operation | TtlSeconds => {}
+                | Region | Path | VolumeIds | InstanceTag | Operation | TtlSeconds
+                | ServerVersion | ServerVersionTag | NodeCount => {}
             }
         }
         all

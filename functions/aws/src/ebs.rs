@@ -193,7 +193,8 @@ impl EbsProvider {
     }
 
     /// Starts the snapshots of one source, adding their ids to `started` as EC2 answers
-    /// (so that a failure after some started can undo them).
+    /// (so that a failure after some started can undo them), and the sizes of their
+    /// volumes in GiB (EC2's `VolumeSize`) to `gib`.
     async fn start(
         &self,
         client: &Client,
@@ -201,6 +202,7 @@ impl EbsProvider {
         request: &BackupRequest,
         tags: &TagSpecification,
         started: &mut Vec<String>,
+        gib: &mut u64,
     ) -> Result<(), ProviderError> {
         let description = fit_label(&request.description, MAX_DESCRIPTION);
         match source {
@@ -213,6 +215,7 @@ impl EbsProvider {
                     .send()
                     .await
                     .map_err(|e| creation_failed(&format!("CreateSnapshot of {volume}"), e))?;
+                *gib += volume_gib(out.volume_size);
                 match out.snapshot_id {
                     Some(id) => started.push(id),
                     None => {
@@ -249,6 +252,7 @@ impl EbsProvider {
                 let before = started.len();
                 let mut unnamed = 0;
                 for snapshot in out.snapshots() {
+                    *gib += volume_gib(snapshot.volume_size());
                     match snapshot.snapshot_id() {
                         Some(id) => started.push(id.to_owned()),
                         None => unnamed += 1,
@@ -485,10 +489,11 @@ impl BackupProvider for EbsProvider {
             .set_tags(Some(tags))
             .build();
         let mut snapshot_ids = Vec::new();
+        let mut gib = 0;
         let started = chrono::Utc::now();
         for source in &sources {
             let result = self
-                .start(&client, source, request, &spec, &mut snapshot_ids)
+                .start(&client, source, request, &spec, &mut snapshot_ids, &mut gib)
                 .await;
             if let Err(error) = result {
                 if let Err(undo) = self.delete_snapshots(&client, &snapshot_ids).await {
@@ -506,6 +511,8 @@ impl BackupProvider for EbsProvider {
         let mut handle = BackupHandle::new(request.backup_id.clone(), location);
         // EC2's notifications name each snapshot: they settle the backup (SPEC §16).
         handle.keys = snapshot_ids;
+        // The backup's size is its volumes' (a snapshot stores at most that much).
+        handle.size_bytes = Some(gib << 30);
         Ok(Creation::Pending(handle))
     }
 
@@ -567,6 +574,11 @@ impl BackupProvider for EbsProvider {
         let ids = self.snapshot_ids(&client, &set, &handle.backup_id).await?;
         self.delete_snapshots(&client, &ids).await
     }
+}
+
+/// A snapshot's `VolumeSize` in GiB; 0 when EC2 did not say (or said nonsense).
+fn volume_gib(size: Option<i32>) -> u64 {
+    size.and_then(|gib| u64::try_from(gib).ok()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -172,6 +172,7 @@ fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
         job_id: Some("j1".into()),
         description: "c1 nightly".into(),
         cluster: ClusterRecord {
+            server: Default::default(),
             id: "c1".into(),
             scope: Scope {
                 org: "default".into(),

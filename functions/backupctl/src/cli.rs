@@ -263,6 +263,15 @@ pub struct RegisterCluster {
     /// For `aws-ebs`: find the volumes attached to instances with this tag, `KEY=VALUE`.
     #[arg(long)]
     pub instance_tag: Option<String>,
+    /// The database server's version, such as 23.10.1 (backups of the cluster show it).
+    #[arg(long)]
+    pub server_version: Option<String>,
+    /// The server's build tag, such as 23.10.1-jammy.
+    #[arg(long)]
+    pub server_version_tag: Option<String>,
+    /// How many nodes the cluster has, 1 to 99 (1 when left out).
+    #[arg(long)]
+    pub node_count: Option<u32>,
 }
 
 #[derive(Debug, Args)]

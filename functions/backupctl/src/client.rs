@@ -719,6 +719,19 @@ fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
         ("Region", c.region.clone()),
         ("Target", target_text(&c.target)),
         (
+            "Server",
+            match (&c.server_version, &c.server_version_tag) {
+                (None, None) => "unknown".to_owned(),
+                (version, tag) => [version, tag]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", tag "),
+            },
+        ),
+        ("Nodes", c.node_count.to_string()),
+        (
             "Lock",
             c.lock
                 .as_ref()

@@ -1172,6 +1172,50 @@ fn clusters_register_makes_the_path_absolute() {
 }
 
 #[test]
+fn clusters_register_records_the_server_version_and_node_count() {
+    // GIVEN a server and a cluster directory
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let data = sandbox.cluster_dir("versioned", 1, 16);
+    let path = data.to_str().expect("UTF-8 path");
+    let register = format!(
+        "clusters register --cluster-id versioned --description Versioned --provider directory \
+         --path '{path}'"
+    );
+    // WHEN it is registered with its server's version, tag and node count
+    server.ok(&words(&format!(
+        "{register} --server-version 23.10.1 --server-version-tag 23.10.1-jammy --node-count 3"
+    )));
+    // THEN `clusters get` shows them, as JSON and as text
+    let cluster = server.json(&["clusters", "get", "--cluster-id", "versioned"]);
+    assert_eq!(cluster["cluster"]["serverVersion"], "23.10.1", "{cluster}");
+    assert_eq!(cluster["cluster"]["serverVersionTag"], "23.10.1-jammy");
+    assert_eq!(cluster["cluster"]["nodeCount"], 3);
+    let text = server.ok(&["clusters", "get", "--cluster-id", "versioned"]);
+    assert!(text.contains("23.10.1, tag 23.10.1-jammy"), "{text}");
+    // AND a node count out of range is refused before anything is sent, saying what to write
+    for bad in ["0", "100"] {
+        let line = format!(
+            "clusters register --cluster-id other --description Other --provider directory \
+             --path '{path}' --node-count {bad}"
+        );
+        let out = server.cli(&words(&line));
+        assert_eq!(out.code, Some(2), "{}", out.describe());
+        assert!(
+            out.stderr.contains("--node-count") && out.stderr.contains("1 to 99 nodes, such as 3"),
+            "{}",
+            out.stderr
+        );
+    }
+    let listed = server.json(&["clusters", "list"]);
+    assert_eq!(
+        listed["clusters"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
+#[test]
 fn lists_page_and_say_how_to_go_on() {
     // GIVEN three clusters
     let sandbox = Sandbox::new();

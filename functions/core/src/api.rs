@@ -147,12 +147,22 @@ pub enum Trigger {
     Manual,
 }
 
-/// One run of a job, as history shows it.
+/// One run of a job, as history shows it: esc's `HistoryItem` (SPEC §17) and our own fields
+/// after it (esc ignores fields it does not know).
+///
+/// `organizationId` and `projectId` are the scope of the job the run belongs to. They are not
+/// stored apart from that scope: every store keeps an item under its scope (the engine's
+/// `HistoryEntry::scope`) and fills these two from it when it reads the item back, so they
+/// cannot disagree with where the item is listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryItem {
     pub id: String,
     pub job_id: String,
+    #[serde(default)]
+    pub organization_id: String,
+    #[serde(default)]
+    pub project_id: String,
     pub status: RunStatus,
     /// One human sentence: what happened, and for a failure why and what to do.
     pub details: String,
@@ -175,13 +185,34 @@ pub struct HistoryItem {
     pub pruned_backup_ids: Vec<String>,
 }
 
+/// One backup: esc's `Backup` (SPEC §17: every field it requires is always present, text
+/// never null, the two counts 32-bit integers) and our own fields after it.
+///
+/// Where each of esc's fields comes from (decided in the engine, which builds this shape):
+/// `projectId` is the scope the backup is listed in; `region`, `serverVersion`,
+/// `serverVersionTag` and `availableNodeCount` are the source cluster's as registered now
+/// (`""`, `""`, `""` and 1 once the cluster is deleted, or when it never said); `provider`
+/// is [`esc_provider`] of the provider that made it; `sizeGb` is the size the provider
+/// reported when the backup became available, in GiB rounded up, and 0 until then (or for
+/// a backup made before sizes were recorded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Backup {
     pub id: String,
+    pub project_id: String,
     pub description: String,
     pub source_cluster_id: String,
     pub source_cluster_description: String,
+    /// `aws` for EBS snapshots, else our provider's name (`directory`).
+    pub provider: String,
+    /// The source cluster's region (`local` for a directory cluster).
+    pub region: String,
+    pub server_version: String,
+    pub server_version_tag: String,
+    /// The source cluster's node count (32-bit, as esc reads it).
+    pub available_node_count: i32,
+    /// The backup's size in GiB, rounded up; 0 while unknown.
+    pub size_gb: i32,
     #[serde(with = "rfc3339")]
     pub created: DateTime<Utc>,
     pub status: BackupStatus,
@@ -212,6 +243,21 @@ pub enum ClusterTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instance_tag: Option<String>,
     },
+}
+
+/// The `provider` esc shows for a backup made by our provider `kind`: `aws` for `aws-ebs`
+/// (esc's table shows cloud providers by their cloud's name), our own name otherwise.
+pub fn esc_provider(kind: &str) -> &str {
+    match kind {
+        "aws-ebs" => "aws",
+        other => other,
+    }
+}
+
+/// A size in bytes as esc's `sizeGb`: GiB rounded up (so 1 byte is 1), at most `i32::MAX`.
+pub fn size_gb(bytes: u64) -> i32 {
+    const GIB: u64 = 1 << 30;
+    i32::try_from(bytes.div_ceil(GIB)).unwrap_or(i32::MAX)
 }
 
 impl ClusterTarget {
@@ -249,6 +295,14 @@ pub struct Cluster {
     pub region: String,
     #[serde(flatten)]
     pub target: ClusterTarget,
+    /// The database server's version, as registered (what backups of it show).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version_tag: Option<String>,
+    /// How many nodes the cluster has: 1 unless registered otherwise.
+    #[serde(default = "one_node")]
+    pub node_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<ClusterLockInfo>,
     /// Why its runs fail `path_not_allowed` now (its path became a link, or breaks the
@@ -267,6 +321,22 @@ pub struct RegisterClusterRequest {
     pub region: Option<String>,
     #[serde(flatten)]
     pub target: ClusterTarget,
+    /// The database server's version (such as `23.10.1`): at most 64 printable characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// Its build tag (such as `23.10.1-jammy`): at most 64 printable characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version_tag: Option<String>,
+    /// How many nodes the cluster has, 1 to 99; 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_count: Option<u32>,
+}
+
+/// A cluster's node count when its registration did not say.
+pub const DEFAULT_NODE_COUNT: u32 = 1;
+
+fn one_node() -> u32 {
+    DEFAULT_NODE_COUNT
 }
 
 /// `POST …/clusters/{id}/lock`: an operator's maintenance lock.
@@ -478,6 +548,17 @@ mod tests {
                 serde_json::json!(code)
             );
         }
+    }
+
+    #[test]
+    fn esc_reads_sizes_in_whole_gib_rounded_up_and_ebs_as_aws() {
+        assert_eq!(size_gb(0), 0);
+        assert_eq!(size_gb(1), 1);
+        assert_eq!(size_gb(1 << 30), 1);
+        assert_eq!(size_gb((1 << 30) + 1), 2);
+        assert_eq!(size_gb(u64::MAX), i32::MAX);
+        assert_eq!(esc_provider("aws-ebs"), "aws");
+        assert_eq!(esc_provider("directory"), "directory");
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //!   AWS region name, checked without a list that would age.
 //! - The volumes are named by ids or by one instance tag `KEY=VALUE`, never both, so a
 //!   backup never depends on which of the two the provider happened to read first.
+//! - A cluster may say its server's version and build tag (1 to [`MAX_SERVER_VERSION_CHARS`]
+//!   printable characters each, no control characters; left out when unknown) and its node
+//!   count (1 to [`MAX_NODE_COUNT`], 1 when left out): backups of it show them, as esc's
+//!   `serverVersion`, `serverVersionTag` and `availableNodeCount`.
 //! - The TTL of a maintenance lock is 1 s to [`MAX_LOCK_TTL_SECONDS`] (7 days): a longer
 //!   window is almost certainly a typo (`30d` for `30m`), and a lock can be taken again.
 
@@ -38,6 +42,10 @@ pub const MAX_VOLUME_IDS: usize = 64;
 pub const MAX_INSTANCE_TAG_CHARS: usize = 256;
 /// A maintenance operation's name is at most this many characters.
 pub const MAX_OPERATION_CHARS: usize = 64;
+/// A server version or version tag is at most this many characters.
+pub const MAX_SERVER_VERSION_CHARS: usize = 64;
+/// A cluster has at most this many nodes.
+pub const MAX_NODE_COUNT: u32 = 99;
 /// The shortest maintenance lock, in seconds.
 pub const MIN_LOCK_TTL_SECONDS: u64 = 1;
 /// The longest maintenance lock, in seconds: a week.
@@ -58,8 +66,21 @@ pub mod keys {
     pub const PATH: &str = "path";
     pub const VOLUME_IDS: &str = "volumeIds";
     pub const INSTANCE_TAG: &str = "instanceTag";
+    pub const SERVER_VERSION: &str = "serverVersion";
+    pub const SERVER_VERSION_TAG: &str = "serverVersionTag";
+    pub const NODE_COUNT: &str = "nodeCount";
     /// Every key of a register-cluster check.
-    pub const CLUSTER_ALL: [&str; 6] = [ID, DESCRIPTION, REGION, PATH, VOLUME_IDS, INSTANCE_TAG];
+    pub const CLUSTER_ALL: [&str; 9] = [
+        ID,
+        DESCRIPTION,
+        REGION,
+        PATH,
+        VOLUME_IDS,
+        INSTANCE_TAG,
+        SERVER_VERSION,
+        SERVER_VERSION_TAG,
+        NODE_COUNT,
+    ];
 
     pub const OPERATION: &str = "operation";
     pub const TTL_SECONDS: &str = "ttlSeconds";
@@ -82,6 +103,21 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
         keys::DESCRIPTION,
         check_cluster_description(&request.description),
     );
+    if let Some(version) = &request.server_version {
+        problems.take(
+            keys::SERVER_VERSION,
+            check_server_version(Field::ServerVersion, version),
+        );
+    }
+    if let Some(tag) = &request.server_version_tag {
+        problems.take(
+            keys::SERVER_VERSION_TAG,
+            check_server_version(Field::ServerVersionTag, tag),
+        );
+    }
+    if let Some(count) = request.node_count {
+        problems.take(keys::NODE_COUNT, check_node_count(count));
+    }
     let region = match &request.target {
         ClusterTarget::Directory { path } => {
             problems.take(keys::PATH, check_path(path));
@@ -192,6 +228,59 @@ pub fn check_cluster_description(text: &str) -> Result<(), FieldErrors> {
         ))
     } else {
         Ok(())
+    }
+}
+
+/// A server version or its build tag (`field` says which): 1 to
+/// [`MAX_SERVER_VERSION_CHARS`] characters, none of them a control character.
+pub fn check_server_version(field: Field, text: &str) -> Result<(), FieldErrors> {
+    let n = text.chars().count();
+    let example = match field {
+        Field::ServerVersionTag => "23.10.1-jammy",
+        _ => "23.10.1",
+    };
+    if text.trim().is_empty() {
+        return Err(one(
+            ErrorCode::Required,
+            field,
+            0..n,
+            format!("Write the version, such as {example}, or leave it out when unknown."),
+        ));
+    }
+    if n > MAX_SERVER_VERSION_CHARS {
+        return Err(one(
+            ErrorCode::TooLong,
+            field,
+            MAX_SERVER_VERSION_CHARS..n,
+            format!(
+                "A version is at most {MAX_SERVER_VERSION_CHARS} characters, such as                  {example}; this one has {n}."
+            ),
+        ));
+    }
+    if let Some((i, _)) = text.chars().enumerate().find(|(_, c)| c.is_control()) {
+        return Err(one(
+            ErrorCode::InvalidValue,
+            field,
+            i..i + 1,
+            format!("A version is printable text, such as {example}, without control characters."),
+        ));
+    }
+    Ok(())
+}
+
+/// A cluster's node count: 1 to [`MAX_NODE_COUNT`].
+pub fn check_node_count(count: u32) -> Result<(), FieldErrors> {
+    if (1..=MAX_NODE_COUNT).contains(&count) {
+        Ok(())
+    } else {
+        Err(one(
+            ErrorCode::OutOfRange,
+            Field::NodeCount,
+            0..0,
+            format!(
+                "A cluster has 1 to {MAX_NODE_COUNT} nodes, such as 3; {count} is not. Leave                  it out for a single node."
+            ),
+        ))
     }
 }
 
@@ -408,6 +497,9 @@ mod tests {
             target: ClusterTarget::Directory {
                 path: path.to_owned(),
             },
+            server_version: None,
+            server_version_tag: None,
+            node_count: None,
         }
     }
 
@@ -420,6 +512,9 @@ mod tests {
                 volume_ids: volume_ids.iter().map(|v| v.to_string()).collect(),
                 instance_tag: instance_tag.map(str::to_owned),
             },
+            server_version: None,
+            server_version_tag: None,
+            node_count: None,
         }
     }
 
@@ -628,6 +723,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_may_say_its_server_and_nodes_within_bounds() {
+        // GIVEN a registration that says its server's version, tag and node count
+        let mut req = directory("c1", "/var/lib/db");
+        req.server_version = Some("23.10.1".into());
+        req.server_version_tag = Some("23.10.1-jammy «lts»".into());
+        req.node_count = Some(99);
+        assert!(validate_cluster(&req).is_ok());
+        // WHEN any is out of bounds THEN that field says what to write
+        req.node_count = Some(0);
+        req.server_version = Some("v".repeat(65));
+        req.server_version_tag = Some("a\tb".into());
+        let err = validate_cluster(&req).unwrap_err();
+        assert_eq!(codes(&err, "nodeCount"), [ErrorCode::OutOfRange]);
+        assert_eq!(codes(&err, "serverVersion"), [ErrorCode::TooLong]);
+        assert_eq!(codes(&err, "serverVersionTag"), [ErrorCode::InvalidValue]);
+        let e = &check_server_version(Field::ServerVersionTag, "a\tb")
+            .unwrap_err()
+            .0[0];
+        assert_eq!((e.start, e.end), (1, 2));
+        assert!(check_node_count(100).unwrap_err().0[0]
+            .message
+            .contains("such as 3"));
+        assert_eq!(
+            check_server_version(Field::ServerVersion, " ")
+                .unwrap_err()
+                .codes(),
+            [ErrorCode::Required]
+        );
+    }
+
+    #[test]
     fn a_lock_lasts_one_second_to_seven_days() {
         assert_eq!(validate_lock(&lock("expand-disk", None)), Ok(None));
         assert_eq!(validate_lock(&lock("expand-disk", Some(1))), Ok(Some(1)));
@@ -669,6 +795,9 @@ mod tests {
                 volume_ids: vec!["vol-x".into()],
                 instance_tag: None,
             },
+            server_version: None,
+            server_version_tag: None,
+            node_count: None,
         };
         let err = validate_cluster(&req).unwrap_err();
         assert_eq!(

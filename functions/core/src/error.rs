@@ -144,6 +144,15 @@ pub enum Field {
     /// A maintenance lock's `ttlSeconds` (a number, so its errors carry no span).
     #[serde(rename = "ttlSeconds")]
     TtlSeconds,
+    /// A cluster's `serverVersion` in the register-cluster body.
+    #[serde(rename = "serverVersion")]
+    ServerVersion,
+    /// A cluster's `serverVersionTag`.
+    #[serde(rename = "serverVersionTag")]
+    ServerVersionTag,
+    /// A cluster's `nodeCount` (a number, so its errors carry no span).
+    #[serde(rename = "nodeCount")]
+    NodeCount,
 }
 
 impl Field {
@@ -168,6 +177,9 @@ impl Field {
             Field::InstanceTag => "instanceTag",
             Field::Operation => "operation",
             Field::TtlSeconds => "ttlSeconds",
+            Field::ServerVersion => "serverVersion",
+            Field::ServerVersionTag => "serverVersionTag",
+            Field::NodeCount => "nodeCount",
         }
     }
 }

@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_core::api::RegisterClusterRequest;
+use backup_core::api::{self, RegisterClusterRequest};
 use backup_core::cluster;
 use backup_core::job::check_cluster_id;
 use chrono::{DateTime, DurationRound, Utc};
 
 use crate::error::{EngineError, Problems};
 use crate::ids::{is_valid_id, RandomIds};
-use crate::model::{ClusterRecord, Scope};
+use crate::model::{ClusterRecord, ClusterServer, Scope};
 use crate::ports::{
     BackupProvider, BackupWrites, Clock, ClusterLock, IdGenerator, PendingBackups, RunDispatcher,
     Store, TriggerScheduler,
@@ -298,6 +298,11 @@ fn validate_cluster(
         description: request.description.clone(),
         region: valid.region,
         target: request.target.clone(),
+        server: ClusterServer {
+            version: request.server_version.clone(),
+            version_tag: request.server_version_tag.clone(),
+            node_count: request.node_count.unwrap_or(api::DEFAULT_NODE_COUNT),
+        },
         created: now,
     })
 }

@@ -239,6 +239,13 @@ impl BackupStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()> {
+        if let Some(b) = self.state().backups.get_mut(backup_id) {
+            b.size_bytes = Some(size_bytes);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -258,7 +265,10 @@ impl RunStore for MemoryStore {
             };
         }
         s.runs.insert(key, entry.item.id.clone());
-        s.history.push(entry.clone());
+        s.history.push(HistoryEntry {
+            item: entry.scope.owns(entry.item.clone()),
+            ..entry.clone()
+        });
         Ok(RunStart::Started)
     }
 }
@@ -272,7 +282,7 @@ impl HistoryStore for MemoryStore {
             .iter_mut()
             .find(|h| h.item.id == item.id)
         {
-            h.item = item.clone();
+            h.item = h.scope.owns(item.clone());
         }
         Ok(())
     }
@@ -283,7 +293,7 @@ impl HistoryStore for MemoryStore {
             .find(|h| h.item.id == item.id && h.item.status == RunStatus::Queued);
         Ok(match queued {
             Some(h) => {
-                h.item = item.clone();
+                h.item = h.scope.owns(item.clone());
                 true
             }
             None => false,

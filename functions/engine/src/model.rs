@@ -125,7 +125,30 @@ pub struct ClusterRecord {
     /// `local` for directory clusters.
     pub region: String,
     pub target: ClusterTarget,
+    /// What its registration said of its database server.
+    pub server: ClusterServer,
     pub created: DateTime<Utc>,
+}
+
+/// What a cluster's registration said of its database server, for its backups to show as
+/// esc's `serverVersion`, `serverVersionTag` and `availableNodeCount` (SPEC §17). Every part
+/// is optional in the request; a store that has none of it (a cluster registered before)
+/// reads it as [`ClusterServer::default`]: versions unknown, one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterServer {
+    pub version: Option<String>,
+    pub version_tag: Option<String>,
+    pub node_count: u32,
+}
+
+impl Default for ClusterServer {
+    fn default() -> Self {
+        ClusterServer {
+            version: None,
+            version_tag: None,
+            node_count: api::DEFAULT_NODE_COUNT,
+        }
+    }
 }
 
 impl ClusterRecord {
@@ -144,6 +167,9 @@ impl ClusterRecord {
             description: self.description.clone(),
             region: self.region.clone(),
             target: self.target.clone(),
+            server_version: self.server.version.clone(),
+            server_version_tag: self.server.version_tag.clone(),
+            node_count: self.server.node_count,
             lock,
             problem,
         }
@@ -176,15 +202,33 @@ pub struct BackupEntry {
     /// One sentence: why it failed, or what an operator must know of a backup that
     /// succeeded (files that changed during the copy, links pointing outside the cluster).
     pub details: Option<String>,
+    /// How many bytes the backup holds, as its provider reported when it became available
+    /// (a directory copy: the bytes it wrote; EBS: its volumes' sizes); `None` until then,
+    /// and for a backup recorded before sizes were.
+    pub size_bytes: Option<u64>,
 }
 
 impl BackupEntry {
-    pub fn to_api(&self) -> api::Backup {
+    /// esc's shape of the backup (SPEC §17). `cluster` is its source cluster as registered
+    /// now, `None` once deleted: the region, server versions and node count are the
+    /// cluster's, since a backup records none of them; without the cluster they read `""`
+    /// and 1. The project is the backup's own scope.
+    pub fn to_api(&self, cluster: Option<&ClusterRecord>) -> api::Backup {
+        let unknown = ClusterServer::default();
+        let server = cluster.map_or(&unknown, |c| &c.server);
         api::Backup {
             id: self.id.clone(),
+            project_id: self.scope.project.clone(),
             description: self.description.clone(),
             source_cluster_id: self.cluster_id.clone(),
             source_cluster_description: self.cluster_description.clone(),
+            provider: api::esc_provider(&self.provider).to_owned(),
+            region: cluster.map(|c| c.region.clone()).unwrap_or_default(),
+            server_version: server.version.clone().unwrap_or_default(),
+            server_version_tag: server.version_tag.clone().unwrap_or_default(),
+            // At most 99 when registered (SPEC §17's 32-bit integer either way).
+            available_node_count: i32::try_from(server.node_count).unwrap_or(i32::MAX),
+            size_gb: self.size_bytes.map_or(0, api::size_gb),
             created: self.created,
             status: self.status,
             linked_resource: self.job_id.clone(),
@@ -221,6 +265,8 @@ pub struct HistoryEntry {
 }
 
 /// What [`RunStore::begin_run`](crate::ports::RunStore::begin_run) found.
+// One answer per delivery, moved once: boxing the item would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStart {
     /// No run of this job at this scheduled instant existed: this one is recorded.
@@ -237,6 +283,18 @@ pub struct LockHolder {
     pub job_id: Option<String>,
     /// The run (history id) or manual backup id; `None` for a maintenance lock.
     pub run_id: Option<String>,
+}
+
+impl Scope {
+    /// `item` as this scope's: its `organizationId` and `projectId` set to the scope's.
+    /// What every store does to an item it reads back (see [`HistoryItem`]).
+    pub fn owns(&self, item: HistoryItem) -> HistoryItem {
+        HistoryItem {
+            organization_id: self.org.clone(),
+            project_id: self.project.clone(),
+            ..item
+        }
+    }
 }
 
 /// The operation names of a scheduled run's and a manual backup's lock, which an operator's
@@ -352,6 +410,9 @@ pub struct BackupEnd<'a> {
     pub error_code: Option<RunFailure>,
     /// The sentence recorded with the backup (why it failed, or what to know of it).
     pub details: Option<&'a str>,
+    /// Its size as the provider reported it, for a backup that ends `available`; `None`
+    /// leaves the stored size as it was.
+    pub size_bytes: Option<u64>,
 }
 
 /// What [`BackupWrites::finish`](crate::ports::BackupWrites::finish) did with each of its
@@ -400,6 +461,9 @@ pub struct BackupHandle {
     /// What the provider's completion notifications will name, for a backup that settles
     /// later (EBS snapshot ids); empty when it sends none.
     pub keys: Vec<String>,
+    /// How many bytes the backup holds, when the provider knows (a directory copy: its
+    /// manifest's total). Recorded with the backup when it becomes available.
+    pub size_bytes: Option<u64>,
 }
 
 impl BackupHandle {
@@ -410,6 +474,7 @@ impl BackupHandle {
             location: location.into(),
             notes: Vec::new(),
             keys: Vec::new(),
+            size_bytes: None,
         }
     }
 }
@@ -478,6 +543,7 @@ impl PendingBackup {
             location: self.backup.location.clone().unwrap_or_default(),
             notes: Vec::new(),
             keys: self.keys.clone(),
+            size_bytes: self.backup.size_bytes,
         }
     }
 }

@@ -107,6 +107,8 @@ pub trait BackupStore: Send + Sync {
         error_code: Option<RunFailure>,
         details: Option<&str>,
     ) -> StoreResult<()>;
+    /// Records the backup's size as its provider reported it (esc's `sizeGb`).
+    async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()>;
 }
 
 #[async_trait]

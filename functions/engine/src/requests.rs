@@ -20,6 +20,9 @@ pub fn directory_cluster(
         description: description.to_owned(),
         region: None,
         target: ClusterTarget::Directory { path: path.into() },
+        server_version: None,
+        server_version_tag: None,
+        node_count: None,
     }
 }
 

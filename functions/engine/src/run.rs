@@ -54,6 +54,8 @@ pub struct RunOutcome {
 }
 
 /// How far [`Engine::begin_run`] got.
+// One per run, moved once: boxing the outcome too would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Begun {
     /// Nothing more to do: a duplicate delivery, or a run that failed before making a backup.
     Done(RunOutcome),
@@ -360,6 +362,8 @@ impl Engine {
             item: HistoryItem {
                 id: self.inner.ids.new_id(),
                 job_id: job.id.clone(),
+                organization_id: job.scope.org.clone(),
+                project_id: job.scope.project.clone(),
                 status,
                 details: match status {
                     RunStatus::Queued => format!(
@@ -560,6 +564,7 @@ impl Engine {
                 location: Some(&made.location),
                 error_code: Some(failure),
                 details: Some(&details),
+                size_bytes: None,
             };
             let Some((_, item)) = run else {
                 self.end_backup(end, release, settled).await;
@@ -583,6 +588,7 @@ impl Engine {
             location: Some(&made.location),
             error_code: None,
             details: (!made.notes.is_empty()).then_some(provider_notes.as_str()),
+            size_bytes: made.size_bytes,
         };
         let Some((job, item)) = run else {
             // A manual backup: never pruned, no history item (SPEC §13).

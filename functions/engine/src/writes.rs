@@ -167,6 +167,9 @@ impl OneByOne {
                 .set_backup_details(end.backup_id, end.error_code, end.details)
                 .await?;
         }
+        if let (true, Some(size)) = (updated, end.size_bytes) {
+            self.store.set_backup_size(end.backup_id, size).await?;
+        }
         Ok(Applied::from_condition(updated))
     }
 }

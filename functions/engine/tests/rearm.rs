@@ -107,6 +107,7 @@ async fn jobs_on_rules(n: usize) -> (Arc<MemoryStore>, Arc<Kind>, Arc<Kind>, Log
     let store = Arc::new(MemoryStore::new());
     store
         .insert_cluster(&ClusterRecord {
+            server: Default::default(),
             id: "orders".into(),
             scope: scope(),
             description: "Orders".into(),

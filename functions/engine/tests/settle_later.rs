@@ -463,6 +463,8 @@ async fn the_sweep_fails_a_run_whose_process_stopped_and_deletes_what_it_left() 
         item: HistoryItem {
             id: "h-stopped".into(),
             job_id: job.clone(),
+            organization_id: w.scope.org.clone(),
+            project_id: w.scope.project.clone(),
             status: RunStatus::Running,
             details: "Backing up cluster orders.".into(),
             linked_resource: "orders".into(),
@@ -485,6 +487,7 @@ async fn the_sweep_fails_a_run_whose_process_stopped_and_deletes_what_it_left() 
         .await
         .unwrap();
     let mut orphan = backup_engine::BackupEntry {
+        size_bytes: None,
         id: "b-orphan".into(),
         scope: w.scope.clone(),
         job_id: Some(record.id.clone()),
@@ -639,6 +642,7 @@ async fn a_run_prunes_at_most_its_share_and_leaves_the_rest_for_the_next() {
     let job = w.job(1).await;
     for n in 0..30 {
         let backup = backup_engine::BackupEntry {
+            size_bytes: None,
             id: format!("b{n:02}"),
             scope: w.scope.clone(),
             job_id: Some(job.clone()),

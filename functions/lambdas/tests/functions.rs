@@ -98,6 +98,7 @@ impl World {
         table
             .store()
             .insert_cluster(&ClusterRecord {
+                server: Default::default(),
                 id: cluster.clone(),
                 scope: scope(),
                 description: description.into(),
@@ -495,6 +496,15 @@ async fn an_instance_tag_cluster_is_one_create_snapshots_per_instance_settled_by
         w.history_status(&report["historyId"]).await,
         RunStatus::Succeeded
     );
+    // AND the backup's size is its volumes', as CreateSnapshots answered them
+    let made = w
+        .table
+        .store()
+        .get_backup(&backup.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(made.size_bytes.is_some_and(|b| b > 0), "{made:?}");
 
     // WHEN two more runs make the job prune the first backup
     for hour in [6, 7] {
@@ -801,6 +811,8 @@ async fn a_pending_snapshot_holds_its_cluster_until_its_notification_settles_it_
     );
     let backups = w.table.store().list_job_backups(&job).await.unwrap();
     assert_eq!(backups[0].status.to_string(), "available");
+    // AND its size is its volume's, as CreateSnapshot answered it (esc's `sizeGb`: 8)
+    assert_eq!(backups[0].size_bytes, Some(8 << 30));
     let store = w.table.store();
     assert_eq!(
         store.current(&w.cluster, chrono::Utc::now()).await.unwrap(),
@@ -1520,6 +1532,7 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
     // AND an operator deletes a backup a stopped process left without its snapshot ids
     // (its snapshots are found by their `backup:backup-id` tag)
     let left = backup_engine::BackupEntry {
+        size_bytes: None,
         id: RandomIds::default().new_id(),
         scope: scope(),
         job_id: None,

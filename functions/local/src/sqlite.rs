@@ -29,8 +29,8 @@ use backup_engine::ports::{
     StoreResult,
 };
 use backup_engine::{
-    Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
-    Page, PageRequest, RunStart, Scope, StoreError,
+    Acquisition, BackupEntry, BackupFilter, ClusterRecord, ClusterServer, HistoryEntry, JobRecord,
+    LockHolder, Page, PageRequest, RunStart, Scope, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -38,7 +38,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 /// The schema version this code writes (`PRAGMA user_version`).
 /// Version 2 added `backups.error_code` and `backups.details` (manual backups say why they
 /// failed); [`SqliteStore::init`] adds them to a version-1 file.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 3 added `clusters.server_version`, `clusters.server_version_tag`,
+/// `clusters.node_count` (what backups show as esc's fields) and `backups.size_bytes`;
+/// an older file gets them with the values of "not said": NULL, NULL, 1 and NULL.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS jobs (
@@ -61,7 +64,10 @@ CREATE TABLE IF NOT EXISTS clusters (
     description TEXT NOT NULL,
     region TEXT NOT NULL,
     target TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    server_version TEXT,
+    server_version_tag TEXT,
+    node_count INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS backups (
     id TEXT PRIMARY KEY,
@@ -77,7 +83,8 @@ CREATE TABLE IF NOT EXISTS backups (
     seq_index INTEGER NOT NULL,
     location TEXT,
     error_code TEXT,
-    details TEXT
+    details TEXT,
+    size_bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS backups_by_scope ON backups (org, project, created_ms);
 CREATE INDEX IF NOT EXISTS backups_by_job ON backups (job_id);
@@ -218,6 +225,14 @@ impl SqliteStore {
                      ALTER TABLE backups ADD COLUMN details TEXT;",
                 )?;
             }
+            if version == 1 || version == 2 {
+                conn.execute_batch(
+                    "ALTER TABLE clusters ADD COLUMN server_version TEXT; \
+                     ALTER TABLE clusters ADD COLUMN server_version_tag TEXT; \
+                     ALTER TABLE clusters ADD COLUMN node_count INTEGER NOT NULL DEFAULT 1; \
+                     ALTER TABLE backups ADD COLUMN size_bytes INTEGER;",
+                )?;
+            }
             conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
             Ok(())
         };
@@ -335,7 +350,8 @@ fn job_from_row(row: &Row<'_>) -> DbResult<JobRecord> {
     })
 }
 
-const CLUSTER_COLUMNS: &str = "id, org, project, description, region, target, created_ms";
+const CLUSTER_COLUMNS: &str = "id, org, project, description, region, target, created_ms, \
+     server_version, server_version_tag, node_count";
 
 fn cluster_from_row(row: &Row<'_>) -> DbResult<ClusterRecord> {
     let target: String = row.get(5)?;
@@ -350,13 +366,19 @@ fn cluster_from_row(row: &Row<'_>) -> DbResult<ClusterRecord> {
         description: row.get(3)?,
         region: row.get(4)?,
         target,
+        server: ClusterServer {
+            version: row.get(7)?,
+            version_tag: row.get(8)?,
+            node_count: u32::try_from(row.get::<_, i64>(9)?)
+                .map_err(|_| DbError::Corrupt("a cluster's node count is out of range".into()))?,
+        },
         created: instant(row.get(6)?)?,
     })
 }
 
 const BACKUP_COLUMNS: &str =
     "id, org, project, job_id, cluster_id, cluster_description, provider, \
-     description, created_ms, status, seq_index, location, error_code, details";
+     description, created_ms, status, seq_index, location, error_code, details, size_bytes";
 
 fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
     let status: String = row.get(9)?;
@@ -381,6 +403,11 @@ fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
         location: row.get(11)?,
         error_code: failure(row.get(12)?),
         details: row.get(13)?,
+        size_bytes: row
+            .get::<_, Option<i64>>(14)?
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|_| DbError::Corrupt("a backup's size is negative".into()))?,
     })
 }
 
@@ -401,6 +428,8 @@ fn history_from_row(row: &Row<'_>) -> DbResult<HistoryEntry> {
         item: HistoryItem {
             id: row.get(0)?,
             job_id: row.get(4)?,
+            organization_id: row.get(1)?,
+            project_id: row.get(2)?,
             status: run_status(&status)?,
             details: row.get(6)?,
             linked_resource: row.get(7)?,
@@ -562,7 +591,7 @@ impl ClusterStore for SqliteStore {
             .map_err(|e| StoreError::Corrupt(format!("cannot encode the cluster's target: {e}")))?;
         self.call(move |c| {
             let n = c.execute(
-                &format!("INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING"),
+                &format!("INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"),
                 params![
                     cluster.id,
                     cluster.scope.org,
@@ -571,6 +600,9 @@ impl ClusterStore for SqliteStore {
                     cluster.region,
                     target,
                     ms(cluster.created),
+                    cluster.server.version,
+                    cluster.server.version_tag,
+                    i64::from(cluster.server.node_count),
                 ],
             )?;
             Ok(n == 1)
@@ -630,7 +662,7 @@ impl BackupStore for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("backup index {} is too large", b.index)))?;
         self.call(move |c| {
             let n = c.execute(
-                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING"),
+                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (id) DO NOTHING"),
                 params![
                     b.id,
                     b.scope.org,
@@ -646,6 +678,9 @@ impl BackupStore for SqliteStore {
                     b.location,
                     b.error_code.map(|c| c.to_string()),
                     b.details,
+                    b.size_bytes.map(i64::try_from).transpose().map_err(|_| {
+                        DbError::Corrupt(format!("backup size {:?} is too large", b.size_bytes))
+                    })?,
                 ],
             )?;
             Ok(n == 1)
@@ -769,6 +804,20 @@ impl BackupStore for SqliteStore {
                 "UPDATE backups SET error_code = COALESCE(?2, error_code), \
                  details = COALESCE(?3, details) WHERE id = ?1",
                 params![id, code, details],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()> {
+        let id = backup_id.to_owned();
+        let size = i64::try_from(size_bytes)
+            .map_err(|_| StoreError::Corrupt(format!("backup size {size_bytes} is too large")))?;
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backups SET size_bytes = ?2 WHERE id = ?1",
+                params![id, size],
             )?;
             Ok(())
         })

@@ -98,6 +98,7 @@ fn request_for(path: &str) -> BackupRequest {
         job_id: None,
         description: "test backup".into(),
         cluster: ClusterRecord {
+            server: Default::default(),
             id: "orders".into(),
             scope: Scope::new("default", "default").unwrap(),
             description: "Orders".into(),

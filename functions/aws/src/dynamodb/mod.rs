@@ -77,6 +77,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use backup_core::api::{
     ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
+    DEFAULT_NODE_COUNT,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{
@@ -84,8 +85,8 @@ use backup_engine::ports::{
     StoreResult,
 };
 use backup_engine::{
-    Acquisition, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord, LockHolder,
-    Page, PageRequest, RunStart, Scope, StoreError,
+    Acquisition, BackupEntry, BackupFilter, ClusterRecord, ClusterServer, HistoryEntry, JobRecord,
+    LockHolder, Page, PageRequest, RunStart, Scope, StoreError,
 };
 use chrono::{DateTime, Utc};
 
@@ -444,6 +445,14 @@ fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> StoreResult<T> {
     }
 }
 
+/// A number attribute that older items may lack: `None` when absent.
+fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> StoreResult<Option<T>> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => get_n(item, name).map(Some),
+    }
+}
+
 fn get_bool(item: &Item, name: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Bool(true)))
 }
@@ -576,7 +585,7 @@ fn job_from(item: &Item) -> StoreResult<JobRecord> {
 fn cluster_item(c: &ClusterRecord) -> StoreResult<Item> {
     let target = serde_json::to_string(&c.target)
         .map_err(|e| StoreError::Corrupt(format!("cluster target: {e}")))?;
-    Ok(Item::from([
+    let mut item = Item::from([
         ("pk".into(), s(format!("CLUSTER#{}", c.id))),
         ("sk".into(), s("CLUSTER")),
         ("id".into(), s(&c.id)),
@@ -589,7 +598,15 @@ fn cluster_item(c: &ClusterRecord) -> StoreResult<Item> {
         ("created".into(), n(ms(c.created))),
         ("scope_pk".into(), s(scope_key(&c.scope, "CLUSTER"))),
         ("scope_sk".into(), s(&c.id)),
-    ]))
+        ("node_count".into(), n(c.server.node_count)),
+    ]);
+    if let Some(version) = &c.server.version {
+        item.insert("server_version".into(), s(version));
+    }
+    if let Some(tag) = &c.server.version_tag {
+        item.insert("server_version_tag".into(), s(tag));
+    }
+    Ok(item)
 }
 
 fn cluster_from(item: &Item) -> StoreResult<ClusterRecord> {
@@ -602,6 +619,12 @@ fn cluster_from(item: &Item) -> StoreResult<ClusterRecord> {
         description: get_s(item, "description")?,
         region: get_s(item, "region")?,
         target,
+        // A cluster registered before these were kept has none of them: not said.
+        server: ClusterServer {
+            version: opt_s(item, "server_version"),
+            version_tag: opt_s(item, "server_version_tag"),
+            node_count: opt_n(item, "node_count")?.unwrap_or(DEFAULT_NODE_COUNT),
+        },
         created: get_instant(item, "created")?,
     })
 }
@@ -645,6 +668,9 @@ fn backup_item(b: &BackupEntry) -> Item {
     if let Some(details) = &b.details {
         item.insert("details".into(), s(details));
     }
+    if let Some(size) = b.size_bytes {
+        item.insert("size_bytes".into(), n(size));
+    }
     item
 }
 
@@ -663,6 +689,7 @@ fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
         location: opt_s(item, "location"),
         error_code: failure(item),
         details: opt_s(item, "details"),
+        size_bytes: opt_n(item, "size_bytes")?,
     })
 }
 
@@ -742,6 +769,8 @@ fn history_from(item: &Item) -> StoreResult<HistoryEntry> {
         item: HistoryItem {
             id: get_s(item, "history_id")?,
             job_id: get_s(item, "job_id")?,
+            organization_id: get_s(item, "org")?,
+            project_id: get_s(item, "project")?,
             status: parse_enum(item, "status")?,
             details: get_s(item, "details")?,
             linked_resource: get_s(item, "linked_resource")?,
@@ -806,6 +835,14 @@ fn backup_details(update: Update, error_code: Option<RunFailure>, details: Optio
     };
     match details {
         Some(details) => update.set("details", s(details)),
+        None => update,
+    }
+}
+
+/// Sets a backup's size as its provider reported it, when it did.
+fn backup_size(update: Update, size_bytes: Option<u64>) -> Update {
+    match size_bytes {
+        Some(size) => update.set("size_bytes", n(size)),
         None => update,
     }
 }
@@ -1142,6 +1179,21 @@ impl BackupStore for DynamoStore {
         } else {
             Err(StoreError::Corrupt(format!(
                 "backup {backup_id} has no record to set its details on"
+            )))
+        }
+    }
+
+    async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()> {
+        let update =
+            Update::new(format!("BACKUP#{backup_id}"), "BACKUP").condition("attribute_exists(pk)");
+        let applied = backup_size(update, Some(size_bytes))
+            .apply(&self.client, &self.table)
+            .await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "backup {backup_id} has no record to set its size on"
             )))
         }
     }

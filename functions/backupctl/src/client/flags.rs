@@ -22,6 +22,9 @@ fn flag_of(key: &str) -> &str {
         keys::PATH => "--path",
         keys::VOLUME_IDS => "--volume-id",
         keys::INSTANCE_TAG => "--instance-tag",
+        keys::SERVER_VERSION => "--server-version",
+        keys::SERVER_VERSION_TAG => "--server-version-tag",
+        keys::NODE_COUNT => "--node-count",
         keys::OPERATION => "--operation",
         keys::TTL_SECONDS => "--ttl",
         other => other,
@@ -154,6 +157,9 @@ pub fn register_request(args: &RegisterCluster) -> Result<RegisterClusterRequest
             ClusterTarget::AwsEbs { .. } => args.region.clone(),
         },
         target,
+        server_version: args.server_version.clone(),
+        server_version_tag: args.server_version_tag.clone(),
+        node_count: args.node_count,
     };
     if let Err(core) = cluster::validate_cluster(&request) {
         problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
@@ -272,6 +278,9 @@ mod tests {
             region: None,
             volume_ids: Vec::new(),
             instance_tag: None,
+            server_version: None,
+            server_version_tag: None,
+            node_count: None,
         }
     }
 
@@ -355,6 +364,9 @@ mod core_tests {
             region: Some("EU".into()),
             volume_ids: vec!["vol-0123456789abcdef0".into()],
             instance_tag: None,
+            server_version: None,
+            server_version_tag: None,
+            node_count: None,
         };
         assert_eq!(
             register_request(&args).unwrap_err(),

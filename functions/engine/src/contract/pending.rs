@@ -132,6 +132,7 @@ pub async fn a_settle_applies_once(a: &Adapters) {
                     location: Some(&location),
                     error_code: None,
                     details: None,
+                    size_bytes: None,
                 }),
                 history: Some(&item),
                 release: Some(Release {

@@ -1,6 +1,7 @@
 //! The contract of the stores: jobs, clusters, backups, runs, history and sequences.
 
 use super::*;
+use crate::model::ClusterServer;
 use crate::page::PageRequest;
 
 pub fn job(id: &str, org: &str, cluster: &str, created: DateTime<Utc>) -> JobRecord {
@@ -76,6 +77,7 @@ pub fn cluster(id: &str, org: &str) -> ClusterRecord {
         target: ClusterTarget::Directory {
             path: format!("/var/lib/{id}"),
         },
+        server: ClusterServer::default(),
         created: at(0),
     }
 }
@@ -89,6 +91,12 @@ pub async fn clusters_insert_conditionally_and_round_trip(a: &Adapters) {
     ebs.target = ClusterTarget::AwsEbs {
         volume_ids: vec!["vol-0abc123def4567890".into()],
         instance_tag: None,
+    };
+    // AND one says what its server is (esc shows it with its backups)
+    ebs.server = ClusterServer {
+        version: Some("23.10.1".into()),
+        version_tag: Some("23.10.1-jammy «lts»".into()),
+        node_count: 3,
     };
     assert!(s.insert_cluster(&c2).await.unwrap());
     assert!(s.insert_cluster(&c1).await.unwrap());
@@ -130,6 +138,7 @@ pub fn backup(
         location: None,
         error_code: None,
         details: None,
+        size_bytes: None,
     }
 }
 
@@ -159,6 +168,10 @@ pub async fn backup_failures_and_notes_are_stored_with_the_backup(a: &Adapters) 
         stored.details.as_deref(),
         Some("It needs 9 GB; 1 GB is free.")
     );
+    // AND its size, once recorded, reads back with the rest
+    s.set_backup_size("b1", 5_000_000_000).await.unwrap();
+    let stored = s.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.size_bytes, Some(5_000_000_000));
     // AND listing shows them too
     let listed = s
         .list_backups(
@@ -335,6 +348,8 @@ pub fn history(
         item: HistoryItem {
             id: id.to_owned(),
             job_id: job.to_owned(),
+            organization_id: org.to_owned(),
+            project_id: scope(org).project,
             status: RunStatus::Running,
             details: "Backing up cluster c1.".to_owned(),
             linked_resource: "c1".to_owned(),

@@ -294,6 +294,7 @@ pub async fn finish_applies_every_part(a: &Adapters) {
         location: Some("snap-1,snap-2"),
         error_code: None,
         details: Some("2 files changed while they were copied: a, b."),
+        size_bytes: Some(3 << 30),
     };
     let mut item = entry.item.clone();
     item.status = RunStatus::Succeeded;
@@ -305,6 +306,7 @@ pub async fn finish_applies_every_part(a: &Adapters) {
     assert_eq!(release, Applied::Done);
     let stored = a.store.get_backup("b1").await.unwrap().unwrap();
     assert_eq!(stored.index, b.index);
+    assert_eq!(stored.size_bytes, Some(3 << 30));
     assert_eq!(a.lock.current("c1", at(1)).await.unwrap(), None);
     // AND a backup no longer `creating` is left alone, alone or with other parts
     let again = w
@@ -315,6 +317,7 @@ pub async fn finish_applies_every_part(a: &Adapters) {
                 location: None,
                 error_code: Some(RunFailure::ProviderError),
                 details: Some("a late failure"),
+                size_bytes: Some(1),
             }),
             ..Finish::default()
         })
@@ -349,6 +352,7 @@ pub async fn finish_after_a_lost_lock_records_and_leaves_the_new_holder(a: &Adap
         location: Some("/backups/b1"),
         error_code: Some(RunFailure::LockLost),
         details: Some("The lease was lost."),
+        size_bytes: None,
     };
     let mut item = entry.item.clone();
     item.status = RunStatus::Failed;

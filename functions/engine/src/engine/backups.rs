@@ -2,6 +2,8 @@
 //! and record second), and manual backups, which take the cluster's lock at once and make
 //! their copy in the background.
 
+use std::collections::HashMap;
+
 use backup_core::api::{self, CreateBackupRequest};
 use backup_core::retention::BackupStatus;
 use backup_core::template::Template;
@@ -43,7 +45,33 @@ impl Engine {
         problems.into_result()?;
         let page = query.request(Positions::InstantThenId)?;
         let backups = self.inner.store.list_backups(scope, filter, &page).await?;
-        Ok(Listed::from_page(backups.map(|b| b.to_api())))
+        // Each distinct source cluster is read once per page.
+        let mut clusters: HashMap<String, Option<ClusterRecord>> = HashMap::new();
+        for backup in &backups.items {
+            if !clusters.contains_key(&backup.cluster_id) {
+                let cluster = self.source_cluster(scope, backup).await?;
+                clusters.insert(backup.cluster_id.clone(), cluster);
+            }
+        }
+        Ok(Listed::from_page(backups.map(|b| {
+            let cluster = clusters.get(&b.cluster_id).and_then(Option::as_ref);
+            b.to_api(cluster)
+        })))
+    }
+
+    /// The backup's source cluster as registered now, if it still is (in the backup's
+    /// scope: a cluster id registered again elsewhere is not its source).
+    async fn source_cluster(
+        &self,
+        scope: &Scope,
+        backup: &BackupEntry,
+    ) -> Result<Option<ClusterRecord>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .get_cluster(&backup.cluster_id)
+            .await?
+            .filter(|c| c.scope == *scope))
     }
 
     pub(crate) async fn backup_in_scope(
@@ -63,7 +91,9 @@ impl Engine {
         scope: &Scope,
         backup_id: &str,
     ) -> Result<api::Backup, EngineError> {
-        Ok(self.backup_in_scope(scope, backup_id).await?.to_api())
+        let backup = self.backup_in_scope(scope, backup_id).await?;
+        let cluster = self.source_cluster(scope, &backup).await?;
+        Ok(backup.to_api(cluster.as_ref()))
     }
 
     /// Deletes a backup through its provider, then marks the record `deleted` (the record

@@ -30,6 +30,8 @@ pub(crate) struct Made {
     /// ([`EngineConfig::settle_later`](crate::EngineConfig::settle_later)): `result` is
     /// then `Ok` and says nothing yet of how it ends.
     pub(crate) later: Option<BackupHandle>,
+    /// The backup's size, when the provider reported it.
+    pub(crate) size_bytes: Option<u64>,
 }
 
 /// Why making a backup failed, for the history's `errorCode` and details.
@@ -145,6 +147,7 @@ impl Engine {
                 location: Some(location),
                 error_code: None,
                 details: None,
+                size_bytes: None,
             },
             template: template.clone(),
             context: RenderContext {
@@ -190,6 +193,7 @@ impl Engine {
         let mut location = backup.location.clone().unwrap_or_default();
         let mut notes = Vec::new();
         let mut later = None;
+        let mut size_bytes = None;
         let work = async {
             let created = provider
                 .create(&request)
@@ -216,6 +220,7 @@ impl Engine {
             Ok(Ok((handle, pending, waited))) => {
                 location = handle.location.clone();
                 notes = handle.notes.clone();
+                size_bytes = handle.size_bytes;
                 later = pending.then_some(handle);
                 waited
             }
@@ -227,6 +232,7 @@ impl Engine {
             location,
             notes,
             later,
+            size_bytes,
         }
     }
 

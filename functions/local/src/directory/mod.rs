@@ -332,7 +332,7 @@ impl BackupProvider for DirectoryProvider {
             cancelled: cancelled.clone(),
         };
         let location = self.backup_dir(&request.backup_id);
-        let notes = tokio::task::spawn_blocking(move || job.run())
+        let (notes, size_bytes) = tokio::task::spawn_blocking(move || job.run())
             .await
             .map_err(|e| ProviderError::with_source("the copy task stopped", e))??;
         let mut handle = BackupHandle::new(
@@ -340,6 +340,7 @@ impl BackupProvider for DirectoryProvider {
             location.to_string_lossy().into_owned(),
         );
         handle.notes = notes;
+        handle.size_bytes = Some(size_bytes);
         Ok(Creation::Done(handle))
     }
 
@@ -426,7 +427,8 @@ fn provider_error(e: FsError, root: &str) -> ProviderError {
 }
 
 impl Job {
-    fn run(self) -> Result<Vec<String>, ProviderError> {
+    /// The notes of the copy and its size (the manifest's total bytes).
+    fn run(self) -> Result<(Vec<String>, u64), ProviderError> {
         let root = self.provider.root_fd.clone();
         let shown_root = self.provider.root.display().to_string();
         let id = &self.request.backup_id;
@@ -440,7 +442,7 @@ impl Job {
                 tracing::warn!(error = %e, "could not remove a failed partial backup");
             }
         }
-        let notes = result?;
+        let made = result?;
         if self.cancelled.load(Ordering::Relaxed) {
             // Abandoned while renaming: the run is over, and what it made is discarded.
             if let Err(e) = delete_backup(root.as_fd(), &final_name, &shown_root) {
@@ -448,7 +450,7 @@ impl Job {
             }
             return Err(ProviderError::new("the backup was abandoned"));
         }
-        Ok(notes)
+        Ok(made)
     }
 
     fn copy(
@@ -457,7 +459,7 @@ impl Job {
         partial: &CStr,
         final_name: &CStr,
         shown_root: &str,
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<(Vec<String>, u64), ProviderError> {
         let source_shown = self.source.display().to_string();
         let progress = &self.request.progress;
         let fail = |e: FsError| provider_error(e, shown_root);
@@ -583,7 +585,7 @@ impl Job {
             ))
         })?;
         rfs::fsync(root).map_err(|e| fail(FsError::io("sync", shown_root, e)))?;
-        Ok(notes(&manifest, &vanished))
+        Ok((notes(&manifest, &vanished), manifest.total_bytes))
     }
 }
 
