@@ -552,22 +552,34 @@ async fn an_abandoned_copy_stops_at_the_next_chunk_and_leaves_nothing() {
     fs::write(s.src().join("big"), vec![3u8; 4 << 20]).unwrap();
     let stalled = Arc::new(AtomicBool::new(false));
     let flag = stalled.clone();
+    let first_chunk = Arc::new(tokio::sync::Notify::new());
+    let reached = first_chunk.clone();
     s.provider.hooks = TestHooks {
         before_open: None,
         after_first_chunk: Some(Arc::new(move |_: &str| {
             flag.store(true, Ordering::SeqCst);
+            reached.notify_one();
             std::thread::sleep(Duration::from_millis(300));
         })),
     };
-    // WHEN the engine drops the create future (a stall or a shutdown)
+    // WHEN the engine drops the create future (a stall or a shutdown) once the first chunk
+    // is written: waiting for the hook, not for a fixed time, keeps this true on a loaded
+    // machine where the worker may not have started within any given delay
     let request = s.request();
-    let made = tokio::time::timeout(Duration::from_millis(100), s.provider.create(&request)).await;
-    assert!(made.is_err(), "the copy should still have been running");
-    // THEN the worker stops and removes its partial copy
-    for _ in 0..100 {
-        if stalled.load(Ordering::SeqCst) && s.leftovers().is_empty() {
-            break;
+    let made = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::select! {
+            made = s.provider.create(&request) => Some(made),
+            () = first_chunk.notified() => None,
         }
+    })
+    .await;
+    assert!(
+        matches!(made, Ok(None)),
+        "the copy should have reached its first chunk and still be running"
+    );
+    // THEN the worker stops and removes its partial copy
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.leftovers().is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(stalled.load(Ordering::SeqCst));
