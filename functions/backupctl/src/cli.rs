@@ -29,8 +29,14 @@ pub struct Global {
         default_value = "http://127.0.0.1:8080"
     )]
     pub url: String,
-    /// The organization that scopes everything.
-    #[arg(long, global = true, default_value = "default")]
+    /// The organization that scopes everything (`--organization-id`, as `esc mesdb` names
+    /// it, works too).
+    #[arg(
+        long,
+        global = true,
+        visible_alias = "organization-id",
+        default_value = "default"
+    )]
     pub org_id: String,
     /// The project that scopes everything.
     #[arg(long, global = true, default_value = "default")]
@@ -82,6 +88,11 @@ pub enum Command {
     /// The clusters backups are taken of, and their locks.
     #[command(subcommand)]
     Clusters(Clusters),
+    /// Backups and clusters, as `esc mesdb` has them.
+    Mesdb {
+        #[command(subcommand)]
+        command: Mesdb,
+    },
     /// Run the API, the web form and the scheduler on this machine, with state in SQLite.
     Serve(ServeArgs),
     /// Check a schedule expression offline.
@@ -98,6 +109,16 @@ pub enum Orchestrate {
     Jobs(Jobs),
     #[command(subcommand)]
     History(History),
+}
+
+/// `esc mesdb` lines with `esc` replaced by `backupctl`: the same commands as `backupctl
+/// backups …` and `backupctl clusters …`.
+#[derive(Debug, Subcommand)]
+pub enum Mesdb {
+    #[command(subcommand)]
+    Backups(Backups),
+    #[command(subcommand)]
+    Clusters(Clusters),
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,9 +221,16 @@ pub enum Backups {
         #[arg(long)]
         description: String,
     },
+    /// Show one backup.
+    Get {
+        /// The backup's id (`--backup-id`, as `esc mesdb` names it, works too).
+        #[arg(short = 'i', long = "id", visible_alias = "backup-id")]
+        id: String,
+    },
     /// Delete a backup.
     Delete {
-        #[arg(short = 'i', long = "id")]
+        /// The backup's id (`--backup-id`, as `esc mesdb` names it, works too).
+        #[arg(short = 'i', long = "id", visible_alias = "backup-id")]
         id: String,
     },
 }
@@ -211,6 +239,9 @@ pub enum Backups {
 pub enum Clusters {
     /// Register a cluster.
     Register(RegisterCluster),
+    /// Make a new cluster from a backup (a restore), as `esc mesdb clusters create
+    /// --source-backup-id` does.
+    Create(Box<CreateCluster>),
     /// List clusters, by id (a page of up to 1,000; see `--next-token`).
     List(PageArgs),
     /// Show one cluster and its lock.
@@ -272,6 +303,45 @@ pub struct RegisterCluster {
     /// How many nodes the cluster has, 1 to 99 (1 when left out).
     #[arg(long)]
     pub node_count: Option<u32>,
+}
+
+/// `clusters create`: the restore of SPEC §14, with `esc mesdb clusters create`'s flag names.
+/// esc's flags for a cloud cluster's hardware are accepted so its lines parse; a restore
+/// here takes its shape from the backup, so they change nothing.
+#[derive(Debug, Args)]
+pub struct CreateCluster {
+    /// The backup to restore.
+    #[arg(long)]
+    pub source_backup_id: Option<String>,
+    /// The new cluster's description.
+    #[arg(long)]
+    pub description: String,
+    /// The new cluster's id (one is made up when left out).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// For a `directory` backup: where the restored data directory goes (absent or empty).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// For an `aws-ebs` backup: the availability zone of the new volumes.
+    #[arg(long)]
+    pub availability_zone: Option<String>,
+    /// For an `aws-ebs` backup: the new volumes' type (the snapshot's when left out).
+    #[arg(long)]
+    pub volume_type: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub disk_size_gb: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub disk_type: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub instance_type: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub network_id: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub projection_level: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub server_version: Option<String>,
+    #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]
+    pub topology: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -24,10 +24,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use backup_core::api::{
-    Backup, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList, ClusterLockInfo,
-    ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem, HistoryList, IdResponse,
-    Job, JobEnvelope, JobList, RearmResponse, RunJobResponse, RunStatus, ScheduledBackupData,
-    REARM_JOBS_PATH, SCHEDULED_BACKUP,
+    Backup, BackupEnvelope, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList,
+    ClusterLockInfo, ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem,
+    HistoryList, IdResponse, Job, JobEnvelope, JobList, RearmResponse, RunJobResponse, RunStatus,
+    ScheduledBackupData, REARM_JOBS_PATH, SCHEDULED_BACKUP,
 };
 use backup_core::civil::format_rfc3339;
 use backup_core::job::validate_job;
@@ -35,7 +35,8 @@ use backup_core::Schedule;
 use chrono::{DateTime, Utc};
 
 use crate::cli::{
-    Backups, Clusters, Command, CreateJob, Global, History, JobKind, Jobs, Orchestrate, PageArgs,
+    Backups, Clusters, Command, CreateCluster, CreateJob, Global, History, JobKind, Jobs, Mesdb,
+    Orchestrate, PageArgs,
 };
 use http::{with_query, Api, Failure, Reply};
 use table::{key_values, Table};
@@ -87,8 +88,14 @@ fn dispatch(api: &Api, json: bool, command: Command) -> Outcome {
             command: Orchestrate::History(history),
         }
         | Command::History(history) => run_history(api, json, history),
-        Command::Backups(backups) => run_backups(api, json, backups),
-        Command::Clusters(clusters) => run_clusters(api, json, clusters),
+        Command::Backups(backups)
+        | Command::Mesdb {
+            command: Mesdb::Backups(backups),
+        } => run_backups(api, json, backups),
+        Command::Clusters(clusters)
+        | Command::Mesdb {
+            command: Mesdb::Clusters(clusters),
+        } => run_clusters(api, json, clusters),
         Command::Serve(_) | Command::Schedule(_) | Command::Template(_) => Err(
             Failure::Unexpected("this command does not talk to the API".to_owned()),
         ),
@@ -557,6 +564,13 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                 None => format!("Created backup {} of cluster {cluster}.\n", created.id),
             }))
         }
+        Backups::Get { id } => {
+            require("--id", &id)?;
+            let reply = api.get(&api.mesdb(&["backups", &id]))?;
+            show_reply(&reply, json, |envelope: BackupEnvelope| {
+                backups_table(std::slice::from_ref(&envelope.backup))
+            })
+        }
         Backups::Delete { id } => {
             require("--id", &id)?;
             let reply = api.delete(&api.mesdb(&["backups", &id]))?;
@@ -617,6 +631,7 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
                 ),
             )
         }
+        Clusters::Create(args) => Err(restore_unavailable(&args)),
         Clusters::List(page) => {
             let reply = api.get(&paged(api.mesdb(&["clusters"]), &page))?;
             show_page(&reply, json, "clusters list", |list: ClusterList| {
@@ -672,6 +687,32 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
                 format!("Released the maintenance lock on cluster {cluster_id}.\n"),
             )
         }
+    }
+}
+
+/// `clusters create` (`mesdb clusters create --source-backup-id`): the restore of SPEC §14
+/// is not in this version, so the command says so, and what to do instead, before sending
+/// anything.
+fn restore_unavailable(args: &CreateCluster) -> Failure {
+    match &args.source_backup_id {
+        None => Failure::Usage(vec![
+            "clusters are made here only by restoring a backup: add --source-backup-id B; \
+             to back up a cluster that already exists, register it with `backupctl clusters \
+             register --cluster-id C --description D --provider …`"
+                .to_owned(),
+        ]),
+        Some(backup) => Failure::Invalid {
+            detail: format!(
+                "sourceBackupId: restoring backup {backup} into a new cluster is not \
+                 available in this version of backupctl; nothing was changed. Its data is \
+                 intact: `backupctl backups get --id {backup}` shows where it is"
+            ),
+            fields: [(
+                "sourceBackupId".to_owned(),
+                "restore is not available in this version".to_owned(),
+            )]
+            .into(),
+        },
     }
 }
 

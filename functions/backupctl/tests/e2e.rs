@@ -1252,3 +1252,82 @@ fn lists_page_and_say_how_to_go_on() {
     let bad = server.cli(&words("clusters list --limit 0"));
     assert!(!bad.success() && bad.stderr.contains("limit"), "{bad:?}");
 }
+
+// --- esc mesdb lines ------------------------------------------------------------------------
+
+#[test]
+fn esc_mesdb_backup_lines_work_with_esc_replaced() {
+    // GIVEN a server with a directory cluster
+    let sandbox = Sandbox::new();
+    let (server, _data) = start_with_cluster(&sandbox, "orders", 2, 64, "orders");
+    // WHEN `esc mesdb backups create` is run with `esc` replaced, with esc's flags
+    let created = server.json(&words(
+        "mesdb backups create --organization-id default --project-id default \
+         --source-cluster-id orders --description manual-one",
+    ));
+    let id = str_of(&created, "id").to_owned();
+    // THEN `mesdb backups list` and `mesdb backups get --backup-id` show it
+    let listed = server.json(&words("mesdb backups list --organization-id default"));
+    let ids: Vec<&str> = listed["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(ids, [id.as_str()], "{listed}");
+    let got = wait_until(RUN_TIMEOUT, "the manual backup to end", || {
+        let got = server.json(&["mesdb", "backups", "get", "--backup-id", &id]);
+        (got["backup"]["status"] != "creating").then_some(got)
+    });
+    assert_eq!(got["backup"]["id"], id.as_str(), "{got}");
+    assert_eq!(got["backup"]["status"], "available", "{got}");
+    assert_eq!(got["backup"]["description"], "manual-one", "{got}");
+    let table = server.ok(&["mesdb", "backups", "get", "--backup-id", &id]);
+    assert!(table.contains(&id) && table.contains("(manual)"), "{table}");
+    // AND the same backup under our own names
+    let ours = server.json(&["backups", "get", "-i", &id]);
+    assert_eq!(ours, got);
+    // AND `mesdb backups delete --backup-id` deletes it
+    server.ok(&["mesdb", "backups", "delete", "--backup-id", &id]);
+    let gone = server.json(&["backups", "get", "--id", &id]);
+    assert_ne!(gone["backup"]["status"], "available", "{gone}");
+    // AND a backup that does not exist is a 404 named on stderr
+    let missing = server.cli(&words("mesdb backups get --backup-id no-such-backup"));
+    assert_eq!(missing.code, Some(1), "{}", missing.describe());
+    assert!(
+        missing.stderr.contains("no-such-backup"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn esc_mesdb_clusters_create_says_restore_is_not_available_and_changes_nothing() {
+    // GIVEN a server with a backup
+    let sandbox = Sandbox::new();
+    let (server, _data, _job, backup) = start_with_backup(&sandbox, "orders", 1, 16, 2);
+    let before = snapshot(&server);
+    // WHEN esc's restore line is run with `esc` replaced (esc's cloud flags included)
+    let out = server.cli(&words(&format!(
+        "mesdb clusters create --organization-id default --project-id default \
+         --description restored --disk-size-gb 10 --disk-type gp3 --instance-type F1 \
+         --network-id n1 --projection-level off --server-version 23.10 \
+         --topology single-node --source-backup-id {backup}"
+    )));
+    // THEN it fails, says why and that nothing changed, and nothing did
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("not available") && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    // AND without a backup to restore, it says how to register a cluster instead
+    let out = server.cli(&words("clusters create --description fresh"));
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(
+        out.stderr.contains("--source-backup-id") && out.stderr.contains("clusters register"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&server), before);
+}

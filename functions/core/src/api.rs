@@ -425,6 +425,12 @@ pub struct ClusterList {
     pub next_token: Option<String>,
 }
 
+/// `GET …/backups/{backupId}`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEnvelope {
+    pub backup: Backup,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterEnvelope {
     pub cluster: Cluster,
