@@ -126,6 +126,18 @@ async function apiCall(method, route, body) {
   return json;
 }
 
+/** Waits until the run `historyId` has `status`, through the API. */
+async function waitForRun(historyId, status) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const { items } = await apiCall('GET', `${ORCH}/history`);
+    const item = items.find((i) => i.id === historyId);
+    if (item?.status === status) return item;
+    if (Date.now() > deadline) throw new Error(`run ${historyId} is ${item?.status}, not ${status}, after ${WAIT} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** A full-page screenshot, kept as a test artifact; console pages are also checked with axe. */
 async function shot(name, p = page) {
   await p.evaluate(() => document.fonts?.ready);
@@ -535,6 +547,51 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     }
     await dark.close();
   });
+
+  test('the jobs table fits a 1280 px window whatever its contents', async () => {
+    // GIVEN a job whose every column is as wide as the API allows: a 64-character cluster id,
+    // a 256-character description without a space, a long schedule, and a failed last run
+    // whose reason names a long lock operation
+    const wide = `c${'0123456789'.repeat(6)}abc`;
+    await apiCall('POST', `${MESDB}/clusters`, {
+      id: wide, description: 'W'.repeat(256), provider: 'directory', path: source,
+    });
+    const { id: wideJob } = await apiCall('POST', `${ORCH}/jobs`, {
+      description: 'Nightly'.repeat(36) + 'Back',
+      schedule: '0 0,2,4,6,8,10,12,14,16,18,20,22 1,5,9,13,17,21,25 JAN,MAR,MAY,JUL,SEP,NOV MON-FRI',
+      type: 'ScheduledBackup',
+      data: { clusterId: wide, description: '{cluster} {datetime}', maxBackupCount: 1000 },
+    });
+    try {
+      await apiCall('POST', `${MESDB}/clusters/${wide}/lock`, { operation: 'x'.repeat(64) });
+      const { historyId } = await apiCall('POST', `${ORCH}/jobs/${wideJob}/run`);
+      await waitForRun(historyId, 'failed');
+      await apiCall('DELETE', `${MESDB}/clusters/${wide}/lock`);
+      await fitsAt1280(wideJob);
+    } finally {
+      await apiCall('DELETE', `${ORCH}/jobs/${wideJob}`);
+      await apiCall('DELETE', `${MESDB}/clusters/${wide}`);
+    }
+  });
+
+  async function fitsAt1280(wideJob) {
+    // WHEN the jobs page shows it in a 1280 px window
+    await open('/console/');
+    const row = page.locator(`#jobs-table tr[data-job-id="${wideJob}"]`);
+    await row.locator('[data-status="failed"]').waitFor();
+    // THEN neither the page nor the table scrolls sideways, and the actions are in view
+    const overflow = await page.evaluate(() => {
+      const wrap = document.querySelector('#jobs .table-wrap');
+      return {
+        page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        table: wrap.scrollWidth - wrap.clientWidth,
+      };
+    });
+    assert.deepEqual(overflow, { page: 0, table: 0 }, 'the jobs table scrolls sideways at 1280 px');
+    const actions = await row.getByRole('button', { name: /^Delete:/ }).boundingBox();
+    assert.ok(actions && actions.x + actions.width <= 1280, `the Delete button is cut off: ${JSON.stringify(actions)}`);
+    await shot('jobs-1280-widest');
+  }
 
   test('deleting a job asks first and says its history and backups are kept', async () => {
     await open('/console/');
