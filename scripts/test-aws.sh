@@ -2,7 +2,8 @@
 # The AWS side's tests, with moto_server as the local AWS endpoint (`scripts/test-aws.sh`;
 # scripts/test.sh runs it after the workspace tests).
 #
-# 1. Installs, once, a Python venv in .tools/venv with moto[server], cfn-lint, cargo-lambda
+# 1. Installs, once, a Python venv (`~/.cache/backupctl/venv`, or $BACKUPCTL_VENV) with
+#    moto[server], cfn-lint, cargo-lambda
 #    and ziglang (cargo lambda's cross linker), and the aarch64-unknown-linux-gnu target.
 # 2. Starts moto_server on a free 127.0.0.1 port (stopped on exit) and points every AWS
 #    client at it through AWS_ENDPOINT_URL only.
