@@ -201,9 +201,17 @@ impl Schedule {
 
     /// The days of a month on which the schedule fires, as bits 1..=31.
     fn days_in(&self, year: i32, month: u32) -> u32 {
-        let len = civil::days_in_month(year, month);
+        self.month_days(
+            civil::days_in_month(year, month),
+            civil::weekday(year, month, 1),
+        )
+    }
+
+    /// The days on which the schedule fires in a month of `len` days whose first day is
+    /// `first_weekday` (0 = Sunday), as bits 1..=31; the month itself is not checked.
+    fn month_days(&self, len: u32, first_weekday: u32) -> u32 {
         let valid = (((1u64 << (len + 1)) - 1) & !1) as u32;
-        let by_weekday = self.weekday_days[civil::weekday(year, month, 1) as usize];
+        let by_weekday = self.weekday_days[first_weekday as usize % 7];
         let days = if self.dom_restricted && self.dow_restricted {
             self.days_of_month | by_weekday
         } else {
@@ -288,6 +296,11 @@ impl Schedule {
         }
         let first = first_hour * 60 + first_minute;
         let last = last_hour * 60 + last_minute;
+        // Across days the interval is at least a day less the span of one day's firings:
+        // when that cannot beat what one day shows, the day gap need not be looked for.
+        if best <= 1440 - (last - first) {
+            return best;
+        }
         if let Some(gap) = self.min_day_gap() {
             best = best.min(gap * 1440 - (last - first));
         }
@@ -312,37 +325,86 @@ impl Schedule {
                 Some(best)
             }
             // Days of the month depend on month lengths and, with weekdays, on where each
-            // month starts in the week. From 2001 to 2099 the calendar repeats every 28 years,
-            // and every pair of adjacent years that the 400-year cycle holds appears among
-            // these, so 28 years (plus the next leap day) show every gap.
+            // month starts in the week: on the kind of year, of which there are fourteen
+            // (the weekday of 1 January, leap or not). Each kind's firing days are
+            // summarised once (first, last, fewest days apart); the years from 2001 to 2032
+            // then only join summaries. From 2001 to 2099 the calendar repeats every 28
+            // years, and these 32 years hold every kind and every pair of adjacent kinds
+            // that the 400-year cycle holds (and the next leap day after each), so they
+            // show every gap.
             _ => {
+                let mut kinds: [Option<Option<YearDays>>; 14] = [None; 14];
                 let mut best: Option<u32> = None;
-                let mut previous: Option<i64> = None;
+                let mut previous_last: Option<i64> = None;
+                let mut year_start: i64 = 0;
+                let mut jan1 = civil::weekday(2001, 1, 1);
                 for year in 2001..2033 {
-                    for month in 1..=12u32 {
-                        if u32::from(self.months) & (1 << month) == 0 {
-                            continue;
+                    let leap = civil::is_leap(year);
+                    // Without weekdays, where the year starts in the week does not matter.
+                    let start = if self.dow_restricted { jan1 } else { 0 };
+                    let kind = usize::from(leap) * 7 + start as usize;
+                    let days = *kinds[kind].get_or_insert_with(|| self.year_days(start, leap));
+                    if let Some(days) = days {
+                        let mut candidates = [days.gap, None];
+                        if let Some(last) = previous_last {
+                            candidates[1] =
+                                Some((year_start + i64::from(days.first) - last) as u32);
                         }
-                        let mut days = self.days_in(year, month);
-                        let base = civil::days_from_civil(year, month, 1) - 1;
-                        while days != 0 {
-                            let d = days.trailing_zeros();
-                            days &= days - 1;
-                            let n = base + i64::from(d);
-                            if let Some(p) = previous {
-                                let gap = (n - p) as u32;
-                                if gap == 1 {
-                                    return Some(1);
-                                }
-                                best = Some(best.map_or(gap, |b| b.min(gap)));
+                        for gap in candidates.into_iter().flatten() {
+                            if gap == 1 {
+                                return Some(1);
                             }
-                            previous = Some(n);
+                            best = Some(best.map_or(gap, |b| b.min(gap)));
                         }
+                        previous_last = Some(year_start + i64::from(days.last));
                     }
+                    let len = if leap { 366 } else { 365 };
+                    year_start += len;
+                    jan1 = (jan1 + len as u32) % 7;
                 }
                 best
             }
         }
+    }
+
+    /// The firing days of a year that starts on weekday `jan1` (0 = Sunday), by month
+    /// masks: `None` when it has none (only a 29 February can be missing from a year).
+    fn year_days(&self, jan1: u32, leap: bool) -> Option<YearDays> {
+        let mut first: Option<u32> = None;
+        let mut previous: Option<u32> = None;
+        let mut gap: Option<u32> = None;
+        let mut month_start = 0u32;
+        let mut weekday = jan1;
+        for month in 1..=12u32 {
+            let len = match month {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            if u32::from(self.months) & (1 << month) != 0 {
+                let mut days = self.month_days(len, weekday);
+                while days != 0 {
+                    let day = month_start + days.trailing_zeros() - 1;
+                    days &= days - 1;
+                    match previous {
+                        Some(p) => {
+                            let g = day - p;
+                            gap = Some(gap.map_or(g, |b| b.min(g)));
+                        }
+                        None => first = Some(day),
+                    }
+                    previous = Some(day);
+                }
+            }
+            month_start += len;
+            weekday = (weekday + len) % 7;
+        }
+        Some(YearDays {
+            first: first?,
+            last: previous?,
+            gap,
+        })
     }
 
     fn too_frequent_message(&self) -> String {
@@ -399,6 +461,15 @@ impl std::str::FromStr for Schedule {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Schedule::parse(s)
     }
+}
+
+/// One kind of year's firing days: the day of the year (from 0) of the first and the last,
+/// and the fewest days between two (`None` with one day).
+#[derive(Debug, Clone, Copy)]
+struct YearDays {
+    first: u32,
+    last: u32,
+    gap: Option<u32>,
 }
 
 /// Firings in order; see [`Schedule::upcoming`].

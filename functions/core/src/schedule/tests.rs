@@ -465,3 +465,81 @@ fn every_message_says_what_to_write_instead() {
         }
     }
 }
+
+/// The day gap as it was first found: every firing day from 2001 to 2032 in turn. The oracle
+/// of the summary by kind of year that replaced it.
+fn min_day_gap_by_scan(s: &Schedule) -> Option<u32> {
+    let mut best: Option<u32> = None;
+    let mut previous: Option<i64> = None;
+    for year in 2001..2033 {
+        for month in 1..=12u32 {
+            if u32::from(s.months) & (1 << month) == 0 {
+                continue;
+            }
+            let mut days = s.days_in(year, month);
+            let base = civil::days_from_civil(year, month, 1) - 1;
+            while days != 0 {
+                let d = days.trailing_zeros();
+                days &= days - 1;
+                let n = base + i64::from(d);
+                if let Some(p) = previous {
+                    let gap = (n - p) as u32;
+                    best = Some(best.map_or(gap, |b| b.min(gap)));
+                }
+                previous = Some(n);
+            }
+        }
+    }
+    best
+}
+
+fn day_list(values: &[u32]) -> String {
+    if values.is_empty() {
+        "*".to_owned()
+    } else {
+        values
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_day_gap_by_kind_of_year_is_the_scans(
+        doms in proptest::collection::btree_set(1u32..=31, 0..5),
+        months in proptest::collection::btree_set(1u32..=12, 0..4),
+        dows in proptest::collection::btree_set(0u32..=6, 0..3),
+    ) {
+        let doms: Vec<u32> = doms.into_iter().collect();
+        let months: Vec<u32> = months.into_iter().collect();
+        let dows: Vec<u32> = dows.into_iter().collect();
+        let expr = format!("0 0 {} {} {}", day_list(&doms), day_list(&months), day_list(&dows));
+        if let Ok(s) = Schedule::parse(&expr) {
+            proptest::prop_assert_eq!(s.min_day_gap(), min_day_gap_by_scan(&s), "{}", expr);
+        }
+    }
+}
+
+#[test]
+fn the_day_gap_of_hard_calendars_is_the_scans() {
+    for expr in [
+        "0 0 29 2 *",
+        "0 0 29 2 MON",
+        "0 0 31 * *",
+        "0 0 30,31 1,2,3 *",
+        "0 0 1,15 * *",
+        "0 0 28 2 *",
+        "0 0 29 2,3 *",
+        "0 0 31 12 *",
+        "0 0 1 1 SUN",
+        "0 0 13 * FRI",
+        "0 0 1 */3 *",
+    ] {
+        let s = Schedule::parse(expr).unwrap();
+        assert_eq!(s.min_day_gap(), min_day_gap_by_scan(&s), "{expr}");
+    }
+}
