@@ -46,6 +46,10 @@
 //!   build it once per cold start and hand it to `lambda_http::run` unchanged.
 //! - `POST …/clusters/{id}/lock` answers `{"cluster": Cluster}` with its new `lock`;
 //!   `GET …/backups/{id}` (an addition) answers `{"backup": Backup}`.
+//! - `/healthz` and `/readyz` are probes and `/metrics` a scrape target; which of them need a
+//!   credential is the server's guard's to decide (`backupctl serve`: `/metrics` does, the
+//!   probes do not; behind API Gateway only the routes the stack declares are reachable).
+//!   `/readyz` answers 503 problem+json (`store_error`) when the store does not.
 //! - A panic in a handler (there should be none) becomes a 500 problem, not a dropped
 //!   connection.
 //! - Handlers never see the URI: a problem's `instance` is the request's path, written by the
@@ -98,8 +102,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The API prefixes, for the fallback that tells API 404s from web form files.
 pub const API_PREFIXES: [&str; 2] = ["/orchestrate/", "/mesdb/"];
 
-/// The API's router: every route of SPEC §7, `POST /orchestrate/v1/jobs/rearm` (SPEC §16)
-/// and `GET /healthz`.
+/// The API's router: every route of SPEC §7, `POST /orchestrate/v1/jobs/rearm` (SPEC §16),
+/// the probes `GET /healthz` (the process answers) and `GET /readyz` (its store answers), and
+/// `GET /metrics` (SPEC §17, Prometheus text).
 pub fn router(engine: Arc<Engine>) -> Router {
     let jobs = Router::new()
         .route("/jobs", get(routes::list_jobs).post(routes::create_job))
@@ -132,6 +137,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         );
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
         .route(backup_core::api::REARM_JOBS_PATH, post(routes::rearm_jobs))
         .nest(
             "/orchestrate/v1/organizations/{org}/projects/{project}",

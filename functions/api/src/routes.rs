@@ -92,6 +92,28 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// `GET /readyz`: `{"status": "ready"}` once the store answers a read; its failure is the
+/// store's 503 problem.
+pub async fn readyz(State(engine): State<AppState>) -> ApiResult<serde_json::Value> {
+    engine.ready().await?;
+    Ok(Json(serde_json::json!({ "status": "ready" })))
+}
+
+/// `GET /metrics`: the Prometheus text of [`backup_engine::metrics`] (what counts as what is
+/// decided there).
+pub async fn metrics(
+    State(engine): State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let report = engine.metrics_report().await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            backup_engine::metrics::PROMETHEUS_CONTENT_TYPE,
+        )],
+        report.to_prometheus(),
+    ))
+}
+
 /// `{}` once a use case that answers nothing has succeeded.
 fn done(result: Result<(), EngineError>) -> ApiResult<Empty> {
     result?;

@@ -412,6 +412,17 @@ pub struct ServeArgs {
     /// --listen host, such as the name a reverse proxy forwards (repeat for several).
     #[arg(long = "public-host", value_name = "NAME")]
     pub public_hosts: Vec<String>,
+    /// How log lines on stderr look: `text` (for people) or `json` (one JSON object per
+    /// line, for a log collector). Colours only at a terminal, and never with NO_COLOR.
+    #[arg(long, env = "BACKUPCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `serve --auth`.

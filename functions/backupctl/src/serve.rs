@@ -4,7 +4,8 @@
 //!
 //! - The first line on stdout is `listening on http://ADDR`, with the port actually bound,
 //!   so `--listen 127.0.0.1:0` works for tests and scripts. Logs go to stderr (`RUST_LOG`,
-//!   default `info`).
+//!   default `info`), as text (coloured only at a terminal without `NO_COLOR`) or, with
+//!   `--log-format json`, one JSON object per line.
 //! - `--lease-seconds` / `BACKUPCTL_LEASE_SECONDS` (default 60, renewed every third): how long
 //!   a crashed server's locks last.
 //! - `--web-dir` / `BACKUPCTL_WEB_DIR`: the built form; by default `wasm/web` under the
@@ -36,7 +37,7 @@ use backup_engine::EngineConfig;
 use backup_local::{LocalMode, LocalOptions};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{SchedulerKind, ServeArgs, StoreKind};
+use crate::cli::{LogFormat, SchedulerKind, ServeArgs, StoreKind};
 
 /// How long a stopping server waits for running backups to record that they were stopped
 /// (SPEC §13: a `SIGTERM` ends the process within 10 s). Backups stop at their next chunk,
@@ -46,17 +47,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
 const RUNTIME_GRACE: Duration = Duration::from_secs(1);
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal (and never with NO_COLOR), not in log files.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    init_logging(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,6 +58,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // A worker stuck in a system call (a hung mount) must not keep the process alive.
     runtime.shutdown_timeout(RUNTIME_GRACE);
     result
+}
+
+/// Logs on stderr, filtered by `RUST_LOG` (default `info`): text, or one JSON object per
+/// line (`{"timestamp", "level", "fields": {"message", …}, "target"}`) for a collector.
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        // Colours only for a person at a terminal (and never with NO_COLOR), not in log files.
+        LogFormat::Text => builder
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

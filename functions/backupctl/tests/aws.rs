@@ -301,3 +301,40 @@ fn jobs_rearm_moves_jobs_from_rules_to_schedules_and_back() {
     let _ = rt.block_on(scheduler.delete_schedule_group().name(&group).send());
     let _ = rt.block_on(dynamodb.delete_table().table_name(&table).send());
 }
+
+#[test]
+#[ignore = "needs moto_server at AWS_ENDPOINT_URL (scripts/test-aws.sh)"]
+fn readyz_answers_503_until_the_store_answers() {
+    let rt = runtime();
+    let sdk = rt.block_on(backup_aws::sdk_config());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = format!("backupctl-readyz-{}", std::process::id());
+    // GIVEN a server on a table that does not exist yet
+    let sandbox = Sandbox::new();
+    let server = Server::start_with(
+        &sandbox.data_dir(),
+        &[
+            "--store",
+            "dynamodb",
+            "--table",
+            &table,
+            "--scheduler",
+            "eventbridge",
+        ],
+        &[("RUNNER_FUNCTION_ARN", RUNNER_ARN)],
+    );
+    // WHEN a probe asks whether it is ready THEN it is not, in a problem that says so
+    let probe = server.request("GET", "/readyz", None);
+    assert_eq!(probe.status, 503, "{probe:?}");
+    assert!(
+        probe.content_type.starts_with("application/problem+json"),
+        "{probe:?}"
+    );
+    assert_eq!(probe.json()["code"], "store_error", "{probe:?}");
+    // AND once the table exists it is
+    rt.block_on(DynamoStore::create_table(&dynamodb, &table))
+        .expect("create the table");
+    let probe = server.request("GET", "/readyz", None);
+    assert_eq!(probe.status, 200, "{probe:?}");
+    assert_eq!(probe.json()["status"], "ready");
+}

@@ -162,6 +162,10 @@ pub(crate) struct Inner {
     idle: tokio::sync::Notify,
     /// `true` once the server is stopping: running backups stop at their next chunk.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// This process's counters of runs (SPEC §17 `/metrics`).
+    pub(crate) metrics: crate::metrics::RunMetrics,
+    /// Who else listens to runs ([`Engine::add_run_observer`]).
+    pub(crate) observers: std::sync::RwLock<Vec<Arc<dyn crate::metrics::RunObserver>>>,
 }
 
 /// Counts a background task (a manual backup, a run started by "run now") until dropped, so
@@ -195,6 +199,8 @@ impl Engine {
                 in_flight: AtomicUsize::new(0),
                 idle: tokio::sync::Notify::new(),
                 stopping: tokio::sync::watch::Sender::new(false),
+                metrics: crate::metrics::RunMetrics::default(),
+                observers: std::sync::RwLock::new(Vec::new()),
             }),
         }
     }

@@ -27,6 +27,9 @@
 //!   successful run prunes), `end.rs` (how a run ended, `RunEnd`,
 //!   and the write that records it), `settle.rs` (backups that settle later, SPEC §16:
 //!   `park`, `settle_notice` from a provider's notification, and the sweeper).
+//! - [`metrics`]: what counts as a run's end, a lock conflict and bytes copied; this
+//!   process's counters, the store's gauges ([`Engine::metrics_report`]) and their
+//!   Prometheus text; [`metrics::RunObserver`] for other listeners (SPEC §17).
 //! - [`error`]: [`EngineError`] with stable codes, and the ports' errors; its `Invalid`
 //!   variant keeps the core's coded [`backup_core::FieldError`]s of each field.
 //! - [`ids`]: the id format and the default generator.
@@ -95,6 +98,7 @@ pub mod error;
 pub mod ids;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod page;
 pub mod ports;

@@ -186,8 +186,12 @@ impl Engine {
             )
             .apply(&item, self.now());
             // Only while still queued: a delivery that went through despite the error wins.
-            if let Err(e) = self.inner.store.claim_queued(&failed).await {
-                tracing::warn!(history_id = %item.id, error = %e, "could not record a run that was never handed over");
+            match self.inner.store.claim_queued(&failed).await {
+                Ok(true) => self.observe_end(&failed),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(history_id = %item.id, error = %e, "could not record a run that was never handed over")
+                }
             }
             return Err(error.into());
         }
@@ -581,6 +585,9 @@ impl Engine {
             );
         }
         tracing::info!(backup_id = %backup.id, %cluster_id, "backup available");
+        if let Some(bytes) = made.size_bytes {
+            self.observe(|o| o.backup_made(bytes, 0));
+        }
         let provider_notes = made.notes.join("; ");
         let available = BackupEnd {
             backup_id: &backup.id,

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`settings`]: what the functions read from the environment, once, with errors naming
 //!   the variable.
+//! - [`emf`]: the runner's CloudWatch Embedded Metric Format line per run end.
 //! - [`runner`]: `backup-runner`'s event parsing, handler and error types
 //!   (`src/bin/backup-runner.rs`).
 //! - [`api`]: `jobs-api`'s service: the same axum router as `backupctl serve`
@@ -32,6 +33,7 @@
 //!   engine's background work ("run now", manual backups) before answering.
 
 pub mod api;
+pub mod emf;
 pub mod runner;
 pub mod settings;
 
@@ -59,14 +61,22 @@ pub fn api_engine(
     backup_aws::dispatching_engine(&settings.aws, sdk, triggers, settings.engine.clone())
 }
 
-/// Logs to stdout (CloudWatch), without colours, filtered by `RUST_LOG` (default `info`).
+/// Logs to stdout (CloudWatch), never with colour codes, filtered by `RUST_LOG` (default
+/// `info`): plain text, or one JSON object per line when the function's log format is JSON
+/// (Lambda sets `AWS_LAMBDA_LOG_FORMAT=JSON` for `LoggingConfig: {LogFormat: JSON}`), so
+/// CloudWatch Logs Insights can query its fields.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
         .without_time()
-        .with_target(false)
-        .init();
+        .with_target(false);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -16,7 +16,7 @@ use backup_engine::ids::RandomIds;
 use backup_engine::ports::{
     BackupStore, ClusterLock, ClusterStore, HistoryStore, IdGenerator, JobStore,
 };
-use backup_engine::{BackupFilter, ClusterRecord, JobRecord, Scope};
+use backup_engine::{Acquisition, BackupFilter, ClusterRecord, JobRecord, LockHolder, Scope};
 use backup_testkit::ec2::{
     instance_tagged_with_data_volumes, snapshots_tagged, snapshotted_volumes, tag, TaggedInstance,
 };
@@ -1712,4 +1712,95 @@ async fn bench_runner_figures() {
         "awsCallsSettle": settle_calls,
     });
     println!("BENCH {figures}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn the_runner_writes_one_embedded_metric_line_per_run_end() {
+    let w = World::new(1).await;
+    let job = w.add_job().await;
+    let runner = Function::start_capturing(
+        "backup-runner",
+        &w.emulator,
+        &w.proxy.url(),
+        &w.table.name,
+        &[],
+    );
+    let emf_lines = || -> Vec<Value> {
+        runner
+            .stdout_lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|record| record.get("_aws").is_some())
+            .collect()
+    };
+    // GIVEN the cluster held by an operator
+    let store = w.table.store();
+    let holder = LockHolder {
+        operation: "expand-disk".into(),
+        job_id: None,
+        run_id: None,
+    };
+    let Acquisition::Acquired(lock) = store
+        .try_acquire(
+            &w.cluster,
+            &holder,
+            chrono::Utc::now(),
+            chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the cluster's lock was free");
+    };
+    // WHEN the job fires
+    let report = w.fire(&job, 5).await.expect("succeeds");
+    assert_eq!(report["errorCode"], "cluster_locked", "{report}");
+    // THEN the runner wrote one Embedded Metric Format line for that run's end
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emf_lines().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no EMF line: {:?}",
+            runner.stdout_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = emf_lines().remove(0);
+    assert_eq!(
+        first["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ScheduledBackups"
+    );
+    assert_eq!(first["Outcome"], "failed", "{first}");
+    assert_eq!(first["ErrorCode"], "cluster_locked", "{first}");
+    assert_eq!(first["LockConflicts"], 1, "{first}");
+    assert_eq!(first["Runs"], 1, "{first}");
+    assert_eq!(first["FunctionName"], "backup-runner", "{first}");
+    assert_eq!(first["jobId"], job.as_str(), "{first}");
+
+    // WHEN the lock is released, the next firing starts its snapshot (no end yet) and EC2's
+    // notification settles it
+    assert!(store.release(&w.cluster, lock.fencing_token).await.unwrap());
+    let report = w.fire(&job, 6).await.expect("succeeds");
+    assert_eq!(report["status"], "running", "{report}");
+    let settled = w.settle(&job).await;
+    assert_eq!(
+        settled[0]["settled"][0]["outcome"], "available",
+        "{settled:?}"
+    );
+    // THEN the settle wrote the second line, a success
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emf_lines().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second EMF line: {:?}",
+            runner.stdout_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = emf_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["Outcome"], "succeeded", "{}", lines[1]);
+    assert_eq!(lines[1]["ErrorCode"], "none", "{}", lines[1]);
+    assert_eq!(lines[1]["LockConflicts"], 0, "{}", lines[1]);
 }

@@ -30,6 +30,7 @@ impl Engine {
                             cleans it up."
                 .to_owned();
             store.update_history(&item).await?;
+            self.observe_end(&item);
             runs += 1;
         }
         let mut backups = 0;

@@ -96,6 +96,7 @@ impl Engine {
             together: settled.is_some(),
         };
         self.commit(&finish, &item.id).await;
+        self.observe_end(&item);
         match item.error_code {
             Some(failure) => {
                 tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = %failure, details = %item.details, "run failed")

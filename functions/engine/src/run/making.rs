@@ -159,7 +159,8 @@ impl Engine {
                 datetime,
             },
         };
-        self.inner
+        let started = self
+            .inner
             .writes
             .start(&StartBackup {
                 cluster_id: &cluster.id,
@@ -170,7 +171,11 @@ impl Engine {
                 backup: &draft,
                 run,
             })
-            .await
+            .await?;
+        if matches!(started, Started::Held(_)) {
+            self.observe(|o| o.lock_conflict());
+        }
+        Ok(started)
     }
 
     /// Has the provider make the backup and waits until it is available, renewing the lease

@@ -367,7 +367,11 @@ impl Engine {
             ),
         )
         .apply(item, self.now());
-        Ok(self.inner.store.claim_queued(&failed).await?)
+        let failed_now = self.inner.store.claim_queued(&failed).await?;
+        if failed_now {
+            self.observe_end(&failed);
+        }
+        Ok(failed_now)
     }
 
     /// Whether nobody is making `backup` any more: its cluster's lock is free or held by

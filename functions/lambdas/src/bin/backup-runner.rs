@@ -12,6 +12,12 @@ async fn main() -> Result<(), Error> {
     let settings = LambdaSettings::from_env()?;
     let sdk = backup_aws::sdk_config().await;
     let engine = backup_lambdas::engine(&settings, &sdk, Triggers::None)?;
+    // One Embedded Metric Format line on stdout per run end (SPEC §17).
+    let function_name =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "backup-runner".to_owned());
+    engine.add_run_observer(std::sync::Arc::new(backup_lambdas::emf::EmfRunLines::new(
+        function_name,
+    )));
     let prefix = settings.aws.rule_prefix.clone();
     // The event stays a JSON value here so that a malformed one is the runner's `BadEvent`
     // (with what was expected) rather than the runtime's own deserialization error.

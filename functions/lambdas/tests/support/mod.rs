@@ -705,9 +705,44 @@ fn scheduler_calls_are_named_from_their_method_and_path() {
 
 pub struct Function {
     pub child: Child,
+    /// The lines the process wrote on stdout, when started with [`Function::start_capturing`].
+    stdout: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Function {
+    /// [`Function::start`] with the process's stdout read line by line (and always drained,
+    /// so the pipe never fills): see [`Function::stdout_lines`].
+    pub fn start_capturing(
+        bin: &str,
+        emulator: &Emulator,
+        endpoint: &str,
+        table: &str,
+        extra: &[(&str, &str)],
+    ) -> Function {
+        let mut function = Function::spawn(bin, emulator, endpoint, table, extra, true);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stdout) = function.child.stdout.take() {
+            let sink = lines.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut reader = tokio::io::BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        function.stdout = Some(lines);
+        function
+    }
+
+    /// What a [`Function::start_capturing`] process wrote on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .as_ref()
+            .map(|lines| lines.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
     /// Starts `bin` (`backup-runner` or `jobs-api`) against `emulator`, its AWS clients
     /// pointed at `endpoint`.
     pub fn start(
@@ -716,6 +751,17 @@ impl Function {
         endpoint: &str,
         table: &str,
         extra: &[(&str, &str)],
+    ) -> Function {
+        Function::spawn(bin, emulator, endpoint, table, extra, false)
+    }
+
+    fn spawn(
+        bin: &str,
+        emulator: &Emulator,
+        endpoint: &str,
+        table: &str,
+        extra: &[(&str, &str)],
+        capture: bool,
     ) -> Function {
         let path = match bin {
             "backup-runner" => env!("CARGO_BIN_EXE_backup-runner"),
@@ -746,11 +792,15 @@ impl Function {
             )
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if capture {
+            cmd.stdout(Stdio::piped());
+        }
         for (k, v) in extra {
             cmd.env(k, v);
         }
         Function {
             child: cmd.spawn().expect("start the function"),
+            stdout: None,
         }
     }
 
