@@ -105,6 +105,7 @@ pub mod ports;
 #[cfg(any(test, feature = "contract"))]
 pub mod requests;
 pub mod run;
+pub mod schedule_cache;
 mod text;
 pub mod writes;
 

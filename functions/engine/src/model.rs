@@ -2,7 +2,6 @@
 //! the HTTP shapes of `backup_core::api` are built from them.
 
 use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus, RunFailure};
-use backup_core::civil::format_rfc3339;
 use backup_core::retention::{BackupRecord, BackupStatus};
 use backup_core::template::{RenderContext, Template};
 use backup_core::Schedule;
@@ -82,20 +81,14 @@ impl JobRecord {
 
     /// The API shape, with the next runs after `now` (none once deleted).
     pub fn to_api(&self, now: DateTime<Utc>) -> api::Job {
-        let (next_runs, eventbridge) = match self.parsed_schedule() {
-            Ok(s) => (
-                if self.status == JobStatus::Active {
-                    s.next_runs(now, NEXT_RUNS_SHOWN)
-                        .into_iter()
-                        .map(format_rfc3339)
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                s.eventbridge(),
-            ),
-            Err(_) => (Vec::new(), Vec::new()),
-        };
+        let (next_runs, eventbridge) =
+            match crate::schedule_cache::view(&self.schedule, now, NEXT_RUNS_SHOWN) {
+                Some(view) if self.status == JobStatus::Active => {
+                    (view.next_runs, view.eventbridge)
+                }
+                Some(view) => (Vec::new(), view.eventbridge),
+                None => (Vec::new(), Vec::new()),
+            };
         api::Job {
             id: self.id.clone(),
             organization_id: self.scope.org.clone(),
