@@ -70,6 +70,7 @@
 
 pub mod cors;
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod web;
@@ -80,7 +81,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use backup_engine::Engine;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -98,46 +98,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The API prefixes, for the fallback that tells API 404s from web form files.
 pub const API_PREFIXES: [&str; 2] = ["/orchestrate/", "/mesdb/"];
 
-/// The API's router: every route of SPEC §7, `POST /orchestrate/v1/jobs/rearm` (SPEC §16)
-/// and `GET /healthz`.
+/// The API's router: every route of SPEC §7, `POST /orchestrate/v1/jobs/rearm` (SPEC §16),
+/// `GET /healthz` and `GET /openapi.json` (SPEC §17).
 pub fn router(engine: Arc<Engine>) -> Router {
-    let jobs = Router::new()
-        .route("/jobs", get(routes::list_jobs).post(routes::create_job))
-        .route(
-            "/jobs/{job_id}",
-            get(routes::get_job).delete(routes::delete_job),
-        )
-        .route("/jobs/{job_id}/run", post(routes::run_job))
-        .route("/history", get(routes::list_history));
-    let mesdb = Router::new()
-        .route(
-            "/backups",
-            get(routes::list_backups).post(routes::create_backup),
-        )
-        .route(
-            "/backups/{backup_id}",
-            get(routes::get_backup).delete(routes::delete_backup),
-        )
-        .route(
-            "/clusters",
-            get(routes::list_clusters).post(routes::register_cluster),
-        )
-        .route(
-            "/clusters/{cluster_id}",
-            get(routes::get_cluster).delete(routes::delete_cluster),
-        )
-        .route(
-            "/clusters/{cluster_id}/lock",
-            post(routes::lock_cluster).delete(routes::unlock_cluster),
-        );
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route(backup_core::api::REARM_JOBS_PATH, post(routes::rearm_jobs))
-        .nest(
-            "/orchestrate/v1/organizations/{org}/projects/{project}",
-            jobs,
-        )
-        .nest("/mesdb/v1/organizations/{org}/projects/{project}", mesdb)
+    // Every route comes from its handler's OpenAPI annotation (see `openapi`), so the router
+    // and `/openapi.json` list the same paths and methods.
+    let (routes, _) = openapi::api_routes().split_for_parts();
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(engine)

@@ -57,6 +57,7 @@ pub mod keys {
 /// hides them. Unknown fields are refused: a misspelt `maxBackupCnt` must not silently leave
 /// the job without its retention setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateJobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,7 @@ pub struct CreateJobRequest {
 
 /// The `data` of a `ScheduledBackup` job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScheduledBackupData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
