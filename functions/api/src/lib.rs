@@ -29,6 +29,8 @@
 //!   (engine and scope) and [`extract::OneItem`] (engine, scope and id, no query).
 //! - [`problem`]: the problem answer, `From<EngineError>` for it, and the layer that fills
 //!   in its `instance`.
+//! - [`openapi`]: the routes, each from its handler's `#[utoipa::path]`, and the OpenAPI 3.1
+//!   document built from the same annotations, served at `GET /openapi.json`.
 //! - [`web`]: the web form's static files (local server only).
 //! - [`cors`]: opt-in CORS for a console served from another origin.
 //!

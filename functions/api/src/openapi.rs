@@ -52,6 +52,7 @@ pub struct ProjectPath {
 #[into_params(parameter_in = Path)]
 pub struct JobPath {
     /// The job's id, as `POST …/jobs` answered it.
+    #[param(pattern = r"^[0-9a-v]{20}$")]
     pub job_id: String,
 }
 
@@ -59,6 +60,7 @@ pub struct JobPath {
 #[into_params(parameter_in = Path)]
 pub struct BackupPath {
     /// The backup's id, as `POST …/backups` or a run answered it.
+    #[param(pattern = r"^[0-9a-v]{20}$")]
     pub backup_id: String,
 }
 
@@ -66,6 +68,7 @@ pub struct BackupPath {
 #[into_params(parameter_in = Path)]
 pub struct ClusterPath {
     /// The cluster's id, as registered.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub cluster_id: String,
 }
 

@@ -17,7 +17,9 @@ use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
 
 use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, OneItem};
-use crate::openapi::{BackupPath, ClusterPath, Conflict, JobPath, NotFound, ProjectPath};
+use crate::openapi::{
+    BackupPath, ClusterPath, Conflict, JobPath, NotFound, ProjectPath, ProviderFailed,
+};
 use crate::problem::ApiError;
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -42,6 +44,7 @@ pub struct ClusterId {
 pub struct HistoryQuery {
     /// Only this job's runs; empty means every job's.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([0-9a-v]{20})?$")]
     job_id: Option<String>,
     /// At most this many items (1–1000, default 1000).
     #[serde(default)]
@@ -95,9 +98,11 @@ pub struct RearmQuery {
 pub struct BackupQuery {
     /// Only the backups this job made; empty means any.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([0-9a-v]{20})?$")]
     job_id: Option<String>,
     /// Only the backups of this cluster; empty means any.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{1,64})?$")]
     cluster_id: Option<String>,
     /// At most this many items (1–1000, default 1000).
     #[serde(default)]
@@ -286,7 +291,8 @@ pub async fn get_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<Bac
 #[utoipa::path(delete, path = "/backups/{backup_id}", tag = "backups", params(ProjectPath, BackupPath),
     responses((status = 200, description = "The backup is deleted.", body = Empty),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict)))]
+        (status = 409, response = Conflict),
+        (status = 502, response = ProviderFailed)))]
 pub async fn delete_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
     done(engine.delete_backup(&scope, &id).await)
 }

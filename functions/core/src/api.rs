@@ -275,7 +275,10 @@ pub struct Backup {
 pub enum ClusterTarget {
     /// A data directory on this machine, copied whole into `<data-dir>/backups/`.
     #[serde(rename_all = "camelCase")]
-    Directory { path: String },
+    Directory {
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
+        path: String,
+    },
     /// EBS volumes, named by id or found by an instance tag `KEY=VALUE`.
     #[serde(rename_all = "camelCase")]
     AwsEbs {
@@ -369,20 +372,29 @@ pub struct Cluster {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterClusterRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub id: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"\S")
+    )]
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
     pub region: Option<String>,
     #[serde(flatten)]
     pub target: ClusterTarget,
     /// The database server's version (such as `23.10.1`): at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub server_version: Option<String>,
     /// Its build tag (such as `23.10.1-jammy`): at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub server_version_tag: Option<String>,
     /// How many nodes the cluster has, 1 to 99; 1 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 99))]
     pub node_count: Option<u32>,
 }
 
@@ -399,9 +411,11 @@ fn one_node() -> u32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LockClusterRequest {
     /// What the operator is doing, such as `expand-disk`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub operation: String,
     /// How long the lease lasts unless released; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 604800))]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -410,7 +424,13 @@ pub struct LockClusterRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBackupRequest {
+    /// The backup's description template (SPEC §3).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"\S")
+    )]
     pub description: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub source_cluster_id: String,
 }
 
