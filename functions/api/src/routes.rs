@@ -89,6 +89,7 @@ pub struct RearmQuery {
     limit: Option<usize>,
     /// The `nextToken` of the previous page (the last job id it moved).
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([0-9a-v]{20})?$")]
     next_token: Option<String>,
 }
 

@@ -386,11 +386,11 @@ pub struct RegisterClusterRequest {
     pub target: ClusterTarget,
     /// The database server's version (such as `23.10.1`): at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub server_version: Option<String>,
     /// Its build tag (such as `23.10.1-jammy`): at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub server_version_tag: Option<String>,
     /// How many nodes the cluster has, 1 to 99; 1 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
