@@ -4,11 +4,7 @@
 
 # shellcheck source=scripts/cargo-env.sh
 source "$root/scripts/cargo-env.sh"
-# The venv lives beside the target directory, outside the clone, for the same reason: a new
-# clone reuses it. It also keeps `cargo lambda`'s path the same from one clone to the next:
-# cargo-zigbuild names its linker wrapper after that path, cargo's fingerprints include the
-# linker, and a venv inside each clone rebuilt the whole arm64 release build every CI run.
-venv="${BACKUPCTL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/backupctl/venv}"
+venv="$BACKUPCTL_VENV"
 step "tools: moto[server], cfn-lint, cargo-lambda, ziglang in $venv"
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"

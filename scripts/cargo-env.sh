@@ -8,3 +8,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bac
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 export target_dir
+
+# The Python venv of the test tools (moto, cfn-lint, cargo-lambda, ziglang, schemathesis)
+# lives beside the target directory, outside the clone, for the same reason: a new clone
+# reuses it. It also keeps `cargo lambda`'s path the same from one clone to the next:
+# cargo-zigbuild names its linker wrapper after that path, cargo's fingerprints include the
+# linker, and a venv inside each clone rebuilt the whole arm64 release build every CI run.
+export BACKUPCTL_VENV="${BACKUPCTL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/backupctl/venv}"

@@ -29,6 +29,8 @@
 //!   (engine and scope) and [`extract::OneItem`] (engine, scope and id, no query).
 //! - [`problem`]: the problem answer, `From<EngineError>` for it, and the layer that fills
 //!   in its `instance`.
+//! - [`openapi`]: the routes, each from its handler's `#[utoipa::path]`, and the OpenAPI 3.1
+//!   document built from the same annotations, served at `GET /openapi.json`.
 //! - [`web`]: the web form's static files (local server only).
 //! - [`cors`]: opt-in CORS for a console served from another origin.
 //!
@@ -74,6 +76,7 @@
 
 pub mod cors;
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod web;
@@ -84,7 +87,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use backup_engine::Engine;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -103,48 +105,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const API_PREFIXES: [&str; 2] = ["/orchestrate/", "/mesdb/"];
 
 /// The API's router: every route of SPEC §7, `POST /orchestrate/v1/jobs/rearm` (SPEC §16),
-/// the probes `GET /healthz` (the process answers) and `GET /readyz` (its store answers), and
-/// `GET /metrics` (SPEC §17, Prometheus text).
+/// the probes `GET /healthz` (the process answers) and `GET /readyz` (its store answers),
+/// `GET /metrics` (Prometheus text) and `GET /openapi.json` (SPEC §17).
 pub fn router(engine: Arc<Engine>) -> Router {
-    let jobs = Router::new()
-        .route("/jobs", get(routes::list_jobs).post(routes::create_job))
-        .route(
-            "/jobs/{job_id}",
-            get(routes::get_job).delete(routes::delete_job),
-        )
-        .route("/jobs/{job_id}/run", post(routes::run_job))
-        .route("/history", get(routes::list_history));
-    let mesdb = Router::new()
-        .route(
-            "/backups",
-            get(routes::list_backups).post(routes::create_backup),
-        )
-        .route(
-            "/backups/{backup_id}",
-            get(routes::get_backup).delete(routes::delete_backup),
-        )
-        .route(
-            "/clusters",
-            get(routes::list_clusters).post(routes::register_cluster),
-        )
-        .route(
-            "/clusters/{cluster_id}",
-            get(routes::get_cluster).delete(routes::delete_cluster),
-        )
-        .route(
-            "/clusters/{cluster_id}/lock",
-            post(routes::lock_cluster).delete(routes::unlock_cluster),
-        );
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route(backup_core::api::REARM_JOBS_PATH, post(routes::rearm_jobs))
-        .nest(
-            "/orchestrate/v1/organizations/{org}/projects/{project}",
-            jobs,
-        )
-        .nest("/mesdb/v1/organizations/{org}/projects/{project}", mesdb)
+    // Every route comes from its handler's OpenAPI annotation (see `openapi`), so the router
+    // and `/openapi.json` list the same paths and methods.
+    let (routes, _) = openapi::api_routes().split_for_parts();
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(engine)

@@ -9,14 +9,17 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::Json;
 use backup_core::api::{
-    BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest, CreateJobRequest, HistoryList,
-    IdResponse, JobEnvelope, JobList, LockClusterRequest, RearmResponse, RegisterClusterRequest,
-    RunJobResponse,
+    BackupEnvelope, BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest,
+    CreateJobRequest, HistoryList, IdResponse, JobEnvelope, JobList, LockClusterRequest,
+    RearmResponse, RegisterClusterRequest, RunJobResponse,
 };
 use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
 
 use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, OneItem};
+use crate::openapi::{
+    BackupPath, ClusterPath, Conflict, JobPath, NotFound, ProjectPath, ProviderFailed,
+};
 use crate::problem::ApiError;
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -25,7 +28,7 @@ pub type ApiResult<T> = Result<Json<T>, ApiError>;
 pub type AppState = Arc<Engine>;
 
 /// `{}`: the body of answers that carry nothing but their status.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Empty {}
 
 /// The id segment of `…/clusters/{cluster_id}/lock`, for the one item route with a body
@@ -35,24 +38,34 @@ pub struct ClusterId {
     cluster_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Only this job's runs; empty means every job's.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([0-9a-v]{20})?$")]
     job_id: Option<String>,
+    /// At most this many items (1–1000, default 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The `nextToken` of the previous page.
     #[serde(default, deserialize_with = "empty_as_none")]
     next_token: Option<String>,
 }
 
 /// The page of a list route (SPEC §16): `limit` (1–1000, default 1000) and the `nextToken`
 /// of the previous answer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// At most this many items (1–1000, default 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The `nextToken` of the previous page.
     #[serde(default, deserialize_with = "empty_as_none")]
     next_token: Option<String>,
 }
@@ -66,41 +79,92 @@ impl PageQuery {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RearmQuery {
+    /// At most this many jobs (1–100, default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// The `nextToken` of the previous page (the last job id it moved).
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([0-9a-v]{20})?$")]
     next_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BackupQuery {
+    /// Only the backups this job made; empty means any.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([0-9a-v]{20})?$")]
     job_id: Option<String>,
+    /// Only the backups of this cluster; empty means any.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{1,64})?$")]
     cluster_id: Option<String>,
+    /// At most this many items (1–1000, default 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The `nextToken` of the previous page.
     #[serde(default, deserialize_with = "empty_as_none")]
     next_token: Option<String>,
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The server is up.", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
+}
+
+/// `GET /healthz`: `{"status": "ok"}` while the server answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: HealthStatus,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
 }
 
 /// `GET /readyz`: `{"status": "ready"}` once the store answers a read; its failure is the
 /// store's 503 problem.
-pub async fn readyz(State(engine): State<AppState>) -> ApiResult<serde_json::Value> {
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "The server's store answers a read.", body = Ready),
+        (status = 503, description = "The store does not answer (`store_error`).",
+            content_type = "application/problem+json", body = backup_core::api::Problem)))]
+pub async fn readyz(State(engine): State<AppState>) -> ApiResult<Ready> {
     engine.ready().await?;
-    Ok(Json(serde_json::json!({ "status": "ready" })))
+    Ok(Json(Ready {
+        status: ReadyStatus::Ready,
+    }))
+}
+
+/// `GET /readyz`: `{"status": "ready"}` while the store answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    pub status: ReadyStatus,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadyStatus {
+    Ready,
 }
 
 /// `GET /metrics`: the Prometheus text of [`backup_engine::metrics`] (what counts as what is
 /// decided there).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus' text exposition format 0.0.4: runs by outcome and error code, run duration, lock conflicts, bytes copied and linked, backups by status, and per job the time of its last available backup and last verification.",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(
     State(engine): State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
@@ -122,6 +186,9 @@ fn done(result: Result<(), EngineError>) -> ApiResult<Empty> {
 
 // ----- jobs --------------------------------------------------------------------------------
 
+#[utoipa::path(post, path = "/jobs", tag = "jobs", params(ProjectPath),
+    request_body = CreateJobRequest,
+    responses((status = 200, description = "The job was created; its id.", body = IdResponse)))]
 pub async fn create_job(
     InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<CreateJobRequest>,
@@ -130,6 +197,8 @@ pub async fn create_job(
     Ok(Json(IdResponse { id: job.id }))
 }
 
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ProjectPath, PageQuery),
+    responses((status = 200, description = "A page of the project's jobs.", body = JobList)))]
 pub async fn list_jobs(
     InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -141,11 +210,17 @@ pub async fn list_jobs(
     }))
 }
 
+#[utoipa::path(get, path = "/jobs/{job_id}", tag = "jobs", params(ProjectPath, JobPath),
+    responses((status = 200, description = "The job.", body = JobEnvelope),
+        (status = 404, response = NotFound)))]
 pub async fn get_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<JobEnvelope> {
     let job = engine.get_job(&scope, &id).await?;
     Ok(Json(JobEnvelope { job }))
 }
 
+#[utoipa::path(delete, path = "/jobs/{job_id}", tag = "jobs", params(ProjectPath, JobPath),
+    responses((status = 200, description = "The job is deleted (it keeps its history and backups).", body = Empty),
+        (status = 404, response = NotFound)))]
 pub async fn delete_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
     done(engine.delete_job(&scope, &id).await)
 }
@@ -153,6 +228,12 @@ pub async fn delete_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<Emp
 /// "Run now": 200 once the run holds its cluster (the backup continues in the background),
 /// or 202 when the run was handed to the runner and is `queued` (on AWS, SPEC §16: API
 /// Gateway gives up on a request after 30 s). The body is `{historyId}` either way.
+#[utoipa::path(post, path = "/jobs/{job_id}/run", tag = "jobs", params(ProjectPath, JobPath),
+    responses(
+        (status = 200, description = "Local mode: the run holds its cluster and continues in the background.", body = RunJobResponse),
+        (status = 202, description = "Deployed (AWS): the run was handed to the runner and is `queued`.", body = RunJobResponse),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn run_job(
     OneItem { engine, scope, id }: OneItem,
 ) -> Result<(axum::http::StatusCode, Json<RunJobResponse>), ApiError> {
@@ -174,6 +255,8 @@ pub async fn run_job(
 /// deployment's kind. Not scoped to a project: the kind of trigger is the deployment's, so
 /// every job of every scope moves (authenticated like every route: `serve`'s guard, IAM
 /// behind API Gateway).
+#[utoipa::path(post, path = "/orchestrate/v1/jobs/rearm", tag = "jobs", params(RearmQuery),
+    responses((status = 200, description = "The jobs this request moved, and the token of the next page.", body = RearmResponse)))]
 pub async fn rearm_jobs(
     State(engine): State<AppState>,
     ApiQuery(q): ApiQuery<RearmQuery>,
@@ -186,6 +269,8 @@ pub async fn rearm_jobs(
     }))
 }
 
+#[utoipa::path(get, path = "/history", tag = "history", params(ProjectPath, HistoryQuery),
+    responses((status = 200, description = "A page of runs, newest first.", body = HistoryList)))]
 pub async fn list_history(
     InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<HistoryQuery>,
@@ -205,6 +290,10 @@ pub async fn list_history(
 
 // ----- backups -----------------------------------------------------------------------------
 
+#[utoipa::path(post, path = "/backups", tag = "backups", params(ProjectPath),
+    request_body = CreateBackupRequest,
+    responses((status = 200, description = "The backup was started; its id.", body = IdResponse),
+        (status = 409, response = Conflict)))]
 pub async fn create_backup(
     InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<CreateBackupRequest>,
@@ -213,6 +302,8 @@ pub async fn create_backup(
     Ok(Json(IdResponse { id }))
 }
 
+#[utoipa::path(get, path = "/backups", tag = "backups", params(ProjectPath, BackupQuery),
+    responses((status = 200, description = "A page of the project's backups.", body = BackupList)))]
 pub async fn list_backups(
     InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<BackupQuery>,
@@ -234,17 +325,29 @@ pub async fn list_backups(
 
 /// `GET …/backups/{id}`: not in the SPEC's table, answered as `{"backup": Backup}` so a
 /// client can follow one backup without listing them all.
-pub async fn get_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<serde_json::Value> {
+#[utoipa::path(get, path = "/backups/{backup_id}", tag = "backups", params(ProjectPath, BackupPath),
+    responses((status = 200, description = "The backup.", body = BackupEnvelope),
+        (status = 404, response = NotFound)))]
+pub async fn get_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<BackupEnvelope> {
     let backup = engine.get_backup(&scope, &id).await?;
-    Ok(Json(serde_json::json!({ "backup": backup })))
+    Ok(Json(BackupEnvelope { backup }))
 }
 
+#[utoipa::path(delete, path = "/backups/{backup_id}", tag = "backups", params(ProjectPath, BackupPath),
+    responses((status = 200, description = "The backup is deleted.", body = Empty),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = ProviderFailed)))]
 pub async fn delete_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
     done(engine.delete_backup(&scope, &id).await)
 }
 
 // ----- clusters ----------------------------------------------------------------------------
 
+#[utoipa::path(post, path = "/clusters", tag = "clusters", params(ProjectPath),
+    request_body = RegisterClusterRequest,
+    responses((status = 200, description = "The cluster is registered; its id.", body = IdResponse),
+        (status = 409, response = Conflict)))]
 pub async fn register_cluster(
     InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<RegisterClusterRequest>,
@@ -253,6 +356,8 @@ pub async fn register_cluster(
     Ok(Json(IdResponse { id: cluster.id }))
 }
 
+#[utoipa::path(get, path = "/clusters", tag = "clusters", params(ProjectPath, PageQuery),
+    responses((status = 200, description = "A page of the project's clusters.", body = ClusterList)))]
 pub async fn list_clusters(
     InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -264,16 +369,28 @@ pub async fn list_clusters(
     }))
 }
 
+#[utoipa::path(get, path = "/clusters/{cluster_id}", tag = "clusters", params(ProjectPath, ClusterPath),
+    responses((status = 200, description = "The cluster.", body = ClusterEnvelope),
+        (status = 404, response = NotFound)))]
 pub async fn get_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<ClusterEnvelope> {
     let cluster = engine.get_cluster(&scope, &id).await?;
     Ok(Json(ClusterEnvelope { cluster }))
 }
 
+#[utoipa::path(delete, path = "/clusters/{cluster_id}", tag = "clusters", params(ProjectPath, ClusterPath),
+    responses((status = 200, description = "The cluster is unregistered.", body = Empty),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn delete_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
     done(engine.delete_cluster(&scope, &id).await)
 }
 
 /// Takes an operator's maintenance lock; answers the cluster with its lock.
+#[utoipa::path(post, path = "/clusters/{cluster_id}/lock", tag = "clusters", params(ProjectPath, ClusterPath),
+    request_body = LockClusterRequest,
+    responses((status = 200, description = "The lock is taken; the cluster with its lock.", body = ClusterEnvelope),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn lock_cluster(
     InProject { engine, scope }: InProject,
     ApiPath(p): ApiPath<ClusterId>,
@@ -285,6 +402,10 @@ pub async fn lock_cluster(
     Ok(Json(ClusterEnvelope { cluster }))
 }
 
+#[utoipa::path(delete, path = "/clusters/{cluster_id}/lock", tag = "clusters", params(ProjectPath, ClusterPath),
+    responses((status = 200, description = "The operator's lock is released.", body = Empty),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn unlock_cluster(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
     done(engine.unlock_cluster(&scope, &id).await)
 }

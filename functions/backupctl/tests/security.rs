@@ -214,11 +214,16 @@ fn every_api_route_needs_the_token_and_public_pages_do_not() {
         assert_eq!(answer.status, 200, "{authorization}: {answer:?}");
     }
 
-    // THEN the health check and the web pages need nothing
-    for path in ["/healthz", "/", "/index.html"] {
+    // THEN the health check, the API's OpenAPI document and the web pages need nothing
+    for path in ["/healthz", "/openapi.json", "/", "/index.html"] {
         let answer = send(&server, "GET", path, &[], "");
         assert_eq!(answer.status, 200, "{path}: {answer:?}");
     }
+    let document = send(&server, "GET", "/openapi.json", &[], "").json();
+    assert!(document["openapi"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("3.1"));
 }
 
 #[test]

@@ -18,8 +18,25 @@ pub use crate::retention::BackupStatus;
 /// The only job type there is, named as Event Store Cloud names it.
 pub const SCHEDULED_BACKUP: &str = "ScheduledBackup";
 
+/// The `type` of a job, for the OpenAPI document: [`SCHEDULED_BACKUP`] is the only one.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+pub enum JobType {
+    ScheduledBackup,
+}
+
+/// A backup's `provider` as [`esc_provider`] shows it, for the OpenAPI document.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum BackupProvider {
+    Aws,
+    Directory,
+}
+
 /// `active` until deleted; a deleted job stops firing and keeps its history and backups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Active,
@@ -29,6 +46,7 @@ pub enum JobStatus {
 /// What a job does: back `cluster_id` up, describing each backup with the template
 /// `description`, keeping `max_backup_count` of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobData {
     pub cluster_id: String,
@@ -37,6 +55,7 @@ pub struct JobData {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub id: String,
@@ -46,19 +65,24 @@ pub struct Job {
     pub schedule: String,
     pub status: JobStatus,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = JobType))]
     pub job_type: String,
     pub data: JobData,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created: DateTime<Utc>,
     /// The next few firings after the response was made (empty for a deleted job).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_runs: Vec<String>,
     /// The EventBridge expressions the job deploys as.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub eventbridge: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Recorded, and handed to another process that has not started it yet (a "run now"
@@ -85,6 +109,7 @@ impl RunStatus {
 /// back as [`RunFailure::Unknown`] rather than making its record unreadable; it is then
 /// shown, and written again, as `unknown`. Nothing in this version produces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunFailure {
     /// Another operation holds the cluster's lock (SPEC §5).
@@ -141,6 +166,7 @@ impl std::str::FromStr for RunFailure {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Schedule,
@@ -155,13 +181,16 @@ pub enum Trigger {
 /// `HistoryEntry::scope`) and fills these two from it when it reads the item back, so they
 /// cannot disagree with where the item is listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryItem {
     pub id: String,
     pub job_id: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub organization_id: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub project_id: String,
     pub status: RunStatus,
     /// One human sentence: what happened, and for a failure why and what to do.
@@ -169,19 +198,24 @@ pub struct HistoryItem {
     /// The backup id, or the cluster id when no backup was made.
     pub linked_resource: String,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub start_time: DateTime<Utc>,
     #[serde(
         default,
         with = "rfc3339_option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, nullable = false))]
     pub end_time: Option<DateTime<Utc>>,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub scheduled_time: DateTime<Utc>,
     pub trigger: Trigger,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error_code: Option<RunFailure>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub pruned_backup_ids: Vec<String>,
 }
 
@@ -196,6 +230,7 @@ pub struct HistoryItem {
 /// reported when the backup became available, in GiB rounded up, and 0 until then (or for
 /// a backup made before sizes were recorded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Backup {
     pub id: String,
@@ -204,6 +239,7 @@ pub struct Backup {
     pub source_cluster_id: String,
     pub source_cluster_description: String,
     /// `aws` for EBS snapshots, else our provider's name (`directory`).
+    #[cfg_attr(feature = "openapi", schema(value_type = BackupProvider))]
     pub provider: String,
     /// The source cluster's region (`local` for a directory cluster).
     pub region: String,
@@ -214,33 +250,42 @@ pub struct Backup {
     /// The backup's size in GiB, rounded up; 0 while unknown.
     pub size_gb: i32,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created: DateTime<Utc>,
     pub status: BackupStatus,
     /// The job that made it; absent for a manual backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub linked_resource: Option<String>,
     /// Why a `defunct` backup failed (`provider_error`, `insufficient_space`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error_code: Option<RunFailure>,
     /// Why it failed, or what to know of it (files changed during the copy, links whose
     /// target is not in the backup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub details: Option<String>,
 }
 
 /// Where a cluster's data lives, by provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "provider", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ClusterTarget {
     /// A data directory on this machine, copied whole into `<data-dir>/backups/`.
     #[serde(rename_all = "camelCase")]
-    Directory { path: String },
+    Directory {
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
+        path: String,
+    },
     /// EBS volumes, named by id or found by an instance tag `KEY=VALUE`.
     #[serde(rename_all = "camelCase")]
     AwsEbs {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         volume_ids: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(nullable = false))]
         instance_tag: Option<String>,
     },
 }
@@ -271,22 +316,28 @@ impl ClusterTarget {
 
 /// Who holds a cluster's lock, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterLockInfo {
     /// `scheduled-backup`, `manual-backup`, or an operator's maintenance operation name.
     pub operation: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub run_id: Option<String>,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub since: DateTime<Utc>,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires: DateTime<Utc>,
     pub fencing_token: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
     pub id: String,
@@ -297,38 +348,53 @@ pub struct Cluster {
     pub target: ClusterTarget,
     /// The database server's version, as registered (what backups of it show).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub server_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub server_version_tag: Option<String>,
     /// How many nodes the cluster has: 1 unless registered otherwise.
     #[serde(default = "one_node")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub node_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub lock: Option<ClusterLockInfo>,
     /// Why its runs fail `path_not_allowed` now (its path became a link, or breaks the
     /// server's `--allowed-root` policy); absent when its target is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub problem: Option<String>,
 }
 
 /// `POST …/clusters`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterClusterRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub id: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"\S")
+    )]
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
     pub region: Option<String>,
     #[serde(flatten)]
     pub target: ClusterTarget,
     /// The database server's version (such as `23.10.1`): at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub server_version: Option<String>,
     /// Its build tag (such as `23.10.1-jammy`): at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub server_version_tag: Option<String>,
     /// How many nodes the cluster has, 1 to 99; 1 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 99))]
     pub node_count: Option<u32>,
 }
 
@@ -341,29 +407,41 @@ fn one_node() -> u32 {
 
 /// `POST …/clusters/{id}/lock`: an operator's maintenance lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LockClusterRequest {
     /// What the operator is doing, such as `expand-disk`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub operation: String,
     /// How long the lease lasts unless released; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 604800))]
     pub ttl_seconds: Option<u64>,
 }
 
 /// `POST /mesdb/…/backups`: a manual backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBackupRequest {
+    /// The backup's description template (SPEC §3).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"\S")
+    )]
     pub description: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub source_cluster_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdResponse {
     pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunJobResponse {
     pub history_id: String,
@@ -377,69 +455,83 @@ pub const REARM_JOBS_PATH: &str = "/orchestrate/v1/jobs/rearm";
 /// The answer of [`REARM_JOBS_PATH`]: the jobs this request moved, in id order, and, while
 /// active jobs remain, the `nextToken` to ask for the next page with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RearmResponse {
     pub rearmed: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobList {
     pub jobs: Vec<Job>,
     /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobEnvelope {
     pub job: Job,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryList {
     pub items: Vec<HistoryItem>,
     /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BackupList {
     pub backups: Vec<Backup>,
     /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterList {
     pub clusters: Vec<Cluster>,
     /// Present when more follow: pass it as `nextToken` for the next page (SPEC §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub next_token: Option<String>,
 }
 
-/// `GET …/backups/{backupId}`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupEnvelope {
-    pub backup: Backup,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterEnvelope {
     pub cluster: Cluster,
+}
+
+/// `GET /mesdb/…/backups/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupEnvelope {
+    pub backup: Backup,
 }
 
 /// An RFC 7807 problem (`application/problem+json`), with `fields` mapping each request
 /// field to what is wrong with it and `problems` mapping it to the same errors with their
 /// stable codes (and spans), for clients that act on a code rather than show a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     #[serde(rename = "type")]
@@ -457,6 +549,7 @@ pub struct Problem {
     pub problems: BTreeMap<String, Vec<FieldProblem>>,
     /// The stable error code (`cluster_locked`, `job_not_found`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub code: Option<String>,
 }
 
@@ -464,6 +557,7 @@ pub struct Problem {
 /// its `field` kind (the map's key says where it is). The code is kept as text so a client
 /// built against an older core still reads an answer with a code it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldProblem {
     /// A stable code such as `required`, `too_long`, `invalid_volume_id`, `path_not_allowed`.
     pub code: String,
@@ -471,8 +565,10 @@ pub struct FieldProblem {
     /// The characters to underline, `start`..`end`; absent when the value is not text or
     /// there is nothing to underline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub start: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub end: Option<usize>,
 }
 

@@ -59,6 +59,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documents that list them (the API's OpenAPI document).
+    pub const ALL: [ErrorCode; 21] = [
+        ErrorCode::Empty,
+        ErrorCode::FieldCount,
+        ErrorCode::Syntax,
+        ErrorCode::OutOfRange,
+        ErrorCode::InvalidRange,
+        ErrorCode::InvalidStep,
+        ErrorCode::Unsupported,
+        ErrorCode::TooFrequent,
+        ErrorCode::NeverRuns,
+        ErrorCode::UnknownPlaceholder,
+        ErrorCode::UnknownFormat,
+        ErrorCode::Required,
+        ErrorCode::TooLong,
+        ErrorCode::InvalidValue,
+        ErrorCode::NotAbsolute,
+        ErrorCode::InvalidVolumeId,
+        ErrorCode::InvalidRegion,
+        ErrorCode::InvalidInstanceTag,
+        ErrorCode::ReservedOperation,
+        ErrorCode::Conflicting,
+        ErrorCode::NotFound,
+    ];
+
     /// The serialized name, for places that print the code without JSON.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -57,28 +57,75 @@ pub mod keys {
 /// hides them. Unknown fields are refused: a misspelt `maxBackupCnt` must not silently leave
 /// the job without its retention setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateJobRequest {
+    /// The job's description: 1 to 256 characters, not blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            required = true,
+            nullable = false,
+            min_length = 1,
+            max_length = 256,
+            pattern = r"\S"
+        )
+    )]
     pub description: Option<String>,
+    /// A five-field cron expression in UTC, such as `0 3 * * *`, at least an hour apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            required = true,
+            nullable = false,
+            min_length = 1,
+            max_length = 1024,
+            pattern = r"\S"
+        )
+    )]
     pub schedule: Option<String>,
+    /// `ScheduledBackup` when absent.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::api::JobType, required = false))]
     pub job_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(required = true, nullable = false))]
     pub data: Option<ScheduledBackupData>,
 }
 
 /// The `data` of a `ScheduledBackup` job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScheduledBackupData {
+    /// The registered cluster to back up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")
+    )]
     pub cluster_id: Option<String>,
     /// The description template for each backup (SPEC §3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            required = true,
+            nullable = false,
+            min_length = 1,
+            max_length = 256,
+            pattern = r"\S"
+        )
+    )]
     pub description: Option<String>,
+    /// How many of its backups the job keeps, 1 to 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, nullable = false, minimum = 1, maximum = 1000)
+    )]
     pub max_backup_count: Option<i64>,
 }
 

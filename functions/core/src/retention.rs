@@ -25,6 +25,7 @@ use crate::error::{ErrorCode, Field, FieldError};
 
 /// Where a backup is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BackupStatus {
     /// The provider is still making it; not usable, and not to be touched.
