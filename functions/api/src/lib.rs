@@ -44,6 +44,8 @@
 //!   preflight, which this API never grants. `POST …/jobs/{id}/run` takes no body.
 //! - [`router`] takes the engine as `Arc<Engine>` and holds no other state, so a Lambda can
 //!   build it once per cold start and hand it to `lambda_http::run` unchanged.
+//! - `PATCH …/jobs/{id}` (SPEC §17) takes the create body's fields, each optional, and
+//!   answers `{"job": Job}` as it is now.
 //! - `POST …/clusters/{id}/lock` answers `{"cluster": Cluster}` with its new `lock`;
 //!   `GET …/backups/{id}` (an addition) answers `{"backup": Backup}`.
 //! - A panic in a handler (there should be none) becomes a 500 problem, not a dropped
@@ -105,7 +107,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/jobs", get(routes::list_jobs).post(routes::create_job))
         .route(
             "/jobs/{job_id}",
-            get(routes::get_job).delete(routes::delete_job),
+            get(routes::get_job)
+                .patch(routes::update_job)
+                .delete(routes::delete_job),
         )
         .route("/jobs/{job_id}/run", post(routes::run_job))
         .route("/history", get(routes::list_history));

@@ -11,7 +11,7 @@ use axum::Json;
 use backup_core::api::{
     BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest, CreateJobRequest, HistoryList,
     IdResponse, JobEnvelope, JobList, LockClusterRequest, RearmResponse, RegisterClusterRequest,
-    RunJobResponse,
+    RunJobResponse, UpdateJobRequest,
 };
 use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
@@ -121,6 +121,15 @@ pub async fn list_jobs(
 
 pub async fn get_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<JobEnvelope> {
     let job = engine.get_job(&scope, &id).await?;
+    Ok(Json(JobEnvelope { job }))
+}
+
+/// `PATCH …/jobs/{jobId}` (SPEC §17): changes the job in place and answers it as it is now.
+pub async fn update_job(
+    OneItem { engine, scope, id }: OneItem,
+    ApiJson(patch): ApiJson<UpdateJobRequest>,
+) -> ApiResult<JobEnvelope> {
+    let job = engine.update_job(&scope, &id, &patch).await?;
     Ok(Json(JobEnvelope { job }))
 }
 
