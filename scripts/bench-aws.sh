@@ -18,7 +18,7 @@ start=$(date +%s)
 cargo lambda build --release --arm64 -p backup-lambdas >&2
 build_seconds=$(($(date +%s) - start))
 sizes=()
-for f in backup-runner jobs-api; do
+for f in backup-runner jobs-api job-resource; do
   zip_dir=$(mktemp -d)
   (cd "$target_dir/lambda/$f" && python3 -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED,compresslevel=9); z.write('bootstrap'); z.close()" "$zip_dir/$f.zip")
   sizes+=("\"$f\": $(stat -c %s "$zip_dir/$f.zip")")

@@ -10,8 +10,9 @@
 # 3. Runs the DynamoDB store and lock contract suite (feature `moto` of backup-aws), the
 #    EventBridge and EBS adapter tests, and the Lambda binaries as processes behind a Runtime
 #    API emulator (`--include-ignored` runs the tests marked as needing moto).
-# 4. cfn-lint on infra/template.yaml; the least-privilege test (part of backup-aws's tests).
-# 5. `cargo lambda build --release --arm64` of both functions, timed.
+# 4. cfn-lint on infra/template.yaml and the example stack infra/examples/backup-job.yaml;
+#    the least-privilege test (part of backup-aws's tests).
+# 5. `cargo lambda build --release --arm64` of the three functions, timed.
 #
 # SKIP_LAMBDA_BUILD=1 skips step 5 (for a quick loop while developing).
 set -euo pipefail
@@ -29,15 +30,15 @@ cargo test -p backup-aws -p backup-lambdas --features backup-aws/moto -- --inclu
 step "backupctl serve --store dynamodb --scheduler eventbridge, as a process; --aws-sigv4 against botocore"
 cargo test -p backupctl --test aws --test sigv4 -- --ignored
 
-step "cfn-lint infra/template.yaml"
-cfn-lint infra/template.yaml
+step "cfn-lint infra/template.yaml infra/examples/backup-job.yaml"
+cfn-lint infra/template.yaml infra/examples/backup-job.yaml
 
 if [[ "${SKIP_LAMBDA_BUILD:-}" != 1 ]]; then
   step "cargo lambda build --release --arm64"
   start=$(date +%s)
   cargo lambda build --release --arm64 -p backup-lambdas
   echo "cargo lambda build took $(($(date +%s) - start)) s"
-  for f in backup-runner jobs-api; do
+  for f in backup-runner jobs-api job-resource; do
     ls -l "$target_dir/lambda/$f/bootstrap"
   done
 fi

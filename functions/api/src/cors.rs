@@ -52,7 +52,7 @@ pub fn with_cors(router: Router, origins: Vec<HeaderValue>) -> Router {
     router.layer(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             // `Authorization`: `backupctl serve` wants `Bearer <token>` on every API call
             // (SPEC §12); the console sends it from another origin too.
             .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])

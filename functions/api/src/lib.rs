@@ -46,6 +46,8 @@
 //!   preflight, which this API never grants. `POST …/jobs/{id}/run` takes no body.
 //! - [`router`] takes the engine as `Arc<Engine>` and holds no other state, so a Lambda can
 //!   build it once per cold start and hand it to `lambda_http::run` unchanged.
+//! - `PATCH …/jobs/{id}` (SPEC §17) takes the create body's fields, each optional, and
+//!   answers `{"job": Job}` as it is now.
 //! - `POST …/clusters/{id}/lock` answers `{"cluster": Cluster}` with its new `lock`;
 //!   `GET …/backups/{id}` (an addition) answers `{"backup": Backup}`.
 //! - `/healthz` and `/readyz` are probes and `/metrics` a scrape target; which of them need a

@@ -72,6 +72,45 @@ pub struct ClusterPath {
     pub cluster_id: String,
 }
 
+/// `PATCH …/jobs/{jobId}`'s body, for the document only: the server reads it as the create
+/// body ([`backup_core::api::UpdateJobRequest`]), but here every field is optional and an
+/// absent one keeps the job's value.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateJobRequest)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct UpdateJobBody {
+    /// The job's new description: 1 to 256 characters, not blank.
+    #[schema(nullable = false, min_length = 1, max_length = 256, pattern = r"\S")]
+    description: Option<String>,
+    /// A new five-field cron expression in UTC, at least an hour apart; its trigger is
+    /// re-armed all or nothing.
+    #[schema(nullable = false, min_length = 1, max_length = 1024, pattern = r"\S")]
+    schedule: Option<String>,
+    /// `ScheduledBackup`, the only kind.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<backup_core::api::JobType>, nullable = false)]
+    job_type: Option<String>,
+    #[schema(nullable = false)]
+    data: Option<UpdateJobData>,
+}
+
+/// `PATCH …/jobs/{jobId}`'s `data`, every field optional.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct UpdateJobData {
+    /// The job's cluster, if sent, must be the one it has: a job cannot change cluster.
+    #[schema(nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    cluster_id: Option<String>,
+    /// The new description template for each backup (SPEC §3).
+    #[schema(nullable = false, min_length = 1, max_length = 256, pattern = r"\S")]
+    description: Option<String>,
+    /// How many of its backups the job keeps, 1 to 1000.
+    #[schema(nullable = false, minimum = 1, maximum = 1000)]
+    max_backup_count: Option<i64>,
+}
+
 /// `404`: the id names nothing in this organization and project (`job_not_found`,
 /// `cluster_not_found`, `backup_not_found`), or the path names no route (`route_not_found`).
 #[derive(utoipa::ToResponse)]
@@ -131,7 +170,11 @@ impl utoipa::Modify for Bearer {
 pub fn api_routes() -> OpenApiRouter<AppState> {
     let jobs = OpenApiRouter::new()
         .routes(routes!(routes::list_jobs, routes::create_job))
-        .routes(routes!(routes::get_job, routes::delete_job))
+        .routes(routes!(
+            routes::get_job,
+            routes::update_job,
+            routes::delete_job
+        ))
         .routes(routes!(routes::run_job))
         .routes(routes!(routes::list_history));
     let mesdb = OpenApiRouter::new()

@@ -11,7 +11,7 @@ use axum::Json;
 use backup_core::api::{
     BackupEnvelope, BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest,
     CreateJobRequest, HistoryList, IdResponse, JobEnvelope, JobList, LockClusterRequest,
-    RearmResponse, RegisterClusterRequest, RunJobResponse,
+    RearmResponse, RegisterClusterRequest, RunJobResponse, UpdateJobRequest,
 };
 use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
@@ -215,6 +215,20 @@ pub async fn list_jobs(
         (status = 404, response = NotFound)))]
 pub async fn get_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<JobEnvelope> {
     let job = engine.get_job(&scope, &id).await?;
+    Ok(Json(JobEnvelope { job }))
+}
+
+/// `PATCH …/jobs/{jobId}` (SPEC §17): changes the job in place and answers it as it is now.
+#[utoipa::path(patch, path = "/jobs/{job_id}", tag = "jobs", params(ProjectPath, JobPath),
+    request_body = crate::openapi::UpdateJobBody,
+    responses((status = 200, description = "The job, changed in place (its id, cluster, backups and history stay).", body = JobEnvelope),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
+pub async fn update_job(
+    OneItem { engine, scope, id }: OneItem,
+    ApiJson(patch): ApiJson<UpdateJobRequest>,
+) -> ApiResult<JobEnvelope> {
+    let job = engine.update_job(&scope, &id, &patch).await?;
     Ok(Json(JobEnvelope { job }))
 }
 

@@ -754,3 +754,86 @@ async fn lists_page_with_limit_and_next_token() {
     assert_problem(&a, StatusCode::BAD_REQUEST, "validation");
     assert!(a.text.contains("nextToken"), "{}", a.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_updates_a_job_in_place_keeping_its_backups_and_history() {
+    let api = Api::new().await;
+    api.cluster("orders").await;
+    let id = api.job("orders").await;
+    let job_path = format!("{JOBS}/jobs/{id}");
+    let run = api
+        .call(Method::POST, &format!("{job_path}/run"), None)
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    assert!(api.local.engine.wait_idle(Duration::from_secs(30)).await);
+    // WHEN the job is patched (the cluster named again as it is)
+    let body = json!({
+        "description": "Nightly orders",
+        "schedule": "0 3 * * *",
+        "data": {"clusterId": "orders", "description": "{cluster} nightly", "maxBackupCount": 5}
+    });
+    let a = api
+        .call(Method::PATCH, &job_path, Some(&body.to_string()))
+        .await;
+    // THEN it answers the job as it is now, same id
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let job = &a.body["job"];
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["schedule"], "0 3 * * *");
+    assert_eq!(job["description"], "Nightly orders");
+    assert_eq!(job["data"]["description"], "{cluster} nightly");
+    assert_eq!(job["data"]["maxBackupCount"], 5);
+    assert_eq!(job["eventbridge"], json!(["cron(0 3 * * ? *)"]));
+    assert_eq!(api.get(&job_path).await.body["job"], *job);
+    // AND its history and backup stay its own
+    let history = api.get(&format!("{JOBS}/history?jobId={id}")).await.body;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+    let backups = api.get(&format!("{MESDB}/backups?jobId={id}")).await.body;
+    assert_eq!(backups["backups"].as_array().unwrap().len(), 1);
+
+    // WHEN a patch is wrong in several ways THEN 400 names every field and nothing changes
+    let before = api.snapshot().await;
+    let bad =
+        json!({"schedule": "*/10 * * * *", "data": {"clusterId": "other", "maxBackupCount": 0}});
+    let a = api
+        .call(Method::PATCH, &job_path, Some(&bad.to_string()))
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.content_type, "application/problem+json");
+    for field in ["schedule", "data.clusterId", "data.maxBackupCount"] {
+        assert!(a.body["fields"][field].is_string(), "{field}: {}", a.text);
+    }
+    assert_eq!(a.body["problems"]["schedule"][0]["code"], "too_frequent");
+    assert_eq!(api.snapshot().await, before);
+    // AND an unknown field is refused the same way
+    let a = api
+        .call(Method::PATCH, &job_path, Some(r#"{"maxBackupCnt": 3}"#))
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+
+    // WHEN the job is unknown THEN 404; WHEN it is deleted THEN 409 job_deleted
+    let unknown = format!("{JOBS}/jobs/c196ogto0aeqohe3ommq");
+    let a = api
+        .call(
+            Method::PATCH,
+            &unknown,
+            Some(r#"{"schedule": "0 4 * * *"}"#),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    let a = api.call(Method::DELETE, &job_path, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = api
+        .call(
+            Method::PATCH,
+            &job_path,
+            Some(r#"{"schedule": "0 4 * * *"}"#),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert_eq!(a.body["code"], "job_deleted");
+    assert_eq!(
+        api.get(&job_path).await.body["job"]["schedule"],
+        "0 3 * * *"
+    );
+}

@@ -9,6 +9,9 @@
 //!   are removed before the error is returned, so the engine's undo of the job record leaves
 //!   nothing behind. `PutTargets` answers 200 with `FailedEntryCount` for a target it could
 //!   not add; that is a failure too.
+//! - **Re-arming** a job whose schedule changed (SPEC §17) puts the new expressions on the
+//!   same rules, then removes a surplus one; when that fails the old expressions are put
+//!   back, so the job keeps its rules and its old schedule.
 //! - **Removal** deletes the targets, then the rules; a rule that does not exist is already
 //!   removed (the typed `ResourceNotFoundException`).
 //! - **Delivery**: the target carries a retry policy ([`delivery_retries`]) and, when one is
@@ -252,6 +255,20 @@ impl TriggerScheduler for EventBridgeTriggers {
             self.remove_rule(&self.rule_name(job_id, n)).await?;
         }
         Ok(())
+    }
+
+    /// Puts the new expressions on the job's rules (`PutRule` replaces a rule's expression
+    /// in one call, so the job is never without a rule), then drops a surplus one. On
+    /// failure the old schedule is put back the same way, never by removing rules as
+    /// [`register`](TriggerScheduler::register)'s undo does: an armed job keeps firing.
+    async fn rearm(&self, old: &JobRecord, new: &JobRecord) -> Result<(), TriggerError> {
+        let result = self.arm(new).await;
+        if result.is_err() {
+            if let Err(e) = self.arm(old).await {
+                tracing::error!(job_id = %old.id, error = %e, "could not put a job's old schedule back on its rules");
+            }
+        }
+        result
     }
 }
 

@@ -5,14 +5,16 @@
 //! paths call, so the runner (which never touches a rule) holds no `events:` action although
 //! the adapters it shares with `jobs-api` could make those calls.
 //!
-//! Two tests hold the lists to the truth:
+//! Tests hold the lists to the truth:
 //! - `tests/least_privilege.rs` parses the template and checks that each function's role
 //!   allows exactly the IAM actions of its calls (plus what the Lambda service does with the
 //!   role: logs and the dead-letter queue), with no wildcard action and resources scoped to
 //!   the table, the rule prefix and the function's own log group and queue;
 //! - `backup-lambdas`' `tests/functions.rs` runs both functions as processes through a proxy
 //!   that records every call each one makes, and fails if a function called something that is
-//!   not on its list, or if a list names a call that no test saw its function make.
+//!   not on its list, or if a list names a call that no test saw its function make;
+//!   `tests/job_resource.rs` does the same for `job-resource` (every call it makes is on its
+//!   list).
 //!
 //! Keep these lists in step with the SDK calls in [`crate::dynamodb`],
 //! [`crate::eventbridge`], [`crate::scheduler`] and [`crate::ebs`], and with which engine
@@ -66,8 +68,8 @@ impl Function {
     }
 }
 
-/// The two functions of the deployment.
-pub const FUNCTIONS: [Function; 2] = [RUNNER, JOBS_API];
+/// The functions of the deployment.
+pub const FUNCTIONS: [Function; 3] = [RUNNER, JOBS_API, JOB_RESOURCE];
 
 /// The function named `name` (its binary's name).
 pub fn function(name: &str) -> Option<Function> {
@@ -294,6 +296,76 @@ pub const JOBS_API: Function = Function {
     ],
 };
 
+/// `job-resource`: the CloudFormation custom resource `Custom::ScheduledBackupJob` (SPEC
+/// §17). Jobs only: their records and their triggers (of either kind, as `jobs-api`: the
+/// kind it arms, and the retired kind a deleted or re-scheduled job loses). It reads the
+/// cluster a new job names, never writes one, and makes no backup.
+pub const JOB_RESOURCE: Function = Function {
+    name: "job-resource",
+    calls: &[
+        Call {
+            operation: "dynamodb:GetItem",
+            actions: &["dynamodb:GetItem"],
+            why: "reads the job a request names (a retried Create finds the one it made) \
+                  and the cluster a new job names",
+        },
+        Call {
+            operation: "dynamodb:PutItem",
+            actions: &["dynamodb:PutItem"],
+            why: "creates the job (a conditional put under the id derived from the stack)",
+        },
+        Call {
+            operation: "dynamodb:UpdateItem",
+            actions: &["dynamodb:UpdateItem"],
+            why: "updates the job in place, and marks it deleted",
+        },
+        Call {
+            operation: "dynamodb:DeleteItem",
+            actions: &["dynamodb:DeleteItem"],
+            why: "removes a job whose trigger could not be made (the undo that keeps \
+                  creating a job all-or-nothing)",
+        },
+        Call {
+            operation: "events:PutRule",
+            actions: &["events:PutRule"],
+            why: "creates the job's rule(s), and puts a new schedule on them",
+        },
+        Call {
+            operation: "events:PutTargets",
+            actions: &["events:PutTargets"],
+            why: "points a job's rule at the runner",
+        },
+        Call {
+            operation: "events:RemoveTargets",
+            actions: &["events:RemoveTargets"],
+            why: "removes the runner target before deleting a rule",
+        },
+        Call {
+            operation: "events:DeleteRule",
+            actions: &["events:DeleteRule"],
+            why: "deletes a deleted job's rules, and a rule a changed schedule no longer \
+                  needs",
+        },
+        Call {
+            operation: "scheduler:CreateSchedule",
+            actions: &["scheduler:CreateSchedule", "iam:PassRole"],
+            why: "creates the job's schedule(s) with TRIGGER=scheduler, passing the \
+                  scheduler's role",
+        },
+        Call {
+            operation: "scheduler:UpdateSchedule",
+            actions: &["scheduler:UpdateSchedule", "iam:PassRole"],
+            why: "puts a new schedule on the job's schedules, passing the role again",
+        },
+        Call {
+            operation: "scheduler:DeleteSchedule",
+            actions: &["scheduler:DeleteSchedule"],
+            why: "deletes a deleted job's schedules (of either TRIGGER), and one a changed \
+                  schedule no longer needs",
+        },
+    ],
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +388,21 @@ mod tests {
     }
 
     #[test]
+    fn the_job_resource_touches_jobs_and_their_triggers_only() {
+        for action in JOB_RESOURCE.actions() {
+            assert!(
+                action.starts_with("dynamodb:")
+                    || action.starts_with("events:")
+                    || action.starts_with("scheduler:")
+                    || action == "iam:PassRole",
+                "{action}"
+            );
+        }
+        assert!(!JOB_RESOURCE.makes("dynamodb:Query"));
+        assert!(!JOB_RESOURCE.makes("dynamodb:TransactWriteItems"));
+    }
+
+    #[test]
     fn the_runner_deletes_only_pending_records_in_transactions_and_arms_no_triggers() {
         let actions = RUNNER.actions();
         assert!(!RUNNER.makes("dynamodb:DeleteItem"));
@@ -324,6 +411,7 @@ mod tests {
             || a.starts_with("iam:")));
         assert_eq!(function("backup-runner"), Some(RUNNER));
         assert_eq!(function("jobs-api"), Some(JOBS_API));
+        assert_eq!(function("job-resource"), Some(JOB_RESOURCE));
         assert_eq!(function("nope"), None);
     }
 }

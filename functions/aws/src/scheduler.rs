@@ -14,6 +14,9 @@
 //!   created are deleted before the error is returned, so the engine's undo of a new job
 //!   leaves nothing behind. Schedules that already existed (re-arming) are updated in place
 //!   and left as they are on failure: a job being moved keeps firing.
+//! - **Re-arming** a job whose schedule changed (SPEC §17) is the port's default: arm the
+//!   new schedule (its schedules updated in place), and on failure arm the old one again,
+//!   which updates them back, makes any the failed attempt deleted and drops a surplus one.
 //! - **Create or update**: `CreateSchedule`, and `UpdateSchedule` (which replaces every
 //!   field) when it answers `ConflictException` (the schedule exists). No `GetSchedule`:
 //!   one call for a new job, two for a re-armed one.

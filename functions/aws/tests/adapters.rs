@@ -165,6 +165,130 @@ async fn a_job_gets_one_schedule_per_expression_invoking_the_runner_as_the_role_
     let _ = client.delete_schedule_group().name(&group).send().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_updated_schedule_moves_onto_the_jobs_rules_and_a_failed_one_leaves_them_as_they_were() {
+    let config = backup_aws::sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let prefix = unique("t-");
+    let triggers = EventBridgeTriggers::new(events.clone(), prefix.clone(), RUNNER_ARN);
+    let expressions = |rules: Vec<Rule>| {
+        let mut found: Vec<(String, String)> = rules
+            .iter()
+            .map(|r| {
+                (
+                    r.name().unwrap_or_default().to_owned(),
+                    r.schedule_expression().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    // GIVEN an armed hourly job
+    let hourly = job("c196ogto0aeqohe3omms", "0 * * * *");
+    triggers.register(&hourly).await.unwrap();
+    let first = rule_name(&prefix, &hourly.id, 0);
+    let second = rule_name(&prefix, &hourly.id, 1);
+    // WHEN its schedule becomes one of two expressions
+    let two = job(&hourly.id, "0 5 1 * MON");
+    triggers.rearm(&hourly, &two).await.unwrap();
+    // THEN its rules fire the new expressions, each still targeting the runner
+    assert_eq!(
+        expressions(rules(&events, &prefix).await),
+        [
+            (first.clone(), "cron(0 5 1 * ? *)".to_owned()),
+            (second.clone(), "cron(0 5 ? * MON *)".to_owned())
+        ]
+    );
+    for name in [&first, &second] {
+        assert_eq!(
+            only_target(&events, name).await,
+            expected_runner_target(RUNNER_ARN, &hourly.id, None)
+        );
+    }
+    // WHEN it goes back to one expression THEN the surplus rule goes
+    let daily = job(&hourly.id, "0 6 * * *");
+    triggers.rearm(&two, &daily).await.unwrap();
+    assert_eq!(
+        expressions(rules(&events, &prefix).await),
+        [(first.clone(), "cron(0 6 * * ? *)".to_owned())]
+    );
+    // WHEN the new schedule cannot be armed THEN the error says so and the rule is as it was
+    let broken = job(&hourly.id, "not a schedule");
+    let err = triggers.rearm(&daily, &broken).await.unwrap_err();
+    assert!(err.message.contains("invalid schedule"), "{err}");
+    assert_eq!(
+        expressions(rules(&events, &prefix).await),
+        [(first.clone(), "cron(0 6 * * ? *)".to_owned())]
+    );
+    triggers.remove(&hourly.id).await.unwrap();
+    assert!(rules(&events, &prefix).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_updated_schedule_moves_onto_the_jobs_schedules() {
+    let config = backup_aws::sdk_config().await;
+    let client = aws_sdk_scheduler::Client::new(&config);
+    let prefix = unique("t-");
+    let group = create_group(&client, &prefix).await;
+    let target = ScheduleTarget {
+        runner_arn: RUNNER_ARN.to_owned(),
+        role_arn: SCHEDULER_ROLE_ARN.to_owned(),
+        dead_letter_arn: None,
+    };
+    let triggers = SchedulerTriggers::new(client.clone(), prefix.clone(), target);
+    let expected =
+        expected_schedule_target(RUNNER_ARN, SCHEDULER_ROLE_ARN, "c196ogto0aeqohe3omms", None);
+    // GIVEN an armed hourly job
+    let hourly = job("c196ogto0aeqohe3omms", "0 * * * *");
+    triggers.register(&hourly).await.unwrap();
+    let names = [
+        rule_name(&prefix, &hourly.id, 0),
+        rule_name(&prefix, &hourly.id, 1),
+    ];
+    // WHEN its schedule becomes one of two expressions THEN both schedules fire the new ones
+    let two = job(&hourly.id, "0 5 1 * MON");
+    triggers.rearm(&hourly, &two).await.unwrap();
+    assert_eq!(schedule_names(&client, &group).await, names);
+    assert_job_schedule(
+        &schedule(&client, &group, &names[0]).await,
+        "cron(0 5 1 * ? *)",
+        &expected,
+    );
+    assert_job_schedule(
+        &schedule(&client, &group, &names[1]).await,
+        "cron(0 5 ? * MON *)",
+        &expected,
+    );
+    // WHEN the next schedule cannot be armed THEN both stay as they were
+    let err = triggers
+        .rearm(&two, &job(&hourly.id, "not a schedule"))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("invalid schedule"), "{err}");
+    assert_eq!(schedule_names(&client, &group).await, names);
+    assert_job_schedule(
+        &schedule(&client, &group, &names[1]).await,
+        "cron(0 5 ? * MON *)",
+        &expected,
+    );
+    // WHEN it goes back to one expression THEN the surplus schedule goes
+    triggers
+        .rearm(&two, &job(&hourly.id, "0 6 * * *"))
+        .await
+        .unwrap();
+    assert_eq!(schedule_names(&client, &group).await, names[..1]);
+    assert_job_schedule(
+        &schedule(&client, &group, &names[0]).await,
+        "cron(0 6 * * ? *)",
+        &expected,
+    );
+    triggers.remove(&hourly.id).await.unwrap();
+    let _ = client.delete_schedule_group().name(&group).send().await;
+}
+
 /// Backup `backup_id` of job `j1`'s cluster `c1`, the EBS volumes `volumes`.
 fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
     BackupRequest {

@@ -104,7 +104,11 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
         .filter_map(|c| c.operation.strip_prefix("ec2:").map(str::to_owned))
         .collect();
     tagged_on_create.sort();
-    assert!(!tagged_on_create.is_empty(), "{role}: creates snapshots");
+    assert_eq!(
+        tagged_on_create.is_empty(),
+        !code.makes("ec2:CreateSnapshot"),
+        "{role}: tags exactly the snapshots it creates"
+    );
     let mut allowed = BTreeSet::new();
     for st in statements(t, role) {
         assert_eq!(st["Effect"].as_str(), Some("Allow"), "{role}: {st:?}");
@@ -212,6 +216,39 @@ fn the_runner_may_call_exactly_what_its_code_calls() {
 #[test]
 fn the_jobs_api_may_call_exactly_what_its_code_calls() {
     check_role(&template(), "JobsApi", backup_aws::iam::JOBS_API, None);
+}
+
+#[test]
+fn the_job_resource_may_call_exactly_what_its_code_calls() {
+    check_role(
+        &template(),
+        "JobResource",
+        backup_aws::iam::JOB_RESOURCE,
+        None,
+    );
+}
+
+#[test]
+fn the_job_service_token_is_exported_for_other_stacks() {
+    let t = template();
+    let output = &t["Outputs"]["JobServiceToken"];
+    assert_eq!(
+        strings(&output["Value"]["Fn::GetAtt"]),
+        ["JobResourceFunction", "Arn"]
+    );
+    assert_eq!(
+        output["Export"]["Name"]["Fn::Sub"].as_str(),
+        Some("${AWS::StackName}-JobServiceToken")
+    );
+    let function = resource(&t, "JobResourceFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("job-resource")
+    );
+    assert_eq!(
+        function["Metadata"]["BuildMethod"].as_str(),
+        Some("rust-cargolambda")
+    );
 }
 
 #[test]
@@ -591,12 +628,22 @@ fn every_name_fits_aws_limits_for_the_longest_stack_name() {
         .iter()
         .flat_map(|kind| resources_of(&t, kind))
         .collect();
-    assert_eq!(functions.len(), 2, "{functions:?}");
+    assert_eq!(functions.len(), 3, "{functions:?}");
     for (id, function) in functions {
         let name = &function["Properties"]["FunctionName"];
         if !name.is_null() {
             let name = rendered(name, &stack);
             assert!(name.chars().count() <= 64, "{id}: {name}");
+        }
+    }
+    // AND each export's name fits CloudFormation's 255
+    if let Value::Mapping(outputs) = &t["Outputs"] {
+        for (id, output) in outputs {
+            let name = &output["Export"]["Name"];
+            if !name.is_null() {
+                let name = rendered(name, &stack);
+                assert!(name.chars().count() <= 255, "{id:?}: {name}");
+            }
         }
     }
     // AND each log group's name fits CloudWatch Logs' 512

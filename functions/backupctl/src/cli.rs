@@ -129,6 +129,10 @@ pub enum Jobs {
     List(PageArgs),
     /// Show one job.
     Get(JobId),
+    /// Change a job in place: its description, schedule, backup description template or
+    /// how many backups it keeps. Its id, cluster, backups and history stay; a new schedule
+    /// takes effect at once.
+    Update(UpdateJob),
     /// Delete a job: it stops firing; its history and backups remain.
     Delete(JobId),
     /// Run a job now.
@@ -169,6 +173,50 @@ pub struct ScheduledBackupArgs {
     /// The cluster to back up.
     #[arg(long)]
     pub cluster_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateJob {
+    /// The job's id.
+    #[arg(short = 'i', long = "id")]
+    pub id: String,
+    /// A new description of what the job is for.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A new schedule: five cron fields in UTC, at most once an hour.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// A new description template of each backup (what `jobs create … scheduled-backup
+    /// --description` sets).
+    #[arg(long)]
+    pub label_template: Option<String>,
+    /// How many of this job's backups to keep from now on (1–1000).
+    #[arg(long)]
+    pub max_backup_count: Option<i64>,
+    /// The job's data in `jobs create`'s words: `scheduled-backup --description T
+    /// --max-backup-count N`.
+    #[command(subcommand)]
+    pub kind: Option<UpdateJobKind>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateJobKind {
+    /// The scheduled backup's own settings, as `jobs create` names them.
+    ScheduledBackup(UpdateScheduledBackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateScheduledBackupArgs {
+    /// A new description template of each backup.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// How many of this job's backups to keep from now on (1–1000).
+    #[arg(long)]
+    pub max_backup_count: Option<i64>,
+    /// The job's cluster: accepted only when it is the job's own (a job's cluster cannot
+    /// change; create a new job for another).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
 }
 
 /// Which page of a list to show: lists answer at most 1,000 items, and say how to ask for

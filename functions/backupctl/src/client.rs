@@ -27,7 +27,7 @@ use backup_core::api::{
     Backup, BackupEnvelope, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList,
     ClusterLockInfo, ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem,
     HistoryList, IdResponse, Job, JobEnvelope, JobList, RearmResponse, RunJobResponse, RunStatus,
-    ScheduledBackupData, REARM_JOBS_PATH, SCHEDULED_BACKUP,
+    ScheduledBackupData, UpdateJobRequest, REARM_JOBS_PATH, SCHEDULED_BACKUP,
 };
 use backup_core::civil::format_rfc3339;
 use backup_core::job::validate_job;
@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::{
     Backups, Clusters, Command, CreateCluster, CreateJob, Global, History, JobKind, Jobs, Mesdb,
-    Orchestrate, PageArgs,
+    Orchestrate, PageArgs, UpdateJob, UpdateJobKind,
 };
 use http::{with_query, Api, Failure, Reply};
 use table::{key_values, Table};
@@ -233,6 +233,7 @@ fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
                 job_details(&envelope.job)
             })
         }
+        Jobs::Update(args) => update_job(api, json, args),
         Jobs::Delete(id) => {
             require("--id", &id.id)?;
             let reply = api.delete(&api.orchestrate(&["jobs", &id.id]))?;
@@ -355,6 +356,84 @@ fn create_job(api: &Api, json: bool, args: CreateJob) -> Outcome {
         }
     }
     Ok(Shown::out(out))
+}
+
+/// `jobs update`: the flags given become the PATCH body; the ones left out keep the job's
+/// values. `--label-template` and `scheduled-backup --description` say the same thing, as
+/// do the two `--max-backup-count`: given both ways they must agree.
+fn update_job(api: &Api, json: bool, args: UpdateJob) -> Outcome {
+    require("--id", &args.id)?;
+    let (template, count, cluster_id) = match args.kind {
+        Some(UpdateJobKind::ScheduledBackup(data)) => {
+            (data.description, data.max_backup_count, data.cluster_id)
+        }
+        None => (None, None, None),
+    };
+    let mut usage = Vec::new();
+    let template = one_of(
+        "--label-template",
+        args.label_template,
+        "scheduled-backup --description",
+        template,
+        &mut usage,
+    );
+    let max_backup_count = one_of(
+        "--max-backup-count",
+        args.max_backup_count,
+        "scheduled-backup --max-backup-count",
+        count,
+        &mut usage,
+    );
+    if !usage.is_empty() {
+        return Err(Failure::Usage(usage));
+    }
+    let has_data = template.is_some() || max_backup_count.is_some() || cluster_id.is_some();
+    let data = has_data.then_some(ScheduledBackupData {
+        cluster_id,
+        description: template,
+        max_backup_count,
+    });
+    let patch = UpdateJobRequest {
+        description: args.description,
+        schedule: args.schedule,
+        job_type: None,
+        data,
+    };
+    if patch == UpdateJobRequest::default() {
+        return Err(Failure::Usage(vec![
+            "nothing to change: give at least one of --description, --schedule, \
+             --label-template and --max-backup-count."
+                .to_owned(),
+        ]));
+    }
+    let reply = api.patch(&api.orchestrate(&["jobs", &args.id]), &patch)?;
+    show_reply(&reply, json, |envelope: JobEnvelope| {
+        format!(
+            "Updated job {}\n{}",
+            envelope.job.id,
+            job_details(&envelope.job)
+        )
+    })
+}
+
+/// The value of a setting that two flags can give: either, or both when they agree.
+fn one_of<T: PartialEq>(
+    flag: &str,
+    value: Option<T>,
+    other_flag: &str,
+    other: Option<T>,
+    usage: &mut Vec<String>,
+) -> Option<T> {
+    match (value, other) {
+        (Some(a), Some(b)) if a != b => {
+            usage.push(format!(
+                "{flag} and {other_flag} say different things; give one of them."
+            ));
+            None
+        }
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    }
 }
 
 fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {

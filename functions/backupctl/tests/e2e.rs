@@ -1057,6 +1057,93 @@ fn cli_failures_print_the_problem_and_every_field() {
     assert!(shown.contains("held by expand-disk"), "{shown}");
 }
 
+#[test]
+fn jobs_update_changes_a_job_in_place_and_keeps_its_backups() {
+    // GIVEN a job that made a backup
+    let sandbox = Sandbox::new();
+    let (server, _data, job, backup) = start_with_backup(&sandbox, "upd", 1, 64, 3);
+    // WHEN its schedule and description change, and the template in `jobs create`'s words
+    let out = server.ok(&[
+        "jobs",
+        "update",
+        "--id",
+        &job,
+        "--schedule",
+        "30 4 * * 1-5",
+        "--description",
+        "Weekday orders",
+        "scheduled-backup",
+        "--description",
+        "{cluster} weekday {datetime:RFC3339}",
+        "--max-backup-count",
+        "5",
+    ]);
+    // THEN it says so and shows the job as it is now
+    assert!(out.contains(&format!("Updated job {job}")), "{out}");
+    assert!(out.contains("30 4 * * 1-5"), "{out}");
+    let shown = server.json(&["jobs", "get", "-i", &job])["job"].clone();
+    assert_eq!(shown["schedule"], "30 4 * * 1-5");
+    assert_eq!(shown["description"], "Weekday orders");
+    assert_eq!(
+        shown["data"]["description"],
+        "{cluster} weekday {datetime:RFC3339}"
+    );
+    assert_eq!(shown["data"]["maxBackupCount"], 5);
+    // AND the `orchestrate` form with `--label-template` works too, as JSON
+    let updated = server.json(&[
+        "orchestrate",
+        "jobs",
+        "update",
+        "-i",
+        &job,
+        "--label-template",
+        "{cluster} #{index}",
+        "--max-backup-count",
+        "4",
+    ]);
+    assert_eq!(updated["job"]["id"], job.as_str());
+    assert_eq!(updated["job"]["data"]["description"], "{cluster} #{index}");
+    assert_eq!(updated["job"]["data"]["maxBackupCount"], 4);
+    assert_eq!(updated["job"]["schedule"], "30 4 * * 1-5");
+    // AND its backup is still listed as its own
+    let backups = server.json(&["backups", "list", "--job-id", &job]);
+    assert_eq!(backups["backups"][0]["id"], backup.as_str());
+
+    // WHEN the update is wrong THEN every problem is printed, exit 1, nothing changes
+    let out = server.cli(&[
+        "jobs",
+        "update",
+        "-i",
+        &job,
+        "--schedule",
+        "*/5 * * * *",
+        "scheduled-backup",
+        "--cluster-id",
+        "elsewhere",
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("schedule"), "{}", out.stderr);
+    assert!(out.stderr.contains("create a new job"), "{}", out.stderr);
+    let after = server.json(&["jobs", "get", "-i", &job])["job"].clone();
+    assert_eq!(after, updated["job"]);
+    // WHEN nothing is given to change, or the two template flags disagree THEN usage errors
+    let out = server.cli(&["jobs", "update", "-i", &job]);
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("nothing to change"), "{}", out.stderr);
+    let out = server.cli(&[
+        "jobs",
+        "update",
+        "-i",
+        &job,
+        "--label-template",
+        "a {cluster}",
+        "scheduled-backup",
+        "--description",
+        "b {cluster}",
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+}
+
 // --- the CLI alone (no server) ---------------------------------------------------------------
 
 fn closed_port_url() -> String {

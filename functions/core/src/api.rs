@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use crate::job::{CreateJobRequest, ScheduledBackupData};
+pub use crate::job::{CreateJobRequest, ScheduledBackupData, UpdateJobRequest};
 pub use crate::retention::BackupStatus;
 
 /// The only job type there is, named as Event Store Cloud names it.

@@ -189,6 +189,68 @@ pub fn validate_job(req: &CreateJobRequest) -> Result<ValidJob, JobProblems> {
     }
 }
 
+/// `PATCH …/jobs/{jobId}` (SPEC §17), as sent: the create body's shape, every field
+/// optional, and an absent (or `null`) field keeps the job's value. One shape for both, so
+/// a client may send back a whole job body with a few fields changed.
+pub type UpdateJobRequest = CreateJobRequest;
+
+/// Checks a job with `patch` applied to `current` (the job as a create body), exactly as
+/// [`validate_job`] checks a new one, every problem at once. The cluster is the one thing
+/// an update cannot change: a job's backups, history and retention are the cluster's, so
+/// another cluster is another job. Naming the same cluster again is accepted, so a client
+/// may send back the whole body.
+pub fn validate_update(
+    current: &CreateJobRequest,
+    patch: &UpdateJobRequest,
+) -> Result<ValidJob, JobProblems> {
+    let current_data = current.data.clone().unwrap_or_default();
+    let patch_data = patch.data.clone().unwrap_or_default();
+    let current_cluster = current_data.cluster_id.clone().unwrap_or_default();
+    let merged = CreateJobRequest {
+        description: patch.description.clone().or(current.description.clone()),
+        schedule: patch.schedule.clone().or(current.schedule.clone()),
+        job_type: patch.job_type.clone().or(current.job_type.clone()),
+        data: Some(ScheduledBackupData {
+            cluster_id: Some(current_cluster.clone()),
+            description: patch_data.description.or(current_data.description),
+            max_backup_count: patch_data
+                .max_backup_count
+                .or(current_data.max_backup_count),
+        }),
+    };
+    let mut problems = JobProblems::default();
+    if let Some(asked) = patch_data.cluster_id.as_deref() {
+        if asked != current_cluster {
+            problems.add(
+                keys::CLUSTER_ID,
+                one(
+                    ErrorCode::InvalidValue,
+                    Field::ClusterId,
+                    0..asked.chars().count(),
+                    format!(
+                        "A job's cluster cannot change (this job backs up `{}`): create a new \
+                         job for cluster `{}` instead, and delete this one if it is no longer \
+                         wanted.",
+                        quote(&current_cluster),
+                        quote(asked)
+                    ),
+                )
+                .0,
+            );
+        }
+    }
+    match validate_job(&merged) {
+        Ok(valid) if problems.is_empty() => Ok(valid),
+        Ok(_) => Err(problems),
+        Err(found) => {
+            for (key, errors) in found.iter() {
+                problems.add(key, errors.iter().cloned());
+            }
+            Err(problems)
+        }
+    }
+}
+
 fn one(
     code: ErrorCode,
     field: Field,
@@ -677,5 +739,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_update_is_checked_as_the_whole_job_it_makes() {
+        let current = request(seed_json());
+        // GIVEN a patch of the schedule alone THEN the rest of the job is kept
+        let valid = validate_update(
+            &current,
+            &request(serde_json::json!({"schedule": "0 3 * * *"})),
+        )
+        .unwrap();
+        assert_eq!(valid.schedule.as_str(), "0 3 * * *");
+        assert_eq!(valid.description, "My Hourly Backup");
+        assert_eq!(valid.max_backup_count.get(), 2);
+        // AND naming the same cluster again is accepted
+        let same =
+            serde_json::json!({"data": {"clusterId": "c196ogto0aeqohe3ommq", "maxBackupCount": 5}});
+        let valid = validate_update(&current, &request(same)).unwrap();
+        assert_eq!(valid.max_backup_count.get(), 5);
+        assert_eq!(
+            valid.template.as_str(),
+            "{cluster} Hourly Backup {datetime:RFC3339}"
+        );
+    }
+
+    #[test]
+    fn an_update_reports_every_problem_and_refuses_another_cluster() {
+        let current = request(seed_json());
+        let patch = serde_json::json!({
+            "schedule": "*/30 * * * *",
+            "description": " ",
+            "data": {"clusterId": "other", "description": "{nope}", "maxBackupCount": 0}
+        });
+        let found = validate_update(&current, &request(patch)).unwrap_err();
+        let keys: Vec<&str> = found.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "data.clusterId",
+                "data.description",
+                "data.maxBackupCount",
+                "description",
+                "schedule"
+            ]
+        );
+        assert_eq!(
+            found.get("schedule").unwrap()[0].code,
+            ErrorCode::TooFrequent
+        );
+        let cluster = &found.get("data.clusterId").unwrap()[0];
+        assert!(cluster.message.contains("create a new job"), "{cluster:?}");
     }
 }

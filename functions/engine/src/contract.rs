@@ -148,6 +148,7 @@ macro_rules! contract_tests {
             concurrent_acquisitions_have_one_winner,
             locks_of_different_clusters_are_independent,
             jobs_insert_conditionally_and_round_trip,
+            jobs_update_in_place_only_while_active,
             clusters_insert_conditionally_and_round_trip,
             backups_round_trip_filter_and_order_newest_first,
             backup_status_updates_are_conditional,

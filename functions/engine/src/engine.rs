@@ -29,7 +29,7 @@ mod jobs;
 mod recovery;
 
 pub(crate) use backups::Deletion;
-pub use jobs::{Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
+pub use jobs::{NamedCreation, Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
 pub const MAX_DESCRIPTION_CHARS: usize = cluster::MAX_CLUSTER_DESCRIPTION_CHARS;

@@ -179,7 +179,7 @@ pub enum EngineError {
     /// A queued run's delivery names a history item that does not exist.
     #[error("run {0} is not recorded")]
     RunNotFound(String),
-    #[error("job {0} is deleted, so it cannot run")]
+    #[error("job {0} is deleted, so it cannot run or change; create a new job instead")]
     JobDeleted(String),
     #[error("cluster {0} is already registered; delete it first or choose another id")]
     ClusterExists(String),

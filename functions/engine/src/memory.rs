@@ -126,6 +126,19 @@ impl JobStore for MemoryStore {
         self.state().jobs.remove(job_id);
         Ok(())
     }
+
+    async fn update_job(&self, job: &JobRecord) -> StoreResult<bool> {
+        match self.state().jobs.get_mut(&job.id) {
+            Some(stored) if stored.status == JobStatus::Active => {
+                stored.description.clone_from(&job.description);
+                stored.schedule.clone_from(&job.schedule);
+                stored.template.clone_from(&job.template);
+                stored.max_backup_count = job.max_backup_count;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]

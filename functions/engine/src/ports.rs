@@ -41,6 +41,11 @@ pub trait JobStore: Send + Sync {
     async fn mark_job_deleted(&self, job_id: &str) -> StoreResult<bool>;
     /// Removes a job record entirely: only to undo a creation whose trigger failed.
     async fn remove_job(&self, job_id: &str) -> StoreResult<()>;
+    /// Replaces the changeable fields of an active job (description, schedule, template,
+    /// maximum backup count) with `job`'s; its scope, cluster, status and creation instant
+    /// stay. `false` (and no change) when the job is not active or does not exist: a job
+    /// deleted meanwhile stays deleted.
+    async fn update_job(&self, job: &JobRecord) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -301,6 +306,23 @@ pub trait TriggerScheduler: Send + Sync {
     async fn register(&self, job: &JobRecord) -> Result<(), TriggerError>;
     /// Disarms the job's trigger; removing one that does not exist succeeds.
     async fn remove(&self, job_id: &str) -> Result<(), TriggerError>;
+    /// Moves an armed job from `old`'s schedule to `new`'s (SPEC §17 updates), all or
+    /// nothing: the new trigger is in place before the old one goes, and when arming the new
+    /// one fails the old one is armed again and the error returned. This default suits a
+    /// kind whose [`register`](Self::register) replaces a job's trigger in place and
+    /// leaves it as it was on failure; a kind whose failed `register` removes what it had
+    /// (so that a new job leaves nothing behind) overrides it.
+    async fn rearm(&self, old: &JobRecord, new: &JobRecord) -> Result<(), TriggerError> {
+        match self.register(new).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if let Err(undo) = self.register(old).await {
+                    tracing::error!(job_id = %old.id, %undo, "could not arm a job's old schedule again after its new one failed");
+                }
+                Err(error)
+            }
+        }
+    }
 }
 
 /// Hands a queued run to the process that makes it (on AWS: the runner, invoked

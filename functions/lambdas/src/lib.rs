@@ -1,4 +1,4 @@
-//! The two Lambda functions of the AWS deployment (SPEC §10), as thin shells around one
+//! The Lambda functions of the AWS deployment (SPEC §10), as thin shells around one
 //! [`Engine`] on the AWS adapters of `backup-aws`.
 //!
 //! # Layout
@@ -9,6 +9,8 @@
 //!   (`src/bin/backup-runner.rs`).
 //! - [`api`]: `jobs-api`'s service: the same axum router as `backupctl serve`
 //!   (`src/bin/jobs-api.rs`).
+//! - [`job_resource`]: `job-resource`, the CloudFormation custom resource
+//!   `Custom::ScheduledBackupJob` (`src/bin/job-resource.rs`).
 //! - this file: building the engine on DynamoDB, EventBridge (rules or Scheduler) and EBS.
 //!
 //! # Decisions
@@ -34,6 +36,7 @@
 
 pub mod api;
 pub mod emf;
+pub mod job_resource;
 pub mod runner;
 pub mod settings;
 

@@ -573,6 +573,25 @@ impl JobStore for SqliteStore {
         .await
     }
 
+    async fn update_job(&self, job: &JobRecord) -> StoreResult<bool> {
+        let job = job.clone();
+        self.call(move |c| {
+            let n = c.execute(
+                "UPDATE jobs SET description = ?2, schedule = ?3, template = ?4, \
+                 max_backup_count = ?5 WHERE id = ?1 AND status = 'active'",
+                params![
+                    job.id,
+                    job.description,
+                    job.schedule,
+                    job.template,
+                    i64::from(job.max_backup_count)
+                ],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn remove_job(&self, job_id: &str) -> StoreResult<()> {
         let id = job_id.to_owned();
         self.call(move |c| {

@@ -91,6 +91,24 @@ async fn a_removed_job_stops_firing_and_a_new_one_starts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rearmed_job_fires_on_its_new_schedule_only() {
+    let clock = Arc::new(TokioClock::starting_at(at(30, 0)));
+    let scheduler = LocalScheduler::new(clock.clone());
+    let (tx, mut rx) = mpsc::channel(8);
+    // GIVEN an hourly job, the scheduler sleeping towards its 06:00 firing
+    let hourly = job("a", "0 * * * *");
+    scheduler.register(&hourly).await.unwrap();
+    tokio::spawn(scheduler.clone().run(tx));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // WHEN its schedule changes to 07:30 daily (what updating a job does)
+    let daily = job("a", "30 7 * * *");
+    scheduler.rearm(&hourly, &daily).await.unwrap();
+    // THEN the next firing is the new schedule's, not the old one's 06:00
+    assert_eq!(scheduler.armed(), [("a".to_owned(), Some(at(150, 0)))]);
+    assert_eq!(next(&mut rx).await.unwrap().scheduled, at(150, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn missed_firings_are_not_caught_up() {
     // GIVEN a job registered at 06:00:30, after its 06:00 firing (the server was down)
     let clock = Arc::new(TokioClock::starting_at(at(60, 30)));

@@ -999,6 +999,21 @@ impl JobStore for DynamoStore {
             .await
     }
 
+    async fn update_job(&self, job: &JobRecord) -> StoreResult<bool> {
+        // Conditional on `active`, in the same request: a delete that lands between the
+        // engine's read and this write wins, and the job stays deleted.
+        Update::new(format!("JOB#{}", job.id), "JOB")
+            .set("description", s(&job.description))
+            .set("schedule", s(&job.schedule))
+            .set("template", s(&job.template))
+            .set("max_backup_count", n(job.max_backup_count))
+            .condition("attribute_exists(pk) AND #status = :active")
+            .name("#status", "status")
+            .value(":active", s(enum_text(&JobStatus::Active)))
+            .apply(&self.client, &self.table)
+            .await
+    }
+
     async fn remove_job(&self, job_id: &str) -> StoreResult<()> {
         self.client
             .delete_item()

@@ -63,6 +63,7 @@ impl Reply {
 enum Method {
     Get,
     Post,
+    Patch,
     Delete,
 }
 
@@ -257,6 +258,14 @@ impl Api {
         self.send(Method::Post, url, body)
     }
 
+    /// PATCHes `body` as JSON.
+    pub fn patch<T: Serialize>(&self, url: &str, body: &T) -> Result<Reply, Failure> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            Failure::Unexpected(format!("could not write the request as JSON: {e}"))
+        })?;
+        self.send(Method::Patch, url, Some(body))
+    }
+
     fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<Reply, Failure> {
         let mut headers = vec![(
             "accept".to_owned(),
@@ -274,6 +283,9 @@ impl Api {
             (Method::Delete, _) => with_headers(self.agent.delete(url), &headers).call(),
             (Method::Post, Some(body)) => with_headers(self.agent.post(url), &headers).send(body),
             (Method::Post, None) => with_headers(self.agent.post(url), &headers).send_empty(),
+            (Method::Patch, body) => {
+                with_headers(self.agent.patch(url), &headers).send(body.unwrap_or_default())
+            }
         };
         let mut response = result.map_err(|e| self.transport_failure(url, e))?;
         let status = response.status();
@@ -329,6 +341,7 @@ impl Api {
             let method = match method {
                 Method::Get => "GET",
                 Method::Post => "POST",
+                Method::Patch => "PATCH",
                 Method::Delete => "DELETE",
             };
             let headers: Vec<(&str, &str)> = headers

@@ -61,6 +61,46 @@ pub async fn jobs_insert_conditionally_and_round_trip(a: &Adapters) {
     assert_eq!(s.get_job("j3").await.unwrap(), None);
 }
 
+pub async fn jobs_update_in_place_only_while_active(a: &Adapters) {
+    let s = &a.store;
+    let j1 = job("j1", "o1", "c1", at(0));
+    assert!(s.insert_job(&j1).await.unwrap());
+    // WHEN its changeable fields are replaced
+    let mut changed = j1.clone();
+    changed.description = "Nightly orders — ☾ changed".into();
+    changed.schedule = "0 3 * * *".into();
+    changed.template = "{cluster} nightly {index}".into();
+    changed.max_backup_count = 7;
+    // (what a store must not take from an update: the scope, cluster, status and creation)
+    let mut asked = changed.clone();
+    asked.scope = scope("o2");
+    asked.cluster_id = "c9".into();
+    asked.created = at(9);
+    assert!(s.update_job(&asked).await.unwrap());
+    // THEN it reads back changed, the rest as it was, and stays listed and active
+    assert_eq!(s.get_job("j1").await.unwrap(), Some(changed.clone()));
+    assert_eq!(
+        s.list_jobs(&scope("o1"), &PageRequest::everything())
+            .await
+            .unwrap()
+            .items,
+        vec![changed.clone()]
+    );
+    assert_eq!(s.list_active_jobs().await.unwrap(), vec![changed.clone()]);
+    // WHEN the job is deleted THEN an update changes nothing and says so
+    assert!(s.mark_job_deleted("j1").await.unwrap());
+    let mut late = changed.clone();
+    late.description = "too late".into();
+    assert!(!s.update_job(&late).await.unwrap());
+    let stored = s.get_job("j1").await.unwrap().unwrap();
+    assert_eq!(stored.description, changed.description);
+    assert_eq!(stored.status, JobStatus::Deleted);
+    assert!(s.list_active_jobs().await.unwrap().is_empty());
+    // AND a job that does not exist is not made by an update
+    assert!(!s.update_job(&job("nope", "o1", "c1", at(0))).await.unwrap());
+    assert_eq!(s.get_job("nope").await.unwrap(), None);
+}
+
 /// The ids of `items`, sorted, for lists whose order is not part of the contract.
 fn sorted_ids<T>(items: Vec<T>, id: impl Fn(T) -> String) -> Vec<String> {
     let mut ids: Vec<String> = items.into_iter().map(id).collect();

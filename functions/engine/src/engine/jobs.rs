@@ -1,10 +1,11 @@
 //! Jobs (SPEC §7): create (validated, its trigger armed, all or nothing), read, list,
-//! delete (its history and backups remain), re-arm every trigger at start-up, move every
+//! update in place (its trigger re-armed all or nothing, SPEC §17), delete (its history and
+//! backups remain), re-arm every trigger at start-up, move every
 //! job's trigger to the deployment's kind (SPEC §16 `jobs rearm`); and the runs' history,
 //! which is listed per job.
 
-use backup_core::api::{self, CreateJobRequest, JobStatus};
-use backup_core::job::{check_cluster_id, validate_job};
+use backup_core::api::{self, CreateJobRequest, JobStatus, ScheduledBackupData, UpdateJobRequest};
+use backup_core::job::{check_cluster_id, validate_job, validate_update};
 
 use super::{check_job_id, Engine};
 use crate::error::{EngineError, Problems, TriggerError};
@@ -16,6 +17,17 @@ pub const MAX_REARM_PAGE: usize = 100;
 /// How many jobs a `jobs rearm` request moves unless it says: a few AWS calls each, well
 /// within API Gateway's 30 s.
 pub const DEFAULT_REARM_PAGE: usize = 20;
+
+/// What [`Engine::create_job_with_id`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamedCreation {
+    /// The job was created, its trigger armed.
+    Created(api::Job),
+    /// An active job of this scope had the id already: it is answered unchanged.
+    Existing(api::Job),
+    /// The id is a deleted job's or another scope's: nothing was done.
+    Taken,
+}
 
 /// One page of [`Engine::rearm_jobs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +46,78 @@ impl Engine {
         scope: &Scope,
         request: &CreateJobRequest,
     ) -> Result<api::Job, EngineError> {
-        let store = &self.inner.store;
+        let mut job = self.new_job(scope, request).await?;
+        // A collision of 64 random bits is not expected; retrying keeps it harmless anyway.
+        let mut inserted = false;
+        for _ in 0..3 {
+            job.id = self.inner.ids.new_id();
+            if self.inner.store.insert_job(&job).await? {
+                inserted = true;
+                break;
+            }
+        }
+        if !inserted {
+            return Err(crate::error::StoreError::Corrupt(
+                "could not find a free job id after three tries".to_owned(),
+            )
+            .into());
+        }
+        self.arm_new(&job).await?;
+        Ok(job.to_api(job.created))
+    }
+
+    /// [`create_job`](Self::create_job) with an id the caller chose, for a caller that must
+    /// be idempotent (a CloudFormation custom resource derives the id from its stack and
+    /// logical id, so a retried creation finds the job the first attempt made). When `job_id`
+    /// is already an active job of this scope, that job is answered as it is
+    /// ([`NamedCreation::Existing`]) and its trigger armed again, since the first attempt may
+    /// have stopped between writing the record and arming it; when the id is a deleted job
+    /// or one of another scope, nothing is done ([`NamedCreation::Taken`]).
+    pub async fn create_job_with_id(
+        &self,
+        scope: &Scope,
+        request: &CreateJobRequest,
+        job_id: &str,
+    ) -> Result<NamedCreation, EngineError> {
+        check_job_id("id", job_id)?;
+        if let Some(existing) = self.existing_named(scope, job_id).await? {
+            return Ok(existing);
+        }
+        let mut job = self.new_job(scope, request).await?;
+        job.id = job_id.to_owned();
+        if !self.inner.store.insert_job(&job).await? {
+            // Another attempt was first: answer what it made.
+            return Ok(self
+                .existing_named(scope, job_id)
+                .await?
+                .unwrap_or(NamedCreation::Taken));
+        }
+        self.arm_new(&job).await?;
+        Ok(NamedCreation::Created(job.to_api(job.created)))
+    }
+
+    async fn existing_named(
+        &self,
+        scope: &Scope,
+        job_id: &str,
+    ) -> Result<Option<NamedCreation>, EngineError> {
+        match self.inner.store.get_job(job_id).await? {
+            None => Ok(None),
+            Some(job) if job.scope == *scope && job.status == JobStatus::Active => {
+                self.inner.triggers.register(&job).await?;
+                Ok(Some(NamedCreation::Existing(job.to_api(self.now()))))
+            }
+            Some(_) => Ok(Some(NamedCreation::Taken)),
+        }
+    }
+
+    /// A new job's record (its id left empty), checked with the core; the cluster must be
+    /// registered in this project.
+    async fn new_job(
+        &self,
+        scope: &Scope,
+        request: &CreateJobRequest,
+    ) -> Result<JobRecord, EngineError> {
         let mut problems = Problems::default();
         let valid = match validate_job(request) {
             Ok(valid) => Some(valid),
@@ -68,9 +151,7 @@ impl Engine {
         let Some(valid) = valid else {
             return Err(EngineError::invalid("data", "The job is invalid."));
         };
-
-        let now = self.now();
-        let mut job = JobRecord {
+        Ok(JobRecord {
             id: String::new(),
             scope: scope.clone(),
             description: valid.description,
@@ -79,31 +160,85 @@ impl Engine {
             cluster_id: valid.cluster_id,
             template: valid.template.as_str().to_owned(),
             max_backup_count: valid.max_backup_count.get(),
-            created: now,
-        };
-        // A collision of 64 random bits is not expected; retrying keeps it harmless anyway.
-        let mut inserted = false;
-        for _ in 0..3 {
-            job.id = self.inner.ids.new_id();
-            if store.insert_job(&job).await? {
-                inserted = true;
-                break;
-            }
-        }
-        if !inserted {
-            return Err(crate::error::StoreError::Corrupt(
-                "could not find a free job id after three tries".to_owned(),
-            )
-            .into());
-        }
-        if let Err(error) = self.inner.triggers.register(&job).await {
-            if let Err(undo) = store.remove_job(&job.id).await {
+            created: self.now(),
+        })
+    }
+
+    /// Arms a just-inserted job's trigger; when that fails the record is removed again.
+    async fn arm_new(&self, job: &JobRecord) -> Result<(), EngineError> {
+        if let Err(error) = self.inner.triggers.register(job).await {
+            if let Err(undo) = self.inner.store.remove_job(&job.id).await {
                 tracing::error!(job_id = %job.id, %undo, "could not remove a job whose trigger failed");
             }
             return Err(error.into());
         }
         tracing::info!(job_id = %job.id, schedule = %job.schedule, cluster_id = %job.cluster_id, "job created");
-        Ok(job.to_api(now))
+        Ok(())
+    }
+
+    /// Changes a job in place (SPEC §17): any of its description, schedule, template and
+    /// maximum backup count, checked with the core exactly as a new job is
+    /// ([`validate_update`]: every problem at once; its cluster cannot change). Its id,
+    /// backups and history stay. A new schedule is armed before the job record changes,
+    /// all or nothing ([`TriggerScheduler::rearm`](crate::ports::TriggerScheduler::rearm)):
+    /// when arming fails the job keeps its old schedule and trigger and the error is
+    /// returned; when the record cannot be written the old trigger is armed again. A
+    /// deleted job cannot change (`JobDeleted`, 409, as "run now" answers for it).
+    pub async fn update_job(
+        &self,
+        scope: &Scope,
+        job_id: &str,
+        patch: &UpdateJobRequest,
+    ) -> Result<api::Job, EngineError> {
+        let current = self.job_in_scope(scope, job_id).await?;
+        if current.status == JobStatus::Deleted {
+            return Err(EngineError::JobDeleted(current.id));
+        }
+        let valid =
+            validate_update(&as_request(&current), patch).map_err(EngineError::from_problems)?;
+        let updated = JobRecord {
+            description: valid.description,
+            schedule: valid.schedule.as_str().to_owned(),
+            template: valid.template.as_str().to_owned(),
+            max_backup_count: valid.max_backup_count.get(),
+            ..current.clone()
+        };
+        let now = self.now();
+        if updated == current {
+            return Ok(current.to_api(now));
+        }
+        let rearm = updated.schedule != current.schedule;
+        if rearm {
+            self.inner.triggers.rearm(&current, &updated).await?;
+        }
+        match self.inner.store.update_job(&updated).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Deleted since it was read: its delete may have disarmed it before the
+                // re-arm above, so disarm it again.
+                if rearm {
+                    self.inner.triggers.remove(job_id).await?;
+                }
+                return Err(EngineError::JobDeleted(current.id));
+            }
+            Err(error) => {
+                if rearm {
+                    if let Err(undo) = self.inner.triggers.rearm(&updated, &current).await {
+                        tracing::error!(%job_id, %undo, "could not arm a job's old schedule again after its record failed to change");
+                    }
+                }
+                return Err(error.into());
+            }
+        }
+        if rearm {
+            // The job is armed with this deployment's kind now; one it had of a retired
+            // kind would go on firing on the old schedule.
+            for retired in &self.inner.retired_triggers {
+                retired.remove(job_id).await?;
+            }
+        }
+        tracing::info!(%job_id, schedule = %updated.schedule, rearmed = rearm, "job updated");
+        Ok(updated.to_api(now))
     }
 
     async fn cluster_in_scope(&self, scope: &Scope, cluster_id: &str) -> Result<bool, EngineError> {
@@ -259,5 +394,19 @@ impl Engine {
         let page = query.request(Positions::InstantThenOrder)?;
         let items = self.inner.store.list_history(scope, job_id, &page).await?;
         Ok(Listed::from_page(items))
+    }
+}
+
+/// A stored job as the create body that would make it, for [`validate_update`].
+fn as_request(job: &JobRecord) -> CreateJobRequest {
+    CreateJobRequest {
+        description: Some(job.description.clone()),
+        schedule: Some(job.schedule.clone()),
+        job_type: Some(api::SCHEDULED_BACKUP.to_owned()),
+        data: Some(ScheduledBackupData {
+            cluster_id: Some(job.cluster_id.clone()),
+            description: Some(job.template.clone()),
+            max_backup_count: Some(i64::from(job.max_backup_count)),
+        }),
     }
 }

@@ -766,6 +766,7 @@ impl Function {
         let path = match bin {
             "backup-runner" => env!("CARGO_BIN_EXE_backup-runner"),
             "jobs-api" => env!("CARGO_BIN_EXE_jobs-api"),
+            "job-resource" => env!("CARGO_BIN_EXE_job-resource"),
             other => panic!("no binary {other}"),
         };
         let mut cmd = Command::new(path);
