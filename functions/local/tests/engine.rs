@@ -770,7 +770,12 @@ async fn register(engine: &Engine, scope: &Scope, id: &str, data: &Path) {
 
 /// Short real-time leases: 300 ms, renewed every 100 ms.
 fn short_leases() -> EngineConfig {
-    let mut config = EngineConfig::with_lease(Duration::from_millis(300));
+    leases_of(Duration::from_millis(300))
+}
+
+/// Real-time leases of `lease`, renewed every third of it.
+fn leases_of(lease: Duration) -> EngineConfig {
+    let mut config = EngineConfig::with_lease(lease);
     config.poll_interval = Duration::from_millis(10);
     config
 }
@@ -780,11 +785,18 @@ fn short_leases() -> EngineConfig {
 async fn slow_real_time_backup(
     delay_ms: u64,
 ) -> (Arc<Harness>, String, tokio::task::JoinHandle<HistoryItem>) {
+    slow_real_time_backup_with(delay_ms, short_leases()).await
+}
+
+async fn slow_real_time_backup_with(
+    delay_ms: u64,
+    config: EngineConfig,
+) -> (Arc<Harness>, String, tokio::task::JoinHandle<HistoryItem>) {
     let h = Arc::new(
         Harness::build(
             |w| w.delay = Duration::from_millis(delay_ms),
             Some(Arc::new(backup_engine::clock::SystemClock)),
-            short_leases(),
+            config,
         )
         .await,
     );
@@ -799,10 +811,25 @@ async fn slow_real_time_backup(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_backup_renews_its_lease_and_keeps_the_cluster() {
-    // GIVEN 300 ms leases and a backup that takes a second
-    let (h, _job, run) = slow_real_time_backup(1000).await;
-    // WHEN an operator tries to lock the cluster well after the first lease would have ended
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // GIVEN 3 s leases (renewed each second: a renewal may come 2 s late on a loaded machine
+    // and still hold) and a backup that takes 7 s, holding the cluster
+    let (h, _job, run) = slow_real_time_backup_with(7000, leases_of(Duration::from_secs(3))).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h
+        .store
+        .current("orders", Utc::now())
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // WHEN an operator tries to lock the cluster after the first lease would have ended
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     let err = h
         .engine
         .lock_cluster(
