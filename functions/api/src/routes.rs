@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::Json;
 use backup_core::api::{
     BackupEnvelope, BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest,
@@ -202,12 +203,14 @@ pub async fn create_job(
 pub async fn list_jobs(
     InProject { engine, scope }: InProject,
     ApiQuery(q): ApiQuery<PageQuery>,
-) -> ApiResult<JobList> {
-    let page = engine.list_jobs(&scope, &q.list()).await?;
-    Ok(Json(JobList {
-        jobs: page.items,
-        next_token: page.next_token,
-    }))
+) -> Result<axum::response::Response, ApiError> {
+    // The engine answers the JSON itself: the local server keeps it between requests.
+    let body = engine.list_jobs_json(&scope, &q.list()).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Bytes::from_owner(body),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/jobs/{job_id}", tag = "jobs", params(ProjectPath, JobPath),

@@ -64,6 +64,10 @@ pub struct EngineConfig {
     /// A backup whose provider reports no progress for this long is abandoned with
     /// `provider_stalled` and its lock released (SPEC §13, `serve --stall-seconds`).
     pub stall_after: Duration,
+    /// Keep the serialised answers of `GET …/jobs` until a job changes or the first run
+    /// they list has come ([`crate::job_list_cache`]). Only for a deployment whose engine
+    /// is the only writer of its jobs (the local server); off by default.
+    pub cache_job_lists: bool,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +89,7 @@ impl EngineConfig {
             default_maintenance_ttl: Duration::from_secs(30 * 60),
             max_maintenance_ttl: Duration::from_secs(7 * 24 * 3600),
             stall_after: Duration::from_secs(60),
+            cache_job_lists: false,
         }
     }
 }
@@ -166,6 +171,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: crate::metrics::RunMetrics,
     /// Who else listens to runs ([`Engine::add_run_observer`]).
     pub(crate) observers: std::sync::RwLock<Vec<Arc<dyn crate::metrics::RunObserver>>>,
+    /// `GET …/jobs` answers, when [`EngineConfig::cache_job_lists`].
+    pub(crate) job_lists: crate::job_list_cache::JobListCache,
 }
 
 /// Counts a background task (a manual backup, a run started by "run now") until dropped, so
@@ -201,6 +208,7 @@ impl Engine {
                 stopping: tokio::sync::watch::Sender::new(false),
                 metrics: crate::metrics::RunMetrics::default(),
                 observers: std::sync::RwLock::new(Vec::new()),
+                job_lists: Default::default(),
             }),
         }
     }

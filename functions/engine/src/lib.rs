@@ -96,6 +96,7 @@ pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod job_list_cache;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod metrics;

@@ -180,7 +180,12 @@ impl LocalMode {
                 // "Run now" continues in a background task of this server.
                 dispatch: None,
             },
-            options.engine,
+            // The one server of this data directory is the only writer of its jobs, so
+            // its job lists can be kept between requests (backup_engine::job_list_cache).
+            EngineConfig {
+                cache_job_lists: true,
+                ..options.engine
+            },
         );
         engine.recover_interrupted().await?;
         let armed = engine.resume_triggers().await?;

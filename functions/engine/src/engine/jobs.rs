@@ -52,6 +52,7 @@ impl Engine {
         for _ in 0..3 {
             job.id = self.inner.ids.new_id();
             if self.inner.store.insert_job(&job).await? {
+                self.inner.job_lists.invalidate();
                 inserted = true;
                 break;
             }
@@ -85,7 +86,9 @@ impl Engine {
         }
         let mut job = self.new_job(scope, request).await?;
         job.id = job_id.to_owned();
-        if !self.inner.store.insert_job(&job).await? {
+        let inserted = self.inner.store.insert_job(&job).await?;
+        self.inner.job_lists.invalidate();
+        if !inserted {
             // Another attempt was first: answer what it made.
             return Ok(self
                 .existing_named(scope, job_id)
@@ -167,7 +170,11 @@ impl Engine {
     /// Arms a just-inserted job's trigger; when that fails the record is removed again.
     async fn arm_new(&self, job: &JobRecord) -> Result<(), EngineError> {
         if let Err(error) = self.inner.triggers.register(job).await {
-            if let Err(undo) = self.inner.store.remove_job(&job.id).await {
+            let removed = self.inner.store.remove_job(&job.id).await;
+            // After the write, as every job write: a list that read the store before it
+            // then keeps an answer of an older generation, which no lookup uses.
+            self.inner.job_lists.invalidate();
+            if let Err(undo) = removed {
                 tracing::error!(job_id = %job.id, %undo, "could not remove a job whose trigger failed");
             }
             return Err(error.into());
@@ -211,7 +218,9 @@ impl Engine {
         if rearm {
             self.inner.triggers.rearm(&current, &updated).await?;
         }
-        match self.inner.store.update_job(&updated).await {
+        let written = self.inner.store.update_job(&updated).await;
+        self.inner.job_lists.invalidate();
+        match written {
             Ok(true) => {}
             Ok(false) => {
                 // Deleted since it was read: its delete may have disarmed it before the
@@ -280,13 +289,61 @@ impl Engine {
         Ok(Listed::from_page(jobs.map(|j| j.to_api(now))))
     }
 
+    /// [`list_jobs`](Self::list_jobs) as the API's JSON (`JobList`), kept between requests
+    /// when [`EngineConfig::cache_job_lists`](crate::EngineConfig::cache_job_lists) says
+    /// this engine is the only writer of its jobs ([`crate::job_list_cache`]).
+    pub async fn list_jobs_json(
+        &self,
+        scope: &Scope,
+        query: &ListQuery,
+    ) -> Result<std::sync::Arc<[u8]>, EngineError> {
+        let now = self.now();
+        let ticket = if self.inner.config.cache_job_lists {
+            match self.inner.job_lists.lookup(
+                &scope.org,
+                &scope.project,
+                query.limit,
+                query.next_token.as_deref(),
+                now,
+            ) {
+                Ok(body) => return Ok(body),
+                Err(ticket) => Some(ticket),
+            }
+        } else {
+            None
+        };
+        let page = self.list_jobs(scope, query).await?;
+        let until = page
+            .items
+            .iter()
+            .filter_map(|job| job.next_runs.first())
+            .filter_map(|run| chrono::DateTime::parse_from_rfc3339(run).ok())
+            .map(|run| run.with_timezone(&chrono::Utc))
+            .min();
+        let list = api::JobList {
+            jobs: page.items,
+            next_token: page.next_token,
+        };
+        let body: std::sync::Arc<[u8]> = serde_json::to_vec(&list)
+            .map_err(|e| {
+                crate::error::StoreError::Corrupt(format!("a job list did not serialise: {e}"))
+            })?
+            .into();
+        if let Some(ticket) = ticket {
+            self.inner.job_lists.keep(ticket, now, until, body.clone());
+        }
+        Ok(body)
+    }
+
     /// Marks the job deleted and disarms its trigger; its history and backups remain.
     /// Deleting a deleted job disarms the trigger again (so a failed attempt can be retried).
     /// A trigger of a retired kind goes too: a job deleted before `jobs rearm` moved it
     /// would otherwise keep firing, and record a failed run each time.
     pub async fn delete_job(&self, scope: &Scope, job_id: &str) -> Result<(), EngineError> {
         self.job_in_scope(scope, job_id).await?;
-        self.inner.store.mark_job_deleted(job_id).await?;
+        let marked = self.inner.store.mark_job_deleted(job_id).await;
+        self.inner.job_lists.invalidate();
+        marked?;
         self.inner.triggers.remove(job_id).await?;
         for retired in &self.inner.retired_triggers {
             retired.remove(job_id).await?;
