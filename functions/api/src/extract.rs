@@ -84,6 +84,30 @@ impl FromRequestParts<AppState> for OneItem {
     }
 }
 
+/// [`OneItem`] of a route that takes a query `Q` (`POST …/jobs/{job_id}/run?wait=`).
+pub struct OneItemWith<Q> {
+    pub item: OneItem,
+    pub query: Q,
+}
+
+impl<Q: DeserializeOwned + Send> FromRequestParts<AppState> for OneItemWith<Q> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let InProject { engine, scope } = InProject::from_request_parts(parts, state).await?;
+        let ApiPath((_org, _project, id)) =
+            ApiPath::<(String, String, String)>::from_request_parts(parts, state).await?;
+        let ApiQuery(query) = ApiQuery::<Q>::from_request_parts(parts, state).await?;
+        Ok(OneItemWith {
+            item: OneItem { engine, scope, id },
+            query,
+        })
+    }
+}
+
 /// Path parameters; a malformed path (say, invalid percent-encoding) is a 400 problem.
 pub struct ApiPath<T>(pub T);
 

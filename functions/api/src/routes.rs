@@ -17,7 +17,7 @@ use backup_core::api::{
 use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
 
-use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, OneItem};
+use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, OneItem, OneItemWith};
 use crate::openapi::{
     BackupPath, ClusterPath, Conflict, JobPath, NotFound, ProjectPath, ProviderFailed,
 };
@@ -54,6 +54,39 @@ pub struct HistoryQuery {
     /// The `nextToken` of the previous page.
     #[serde(default, deserialize_with = "empty_as_none")]
     next_token: Option<String>,
+}
+
+/// How long a "run now" or a manual backup may hold its answer for the outcome.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+/// `?wait=SECONDS` of `POST …/jobs/{jobId}/run` and `POST …/backups`: answer once the run or
+/// backup has ended, or this many seconds have passed (0–60, default 0: at once). What
+/// `backupctl jobs run` and `backups create` use to report the outcome the moment it is
+/// known, instead of polling on a timer.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Seconds to wait for the outcome (0–60, default 0).
+    #[serde(default)]
+    #[param(minimum = 0, maximum = 60)]
+    wait: Option<u64>,
+}
+
+impl WaitQuery {
+    fn duration(&self) -> Result<std::time::Duration, ApiError> {
+        match self.wait.unwrap_or(0) {
+            seconds @ 0..=MAX_WAIT_SECONDS => Ok(std::time::Duration::from_secs(seconds)),
+            seconds => Err(EngineError::invalid(
+                "wait",
+                format!(
+                    "`wait` is 0 to {MAX_WAIT_SECONDS} seconds; {seconds} is not. Leave it out to \
+                     be answered at once."
+                ),
+            )
+            .into()),
+        }
+    }
 }
 
 /// The page of a list route (SPEC §16): `limit` (1–1000, default 1000) and the `nextToken`
@@ -245,16 +278,21 @@ pub async fn delete_job(OneItem { engine, scope, id }: OneItem) -> ApiResult<Emp
 /// "Run now": 200 once the run holds its cluster (the backup continues in the background),
 /// or 202 when the run was handed to the runner and is `queued` (on AWS, SPEC §16: API
 /// Gateway gives up on a request after 30 s). The body is `{historyId}` either way.
-#[utoipa::path(post, path = "/jobs/{job_id}/run", tag = "jobs", params(ProjectPath, JobPath),
+#[utoipa::path(post, path = "/jobs/{job_id}/run", tag = "jobs", params(ProjectPath, JobPath, WaitQuery),
     responses(
         (status = 200, description = "Local mode: the run holds its cluster and continues in the background.", body = RunJobResponse),
         (status = 202, description = "Deployed (AWS): the run was handed to the runner and is `queued`.", body = RunJobResponse),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict)))]
 pub async fn run_job(
-    OneItem { engine, scope, id }: OneItem,
+    OneItemWith {
+        item: OneItem { engine, scope, id },
+        query: q,
+    }: OneItemWith<WaitQuery>,
 ) -> Result<(axum::http::StatusCode, Json<RunJobResponse>), ApiError> {
-    let outcome = engine.run_job_now(&scope, &id).await?;
+    let outcome = engine
+        .run_job_now_within(&scope, &id, q.duration()?)
+        .await?;
     let status = if outcome.history.status == backup_core::api::RunStatus::Queued {
         axum::http::StatusCode::ACCEPTED
     } else {
@@ -307,15 +345,18 @@ pub async fn list_history(
 
 // ----- backups -----------------------------------------------------------------------------
 
-#[utoipa::path(post, path = "/backups", tag = "backups", params(ProjectPath),
+#[utoipa::path(post, path = "/backups", tag = "backups", params(ProjectPath, WaitQuery),
     request_body = CreateBackupRequest,
-    responses((status = 200, description = "The backup was started; its id.", body = IdResponse),
+    responses((status = 200, description = "The backup was started (and, with `wait`, has ended or the wait passed); its id.", body = IdResponse),
         (status = 409, response = Conflict)))]
 pub async fn create_backup(
     InProject { engine, scope }: InProject,
+    ApiQuery(q): ApiQuery<WaitQuery>,
     ApiJson(request): ApiJson<CreateBackupRequest>,
 ) -> ApiResult<IdResponse> {
-    let id = engine.create_manual_backup(&scope, &request).await?;
+    let id = engine
+        .create_manual_backup_within(&scope, &request, q.duration()?)
+        .await?;
     Ok(Json(IdResponse { id }))
 }
 

@@ -346,6 +346,10 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::GET, format!("{JOBS}/history?nextToken=not-a-token"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::GET, format!("{MESDB}/backups?nextToken=%2F%2F"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::GET, format!("{JOBS}/jobs?page=2"), None, StatusCode::BAD_REQUEST, "invalid_query"),
+        // Waiting for an outcome: 0–60 seconds.
+        (Method::POST, format!("{JOBS}/jobs/{job}/run?wait=61"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{JOBS}/jobs/{job}/run?wait=soon"), None, StatusCode::BAD_REQUEST, "invalid_query"),
+        (Method::POST, format!("{MESDB}/backups?wait=-1"), Some(json!({"description": "d", "sourceClusterId": "c1"}).to_string()), StatusCode::BAD_REQUEST, "invalid_query"),
         // Unknown ids.
         (Method::GET, format!("{JOBS}/jobs/{unknown_job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
         (Method::DELETE, format!("{JOBS}/jobs/{unknown_job}"), None, StatusCode::NOT_FOUND, "job_not_found"),

@@ -436,15 +436,29 @@ fn one_of<T: PartialEq>(
     }
 }
 
+/// The `?wait=` of a "run now" or a manual backup shown as text: the server answers the
+/// moment the outcome is known, within [`SETTLE_FOR`]; `--json` answers at once.
+fn waiting(url: String, json: bool) -> String {
+    if json {
+        url
+    } else {
+        with_query(url, &[("wait", Some(&SETTLE_FOR.as_secs().to_string()))])
+    }
+}
+
 fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
-    let reply = api.post::<()>(&api.orchestrate(&["jobs", job_id, "run"]), None)?;
+    let reply = api.post::<()>(
+        &waiting(api.orchestrate(&["jobs", job_id, "run"]), json),
+        None,
+    )?;
     if json {
         return Ok(raw(&reply));
     }
     let started: RunJobResponse = reply.json()?;
     let history_url = with_query(api.orchestrate(&["history"]), &[("jobId", Some(job_id))]);
-    // The API answers once the run holds the lock; a small backup is done moments later, so
-    // wait briefly to report the outcome rather than "running".
+    // The API answered once the run ended or `wait` passed; a run still going is shown as
+    // it is now (a server without `wait` answers once the run holds the lock, and this
+    // polls briefly as before).
     let item = settle(
         api,
         &history_url,
@@ -612,7 +626,7 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                 description,
                 source_cluster_id,
             };
-            let reply = api.post(&api.mesdb(&["backups"]), Some(&request))?;
+            let reply = api.post(&waiting(api.mesdb(&["backups"]), json), Some(&request))?;
             if json {
                 return Ok(raw(&reply));
             }

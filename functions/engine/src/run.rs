@@ -17,6 +17,7 @@
 //! `run/end.rs`: how a run ended (`RunEnd`) and the write that records it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger};
 use backup_core::civil::format_rfc3339;
@@ -137,6 +138,20 @@ impl Engine {
         scope: &Scope,
         job_id: &str,
     ) -> Result<RunOutcome, EngineError> {
+        self.run_job_now_within(scope, job_id, Duration::ZERO).await
+    }
+
+    /// [`run_job_now`](Self::run_job_now), answering with the ended run if it ends within
+    /// `wait` (the API's `?wait=`): a client that wants the outcome learns it the moment it
+    /// is known, instead of polling the history on a timer. The run continues in the
+    /// background either way; a run handed to another process (`queued`) is answered at
+    /// once.
+    pub async fn run_job_now_within(
+        &self,
+        scope: &Scope,
+        job_id: &str,
+        wait: Duration,
+    ) -> Result<RunOutcome, EngineError> {
         let job = self.job_in_scope(scope, job_id).await?;
         if job.status == JobStatus::Deleted {
             return Err(EngineError::JobDeleted(job.id));
@@ -150,10 +165,15 @@ impl Engine {
                 let history = run.entry.item.clone();
                 let engine = self.clone();
                 let guard = self.in_flight();
+                let (ended, end) = tokio::sync::oneshot::channel();
                 tokio::spawn(async move {
                     let _guard = guard;
-                    engine.complete_run(*run).await;
+                    let _ = ended.send(engine.complete_run(*run).await);
                 });
+                let history = match tokio::time::timeout(wait, end).await {
+                    Ok(Ok(ended)) => ended,
+                    _ => history,
+                };
                 Ok(RunOutcome {
                     history,
                     duplicate: false,

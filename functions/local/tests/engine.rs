@@ -697,6 +697,43 @@ async fn run_now_uses_the_request_instant_and_a_manual_trigger() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_and_a_manual_backup_answer_with_their_outcome_when_asked_to_wait() {
+    let h = Harness::new().await;
+    h.cluster("orders").await;
+    let job = h.job("orders", 2).await;
+    // WHEN "run now" may wait for the outcome
+    let outcome = h
+        .engine
+        .run_job_now_within(&h.scope, &job, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // THEN it answers with the ended run, no polling needed
+    assert_eq!(
+        outcome.history.status,
+        RunStatus::Succeeded,
+        "{}",
+        outcome.history.details
+    );
+    assert_eq!(h.history(Some(&job)).await[0], outcome.history);
+    // AND a manual backup that may wait answers once its backup is available
+    let request = backup_core::api::CreateBackupRequest {
+        description: "before upgrade".into(),
+        source_cluster_id: "orders".into(),
+    };
+    let id = h
+        .engine
+        .create_manual_backup_within(&h.scope, &request, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let made = h.engine.get_backup(&h.scope, &id).await.unwrap();
+    assert_eq!(made.status, BackupStatus::Available, "{:?}", made.details);
+    // AND without waiting, a run is answered while it holds the lock (as before)
+    let started = h.engine.run_job_now(&h.scope, &job).await.unwrap().history;
+    assert!(!started.status.is_final() || started.status == RunStatus::Succeeded);
+    assert!(h.engine.wait_idle(Duration::from_secs(30)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_marks_interrupted_work_failed_and_defunct() {
     // GIVEN a data dir whose previous server died mid-run
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 //! their copy in the background.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use backup_core::api::{self, CreateBackupRequest};
 use backup_core::retention::BackupStatus;
@@ -184,6 +185,20 @@ impl Engine {
         scope: &Scope,
         request: &CreateBackupRequest,
     ) -> Result<String, EngineError> {
+        self.create_manual_backup_within(scope, request, Duration::ZERO)
+            .await
+    }
+
+    /// [`create_manual_backup`](Self::create_manual_backup), answering once the backup
+    /// has ended (available, failed, or handed over to settle later) or `wait` has passed,
+    /// whichever comes first (the API's `?wait=`): a client learns the outcome the moment it
+    /// is known instead of polling. The backup continues in the background either way.
+    pub async fn create_manual_backup_within(
+        &self,
+        scope: &Scope,
+        request: &CreateBackupRequest,
+        wait: Duration,
+    ) -> Result<String, EngineError> {
         let mut problems = Problems::default();
         let template = problems.take(
             "description",
@@ -203,15 +218,18 @@ impl Engine {
         let cluster = self
             .cluster_of_scope(scope, &request.source_cluster_id, "sourceClusterId")
             .await?;
-        self.start_manual_backup(scope, cluster, template).await
+        self.start_manual_backup(scope, cluster, template, wait)
+            .await
     }
 
-    /// Takes a manual backup's lock and record, then lets the copy finish in the background.
+    /// Takes a manual backup's lock and record, then lets the copy finish in the background,
+    /// answering once it has ended or `wait` has passed.
     pub(crate) async fn start_manual_backup(
         &self,
         scope: &Scope,
         cluster: ClusterRecord,
         template: Template,
+        wait: Duration,
     ) -> Result<String, EngineError> {
         let Some(provider) = self.provider(cluster.provider()) else {
             return Err(EngineError::ProviderUnavailable {
@@ -259,8 +277,10 @@ impl Engine {
         let id = backup.id.clone();
         let engine = self.clone();
         let guard = self.in_flight();
+        let (ended, end) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _guard = guard;
+            let _ended = ended;
             let made = engine
                 .make_backup(&backup, &cluster, &provider, &lock)
                 .await;
@@ -282,6 +302,8 @@ impl Engine {
                 }
             }
         });
+        // The sender is dropped when the task ends, however it ends.
+        let _ = tokio::time::timeout(wait, end).await;
         Ok(id)
     }
 }
