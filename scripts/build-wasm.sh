@@ -46,19 +46,15 @@ fi
 step "wasm: npm packages of tests/browser (binaryen's wasm-opt, esbuild, playwright-core)"
 bash "$root/tests/browser/install.sh"
 
-step "wasm: cargo build --release --target wasm32-unknown-unknown -p backup-wasm"
+step "wasm: cargo build --profile wasm-release --target wasm32-unknown-unknown -p backup-wasm"
 # The workspace's release profile suits the Lambda binaries (thin LTO, 4 codegen units). The
-# browser downloads this module on every visit, so for this one build everything it links,
-# the core and serde included, is optimised for size with whole-program LTO: about a fifth
-# smaller gzipped than `[profile.release.package.backup-wasm] opt-level = "z"` alone. Only the
-# wasm32 artifacts are affected; the environment changes nothing else.
-CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
-  CARGO_PROFILE_RELEASE_LTO=fat \
-  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-  cargo build --release --target wasm32-unknown-unknown -p backup-wasm
+# browser downloads this module on every visit, so this one build uses its own profile
+# (`wasm-release` in the root Cargo.toml): everything it links, the core included, optimised
+# for size with whole-program LTO and one codegen unit.
+cargo build --profile wasm-release --target wasm32-unknown-unknown -p backup-wasm
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-raw="$target_dir/wasm32-unknown-unknown/release/backup_wasm.wasm"
+raw="$target_dir/wasm32-unknown-unknown/wasm-release/backup_wasm.wasm"
 
 pkg="$root/wasm/pkg"
 web_pkg="$root/wasm/web/pkg"
