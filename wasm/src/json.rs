@@ -384,11 +384,20 @@ pub fn missing_field(name: &str) -> String {
 }
 
 /// JSON text being written: the few shapes the exports return.
-#[derive(Default)]
 pub struct Writer {
     pub out: String,
     /// Whether the object being written has no key yet.
     first: bool,
+}
+
+/// A writer with room for a typical result, so most calls never grow it.
+impl Default for Writer {
+    fn default() -> Writer {
+        Writer {
+            out: String::with_capacity(512),
+            first: false,
+        }
+    }
 }
 
 impl Writer {
@@ -420,21 +429,30 @@ impl Writer {
 
     /// `text` escaped for inside a JSON string, as `serde_json` escapes it.
     pub fn escaped(&mut self, text: &str) {
-        for c in text.chars() {
-            match c {
-                '"' => self.out.push_str("\\\""),
-                '\\' => self.out.push_str("\\\\"),
-                '\u{8}' => self.out.push_str("\\b"),
-                '\u{c}' => self.out.push_str("\\f"),
-                '\n' => self.out.push_str("\\n"),
-                '\r' => self.out.push_str("\\r"),
-                '\t' => self.out.push_str("\\t"),
-                c if u32::from(c) < 0x20 => {
-                    let _ = write!(self.out, "\\u{:04x}", u32::from(c));
-                }
-                c => self.out.push(c),
+        // Every character that needs an escape is ASCII, so the text is copied in runs
+        // between them, split only at ASCII bytes (always character boundaries).
+        let mut run = 0;
+        for (i, b) in text.bytes().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.out.push_str(&text[run..i]);
+            run = i + 1;
+            if escape.is_empty() {
+                let _ = write!(self.out, "\\u{:04x}", b);
+            } else {
+                self.out.push_str(escape);
             }
         }
+        self.out.push_str(&text[run..]);
     }
 
     pub fn number(&mut self, n: u64) {
