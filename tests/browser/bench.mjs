@@ -2,12 +2,13 @@
 // (`scripts/bench-wasm.sh`).
 //
 // Size: every file the form loads (HTML, CSS, form.js, the wasm-bindgen glue, the .wasm), raw
-// and gzipped (level 9, what a server's static gzip gives). Target: ≤ 120 KB gzipped in all.
+// and gzipped (level 9, what a server's static gzip gives). Targets: ≤ 120 KB gzipped in all,
+// and ≤ 37 KB gzipped for the checks themselves (the .wasm and its glue).
 // The alternative: cron-parser + cronstrue bundled and minified by esbuild.
 //
 // Speed: in headless Chromium, 1,000 single calls of `validateSchedule(expr, now, 5)`, each
 // timed on its own, over the schedule examples in turn; the median is the figure (target
-// ≤ 0.1 ms). The page is cross-origin isolated, so `performance.now()` ticks in 5 µs steps
+// ≤ 10 µs). The page is cross-origin isolated, so `performance.now()` ticks in 5 µs steps
 // instead of 100 µs. The alternative does the nearest work it can: parse, describe in
 // English and list 5 next runs in UTC. It does not check the hourly limit or say which
 // characters are wrong, and has no EventBridge translation, so it does less.
@@ -24,7 +25,8 @@ import { REPO, WEB_ROOT, serve } from './serve.mjs';
 const CALLS = 1000;
 const WARMUP = 300;
 const TARGET_GZIP_BYTES = 120 * 1024;
-const TARGET_MEDIAN_MS = 0.1;
+const TARGET_CHECKS_GZIP_BYTES = 37 * 1024;
+const TARGET_MEDIAN_MS = 0.01;
 const SCHEDULES = ['0 12 * * 1', '0 */1 * * *', '15 3 * * *', '0 0 1,15 * *', '30 2 * * MON-FRI', '0 5 1 JAN *'];
 const AFTER = Date.parse('2026-11-27T06:00:00Z');
 
@@ -144,11 +146,11 @@ const lines = [
   'Size (bytes are exact; KB = 1024 bytes)',
   ...form.map((f) => `  ${f.name.padEnd(28)} ${kb(f.raw).padStart(10)} raw ${kb(f.gzip).padStart(10)} gzip`),
   `  ${'everything the form loads'.padEnd(28)} ${kb(formTotal.raw).padStart(10)} raw ${kb(formTotal.gzip).padStart(10)} gzip   target ≤ ${kb(TARGET_GZIP_BYTES)} gzip: ${formTotal.gzip <= TARGET_GZIP_BYTES ? 'met' : 'MISSED'}`,
-  `  ${'the checks alone: .wasm + glue'.padEnd(28)} ${kb(wasmFile.raw + glue.raw).padStart(10)} raw ${kb(wasmFile.gzip + glue.gzip).padStart(10)} gzip`,
+  `  ${'the checks alone: .wasm + glue'.padEnd(28)} ${kb(wasmFile.raw + glue.raw).padStart(10)} raw ${kb(wasmFile.gzip + glue.gzip).padStart(10)} gzip   target ≤ ${kb(TARGET_CHECKS_GZIP_BYTES)} gzip: ${wasmFile.gzip + glue.gzip <= TARGET_CHECKS_GZIP_BYTES ? 'met' : 'MISSED'} (${wasmFile.gzip} + ${glue.gzip} = ${wasmFile.gzip + glue.gzip} bytes)`,
   `  ${'JS alternative bundle'.padEnd(28)} ${kb(alternative.raw).padStart(10)} raw ${kb(alternative.gzip).padStart(10)} gzip   (${alternative.name})`,
   '',
   `Speed in Chromium: ${CALLS} single calls, each timed (cross-origin isolated: ${speed.crossOriginIsolated})`,
-  `  validateSchedule (wasm)      median ${ms(speed.wasm.medianMs)}, p95 ${ms(speed.wasm.p95Ms)}, mean ${ms(speed.wasm.meanMs)}   target median ≤ ${TARGET_MEDIAN_MS} ms: ${speed.wasm.medianMs <= TARGET_MEDIAN_MS ? 'met' : 'MISSED'}`,
+  `  validateSchedule (wasm)      median ${ms(speed.wasm.medianMs)}, p95 ${ms(speed.wasm.p95Ms)}, mean ${ms(speed.wasm.meanMs)}   target median ≤ ${ms(TARGET_MEDIAN_MS)}: ${speed.wasm.medianMs <= TARGET_MEDIAN_MS ? 'met' : 'MISSED'}`,
   `  JS alternative               median ${ms(speed.alternative.medianMs)}, p95 ${ms(speed.alternative.p95Ms)}, mean ${ms(speed.alternative.meanMs)}`,
   `  wasm start-up (fetch, compile, instantiate): ${speed.initMs.toFixed(1)} ms`,
   '',

@@ -8,14 +8,18 @@ use backup_core::api::{ClusterTarget, RegisterClusterRequest};
 use backup_core::check::{check_schedule, check_template, ScheduleCheck, TemplateCheck};
 use backup_core::cluster::validate_cluster;
 use backup_core::job::{
-    validate_job, CreateJobRequest, JobProblems, MAX_CLUSTER_ID_CHARS, MAX_JOB_DESCRIPTION_CHARS,
+    validate_job, CreateJobRequest, JobProblems, ScheduledBackupData, MAX_CLUSTER_ID_CHARS,
+    MAX_JOB_DESCRIPTION_CHARS,
 };
 use backup_core::retention::MaxBackupCount;
 use backup_core::schedule::{MAX_SCHEDULE_CHARS, MIN_INTERVAL_MINUTES};
 use backup_core::template::{RenderContext, MAX_TEMPLATE_CHARS};
 use backup_core::Problems;
 use chrono::{DateTime, Utc};
+#[cfg(test)]
 use serde::Serialize;
+
+use crate::json::{self, Value, Writer};
 
 /// How many next runs `validateSchedule` lists when the caller does not say: the CLI's
 /// `--count` default (SPEC §8).
@@ -50,39 +54,158 @@ pub fn schedule(
 
 /// `renderTemplate`: the core's preview, with the context given as JSON text.
 pub fn template(template: &str, context_json: &str) -> Result<TemplateCheck, ArgumentError> {
-    let context: RenderContext = serde_json::from_str(context_json).map_err(|e| {
-        ArgumentError::Type(format!(
-            "context must be {{clusterId, clusterDescription, clusterProvider, clusterRegion, \
-             index, datetime}} with datetime an RFC 3339 instant: {e}"
-        ))
-    })?;
+    let context = json::parse(context_json)
+        .and_then(render_context)
+        .map_err(|e| {
+            ArgumentError::Type(format!(
+                "context must be {{clusterId, clusterDescription, clusterProvider, \
+                 clusterRegion, index, datetime}} with datetime an RFC 3339 instant: {e}"
+            ))
+        })?;
     Ok(check_template(template, &context))
+}
+
+/// The JSON names of `RenderContext`'s fields, in declaration order.
+const RENDER_CONTEXT_FIELDS: &[&str] = &[
+    "clusterId",
+    "clusterDescription",
+    "clusterProvider",
+    "clusterRegion",
+    "index",
+    "datetime",
+];
+
+/// Reads a `RenderContext` as its derive does (unknown keys ignored, every field required).
+fn render_context(value: Value) -> Result<RenderContext, String> {
+    let mut strings: [Option<String>; 4] = Default::default();
+    let mut index = None;
+    let mut datetime = None;
+    json::fields(
+        value,
+        "RenderContext",
+        RENDER_CONTEXT_FIELDS,
+        false,
+        |i, v| {
+            match i {
+                0..=3 => strings[i] = Some(json::string(v)?),
+                4 => index = Some(json::u64(v)?),
+                _ => {
+                    let text = json::string(v)?;
+                    let instant = DateTime::parse_from_rfc3339(&text).map_err(|e| {
+                        format!(
+                        "datetime must be an RFC 3339 instant such as 2026-11-27T05:00:00Z ({e})"
+                    )
+                    })?;
+                    datetime = Some(instant.with_timezone(&Utc));
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let [cluster_id, cluster_description, cluster_provider, cluster_region] = strings;
+    let missing = |i: usize| json::missing_field(RENDER_CONTEXT_FIELDS[i]);
+    Ok(RenderContext {
+        cluster_id: cluster_id.ok_or_else(|| missing(0))?,
+        cluster_description: cluster_description.ok_or_else(|| missing(1))?,
+        cluster_provider: cluster_provider.ok_or_else(|| missing(2))?,
+        cluster_region: cluster_region.ok_or_else(|| missing(3))?,
+        index: index.ok_or_else(|| missing(4))?,
+        datetime: datetime.ok_or_else(|| missing(5))?,
+    })
 }
 
 /// The result of `validateJob`.
 ///
 /// `problems` keeps every error with its span (for underlining inside a field); `fields` is
 /// the core's one-message-per-field map, the same `fields` the API's RFC 7807 answer carries,
-/// so a form can show a server's 400 and its own check the same way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// so a form can show a server's 400 and its own check the same way. `fields` is not kept
+/// here but written from `problems` by [`request_json`]: building the map pulled a sort and
+/// the map's own code into the module.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobCheck {
     pub valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<JobProblems>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fields: Option<BTreeMap<String, String>>,
+}
+
+impl JobCheck {
+    /// The API's `fields` map: each key's messages joined by a space.
+    pub fn fields(&self) -> Option<BTreeMap<String, String>> {
+        self.problems.as_ref().map(Problems::messages)
+    }
+}
+
+/// The object `validateJob` returns, for the host tests to compare with `request_json`.
+#[cfg(test)]
+impl Serialize for JobCheck {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            valid: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            problems: Option<&'a JobProblems>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fields: Option<BTreeMap<String, String>>,
+        }
+        Shape {
+            valid: self.valid,
+            problems: self.problems.as_ref(),
+            fields: self.fields(),
+        }
+        .serialize(s)
+    }
 }
 
 /// `validateJob`: every problem of a create-job request given as JSON text.
 pub fn job(request_json: &str) -> Result<JobCheck, ArgumentError> {
-    let request: CreateJobRequest = serde_json::from_str(request_json).map_err(|e| {
-        ArgumentError::Type(format!(
-            "request must be a create-job body {{description, schedule, type, data: \
-             {{clusterId, description, maxBackupCount}}}} with a whole-number maxBackupCount: \
-             {e}"
-        ))
-    })?;
+    let request = json::parse(request_json)
+        .and_then(create_job_request)
+        .map_err(|e| {
+            ArgumentError::Type(format!(
+                "request must be a create-job body {{description, schedule, type, data: \
+                 {{clusterId, description, maxBackupCount}}}} with a whole-number \
+                 maxBackupCount: {e}"
+            ))
+        })?;
     Ok(request_check(validate_job(&request)))
+}
+
+/// Reads a `CreateJobRequest` as its derive does: every field optional, unknown keys refused.
+fn create_job_request(value: Value) -> Result<CreateJobRequest, String> {
+    let mut request = CreateJobRequest::default();
+    json::fields(
+        value,
+        "CreateJobRequest",
+        &["description", "schedule", "type", "data"],
+        true,
+        |i, v| {
+            match i {
+                0 => request.description = json::opt_string(v)?,
+                1 => request.schedule = json::opt_string(v)?,
+                2 => request.job_type = json::opt_string(v)?,
+                _ if v == Value::Null => request.data = None,
+                _ => {
+                    let mut data = ScheduledBackupData::default();
+                    json::fields(
+                        v,
+                        "ScheduledBackupData",
+                        &["clusterId", "description", "maxBackupCount"],
+                        true,
+                        |i, v| {
+                            match i {
+                                0 => data.cluster_id = json::opt_string(v)?,
+                                1 => data.description = json::opt_string(v)?,
+                                _ => data.max_backup_count = json::opt_i64(v)?,
+                            }
+                            Ok(())
+                        },
+                    )?;
+                    request.data = Some(data);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(request)
 }
 
 /// The result of `validateCluster`: the shape of [`JobCheck`], keyed by the request's field
@@ -94,11 +217,9 @@ fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
         Ok(_) => JobCheck {
             valid: true,
             problems: None,
-            fields: None,
         },
         Err(problems) => JobCheck {
             valid: false,
-            fields: Some(problems.messages()),
             problems: Some(problems),
         },
     }
@@ -107,9 +228,10 @@ fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
 /// `validateCluster`: every problem of a register-cluster request given as JSON text. The
 /// path's shape only: whether the directory exists and is allowed is the server's to say.
 pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
-    let body: ClusterBody =
-        serde_json::from_str(request_json).map_err(|e| cluster_shape_error(&e))?;
-    let target = match (body.provider.as_str(), body.path) {
+    let body = json::parse(request_json)
+        .and_then(ClusterBody::read)
+        .map_err(|e| cluster_shape_error(&e))?;
+    let target = match (body.provider.as_deref().unwrap_or_default(), body.path) {
         ("directory", Some(path)) => ClusterTarget::Directory { path },
         ("directory", None) => return Err(cluster_shape_error(&"missing field `path`")),
         ("aws-ebs", None) => ClusterTarget::AwsEbs {
@@ -123,8 +245,8 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
         }
     };
     let request = RegisterClusterRequest {
-        id: body.id,
-        description: body.description,
+        id: body.id.unwrap_or_default(),
+        description: body.description.unwrap_or_default(),
         region: body.region,
         target,
         server_version: body.server_version,
@@ -143,20 +265,17 @@ fn cluster_shape_error(detail: &dyn std::fmt::Display) -> ArgumentError {
 }
 
 /// The register-cluster body read flat. `RegisterClusterRequest` itself is read through
-/// `#[serde(flatten)]` and an internally tagged enum, which pull serde's buffering
-/// deserializer into the module (about 10 KB gzipped, five times the budget of this
-/// export); this flat reading accepts the same bodies, and the core's type is built from it.
-///
-/// Read by hand rather than derived: the derive also writes a visitor for the body as a JSON
-/// array and an identifier visitor for the keys, which this export does not need (about
-/// 0.6 KB gzipped). For every JSON object it accepts and rejects exactly what
-/// `#[serde(rename_all = "camelCase", deny_unknown_fields)]` with `#[serde(default)]` on the
-/// optional fields does, with serde's own messages (a test holds it to the derive).
+/// `#[serde(flatten)]` and an internally tagged enum; this flat reading accepts the same
+/// bodies, and the core's type is built from it. For every JSON object it accepts and rejects
+/// exactly what `#[serde(rename_all = "camelCase", deny_unknown_fields)]` with
+/// `#[serde(default)]` on the optional fields does, with serde's own messages (a test holds
+/// it to the derive).
+#[derive(Default)]
 struct ClusterBody {
-    id: String,
-    description: String,
+    id: Option<String>,
+    description: Option<String>,
     region: Option<String>,
-    provider: String,
+    provider: Option<String>,
     path: Option<String>,
     volume_ids: Vec<String>,
     instance_tag: Option<String>,
@@ -179,78 +298,40 @@ const CLUSTER_BODY_FIELDS: &[&str] = &[
     "nodeCount",
 ];
 
-impl<'de> serde::Deserialize<'de> for ClusterBody {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ClusterBodyVisitor)
-    }
-}
-
-struct ClusterBodyVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ClusterBodyVisitor {
-    type Value = ClusterBody;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("struct ClusterBody")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ClusterBody, A::Error> {
-        use serde::de::Error;
-        let mut seen = 0u16;
-        let mut id: Option<String> = None;
-        let mut description: Option<String> = None;
-        let mut region: Option<String> = None;
-        let mut provider: Option<String> = None;
-        let mut path: Option<String> = None;
-        let mut volume_ids: Vec<String> = Vec::new();
-        let mut instance_tag: Option<String> = None;
-        let mut server_version: Option<String> = None;
-        let mut server_version_tag: Option<String> = None;
-        let mut node_count: Option<u32> = None;
-        while let Some(key) = map.next_key::<String>()? {
-            let index = CLUSTER_BODY_FIELDS
-                .iter()
-                .position(|f| *f == key)
-                .ok_or_else(|| A::Error::unknown_field(&key, CLUSTER_BODY_FIELDS))?;
-            // A key seen twice is an error before its value is read, as with the derive.
-            if seen & (1 << index) != 0 {
-                return Err(A::Error::duplicate_field(CLUSTER_BODY_FIELDS[index]));
+impl ClusterBody {
+    fn read(value: Value) -> Result<ClusterBody, String> {
+        let mut body = ClusterBody::default();
+        json::fields(value, "ClusterBody", CLUSTER_BODY_FIELDS, true, |i, v| {
+            match i {
+                0 => body.id = Some(json::string(v)?),
+                1 => body.description = Some(json::string(v)?),
+                2 => body.region = json::opt_string(v)?,
+                3 => body.provider = Some(json::string(v)?),
+                4 => body.path = json::opt_string(v)?,
+                5 => body.volume_ids = json::strings(v)?,
+                6 => body.instance_tag = json::opt_string(v)?,
+                7 => body.server_version = json::opt_string(v)?,
+                8 => body.server_version_tag = json::opt_string(v)?,
+                _ => body.node_count = json::opt_u32(v)?,
             }
-            seen |= 1 << index;
-            match index {
-                0 => id = Some(map.next_value()?),
-                1 => description = Some(map.next_value()?),
-                2 => region = map.next_value()?,
-                3 => provider = Some(map.next_value()?),
-                4 => path = map.next_value()?,
-                5 => volume_ids = map.next_value()?,
-                6 => instance_tag = map.next_value()?,
-                7 => server_version = map.next_value()?,
-                8 => server_version_tag = map.next_value()?,
-                _ => node_count = map.next_value()?,
+            Ok(())
+        })?;
+        for (name, present) in [
+            ("id", body.id.is_some()),
+            ("description", body.description.is_some()),
+            ("provider", body.provider.is_some()),
+        ] {
+            if !present {
+                return Err(json::missing_field(name));
             }
         }
-        let required = |value: Option<String>, index: usize| {
-            value.ok_or_else(|| A::Error::missing_field(CLUSTER_BODY_FIELDS[index]))
-        };
-        Ok(ClusterBody {
-            id: required(id, 0)?,
-            description: required(description, 1)?,
-            region,
-            provider: required(provider, 3)?,
-            path,
-            volume_ids,
-            instance_tag,
-            server_version,
-            server_version_tag,
-            node_count,
-        })
+        Ok(body)
     }
 }
 
 /// The core's limits, by the names a form uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(Serialize), serde(rename_all = "camelCase"))]
 pub struct Limits {
     pub max_job_description_chars: usize,
     pub max_cluster_id_chars: usize,
@@ -275,13 +356,123 @@ pub fn limits() -> Limits {
     }
 }
 
+/// `validateSchedule`'s object as JSON text, keys in the order of the core's derive.
+pub fn schedule_json(check: &ScheduleCheck) -> String {
+    let mut w = Writer::default();
+    w.open();
+    w.key("valid");
+    w.bool(check.valid);
+    w.key("schedule");
+    w.string(&check.schedule);
+    if let Some(description) = &check.description {
+        w.key("description");
+        w.string(description);
+    }
+    if let Some(eventbridge) = &check.eventbridge {
+        w.key("eventbridge");
+        w.strings(eventbridge);
+    }
+    if let Some(minutes) = check.min_interval_minutes {
+        w.key("minIntervalMinutes");
+        w.number(minutes.into());
+    }
+    if let Some(next) = &check.next {
+        w.key("next");
+        w.strings(next);
+    }
+    if let Some(errors) = &check.errors {
+        w.key("errors");
+        w.errors(errors);
+    }
+    w.close();
+    w.out
+}
+
+/// `renderTemplate`'s object as JSON text.
+pub fn template_json(check: &TemplateCheck) -> String {
+    let mut w = Writer::default();
+    w.open();
+    w.key("valid");
+    w.bool(check.valid);
+    if let Some(rendered) = &check.rendered {
+        w.key("rendered");
+        w.string(rendered);
+    }
+    if let Some(errors) = &check.errors {
+        w.key("errors");
+        w.errors(errors);
+    }
+    w.close();
+    w.out
+}
+
+/// `validateJob`'s and `validateCluster`'s object as JSON text (map keys sorted, as the
+/// core's `BTreeMap`s iterate).
+pub fn request_json(check: &RequestCheck) -> String {
+    let mut w = Writer::default();
+    w.open();
+    w.key("valid");
+    w.bool(check.valid);
+    if let Some(problems) = &check.problems {
+        w.key("problems");
+        w.open();
+        for (key, errors) in problems.iter() {
+            w.key(key);
+            w.errors(errors);
+        }
+        w.close();
+        // `Problems::messages`, written as it is built.
+        w.key("fields");
+        w.open();
+        for (key, errors) in problems.iter() {
+            w.key(key);
+            w.out.push('"');
+            for (i, e) in errors.iter().enumerate() {
+                if i > 0 {
+                    w.out.push(' ');
+                }
+                w.escaped(&e.message);
+            }
+            w.out.push('"');
+        }
+        w.close();
+    }
+    w.close();
+    w.out
+}
+
+/// `limits()`'s object as JSON text.
+pub fn limits_json(limits: &Limits) -> String {
+    let mut w = Writer::default();
+    w.open();
+    for (key, value) in [
+        (
+            "maxJobDescriptionChars",
+            limits.max_job_description_chars as u64,
+        ),
+        ("maxClusterIdChars", limits.max_cluster_id_chars as u64),
+        ("maxTemplateChars", limits.max_template_chars as u64),
+        ("maxScheduleChars", limits.max_schedule_chars as u64),
+        ("minBackupCount", limits.min_backup_count.into()),
+        ("maxBackupCount", limits.max_backup_count.into()),
+        ("minIntervalMinutes", limits.min_interval_minutes.into()),
+        ("maxNextRuns", limits.max_next_runs as u64),
+    ] {
+        w.key(key);
+        w.number(value);
+    }
+    w.close();
+    w.out
+}
+
 /// Whole milliseconds since the epoch (fractions are dropped, as `new Date(ms)` does) as a UTC
 /// instant.
 pub fn instant_from_millis(millis: f64) -> Result<DateTime<Utc>, ArgumentError> {
     let out_of_range = || {
         ArgumentError::Range(format!(
             "afterEpochMillis must be a finite number of milliseconds since the Unix epoch, \
-             such as Date.now(); {millis} is not"
+             such as Date.now(); {} is not",
+            show_number(millis)
         ))
     };
     if !millis.is_finite() || millis.abs() > MAX_EPOCH_MILLIS {
@@ -289,6 +480,49 @@ pub fn instant_from_millis(millis: f64) -> Result<DateTime<Utc>, ArgumentError> 
     }
     // In range and finite, so the cast is exact after truncation.
     DateTime::from_timestamp_millis(millis.trunc() as i64).ok_or_else(out_of_range)
+}
+
+/// `millis` as Rust's `Display` for `f64` writes it (`NaN`, `inf`, `-inf`, or the shortest
+/// digits that round-trip, padded with zeros, without an exponent). In the module this asks
+/// JavaScript for the digits instead: Rust's float formatting alone is about 10 KB of
+/// WebAssembly, here only for an error message. Both choose the shortest round-trip digits.
+#[cfg(not(target_arch = "wasm32"))]
+fn show_number(millis: f64) -> String {
+    millis.to_string()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn show_number(millis: f64) -> String {
+    if millis.is_nan() {
+        return "NaN".into();
+    }
+    if millis.is_infinite() {
+        return if millis < 0.0 { "-inf" } else { "inf" }.into();
+    }
+    let text: String = js_sys::Number::from(millis)
+        .to_string_with_radix(10)
+        .map(String::from)
+        .unwrap_or_default();
+    expand_exponent(&text)
+}
+
+/// `-1.5e+300` (JavaScript's `Number.prototype.toString` for 1e21 and above) as `-15` and 299
+/// zeros; any other text unchanged. Only whole numbers reach this (the range check refuses
+/// every fraction), so a negative exponent never occurs.
+pub fn expand_exponent(text: &str) -> String {
+    // Byte searches for one character: a `&str` pattern would link a substring searcher.
+    let Some(e) = text.find('e') else {
+        return text.to_owned();
+    };
+    let Ok(exponent) = text[e + 1..].trim_start_matches('+').parse::<usize>() else {
+        return text.to_owned();
+    };
+    let mut out: String = text[..e].chars().filter(|c| *c != '.').collect();
+    let digits = out.trim_start_matches('-').len();
+    for _ in digits..=exponent {
+        out.push('0');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -417,8 +651,8 @@ mod tests {
         assert_eq!(json["problems"]["schedule"][0]["code"], "too_frequent");
         assert_eq!(json["problems"]["data.description"][0]["start"], 0);
         assert_eq!(json["problems"]["data.description"][0]["end"], 5);
-        let problems = check.problems.unwrap();
-        assert_eq!(check.fields.unwrap(), problems.messages());
+        let problems = check.problems.clone().unwrap();
+        assert_eq!(check.fields().unwrap(), problems.messages());
     }
 
     #[test]
@@ -478,6 +712,129 @@ mod tests {
         ));
     }
 
+    /// A `serde_json` message without its ` at line L column C` suffix, which the hand-written
+    /// readers do not add.
+    fn without_position(message: &str) -> String {
+        match message.rfind(" at line ") {
+            Some(at) => message[..at].to_owned(),
+            None => message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_create_job_body_is_read_as_the_derive_reads_it() {
+        let by_hand = |text: &str| json::parse(text).and_then(create_job_request);
+        let derived = |text: &str| {
+            serde_json::from_str::<CreateJobRequest>(text)
+                .map_err(|e| without_position(&e.to_string()))
+        };
+        for text in [
+            SEED_JSON,
+            r#"{}"#,
+            r#"{"description":null,"schedule":null,"type":null,"data":null}"#,
+            r#"{"type":"ScheduledBackup","data":{}}"#,
+            r#"{"schedul":"0 * * * *"}"#,
+            r#"{"data":{"maxBackupCnt":2}}"#,
+            r#"{"data":{"maxBackupCount":2.5}}"#,
+            r#"{"data":{"maxBackupCount":"2"}}"#,
+            r#"{"data":{"maxBackupCount":-3}}"#,
+            r#"{"data":{"maxBackupCount":9223372036854775807}}"#,
+            r#"{"data":{"maxBackupCount":9223372036854775808}}"#,
+            r#"{"data":{"maxBackupCount":-9223372036854775808}}"#,
+            r#"{"data":{"maxBackupCount":true}}"#,
+            r#"{"data":"c1"}"#,
+            r#"{"data":{"clusterId":1}}"#,
+            r#"{"data":{"clusterId":"a","clusterId":"b"}}"#,
+            r#"{"schedule":"a","schedule":"b"}"#,
+            r#"{"description":["x"]}"#,
+            r#"{"description":{"a":1}}"#,
+            r#"{"data":{"description":"{cluster}"},"extra":1}"#,
+        ] {
+            assert_eq!(by_hand(text), derived(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_render_context_is_read_as_the_derive_reads_it() {
+        let by_hand = |text: &str| json::parse(text).and_then(render_context);
+        let derived = |text: &str| {
+            serde_json::from_str::<RenderContext>(text)
+                .map_err(|e| without_position(&e.to_string()))
+        };
+        for text in [
+            r#"{"clusterId":"c1","clusterDescription":"Orders","clusterProvider":"directory","clusterRegion":"local","index":255,"datetime":"2026-11-27T05:00:00.000Z"}"#,
+            r#"{"datetime":"2026-11-27T05:00:00+02:00","index":0,"clusterRegion":"r","clusterProvider":"p","clusterDescription":"d","clusterId":"c","other":[1]}"#,
+            r#"{"clusterId":"c1","clusterDescription":"d","clusterProvider":"p","clusterRegion":"r","index":1,"datetime":"yesterday"}"#,
+            r#"{"clusterId":"c1","clusterDescription":"d","clusterProvider":"p","clusterRegion":"r","index":-1,"datetime":"2026-11-27T05:00:00Z"}"#,
+            r#"{"clusterId":"c1","clusterDescription":"d","clusterProvider":"p","clusterRegion":"r","index":1.5,"datetime":"2026-11-27T05:00:00Z"}"#,
+            r#"{"clusterId":"c1","clusterDescription":"d","clusterProvider":"p","clusterRegion":"r","index":1}"#,
+            r#"{"clusterId":"c1","clusterId":"c2"}"#,
+            r#"{"clusterId":null}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(by_hand(text), derived(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn results_are_written_as_serde_writes_them() {
+        let after = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 6, 0, 0).unwrap();
+        for expr in [
+            "0 12 * * 1",
+            "*/30 * * * *",
+            "",
+            "0 0 31 2 *",
+            "\"\\\n\u{1}é",
+        ] {
+            let check = check_schedule(expr, after, 3);
+            assert_eq!(
+                schedule_json(&check),
+                serde_json::to_string(&check).unwrap()
+            );
+        }
+        let context = json::parse(r#"{"clusterId":"c\"1","clusterDescription":"Or\\ders","clusterProvider":"directory","clusterRegion":"local","index":255,"datetime":"2026-11-27T05:00:00.000Z"}"#)
+            .and_then(render_context)
+            .unwrap();
+        for text in ["{cluster} #{index:hex}", "{nope} {", "{cluster:id}\t"] {
+            let check = check_template(text, &context);
+            assert_eq!(
+                template_json(&check),
+                serde_json::to_string(&check).unwrap()
+            );
+        }
+        for body in [
+            SEED_JSON,
+            r#"{"description":"","schedule":"*/30 * * * *","data":{"clusterId":"c 1","description":"{foo}","maxBackupCount":0}}"#,
+        ] {
+            let check = job(body).unwrap();
+            assert_eq!(request_json(&check), serde_json::to_string(&check).unwrap());
+        }
+        let check = cluster(r#"{"id":"a b","description":"","provider":"aws-ebs","volumeIds":["x"],"instanceTag":"k"}"#).unwrap();
+        assert_eq!(request_json(&check), serde_json::to_string(&check).unwrap());
+        assert_eq!(
+            limits_json(&limits()),
+            serde_json::to_string(&limits()).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_exponent_is_written_out_as_rust_writes_it() {
+        for x in [
+            8.64e15 + 1.0,
+            -1e300,
+            1e21,
+            1.5e22,
+            f64::MAX,
+            -9.007199254740993e15,
+        ] {
+            // What JavaScript's Number.prototype.toString writes for x.
+            let js = format!("{x:e}").replace('e', "e+");
+            let js = if x.abs() < 1e21 { x.to_string() } else { js };
+            assert_eq!(expand_exponent(&js), x.to_string(), "{js}");
+        }
+        assert_eq!(expand_exponent("NaN"), "NaN");
+    }
+
     /// What `#[derive(Deserialize)]` reads; the hand-written reading of [`ClusterBody`] must
     /// accept, read and reject the same bodies, with the same messages.
     mod derived {
@@ -517,13 +874,14 @@ mod tests {
             (Option<String>, Option<String>, Option<u32>),
         );
         let by_hand = |json: &str| -> Result<Fields, String> {
-            serde_json::from_str::<ClusterBody>(json)
+            json::parse(json)
+                .and_then(ClusterBody::read)
                 .map(|b| {
                     (
-                        b.id,
-                        b.description,
+                        b.id.unwrap(),
+                        b.description.unwrap(),
                         b.region,
-                        b.provider,
+                        b.provider.unwrap(),
                         b.path,
                         b.volume_ids,
                         b.instance_tag,
@@ -546,7 +904,7 @@ mod tests {
                         (b.server_version, b.server_version_tag, b.node_count),
                     )
                 })
-                .map_err(|e| e.to_string())
+                .map_err(|e| without_position(&e.to_string()))
         };
         for json in [
             r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db"}"#,
@@ -573,14 +931,27 @@ mod tests {
             r#"{"id":"c1","description":"d","provider":"directory","nodeCount":-1}"#,
             r#"{"id":"c1","description":"d","provider":"directory","nodeCount":"3"}"#,
             r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1,"nodeCount":2}"#,
-            r#"null"#,
-            r#""c1""#,
-            r#"{"id":"c1","#,
+            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":4294967296}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1.5}"#,
+            r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory"}"#,
+            r#"{"id":true,"description":"d","provider":"directory"}"#,
+            r#"{"id":{},"description":"d","provider":"directory"}"#,
         ] {
             assert_eq!(by_hand(json), derived(json), "{json}");
         }
         // Not the same for a JSON array (the derive reads it as the fields in order), which
         // `validateCluster` never passes on: `json_argument` throws for an array first.
         assert!(by_hand(r#"["c1","d","local","directory","/a",[],null]"#).is_err());
+        // Nor for text that is not JSON, which `JSON.stringify` never writes.
+        for bad in [
+            r#"{"id":"c1","#,
+            "",
+            "nul",
+            r#"{"a" 1}"#,
+            "[1,]",
+            r#""\ud800""#,
+        ] {
+            assert!(by_hand(bad).is_err(), "{bad}");
+        }
     }
 }

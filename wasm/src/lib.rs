@@ -2,16 +2,19 @@
 //!
 //! A thin layer, as in cloudflare/saffron's wasm crate: every rule lives in `backup-core`, and
 //! this crate only renames for JavaScript, turns JavaScript arguments into core types and the
-//! core's answers into JavaScript objects. The objects are serialized by `serde_json` and
-//! handed over through `JSON.parse`, so `JSON.stringify(validateSchedule(..))` is byte for
-//! byte the line `backupctl schedule check --json` prints (same keys, same order); the parity
-//! test in `tests/browser/` holds it to that.
+//! core's answers into JavaScript objects. The objects are written as JSON text by [`json`]
+//! (in the key order of the core's serde derives) and handed over through `JSON.parse`, so
+//! `JSON.stringify(validateSchedule(..))` is byte for byte the line `backupctl schedule check
+//! --json` prints (same keys, same order); the parity test in `tests/browser/` holds it to
+//! that.
 //!
 //! No clock is read here: the page passes `Date.now()` in, as every caller of the core does.
 //!
 //! # Layout
 //! - [`checks`]: the exports' work in plain Rust (argument conversion, the `validateJob`
 //!   result shape), built and tested on the host too.
+//! - [`json`]: reading the arguments and writing the results as JSON text, without
+//!   `serde_json` (half the module's size).
 //! - [`typescript`]: the TypeScript types of the exports' arguments and results, written
 //!   into the package's `.d.ts`.
 //! - this file: the `#[wasm_bindgen]` exports themselves and the JSON hand-over.
@@ -33,12 +36,19 @@
 //! never throws, it comes back as `valid: false` with errors.
 
 pub mod checks;
+pub mod json;
 pub mod typescript;
 
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 pub use checks::{ArgumentError, JobCheck, Limits, RequestCheck};
+
+/// talc instead of the standard library's dlmalloc: the same job (memory is freed and reused
+/// between calls, so a page that checks on every keystroke does not grow) in about a fifth
+/// of dlmalloc's code.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 /// Checks a schedule expression and lists its next runs, as `backupctl schedule check
 /// --json` prints it: `{valid, schedule, description, eventbridge, minIntervalMinutes, next}`
@@ -54,7 +64,7 @@ pub fn validate_schedule(
     count: Option<u32>,
 ) -> Result<JsValue, JsValue> {
     let check = checks::schedule(expr, after_epoch_millis, count).map_err(throwable)?;
-    to_js(&check)
+    to_js(&checks::schedule_json(&check))
 }
 
 /// Renders a backup description template as a run would name its backup, as `backupctl
@@ -70,7 +80,7 @@ pub fn render_template(
 ) -> Result<JsValue, JsValue> {
     let context = json_argument("context", &context)?;
     let check = checks::template(template, &context).map_err(throwable)?;
-    to_js(&check)
+    to_js(&checks::template_json(&check))
 }
 
 /// Checks a whole create-job request (the SPEC §7 body) and reports every problem of every
@@ -105,7 +115,7 @@ pub fn validate_cluster(
 /// same numbers the server checks.
 #[wasm_bindgen(unchecked_return_type = "Limits")]
 pub fn limits() -> Result<JsValue, JsValue> {
-    to_js(&checks::limits())
+    to_js(&checks::limits_json(&checks::limits()))
 }
 
 /// `validateJob` and `validateCluster`: one copy of the hand-over code for both (a function
@@ -115,18 +125,16 @@ fn request_check(
     check: fn(&str) -> Result<checks::RequestCheck, ArgumentError>,
 ) -> Result<JsValue, JsValue> {
     let request = json_argument("request", request)?;
-    to_js(&check(&request).map_err(throwable)?)
+    to_js(&checks::request_json(&check(&request).map_err(throwable)?))
 }
 
-/// Serializes with `serde_json` and parses in JavaScript, so key order and number formatting
-/// are exactly those of the CLI's output.
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    let text = serde_json::to_string(value)
-        .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))?;
-    js_sys::JSON::parse(&text)
+/// Parses the result's JSON text in JavaScript: one call across the boundary, however many
+/// keys the object has.
+fn to_js(text: &str) -> Result<JsValue, JsValue> {
+    js_sys::JSON::parse(text)
 }
 
-/// A JavaScript object argument as JSON text, for `serde_json` to read into a core type.
+/// A JavaScript object argument as JSON text, for [`json`] to read into a core type.
 fn json_argument(name: &str, value: &JsValue) -> Result<String, JsValue> {
     if !value.is_object() || js_sys::Array::is_array(value) {
         return Err(throwable(ArgumentError::Type(format!(

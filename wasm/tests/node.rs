@@ -65,6 +65,26 @@ fn validate_schedule_throws_a_range_error_for_a_non_instant() {
 }
 
 #[wasm_bindgen_test]
+fn a_range_error_shows_the_number_as_rust_does() {
+    // GIVEN instants out of Date's range WHEN refused THEN the message writes the number as
+    // Rust's `Display` for f64 does (the module asks JavaScript for the digits instead)
+    for bad in [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        8.64e15 + 2.0,
+        -1e300,
+        1e21,
+        1.7976931348623157e308,
+        -9.007199254740993e15,
+    ] {
+        let thrown = validate_schedule("0 * * * *", bad, None).unwrap_err();
+        let message = String::from(thrown.dyn_ref::<js_sys::RangeError>().unwrap().message());
+        assert!(message.ends_with(&format!("; {bad} is not")), "{message}");
+    }
+}
+
+#[wasm_bindgen_test]
 fn render_template_returns_the_cli_object() {
     let context = object(
         r#"{"clusterId":"c196ogto0aeqohe3ommq","clusterDescription":"Orders","clusterProvider":"directory","clusterRegion":"local","index":26,"datetime":"2026-11-27T05:00:00Z"}"#,
