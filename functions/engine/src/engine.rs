@@ -27,6 +27,7 @@ mod backups;
 mod clusters;
 mod jobs;
 mod recovery;
+mod verify;
 
 pub(crate) use backups::Deletion;
 pub use jobs::{NamedCreation, Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
