@@ -6,7 +6,9 @@
 // backup grouped under the job on the Backups page, runs it past `maxBackupCount` and sees
 // the oldest backup disappear, holds a maintenance lock and sees the next run fail naming
 // the holder, sees a manual backup refused clearly while the lock is held, and deletes the
-// job after a confirmation that says its history and backups are kept.
+// job after a confirmation that says its history and backups are kept. Along the way it
+// verifies a backup (ok), flips a byte of the backup's copy on disk, and verifies it again
+// (failed, naming the file).
 //
 // Screenshots of every page go to tests/artifacts/console/ (gitignored), to be looked at.
 //
@@ -465,6 +467,60 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     await page.locator(`tr[data-backup-id="${manualId}"]`).waitFor({ state: 'detached' });
     const { backups } = await apiCall('GET', `${MESDB}/backups?clusterId=${CLUSTER}`);
     assert.equal(backups.find((b) => b.id === manualId)?.status, 'deleted');
+  });
+
+  test('"Verify" shows a backup ok, then failed naming a file whose byte flipped on disk', async () => {
+    // GIVEN the job's newest backup, available
+    const id = backupIds[2];
+    await open('/console/backups.html');
+    const group = page.locator(`tbody.group[data-job-id="${jobId}"]`);
+    await group.waitFor();
+    const toggle = group.getByRole('button', { name: new RegExp(JOB.description) });
+    if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+    const row = group.locator(`tr[data-backup-id="${id}"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('[data-verification]').count(), 0, 'never verified yet');
+    // WHEN the operator verifies it THEN its row says ok, and when
+    await row.getByRole('button', { name: /^Verify backup/ }).click();
+    const ok = row.locator('[data-verification="ok"]');
+    await ok.waitFor();
+    assert.match(await ok.innerText(), /Verified ok[\s\S]*checked[\s\S]*UTC/);
+    await page.locator('#notices').getByText(/verified: ok/).first().waitFor();
+    await shot('backups-verified-ok');
+
+    // WHEN one byte of one of its files flips on disk, behind the server's back
+    const file = path.join(tmp, 'data', 'backups', id, 'data', 'orders.dat');
+    const fd = fs.openSync(file, 'r+');
+    const byte = Buffer.alloc(1);
+    fs.readSync(fd, byte, 0, 1, 100);
+    byte[0] ^= 0x01;
+    fs.writeSync(fd, byte, 0, 1, 100);
+    fs.closeSync(fd);
+    // AND it is verified again from the job's Backups tab
+    await open(`/console/job.html?id=${jobId}`);
+    await page.getByRole('tab', { name: /Backups/ }).click();
+    const jobRowOfBackup = page.locator(`#job-backups tr[data-backup-id="${id}"]`);
+    await jobRowOfBackup.locator('[data-verification="ok"]').waitFor();
+    await jobRowOfBackup.getByRole('button', { name: /^Verify backup/ }).click();
+    // THEN the row says failed, naming the file and what is wrong with it
+    const failed = jobRowOfBackup.locator('[data-verification="failed"]');
+    await failed.waitFor();
+    const text = await failed.innerText();
+    assert.match(text, /Verify failed/);
+    assert.match(text, /orders\.dat: the content does not match its SHA-256/);
+    const alert = page.locator('#notices .notice-error').first();
+    await alert.waitFor();
+    assert.equal(await alert.getAttribute('role'), 'alert');
+    assert.match(await alert.innerText(), /failed its verify[\s\S]*orders\.dat/);
+    await shot('job-backups-verify-failed');
+    // AND the result is stored: the Backups page shows it too, and the backup stays available
+    await open('/console/backups.html');
+    await group.waitFor();
+    if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+    await row.locator('[data-verification="failed"]').waitFor();
+    assert.match(await row.innerText(), /orders\.dat/);
+    await row.locator('[data-status="available"]').waitFor();
+    await shot('backups-verify-failed');
   });
 
   test('an unreachable API is reported with what to do, and the API address can be set', async () => {

@@ -50,6 +50,9 @@
 //!   answers `{"job": Job}` as it is now.
 //! - `POST …/clusters/{id}/lock` answers `{"cluster": Cluster}` with its new `lock`;
 //!   `GET …/backups/{id}` (an addition) answers `{"backup": Backup}`.
+//! - `POST …/backups/{id}/verify` (SPEC §14) takes no body and answers the verify's result,
+//!   200 also when it says `failed` (the verify ran; a check that could not be made is the
+//!   502); it is stored on the backup as `verifiedAt` and `verification`.
 //! - `/healthz` and `/readyz` are probes and `/metrics` a scrape target; which of them need a
 //!   credential is the server's guard's to decide (`backupctl serve`: `/metrics` does, the
 //!   probes do not; behind API Gateway only the routes the stack declares are reachable).

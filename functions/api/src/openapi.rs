@@ -180,6 +180,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     let mesdb = OpenApiRouter::new()
         .routes(routes!(routes::list_backups, routes::create_backup))
         .routes(routes!(routes::get_backup, routes::delete_backup))
+        .routes(routes!(routes::verify_backup))
         .routes(routes!(routes::list_clusters, routes::register_cluster))
         .routes(routes!(routes::get_cluster, routes::delete_cluster))
         .routes(routes!(routes::lock_cluster, routes::unlock_cluster));
@@ -214,6 +215,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "cluster_locked",
     "lock_not_maintenance",
     "backup_busy",
+    "backup_not_available",
     "provider_unavailable",
     "provider_error",
     "trigger_error",

@@ -12,7 +12,7 @@ use axum::Json;
 use backup_core::api::{
     BackupEnvelope, BackupList, ClusterEnvelope, ClusterList, CreateBackupRequest,
     CreateJobRequest, HistoryList, IdResponse, JobEnvelope, JobList, LockClusterRequest,
-    RearmResponse, RegisterClusterRequest, RunJobResponse, UpdateJobRequest,
+    RearmResponse, RegisterClusterRequest, RunJobResponse, UpdateJobRequest, VerifyResponse,
 };
 use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
 use serde::Deserialize;
@@ -398,6 +398,18 @@ pub async fn get_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<Bac
         (status = 502, response = ProviderFailed)))]
 pub async fn delete_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<Empty> {
     done(engine.delete_backup(&scope, &id).await)
+}
+
+/// Verify (SPEC §14): the provider re-reads the backup and checks it against what it
+/// recorded. A damaged backup is a 200 whose `status` is `failed`: the verify ran, and its
+/// answer (stored with the backup) says what is wrong. The backup is never changed.
+#[utoipa::path(post, path = "/backups/{backup_id}/verify", tag = "backups", params(ProjectPath, BackupPath),
+    responses((status = 200, description = "The verify ran: `status` is `ok`, or `failed` with every problem found (also stored on the backup as `verifiedAt` and `verification`).", body = VerifyResponse),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = ProviderFailed)))]
+pub async fn verify_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<VerifyResponse> {
+    Ok(Json(engine.verify_backup(&scope, &id).await?))
 }
 
 // ----- clusters ----------------------------------------------------------------------------

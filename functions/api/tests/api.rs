@@ -333,6 +333,7 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::GET, format!("{MESDB}/backups?jobId={bad_id}&clusterId=a%2Fb"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::GET, format!("{MESDB}/backups?clusterId=%zz"), None, StatusCode::BAD_REQUEST, "invalid_query"),
         (Method::DELETE, format!("{MESDB}/backups/{bad_id}"), None, StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/backups/{bad_id}/verify"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::GET, format!("{MESDB}/clusters/{long}"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::DELETE, format!("{MESDB}/clusters/a%20b"), None, StatusCode::BAD_REQUEST, "validation"),
         (Method::DELETE, format!("{MESDB}/clusters/a.b/lock"), None, StatusCode::BAD_REQUEST, "validation"),
@@ -356,6 +357,7 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::POST, format!("{JOBS}/jobs/{unknown_job}/run"), None, StatusCode::NOT_FOUND, "job_not_found"),
         (Method::GET, format!("/orchestrate/v1/organizations/other/projects/default/jobs/{job}"), None, StatusCode::NOT_FOUND, "job_not_found"),
         (Method::DELETE, format!("{MESDB}/backups/{unknown_job}"), None, StatusCode::NOT_FOUND, "backup_not_found"),
+        (Method::POST, format!("{MESDB}/backups/{unknown_job}/verify"), None, StatusCode::NOT_FOUND, "backup_not_found"),
         (Method::GET, format!("{MESDB}/clusters/c2"), None, StatusCode::NOT_FOUND, "cluster_not_found"),
         (Method::DELETE, format!("{MESDB}/clusters/c2"), None, StatusCode::NOT_FOUND, "cluster_not_found"),
         (Method::POST, format!("{MESDB}/clusters/c2/lock"), Some(json!({"operation": "x"}).to_string()), StatusCode::NOT_FOUND, "cluster_not_found"),
@@ -371,6 +373,7 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::GET, format!("{JOBS}/nothing"), None, StatusCode::NOT_FOUND, "route_not_found"),
         (Method::PUT, format!("{JOBS}/jobs"), Some("{}".into()), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (Method::GET, format!("{JOBS}/jobs/{job}/run"), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::GET, format!("{MESDB}/backups/{unknown_job}/verify"), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
     ];
     for (method, path, body, status, code) in cases {
         let a = api.call(method.clone(), &path, body.as_deref()).await;
@@ -839,5 +842,65 @@ async fn patch_updates_a_job_in_place_keeping_its_backups_and_history() {
     assert_eq!(
         api.get(&job_path).await.body["job"]["schedule"],
         "0 3 * * *"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_answers_ok_then_failed_naming_the_file_and_the_backup_keeps_the_result() {
+    // GIVEN an available manual backup
+    let api = Api::new().await;
+    api.cluster("c1").await;
+    let a = api
+        .manual_backup(json!({"description": "by hand", "sourceClusterId": "c1"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    assert!(api.local.engine.wait_idle(Duration::from_secs(30)).await);
+    let verify = format!("{MESDB}/backups/{id}/verify");
+    // WHEN it is verified THEN 200, ok, no problems
+    let a = api.call(Method::POST, &verify, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["backupId"], id.as_str());
+    assert_eq!(a.body["status"], "ok");
+    assert_eq!(a.body["problems"], json!([]));
+    let checked = a.body["checkedAt"].as_str().unwrap().to_owned();
+    // WHEN a byte of its copy changes behind the server's back
+    let copy = api.dir.path().join(format!("state/backups/{id}/data/file"));
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&copy, bytes).unwrap();
+    // THEN a verify still answers 200, saying failed and naming the file
+    let a = api.call(Method::POST, &verify, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["status"], "failed");
+    let problems = a.body["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["path"] == "file" && p["problem"].as_str().unwrap().contains("SHA-256")),
+        "{}",
+        a.text
+    );
+    // AND the backup shows the last result
+    let backup = api.get(&format!("{MESDB}/backups/{id}")).await.body;
+    assert_eq!(backup["backup"]["verification"]["status"], "failed");
+    assert_eq!(
+        backup["backup"]["verification"]["problems"],
+        a.body["problems"]
+    );
+    assert_eq!(backup["backup"]["verifiedAt"], a.body["checkedAt"]);
+    assert!(backup["backup"]["verifiedAt"].as_str().unwrap() >= checked.as_str());
+    assert_eq!(backup["backup"]["status"], "available");
+    // WHEN the backup is deleted THEN verifying it is a 409 naming its state
+    let a = api
+        .call(Method::DELETE, &format!("{MESDB}/backups/{id}"), None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = api.call(Method::POST, &verify, None).await;
+    assert_problem(&a, StatusCode::CONFLICT, "backup_not_available");
+    assert!(
+        a.body["detail"].as_str().unwrap().contains("is deleted"),
+        "{}",
+        a.text
     );
 }

@@ -281,6 +281,13 @@ pub enum Backups {
         #[arg(short = 'i', long = "id", visible_alias = "backup-id")]
         id: String,
     },
+    /// Re-read a backup and check it against what was recorded when it was made (it is
+    /// never changed); exits 1 when it is damaged, naming each problem.
+    Verify {
+        /// The backup's id (`--backup-id`, as `esc mesdb` names it, works too).
+        #[arg(short = 'i', long = "id", visible_alias = "backup-id")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

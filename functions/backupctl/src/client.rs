@@ -27,7 +27,8 @@ use backup_core::api::{
     Backup, BackupEnvelope, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList,
     ClusterLockInfo, ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem,
     HistoryList, IdResponse, Job, JobEnvelope, JobList, RearmResponse, RunJobResponse, RunStatus,
-    ScheduledBackupData, UpdateJobRequest, REARM_JOBS_PATH, SCHEDULED_BACKUP,
+    ScheduledBackupData, UpdateJobRequest, VerificationStatus, VerifyProblem, VerifyResponse,
+    REARM_JOBS_PATH, SCHEDULED_BACKUP,
 };
 use backup_core::civil::format_rfc3339;
 use backup_core::job::validate_job;
@@ -661,7 +662,17 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
             require("--id", &id)?;
             let reply = api.get(&api.mesdb(&["backups", &id]))?;
             show_reply(&reply, json, |envelope: BackupEnvelope| {
-                backups_table(std::slice::from_ref(&envelope.backup))
+                let mut text = backups_table(std::slice::from_ref(&envelope.backup));
+                if let Some(v) = &envelope.backup.verification {
+                    if !v.problems.is_empty() {
+                        text.push_str(&format!(
+                            "\nLast verify ({}) found:\n{}",
+                            format_rfc3339(v.checked_at),
+                            problem_lines(&v.problems)
+                        ));
+                    }
+                }
+                text
             })
         }
         Backups::Delete { id } => {
@@ -669,6 +680,58 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
             let reply = api.delete(&api.mesdb(&["backups", &id]))?;
             show_done(&reply, json, format!("Deleted backup {id}.\n"))
         }
+        Backups::Verify { id } => {
+            require("--id", &id)?;
+            let reply = api.post::<()>(&api.mesdb(&["backups", &id, "verify"]), None)?;
+            let answer: VerifyResponse = reply.json()?;
+            // A damaged backup is the verify's answer, not a failed request: it is shown
+            // (on stdout, or as the JSON), and the exit status says it.
+            let mut shown = if json {
+                raw(&reply)
+            } else {
+                Shown::out(verify_text(&answer))
+            };
+            if answer.status == VerificationStatus::Failed {
+                shown.status = 1;
+            }
+            Ok(shown)
+        }
+    }
+}
+
+/// `backups verify`'s answer: the verdict and when, then each problem on its own line.
+fn verify_text(answer: &VerifyResponse) -> String {
+    let mut text = format!(
+        "Backup {}: {} (checked {}).\n",
+        answer.backup_id,
+        answer.status.as_str(),
+        format_rfc3339(answer.checked_at)
+    );
+    text.push_str(&problem_lines(&answer.problems));
+    text
+}
+
+/// One line per problem, indented: `path: problem`, or the problem alone when it is the
+/// backup's as a whole.
+fn problem_lines(problems: &[VerifyProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            if p.path.is_empty() {
+                format!("  {}\n", p.problem)
+            } else {
+                format!("  {}: {}\n", p.path, p.problem)
+            }
+        })
+        .collect()
+}
+
+/// A backup's last verify, for its table row: `ok 2026-12-03T15:00:00Z`, or `-` when it
+/// was never verified.
+fn verified_cell(backup: &Backup) -> String {
+    match &backup.verification {
+        Some(v) => format!("{} {}", v.status.as_str(), format_rfc3339(v.checked_at)),
+        None => "-".to_owned(),
     }
 }
 
@@ -676,7 +739,15 @@ fn backups_table(backups: &[Backup]) -> String {
     if backups.is_empty() {
         return "No backups.\n".to_owned();
     }
-    let mut table = Table::new(&["ID", "DESCRIPTION", "CLUSTER", "CREATED", "STATUS", "JOB"]);
+    let mut table = Table::new(&[
+        "ID",
+        "DESCRIPTION",
+        "CLUSTER",
+        "CREATED",
+        "STATUS",
+        "JOB",
+        "VERIFIED",
+    ]);
     let mut notes = String::new();
     for b in backups {
         table.row(vec![
@@ -691,11 +762,20 @@ fn backups_table(backups: &[Backup]) -> String {
             b.linked_resource
                 .clone()
                 .unwrap_or_else(|| "(manual)".into()),
+            verified_cell(b),
         ]);
         // Why a backup failed, or what to know of it, under the table: a sentence does not
         // fit a column.
         if let Some(details) = &b.details {
             notes.push_str(&format!("{}: {details}\n", b.id));
+        }
+        if let Some(v) = b.verification.as_ref().filter(|v| !v.problems.is_empty()) {
+            notes.push_str(&format!(
+                "{}: its last verify found {} problem(s); `backupctl backups get --id {}` lists them.\n",
+                b.id,
+                v.problems.len(),
+                b.id
+            ));
         }
     }
     let mut text = table.render();

@@ -1418,3 +1418,109 @@ fn esc_mesdb_clusters_create_says_restore_is_not_available_and_changes_nothing()
     );
     assert_eq!(snapshot(&server), before);
 }
+
+// --- verify (SPEC §14) ------------------------------------------------------------------------
+
+/// Flips one bit of the byte at `offset` of `path` in place, behind the server's back.
+fn flip_byte(path: &Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open the copy");
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    file.read_exact(&mut byte).expect("read");
+    byte[0] ^= 0x01;
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    file.write_all(&byte).expect("write");
+}
+
+#[test]
+fn backups_verify_says_ok_then_names_a_flipped_byte_and_backups_get_shows_it() {
+    // GIVEN a server with one backup of a cluster
+    let sandbox = Sandbox::new();
+    let (server, data, _job, backup) = start_with_backup(&sandbox, "orders", 3, 4096, 2);
+    // WHEN it is verified THEN it is ok, exit 0, saying when it was checked
+    let out = server.ok(&["backups", "verify", "--id", &backup]);
+    assert!(
+        out.contains(&format!("Backup {backup}: ok (checked ")),
+        "{out}"
+    );
+    // AND the esc-style spelling says the same, and `--json` prints the API's answer
+    let out = server.ok(&["mesdb", "backups", "verify", "--backup-id", &backup]);
+    assert!(out.contains(": ok"), "{out}");
+    let answer = server.json(&["backups", "verify", "--id", &backup]);
+    assert_eq!(answer["backupId"], backup.as_str());
+    assert_eq!(answer["status"], "ok");
+    assert_eq!(answer["problems"], json!([]));
+    let manifest_before =
+        std::fs::read(sandbox.backups_dir().join(&backup).join("manifest.json")).expect("read");
+
+    // WHEN one byte of one file of its copy flips on disk
+    let damaged = sandbox
+        .backups_dir()
+        .join(&backup)
+        .join("data/chunks/chunk-0001");
+    flip_byte(&damaged, 2000);
+    // THEN verify exits 1, naming the file and what is wrong with it
+    let out = server.cli(&["backups", "verify", "--id", &backup]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stdout
+            .contains(&format!("Backup {backup}: failed (checked ")),
+        "{}",
+        out.describe()
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("chunks/chunk-0001: "))
+        .unwrap_or_else(|| panic!("the file is not named:\n{}", out.describe()));
+    assert!(line.contains("SHA-256"), "{line}");
+    assert!(!out.stdout.contains("chunk-0000"), "{}", out.describe());
+    // AND with `--json` too, the answer being the API's
+    let out = server.cli(&["--json", "backups", "verify", "--id", &backup]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    let answer: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    assert_eq!(answer["status"], "failed");
+    assert!(answer["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .any(|p| p["path"] == "chunks/chunk-0001"));
+    // AND `backups get` shows the stored result, in JSON and as text
+    let stored = server.json(&["backups", "get", "--id", &backup]);
+    assert_eq!(stored["backup"]["verification"], {
+        let mut v = answer.clone();
+        v.as_object_mut().expect("object").remove("backupId");
+        v
+    });
+    assert_eq!(stored["backup"]["verifiedAt"], answer["checkedAt"]);
+    assert_eq!(stored["backup"]["status"], "available");
+    let text = server.ok(&["backups", "get", "--id", &backup]);
+    assert!(
+        text.lines().next().unwrap_or_default().contains("VERIFIED"),
+        "{text}"
+    );
+    assert!(text.contains("failed 20"), "{text}");
+    assert!(text.contains("chunks/chunk-0001: "), "{text}");
+    let list = server.ok(&["backups", "list"]);
+    assert!(list.contains("its last verify found"), "{list}");
+    // AND verify changed nothing of the backup: its manifest, and its other files
+    assert_eq!(
+        std::fs::read(sandbox.backups_dir().join(&backup).join("manifest.json")).expect("read"),
+        manifest_before
+    );
+    assert_eq!(
+        std::fs::read(
+            sandbox
+                .backups_dir()
+                .join(&backup)
+                .join("data/chunks/chunk-0000")
+        )
+        .expect("read"),
+        std::fs::read(data.join("chunks/chunk-0000")).expect("read")
+    );
+}

@@ -49,7 +49,7 @@ pub enum ErrorCode {
     InvalidRegion,
     /// An EC2 instance tag that is not `KEY=VALUE`.
     InvalidInstanceTag,
-    /// A lock operation name that backups use for their own locks.
+    /// A lock operation name that backups and restores use for their own locks.
     ReservedOperation,
     /// Two fields given together where only one of them may be (volume ids and a tag).
     Conflicting,

@@ -27,6 +27,7 @@ mod backups;
 mod clusters;
 mod jobs;
 mod recovery;
+mod verify;
 
 pub(crate) use backups::Deletion;
 pub use jobs::{NamedCreation, Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
@@ -318,6 +319,9 @@ fn validate_cluster(
             node_count: request.node_count.unwrap_or(api::DEFAULT_NODE_COUNT),
         },
         created: now,
+        status: api::ClusterStatus::Available,
+        details: None,
+        source_backup_id: None,
     })
 }
 

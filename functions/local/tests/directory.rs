@@ -99,6 +99,9 @@ fn request_for(path: &str) -> BackupRequest {
         description: "test backup".into(),
         cluster: ClusterRecord {
             server: Default::default(),
+            status: Default::default(),
+            details: None,
+            source_backup_id: None,
             id: "orders".into(),
             scope: Scope::new("default", "default").unwrap(),
             description: "Orders".into(),
@@ -840,4 +843,171 @@ async fn verify_reads_a_version_one_manifest() {
     let read = directory::verify(dir.path()).unwrap();
     assert_eq!(read.version, 1);
     assert_eq!(read.files().count(), 1);
+}
+
+/// Everything a verify must leave as it was under `dir`: each entry's type, mode, owner,
+/// size, modification and change times, and content or link target (access times aside:
+/// reading may set them, as any reader's does).
+fn snapshot(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let body = if meta.file_type().is_symlink() {
+            format!("-> {}", fs::read_link(&path).unwrap().display())
+        } else if meta.is_file() {
+            format!("{:?}", fs::read(&path).unwrap())
+        } else {
+            let mut names: Vec<PathBuf> = fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            names.sort();
+            stack.extend(names);
+            String::from("dir")
+        };
+        out.push((
+            rel,
+            format!(
+                "{:o} {}:{} {} m{}.{} c{}.{} {body}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec()
+            ),
+        ));
+    }
+    out.sort();
+    out
+}
+
+/// A source tree with a few files, a directory and a link, and its backup.
+async fn small_backup(s: &Setup) -> (BackupHandle, PathBuf) {
+    fs::write(s.src().join("a"), b"alpha").unwrap();
+    fs::create_dir(s.src().join("base")).unwrap();
+    fs::write(s.src().join("base/1234"), vec![7u8; 200_000]).unwrap();
+    fs::write(s.src().join("base/5678"), b"bravo").unwrap();
+    std::os::unix::fs::symlink("base/5678", s.src().join("latest")).unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    let dir = s.backups().join(&handle.backup_id);
+    (handle, dir)
+}
+
+/// Flips one bit of the byte at `offset` in place, then puts the modification time back,
+/// as bit rot would leave it: only the checksum can tell.
+fn flip_byte(path: &Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let before = fs::metadata(path).unwrap();
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut byte).unwrap();
+    byte[0] ^= 0x01;
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&byte).unwrap();
+    drop(file);
+    set_mtime(path, before.mtime(), before.mtime_nsec());
+}
+
+#[tokio::test]
+async fn provider_verify_finds_nothing_wrong_with_a_whole_backup_and_changes_nothing() {
+    // GIVEN a backup
+    let s = Setup::new();
+    let (handle, dir) = small_backup(&s).await;
+    let before = snapshot(&dir);
+    // WHEN the provider verifies it, twice
+    for _ in 0..2 {
+        let problems = s.provider.verify(&handle).await.unwrap();
+        // THEN it finds nothing wrong
+        assert_eq!(problems, Vec::new());
+    }
+    // AND nothing of the backup changed: no entry, mode, time or byte
+    assert_eq!(snapshot(&dir), before);
+    assert_eq!(s.leftovers(), vec![handle.backup_id]);
+}
+
+#[tokio::test]
+async fn provider_verify_names_a_flipped_byte_a_missing_file_and_an_extra_file() {
+    let s = Setup::new();
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage, &str, &str); 3] = [
+        (
+            "a flipped byte",
+            |data| flip_byte(&data.join("base/1234"), 150_000),
+            "base/1234",
+            "the content does not match its SHA-256",
+        ),
+        (
+            "a missing file",
+            |data| fs::remove_file(data.join("a")).unwrap(),
+            "a",
+            "missing from the copy",
+        ),
+        (
+            "an extra file",
+            |data| fs::write(data.join("base/stray"), b"x").unwrap(),
+            "base/stray",
+            "a file that is not in the manifest",
+        ),
+    ];
+    for (what, damage, path, says) in cases {
+        // GIVEN a backup with one damage done behind the server's back
+        let (handle, dir) = small_backup(&s).await;
+        damage(&dir.join("data"));
+        let before = snapshot(&dir);
+        // WHEN the provider verifies it
+        let problems = s.provider.verify(&handle).await.unwrap();
+        // THEN it names the file and what is wrong with it, and no other file (adding or
+        // removing a name also changes its directory's modification time, reported apart)
+        let of_files: Vec<_> = problems
+            .iter()
+            .filter(|p| p.path != "base" && !p.path.is_empty())
+            .collect();
+        assert_eq!(of_files.len(), 1, "{what}: {problems:?}");
+        assert_eq!(of_files[0].path, path, "{what}: {problems:?}");
+        assert!(
+            of_files[0].problem.contains(says),
+            "{what}: {:?} does not say {says:?}",
+            of_files[0].problem
+        );
+        // AND the verify changed nothing, the damage included
+        assert_eq!(snapshot(&dir), before, "{what}");
+        // (the source is backed up again for the next case)
+        fs::remove_dir_all(s.src()).unwrap();
+        fs::create_dir(s.src()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn provider_verify_says_when_the_manifest_or_the_backup_is_gone() {
+    let s = Setup::new();
+    // GIVEN a backup whose manifest was removed
+    let (handle, dir) = small_backup(&s).await;
+    fs::remove_file(dir.join("manifest.json")).unwrap();
+    // THEN verify answers a problem of the backup as a whole, naming the manifest
+    let problems = s.provider.verify(&handle).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "");
+    assert!(problems[0].problem.contains("manifest.json is missing"));
+    // WHEN the whole backup directory is gone THEN verify says so
+    fs::remove_dir_all(&dir).unwrap();
+    let problems = s.provider.verify(&handle).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].problem.contains("is missing"), "{problems:?}");
+    // AND a handle outside the backup root is refused, not read
+    let outside = BackupHandle::new(handle.backup_id.clone(), "/etc");
+    assert!(s.provider.verify(&outside).await.is_err());
 }

@@ -149,6 +149,7 @@ export const api = {
   createBackup: (sourceClusterId, description) =>
     call('POST', `${mesdb()}/backups`, { description, sourceClusterId }),
   deleteBackup: (id) => call('DELETE', `${mesdb()}/backups/${enc(id)}`),
+  verifyBackup: (id) => call('POST', `${mesdb()}/backups/${enc(id)}/verify`),
   listClusters: async () => (await call('GET', `${mesdb()}/clusters`)).clusters ?? [],
   lockCluster: (id, operation, ttlSeconds) =>
     call('POST', `${mesdb()}/clusters/${enc(id)}/lock`, ttlSeconds ? { operation, ttlSeconds } : { operation }),
@@ -292,6 +293,7 @@ const BADGE_TEXT = {
   locked: 'Locked',
   unlocked: 'Unlocked',
   never: 'Never ran',
+  verified: 'Verified ok',
 };
 
 /** A status badge: colour and an icon-like glyph, never colour alone. */

@@ -5,7 +5,7 @@ import {
   $, announce, api, badge, emptyState, errorState, h, holderPhrase, initFrame, jobHref,
   poll, problemText, replaceKeepingFocus, timeEl,
 } from './app.js';
-import { deleteBackup } from './actions.js';
+import { backupActions, verificationView } from './actions.js';
 
 initFrame();
 
@@ -197,14 +197,9 @@ function backupRow(b, child) {
     // Why a backup failed (a manual backup has no history item to say it), or what to know
     // of one that succeeded (files changed during the copy, links left out).
     b.errorCode ? h('div', { class: 'sub' }, h('code', { class: 'error-code' }, b.errorCode)) : null,
-    b.details ? h('p', { class: b.status === 'defunct' ? 'sub error-text backup-details' : 'sub backup-details' }, b.details) : null),
-  h('td', { 'data-label': 'Actions', class: 'actions' },
-    b.status === 'available' || b.status === 'defunct'
-      ? h('button', {
-        type: 'button', class: 'button button-small button-danger-quiet', 'data-key': `delete-${b.id}`,
-        'aria-label': `Delete backup ${b.description}`, onclick: () => deleteBackup(b, poller.now),
-      }, 'Delete')
-      : h('span', { class: 'muted' }, '—')));
+    b.details ? h('p', { class: b.status === 'defunct' ? 'sub error-text backup-details' : 'sub backup-details' }, b.details) : null,
+    verificationView(b)),
+  h('td', { 'data-label': 'Actions', class: 'actions' }, backupActions(b, poller.now)));
 }
 
 function newestFirst(a, b) {

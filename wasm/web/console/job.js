@@ -4,7 +4,7 @@ import {
   $, announce, api, badge, describeSchedule, emptyState, errorState, h, initFrame,
   poll, replaceKeepingFocus, timeEl,
 } from './app.js';
-import { deleteBackup, deleteJob, runJobNow } from './actions.js';
+import { backupActions, deleteJob, runJobNow, verificationView } from './actions.js';
 
 initFrame();
 
@@ -190,14 +190,8 @@ function renderBackups(job, backups, poller) {
       h('tbody', {}, shown.map((b) => h('tr', { 'data-backup-id': b.id, class: b.status === 'deleted' ? 'is-deleted' : null },
         h('th', { scope: 'row', 'data-label': 'Backup' }, b.description, h('div', { class: 'sub mono' }, b.id)),
         h('td', { 'data-label': 'Created' }, timeEl(b.created, { seconds: true })),
-        h('td', { 'data-label': 'Status' }, badge(b.status)),
-        h('td', { 'data-label': 'Actions', class: 'actions' },
-          b.status === 'available' || b.status === 'defunct'
-            ? h('button', {
-              type: 'button', class: 'button button-small button-danger-quiet', 'data-key': `delete-${b.id}`,
-              'aria-label': `Delete backup ${b.description}`, onclick: () => deleteBackup(b, poller.now),
-            }, 'Delete')
-            : h('span', { class: 'muted' }, '—'))))))),
+        h('td', { 'data-label': 'Status' }, badge(b.status), verificationView(b)),
+        h('td', { 'data-label': 'Actions', class: 'actions' }, backupActions(b, poller.now))))))),
   ];
 }
 

@@ -386,7 +386,8 @@ mod core_tests {
             Some(1800)
         );
         let problems = lock_request("manual-backup".into(), "30m").unwrap_err();
-        assert!(problems[0].starts_with("--operation: `manual-backup` is the name backups use"));
+        assert!(problems[0]
+            .starts_with("--operation: `manual-backup` is the name backups and restores use"));
         let problems = lock_request("expand-disk".into(), "8d").unwrap_err();
         assert_eq!(
             problems,

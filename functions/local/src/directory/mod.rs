@@ -71,7 +71,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backup_core::api::ClusterTarget;
+use backup_core::api::{ClusterTarget, VerifyProblem};
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
     BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
@@ -372,6 +372,18 @@ impl BackupProvider for DirectoryProvider {
         })
     }
 
+    /// Re-reads the backup against its manifest ([`check_backup`]): every entry present
+    /// with its type, size, mode, owner (when kept), modification time and SHA-256 or link
+    /// target, nothing extra. Opens everything read-only and writes nothing.
+    async fn verify(&self, handle: &BackupHandle) -> Result<Vec<VerifyProblem>, ProviderError> {
+        let id = self.checked_id(handle)?;
+        let root = self.root_fd.clone();
+        let shown_dir = self.backup_dir(&handle.backup_id).display().to_string();
+        tokio::task::spawn_blocking(move || check_backup(root.as_fd(), &id, &shown_dir))
+            .await
+            .map_err(|e| ProviderError::with_source("the verify task stopped", e))?
+    }
+
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
         let id = self.checked_id(handle)?;
         let root = self.root_fd.clone();
@@ -381,6 +393,91 @@ impl BackupProvider for DirectoryProvider {
             .map_err(|e| ProviderError::with_source("the delete task stopped", e))?
             .map_err(|e| ProviderError::with_source(format!("cannot delete the backup: {e}"), e))
     }
+}
+
+/// What a verify found in the backup `<root>/<id>`: the problems [`Checker`] finds at
+/// full depth, paths relative to `data/`, and the backup-wide ones (no directory, no or an
+/// unreadable manifest, no `data/`) with an empty path. A damaged backup is problems, not
+/// an error: the error is for a check that could not be made (a backup root the server
+/// cannot read). Everything is opened read-only, without following links.
+fn check_backup(
+    root: std::os::fd::BorrowedFd<'_>,
+    id: &CStr,
+    shown_dir: &str,
+) -> Result<Vec<VerifyProblem>, ProviderError> {
+    let whole = |problem: String| {
+        Ok(vec![VerifyProblem {
+            path: String::new(),
+            problem,
+        }])
+    };
+    let cannot = |what: &str, e: Errno| {
+        ProviderError::with_source(format!("cannot {what}: {e}"), std::io::Error::from(e))
+    };
+    let dir = match open_dir_at(root, id) {
+        Ok(dir) => dir,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
+            return whole(format!("the backup directory {shown_dir} is missing"));
+        }
+        Err(e) => return Err(cannot(&format!("open {shown_dir}"), e)),
+    };
+    let read_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let manifest_fd = match rfs::openat(&dir, MANIFEST, read_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::LOOP) => {
+            return whole(format!("its {MANIFEST} is missing"));
+        }
+        Err(e) => return Err(cannot(&format!("open the {MANIFEST} of {shown_dir}"), e)),
+    };
+    if walk::fmeta(manifest_fd.as_fd()).map(|m| m.kind) != Ok(EntryKind::File) {
+        return whole(format!("its {MANIFEST} is not a regular file"));
+    }
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(manifest_fd), &mut text).map_err(|e| {
+        ProviderError::with_source(format!("cannot read the {MANIFEST} of {shown_dir}"), e)
+    })?;
+    let manifest: Manifest = match serde_json::from_slice(&text) {
+        Ok(manifest) => manifest,
+        Err(e) => return whole(format!("its {MANIFEST} is unreadable: {e}")),
+    };
+    let mut found = Vec::new();
+    let id_text = id.to_string_lossy();
+    if manifest.backup_id != id_text {
+        found.push(VerifyProblem {
+            path: String::new(),
+            problem: format!(
+                "its {MANIFEST} is backup {}'s, not {id_text}'s",
+                manifest.backup_id
+            ),
+        });
+    }
+    let data_shown = shown(shown_dir, DATA);
+    let data = match open_dir_at(dir.as_fd(), c"data") {
+        Ok(data) => data,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
+            found.push(VerifyProblem {
+                path: String::new(),
+                problem: format!("its {DATA} directory is missing"),
+            });
+            return Ok(found);
+        }
+        Err(e) => return Err(cannot(&format!("open {data_shown}"), e)),
+    };
+    let mut checker = Checker::new(&manifest, Depth::Full);
+    walk::walk(data.as_fd(), &data_shown, &mut checker)
+        .map_err(|e| ProviderError::new(format!("cannot check {data_shown}: {e}")))?;
+    let (problems, more) = checker.finish();
+    found.extend(problems.into_iter().map(|p| VerifyProblem {
+        path: p.path,
+        problem: p.problem,
+    }));
+    if more > 0 {
+        found.push(VerifyProblem {
+            path: String::new(),
+            problem: format!("and {more} more problem(s), not listed"),
+        });
+    }
+    Ok(found)
 }
 
 /// Renames `<id>` to `.<id>.deleting` on the root descriptor, then removes that tree.
