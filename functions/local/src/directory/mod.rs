@@ -61,6 +61,7 @@
 
 mod copy;
 pub mod manifest;
+mod restore;
 mod walk;
 
 use std::ffi::{CStr, CString};
@@ -81,6 +82,7 @@ use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 pub use manifest::{EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
+pub use restore::{read_manifest, restore, sibling_name};
 
 use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
 use copy::{Copier, Sizer, CHUNK};
@@ -748,18 +750,7 @@ pub fn inspect(backup_dir: &Path) -> Result<(Manifest, Vec<Problem>, usize), Str
     let shown_dir = backup_dir.display().to_string();
     let dir = rfs::open(backup_dir, dir_flags() & !OFlags::NOFOLLOW, Mode::empty())
         .map_err(|e| format!("cannot open {shown_dir}: {e}"))?;
-    let fd = rfs::openat(
-        &dir,
-        MANIFEST,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot read the manifest of {shown_dir}: {e}"))?;
-    let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
-        .map_err(|e| format!("cannot read the manifest of {shown_dir}: {e}"))?;
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| format!("the manifest of {shown_dir} is unreadable: {e}"))?;
+    let manifest = restore::read_manifest_at(dir.as_fd(), &shown_dir)?;
     let data_shown = shown(&shown_dir, DATA);
     let data =
         open_dir_at(dir.as_fd(), c"data").map_err(|e| format!("cannot open {data_shown}: {e}"))?;
