@@ -160,6 +160,9 @@ pub fn register_request(args: &RegisterCluster) -> Result<RegisterClusterRequest
         server_version: args.server_version.clone(),
         server_version_tag: args.server_version_tag.clone(),
         node_count: args.node_count,
+        source_backup_id: None,
+        availability_zone: None,
+        volume_type: None,
     };
     if let Err(core) = cluster::validate_cluster(&request) {
         problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
