@@ -141,6 +141,9 @@ pub enum RunFailure {
     /// The provider refused to start more work now (EC2's concurrent-snapshot limits); a
     /// later run succeeds (SPEC §16).
     ProviderBusy,
+    /// The cluster is not `available`: still being restored (`creating`) or a restore that
+    /// failed (SPEC §14).
+    ClusterNotAvailable,
     /// A stored code this version does not know.
     #[serde(other)]
     Unknown,
@@ -841,6 +844,7 @@ mod tests {
             (RunFailure::ProviderStalled, "provider_stalled"),
             (RunFailure::ProviderTimeout, "provider_timeout"),
             (RunFailure::ProviderBusy, "provider_busy"),
+            (RunFailure::ClusterNotAvailable, "cluster_not_available"),
         ] {
             assert_eq!(failure.to_string(), code);
             assert_eq!(code.parse::<RunFailure>(), Ok(failure));

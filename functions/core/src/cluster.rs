@@ -29,7 +29,9 @@
 //!   and may give `volumeType` (one of [`VOLUME_TYPES`]); its volumes come from the backup,
 //!   so `volumeIds` or `instanceTag` are `conflicting`. `availabilityZone` and `volumeType`
 //!   without `sourceBackupId`, or with a directory target, are `conflicting` too: they would
-//!   otherwise be silently ignored. The backup id has the shape of every id the server makes
+//!   otherwise be silently ignored. An aws-ebs restore may leave `region` out (the
+//!   [`ValidCluster::region`] is then empty): its volumes are made in the backup's region,
+//!   which the engine fills in. The backup id has the shape of every id the server makes
 //!   ([`is_backup_id`]). Whether the backup exists, is `available` and is of the same
 //!   provider is the engine's check.
 //! - The TTL of a maintenance lock is 1 s to [`MAX_LOCK_TTL_SECONDS`] (7 days): a longer
@@ -112,7 +114,8 @@ pub mod keys {
 /// A register-cluster request that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidCluster {
-    /// The region to store: `local` for a directory cluster, as written for EBS.
+    /// The region to store: `local` for a directory cluster, as written for EBS; empty for
+    /// an aws-ebs restore that left it out (the backup's, which the engine knows).
     pub region: String,
 }
 
@@ -206,7 +209,12 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
             if let Some(kind) = &request.volume_type {
                 problems.take(keys::VOLUME_TYPE, check_volume_type(kind));
             }
-            problems.take(keys::REGION, check_aws_region(request.region.as_deref()))
+            // The new volumes are made in the backup's region, so a restore may leave the
+            // region out (the engine fills it in and refuses another one).
+            match request.region.as_deref() {
+                None => Some(String::new()),
+                given => problems.take(keys::REGION, check_aws_region(given)),
+            }
         }
         ClusterTarget::AwsEbs {
             volume_ids,

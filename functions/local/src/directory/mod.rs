@@ -75,8 +75,8 @@ use async_trait::async_trait;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
-    BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
-    TargetProblem,
+    BackupHandle, BackupRequest, ClusterRecord, Creation, ProviderError, ProviderErrorCode,
+    ProviderStatus, Restoration, RestoreRequest, TargetProblem,
 };
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -372,6 +372,86 @@ impl BackupProvider for DirectoryProvider {
                 ))
             }
         })
+    }
+
+    /// A restore's path must pass the policy and not exist or be an empty directory (see
+    /// [`PathPolicy::resolve_restore_target`]); it is answered with its parent canonical.
+    async fn check_restore_target(
+        &self,
+        _source: &ClusterRecord,
+        target: &ClusterTarget,
+    ) -> Result<ClusterTarget, TargetProblem> {
+        match target {
+            ClusterTarget::Directory { path } => {
+                let path = path.clone();
+                let resolved = self
+                    .with_policy(move |p| p.resolve_restore_target(&path))
+                    .await?;
+                Ok(ClusterTarget::Directory {
+                    path: resolved.to_string_lossy().into_owned(),
+                })
+            }
+            other => Err(TargetProblem {
+                field: "provider",
+                code: "conflicting",
+                message: format!(
+                    "a directory backup restores into a path, not as an {} cluster: give path",
+                    other.provider()
+                ),
+            }),
+        }
+    }
+
+    /// Copies the backup into its new path in this call ([`restore`](restore::restore)):
+    /// the restore is [`Restoration::Done`] with the path, or failed with nothing left.
+    async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
+        self.checked_id(&request.backup)?;
+        let ClusterTarget::Directory { path } = &request.target else {
+            return Err(ProviderError::new(format!(
+                "a directory backup restores into a path, not as an {} cluster",
+                request.target.provider()
+            )));
+        };
+        // Again, at the last moment: the path may have changed since it was checked.
+        let asked = path.clone();
+        let target = self
+            .with_policy(move |p| p.resolve_restore_target(&asked))
+            .await
+            .map_err(|p| {
+                let code = if p.code == PATH_NOT_ALLOWED {
+                    ProviderErrorCode::PathNotAllowed
+                } else {
+                    ProviderErrorCode::ProviderError
+                };
+                ProviderError::coded(code, format!("the restore's path {path}: {}", p.message))
+            })?;
+        let backup_dir = self.backup_dir(&request.backup.backup_id);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let (restore_id, progress) = (request.restore_id.clone(), request.progress.clone());
+        let placed = tokio::task::spawn_blocking(move || {
+            let manifest = restore::read_manifest(&backup_dir).map_err(ProviderError::new)?;
+            let placed = restore::restore(
+                &backup_dir,
+                &manifest,
+                &target,
+                &restore_id,
+                &progress,
+                &cancelled,
+            )?;
+            if cancelled.load(Ordering::Relaxed) {
+                // Abandoned while renaming: the restore is over and its cluster failed, so
+                // what it put in place goes too.
+                restore::discard(&placed);
+                return Err(ProviderError::new("the restore was abandoned"));
+            }
+            Ok(placed)
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the restore task stopped", e))??;
+        Ok(Restoration::Done(ClusterTarget::Directory {
+            path: placed.to_string_lossy().into_owned(),
+        }))
     }
 
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {

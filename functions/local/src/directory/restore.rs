@@ -156,6 +156,24 @@ pub fn restore(
     Ok(target.to_path_buf())
 }
 
+/// Removes a restored tree that was put in place by a restore abandoned at that moment.
+/// Best effort: a failure is logged.
+pub(crate) fn discard(target: &Path) {
+    let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let removed = open_dir_nofollow(parent)
+        .map_err(|e| FsError::io("open", parent.display().to_string(), e))
+        .and_then(|fd| {
+            let name = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
+                .map_err(|_| FsError::Refused("a name holds a NUL byte".to_owned()))?;
+            remove_tree(fd.as_fd(), &name, &parent.display().to_string())
+        });
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, path = %target.display(), "could not remove an abandoned restore");
+    }
+}
+
 /// Whether the target exists as an empty directory (`true`: replace it) or not at all
 /// (`false`); anything else is refused.
 fn target_state(
