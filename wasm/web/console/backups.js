@@ -5,7 +5,7 @@ import {
   $, announce, api, badge, emptyState, errorState, h, holderPhrase, initFrame, jobHref,
   poll, problemText, replaceKeepingFocus, timeEl,
 } from './app.js';
-import { deleteBackup } from './actions.js';
+import { deleteBackup, restoreButton } from './actions.js';
 
 initFrame();
 
@@ -199,6 +199,7 @@ function backupRow(b, child) {
     b.errorCode ? h('div', { class: 'sub' }, h('code', { class: 'error-code' }, b.errorCode)) : null,
     b.details ? h('p', { class: b.status === 'defunct' ? 'sub error-text backup-details' : 'sub backup-details' }, b.details) : null),
   h('td', { 'data-label': 'Actions', class: 'actions' },
+    b.status === 'available' ? restoreButton(b, poller.now) : null,
     b.status === 'available' || b.status === 'defunct'
       ? h('button', {
         type: 'button', class: 'button button-small button-danger-quiet', 'data-key': `delete-${b.id}`,

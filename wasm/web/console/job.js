@@ -4,7 +4,7 @@ import {
   $, announce, api, badge, describeSchedule, emptyState, errorState, h, initFrame,
   poll, replaceKeepingFocus, timeEl,
 } from './app.js';
-import { deleteBackup, deleteJob, runJobNow } from './actions.js';
+import { deleteBackup, deleteJob, restoreButton, runJobNow } from './actions.js';
 
 initFrame();
 
@@ -192,6 +192,7 @@ function renderBackups(job, backups, poller) {
         h('td', { 'data-label': 'Created' }, timeEl(b.created, { seconds: true })),
         h('td', { 'data-label': 'Status' }, badge(b.status)),
         h('td', { 'data-label': 'Actions', class: 'actions' },
+          b.status === 'available' ? restoreButton(b, poller.now) : null,
           b.status === 'available' || b.status === 'defunct'
             ? h('button', {
               type: 'button', class: 'button button-small button-danger-quiet', 'data-key': `delete-${b.id}`,
