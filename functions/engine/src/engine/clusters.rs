@@ -65,8 +65,13 @@ impl Engine {
         Ok(cluster.to_api(lock, problem))
     }
 
-    /// Why the cluster's stored target breaks its provider's policy now, if it does.
+    /// Why the cluster's stored target breaks its provider's policy now, if it does. Not
+    /// asked of a cluster that is not `available`: a restore's target does not exist until
+    /// its data is in place (or ever, when it failed), and its status and details say why.
     async fn target_problem(&self, cluster: &ClusterRecord) -> Option<String> {
+        if cluster.status != api::ClusterStatus::Available {
+            return None;
+        }
         let provider = self.provider(cluster.provider())?;
         provider
             .recheck_target(&cluster.target)
