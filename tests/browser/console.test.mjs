@@ -523,6 +523,52 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     await shot('backups-verify-failed');
   });
 
+  test('"Restore" on an available backup makes a new cluster and shows its status until it is available', async () => {
+    // GIVEN an available manual backup of the cluster
+    const { id: backupId } = await apiCall('POST', `${MESDB}/backups`, { sourceClusterId: CLUSTER, description: 'before restore' });
+    const deadline = Date.now() + WAIT;
+    while ((await apiCall('GET', `${MESDB}/backups`)).backups.find((b) => b.id === backupId)?.status !== 'available') {
+      if (Date.now() > deadline) throw new Error(`backup ${backupId} did not become available`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await open('/console/backups.html');
+    const row = page.locator(`tr[data-backup-id="${backupId}"]`);
+    await row.waitFor();
+    // WHEN the operator opens Restore and names a directory that is not empty
+    await row.getByRole('button', { name: /Restore backup/ }).click();
+    const dialog = page.locator('dialog.restore-dialog');
+    await dialog.waitFor();
+    await dialog.getByLabel('New cluster id').fill('orders-restored');
+    await dialog.getByLabel('Path', { exact: true }).fill(source);
+    await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
+    // THEN the path is refused under its field, and nothing was made
+    const pathError = dialog.locator('#restore-path-error');
+    await pathError.waitFor({ state: 'visible' });
+    assert.match(await pathError.innerText(), /not empty/);
+    assert.equal(await dialog.getByLabel('Path', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal((await apiCall('GET', `${MESDB}/clusters`)).clusters.some((c) => c.id === 'orders-restored'), false);
+    await shot('restore-dialog-refused');
+    // WHEN it names a new path THEN the dialog shows the new cluster available
+    const target = path.join(tmp, 'orders-restored');
+    await dialog.getByLabel('Path', { exact: true }).fill(target);
+    await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
+    await dialog.getByText('Cluster orders-restored is available.').waitFor();
+    assert.match(await dialog.locator('#restore-status').innerText(), /Available/);
+    assert.equal(await dialog.getByRole('button', { name: 'Restore', exact: true }).count(), 0, 'a restore is made once');
+    await shot('restore-dialog-available');
+    // AND the files are there, copied
+    assert.deepEqual(fs.readFileSync(path.join(target, 'orders.dat')), fs.readFileSync(path.join(source, 'orders.dat')));
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    // AND the Clusters page lists it available, restored from the backup
+    await open('/console/clusters.html');
+    const restored = page.locator('#clusters-table tr[data-cluster-id="orders-restored"]');
+    await restored.waitFor();
+    assert.match(await restored.innerText(), /Available/);
+    assert.match(await restored.innerText(), new RegExp(`Restored from ${backupId}`));
+    await shot('clusters-restored');
+  });
+
   test('an unreachable API is reported with what to do, and the API address can be set', async () => {
     await open('/console/');
     await page.getByRole('button', { name: /API: this server/ }).click();

@@ -271,6 +271,28 @@ fn run_now_documents_both_its_answers_and_lists_document_their_pages() {
 }
 
 #[test]
+fn registering_and_restoring_a_cluster_document_every_answer() {
+    // A registration answers 200; a restore (sourceBackupId) 201 when done, 202 when pending.
+    let doc = backup_api::openapi::document();
+    let post = &doc["paths"]["/mesdb/v1/organizations/{org}/projects/{project}/clusters"]["post"];
+    for status in ["200", "201", "202"] {
+        assert_eq!(
+            post["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/IdResponse",
+            "{status}"
+        );
+    }
+    for status in ["404", "409", "502"] {
+        assert!(post["responses"][status].is_object(), "{status}");
+    }
+    let body = &doc["components"]["schemas"]["RegisterClusterRequest"];
+    let text = body.to_string();
+    for field in ["sourceBackupId", "availabilityZone", "volumeType"] {
+        assert!(text.contains(field), "{field} not in {text}");
+    }
+}
+
+#[test]
 fn optional_fields_are_those_the_server_may_leave_out() {
     // GIVEN the schemas of what the server writes
     let doc = backup_api::openapi::document();

@@ -1,5 +1,5 @@
 // Actions more than one page offers: run a job now, delete a job, delete or verify a
-// backup (and how a backup's last verify reads).
+// backup (and how a backup's last verify reads), restore a backup into a new cluster.
 
 import { api, announce, badge, confirmDialog, h, jobHref, notify, problemText, timeEl } from './app.js';
 
@@ -148,10 +148,14 @@ export function verificationView(backup) {
     problems.length > shown.length ? h('p', { class: 'sub' }, `and ${problems.length - shown.length} more`) : null);
 }
 
-/** The actions of a backup's row: Verify an available one, Delete an available or defunct one. */
+/**
+ * The actions of a backup's row: Verify and Restore an available one, Delete an available or
+ * defunct one.
+ */
 export function backupActions(backup, refresh) {
   const buttons = [];
   if (backup.status === 'available') {
+    buttons.push(restoreButton(backup, refresh));
     buttons.push(h('button', {
       type: 'button', class: 'button button-small', 'data-key': `verify-${backup.id}`,
       'aria-label': `Verify backup ${backup.description}`,
@@ -165,4 +169,152 @@ export function backupActions(backup, refresh) {
     }, 'Delete'));
   }
   return buttons.length ? buttons : h('span', { class: 'muted' }, '—');
+}
+
+/** How often the restore dialog asks for the new cluster's status while it is `creating`. */
+const RESTORE_POLL_MS = 1500;
+
+/** The "Restore" button of an available backup. */
+export function restoreButton(backup, refresh) {
+  return h('button', {
+    type: 'button', class: 'button button-small', 'data-key': `restore-${backup.id}`,
+    'aria-label': `Restore backup ${backup.description}`, onclick: () => restoreDialog(backup, refresh),
+  }, 'Restore…');
+}
+
+/**
+ * The restore dialog (SPEC §14): asks for the new cluster's id, description and target (a
+ * path, or an availability zone for an aws backup), starts the restore and shows the new
+ * cluster's status until it is available, or why it failed. The dialog stays open on the
+ * outcome so it can be read; Close ends it.
+ */
+export function restoreDialog(backup, refresh) {
+  const aws = backup.provider === 'aws' || backup.provider === 'aws-ebs';
+  const field = (id, label, input, hint) => h('div', { class: 'field' },
+    h('label', { for: id }, label), input, hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null,
+    h('p', { class: 'field-error error-text', id: `${id}-error`, hidden: true }));
+  const clusterId = h('input', {
+    id: 'restore-cluster-id', name: 'id', required: true, maxlength: 64, autocomplete: 'off',
+    value: `${backup.sourceClusterId}-restored`.slice(0, 64), 'aria-describedby': 'restore-cluster-id-hint',
+  });
+  const description = h('input', {
+    id: 'restore-description', name: 'description', required: true, maxlength: 256, autocomplete: 'off',
+    value: `${backup.sourceClusterDescription || backup.sourceClusterId}, restored`.slice(0, 256),
+  });
+  const where = aws
+    ? h('input', { id: 'restore-availability-zone', name: 'availabilityZone', required: true, autocomplete: 'off', placeholder: 'eu-west-1a', 'aria-describedby': 'restore-availability-zone-hint' })
+    : h('input', { id: 'restore-path', name: 'path', required: true, autocomplete: 'off', placeholder: '/var/lib/orders-restored', 'aria-describedby': 'restore-path-hint' });
+  const volumeType = aws
+    ? h('select', { id: 'restore-volume-type', name: 'volumeType' },
+      ['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'].map((t) => h('option', { value: t }, t)))
+    : null;
+  const status = h('div', { class: 'form-result restore-status', id: 'restore-status', role: 'status', 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit', class: 'button button-primary', id: 'restore-submit' }, 'Restore');
+  const cancel = h('button', { type: 'button', class: 'button', id: 'restore-close' }, 'Cancel');
+  const inputs = { id: clusterId, description, path: where, availabilityZone: where, volumeType };
+  const form = h('form', { method: 'dialog', novalidate: true },
+    h('h2', { id: 'restore-title' }, `Restore backup “${backup.description}”`),
+    h('p', {}, `Makes a new cluster from this backup of ${backup.sourceClusterId}. The backup and cluster ${backup.sourceClusterId} are not changed.`),
+    field('restore-cluster-id', 'New cluster id', clusterId, 'Letters, digits, - and _; not the id of a registered cluster.'),
+    field('restore-description', 'Description', description),
+    aws
+      ? field('restore-availability-zone', 'Availability zone', where, 'New volumes are made from the backup’s snapshots in this zone of its region, such as eu-west-1a.')
+      : field('restore-path', 'Path', where, 'Where the restored data directory goes on the server: a new path, or an empty directory. The files are copied, never linked.'),
+    aws ? field('restore-volume-type', 'Volume type', volumeType) : null,
+    status,
+    h('div', { class: 'dialog-actions' }, cancel, submit));
+  const dialog = h('dialog', { class: 'dialog restore-dialog', 'aria-labelledby': 'restore-title' }, form);
+  let polling = null;
+  const show = (kind, title, ...body) => status.replaceChildren(h('div', { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : null },
+    h('div', { class: 'notice-body' }, h('strong', {}, title), ...body)));
+  const clearFieldErrors = () => {
+    for (const p of form.querySelectorAll('.field-error')) { p.hidden = true; p.textContent = ''; }
+    for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+  };
+  const fieldError = (name, message) => {
+    const input = inputs[name];
+    const p = input && form.querySelector(`#${input.id}-error`);
+    if (!p) return false;
+    input.setAttribute('aria-invalid', 'true');
+    p.textContent = message;
+    p.hidden = false;
+    return true;
+  };
+  const watch = async (id) => {
+    let cluster;
+    try {
+      cluster = await api.getCluster(id);
+    } catch (error) {
+      show('error', `The status of cluster ${id} could not be read.`, h('p', {}, problemText(error)));
+      return;
+    }
+    const facts = h('p', {}, badge(cluster.status), ' ', h('span', { class: 'mono' }, cluster.path ?? cluster.volumeIds?.join(', ') ?? ''));
+    if (cluster.status === 'creating') {
+      show('info', `Restoring into cluster ${id}…`, facts, cluster.details ? h('p', { class: 'sub' }, cluster.details) : null);
+      polling = setTimeout(() => watch(id), RESTORE_POLL_MS);
+    } else if (cluster.status === 'available') {
+      show('success', `Cluster ${id} is available.`, facts,
+        h('p', {}, 'It was restored from backup ', h('span', { class: 'mono' }, backup.id), '. ',
+          h('a', { href: `clusters.html#cluster-${encodeURIComponent(id)}` }, 'See it on the Clusters page')));
+      announce(`Backup ${backup.description} restored into cluster ${id}.`);
+      await refresh?.();
+    } else {
+      show('error', `The restore into cluster ${id} failed.`, facts, h('p', {}, cluster.details ?? ''));
+    }
+  };
+  cancel.addEventListener('click', () => dialog.close());
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors();
+    const body = {
+      id: clusterId.value.trim(), description: description.value.trim(), sourceBackupId: backup.id,
+    };
+    if (aws) {
+      body.availabilityZone = where.value.trim();
+      body.volumeType = volumeType.value;
+    } else {
+      body.path = where.value.trim();
+    }
+    let missing = false;
+    for (const [name, value] of Object.entries(body)) {
+      if (!value) missing = fieldError(name, 'Required.') || missing;
+    }
+    if (missing) {
+      show('error', 'Fill in every field to restore.');
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = 'Restoring…';
+    show('info', `Restoring backup “${backup.description}” into cluster ${body.id}…`, h('p', {}, 'The files are copied and checked against the backup’s manifest.'));
+    try {
+      await api.restoreBackup(body);
+      for (const input of [clusterId, description, where, volumeType]) if (input) input.disabled = true;
+      submit.remove();
+      cancel.textContent = 'Close';
+      await watch(body.id);
+    } catch (error) {
+      let named = false;
+      for (const [name, message] of Object.entries(error.fields ?? {})) named = fieldError(name, message) || named;
+      const title = error.status === 502 ? `The restore into cluster ${body.id} failed.` : 'Nothing was restored.';
+      show('error', title, h('p', {}, problemText(error)), error.code ? h('p', {}, h('code', { class: 'error-code' }, error.code)) : null);
+      if (error.status === 502) {
+        submit.remove();
+        cancel.textContent = 'Close';
+        await refresh?.();
+      } else if (!named) {
+        clusterId.focus();
+      }
+    } finally {
+      submit.disabled = false;
+      submit.textContent = 'Restore';
+    }
+  });
+  dialog.addEventListener('close', () => {
+    clearTimeout(polling);
+    dialog.remove();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  where.focus();
+  return dialog;
 }

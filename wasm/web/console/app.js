@@ -151,6 +151,9 @@ export const api = {
   deleteBackup: (id) => call('DELETE', `${mesdb()}/backups/${enc(id)}`),
   verifyBackup: (id) => call('POST', `${mesdb()}/backups/${enc(id)}/verify`),
   listClusters: async () => (await call('GET', `${mesdb()}/clusters`)).clusters ?? [],
+  getCluster: async (id) => (await call('GET', `${mesdb()}/clusters/${enc(id)}`)).cluster,
+  /** A restore (SPEC §14): `{id, description, sourceBackupId, path | availabilityZone}`. */
+  restoreBackup: (body) => call('POST', `${mesdb()}/clusters`, body),
   lockCluster: (id, operation, ttlSeconds) =>
     call('POST', `${mesdb()}/clusters/${enc(id)}/lock`, ttlSeconds ? { operation, ttlSeconds } : { operation }),
   unlockCluster: (id) => call('DELETE', `${mesdb()}/clusters/${enc(id)}/lock`),

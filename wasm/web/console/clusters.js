@@ -35,7 +35,8 @@ const poller = poll(async () => {
     }
   }
   // A backup's lock is short: watch it closely. Maintenance locks change when operators act.
-  return clusters.some((c) => c.lock && (c.lock.jobId || c.lock.runId || c.lock.operation === 'manual-backup'));
+  return clusters.some((c) => c.status === 'creating'
+    || (c.lock && (c.lock.jobId || c.lock.runId || c.lock.operation === 'manual-backup')));
 });
 
 function announceChanges(clusters) {
@@ -63,7 +64,7 @@ function render(clusters) {
       h('caption', {}, `${clusters.length} cluster${clusters.length === 1 ? '' : 's'}`,
         h('span', { class: 'muted' }, ` · ${locked} locked`)),
       h('thead', {}, h('tr', {},
-        ['Cluster', 'Provider', 'Target', 'Lock', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+        ['Cluster', 'Provider', 'Status', 'Target', 'Lock', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, clusters.map(row))));
 }
 
@@ -117,6 +118,9 @@ function row(c) {
     h('th', { scope: 'row', 'data-label': 'Cluster' }, h('span', { class: 'strong mono' }, c.id),
       c.description ? h('div', { class: 'sub' }, c.description) : null),
     h('td', { 'data-label': 'Provider' }, c.provider, h('div', { class: 'sub' }, c.region)),
+    h('td', { 'data-label': 'Status' }, badge(c.status ?? 'available'),
+      c.sourceBackupId ? h('div', { class: 'sub' }, 'Restored from ', h('span', { class: 'mono' }, c.sourceBackupId)) : null,
+      c.details ? h('p', { class: c.status === 'failed' ? 'sub error-text cluster-details' : 'sub cluster-details' }, c.details) : null),
     h('td', { 'data-label': 'Target' }, target(c)),
     h('td', { 'data-label': 'Lock' }, lockCell(lock)),
     h('td', { 'data-label': 'Actions', class: 'actions' }, actions));

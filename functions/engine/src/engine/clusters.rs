@@ -18,6 +18,13 @@ impl Engine {
         scope: &Scope,
         request: &RegisterClusterRequest,
     ) -> Result<api::Cluster, EngineError> {
+        if request.is_restore() {
+            return Err(EngineError::invalid(
+                "sourceBackupId",
+                "A registration names an existing cluster; a request with sourceBackupId is a \
+                 restore, made with Engine::restore_cluster.",
+            ));
+        }
         let mut cluster = validate_cluster(scope, request, self.now())?;
         if let Some(provider) = self.provider(cluster.provider()) {
             cluster.target = provider
@@ -58,8 +65,13 @@ impl Engine {
         Ok(cluster.to_api(lock, problem))
     }
 
-    /// Why the cluster's stored target breaks its provider's policy now, if it does.
+    /// Why the cluster's stored target breaks its provider's policy now, if it does. Not
+    /// asked of a cluster that is not `available`: a restore's target does not exist until
+    /// its data is in place (or ever, when it failed), and its status and details say why.
     async fn target_problem(&self, cluster: &ClusterRecord) -> Option<String> {
+        if cluster.status != api::ClusterStatus::Available {
+            return None;
+        }
         let provider = self.provider(cluster.provider())?;
         provider
             .recheck_target(&cluster.target)
