@@ -178,6 +178,16 @@ pub enum Field {
     /// A cluster's `nodeCount` (a number, so its errors carry no span).
     #[serde(rename = "nodeCount")]
     NodeCount,
+    /// A shell command of a cluster: `preHook`, `postHook`, `backupCommand`,
+    /// `restoreCommand` (the key says which).
+    #[serde(rename = "command")]
+    Command,
+    /// A `command` cluster's `runAs` user name.
+    #[serde(rename = "runAs")]
+    RunAs,
+    /// A `command` cluster's `commandTimeoutSeconds` (a number, so no span).
+    #[serde(rename = "commandTimeoutSeconds")]
+    CommandTimeoutSeconds,
 }
 
 impl Field {
@@ -205,6 +215,9 @@ impl Field {
             Field::ServerVersion => "serverVersion",
             Field::ServerVersionTag => "serverVersionTag",
             Field::NodeCount => "nodeCount",
+            Field::Command => "command",
+            Field::RunAs => "runAs",
+            Field::CommandTimeoutSeconds => "commandTimeoutSeconds",
         }
     }
 }

@@ -29,6 +29,7 @@ mod jobs;
 mod recovery;
 
 pub(crate) use backups::Deletion;
+pub use clusters::COMMANDS_NOT_ALLOWED;
 pub use jobs::{NamedCreation, Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
@@ -64,6 +65,43 @@ pub struct EngineConfig {
     /// A backup whose provider reports no progress for this long is abandoned with
     /// `provider_stalled` and its lock released (SPEC §13, `serve --stall-seconds`).
     pub stall_after: Duration,
+    /// Whether clusters that make the server run commands (`command` clusters, hooks) may
+    /// be registered and backed up (SPEC §15).
+    pub commands: CommandPolicy,
+}
+
+/// Whether this deployment runs the shell commands of `command` clusters and hooks.
+///
+/// Commands run with the server's rights, so they are off unless the operator turned
+/// them on (`serve --allow-commands`), and never on AWS, where a Lambda function has no
+/// database beside it to run them against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandPolicy {
+    /// The local server was started with `--allow-commands`.
+    Allowed,
+    /// The local server was started without `--allow-commands`.
+    #[default]
+    NeedsFlag,
+    /// The AWS deployment: never.
+    Unavailable,
+}
+
+impl CommandPolicy {
+    /// Why a cluster that runs commands is refused here (`None`: it is not).
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            CommandPolicy::Allowed => None,
+            CommandPolicy::NeedsFlag => Some(
+                "this server does not run commands (command clusters and hooks): start \
+                 `backupctl serve` with --allow-commands to allow them",
+            ),
+            CommandPolicy::Unavailable => Some(
+                "command clusters and hooks run commands on the server's machine, which the \
+                 AWS deployment does not do: back the cluster up with the aws-ebs provider, or \
+                 run it from a local `backupctl serve --allow-commands`",
+            ),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -85,6 +123,7 @@ impl EngineConfig {
             default_maintenance_ttl: Duration::from_secs(30 * 60),
             max_maintenance_ttl: Duration::from_secs(7 * 24 * 3600),
             stall_after: Duration::from_secs(60),
+            commands: CommandPolicy::default(),
         }
     }
 }

@@ -85,7 +85,7 @@ impl BackupProvider for Scripted {
 
     async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } if path.starts_with("/forbidden") => Err(
+            ClusterTarget::Directory { path, .. } if path.starts_with("/forbidden") => Err(
                 path_not_allowed(format!("{path} is refused; choose a directory under /srv.")),
             ),
             other => Ok(other.clone()),
@@ -94,7 +94,7 @@ impl BackupProvider for Scripted {
 
     async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } if path.ends_with("became-a-link") => {
+            ClusterTarget::Directory { path, .. } if path.ends_with("became-a-link") => {
                 Err(path_not_allowed(format!("{path} is now a link to /etc.")))
             }
             _ => Ok(()),

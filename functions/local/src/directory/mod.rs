@@ -59,9 +59,13 @@
 //!   every entry and chunk; it then removes its partial directory. A worker that completes
 //!   its rename after being abandoned deletes what it made.
 
+mod by_command;
 mod copy;
+mod index;
 pub mod manifest;
 mod walk;
+
+pub use by_command::CommandProvider;
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -80,7 +84,7 @@ use backup_engine::{
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-pub use manifest::{EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
+pub use manifest::{CatalogueRecord, EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
 
 use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
 use copy::{Copier, Sizer, CHUNK};
@@ -269,12 +273,10 @@ impl BackupProvider for DirectoryProvider {
     /// rest (see [`crate::policy`]).
     async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } => {
+            ClusterTarget::Directory { path, .. } => {
                 let path = path.clone();
                 let canonical = self.with_policy(move |p| p.resolve(&path)).await?;
-                Ok(ClusterTarget::Directory {
-                    path: canonical.to_string_lossy().into_owned(),
-                })
+                Ok(target.with_path(canonical.to_string_lossy().into_owned()))
             }
             other => Ok(other.clone()),
         }
@@ -282,7 +284,7 @@ impl BackupProvider for DirectoryProvider {
 
     async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } => {
+            ClusterTarget::Directory { path, .. } => {
                 let path = path.clone();
                 self.with_policy(move |p| p.recheck(&path).map(|_| ()))
                     .await
@@ -297,21 +299,103 @@ impl BackupProvider for DirectoryProvider {
             .into_owned()
     }
 
-    /// Copies the directory in this call: the backup is [`Creation::Done`].
+    /// Copies the directory in this call, between its hooks: the backup is
+    /// [`Creation::Done`].
     async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
-        let ClusterTarget::Directory { path } = &request.cluster.target else {
+        let ClusterTarget::Directory {
+            path,
+            pre_hook,
+            post_hook,
+        } = &request.cluster.target
+        else {
             return Err(ProviderError::new(format!(
                 "cluster {} is not a directory cluster",
                 request.cluster.id
             )));
         };
+        if let Some(hook) = pre_hook {
+            self.run_hook("pre-hook", hook, request)
+                .await
+                .map_err(|failure| {
+                    ProviderError::coded(
+                        ProviderErrorCode::HookFailed,
+                        format!("{failure}\nNothing was copied."),
+                    )
+                })?;
+        }
+        let copied = self.copy_directory(path, request).await;
+        let Some(hook) = post_hook else {
+            return copied;
+        };
+        // The post-hook runs whatever the copy did (it restarts what the pre-hook stopped).
+        // Its failure does not fail a copy that succeeded: the backup is good, and the run's
+        // details say what the operator must look at.
+        match (copied, self.run_hook("post-hook", hook, request).await) {
+            (copied, Ok(())) => copied,
+            (Ok(Creation::Done(mut handle)), Err(failure)) => {
+                handle.notes.push(format!(
+                    "{failure}\nThe copy itself succeeded and is kept: check the database"
+                ));
+                Ok(Creation::Done(handle))
+            }
+            (Ok(other), Err(failure)) => {
+                tracing::warn!(%failure, "a post-hook failed");
+                Ok(other)
+            }
+            (Err(mut error), Err(failure)) => {
+                error.message = format!("{}; then {failure}", error.message);
+                Err(error)
+            }
+        }
+    }
+
+    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+        self.backup_status(handle).await
+    }
+
+    async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
+        self.remove_backup(handle).await
+    }
+}
+
+impl DirectoryProvider {
+    /// Runs a hook of `request`'s cluster with the variables of SPEC §15, within the
+    /// command timeout.
+    async fn run_hook(
+        &self,
+        role: crate::command::Role,
+        command: &str,
+        request: &BackupRequest,
+    ) -> Result<(), crate::command::CommandFailure> {
+        crate::command::Shell {
+            role,
+            command,
+            env: run_env(request),
+            run_as: None,
+            cwd: None,
+            timeout: std::time::Duration::from_secs(
+                backup_core::api::DEFAULT_COMMAND_TIMEOUT_SECONDS,
+            ),
+            progress: &request.progress,
+            inherit: None,
+        }
+        .run()
+        .await
+    }
+
+    /// The copy of a directory backup (the part between the hooks).
+    async fn copy_directory(
+        &self,
+        path: &str,
+        request: &BackupRequest,
+    ) -> Result<Creation, ProviderError> {
         if !backup_engine::ids::is_valid_id(&request.backup_id) {
             return Err(ProviderError::new(format!(
                 "`{}` is not a backup id",
                 request.backup_id
             )));
         }
-        let stored = path.clone();
+        let stored = path.to_owned();
         let source = self
             .with_policy(move |p| p.recheck(&stored))
             .await
@@ -344,7 +428,7 @@ impl BackupProvider for DirectoryProvider {
         Ok(Creation::Done(handle))
     }
 
-    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+    async fn backup_status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
         let id = self.checked_id(handle)?;
         let dir = self.backup_dir(&handle.backup_id);
         let root = self.root_fd.clone();
@@ -372,7 +456,7 @@ impl BackupProvider for DirectoryProvider {
         })
     }
 
-    async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
+    async fn remove_backup(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
         let id = self.checked_id(handle)?;
         let root = self.root_fd.clone();
         let shown_root = self.root.display().to_string();
@@ -380,6 +464,31 @@ impl BackupProvider for DirectoryProvider {
             .await
             .map_err(|e| ProviderError::with_source("the delete task stopped", e))?
             .map_err(|e| ProviderError::with_source(format!("cannot delete the backup: {e}"), e))
+    }
+}
+
+/// The variables every command of a backup sees (SPEC §15): `JOB_ID` is empty for a
+/// manual backup.
+pub(crate) fn run_env(request: &BackupRequest) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLUSTER_ID", request.cluster.id.clone()),
+        ("BACKUP_ID", request.backup_id.clone()),
+        ("JOB_ID", request.job_id.clone().unwrap_or_default()),
+        (
+            "SCHEDULED_TIME",
+            backup_core::civil::format_rfc3339(request.scheduled),
+        ),
+    ]
+}
+
+/// The backup's record as the manifest keeps it (SPEC §14, `--rebuild-catalogue`).
+pub(crate) fn catalogue_record(request: &BackupRequest) -> manifest::CatalogueRecord {
+    manifest::CatalogueRecord {
+        organization_id: request.cluster.scope.org.clone(),
+        project_id: request.cluster.scope.project.clone(),
+        cluster_description: request.cluster.description.clone(),
+        provider: request.cluster.provider().to_owned(),
+        created: request.created,
     }
 }
 
@@ -548,6 +657,7 @@ impl Job {
             cluster_id: self.request.cluster.id.clone(),
             job_id: self.request.job_id.clone(),
             description: self.request.description.clone(),
+            record: Some(catalogue_record(&self.request)),
             source: source_shown.clone(),
             owners_kept: owners,
             root: Some(RootMeta {
