@@ -214,6 +214,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "cluster_locked",
     "lock_not_maintenance",
     "backup_busy",
+    "backup_not_available",
     "provider_unavailable",
     "provider_error",
     "trigger_error",

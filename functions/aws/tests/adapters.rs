@@ -297,6 +297,9 @@ fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
         description: "c1 nightly".into(),
         cluster: ClusterRecord {
             server: Default::default(),
+            status: Default::default(),
+            details: None,
+            source_backup_id: None,
             id: "c1".into(),
             scope: Scope {
                 org: "default".into(),

@@ -270,6 +270,97 @@ pub struct Backup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub details: Option<String>,
+    /// When it was last verified (SPEC §14); absent until it is.
+    #[serde(
+        default,
+        with = "rfc3339_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, nullable = false))]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// What its last verify found; absent until it is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub verification: Option<Verification>,
+}
+
+/// One thing a verify found wrong with a backup: the entry (a path inside the backup, or a
+/// snapshot id) and what is wrong with it, in one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyProblem {
+    pub path: String,
+    pub problem: String,
+}
+
+/// A verify's verdict: `ok` when it found nothing wrong, `failed` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationStatus {
+    Ok,
+    Failed,
+}
+
+impl VerificationStatus {
+    /// `ok` when there are no problems, `failed` otherwise: the one rule, so the server and
+    /// every store agree.
+    pub fn of(problems: &[VerifyProblem]) -> VerificationStatus {
+        if problems.is_empty() {
+            VerificationStatus::Ok
+        } else {
+            VerificationStatus::Failed
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationStatus::Ok => "ok",
+            VerificationStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The last verify of a backup, as stored with it (SPEC §14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub status: VerificationStatus,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub checked_at: DateTime<Utc>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub problems: Vec<VerifyProblem>,
+}
+
+/// `POST /mesdb/…/backups/{backupId}/verify`: what the verify found, also when it found
+/// the backup damaged (`status: failed`; the verify itself ran).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub backup_id: String,
+    pub status: VerificationStatus,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub checked_at: DateTime<Utc>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl VerifyResponse {
+    pub fn new(backup_id: impl Into<String>, verification: Verification) -> VerifyResponse {
+        VerifyResponse {
+            backup_id: backup_id.into(),
+            status: verification.status,
+            checked_at: verification.checked_at,
+            problems: verification.problems,
+        }
+    }
 }
 
 /// Where a cluster's data lives, by provider.
@@ -438,6 +529,50 @@ pub struct ClusterLockInfo {
     pub fencing_token: u64,
 }
 
+/// Whether a cluster's data is in place: a registered cluster is `available`; a restored
+/// one is `creating` until its data is, then `available`, or `failed` with the reason in
+/// its `details` (SPEC §14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterStatus {
+    Creating,
+    #[default]
+    Available,
+    Failed,
+}
+
+impl ClusterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterStatus::Creating => "creating",
+            ClusterStatus::Available => "available",
+            ClusterStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ClusterStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "creating" => Ok(ClusterStatus::Creating),
+            "available" => Ok(ClusterStatus::Available),
+            "failed" => Ok(ClusterStatus::Failed),
+            other => Err(format!(
+                "`{other}` is not a cluster status; it is creating, available or failed"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -467,6 +602,19 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub problem: Option<String>,
+    /// `available` for a registered cluster; a restored one is `creating` until its data
+    /// is in place.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub status: ClusterStatus,
+    /// Why a restore failed, or what to know of the cluster's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub details: Option<String>,
+    /// The backup it was restored from; absent for a registered cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub source_backup_id: Option<String>,
 }
 
 /// `POST …/clusters`.

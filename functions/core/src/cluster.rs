@@ -65,6 +65,8 @@ pub const LOCAL_REGION: &str = "local";
 pub const OPERATION_SCHEDULED: &str = "scheduled-backup";
 /// The operation name of a manual backup's lock.
 pub const OPERATION_MANUAL: &str = "manual-backup";
+/// The operation name of the lock a restore holds on the cluster it makes (SPEC §14).
+pub const OPERATION_RESTORE: &str = "restore";
 
 /// The keys of a cluster or lock check: the JSON field names of the register-cluster and
 /// lock bodies, which are also the keys of the API's `fields` map.
@@ -559,8 +561,8 @@ pub fn check_instance_tag(tag: &str) -> Result<(), FieldErrors> {
 }
 
 /// A maintenance operation's name: 1 to [`MAX_OPERATION_CHARS`] of ASCII letters, digits,
-/// `-`, `_` and `.`, and not one of the names backups lock with (an operator taking
-/// `scheduled-backup` would look like a run to everyone reading the lock).
+/// `-`, `_` and `.`, and not one of the names backups and restores lock with (an operator
+/// taking `scheduled-backup` would look like a run to everyone reading the lock).
 pub fn check_operation(text: &str) -> Result<(), FieldErrors> {
     let n = text.chars().count();
     if n == 0 || n > MAX_OPERATION_CHARS {
@@ -591,13 +593,13 @@ pub fn check_operation(text: &str) -> Result<(), FieldErrors> {
                 .to_owned(),
         ));
     }
-    if text == OPERATION_SCHEDULED || text == OPERATION_MANUAL {
+    if [OPERATION_SCHEDULED, OPERATION_MANUAL, OPERATION_RESTORE].contains(&text) {
         return Err(one(
             ErrorCode::ReservedOperation,
             Field::Operation,
             0..n,
             format!(
-                "`{text}` is the name backups use for their own locks; name the maintenance, \
+                "`{text}` is the name backups and restores use for their own locks; name the maintenance, \
                  such as expand-disk."
             ),
         ));
@@ -830,6 +832,7 @@ mod tests {
             "",
             "scheduled-backup",
             "manual-backup",
+            "restore",
             "a b",
             &"x".repeat(65),
         ] {

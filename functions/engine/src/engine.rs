@@ -349,6 +349,9 @@ fn validate_cluster(
             node_count: request.node_count.unwrap_or(api::DEFAULT_NODE_COUNT),
         },
         created: now,
+        status: api::ClusterStatus::Available,
+        details: None,
+        source_backup_id: None,
     })
 }
 

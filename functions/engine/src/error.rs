@@ -206,6 +206,15 @@ pub enum EngineError {
     /// The backup is in a state that forbids the request (still being created).
     #[error("backup {backup_id} is {status}; wait until it is available or defunct")]
     BackupBusy { backup_id: String, status: String },
+    /// The request needs an `available` backup (verify, restore: SPEC §14) and this one
+    /// is not.
+    #[error("backup {backup_id} is {status}, and only an available backup can be {action}")]
+    BackupNotAvailable {
+        backup_id: String,
+        status: String,
+        /// What the request does, as a past participle: `verified`, `restored`.
+        action: &'static str,
+    },
     /// A cluster's provider is not available in this deployment.
     #[error("this server has no {provider} backup provider, so cluster {cluster_id} cannot be backed up here")]
     ProviderUnavailable {
@@ -236,6 +245,7 @@ impl EngineError {
             EngineError::ClusterLocked { .. } => "cluster_locked",
             EngineError::LockNotMaintenance { .. } => "lock_not_maintenance",
             EngineError::BackupBusy { .. } => "backup_busy",
+            EngineError::BackupNotAvailable { .. } => "backup_not_available",
             EngineError::ProviderUnavailable { .. } => "provider_unavailable",
             EngineError::Provider(_) => "provider_error",
             EngineError::Trigger(_) => "trigger_error",
@@ -257,7 +267,8 @@ impl EngineError {
             | EngineError::ClusterInUse { .. }
             | EngineError::ClusterLocked { .. }
             | EngineError::LockNotMaintenance { .. }
-            | EngineError::BackupBusy { .. } => ErrorKind::Conflict,
+            | EngineError::BackupBusy { .. }
+            | EngineError::BackupNotAvailable { .. } => ErrorKind::Conflict,
             EngineError::Provider(_) | EngineError::Trigger(_) | EngineError::Store(_) => {
                 ErrorKind::Unavailable
             }

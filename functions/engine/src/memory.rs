@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use backup_core::api::{ClusterLockInfo, HistoryItem, JobStatus, RunFailure, RunStatus};
+use backup_core::api::{
+    ClusterLockInfo, ClusterStatus, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus,
+    Verification,
+};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Utc};
 
@@ -167,6 +170,25 @@ impl ClusterStore for MemoryStore {
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool> {
         Ok(self.state().clusters.remove(cluster_id).is_some())
     }
+
+    async fn update_cluster_state(
+        &self,
+        cluster_id: &str,
+        status: ClusterStatus,
+        details: Option<&str>,
+        target: Option<&ClusterTarget>,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        let Some(cluster) = state.clusters.get_mut(cluster_id) else {
+            return Ok(false);
+        };
+        cluster.status = status;
+        cluster.details = details.map(str::to_owned);
+        if let Some(target) = target {
+            cluster.target = target.clone();
+        }
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -256,6 +278,17 @@ impl BackupStore for MemoryStore {
     async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()> {
         if let Some(b) = self.state().backups.get_mut(backup_id) {
             b.size_bytes = Some(size_bytes);
+        }
+        Ok(())
+    }
+
+    async fn set_backup_verification(
+        &self,
+        backup_id: &str,
+        verification: &Verification,
+    ) -> StoreResult<()> {
+        if let Some(b) = self.state().backups.get_mut(backup_id) {
+            b.verification = Some(verification.clone());
         }
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! The records the engine keeps, in domain terms. Adapters convert them to rows or items;
 //! the HTTP shapes of `backup_core::api` are built from them.
 
-use backup_core::api::{self, ClusterTarget, HistoryItem, JobStatus, RunFailure};
+use backup_core::api::{
+    self, ClusterStatus, ClusterTarget, HistoryItem, JobStatus, RunFailure, Verification,
+};
 use backup_core::retention::{BackupRecord, BackupStatus};
 use backup_core::template::{RenderContext, Template};
 use backup_core::Schedule;
@@ -121,6 +123,13 @@ pub struct ClusterRecord {
     /// What its registration said of its database server.
     pub server: ClusterServer,
     pub created: DateTime<Utc>,
+    /// `available` for a registered cluster (and every cluster a store kept before
+    /// restores existed); a restored one is `creating` until its data is in place.
+    pub status: ClusterStatus,
+    /// Why a restore failed, or what to know of the cluster's state.
+    pub details: Option<String>,
+    /// The backup it was restored from; `None` for a registered cluster.
+    pub source_backup_id: Option<String>,
 }
 
 /// What a cluster's registration said of its database server, for its backups to show as
@@ -165,6 +174,9 @@ impl ClusterRecord {
             node_count: self.server.node_count,
             lock,
             problem,
+            status: self.status,
+            details: self.details.clone(),
+            source_backup_id: self.source_backup_id.clone(),
         }
     }
 }
@@ -199,6 +211,9 @@ pub struct BackupEntry {
     /// (a directory copy: the bytes it wrote; EBS: its volumes' sizes); `None` until then,
     /// and for a backup recorded before sizes were.
     pub size_bytes: Option<u64>,
+    /// What its last verify found (SPEC §14); `None` until it is verified. Its
+    /// `checked_at` is the backup's `verifiedAt`, so the two cannot disagree.
+    pub verification: Option<Verification>,
 }
 
 impl BackupEntry {
@@ -227,6 +242,8 @@ impl BackupEntry {
             linked_resource: self.job_id.clone(),
             error_code: self.error_code,
             details: self.details.clone(),
+            verified_at: self.verification.as_ref().map(|v| v.checked_at),
+            verification: self.verification.clone(),
         }
     }
 
@@ -290,9 +307,10 @@ impl Scope {
     }
 }
 
-/// The operation names of a scheduled run's and a manual backup's lock, which an operator's
-/// lock may not take (a rule of `backup_core::cluster`, so they are defined there).
-pub use backup_core::cluster::{OPERATION_MANUAL, OPERATION_SCHEDULED};
+/// The operation names of a scheduled run's, a manual backup's and a restore's lock, which
+/// an operator's lock may not take (a rule of `backup_core::cluster`, so they are defined
+/// there).
+pub use backup_core::cluster::{OPERATION_MANUAL, OPERATION_RESTORE, OPERATION_SCHEDULED};
 
 /// The answer of [`ClusterLock::try_acquire`](crate::ports::ClusterLock::try_acquire).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -613,4 +631,56 @@ impl Progress {
     pub fn bytes(&self) -> u64 {
         self.0.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// What a provider needs to restore one backup into a new cluster (SPEC §14).
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The backup to restore, where its provider keeps it.
+    pub backup: BackupHandle,
+    /// The cluster the backup was made of, as registered (its target says what the data
+    /// looked like; the restore never touches it).
+    pub source: ClusterRecord,
+    /// The new cluster's id.
+    pub cluster_id: String,
+    /// The target the operator asked for (a path, an availability zone).
+    pub target: ClusterTarget,
+    /// Names this restore in what the provider makes (tags, hidden directories).
+    pub restore_id: String,
+    /// Where the provider reports that work moves, as a backup's copy does.
+    pub progress: Progress,
+}
+
+/// How a provider answered [`restore`](crate::ports::BackupProvider::restore): the data
+/// is in place, or it continues outside the call (EBS volumes being created).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restoration {
+    /// The new cluster is ready: its final target (a canonical path, the new volume ids).
+    Done(ClusterTarget),
+    /// The restore continues; [`restore_status`](crate::ports::BackupProvider::restore_status)
+    /// settles it.
+    Pending(RestoreHandle),
+}
+
+/// Where a restore that settles later is, for its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreHandle {
+    /// The cluster being restored.
+    pub cluster_id: String,
+    /// Provider-specific: the new volume ids, a hidden directory, ...
+    pub location: String,
+    /// What the provider's notifications will name (EBS volume ids); empty when it sends
+    /// none.
+    pub keys: Vec<String>,
+}
+
+/// A provider's view of a restore it is making.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreStatus {
+    /// Not settled yet: ask again later.
+    Creating,
+    /// The data is in place; the new cluster's final target.
+    Available(ClusterTarget),
+    /// It failed; the sentence says why.
+    Failed(String),
 }

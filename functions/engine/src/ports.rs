@@ -10,7 +10,9 @@
 //! picks its adapters at start-up.
 
 use async_trait::async_trait;
-use backup_core::api::{ClusterLockInfo, HistoryItem, RunFailure};
+use backup_core::api::{
+    ClusterLockInfo, ClusterStatus, HistoryItem, RunFailure, Verification, VerifyProblem,
+};
 use backup_core::retention::BackupStatus;
 use chrono::{DateTime, Utc};
 
@@ -20,7 +22,8 @@ use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
     Acquisition, Applied, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord,
     Creation, Finish, Finished, HistoryEntry, JobRecord, LockHolder, PendingBackup, ProviderStatus,
-    RunStart, Scope, StartBackup, Started,
+    Restoration, RestoreHandle, RestoreRequest, RestoreStatus, RunStart, Scope, StartBackup,
+    Started,
 };
 use crate::page::{Page, PageRequest};
 
@@ -61,6 +64,17 @@ pub trait ClusterStore: Send + Sync {
     ) -> StoreResult<Page<ClusterRecord>>;
     /// `false` when there was no such cluster.
     async fn delete_cluster(&self, cluster_id: &str) -> StoreResult<bool>;
+    /// Sets a cluster's status and details (`None` clears them: the details belong to the
+    /// status they explain) and, when `target` is given, its target (a restore's final
+    /// one); the rest of the record stays. `false` (and no change) when there is no such
+    /// cluster.
+    async fn update_cluster_state(
+        &self,
+        cluster_id: &str,
+        status: ClusterStatus,
+        details: Option<&str>,
+        target: Option<&ClusterTarget>,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -114,6 +128,13 @@ pub trait BackupStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Records the backup's size as its provider reported it (esc's `sizeGb`).
     async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()>;
+    /// Records what a verify found, replacing the last one (SPEC §14); nothing else of
+    /// the backup changes, its status least of all.
+    async fn set_backup_verification(
+        &self,
+        backup_id: &str,
+        verification: &Verification,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -296,6 +317,39 @@ pub trait BackupProvider: Send + Sync {
     /// Deletes the backup; deleting one that is already gone succeeds. `handle.location`
     /// may be the planned location, when the process that made it stopped before the end.
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError>;
+    /// Checks that the backup is whole (SPEC §14) and answers what is wrong with it, empty
+    /// when nothing is. Never changes the backup: it only reads. An error means the check
+    /// itself could not be made (the backup root is unreadable, the cloud API failed), not
+    /// that the backup is damaged.
+    async fn verify(&self, handle: &BackupHandle) -> Result<Vec<VerifyProblem>, ProviderError> {
+        let _ = handle;
+        Err(cannot(self.kind(), "verify backups"))
+    }
+    /// Makes a new cluster's data from a backup (SPEC §14): [`Restoration::Done`] when it
+    /// is in place at the end of the call, [`Restoration::Pending`] when it continues and
+    /// [`restore_status`](Self::restore_status) settles it.
+    async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
+        let _ = request;
+        Err(cannot(self.kind(), "restore backups"))
+    }
+    /// Settles a [`Restoration::Pending`] restore; the answer does not change once final.
+    async fn restore_status(&self, handle: &RestoreHandle) -> Result<RestoreStatus, ProviderError> {
+        let _ = handle;
+        Err(cannot(self.kind(), "restore backups"))
+    }
+    /// Deletes what a failed restore made, so a failed cluster leaves nothing behind;
+    /// discarding what is already gone succeeds.
+    async fn discard_restore(&self, handle: &RestoreHandle) -> Result<(), ProviderError> {
+        let _ = handle;
+        Err(cannot(self.kind(), "restore backups"))
+    }
+}
+
+/// The error of a provider asked for something its kind does not do.
+fn cannot(kind: &str, what: &str) -> ProviderError {
+    ProviderError::new(format!(
+        "the {kind} provider cannot {what} in this version of backupctl"
+    ))
 }
 
 /// Arms and disarms the trigger that runs a job on its schedule: an in-process timer

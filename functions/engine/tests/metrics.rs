@@ -69,6 +69,7 @@ fn backup(
         error_code: None,
         details: None,
         size_bytes: None,
+        verification: None,
     }
 }
 

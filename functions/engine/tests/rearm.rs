@@ -108,6 +108,9 @@ async fn jobs_on_rules(n: usize) -> (Arc<MemoryStore>, Arc<Kind>, Arc<Kind>, Log
     store
         .insert_cluster(&ClusterRecord {
             server: Default::default(),
+            status: Default::default(),
+            details: None,
+            source_backup_id: None,
             id: "orders".into(),
             scope: scope(),
             description: "Orders".into(),

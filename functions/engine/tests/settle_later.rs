@@ -488,6 +488,7 @@ async fn the_sweep_fails_a_run_whose_process_stopped_and_deletes_what_it_left() 
         .unwrap();
     let mut orphan = backup_engine::BackupEntry {
         size_bytes: None,
+        verification: None,
         id: "b-orphan".into(),
         scope: w.scope.clone(),
         job_id: Some(record.id.clone()),
@@ -643,6 +644,7 @@ async fn a_run_prunes_at_most_its_share_and_leaves_the_rest_for_the_next() {
     for n in 0..30 {
         let backup = backup_engine::BackupEntry {
             size_bytes: None,
+            verification: None,
             id: format!("b{n:02}"),
             scope: w.scope.clone(),
             job_id: Some(job.clone()),

@@ -99,6 +99,9 @@ impl World {
             .store()
             .insert_cluster(&ClusterRecord {
                 server: Default::default(),
+                status: Default::default(),
+                details: None,
+                source_backup_id: None,
                 id: cluster.clone(),
                 scope: scope(),
                 description: description.into(),
@@ -1533,6 +1536,7 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
     // (its snapshots are found by their `backup:backup-id` tag)
     let left = backup_engine::BackupEntry {
         size_bytes: None,
+        verification: None,
         id: RandomIds::default().new_id(),
         scope: scope(),
         job_id: None,

@@ -82,6 +82,9 @@ impl World {
                 .store()
                 .insert_cluster(&ClusterRecord {
                     server: Default::default(),
+                    status: Default::default(),
+                    details: None,
+                    source_backup_id: None,
                     id: id.into(),
                     scope: scope(),
                     description: format!("{id} DB"),
@@ -324,6 +327,7 @@ async fn a_job_is_created_once_updated_in_place_replaced_for_another_cluster_and
         error_code: None,
         details: None,
         size_bytes: None,
+        verification: None,
     };
     assert!(w.table.store().insert_backup(&backup).await.unwrap());
 

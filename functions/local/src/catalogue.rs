@@ -104,6 +104,7 @@ pub async fn rebuild_catalogue(
                     .to_owned(),
             ),
             size_bytes: Some(manifest.total_bytes),
+            verification: None,
         };
         if store.insert_backup(&entry).await? {
             report.recreated.push(id);

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use backup_core::api::{
-    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
+    ClusterLockInfo, ClusterStatus, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus,
+    Trigger, Verification,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::page::{instant_position, split_instant_position};
@@ -41,7 +42,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 /// Version 3 added `clusters.server_version`, `clusters.server_version_tag`,
 /// `clusters.node_count` (what backups show as esc's fields) and `backups.size_bytes`;
 /// an older file gets them with the values of "not said": NULL, NULL, 1 and NULL.
-const SCHEMA_VERSION: i64 = 3;
+/// Version 4 added `clusters.status`, `clusters.details`, `clusters.source_backup_id`
+/// (restores, SPEC §14) and `backups.verification` (the last verify, as JSON); an older
+/// file's clusters are `available`, registered rather than restored, and its backups not
+/// verified yet.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS jobs (
@@ -67,7 +72,10 @@ CREATE TABLE IF NOT EXISTS clusters (
     created_ms INTEGER NOT NULL,
     server_version TEXT,
     server_version_tag TEXT,
-    node_count INTEGER NOT NULL DEFAULT 1
+    node_count INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'available',
+    details TEXT,
+    source_backup_id TEXT
 );
 CREATE TABLE IF NOT EXISTS backups (
     id TEXT PRIMARY KEY,
@@ -84,7 +92,8 @@ CREATE TABLE IF NOT EXISTS backups (
     location TEXT,
     error_code TEXT,
     details TEXT,
-    size_bytes INTEGER
+    size_bytes INTEGER,
+    verification TEXT
 );
 CREATE INDEX IF NOT EXISTS backups_by_scope ON backups (org, project, created_ms);
 CREATE INDEX IF NOT EXISTS backups_by_job ON backups (job_id);
@@ -233,6 +242,14 @@ impl SqliteStore {
                      ALTER TABLE backups ADD COLUMN size_bytes INTEGER;",
                 )?;
             }
+            if (1..=3).contains(&version) {
+                conn.execute_batch(
+                    "ALTER TABLE clusters ADD COLUMN status TEXT NOT NULL DEFAULT 'available'; \
+                     ALTER TABLE clusters ADD COLUMN details TEXT; \
+                     ALTER TABLE clusters ADD COLUMN source_backup_id TEXT; \
+                     ALTER TABLE backups ADD COLUMN verification TEXT;",
+                )?;
+            }
             conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
             Ok(())
         };
@@ -351,7 +368,7 @@ fn job_from_row(row: &Row<'_>) -> DbResult<JobRecord> {
 }
 
 const CLUSTER_COLUMNS: &str = "id, org, project, description, region, target, created_ms, \
-     server_version, server_version_tag, node_count";
+     server_version, server_version_tag, node_count, status, details, source_backup_id";
 
 fn cluster_from_row(row: &Row<'_>) -> DbResult<ClusterRecord> {
     let target: String = row.get(5)?;
@@ -373,12 +390,19 @@ fn cluster_from_row(row: &Row<'_>) -> DbResult<ClusterRecord> {
                 .map_err(|_| DbError::Corrupt("a cluster's node count is out of range".into()))?,
         },
         created: instant(row.get(6)?)?,
+        status: row
+            .get::<_, String>(10)?
+            .parse::<ClusterStatus>()
+            .map_err(DbError::Corrupt)?,
+        details: row.get(11)?,
+        source_backup_id: row.get(12)?,
     })
 }
 
 const BACKUP_COLUMNS: &str =
     "id, org, project, job_id, cluster_id, cluster_description, provider, \
-     description, created_ms, status, seq_index, location, error_code, details, size_bytes";
+     description, created_ms, status, seq_index, location, error_code, details, size_bytes, \
+     verification";
 
 fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
     let status: String = row.get(9)?;
@@ -408,7 +432,20 @@ fn backup_from_row(row: &Row<'_>) -> DbResult<BackupEntry> {
             .map(u64::try_from)
             .transpose()
             .map_err(|_| DbError::Corrupt("a backup's size is negative".into()))?,
+        verification: row
+            .get::<_, Option<String>>(15)?
+            .map(|text| serde_json::from_str::<Verification>(&text))
+            .transpose()
+            .map_err(|e| DbError::Corrupt(format!("a backup's verification is unreadable: {e}")))?,
     })
+}
+
+/// A verification as stored: its API JSON, which already has a stable shape (SPEC §14).
+fn verification_text(verification: Option<&Verification>) -> StoreResult<Option<String>> {
+    verification
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a backup's verification: {e}")))
 }
 
 const HISTORY_COLUMNS: &str = "id, org, project, cluster_id, job_id, status, details, \
@@ -610,7 +647,7 @@ impl ClusterStore for SqliteStore {
             .map_err(|e| StoreError::Corrupt(format!("cannot encode the cluster's target: {e}")))?;
         self.call(move |c| {
             let n = c.execute(
-                &format!("INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"),
+                &format!("INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"),
                 params![
                     cluster.id,
                     cluster.scope.org,
@@ -622,6 +659,9 @@ impl ClusterStore for SqliteStore {
                     cluster.server.version,
                     cluster.server.version_tag,
                     i64::from(cluster.server.node_count),
+                    cluster.status.as_str(),
+                    cluster.details,
+                    cluster.source_backup_id,
                 ],
             )?;
             Ok(n == 1)
@@ -671,17 +711,42 @@ impl ClusterStore for SqliteStore {
         self.call(move |c| Ok(c.execute("DELETE FROM clusters WHERE id = ?1", params![id])? == 1))
             .await
     }
+
+    async fn update_cluster_state(
+        &self,
+        cluster_id: &str,
+        status: ClusterStatus,
+        details: Option<&str>,
+        target: Option<&ClusterTarget>,
+    ) -> StoreResult<bool> {
+        let id = cluster_id.to_owned();
+        let details = details.map(str::to_owned);
+        let target = target
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode the cluster's target: {e}")))?;
+        self.call(move |c| {
+            let n = c.execute(
+                "UPDATE clusters SET status = ?2, details = ?3, target = COALESCE(?4, target) \
+                 WHERE id = ?1",
+                params![id, status.as_str(), details, target],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
 }
 
 #[async_trait]
 impl BackupStore for SqliteStore {
     async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool> {
         let b = backup.clone();
+        let verification = verification_text(b.verification.as_ref())?;
         let index = i64::try_from(b.index)
             .map_err(|_| StoreError::Corrupt(format!("backup index {} is too large", b.index)))?;
         self.call(move |c| {
             let n = c.execute(
-                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (id) DO NOTHING"),
+                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"),
                 params![
                     b.id,
                     b.scope.org,
@@ -700,6 +765,7 @@ impl BackupStore for SqliteStore {
                     b.size_bytes.map(i64::try_from).transpose().map_err(|_| {
                         DbError::Corrupt(format!("backup size {:?} is too large", b.size_bytes))
                     })?,
+                    verification,
                 ],
             )?;
             Ok(n == 1)
@@ -837,6 +903,23 @@ impl BackupStore for SqliteStore {
             c.execute(
                 "UPDATE backups SET size_bytes = ?2 WHERE id = ?1",
                 params![id, size],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_backup_verification(
+        &self,
+        backup_id: &str,
+        verification: &Verification,
+    ) -> StoreResult<()> {
+        let id = backup_id.to_owned();
+        let text = verification_text(Some(verification))?;
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backups SET verification = ?2 WHERE id = ?1",
+                params![id, text],
             )?;
             Ok(())
         })

@@ -99,6 +99,9 @@ fn request_for(path: &str) -> BackupRequest {
         description: "test backup".into(),
         cluster: ClusterRecord {
             server: Default::default(),
+            status: Default::default(),
+            details: None,
+            source_backup_id: None,
             id: "orders".into(),
             scope: Scope::new("default", "default").unwrap(),
             description: "Orders".into(),

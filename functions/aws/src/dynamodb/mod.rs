@@ -76,8 +76,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use backup_core::api::{
-    ClusterLockInfo, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus, Trigger,
-    DEFAULT_NODE_COUNT,
+    ClusterLockInfo, ClusterStatus, ClusterTarget, HistoryItem, JobStatus, RunFailure, RunStatus,
+    Trigger, Verification, VerifyProblem, DEFAULT_NODE_COUNT,
 };
 use backup_core::retention::BackupStatus;
 use backup_engine::ports::{
@@ -606,6 +606,13 @@ fn cluster_item(c: &ClusterRecord) -> StoreResult<Item> {
     if let Some(tag) = &c.server.version_tag {
         item.insert("server_version_tag".into(), s(tag));
     }
+    item.insert("status".into(), s(c.status.as_str()));
+    if let Some(details) = &c.details {
+        item.insert("details".into(), s(details));
+    }
+    if let Some(backup_id) = &c.source_backup_id {
+        item.insert("source_backup_id".into(), s(backup_id));
+    }
     Ok(item)
 }
 
@@ -626,6 +633,13 @@ fn cluster_from(item: &Item) -> StoreResult<ClusterRecord> {
             node_count: opt_n(item, "node_count")?.unwrap_or(DEFAULT_NODE_COUNT),
         },
         created: get_instant(item, "created")?,
+        // A cluster registered before restores existed has no status: it is available.
+        status: match opt_s(item, "status") {
+            Some(text) => text.parse().map_err(StoreError::Corrupt)?,
+            None => ClusterStatus::Available,
+        },
+        details: opt_s(item, "details"),
+        source_backup_id: opt_s(item, "source_backup_id"),
     })
 }
 
@@ -671,7 +685,59 @@ fn backup_item(b: &BackupEntry) -> Item {
     if let Some(size) = b.size_bytes {
         item.insert("size_bytes".into(), n(size));
     }
+    if let Some(verification) = &b.verification {
+        item.insert("verification".into(), verification_value(verification));
+    }
     item
+}
+
+/// A verification as a map attribute: `status`, `checked_at` (ms) and `problems`, a list
+/// of `{path, problem}` maps.
+fn verification_value(v: &Verification) -> AttributeValue {
+    let problems = (v.problems.iter())
+        .map(|p| {
+            AttributeValue::M(Item::from([
+                ("path".into(), s(&p.path)),
+                ("problem".into(), s(&p.problem)),
+            ]))
+        })
+        .collect();
+    AttributeValue::M(Item::from([
+        ("status".into(), s(v.status.as_str())),
+        ("checked_at".into(), n(ms(v.checked_at))),
+        ("problems".into(), AttributeValue::L(problems)),
+    ]))
+}
+
+fn verification_from(item: &Item) -> StoreResult<Option<Verification>> {
+    let Some(value) = item.get("verification") else {
+        return Ok(None);
+    };
+    let corrupt = || {
+        StoreError::Corrupt(format!(
+            "item {} has an unreadable verification",
+            describe(item)
+        ))
+    };
+    let map = value.as_m().map_err(|_| corrupt())?;
+    let problems = match map.get("problems") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|p| {
+                let p = p.as_m().map_err(|_| corrupt())?;
+                Ok(VerifyProblem {
+                    path: get_s(p, "path")?,
+                    problem: get_s(p, "problem")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?,
+        _ => return Err(corrupt()),
+    };
+    Ok(Some(Verification {
+        status: parse_enum(map, "status")?,
+        checked_at: get_instant(map, "checked_at")?,
+        problems,
+    }))
 }
 
 fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
@@ -690,6 +756,7 @@ fn backup_from(item: &Item) -> StoreResult<BackupEntry> {
         error_code: failure(item),
         details: opt_s(item, "details"),
         size_bytes: opt_n(item, "size_bytes")?,
+        verification: verification_from(item)?,
     })
 }
 
@@ -1063,6 +1130,27 @@ impl ClusterStore for DynamoStore {
             .map_err(|e| backend("DeleteItem", e))?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
+
+    async fn update_cluster_state(
+        &self,
+        cluster_id: &str,
+        status: ClusterStatus,
+        details: Option<&str>,
+        target: Option<&ClusterTarget>,
+    ) -> StoreResult<bool> {
+        let mut update = Update::new(format!("CLUSTER#{cluster_id}"), "CLUSTER")
+            .set("status", s(status.as_str()))
+            .set_or_remove("details", details.map(s))
+            .condition("attribute_exists(pk)");
+        if let Some(target) = target {
+            let text = serde_json::to_string(target)
+                .map_err(|e| StoreError::Corrupt(format!("cluster target: {e}")))?;
+            update = update
+                .set("target", s(text))
+                .set("provider", s(target.provider()));
+        }
+        update.apply(&self.client, &self.table).await
+    }
 }
 
 #[async_trait]
@@ -1209,6 +1297,25 @@ impl BackupStore for DynamoStore {
         } else {
             Err(StoreError::Corrupt(format!(
                 "backup {backup_id} has no record to set its size on"
+            )))
+        }
+    }
+
+    async fn set_backup_verification(
+        &self,
+        backup_id: &str,
+        verification: &Verification,
+    ) -> StoreResult<()> {
+        let applied = Update::new(format!("BACKUP#{backup_id}"), "BACKUP")
+            .set("verification", verification_value(verification))
+            .condition("attribute_exists(pk)")
+            .apply(&self.client, &self.table)
+            .await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "backup {backup_id} has no record to set its verification on"
             )))
         }
     }

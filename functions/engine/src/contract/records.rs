@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::ClusterServer;
 use crate::page::PageRequest;
+use backup_core::api::{ClusterStatus, Verification, VerificationStatus, VerifyProblem};
 
 pub fn job(id: &str, org: &str, cluster: &str, created: DateTime<Utc>) -> JobRecord {
     JobRecord {
@@ -117,6 +118,9 @@ pub fn cluster(id: &str, org: &str) -> ClusterRecord {
         target: ClusterTarget::directory(format!("/var/lib/{id}")),
         server: ClusterServer::default(),
         created: at(0),
+        status: ClusterStatus::Available,
+        details: None,
+        source_backup_id: None,
     }
 }
 
@@ -155,6 +159,135 @@ pub async fn clusters_insert_conditionally_and_round_trip(a: &Adapters) {
     assert_eq!(s.get_cluster("c3").await.unwrap(), None);
 }
 
+/// SPEC §14: a restored cluster is `creating` until its data is in place, then
+/// `available` with its final target, or `failed` with the reason.
+pub async fn clusters_change_state_in_place(a: &Adapters) {
+    let s = &a.store;
+    // GIVEN a cluster being restored from a backup
+    let mut restoring = cluster("c1", "o1");
+    restoring.status = ClusterStatus::Creating;
+    restoring.source_backup_id = Some("b1".into());
+    restoring.target = ClusterTarget::AwsEbs {
+        volume_ids: Vec::new(),
+        instance_tag: None,
+    };
+    assert!(s.insert_cluster(&restoring).await.unwrap());
+    assert_eq!(s.get_cluster("c1").await.unwrap(), Some(restoring.clone()));
+    // WHEN it becomes available with its final target
+    let target = ClusterTarget::AwsEbs {
+        volume_ids: vec!["vol-0abc123def4567890".into()],
+        instance_tag: None,
+    };
+    assert!(s
+        .update_cluster_state("c1", ClusterStatus::Available, None, Some(&target))
+        .await
+        .unwrap());
+    // THEN it reads back so, the rest as it was, in the list too
+    let available = ClusterRecord {
+        status: ClusterStatus::Available,
+        target: target.clone(),
+        ..restoring.clone()
+    };
+    assert_eq!(s.get_cluster("c1").await.unwrap(), Some(available.clone()));
+    let listed = s
+        .list_clusters(&scope("o1"), &PageRequest::everything())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed, vec![available.clone()]);
+    // WHEN it fails, its target left as it is THEN the reason reads back with it
+    assert!(s
+        .update_cluster_state(
+            "c1",
+            ClusterStatus::Failed,
+            Some("Volume vol-0abc123def4567890 failed «error»."),
+            None
+        )
+        .await
+        .unwrap());
+    let failed = s.get_cluster("c1").await.unwrap().unwrap();
+    assert_eq!(failed.status, ClusterStatus::Failed);
+    assert_eq!(
+        failed.details.as_deref(),
+        Some("Volume vol-0abc123def4567890 failed «error».")
+    );
+    assert_eq!(failed.target, target);
+    assert_eq!(failed.source_backup_id.as_deref(), Some("b1"));
+    // AND a later state without details clears them
+    assert!(s
+        .update_cluster_state("c1", ClusterStatus::Available, None, None)
+        .await
+        .unwrap());
+    assert_eq!(s.get_cluster("c1").await.unwrap(), Some(available));
+    // AND a cluster that does not exist is not made by an update
+    assert!(!s
+        .update_cluster_state("nope", ClusterStatus::Available, None, None)
+        .await
+        .unwrap());
+    assert_eq!(s.get_cluster("nope").await.unwrap(), None);
+}
+
+/// SPEC §14: a verify's result is stored with the backup, the last one replacing the one
+/// before, and nothing else of the backup changes.
+pub async fn backup_verifications_are_stored_and_replaced(a: &Adapters) {
+    let s = &a.store;
+    let mut b = backup("b1", "o1", Some("j1"), "c1", at(0));
+    b.status = BackupStatus::Available;
+    b.location = Some("/backups/b1".into());
+    b.size_bytes = Some(4096);
+    assert!(s.insert_backup(&b).await.unwrap());
+    assert_eq!(
+        s.get_backup("b1").await.unwrap().unwrap().verification,
+        None
+    );
+    // WHEN a verify finds problems
+    let failed = Verification {
+        status: VerificationStatus::Failed,
+        checked_at: at(3),
+        problems: vec![
+            VerifyProblem {
+                path: "data/chunk-0 «x»".into(),
+                problem: "Its checksum differs from the manifest's.".into(),
+            },
+            VerifyProblem {
+                path: "extra".into(),
+                problem: "It is not in the manifest.".into(),
+            },
+        ],
+    };
+    s.set_backup_verification("b1", &failed).await.unwrap();
+    // THEN it reads back with the backup, which is otherwise as it was
+    let stored = s.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        BackupEntry {
+            verification: Some(failed.clone()),
+            ..b.clone()
+        }
+    );
+    // WHEN a later verify finds none THEN it replaces the first
+    let ok = Verification {
+        status: VerificationStatus::Ok,
+        checked_at: at(4),
+        problems: Vec::new(),
+    };
+    s.set_backup_verification("b1", &ok).await.unwrap();
+    let stored = s.get_backup("b1").await.unwrap().unwrap();
+    assert_eq!(stored.verification, Some(ok.clone()));
+    // AND lists show it too
+    let listed = s
+        .list_backups(
+            &scope("o1"),
+            &BackupFilter::default(),
+            &PageRequest::everything(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed, vec![stored.clone()]);
+    assert_eq!(s.list_job_backups("j1").await.unwrap(), vec![stored]);
+}
+
 pub fn backup(
     id: &str,
     org: &str,
@@ -177,6 +310,7 @@ pub fn backup(
         error_code: None,
         details: None,
         size_bytes: None,
+        verification: None,
     }
 }
 

@@ -150,6 +150,7 @@ impl Engine {
                 error_code: None,
                 details: None,
                 size_bytes: None,
+                verification: None,
             },
             template: template.clone(),
             context: RenderContext {
