@@ -121,9 +121,9 @@ pub struct Shell<'a> {
     pub cwd: Option<&'a Path>,
     pub timeout: Duration,
     pub progress: &'a Progress,
-    /// A descriptor the command inherits (one the server opened close-on-exec): see
+    /// Descriptors the command inherits (ones the server opened close-on-exec): see
     /// `BACKUP_DIR` in [`crate::directory::CommandProvider`].
-    pub inherit: Option<std::os::fd::RawFd>,
+    pub inherit: Vec<std::os::fd::RawFd>,
 }
 
 /// Kills a process group when dropped (the command ended, timed out, or was abandoned).
@@ -164,15 +164,19 @@ impl Shell<'_> {
                 command.env("USER", &user.name).env("LOGNAME", &user.name);
             }
         }
-        if let Some(fd) = self.inherit {
-            // SAFETY: the closure runs in the forked child before `exec`; it makes one
-            // async-signal-safe system call (`fcntl`) on a descriptor the parent keeps open
-            // until the child has exited, and allocates nothing.
+        if !self.inherit.is_empty() {
+            let fds = self.inherit.clone();
+            // SAFETY: the closure runs in the forked child before `exec`; it makes only
+            // async-signal-safe system calls (`fcntl`) on descriptors the parent keeps open
+            // until the child has exited, and allocates nothing (`fds` was made before).
             unsafe {
                 command.pre_exec(move || {
-                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
-                        .map_err(std::io::Error::from)
+                    for &fd in &fds {
+                        let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
+                            .map_err(std::io::Error::from)?;
+                    }
+                    Ok(())
                 });
             }
         }

@@ -365,3 +365,78 @@ async fn a_command_clusters_run_as_user_must_exist() {
         "{problem}"
     );
 }
+
+fn restore_request(
+    backup: &backup_engine::BackupHandle,
+    source: &BackupRequest,
+    path: &Path,
+) -> backup_engine::RestoreRequest {
+    backup_engine::RestoreRequest {
+        backup: backup.clone(),
+        source: source.cluster.clone(),
+        cluster_id: "restored".into(),
+        target: source.cluster.target.with_path(path.display().to_string()),
+        restore_id: RandomIds::default().new_id(),
+        progress: Progress::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_restore_command_fills_target_dir_which_is_renamed_into_place() {
+    // GIVEN a command backup whose cluster restores with `cp -a`
+    let s = Setup::new();
+    let mut request = s.command(
+        "mkdir \"$BACKUP_DIR/base\" && echo 42 > \"$BACKUP_DIR/base/1\"",
+        None,
+    );
+    if let ClusterTarget::Command {
+        restore_command, ..
+    } = &mut request.cluster.target
+    {
+        *restore_command = Some(
+            "test -z \"$(ls -A \"$TARGET_DIR\")\" && cp -a \"$BACKUP_DIR/.\" \"$TARGET_DIR/\""
+                .into(),
+        );
+    }
+    let handle = s.commands.create(&request).await.unwrap().into_handle();
+    // WHEN it is restored into a new path
+    let place = s.scratch("restored");
+    let restored = s
+        .commands
+        .restore(&restore_request(&handle, &request, &place))
+        .await
+        .unwrap();
+    // THEN the data is there, the answer names the path, and no hidden directory is left
+    assert_eq!(fs::read_to_string(place.join("base/1")).unwrap(), "42\n");
+    let backup_engine::Restoration::Done(target) = restored else {
+        panic!("{restored:?}")
+    };
+    assert_eq!(target.path(), Some(place.to_str().unwrap()));
+    let names: Vec<String> = fs::read_dir(s.scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["restored"]);
+    // AND restoring into a directory that is not empty is refused, changing nothing
+    let error = s
+        .commands
+        .restore(&restore_request(&handle, &request, &place))
+        .await
+        .unwrap_err();
+    assert!(error.message.contains("not an empty directory"), "{error}");
+    assert_eq!(fs::read_to_string(place.join("base/1")).unwrap(), "42\n");
+}
+
+#[tokio::test]
+async fn without_a_restore_command_a_restore_says_what_to_do() {
+    let s = Setup::new();
+    let request = s.command("echo x > \"$BACKUP_DIR/x\"", None);
+    let handle = s.commands.create(&request).await.unwrap().into_handle();
+    let error = s
+        .commands
+        .restore(&restore_request(&handle, &request, &s.scratch("new")))
+        .await
+        .unwrap_err();
+    assert!(error.message.contains("--restore-command"), "{error}");
+    assert!(!s.scratch("new").exists());
+}

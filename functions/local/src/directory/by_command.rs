@@ -24,7 +24,15 @@
 //!   its children, which inherit the descriptor) without searching the directories above.
 //!   It works as a path for every tool; a process that closes the descriptors it inherited
 //!   (a daemon) loses it. For the server's own user `BACKUP_DIR` is the real path.
-//! - **Restore** (`restore`, after the engine's restore port): see the provider's methods.
+//! - **Restore** with a restore command: the command runs with `BACKUP_DIR` (the backup's
+//!   data, to be read, never changed) and `TARGET_DIR` (an empty hidden sibling
+//!   `.<name>.restore-<restore-id>` of the requested path, `0700`, the `runAs` user's), as
+//!   that user; on exit 0 the sibling is renamed to the requested path (which must not exist
+//!   or be an empty directory, and must pass the path policy), on anything else it is
+//!   removed. The restored cluster's target is the requested one, with its path canonical.
+//!   For another user `BACKUP_DIR` is again `/proc/self/fd/N`.
+//! - **Restore without a restore command** is the directory restore's copy, which this
+//!   server does not have yet: it answers a provider error that says what to do instead.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -37,7 +45,7 @@ use backup_core::api::{ClusterTarget, DEFAULT_COMMAND_TIMEOUT_SECONDS};
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
     BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
-    TargetProblem,
+    Restoration, RestoreHandle, RestoreRequest, TargetProblem,
 };
 use rustix::fs::{self as rfs, Gid, Mode, Uid};
 
@@ -189,7 +197,11 @@ impl BackupProvider for CommandProvider {
             cwd: other_user.then_some(std::path::Path::new("/")),
             timeout: timeout_of(*command_timeout_seconds),
             progress: &request.progress,
-            inherit: other_user.then(|| stage.data_fd.as_raw_fd()),
+            inherit: if other_user {
+                vec![stage.data_fd.as_raw_fd()]
+            } else {
+                Vec::new()
+            },
         }
         .run()
         .await;
@@ -227,9 +239,299 @@ impl BackupProvider for CommandProvider {
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
         self.dir.remove_backup(handle).await
     }
+
+    /// A command backup is checked exactly as a directory backup is (same manifest).
+    async fn verify(
+        &self,
+        handle: &BackupHandle,
+    ) -> Result<Vec<backup_core::api::VerifyProblem>, ProviderError> {
+        BackupProvider::verify(&self.dir, handle).await
+    }
+
+    /// Runs the source cluster's restore command into a hidden sibling of the requested
+    /// path and renames it into place (see the module notes).
+    async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
+        let ClusterTarget::Command {
+            restore_command,
+            run_as,
+            command_timeout_seconds,
+            ..
+        } = &request.source.target
+        else {
+            return Err(ProviderError::new(format!(
+                "backup {} was not made by a command cluster",
+                request.backup.backup_id
+            )));
+        };
+        let Some(restore_command) = restore_command else {
+            return Err(ProviderError::new(format!(
+                "cluster {} has no restore command, and restoring a command backup by copying \
+                 its files is not available on this server yet: register the cluster with \
+                 --restore-command, or copy {}/data into the new directory by hand (cp -a)",
+                request.source.id, request.backup.location
+            )));
+        };
+        let Some(requested) = request.target.path() else {
+            return Err(ProviderError::new(
+                "a command backup is restored into a directory: give its path",
+            ));
+        };
+        if !backup_engine::ids::is_valid_id(&request.restore_id) {
+            return Err(ProviderError::new(format!(
+                "`{}` is not a restore id",
+                request.restore_id
+            )));
+        }
+        let user = match run_as {
+            Some(name) => Some(resolve_user(name).await.map_err(ProviderError::new)?),
+            None => None,
+        };
+        let (place, id, owner) = (
+            requested.to_owned(),
+            request.restore_id.clone(),
+            user.clone(),
+        );
+        let policy = self.dir.policy.clone();
+        let handle = self.dir.clone();
+        let backup = request.backup.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let backup_data = handle.open_backup_data(&backup)?;
+            prepare_target(&policy, &place, &id, owner.as_ref()).map(|t| (t, backup_data))
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the restore task stopped", e))?;
+        let (target, backup_data) = prepared?;
+        let me = rustix::process::geteuid().as_raw();
+        let other_user = user.as_ref().is_some_and(|u| u.uid != me);
+        let mut env = vec![
+            ("CLUSTER_ID", request.cluster_id.clone()),
+            ("SOURCE_CLUSTER_ID", request.source.id.clone()),
+            ("BACKUP_ID", request.backup.backup_id.clone()),
+            ("TARGET_DIR", target.sibling.display().to_string()),
+        ];
+        env.push((
+            "BACKUP_DIR",
+            if other_user {
+                format!("/proc/self/fd/{}", backup_data.as_raw_fd())
+            } else {
+                format!("{}/{DATA}", request.backup.location)
+            },
+        ));
+        let ran = Shell {
+            role: "restore command",
+            command: restore_command,
+            env,
+            run_as: user.as_ref(),
+            cwd: other_user.then_some(std::path::Path::new("/")),
+            timeout: timeout_of(*command_timeout_seconds),
+            progress: &request.progress,
+            inherit: if other_user {
+                vec![backup_data.as_raw_fd()]
+            } else {
+                Vec::new()
+            },
+        }
+        .run()
+        .await;
+        drop(backup_data);
+        let placed = tokio::task::spawn_blocking(move || {
+            let result = match ran {
+                Ok(()) => target.place(),
+                Err(failure) => Err(command_error(failure)),
+            };
+            if result.is_err() {
+                target.discard();
+            }
+            result.map(|()| target.final_path)
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the restore task stopped", e))??;
+        Ok(Restoration::Done(
+            request
+                .target
+                .with_path(placed.to_string_lossy().into_owned()),
+        ))
+    }
+
+    /// A command restore settles in its call: there is never anything left to settle.
+    async fn restore_status(
+        &self,
+        handle: &RestoreHandle,
+    ) -> Result<backup_engine::RestoreStatus, ProviderError> {
+        Err(ProviderError::new(format!(
+            "the restore of cluster {} ended in its call; there is nothing to settle",
+            handle.cluster_id
+        )))
+    }
+
+    /// A failed command restore removes its hidden directory itself; a leftover one (the
+    /// process stopped meanwhile) is removed here when the handle names it.
+    async fn discard_restore(&self, handle: &RestoreHandle) -> Result<(), ProviderError> {
+        let path = std::path::PathBuf::from(&handle.location);
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') && n.contains(".restore-"));
+        if !hidden {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProviderError::with_source(
+                format!("cannot remove {}", path.display()),
+                e,
+            )),
+            _ => Ok(()),
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the discard task stopped", e))?
+    }
+}
+
+/// Where a restore puts the data: an empty hidden sibling of the requested path, renamed
+/// to it at the end.
+struct RestoreTarget {
+    sibling: std::path::PathBuf,
+    final_path: std::path::PathBuf,
+}
+
+/// Checks the requested path (absolute, its parent existing, the policy, absent or an
+/// empty directory) and makes the hidden sibling, owned by `owner` when the server is root.
+fn prepare_target(
+    policy: &crate::PathPolicy,
+    requested: &str,
+    restore_id: &str,
+    owner: Option<&RunAs>,
+) -> Result<RestoreTarget, ProviderError> {
+    let path = std::path::Path::new(requested);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(ProviderError::new(format!(
+            "{requested} cannot be restored into: give an absolute path such as \
+             /var/lib/postgresql/16/restored"
+        )));
+    };
+    if !path.is_absolute() {
+        return Err(ProviderError::new(format!(
+            "{requested} is relative: give an absolute path"
+        )));
+    }
+    let parent = std::fs::canonicalize(parent).map_err(|e| {
+        ProviderError::with_source(format!("the directory above {requested} must exist"), e)
+    })?;
+    let final_path = parent.join(name);
+    policy
+        .check(&final_path)
+        .map_err(|m| ProviderError::coded(ProviderErrorCode::PathNotAllowed, m))?;
+    match std::fs::symlink_metadata(&final_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(meta)
+            if meta.is_dir()
+                && std::fs::read_dir(&final_path).is_ok_and(|mut d| d.next().is_none()) => {}
+        Ok(_) => {
+            return Err(ProviderError::new(format!(
+                "{} exists and is not an empty directory: restore into a new path",
+                final_path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(ProviderError::with_source(
+                format!("cannot read {}", final_path.display()),
+                e,
+            ))
+        }
+    }
+    let sibling = parent.join(format!(".{}.restore-{restore_id}", name.to_string_lossy()));
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&sibling)
+            .map_err(|e| {
+                ProviderError::with_source(format!("cannot create {}", sibling.display()), e)
+            })?;
+        std::fs::set_permissions(&sibling, std::fs::Permissions::from_mode(0o700)).map_err(
+            |e| {
+                ProviderError::with_source(
+                    format!("cannot set the mode of {}", sibling.display()),
+                    e,
+                )
+            },
+        )?;
+    }
+    if let Some(user) = owner {
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&sibling, Some(user.uid), Some(user.gid)).map_err(|e| {
+                ProviderError::with_source(
+                    format!("cannot give {} to {}", sibling.display(), user.name),
+                    e,
+                )
+            })?;
+        }
+    }
+    Ok(RestoreTarget {
+        sibling,
+        final_path,
+    })
+}
+
+impl RestoreTarget {
+    /// Renames the filled sibling to the requested path (an empty directory there is
+    /// replaced; anything else that appeared meanwhile is never overwritten).
+    fn place(&self) -> Result<(), ProviderError> {
+        if std::fs::symlink_metadata(&self.final_path).is_ok_and(|m| m.is_dir()) {
+            // Only an empty directory is removed (`rmdir` refuses anything else).
+            std::fs::remove_dir(&self.final_path).map_err(|e| {
+                ProviderError::with_source(
+                    format!("{} is no longer empty", self.final_path.display()),
+                    e,
+                )
+            })?;
+        }
+        let (from, to) = (
+            CString::new(self.sibling.as_os_str().as_encoded_bytes())
+                .map_err(|_| ProviderError::new("a path holds a NUL byte"))?,
+            CString::new(self.final_path.as_os_str().as_encoded_bytes())
+                .map_err(|_| ProviderError::new("a path holds a NUL byte"))?,
+        );
+        let cwd = rfs::CWD;
+        rename_noreplace(cwd, &from, &to).map_err(|e| {
+            ProviderError::with_source(
+                format!(
+                    "cannot move the restored data to {}",
+                    self.final_path.display()
+                ),
+                std::io::Error::from(e),
+            )
+        })
+    }
+
+    /// Removes the sibling of a failed restore.
+    fn discard(&self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.sibling) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.sibling.display(), error = %e, "could not remove a failed restore");
+            }
+        }
+    }
 }
 
 impl DirectoryProvider {
+    /// Opens a complete backup's `data/` (read only), checking the handle is one of ours.
+    fn open_backup_data(&self, handle: &BackupHandle) -> Result<OwnedFd, ProviderError> {
+        let id = self.checked_id(handle)?;
+        let dir = open_dir_at(self.root_fd.as_fd(), &id).map_err(|e| {
+            ProviderError::with_source(
+                format!("backup {} is not in the backup root", handle.backup_id),
+                std::io::Error::from(e),
+            )
+        })?;
+        open_dir_at(dir.as_fd(), c"data").map_err(|e| {
+            ProviderError::with_source(
+                format!("backup {} has no data directory", handle.backup_id),
+                std::io::Error::from(e),
+            )
+        })
+    }
+
     /// Makes `.<id>.partial/data`, empty and private (owned by `owner` when the server is
     /// root), for a backup command to fill.
     fn stage(&self, id: &str, owner: Option<&RunAs>) -> Result<Stage, ProviderError> {

@@ -377,7 +377,7 @@ impl DirectoryProvider {
                 backup_core::api::DEFAULT_COMMAND_TIMEOUT_SECONDS,
             ),
             progress: &request.progress,
-            inherit: None,
+            inherit: Vec::new(),
         }
         .run()
         .await
