@@ -81,7 +81,7 @@ fn with_allow_commands_a_failing_pre_hook_is_hook_failed_and_a_command_cluster_b
     let sandbox = Sandbox::new();
     let cluster = sandbox.cluster_dir("db", 2, 100);
     let path = cluster.display().to_string();
-    let server = Server::start_with(&sandbox.data_dir(), &["--allow-commands"], &[]);
+    let mut server = Server::start_with(&sandbox.data_dir(), &["--allow-commands"], &[]);
     // GIVEN a directory cluster whose pre-hook fails
     server.ok(&[
         "clusters",
@@ -152,6 +152,30 @@ fn with_allow_commands_a_failing_pre_hook_is_hook_failed_and_a_command_cluster_b
     )
     .unwrap();
     assert_eq!(manifest["record"]["provider"], "command", "{manifest}");
+    // WHEN the server starts again without --allow-commands
+    server.terminate(Duration::from_secs(20));
+    let server = Server::start(&sandbox.data_dir(), &[]);
+    // THEN the cluster says why its runs fail, and a backup of it fails saying so
+    let got = server.json(&["clusters", "get", "--cluster-id", "pg"]);
+    let problem = got["cluster"]["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("--allow-commands"), "{got}");
+    let created = server.json(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        "pg",
+        "--description",
+        "refused",
+    ]);
+    let backup = wait_backup_settled(&server, created["id"].as_str().unwrap());
+    assert_eq!(backup["status"], "defunct", "{backup}");
+    assert!(
+        backup["details"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--allow-commands"),
+        "{backup}"
+    );
 }
 
 #[test]

@@ -597,8 +597,9 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub lock: Option<ClusterLockInfo>,
-    /// Why its runs fail `path_not_allowed` now (its path became a link, or breaks the
-    /// server's `--allowed-root` policy); absent when its target is fine.
+    /// Why its runs fail now: `path_not_allowed` (its path became a link, or breaks the
+    /// server's `--allowed-root` policy), or it runs commands on a server started without
+    /// `--allow-commands`; absent when its target is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub problem: Option<String>,

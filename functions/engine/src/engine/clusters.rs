@@ -73,6 +73,12 @@ impl Engine {
 
     /// Why the cluster's stored target breaks its provider's policy now, if it does.
     async fn target_problem(&self, cluster: &ClusterRecord) -> Option<String> {
+        if let (Some(_), Some(why)) = (
+            cluster.target.command_field(),
+            self.inner.config.commands.refusal(),
+        ) {
+            return Some(format!("its runs fail: it runs commands, and {why}."));
+        }
         let provider = self.provider(cluster.provider())?;
         provider
             .recheck_target(&cluster.target)
