@@ -65,7 +65,7 @@ mod index;
 pub mod manifest;
 mod walk;
 
-pub use by_command::CommandProvider;
+pub use by_command::{CommandProvider, RUN_AS_NOT_ALLOWED};
 
 use std::ffi::{CStr, CString};
 use std::fmt;
