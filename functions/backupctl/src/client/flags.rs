@@ -476,7 +476,7 @@ mod core_tests {
             Some(1800)
         );
         let problems = lock_request("manual-backup".into(), "30m").unwrap_err();
-        assert!(problems[0].starts_with("--operation: `manual-backup` is the name backups use"));
+        assert!(problems[0].starts_with("--operation: `manual-backup` is the name backups"));
         let problems = lock_request("expand-disk".into(), "8d").unwrap_err();
         assert_eq!(
             problems,
