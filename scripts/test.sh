@@ -68,7 +68,7 @@ cargo build -p backup-core --target wasm32-unknown-unknown
 step "unit, property, contract and end-to-end tests"
 cargo test --workspace
 
-for script in scripts/build-wasm.sh scripts/test-wasm.sh scripts/test-console.sh scripts/test-api-schema.sh scripts/test-aws.sh; do
+for script in scripts/build-wasm.sh scripts/test-wasm.sh scripts/test-console.sh scripts/test-api-schema.sh scripts/test-postgres.sh scripts/test-aws.sh; do
   if [[ -f "$root/$script" ]]; then
     step "$script"
     bash "$root/$script"

@@ -232,7 +232,7 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
         .and_then(ClusterBody::read)
         .map_err(|e| cluster_shape_error(&e))?;
     let target = match (body.provider.as_deref().unwrap_or_default(), body.path) {
-        ("directory", Some(path)) => ClusterTarget::Directory { path },
+        ("directory", Some(path)) => ClusterTarget::directory(path),
         ("directory", None) => return Err(cluster_shape_error(&"missing field `path`")),
         ("aws-ebs", None) => ClusterTarget::AwsEbs {
             volume_ids: body.volume_ids,

@@ -25,7 +25,8 @@ export type ErrorField =
   | "minute" | "hour" | "dayOfMonth" | "month" | "dayOfWeek" | "schedule" | "description"
   | "jobDescription" | "type" | "clusterId" | "maxBackupCount" | "clusterDescription" | "region"
   | "path" | "volumeIds" | "instanceTag" | "operation" | "ttlSeconds" | "serverVersion"
-  | "serverVersionTag" | "nodeCount" | "sourceBackupId" | "availabilityZone" | "volumeType";
+  | "serverVersionTag" | "nodeCount" | "sourceBackupId" | "availabilityZone" | "volumeType"
+  | "command" | "runAs" | "commandTimeoutSeconds";
 
 /**
  * One problem, located precisely enough to underline it: `start`..`end` counts Unicode
@@ -125,7 +126,9 @@ export type RegisterClusterRequest = {
 /** The keys of a cluster check: the body's field names, as the API's `fields` uses. */
 export type ClusterField =
   | "id" | "description" | "region" | "path" | "volumeIds" | "instanceTag" | "serverVersion"
-  | "serverVersionTag" | "nodeCount" | "sourceBackupId" | "availabilityZone" | "volumeType";
+  | "serverVersionTag" | "nodeCount" | "sourceBackupId" | "availabilityZone" | "volumeType"
+  | "preHook" | "postHook" | "backupCommand" | "restoreCommand" | "runAs"
+  | "commandTimeoutSeconds";
 
 /** `validateCluster`'s answer (the path's shape only; the server checks the directory). */
 export type ClusterCheck =
@@ -224,14 +227,39 @@ mod tests {
             SourceBackupId,
             AvailabilityZone,
             VolumeType,
+            Command,
+            RunAs,
+            CommandTimeoutSeconds,
         ];
         for field in &all {
             match field {
-                Minute | Hour | DayOfMonth | Month | DayOfWeek | Schedule | Description
-                | JobDescription | JobType | ClusterId | MaxBackupCount | ClusterDescription
-                | Region | Path | VolumeIds | InstanceTag | Operation | TtlSeconds
-                | ServerVersion | ServerVersionTag | NodeCount | SourceBackupId
-                | AvailabilityZone | VolumeType => {}
+                Minute
+                | Hour
+                | DayOfMonth
+                | Month
+                | DayOfWeek
+                | Schedule
+                | Description
+                | JobDescription
+                | JobType
+                | ClusterId
+                | MaxBackupCount
+                | ClusterDescription
+                | Region
+                | Path
+                | VolumeIds
+                | InstanceTag
+                | Operation
+                | TtlSeconds
+                | ServerVersion
+                | ServerVersionTag
+                | NodeCount
+                | SourceBackupId
+                | AvailabilityZone
+                | VolumeType
+                | Command
+                | RunAs
+                | CommandTimeoutSeconds => {}
             }
         }
         all

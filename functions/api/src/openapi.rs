@@ -225,6 +225,10 @@ pub const PROBLEM_CODES: &[&str] = &[
     "path_not_found",
     "path_not_directory",
     "path_not_absolute",
+    // a cluster that runs commands where none may run, a runAs user the server cannot be
+    // (SPEC §15)
+    "commands_not_allowed",
+    "run_as_not_allowed",
     // the extractors and the router
     "invalid_path",
     "invalid_query",
@@ -242,11 +246,13 @@ pub const PROBLEM_CODES: &[&str] = &[
 
 /// The codes of a provider's refusal of a target, which a field's coded errors carry next
 /// to the core's [`backup_core::ErrorCode`]s.
-pub const TARGET_CODES: [&str; 4] = [
+pub const TARGET_CODES: [&str; 6] = [
     "path_not_allowed",
     "path_not_found",
     "path_not_directory",
     "path_not_absolute",
+    "commands_not_allowed",
+    "run_as_not_allowed",
 ];
 
 /// `GET /openapi.json`: this document.

@@ -354,6 +354,8 @@ fn optional_fields_are_those_the_server_may_leave_out() {
         backup_local::policy::PATH_NOT_FOUND,
         backup_local::policy::PATH_NOT_DIRECTORY,
         backup_local::policy::PATH_NOT_ABSOLUTE,
+        backup_engine::engine::COMMANDS_NOT_ALLOWED,
+        backup_local::directory::RUN_AS_NOT_ALLOWED,
     ] {
         assert!(codes.contains(&Value::from(code)), "{code}");
         assert!(backup_api::openapi::TARGET_CODES.contains(&code), "{code}");

@@ -62,7 +62,14 @@ pub fn engine(
     triggers: Triggers,
     config: EngineConfig,
 ) -> Result<Engine, ConfigError> {
-    Ok(Engine::new(ports(settings, sdk, triggers)?, config))
+    Ok(Engine::new(ports(settings, sdk, triggers)?, on_aws(config)))
+}
+
+/// An AWS deployment never runs commands (SPEC §15): `command` clusters and hooks are
+/// refused with a 400 that says so, whatever the caller's configuration said.
+fn on_aws(mut config: EngineConfig) -> EngineConfig {
+    config.commands = backup_engine::CommandPolicy::Unavailable;
+    config
 }
 
 /// The jobs API's engine on Lambda: [`engine`]'s, with "run now" recorded `queued` and
@@ -79,7 +86,7 @@ pub fn dispatching_engine(
         aws_sdk_lambda::Client::new(sdk),
         settings.require_runner_arn()?.to_owned(),
     )));
-    Ok(Engine::new(ports, config))
+    Ok(Engine::new(ports, on_aws(config)))
 }
 
 /// The ports of an AWS deployment.

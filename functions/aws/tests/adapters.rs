@@ -313,6 +313,8 @@ fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
             },
             created: chrono::Utc::now(),
         },
+        created: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
+        scheduled: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
         progress: Default::default(),
     }
 }

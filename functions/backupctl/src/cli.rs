@@ -340,7 +340,7 @@ impl From<RestoreBackup> for CreateCluster {
 #[derive(Debug, Subcommand)]
 pub enum Clusters {
     /// Register a cluster.
-    Register(RegisterCluster),
+    Register(Box<RegisterCluster>),
     /// Make a new cluster from a backup (a restore), as `esc mesdb clusters create
     /// --source-backup-id` does.
     Create(Box<CreateCluster>),
@@ -381,10 +381,11 @@ pub struct RegisterCluster {
     pub cluster_id: String,
     #[arg(long)]
     pub description: String,
-    /// `directory` (a data directory on this machine) or `aws-ebs`.
+    /// `directory` (a data directory on this machine), `command` (a backup command such as
+    /// pg_basebackup) or `aws-ebs`.
     #[arg(long)]
     pub provider: String,
-    /// For `directory`: the cluster's data directory.
+    /// For `directory` and `command`: the cluster's data directory.
     #[arg(long)]
     pub path: Option<PathBuf>,
     /// For `aws-ebs`: the region of the volumes.
@@ -405,6 +406,32 @@ pub struct RegisterCluster {
     /// How many nodes the cluster has, 1 to 99 (1 when left out).
     #[arg(long)]
     pub node_count: Option<u32>,
+    /// For `directory`: a shell command run before each copy, such as `pg_ctl stop -D DIR
+    /// -m fast`; when it fails the run fails `hook_failed` and nothing is copied. Needs
+    /// `serve --allow-commands`.
+    #[arg(long, value_name = "CMD")]
+    pub pre_hook: Option<String>,
+    /// For `directory`: a shell command run after each copy whenever the pre-hook succeeded,
+    /// also after a failed copy, such as `pg_ctl start -D DIR`.
+    #[arg(long, value_name = "CMD")]
+    pub post_hook: Option<String>,
+    /// For `command`: the shell command that fills the empty directory `$BACKUP_DIR` with
+    /// the backup, such as `pg_basebackup -D "$BACKUP_DIR" -X stream`. Needs
+    /// `serve --allow-commands`.
+    #[arg(long, value_name = "CMD")]
+    pub backup_command: Option<String>,
+    /// For `command`: the shell command that restores `$BACKUP_DIR` into the empty
+    /// directory `$TARGET_DIR` (without one a restore copies the files).
+    #[arg(long, value_name = "CMD")]
+    pub restore_command: Option<String>,
+    /// For `command`: run the commands as this user (the server must be root, or be it),
+    /// such as postgres.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
+    /// For `command`: kill a command (with its whole process group) after this many
+    /// seconds; 3600 when left out.
+    #[arg(long, value_name = "SECONDS")]
+    pub command_timeout: Option<u64>,
 }
 
 /// `clusters create`: the restore of SPEC §14, with `esc mesdb clusters create`'s flag names.
@@ -515,6 +542,16 @@ pub struct ServeArgs {
     /// --listen host, such as the name a reverse proxy forwards (repeat for several).
     #[arg(long = "public-host", value_name = "NAME")]
     pub public_hosts: Vec<String>,
+    /// Run the shell commands of `command` clusters and of hooks (SPEC §15), with this
+    /// server's rights. Off by default: then such clusters cannot be registered, and the
+    /// runs of those already registered fail.
+    #[arg(long)]
+    pub allow_commands: bool,
+    /// At start-up, recreate the records of backups whose `state.db` entry is missing (a
+    /// lost or replaced `state.db`) from their manifests under the backup root, print how
+    /// many, then serve.
+    #[arg(long)]
+    pub rebuild_catalogue: bool,
     /// How log lines on stderr look: `text` (for people) or `json` (one JSON object per
     /// line, for a log collector). Colours only at a terminal, and never with NO_COLOR.
     #[arg(long, env = "BACKUPCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

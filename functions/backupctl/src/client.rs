@@ -990,7 +990,23 @@ fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
 
 fn target_text(target: &ClusterTarget) -> String {
     match target {
-        ClusterTarget::Directory { path } => path.clone(),
+        ClusterTarget::Directory {
+            path,
+            pre_hook,
+            post_hook,
+        } => {
+            let hooks = match (pre_hook.is_some(), post_hook.is_some()) {
+                (true, true) => " (pre- and post-hook)",
+                (true, false) => " (pre-hook)",
+                (false, true) => " (post-hook)",
+                (false, false) => "",
+            };
+            format!("{path}{hooks}")
+        }
+        ClusterTarget::Command { path, run_as, .. } => match run_as {
+            Some(user) => format!("{path} (command, as {user})"),
+            None => format!("{path} (command)"),
+        },
         ClusterTarget::AwsEbs {
             volume_ids,
             instance_tag,

@@ -24,6 +24,13 @@
 //!   credentials, `AWS_ENDPOINT_URL`) configure the clients. `--scheduler
 //!   eventbridge-scheduler` makes EventBridge Scheduler schedules instead (group
 //!   `<RULE_PREFIX>jobs`, invoking the runner as `SCHEDULER_ROLE_ARN`).
+//! - `--allow-commands` lets `command` clusters and hooks run their shell commands (SPEC
+//!   §15); without it they cannot be registered and their runs fail. With `--store
+//!   dynamodb` they are refused whatever the flag says, as on AWS.
+//! - `--rebuild-catalogue` recreates missing backup records from the manifests under the
+//!   backup root before anything else runs, prints `rebuilt the catalogue: N backups
+//!   recreated, …` as the line after the sign-in URL, and then serves as usual (one start
+//!   both repairs and serves, so an operator does not have to start the server twice).
 //! - SIGINT or SIGTERM stop accepting requests and firing jobs, then wait up to 30 s for
 //!   running backups to finish.
 
@@ -91,12 +98,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("--cors-origin / BACKUPCTL_CORS_ORIGINS")?;
     let mut engine_config = EngineConfig::with_lease(Duration::from_secs(args.lease_seconds));
     engine_config.stall_after = Duration::from_secs(args.stall_seconds);
+    engine_config.commands = if args.allow_commands {
+        tracing::warn!("--allow-commands: command clusters and hooks run shell commands with this server's rights");
+        backup_engine::CommandPolicy::Allowed
+    } else {
+        backup_engine::CommandPolicy::NeedsFlag
+    };
     let backend = match (args.store, args.scheduler) {
         (StoreKind::Sqlite, SchedulerKind::Local) => {
             let mut options = LocalOptions::new(&args.data_dir);
             options.engine = engine_config;
             options.backup_root = args.backup_root.clone();
             options.allowed_roots = args.allowed_roots.clone();
+            options.rebuild_catalogue = args.rebuild_catalogue;
             Backend::Local(LocalMode::start(options).await.with_context(|| {
                 format!("cannot open the data directory {}", args.data_dir.display())
             })?)
@@ -145,6 +159,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "listening on http://{address}")?;
         if let Some(token) = &security.token {
             writeln!(stdout, "sign in: http://{address}/#token={token}")?;
+        }
+        if let Some(rebuilt) = backend.rebuilt_catalogue() {
+            writeln!(
+                stdout,
+                "rebuilt the catalogue: {} backups recreated, {} already recorded, {} skipped",
+                rebuilt.recreated.len(),
+                rebuilt.present,
+                rebuilt.skipped.len()
+            )?;
         }
         stdout.flush()?;
     }
@@ -228,6 +251,14 @@ impl Backend {
         match self {
             Backend::Local(local) => &local.engine,
             Backend::Aws(engine) => engine,
+        }
+    }
+
+    /// What `--rebuild-catalogue` did, in the local mode.
+    fn rebuilt_catalogue(&self) -> Option<&backup_local::catalogue::Rebuilt> {
+        match self {
+            Backend::Local(local) => local.rebuilt_catalogue.as_ref(),
+            Backend::Aws(_) => None,
         }
     }
 

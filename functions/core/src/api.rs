@@ -32,6 +32,7 @@ pub enum JobType {
 pub enum BackupProvider {
     Aws,
     Directory,
+    Command,
 }
 
 /// `active` until deleted; a deleted job stops firing and keeps its history and backups.
@@ -144,6 +145,9 @@ pub enum RunFailure {
     /// The cluster is not `available`: still being restored (`creating`) or a restore that
     /// failed (SPEC §14).
     ClusterNotAvailable,
+    /// A cluster's pre-hook failed, so nothing was copied (SPEC §15); the details hold the
+    /// end of its stderr.
+    HookFailed,
     /// A stored code this version does not know.
     #[serde(other)]
     Unknown,
@@ -241,7 +245,7 @@ pub struct Backup {
     pub description: String,
     pub source_cluster_id: String,
     pub source_cluster_description: String,
-    /// `aws` for EBS snapshots, else our provider's name (`directory`).
+    /// `aws` for EBS snapshots, else our provider's name (`directory`, `command`).
     #[cfg_attr(feature = "openapi", schema(value_type = BackupProvider))]
     pub provider: String,
     /// The source cluster's region (`local` for a directory cluster).
@@ -372,6 +376,54 @@ pub enum ClusterTarget {
     Directory {
         #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
         path: String,
+        /// Run with `sh -c` before the copy (to quiesce the database); a failure fails the
+        /// run `hook_failed` and nothing is copied (SPEC §15). Needs `serve --allow-commands`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(nullable = false, min_length = 1, max_length = 4096)
+        )]
+        pre_hook: Option<String>,
+        /// Run with `sh -c` after the copy whenever the pre-hook succeeded, also after a
+        /// failed copy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(nullable = false, min_length = 1, max_length = 4096)
+        )]
+        post_hook: Option<String>,
+    },
+    /// A database's data directory backed up by a command of its own (such as
+    /// `pg_basebackup`) that fills `$BACKUP_DIR` (SPEC §15). Needs `serve --allow-commands`.
+    #[serde(rename_all = "camelCase")]
+    Command {
+        /// The database's data directory: checked like a directory cluster's path, and
+        /// where a restore into a new cluster puts the data (`TARGET_DIR`).
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
+        path: String,
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
+        backup_command: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(nullable = false, min_length = 1, max_length = 4096)
+        )]
+        restore_command: Option<String>,
+        /// The user the commands run as (the server must be root, or be that user).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(nullable = false, pattern = r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$")
+        )]
+        run_as: Option<String>,
+        /// How long a command may run before its whole process group is killed; 3600 when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(nullable = false, minimum = 1, maximum = 604800)
+        )]
+        command_timeout_seconds: Option<u64>,
     },
     /// EBS volumes, named by id or found by an instance tag `KEY=VALUE`.
     #[serde(rename_all = "camelCase")]
@@ -399,11 +451,61 @@ pub fn size_gb(bytes: u64) -> i32 {
     i32::try_from(bytes.div_ceil(GIB)).unwrap_or(i32::MAX)
 }
 
+/// How long a cluster's command (backup, restore or hook) may run when it does not say.
+pub const DEFAULT_COMMAND_TIMEOUT_SECONDS: u64 = 3600;
+
 impl ClusterTarget {
     pub fn provider(&self) -> &'static str {
         match self {
             ClusterTarget::Directory { .. } => "directory",
+            ClusterTarget::Command { .. } => "command",
             ClusterTarget::AwsEbs { .. } => "aws-ebs",
+        }
+    }
+
+    /// A directory target without hooks.
+    pub fn directory(path: impl Into<String>) -> ClusterTarget {
+        ClusterTarget::Directory {
+            path: path.into(),
+            pre_hook: None,
+            post_hook: None,
+        }
+    }
+
+    /// The data directory of a `directory` or `command` cluster.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ClusterTarget::Directory { path, .. } | ClusterTarget::Command { path, .. } => {
+                Some(path)
+            }
+            ClusterTarget::AwsEbs { .. } => None,
+        }
+    }
+
+    /// The same target with another data directory (its canonical form).
+    pub fn with_path(&self, new: String) -> ClusterTarget {
+        let mut target = self.clone();
+        if let ClusterTarget::Directory { path, .. } | ClusterTarget::Command { path, .. } =
+            &mut target
+        {
+            *path = new;
+        }
+        target
+    }
+
+    /// Whether the server runs commands for this cluster (a `command` cluster, or hooks),
+    /// which only `serve --allow-commands` permits (SPEC §15): the request field to name
+    /// when it refuses.
+    pub fn command_field(&self) -> Option<&'static str> {
+        match self {
+            ClusterTarget::Command { .. } => Some("backupCommand"),
+            ClusterTarget::Directory {
+                pre_hook: Some(_), ..
+            } => Some("preHook"),
+            ClusterTarget::Directory {
+                post_hook: Some(_), ..
+            } => Some("postHook"),
+            _ => None,
         }
     }
 }
@@ -498,8 +600,9 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub lock: Option<ClusterLockInfo>,
-    /// Why its runs fail `path_not_allowed` now (its path became a link, or breaks the
-    /// server's `--allowed-root` policy); absent when its target is fine.
+    /// Why its runs fail now: `path_not_allowed` (its path became a link, or breaks the
+    /// server's `--allowed-root` policy), or it runs commands on a server started without
+    /// `--allow-commands`; absent when its target is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub problem: Option<String>,
@@ -845,6 +948,7 @@ mod tests {
             (RunFailure::ProviderTimeout, "provider_timeout"),
             (RunFailure::ProviderBusy, "provider_busy"),
             (RunFailure::ClusterNotAvailable, "cluster_not_available"),
+            (RunFailure::HookFailed, "hook_failed"),
         ] {
             assert_eq!(failure.to_string(), code);
             assert_eq!(code.parse::<RunFailure>(), Ok(failure));

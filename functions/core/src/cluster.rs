@@ -23,6 +23,11 @@
 //!   printable characters each, no control characters; left out when unknown) and its node
 //!   count (1 to [`MAX_NODE_COUNT`], 1 when left out): backups of it show them, as esc's
 //!   `serverVersion`, `serverVersionTag` and `availableNodeCount`.
+//! - Hooks and backup/restore commands (SPEC §15) are shell text of 1 to
+//!   [`MAX_COMMAND_CHARS`] characters without NUL; whether the server may run them at all
+//!   (`serve --allow-commands`, never on AWS) is the engine's decision, not a shape. A
+//!   `command` cluster's region is `local`, like a directory's; `runAs` is a POSIX-shaped
+//!   user name and `commandTimeoutSeconds` 1 s to a week.
 //! - A registration with `sourceBackupId` is a restore (SPEC §14). A directory restore
 //!   needs `path` (the new data directory); an aws-ebs restore needs `availabilityZone`
 //!   (1 to [`MAX_REGION_CHARS`] of `a-z`, `0-9`, `-`, like a region, plus its zone letter)
@@ -45,6 +50,10 @@ pub use crate::job::{check_cluster_id, MAX_CLUSTER_ID_CHARS};
 pub const MAX_CLUSTER_DESCRIPTION_CHARS: usize = 256;
 /// A directory cluster's path is at most this many characters (Linux's `PATH_MAX`).
 pub const MAX_PATH_CHARS: usize = 4096;
+/// A hook or a backup or restore command is at most this many characters.
+pub const MAX_COMMAND_CHARS: usize = 4096;
+/// The longest a cluster's command may run, in seconds: a week.
+pub const MAX_COMMAND_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 /// An AWS region name is at most this many characters.
 pub const MAX_REGION_CHARS: usize = 32;
 /// An EBS cluster names at most this many volumes.
@@ -89,8 +98,14 @@ pub mod keys {
     pub const SOURCE_BACKUP_ID: &str = "sourceBackupId";
     pub const AVAILABILITY_ZONE: &str = "availabilityZone";
     pub const VOLUME_TYPE: &str = "volumeType";
+    pub const PRE_HOOK: &str = "preHook";
+    pub const POST_HOOK: &str = "postHook";
+    pub const BACKUP_COMMAND: &str = "backupCommand";
+    pub const RESTORE_COMMAND: &str = "restoreCommand";
+    pub const RUN_AS: &str = "runAs";
+    pub const COMMAND_TIMEOUT_SECONDS: &str = "commandTimeoutSeconds";
     /// Every key of a register-cluster check.
-    pub const CLUSTER_ALL: [&str; 12] = [
+    pub const CLUSTER_ALL: [&str; 18] = [
         ID,
         DESCRIPTION,
         REGION,
@@ -103,6 +118,12 @@ pub mod keys {
         SOURCE_BACKUP_ID,
         AVAILABILITY_ZONE,
         VOLUME_TYPE,
+        PRE_HOOK,
+        POST_HOOK,
+        BACKUP_COMMAND,
+        RESTORE_COMMAND,
+        RUN_AS,
+        COMMAND_TIMEOUT_SECONDS,
     ];
 
     pub const OPERATION: &str = "operation";
@@ -173,8 +194,43 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
         }
     }
     let region = match &request.target {
-        ClusterTarget::Directory { path } => {
+        ClusterTarget::Directory {
+            path,
+            pre_hook,
+            post_hook,
+        } => {
             problems.take(keys::PATH, check_path(path));
+            for (key, hook) in [(keys::PRE_HOOK, pre_hook), (keys::POST_HOOK, post_hook)] {
+                if let Some(hook) = hook {
+                    problems.take(key, check_command(hook));
+                }
+            }
+            problems.take(
+                keys::REGION,
+                check_directory_region(request.region.as_deref()),
+            )
+        }
+        ClusterTarget::Command {
+            path,
+            backup_command,
+            restore_command,
+            run_as,
+            command_timeout_seconds,
+        } => {
+            problems.take(keys::PATH, check_path(path));
+            problems.take(keys::BACKUP_COMMAND, check_command(backup_command));
+            if let Some(command) = restore_command {
+                problems.take(keys::RESTORE_COMMAND, check_command(command));
+            }
+            if let Some(user) = run_as {
+                problems.take(keys::RUN_AS, check_run_as(user));
+            }
+            if let Some(seconds) = command_timeout_seconds {
+                problems.take(
+                    keys::COMMAND_TIMEOUT_SECONDS,
+                    check_command_timeout(*seconds),
+                );
+            }
             problems.take(
                 keys::REGION,
                 check_directory_region(request.region.as_deref()),
@@ -497,6 +553,83 @@ pub fn check_volume_type(kind: &str) -> Result<(), FieldErrors> {
     ))
 }
 
+/// A shell command (a hook, a backup or restore command): not blank, at most
+/// [`MAX_COMMAND_CHARS`] characters, no NUL (which `sh -c` cannot receive).
+pub fn check_command(text: &str) -> Result<(), FieldErrors> {
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(one(
+            ErrorCode::Required,
+            Field::Command,
+            0..n,
+            "Write the shell command, such as `pg_ctl stop -D /srv/pg -m fast`, or leave it out."
+                .to_owned(),
+        ));
+    }
+    if n > MAX_COMMAND_CHARS {
+        return Err(one(
+            ErrorCode::TooLong,
+            Field::Command,
+            MAX_COMMAND_CHARS..n,
+            format!(
+                "A command is at most {MAX_COMMAND_CHARS} characters; this one has {n}: put a \
+                 longer one in a script and run the script."
+            ),
+        ));
+    }
+    if let Some(i) = text.chars().position(|c| c == '\0') {
+        return Err(one(
+            ErrorCode::InvalidValue,
+            Field::Command,
+            i..i + 1,
+            "A command cannot hold a NUL character; remove it.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// A user name to run commands as: 1 to 32 of ASCII letters, digits, `.`, `_` and `-`, not
+/// starting with `-` (the portable shape of a POSIX user name).
+pub fn check_run_as(user: &str) -> Result<(), FieldErrors> {
+    let n = user.chars().count();
+    let ok = (1..=32).contains(&n)
+        && !user.starts_with('-')
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        return Ok(());
+    }
+    Err(one(
+        if n == 0 {
+            ErrorCode::Required
+        } else {
+            ErrorCode::InvalidValue
+        },
+        Field::RunAs,
+        0..n,
+        "Give a user name such as postgres (1 to 32 letters, digits, ., _ or -), or leave it \
+         out to run as the server's user."
+            .to_owned(),
+    ))
+}
+
+/// A command's timeout: 1 s to [`MAX_COMMAND_TIMEOUT_SECONDS`] (a week).
+pub fn check_command_timeout(seconds: u64) -> Result<(), FieldErrors> {
+    if (1..=MAX_COMMAND_TIMEOUT_SECONDS).contains(&seconds) {
+        return Ok(());
+    }
+    Err(one(
+        ErrorCode::OutOfRange,
+        Field::CommandTimeoutSeconds,
+        0..0,
+        format!(
+            "A command may run 1 to {MAX_COMMAND_TIMEOUT_SECONDS} seconds, such as 3600; \
+             {seconds} is not in that range."
+        ),
+    ))
+}
+
 fn check_directory_region(region: Option<&str>) -> Result<String, FieldErrors> {
     match region {
         None | Some(LOCAL_REGION) => Ok(LOCAL_REGION.to_owned()),
@@ -666,9 +799,7 @@ mod tests {
             id: id.to_owned(),
             description: "Orders".to_owned(),
             region: None,
-            target: ClusterTarget::Directory {
-                path: path.to_owned(),
-            },
+            target: ClusterTarget::directory(path),
             server_version: None,
             server_version_tag: None,
             node_count: None,
@@ -1009,9 +1140,7 @@ mod tests {
         }));
         assert_eq!(
             dir.target,
-            ClusterTarget::Directory {
-                path: "/srv/restored".into()
-            }
+            ClusterTarget::directory("/srv/restored".to_owned())
         );
         assert!(dir.is_restore());
         validate_cluster(&dir).unwrap();
@@ -1066,5 +1195,44 @@ mod tests {
         let err = validate_cluster(&plain).unwrap_err();
         assert_eq!(codes(&err, "volumeType"), [ErrorCode::Conflicting]);
         assert!(err.messages()["volumeType"].contains("sourceBackupId"));
+    }
+
+    #[test]
+    fn hooks_and_commands_are_checked_by_shape() {
+        // GIVEN a directory cluster with a blank pre-hook and a post-hook holding a NUL
+        let mut request = directory("c1", "/srv/pg");
+        request.target = ClusterTarget::Directory {
+            path: "/srv/pg".into(),
+            pre_hook: Some("  ".into()),
+            post_hook: Some("pg_ctl\0start".into()),
+        };
+        // WHEN checked THEN each is named with its code
+        let p = validate_cluster(&request).unwrap_err();
+        assert_eq!(codes(&p, keys::PRE_HOOK), [ErrorCode::Required]);
+        assert_eq!(codes(&p, keys::POST_HOOK), [ErrorCode::InvalidValue]);
+        // GIVEN a command cluster with an overlong command, a bad user and a zero timeout
+        request.target = ClusterTarget::Command {
+            path: "/srv/pg".into(),
+            backup_command: "x".repeat(MAX_COMMAND_CHARS + 1),
+            restore_command: None,
+            run_as: Some("-root".into()),
+            command_timeout_seconds: Some(0),
+        };
+        let p = validate_cluster(&request).unwrap_err();
+        assert_eq!(codes(&p, keys::BACKUP_COMMAND), [ErrorCode::TooLong]);
+        assert_eq!(codes(&p, keys::RUN_AS), [ErrorCode::InvalidValue]);
+        assert_eq!(
+            codes(&p, keys::COMMAND_TIMEOUT_SECONDS),
+            [ErrorCode::OutOfRange]
+        );
+        // GIVEN a good one THEN it passes, in the local region
+        request.target = ClusterTarget::Command {
+            path: "/srv/pg".into(),
+            backup_command: "pg_basebackup -D \"$BACKUP_DIR\"".into(),
+            restore_command: None,
+            run_as: Some("postgres".into()),
+            command_timeout_seconds: Some(600),
+        };
+        assert_eq!(validate_cluster(&request).unwrap().region, LOCAL_REGION);
     }
 }

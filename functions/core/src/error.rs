@@ -187,6 +187,16 @@ pub enum Field {
     /// An EBS restore's `volumeType`.
     #[serde(rename = "volumeType")]
     VolumeType,
+    /// A shell command of a cluster: `preHook`, `postHook`, `backupCommand`,
+    /// `restoreCommand` (the key says which).
+    #[serde(rename = "command")]
+    Command,
+    /// A `command` cluster's `runAs` user name.
+    #[serde(rename = "runAs")]
+    RunAs,
+    /// A `command` cluster's `commandTimeoutSeconds` (a number, so no span).
+    #[serde(rename = "commandTimeoutSeconds")]
+    CommandTimeoutSeconds,
 }
 
 impl Field {
@@ -217,6 +227,9 @@ impl Field {
             Field::SourceBackupId => "sourceBackupId",
             Field::AvailabilityZone => "availabilityZone",
             Field::VolumeType => "volumeType",
+            Field::Command => "command",
+            Field::RunAs => "runAs",
+            Field::CommandTimeoutSeconds => "commandTimeoutSeconds",
         }
     }
 }

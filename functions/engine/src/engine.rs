@@ -31,6 +31,7 @@ mod restore;
 mod verify;
 
 pub(crate) use backups::Deletion;
+pub use clusters::COMMANDS_NOT_ALLOWED;
 pub use jobs::{NamedCreation, Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
 pub use restore::RestoreOutcome;
 
@@ -71,6 +72,43 @@ pub struct EngineConfig {
     /// they list has come ([`crate::job_list_cache`]). Only for a deployment whose engine
     /// is the only writer of its jobs (the local server); off by default.
     pub cache_job_lists: bool,
+    /// Whether clusters that make the server run commands (`command` clusters, hooks) may
+    /// be registered and backed up (SPEC §15).
+    pub commands: CommandPolicy,
+}
+
+/// Whether this deployment runs the shell commands of `command` clusters and hooks.
+///
+/// Commands run with the server's rights, so they are off unless the operator turned
+/// them on (`serve --allow-commands`), and never on AWS, where a Lambda function has no
+/// database beside it to run them against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandPolicy {
+    /// The local server was started with `--allow-commands`.
+    Allowed,
+    /// The local server was started without `--allow-commands`.
+    #[default]
+    NeedsFlag,
+    /// The AWS deployment: never.
+    Unavailable,
+}
+
+impl CommandPolicy {
+    /// Why a cluster that runs commands is refused here (`None`: it is not).
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            CommandPolicy::Allowed => None,
+            CommandPolicy::NeedsFlag => Some(
+                "this server does not run commands (command clusters and hooks): start \
+                 `backupctl serve` with --allow-commands to allow them",
+            ),
+            CommandPolicy::Unavailable => Some(
+                "command clusters and hooks run commands on the server's machine, which the \
+                 AWS deployment does not do: back the cluster up with the aws-ebs provider, or \
+                 run it from a local `backupctl serve --allow-commands`",
+            ),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -93,6 +131,7 @@ impl EngineConfig {
             max_maintenance_ttl: Duration::from_secs(7 * 24 * 3600),
             stall_after: Duration::from_secs(60),
             cache_job_lists: false,
+            commands: CommandPolicy::default(),
         }
     }
 }

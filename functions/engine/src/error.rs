@@ -71,6 +71,8 @@ pub enum ProviderErrorCode {
     ProviderTimeout,
     /// The provider refused to start more work now (a concurrency or rate limit).
     ProviderBusy,
+    /// A cluster's pre-hook failed, so nothing was backed up.
+    HookFailed,
 }
 
 impl From<ProviderErrorCode> for RunFailure {
@@ -83,6 +85,7 @@ impl From<ProviderErrorCode> for RunFailure {
             ProviderErrorCode::Interrupted => RunFailure::Interrupted,
             ProviderErrorCode::ProviderTimeout => RunFailure::ProviderTimeout,
             ProviderErrorCode::ProviderBusy => RunFailure::ProviderBusy,
+            ProviderErrorCode::HookFailed => RunFailure::HookFailed,
         }
     }
 }

@@ -111,7 +111,9 @@ mod text;
 pub mod writes;
 
 pub use backup_core::api::RunFailure;
-pub use engine::{Engine, EngineConfig, NamedCreation, Ports, Rearmed, RestoreOutcome};
+pub use engine::{
+    CommandPolicy, Engine, EngineConfig, NamedCreation, Ports, Rearmed, RestoreOutcome,
+};
 pub use error::{
     EngineError, ErrorKind, ProviderError, ProviderErrorCode, StoreError, TargetProblem,
     TriggerError,

@@ -585,6 +585,12 @@ pub struct BackupRequest {
     pub job_id: Option<String>,
     pub description: String,
     pub cluster: ClusterRecord,
+    /// The backup record's creation instant, which a provider may keep beside the backup
+    /// so the catalogue can be rebuilt from the backups alone (SPEC §14).
+    pub created: DateTime<Utc>,
+    /// The run's scheduled instant (the request's instant for a manual backup): what a
+    /// hook sees as `SCHEDULED_TIME` (SPEC §15).
+    pub scheduled: DateTime<Utc>,
     /// Where the provider reports that work moves; the engine renews the lease only while
     /// it does, and abandons a backup that made none for its stall limit (SPEC §13).
     pub progress: Progress,

@@ -19,7 +19,7 @@ pub fn directory_cluster(
         id: id.to_owned(),
         description: description.to_owned(),
         region: None,
-        target: ClusterTarget::Directory { path: path.into() },
+        target: ClusterTarget::directory(path),
         server_version: None,
         server_version_tag: None,
         node_count: None,

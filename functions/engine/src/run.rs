@@ -523,7 +523,9 @@ impl Engine {
             lock,
             backup,
         } = &run;
-        let made = self.make_backup(backup, cluster, provider, lock).await;
+        let made = self
+            .make_backup(backup, cluster, provider, lock, entry.item.scheduled_time)
+            .await;
         let ending = Ending {
             run: Some((job, &entry.item)),
             backup,

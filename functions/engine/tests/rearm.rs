@@ -115,9 +115,7 @@ async fn jobs_on_rules(n: usize) -> (Arc<MemoryStore>, Arc<Kind>, Arc<Kind>, Log
             scope: scope(),
             description: "Orders".into(),
             region: "local".into(),
-            target: ClusterTarget::Directory {
-                path: "/srv/orders".into(),
-            },
+            target: ClusterTarget::directory("/srv/orders"),
             created: at(0),
         })
         .await

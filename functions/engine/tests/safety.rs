@@ -85,7 +85,7 @@ impl BackupProvider for Scripted {
 
     async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } if path.starts_with("/forbidden") => Err(
+            ClusterTarget::Directory { path, .. } if path.starts_with("/forbidden") => Err(
                 path_not_allowed(format!("{path} is refused; choose a directory under /srv.")),
             ),
             other => Ok(other.clone()),
@@ -94,7 +94,7 @@ impl BackupProvider for Scripted {
 
     async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } if path.ends_with("became-a-link") => {
+            ClusterTarget::Directory { path, .. } if path.ends_with("became-a-link") => {
                 Err(path_not_allowed(format!("{path} is now a link to /etc.")))
             }
             _ => Ok(()),
@@ -438,4 +438,53 @@ async fn a_backup_made_at_once_is_not_polled() {
     let (h, item) = Harness::ran_orders_job(Script::SucceedWithNote).await;
     assert_eq!(item.status, RunStatus::Succeeded);
     assert_eq!(h.provider.polls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn clusters_that_run_commands_exist_only_where_commands_are_allowed() {
+    // GIVEN a command cluster and a directory cluster with a pre-hook
+    let command = ClusterTarget::Command {
+        path: "/srv/pg".into(),
+        backup_command: "pg_basebackup -D \"$BACKUP_DIR\"".into(),
+        restore_command: None,
+        run_as: None,
+        command_timeout_seconds: None,
+    };
+    let hooked = ClusterTarget::Directory {
+        path: "/srv/pg".into(),
+        pre_hook: Some("pg_ctl stop".into()),
+        post_hook: None,
+    };
+    for (policy, says) in [
+        (backup_engine::CommandPolicy::NeedsFlag, "--allow-commands"),
+        (backup_engine::CommandPolicy::Unavailable, "AWS deployment"),
+    ] {
+        let h = Harness::new(Script::SucceedWithNote);
+        let mut config = h.engine.config().clone();
+        config.commands = policy;
+        let engine = Engine::new(
+            Ports::one_store(
+                h.store.clone(),
+                vec![h.provider.clone()],
+                Arc::new(NoTriggers),
+                Arc::new(ManualClock::new(at(0))),
+            ),
+            config,
+        );
+        for (target, field) in [(&command, "backupCommand"), (&hooked, "preHook")] {
+            // WHEN it is registered where commands may not run
+            let mut request = directory_cluster("pg", "Postgres", "/srv/pg");
+            request.target = target.clone();
+            let refused = engine.register_cluster(&h.scope, &request).await;
+            // THEN it is refused on the field, with a code and what to do, and not stored
+            let Err(backup_engine::EngineError::TargetRefused(problem)) = refused else {
+                panic!("{policy:?}: {refused:?}")
+            };
+            assert_eq!(problem.field, field);
+            assert_eq!(problem.code, backup_engine::engine::COMMANDS_NOT_ALLOWED);
+            assert!(problem.message.contains(says), "{problem}");
+            let stored = backup_engine::ports::ClusterStore::get_cluster(&h.store, "pg").await;
+            assert!(stored.unwrap().is_none());
+        }
+    }
 }

@@ -7,6 +7,9 @@
 //!   made through directory descriptors: `directory/walk.rs` (the descriptor-relative walk),
 //!   `directory/copy.rs` (sparse copy, hashing, metadata), `directory/manifest.rs`
 //!   (`manifest.json` and the checks behind [`directory::verify`]).
+//! - [`directory::CommandProvider`]: the `command` provider (SPEC §15), which shares the
+//!   directory provider's backup root and manifest; [`command`] runs hooks and commands.
+//! - [`catalogue`]: `serve --rebuild-catalogue`, backup records recreated from manifests.
 //! - [`policy`]: [`PathPolicy`], where cluster paths may be (SPEC §12 "Cluster paths").
 //! - [`scheduler`]: [`LocalScheduler`], the timers that stand in for EventBridge rules.
 //! - [`data_dir`]: the exclusive lock on the data directory (and a separate backup root)
@@ -27,6 +30,8 @@
 //! - **Runs** of scheduled firings are spawned as tasks the engine counts, so a graceful
 //!   shutdown can wait for them ([`LocalMode::shutdown`]).
 
+pub mod catalogue;
+pub mod command;
 pub mod data_dir;
 pub mod directory;
 pub mod policy;
@@ -46,7 +51,7 @@ use data_dir::DirLock;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use directory::DirectoryProvider;
+pub use directory::{CommandProvider, DirectoryProvider};
 pub use policy::PathPolicy;
 pub use scheduler::{Firing, LocalScheduler};
 pub use sqlite::SqliteStore;
@@ -83,6 +88,9 @@ pub struct LocalOptions {
     pub allowed_roots: Vec<PathBuf>,
     pub engine: EngineConfig,
     pub clock: Arc<dyn Clock>,
+    /// Recreate missing backup records from the manifests at start-up
+    /// (`serve --rebuild-catalogue`), before recovery and the scheduler.
+    pub rebuild_catalogue: bool,
 }
 
 impl LocalOptions {
@@ -94,6 +102,7 @@ impl LocalOptions {
             allowed_roots: Vec::new(),
             engine: EngineConfig::default(),
             clock: Arc::new(SystemClock),
+            rebuild_catalogue: false,
         }
     }
 }
@@ -104,6 +113,8 @@ pub struct LocalMode {
     pub store: SqliteStore,
     pub scheduler: Arc<LocalScheduler>,
     pub provider: DirectoryProvider,
+    /// What `--rebuild-catalogue` did at start-up, when asked.
+    pub rebuilt_catalogue: Option<catalogue::Rebuilt>,
     tasks: Vec<JoinHandle<()>>,
     /// The exclusive holds on the data directory (and a separate backup root), released
     /// when the local mode is dropped or the process dies.
@@ -165,11 +176,15 @@ impl LocalMode {
             PathPolicy::new(&data_dir, &backups, &options.allowed_roots).map_err(io(&data_dir))?;
         let provider = DirectoryProvider::new(&backups, policy).map_err(io(&backups))?;
         let scheduler = LocalScheduler::new(options.clock.clone());
+        let mut rebuilt_catalogue = None;
         let engine = Engine::new(
             Ports {
                 store: Arc::new(store.clone()),
                 lock: Arc::new(store.clone()),
-                providers: vec![Arc::new(provider.clone())],
+                providers: vec![
+                    Arc::new(provider.clone()),
+                    Arc::new(CommandProvider::new(provider.clone())),
+                ],
                 triggers: scheduler.clone(),
                 retired_triggers: Vec::new(),
                 clock: options.clock,
@@ -187,6 +202,19 @@ impl LocalMode {
                 ..options.engine
             },
         );
+        if options.rebuild_catalogue {
+            let rebuilt = catalogue::rebuild_catalogue(&store, &backups).await?;
+            for (id, why) in &rebuilt.skipped {
+                tracing::warn!(backup_id = %id, reason = %why, "a backup's record could not be recreated");
+            }
+            tracing::info!(
+                recreated = rebuilt.recreated.len(),
+                present = rebuilt.present,
+                skipped = rebuilt.skipped.len(),
+                "rebuilt the catalogue from the backup root"
+            );
+            rebuilt_catalogue = Some(rebuilt);
+        }
         engine.recover_interrupted().await?;
         let armed = engine.resume_triggers().await?;
         tracing::info!(armed, data_dir = %data_dir.display(), "local mode started");
@@ -200,6 +228,7 @@ impl LocalMode {
             store,
             scheduler,
             provider,
+            rebuilt_catalogue,
             tasks,
             _locks: locks,
         })

@@ -106,9 +106,11 @@ fn request_for(path: &str) -> BackupRequest {
             scope: Scope::new("default", "default").unwrap(),
             description: "Orders".into(),
             region: "local".into(),
-            target: ClusterTarget::Directory { path: path.into() },
+            target: ClusterTarget::directory(path),
             created: chrono::DateTime::from_timestamp(1_795_755_600, 0).unwrap(),
         },
+        created: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
+        scheduled: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
         progress: Progress::default(),
     }
 }
@@ -604,7 +606,7 @@ async fn a_name_that_is_not_utf8_fails_the_run_before_anything_is_written() {
 // ----- the path policy -------------------------------------------------------------------
 
 async fn refusal(p: &DirectoryProvider, path: &str) -> backup_engine::TargetProblem {
-    p.check_target(&ClusterTarget::Directory { path: path.into() })
+    p.check_target(&ClusterTarget::directory(path))
         .await
         .expect_err(path)
 }
@@ -663,19 +665,20 @@ async fn the_policy_refuses_system_trees_and_the_servers_own_directories() {
     fs::create_dir(s.src().join("db")).unwrap();
     let answer = s
         .provider
-        .check_target(&ClusterTarget::Directory {
-            path: format!("{}/./db/../db", s.src().display()),
-        })
+        .check_target(&ClusterTarget::directory(format!(
+            "{}/./db/../db",
+            s.src().display()
+        )))
         .await
         .unwrap();
     assert_eq!(
         answer,
-        ClusterTarget::Directory {
-            path: fs::canonicalize(s.src().join("db"))
+        ClusterTarget::directory(
+            fs::canonicalize(s.src().join("db"))
                 .unwrap()
                 .display()
                 .to_string()
-        }
+        )
     );
     // AND targets of other providers pass untouched
     let ebs = ClusterTarget::AwsEbs {
@@ -699,9 +702,7 @@ async fn allowed_roots_refuse_everything_outside_them() {
     let inside = roots.path().join("db");
     fs::create_dir(&inside).unwrap();
     s.provider
-        .check_target(&ClusterTarget::Directory {
-            path: inside.display().to_string(),
-        })
+        .check_target(&ClusterTarget::directory(inside.display().to_string()))
         .await
         .unwrap();
 }
@@ -717,9 +718,7 @@ async fn a_registered_path_that_becomes_a_link_fails_recheck_and_create() {
     fs::create_dir(&registered).unwrap();
     let target = s
         .provider
-        .check_target(&ClusterTarget::Directory {
-            path: registered.display().to_string(),
-        })
+        .check_target(&ClusterTarget::directory(registered.display().to_string()))
         .await
         .unwrap();
     s.provider.recheck_target(&target).await.unwrap();
@@ -735,7 +734,7 @@ async fn a_registered_path_that_becomes_a_link_fails_recheck_and_create() {
         problem.message
     );
     // AND a run fails with path_not_allowed, leaving nothing
-    let ClusterTarget::Directory { path } = &target else {
+    let ClusterTarget::Directory { path, .. } = &target else {
         unreachable!()
     };
     let err = s.provider.create(&request_for(path)).await.unwrap_err();

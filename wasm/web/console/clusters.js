@@ -69,12 +69,22 @@ function render(clusters) {
 }
 
 function target(c) {
-  if (c.provider === 'directory') {
-    return [h('span', { class: 'sub' }, 'Directory '), h('code', { class: 'path' }, c.path ?? ''),
+  if (c.provider === 'directory' || c.provider === 'command') {
+    // A problem that is not the path's: the cluster runs commands (a command cluster, or
+    // hooks) on a server started without --allow-commands.
+    const commands = c.provider === 'command' || c.preHook || c.postHook;
+    const pathProblem = c.problem && !(commands && c.problem.includes('--allow-commands'));
+    return [h('span', { class: 'sub' }, c.provider === 'command' ? 'Command ' : 'Directory '),
+      h('code', { class: 'path' }, c.path ?? ''),
+      c.provider === 'command' ? h('div', { class: 'sub' }, h('code', {}, c.backupCommand ?? ''),
+        c.runAs ? ` as ${c.runAs}` : null) : null,
+      c.preHook ? h('div', { class: 'sub' }, 'Pre-hook ', h('code', {}, c.preHook)) : null,
+      c.postHook ? h('div', { class: 'sub' }, 'Post-hook ', h('code', {}, c.postHook)) : null,
       // The server's path policy refuses this path now (it became a link, or breaks
       // --allowed-root): its runs fail with path_not_allowed until the operator fixes it.
       c.problem ? h('p', { class: 'error-text path-problem', role: 'note' },
-        h('code', { class: 'error-code' }, 'path_not_allowed'), ' ', c.problem) : null];
+        pathProblem ? [h('code', { class: 'error-code' }, 'path_not_allowed'), ' '] : null,
+        c.problem) : null];
   }
   const parts = [];
   if (c.volumeIds?.length) parts.push(h('div', {}, h('span', { class: 'sub' }, 'Volumes '), c.volumeIds.map((v, i) => [i ? ', ' : '', h('code', {}, v)])));

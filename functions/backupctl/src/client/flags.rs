@@ -30,6 +30,12 @@ fn flag_of(key: &str) -> &str {
         keys::VOLUME_TYPE => "--volume-type",
         keys::OPERATION => "--operation",
         keys::TTL_SECONDS => "--ttl",
+        keys::PRE_HOOK => "--pre-hook",
+        keys::POST_HOOK => "--post-hook",
+        keys::BACKUP_COMMAND => "--backup-command",
+        keys::RESTORE_COMMAND => "--restore-command",
+        keys::RUN_AS => "--run-as",
+        keys::COMMAND_TIMEOUT_SECONDS => "--command-timeout",
         other => other,
     }
 }
@@ -132,10 +138,12 @@ pub fn register_request(args: &RegisterCluster) -> Result<RegisterClusterRequest
     let target = match args.provider.as_str() {
         "directory" => directory_target(args, &mut problems),
         "aws-ebs" => aws_ebs_target(args, &mut problems),
+        "command" => command_target(args, &mut problems),
         other => {
             problems.push(format!(
                 "--provider \"{other}\" is not a provider; write --provider directory (a data \
-                 directory on this machine) or --provider aws-ebs."
+                 directory on this machine), --provider command (a backup command such as \
+                 pg_basebackup) or --provider aws-ebs."
             ));
             None
         }
@@ -156,7 +164,7 @@ pub fn register_request(args: &RegisterCluster) -> Result<RegisterClusterRequest
         id: args.cluster_id.clone(),
         description: args.description.clone(),
         region: match target {
-            ClusterTarget::Directory { .. } => None,
+            ClusterTarget::Directory { .. } | ClusterTarget::Command { .. } => None,
             ClusterTarget::AwsEbs { .. } => args.region.clone(),
         },
         target,
@@ -203,7 +211,7 @@ pub fn restore_request(args: &CreateCluster) -> Result<RegisterClusterRequest, V
             None
         }
         (Some(path), None) => match absolute(path) {
-            Ok(path) => Some(ClusterTarget::Directory { path }),
+            Ok(path) => Some(ClusterTarget::directory(path)),
             Err(problem) => {
                 problems.push(problem);
                 None
@@ -269,6 +277,39 @@ pub fn restore_request(args: &CreateCluster) -> Result<RegisterClusterRequest, V
 }
 
 fn directory_target(args: &RegisterCluster, problems: &mut Vec<String>) -> Option<ClusterTarget> {
+    not_for_local(
+        "a directory cluster takes --path and --pre-hook/--post-hook",
+        args,
+        problems,
+    );
+    for (given, flag) in command_flags(args) {
+        if given {
+            problems.push(format!(
+                "{flag} is for command clusters (--provider command); a directory cluster \
+                 takes --path and optionally --pre-hook and --post-hook."
+            ));
+        }
+    }
+    let path = local_path("a directory cluster", args, problems)?;
+    Some(ClusterTarget::Directory {
+        path,
+        pre_hook: args.pre_hook.clone(),
+        post_hook: args.post_hook.clone(),
+    })
+}
+
+/// The flags only a command cluster takes, and whether each was given.
+fn command_flags(args: &RegisterCluster) -> [(bool, &'static str); 4] {
+    [
+        (args.backup_command.is_some(), "--backup-command"),
+        (args.restore_command.is_some(), "--restore-command"),
+        (args.run_as.is_some(), "--run-as"),
+        (args.command_timeout.is_some(), "--command-timeout"),
+    ]
+}
+
+/// Problems with the aws-ebs flags given to a cluster on this machine.
+fn not_for_local(takes: &str, args: &RegisterCluster, problems: &mut Vec<String>) {
     let misplaced = [
         (args.region.is_some(), "--region"),
         (!args.volume_ids.is_empty(), "--volume-id"),
@@ -277,26 +318,63 @@ fn directory_target(args: &RegisterCluster, problems: &mut Vec<String>) -> Optio
     for (given, flag) in misplaced {
         if given {
             problems.push(format!(
-                "{flag} is for aws-ebs clusters; a directory cluster takes only --path (its \
-                 region is always `local`)."
+                "{flag} is for aws-ebs clusters; {takes} (its region is always `local`)."
             ));
         }
     }
+}
+
+/// `--path`, made absolute, for a cluster on this machine (`what`).
+fn local_path(what: &str, args: &RegisterCluster, problems: &mut Vec<String>) -> Option<String> {
     let Some(path) = &args.path else {
-        problems.push(
-            "a directory cluster needs --path, the cluster's data directory, such as --path \
-             /var/lib/eventstore."
-                .to_owned(),
-        );
+        problems.push(format!(
+            "{what} needs --path, the cluster's data directory, such as --path \
+             /var/lib/postgresql/16/main."
+        ));
         return None;
     };
     match absolute(path) {
-        Ok(path) => Some(ClusterTarget::Directory { path }),
+        Ok(path) => Some(path),
         Err(problem) => {
             problems.push(problem);
             None
         }
     }
+}
+
+fn command_target(args: &RegisterCluster, problems: &mut Vec<String>) -> Option<ClusterTarget> {
+    not_for_local(
+        "a command cluster takes --path, --backup-command and its options",
+        args,
+        problems,
+    );
+    for (given, flag) in [
+        (args.pre_hook.is_some(), "--pre-hook"),
+        (args.post_hook.is_some(), "--post-hook"),
+    ] {
+        if given {
+            problems.push(format!(
+                "{flag} is for directory clusters; a command cluster's backup command does \
+                 what a hook would."
+            ));
+        }
+    }
+    let path = local_path("a command cluster", args, problems);
+    let Some(backup_command) = args.backup_command.clone() else {
+        problems.push(
+            "a command cluster needs --backup-command, a shell command that fills \
+             $BACKUP_DIR, such as --backup-command 'pg_basebackup -D \"$BACKUP_DIR\" -X stream'."
+                .to_owned(),
+        );
+        return None;
+    };
+    Some(ClusterTarget::Command {
+        path: path?,
+        backup_command,
+        restore_command: args.restore_command.clone(),
+        run_as: args.run_as.clone(),
+        command_timeout_seconds: args.command_timeout,
+    })
 }
 
 fn absolute(path: &Path) -> Result<String, String> {
@@ -320,6 +398,18 @@ fn aws_ebs_target(args: &RegisterCluster, problems: &mut Vec<String>) -> Option<
              --volume-id or --instance-tag."
                 .to_owned(),
         );
+    }
+    let mut local_only = command_flags(args).to_vec();
+    local_only.extend([
+        (args.pre_hook.is_some(), "--pre-hook"),
+        (args.post_hook.is_some(), "--post-hook"),
+    ]);
+    for (given, flag) in local_only {
+        if given {
+            problems.push(format!(
+                "{flag} runs a command on this machine, which an aws-ebs cluster does not do."
+            ));
+        }
     }
     // The region, the volume ids and the tag are the core's to check, with the request.
     Some(ClusterTarget::AwsEbs {
@@ -366,7 +456,7 @@ mod tests {
         assert!(parse_ttl("30").unwrap_err().contains("30m"));
     }
 
-    fn register(provider: &str) -> RegisterCluster {
+    pub(super) fn register(provider: &str) -> RegisterCluster {
         RegisterCluster {
             cluster_id: "c1".into(),
             description: "Orders".into(),
@@ -378,6 +468,12 @@ mod tests {
             server_version: None,
             server_version_tag: None,
             node_count: None,
+            pre_hook: None,
+            post_hook: None,
+            backup_command: None,
+            restore_command: None,
+            run_as: None,
+            command_timeout: None,
         }
     }
 
@@ -386,7 +482,7 @@ mod tests {
         let mut args = register("directory");
         args.path = Some(PathBuf::from("data/orders"));
         let req = register_request(&args).unwrap();
-        let ClusterTarget::Directory { path } = req.target else {
+        let ClusterTarget::Directory { path, .. } = req.target else {
             panic!("{req:?}")
         };
         assert!(Path::new(&path).is_absolute(), "{path}");
@@ -456,16 +552,10 @@ mod core_tests {
         // GIVEN flags the core refuses WHEN the request is built THEN each problem is the
         // server's own message, prefixed with the flag that set the field
         let args = RegisterCluster {
-            cluster_id: "c1".into(),
-            description: " ".into(),
-            provider: "aws-ebs".into(),
-            path: None,
-            region: Some("EU".into()),
             volume_ids: vec!["vol-0123456789abcdef0".into()],
-            instance_tag: None,
-            server_version: None,
-            server_version_tag: None,
-            node_count: None,
+            region: Some("EU".into()),
+            description: " ".into(),
+            ..tests::register("aws-ebs")
         };
         assert_eq!(
             register_request(&args).unwrap_err(),
@@ -518,7 +608,7 @@ mod core_tests {
         let mut args = create(Some("c196ogto0aeqohe3ommq"));
         args.path = Some(PathBuf::from("restored"));
         let request = restore_request(&args).unwrap();
-        let ClusterTarget::Directory { path } = &request.target else {
+        let ClusterTarget::Directory { path, .. } = &request.target else {
             panic!("{request:?}")
         };
         assert!(

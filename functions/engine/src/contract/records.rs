@@ -115,9 +115,7 @@ pub fn cluster(id: &str, org: &str) -> ClusterRecord {
         scope: scope(org),
         description: format!("Cluster {id}"),
         region: "local".to_owned(),
-        target: ClusterTarget::Directory {
-            path: format!("/var/lib/{id}"),
-        },
+        target: ClusterTarget::directory(format!("/var/lib/{id}")),
         server: ClusterServer::default(),
         created: at(0),
         status: ClusterStatus::Available,

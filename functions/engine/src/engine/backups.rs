@@ -283,7 +283,7 @@ impl Engine {
             let _guard = guard;
             let _ended = ended;
             let made = engine
-                .make_backup(&backup, &cluster, &provider, &lock)
+                .make_backup(&backup, &cluster, &provider, &lock, backup.created)
                 .await;
             // A manual backup has no history item: the backup itself says why it failed
             // (SPEC §13), or what to know of it.

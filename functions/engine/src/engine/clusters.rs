@@ -12,6 +12,9 @@ use crate::error::EngineError;
 use crate::model::{Acquisition, ClusterRecord, LockHolder, Scope};
 use crate::page::{ListQuery, Listed, Page, Positions};
 
+/// The code of a cluster refused because it would run commands where none may run.
+pub const COMMANDS_NOT_ALLOWED: &str = "commands_not_allowed";
+
 impl Engine {
     pub async fn register_cluster(
         &self,
@@ -26,6 +29,16 @@ impl Engine {
             ));
         }
         let mut cluster = validate_cluster(scope, request, self.now())?;
+        if let (Some(field), Some(why)) = (
+            cluster.target.command_field(),
+            self.inner.config.commands.refusal(),
+        ) {
+            return Err(EngineError::TargetRefused(crate::error::TargetProblem {
+                field,
+                code: COMMANDS_NOT_ALLOWED,
+                message: format!("{why}."),
+            }));
+        }
         if let Some(provider) = self.provider(cluster.provider()) {
             cluster.target = provider
                 .check_target(&cluster.target)
@@ -71,6 +84,12 @@ impl Engine {
     async fn target_problem(&self, cluster: &ClusterRecord) -> Option<String> {
         if cluster.status != api::ClusterStatus::Available {
             return None;
+        }
+        if let (Some(_), Some(why)) = (
+            cluster.target.command_field(),
+            self.inner.config.commands.refusal(),
+        ) {
+            return Some(format!("its runs fail: it runs commands, and {why}."));
         }
         let provider = self.provider(cluster.provider())?;
         provider

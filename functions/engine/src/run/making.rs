@@ -130,6 +130,8 @@ impl Engine {
             job_id: job_id.map(str::to_owned),
             description: String::new(),
             cluster: cluster.clone(),
+            created: now,
+            scheduled: datetime,
             progress: Progress::default(),
         });
         let draft = BackupDraft {
@@ -187,6 +189,7 @@ impl Engine {
         cluster: &ClusterRecord,
         provider: &Arc<dyn BackupProvider>,
         lock: &ClusterLockInfo,
+        scheduled: DateTime<Utc>,
     ) -> Made {
         let progress = Progress::default();
         let request = BackupRequest {
@@ -194,13 +197,25 @@ impl Engine {
             job_id: backup.job_id.clone(),
             description: backup.description.clone(),
             cluster: cluster.clone(),
+            created: backup.created,
+            scheduled,
             progress: progress.clone(),
         };
         let mut location = backup.location.clone().unwrap_or_default();
         let mut notes = Vec::new();
         let mut later = None;
         let mut size_bytes = None;
+        let refusal = cluster
+            .target
+            .command_field()
+            .and(self.inner.config.commands.refusal());
         let work = async {
+            if let Some(why) = refusal {
+                return Err(BackupFailure::Provider(ProviderError::new(format!(
+                    "cluster {} runs commands, and {why}",
+                    cluster.id
+                ))));
+            }
             let created = provider
                 .create(&request)
                 .await

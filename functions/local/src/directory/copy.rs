@@ -218,7 +218,7 @@ pub(crate) fn is_outside(rel: &str, target: &str) -> bool {
 }
 
 /// Checks the abandon flag and reports that work moved.
-fn step(cancelled: &AtomicBool, progress: &Progress) -> Result<(), FsError> {
+pub(crate) fn step(cancelled: &AtomicBool, progress: &Progress) -> Result<(), FsError> {
     if cancelled.load(Ordering::Relaxed) {
         return Err(FsError::Cancelled);
     }

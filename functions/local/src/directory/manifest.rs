@@ -1,9 +1,12 @@
 //! `manifest.json`: what a backup holds, entry by entry, and the checks of a copy against it
 //! (the cheap one before the final rename, the full one of [`verify`](super::verify)).
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //! ```json
-//! {"version": 2, "backupId": "…", "clusterId": "…", "jobId": "…", "description": "…",
+//! {"version": 3, "backupId": "…", "clusterId": "…", "jobId": "…", "description": "…",
+//!  "record": {"organizationId": "default", "projectId": "default",
+//!             "clusterDescription": "Orders", "provider": "directory",
+//!             "created": "2026-12-03T14:00:00.123Z"},
 //!  "source": "/srv/pg", "ownersKept": true,
 //!  "root": {"mode": 448, "uid": 26, "gid": 26, "mtimeNs": 1795755600000000000},
 //!  "entries": [{"path": "base/1", "type": "file", "size": 8192, "mode": 384, "uid": 26,
@@ -21,7 +24,13 @@
 //! carries the source's owners (the server ran as root), and so which modes to expect: see
 //! [`ManifestEntry::expected_mode`].
 //!
-//! Version-1 manifests (`files`, `directories`, `links`, `skipped`, no metadata) are still
+//! `record` (version 3) is the rest of the backup's own record, so that `serve
+//! --rebuild-catalogue` can recreate it from the backup alone (SPEC §14); `provider` is
+//! `command` for a backup made by a cluster's backup command, whose manifest describes the
+//! files as the command left them (`ownersKept` is then always true).
+//!
+//! Version-2 manifests have no `record` and are read and verified as before; a rebuild
+//! skips them, naming them. Version-1 manifests (`files`, `directories`, `links`, `skipped`, no metadata) are still
 //! read: their entries carry no metadata, so only types, sizes, checksums and targets are
 //! checked.
 
@@ -40,7 +49,7 @@ use super::copy::{hash_file, hex};
 use super::walk::{shown, Entry, FsError, Meta, Visitor};
 
 /// The version this code writes.
-pub const MANIFEST_VERSION: u32 = 2;
+pub const MANIFEST_VERSION: u32 = 3;
 
 /// The type of a manifest entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -167,6 +176,38 @@ pub struct RootMeta {
     pub mtime_ns: i128,
 }
 
+/// The parts of a backup's record that the manifest's own fields do not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogueRecord {
+    pub organization_id: String,
+    pub project_id: String,
+    pub cluster_description: String,
+    /// `directory` or `command`.
+    pub provider: String,
+    /// The record's creation instant, to the millisecond as stores keep it.
+    #[serde(with = "millis")]
+    pub created: chrono::DateTime<chrono::Utc>,
+}
+
+/// RFC 3339 with milliseconds: the catalogue's instants are milliseconds, and a rebuilt
+/// record must equal the lost one.
+mod millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| D::Error::custom(format!("`{text}` is not an RFC 3339 instant: {e}")))
+    }
+}
+
 /// What a backup directory holds, written last so its presence means the copy is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", from = "StoredManifest")]
@@ -177,6 +218,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     pub description: String,
+    /// The rest of the backup's record (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<CatalogueRecord>,
     /// The data directory copied.
     pub source: String,
     /// Whether copies carry the source's owner and group (the server ran as root).
@@ -226,6 +270,8 @@ struct StoredManifest {
     #[serde(default)]
     job_id: Option<String>,
     description: String,
+    #[serde(default)]
+    record: Option<CatalogueRecord>,
     source: String,
     #[serde(default)]
     owners_kept: bool,
@@ -288,6 +334,7 @@ impl From<StoredManifest> for Manifest {
             cluster_id: s.cluster_id,
             job_id: s.job_id,
             description: s.description,
+            record: s.record,
             source: s.source,
             owners_kept: s.owners_kept,
             root: s.root,

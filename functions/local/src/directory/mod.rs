@@ -59,10 +59,14 @@
 //!   every entry and chunk; it then removes its partial directory. A worker that completes
 //!   its rename after being abandoned deletes what it made.
 
+mod by_command;
 mod copy;
+mod index;
 pub mod manifest;
 mod restore;
 mod walk;
+
+pub use by_command::{CommandProvider, RUN_AS_NOT_ALLOWED};
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -81,7 +85,7 @@ use backup_engine::{
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-pub use manifest::{EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
+pub use manifest::{CatalogueRecord, EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
 pub use restore::{read_manifest, restore, sibling_name};
 
 use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
@@ -271,12 +275,10 @@ impl BackupProvider for DirectoryProvider {
     /// rest (see [`crate::policy`]).
     async fn check_target(&self, target: &ClusterTarget) -> Result<ClusterTarget, TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } => {
+            ClusterTarget::Directory { path, .. } => {
                 let path = path.clone();
                 let canonical = self.with_policy(move |p| p.resolve(&path)).await?;
-                Ok(ClusterTarget::Directory {
-                    path: canonical.to_string_lossy().into_owned(),
-                })
+                Ok(target.with_path(canonical.to_string_lossy().into_owned()))
             }
             other => Ok(other.clone()),
         }
@@ -284,7 +286,7 @@ impl BackupProvider for DirectoryProvider {
 
     async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } => {
+            ClusterTarget::Directory { path, .. } => {
                 let path = path.clone();
                 self.with_policy(move |p| p.recheck(&path).map(|_| ()))
                     .await
@@ -299,79 +301,54 @@ impl BackupProvider for DirectoryProvider {
             .into_owned()
     }
 
-    /// Copies the directory in this call: the backup is [`Creation::Done`].
+    /// Copies the directory in this call, between its hooks: the backup is
+    /// [`Creation::Done`].
     async fn create(&self, request: &BackupRequest) -> Result<Creation, ProviderError> {
-        let ClusterTarget::Directory { path } = &request.cluster.target else {
+        let ClusterTarget::Directory {
+            path,
+            pre_hook,
+            post_hook,
+        } = &request.cluster.target
+        else {
             return Err(ProviderError::new(format!(
                 "cluster {} is not a directory cluster",
                 request.cluster.id
             )));
         };
-        if !backup_engine::ids::is_valid_id(&request.backup_id) {
-            return Err(ProviderError::new(format!(
-                "`{}` is not a backup id",
-                request.backup_id
-            )));
+        if let Some(hook) = pre_hook {
+            self.run_hook("pre-hook", hook, request)
+                .await
+                .map_err(|failure| {
+                    ProviderError::coded(
+                        ProviderErrorCode::HookFailed,
+                        format!("{failure}\nNothing was copied."),
+                    )
+                })?;
         }
-        let stored = path.clone();
-        let source = self
-            .with_policy(move |p| p.recheck(&stored))
-            .await
-            .map_err(|p| {
-                let code = if p.code == PATH_NOT_ALLOWED {
-                    ProviderErrorCode::PathNotAllowed
-                } else {
-                    ProviderErrorCode::ProviderError
-                };
-                ProviderError::coded(code, format!("the data directory {path}: {}", p.message))
-            })?;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let _cancel = CancelOnDrop(cancelled.clone());
-        let job = Job {
-            provider: self.clone(),
-            source,
-            request: request.clone(),
-            cancelled: cancelled.clone(),
+        let copied = self.copy_directory(path, request).await;
+        let Some(hook) = post_hook else {
+            return copied;
         };
-        let location = self.backup_dir(&request.backup_id);
-        let (notes, size_bytes) = tokio::task::spawn_blocking(move || job.run())
-            .await
-            .map_err(|e| ProviderError::with_source("the copy task stopped", e))??;
-        let mut handle = BackupHandle::new(
-            request.backup_id.clone(),
-            location.to_string_lossy().into_owned(),
-        );
-        handle.notes = notes;
-        handle.size_bytes = Some(size_bytes);
-        Ok(Creation::Done(handle))
-    }
-
-    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
-        let id = self.checked_id(handle)?;
-        let dir = self.backup_dir(&handle.backup_id);
-        let root = self.root_fd.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let backup = open_dir_at(root.as_fd(), &id)?;
-            rfs::statat(&backup, MANIFEST, AtFlags::SYMLINK_NOFOLLOW)
-                .map(|st| walk::meta(&st).kind == manifest::EntryKind::File)
-        })
-        .await
-        .map_err(|e| ProviderError::with_source("the status task stopped", e))?;
-        Ok(match found {
-            Ok(true) => ProviderStatus::Available,
-            Ok(false) | Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
-                ProviderStatus::Failed(format!(
-                    "backup directory {} is missing or incomplete",
-                    dir.display()
-                ))
+        // The post-hook runs whatever the copy did (it restarts what the pre-hook stopped).
+        // Its failure does not fail a copy that succeeded: the backup is good, and the run's
+        // details say what the operator must look at.
+        match (copied, self.run_hook("post-hook", hook, request).await) {
+            (copied, Ok(())) => copied,
+            (Ok(Creation::Done(mut handle)), Err(failure)) => {
+                handle.notes.push(format!(
+                    "{failure}\nThe copy itself succeeded and is kept: check the database"
+                ));
+                Ok(Creation::Done(handle))
             }
-            Err(e) => {
-                return Err(ProviderError::with_source(
-                    format!("cannot read {}: {e}", dir.display()),
-                    std::io::Error::from(e),
-                ))
+            (Ok(other), Err(failure)) => {
+                tracing::warn!(%failure, "a post-hook failed");
+                Ok(other)
             }
-        })
+            (Err(mut error), Err(failure)) => {
+                error.message = format!("{}; then {failure}", error.message);
+                Err(error)
+            }
+        }
     }
 
     /// Re-reads the backup against its manifest ([`check_backup`]): every entry present
@@ -394,14 +371,16 @@ impl BackupProvider for DirectoryProvider {
         target: &ClusterTarget,
     ) -> Result<ClusterTarget, TargetProblem> {
         match target {
-            ClusterTarget::Directory { path } => {
+            ClusterTarget::Directory { path, .. } => {
                 let path = path.clone();
                 let resolved = self
                     .with_policy(move |p| p.resolve_restore_target(&path))
                     .await?;
-                Ok(ClusterTarget::Directory {
-                    path: resolved.to_string_lossy().into_owned(),
-                })
+                // A restored cluster has no hooks: the source's would act on the source's
+                // database.
+                Ok(ClusterTarget::directory(
+                    resolved.to_string_lossy().into_owned(),
+                ))
             }
             other => Err(TargetProblem {
                 field: "provider",
@@ -418,7 +397,7 @@ impl BackupProvider for DirectoryProvider {
     /// the restore is [`Restoration::Done`] with the path, or failed with nothing left.
     async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
         self.checked_id(&request.backup)?;
-        let ClusterTarget::Directory { path } = &request.target else {
+        let ClusterTarget::Directory { path, .. } = &request.target else {
             return Err(ProviderError::new(format!(
                 "a directory backup restores into a path, not as an {} cluster",
                 request.target.provider()
@@ -461,12 +440,119 @@ impl BackupProvider for DirectoryProvider {
         })
         .await
         .map_err(|e| ProviderError::with_source("the restore task stopped", e))??;
-        Ok(Restoration::Done(ClusterTarget::Directory {
-            path: placed.to_string_lossy().into_owned(),
-        }))
+        Ok(Restoration::Done(ClusterTarget::directory(
+            placed.to_string_lossy().into_owned(),
+        )))
+    }
+
+    async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+        self.backup_status(handle).await
     }
 
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
+        self.remove_backup(handle).await
+    }
+}
+
+impl DirectoryProvider {
+    /// Runs a hook of `request`'s cluster with the variables of SPEC §15, within the
+    /// command timeout.
+    async fn run_hook(
+        &self,
+        role: crate::command::Role,
+        command: &str,
+        request: &BackupRequest,
+    ) -> Result<(), crate::command::CommandFailure> {
+        crate::command::Shell {
+            role,
+            command,
+            env: run_env(request),
+            run_as: None,
+            cwd: None,
+            timeout: std::time::Duration::from_secs(
+                backup_core::api::DEFAULT_COMMAND_TIMEOUT_SECONDS,
+            ),
+            progress: &request.progress,
+            inherit: Vec::new(),
+        }
+        .run()
+        .await
+    }
+
+    /// The copy of a directory backup (the part between the hooks).
+    async fn copy_directory(
+        &self,
+        path: &str,
+        request: &BackupRequest,
+    ) -> Result<Creation, ProviderError> {
+        if !backup_engine::ids::is_valid_id(&request.backup_id) {
+            return Err(ProviderError::new(format!(
+                "`{}` is not a backup id",
+                request.backup_id
+            )));
+        }
+        let stored = path.to_owned();
+        let source = self
+            .with_policy(move |p| p.recheck(&stored))
+            .await
+            .map_err(|p| {
+                let code = if p.code == PATH_NOT_ALLOWED {
+                    ProviderErrorCode::PathNotAllowed
+                } else {
+                    ProviderErrorCode::ProviderError
+                };
+                ProviderError::coded(code, format!("the data directory {path}: {}", p.message))
+            })?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let job = Job {
+            provider: self.clone(),
+            source,
+            request: request.clone(),
+            cancelled: cancelled.clone(),
+        };
+        let location = self.backup_dir(&request.backup_id);
+        let (notes, size_bytes) = tokio::task::spawn_blocking(move || job.run())
+            .await
+            .map_err(|e| ProviderError::with_source("the copy task stopped", e))??;
+        let mut handle = BackupHandle::new(
+            request.backup_id.clone(),
+            location.to_string_lossy().into_owned(),
+        );
+        handle.notes = notes;
+        handle.size_bytes = Some(size_bytes);
+        Ok(Creation::Done(handle))
+    }
+
+    async fn backup_status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
+        let id = self.checked_id(handle)?;
+        let dir = self.backup_dir(&handle.backup_id);
+        let root = self.root_fd.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let backup = open_dir_at(root.as_fd(), &id)?;
+            rfs::statat(&backup, MANIFEST, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| walk::meta(&st).kind == manifest::EntryKind::File)
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the status task stopped", e))?;
+        Ok(match found {
+            Ok(true) => ProviderStatus::Available,
+            Ok(false) | Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
+                ProviderStatus::Failed(format!(
+                    "backup directory {} is missing or incomplete",
+                    dir.display()
+                ))
+            }
+            Err(e) => {
+                return Err(ProviderError::with_source(
+                    format!("cannot read {}: {e}", dir.display()),
+                    std::io::Error::from(e),
+                ))
+            }
+        })
+    }
+
+    async fn remove_backup(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
         let id = self.checked_id(handle)?;
         let root = self.root_fd.clone();
         let shown_root = self.root.display().to_string();
@@ -560,6 +646,31 @@ fn check_backup(
         });
     }
     Ok(found)
+}
+
+/// The variables every command of a backup sees (SPEC §15): `JOB_ID` is empty for a
+/// manual backup.
+pub(crate) fn run_env(request: &BackupRequest) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLUSTER_ID", request.cluster.id.clone()),
+        ("BACKUP_ID", request.backup_id.clone()),
+        ("JOB_ID", request.job_id.clone().unwrap_or_default()),
+        (
+            "SCHEDULED_TIME",
+            backup_core::civil::format_rfc3339(request.scheduled),
+        ),
+    ]
+}
+
+/// The backup's record as the manifest keeps it (SPEC §14, `--rebuild-catalogue`).
+pub(crate) fn catalogue_record(request: &BackupRequest) -> manifest::CatalogueRecord {
+    manifest::CatalogueRecord {
+        organization_id: request.cluster.scope.org.clone(),
+        project_id: request.cluster.scope.project.clone(),
+        cluster_description: request.cluster.description.clone(),
+        provider: request.cluster.provider().to_owned(),
+        created: request.created,
+    }
 }
 
 /// Renames `<id>` to `.<id>.deleting` on the root descriptor, then removes that tree.
@@ -727,6 +838,7 @@ impl Job {
             cluster_id: self.request.cluster.id.clone(),
             job_id: self.request.job_id.clone(),
             description: self.request.description.clone(),
+            record: Some(catalogue_record(&self.request)),
             source: source_shown.clone(),
             owners_kept: owners,
             root: Some(RootMeta {
