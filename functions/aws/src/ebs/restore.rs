@@ -134,8 +134,11 @@ impl EbsProvider {
         let client = self.client(&set.region);
         let mut found: Vec<Snapshot> = Vec::new();
         for ids in set.snapshot_ids.chunks(FILTER_VALUES) {
+            // The account's own snapshots only: without an owner EC2 looks through every
+            // public snapshot too before the filter narrows them to ours.
             let page: Vec<Snapshot> = client
                 .describe_snapshots()
+                .owner_ids("self")
                 .filters(ids_filter("snapshot-id", ids))
                 .into_paginator()
                 .items()
