@@ -343,3 +343,25 @@ async fn the_sweep_settles_a_finished_restore_and_fails_one_past_its_deadline() 
     let report = w.engine.sweep().await.unwrap();
     assert!(report.restores_timed_out.is_empty() && report.restores_settled.is_empty());
 }
+
+#[tokio::test]
+async fn a_restore_of_a_cluster_deleted_meanwhile_deletes_what_it_made_when_it_settles() {
+    let w = World::new();
+    w.restoring("orders-2").await;
+    // GIVEN the new cluster deleted while its volumes are made
+    assert!(w.store.delete_cluster("orders-2").await.unwrap());
+    // WHEN its volumes are made THEN they are deleted, and nothing is recorded again
+    w.answer(RestoreStatus::Available(restored("orders-2")));
+    let settled = w
+        .engine
+        .settle_restore_notice("vol-orders-2-a", Notice::Completed)
+        .await
+        .unwrap();
+    assert!(
+        matches!(settled, RestoreSettled::Ended { .. }),
+        "{settled:?}"
+    );
+    assert_eq!(*w.provider.discarded.lock().unwrap(), ["orders-2"]);
+    assert_eq!(w.store.get_cluster("orders-2").await.unwrap(), None);
+    assert!(!w.held("orders-2").await);
+}

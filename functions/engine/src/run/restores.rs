@@ -10,7 +10,8 @@
 //! with the reason; either way the `restore` lock is released and the record forgotten,
 //! so a notification delivered again finds nothing and changes nothing. When the volumes
 //! cannot be deleted the restore stays pending and the error is answered: the next sweep
-//! tries again.
+//! tries again. A cluster deleted while it was being restored gets nothing: what the
+//! restore made is deleted when it settles.
 //!
 //! The pending record lives in the [`PendingBackups`] port beside pending backups (its
 //! `*_restore` methods): one port for "what settles later", no new adapter to wire.
@@ -126,8 +127,12 @@ impl Engine {
         let found = store
             .update_cluster_state(&cluster_id, state, details.as_deref(), target.as_ref())
             .await?;
-        if !found {
-            tracing::warn!(%cluster_id, "a restore settled for a cluster deleted meanwhile");
+        if !found && available {
+            // Deleted while it was being restored: its volumes belong to nothing now.
+            tracing::warn!(%cluster_id, "a restore settled for a cluster deleted meanwhile; deleting what it made");
+            self.restore_provider(pending)?
+                .discard_restore(&pending.handle)
+                .await?;
         }
         if !self
             .inner
