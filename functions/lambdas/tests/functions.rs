@@ -2048,9 +2048,11 @@ async fn a_restore_holds_its_new_cluster_until_its_volume_notifications_settle_i
     // AND once they are completed nothing is wrong
     assert_eq!(provider.verify(&handle).await.unwrap(), []);
 
-    // GIVEN a restore whose second CreateVolume fails
+    // GIVEN a restore whose second CreateVolume fails, and whose first volume EC2 refuses
+    // to delete once (still being made)
     w.proxy
         .inject_after("ec2:CreateVolume", "VolumeLimitExceeded", 400, 1, 1);
+    w.proxy.inject("ec2:DeleteVolume", "IncorrectState", 400, 1);
     // WHEN it is started THEN it fails naming EC2's error, and the volume it made is gone
     let error = start_restore(&w, &backup, Duration::from_secs(3600))
         .await

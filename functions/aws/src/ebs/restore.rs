@@ -11,7 +11,9 @@
 //!   cluster's) and `Name`. A volume made from a snapshot encrypted with a customer key is
 //!   encrypted with that key: EC2 uses it on the caller's behalf, which needs
 //!   `kms:CreateGrant`, `kms:Decrypt` and `kms:DescribeKey` through EC2. A `CreateVolume` that
-//!   fails half-way deletes the volumes already made before the error is answered.
+//!   fails half-way deletes the volumes already made before the error is answered (waiting,
+//!   for up to two minutes, for those EC2 is still making: it refuses to delete them until
+//!   they are `available`).
 //! - The volumes take a while (EC2 copies the snapshot's blocks lazily, but the volume is
 //!   `creating` first): the restore settles later, from EC2's `EBS Volume Notification`
 //!   (`createVolume`) or the sweeper, through [`EbsProvider::volumes_state`]. A volume in
@@ -298,9 +300,17 @@ impl EbsProvider {
     }
 
     /// Deletes the volumes a failed restore made, and answers `error`, saying what could not
-    /// be deleted if anything.
+    /// be deleted if anything. A volume EC2 is still making cannot be deleted yet
+    /// (`IncorrectState`): it is asked again every [`UNDO_RETRY`] for [`UNDO_WAIT`], since
+    /// the caller answers the error only once nothing is left.
     async fn undo(&self, client: &Client, made: &[String], error: ProviderError) -> ProviderError {
-        match delete_all(client, made).await {
+        let mut outcome = delete_all(client, made).await;
+        let waited = std::time::Instant::now();
+        while matches!(&outcome, Err(Undo::NotYet(_))) && waited.elapsed() < UNDO_WAIT {
+            tokio::time::sleep(UNDO_RETRY).await;
+            outcome = delete_all(client, made).await;
+        }
+        match outcome.map_err(Undo::into_error) {
             Ok(()) => error,
             Err(undo) => {
                 tracing::warn!(error = %undo, "could not delete the volumes of a failed restore");
@@ -372,18 +382,45 @@ impl EbsProvider {
         })
     }
 
-    /// Deletes the restore's volumes; one already gone counts as deleted.
+    /// Deletes the restore's volumes; one already gone counts as deleted. One EC2 is still
+    /// making fails the call (the caller asks again later: a notification's retry, the
+    /// next sweep).
     pub async fn delete_volumes(&self, set: &VolumeSet) -> Result<(), ProviderError> {
-        delete_all(&self.client(&set.region), &set.volume_ids).await
+        delete_all(&self.client(&set.region), &set.volume_ids)
+            .await
+            .map_err(Undo::into_error)
     }
 }
 
-async fn delete_all(client: &Client, ids: &[String]) -> Result<(), ProviderError> {
+/// How often, and how long, a failed restore asks again to delete a volume EC2 is still
+/// making.
+const UNDO_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+const UNDO_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Why volumes could not all be deleted.
+enum Undo {
+    /// EC2 is still making one (`IncorrectState`): it can be deleted later.
+    NotYet(ProviderError),
+    Failed(ProviderError),
+}
+
+impl Undo {
+    fn into_error(self) -> ProviderError {
+        match self {
+            Undo::NotYet(e) | Undo::Failed(e) => e,
+        }
+    }
+}
+
+async fn delete_all(client: &Client, ids: &[String]) -> Result<(), Undo> {
     for id in ids {
         match client.delete_volume().volume_id(id).send().await {
             Ok(_) => {}
             Err(e) if e.code() == Some("InvalidVolume.NotFound") => {}
-            Err(e) => return Err(failed(&format!("DeleteVolume {id}"), e)),
+            Err(e) if e.code() == Some("IncorrectState") => {
+                return Err(Undo::NotYet(failed(&format!("DeleteVolume {id}"), e)))
+            }
+            Err(e) => return Err(Undo::Failed(failed(&format!("DeleteVolume {id}"), e))),
         }
     }
     Ok(())
