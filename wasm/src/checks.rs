@@ -130,6 +130,9 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
         server_version: body.server_version,
         server_version_tag: body.server_version_tag,
         node_count: body.node_count,
+        source_backup_id: None,
+        availability_zone: None,
+        volume_type: None,
     };
     Ok(request_check(validate_cluster(&request)))
 }

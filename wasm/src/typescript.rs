@@ -25,7 +25,7 @@ export type ErrorField =
   | "minute" | "hour" | "dayOfMonth" | "month" | "dayOfWeek" | "schedule" | "description"
   | "jobDescription" | "type" | "clusterId" | "maxBackupCount" | "clusterDescription" | "region"
   | "path" | "volumeIds" | "instanceTag" | "operation" | "ttlSeconds" | "serverVersion"
-  | "serverVersionTag" | "nodeCount";
+  | "serverVersionTag" | "nodeCount" | "sourceBackupId" | "availabilityZone" | "volumeType";
 
 /**
  * One problem, located precisely enough to underline it: `start`..`end` counts Unicode
@@ -125,7 +125,7 @@ export type RegisterClusterRequest = {
 /** The keys of a cluster check: the body's field names, as the API's `fields` uses. */
 export type ClusterField =
   | "id" | "description" | "region" | "path" | "volumeIds" | "instanceTag" | "serverVersion"
-  | "serverVersionTag" | "nodeCount";
+  | "serverVersionTag" | "nodeCount" | "sourceBackupId" | "availabilityZone" | "volumeType";
 
 /** `validateCluster`'s answer (the path's shape only; the server checks the directory). */
 export type ClusterCheck =
@@ -221,13 +221,17 @@ mod tests {
             ServerVersion,
             ServerVersionTag,
             NodeCount,
+            SourceBackupId,
+            AvailabilityZone,
+            VolumeType,
         ];
         for field in &all {
             match field {
                 Minute | Hour | DayOfMonth | Month | DayOfWeek | Schedule | Description
                 | JobDescription | JobType | ClusterId | MaxBackupCount | ClusterDescription
                 | Region | Path | VolumeIds | InstanceTag | Operation | TtlSeconds
-                | ServerVersion | ServerVersionTag | NodeCount => {}
+                | ServerVersion | ServerVersionTag | NodeCount | SourceBackupId
+                | AvailabilityZone | VolumeType => {}
             }
         }
         all

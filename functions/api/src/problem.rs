@@ -70,7 +70,10 @@ impl From<EngineError> for ApiError {
             (ErrorKind::Invalid, _) => StatusCode::BAD_REQUEST,
             (ErrorKind::NotFound, _) => StatusCode::NOT_FOUND,
             (ErrorKind::Conflict, _) => StatusCode::CONFLICT,
-            (ErrorKind::Unavailable, EngineError::Provider(_)) => StatusCode::BAD_GATEWAY,
+            (
+                ErrorKind::Unavailable,
+                EngineError::Provider(_) | EngineError::RestoreFailed { .. },
+            ) => StatusCode::BAD_GATEWAY,
             (ErrorKind::Unavailable, _) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let detail = match &error {

@@ -13,7 +13,7 @@ use backup_core::api::{
     CreateJobRequest, HistoryList, IdResponse, JobEnvelope, JobList, LockClusterRequest,
     RearmResponse, RegisterClusterRequest, RunJobResponse, UpdateJobRequest,
 };
-use backup_engine::{BackupFilter, Engine, EngineError, ListQuery};
+use backup_engine::{BackupFilter, Engine, EngineError, ListQuery, RestoreOutcome};
 use serde::Deserialize;
 
 use crate::extract::{empty_as_none, ApiJson, ApiPath, ApiQuery, InProject, OneItem};
@@ -358,16 +358,38 @@ pub async fn delete_backup(OneItem { engine, scope, id }: OneItem) -> ApiResult<
 
 // ----- clusters ----------------------------------------------------------------------------
 
+/// Registers a cluster (200), or, with `sourceBackupId`, restores a backup into a new one
+/// (SPEC §14): 201 once its data is in place (a directory restore; the cluster is
+/// `available`), 202 when the provider continues outside the request (EBS volumes being
+/// made; the cluster is `creating` until they are). The body is `{id}` either way. A
+/// restore that ran and failed answers 502, and the cluster stays recorded `failed` with
+/// the reason in its `details`.
 #[utoipa::path(post, path = "/clusters", tag = "clusters", params(ProjectPath),
     request_body = RegisterClusterRequest,
     responses((status = 200, description = "The cluster is registered; its id.", body = IdResponse),
-        (status = 409, response = Conflict)))]
+        (status = 201, description = "A restore (`sourceBackupId`): the backup's data is in place and the new cluster is `available`; its id.", body = IdResponse),
+        (status = 202, description = "A restore (`sourceBackupId`) that continues outside the request (EBS volumes being made): the new cluster is `creating`; its id.", body = IdResponse),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = ProviderFailed)))]
 pub async fn register_cluster(
     InProject { engine, scope }: InProject,
     ApiJson(request): ApiJson<RegisterClusterRequest>,
-) -> ApiResult<IdResponse> {
+) -> Result<(axum::http::StatusCode, Json<IdResponse>), ApiError> {
+    if request.is_restore() {
+        let outcome = engine.restore_cluster(&scope, &request).await?;
+        let status = match outcome {
+            RestoreOutcome::Done(_) => axum::http::StatusCode::CREATED,
+            RestoreOutcome::Pending(_) => axum::http::StatusCode::ACCEPTED,
+        };
+        let id = outcome.cluster().id.clone();
+        return Ok((status, Json(IdResponse { id })));
+    }
     let cluster = engine.register_cluster(&scope, &request).await?;
-    Ok(Json(IdResponse { id: cluster.id }))
+    Ok((
+        axum::http::StatusCode::OK,
+        Json(IdResponse { id: cluster.id }),
+    ))
 }
 
 #[utoipa::path(get, path = "/clusters", tag = "clusters", params(ProjectPath, PageQuery),

@@ -281,6 +281,53 @@ pub enum Backups {
         #[arg(short = 'i', long = "id", visible_alias = "backup-id")]
         id: String,
     },
+    /// Restore a backup into a new cluster: the same as `clusters create
+    /// --source-backup-id`.
+    Restore(RestoreBackup),
+}
+
+/// `backups restore`: a restore named from the backup's side.
+#[derive(Debug, Args)]
+pub struct RestoreBackup {
+    /// The backup to restore (`--backup-id` works too).
+    #[arg(short = 'i', long = "id", visible_alias = "backup-id")]
+    pub id: String,
+    /// The new cluster's id (`restored-<backup id>` when left out).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// The new cluster's description.
+    #[arg(long)]
+    pub description: String,
+    /// For a `directory` or `command` backup: where the restored data directory goes (a new
+    /// path, or an empty directory).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// For an `aws-ebs` backup: the availability zone of the new volumes.
+    #[arg(long)]
+    pub availability_zone: Option<String>,
+    /// For an `aws-ebs` backup: the new volumes' type (gp3 when left out).
+    #[arg(long)]
+    pub volume_type: Option<String>,
+}
+
+impl From<RestoreBackup> for CreateCluster {
+    fn from(r: RestoreBackup) -> CreateCluster {
+        CreateCluster {
+            source_backup_id: Some(r.id),
+            description: r.description,
+            cluster_id: r.cluster_id,
+            path: r.path,
+            availability_zone: r.availability_zone,
+            volume_type: r.volume_type,
+            disk_size_gb: None,
+            disk_type: None,
+            instance_type: None,
+            network_id: None,
+            projection_level: None,
+            server_version: None,
+            topology: None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,16 +411,17 @@ pub struct CreateCluster {
     /// The new cluster's description.
     #[arg(long)]
     pub description: String,
-    /// The new cluster's id (one is made up when left out).
+    /// The new cluster's id (`restored-<backup id>` when left out).
     #[arg(long)]
     pub cluster_id: Option<String>,
-    /// For a `directory` backup: where the restored data directory goes (absent or empty).
+    /// For a `directory` or `command` backup: where the restored data directory goes (a new
+    /// path, or an empty directory).
     #[arg(long)]
     pub path: Option<PathBuf>,
     /// For an `aws-ebs` backup: the availability zone of the new volumes.
     #[arg(long)]
     pub availability_zone: Option<String>,
-    /// For an `aws-ebs` backup: the new volumes' type (the snapshot's when left out).
+    /// For an `aws-ebs` backup: the new volumes' type (gp3 when left out).
     #[arg(long)]
     pub volume_type: Option<String>,
     #[arg(long, help_heading = "esc's cloud flags (accepted, not used)")]

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use backup_core::api::{
     Backup, BackupEnvelope, BackupList, BackupStatus, Cluster, ClusterEnvelope, ClusterList,
-    ClusterLockInfo, ClusterTarget, CreateBackupRequest, CreateJobRequest, HistoryItem,
-    HistoryList, IdResponse, Job, JobEnvelope, JobList, RearmResponse, RunJobResponse, RunStatus,
-    ScheduledBackupData, UpdateJobRequest, REARM_JOBS_PATH, SCHEDULED_BACKUP,
+    ClusterLockInfo, ClusterStatus, ClusterTarget, CreateBackupRequest, CreateJobRequest,
+    HistoryItem, HistoryList, IdResponse, Job, JobEnvelope, JobList, RearmResponse, RunJobResponse,
+    RunStatus, ScheduledBackupData, UpdateJobRequest, REARM_JOBS_PATH, SCHEDULED_BACKUP,
 };
 use backup_core::civil::format_rfc3339;
 use backup_core::job::validate_job;
@@ -650,6 +650,7 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                 backups_table(std::slice::from_ref(&envelope.backup))
             })
         }
+        Backups::Restore(args) => restore_cluster(api, json, &args.into()),
         Backups::Delete { id } => {
             require("--id", &id)?;
             let reply = api.delete(&api.mesdb(&["backups", &id]))?;
@@ -710,7 +711,7 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
                 ),
             )
         }
-        Clusters::Create(args) => Err(restore_unavailable(&args)),
+        Clusters::Create(args) => restore_cluster(api, json, &args),
         Clusters::List(page) => {
             let reply = api.get(&paged(api.mesdb(&["clusters"]), &page))?;
             show_page(&reply, json, "clusters list", |list: ClusterList| {
@@ -769,30 +770,39 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
     }
 }
 
-/// `clusters create` (`mesdb clusters create --source-backup-id`): the restore of SPEC §14
-/// is not in this version, so the command says so, and what to do instead, before sending
-/// anything.
-fn restore_unavailable(args: &CreateCluster) -> Failure {
-    match &args.source_backup_id {
-        None => Failure::Usage(vec![
-            "clusters are made here only by restoring a backup: add --source-backup-id B; \
-             to back up a cluster that already exists, register it with `backupctl clusters \
-             register --cluster-id C --description D --provider …`"
-                .to_owned(),
-        ]),
-        Some(backup) => Failure::Invalid {
-            detail: format!(
-                "sourceBackupId: restoring backup {backup} into a new cluster is not \
-                 available in this version of backupctl; nothing was changed. Its data is \
-                 intact: `backupctl backups get --id {backup}` shows where it is"
-            ),
-            fields: [(
-                "sourceBackupId".to_owned(),
-                "restore is not available in this version".to_owned(),
-            )]
-            .into(),
-        },
+/// `clusters create --source-backup-id` and `backups restore`: the restore of SPEC §14. The
+/// flags are checked first (nothing is sent when they are wrong); then the new cluster is
+/// read back to say where it stands: `available` once a directory restore is in place,
+/// `creating` while an aws-ebs restore's volumes are being made.
+fn restore_cluster(api: &Api, json: bool, args: &CreateCluster) -> Outcome {
+    let request = flags::restore_request(args).map_err(Failure::Usage)?;
+    let backup = request.source_backup_id.clone().unwrap_or_default();
+    let reply = api.post(&api.mesdb(&["clusters"]), Some(&request))?;
+    if json {
+        return Ok(raw(&reply));
     }
+    let made: IdResponse = reply.json()?;
+    let envelope: ClusterEnvelope = api.get(&api.mesdb(&["clusters", &made.id]))?.json()?;
+    let cluster = envelope.cluster;
+    let id = &cluster.id;
+    Ok(Shown::out(match cluster.status {
+        ClusterStatus::Available => format!(
+            "Restored backup {backup} into cluster {id} ({}: {}).\n",
+            cluster.target.provider(),
+            target_text(&cluster.target)
+        ),
+        ClusterStatus::Creating => format!(
+            "Restoring backup {backup} into cluster {id}: it is `creating` until its data is in \
+             place; `backupctl clusters get --cluster-id {id}` shows when it is available.\n"
+        ),
+        ClusterStatus::Failed => format!(
+            "The restore of backup {backup} into cluster {id} failed: {}\n",
+            cluster
+                .details
+                .as_deref()
+                .unwrap_or("no reason was recorded")
+        ),
+    }))
 }
 
 /// The lock in a lock answer: the API answers `{"cluster": Cluster}` with its new lock; a
@@ -808,13 +818,22 @@ fn clusters_table(clusters: &[Cluster], now: DateTime<Utc>) -> String {
     if clusters.is_empty() {
         return "No clusters. Register one with `backupctl clusters register`.\n".to_owned();
     }
-    let mut table = Table::new(&["ID", "DESCRIPTION", "PROVIDER", "REGION", "LOCK", "TARGET"]);
+    let mut table = Table::new(&[
+        "ID",
+        "DESCRIPTION",
+        "PROVIDER",
+        "REGION",
+        "STATUS",
+        "LOCK",
+        "TARGET",
+    ]);
     for c in clusters {
         table.row(vec![
             c.id.clone(),
             c.description.clone(),
             c.target.provider().to_owned(),
             c.region.clone(),
+            c.status.to_string(),
             c.lock
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |l| lock_short(l, now)),
@@ -822,8 +841,12 @@ fn clusters_table(clusters: &[Cluster], now: DateTime<Utc>) -> String {
         ]);
     }
     let mut text = table.render();
-    // A cluster whose path breaks the policy now fails its runs: say why under the table.
+    // A cluster whose path breaks the policy now fails its runs, and a restore's state has a
+    // sentence: say them under the table.
     for c in clusters {
+        if let Some(details) = &c.details {
+            text.push_str(&format!("\n{}: {details}\n", c.id));
+        }
         if let Some(problem) = &c.problem {
             text.push_str(&format!("\n{}: path_not_allowed: {problem}\n", c.id));
         }
@@ -837,6 +860,7 @@ fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
         ("Description", c.description.clone()),
         ("Provider", c.target.provider().to_owned()),
         ("Region", c.region.clone()),
+        ("Status", c.status.to_string()),
         ("Target", target_text(&c.target)),
         (
             "Server",
@@ -858,6 +882,12 @@ fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
                 .map_or_else(|| "free".to_owned(), |l| lock_long(l, now)),
         ),
     ];
+    if let Some(backup) = &c.source_backup_id {
+        rows.push(("Restored from", backup.clone()));
+    }
+    if let Some(details) = &c.details {
+        rows.push(("Details", details.clone()));
+    }
     if let Some(problem) = &c.problem {
         rows.push(("Problem", format!("path_not_allowed: {problem}")));
     }

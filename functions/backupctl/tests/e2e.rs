@@ -1388,27 +1388,89 @@ fn esc_mesdb_backup_lines_work_with_esc_replaced() {
     );
 }
 
+/// Every file below `dir` (relative path → content), through `std::fs`.
+fn tree_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The names in a directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn esc_mesdb_clusters_create_says_restore_is_not_available_and_changes_nothing() {
-    // GIVEN a server with a backup
+fn esc_mesdb_clusters_create_restores_a_backup_into_a_new_cluster() {
+    // GIVEN a server with a backup of a directory cluster
     let sandbox = Sandbox::new();
-    let (server, _data, _job, backup) = start_with_backup(&sandbox, "orders", 1, 16, 2);
-    let before = snapshot(&server);
-    // WHEN esc's restore line is run with `esc` replaced (esc's cloud flags included)
+    let (server, data, _job, backup) = start_with_backup(&sandbox, "orders", 3, 4096, 2);
+    let target = sandbox.path().join("restored");
+    // WHEN esc's restore line is run with `esc` replaced (esc's cloud flags included, which
+    // change nothing) and a path to restore to
     let out = server.cli(&words(&format!(
         "mesdb clusters create --organization-id default --project-id default \
          --description restored --disk-size-gb 10 --disk-type gp3 --instance-type F1 \
          --network-id n1 --projection-level off --server-version 23.10 \
-         --topology single-node --source-backup-id {backup}"
+         --topology single-node --source-backup-id {backup} --cluster-id orders-restored \
+         --path '{}'",
+        target.display()
     )));
-    // THEN it fails, says why and that nothing changed, and nothing did
-    assert_eq!(out.code, Some(1), "{}", out.describe());
+    // THEN it says the backup was restored, and the new data directory holds the same files
+    assert!(out.success(), "{}", out.describe());
     assert!(
-        out.stderr.contains("not available") && out.stderr.contains("nothing was changed"),
+        out.stdout.contains(&format!(
+            "Restored backup {backup} into cluster orders-restored"
+        )),
         "{}",
-        out.stderr
+        out.stdout
     );
-    // AND without a backup to restore, it says how to register a cluster instead
+    assert_eq!(tree_contents(&target), tree_contents(&data));
+    let left = listing(sandbox.path());
+    assert!(
+        left.contains(&"restored".to_owned()) && !left.iter().any(|n| n.starts_with('.')),
+        "no sibling left behind: {left:?}"
+    );
+    // AND the new cluster is available, names its backup, and its lock is free
+    let cluster = server.json(&["clusters", "get", "--cluster-id", "orders-restored"]);
+    let cluster = &cluster["cluster"];
+    assert_eq!(cluster["status"], "available", "{cluster}");
+    assert_eq!(cluster["sourceBackupId"], backup.as_str(), "{cluster}");
+    assert_eq!(cluster["provider"], "directory", "{cluster}");
+    let canonical = std::fs::canonicalize(&target).unwrap();
+    assert_eq!(cluster["path"], canonical.to_str().unwrap(), "{cluster}");
+    assert!(cluster["lock"].is_null(), "{cluster}");
+    let shown = server.ok(&["clusters", "get", "--cluster-id", "orders-restored"]);
+    assert!(
+        shown.contains("available") && shown.contains(&backup),
+        "{shown}"
+    );
+    // AND it can be backed up like any cluster
+    let manual = server.json(&words(
+        "mesdb backups create --source-cluster-id orders-restored --description again",
+    ));
+    assert!(manual["id"].is_string(), "{manual}");
+    // AND without a backup to restore, `clusters create` says how to register a cluster
     let out = server.cli(&words("clusters create --description fresh"));
     assert_eq!(out.code, Some(2), "{}", out.describe());
     assert!(
@@ -1416,5 +1478,82 @@ fn esc_mesdb_clusters_create_says_restore_is_not_available_and_changes_nothing()
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn backups_restore_is_the_same_and_refused_restores_change_nothing() {
+    // GIVEN a server with a backup, and a deleted backup
+    let sandbox = Sandbox::new();
+    let (server, data, _job, backup) = start_with_backup(&sandbox, "orders", 2, 1024, 2);
+    let gone = server.json(&words(
+        "mesdb backups create --source-cluster-id orders --description doomed",
+    ));
+    let gone = str_of(&gone, "id").to_owned();
+    wait_until(RUN_TIMEOUT, "the manual backup to finish", || {
+        (server.backup(&gone)["status"] == "available").then_some(())
+    });
+    server.ok(&["backups", "delete", "--id", &gone]);
+    let busy = sandbox.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("precious"), b"keep").unwrap();
+    let before = snapshot(&server);
+    let places = listing(sandbox.path());
+    let body = |id: &str, backup: &str, path: &Path| {
+        json!({"id": id, "description": "restored", "sourceBackupId": backup,
+               "path": path.to_str().unwrap()})
+        .to_string()
+    };
+    let post = |b: String| server.request("POST", &format!("{MESDB}/clusters"), Some(&b));
+    // WHEN a restore names an existing cluster id THEN 409, and no directory is made
+    let answer = post(body("orders", &backup, &sandbox.path().join("new")));
+    assert_eq!(answer.status, 409, "{answer:?}");
+    // WHEN the backup is not available THEN 409
+    let answer = post(body("r1", &gone, &sandbox.path().join("new")));
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert!(answer.body.contains(&gone), "{answer:?}");
+    // WHEN the backup does not exist THEN 404
+    let answer = post(body(
+        "r1",
+        "c196ogto0aeqohe3ommq",
+        &sandbox.path().join("new"),
+    ));
+    assert_eq!(answer.status, 404, "{answer:?}");
+    // WHEN the target is not empty, inside the data directory, or missing THEN 400 naming
+    // `path` with its code
+    for (path, code) in [
+        (busy.clone(), "path_not_empty"),
+        (sandbox.data_dir().join("restored"), "path_not_allowed"),
+        (data.clone(), "path_not_empty"),
+    ] {
+        let answer = post(body("r1", &backup, &path));
+        assert_eq!(answer.status, 400, "{path:?}: {answer:?}");
+        let problem = answer.json();
+        assert_eq!(
+            problem["problems"]["path"][0]["code"], code,
+            "{path:?}: {problem}"
+        );
+    }
+    let answer =
+        post(json!({"id": "r1", "description": "restored", "sourceBackupId": backup}).to_string());
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.json()["fields"]["path"].is_string(), "{answer:?}");
+    // AND nothing changed: no cluster, backup, run or directory was made
     assert_eq!(snapshot(&server), before);
+    assert_eq!(listing(sandbox.path()), places);
+    assert_eq!(listing(&busy), ["precious"]);
+    // WHEN `backups restore` restores the backup THEN it is a restore like any other
+    let target = sandbox.path().join("again");
+    let out = server.cli(&words(&format!(
+        "backups restore --id {backup} --cluster-id orders-again --description again --path '{}'",
+        target.display()
+    )));
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(tree_contents(&target), tree_contents(&data));
+    let listed = server.ok(&["clusters", "list"]);
+    assert!(listed.contains("STATUS"), "{listed}");
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("orders-again"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("available"), "{listed}");
 }

@@ -141,6 +141,9 @@ pub enum RunFailure {
     /// The provider refused to start more work now (EC2's concurrent-snapshot limits); a
     /// later run succeeds (SPEC §16).
     ProviderBusy,
+    /// The cluster is not `available`: still being restored (`creating`) or a restore that
+    /// failed (SPEC §14).
+    ClusterNotAvailable,
     /// A stored code this version does not know.
     #[serde(other)]
     Unknown,
@@ -516,9 +519,14 @@ pub struct Cluster {
 }
 
 /// `POST …/clusters`.
+///
+/// With `sourceBackupId` it is a restore (SPEC §14): a new cluster made from that backup, at
+/// `path` (directory and command backups) or in `availabilityZone` (aws-ebs). A restore may
+/// leave `provider` out: it is then `aws-ebs` when `availabilityZone` or `volumeType` is
+/// given, `directory` otherwise, and the server checks it against the backup's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub struct RegisterClusterRequest {
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub id: String,
@@ -544,6 +552,52 @@ pub struct RegisterClusterRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 99))]
     pub node_count: Option<u32>,
+    /// Makes the cluster a restore of this backup (an id such as `c196ogto0aeqohe3ommq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[0-9a-v]{20}$", nullable = false)
+    )]
+    pub source_backup_id: Option<String>,
+    /// An aws-ebs restore's availability zone, such as `eu-west-1a`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, nullable = false)
+    )]
+    pub availability_zone: Option<String>,
+    /// An aws-ebs restore's volume type (`gp3` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub volume_type: Option<String>,
+}
+
+impl Serialize for RegisterClusterRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RegisterClusterRequest::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegisterClusterRequest {
+    /// The derived form, after giving a restore that left `provider` out the provider its
+    /// fields imply (see the type's notes).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut body = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        if !body.contains_key("provider") && body.contains_key("sourceBackupId") {
+            let ebs = body.contains_key("availabilityZone") || body.contains_key("volumeType");
+            let provider = if ebs { "aws-ebs" } else { "directory" };
+            body.insert("provider".to_owned(), provider.into());
+        }
+        RegisterClusterRequest::deserialize(serde_json::Value::Object(body))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl RegisterClusterRequest {
+    /// Whether this registration is a restore (it names a backup).
+    pub fn is_restore(&self) -> bool {
+        self.source_backup_id.is_some()
+    }
 }
 
 /// A cluster's node count when its registration did not say.
@@ -790,6 +844,7 @@ mod tests {
             (RunFailure::ProviderStalled, "provider_stalled"),
             (RunFailure::ProviderTimeout, "provider_timeout"),
             (RunFailure::ProviderBusy, "provider_busy"),
+            (RunFailure::ClusterNotAvailable, "cluster_not_available"),
         ] {
             assert_eq!(failure.to_string(), code);
             assert_eq!(code.parse::<RunFailure>(), Ok(failure));

@@ -23,6 +23,17 @@
 //!   printable characters each, no control characters; left out when unknown) and its node
 //!   count (1 to [`MAX_NODE_COUNT`], 1 when left out): backups of it show them, as esc's
 //!   `serverVersion`, `serverVersionTag` and `availableNodeCount`.
+//! - A registration with `sourceBackupId` is a restore (SPEC §14). A directory restore
+//!   needs `path` (the new data directory); an aws-ebs restore needs `availabilityZone`
+//!   (1 to [`MAX_REGION_CHARS`] of `a-z`, `0-9`, `-`, like a region, plus its zone letter)
+//!   and may give `volumeType` (one of [`VOLUME_TYPES`]); its volumes come from the backup,
+//!   so `volumeIds` or `instanceTag` are `conflicting`. `availabilityZone` and `volumeType`
+//!   without `sourceBackupId`, or with a directory target, are `conflicting` too: they would
+//!   otherwise be silently ignored. An aws-ebs restore may leave `region` out (the
+//!   [`ValidCluster::region`] is then empty): its volumes are made in the backup's region,
+//!   which the engine fills in. The backup id has the shape of every id the server makes
+//!   ([`is_backup_id`]). Whether the backup exists, is `available` and is of the same
+//!   provider is the engine's check.
 //! - The TTL of a maintenance lock is 1 s to [`MAX_LOCK_TTL_SECONDS`] (7 days): a longer
 //!   window is almost certainly a typo (`30d` for `30m`), and a lock can be taken again.
 
@@ -50,6 +61,10 @@ pub const MAX_NODE_COUNT: u32 = 99;
 pub const MIN_LOCK_TTL_SECONDS: u64 = 1;
 /// The longest maintenance lock, in seconds: a week.
 pub const MAX_LOCK_TTL_SECONDS: u64 = 7 * 24 * 3600;
+/// The EBS volume types a restore may ask for.
+pub const VOLUME_TYPES: [&str; 7] = ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+/// The length of a backup id.
+pub const BACKUP_ID_CHARS: usize = 20;
 /// The region of every directory cluster.
 pub const LOCAL_REGION: &str = "local";
 /// The operation name of a scheduled run's lock.
@@ -71,8 +86,11 @@ pub mod keys {
     pub const SERVER_VERSION: &str = "serverVersion";
     pub const SERVER_VERSION_TAG: &str = "serverVersionTag";
     pub const NODE_COUNT: &str = "nodeCount";
+    pub const SOURCE_BACKUP_ID: &str = "sourceBackupId";
+    pub const AVAILABILITY_ZONE: &str = "availabilityZone";
+    pub const VOLUME_TYPE: &str = "volumeType";
     /// Every key of a register-cluster check.
-    pub const CLUSTER_ALL: [&str; 9] = [
+    pub const CLUSTER_ALL: [&str; 12] = [
         ID,
         DESCRIPTION,
         REGION,
@@ -82,6 +100,9 @@ pub mod keys {
         SERVER_VERSION,
         SERVER_VERSION_TAG,
         NODE_COUNT,
+        SOURCE_BACKUP_ID,
+        AVAILABILITY_ZONE,
+        VOLUME_TYPE,
     ];
 
     pub const OPERATION: &str = "operation";
@@ -93,7 +114,8 @@ pub mod keys {
 /// A register-cluster request that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidCluster {
-    /// The region to store: `local` for a directory cluster, as written for EBS.
+    /// The region to store: `local` for a directory cluster, as written for EBS; empty for
+    /// an aws-ebs restore that left it out (the backup's, which the engine knows).
     pub region: String,
 }
 
@@ -120,6 +142,36 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
     if let Some(count) = request.node_count {
         problems.take(keys::NODE_COUNT, check_node_count(count));
     }
+    if let Some(id) = &request.source_backup_id {
+        problems.take(keys::SOURCE_BACKUP_ID, check_backup_id(id));
+    }
+    let restore = request.is_restore();
+    let ebs = matches!(request.target, ClusterTarget::AwsEbs { .. });
+    for (key, field, given) in [
+        (
+            keys::AVAILABILITY_ZONE,
+            Field::AvailabilityZone,
+            &request.availability_zone,
+        ),
+        (keys::VOLUME_TYPE, Field::VolumeType, &request.volume_type),
+    ] {
+        if given.is_some() && !(restore && ebs) {
+            let why = if restore {
+                "it is only for restoring an aws-ebs backup; a directory restore takes a path"
+            } else {
+                "it is only for a restore: give sourceBackupId too, or leave it out"
+            };
+            problems.take::<()>(
+                key,
+                Err(one(
+                    ErrorCode::Conflicting,
+                    field,
+                    0..0,
+                    format!("`{key}` does not belong here: {why}."),
+                )),
+            );
+        }
+    }
     let region = match &request.target {
         ClusterTarget::Directory { path } => {
             problems.take(keys::PATH, check_path(path));
@@ -127,6 +179,42 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
                 keys::REGION,
                 check_directory_region(request.region.as_deref()),
             )
+        }
+        ClusterTarget::AwsEbs {
+            volume_ids,
+            instance_tag,
+        } if restore => {
+            if !volume_ids.is_empty() || instance_tag.is_some() {
+                let (key, field) = if volume_ids.is_empty() {
+                    (keys::INSTANCE_TAG, Field::InstanceTag)
+                } else {
+                    (keys::VOLUME_IDS, Field::VolumeIds)
+                };
+                problems.take::<()>(
+                    key,
+                    Err(one(
+                        ErrorCode::Conflicting,
+                        field,
+                        0..0,
+                        "A restore makes new volumes from the backup's snapshots: leave out \
+                         volumeIds and instanceTag, and give availabilityZone."
+                            .to_owned(),
+                    )),
+                );
+            }
+            problems.take(
+                keys::AVAILABILITY_ZONE,
+                check_availability_zone(request.availability_zone.as_deref()),
+            );
+            if let Some(kind) = &request.volume_type {
+                problems.take(keys::VOLUME_TYPE, check_volume_type(kind));
+            }
+            // The new volumes are made in the backup's region, so a restore may leave the
+            // region out (the engine fills it in and refuses another one).
+            match request.region.as_deref() {
+                None => Some(String::new()),
+                given => problems.take(keys::REGION, check_aws_region(given)),
+            }
         }
         ClusterTarget::AwsEbs {
             volume_ids,
@@ -327,6 +415,88 @@ pub fn check_path(path: &str) -> Result<(), FieldErrors> {
     Ok(())
 }
 
+/// Whether `id` has the shape of a backup id: 20 of `0-9a-v`.
+pub fn is_backup_id(id: &str) -> bool {
+    id.len() == BACKUP_ID_CHARS && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'v'))
+}
+
+/// A restore's `sourceBackupId`.
+pub fn check_backup_id(id: &str) -> Result<(), FieldErrors> {
+    let n = id.chars().count();
+    if id.trim().is_empty() {
+        return Err(one(
+            ErrorCode::Required,
+            Field::SourceBackupId,
+            0..n,
+            "Give the id of the backup to restore, as `backups list` shows it.".to_owned(),
+        ));
+    }
+    if !is_backup_id(id) {
+        return Err(one(
+            ErrorCode::InvalidValue,
+            Field::SourceBackupId,
+            0..n,
+            format!(
+                "`{}` is not a backup id: an id is {BACKUP_ID_CHARS} characters of 0-9 and a-v, \
+                 such as c196ogto0aeqohe3ommq, as `backups list` shows it.",
+                shorten(id)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An aws-ebs restore's availability zone: given, and shaped like one (`eu-west-1a`).
+pub fn check_availability_zone(zone: Option<&str>) -> Result<(), FieldErrors> {
+    let text = zone.unwrap_or("");
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(one(
+            ErrorCode::Required,
+            Field::AvailabilityZone,
+            0..n,
+            "Give the availability zone to make the restored volumes in, such as eu-west-1a."
+                .to_owned(),
+        ));
+    }
+    let shaped = n <= MAX_REGION_CHARS
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && text.bytes().last().is_some_and(|b| b.is_ascii_lowercase())
+        && text.bytes().any(|b| b.is_ascii_digit());
+    if !shaped {
+        return Err(one(
+            ErrorCode::InvalidValue,
+            Field::AvailabilityZone,
+            0..n,
+            format!(
+                "`{}` is not an availability zone: write one such as eu-west-1a (at most \
+                 {MAX_REGION_CHARS} of a-z, 0-9 and -).",
+                shorten(text)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An aws-ebs restore's volume type: one of [`VOLUME_TYPES`].
+pub fn check_volume_type(kind: &str) -> Result<(), FieldErrors> {
+    if VOLUME_TYPES.contains(&kind) {
+        return Ok(());
+    }
+    Err(one(
+        ErrorCode::InvalidValue,
+        Field::VolumeType,
+        0..kind.chars().count(),
+        format!(
+            "`{}` is not an EBS volume type: write one of {}.",
+            shorten(kind),
+            VOLUME_TYPES.join(", ")
+        ),
+    ))
+}
+
 fn check_directory_region(region: Option<&str>) -> Result<String, FieldErrors> {
     match region {
         None | Some(LOCAL_REGION) => Ok(LOCAL_REGION.to_owned()),
@@ -502,6 +672,9 @@ mod tests {
             server_version: None,
             server_version_tag: None,
             node_count: None,
+            source_backup_id: None,
+            availability_zone: None,
+            volume_type: None,
         }
     }
 
@@ -517,6 +690,9 @@ mod tests {
             server_version: None,
             server_version_tag: None,
             node_count: None,
+            source_backup_id: None,
+            availability_zone: None,
+            volume_type: None,
         }
     }
 
@@ -801,6 +977,9 @@ mod tests {
             server_version: None,
             server_version_tag: None,
             node_count: None,
+            source_backup_id: None,
+            availability_zone: None,
+            volume_type: None,
         };
         let err = validate_cluster(&req).unwrap_err();
         assert_eq!(
@@ -816,5 +995,76 @@ mod tests {
         assert_eq!(json["description"][0]["field"], "clusterDescription");
         assert_eq!(json["region"][0]["code"], "invalid_region");
         assert_eq!(json["volumeIds"][0]["code"], "invalid_volume_id");
+    }
+
+    fn restore(body: serde_json::Value) -> RegisterClusterRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn a_restore_may_leave_the_provider_out_and_gets_it_from_its_fields() {
+        let dir = restore(serde_json::json!({
+            "id": "orders-restored", "description": "Orders, restored",
+            "sourceBackupId": "c196ogto0aeqohe3ommq", "path": "/srv/restored"
+        }));
+        assert_eq!(
+            dir.target,
+            ClusterTarget::Directory {
+                path: "/srv/restored".into()
+            }
+        );
+        assert!(dir.is_restore());
+        validate_cluster(&dir).unwrap();
+        let ebs = restore(serde_json::json!({
+            "id": "orders-restored", "description": "Orders, restored", "region": "eu-west-1",
+            "sourceBackupId": "c196ogto0aeqohe3ommq", "availabilityZone": "eu-west-1a",
+            "volumeType": "gp3"
+        }));
+        assert_eq!(ebs.target.provider(), "aws-ebs");
+        validate_cluster(&ebs).unwrap();
+        // a registration (no sourceBackupId) still needs its provider
+        let err = serde_json::from_value::<RegisterClusterRequest>(serde_json::json!({
+            "id": "orders", "description": "Orders", "path": "/srv/db"
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("provider"), "{err}");
+        // and the body round-trips
+        let text = serde_json::to_value(&ebs).unwrap();
+        assert_eq!(text["sourceBackupId"], "c196ogto0aeqohe3ommq");
+        assert_eq!(restore(text), ebs);
+    }
+
+    #[test]
+    fn a_restore_names_a_backup_and_a_target_of_its_kind() {
+        // a directory restore needs a path, and takes no zone
+        let mut dir = directory("r1", "");
+        dir.source_backup_id = Some("not-an-id".into());
+        dir.availability_zone = Some("eu-west-1a".into());
+        let err = validate_cluster(&dir).unwrap_err();
+        assert_eq!(codes(&err, "sourceBackupId"), [ErrorCode::InvalidValue]);
+        assert_eq!(codes(&err, "path"), [ErrorCode::Required]);
+        assert_eq!(codes(&err, "availabilityZone"), [ErrorCode::Conflicting]);
+        // an ebs restore needs a zone, and its volumes come from the backup
+        let mut ebs = ebs(&["vol-0abc123def4567890"], None);
+        ebs.source_backup_id = Some("c196ogto0aeqohe3ommq".into());
+        ebs.volume_type = Some("floppy".into());
+        let err = validate_cluster(&ebs).unwrap_err();
+        assert_eq!(codes(&err, "volumeIds"), [ErrorCode::Conflicting]);
+        assert_eq!(codes(&err, "availabilityZone"), [ErrorCode::Required]);
+        assert_eq!(codes(&err, "volumeType"), [ErrorCode::InvalidValue]);
+        ebs.target = ClusterTarget::AwsEbs {
+            volume_ids: Vec::new(),
+            instance_tag: Some("db=orders".into()),
+        };
+        ebs.availability_zone = Some("EU west".into());
+        let err = validate_cluster(&ebs).unwrap_err();
+        assert_eq!(codes(&err, "instanceTag"), [ErrorCode::Conflicting]);
+        assert_eq!(codes(&err, "availabilityZone"), [ErrorCode::InvalidValue]);
+        // a zone or volume type without a backup to restore is refused, not ignored
+        let mut plain = directory("c1", "/srv/db");
+        plain.volume_type = Some("gp3".into());
+        let err = validate_cluster(&plain).unwrap_err();
+        assert_eq!(codes(&err, "volumeType"), [ErrorCode::Conflicting]);
+        assert!(err.messages()["volumeType"].contains("sourceBackupId"));
     }
 }

@@ -178,6 +178,15 @@ pub enum Field {
     /// A cluster's `nodeCount` (a number, so its errors carry no span).
     #[serde(rename = "nodeCount")]
     NodeCount,
+    /// A restore's `sourceBackupId` in the register-cluster body.
+    #[serde(rename = "sourceBackupId")]
+    SourceBackupId,
+    /// An EBS restore's `availabilityZone`.
+    #[serde(rename = "availabilityZone")]
+    AvailabilityZone,
+    /// An EBS restore's `volumeType`.
+    #[serde(rename = "volumeType")]
+    VolumeType,
 }
 
 impl Field {
@@ -205,6 +214,9 @@ impl Field {
             Field::ServerVersion => "serverVersion",
             Field::ServerVersionTag => "serverVersionTag",
             Field::NodeCount => "nodeCount",
+            Field::SourceBackupId => "sourceBackupId",
+            Field::AvailabilityZone => "availabilityZone",
+            Field::VolumeType => "volumeType",
         }
     }
 }

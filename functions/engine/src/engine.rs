@@ -27,9 +27,11 @@ mod backups;
 mod clusters;
 mod jobs;
 mod recovery;
+mod restore;
 
 pub(crate) use backups::Deletion;
 pub use jobs::{NamedCreation, Rearmed, DEFAULT_REARM_PAGE, MAX_REARM_PAGE};
+pub use restore::RestoreOutcome;
 
 /// Descriptions of clusters and backups are at most this many characters (SPEC §11).
 pub const MAX_DESCRIPTION_CHARS: usize = cluster::MAX_CLUSTER_DESCRIPTION_CHARS;

@@ -212,6 +212,21 @@ pub enum EngineError {
         /// What the request does, as a past participle: `verified`, `restored`.
         action: &'static str,
     },
+    /// The cluster is being restored, or its restore failed: it cannot be backed up
+    /// (SPEC §14).
+    #[error("{}", crate::text::not_available_sentence(cluster_id, *status, details.as_deref()))]
+    ClusterNotAvailable {
+        cluster_id: String,
+        status: backup_core::api::ClusterStatus,
+        details: Option<String>,
+    },
+    /// A restore ran and failed: the new cluster is recorded `failed` with the reason.
+    #[error("the restore of backup {backup_id} into cluster {cluster_id} failed, so the cluster is recorded failed and nothing was left on disk: {reason}; delete the cluster (`backupctl clusters delete --cluster-id {cluster_id}`) before restoring with its id again")]
+    RestoreFailed {
+        cluster_id: String,
+        backup_id: String,
+        reason: String,
+    },
     /// A cluster's provider is not available in this deployment.
     #[error("this server has no {provider} backup provider, so cluster {cluster_id} cannot be backed up here")]
     ProviderUnavailable {
@@ -243,6 +258,8 @@ impl EngineError {
             EngineError::LockNotMaintenance { .. } => "lock_not_maintenance",
             EngineError::BackupBusy { .. } => "backup_busy",
             EngineError::BackupNotAvailable { .. } => "backup_not_available",
+            EngineError::ClusterNotAvailable { .. } => "cluster_not_available",
+            EngineError::RestoreFailed { .. } => "restore_failed",
             EngineError::ProviderUnavailable { .. } => "provider_unavailable",
             EngineError::Provider(_) => "provider_error",
             EngineError::Trigger(_) => "trigger_error",
@@ -265,10 +282,12 @@ impl EngineError {
             | EngineError::ClusterLocked { .. }
             | EngineError::LockNotMaintenance { .. }
             | EngineError::BackupBusy { .. }
-            | EngineError::BackupNotAvailable { .. } => ErrorKind::Conflict,
-            EngineError::Provider(_) | EngineError::Trigger(_) | EngineError::Store(_) => {
-                ErrorKind::Unavailable
-            }
+            | EngineError::BackupNotAvailable { .. }
+            | EngineError::ClusterNotAvailable { .. } => ErrorKind::Conflict,
+            EngineError::Provider(_)
+            | EngineError::RestoreFailed { .. }
+            | EngineError::Trigger(_)
+            | EngineError::Store(_) => ErrorKind::Unavailable,
         }
     }
 

@@ -110,7 +110,7 @@ mod text;
 pub mod writes;
 
 pub use backup_core::api::RunFailure;
-pub use engine::{Engine, EngineConfig, NamedCreation, Ports, Rearmed};
+pub use engine::{Engine, EngineConfig, NamedCreation, Ports, Rearmed, RestoreOutcome};
 pub use error::{
     EngineError, ErrorKind, ProviderError, ProviderErrorCode, StoreError, TargetProblem,
     TriggerError,

@@ -23,6 +23,9 @@ pub fn directory_cluster(
         server_version: None,
         server_version_tag: None,
         node_count: None,
+        source_backup_id: None,
+        availability_zone: None,
+        volume_type: None,
     }
 }
 

@@ -427,6 +427,16 @@ impl Engine {
                 ))
             }
         };
+        if cluster.status != backup_core::api::ClusterStatus::Available {
+            return Err(NotStarted::failed(
+                RunFailure::ClusterNotAvailable,
+                text::not_available_sentence(
+                    &cluster.id,
+                    cluster.status,
+                    cluster.details.as_deref(),
+                ),
+            ));
+        }
         let Some(provider) = self.provider(cluster.provider()) else {
             return Err(NotStarted::failed(
                 RunFailure::ProviderUnavailable,

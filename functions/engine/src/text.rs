@@ -58,6 +58,25 @@ pub(crate) fn capped(text: &str, max: usize) -> String {
     cut
 }
 
+/// Why a cluster that is not `available` cannot be backed up (SPEC §14).
+pub fn not_available_sentence(
+    cluster_id: &str,
+    status: backup_core::api::ClusterStatus,
+    details: Option<&str>,
+) -> String {
+    let why = details.map(|d| format!(" ({d})")).unwrap_or_default();
+    match status {
+        backup_core::api::ClusterStatus::Creating => format!(
+            "Cluster {cluster_id} is still being restored{why}, so it cannot be backed up yet; \
+             try again once `backupctl clusters get --cluster-id {cluster_id}` says it is available."
+        ),
+        _ => format!(
+            "Cluster {cluster_id} is {status}{why}, so it cannot be backed up: delete it \
+             (`backupctl clusters delete --cluster-id {cluster_id}`) and restore again."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,8 @@ pub const PATH_NOT_DIRECTORY: &str = "path_not_directory";
 pub const PATH_NOT_ABSOLUTE: &str = "path_not_absolute";
 /// The code of a path whose canonical form is not UTF-8.
 pub const PATH_NOT_UTF8: &str = "path_not_utf8";
+/// The code of a restore's target that exists and is not an empty directory.
+pub const PATH_NOT_EMPTY: &str = "path_not_empty";
 
 /// The kernel's own trees: never a database's data directory, and reading them (a FIFO, a
 /// device, `/proc/kcore`) can block or leak.
@@ -179,6 +181,98 @@ impl PathPolicy {
         self.check(&canonical)
             .map_err(|m| problem(PATH_NOT_ALLOWED, m))?;
         Ok(canonical)
+    }
+}
+
+impl PathPolicy {
+    /// Resolves the target of a restore (SPEC §14): an absolute path whose parent exists
+    /// (the parent is canonicalized, the last name kept as written), that passes the policy
+    /// and does not exist or is an empty directory. Answers the path to restore into. A
+    /// target that is a link is refused (links are never followed), however it resolves.
+    pub fn resolve_restore_target(&self, path: &str) -> Result<PathBuf, TargetProblem> {
+        let given = Path::new(path);
+        if !given.is_absolute() {
+            return Err(problem(
+                PATH_NOT_ABSOLUTE,
+                format!(
+                    "`{path}` is relative: write the absolute path of the directory to restore \
+                     into, such as /var/lib/postgresql/16/restored."
+                ),
+            ));
+        }
+        let (Some(parent), Some(name)) = (given.parent(), given.file_name()) else {
+            return Err(problem(
+                PATH_NOT_ALLOWED,
+                format!(
+                    "`{path}` names no directory to create: write the path of a new (or empty) \
+                     directory, such as /var/lib/postgresql/16/restored."
+                ),
+            ));
+        };
+        if path.ends_with("/..") || path.ends_with("/.") {
+            return Err(problem(
+                PATH_NOT_ALLOWED,
+                format!("`{path}` ends in `.` or `..`: write the directory's own name."),
+            ));
+        }
+        let parent = canonical_dir(&parent.to_string_lossy()).map_err(|p| TargetProblem {
+            message: format!(
+                "{} (the directory a restore of {path} is made in must exist)",
+                p.message.trim_end_matches('.')
+            ),
+            ..p
+        })?;
+        let target = parent.join(name);
+        if target.to_str().is_none() {
+            return Err(problem(
+                PATH_NOT_UTF8,
+                format!(
+                    "{} is not valid UTF-8, which the cluster's record cannot hold: choose \
+                     another name.",
+                    target.display()
+                ),
+            ));
+        }
+        self.check(&target)
+            .map_err(|m| problem(PATH_NOT_ALLOWED, m))?;
+        let shown = target.display();
+        match std::fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(target),
+            Err(e) => Err(problem(
+                PATH_NOT_FOUND,
+                format!("{shown} cannot be read ({e})."),
+            )),
+            Ok(meta) if meta.file_type().is_symlink() => Err(problem(
+                PATH_NOT_ALLOWED,
+                format!(
+                    "{shown} is a link, and links are never followed: restore into a new path \
+                     or the real directory."
+                ),
+            )),
+            Ok(meta) if meta.is_dir() => {
+                let mut entries = std::fs::read_dir(&target).map_err(|e| {
+                    problem(PATH_NOT_FOUND, format!("{shown} cannot be listed ({e})."))
+                })?;
+                if entries.next().is_some() {
+                    Err(problem(
+                        PATH_NOT_EMPTY,
+                        format!(
+                            "{shown} is not empty, and a restore never overwrites files: restore \
+                             into a new path or an empty directory."
+                        ),
+                    ))
+                } else {
+                    Ok(target)
+                }
+            }
+            Ok(_) => Err(problem(
+                PATH_NOT_EMPTY,
+                format!(
+                    "{shown} exists and is not a directory: restore into a new path or an \
+                     empty directory."
+                ),
+            )),
+        }
     }
 }
 

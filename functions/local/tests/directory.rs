@@ -844,3 +844,271 @@ async fn verify_reads_a_version_one_manifest() {
     assert_eq!(read.version, 1);
     assert_eq!(read.files().count(), 1);
 }
+
+// ----- restore ---------------------------------------------------------------------------
+
+/// Restores the backup `backup_id` of `s` to `target`.
+fn restore_to(
+    s: &Setup,
+    backup_id: &str,
+    target: &Path,
+) -> Result<PathBuf, backup_engine::ProviderError> {
+    let dir = s.backups().join(backup_id);
+    let manifest = directory::read_manifest(&dir).unwrap();
+    directory::restore(
+        &dir,
+        &manifest,
+        target,
+        "r1",
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+}
+
+/// The names in a directory, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a restored entry must equal in its manifest entry.
+fn comparable(e: &directory::ManifestEntry) -> impl PartialEq + std::fmt::Debug {
+    (
+        e.path.clone(),
+        e.kind,
+        e.size,
+        e.mode,
+        e.uid,
+        e.gid,
+        e.mtime_ns,
+        e.sha256.clone(),
+        e.target.clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_recreates_the_tree_byte_for_byte_with_its_metadata_and_never_links() {
+    // GIVEN a tree with modes, (as root) a file owned by nobody and a set-user-id file,
+    // links, a sparse file, a tree deeper than PATH_MAX and names that are not ASCII
+    let s = Setup::new();
+    let src = s.src();
+    fs::create_dir_all(src.join("conf/données")).unwrap();
+    for (name, mode) in [
+        ("conf/a.conf", 0o640),
+        ("conf/données/日本語.txt", 0o600),
+        ("run.sh", 0o755),
+        ("owned", 0o644),
+        ("setuid", 0o4755),
+    ] {
+        fs::write(src.join(name), format!("content of {name}")).unwrap();
+        fs::set_permissions(src.join(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(src.join("conf"), fs::Permissions::from_mode(0o750)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(src.join("owned"), Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::chown(src.join("conf/données"), Some(65534), Some(65534)).unwrap();
+    }
+    std::os::unix::fs::symlink("conf/a.conf", src.join("current.conf")).unwrap();
+    std::os::unix::fs::symlink("/mnt/wal", src.join("pg_wal")).unwrap();
+    {
+        let file = fs::File::create(src.join("sparse")).unwrap();
+        file.set_len(256 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0xcd; 8192], 100 << 20).unwrap();
+    }
+    fs::create_dir(src.join("deep")).unwrap();
+    deep_tree(&src.join("deep"), 2_500);
+    for (i, name) in ["conf/a.conf", "run.sh", "owned", "sparse", "conf", "deep"]
+        .iter()
+        .enumerate()
+    {
+        set_mtime(
+            &src.join(name),
+            1_700_000_000 + i as i64,
+            987_654_321 - i as i64,
+        );
+    }
+    set_mtime(&src.join("current.conf"), 1_650_000_000, 1);
+    fs::set_permissions(src, fs::Permissions::from_mode(0o751)).unwrap();
+    set_mtime(src, 1_690_000_000, 42);
+    let (handle, manifest) = s.backup().await.unwrap();
+    // WHEN it is restored to a new path
+    let parent = tempfile::tempdir().unwrap();
+    let target = parent.path().join("restored");
+    let restored = restore_to(&s, &handle.backup_id, &target).unwrap();
+    assert_eq!(restored, target);
+    // THEN only the target is in the parent (no sibling left), and a backup of the restored
+    // tree has the same manifest, entry by entry: same content (SHA-256), types, sizes,
+    // link targets, modes, times to the nanosecond and owners, at every depth
+    assert_eq!(names_in(parent.path()), ["restored"]);
+    let request = request_for(&target.to_string_lossy());
+    let again_handle = s.provider.create(&request).await.unwrap().into_handle();
+    let again = directory::verify(&s.backups().join(&again_handle.backup_id)).unwrap();
+    assert_eq!(again.entries.len(), manifest.entries.len());
+    for (a, b) in again.entries.iter().zip(&manifest.entries) {
+        assert_eq!(comparable(a), comparable(b));
+    }
+    assert_eq!(again.root, manifest.root);
+    assert_eq!(mode_of(&target), 0o751);
+    // AND the restored files are new files: one link each, not the backup's inodes
+    let data = s.backups().join(&handle.backup_id).join("data");
+    for name in [
+        "conf/a.conf",
+        "conf/données/日本語.txt",
+        "run.sh",
+        "owned",
+        "sparse",
+    ] {
+        let (copy, kept) = (
+            fs::metadata(target.join(name)).unwrap(),
+            fs::metadata(data.join(name)).unwrap(),
+        );
+        assert_eq!(copy.nlink(), 1, "{name} is hard-linked");
+        assert_ne!(copy.ino(), kept.ino(), "{name} shares the backup's inode");
+    }
+    // AND links are links, the sparse file keeps its holes
+    assert_eq!(
+        fs::read_link(target.join("pg_wal")).unwrap(),
+        Path::new("/mnt/wal")
+    );
+    assert!(fs::symlink_metadata(target.join("current.conf"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let sparse = fs::metadata(target.join("sparse")).unwrap();
+    assert_eq!(sparse.len(), 256 << 20);
+    assert!(
+        sparse.blocks() <= fs::metadata(src.join("sparse")).unwrap().blocks().max(16) * 2,
+        "{} blocks",
+        sparse.blocks()
+    );
+    if is_root() {
+        assert_eq!(fs::metadata(target.join("owned")).unwrap().uid(), 65534);
+        assert_eq!(mode_of(&target.join("setuid")), 0o4755);
+    } else {
+        skip("restored owners", "not root");
+    }
+}
+
+#[tokio::test]
+async fn a_restore_into_an_empty_directory_replaces_it() {
+    let s = Setup::new();
+    fs::write(s.src().join("a"), b"alpha").unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let target = parent.path().join("empty");
+    fs::create_dir(&target).unwrap();
+    restore_to(&s, &handle.backup_id, &target).unwrap();
+    assert_eq!(fs::read(target.join("a")).unwrap(), b"alpha");
+    assert_eq!(names_in(parent.path()), ["empty"]);
+}
+
+#[tokio::test]
+async fn a_corrupted_backup_aborts_the_restore_naming_the_file_and_leaves_nothing() {
+    // GIVEN a backup one of whose files was altered behind the server's back (same size)
+    let s = Setup::new();
+    fs::create_dir(s.src().join("base")).unwrap();
+    fs::write(s.src().join("base/1"), vec![7u8; 300_000]).unwrap();
+    fs::write(s.src().join("base/2"), b"two").unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    let altered = s.backups().join(&handle.backup_id).join("data/base/2");
+    fs::write(&altered, b"tw0").unwrap();
+    // WHEN it is restored, to a new path and to an empty directory
+    for existing in [false, true] {
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("restored");
+        if existing {
+            fs::create_dir(&target).unwrap();
+        }
+        let err = restore_to(&s, &handle.backup_id, &target)
+            .unwrap_err()
+            .to_string();
+        // THEN it fails naming the file, and leaves no sibling and no target behind (the
+        // empty directory stays as it was)
+        assert!(
+            err.contains("data/base/2 does not match its SHA-256"),
+            "{err}"
+        );
+        let left = names_in(parent.path());
+        if existing {
+            assert_eq!(left, ["restored"]);
+            assert!(names_in(&target).is_empty());
+        } else {
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+    // AND a file missing from the backup is named too
+    fs::remove_file(&altered).unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let err = restore_to(&s, &handle.backup_id, &parent.path().join("r"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing from the backup: base/2"), "{err}");
+    assert!(names_in(parent.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_restore_never_writes_into_a_directory_that_is_not_empty() {
+    let s = Setup::new();
+    fs::write(s.src().join("a"), b"alpha").unwrap();
+    let (handle, _) = s.backup().await.unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let target = parent.path().join("busy");
+    fs::create_dir(&target).unwrap();
+    fs::write(target.join("precious"), b"keep").unwrap();
+    let err = restore_to(&s, &handle.backup_id, &target)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(names_in(&target), ["precious"]);
+    assert_eq!(names_in(parent.path()), ["busy"]);
+}
+
+#[tokio::test]
+async fn the_policy_checks_a_restores_target() {
+    let allowed = tempfile::tempdir().unwrap();
+    let s = Setup::with_roots(&[allowed.path().to_path_buf()]);
+    let policy = s.provider.policy();
+    let code = |path: &Path| {
+        policy
+            .resolve_restore_target(&path.to_string_lossy())
+            .unwrap_err()
+            .code
+    };
+    // a new path or an empty directory inside an allowed root is fine, and canonical
+    let fine = allowed.path().join("new");
+    assert_eq!(
+        policy
+            .resolve_restore_target(&fine.to_string_lossy())
+            .unwrap(),
+        fs::canonicalize(allowed.path()).unwrap().join("new")
+    );
+    fs::create_dir(allowed.path().join("empty")).unwrap();
+    policy
+        .resolve_restore_target(&allowed.path().join("empty").to_string_lossy())
+        .unwrap();
+    // a directory that is not empty, a file
+    fs::create_dir(allowed.path().join("full")).unwrap();
+    fs::write(allowed.path().join("full/x"), b"x").unwrap();
+    fs::write(allowed.path().join("file"), b"x").unwrap();
+    assert_eq!(code(&allowed.path().join("full")), "path_not_empty");
+    assert_eq!(code(&allowed.path().join("file")), "path_not_empty");
+    // a link, outside the allowed roots, inside the backup root, a missing parent, relative
+    std::os::unix::fs::symlink(allowed.path().join("empty"), allowed.path().join("link")).unwrap();
+    assert_eq!(code(&allowed.path().join("link")), "path_not_allowed");
+    assert_eq!(code(&s.src().join("elsewhere")), "path_not_allowed");
+    assert_eq!(code(&s.backups().join("restored")), "path_not_allowed");
+    assert_eq!(code(Path::new("/proc/restored")), "path_not_allowed");
+    assert_eq!(
+        code(&allowed.path().join("no/such/parent")),
+        "path_not_found"
+    );
+    assert_eq!(code(Path::new("restored")), "path_not_absolute");
+    // and nothing was created
+    let mut left = names_in(allowed.path());
+    left.sort();
+    assert_eq!(left, ["empty", "file", "full", "link"]);
+}

@@ -104,6 +104,21 @@ impl BackupProvider for Watched {
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
         self.inner.delete(handle).await
     }
+
+    async fn check_restore_target(
+        &self,
+        source: &backup_engine::ClusterRecord,
+        target: &backup_core::api::ClusterTarget,
+    ) -> Result<backup_core::api::ClusterTarget, backup_engine::TargetProblem> {
+        self.inner.check_restore_target(source, target).await
+    }
+
+    async fn restore(
+        &self,
+        request: &backup_engine::RestoreRequest,
+    ) -> Result<backup_engine::Restoration, ProviderError> {
+        self.inner.restore(request).await
+    }
 }
 
 struct Harness {
@@ -982,4 +997,107 @@ async fn a_redelivery_of_a_run_whose_process_died_records_it_as_interrupted() {
     let next = h.run(&job, at(120)).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{}", next.details);
     assert_eq!(next.pruned_backup_ids, vec![b.id.clone()]);
+}
+
+/// A restore request of `backup` into cluster `id` at `path`.
+fn restore_request(
+    id: &str,
+    backup: &str,
+    path: &Path,
+) -> backup_core::api::RegisterClusterRequest {
+    let mut request = directory_cluster(id, "Orders, restored", path.to_string_lossy());
+    request.source_backup_id = Some(backup.to_owned());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_makes_an_available_cluster_and_a_failed_one_is_recorded_and_never_backed_up() {
+    // GIVEN a backup of a cluster
+    let h = Harness::new().await;
+    let data = h.cluster("orders").await;
+    let job = h.job("orders", 2).await;
+    let run = h.run(&job, at(0)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.details);
+    let backup = run.linked_resource.clone();
+    // WHEN it is restored into a new path
+    let target = h.clusters.path().join("restored");
+    let outcome = h
+        .engine
+        .restore_cluster(&h.scope, &restore_request("restored", &backup, &target))
+        .await
+        .unwrap();
+    // THEN the new cluster is available, names its backup, holds the same files, and its
+    // lock is free
+    let backup_engine::RestoreOutcome::Done(cluster) = outcome else {
+        panic!("a directory restore is done in the call: {outcome:?}")
+    };
+    assert_eq!(cluster.status, backup_core::api::ClusterStatus::Available);
+    assert_eq!(cluster.source_backup_id.as_deref(), Some(backup.as_str()));
+    assert_eq!(
+        std::fs::read(target.join("pg_wal/000001")).unwrap(),
+        std::fs::read(data.join("pg_wal/000001")).unwrap()
+    );
+    assert!(target.join("empty").is_dir());
+    assert_eq!(
+        h.store.current("restored", h.engine.now()).await.unwrap(),
+        None
+    );
+    let stored = h.engine.get_cluster(&h.scope, "restored").await.unwrap();
+    assert_eq!(stored.status, backup_core::api::ClusterStatus::Available);
+    // AND it is backed up like any cluster
+    let again = h.job("restored", 1).await;
+    h.clock.set(at(60));
+    assert_eq!(h.run(&again, at(60)).await.status, RunStatus::Succeeded);
+    // AND the same id again is refused, changing nothing
+    let err = h
+        .engine
+        .restore_cluster(&h.scope, &restore_request("restored", &backup, &target))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "cluster_exists");
+
+    // WHEN a file of the backup is altered behind the server's back and it is restored
+    std::fs::write(
+        h.backups_dir().join(&backup).join("data/pg_wal/000001"),
+        vec![8u8; 300_000],
+    )
+    .unwrap();
+    let broken = h.clusters.path().join("broken");
+    let err = h
+        .engine
+        .restore_cluster(&h.scope, &restore_request("broken", &backup, &broken))
+        .await
+        .unwrap_err();
+    // THEN it fails naming the file, the cluster is recorded failed with the reason, its
+    // lock is free, and nothing is left on disk
+    assert_eq!(err.code(), "restore_failed");
+    assert!(err.to_string().contains("pg_wal/000001"), "{err}");
+    let failed = h.engine.get_cluster(&h.scope, "broken").await.unwrap();
+    assert_eq!(failed.status, backup_core::api::ClusterStatus::Failed);
+    assert!(
+        failed.details.as_deref().unwrap_or("").contains("SHA-256"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        h.store.current("broken", h.engine.now()).await.unwrap(),
+        None
+    );
+    let mut left: Vec<String> = std::fs::read_dir(h.clusters.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["orders", "restored"]);
+    // AND a failed cluster is never backed up: a manual backup is refused, a run fails
+    let err = h.manual("broken", "x").await.unwrap_err();
+    assert_eq!(err.code(), "cluster_not_available");
+    let job = h.job("broken", 1).await;
+    h.clock.set(at(120));
+    let run = h.run(&job, at(120)).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error_code, Some(RunFailure::ClusterNotAvailable));
+    assert!(run.details.contains("broken is failed"), "{}", run.details);
+    // AND it can be deleted, and the id restored again
+    h.engine.delete_job(&h.scope, &job).await.unwrap();
+    h.engine.delete_cluster(&h.scope, "broken").await.unwrap();
 }

@@ -10,7 +10,7 @@ use backup_core::api::{ClusterTarget, LockClusterRequest, RegisterClusterRequest
 use backup_core::cluster::{self, keys};
 use backup_core::{FieldError, Problems};
 
-use crate::cli::RegisterCluster;
+use crate::cli::{CreateCluster, RegisterCluster};
 
 /// The flag that sets a request field, for naming the core's problems the way the operator
 /// wrote them.
@@ -25,6 +25,9 @@ fn flag_of(key: &str) -> &str {
         keys::SERVER_VERSION => "--server-version",
         keys::SERVER_VERSION_TAG => "--server-version-tag",
         keys::NODE_COUNT => "--node-count",
+        keys::SOURCE_BACKUP_ID => "--source-backup-id",
+        keys::AVAILABILITY_ZONE => "--availability-zone",
+        keys::VOLUME_TYPE => "--volume-type",
         keys::OPERATION => "--operation",
         keys::TTL_SECONDS => "--ttl",
         other => other,
@@ -160,6 +163,100 @@ pub fn register_request(args: &RegisterCluster) -> Result<RegisterClusterRequest
         server_version: args.server_version.clone(),
         server_version_tag: args.server_version_tag.clone(),
         node_count: args.node_count,
+        source_backup_id: None,
+        availability_zone: None,
+        volume_type: None,
+    };
+    if let Err(core) = cluster::validate_cluster(&request) {
+        problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
+    }
+    if problems.is_empty() {
+        Ok(request)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Builds a restore request (`clusters create`, `backups restore`) from the flags, or every
+/// problem with them: `--source-backup-id` and either `--path` (a directory or command
+/// backup; made absolute as for `clusters register`) or `--availability-zone` (an aws-ebs
+/// backup); then the core's rules, named by flag. The provider is left for the server to
+/// take from the backup. Without `--cluster-id` the new cluster is `restored-<backup id>`.
+pub fn restore_request(args: &CreateCluster) -> Result<RegisterClusterRequest, Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(backup_id) = args.source_backup_id.clone() else {
+        return Err(vec![
+            "a cluster is made here by restoring a backup: add --source-backup-id B (as \
+             `backupctl backups list` shows it); to back up a cluster that already exists, \
+             register it with `backupctl clusters register --cluster-id C --description D \
+             --provider …`"
+                .to_owned(),
+        ]);
+    };
+    let target = match (&args.path, &args.availability_zone) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                "give either --path (a directory or command backup) or --availability-zone \
+                 (an aws-ebs backup), not both."
+                    .to_owned(),
+            );
+            None
+        }
+        (Some(path), None) => match absolute(path) {
+            Ok(path) => Some(ClusterTarget::Directory { path }),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        },
+        (None, Some(_)) => Some(ClusterTarget::AwsEbs {
+            volume_ids: Vec::new(),
+            instance_tag: None,
+        }),
+        (None, None) => {
+            problems.push(
+                "say where the restored cluster goes: --path DIR (a new or empty directory) for \
+                 a directory or command backup, or --availability-zone AZ for an aws-ebs \
+                 backup."
+                    .to_owned(),
+            );
+            None
+        }
+    };
+    if args.volume_type.is_some() && args.path.is_some() {
+        problems.push(
+            "--volume-type is for aws-ebs backups (with --availability-zone); a directory \
+             restore takes only --path."
+                .to_owned(),
+        );
+    }
+    let cluster_id = args
+        .cluster_id
+        .clone()
+        .unwrap_or_else(|| format!("restored-{backup_id}"));
+    let Some(target) = target else {
+        let mut core = Problems::default();
+        core.take(keys::ID, cluster::check_cluster_id(Some(&cluster_id)));
+        core.take(
+            keys::DESCRIPTION,
+            cluster::check_cluster_description(&args.description),
+        );
+        core.take(keys::SOURCE_BACKUP_ID, cluster::check_backup_id(&backup_id));
+        problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
+        return Err(problems);
+    };
+    let ebs = matches!(target, ClusterTarget::AwsEbs { .. });
+    let request = RegisterClusterRequest {
+        id: cluster_id,
+        description: args.description.clone(),
+        region: None,
+        target,
+        server_version: None,
+        server_version_tag: None,
+        node_count: None,
+        source_backup_id: Some(backup_id),
+        availability_zone: args.availability_zone.clone(),
+        volume_type: if ebs { args.volume_type.clone() } else { None },
     };
     if let Err(core) = cluster::validate_cluster(&request) {
         problems.extend(all_flag_messages(&core, &keys::CLUSTER_ALL));
@@ -350,6 +447,8 @@ mod tests {
 
 #[cfg(test)]
 mod core_tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -386,12 +485,74 @@ mod core_tests {
             Some(1800)
         );
         let problems = lock_request("manual-backup".into(), "30m").unwrap_err();
-        assert!(problems[0].starts_with("--operation: `manual-backup` is the name backups use"));
+        assert!(problems[0]
+            .starts_with("--operation: `manual-backup` is the name backups and restores use"));
         let problems = lock_request("expand-disk".into(), "8d").unwrap_err();
         assert_eq!(
             problems,
             ["--ttl \"8d\": A maintenance lock lasts 1 to 604800 seconds; 691200 is not in that \
               range."]
         );
+    }
+
+    fn create(backup: Option<&str>) -> CreateCluster {
+        CreateCluster {
+            source_backup_id: backup.map(str::to_owned),
+            description: "Orders, restored".into(),
+            cluster_id: Some("orders-restored".into()),
+            path: None,
+            availability_zone: None,
+            volume_type: None,
+            disk_size_gb: None,
+            disk_type: None,
+            instance_type: None,
+            network_id: None,
+            projection_level: None,
+            server_version: None,
+            topology: None,
+        }
+    }
+
+    #[test]
+    fn a_restore_names_a_backup_and_a_path_or_a_zone() {
+        let mut args = create(Some("c196ogto0aeqohe3ommq"));
+        args.path = Some(PathBuf::from("restored"));
+        let request = restore_request(&args).unwrap();
+        let ClusterTarget::Directory { path } = &request.target else {
+            panic!("{request:?}")
+        };
+        assert!(
+            path.starts_with('/') && path.ends_with("/restored"),
+            "{path}"
+        );
+        assert_eq!(
+            request.source_backup_id.as_deref(),
+            Some("c196ogto0aeqohe3ommq")
+        );
+        let mut args = create(Some("c196ogto0aeqohe3ommq"));
+        args.availability_zone = Some("eu-west-1a".into());
+        args.volume_type = Some("gp3".into());
+        args.cluster_id = None;
+        let request = restore_request(&args).unwrap();
+        assert_eq!(request.target.provider(), "aws-ebs");
+        assert_eq!(request.id, "restored-c196ogto0aeqohe3ommq");
+        assert_eq!(request.volume_type.as_deref(), Some("gp3"));
+    }
+
+    #[test]
+    fn a_restore_without_a_backup_or_a_place_says_what_to_add() {
+        let err = restore_request(&create(None)).unwrap_err();
+        assert!(err[0].contains("--source-backup-id"), "{err:?}");
+        let err = restore_request(&create(Some("nope"))).unwrap_err();
+        assert!(err.iter().any(|e| e.contains("--path DIR")), "{err:?}");
+        assert!(
+            err.iter().any(|e| e.starts_with("--source-backup-id:")),
+            "{err:?}"
+        );
+        let mut args = create(Some("c196ogto0aeqohe3ommq"));
+        args.path = Some(PathBuf::from("/srv/r"));
+        args.availability_zone = Some("eu-west-1a".into());
+        let err = restore_request(&args).unwrap_err();
+        assert!(err[0].contains("not both"), "{err:?}");
     }
 }

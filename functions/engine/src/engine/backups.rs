@@ -61,7 +61,7 @@ impl Engine {
 
     /// The backup's source cluster as registered now, if it still is (in the backup's
     /// scope: a cluster id registered again elsewhere is not its source).
-    async fn source_cluster(
+    pub(crate) async fn source_cluster(
         &self,
         scope: &Scope,
         backup: &BackupEntry,
@@ -203,6 +203,7 @@ impl Engine {
         let cluster = self
             .cluster_of_scope(scope, &request.source_cluster_id, "sourceClusterId")
             .await?;
+        Engine::check_available(&cluster)?;
         self.start_manual_backup(scope, cluster, template).await
     }
 

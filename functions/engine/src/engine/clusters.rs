@@ -18,6 +18,13 @@ impl Engine {
         scope: &Scope,
         request: &RegisterClusterRequest,
     ) -> Result<api::Cluster, EngineError> {
+        if request.is_restore() {
+            return Err(EngineError::invalid(
+                "sourceBackupId",
+                "A registration names an existing cluster; a request with sourceBackupId is a \
+                 restore, made with Engine::restore_cluster.",
+            ));
+        }
         let mut cluster = validate_cluster(scope, request, self.now())?;
         if let Some(provider) = self.provider(cluster.provider()) {
             cluster.target = provider

@@ -39,7 +39,7 @@ pub(crate) enum StreamError {
 }
 
 impl StreamError {
-    fn into_fs(self, src: &str, dst: &str) -> FsError {
+    pub(crate) fn into_fs(self, src: &str, dst: &str) -> FsError {
         match self {
             StreamError::Read(e) => FsError::io("read", src, e),
             StreamError::Write(e) => FsError::io("write", dst, e),
@@ -49,7 +49,7 @@ impl StreamError {
 }
 
 /// Feeds `n` zero bytes to `hasher` without reading anything.
-fn hash_zeros(
+pub(crate) fn hash_zeros(
     hasher: &mut Sha256,
     mut n: u64,
     on: &mut dyn FnMut(Moved) -> Result<(), FsError>,

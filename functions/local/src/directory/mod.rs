@@ -61,6 +61,7 @@
 
 mod copy;
 pub mod manifest;
+mod restore;
 mod walk;
 
 use std::ffi::{CStr, CString};
@@ -74,13 +75,14 @@ use async_trait::async_trait;
 use backup_core::api::ClusterTarget;
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
-    BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
-    TargetProblem,
+    BackupHandle, BackupRequest, ClusterRecord, Creation, ProviderError, ProviderErrorCode,
+    ProviderStatus, Restoration, RestoreRequest, TargetProblem,
 };
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 pub use manifest::{EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
+pub use restore::{read_manifest, restore, sibling_name};
 
 use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
 use copy::{Copier, Sizer, CHUNK};
@@ -370,6 +372,86 @@ impl BackupProvider for DirectoryProvider {
                 ))
             }
         })
+    }
+
+    /// A restore's path must pass the policy and not exist or be an empty directory (see
+    /// [`PathPolicy::resolve_restore_target`]); it is answered with its parent canonical.
+    async fn check_restore_target(
+        &self,
+        _source: &ClusterRecord,
+        target: &ClusterTarget,
+    ) -> Result<ClusterTarget, TargetProblem> {
+        match target {
+            ClusterTarget::Directory { path } => {
+                let path = path.clone();
+                let resolved = self
+                    .with_policy(move |p| p.resolve_restore_target(&path))
+                    .await?;
+                Ok(ClusterTarget::Directory {
+                    path: resolved.to_string_lossy().into_owned(),
+                })
+            }
+            other => Err(TargetProblem {
+                field: "provider",
+                code: "conflicting",
+                message: format!(
+                    "a directory backup restores into a path, not as an {} cluster: give path",
+                    other.provider()
+                ),
+            }),
+        }
+    }
+
+    /// Copies the backup into its new path in this call ([`restore`](restore::restore)):
+    /// the restore is [`Restoration::Done`] with the path, or failed with nothing left.
+    async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
+        self.checked_id(&request.backup)?;
+        let ClusterTarget::Directory { path } = &request.target else {
+            return Err(ProviderError::new(format!(
+                "a directory backup restores into a path, not as an {} cluster",
+                request.target.provider()
+            )));
+        };
+        // Again, at the last moment: the path may have changed since it was checked.
+        let asked = path.clone();
+        let target = self
+            .with_policy(move |p| p.resolve_restore_target(&asked))
+            .await
+            .map_err(|p| {
+                let code = if p.code == PATH_NOT_ALLOWED {
+                    ProviderErrorCode::PathNotAllowed
+                } else {
+                    ProviderErrorCode::ProviderError
+                };
+                ProviderError::coded(code, format!("the restore's path {path}: {}", p.message))
+            })?;
+        let backup_dir = self.backup_dir(&request.backup.backup_id);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let (restore_id, progress) = (request.restore_id.clone(), request.progress.clone());
+        let placed = tokio::task::spawn_blocking(move || {
+            let manifest = restore::read_manifest(&backup_dir).map_err(ProviderError::new)?;
+            let placed = restore::restore(
+                &backup_dir,
+                &manifest,
+                &target,
+                &restore_id,
+                &progress,
+                &cancelled,
+            )?;
+            if cancelled.load(Ordering::Relaxed) {
+                // Abandoned while renaming: the restore is over and its cluster failed, so
+                // what it put in place goes too.
+                restore::discard(&placed);
+                return Err(ProviderError::new("the restore was abandoned"));
+            }
+            Ok(placed)
+        })
+        .await
+        .map_err(|e| ProviderError::with_source("the restore task stopped", e))??;
+        Ok(Restoration::Done(ClusterTarget::Directory {
+            path: placed.to_string_lossy().into_owned(),
+        }))
     }
 
     async fn delete(&self, handle: &BackupHandle) -> Result<(), ProviderError> {
@@ -748,18 +830,7 @@ pub fn inspect(backup_dir: &Path) -> Result<(Manifest, Vec<Problem>, usize), Str
     let shown_dir = backup_dir.display().to_string();
     let dir = rfs::open(backup_dir, dir_flags() & !OFlags::NOFOLLOW, Mode::empty())
         .map_err(|e| format!("cannot open {shown_dir}: {e}"))?;
-    let fd = rfs::openat(
-        &dir,
-        MANIFEST,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot read the manifest of {shown_dir}: {e}"))?;
-    let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
-        .map_err(|e| format!("cannot read the manifest of {shown_dir}: {e}"))?;
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| format!("the manifest of {shown_dir} is unreadable: {e}"))?;
+    let manifest = restore::read_manifest_at(dir.as_fd(), &shown_dir)?;
     let data_shown = shown(&shown_dir, DATA);
     let data =
         open_dir_at(dir.as_fd(), c"data").map_err(|e| format!("cannot open {data_shown}: {e}"))?;
