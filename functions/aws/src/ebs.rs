@@ -45,14 +45,21 @@ use aws_sdk_ec2::types::{
     TagSpecification,
 };
 use aws_sdk_ec2::Client;
-use backup_core::api::ClusterTarget;
+use backup_core::api::{ClusterTarget, VerifyProblem};
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
     BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
+    Restoration, RestoreHandle, RestoreRequest, RestoreStatus,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::failure::FailedCall;
+
+mod restore;
+pub use restore::{
+    RestoreError, SnapshotProblem, VolumeSet, VolumesRequest, VolumesState, TAG_RESTORED_FROM,
+    UNKNOWN_VOLUME_TYPE, UNKNOWN_ZONE, VOLUME_NOTIFICATION,
+};
 
 pub const PROVIDER: &str = "aws-ebs";
 pub const TAG_JOB: &str = "backup:job-id";
@@ -573,6 +580,67 @@ impl BackupProvider for EbsProvider {
         let client = self.client(&set.region);
         let ids = self.snapshot_ids(&client, &set, &handle.backup_id).await?;
         self.delete_snapshots(&client, &ids).await
+    }
+
+    /// Every snapshot exists, is `completed` and carries the backup's tags; each problem is
+    /// named by its snapshot id ([`EbsProvider::check_snapshots`]).
+    async fn verify(&self, handle: &BackupHandle) -> Result<Vec<VerifyProblem>, ProviderError> {
+        Ok(self
+            .check_snapshots(handle)
+            .await?
+            .into_iter()
+            .map(|p| VerifyProblem {
+                path: p.snapshot_id,
+                problem: p.problem,
+            })
+            .collect())
+    }
+
+    /// One volume per snapshot in the request's zone ([`EbsProvider::create_volumes`]),
+    /// [`Restoration::Pending`] until every volume is `available`; the notifications name
+    /// the volumes. A refused zone or volume type answers the refusal's sentence, having
+    /// made nothing.
+    async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
+        let Some(zone) = request.availability_zone.as_deref() else {
+            return Err(ProviderError::new(
+                "an aws-ebs restore needs availabilityZone, the zone to make its volumes in",
+            ));
+        };
+        let volumes = VolumesRequest {
+            cluster_id: &request.cluster_id,
+            name: &request.cluster_id,
+            availability_zone: zone,
+            volume_type: request.volume_type.as_deref(),
+        };
+        let set = match self.create_volumes(&request.backup, &volumes).await {
+            Ok(set) => set,
+            Err(RestoreError::Refused(problem)) => return Err(ProviderError::new(problem.message)),
+            Err(RestoreError::Provider(error)) => return Err(error),
+        };
+        Ok(Restoration::Pending(RestoreHandle {
+            cluster_id: request.cluster_id.clone(),
+            location: set.to_location(),
+            keys: set.volume_ids,
+        }))
+    }
+
+    /// `Available` with the new volume ids once every volume is.
+    async fn restore_status(&self, handle: &RestoreHandle) -> Result<RestoreStatus, ProviderError> {
+        let set = VolumeSet::parse(&handle.location)?;
+        Ok(match self.volumes_state(&set).await? {
+            VolumesState::Creating => RestoreStatus::Creating,
+            VolumesState::Failed(reason) => RestoreStatus::Failed(reason),
+            VolumesState::Available => RestoreStatus::Available(ClusterTarget::AwsEbs {
+                volume_ids: set.volume_ids,
+                instance_tag: None,
+            }),
+        })
+    }
+
+    /// Deletes the restore's volumes; those already gone count as deleted.
+    async fn discard_restore(&self, handle: &RestoreHandle) -> Result<(), ProviderError> {
+        self.delete_volumes(&VolumeSet::parse(&handle.location)?)
+            .await
     }
 }
 

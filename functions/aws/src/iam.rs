@@ -36,9 +36,10 @@ pub struct Call {
     pub operation: &'static str,
     /// The IAM actions AWS checks for it. Usually the operation itself; a transaction is
     /// authorized item by item (`Put` as `dynamodb:PutItem`, `Update` as
-    /// `dynamodb:UpdateItem`: there is no `TransactWriteItems` action), and a snapshot tagged
-    /// at creation also needs `ec2:CreateTags` (which the role allows only while the
-    /// function's own snapshot-creating calls run: `ec2:CreateAction`).
+    /// `dynamodb:UpdateItem`: there is no `TransactWriteItems` action), a snapshot or volume
+    /// tagged at creation also needs `ec2:CreateTags` (which the role allows only while the
+    /// function's own creating calls run: `ec2:CreateAction`), and a volume made from a
+    /// snapshot encrypted with a customer key needs the key's KMS actions (through EC2 only).
     pub actions: &'static [&'static str],
     /// Which of the function's code paths make it.
     pub why: &'static str,
@@ -79,8 +80,9 @@ pub fn function(name: &str) -> Option<Function> {
 /// `backup-runner`: one scheduled run per invocation (record the run as it takes the lock, start
 /// the snapshots, record them pending), the settling of a pending backup from EC2's
 /// notification (prune, record the end), the sweeper (SPEC §16) and, for a redelivery of a
-/// run whose process is gone, settling it as interrupted. It never creates or deletes jobs,
-/// clusters or rules.
+/// run whose process is gone, settling it as interrupted; and the settling of restores from
+/// EC2's volume notifications and the sweeper (deleting a failed restore's volumes). It
+/// never creates or deletes jobs, clusters or rules, and never makes a volume.
 pub const RUNNER: Function = Function {
     name: "backup-runner",
     calls: &[
@@ -164,12 +166,24 @@ pub const RUNNER: Function = Function {
             why: "prunes the backups retention drops, and undoes the snapshots of a backup \
                   whose creation failed half-way",
         },
+        Call {
+            operation: "ec2:DescribeVolumes",
+            actions: &["ec2:DescribeVolumes"],
+            why: "asks whether every volume of a pending restore is available (a volume \
+                  notification, and the sweeper)",
+        },
+        Call {
+            operation: "ec2:DeleteVolume",
+            actions: &["ec2:DeleteVolume"],
+            why: "deletes the volumes of a restore that failed (a `failed` notification, a \
+                  volume in `error`, or the sweeper past SNAPSHOT_TIMEOUT)",
+        },
     ],
 };
 
 /// `jobs-api`: the HTTP API. Jobs (their records and rules), clusters, the lock, manual
 /// backups and "run now" (which make backups and prune as the runner does), deleting
-/// backups.
+/// backups, and starting restores (which the runner settles).
 pub const JOBS_API: Function = Function {
     name: "jobs-api",
     calls: &[
@@ -286,6 +300,29 @@ pub const JOBS_API: Function = Function {
             operation: "ec2:DeleteSnapshot",
             actions: &["ec2:DeleteSnapshot"],
             why: "deletes a backup (`DELETE …/backups/{id}`) and prunes after \"run now\"",
+        },
+        Call {
+            operation: "ec2:DescribeAvailabilityZones",
+            actions: &["ec2:DescribeAvailabilityZones"],
+            why: "checks a restore's availability zone before any volume is made",
+        },
+        Call {
+            operation: "ec2:CreateVolume",
+            actions: &[
+                "ec2:CreateVolume",
+                "ec2:CreateTags",
+                "kms:CreateGrant",
+                "kms:Decrypt",
+                "kms:DescribeKey",
+            ],
+            why: "a restore: one volume per snapshot, tagged at creation; a snapshot \
+                  encrypted with a customer key needs EC2 to use the key on the caller's \
+                  behalf (the KMS actions, allowed only through EC2)",
+        },
+        Call {
+            operation: "ec2:DeleteVolume",
+            actions: &["ec2:DeleteVolume"],
+            why: "deletes the volumes a restore made when a later `CreateVolume` fails",
         },
         Call {
             operation: "lambda:Invoke",

@@ -3,7 +3,10 @@
 //! `--include-ignored`).
 
 use aws_sdk_eventbridge::types::Rule;
-use backup_aws::ebs::{fit_label, SnapshotSet, MAX_DESCRIPTION, MAX_TAG_VALUE, NOT_FOUND_GRACE};
+use backup_aws::ebs::{
+    fit_label, RestoreError, SnapshotSet, VolumeSet, VolumesRequest, VolumesState, MAX_DESCRIPTION,
+    MAX_TAG_VALUE, NOT_FOUND_GRACE, TAG_RESTORED_FROM, UNKNOWN_VOLUME_TYPE, UNKNOWN_ZONE,
+};
 use backup_aws::eventbridge::rule_name;
 use backup_aws::{EbsProvider, EventBridgeTriggers, ScheduleTarget, SchedulerTriggers};
 use backup_core::api::{ClusterTarget, JobStatus};
@@ -504,4 +507,247 @@ async fn an_instance_tag_no_instance_carries_fails_naming_the_tag_and_what_to_do
     assert!(message.contains(&format!("Cluster={value}")), "{message}");
     assert!(message.contains("us-east-1"), "{message}");
     assert!(message.contains("volume ids"), "{message}");
+}
+
+/// The volumes tagged `backup:restored-from` = `backup_id`, as EC2 shows them.
+async fn restored_from(
+    ec2: &aws_sdk_ec2::Client,
+    backup_id: &str,
+) -> Vec<aws_sdk_ec2::types::Volume> {
+    ec2.describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{TAG_RESTORED_FROM}"))
+                .values(backup_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeVolumes")
+        .volumes()
+        .to_vec()
+}
+
+fn volume_tag<'a>(volume: &'a aws_sdk_ec2::types::Volume, key: &str) -> Option<&'a str> {
+    volume
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// A backup of `n` new volumes, made and settled; its handle.
+async fn made_backup(provider: &EbsProvider, ec2: &aws_sdk_ec2::Client, n: usize) -> BackupHandle {
+    let mut volumes = Vec::new();
+    for _ in 0..n {
+        volumes.push(volume(ec2).await);
+    }
+    let handle = provider
+        .create(&ebs_request(&unique("b"), &volumes))
+        .await
+        .unwrap()
+        .into_handle();
+    assert_eq!(
+        provider.status(&handle).await.unwrap(),
+        ProviderStatus::Available
+    );
+    handle
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn verify_finds_a_whole_backup_whole_and_names_each_missing_or_mistagged_snapshot() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    // GIVEN a backup of three volumes
+    let handle = made_backup(&provider, &ec2, 3).await;
+    let set: SnapshotSet = serde_json::from_str(&handle.location).unwrap();
+    // WHEN it is verified THEN nothing is wrong
+    assert_eq!(provider.check_snapshots(&handle).await.unwrap(), []);
+    // GIVEN one snapshot deleted outside the product and another retagged as another backup's
+    ec2.delete_snapshot()
+        .snapshot_id(&set.snapshot_ids[0])
+        .send()
+        .await
+        .unwrap();
+    ec2.create_tags()
+        .resources(&set.snapshot_ids[2])
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("backup:backup-id")
+                .value("someone-else")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tags_before = snapshots_tagged(&ec2, "backup:backup-id", &handle.backup_id).await;
+    // WHEN it is verified THEN each problem names its snapshot and says what is wrong
+    let problems = provider.check_snapshots(&handle).await.unwrap();
+    let named: Vec<&str> = problems.iter().map(|p| p.snapshot_id.as_str()).collect();
+    assert_eq!(
+        named,
+        [&set.snapshot_ids[0], &set.snapshot_ids[2]],
+        "{problems:?}"
+    );
+    assert!(
+        problems[0].problem.contains("does not exist"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].problem.contains("someone-else")
+            && problems[1].problem.contains(&handle.backup_id),
+        "{problems:?}"
+    );
+    // AND verifying changed nothing
+    let tags_after = snapshots_tagged(&ec2, "backup:backup-id", &handle.backup_id).await;
+    assert_eq!(tags_before, tags_after);
+    provider.delete(&handle).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_restore_is_one_tagged_volume_per_snapshot_in_the_zone_and_discarding_deletes_them() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    // GIVEN a backup of two volumes
+    let handle = made_backup(&provider, &ec2, 2).await;
+    let snapshots: SnapshotSet = serde_json::from_str(&handle.location).unwrap();
+    // WHEN it is restored into us-east-1b as gp3 volumes
+    let request = VolumesRequest {
+        cluster_id: "c-restored",
+        name: "Orders DB (restored)",
+        availability_zone: "us-east-1b",
+        volume_type: Some("gp3"),
+    };
+    let set = provider.create_volumes(&handle, &request).await.unwrap();
+    // THEN there is one volume per snapshot, in that zone and of that type, tagged with the
+    // backup it came from, the new cluster and a name
+    assert_eq!(set.backup_id, handle.backup_id);
+    assert_eq!(set.region, "us-east-1");
+    let volumes = restored_from(&ec2, &handle.backup_id).await;
+    let mut made: Vec<String> = volumes
+        .iter()
+        .filter_map(|v| v.volume_id().map(str::to_owned))
+        .collect();
+    made.sort();
+    let mut recorded = set.volume_ids.clone();
+    recorded.sort();
+    assert_eq!(made, recorded);
+    let mut from: Vec<String> = volumes
+        .iter()
+        .filter_map(|v| v.snapshot_id().map(str::to_owned))
+        .collect();
+    from.sort();
+    let mut expected = snapshots.snapshot_ids.clone();
+    expected.sort();
+    assert_eq!(from, expected);
+    for v in &volumes {
+        assert_eq!(v.availability_zone(), Some("us-east-1b"));
+        assert_eq!(v.volume_type().map(|t| t.as_str()), Some("gp3"));
+        assert_eq!(volume_tag(v, "backup:cluster-id"), Some("c-restored"));
+        assert_eq!(volume_tag(v, "Name"), Some("Orders DB (restored)"));
+    }
+    // AND once EC2 made them they are available
+    assert_eq!(
+        provider.volumes_state(&set).await.unwrap(),
+        VolumesState::Available
+    );
+    // AND the set round-trips through its location
+    assert_eq!(VolumeSet::parse(&set.to_location()).unwrap(), set);
+    // WHEN the restore is discarded (twice: deleting what is gone succeeds) THEN no volume
+    // is left, and the restore counts as failed
+    provider.delete_volumes(&set).await.unwrap();
+    provider.delete_volumes(&set).await.unwrap();
+    assert!(restored_from(&ec2, &handle.backup_id).await.is_empty());
+    let mut old = set.clone();
+    old.started_ms -= NOT_FOUND_GRACE.num_milliseconds() + 1000;
+    assert!(matches!(
+        provider.volumes_state(&old).await.unwrap(),
+        VolumesState::Failed(reason) if reason.contains("no longer exists")
+    ));
+    provider.delete(&handle).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn an_unknown_zone_or_volume_type_is_refused_on_its_field_and_makes_nothing() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    let handle = made_backup(&provider, &ec2, 1).await;
+    let request = VolumesRequest {
+        cluster_id: "c-restored",
+        name: "Orders DB",
+        availability_zone: "us-east-1z",
+        volume_type: None,
+    };
+    // WHEN the zone is not one of the region's THEN the refusal names the field and the
+    // zones to write instead, and no volume was made
+    let Err(RestoreError::Refused(problem)) = provider.create_volumes(&handle, &request).await
+    else {
+        panic!("refused")
+    };
+    assert_eq!(
+        (problem.field, problem.code),
+        ("availabilityZone", UNKNOWN_ZONE)
+    );
+    assert!(problem.message.contains("us-east-1z"), "{problem:?}");
+    assert!(problem.message.contains("us-east-1a"), "{problem:?}");
+    assert!(restored_from(&ec2, &handle.backup_id).await.is_empty());
+    // AND a volume type EC2 does not have is refused the same way
+    let typed = VolumesRequest {
+        availability_zone: "us-east-1a",
+        volume_type: Some("fast"),
+        ..request
+    };
+    let Err(RestoreError::Refused(problem)) = provider.create_volumes(&handle, &typed).await else {
+        panic!("refused")
+    };
+    assert_eq!(
+        (problem.field, problem.code),
+        ("volumeType", UNKNOWN_VOLUME_TYPE)
+    );
+    assert!(problem.message.contains("gp3"), "{problem:?}");
+    assert!(restored_from(&ec2, &handle.backup_id).await.is_empty());
+    provider.delete(&handle).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_restore_failing_half_way_deletes_the_volumes_it_made() {
+    let config = backup_aws::sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let provider = EbsProvider::new(&config);
+    // GIVEN a backup of three volumes whose last snapshot was deleted outside the product
+    let handle = made_backup(&provider, &ec2, 3).await;
+    let set: SnapshotSet = serde_json::from_str(&handle.location).unwrap();
+    ec2.delete_snapshot()
+        .snapshot_id(&set.snapshot_ids[2])
+        .send()
+        .await
+        .unwrap();
+    // WHEN it is restored THEN the third CreateVolume fails, the error names it, and the two
+    // volumes already made are gone
+    let request = VolumesRequest {
+        cluster_id: "c-restored",
+        name: "Orders DB",
+        availability_zone: "us-east-1a",
+        volume_type: None,
+    };
+    let Err(RestoreError::Provider(error)) = provider.create_volumes(&handle, &request).await
+    else {
+        panic!("a provider error")
+    };
+    assert!(error.message.contains("CreateVolume"), "{error}");
+    assert!(error.message.contains(&set.snapshot_ids[2]), "{error}");
+    let left: Vec<_> = restored_from(&ec2, &handle.backup_id)
+        .await
+        .into_iter()
+        .filter(|v| v.state().map(|s| s.as_str()) != Some("deleted"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    provider.delete(&handle).await.unwrap();
 }

@@ -146,13 +146,25 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                         );
                     }
                     "ec2" if name.starts_with("Describe") => assert_eq!(r, "*"),
-                    // A snapshot is made of a volume; `CreateSnapshots` of an instance's.
+                    // A snapshot is made of a volume; `CreateSnapshots` of an instance's; a
+                    // restore's volume of a snapshot, tagged at creation, deleted on failure.
                     "ec2" => assert!(
                         r.ends_with(":snapshot/*")
                             || (name.starts_with("CreateSnapshot") && r.ends_with(":volume/*"))
-                            || (name == "CreateSnapshots" && r.ends_with(":instance/*")),
+                            || (name == "CreateSnapshots" && r.ends_with(":instance/*"))
+                            || (matches!(name, "CreateVolume" | "CreateTags" | "DeleteVolume")
+                                && r.ends_with(":volume/*")),
                         "{role}: {action} on {r}"
                     ),
+                    // Keys of snapshots encrypted with a customer key, used through EC2 only.
+                    "kms" => {
+                        assert!(r.ends_with(":kms:*:${AWS::AccountId}:key/*"), "{role}: {r}");
+                        assert_eq!(
+                            resource_text(&st["Condition"]["StringEquals"]["kms:ViaService"]),
+                            "ec2.${AWS::Region}.amazonaws.com",
+                            "{role}: {action} only through EC2"
+                        );
+                    }
                     "lambda" => assert_eq!(
                         r, "GetAtt:RunnerFunction.Arn",
                         "{role}: {action} only on the runner"
@@ -172,12 +184,34 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                     "{role}: DeleteSnapshot only on the product's snapshots"
                 );
             }
+            // A restore makes, and deletes, only volumes tagged as restored.
+            if action == "ec2:DeleteVolume" {
+                assert!(
+                    !st["Condition"]["StringLike"]["aws:ResourceTag/backup:restored-from"]
+                        .is_null(),
+                    "{role}: DeleteVolume only on volumes a restore made"
+                );
+            }
+            if action == "ec2:CreateVolume" && resources.iter().any(|r| r.ends_with(":volume/*")) {
+                assert!(
+                    !st["Condition"]["StringLike"]["aws:RequestTag/backup:restored-from"].is_null(),
+                    "{role}: CreateVolume only of volumes tagged as restored"
+                );
+            }
+            if action == "ec2:CreateVolume" && resources.iter().any(|r| r.ends_with(":snapshot/*"))
+            {
+                assert!(
+                    !st["Condition"]["StringLike"]["aws:ResourceTag/backup:backup-id"].is_null(),
+                    "{role}: CreateVolume only from the product's snapshots"
+                );
+            }
             if action == "ec2:CreateTags" {
                 let mut during = strings(&st["Condition"]["StringEquals"]["ec2:CreateAction"]);
                 during.sort();
                 assert_eq!(
                     during, tagged_on_create,
-                    "{role}: CreateTags only while the function's own calls create snapshots"
+                    "{role}: CreateTags only while the function's own calls create snapshots \
+                     or volumes"
                 );
             }
         }
@@ -252,7 +286,7 @@ fn the_job_service_token_is_exported_for_other_stacks() {
 }
 
 #[test]
-fn only_job_rules_the_snapshot_notification_rule_and_the_sweeper_may_invoke_the_runner() {
+fn only_job_rules_the_notification_rules_and_the_sweeper_may_invoke_the_runner() {
     let t = template();
     let mut sources: Vec<String> = t["Resources"]
         .as_mapping()
@@ -272,10 +306,11 @@ fn only_job_rules_the_snapshot_notification_rule_and_the_sweeper_may_invoke_the_
         })
         .collect();
     sources.sort();
-    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert_eq!(sources.len(), 4, "{sources:?}");
     assert_eq!(sources[0], "GetAtt:SnapshotNotificationRule.Arn");
     assert_eq!(sources[1], "GetAtt:SweepRule.Arn");
-    assert!(sources[2].ends_with(":rule/${RulePrefix}*"), "{sources:?}");
+    assert_eq!(sources[2], "GetAtt:VolumeNotificationRule.Arn");
+    assert!(sources[3].ends_with(":rule/${RulePrefix}*"), "{sources:?}");
 }
 
 #[test]
@@ -292,12 +327,23 @@ fn snapshot_notifications_and_the_sweeper_reach_the_runner() {
         strings(&pattern["detail"]["event"]),
         ["createSnapshot", "createSnapshots"]
     );
+    // AND EC2's volume notifications settle restores (SPEC §14)
+    let volumes = &resource(&t, "VolumeNotificationRule")["Properties"];
+    assert_eq!(strings(&volumes["EventPattern"]["source"]), ["aws.ec2"]);
+    assert_eq!(
+        strings(&volumes["EventPattern"]["detail-type"]),
+        [backup_aws::ebs::VOLUME_NOTIFICATION]
+    );
+    assert_eq!(
+        strings(&volumes["EventPattern"]["detail"]["event"]),
+        ["createVolume"]
+    );
     let sweep = &resource(&t, "SweepRule")["Properties"];
     assert_eq!(
         sweep["ScheduleExpression"].as_str(),
         Some("rate(10 minutes)")
     );
-    for props in [rule, sweep] {
+    for props in [rule, volumes, sweep] {
         let target = &props["Targets"][0];
         assert_eq!(
             strings(&target["Arn"]["Fn::GetAtt"]),
@@ -542,8 +588,8 @@ fn a_firing_no_rule_could_deliver_reaches_the_dead_letter_queue_and_an_alarm() {
         resource_text(&env["DEAD_LETTER_QUEUE_ARN"]),
         "GetAtt:RunnerDeadLetterQueue.Arn"
     );
-    // AND the queue lets EventBridge send into it from the job rules, the snapshot
-    // notification rule and the sweeper, and only from them
+    // AND the queue lets EventBridge send into it from the job rules, the snapshot and
+    // volume notification rules and the sweeper, and only from them
     let policies = resources_of(&t, "AWS::SQS::QueuePolicy");
     let [(_, policy)] = policies.as_slice() else {
         panic!("one queue policy: {policies:?}")
@@ -584,6 +630,7 @@ fn a_firing_no_rule_could_deliver_reaches_the_dead_letter_queue_and_an_alarm() {
         rules,
         [
             "GetAtt:SnapshotNotificationRule.Arn",
+            "GetAtt:VolumeNotificationRule.Arn",
             "GetAtt:SweepRule.Arn"
         ]
     );

@@ -172,7 +172,8 @@ macro_rules! contract_tests {
             finish_after_a_lost_lock_records_and_leaves_the_new_holder,
             pending_backups_are_found_by_key_listed_by_deadline_and_forgotten,
             parking_after_a_lost_lock_records_it_and_leaves_the_new_holder,
-            a_settle_applies_once
+            a_settle_applies_once,
+            pending_restores_are_found_by_key_listed_by_deadline_and_forgotten
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

@@ -120,4 +120,4 @@ pub use error::{
 };
 pub use model::*;
 pub use page::{ListQuery, Listed, Page, PageRequest, MAX_PAGE};
-pub use run::{RunOutcome, Settled, SweepReport};
+pub use run::{RestoreSettled, RunOutcome, Settled, SweepReport};

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{
     Acquisition, Applied, BackupEntry, BackupFilter, ClusterRecord, HistoryEntry, JobRecord,
-    LockHolder, PendingBackup, RunStart, Scope,
+    LockHolder, PendingBackup, PendingRestore, RunStart, Scope,
 };
 use crate::page::{instant_position, Page, PageRequest};
 use crate::ports::{
@@ -47,6 +47,9 @@ struct State {
     /// Backups left to settle later, by id, and their keys.
     pending: BTreeMap<String, PendingBackup>,
     pending_keys: HashMap<String, String>,
+    /// Pending restores by cluster id, and the cluster of each key.
+    restores: BTreeMap<String, PendingRestore>,
+    restore_keys: HashMap<String, String>,
 }
 
 /// A cluster's lock record; it stays after release so fencing tokens keep growing.
@@ -510,6 +513,57 @@ impl PendingBackups for MemoryStore {
         for key in &pending.keys {
             if s.pending_keys.get(key) == Some(&pending.backup.id) {
                 s.pending_keys.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn park_restore(&self, pending: &PendingRestore) -> StoreResult<Applied> {
+        let mut s = self.state();
+        let cluster = &pending.handle.cluster_id;
+        for key in &pending.handle.keys {
+            s.restore_keys.insert(key.clone(), cluster.clone());
+        }
+        s.restores.insert(cluster.clone(), pending.clone());
+        let lock = s
+            .locks
+            .get_mut(cluster)
+            .filter(|l| l.held && l.info.fencing_token == pending.fencing_token);
+        Ok(match lock {
+            Some(l) => {
+                l.info.expires = pending.deadline;
+                Applied::Done
+            }
+            None => Applied::Stale,
+        })
+    }
+
+    async fn find_pending_restore(&self, key: &str) -> StoreResult<Option<PendingRestore>> {
+        let s = self.state();
+        Ok(s.restore_keys
+            .get(key)
+            .and_then(|cluster| s.restores.get(cluster))
+            .cloned())
+    }
+
+    async fn list_pending_restores(&self, limit: usize) -> StoreResult<Vec<PendingRestore>> {
+        let mut all: Vec<PendingRestore> = self.state().restores.values().cloned().collect();
+        all.sort_by(|a, b| {
+            (a.deadline, &a.handle.cluster_id).cmp(&(b.deadline, &b.handle.cluster_id))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn unpark_restore(&self, pending: &PendingRestore) -> StoreResult<()> {
+        let mut s = self.state();
+        let cluster = &pending.handle.cluster_id;
+        if s.restores.get(cluster) == Some(pending) {
+            s.restores.remove(cluster);
+        }
+        for key in &pending.handle.keys {
+            if s.restore_keys.get(key) == Some(cluster) {
+                s.restore_keys.remove(key);
             }
         }
         Ok(())

@@ -645,6 +645,11 @@ pub struct RestoreRequest {
     pub cluster_id: String,
     /// The target the operator asked for (a path, an availability zone).
     pub target: ClusterTarget,
+    /// An aws-ebs restore's zone (`availabilityZone` of the request), which an EBS target
+    /// has no place for: the provider makes the volumes there.
+    pub availability_zone: Option<String>,
+    /// An aws-ebs restore's volume type (`volumeType`); `None` lets EC2 choose.
+    pub volume_type: Option<String>,
     /// Names this restore in what the provider makes (tags, hidden directories).
     pub restore_id: String,
     /// Where the provider reports that work moves, as a backup's copy does.
@@ -683,4 +688,23 @@ pub enum RestoreStatus {
     Available(ClusterTarget),
     /// It failed; the sentence says why.
     Failed(String),
+}
+
+/// A restore started and left to settle later (SPEC §14, §16: EBS volumes outlive the
+/// Lambda invocation that starts them), with everything its settling needs: a volume
+/// notification or the sweeper settles it from this one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRestore {
+    /// The provider's handle: the new cluster, where its data is being made, and what the
+    /// provider's notifications name (EBS volume ids).
+    pub handle: RestoreHandle,
+    /// The backup it restores.
+    pub backup_id: String,
+    /// The provider that makes it (`aws-ebs`).
+    pub provider: String,
+    /// The `restore` lock the new cluster holds until it settles.
+    pub fencing_token: u64,
+    pub started: DateTime<Utc>,
+    /// Past this instant the sweeper fails it, deletes what it made and frees the cluster.
+    pub deadline: DateTime<Utc>,
 }

@@ -21,9 +21,9 @@ use backup_core::api::ClusterTarget;
 use crate::error::{ProviderError, StoreError, TargetProblem, TriggerError};
 use crate::model::{
     Acquisition, Applied, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord,
-    Creation, Finish, Finished, HistoryEntry, JobRecord, LockHolder, PendingBackup, ProviderStatus,
-    Restoration, RestoreHandle, RestoreRequest, RestoreStatus, RunStart, Scope, StartBackup,
-    Started,
+    Creation, Finish, Finished, HistoryEntry, JobRecord, LockHolder, PendingBackup, PendingRestore,
+    ProviderStatus, Restoration, RestoreHandle, RestoreRequest, RestoreStatus, RunStart, Scope,
+    StartBackup, Started,
 };
 use crate::page::{Page, PageRequest};
 
@@ -282,6 +282,35 @@ pub trait PendingBackups: Send + Sync {
     /// Forgets a pending backup and its keys (what a [`Finish`] with `settled` does with the
     /// rest of its writes); forgetting one already forgotten succeeds.
     async fn unpark(&self, pending: &PendingBackup) -> StoreResult<()>;
+
+    /// Records a restore that settles later ([`PendingRestore`]) and extends the lease of
+    /// the `restore` lock `pending.fencing_token` holds to `pending.deadline`; `Stale` when
+    /// that token no longer holds it (recorded all the same: its volumes exist, and
+    /// settling it needs the record). Restores are kept here, beside pending backups, so a
+    /// deployment that settles later has one port for it; a store that keeps no pending
+    /// restores refuses.
+    async fn park_restore(&self, pending: &PendingRestore) -> StoreResult<Applied> {
+        Err(StoreError::Corrupt(format!(
+            "this deployment keeps no pending restores (cluster {})",
+            pending.handle.cluster_id
+        )))
+    }
+    /// The pending restore one of whose keys is `key`; `None` for a key of none (another
+    /// tool's volume, or a restore already settled).
+    async fn find_pending_restore(&self, key: &str) -> StoreResult<Option<PendingRestore>> {
+        let _ = key;
+        Ok(None)
+    }
+    /// Up to `limit` pending restores, the earliest deadline first.
+    async fn list_pending_restores(&self, limit: usize) -> StoreResult<Vec<PendingRestore>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+    /// Forgets a pending restore and its keys; forgetting one already forgotten succeeds.
+    async fn unpark_restore(&self, pending: &PendingRestore) -> StoreResult<()> {
+        let _ = pending;
+        Ok(())
+    }
 }
 
 /// Makes, watches and deletes backups of one kind of cluster (`directory`, `aws-ebs`).

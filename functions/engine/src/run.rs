@@ -37,11 +37,13 @@ use crate::text;
 mod end;
 mod making;
 mod prune;
+mod restores;
 mod settle;
 
 pub(crate) use end::RunEnd;
 pub(crate) use making::{Cause, Made, NewBackup};
 pub use prune::MAX_PRUNED_PER_RUN;
+pub use restores::RestoreSettled;
 pub use settle::{Settled, SweepReport, QUEUED_GRACE, SWEEP_PAGE};
 
 /// What one delivery of a run did.

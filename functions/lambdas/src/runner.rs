@@ -12,6 +12,10 @@
 //!   region, so one no backup is waiting on (AWS Backup's, DLM's, a person's) is a quiet
 //!   success, never an error: a failed invocation would be retried and land in the
 //!   dead-letter queue for nothing.
+//! - **EC2's `EBS Volume Notification`** (`createVolume`): settles the restore the volume
+//!   belongs to (SPEC §14): the cluster becomes `available` once every volume is, or
+//!   `failed` (its volumes deleted). As with snapshots, a volume no restore is waiting on is
+//!   a quiet success.
 //! - **`{"sweep": true}`**, from the sweeper rule every ten minutes.
 //! - **a queued run**, `{"historyId": "…", "jobId": "…", "scheduledTime": "…"}`: "run now"
 //!   on the deployed API, handed over by an asynchronous invocation; the runner claims it
@@ -23,7 +27,7 @@
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use backup_core::api::{RunFailure, RunStatus};
-use backup_engine::{Engine, EngineError, ErrorKind, Notice, Settled, SweepReport};
+use backup_engine::{Engine, EngineError, ErrorKind, Notice, RestoreSettled, Settled, SweepReport};
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
 use serde::de::DeserializeOwned;
@@ -145,9 +149,9 @@ struct TransformerInput {
     scheduled_time: DateTime<Utc>,
 }
 
-const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"}, {\"historyId\": \"…\"}, an EventBridge \"Scheduled Event\", an \"EBS Snapshot Notification\" or {\"sweep\": true}";
+const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"}, {\"historyId\": \"…\"}, an EventBridge \"Scheduled Event\", an \"EBS Snapshot Notification\", an \"EBS Volume Notification\" or {\"sweep\": true}";
 
-use backup_aws::ebs::SNAPSHOT_NOTIFICATION;
+use backup_aws::ebs::{SNAPSHOT_NOTIFICATION, VOLUME_NOTIFICATION};
 
 /// What one invocation is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +160,8 @@ pub enum Request {
     Run(RunRequest),
     /// Settle what EC2 says of these snapshots (ids, not ARNs).
     Settle(Vec<(String, Notice)>),
+    /// Settle the restore waiting on this volume (an id, not an ARN).
+    SettleVolume(String, Notice),
     /// One sweep.
     Sweep,
     /// Make the queued run of this history id ("run now" on the deployed API).
@@ -241,6 +247,46 @@ fn parse_snapshot_event(event: &CloudWatchEvent) -> Result<Request, RunnerError>
     }
 }
 
+/// The `detail` of an `EBS Volume Notification`; the volume is the event's resource.
+#[derive(Deserialize)]
+struct VolumeDetail {
+    event: String,
+    #[serde(default)]
+    result: String,
+    #[serde(default)]
+    cause: String,
+}
+
+fn parse_volume_event(event: &CloudWatchEvent) -> Result<Request, RunnerError> {
+    let detail = event.detail.clone().unwrap_or_default();
+    let detail: VolumeDetail = serde_path_to_error::deserialize(&detail).map_err(|e| {
+        RunnerError::BadEvent(format!(
+            "an {VOLUME_NOTIFICATION} with a malformed detail: {e}"
+        ))
+    })?;
+    if detail.event != "createVolume" {
+        return Ok(Request::Ignore(detail.event));
+    }
+    // `arn:aws:ec2:<region>:<account>:volume/vol-…`
+    let Some(volume) = event
+        .resources
+        .iter()
+        .find_map(|arn| arn.rsplit_once("volume/").map(|(_, id)| id.to_owned()))
+    else {
+        return Err(RunnerError::BadEvent(format!(
+            "a createVolume {VOLUME_NOTIFICATION} whose `resources` name no volume: {:?}",
+            event.resources
+        )));
+    };
+    let cause = detail.cause.trim();
+    let notice = match detail.result.as_str() {
+        "available" | "succeeded" => Notice::Completed,
+        other if cause.is_empty() => Notice::Failed(format!("EC2 reported the volume {other}")),
+        other => Notice::Failed(format!("EC2 reported the volume {other}: {cause}")),
+    };
+    Ok(Request::SettleVolume(volume, notice))
+}
+
 /// `event` as a `T`; a mismatch names the field at fault (`scheduledTime: …`).
 fn read<T: DeserializeOwned>(event: &Value) -> Result<T, RunnerError> {
     serde_path_to_error::deserialize(event)
@@ -299,6 +345,9 @@ pub fn parse_request(event: &Value, rule_prefix: &str) -> Result<Request, Runner
         if detail_type == SNAPSHOT_NOTIFICATION && source == "aws.ec2" {
             return parse_snapshot_event(&e);
         }
+        if detail_type == VOLUME_NOTIFICATION && source == "aws.ec2" {
+            return parse_volume_event(&e);
+        }
         if detail_type != "Scheduled Event" || source != "aws.events" {
             return Err(RunnerError::BadEvent(format!(
                 "an EventBridge event of type `{detail_type}` from `{source}` is not a schedule; {EXPECTED}"
@@ -351,12 +400,25 @@ pub struct SettleReport {
     pub history_id: Option<String>,
 }
 
+/// What one volume notification settled, for the invocation's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub volume_id: String,
+    /// `unknown` (no restore waits on it), `not-yet` (the restore has other volumes still
+    /// being made), `available` or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
 /// The invocation's answer, by what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Answer {
     Run(RunReport),
     Settled { settled: Vec<SettleReport> },
+    Restored { restored: RestoreReport },
     Swept { sweep: SweepReport },
     Ignored { ignored: String },
 }
@@ -380,6 +442,30 @@ pub async fn handle(
                 settled.push(report);
             }
             Ok(Answer::Settled { settled })
+        }
+        Request::SettleVolume(volume_id, notice) => {
+            let (outcome, cluster_id) =
+                match engine.settle_restore_notice(&volume_id, notice).await? {
+                    RestoreSettled::Unknown => ("unknown", None),
+                    RestoreSettled::NotYet { cluster_id } => ("not-yet", Some(cluster_id)),
+                    RestoreSettled::Ended {
+                        cluster_id,
+                        available,
+                    } => (
+                        if available { "available" } else { "failed" },
+                        Some(cluster_id),
+                    ),
+                };
+            if outcome != "unknown" {
+                tracing::info!(%volume_id, outcome, cluster_id = cluster_id.as_deref().unwrap_or_default(), "a volume notification for a restore");
+            }
+            Ok(Answer::Restored {
+                restored: RestoreReport {
+                    volume_id,
+                    outcome: outcome.to_owned(),
+                    cluster_id,
+                },
+            })
         }
         Request::Sweep => {
             let sweep = engine.sweep().await?;
@@ -559,6 +645,36 @@ mod tests {
             parse_request(&copy, "backup-job-").unwrap(),
             Request::Ignore("copySnapshot".into())
         );
+    }
+
+    #[test]
+    fn a_volume_notification_names_the_volume_and_its_result() {
+        let event = fixture("ebs-volume-notification.json");
+        assert_eq!(
+            parse_request(&event, "backup-job-").unwrap(),
+            Request::SettleVolume("vol-01234567890abcdef".into(), Notice::Completed)
+        );
+        let mut failed = event.clone();
+        failed["detail"]["result"] = json!("failed");
+        failed["detail"]["cause"] = json!("The KMS key is disabled.");
+        let Request::SettleVolume(_, Notice::Failed(reason)) =
+            parse_request(&failed, "backup-job-").unwrap()
+        else {
+            panic!("a failed volume")
+        };
+        assert!(reason.contains("KMS key is disabled"), "{reason}");
+        let mut attach = event.clone();
+        attach["detail"]["event"] = json!("attachVolume");
+        assert_eq!(
+            parse_request(&attach, "backup-job-").unwrap(),
+            Request::Ignore("attachVolume".into())
+        );
+        let mut nameless = event;
+        nameless["resources"] = json!([]);
+        let err = parse_request(&nameless, "backup-job-")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name no volume"), "{err}");
     }
 
     #[test]

@@ -1434,7 +1434,8 @@ async fn with_trigger_scheduler_jobs_get_schedules_all_or_nothing_and_rearm_move
 #[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
     // GIVEN both functions, each signing as itself, and an instance tagged for a cluster
-    let w = World::new(1).await;
+    // (and a cluster of two volumes, whose restore can fail half-way)
+    let w = World::new(2).await;
     let prefix = format!(
         "t{}-",
         chrono::Utc::now().timestamp_micros() % 1_000_000_000
@@ -1585,6 +1586,32 @@ async fn each_function_makes_exactly_the_calls_its_iam_list_names() {
         assert!(made.contains("ec2:CreateSnapshots"), "{function}: {made:?}");
         assert!(made.contains("ec2:CreateSnapshot"), "{function}: {made:?}");
     }
+    // AND a backup of the volumes is restored as jobs-api restores one: a first attempt
+    // whose second CreateVolume fails (the volume made before it is deleted), one settled by
+    // its volumes' notifications, and one whose failed volume the runner deletes with the
+    // rest
+    w.proxy
+        .inject_after("ec2:CreateVolume", "VolumeLimitExceeded", 400, 1, 1);
+    assert!(start_restore(&w, &by_volumes, Duration::from_secs(3600))
+        .await
+        .is_err());
+    let restoring = start_restore(&w, &by_volumes, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    for volume in &restoring.volumes {
+        runner_invocations
+            .invoke(volume_notification(volume, "available"))
+            .await
+            .expect("succeeds");
+    }
+    let failing = start_restore(&w, &by_volumes, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let failed = runner_invocations
+        .invoke(volume_notification(&failing.volumes[0], "failed"))
+        .await
+        .expect("succeeds");
+    assert_eq!(failed["restored"]["outcome"], "failed", "{failed}");
     let spare = format!("{cluster}-spare");
     let spare_request = register(
         &spare,
@@ -1808,4 +1835,362 @@ async fn the_runner_writes_one_embedded_metric_line_per_run_end() {
     assert_eq!(lines[1]["Outcome"], "succeeded", "{}", lines[1]);
     assert_eq!(lines[1]["ErrorCode"], "none", "{}", lines[1]);
     assert_eq!(lines[1]["LockConflicts"], 0, "{}", lines[1]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Restores of aws-ebs backups (SPEC §14), settled later (§16)
+
+/// The SDK configuration of a process signing as `function`, its calls through the world's
+/// proxy (recorded as that function's).
+async fn signed_as(w: &World, function: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(w.proxy.url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            support::access_key_of(function),
+            "testing",
+            None,
+            None,
+            "tests",
+        ))
+        .load()
+        .await
+}
+
+/// A restore started as `jobs-api` starts one: the new cluster recorded `creating`, its
+/// `restore` lock taken, the provider's volumes made, and the restore parked to settle
+/// before `timeout`.
+struct Restoring {
+    cluster: String,
+    volumes: Vec<String>,
+}
+
+/// Starts a restore of `backup_id` into us-east-1a, in this process signing as `jobs-api`
+/// (the engine's steps of a restore on the deployed API); the provider's error when it
+/// fails.
+async fn start_restore(
+    w: &World,
+    backup_id: &str,
+    timeout: Duration,
+) -> Result<Restoring, backup_engine::ProviderError> {
+    use backup_engine::ports::BackupProvider;
+    let sdk = signed_as(w, "jobs-api").await;
+    let store =
+        backup_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), w.table.name.clone());
+    let backup = store
+        .get_backup(backup_id)
+        .await
+        .unwrap()
+        .expect("the backup");
+    let source = store
+        .get_cluster(&w.cluster)
+        .await
+        .unwrap()
+        .expect("its cluster");
+    let cluster = format!("r{}", chrono::Utc::now().timestamp_micros());
+    let target = ClusterTarget::AwsEbs {
+        volume_ids: Vec::new(),
+        instance_tag: None,
+    };
+    let record = ClusterRecord {
+        id: cluster.clone(),
+        description: "Orders DB (restored)".into(),
+        target: target.clone(),
+        status: backup_core::api::ClusterStatus::Creating,
+        source_backup_id: Some(backup_id.to_owned()),
+        details: None,
+        created: chrono::Utc::now(),
+        ..source.clone()
+    };
+    assert!(store.insert_cluster(&record).await.unwrap());
+    let holder = LockHolder {
+        operation: backup_engine::OPERATION_RESTORE.into(),
+        job_id: None,
+        run_id: Some(backup_id.to_owned()),
+    };
+    let Acquisition::Acquired(lock) = store
+        .try_acquire(
+            &cluster,
+            &holder,
+            chrono::Utc::now(),
+            chrono::Duration::seconds(60),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a new cluster is free")
+    };
+    let request = backup_engine::RestoreRequest {
+        backup: backup_engine::BackupHandle::new(backup_id, backup.location.unwrap_or_default()),
+        source,
+        cluster_id: cluster.clone(),
+        target,
+        restore_id: cluster.clone(),
+        progress: Default::default(),
+        availability_zone: Some("us-east-1a".into()),
+        volume_type: None,
+    };
+    let provider = backup_aws::EbsProvider::new(&sdk);
+    let backup_engine::Restoration::Pending(handle) = provider.restore(&request).await? else {
+        panic!("an EBS restore settles later")
+    };
+    let settings = backup_aws::AwsSettings::from_lookup(|name| {
+        (name == "TABLE_NAME").then(|| w.table.name.clone())
+    })
+    .unwrap();
+    let config = backup_engine::EngineConfig {
+        settle_later: Some(timeout),
+        ..Default::default()
+    };
+    let engine = backup_aws::engine(&settings, &sdk, backup_aws::Triggers::None, config).unwrap();
+    engine
+        .park_restore(handle.clone(), backup_id, "aws-ebs", lock.fencing_token)
+        .await
+        .unwrap();
+    Ok(Restoring {
+        cluster,
+        volumes: handle.keys,
+    })
+}
+
+/// EC2's `EBS Volume Notification` (the fixture) for the creation of `volume`.
+fn volume_notification(volume: &str, result: &str) -> Value {
+    let mut e: Value =
+        serde_json::from_str(include_str!("fixtures/ebs-volume-notification.json")).unwrap();
+    e["resources"] = json!([format!(
+        "arn:aws:ec2:us-east-1:123456789012:volume/{volume}"
+    )]);
+    e["detail"]["result"] = json!(result);
+    if result != "available" {
+        e["detail"]["cause"] = json!("The snapshot's KMS key is disabled.");
+    }
+    e
+}
+
+impl World {
+    /// The runner's answer to EC2's notification that `volume` was made (or not).
+    async fn notify_volume(&self, volume: &str, result: &str) -> Value {
+        self.emulator
+            .invoke(volume_notification(volume, result))
+            .await
+            .expect("a notification always succeeds")
+    }
+
+    /// A backup of the world's cluster by `job`, made and settled; its id and location.
+    async fn settled_backup(&self, job: &str, hour: u32) -> (String, String) {
+        let report = self.fire(job, hour).await.expect("succeeds");
+        assert_eq!(report["status"], "running", "{report}");
+        self.settle(job).await;
+        let id = report["historyId"].as_str().unwrap();
+        let store = self.table.store();
+        let item = store.get_history(id).await.unwrap().unwrap().item;
+        assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+        let backup = store
+            .get_backup(&item.linked_resource)
+            .await
+            .unwrap()
+            .unwrap();
+        (backup.id, backup.location.unwrap_or_default())
+    }
+
+    /// The volumes made from `backup_id` that EC2 still has.
+    async fn restored_volumes(&self, backup_id: &str) -> Vec<String> {
+        let out = self
+            .ec2
+            .describe_volumes()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:backup:restored-from")
+                    .values(backup_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = out
+            .volumes()
+            .iter()
+            .filter(|v| v.state().map(|s| s.as_str()) != Some("deleted"))
+            .filter_map(|v| v.volume_id().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    async fn cluster_record(&self, id: &str) -> ClusterRecord {
+        self.table
+            .store()
+            .get_cluster(id)
+            .await
+            .unwrap()
+            .expect("the cluster")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_restore_holds_its_new_cluster_until_its_volume_notifications_settle_it_once() {
+    use backup_engine::ports::BackupProvider;
+    // GIVEN an available backup of a two-volume cluster
+    let (w, job, _runner) = one_job_and_a_runner(2).await;
+    let (backup, location) = w.settled_backup(&job, 5).await;
+    // WHEN it is verified while EC2 still shows its snapshots pending THEN each is named
+    let provider = backup_aws::EbsProvider::new(&signed_as(&w, "jobs-api").await);
+    let handle = backup_engine::BackupHandle::new(backup.clone(), location);
+    w.proxy.hold_snapshots_pending(true);
+    let problems = provider.verify(&handle).await.unwrap();
+    w.proxy.hold_snapshots_pending(false);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    for p in &problems {
+        assert!(p.path.starts_with("snap-"), "{p:?}");
+        assert!(p.problem.contains("pending, not completed"), "{p:?}");
+    }
+    // AND once they are completed nothing is wrong
+    assert_eq!(provider.verify(&handle).await.unwrap(), []);
+
+    // GIVEN a restore whose second CreateVolume fails, and whose first volume EC2 refuses
+    // to delete once (still being made)
+    w.proxy
+        .inject_after("ec2:CreateVolume", "VolumeLimitExceeded", 400, 1, 1);
+    w.proxy.inject("ec2:DeleteVolume", "IncorrectState", 400, 1);
+    // WHEN it is started THEN it fails naming EC2's error, and the volume it made is gone
+    let error = start_restore(&w, &backup, Duration::from_secs(3600))
+        .await
+        .err()
+        .expect("a failed restore");
+    assert!(error.message.contains("VolumeLimitExceeded"), "{error}");
+    assert_eq!(w.restored_volumes(&backup).await, Vec::<String>::new());
+
+    // GIVEN volumes that stay `creating` (moto makes them at once; the proxy says otherwise)
+    w.proxy.hold_volumes_creating(true);
+    // WHEN the restore is started THEN the new cluster is `creating`, held by its restore,
+    // with one volume per snapshot
+    let r = start_restore(&w, &backup, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(r.volumes.len(), 2);
+    let mut volumes = r.volumes.clone();
+    volumes.sort();
+    assert_eq!(w.restored_volumes(&backup).await, volumes);
+    assert_eq!(
+        w.cluster_record(&r.cluster).await.status,
+        backup_core::api::ClusterStatus::Creating
+    );
+    let store = w.table.store();
+    let lock = store.current(&r.cluster, chrono::Utc::now()).await.unwrap();
+    assert_eq!(lock.map(|l| l.operation).as_deref(), Some("restore"));
+    // AND a sweep while they are creating changes nothing
+    let swept = w.sweep().await;
+    assert_eq!(swept["sweep"]["restoresSettled"], json!([]), "{swept}");
+    // WHEN a notification for a volume no restore waits on arrives THEN it answers success
+    // and writes nothing
+    let before = w.table.item_count().await;
+    let unknown = w.notify_volume("vol-0123456789abcdef0", "available").await;
+    assert_eq!(unknown["restored"]["outcome"], "unknown", "{unknown}");
+    assert_eq!(w.table.item_count().await, before);
+    // WHEN the first volume's notification arrives while the second is still creating
+    // THEN the restore is not settled yet
+    let first = w.notify_volume(&r.volumes[0], "available").await;
+    assert_eq!(first["restored"]["outcome"], "not-yet", "{first}");
+    // WHEN the second is made and its notification arrives THEN the cluster is available
+    // with the new volumes, and free
+    w.proxy.hold_volumes_creating(false);
+    let second = w.notify_volume(&r.volumes[1], "available").await;
+    assert_eq!(second["restored"]["outcome"], "available", "{second}");
+    assert_eq!(second["restored"]["clusterId"], json!(r.cluster));
+    let restored = w.cluster_record(&r.cluster).await;
+    assert_eq!(restored.status, backup_core::api::ClusterStatus::Available);
+    assert_eq!(
+        restored.target,
+        ClusterTarget::AwsEbs {
+            volume_ids: r.volumes.clone(),
+            instance_tag: None
+        }
+    );
+    assert_eq!(restored.source_backup_id.as_deref(), Some(backup.as_str()));
+    assert_eq!(
+        store.current(&r.cluster, chrono::Utc::now()).await.unwrap(),
+        None
+    );
+    // WHEN the same notification arrives again THEN nothing more happens
+    let items = w.table.item_count().await;
+    let again = w.notify_volume(&r.volumes[1], "available").await;
+    assert_eq!(again["restored"]["outcome"], "unknown", "{again}");
+    assert_eq!(w.table.item_count().await, items);
+
+    // GIVEN another restore WHEN EC2 notifies that a volume failed THEN its volumes are
+    // deleted, and the cluster is failed saying why, and free
+    let failing = start_restore(&w, &backup, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let failed = w.notify_volume(&failing.volumes[0], "failed").await;
+    assert_eq!(failed["restored"]["outcome"], "failed", "{failed}");
+    let record = w.cluster_record(&failing.cluster).await;
+    assert_eq!(record.status, backup_core::api::ClusterStatus::Failed);
+    let details = record.details.unwrap_or_default();
+    assert!(details.contains("KMS key is disabled"), "{details}");
+    assert_eq!(
+        w.restored_volumes(&backup).await,
+        volumes,
+        "only the first restore's are left"
+    );
+    assert_eq!(
+        store
+            .current(&failing.cluster, chrono::Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn without_a_notification_the_sweep_settles_a_restore_or_fails_it_past_its_deadline() {
+    let (w, job, _runner) = one_job_and_a_runner(1).await;
+    let (backup, _) = w.settled_backup(&job, 5).await;
+    // GIVEN a restore whose notification never comes
+    let r = start_restore(&w, &backup, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    // WHEN the sweep runs THEN the cluster is available with its volume
+    let swept = w.sweep().await;
+    assert_eq!(
+        swept["sweep"]["restoresSettled"],
+        json!([r.cluster]),
+        "{swept}"
+    );
+    let record = w.cluster_record(&r.cluster).await;
+    assert_eq!(record.status, backup_core::api::ClusterStatus::Available);
+    // GIVEN a restore whose volume stays creating past its deadline
+    w.proxy.hold_volumes_creating(true);
+    let late = start_restore(&w, &backup, Duration::from_secs(3))
+        .await
+        .unwrap();
+    let swept = w.sweep().await;
+    assert_eq!(swept["sweep"]["restoresTimedOut"], json!([]), "{swept}");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // WHEN the sweep runs THEN its volume is deleted, the cluster failed saying why, and free
+    let swept = w.sweep().await;
+    assert_eq!(
+        swept["sweep"]["restoresTimedOut"],
+        json!([late.cluster]),
+        "{swept}"
+    );
+    let record = w.cluster_record(&late.cluster).await;
+    assert_eq!(record.status, backup_core::api::ClusterStatus::Failed);
+    let details = record.details.unwrap_or_default();
+    assert!(details.contains("SNAPSHOT_TIMEOUT"), "{details}");
+    let left = w.restored_volumes(&backup).await;
+    assert_eq!(left, r.volumes, "only the first restore's volume is left");
+    assert_eq!(
+        w.table
+            .store()
+            .current(&late.cluster, chrono::Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    // AND the next sweep finds nothing more to do
+    let swept = w.sweep().await;
+    assert_eq!(swept["sweep"]["restoresTimedOut"], json!([]), "{swept}");
 }

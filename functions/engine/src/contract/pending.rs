@@ -4,7 +4,7 @@
 
 use super::writes::started_run;
 use super::*;
-use crate::model::{PendingBackup, PendingRun};
+use crate::model::{PendingBackup, PendingRestore, PendingRun, RestoreHandle};
 
 fn pending_of(
     backup: &BackupEntry,
@@ -161,4 +161,74 @@ pub async fn a_settle_applies_once(a: &Adapters) {
     assert_eq!(stored.status, BackupStatus::Available);
     let history = a.store.get_history("r1").await.unwrap().unwrap();
     assert_eq!(history.item, item);
+}
+
+fn restore_of(cluster: &str, keys: &[&str], token: u64, deadline: DateTime<Utc>) -> PendingRestore {
+    PendingRestore {
+        handle: RestoreHandle {
+            cluster_id: cluster.to_owned(),
+            location: format!("{{\"volumeIds\":{keys:?}}}"),
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        },
+        backup_id: "b1".to_owned(),
+        provider: "aws-ebs".to_owned(),
+        fencing_token: token,
+        started: at(0),
+        deadline,
+    }
+}
+
+/// A pending restore (SPEC §14) extends its `restore` lock to the deadline, is found by
+/// each of its keys and by no backup's, is listed by deadline apart from pending backups,
+/// and is forgotten (twice: forgetting what is gone succeeds).
+pub async fn pending_restores_are_found_by_key_listed_by_deadline_and_forgotten(a: &Adapters) {
+    let Some(pending) = a.pending.clone() else {
+        return;
+    };
+    // GIVEN a restore holding the lock of its new cluster
+    let restoring = holder(crate::model::OPERATION_RESTORE, None, None);
+    let lock = acquired(
+        a.lock
+            .try_acquire("c9", &restoring, at(0), Duration::minutes(5))
+            .await
+            .unwrap(),
+    );
+    let late = restore_of("c9", &["vol-1", "vol-2"], lock.fencing_token, at(600));
+    // WHEN it is parked THEN its lock lasts until the deadline
+    assert_eq!(pending.park_restore(&late).await.unwrap(), Applied::Done);
+    let info = a.lock.current("c9", at(500)).await.unwrap().expect("held");
+    assert_eq!(
+        (info.fencing_token, info.expires),
+        (lock.fencing_token, at(600))
+    );
+    // AND each key finds the whole record; another key, or a backup's lookup, finds nothing
+    for key in ["vol-1", "vol-2"] {
+        assert_eq!(
+            pending.find_pending_restore(key).await.unwrap(),
+            Some(late.clone())
+        );
+        assert_eq!(pending.find_pending(key).await.unwrap(), None);
+    }
+    assert_eq!(
+        pending.find_pending_restore("vol-other").await.unwrap(),
+        None
+    );
+    // AND one whose lock is gone is recorded all the same, and an earlier deadline lists
+    // first; pending backups list none of them
+    let early = restore_of("c8", &["vol-3"], 1, at(300));
+    assert_eq!(pending.park_restore(&early).await.unwrap(), Applied::Stale);
+    assert_eq!(
+        pending.list_pending_restores(10).await.unwrap(),
+        [early.clone(), late.clone()]
+    );
+    assert_eq!(
+        pending.list_pending_restores(1).await.unwrap(),
+        std::slice::from_ref(&early)
+    );
+    assert!(pending.list_pending(10).await.unwrap().is_empty());
+    // WHEN it is forgotten (twice) THEN no key finds it and it is not listed
+    pending.unpark_restore(&late).await.unwrap();
+    pending.unpark_restore(&late).await.unwrap();
+    assert_eq!(pending.find_pending_restore("vol-1").await.unwrap(), None);
+    assert_eq!(pending.list_pending_restores(10).await.unwrap(), [early]);
 }

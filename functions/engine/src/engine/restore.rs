@@ -29,9 +29,10 @@
 //! - **A pending restore** ([`Restoration::Pending`]: EBS volumes still being made) leaves
 //!   the cluster `creating`, with the handle's location in its `details`, and keeps the lock:
 //!   its lease is extended to [`EngineConfig::settle_later`](crate::EngineConfig) (or the
-//!   normal lease locally) from now. Settling it (`restore_status`, the cluster `available`
-//!   with the new volumes or `failed` after `discard_restore`, the lock released) belongs to
-//!   the AWS deployment's notification handler and sweeper.
+//!   normal lease locally) from now. A deployment that settles later parks it
+//!   ([`Engine::park_restore`]); its notifications and the sweeper settle it (`run/restores.rs`:
+//!   the cluster `available` with the new volumes or `failed` after `discard_restore`, the
+//!   lock released).
 //! - **A deleted source cluster** does not stop a restore: the backup keeps what it needs,
 //!   and the provider is given a record rebuilt from the backup (its id, description and
 //!   provider, the requested target and region).
@@ -176,6 +177,8 @@ impl Engine {
             target: cluster.target.clone(),
             restore_id,
             progress: Progress::default(),
+            availability_zone: request.availability_zone.clone(),
+            volume_type: request.volume_type.clone(),
         };
         let engine = self.clone();
         let guard = self.in_flight();
@@ -236,17 +239,25 @@ impl Engine {
                     .store
                     .update_cluster_state(&id, ClusterStatus::Creating, Some(&details), None)
                     .await?;
-                let hold = self
-                    .inner
-                    .config
-                    .settle_later
-                    .and_then(|d| chrono::Duration::from_std(d).ok())
-                    .unwrap_or_else(|| self.lease());
-                let lock = self
-                    .inner
-                    .lock
-                    .renew(&id, fencing_token, self.now(), hold)
-                    .await?;
+                // A deployment that settles later parks it for the provider's notifications
+                // and the sweeper (`run/restores.rs`); otherwise the lock is held for the
+                // normal lease.
+                let lock = if self.inner.pending.is_some() {
+                    self.park_restore(handle.clone(), &backup_id, provider.kind(), fencing_token)
+                        .await?;
+                    self.inner.lock.current(&id, self.now()).await?
+                } else {
+                    let hold = self
+                        .inner
+                        .config
+                        .settle_later
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .unwrap_or_else(|| self.lease());
+                    self.inner
+                        .lock
+                        .renew(&id, fencing_token, self.now(), hold)
+                        .await?
+                };
                 tracing::info!(cluster_id = %id, %backup_id, location = %handle.location, "restore continues outside the request");
                 let mut pending = cluster;
                 pending.details = Some(details);

@@ -68,6 +68,12 @@ pub struct SweepReport {
     pub orphans_deleted: Vec<String>,
     /// Deletes a stopped process left `deleting`, now finished.
     pub deletes_finished: Vec<String>,
+    /// Pending restores that finished without a notification, by cluster id: the cluster
+    /// is now `available` or `failed`.
+    pub restores_settled: Vec<String>,
+    /// Pending restores past their deadline, by cluster id: what they made is deleted and
+    /// the cluster is `failed`.
+    pub restores_timed_out: Vec<String>,
     /// What could not be done this time (each is tried again by the next sweep).
     pub problems: Vec<String>,
 }
@@ -272,6 +278,7 @@ impl Engine {
                 }
             }
         }
+        self.sweep_restores(&mut report).await?;
         let store = &self.inner.store;
         let running = store.list_running().await?;
         for entry in running.into_iter().take(SWEEP_PAGE) {
@@ -408,7 +415,7 @@ impl Engine {
 }
 
 /// `90 s`, `45 min`, `24 h`: a duration as an operator wrote it.
-fn describe_duration(d: chrono::Duration) -> String {
+pub(super) fn describe_duration(d: chrono::Duration) -> String {
     let s = d.num_seconds();
     if s % 3600 == 0 && s >= 3600 {
         format!("{} h", s / 3600)

@@ -182,7 +182,8 @@ async fn init_error(State(state): State<Arc<EmulatorState>>, body: String) -> St
 // A proxy in front of moto: counts the AWS API calls it forwards, adds up how long their
 // answers took to start arriving (the time a function spent waiting on "AWS"), can hold
 // `CreateSnapshot` calls back (to make a backup take a while), and can give the answers moto
-// never gives: snapshots still `pending`, and EC2 errors (throttling, not-found, limits).
+// never gives: snapshots still `pending`, volumes still `creating`, and EC2 errors
+// (throttling, not-found, limits).
 // It speaks HTTP/1.1 to both sides (hyper), so it can read and rewrite whole answers.
 
 /// The access key id a function process signs with: `testing-<binary>`, so the proxy knows
@@ -233,6 +234,9 @@ struct ProxyState {
     /// While set, `DescribeSnapshots` shows every snapshot `pending` (moto completes them at
     /// once).
     hold_pending: std::sync::atomic::AtomicBool,
+    /// While set, `DescribeVolumes` shows every `available` volume `creating` (moto makes
+    /// them at once).
+    hold_creating: std::sync::atomic::AtomicBool,
     injected: Mutex<Vec<Injected>>,
     /// The payloads of the asynchronous invocations of the Invoke endpoint.
     invocations: Mutex<Vec<Value>>,
@@ -282,6 +286,11 @@ impl Proxy {
     /// While `hold`, every snapshot `DescribeSnapshots` shows is `pending`.
     pub fn hold_snapshots_pending(&self, hold: bool) {
         self.state.hold_pending.store(hold, Ordering::SeqCst);
+    }
+
+    /// While `hold`, every volume `DescribeVolumes` shows `available` is `creating`.
+    pub fn hold_volumes_creating(&self, hold: bool) {
+        self.state.hold_creating.store(hold, Ordering::SeqCst);
     }
 
     /// Answers the next `times` calls of `action` with EC2's error `code`.
@@ -565,6 +574,14 @@ async fn forward_call(
     {
         let text = String::from_utf8_lossy(&body)
             .replace("<status>completed</status>", "<status>pending</status>");
+        body = axum::body::Bytes::from(text);
+        parts.headers.remove("content-length");
+    }
+    if action.as_deref() == Some("ec2:DescribeVolumes")
+        && state.hold_creating.load(Ordering::SeqCst)
+    {
+        let text = String::from_utf8_lossy(&body)
+            .replace("<status>available</status>", "<status>creating</status>");
         body = axum::body::Bytes::from(text);
         parts.headers.remove("content-length");
     }
