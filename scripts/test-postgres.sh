@@ -9,9 +9,8 @@
 #    127.0.0.1 port. A writer inserts numbered rows 1, 2, 3, … one transaction each.
 # 3. Registers a `command` cluster whose backup command is
 #    `pg_basebackup -h 127.0.0.1 -p PORT -D "$BACKUP_DIR" -X stream` (run as the database's
-#    user), makes three backups while the writer runs, restores each (a copy of the backup's
-#    `data/` with `cp -a`, the restore of `backups restore` not being on this branch) into a
-#    new directory, starts a second PostgreSQL on it and checks: it starts, its rows are
+#    user), makes three backups while the writer runs, restores each with `backupctl backups
+#    restore` into a new directory (a new cluster), starts a second PostgreSQL on it and checks: it starts, its rows are
 #    exactly 1..N with no gap, N is at least the count committed before the backup began,
 #    and amcheck's `bt_index_check` passes on every index of the table.
 # 4. The contrast, printed and never failed on: a plain `directory` copy of the same live
@@ -142,11 +141,12 @@ backup_of() {
   fi
   echo "$id"
 }
-# Copies backup $1's data into directory $2 (what a restore puts in place), for the user.
+# Restores backup $1 into the new directory $2 through `backupctl backups restore` (a new
+# cluster named after the directory): copied and checked against the manifest, owners and
+# modes as recorded.
 restore_copy() {
-  cp -a "$work/server/backups/$1/data" "$2"
-  chown -R "$db_user" "$2"
-  chmod 700 "$2"
+  bctl backups restore --id "$1" --cluster-id "$(basename "$2")" --description "restored $1" \
+    --path "$2" >/dev/null
 }
 # Starts PostgreSQL on restored directory $1 and prints "rows N max M gapless B amcheck A".
 inspect_copy() {

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use backup_core::api::ClusterTarget;
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::{BackupProvider, IdGenerator};
-use backup_engine::{BackupRequest, ClusterRecord, Progress, ProviderErrorCode, Scope};
+use backup_engine::{
+    BackupRequest, ClusterRecord, Progress, ProviderErrorCode, Restoration, Scope,
+};
 use backup_local::directory;
 use backup_local::{CommandProvider, DirectoryProvider, PathPolicy};
 use chrono::{DateTime, Utc};
@@ -378,6 +380,8 @@ fn restore_request(
         target: source.cluster.target.with_path(path.display().to_string()),
         restore_id: RandomIds::default().new_id(),
         progress: Progress::default(),
+        availability_zone: None,
+        volume_type: None,
     }
 }
 
@@ -428,15 +432,19 @@ async fn a_restore_command_fills_target_dir_which_is_renamed_into_place() {
 }
 
 #[tokio::test]
-async fn without_a_restore_command_a_restore_says_what_to_do() {
+async fn without_a_restore_command_a_restore_copies_the_files_into_a_directory_cluster() {
     let s = Setup::new();
     let request = s.command("echo x > \"$BACKUP_DIR/x\"", None);
     let handle = s.commands.create(&request).await.unwrap().into_handle();
-    let error = s
+    let placed = s
         .commands
         .restore(&restore_request(&handle, &request, &s.scratch("new")))
         .await
-        .unwrap_err();
-    assert!(error.message.contains("--restore-command"), "{error}");
-    assert!(!s.scratch("new").exists());
+        .unwrap();
+    let path = s.scratch("new").display().to_string();
+    assert!(
+        matches!(&placed, Restoration::Done(ClusterTarget::Directory { path: p, pre_hook: None, post_hook: None }) if *p == path),
+        "{placed:?}"
+    );
+    assert_eq!(fs::read(s.scratch("new").join("x")).unwrap(), b"x\n");
 }
