@@ -48,8 +48,8 @@ use aws_sdk_ec2::Client;
 use backup_core::api::{ClusterTarget, VerifyProblem};
 use backup_engine::ports::BackupProvider;
 use backup_engine::{
-    BackupHandle, BackupRequest, Creation, ProviderError, ProviderErrorCode, ProviderStatus,
-    Restoration, RestoreHandle, RestoreRequest, RestoreStatus,
+    BackupHandle, BackupRequest, ClusterRecord, Creation, ProviderError, ProviderErrorCode,
+    ProviderStatus, Restoration, RestoreHandle, RestoreRequest, RestoreStatus, TargetProblem,
 };
 use serde::{Deserialize, Serialize};
 
@@ -594,6 +594,28 @@ impl BackupProvider for EbsProvider {
                 problem: p.problem,
             })
             .collect())
+    }
+
+    /// An EBS restore's zone must exist in the source's region (`DescribeAvailabilityZones`),
+    /// so an unknown one answers 400 on `availabilityZone` before anything is recorded.
+    /// When EC2 cannot be asked, the target passes here and [`restore`](Self::restore),
+    /// which checks the zone again before it makes anything, fails instead.
+    async fn check_restore_target(
+        &self,
+        source: &ClusterRecord,
+        target: &ClusterTarget,
+        zone: Option<&str>,
+    ) -> Result<ClusterTarget, TargetProblem> {
+        if let Some(zone) = zone {
+            match self.check_zone(&source.region, zone).await {
+                Err(restore::RestoreError::Refused(problem)) => return Err(problem),
+                Err(restore::RestoreError::Provider(error)) => {
+                    tracing::warn!(%error, "could not check a restore's availability zone before starting it");
+                }
+                Ok(()) => {}
+            }
+        }
+        Ok(target.clone())
     }
 
     /// One volume per snapshot in the request's zone ([`EbsProvider::create_volumes`]),

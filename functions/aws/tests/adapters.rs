@@ -697,6 +697,22 @@ async fn an_unknown_zone_or_volume_type_is_refused_on_its_field_and_makes_nothin
     assert!(problem.message.contains("us-east-1z"), "{problem:?}");
     assert!(problem.message.contains("us-east-1a"), "{problem:?}");
     assert!(restored_from(&ec2, &handle.backup_id).await.is_empty());
+    // AND the engine's check before it records anything refuses it the same way (a 400 on
+    // the field), and passes a zone of the source's region
+    let mut source = backup_engine::contract::cluster("c1", "o1");
+    source.region = "us-east-1".into();
+    let target = source.target.clone();
+    let refused =
+        BackupProvider::check_restore_target(&provider, &source, &target, Some("us-east-1z"))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        (refused.field, refused.code),
+        ("availabilityZone", UNKNOWN_ZONE)
+    );
+    BackupProvider::check_restore_target(&provider, &source, &target, Some("us-east-1a"))
+        .await
+        .unwrap();
     // AND a volume type EC2 does not have is refused the same way
     let typed = VolumesRequest {
         availability_zone: "us-east-1a",

@@ -357,15 +357,16 @@ pub trait BackupProvider: Send + Sync {
     /// Checks (and may canonicalize) the target a restore of a backup of `source` asks for,
     /// before anything is recorded or written, so a bad target answers 400 with its field
     /// and code and changes nothing (SPEC §14: a directory restore's path must pass the path
-    /// policy and not exist or be an empty directory; an EBS zone must exist). This default
-    /// accepts every target: a provider that cannot restore refuses in
-    /// [`restore`](Self::restore).
+    /// policy and not exist or be an empty directory; an EBS restore's `availabilityZone`,
+    /// given as `zone`, must exist in the source's region). This default accepts every
+    /// target: a provider that cannot restore refuses in [`restore`](Self::restore).
     async fn check_restore_target(
         &self,
         source: &ClusterRecord,
         target: &ClusterTarget,
+        zone: Option<&str>,
     ) -> Result<ClusterTarget, TargetProblem> {
-        let _ = source;
+        let _ = (source, zone);
         Ok(target.clone())
     }
     /// Makes a new cluster's data from a backup (SPEC §14): [`Restoration::Done`] when it

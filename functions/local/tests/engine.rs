@@ -109,8 +109,9 @@ impl BackupProvider for Watched {
         &self,
         source: &backup_engine::ClusterRecord,
         target: &backup_core::api::ClusterTarget,
+        zone: Option<&str>,
     ) -> Result<backup_core::api::ClusterTarget, backup_engine::TargetProblem> {
-        self.inner.check_restore_target(source, target).await
+        self.inner.check_restore_target(source, target, zone).await
     }
 
     async fn restore(

@@ -129,7 +129,11 @@ impl Engine {
             }
         }
         cluster.target = provider
-            .check_restore_target(&source, &cluster.target)
+            .check_restore_target(
+                &source,
+                &cluster.target,
+                request.availability_zone.as_deref(),
+            )
             .await
             .map_err(EngineError::TargetRefused)?;
         cluster.status = ClusterStatus::Creating;

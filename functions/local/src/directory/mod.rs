@@ -369,6 +369,7 @@ impl BackupProvider for DirectoryProvider {
         &self,
         _source: &ClusterRecord,
         target: &ClusterTarget,
+        _zone: Option<&str>,
     ) -> Result<ClusterTarget, TargetProblem> {
         match target {
             ClusterTarget::Directory { path, .. } => {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Restore and verify of a directory backup beside the standard tools (`scripts/bench-restore.sh`):
+# - restore of a ~1 GB backup (`backupctl backups restore`, whole process, into a new path)
+#   against `cp -a` of the same tree followed by `sync`, both on the same disk; target ≤ 1.3×;
+# - verify (`backupctl backups verify`, whole process) in MB/s against `sha256sum` over the
+#   same files (the manifest's algorithm); target ≥ 0.9×.
+# A release `backupctl serve` on 127.0.0.1 in a temporary directory (removed on exit).
+# BENCH_MB (1024) sets the tree's size, BENCH_RUNS (3) the pairs; medians are printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
+mb=${BENCH_MB:-1024}
+runs=${BENCH_RUNS:-3}
+
+cargo build --release --locked -p backupctl --no-default-features >&2
+backupctl="$target_dir/release/backupctl"
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-restore.XXXXXX")
+server=""
+cleanup() {
+  [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The tree: a few large files (a database's segments) and many small ones.
+mkdir -p "$work/trees/source/base" "$work/trees/source/small"
+large=$((mb * 3 / 4 / 64))
+for i in $(seq 1 "$large"); do
+  head -c $((64 << 20)) /dev/urandom >"$work/trees/source/base/segment.$i"
+done
+small_mb=$((mb - large * 64))
+for i in $(seq 1 $((small_mb * 4))); do
+  head -c $((256 << 10)) /dev/urandom >"$work/trees/source/small/f$i"
+done
+bytes=$(du -sb "$work/trees/source" | cut -f1)
+
+"$backupctl" serve --listen 127.0.0.1:0 --data-dir "$work/server" \
+  --allowed-root "$work/trees" >"$work/serve.out" 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 1 300); do
+  grep -q '^sign in: ' "$work/serve.out" 2>/dev/null && break
+  sleep 0.1
+done
+url=$(sed -n 's|^listening on \(http://[^ ]*\)$|\1|p' "$work/serve.out")
+token=$(sed -n 's|^sign in: .*#token=\(.*\)$|\1|p' "$work/serve.out")
+[[ -n "$token" ]] || { cat "$work/serve.log" >&2; echo "backupctl serve did not start" >&2; exit 1; }
+export BACKUPCTL_URL="$url" BACKUPCTL_TOKEN="$token"
+bctl() { "$backupctl" "$@"; }
+
+bctl clusters register --cluster-id bench --description Bench --path "$work/trees/source" >/dev/null
+backup=$(bctl --json backups create --source-cluster-id bench --description 'bench {index}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+for _ in $(seq 1 1200); do
+  status=$(bctl --json backups get --id "$backup" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["backup"]["status"])')
+  [[ "$status" != creating ]] && break
+  sleep 0.5
+done
+[[ "$status" == available ]] || { echo "the backup is $status" >&2; exit 1; }
+data="$work/server/backups/$backup/data"
+
+seconds() { python3 -c 'import time; print(time.monotonic())'; }
+restore_times=()
+cp_times=()
+for run in $(seq 1 "$runs"); do
+  start=$(seconds)
+  bctl backups restore --id "$backup" --cluster-id "restored-$run" --description restored \
+    --path "$work/trees/restored-$run" >/dev/null
+  restore_times+=("$(python3 -c "import time; print(time.monotonic() - $start)")")
+  start=$(seconds)
+  cp -a "$data" "$work/trees/cp-$run"
+  sync
+  cp_times+=("$(python3 -c "import time; print(time.monotonic() - $start)")")
+  bctl clusters delete --cluster-id "restored-$run" >/dev/null 2>&1 || true
+  rm -rf "$work/trees/restored-$run" "$work/trees/cp-$run"
+done
+
+verify_times=()
+sha_times=()
+for run in $(seq 1 "$runs"); do
+  start=$(seconds)
+  bctl backups verify --id "$backup" >/dev/null
+  verify_times+=("$(python3 -c "import time; print(time.monotonic() - $start)")")
+  start=$(seconds)
+  (cd "$data" && find . -type f -print0 | xargs -0 sha256sum >/dev/null)
+  sha_times+=("$(python3 -c "import time; print(time.monotonic() - $start)")")
+done
+
+python3 - "$bytes" "${restore_times[*]}" "${cp_times[*]}" "${verify_times[*]}" "${sha_times[*]}" <<'PY'
+import json, statistics, sys
+size = int(sys.argv[1])
+restore, cp, verify, sha = (
+    statistics.median(float(x) for x in arg.split()) for arg in sys.argv[2:6])
+mb = size / 1e6
+print(json.dumps({
+    "treeMB": round(mb, 1),
+    "restoreSeconds": round(restore, 2),
+    "cpASyncSeconds": round(cp, 2),
+    "restoreOverCp": round(restore / cp, 2),
+    "restoreWithin1_3x": restore / cp <= 1.3,
+    "verifyMBps": round(mb / verify, 1),
+    "sha256sumMBps": round(mb / sha, 1),
+    "verifyOverSha256sum": round(sha / verify, 2),
+    "verifyAtLeast0_9x": sha / verify >= 0.9,
+}, indent=2))
+PY
