@@ -48,7 +48,7 @@ token=$(sed -n 's|^sign in: .*#token=\(.*\)$|\1|p' "$work/serve.out")
 export BACKUPCTL_URL="$url" BACKUPCTL_TOKEN="$token"
 bctl() { "$backupctl" "$@"; }
 
-bctl clusters register --cluster-id bench --description Bench --path "$work/trees/source" >/dev/null
+bctl clusters register --cluster-id bench --description Bench --provider directory --path "$work/trees/source" >/dev/null
 backup=$(bctl --json backups create --source-cluster-id bench --description 'bench {index}' |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 for _ in $(seq 1 1200); do

@@ -2029,6 +2029,86 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn a_restore_through_the_jobs_api_answers_202_and_the_runner_settles_it() {
+    // GIVEN an available backup, then the jobs API on the world's emulator and the runner
+    // behind its own
+    let (w, job, first_runner) = one_job_and_a_runner(1).await;
+    let (backup, _) = w.settled_backup(&job, 5).await;
+    drop(first_runner);
+    let runner = Arc::new(Emulator::start().await);
+    let _runner = Function::start("backup-runner", &runner, &w.proxy.url(), &w.table.name, &[]);
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let _api = api(&w, &prefix, &runner).await;
+    let clusters = format!("{MESDB}/clusters");
+    // WHEN a restore names a zone the region does not have THEN it answers 400 on the
+    // field, and no cluster or volume is made
+    let refused = w
+        .api(
+            "POST",
+            &clusters,
+            Some(
+                &json!({"id": "restored-z", "description": "Orders, restored",
+                "sourceBackupId": backup, "availabilityZone": "us-east-1z"}),
+            ),
+        )
+        .await;
+    assert_eq!(refused["statusCode"], 400, "{refused}");
+    let body = refused["body"].as_str().unwrap_or_default();
+    assert!(body.contains("availabilityZone"), "{body}");
+    assert!(body.contains("unknown_availability_zone"), "{body}");
+    let store = w.table.store();
+    assert!(store.get_cluster("restored-z").await.unwrap().is_none());
+    assert_eq!(w.restored_volumes(&backup).await, Vec::<String>::new());
+    // WHEN it names a zone of the region, while EC2 still makes the volumes
+    w.proxy.hold_volumes_creating(true);
+    let started = w
+        .api(
+            "POST",
+            &clusters,
+            Some(&json!({"id": "restored", "description": "Orders, restored",
+                "sourceBackupId": backup, "availabilityZone": "us-east-1a"})),
+        )
+        .await;
+    // THEN the API answers 202 with the new cluster's id, `creating`, one volume made
+    assert_eq!(started["statusCode"], 202, "{started}");
+    assert!(started["body"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("restored"));
+    assert_eq!(
+        w.cluster_record("restored").await.status,
+        backup_core::api::ClusterStatus::Creating
+    );
+    let volumes = w.restored_volumes(&backup).await;
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    // WHEN EC2's notification that the volume is made reaches the runner THEN the cluster
+    // is available with it, and free
+    w.proxy.hold_volumes_creating(false);
+    let settled = runner
+        .invoke(volume_notification(&volumes[0], "available"))
+        .await
+        .expect("a notification always succeeds");
+    assert_eq!(settled["restored"]["outcome"], "available", "{settled}");
+    let restored = w.cluster_record("restored").await;
+    assert_eq!(restored.status, backup_core::api::ClusterStatus::Available);
+    assert_eq!(
+        restored.target,
+        ClusterTarget::AwsEbs {
+            volume_ids: volumes,
+            instance_tag: None
+        }
+    );
+    assert_eq!(
+        store.current("restored", chrono::Utc::now()).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn a_restore_holds_its_new_cluster_until_its_volume_notifications_settle_it_once() {
     use backup_engine::ports::BackupProvider;
     // GIVEN an available backup of a two-volume cluster
