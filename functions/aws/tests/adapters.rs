@@ -319,6 +319,7 @@ fn ebs_request(backup_id: &str, volumes: &[String]) -> BackupRequest {
         created: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
         scheduled: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
         progress: Default::default(),
+        base_backup_id: None,
     }
 }
 

@@ -552,6 +552,12 @@ pub struct ServeArgs {
     /// many, then serve.
     #[arg(long)]
     pub rebuild_catalogue: bool,
+    /// A directory backup links each file that is unchanged since the cluster's previous
+    /// backup (same size, modification and status change times, inode, mode and owner)
+    /// instead of copying it; with this, such a file is also read and its checksum
+    /// compared first. Slower: for file systems whose metadata you do not trust.
+    #[arg(long, env = "BACKUPCTL_VERIFY_UNCHANGED")]
+    pub verify_unchanged: bool,
     /// How log lines on stderr look: `text` (for people) or `json` (one JSON object per
     /// line, for a log collector). Colours only at a terminal, and never with NO_COLOR.
     #[arg(long, env = "BACKUPCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -111,6 +111,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             options.backup_root = args.backup_root.clone();
             options.allowed_roots = args.allowed_roots.clone();
             options.rebuild_catalogue = args.rebuild_catalogue;
+            options.verify_unchanged = args.verify_unchanged;
             Backend::Local(LocalMode::start(options).await.with_context(|| {
                 format!("cannot open the data directory {}", args.data_dir.display())
             })?)

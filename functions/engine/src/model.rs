@@ -475,6 +475,9 @@ pub struct BackupHandle {
     /// How many bytes the backup holds, when the provider knows (a directory copy: its
     /// manifest's total). Recorded with the backup when it becomes available.
     pub size_bytes: Option<u64>,
+    /// How many of those bytes were linked from an earlier backup rather than copied (an
+    /// incremental directory backup), when the provider links.
+    pub linked_bytes: Option<u64>,
 }
 
 impl BackupHandle {
@@ -486,6 +489,7 @@ impl BackupHandle {
             notes: Vec::new(),
             keys: Vec::new(),
             size_bytes: None,
+            linked_bytes: None,
         }
     }
 }
@@ -555,6 +559,7 @@ impl PendingBackup {
             notes: Vec::new(),
             keys: self.keys.clone(),
             size_bytes: self.backup.size_bytes,
+            linked_bytes: None,
         }
     }
 }
@@ -594,6 +599,10 @@ pub struct BackupRequest {
     /// Where the provider reports that work moves; the engine renews the lease only while
     /// it does, and abandons a backup that made none for its stall limit (SPEC §13).
     pub progress: Progress,
+    /// The cluster's newest `available` backup, for a provider that
+    /// [links unchanged files](crate::ports::BackupProvider::links_unchanged) from it;
+    /// `None` for the others, and when the cluster has none.
+    pub base_backup_id: Option<String>,
 }
 
 /// A provider's heartbeat: a count of events (a chunk written, an entry copied) and bytes.

@@ -333,6 +333,13 @@ pub trait BackupProvider: Send + Sync {
     /// recorded with the backup, so a backup whose process stopped half-way can still be
     /// found and deleted. `create` answers the final location.
     fn planned_location(&self, request: &BackupRequest) -> String;
+    /// Whether the provider makes a backup from the cluster's previous one, linking what did
+    /// not change (the directory copy): the engine then looks up the cluster's newest
+    /// `available` backup and names it in [`BackupRequest::base_backup_id`]. The others are
+    /// spared that read (an AWS run's calls are counted, SPEC §16).
+    fn links_unchanged(&self) -> bool {
+        false
+    }
     /// Starts a backup, and answers either [`Creation::Done`] (a synchronous provider, such
     /// as the directory copy, completes it in this call) or [`Creation::Pending`] (it
     /// continues outside this call, as EBS snapshots do, and [`status`](Self::status)

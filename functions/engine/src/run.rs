@@ -620,7 +620,8 @@ impl Engine {
         }
         tracing::info!(backup_id = %backup.id, %cluster_id, "backup available");
         if let Some(bytes) = made.size_bytes {
-            self.observe(|o| o.backup_made(bytes, 0));
+            let linked = made.linked_bytes.unwrap_or(0).min(bytes);
+            self.observe(|o| o.backup_made(bytes - linked, linked));
         }
         let provider_notes = made.notes.join("; ");
         let available = BackupEnd {
@@ -714,6 +715,9 @@ impl Engine {
         }
         if !pruned.is_empty() {
             sentence.push_str(&format!("; pruned {}", text::list_backups(&pruned)));
+        }
+        if let (Some(size), Some(linked)) = (made.size_bytes, made.linked_bytes) {
+            sentence.push_str(&format!("; {}", text::copied_and_linked(size, linked)));
         }
         for note in &notes {
             sentence.push_str("; ");

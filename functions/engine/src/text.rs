@@ -77,6 +77,16 @@ pub fn not_available_sentence(
     }
 }
 
+/// How much of an incremental backup was copied and how much linked from an earlier one
+/// (the run's details, SPEC §13).
+pub fn copied_and_linked(size: u64, linked: u64) -> String {
+    let linked = linked.min(size);
+    format!(
+        "copied {} bytes, linked {linked} bytes unchanged since the previous backup",
+        size - linked
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,9 @@ pub struct LocalOptions {
     /// Recreate missing backup records from the manifests at start-up
     /// (`serve --rebuild-catalogue`), before recovery and the scheduler.
     pub rebuild_catalogue: bool,
+    /// Read and checksum every file that looks unchanged before linking it from the
+    /// cluster's previous backup (`serve --verify-unchanged`).
+    pub verify_unchanged: bool,
 }
 
 impl LocalOptions {
@@ -103,6 +106,7 @@ impl LocalOptions {
             engine: EngineConfig::default(),
             clock: Arc::new(SystemClock),
             rebuild_catalogue: false,
+            verify_unchanged: false,
         }
     }
 }
@@ -174,7 +178,9 @@ impl LocalMode {
             .map_err(io(&backups))?;
         let policy =
             PathPolicy::new(&data_dir, &backups, &options.allowed_roots).map_err(io(&data_dir))?;
-        let provider = DirectoryProvider::new(&backups, policy).map_err(io(&backups))?;
+        let provider = DirectoryProvider::new(&backups, policy)
+            .map_err(io(&backups))?
+            .verify_unchanged(options.verify_unchanged);
         let scheduler = LocalScheduler::new(options.clock.clone());
         let mut rebuilt_catalogue = None;
         let engine = Engine::new(

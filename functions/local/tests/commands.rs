@@ -77,6 +77,7 @@ impl Setup {
             created: at(1_795_755_660),
             scheduled: at(1_795_755_600),
             progress: Progress::default(),
+            base_backup_id: None,
         }
     }
 

@@ -112,6 +112,7 @@ fn request_for(path: &str) -> BackupRequest {
         created: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
         scheduled: chrono::DateTime::from_timestamp(1_795_755_660, 0).unwrap(),
         progress: Progress::default(),
+        base_backup_id: None,
     }
 }
 
@@ -1277,4 +1278,184 @@ async fn the_policy_checks_a_restores_target() {
     let mut left = names_in(allowed.path());
     left.sort();
     assert_eq!(left, ["empty", "file", "full", "link"]);
+}
+
+// ---- Incremental backups: unchanged files linked from the cluster's previous backup ----
+
+/// A backup of the setup's source that may link from `base`.
+async fn backup_from(s: &Setup, base: Option<&str>) -> (BackupHandle, Manifest, PathBuf) {
+    let mut request = s.request();
+    request.base_backup_id = base.map(str::to_owned);
+    let handle = s.provider.create(&request).await.unwrap().into_handle();
+    let dir = s.backups().join(&handle.backup_id);
+    let manifest = directory::verify(&dir).unwrap_or_else(|e| panic!("verify failed: {e}"));
+    (handle, manifest, dir)
+}
+
+fn inode(path: &Path) -> u64 {
+    fs::symlink_metadata(path).unwrap().ino()
+}
+
+fn incremental_source(s: &Setup) {
+    fs::create_dir(s.src().join("base")).unwrap();
+    fs::write(s.src().join("base/chunk-1"), vec![1u8; 300_000]).unwrap();
+    fs::write(s.src().join("base/chunk-2"), vec![2u8; 200_000]).unwrap();
+    fs::write(s.src().join("wal"), b"first").unwrap();
+    fs::write(s.src().join("conf"), b"setting = 1").unwrap();
+    fs::set_permissions(s.src().join("conf"), fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink("base/chunk-1", s.src().join("latest")).unwrap();
+}
+
+#[tokio::test]
+async fn an_unchanged_file_is_linked_a_changed_one_copied_and_a_changed_mode_copied_not_linked() {
+    let s = Setup::new();
+    incremental_source(&s);
+    let (first, _, first_dir) = backup_from(&s, None).await;
+    assert_eq!(first.linked_bytes, Some(0));
+    // WHEN one file's content and another's mode change, and the next backup links from
+    // the first
+    fs::write(s.src().join("wal"), b"second").unwrap();
+    fs::set_permissions(s.src().join("conf"), fs::Permissions::from_mode(0o600)).unwrap();
+    let (second, manifest, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    // THEN the unchanged files share the first backup's inodes
+    for name in ["base/chunk-1", "base/chunk-2"] {
+        assert_eq!(
+            inode(&first_dir.join("data").join(name)),
+            inode(&second_dir.join("data").join(name)),
+            "{name} was copied, not linked"
+        );
+    }
+    // AND the changed content and the changed mode were copied, with what they are now
+    for name in ["wal", "conf"] {
+        assert_ne!(
+            inode(&first_dir.join("data").join(name)),
+            inode(&second_dir.join("data").join(name)),
+            "{name} was linked"
+        );
+    }
+    assert_eq!(fs::read(second_dir.join("data/wal")).unwrap(), b"second");
+    assert_eq!(fs::read(first_dir.join("data/wal")).unwrap(), b"first");
+    assert_eq!(mode_of(&second_dir.join("data/conf")), 0o600);
+    assert_eq!(mode_of(&first_dir.join("data/conf")), 0o640);
+    // AND the handle says how much was linked; the manifest is complete on its own
+    assert_eq!(second.linked_bytes, Some(500_000));
+    assert_eq!(second.size_bytes, Some(500_000 + 6 + 11));
+    assert_eq!(entry(&manifest, "base/chunk-1").size, 300_000);
+    assert!(entry(&manifest, "base/chunk-1").sha256.is_some());
+    assert_eq!(entry(&manifest, "latest").kind, EntryKind::Symlink);
+    // AND the first backup still verifies
+    directory::verify(&first_dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_file_rewritten_with_its_size_and_mtime_put_back_is_copied() {
+    let s = Setup::new();
+    fs::write(s.src().join("segment"), b"aaaa").unwrap();
+    set_mtime(&s.src().join("segment"), 1_700_000_000, 5);
+    let (first, _, first_dir) = backup_from(&s, None).await;
+    // Same size, modification time set back: only the status change time tells.
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(s.src().join("segment"), b"bbbb").unwrap();
+    set_mtime(&s.src().join("segment"), 1_700_000_000, 5);
+    let (second, _, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    assert_eq!(second.linked_bytes, Some(0));
+    assert_eq!(fs::read(second_dir.join("data/segment")).unwrap(), b"bbbb");
+    assert_ne!(
+        inode(&first_dir.join("data/segment")),
+        inode(&second_dir.join("data/segment"))
+    );
+}
+
+#[tokio::test]
+async fn pruning_the_older_backup_leaves_the_newer_verifying_and_restorable() {
+    let s = Setup::new();
+    incremental_source(&s);
+    let (first, _, _) = backup_from(&s, None).await;
+    let (second, _, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    assert_eq!(second.linked_bytes, Some(500_000 + 5 + 11));
+    s.provider.delete(&first).await.unwrap();
+    directory::verify(&second_dir).unwrap();
+    // AND a restore of the linked backup copies: nothing restored shares an inode with it
+    let target = s.server.path().join("restored");
+    restore_to(&s, &second.backup_id, &target).unwrap();
+    for name in ["base/chunk-1", "base/chunk-2", "wal", "conf"] {
+        let restored = fs::symlink_metadata(target.join(name)).unwrap();
+        assert_eq!(restored.nlink(), 1, "{name} is linked");
+        assert_ne!(restored.ino(), inode(&second_dir.join("data").join(name)));
+    }
+    assert_eq!(
+        fs::read(target.join("base/chunk-2")).unwrap(),
+        vec![2u8; 200_000]
+    );
+}
+
+#[tokio::test]
+async fn one_damaged_inode_is_reported_by_every_backup_that_links_it() {
+    let s = Setup::new();
+    incremental_source(&s);
+    let (first, _, first_dir) = backup_from(&s, None).await;
+    let (_, _, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    flip_byte(&first_dir.join("data/base/chunk-2"), 1_000);
+    for dir in [&first_dir, &second_dir] {
+        let err = directory::verify(dir).unwrap_err();
+        assert!(
+            err.contains("base/chunk-2: the content does not match"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_unchanged_reads_an_unchanged_file_before_linking_it() {
+    let mut s = Setup::new();
+    s.provider = s.provider.clone().verify_unchanged(true);
+    incremental_source(&s);
+    let (first, _, _) = backup_from(&s, None).await;
+    let (second, _, _) = backup_from(&s, Some(&first.backup_id)).await;
+    assert_eq!(second.linked_bytes, Some(500_000 + 5 + 11));
+}
+
+#[tokio::test]
+async fn a_base_that_cannot_serve_copies_everything_and_says_why() {
+    let s = Setup::new();
+    incremental_source(&s);
+    let (first, _, first_dir) = backup_from(&s, None).await;
+    // Gone (deleted behind the server's back).
+    fs::remove_dir_all(&first_dir).unwrap();
+    let (second, _, _) = backup_from(&s, Some(&first.backup_id)).await;
+    assert_eq!(second.linked_bytes, Some(0));
+    assert!(
+        second
+            .notes
+            .iter()
+            .any(|n| n.contains("every file was copied") && n.contains(&first.backup_id)),
+        "{:?}",
+        second.notes
+    );
+    // Not a backup id at all: refused before anything is opened.
+    let (third, _, _) = backup_from(&s, Some("../../etc")).await;
+    assert_eq!(third.linked_bytes, Some(0));
+    // A base file altered behind the server's back is copied afresh, not linked.
+    let (fourth, _, fourth_dir) = backup_from(&s, Some(&second.backup_id)).await;
+    assert_eq!(fourth.linked_bytes, Some(500_000 + 5 + 11));
+    // (the fourth links the second's inode, so it sees the change too: verify says so)
+    let second_dir = s.backups().join(&second.backup_id);
+    fs::set_permissions(
+        second_dir.join("data/wal"),
+        fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let (fifth, _, fifth_dir) = backup_from(&s, Some(&second.backup_id)).await;
+    assert_eq!(fifth.linked_bytes, Some(500_000 + 11));
+    assert_eq!(
+        mode_of(&fifth_dir.join("data/wal")),
+        mode_of(&s.src().join("wal"))
+    );
+    assert!(directory::verify(&fourth_dir)
+        .unwrap_err()
+        .contains("wal: mode is 0666"));
+    assert_ne!(
+        inode(&fifth_dir.join("data/wal")),
+        inode(&second_dir.join("data/wal"))
+    );
 }

@@ -97,6 +97,10 @@ impl BackupProvider for Watched {
         self.inner.planned_location(request)
     }
 
+    fn links_unchanged(&self) -> bool {
+        self.inner.links_unchanged()
+    }
+
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
         self.inner.status(handle).await
     }
@@ -293,7 +297,32 @@ async fn three_runs_keep_the_two_newest_backups_on_disk() {
         outcomes[2].details
     );
     assert!(outcomes[0].pruned_backup_ids.is_empty());
-    // AND on disk: the two newest verify against their manifests, the oldest is gone
+    // AND the runs after the first linked every unchanged file from the one before
+    assert!(
+        outcomes[0]
+            .details
+            .contains("copied 300003 bytes, linked 0 bytes"),
+        "{}",
+        outcomes[0].details
+    );
+    for later in &outcomes[1..] {
+        assert!(
+            later
+                .details
+                .contains("copied 0 bytes, linked 300003 bytes"),
+            "{}",
+            later.details
+        );
+    }
+    use std::os::unix::fs::MetadataExt;
+    let wal = |id: &str| {
+        std::fs::metadata(h.backups_dir().join(id).join("data/pg_wal/000001"))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(wal(&newest.id), wal(&middle.id));
+    // AND on disk: the two newest verify against their manifests (though the oldest they
+    // linked from is pruned), the oldest is gone
     assert!(!h.backups_dir().join(&oldest.id).exists());
     for b in [newest, middle] {
         let manifest = verify(&h.backups_dir().join(&b.id)).unwrap();

@@ -14,9 +14,10 @@ use chrono::{DateTime, Utc};
 use crate::engine::Engine;
 use crate::error::{ProviderError, StoreError};
 use crate::model::{
-    BackupDraft, BackupEntry, BackupHandle, BackupRequest, ClusterRecord, Creation, HistoryEntry,
-    LockHolder, Progress, ProviderStatus, Scope, StartBackup, Started,
+    BackupDraft, BackupEntry, BackupFilter, BackupHandle, BackupRequest, ClusterRecord, Creation,
+    HistoryEntry, LockHolder, Progress, ProviderStatus, Scope, StartBackup, Started,
 };
+use crate::page::PageRequest;
 use crate::ports::BackupProvider;
 
 /// What making a backup came to, before anything about it is written.
@@ -32,6 +33,8 @@ pub(crate) struct Made {
     pub(crate) later: Option<BackupHandle>,
     /// The backup's size, when the provider reported it.
     pub(crate) size_bytes: Option<u64>,
+    /// How much of it was linked from an earlier backup, when the provider links.
+    pub(crate) linked_bytes: Option<u64>,
 }
 
 /// Why making a backup failed, for the history's `errorCode` and details.
@@ -133,6 +136,7 @@ impl Engine {
             created: now,
             scheduled: datetime,
             progress: Progress::default(),
+            base_backup_id: None,
         });
         let draft = BackupDraft {
             record: BackupEntry {
@@ -192,6 +196,11 @@ impl Engine {
         scheduled: DateTime<Utc>,
     ) -> Made {
         let progress = Progress::default();
+        let base_backup_id = if provider.links_unchanged() {
+            self.newest_available(backup).await
+        } else {
+            None
+        };
         let request = BackupRequest {
             backup_id: backup.id.clone(),
             job_id: backup.job_id.clone(),
@@ -200,11 +209,13 @@ impl Engine {
             created: backup.created,
             scheduled,
             progress: progress.clone(),
+            base_backup_id,
         };
         let mut location = backup.location.clone().unwrap_or_default();
         let mut notes = Vec::new();
         let mut later = None;
         let mut size_bytes = None;
+        let mut linked_bytes = None;
         let refusal = cluster
             .target
             .command_field()
@@ -242,6 +253,7 @@ impl Engine {
                 location = handle.location.clone();
                 notes = handle.notes.clone();
                 size_bytes = handle.size_bytes;
+                linked_bytes = handle.linked_bytes;
                 later = pending.then_some(handle);
                 waited
             }
@@ -254,6 +266,7 @@ impl Engine {
             notes,
             later,
             size_bytes,
+            linked_bytes,
         }
     }
 
@@ -356,5 +369,47 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// The cluster's newest `available` backup other than `backup`: what an incremental
+    /// provider links unchanged files from. A store that cannot answer costs only the
+    /// links (everything is copied), so the failure is logged, not the run's.
+    async fn newest_available(&self, backup: &BackupEntry) -> Option<String> {
+        let filter = BackupFilter {
+            job_id: None,
+            cluster_id: Some(backup.cluster_id.clone()),
+        };
+        let mut page = PageRequest::first(50);
+        // Bounded: a cluster whose newest 500 backups are none of them available is
+        // copied whole.
+        for _ in 0..10 {
+            let found = match self
+                .inner
+                .store
+                .list_backups(&backup.scope, &filter, &page)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, cluster_id = %backup.cluster_id,
+                        "could not list the cluster's backups; copying every file");
+                    return None;
+                }
+            };
+            if let Some(newest) = found
+                .items
+                .iter()
+                .find(|b| b.status == BackupStatus::Available && b.id != backup.id)
+            {
+                return Some(newest.id.clone());
+            }
+            page = PageRequest {
+                limit: 50,
+                after: Some(found.next?),
+            };
+        }
+        None
     }
 }

@@ -202,6 +202,7 @@ impl Engine {
             notes: Vec::new(),
             later: None,
             size_bytes: pending.backup.size_bytes,
+            linked_bytes: None,
         };
         let ending = Ending {
             run: pending

@@ -633,10 +633,10 @@ impl DirectoryProvider {
             total_bytes: indexer.total_bytes,
             entries: std::mem::take(&mut indexer.entries),
         };
-        rfs::fsync(&stage.data_fd).map_err(|e| fail(FsError::io("sync", &data_shown, e)))?;
         write_manifest(stage.partial_fd.as_fd(), &manifest, &stage.partial_shown).map_err(fail)?;
-        rfs::fsync(&stage.partial_fd)
-            .map_err(|e| fail(FsError::io("sync", &stage.partial_shown, e)))?;
+        // The command may have left its files in the page cache only: they, the manifest and
+        // the directories are made durable in one wait before the rename publishes them.
+        super::durable(stage.partial_fd.as_fd(), &stage.partial_shown).map_err(fail)?;
         if cancelled.load(Ordering::Relaxed) {
             return Err(ProviderError::new("the backup was abandoned"));
         }

@@ -11,6 +11,7 @@ use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, SeekFrom, Timespec, Ti
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use super::base::{Base, Linked};
 use super::manifest::{EntryKind, ManifestEntry};
 use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
@@ -238,6 +239,8 @@ fn not_utf8(base: &str, rel: &str) -> FsError {
 /// metadata.
 pub(crate) struct Sizer<'a> {
     pub needed: u64,
+    /// Files unchanged since this backup are linked, not copied: they need no space.
+    pub unchanged_since: Option<&'a Base>,
     pub base: &'a str,
     pub cancelled: &'a AtomicBool,
     pub progress: &'a Progress,
@@ -246,7 +249,10 @@ pub(crate) struct Sizer<'a> {
 impl Visitor for Sizer<'_> {
     fn entry(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
         step(self.cancelled, self.progress)?;
-        if entry.meta.kind == EntryKind::File {
+        let linked = self
+            .unchanged_since
+            .is_some_and(|base| base.unchanged(entry.rel, &entry.meta).is_some());
+        if entry.meta.kind == EntryKind::File && !linked {
             self.needed = self.needed.saturating_add(entry.meta.allocated);
         }
         Ok(())
@@ -278,6 +284,13 @@ pub(crate) struct Copier<'a> {
     pub progress: &'a Progress,
     pub hooks: &'a TestHooks,
     pub buf: Vec<u8>,
+    /// The backup to link unchanged files from (see [`super::base`]).
+    pub link_from: Option<Base>,
+    /// Also compare an unchanged file's checksum before linking it.
+    pub verify_unchanged: bool,
+    /// Bytes and files linked from the base rather than copied.
+    pub linked_bytes: u64,
+    pub linked_files: u64,
 }
 
 impl Copier<'_> {
@@ -314,7 +327,12 @@ impl Copier<'_> {
         let before =
             fmeta(src.as_fd()).map_err(|e| FsError::io("read", shown(self.base, rel), e))?;
         match before.kind {
-            EntryKind::File => self.regular(src, &before, name, rel),
+            EntryKind::File => {
+                if self.linked(&src, &before, name, rel)? {
+                    return Ok(());
+                }
+                self.regular(src, &before, name, rel)
+            }
             EntryKind::Dir | EntryKind::Symlink => Err(FsError::Replaced(shown(self.base, rel))),
             // A FIFO, socket or device swapped in after the listing: opened without
             // blocking, never read.
@@ -323,6 +341,47 @@ impl Copier<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Links the file from the base when it is unchanged since the base read it: whether it
+    /// did (else it is to be copied).
+    fn linked(
+        &mut self,
+        src: &OwnedFd,
+        before: &Meta,
+        name: &CStr,
+        rel: &str,
+    ) -> Result<bool, FsError> {
+        let Some(base) = self.link_from.as_mut() else {
+            return Ok(false);
+        };
+        let Some(entry) = base.unchanged(rel, before).cloned() else {
+            return Ok(false);
+        };
+        if self.verify_unchanged {
+            let (len, digest) = hash_file(src.as_fd(), &mut self.buf).map_err(|e| match e {
+                Errno::INTR => FsError::Cancelled,
+                e => FsError::io("read", shown(self.base, rel), e),
+            })?;
+            if len != entry.size || entry.sha256.as_deref() != Some(hex(&digest).as_str()) {
+                return Ok(false);
+            }
+        }
+        let dest = self.dest.current()?;
+        let mode = applied_mode(before, self.owners).as_raw_mode();
+        let linked = base
+            .link(&entry, dest, name, mode, self.owners)
+            .map_err(|e| FsError::io("link", shown(self.dest_base, rel), e))?;
+        if matches!(linked, Linked::Copy) {
+            return Ok(false);
+        }
+        let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
+        made.sha256 = entry.sha256;
+        self.total_bytes += entry.size;
+        self.linked_bytes += entry.size;
+        self.linked_files += 1;
+        self.entries.push(made);
+        Ok(true)
     }
 
     fn regular(
@@ -377,7 +436,6 @@ impl Copier<'_> {
         rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
         apply_meta(out.as_fd(), before, *owners)
             .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
-        rfs::fsync(&out).map_err(|e| FsError::io("sync", &dst_shown, e))?;
         let mut entry = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
         entry.size = len;
         entry.sha256 = Some(hex(&hasher.finalize()));
@@ -472,8 +530,7 @@ impl Visitor for Copier<'_> {
             return Err(FsError::Replaced(dst_shown));
         };
         apply_meta(made.as_fd(), &entry.meta, self.owners)
-            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
-        rfs::fsync(&made).map_err(|e| FsError::io("sync", &dst_shown, e))
+            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))
     }
 
     fn vanished(&mut self, rel: &str) -> Result<(), FsError> {

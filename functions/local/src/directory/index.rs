@@ -62,8 +62,6 @@ impl<'a> Indexer<'a> {
                  backup after its command exited"
             )));
         }
-        // The command may have left it in the page cache only.
-        rfs::fsync(&fd).map_err(|e| FsError::io("sync", &shown_as, e))?;
         let mut made = ManifestEntry::new(entry.rel.to_owned(), EntryKind::File, &before);
         made.size = len;
         made.sha256 = Some(hex(&digest));

@@ -1,7 +1,7 @@
 //! `manifest.json`: what a backup holds, entry by entry, and the checks of a copy against it
 //! (the cheap one before the final rename, the full one of [`verify`](super::verify)).
 //!
-//! # Format (version 3)
+//! # Format (version 4)
 //! ```json
 //! {"version": 3, "backupId": "…", "clusterId": "…", "jobId": "…", "description": "…",
 //!  "record": {"organizationId": "default", "projectId": "default",
@@ -10,7 +10,8 @@
 //!  "source": "/srv/pg", "ownersKept": true,
 //!  "root": {"mode": 448, "uid": 26, "gid": 26, "mtimeNs": 1795755600000000000},
 //!  "entries": [{"path": "base/1", "type": "file", "size": 8192, "mode": 384, "uid": 26,
-//!               "gid": 26, "mtimeNs": …, "sha256": "…"},
+//!               "gid": 26, "mtimeNs": …, "sha256": "…",
+//!               "dev": 2049, "ino": 131077, "ctimeNs": …},
 //!              {"path": "pg_wal", "type": "symlink", "size": 8, "target": "/mnt/wal",
 //!               "outside": true, …},
 //!              {"path": "run/sock", "type": "socket", "size": 0, …}],
@@ -28,6 +29,11 @@
 //! --rebuild-catalogue` can recreate it from the backup alone (SPEC §14); `provider` is
 //! `command` for a backup made by a cluster's backup command, whose manifest describes the
 //! files as the command left them (`ownersKept` is then always true).
+//!
+//! `dev`, `ino` and `ctimeNs` (version 4) are the source file's as it was read: what the next
+//! backup of the cluster compares to hard-link an unchanged file from this one instead of
+//! copying it (see `directory::base`). A version-3 manifest has none, so a backup after one
+//! copies everything once.
 //!
 //! Version-2 manifests have no `record` and are read and verified as before; a rebuild
 //! skips them, naming them. Version-1 manifests (`files`, `directories`, `links`, `skipped`, no metadata) are still
@@ -49,7 +55,7 @@ use super::copy::{hash_file, hex};
 use super::walk::{shown, Entry, FsError, Meta, Visitor};
 
 /// The version this code writes.
-pub const MANIFEST_VERSION: u32 = 3;
+pub const MANIFEST_VERSION: u32 = 4;
 
 /// The type of a manifest entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,6 +131,15 @@ pub struct ManifestEntry {
     /// Links: the target is outside the cluster, so not in the backup.
     #[serde(default, skip_serializing_if = "is_false")]
     pub outside: bool,
+    /// Files (version 4): the source's device, inode and status change time (ns) as read
+    /// before the copy: with its size, modification time, mode and owner, what the next
+    /// backup compares to link a file that did not change instead of copying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i128>,
 }
 
 impl ManifestEntry {
@@ -135,6 +150,9 @@ impl ManifestEntry {
             uid: Some(meta.uid),
             gid: Some(meta.gid),
             mtime_ns: Some(meta.mtime_ns()),
+            dev: (kind == EntryKind::File).then_some(meta.dev),
+            ino: (kind == EntryKind::File).then_some(meta.ino),
+            ctime_ns: (kind == EntryKind::File).then(|| meta.ctime_ns()),
             ..ManifestEntry::bare(path, kind)
         }
     }
@@ -154,6 +172,9 @@ impl ManifestEntry {
             target: None,
             changed: false,
             outside: false,
+            dev: None,
+            ino: None,
+            ctime_ns: None,
         }
     }
 

@@ -311,13 +311,17 @@ fn copy_into(
             target: None,
             changed: false,
             outside: false,
+            dev: None,
+            ino: None,
+            ctime_ns: None,
         };
         let now = fmeta(top.as_fd()).map_err(|e| fail(FsError::io("read", &sibling_shown, e)))?;
         apply_meta(top.as_fd(), &entry, &now, owners)
             .map_err(|e| fail(FsError::io("set the metadata of", &sibling_shown, e)))?;
     }
-    rfs::fsync(&top).map_err(|e| fail(FsError::io("sync", &sibling_shown, e)))?;
-    Ok(())
+    // Everything written under the sibling, data and metadata, in one wait (see
+    // `durable` in the provider's docs).
+    super::durable(top.as_fd(), &sibling_shown).map_err(fail)
 }
 
 /// The metadata an entry gets: the manifest's, else (a version-1 manifest) the backup
@@ -464,8 +468,7 @@ impl<'a> Restorer<'a> {
         }
         rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
         apply_meta(out.as_fd(), entry, &meta, self.owners)
-            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
-        rfs::fsync(&out).map_err(|e| FsError::io("sync", &dst_shown, e))
+            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))
     }
 
     fn link(&mut self, found: &Entry<'_>, entry: &ManifestEntry) -> Result<(), FsError> {
@@ -546,8 +549,7 @@ impl Visitor for Restorer<'_> {
             .map(|(e, _)| *e)
             .ok_or_else(|| FsError::Replaced(dst_shown.clone()))?;
         apply_meta(made.as_fd(), entry, &found.meta, self.owners)
-            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
-        rfs::fsync(&made).map_err(|e| FsError::io("sync", &dst_shown, e))
+            .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))
     }
 
     fn vanished(&mut self, rel: &str) -> Result<(), FsError> {

@@ -77,6 +77,9 @@ pub(crate) struct Meta {
     pub allocated: u64,
     pub atime: (i64, i64),
     pub mtime: (i64, i64),
+    /// Status change time: moves with any change of content or metadata, and cannot be set
+    /// back by `touch` (what an incremental backup trusts, with the inode).
+    pub ctime: (i64, i64),
     pub dev: u64,
     pub ino: u64,
 }
@@ -85,6 +88,11 @@ impl Meta {
     /// Nanoseconds since the epoch.
     pub fn mtime_ns(&self) -> i128 {
         i128::from(self.mtime.0) * 1_000_000_000 + i128::from(self.mtime.1)
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn ctime_ns(&self) -> i128 {
+        i128::from(self.ctime.0) * 1_000_000_000 + i128::from(self.ctime.1)
     }
 
     pub fn id(&self) -> (u64, u64) {
@@ -117,6 +125,7 @@ pub(crate) fn meta(st: &Stat) -> Meta {
             .saturating_mul(512),
         atime: (st.st_atime as i64, st.st_atime_nsec as i64),
         mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+        ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
         dev: st.st_dev as u64,
         ino: st.st_ino as u64,
     }
