@@ -136,7 +136,7 @@ pub enum Jobs {
     /// Delete a job: it stops firing; its history and backups remain.
     Delete(JobId),
     /// Run a job now.
-    Run(JobId),
+    Run(RunArgs),
     /// Move every active job's trigger (of every organization and project) to the kind the
     /// server is configured with: after a stack's `Trigger` changed (EventBridge rules ⇄
     /// EventBridge Scheduler schedules), or `serve --scheduler`. The new trigger is made
@@ -231,6 +231,24 @@ pub struct PageArgs {
     pub next_token: Option<String>,
 }
 
+/// How long a command that starts work waits for its outcome.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait up to SECONDS (0–3600) for the outcome before answering; the server answers the
+    /// moment it is known. Default: 3 as text, 0 with --json (answer at once).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub wait: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job's id.
+    #[arg(short = 'i', long = "id")]
+    pub id: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct JobId {
     /// The job's id.
@@ -268,6 +286,8 @@ pub enum Backups {
         /// A description template, rendered now.
         #[arg(long)]
         description: String,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Show one backup.
     Get {

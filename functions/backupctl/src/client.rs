@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::{
     Backups, Clusters, Command, CreateCluster, CreateJob, Global, History, JobKind, Jobs, Mesdb,
-    Orchestrate, PageArgs, UpdateJob, UpdateJobKind,
+    Orchestrate, PageArgs, UpdateJob, UpdateJobKind, WaitArgs,
 };
 use http::{with_query, Api, Failure, Reply};
 use table::{key_values, Table};
@@ -247,9 +247,9 @@ fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
                 ),
             )
         }
-        Jobs::Run(id) => {
-            require("--id", &id.id)?;
-            run_job(api, json, &id.id)
+        Jobs::Run(args) => {
+            require("--id", &args.id)?;
+            run_job(api, json, &args.id, wait_for(&args.wait, json))
         }
         Jobs::Rearm => rearm_jobs(api, json),
     }
@@ -437,19 +437,34 @@ fn one_of<T: PartialEq>(
     }
 }
 
-/// The `?wait=` of a "run now" or a manual backup shown as text: the server answers the
-/// moment the outcome is known, within [`SETTLE_FOR`]; `--json` answers at once.
-fn waiting(url: String, json: bool) -> String {
-    if json {
-        url
-    } else {
-        with_query(url, &[("wait", Some(&SETTLE_FOR.as_secs().to_string()))])
+/// How long a "run now" or a manual backup waits for its outcome: `--wait`, else
+/// [`SETTLE_FOR`] as text and nothing with `--json`.
+fn wait_for(args: &WaitArgs, json: bool) -> Duration {
+    match args.wait {
+        Some(seconds) => Duration::from_secs(seconds),
+        None if json => Duration::ZERO,
+        None => SETTLE_FOR,
     }
 }
 
-fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
+/// The `?wait=` of a "run now" or a manual backup: the server answers the moment the
+/// outcome is known, within `wait` (at most [`SERVER_WAIT_MAX`]; the rest is polled).
+fn waiting(url: String, wait: Duration) -> String {
+    if wait.is_zero() {
+        url
+    } else {
+        let seconds = wait.as_secs().clamp(1, SERVER_WAIT_MAX);
+        with_query(url, &[("wait", Some(&seconds.to_string()))])
+    }
+}
+
+/// The longest `?wait=` the API takes.
+const SERVER_WAIT_MAX: u64 = 60;
+
+fn run_job(api: &Api, json: bool, job_id: &str, wait: Duration) -> Outcome {
+    let until = Instant::now() + wait;
     let reply = api.post::<()>(
-        &waiting(api.orchestrate(&["jobs", job_id, "run"]), json),
+        &waiting(api.orchestrate(&["jobs", job_id, "run"]), wait),
         None,
     )?;
     if json {
@@ -465,6 +480,7 @@ fn run_job(api: &Api, json: bool, job_id: &str) -> Outcome {
         &history_url,
         |list: HistoryList| list.items.into_iter().find(|i| i.id == started.history_id),
         |item| item.status.is_final(),
+        until,
     );
     let hid = &started.history_id;
     Ok(match item {
@@ -622,12 +638,15 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
         Backups::Create {
             source_cluster_id,
             description,
+            wait,
         } => {
             let request = CreateBackupRequest {
                 description,
                 source_cluster_id,
             };
-            let reply = api.post(&waiting(api.mesdb(&["backups"]), json), Some(&request))?;
+            let wait = wait_for(&wait, json);
+            let until = Instant::now() + wait;
+            let reply = api.post(&waiting(api.mesdb(&["backups"]), wait), Some(&request))?;
             if json {
                 return Ok(raw(&reply));
             }
@@ -639,6 +658,7 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                 &list_url,
                 |list: BackupList| list.backups.into_iter().find(|b| b.id == created.id),
                 |backup| backup.status != BackupStatus::Creating,
+                until,
             );
             Ok(Shown::out(match found {
                 Some(b) => {
@@ -1071,15 +1091,15 @@ fn require(flag: &str, value: &str) -> Result<(), Failure> {
 /// running (the API answers as soon as the backup holds the cluster's lock).
 const SETTLE_FOR: Duration = Duration::from_secs(3);
 
-/// Polls the list at `url` until the item `find` picks from it is `done`, or [`SETTLE_FOR`]
-/// passes; returns the last state of that item seen (`None`: it never showed up).
+/// Polls the list at `url` until the item `find` picks from it is `done`, or `deadline`
+/// passes (reading it at least once); returns the last state of that item seen (`None`: it never showed up).
 fn settle<L: serde::de::DeserializeOwned, T>(
     api: &Api,
     url: &str,
     find: impl Fn(L) -> Option<T>,
     done: impl Fn(&T) -> bool,
+    deadline: Instant,
 ) -> Option<T> {
-    let deadline = Instant::now() + SETTLE_FOR;
     let mut delay = Duration::from_millis(20);
     let mut last = None;
     loop {

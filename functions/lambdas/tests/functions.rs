@@ -2029,6 +2029,41 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto: run scripts/test-aws.sh"]
+async fn the_jobs_api_refuses_clusters_that_run_commands_with_a_400_on_the_field() {
+    let w = World::new(1).await;
+    let prefix = format!(
+        "t{}-",
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let _api = api(&w, &prefix, &Arc::new(Emulator::start().await)).await;
+    let clusters = format!("{MESDB}/clusters");
+    for (request, field) in [
+        (
+            json!({"id": "pg", "description": "Postgres", "provider": "command",
+                   "path": "/srv/pg", "backupCommand": "pg_basebackup -D \"$BACKUP_DIR\""}),
+            "backupCommand",
+        ),
+        (
+            json!({"id": "pg", "description": "Postgres", "provider": "directory",
+                   "path": "/srv/pg", "preHook": "pg_ctl stop"}),
+            "preHook",
+        ),
+    ] {
+        // WHEN a cluster that would run a command is registered through API Gateway
+        let refused = w.api("POST", &clusters, Some(&request)).await;
+        // THEN it answers 400 on the field, saying why, and stores nothing
+        assert_eq!(refused["statusCode"], 400, "{refused}");
+        let answer = body(&refused);
+        let text = answer.to_string();
+        assert!(text.contains(field), "{text}");
+        assert!(text.contains("commands_not_allowed"), "{text}");
+        assert!(text.contains("AWS deployment"), "{text}");
+        assert!(w.table.store().get_cluster("pg").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test-aws.sh"]
 async fn a_restore_through_the_jobs_api_answers_202_and_the_runner_settles_it() {
     // GIVEN an available backup, then the jobs API on the world's emulator and the runner
     // behind its own
