@@ -26,7 +26,7 @@ mod describe;
 mod eventbridge;
 mod parse;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
 use crate::civil::{self, CivilMinute};
 use crate::error::{ErrorCode, Field, FieldError, FieldErrors};
@@ -55,9 +55,6 @@ pub struct Schedule {
     days_of_week: u8,
     dom_restricted: bool,
     dow_restricted: bool,
-    /// For each weekday of a month's first day, the days of that month whose weekday is in
-    /// `days_of_week`: turns weekday matching into one AND/OR per month.
-    weekday_days: [u32; 7],
 }
 
 impl Schedule {
@@ -142,26 +139,15 @@ impl Schedule {
         month: ParsedField,
         dow: ParsedField,
     ) -> Schedule {
-        let days_of_week = dow.mask as u8;
-        let mut weekday_days = [0u32; 7];
-        for (first, mask) in weekday_days.iter_mut().enumerate() {
-            for day in 1..=31u32 {
-                let wd = (first as u32 + day - 1) % 7;
-                if days_of_week & (1 << wd) != 0 {
-                    *mask |= 1 << day;
-                }
-            }
-        }
         Schedule {
             source: text.to_string(),
             minutes: minute.mask,
             hours: hour.mask as u32,
             days_of_month: dom.mask as u32,
             months: month.mask as u16,
-            days_of_week,
+            days_of_week: dow.mask as u8,
             dom_restricted: dom.restricted,
             dow_restricted: dow.restricted,
-            weekday_days,
         }
     }
 
@@ -181,7 +167,7 @@ impl Schedule {
         let start = after.timestamp().div_euclid(60) + 1;
         Upcoming {
             schedule: self,
-            cursor: Some(CivilMinute::from_epoch_minutes(start)),
+            cursor: Cursor::Start(CivilMinute::from_epoch_minutes(start)),
         }
     }
 
@@ -211,7 +197,7 @@ impl Schedule {
     /// `first_weekday` (0 = Sunday), as bits 1..=31; the month itself is not checked.
     fn month_days(&self, len: u32, first_weekday: u32) -> u32 {
         let valid = (((1u64 << (len + 1)) - 1) & !1) as u32;
-        let by_weekday = self.weekday_days[first_weekday as usize % 7];
+        let by_weekday = weekday_days(self.days_of_week, first_weekday % 7);
         let days = if self.dom_restricted && self.dow_restricted {
             self.days_of_month | by_weekday
         } else {
@@ -220,61 +206,116 @@ impl Schedule {
         days & valid
     }
 
-    /// The first firing at or after `c`. `c`'s day, hour and minute may run one past their
-    /// range (day 32, hour 24, minute 60): the scans below carry them over.
-    fn first_at_or_after(&self, mut c: CivilMinute) -> Option<CivilMinute> {
-        // A unit that moves on starts every unit below it over: the odometer's carries.
-        let month_start = |year: i32, month: u32| CivilMinute {
+    /// The month `month` of `year`, with the days on which the schedule fires in it.
+    fn month(&self, year: i32, month: u32) -> Option<Month> {
+        let first_day = civil::days_from_civil(year, month, 1);
+        self.month_starting(year, month, civil::is_leap(year), first_day)
+    }
+
+    /// The month `month` of `year` (a leap year or not) whose first day is `first_day` days
+    /// after 1970-01-01, with the days on which the schedule fires in it (none when it skips
+    /// the month). `None` when the schedule fires in it but chrono cannot represent it.
+    fn month_starting(&self, year: i32, month: u32, leap: bool, first_day: i64) -> Option<Month> {
+        let skipped = Month {
             year,
             month,
-            day: 1,
-            hour: 0,
-            minute: 0,
+            leap,
+            days: 0,
+            first_day,
+            start: NaiveDate::MIN,
         };
-        let day_start = |c: CivilMinute, day: u32| CivilMinute {
-            day,
-            hour: 0,
-            minute: 0,
-            ..c
-        };
-        let hour_start = |c: CivilMinute, hour: u32| CivilMinute {
-            hour,
-            minute: 0,
-            ..c
-        };
-        // Every valid schedule fires within eight years (29 February skips a leap year
-        // every century); a bound keeps a bug from becoming an endless loop.
-        let limit = c.year.saturating_add(401);
-        loop {
-            if c.year > limit {
-                return None;
-            }
-            if c.month > 12 || u32::from(self.months) & (1 << c.month) == 0 {
-                c = match next_bit(u64::from(self.months), c.month.min(13)) {
-                    Some(m) if m <= 12 => month_start(c.year, m),
-                    _ => month_start(c.year + 1, next_bit(u64::from(self.months), 1)?),
-                };
-            }
-            let Some(d) = next_bit(u64::from(self.days_in(c.year, c.month)), c.day) else {
-                c = month_start(c.year, c.month + 1);
-                continue;
-            };
-            if d != c.day {
-                c = day_start(c, d);
-            }
-            let Some(h) = next_bit(u64::from(self.hours), c.hour) else {
-                c = day_start(c, c.day + 1);
-                continue;
-            };
-            if h != c.hour {
-                c = hour_start(c, h);
-            }
-            let Some(m) = next_bit(self.minutes, c.minute) else {
-                c = hour_start(c, c.hour + 1);
-                continue;
-            };
-            return Some(CivilMinute { minute: m, ..c });
+        if u32::from(self.months) & (1 << month) == 0 {
+            return Some(skipped);
         }
+        // 1970-01-01 was a Thursday (4).
+        let first_weekday = (first_day + 4).rem_euclid(7) as u32;
+        let days = self.month_days(civil::month_len(month, leap), first_weekday);
+        if days == 0 {
+            return Some(skipped);
+        }
+        let ordinal = civil::days_before_month(month, leap) + 1;
+        Some(Month {
+            days,
+            start: NaiveDate::from_yo_opt(year, ordinal)?,
+            ..skipped
+        })
+    }
+
+    /// The first month after `after` in which the schedule fires. Every valid schedule fires
+    /// within eight years (29 February skips a leap year every century); a bound of 401
+    /// years keeps a bug from becoming an endless loop.
+    ///
+    /// Months are counted on from `after`'s first day by their lengths, not converted from
+    /// the calendar: this runs once for every month a search crosses.
+    fn next_month(&self, after: Month) -> Option<Month> {
+        let months = u64::from(self.months);
+        let limit = after.year.saturating_add(401);
+        let (mut year, mut month, mut leap) = (after.year, after.month, after.leap);
+        let mut year_start = after.first_day - i64::from(civil::days_before_month(month, leap));
+        loop {
+            match next_bit(months, month + 1) {
+                Some(m) if m <= 12 => month = m,
+                _ => {
+                    year_start += if leap { 366 } else { 365 };
+                    year += 1;
+                    if year > limit {
+                        return None;
+                    }
+                    leap = civil::is_leap(year);
+                    month = next_bit(months, 1)?;
+                }
+            }
+            let first_day = year_start + i64::from(civil::days_before_month(month, leap));
+            let found = self.month_starting(year, month, leap, first_day)?;
+            if found.days != 0 {
+                return Some(found);
+            }
+        }
+    }
+
+    /// The first firing at or after `day` `hour`:`minute` of month `m`. `minute` may be 60
+    /// (one past the hour's last): the search then starts at the next hour.
+    ///
+    /// Each unit is found by the next set bit of its mask, from the smallest up: a unit that
+    /// moves on starts every unit below it at its first value, so no day, hour or minute is
+    /// ever stepped through one by one, and the calendar is consulted once per month.
+    fn first_from(&self, m: Month, day: u32, hour: u32, minute: u32) -> Option<Firing> {
+        let hours = u64::from(self.hours);
+        let first_hour = self.hours.trailing_zeros();
+        let first_minute = self.minutes.trailing_zeros();
+        if m.days & (1 << day) != 0 {
+            if self.hours & (1 << hour) != 0 {
+                if let Some(minute) = next_bit(self.minutes, minute) {
+                    return Some(Firing {
+                        month: m,
+                        day,
+                        hour,
+                        minute,
+                    });
+                }
+            }
+            if let Some(hour) = next_bit(hours, hour + 1) {
+                return Some(Firing {
+                    month: m,
+                    day,
+                    hour,
+                    minute: first_minute,
+                });
+            }
+        }
+        let (month, day) = match next_bit(u64::from(m.days), day + 1) {
+            Some(day) => (m, day),
+            None => {
+                let next = self.next_month(m)?;
+                (next, next.days.trailing_zeros())
+            }
+        };
+        Some(Firing {
+            month,
+            day,
+            hour: first_hour,
+            minute: first_minute,
+        })
     }
 
     /// The shortest time between two consecutive firings, in minutes.
@@ -472,28 +513,95 @@ struct YearDays {
     gap: Option<u32>,
 }
 
+/// One month of the search: the days on which the schedule fires in it, and where it starts.
+#[derive(Debug, Clone, Copy)]
+struct Month {
+    year: i32,
+    /// 1..=12
+    month: u32,
+    /// Whether `year` is a leap year.
+    leap: bool,
+    /// Bits 1..=31; 0 when the schedule does not fire in this month.
+    days: u32,
+    /// Days from 1970-01-01 to the month's first day.
+    first_day: i64,
+    /// The first day as chrono's date, for the firings' instants (a placeholder in a month
+    /// without firings).
+    start: NaiveDate,
+}
+
+/// A firing, with its month: the search for the next one starts from it without any
+/// calendar arithmetic until the month runs out.
+#[derive(Debug, Clone, Copy)]
+struct Firing {
+    month: Month,
+    day: u32,
+    hour: u32,
+    minute: u32,
+}
+
+impl Firing {
+    /// From the month's date by days within its year: chrono's fast path, without the
+    /// conversion from a day number that `DateTime::from_timestamp` makes.
+    fn to_datetime(self) -> Option<DateTime<Utc>> {
+        let date = self
+            .month
+            .start
+            .checked_add_days(Days::new(u64::from(self.day - 1)))?;
+        let time = NaiveTime::from_hms_opt(self.hour, self.minute, 0)?;
+        Some(date.and_time(time).and_utc())
+    }
+}
+
+/// Where an [`Upcoming`] stands.
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    /// Nothing found yet: the search starts at this minute.
+    Start(CivilMinute),
+    /// The last firing returned: the search starts a minute after it.
+    After(Firing),
+    /// Past what can be represented, or past the search bound.
+    Done,
+}
+
 /// Firings in order; see [`Schedule::upcoming`].
 #[derive(Debug, Clone)]
 pub struct Upcoming<'a> {
     schedule: &'a Schedule,
-    cursor: Option<CivilMinute>,
+    cursor: Cursor,
 }
 
 impl Iterator for Upcoming<'_> {
     type Item = DateTime<Utc>;
 
     fn next(&mut self) -> Option<DateTime<Utc>> {
-        let found = self.schedule.first_at_or_after(self.cursor?)?;
-        self.cursor = Some(CivilMinute {
-            minute: found.minute + 1,
-            ..found
-        });
-        let instant = found.to_datetime();
-        if instant.is_none() {
-            self.cursor = None;
-        }
+        let s = self.schedule;
+        let found = match self.cursor {
+            Cursor::Start(c) => s
+                .month(c.year, c.month)
+                .and_then(|m| s.first_from(m, c.day, c.hour, c.minute)),
+            Cursor::After(f) => s.first_from(f.month, f.day, f.hour, f.minute + 1),
+            Cursor::Done => None,
+        };
+        let instant = found.and_then(Firing::to_datetime);
+        self.cursor = match (found, instant) {
+            (Some(f), Some(_)) => Cursor::After(f),
+            _ => Cursor::Done,
+        };
         instant
     }
+}
+
+/// The days 1..=31 (as bits) of a month whose first day is weekday `first` (0..=6, 0 =
+/// Sunday) that fall on one of `days_of_week`: the week rotated to start on `first`, repeated
+/// every seven days. Weekday matching is then one AND or OR per month.
+fn weekday_days(days_of_week: u8, first: u32) -> u32 {
+    let week = u64::from(days_of_week);
+    // Bit i: the month's day i + 1, whose weekday is (first + i) % 7.
+    let first_week = ((week >> first) | (week << (7 - first))) & 0x7f;
+    let month =
+        first_week | first_week << 7 | first_week << 14 | first_week << 21 | first_week << 28;
+    (month << 1) as u32
 }
 
 /// The lowest set bit at or above `from`.
