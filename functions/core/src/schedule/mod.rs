@@ -80,27 +80,11 @@ impl Schedule {
             Some(Shape::Macro(expansion)) => {
                 // A known macro expands to fields that always parse.
                 let toks = parse::tokens(expansion);
-                let mut fields = Vec::with_capacity(5);
-                for (kind, tok) in FIELDS.iter().zip(toks) {
-                    fields.extend(parse::parse_field(*kind, tok, &mut errors));
-                }
-                <[ParsedField; 5]>::try_from(fields).ok()
+                parse_fields(toks.iter().copied(), &mut errors)
             }
             Some(Shape::Fields(toks)) => {
                 minute_span = toks[0].start..toks[0].start + toks[0].text.chars().count();
-                let mut fields = Vec::with_capacity(5);
-                let mut all = true;
-                for (kind, tok) in FIELDS.iter().zip(toks) {
-                    match parse::parse_field(*kind, tok, &mut errors) {
-                        Some(f) => fields.push(f),
-                        None => all = false,
-                    }
-                }
-                if all {
-                    <[ParsedField; 5]>::try_from(fields).ok()
-                } else {
-                    None
-                }
+                parse_fields(toks.into_iter(), &mut errors)
             }
         };
         let Some([minute, hour, dom, month, dow]) = parsed else {
@@ -479,11 +463,9 @@ impl Schedule {
                 return None;
             }
         }
-        let days = describe::join_values(&sorted_bits(u64::from(self.days_of_month)), |d| {
-            d.to_string()
-        });
-        let months = describe::join_values(&sorted_bits(u64::from(self.months)), |m| {
-            describe::MONTHS[m as usize - 1].to_string()
+        let days = describe::join_values(&sorted_bits(u64::from(self.days_of_month)), push_number);
+        let months = describe::join_values(&sorted_bits(u64::from(self.months)), |out, m| {
+            out.push_str(describe::MONTHS[m as usize - 1])
         });
         Some(format!(
             "This never runs: {months} has no day {days}; choose days of the month that exist in those months, such as `1`."
@@ -511,6 +493,24 @@ struct YearDays {
     first: u32,
     last: u32,
     gap: Option<u32>,
+}
+
+/// Parses each of the five fields in turn, reporting every problem; the fields only when all
+/// five parse.
+fn parse_fields<'a>(
+    toks: impl Iterator<Item = parse::Token<'a>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<[ParsedField; 5]> {
+    let mut fields = [None; 5];
+    for ((slot, kind), tok) in fields.iter_mut().zip(FIELDS).zip(toks) {
+        *slot = parse::parse_field(kind, tok, errors);
+    }
+    match fields {
+        [Some(minute), Some(hour), Some(dom), Some(month), Some(dow)] => {
+            Some([minute, hour, dom, month, dow])
+        }
+        _ => None,
+    }
 }
 
 /// One month of the search: the days on which the schedule fires in it, and where it starts.
@@ -613,34 +613,89 @@ fn next_bit(mask: u64, from: u32) -> Option<u32> {
     (rest != 0).then(|| from + rest.trailing_zeros())
 }
 
-pub(crate) fn sorted_bits(mut mask: u64) -> Vec<u32> {
-    let mut out = Vec::with_capacity(mask.count_ones() as usize);
+/// The values of a mask in increasing order, kept on the stack: the form checks a schedule on
+/// every keystroke, and a vector for each field cost more than the work done with it.
+#[derive(Clone, Copy)]
+pub(crate) struct Bits {
+    values: [u32; 64],
+    len: usize,
+}
+
+impl std::ops::Deref for Bits {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        &self.values[..self.len]
+    }
+}
+
+pub(crate) fn sorted_bits(mut mask: u64) -> Bits {
+    let mut out = Bits {
+        values: [0; 64],
+        len: 0,
+    };
     while mask != 0 {
-        out.push(mask.trailing_zeros());
+        out.values[out.len] = mask.trailing_zeros();
+        out.len += 1;
         mask &= mask - 1;
     }
     out
 }
 
-/// The sorted `values` as names, with each run of three or more consecutive values as one
-/// `first{through}last`.
-pub(crate) fn runs(values: &[u32], name: impl Fn(u32) -> String, through: &str) -> Vec<String> {
-    let mut parts = Vec::new();
+/// The sorted `values` in parts: each run of three or more consecutive values as one
+/// `(first, last)`, every other value alone as `(value, value)`.
+fn run_parts(values: &[u32]) -> impl Iterator<Item = (u32, u32)> + '_ {
     let mut i = 0;
-    while i < values.len() {
+    std::iter::from_fn(move || {
+        let first = *values.get(i)?;
         let mut j = i;
         while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
             j += 1;
         }
         if j - i >= 2 {
-            parts.push(format!("{}{through}{}", name(values[i]), name(values[j])));
             i = j + 1;
+            Some((first, values[j]))
         } else {
-            parts.push(name(values[i]));
             i += 1;
+            Some((first, first))
+        }
+    })
+}
+
+/// Appends the sorted `values` to `out` as names, each run of three or more consecutive
+/// values as one `first{through}last`; parts are separated by `separator`, the last two by
+/// `last_separator`. Written in place, without a string per value or per part.
+pub(crate) fn write_runs(
+    out: &mut String,
+    values: &[u32],
+    name: impl Fn(&mut String, u32),
+    through: &str,
+    separator: &str,
+    last_separator: &str,
+) {
+    let count = run_parts(values).count();
+    for (n, (first, last)) in run_parts(values).enumerate() {
+        if n > 0 {
+            out.push_str(if n + 1 == count {
+                last_separator
+            } else {
+                separator
+            });
+        }
+        name(out, first);
+        if last != first {
+            out.push_str(through);
+            name(out, last);
         }
     }
-    parts
+}
+
+/// Appends `n` in decimal, without the formatting machinery.
+pub(crate) fn push_number(out: &mut String, n: u32) {
+    if n >= 10 {
+        push_number(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]
