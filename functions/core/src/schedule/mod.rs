@@ -148,10 +148,16 @@ impl Schedule {
 
     /// Firings strictly after `after`, in order, without end.
     pub fn upcoming(&self, after: DateTime<Utc>) -> Upcoming<'_> {
-        let start = after.timestamp().div_euclid(60) + 1;
+        let c = CivilMinute::from_epoch_minutes(after.timestamp().div_euclid(60) + 1);
         Upcoming {
             schedule: self,
-            cursor: Cursor::Start(CivilMinute::from_epoch_minutes(start)),
+            position: self.month(c.year, c.month).map(|month| Position {
+                month,
+                day: c.day,
+                hour: c.hour,
+                minute: c.minute,
+            }),
+            started: false,
         }
     }
 
@@ -192,35 +198,35 @@ impl Schedule {
 
     /// The month `month` of `year`, with the days on which the schedule fires in it.
     fn month(&self, year: i32, month: u32) -> Option<Month> {
-        let first_day = civil::days_from_civil(year, month, 1);
-        self.month_starting(year, month, civil::is_leap(year), first_day)
+        let year_start = civil::days_from_civil(year, 1, 1);
+        self.month_of(year, civil::is_leap(year), year_start, month)
     }
 
-    /// The month `month` of `year` (a leap year or not) whose first day is `first_day` days
-    /// after 1970-01-01, with the days on which the schedule fires in it (none when it skips
-    /// the month). `None` when the schedule fires in it but chrono cannot represent it.
-    fn month_starting(&self, year: i32, month: u32, leap: bool, first_day: i64) -> Option<Month> {
+    /// The month `month` of `year` (a leap year or not, starting `year_start` days after
+    /// 1970-01-01), with the days on which the schedule fires in it (none when it skips the
+    /// month). `None` when the schedule fires in it but chrono cannot represent it.
+    fn month_of(&self, year: i32, leap: bool, year_start: i64, month: u32) -> Option<Month> {
         let skipped = Month {
             year,
             month,
             leap,
             days: 0,
-            first_day,
+            year_start,
             start: NaiveDate::MIN,
         };
         if u32::from(self.months) & (1 << month) == 0 {
             return Some(skipped);
         }
+        let before = civil::days_before_month(month, leap);
         // 1970-01-01 was a Thursday (4).
-        let first_weekday = (first_day + 4).rem_euclid(7) as u32;
+        let first_weekday = (year_start + i64::from(before) + 4).rem_euclid(7) as u32;
         let days = self.month_days(civil::month_len(month, leap), first_weekday);
         if days == 0 {
             return Some(skipped);
         }
-        let ordinal = civil::days_before_month(month, leap) + 1;
         Some(Month {
             days,
-            start: NaiveDate::from_yo_opt(year, ordinal)?,
+            start: NaiveDate::from_yo_opt(year, before + 1)?,
             ..skipped
         })
     }
@@ -229,13 +235,13 @@ impl Schedule {
     /// within eight years (29 February skips a leap year every century); a bound of 401
     /// years keeps a bug from becoming an endless loop.
     ///
-    /// Months are counted on from `after`'s first day by their lengths, not converted from
-    /// the calendar: this runs once for every month a search crosses.
+    /// Years are counted on from `after`'s by their lengths, not converted from the calendar:
+    /// this runs once for every month a search crosses.
     fn next_month(&self, after: Month) -> Option<Month> {
         let months = u64::from(self.months);
         let limit = after.year.saturating_add(401);
-        let (mut year, mut month, mut leap) = (after.year, after.month, after.leap);
-        let mut year_start = after.first_day - i64::from(civil::days_before_month(month, leap));
+        let (mut year, mut month) = (after.year, after.month);
+        let (mut leap, mut year_start) = (after.leap, after.year_start);
         loop {
             match next_bit(months, month + 1) {
                 Some(m) if m <= 12 => month = m,
@@ -249,57 +255,48 @@ impl Schedule {
                     month = next_bit(months, 1)?;
                 }
             }
-            let first_day = year_start + i64::from(civil::days_before_month(month, leap));
-            let found = self.month_starting(year, month, leap, first_day)?;
+            let found = self.month_of(year, leap, year_start, month)?;
             if found.days != 0 {
                 return Some(found);
             }
         }
     }
 
-    /// The first firing at or after `day` `hour`:`minute` of month `m`. `minute` may be 60
-    /// (one past the hour's last): the search then starts at the next hour.
+    /// Moves `p` to the first firing at or after it; `false` when there is none. `p.minute`
+    /// may be 60 (one past the hour's last): the search then starts at the next hour.
     ///
     /// Each unit is found by the next set bit of its mask, from the smallest up: a unit that
     /// moves on starts every unit below it at its first value, so no day, hour or minute is
-    /// ever stepped through one by one, and the calendar is consulted once per month.
-    fn first_from(&self, m: Month, day: u32, hour: u32, minute: u32) -> Option<Firing> {
-        let hours = u64::from(self.hours);
-        let first_hour = self.hours.trailing_zeros();
+    /// ever stepped through one by one, and the calendar is consulted once per month. The
+    /// position is moved in place: it is all an iterator carries from one firing to the next.
+    fn seek(&self, p: &mut Position) -> bool {
         let first_minute = self.minutes.trailing_zeros();
-        if m.days & (1 << day) != 0 {
-            if self.hours & (1 << hour) != 0 {
-                if let Some(minute) = next_bit(self.minutes, minute) {
-                    return Some(Firing {
-                        month: m,
-                        day,
-                        hour,
-                        minute,
-                    });
+        if p.month.days & (1 << p.day) != 0 {
+            if self.hours & (1 << p.hour) != 0 {
+                if let Some(minute) = next_bit(self.minutes, p.minute) {
+                    p.minute = minute;
+                    return true;
                 }
             }
-            if let Some(hour) = next_bit(hours, hour + 1) {
-                return Some(Firing {
-                    month: m,
-                    day,
-                    hour,
-                    minute: first_minute,
-                });
+            if let Some(hour) = next_bit(u64::from(self.hours), p.hour + 1) {
+                p.hour = hour;
+                p.minute = first_minute;
+                return true;
             }
         }
-        let (month, day) = match next_bit(u64::from(m.days), day + 1) {
-            Some(day) => (m, day),
+        match next_bit(u64::from(p.month.days), p.day + 1) {
+            Some(day) => p.day = day,
             None => {
-                let next = self.next_month(m)?;
-                (next, next.days.trailing_zeros())
+                let Some(next) = self.next_month(p.month) else {
+                    return false;
+                };
+                p.month = next;
+                p.day = next.days.trailing_zeros();
             }
-        };
-        Some(Firing {
-            month,
-            day,
-            hour: first_hour,
-            minute: first_minute,
-        })
+        }
+        p.hour = self.hours.trailing_zeros();
+        p.minute = first_minute;
+        true
     }
 
     /// The shortest time between two consecutive firings, in minutes.
@@ -523,24 +520,24 @@ struct Month {
     leap: bool,
     /// Bits 1..=31; 0 when the schedule does not fire in this month.
     days: u32,
-    /// Days from 1970-01-01 to the month's first day.
-    first_day: i64,
+    /// Days from 1970-01-01 to the first day of `year`.
+    year_start: i64,
     /// The first day as chrono's date, for the firings' instants (a placeholder in a month
     /// without firings).
     start: NaiveDate,
 }
 
-/// A firing, with its month: the search for the next one starts from it without any
-/// calendar arithmetic until the month runs out.
+/// A minute of the search, with its month: from one firing the search for the next starts
+/// without any calendar arithmetic until the month runs out.
 #[derive(Debug, Clone, Copy)]
-struct Firing {
+struct Position {
     month: Month,
     day: u32,
     hour: u32,
     minute: u32,
 }
 
-impl Firing {
+impl Position {
     /// From the month's date by days within its year: chrono's fast path, without the
     /// conversion from a day number that `DateTime::from_timestamp` makes.
     fn to_datetime(self) -> Option<DateTime<Utc>> {
@@ -553,41 +550,33 @@ impl Firing {
     }
 }
 
-/// Where an [`Upcoming`] stands.
-#[derive(Debug, Clone, Copy)]
-enum Cursor {
-    /// Nothing found yet: the search starts at this minute.
-    Start(CivilMinute),
-    /// The last firing returned: the search starts a minute after it.
-    After(Firing),
-    /// Past what can be represented, or past the search bound.
-    Done,
-}
-
 /// Firings in order; see [`Schedule::upcoming`].
 #[derive(Debug, Clone)]
 pub struct Upcoming<'a> {
     schedule: &'a Schedule,
-    cursor: Cursor,
+    /// The last firing returned, or where the search starts before the first; `None` once
+    /// past what can be represented or past the search bound.
+    position: Option<Position>,
+    started: bool,
 }
 
 impl Iterator for Upcoming<'_> {
     type Item = DateTime<Utc>;
 
     fn next(&mut self) -> Option<DateTime<Utc>> {
-        let s = self.schedule;
-        let found = match self.cursor {
-            Cursor::Start(c) => s
-                .month(c.year, c.month)
-                .and_then(|m| s.first_from(m, c.day, c.hour, c.minute)),
-            Cursor::After(f) => s.first_from(f.month, f.day, f.hour, f.minute + 1),
-            Cursor::Done => None,
+        let p = self.position.as_mut()?;
+        if self.started {
+            p.minute += 1;
+        }
+        self.started = true;
+        let instant = if self.schedule.seek(p) {
+            p.to_datetime()
+        } else {
+            None
         };
-        let instant = found.and_then(Firing::to_datetime);
-        self.cursor = match (found, instant) {
-            (Some(f), Some(_)) => Cursor::After(f),
-            _ => Cursor::Done,
-        };
+        if instant.is_none() {
+            self.position = None;
+        }
         instant
     }
 }
