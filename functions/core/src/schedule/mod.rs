@@ -1,8 +1,9 @@
 //! Backup schedules: the five-field cron dialect of SPEC §2.
 //!
 //! Two stages, as in cloudflare/saffron: [`Schedule::parse`] turns text into value sets
-//! (bit masks) and validates them; the masks then answer "next after" by bit scans, with no
-//! allocation and no calendar library on the hot path.
+//! (bit masks) and validates them; the masks then answer "next after" by the next set bit of
+//! each unit, with no allocation: the calendar is consulted once per month crossed, and
+//! chrono only builds the instants returned.
 //!
 //! Everything is UTC. Day matching follows POSIX: a day field is *unrestricted* only when it
 //! is exactly `*` or `?`; when both day fields are restricted a day matches if either does.
