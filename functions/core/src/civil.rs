@@ -25,17 +25,23 @@ pub(crate) fn is_leap(year: i32) -> bool {
 }
 
 pub(crate) fn days_in_month(year: i32, month: u32) -> u32 {
+    month_len(month, is_leap(year))
+}
+
+/// The length of `month` in a leap year or not.
+pub(crate) fn month_len(month: u32, leap: bool) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        _ => {
-            if is_leap(year) {
-                29
-            } else {
-                28
-            }
-        }
+        _ if leap => 29,
+        _ => 28,
     }
+}
+
+/// The days of a year before the first day of `month` (0 for January), in a leap year or not.
+pub(crate) fn days_before_month(month: u32, leap: bool) -> u32 {
+    const BEFORE: [u32; 13] = [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    BEFORE[month as usize % 13] + u32::from(month > 2 && leap)
 }
 
 /// Days since 1970-01-01 of a civil date.
@@ -88,12 +94,14 @@ impl CivilMinute {
         }
     }
 
+    #[cfg(test)]
     pub fn epoch_minutes(&self) -> i64 {
         days_from_civil(self.year, self.month, self.day) * 1440
             + i64::from(self.hour * 60 + self.minute)
     }
 
     /// `None` only for instants chrono cannot represent (beyond ±262,000 years).
+    #[cfg(test)]
     pub fn to_datetime(self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp(self.epoch_minutes() * 60, 0)
     }
@@ -130,6 +138,19 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
             assert!((1..=days_in_month(y, m)).contains(&d));
+        }
+    }
+
+    #[test]
+    fn days_before_a_month_are_the_difference_of_day_numbers() {
+        for year in [1900, 1999, 2000, 2024, 2026, 2100] {
+            for month in 1..=12 {
+                assert_eq!(
+                    i64::from(days_before_month(month, is_leap(year))),
+                    days_from_civil(year, month, 1) - days_from_civil(year, 1, 1),
+                    "{year}-{month}"
+                );
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 //! `0-23/6` read the same: what an operator checks is when the backup runs, not how the
 //! expression was spelt.
 
-use super::{runs, sorted_bits, Schedule};
+use super::{push_number, sorted_bits, write_runs, Schedule};
 
 pub(crate) const MONTHS: [&str; 12] = [
     "January",
@@ -36,28 +36,26 @@ const MAX_LISTED_TIMES: usize = 4;
 
 impl Schedule {
     /// One English sentence describing when the schedule fires, in UTC.
+    ///
+    /// Written into one string as it goes: the form describes the schedule on every
+    /// keystroke.
     pub fn describe(&self) -> String {
         let minutes = sorted_bits(self.minutes);
         let hours = sorted_bits(u64::from(self.hours));
-        let mut out = time_of_day(&minutes, &hours);
-        let days = self.day_phrase();
+        let mut out = String::with_capacity(80);
+        time_of_day(&mut out, &minutes, &hours);
         // `out.contains("every")`, by bytes: the same answer without the two-way string
         // searcher's forward search in the WebAssembly module.
         let every_hour_like = out.as_bytes().windows(5).any(|w| w == b"every");
-        match days {
-            Some(d) => {
-                out.push(' ');
-                out.push_str(&d);
-            }
-            None if !every_hour_like => out.push_str(" every day"),
-            None => {}
+        if self.dom_restricted || self.dow_restricted {
+            out.push(' ');
+            self.day_phrase(&mut out);
+        } else if !every_hour_like {
+            out.push_str(" every day");
         }
         if self.months != ALL_MONTHS && !self.names_a_date() {
-            let months = sorted_bits(u64::from(self.months));
             out.push_str(" in ");
-            out.push_str(&join_values(&months, |m| {
-                MONTHS[m as usize - 1].to_string()
-            }));
+            write_values(&mut out, &sorted_bits(u64::from(self.months)), month_name);
         }
         out
     }
@@ -70,97 +68,126 @@ impl Schedule {
             && self.months.count_ones() == 1
     }
 
-    fn day_phrase(&self) -> Option<String> {
-        let dom = || {
-            let days = sorted_bits(u64::from(self.days_of_month));
-            if self.names_a_date() {
-                let month = self.months.trailing_zeros() as usize;
-                return format!("on {} {}", days[0], MONTHS[month - 1]);
+    /// "on days 1 and 15 of the month", "on Monday through Friday", or both joined by "or".
+    fn day_phrase(&self, out: &mut String) {
+        if self.dom_restricted {
+            self.days_of_month_phrase(out);
+            if self.dow_restricted {
+                out.push_str(" or ");
             }
-            if let (Some(step), true) = (common_step(&days), days.len() >= 4) {
-                return format!(
-                    "on every {} day of the month from day {} to day {}",
-                    ordinal(step),
-                    days[0],
-                    days[days.len() - 1]
-                );
-            }
-            let noun = if days.len() == 1 { "day" } else { "days" };
-            format!(
-                "on {noun} {} of the month",
-                join_values(&days, |d| d.to_string())
-            )
-        };
-        let dow = || {
-            // Monday first, as people list a week.
-            // Each day moved to its Monday-first place, in order: what sorting the moved days
-            // gives, without a sort routine in the WebAssembly module for seven numbers.
-            let bits = sorted_bits(u64::from(self.days_of_week));
-            let days: Vec<u32> = (0..7)
-                .flat_map(|place| bits.iter().filter(move |&&d| (d + 6) % 7 == place))
-                .map(|&d| (d + 6) % 7)
-                .collect();
-            format!(
-                "on {}",
-                join_values(&days, |d| WEEKDAYS[((d + 1) % 7) as usize].to_string())
-            )
-        };
-        match (self.dom_restricted, self.dow_restricted) {
-            (false, false) => None,
-            (true, false) => Some(dom()),
-            (false, true) => Some(dow()),
-            (true, true) => Some(format!("{} or {}", dom(), dow())),
         }
+        if self.dow_restricted {
+            // Monday first, as people list a week: place 0 is Monday, place 6 Sunday.
+            let mut by_place = 0u64;
+            for place in 0..7 {
+                if self.days_of_week & (1 << ((place + 1) % 7)) != 0 {
+                    by_place |= 1 << place;
+                }
+            }
+            out.push_str("on ");
+            write_values(out, &sorted_bits(by_place), |out, place| {
+                out.push_str(WEEKDAYS[((place + 1) % 7) as usize])
+            });
+        }
+    }
+
+    fn days_of_month_phrase(&self, out: &mut String) {
+        let days = sorted_bits(u64::from(self.days_of_month));
+        if self.names_a_date() {
+            let month = self.months.trailing_zeros();
+            out.push_str("on ");
+            push_number(out, days[0]);
+            out.push(' ');
+            month_name(out, month);
+            return;
+        }
+        if let (Some(step), true) = (common_step(&days), days.len() >= 4) {
+            out.push_str("on every ");
+            push_ordinal(out, step);
+            out.push_str(" day of the month from day ");
+            push_number(out, days[0]);
+            out.push_str(" to day ");
+            push_number(out, days[days.len() - 1]);
+            return;
+        }
+        out.push_str(if days.len() == 1 {
+            "on day "
+        } else {
+            "on days "
+        });
+        write_values(out, &days, push_number);
+        out.push_str(" of the month");
     }
 }
 
 const ALL_MONTHS: u16 = 0b1_1111_1111_1110;
 
-fn hhmm(hour: u32, minute: u32) -> String {
-    format!("{hour:02}:{minute:02}")
+fn month_name(out: &mut String, month: u32) {
+    out.push_str(MONTHS[month as usize - 1]);
 }
 
-fn time_of_day(minutes: &[u32], hours: &[u32]) -> String {
+/// `HH:MM`.
+fn push_hhmm(out: &mut String, hour: u32, minute: u32) {
+    for n in [hour, minute] {
+        if n < 10 {
+            out.push('0');
+        }
+        push_number(out, n);
+        out.push(':');
+    }
+    out.pop();
+}
+
+fn time_of_day(out: &mut String, minutes: &[u32], hours: &[u32]) {
     // A valid schedule has one minute; describe other sets too, for error messages.
     if minutes.len() != 1 {
-        let m = join_values(minutes, |m| m.to_string());
-        return match hours.len() {
-            24 => format!("At minutes {m} of every hour"),
-            _ => format!(
-                "At minutes {m} past hours {}",
-                join_values(hours, |h| h.to_string())
-            ),
-        };
+        out.push_str("At minutes ");
+        write_values(out, minutes, push_number);
+        if hours.len() == 24 {
+            out.push_str(" of every hour");
+        } else {
+            out.push_str(" past hours ");
+            write_values(out, hours, push_number);
+        }
+        return;
     }
     let minute = minutes[0];
     let (Some(&first), Some(&last)) = (hours.first(), hours.last()) else {
-        return String::new();
+        return;
     };
     if hours.len() == 24 {
-        return format!("At minute {minute} of every hour");
+        out.push_str("At minute ");
+        push_number(out, minute);
+        out.push_str(" of every hour");
+        return;
     }
     if hours.len() <= MAX_LISTED_TIMES {
-        return format!(
-            "At {}",
-            join_list(&hours.iter().map(|&h| hhmm(h, minute)).collect::<Vec<_>>())
-        );
+        out.push_str("At ");
+        for (n, &hour) in hours.iter().enumerate() {
+            if n > 0 {
+                out.push_str(if n + 1 == hours.len() { " and " } else { ", " });
+            }
+            push_hhmm(out, hour, minute);
+        }
+        return;
     }
+    out.push_str("At minute ");
+    push_number(out, minute);
     if let Some(step) = common_step(hours) {
-        let every = if step == 1 {
-            "every hour".to_string()
+        if step == 1 {
+            out.push_str(" of every hour from ");
         } else {
-            format!("every {} hour", ordinal(step))
-        };
-        return format!(
-            "At minute {minute} of {every} from {} to {}",
-            hhmm(first, minute),
-            hhmm(last, minute)
-        );
+            out.push_str(" of every ");
+            push_ordinal(out, step);
+            out.push_str(" hour from ");
+        }
+        push_hhmm(out, first, minute);
+        out.push_str(" to ");
+        push_hhmm(out, last, minute);
+        return;
     }
-    format!(
-        "At minute {minute} of hours {}",
-        join_values(hours, |h| h.to_string())
-    )
+    out.push_str(" of hours ");
+    write_values(out, hours, push_number);
 }
 
 /// The step of an arithmetic progression of at least three values.
@@ -169,7 +196,7 @@ fn common_step(values: &[u32]) -> Option<u32> {
     (values.len() >= 3 && values.windows(2).all(|w| w[1] - w[0] == step)).then_some(step)
 }
 
-fn ordinal(n: u32) -> String {
+fn push_ordinal(out: &mut String, n: u32) {
     let suffix = match (n % 10, n % 100) {
         (_, 11..=13) => "th",
         (1, _) => "st",
@@ -177,19 +204,18 @@ fn ordinal(n: u32) -> String {
         (3, _) => "rd",
         _ => "th",
     };
-    format!("{n}{suffix}")
+    push_number(out, n);
+    out.push_str(suffix);
+}
+
+/// Appends "1, 2 and 5", with runs of three or more as "9 through 17".
+fn write_values(out: &mut String, values: &[u32], name: impl Fn(&mut String, u32)) {
+    write_runs(out, values, name, " through ", ", ", " and ");
 }
 
 /// "1, 2 and 5", with runs of three or more as "9 through 17".
-pub(crate) fn join_values(values: &[u32], name: impl Fn(u32) -> String) -> String {
-    let parts = runs(values, name, " through ");
-    join_list(&parts)
-}
-
-fn join_list(parts: &[String]) -> String {
-    match parts {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
+pub(crate) fn join_values(values: &[u32], name: impl Fn(&mut String, u32)) -> String {
+    let mut out = String::new();
+    write_values(&mut out, values, name);
+    out
 }

@@ -1,8 +1,9 @@
 //! Backup schedules: the five-field cron dialect of SPEC §2.
 //!
 //! Two stages, as in cloudflare/saffron: [`Schedule::parse`] turns text into value sets
-//! (bit masks) and validates them; the masks then answer "next after" by bit scans, with no
-//! allocation and no calendar library on the hot path.
+//! (bit masks) and validates them; the masks then answer "next after" by the next set bit of
+//! each unit, with no allocation: the calendar is consulted once per month crossed, and
+//! chrono only builds the instants returned.
 //!
 //! Everything is UTC. Day matching follows POSIX: a day field is *unrestricted* only when it
 //! is exactly `*` or `?`; when both day fields are restricted a day matches if either does.
@@ -26,7 +27,7 @@ mod describe;
 mod eventbridge;
 mod parse;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
 use crate::civil::{self, CivilMinute};
 use crate::error::{ErrorCode, Field, FieldError, FieldErrors};
@@ -55,9 +56,6 @@ pub struct Schedule {
     days_of_week: u8,
     dom_restricted: bool,
     dow_restricted: bool,
-    /// For each weekday of a month's first day, the days of that month whose weekday is in
-    /// `days_of_week`: turns weekday matching into one AND/OR per month.
-    weekday_days: [u32; 7],
 }
 
 impl Schedule {
@@ -83,27 +81,11 @@ impl Schedule {
             Some(Shape::Macro(expansion)) => {
                 // A known macro expands to fields that always parse.
                 let toks = parse::tokens(expansion);
-                let mut fields = Vec::with_capacity(5);
-                for (kind, tok) in FIELDS.iter().zip(toks) {
-                    fields.extend(parse::parse_field(*kind, tok, &mut errors));
-                }
-                <[ParsedField; 5]>::try_from(fields).ok()
+                parse_fields(toks.iter().copied(), &mut errors)
             }
             Some(Shape::Fields(toks)) => {
                 minute_span = toks[0].start..toks[0].start + toks[0].text.chars().count();
-                let mut fields = Vec::with_capacity(5);
-                let mut all = true;
-                for (kind, tok) in FIELDS.iter().zip(toks) {
-                    match parse::parse_field(*kind, tok, &mut errors) {
-                        Some(f) => fields.push(f),
-                        None => all = false,
-                    }
-                }
-                if all {
-                    <[ParsedField; 5]>::try_from(fields).ok()
-                } else {
-                    None
-                }
+                parse_fields(toks.into_iter(), &mut errors)
             }
         };
         let Some([minute, hour, dom, month, dow]) = parsed else {
@@ -142,26 +124,15 @@ impl Schedule {
         month: ParsedField,
         dow: ParsedField,
     ) -> Schedule {
-        let days_of_week = dow.mask as u8;
-        let mut weekday_days = [0u32; 7];
-        for (first, mask) in weekday_days.iter_mut().enumerate() {
-            for day in 1..=31u32 {
-                let wd = (first as u32 + day - 1) % 7;
-                if days_of_week & (1 << wd) != 0 {
-                    *mask |= 1 << day;
-                }
-            }
-        }
         Schedule {
             source: text.to_string(),
             minutes: minute.mask,
             hours: hour.mask as u32,
             days_of_month: dom.mask as u32,
             months: month.mask as u16,
-            days_of_week,
+            days_of_week: dow.mask as u8,
             dom_restricted: dom.restricted,
             dow_restricted: dow.restricted,
-            weekday_days,
         }
     }
 
@@ -178,10 +149,16 @@ impl Schedule {
 
     /// Firings strictly after `after`, in order, without end.
     pub fn upcoming(&self, after: DateTime<Utc>) -> Upcoming<'_> {
-        let start = after.timestamp().div_euclid(60) + 1;
+        let c = CivilMinute::from_epoch_minutes(after.timestamp().div_euclid(60) + 1);
         Upcoming {
             schedule: self,
-            cursor: Some(CivilMinute::from_epoch_minutes(start)),
+            position: self.month(c.year, c.month).map(|month| Position {
+                month,
+                day: c.day,
+                hour: c.hour,
+                minute: c.minute,
+            }),
+            started: false,
         }
     }
 
@@ -211,7 +188,7 @@ impl Schedule {
     /// `first_weekday` (0 = Sunday), as bits 1..=31; the month itself is not checked.
     fn month_days(&self, len: u32, first_weekday: u32) -> u32 {
         let valid = (((1u64 << (len + 1)) - 1) & !1) as u32;
-        let by_weekday = self.weekday_days[first_weekday as usize % 7];
+        let by_weekday = weekday_days(self.days_of_week, first_weekday % 7);
         let days = if self.dom_restricted && self.dow_restricted {
             self.days_of_month | by_weekday
         } else {
@@ -220,61 +197,107 @@ impl Schedule {
         days & valid
     }
 
-    /// The first firing at or after `c`. `c`'s day, hour and minute may run one past their
-    /// range (day 32, hour 24, minute 60): the scans below carry them over.
-    fn first_at_or_after(&self, mut c: CivilMinute) -> Option<CivilMinute> {
-        // A unit that moves on starts every unit below it over: the odometer's carries.
-        let month_start = |year: i32, month: u32| CivilMinute {
+    /// The month `month` of `year`, with the days on which the schedule fires in it.
+    fn month(&self, year: i32, month: u32) -> Option<Month> {
+        let year_start = civil::days_from_civil(year, 1, 1);
+        self.month_of(year, civil::is_leap(year), year_start, month)
+    }
+
+    /// The month `month` of `year` (a leap year or not, starting `year_start` days after
+    /// 1970-01-01), with the days on which the schedule fires in it (none when it skips the
+    /// month). `None` when the schedule fires in it but chrono cannot represent it.
+    fn month_of(&self, year: i32, leap: bool, year_start: i64, month: u32) -> Option<Month> {
+        let skipped = Month {
             year,
             month,
-            day: 1,
-            hour: 0,
-            minute: 0,
+            leap,
+            days: 0,
+            year_start,
+            start: NaiveDate::MIN,
         };
-        let day_start = |c: CivilMinute, day: u32| CivilMinute {
-            day,
-            hour: 0,
-            minute: 0,
-            ..c
-        };
-        let hour_start = |c: CivilMinute, hour: u32| CivilMinute {
-            hour,
-            minute: 0,
-            ..c
-        };
-        // Every valid schedule fires within eight years (29 February skips a leap year
-        // every century); a bound keeps a bug from becoming an endless loop.
-        let limit = c.year.saturating_add(401);
-        loop {
-            if c.year > limit {
-                return None;
-            }
-            if c.month > 12 || u32::from(self.months) & (1 << c.month) == 0 {
-                c = match next_bit(u64::from(self.months), c.month.min(13)) {
-                    Some(m) if m <= 12 => month_start(c.year, m),
-                    _ => month_start(c.year + 1, next_bit(u64::from(self.months), 1)?),
-                };
-            }
-            let Some(d) = next_bit(u64::from(self.days_in(c.year, c.month)), c.day) else {
-                c = month_start(c.year, c.month + 1);
-                continue;
-            };
-            if d != c.day {
-                c = day_start(c, d);
-            }
-            let Some(h) = next_bit(u64::from(self.hours), c.hour) else {
-                c = day_start(c, c.day + 1);
-                continue;
-            };
-            if h != c.hour {
-                c = hour_start(c, h);
-            }
-            let Some(m) = next_bit(self.minutes, c.minute) else {
-                c = hour_start(c, c.hour + 1);
-                continue;
-            };
-            return Some(CivilMinute { minute: m, ..c });
+        if u32::from(self.months) & (1 << month) == 0 {
+            return Some(skipped);
         }
+        let before = civil::days_before_month(month, leap);
+        // 1970-01-01 was a Thursday (4).
+        let first_weekday = (year_start + i64::from(before) + 4).rem_euclid(7) as u32;
+        let days = self.month_days(civil::month_len(month, leap), first_weekday);
+        if days == 0 {
+            return Some(skipped);
+        }
+        Some(Month {
+            days,
+            start: NaiveDate::from_yo_opt(year, before + 1)?,
+            ..skipped
+        })
+    }
+
+    /// The first month after `after` in which the schedule fires. Every valid schedule fires
+    /// within eight years (29 February skips a leap year every century); a bound of 401
+    /// years keeps a bug from becoming an endless loop.
+    ///
+    /// Years are counted on from `after`'s by their lengths, not converted from the calendar:
+    /// this runs once for every month a search crosses.
+    fn next_month(&self, after: Month) -> Option<Month> {
+        let months = u64::from(self.months);
+        let limit = after.year.saturating_add(401);
+        let (mut year, mut month) = (after.year, after.month);
+        let (mut leap, mut year_start) = (after.leap, after.year_start);
+        loop {
+            match next_bit(months, month + 1) {
+                Some(m) if m <= 12 => month = m,
+                _ => {
+                    year_start += if leap { 366 } else { 365 };
+                    year += 1;
+                    if year > limit {
+                        return None;
+                    }
+                    leap = civil::is_leap(year);
+                    month = next_bit(months, 1)?;
+                }
+            }
+            let found = self.month_of(year, leap, year_start, month)?;
+            if found.days != 0 {
+                return Some(found);
+            }
+        }
+    }
+
+    /// Moves `p` to the first firing at or after it; `false` when there is none. `p.minute`
+    /// may be 60 (one past the hour's last): the search then starts at the next hour.
+    ///
+    /// Each unit is found by the next set bit of its mask, from the smallest up: a unit that
+    /// moves on starts every unit below it at its first value, so no day, hour or minute is
+    /// ever stepped through one by one, and the calendar is consulted once per month. The
+    /// position is moved in place: it is all an iterator carries from one firing to the next.
+    fn seek(&self, p: &mut Position) -> bool {
+        let first_minute = self.minutes.trailing_zeros();
+        if p.month.days & (1 << p.day) != 0 {
+            if self.hours & (1 << p.hour) != 0 {
+                if let Some(minute) = next_bit(self.minutes, p.minute) {
+                    p.minute = minute;
+                    return true;
+                }
+            }
+            if let Some(hour) = next_bit(u64::from(self.hours), p.hour + 1) {
+                p.hour = hour;
+                p.minute = first_minute;
+                return true;
+            }
+        }
+        match next_bit(u64::from(p.month.days), p.day + 1) {
+            Some(day) => p.day = day,
+            None => {
+                let Some(next) = self.next_month(p.month) else {
+                    return false;
+                };
+                p.month = next;
+                p.day = next.days.trailing_zeros();
+            }
+        }
+        p.hour = self.hours.trailing_zeros();
+        p.minute = first_minute;
+        true
     }
 
     /// The shortest time between two consecutive firings, in minutes.
@@ -438,11 +461,9 @@ impl Schedule {
                 return None;
             }
         }
-        let days = describe::join_values(&sorted_bits(u64::from(self.days_of_month)), |d| {
-            d.to_string()
-        });
-        let months = describe::join_values(&sorted_bits(u64::from(self.months)), |m| {
-            describe::MONTHS[m as usize - 1].to_string()
+        let days = describe::join_values(&sorted_bits(u64::from(self.days_of_month)), push_number);
+        let months = describe::join_values(&sorted_bits(u64::from(self.months)), |out, m| {
+            out.push_str(describe::MONTHS[m as usize - 1])
         });
         Some(format!(
             "This never runs: {months} has no day {days}; choose days of the month that exist in those months, such as `1`."
@@ -472,28 +493,105 @@ struct YearDays {
     gap: Option<u32>,
 }
 
+/// Parses each of the five fields in turn, reporting every problem; the fields only when all
+/// five parse.
+fn parse_fields<'a>(
+    toks: impl Iterator<Item = parse::Token<'a>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<[ParsedField; 5]> {
+    let mut fields = [None; 5];
+    for ((slot, kind), tok) in fields.iter_mut().zip(FIELDS).zip(toks) {
+        *slot = parse::parse_field(kind, tok, errors);
+    }
+    match fields {
+        [Some(minute), Some(hour), Some(dom), Some(month), Some(dow)] => {
+            Some([minute, hour, dom, month, dow])
+        }
+        _ => None,
+    }
+}
+
+/// One month of the search: the days on which the schedule fires in it, and where it starts.
+#[derive(Debug, Clone, Copy)]
+struct Month {
+    year: i32,
+    /// 1..=12
+    month: u32,
+    /// Whether `year` is a leap year.
+    leap: bool,
+    /// Bits 1..=31; 0 when the schedule does not fire in this month.
+    days: u32,
+    /// Days from 1970-01-01 to the first day of `year`.
+    year_start: i64,
+    /// The first day as chrono's date, for the firings' instants (a placeholder in a month
+    /// without firings).
+    start: NaiveDate,
+}
+
+/// A minute of the search, with its month: from one firing the search for the next starts
+/// without any calendar arithmetic until the month runs out.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    month: Month,
+    day: u32,
+    hour: u32,
+    minute: u32,
+}
+
+impl Position {
+    /// From the month's date by days within its year: chrono's fast path, without the
+    /// conversion from a day number that `DateTime::from_timestamp` makes.
+    fn to_datetime(self) -> Option<DateTime<Utc>> {
+        let date = self
+            .month
+            .start
+            .checked_add_days(Days::new(u64::from(self.day - 1)))?;
+        let time = NaiveTime::from_hms_opt(self.hour, self.minute, 0)?;
+        Some(date.and_time(time).and_utc())
+    }
+}
+
 /// Firings in order; see [`Schedule::upcoming`].
 #[derive(Debug, Clone)]
 pub struct Upcoming<'a> {
     schedule: &'a Schedule,
-    cursor: Option<CivilMinute>,
+    /// The last firing returned, or where the search starts before the first; `None` once
+    /// past what can be represented or past the search bound.
+    position: Option<Position>,
+    started: bool,
 }
 
 impl Iterator for Upcoming<'_> {
     type Item = DateTime<Utc>;
 
     fn next(&mut self) -> Option<DateTime<Utc>> {
-        let found = self.schedule.first_at_or_after(self.cursor?)?;
-        self.cursor = Some(CivilMinute {
-            minute: found.minute + 1,
-            ..found
-        });
-        let instant = found.to_datetime();
+        let p = self.position.as_mut()?;
+        if self.started {
+            p.minute += 1;
+        }
+        self.started = true;
+        let instant = if self.schedule.seek(p) {
+            p.to_datetime()
+        } else {
+            None
+        };
         if instant.is_none() {
-            self.cursor = None;
+            self.position = None;
         }
         instant
     }
+}
+
+/// The days 1..=31 (as bits) of a month whose first day is weekday `first` (0..=6, 0 =
+/// Sunday) that fall on one of `days_of_week`: the week rotated to start on `first`, repeated
+/// every seven days. Weekday matching is then one AND or OR per month.
+fn weekday_days(days_of_week: u8, first: u32) -> u32 {
+    let week = u64::from(days_of_week);
+    // Bit i: the month's day i + 1, whose weekday is (first + i) % 7.
+    let first_week = ((week >> first) | (week << (7 - first))) & 0x7f;
+    let month =
+        first_week | first_week << 7 | first_week << 14 | first_week << 21 | first_week << 28;
+    (month << 1) as u32
 }
 
 /// The lowest set bit at or above `from`.
@@ -505,34 +603,89 @@ fn next_bit(mask: u64, from: u32) -> Option<u32> {
     (rest != 0).then(|| from + rest.trailing_zeros())
 }
 
-pub(crate) fn sorted_bits(mut mask: u64) -> Vec<u32> {
-    let mut out = Vec::with_capacity(mask.count_ones() as usize);
+/// The values of a mask in increasing order, kept on the stack: the form checks a schedule on
+/// every keystroke, and a vector for each field cost more than the work done with it.
+#[derive(Clone, Copy)]
+pub(crate) struct Bits {
+    values: [u32; 64],
+    len: usize,
+}
+
+impl std::ops::Deref for Bits {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        &self.values[..self.len]
+    }
+}
+
+pub(crate) fn sorted_bits(mut mask: u64) -> Bits {
+    let mut out = Bits {
+        values: [0; 64],
+        len: 0,
+    };
     while mask != 0 {
-        out.push(mask.trailing_zeros());
+        out.values[out.len] = mask.trailing_zeros();
+        out.len += 1;
         mask &= mask - 1;
     }
     out
 }
 
-/// The sorted `values` as names, with each run of three or more consecutive values as one
-/// `first{through}last`.
-pub(crate) fn runs(values: &[u32], name: impl Fn(u32) -> String, through: &str) -> Vec<String> {
-    let mut parts = Vec::new();
+/// The sorted `values` in parts: each run of three or more consecutive values as one
+/// `(first, last)`, every other value alone as `(value, value)`.
+fn run_parts(values: &[u32]) -> impl Iterator<Item = (u32, u32)> + '_ {
     let mut i = 0;
-    while i < values.len() {
+    std::iter::from_fn(move || {
+        let first = *values.get(i)?;
         let mut j = i;
         while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
             j += 1;
         }
         if j - i >= 2 {
-            parts.push(format!("{}{through}{}", name(values[i]), name(values[j])));
             i = j + 1;
+            Some((first, values[j]))
         } else {
-            parts.push(name(values[i]));
             i += 1;
+            Some((first, first))
+        }
+    })
+}
+
+/// Appends the sorted `values` to `out` as names, each run of three or more consecutive
+/// values as one `first{through}last`; parts are separated by `separator`, the last two by
+/// `last_separator`. Written in place, without a string per value or per part.
+pub(crate) fn write_runs(
+    out: &mut String,
+    values: &[u32],
+    name: impl Fn(&mut String, u32),
+    through: &str,
+    separator: &str,
+    last_separator: &str,
+) {
+    let count = run_parts(values).count();
+    for (n, (first, last)) in run_parts(values).enumerate() {
+        if n > 0 {
+            out.push_str(if n + 1 == count {
+                last_separator
+            } else {
+                separator
+            });
+        }
+        name(out, first);
+        if last != first {
+            out.push_str(through);
+            name(out, last);
         }
     }
-    parts
+}
+
+/// Appends `n` in decimal, without the formatting machinery.
+pub(crate) fn push_number(out: &mut String, n: u32) {
+    if n >= 10 {
+        push_number(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]

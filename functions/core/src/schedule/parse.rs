@@ -86,7 +86,8 @@ pub(crate) struct Token<'a> {
 
 /// Splits on whitespace, remembering where each token starts in characters.
 pub(crate) fn tokens(input: &str) -> Vec<Token<'_>> {
-    let mut out = Vec::new();
+    // Room for the five fields and a sixth, the usual mistake, without growing.
+    let mut out = Vec::with_capacity(6);
     let mut token_start: Option<(usize, usize)> = None; // (byte, char)
     for (chars, (byte, c)) in input.char_indices().enumerate() {
         if c.is_whitespace() {
@@ -138,13 +139,13 @@ pub(crate) fn parse_field(
     let before = errors.len();
     let mut mask = 0u64;
     let mut offset = token.start;
-    let items: Vec<&str> = token.text.split(',').collect();
-    let last = items.len() - 1;
-    for (i, item) in items.iter().enumerate() {
+    let mut items = token.text.split(',').peekable();
+    while let Some(item) = items.next() {
+        let is_last = items.peek().is_none();
         let len = item.chars().count();
         if item.is_empty() {
             // Mark the comma that has nothing before (or after) it.
-            let at = if i == last {
+            let at = if is_last {
                 offset.saturating_sub(1)
             } else {
                 offset
@@ -466,15 +467,15 @@ fn unsupported_feature(kind: FieldKind, item: &str) -> Option<String> {
     if !matches!(kind.field, Field::DayOfMonth | Field::DayOfWeek) {
         return None;
     }
-    let upper = item.to_ascii_uppercase();
     // Names such as `WED` and `JUL` contain the letters too: only what is not made of numbers
     // and names can be one of these features.
-    let plain = upper
-        .split(['-', '/'])
-        .all(|part| parse_number(part).is_value() || kind.names.contains(&part));
+    let plain = item.split(['-', '/']).all(|part| {
+        parse_number(part).is_value() || kind.names.iter().any(|n| n.eq_ignore_ascii_case(part))
+    });
     if plain {
         return None;
     }
+    let upper = item.to_ascii_uppercase();
     let stem = upper.trim_end_matches(['L', 'W']);
     let l_or_w = upper == "L"
         || upper == "LW"
@@ -523,6 +524,10 @@ fn whole_shape<'a>(toks: &[Token<'a>]) -> Result<Shape<'a>, (ErrorCode, String)>
     };
     // `@every` (a robfig/cron extension): alone and glued to its argument (`@every5m`), or
     // followed by it as a second token.
+    // Fields, the usual case, need no lower-case copy: every macro starts with `@`.
+    if !head.text.starts_with('@') {
+        return fields(toks);
+    }
     let first = head.text.to_ascii_lowercase();
     if first == "@every" || (toks.len() == 1 && first.starts_with("@every")) {
         return Err((
@@ -549,6 +554,11 @@ fn whole_shape<'a>(toks: &[Token<'a>]) -> Result<Shape<'a>, (ErrorCode, String)>
             )
         });
     }
+    fields(toks)
+}
+
+/// Exactly five fields; otherwise the field-count error.
+fn fields<'a>(toks: &[Token<'a>]) -> Result<Shape<'a>, (ErrorCode, String)> {
     <[Token<'a>; 5]>::try_from(toks)
         .map(Shape::Fields)
         .map_err(|_| {

@@ -543,3 +543,196 @@ fn the_day_gap_of_hard_calendars_is_the_scans() {
         assert_eq!(s.min_day_gap(), min_day_gap_by_scan(&s), "{expr}");
     }
 }
+
+/// The weekday days of a month as first computed: every day of the month in turn. The
+/// oracle of the rotated week that replaced it.
+fn weekday_days_by_scan(days_of_week: u8, first: u32) -> u32 {
+    let mut mask = 0;
+    for day in 1..=31u32 {
+        if days_of_week & (1 << ((first + day - 1) % 7)) != 0 {
+            mask |= 1 << day;
+        }
+    }
+    mask
+}
+
+#[test]
+fn weekday_days_are_the_scans_for_every_week_and_first_day() {
+    for days_of_week in 0..=0x7fu8 {
+        for first in 0..7 {
+            assert_eq!(
+                weekday_days(days_of_week, first),
+                weekday_days_by_scan(days_of_week, first),
+                "{days_of_week:#09b} from weekday {first}"
+            );
+        }
+    }
+}
+
+/// The next-run search as it was first written: one loop over a calendar minute whose units
+/// carry over like an odometer's, consulting the calendar at every turn. The oracle of the
+/// search by month that replaced it.
+fn first_at_or_after_by_odometer(s: &Schedule, mut c: CivilMinute) -> Option<CivilMinute> {
+    let month_start = |year: i32, month: u32| CivilMinute {
+        year,
+        month,
+        day: 1,
+        hour: 0,
+        minute: 0,
+    };
+    let day_start = |c: CivilMinute, day: u32| CivilMinute {
+        day,
+        hour: 0,
+        minute: 0,
+        ..c
+    };
+    let hour_start = |c: CivilMinute, hour: u32| CivilMinute {
+        hour,
+        minute: 0,
+        ..c
+    };
+    let limit = c.year.saturating_add(401);
+    loop {
+        if c.year > limit {
+            return None;
+        }
+        if c.month > 12 || u32::from(s.months) & (1 << c.month) == 0 {
+            c = match next_bit(u64::from(s.months), c.month.min(13)) {
+                Some(m) if m <= 12 => month_start(c.year, m),
+                _ => month_start(c.year + 1, next_bit(u64::from(s.months), 1)?),
+            };
+        }
+        let Some(d) = next_bit(u64::from(s.days_in(c.year, c.month)), c.day) else {
+            c = month_start(c.year, c.month + 1);
+            continue;
+        };
+        if d != c.day {
+            c = day_start(c, d);
+        }
+        let Some(h) = next_bit(u64::from(s.hours), c.hour) else {
+            c = day_start(c, c.day + 1);
+            continue;
+        };
+        if h != c.hour {
+            c = hour_start(c, h);
+        }
+        let Some(m) = next_bit(s.minutes, c.minute) else {
+            c = hour_start(c, c.hour + 1);
+            continue;
+        };
+        return Some(CivilMinute { minute: m, ..c });
+    }
+}
+
+/// The first `count` firings strictly after `after`, by the odometer.
+fn upcoming_by_odometer(s: &Schedule, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let mut c = CivilMinute::from_epoch_minutes(after.timestamp().div_euclid(60) + 1);
+    while out.len() < count {
+        let Some(found) = first_at_or_after_by_odometer(s, c) else {
+            break;
+        };
+        let Some(instant) = found.to_datetime() else {
+            break;
+        };
+        out.push(instant);
+        c = CivilMinute {
+            minute: found.minute + 1,
+            ..found
+        };
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// Sparse and dense value sets in every field, from any minute of four centuries (and
+    /// the first and last seconds of a minute): the search by month lists exactly the
+    /// odometer's runs.
+    #[test]
+    fn next_runs_by_month_are_the_odometers(
+        minute in 0u32..60,
+        hours in proptest::collection::btree_set(0u32..24, 0..6),
+        doms in proptest::collection::btree_set(1u32..=31, 0..6),
+        months in proptest::collection::btree_set(1u32..=12, 0..5),
+        dows in proptest::collection::btree_set(0u32..=6, 0..4),
+        // 146,097 days: the 400 years from 1970.
+        after in 0i64..146_097 * 86_400,
+        second in proptest::prop_oneof![proptest::strategy::Just(0i64), proptest::strategy::Just(59i64), 0i64..60],
+    ) {
+        let hours: Vec<u32> = hours.into_iter().collect();
+        let doms: Vec<u32> = doms.into_iter().collect();
+        let months: Vec<u32> = months.into_iter().collect();
+        let dows: Vec<u32> = dows.into_iter().collect();
+        let expr = format!(
+            "{minute} {} {} {} {}",
+            day_list(&hours),
+            day_list(&doms),
+            day_list(&months),
+            day_list(&dows)
+        );
+        if let Ok(s) = Schedule::parse(&expr) {
+            // On any second of a minute: the first, the last or any other.
+            let after = DateTime::from_timestamp(after / 60 * 60 + second, 0).unwrap();
+            let ours: Vec<_> = s.upcoming(after).take(60).collect();
+            proptest::prop_assert_eq!(ours, upcoming_by_odometer(&s, after, 60), "{} after {}", expr, after);
+        }
+    }
+}
+
+#[test]
+fn next_runs_by_month_are_the_odometers_across_hard_calendars() {
+    let starts = [
+        at(2026, 1, 1, 0, 0),
+        at(2024, 2, 28, 23, 59),
+        at(2024, 2, 29, 0, 0),
+        at(2099, 12, 31, 23, 59),
+        at(2100, 2, 28, 12, 0),
+        at(1999, 12, 31, 23, 59),
+        at(2026, 12, 31, 23, 0),
+        at(2026, 6, 30, 23, 59),
+    ];
+    for expr in [
+        "0 0 29 2 *",
+        "0 0 29 2 MON",
+        "0 0 31 * *",
+        "0 0 30,31 1,2,3 *",
+        "59 23 31 12 *",
+        "0 0 1 1 SUN",
+        "0 0 13 * FRI",
+        "0 0 1 */3 *",
+        "0 */1 * * *",
+        "30 2 * * *",
+        "0 12 * * MON-FRI",
+        "15 */6 1,15 * *",
+        "59 23 * * SAT",
+        "0 0 * * *",
+        "0 0-23/7 29-31 * SUN",
+        "@hourly",
+        "@yearly",
+    ] {
+        let s = Schedule::parse(expr).unwrap();
+        for after in starts {
+            for second in [0, 1, 59] {
+                let after = after + chrono::Duration::seconds(second);
+                let ours: Vec<_> = s.upcoming(after).take(500).collect();
+                assert_eq!(
+                    ours,
+                    upcoming_by_odometer(&s, after, 500),
+                    "{expr} after {after}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_search_ends_at_the_last_representable_instant() {
+    // chrono ends in year 262143: both searches stop there rather than run on.
+    let s = Schedule::parse("0 0 1 1 *").unwrap();
+    let after = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(800);
+    let ours: Vec<_> = s.upcoming(after).take(5).collect();
+    assert_eq!(ours, upcoming_by_odometer(&s, after, 5));
+    assert!(ours.len() < 5, "{ours:?}");
+}
