@@ -228,107 +228,181 @@ fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
 /// `validateCluster`: every problem of a register-cluster request given as JSON text. The
 /// path's shape only: whether the directory exists and is allowed is the server's to say.
 pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
-    let body = json::parse(request_json)
-        .and_then(ClusterBody::read)
-        .map_err(|e| cluster_shape_error(&e))?;
-    let target = match (body.provider.as_deref().unwrap_or_default(), body.path) {
-        ("directory", Some(path)) => ClusterTarget::directory(path),
-        ("directory", None) => return Err(cluster_shape_error(&"missing field `path`")),
-        ("aws-ebs", None) => ClusterTarget::AwsEbs {
-            volume_ids: body.volume_ids,
-            instance_tag: body.instance_tag,
-        },
-        (other, _) => {
-            return Err(cluster_shape_error(&format_args!(
-                "unknown provider `{other}`"
-            )))
-        }
-    };
-    let request = RegisterClusterRequest {
-        id: body.id.unwrap_or_default(),
-        description: body.description.unwrap_or_default(),
-        region: body.region,
-        target,
-        server_version: body.server_version,
-        server_version_tag: body.server_version_tag,
-        node_count: body.node_count,
-        source_backup_id: None,
-        availability_zone: None,
-        volume_type: None,
-    };
+    let request = json::parse(request_json)
+        .and_then(register_cluster_request)
+        .map_err(|e| {
+            ArgumentError::Type(format!(
+                "request must be a register-cluster body {{id, description, region?, provider: \
+                 \"directory\", path, preHook?, postHook?}}, {{…, provider: \"command\", path, \
+                 backupCommand, restoreCommand?, runAs?, commandTimeoutSeconds?}} or {{…, \
+                 provider: \"aws-ebs\", volumeIds | instanceTag}}, with serverVersion?, \
+                 serverVersionTag? and nodeCount? in each, and for a restore sourceBackupId \
+                 (provider may then be left out), availabilityZone? and volumeType?: {e}"
+            ))
+        })?;
     Ok(request_check(validate_cluster(&request)))
 }
 
-fn cluster_shape_error(detail: &dyn std::fmt::Display) -> ArgumentError {
-    ArgumentError::Type(format!(
-        "request must be a register-cluster body {{id, description, region?, provider: \
-         \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}, \
-         with serverVersion?, serverVersionTag? and nodeCount? in either: {detail}"
-    ))
-}
-
-/// The register-cluster body read flat. `RegisterClusterRequest` itself is read through
-/// `#[serde(flatten)]` and an internally tagged enum; this flat reading accepts the same
-/// bodies, and the core's type is built from it. For every JSON object it accepts and rejects
-/// exactly what `#[serde(rename_all = "camelCase", deny_unknown_fields)]` with
-/// `#[serde(default)]` on the optional fields does, with serde's own messages (a test holds
-/// it to the derive).
-#[derive(Default)]
-struct ClusterBody {
-    id: Option<String>,
-    description: Option<String>,
-    region: Option<String>,
-    provider: Option<String>,
-    path: Option<String>,
-    volume_ids: Vec<String>,
-    instance_tag: Option<String>,
-    server_version: Option<String>,
-    server_version_tag: Option<String>,
-    node_count: Option<u32>,
-}
-
-/// The body's keys, in the order serde's derive lists them in an `unknown field` error.
-const CLUSTER_BODY_FIELDS: &[&str] = &[
+/// `RegisterClusterRequest`'s own fields (all but the flattened target), by their JSON names
+/// in declaration order.
+const CLUSTER_FIELDS: &[&str] = &[
     "id",
     "description",
     "region",
-    "provider",
-    "path",
-    "volumeIds",
-    "instanceTag",
     "serverVersion",
     "serverVersionTag",
     "nodeCount",
+    "sourceBackupId",
+    "availabilityZone",
+    "volumeType",
 ];
 
-impl ClusterBody {
-    fn read(value: Value) -> Result<ClusterBody, String> {
-        let mut body = ClusterBody::default();
-        json::fields(value, "ClusterBody", CLUSTER_BODY_FIELDS, true, |i, v| {
-            match i {
-                0 => body.id = Some(json::string(v)?),
-                1 => body.description = Some(json::string(v)?),
-                2 => body.region = json::opt_string(v)?,
-                3 => body.provider = Some(json::string(v)?),
-                4 => body.path = json::opt_string(v)?,
-                5 => body.volume_ids = json::strings(v)?,
-                6 => body.instance_tag = json::opt_string(v)?,
-                7 => body.server_version = json::opt_string(v)?,
-                8 => body.server_version_tag = json::opt_string(v)?,
-                _ => body.node_count = json::opt_u32(v)?,
+/// `ClusterTarget`'s variants in declaration order (a variant's index is its number as
+/// serde reads it): the `provider` that names it, and its fields' JSON names in order.
+const CLUSTER_TARGETS: [(&str, &[&str]); 3] = [
+    ("directory", &["path", "preHook", "postHook"]),
+    (
+        "command",
+        &[
+            "path",
+            "backupCommand",
+            "restoreCommand",
+            "runAs",
+            "commandTimeoutSeconds",
+        ],
+    ),
+    ("aws-ebs", &["volumeIds", "instanceTag"]),
+];
+
+/// Reads a `RegisterClusterRequest` as its `Deserialize` does, step by step, so that every
+/// JSON object is accepted or refused alike, with serde's message for the first fault (a
+/// test holds it to the real thing):
+///
+/// 1. The body is read into a `serde_json::Map` (keys sorted, a repeated key's last value
+///    kept), and a restore without `provider` gets the one its fields imply.
+/// 2. The derive of the struct, over the sorted keys: its own fields are read as they come,
+///    the others kept for the flattened target; then `id` and `description` must be there.
+/// 3. The internally tagged target: `provider` names the variant (by name, or by its index
+///    as a whole number), whose fields are read with unknown ones refused; then its
+///    required fields must be there.
+fn register_cluster_request(value: Value) -> Result<RegisterClusterRequest, String> {
+    let Value::Object(written) = value else {
+        return Err(json::invalid_type(&value, "a map"));
+    };
+    let mut body: Vec<(String, Value)> = Vec::with_capacity(written.len() + 1);
+    for (key, value) in written {
+        insert_sorted(&mut body, key, value);
+    }
+    let has = |body: &[(String, Value)], key: &str| body.iter().any(|(k, _)| k == key);
+    if !has(&body, "provider") && has(&body, "sourceBackupId") {
+        let ebs = has(&body, "availabilityZone") || has(&body, "volumeType");
+        let provider = if ebs { "aws-ebs" } else { "directory" };
+        insert_sorted(&mut body, "provider".into(), Value::String(provider.into()));
+    }
+
+    // Indexed as `CLUSTER_FIELDS`; `nodeCount` (5) is kept apart.
+    let mut own: [Option<String>; 9] = Default::default();
+    let mut node_count = None;
+    let mut rest = Vec::new();
+    for (key, value) in body {
+        match CLUSTER_FIELDS.iter().position(|f| *f == key) {
+            Some(5) => node_count = json::opt_u32(value)?,
+            Some(i @ (0 | 1)) => own[i] = Some(json::string(value)?),
+            Some(i) => own[i] = json::opt_string(value)?,
+            None => rest.push((key, value)),
+        }
+    }
+    let [id, description, region, server_version, server_version_tag, _, source_backup_id, availability_zone, volume_type] =
+        own;
+    let id = id.ok_or_else(|| json::missing_field("id"))?;
+    let description = description.ok_or_else(|| json::missing_field("description"))?;
+
+    let at = rest
+        .iter()
+        .position(|(k, _)| k == "provider")
+        .ok_or_else(|| json::missing_field("provider"))?;
+    let variant = match rest.remove(at).1 {
+        Value::String(name) => CLUSTER_TARGETS
+            .iter()
+            .position(|(provider, _)| *provider == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown variant `{name}`, expected one of `directory`, `command`, `aws-ebs`"
+                )
+            })?,
+        Value::Unsigned(n) if n < 3 => n as usize,
+        Value::Unsigned(n) => {
+            return Err(format!(
+                "invalid value: integer `{n}`, expected variant index 0 <= i < 3"
+            ))
+        }
+        other => return Err(json::invalid_type(&other, "variant identifier")),
+    };
+    // Indexed as the variant's fields; `volumeIds` and `commandTimeoutSeconds` kept apart.
+    let mut texts: [Option<String>; 5] = Default::default();
+    let mut volume_ids = Vec::new();
+    let mut timeout = None;
+    json::fields(
+        Value::Object(rest),
+        "ClusterTarget",
+        CLUSTER_TARGETS[variant].1,
+        true,
+        |i, v| {
+            match (variant, i) {
+                (2, 0) => volume_ids = json::strings(v)?,
+                (1, 4) => timeout = json::opt_u64(v)?,
+                // `path`, and a command cluster's `backupCommand`: required strings.
+                (0 | 1, 0) | (1, 1) => texts[i] = Some(json::string(v)?),
+                _ => texts[i] = json::opt_string(v)?,
             }
             Ok(())
-        })?;
-        for (name, present) in [
-            ("id", body.id.is_some()),
-            ("description", body.description.is_some()),
-            ("provider", body.provider.is_some()),
-        ] {
-            if !present {
-                return Err(json::missing_field(name));
-            }
-        }
-        Ok(body)
+        },
+    )?;
+    let [first, second, third, fourth, _] = texts;
+    let path = || first.ok_or_else(|| json::missing_field("path"));
+    let target = match variant {
+        0 => ClusterTarget::Directory {
+            path: path()?,
+            pre_hook: second,
+            post_hook: third,
+        },
+        1 => ClusterTarget::Command {
+            path: path()?,
+            backup_command: second.ok_or_else(|| json::missing_field("backupCommand"))?,
+            restore_command: third,
+            run_as: fourth,
+            command_timeout_seconds: timeout,
+        },
+        _ => ClusterTarget::AwsEbs {
+            volume_ids,
+            instance_tag: second,
+        },
+    };
+    Ok(RegisterClusterRequest {
+        id,
+        description,
+        region,
+        target,
+        server_version,
+        server_version_tag,
+        node_count,
+        source_backup_id,
+        availability_zone,
+        volume_type,
+    })
+}
+
+/// Puts `key` in `body` in key order, replacing the value of a key already there: what a
+/// `serde_json::Map` (a `BTreeMap`) does. Bodies have a handful of keys, so a linear search
+/// costs nothing and links no sort.
+fn insert_sorted(body: &mut Vec<(String, Value)>, key: String, value: Value) {
+    let at = body
+        .iter()
+        .position(|(k, _)| *k >= key)
+        .unwrap_or(body.len());
+    match body.get_mut(at) {
+        Some(entry) if entry.0 == key => entry.1 = value,
+        _ => body.insert(at, (key, value)),
     }
 }
 
@@ -838,114 +912,157 @@ mod tests {
         assert_eq!(expand_exponent("NaN"), "NaN");
     }
 
-    /// What `#[derive(Deserialize)]` reads; the hand-written reading of [`ClusterBody`] must
-    /// accept, read and reject the same bodies, with the same messages.
-    mod derived {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        pub struct ClusterBody {
-            pub id: String,
-            pub description: String,
-            #[serde(default)]
-            pub region: Option<String>,
-            pub provider: String,
-            #[serde(default)]
-            pub path: Option<String>,
-            #[serde(default)]
-            pub volume_ids: Vec<String>,
-            #[serde(default)]
-            pub instance_tag: Option<String>,
-            #[serde(default)]
-            pub server_version: Option<String>,
-            #[serde(default)]
-            pub server_version_tag: Option<String>,
-            #[serde(default)]
-            pub node_count: Option<u32>,
-        }
+    /// The flat reading of a register-cluster body, beside the API's own: `RegisterClusterRequest`'s
+    /// `Deserialize` (its serde derive behind the `serde_json::Map` that fills in a restore's
+    /// provider), as `serde_json::from_str` runs it on a request's body.
+    fn both_readings(
+        json: &str,
+    ) -> (
+        Result<RegisterClusterRequest, String>,
+        Result<RegisterClusterRequest, String>,
+    ) {
+        let by_hand = json::parse(json).and_then(register_cluster_request);
+        let derived = serde_json::from_str::<RegisterClusterRequest>(json)
+            .map_err(|e| without_position(&e.to_string()));
+        (by_hand, derived)
     }
 
     #[test]
-    fn the_cluster_body_is_read_as_the_derive_reads_it() {
-        type Fields = (
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            Vec<String>,
-            Option<String>,
-            (Option<String>, Option<String>, Option<u32>),
-        );
-        let by_hand = |json: &str| -> Result<Fields, String> {
-            json::parse(json)
-                .and_then(ClusterBody::read)
-                .map(|b| {
-                    (
-                        b.id.unwrap(),
-                        b.description.unwrap(),
-                        b.region,
-                        b.provider.unwrap(),
-                        b.path,
-                        b.volume_ids,
-                        b.instance_tag,
-                        (b.server_version, b.server_version_tag, b.node_count),
-                    )
-                })
-                .map_err(|e| e.to_string())
-        };
-        let derived = |json: &str| -> Result<Fields, String> {
-            serde_json::from_str::<derived::ClusterBody>(json)
-                .map(|b| {
-                    (
-                        b.id,
-                        b.description,
-                        b.region,
-                        b.provider,
-                        b.path,
-                        b.volume_ids,
-                        b.instance_tag,
-                        (b.server_version, b.server_version_tag, b.node_count),
-                    )
-                })
-                .map_err(|e| without_position(&e.to_string()))
-        };
+    fn the_cluster_body_is_read_as_the_api_reads_it() {
         for json in [
+            // Each provider, its optional fields present, null or left out.
             r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db"}"#,
-            r#"{"id":"c1","description":"d","region":null,"provider":"directory","path":null}"#,
+            r#"{"id":"c1","description":"d","region":null,"provider":"directory","path":"/a","preHook":null,"postHook":null}"#,
+            r#"{"id":"c1","description":"d","region":"local","provider":"directory","path":"/a","preHook":"sync","postHook":"echo done"}"#,
             r#"{"provider":"aws-ebs","id":"c2","description":"EBS","region":"eu-west-1","volumeIds":["vol-0abc123d"],"instanceTag":null}"#,
             r#"{"id":"c2","description":"EBS","provider":"aws-ebs","instanceTag":"k=v","volumeIds":[]}"#,
-            r#"{"id":"c\u0031","description":"\"x\"","provider":"directory","path":"/"}"#,
+            r#"{"id":"c2","description":"EBS","provider":"aws-ebs"}"#,
+            r#"{"id":"pg","description":"PostgreSQL","provider":"command","path":"/var/lib/postgresql/16/main","backupCommand":"pg_basebackup -D \"$BACKUP_DIR\" -Ft -z","restoreCommand":"tar -xzf \"$BACKUP_DIR/base.tar.gz\" -C \"$TARGET_DIR\"","runAs":"postgres","commandTimeoutSeconds":7200}"#,
+            r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","restoreCommand":null,"runAs":null,"commandTimeoutSeconds":null}"#,
+            r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":0}"#,
+            r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":18446744073709551615}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","serverVersion":"23.10.1","serverVersionTag":"23.10.1-jammy","nodeCount":3}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","serverVersion":null,"nodeCount":null,"path":"/a"}"#,
+            // Restores: with a provider, or with the one their fields imply.
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/srv/restored"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","volumeType":"io2"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","volumeType":"gp3","region":"eu-west-1"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","provider":"aws-ebs","availabilityZone":"eu-west-1a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","provider":"command","path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/a","preHook":"sync"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","backupCommand":"b","path":"/a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","path":"/a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","volumeIds":["vol-0abc123d"]}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":null,"path":"/a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":null,"availabilityZone":null}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":1,"volumeType":"gp3"}"#,
+            r#"{"id":"r1","description":"d","availabilityZone":"eu-west-1a"}"#,
+            r#"{"id":"r1","description":"d","provider":"directory","path":"/a","availabilityZone":"eu-west-1a","volumeType":"gp3"}"#,
+            r#"{"id":"r1","description":"d","provider":"directory","path":"/a","availabilityZone":5}"#,
+            r#"{"id":"r1","description":"d","provider":"aws-ebs","volumeType":["gp3"]}"#,
+            // Missing fields, in the order the derive checks them.
             r#"{}"#,
             r#"{"id":"c1"}"#,
+            r#"{"description":"d","provider":"floppy"}"#,
+            r#"{"id":"c1","provider":"floppy"}"#,
             r#"{"id":"c1","description":"d"}"#,
-            r#"{"id":"c1","provider":"directory"}"#,
-            r#"{"id":"c1","id":"c2","description":"d","provider":"directory"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","path":"/b"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","Path":"/a"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","target":{}}"#,
+            r#"{"id":"c1","description":"d","provider":"directory"}"#,
+            r#"{"id":"c1","description":"d","provider":"command"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","restoreCommand":"r"}"#,
+            // Providers: by name, by variant index, or neither.
+            r#"{"id":"c1","description":"d","provider":"floppy","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"Directory","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"a`b","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":0,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":1,"path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":2,"volumeIds":["vol-0abc123d"]}"#,
+            r#"{"id":"c1","description":"d","provider":3,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":18446744073709551615,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":-1,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":1.5,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":null,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":true,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":["directory"],"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":{},"path":"/a"}"#,
+            // Fields of another provider, or of none, are unknown to the target.
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","foo":1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","Path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","volumeIds":[]}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","target":{}}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","preHook":"x"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","instanceTag":"k=v"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","preHook":"x"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","foo":1}"#,
+            r#"{"id":"c1","description":"d","provider":"floppy","foo":1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","x`y":1}"#,
+            // Wrong types, of the struct's fields and of the target's.
             r#"{"id":1,"description":"d","provider":"directory"}"#,
             r#"{"id":null,"description":"d","provider":"directory"}"#,
+            r#"{"id":true,"description":"d","provider":"directory"}"#,
+            r#"{"id":{},"description":"d","provider":"directory"}"#,
+            r#"{"id":"c1","description":["d"],"provider":"directory"}"#,
+            r#"{"id":"c1","description":"d","region":1,"provider":"floppy"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":null}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":7}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","preHook":false}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","postHook":["sync"]}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":null}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","runAs":0}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","restoreCommand":{}}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":-1}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":1.5}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":"60"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":-9223372036854775808}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":null}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":"vol-1"}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":[1]}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":["vol-1",null]}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","instanceTag":false}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","serverVersion":"23.10.1","serverVersionTag":"23.10.1-jammy","nodeCount":3}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","serverVersion":null,"nodeCount":null}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":-1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":"3"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":4294967296}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":1.5}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":1e+300}"#,
+            // Several faults: the first in the derive's order (keys sorted, the struct's
+            // own fields before the target's), whatever order they were written in.
+            r#"{"id":1,"description":2,"provider":"directory","path":"/a"}"#,
+            r#"{"zzz":1,"id":"c1","description":"d","provider":"floppy"}"#,
+            r#"{"aaa":1,"id":"c1","description":"d","provider":"directory","path":1}"#,
+            r#"{"path":1,"aaa":1,"id":"c1","description":"d","provider":"directory"}"#,
+            r#"{"volumeType":1,"provider":"floppy","id":"c1"}"#,
+            r#"{"provider":"command","runAs":1,"commandTimeoutSeconds":-1,"id":"c1","description":"d"}"#,
+            r#"{"provider":"command","restoreCommand":1,"backupCommand":2,"id":"c1","description":"d"}"#,
+            r#"{"foo":1,"provider":null,"id":"c1","description":"d"}"#,
             r#"{"id":"c1","description":"d","provider":"directory","nodeCount":-1}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":"3"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1,"nodeCount":2}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":4294967296}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1.5}"#,
-            r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory"}"#,
-            r#"{"id":true,"description":"d","provider":"directory"}"#,
-            r#"{"id":{},"description":"d","provider":"directory"}"#,
+            // A repeated key: the last one is read, as a `serde_json::Map` keeps it.
+            r#"{"id":1,"id":"c1","description":"d","provider":"directory","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","path":"/b"}"#,
+            r#"{"id":"c1","description":"d","provider":"floppy","provider":"directory","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","provider":"floppy","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":1,"nodeCount":"2"}"#,
+            // Escapes, in values and in keys.
+            r#"{"id":"c\u0031","description":"\"x\"","provider":"directory","path":"/"}"#,
+            r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory","path":"/a"}"#,
+            r#"{"\u0069d":"c1","description":"d","pro\u0076ider":"comm\u0061nd","path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","\u00e9":1}"#,
+            // Not an object.
+            r#"[1]"#,
+            r#""c1""#,
+            r#"null"#,
+            r#"3"#,
         ] {
-            assert_eq!(by_hand(json), derived(json), "{json}");
+            let (by_hand, derived) = both_readings(json);
+            assert_eq!(by_hand, derived, "{json}");
         }
-        // Not the same for a JSON array (the derive reads it as the fields in order), which
-        // `validateCluster` never passes on: `json_argument` throws for an array first.
-        assert!(by_hand(r#"["c1","d","local","directory","/a",[],null]"#).is_err());
-        // Nor for text that is not JSON, which `JSON.stringify` never writes.
+        // Not the same for text that is not JSON, which `JSON.stringify` never writes: both
+        // refuse it, in their own words.
         for bad in [
             r#"{"id":"c1","#,
             "",
@@ -954,7 +1071,223 @@ mod tests {
             "[1,]",
             r#""\ud800""#,
         ] {
-            assert!(by_hand(bad).is_err(), "{bad}");
+            let (by_hand, derived) = both_readings(bad);
+            assert!(by_hand.is_err() && derived.is_err(), "{bad}");
+        }
+    }
+
+    /// Numbers from xorshift64*, so the generated bodies are the same on every run.
+    struct Draws(u64);
+
+    impl Draws {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    #[test]
+    fn generated_cluster_bodies_are_read_as_the_api_reads_them() {
+        // GIVEN thousands of bodies, each mostly one provider's (directory, command, aws-ebs)
+        // or any keys at all: the provider's fields often, other providers' and unknown keys
+        // seldom, some repeated, in random order, with a value that fits, or null, or one of
+        // another type; `provider` sometimes left out or not a provider's name
+        let keys = [
+            "id",
+            "description",
+            "region",
+            "provider",
+            "path",
+            "preHook",
+            "postHook",
+            "backupCommand",
+            "restoreCommand",
+            "runAs",
+            "commandTimeoutSeconds",
+            "volumeIds",
+            "instanceTag",
+            "serverVersion",
+            "serverVersionTag",
+            "nodeCount",
+            "sourceBackupId",
+            "availabilityZone",
+            "volumeType",
+            "foo",
+            "Path",
+        ];
+        let providers = [
+            r#""floppy""#,
+            r#""Directory""#,
+            "0",
+            "1",
+            "2",
+            "3",
+            "-1",
+            "null",
+            r#"["command"]"#,
+        ];
+        let others = [
+            "null",
+            "true",
+            "7",
+            "-7",
+            "2.5",
+            "4294967296",
+            r#""x""#,
+            r#"["vol-0abc123d"]"#,
+            "[7]",
+            "{}",
+        ];
+        let fitting = |key: &str, draws: &mut Draws| match key {
+            "description" => r#""Orders""#,
+            "region" => draws.pick(&[r#""local""#, r#""eu-west-1""#]),
+            "path" => r#""/var/lib/db""#,
+            "backupCommand" | "restoreCommand" | "preHook" | "postHook" => r#""sync""#,
+            "runAs" => r#""postgres""#,
+            "commandTimeoutSeconds" => draws.pick(&["600", "0"]),
+            "volumeIds" => draws.pick(&[r#"["vol-0abc123d"]"#, "[]"]),
+            "instanceTag" => r#""k=v""#,
+            "serverVersion" | "serverVersionTag" => r#""23.10.1""#,
+            "nodeCount" => draws.pick(&["3", "100"]),
+            "sourceBackupId" => r#""c196ogto0aeqohe3ommq""#,
+            "availabilityZone" => r#""eu-west-1a""#,
+            "volumeType" => r#""gp3""#,
+            _ => r#""c1""#,
+        };
+        let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
+        let mut outcomes = BTreeMap::<String, usize>::new();
+        for _ in 0..20_000 {
+            let family = draws.below(4);
+            let own = CLUSTER_TARGETS.get(family).map_or(&keys[..], |t| t.1);
+            let mut entries = Vec::new();
+            for key in keys {
+                // In twentieths.
+                let odds = match key {
+                    "id" | "description" | "provider" => 19,
+                    "path" | "backupCommand" if own.contains(&key) => 18,
+                    _ if own.contains(&key) || CLUSTER_FIELDS.contains(&key) => 6,
+                    _ => 1,
+                };
+                for _ in 0..1 + usize::from(draws.below(30) == 0) {
+                    if draws.below(20) < odds {
+                        let value = match (key, draws.below(6)) {
+                            ("provider", 0) => draws.pick(&providers).to_owned(),
+                            ("provider", _) => match CLUSTER_TARGETS.get(family) {
+                                Some((name, _)) => format!("\"{name}\""),
+                                None => format!("\"{}\"", CLUSTER_TARGETS[draws.below(3)].0),
+                            },
+                            (_, 0) => draws.pick(&others).to_owned(),
+                            _ => fitting(key, &mut draws).to_owned(),
+                        };
+                        entries.push(format!("\"{key}\":{value}"));
+                    }
+                }
+            }
+            for i in (1..entries.len()).rev() {
+                let j = draws.below(i + 1);
+                entries.swap(i, j);
+            }
+            let json = format!("{{{}}}", entries.join(","));
+            // WHEN read by hand and by the API's Deserialize
+            let (by_hand, derived) = both_readings(&json);
+            // THEN both accept the same request or refuse with the same message
+            assert_eq!(by_hand, derived, "{json}");
+            // AND validateCluster answers the core's check of the API's request
+            let outcome = match &derived {
+                Ok(request) => {
+                    let check = cluster(&json).unwrap();
+                    assert_eq!(check, request_check(validate_cluster(request)), "{json}");
+                    let kind = request.target.provider();
+                    let restore = if request.is_restore() { " restore" } else { "" };
+                    let valid = if check.valid { "valid" } else { "invalid" };
+                    format!("{valid} {kind}{restore}")
+                }
+                Err(message) => message.split([':', '`']).next().unwrap_or("").to_owned(),
+            };
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+        // The bodies reach every outcome, not only the first refusal.
+        for outcome in [
+            "valid directory",
+            "valid directory restore",
+            "valid command",
+            "valid command restore",
+            "valid aws-ebs",
+            "valid aws-ebs restore",
+            "invalid directory",
+            "invalid command",
+            "invalid aws-ebs restore",
+            "unknown field ",
+            "missing field ",
+            "invalid type",
+            "invalid value",
+            "unknown variant ",
+        ] {
+            assert!(
+                outcomes.get(outcome).is_some_and(|n| *n >= 5),
+                "{outcome}: {outcomes:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_clusters_hooks_and_restores_are_checked_like_the_api_checks_them() {
+        // GIVEN a command cluster, a directory cluster with hooks, and restores of each kind
+        for json in [
+            r#"{"id":"pg","description":"PostgreSQL","provider":"command","path":"/var/lib/postgresql/16/main","backupCommand":"pg_basebackup -D \"$BACKUP_DIR\"","restoreCommand":"cp -a \"$BACKUP_DIR\"/. \"$TARGET_DIR\"","runAs":"postgres","commandTimeoutSeconds":7200}"#,
+            r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db","preHook":"fsfreeze -f /var/lib/db","postHook":"fsfreeze -u /var/lib/db"}"#,
+            r#"{"id":"r1","description":"Restored","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/srv/restored"}"#,
+            r#"{"id":"r2","description":"Restored","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","volumeType":"gp3"}"#,
+        ] {
+            // THEN each is valid
+            let check = cluster(json).unwrap();
+            assert_eq!(request_json(&check), r#"{"valid":true}"#, "{json}");
+        }
+        // GIVEN each of them wrong in its new fields
+        let check = cluster(r#"{"id":"pg","description":"d","provider":"command","path":"data","backupCommand":"","runAs":"-x","commandTimeoutSeconds":0}"#).unwrap();
+        // THEN every problem is keyed by the body's field, as the API's 400 keys it
+        let problems = check.problems.clone().unwrap();
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["backupCommand", "commandTimeoutSeconds", "path", "runAs"]
+        );
+        let check = cluster(r#"{"id":"c1","description":"d","provider":"directory","path":"/a","preHook":"","availabilityZone":"eu-west-1a"}"#).unwrap();
+        let json = serde_json::to_value(&check).unwrap();
+        assert_eq!(json["problems"]["preHook"][0]["code"], "required");
+        assert_eq!(
+            json["problems"]["availabilityZone"][0]["code"],
+            "conflicting"
+        );
+        let check = cluster(r#"{"id":"r1","description":"d","sourceBackupId":"nope","volumeType":"gp9","volumeIds":["vol-0abc123d"]}"#).unwrap();
+        let json = serde_json::to_value(&check).unwrap();
+        let keys: Vec<&String> = json["problems"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "availabilityZone",
+                "sourceBackupId",
+                "volumeIds",
+                "volumeType"
+            ]
+        );
+        assert_eq!(request_json(&check), serde_json::to_string(&check).unwrap());
+        // AND a body the API refuses as malformed throws, naming the accepted bodies
+        match cluster(r#"{"id":"pg","description":"d","provider":"command","path":"/a"}"#) {
+            Err(ArgumentError::Type(message)) => {
+                assert!(message.contains("provider: \"command\""), "{message}");
+                assert!(
+                    message.ends_with(": missing field `backupCommand`"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

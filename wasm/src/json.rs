@@ -322,6 +322,13 @@ pub fn opt_u32(value: Value) -> Result<Option<u32>, String> {
     }
 }
 
+pub fn opt_u64(value: Value) -> Result<Option<u64>, String> {
+    match value {
+        Value::Null => Ok(None),
+        other => u64(other).map(Some),
+    }
+}
+
 pub fn u64(value: Value) -> Result<u64, String> {
     integer(value, "u64", 0, u64::MAX.into()).map(|n| n as u64)
 }
