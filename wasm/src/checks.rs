@@ -258,151 +258,169 @@ const CLUSTER_FIELDS: &[&str] = &[
 ];
 
 /// `ClusterTarget`'s variants in declaration order (a variant's index is its number as
-/// serde reads it): the `provider` that names it, and its fields' JSON names in order.
-const CLUSTER_TARGETS: [(&str, &[&str]); 3] = [
-    ("directory", &["path", "preHook", "postHook"]),
-    (
-        "command",
-        &[
-            "path",
-            "backupCommand",
-            "restoreCommand",
-            "runAs",
-            "commandTimeoutSeconds",
-        ],
-    ),
-    ("aws-ebs", &["volumeIds", "instanceTag"]),
+/// serde reads it), by the `provider` that names each.
+const PROVIDERS: [&str; 3] = ["directory", "command", "aws-ebs"];
+
+/// The JSON names of each `ClusterTarget` variant's fields, in declaration order.
+const TARGET_FIELDS: [&[&str]; 3] = [
+    &["path", "preHook", "postHook"],
+    &[
+        "path",
+        "backupCommand",
+        "restoreCommand",
+        "runAs",
+        "commandTimeoutSeconds",
+    ],
+    &["volumeIds", "instanceTag"],
 ];
 
-/// Reads a `RegisterClusterRequest` as its `Deserialize` does, step by step, so that every
-/// JSON object is accepted or refused alike, with serde's message for the first fault (a
-/// test holds it to the real thing):
-///
-/// 1. The body is read into a `serde_json::Map` (keys sorted, a repeated key's last value
-///    kept), and a restore without `provider` gets the one its fields imply.
-/// 2. The derive of the struct, over the sorted keys: its own fields are read as they come,
-///    the others kept for the flattened target; then `id` and `description` must be there.
-/// 3. The internally tagged target: `provider` names the variant (by name, or by its index
-///    as a whole number), whose fields are read with unknown ones refused; then its
-///    required fields must be there.
+/// Reads a `RegisterClusterRequest` as its `Deserialize` does: see [`ClusterBody::read`].
 fn register_cluster_request(value: Value) -> Result<RegisterClusterRequest, String> {
-    let Value::Object(written) = value else {
-        return Err(json::invalid_type(&value, "a map"));
-    };
-    let mut body: Vec<(String, Value)> = Vec::with_capacity(written.len() + 1);
-    for (key, value) in written {
-        insert_sorted(&mut body, key, value);
-    }
-    let has = |body: &[(String, Value)], key: &str| body.iter().any(|(k, _)| k == key);
-    if !has(&body, "provider") && has(&body, "sourceBackupId") {
-        let ebs = has(&body, "availabilityZone") || has(&body, "volumeType");
-        let provider = if ebs { "aws-ebs" } else { "directory" };
-        insert_sorted(&mut body, "provider".into(), Value::String(provider.into()));
-    }
-
-    // Indexed as `CLUSTER_FIELDS`; `nodeCount` (5) is kept apart.
-    let mut own: [Option<String>; 9] = Default::default();
-    let mut node_count = None;
-    let mut rest = Vec::new();
-    for (key, value) in body {
-        match CLUSTER_FIELDS.iter().position(|f| *f == key) {
-            Some(5) => node_count = json::opt_u32(value)?,
-            Some(i @ (0 | 1)) => own[i] = Some(json::string(value)?),
-            Some(i) => own[i] = json::opt_string(value)?,
-            None => rest.push((key, value)),
-        }
-    }
-    let [id, description, region, server_version, server_version_tag, _, source_backup_id, availability_zone, volume_type] =
-        own;
-    let id = id.ok_or_else(|| json::missing_field("id"))?;
-    let description = description.ok_or_else(|| json::missing_field("description"))?;
-
-    let at = rest
-        .iter()
-        .position(|(k, _)| k == "provider")
-        .ok_or_else(|| json::missing_field("provider"))?;
-    let variant = match rest.remove(at).1 {
-        Value::String(name) => CLUSTER_TARGETS
-            .iter()
-            .position(|(provider, _)| *provider == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown variant `{name}`, expected one of `directory`, `command`, `aws-ebs`"
-                )
-            })?,
-        Value::Unsigned(n) if n < 3 => n as usize,
-        Value::Unsigned(n) => {
-            return Err(format!(
-                "invalid value: integer `{n}`, expected variant index 0 <= i < 3"
-            ))
-        }
-        other => return Err(json::invalid_type(&other, "variant identifier")),
-    };
-    // Indexed as the variant's fields; `volumeIds` and `commandTimeoutSeconds` kept apart.
-    let mut texts: [Option<String>; 5] = Default::default();
-    let mut volume_ids = Vec::new();
-    let mut timeout = None;
-    json::fields(
-        Value::Object(rest),
-        "ClusterTarget",
-        CLUSTER_TARGETS[variant].1,
-        true,
-        |i, v| {
-            match (variant, i) {
-                (2, 0) => volume_ids = json::strings(v)?,
-                (1, 4) => timeout = json::opt_u64(v)?,
-                // `path`, and a command cluster's `backupCommand`: required strings.
-                (0 | 1, 0) | (1, 1) => texts[i] = Some(json::string(v)?),
-                _ => texts[i] = json::opt_string(v)?,
-            }
-            Ok(())
-        },
-    )?;
-    let [first, second, third, fourth, _] = texts;
-    let path = || first.ok_or_else(|| json::missing_field("path"));
-    let target = match variant {
-        0 => ClusterTarget::Directory {
-            path: path()?,
-            pre_hook: second,
-            post_hook: third,
-        },
-        1 => ClusterTarget::Command {
-            path: path()?,
-            backup_command: second.ok_or_else(|| json::missing_field("backupCommand"))?,
-            restore_command: third,
-            run_as: fourth,
-            command_timeout_seconds: timeout,
-        },
-        _ => ClusterTarget::AwsEbs {
-            volume_ids,
-            instance_tag: second,
-        },
-    };
-    Ok(RegisterClusterRequest {
-        id,
-        description,
-        region,
-        target,
-        server_version,
-        server_version_tag,
-        node_count,
-        source_backup_id,
-        availability_zone,
-        volume_type,
-    })
+    let mut body = ClusterBody::default();
+    body.read(value)?;
+    Ok(body.request())
 }
 
-/// Puts `key` in `body` in key order, replacing the value of a key already there: what a
-/// `serde_json::Map` (a `BTreeMap`) does. Bodies have a handful of keys, so a linear search
-/// costs nothing and links no sort.
-fn insert_sorted(body: &mut Vec<(String, Value)>, key: String, value: Value) {
-    let at = body
-        .iter()
-        .position(|(k, _)| *k >= key)
-        .unwrap_or(body.len());
-    match body.get_mut(at) {
-        Some(entry) if entry.0 == key => entry.1 = value,
-        _ => body.insert(at, (key, value)),
+/// A register-cluster body's values as they are read, before the request is built from them.
+/// Kept apart from the reading so that a refusal has one thing to drop: the module holds the
+/// clean-up once instead of at every place a body can be refused.
+#[derive(Default)]
+struct ClusterBody {
+    /// The text fields: `CLUSTER_FIELDS` at their index (`nodeCount`'s is unused), then the
+    /// target's at 9 + their index (`volumeIds` and `commandTimeoutSeconds` are kept apart).
+    texts: [Option<String>; 13],
+    node_count: Option<u32>,
+    volume_ids: Vec<String>,
+    command_timeout_seconds: Option<u64>,
+    /// The target's index in `PROVIDERS`.
+    variant: usize,
+}
+
+impl ClusterBody {
+    /// Reads `value` as `RegisterClusterRequest`'s `Deserialize` does, step by step, so that
+    /// every JSON object is accepted or refused alike, with serde's message for the first
+    /// fault (a test holds it to the real thing):
+    ///
+    /// 1. The body is read into a `serde_json::Map` (keys sorted, a repeated key's last
+    ///    value kept), and a restore without `provider` gets the one its fields imply.
+    /// 2. The derive of the struct, over the sorted keys: its own fields are read as they
+    ///    come, the others kept for the flattened target; then `id` and `description` must
+    ///    be there.
+    /// 3. The internally tagged target: `provider` names the variant (by name, or by its
+    ///    index as a whole number), whose fields are read with unknown ones refused; then its
+    ///    required fields must be there.
+    fn read(&mut self, value: Value) -> Result<(), String> {
+        let Value::Object(written) = value else {
+            return Err(json::invalid_type(&value, "a map"));
+        };
+        // From the last entry back, so that the last of a repeated key is the one kept.
+        let mut map: Vec<(String, Value)> = Vec::new();
+        for (key, value) in written.into_iter().rev() {
+            if !map.iter().any(|(k, _)| *k == key) {
+                map.push((key, value));
+            }
+        }
+        let has = |map: &[(String, Value)], key: &str| map.iter().any(|(k, _)| k == key);
+        if !has(&map, "provider") && has(&map, "sourceBackupId") {
+            let ebs = has(&map, "availabilityZone") || has(&map, "volumeType");
+            let provider = if ebs { "aws-ebs" } else { "directory" };
+            map.push(("provider".into(), Value::String(provider.into())));
+        }
+
+        // In key order: the smallest key left, each time (a body has a handful of keys, so
+        // this costs nothing and links no sort).
+        let mut target = Vec::new();
+        while let Some(at) = (0..map.len()).min_by(|&a, &b| map[a].0.cmp(&map[b].0)) {
+            let (key, value) = map.swap_remove(at);
+            match CLUSTER_FIELDS.iter().position(|f| *f == key) {
+                Some(5) => self.node_count = json::opt_u32(value)?,
+                Some(i @ (0 | 1)) => self.texts[i] = Some(json::string(value)?),
+                Some(i) => self.texts[i] = json::opt_string(value)?,
+                None => target.push((key, value)),
+            }
+        }
+        for (i, name) in ["id", "description"].into_iter().enumerate() {
+            if self.texts[i].is_none() {
+                return Err(json::missing_field(name));
+            }
+        }
+
+        let at = target
+            .iter()
+            .position(|(k, _)| k == "provider")
+            .ok_or_else(|| json::missing_field("provider"))?;
+        let variant = match target.remove(at).1 {
+            Value::String(name) => PROVIDERS
+                .iter()
+                .position(|p| *p == name)
+                .ok_or_else(|| json::unknown("variant", &name, &PROVIDERS))?,
+            Value::Unsigned(n) if n < 3 => n as usize,
+            n @ Value::Unsigned(_) => {
+                return Err(json::invalid_value(&n, "variant index 0 <= i < 3"))
+            }
+            other => return Err(json::invalid_type(&other, "variant identifier")),
+        };
+        self.variant = variant;
+        let fields = TARGET_FIELDS[variant];
+        json::fields(
+            Value::Object(target),
+            "ClusterTarget",
+            fields,
+            true,
+            |i, v| {
+                match (variant, i) {
+                    (2, 0) => self.volume_ids = json::strings(v)?,
+                    (1, 4) => self.command_timeout_seconds = json::opt_u64(v)?,
+                    // `path`, and a command cluster's `backupCommand`: required strings.
+                    (0 | 1, 0) | (1, 1) => self.texts[9 + i] = Some(json::string(v)?),
+                    _ => self.texts[9 + i] = json::opt_string(v)?,
+                }
+                Ok(())
+            },
+        )?;
+        // `path` of a directory or command cluster, then a command cluster's `backupCommand`.
+        for i in 0..[1, 2, 0][variant] {
+            if self.texts[9 + i].is_none() {
+                return Err(json::missing_field(fields[i]));
+            }
+        }
+        Ok(())
+    }
+
+    /// The request [`read`](Self::read) found, every required field there.
+    fn request(self) -> RegisterClusterRequest {
+        let [id, description, region, server_version, server_version_tag, _, source_backup_id, availability_zone, volume_type, first, second, third, fourth] =
+            self.texts;
+        let target = match self.variant {
+            0 => ClusterTarget::Directory {
+                path: first.unwrap_or_default(),
+                pre_hook: second,
+                post_hook: third,
+            },
+            1 => ClusterTarget::Command {
+                path: first.unwrap_or_default(),
+                backup_command: second.unwrap_or_default(),
+                restore_command: third,
+                run_as: fourth,
+                command_timeout_seconds: self.command_timeout_seconds,
+            },
+            _ => ClusterTarget::AwsEbs {
+                volume_ids: self.volume_ids,
+                instance_tag: second,
+            },
+        };
+        RegisterClusterRequest {
+            id: id.unwrap_or_default(),
+            description: description.unwrap_or_default(),
+            region,
+            target,
+            server_version,
+            server_version_tag,
+            node_count: self.node_count,
+            source_backup_id,
+            availability_zone,
+            volume_type,
+        }
     }
 }
 
@@ -1164,7 +1182,7 @@ mod tests {
         let mut outcomes = BTreeMap::<String, usize>::new();
         for _ in 0..20_000 {
             let family = draws.below(4);
-            let own = CLUSTER_TARGETS.get(family).map_or(&keys[..], |t| t.1);
+            let own = TARGET_FIELDS.get(family).copied().unwrap_or(&keys[..]);
             let mut entries = Vec::new();
             for key in keys {
                 // In twentieths.
@@ -1178,10 +1196,10 @@ mod tests {
                     if draws.below(20) < odds {
                         let value = match (key, draws.below(6)) {
                             ("provider", 0) => draws.pick(&providers).to_owned(),
-                            ("provider", _) => match CLUSTER_TARGETS.get(family) {
-                                Some((name, _)) => format!("\"{name}\""),
-                                None => format!("\"{}\"", CLUSTER_TARGETS[draws.below(3)].0),
-                            },
+                            ("provider", _) => {
+                                let name = PROVIDERS.get(family).copied();
+                                format!("\"{}\"", name.unwrap_or(PROVIDERS[draws.below(3)]))
+                            }
                             (_, 0) => draws.pick(&others).to_owned(),
                             _ => fitting(key, &mut draws).to_owned(),
                         };
