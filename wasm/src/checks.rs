@@ -232,12 +232,12 @@ pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
         .and_then(register_cluster_request)
         .map_err(|e| {
             ArgumentError::Type(format!(
-                "request must be a register-cluster body {{id, description, region?, provider: \
-                 \"directory\", path, preHook?, postHook?}}, {{…, provider: \"command\", path, \
-                 backupCommand, restoreCommand?, runAs?, commandTimeoutSeconds?}} or {{…, \
-                 provider: \"aws-ebs\", volumeIds | instanceTag}}, with serverVersion?, \
-                 serverVersionTag? and nodeCount? in each, and for a restore sourceBackupId \
-                 (provider may then be left out), availabilityZone? and volumeType?: {e}"
+                "request must be a register-cluster body {{id, description, region?, \
+                 serverVersion?, serverVersionTag?, nodeCount?, sourceBackupId?, \
+                 availabilityZone?, volumeType?}} with provider \"directory\" {{path, preHook?, \
+                 postHook?}}, \"command\" {{path, backupCommand, restoreCommand?, runAs?, \
+                 commandTimeoutSeconds?}} or \"aws-ebs\" {{volumeIds?, instanceTag?}} (a \
+                 restore may leave provider out): {e}"
             ))
         })?;
     Ok(request_check(validate_cluster(&request)))
@@ -274,154 +274,195 @@ const TARGET_FIELDS: [&[&str]; 3] = [
     &["volumeIds", "instanceTag"],
 ];
 
-/// Reads a `RegisterClusterRequest` as its `Deserialize` does: see [`ClusterBody::read`].
+/// Reads a `RegisterClusterRequest` as its `Deserialize` does: see [`read_cluster`].
 fn register_cluster_request(value: Value) -> Result<RegisterClusterRequest, String> {
-    let mut body = ClusterBody::default();
-    body.read(value)?;
-    Ok(body.request())
+    let mut request = RegisterClusterRequest {
+        id: String::new(),
+        description: String::new(),
+        region: None,
+        target: ClusterTarget::directory(String::new()),
+        server_version: None,
+        server_version_tag: None,
+        node_count: None,
+        source_backup_id: None,
+        availability_zone: None,
+        volume_type: None,
+    };
+    read_cluster(&mut request, value)?;
+    Ok(request)
 }
 
-/// A register-cluster body's values as they are read, before the request is built from them.
-/// Kept apart from the reading so that a refusal has one thing to drop: the module holds the
-/// clean-up once instead of at every place a body can be refused.
-#[derive(Default)]
-struct ClusterBody {
-    /// The text fields: `CLUSTER_FIELDS` at their index (`nodeCount`'s is unused), then the
-    /// target's at 9 + their index (`volumeIds` and `commandTimeoutSeconds` are kept apart).
-    texts: [Option<String>; 13],
-    node_count: Option<u32>,
-    volume_ids: Vec<String>,
-    command_timeout_seconds: Option<u64>,
-    /// The target's index in `PROVIDERS`.
-    variant: usize,
-}
-
-impl ClusterBody {
-    /// Reads `value` as `RegisterClusterRequest`'s `Deserialize` does, step by step, so that
-    /// every JSON object is accepted or refused alike, with serde's message for the first
-    /// fault (a test holds it to the real thing):
-    ///
-    /// 1. The body is read into a `serde_json::Map` (keys sorted, a repeated key's last
-    ///    value kept), and a restore without `provider` gets the one its fields imply.
-    /// 2. The derive of the struct, over the sorted keys: its own fields are read as they
-    ///    come, the others kept for the flattened target; then `id` and `description` must
-    ///    be there.
-    /// 3. The internally tagged target: `provider` names the variant (by name, or by its
-    ///    index as a whole number), whose fields are read with unknown ones refused; then its
-    ///    required fields must be there.
-    fn read(&mut self, value: Value) -> Result<(), String> {
-        let Value::Object(written) = value else {
-            return Err(json::invalid_type(&value, "a map"));
+/// Reads `value` into `request` as `RegisterClusterRequest`'s `Deserialize` does, step by
+/// step, so that every JSON object is accepted or refused alike, with serde's message for
+/// the first fault (a test holds it to the real thing):
+///
+/// 1. The body is read into a `serde_json::Map`: keys sorted, a repeated key's last value
+///    kept, and a restore without `provider` given the one its fields imply.
+/// 2. The derive of the struct, over the sorted keys: its own fields are read as they come,
+///    the others kept for the flattened target; then `id` and `description` must be there.
+/// 3. The internally tagged target: `provider` names the variant (by name, or by its index
+///    as a whole number), whose fields are read in key order with unknown ones refused;
+///    then its required fields must be there.
+///
+/// Nothing but `provider` can be refused before the struct's own checks are done, so it is
+/// set apart while the keys are read and only looked at in step 3.
+///
+/// The request is the caller's, so that a refusal leaves one thing to drop: the module holds
+/// that clean-up once instead of at every place a body can be refused.
+fn read_cluster(request: &mut RegisterClusterRequest, value: Value) -> Result<(), String> {
+    use ClusterTarget::{AwsEbs, Command, Directory};
+    let Value::Object(mut map) = value else {
+        return Err(json::invalid_type(&value, "a map"));
+    };
+    // In key order: each time the smallest key after the last one read, of a repeated key
+    // the last written (a body has a handful of keys, so this costs nothing and links no
+    // sort). The target's fields are kept in that order, `provider` apart.
+    let mut seen = 0;
+    let mut target = Vec::new();
+    let mut provider = None;
+    let mut last: Option<usize> = None;
+    while let Some(at) = (0..map.len())
+        .rev()
+        .filter(|&i| last.is_none_or(|l| map[i].0 > map[l].0))
+        .min_by(|&a, &b| map[a].0.cmp(&map[b].0))
+    {
+        last = Some(at);
+        let (key, v) = &mut map[at];
+        let v = std::mem::replace(v, Value::Null);
+        let r = &mut *request;
+        let field = CLUSTER_FIELDS.iter().position(|f| f == key);
+        seen |= field.map_or(0, |i| 1 << i);
+        // Each kind of value is read in one place, into the field chosen first.
+        let text = match field {
+            None if key == "provider" => {
+                provider = Some(v);
+                continue;
+            }
+            None => {
+                target.push((key.clone(), v));
+                continue;
+            }
+            Some(5) => {
+                r.node_count = json::opt_u32(v)?;
+                continue;
+            }
+            Some(i @ (0 | 1)) => {
+                *[&mut r.id, &mut r.description][i] = json::string(v)?;
+                continue;
+            }
+            Some(2) => &mut r.region,
+            Some(3) => &mut r.server_version,
+            Some(4) => &mut r.server_version_tag,
+            Some(6) => &mut r.source_backup_id,
+            Some(7) => &mut r.availability_zone,
+            Some(_) => &mut r.volume_type,
         };
-        // From the last entry back, so that the last of a repeated key is the one kept.
-        let mut map: Vec<(String, Value)> = Vec::new();
-        for (key, value) in written.into_iter().rev() {
-            if !map.iter().any(|(k, _)| *k == key) {
-                map.push((key, value));
-            }
+        *text = json::opt_string(v)?;
+    }
+    for (i, name) in ["id", "description"].into_iter().enumerate() {
+        if seen & (1 << i) == 0 {
+            return Err(json::missing_field(name));
         }
-        let has = |map: &[(String, Value)], key: &str| map.iter().any(|(k, _)| k == key);
-        if !has(&map, "provider") && has(&map, "sourceBackupId") {
-            let ebs = has(&map, "availabilityZone") || has(&map, "volumeType");
-            let provider = if ebs { "aws-ebs" } else { "directory" };
-            map.push(("provider".into(), Value::String(provider.into())));
-        }
+    }
 
-        // In key order: the smallest key left, each time (a body has a handful of keys, so
-        // this costs nothing and links no sort).
-        let mut target = Vec::new();
-        while let Some(at) = (0..map.len()).min_by(|&a, &b| map[a].0.cmp(&map[b].0)) {
-            let (key, value) = map.swap_remove(at);
-            match CLUSTER_FIELDS.iter().position(|f| *f == key) {
-                Some(5) => self.node_count = json::opt_u32(value)?,
-                Some(i @ (0 | 1)) => self.texts[i] = Some(json::string(value)?),
-                Some(i) => self.texts[i] = json::opt_string(value)?,
-                None => target.push((key, value)),
-            }
-        }
-        for (i, name) in ["id", "description"].into_iter().enumerate() {
-            if self.texts[i].is_none() {
-                return Err(json::missing_field(name));
-            }
-        }
-
-        let at = target
+    let variant = match provider {
+        // A restore (`sourceBackupId`, null or not) that left `provider` out: `aws-ebs` with
+        // `availabilityZone` or `volumeType`, `directory` otherwise, as the API fills it in.
+        // (Bits 6, 7 and 8 of `seen`, as in `CLUSTER_FIELDS`.)
+        None if seen & 1 << 6 != 0 => usize::from(seen & (1 << 7 | 1 << 8) != 0) * 2,
+        None => return Err(json::missing_field("provider")),
+        Some(Value::String(name)) => PROVIDERS
             .iter()
-            .position(|(k, _)| k == "provider")
-            .ok_or_else(|| json::missing_field("provider"))?;
-        let variant = match target.remove(at).1 {
-            Value::String(name) => PROVIDERS
-                .iter()
-                .position(|p| *p == name)
-                .ok_or_else(|| json::unknown("variant", &name, &PROVIDERS))?,
-            Value::Unsigned(n) if n < 3 => n as usize,
-            n @ Value::Unsigned(_) => {
-                return Err(json::invalid_value(&n, "variant index 0 <= i < 3"))
-            }
-            other => return Err(json::invalid_type(&other, "variant identifier")),
-        };
-        self.variant = variant;
-        let fields = TARGET_FIELDS[variant];
-        json::fields(
-            Value::Object(target),
-            "ClusterTarget",
-            fields,
-            true,
-            |i, v| {
-                match (variant, i) {
-                    (2, 0) => self.volume_ids = json::strings(v)?,
-                    (1, 4) => self.command_timeout_seconds = json::opt_u64(v)?,
-                    // `path`, and a command cluster's `backupCommand`: required strings.
-                    (0 | 1, 0) | (1, 1) => self.texts[9 + i] = Some(json::string(v)?),
-                    _ => self.texts[9 + i] = json::opt_string(v)?,
+            .position(|p| *p == name)
+            .ok_or_else(|| json::unknown("variant", &name, &PROVIDERS))?,
+        Some(Value::Unsigned(n)) if n < 3 => n as usize,
+        Some(n @ Value::Unsigned(_)) => {
+            return Err(json::invalid_value(&n, "variant index 0 <= i < 3"))
+        }
+        Some(other) => return Err(json::invalid_type(&other, "variant identifier")),
+    };
+    request.target = match variant {
+        0 => ClusterTarget::directory(String::new()),
+        1 => Command {
+            path: String::new(),
+            backup_command: String::new(),
+            restore_command: None,
+            run_as: None,
+            command_timeout_seconds: None,
+        },
+        _ => AwsEbs {
+            volume_ids: Vec::new(),
+            instance_tag: None,
+        },
+    };
+    let fields = TARGET_FIELDS[variant];
+    let mut seen = 0;
+    json::fields(
+        Value::Object(target),
+        "ClusterTarget",
+        fields,
+        true,
+        |i, v| {
+            seen |= 1 << i;
+            let text = match (&mut request.target, i) {
+                (AwsEbs { volume_ids, .. }, 0) => {
+                    *volume_ids = json::strings(v)?;
+                    return Ok(());
                 }
-                Ok(())
-            },
-        )?;
-        // `path` of a directory or command cluster, then a command cluster's `backupCommand`.
-        for i in 0..[1, 2, 0][variant] {
-            if self.texts[9 + i].is_none() {
-                return Err(json::missing_field(fields[i]));
-            }
+                (
+                    Command {
+                        command_timeout_seconds: seconds,
+                        ..
+                    },
+                    4,
+                ) => {
+                    *seconds = json::opt_u64(v)?;
+                    return Ok(());
+                }
+                (Directory { path, .. } | Command { path, .. }, 0)
+                | (
+                    Command {
+                        backup_command: path,
+                        ..
+                    },
+                    1,
+                ) => {
+                    *path = json::string(v)?;
+                    return Ok(());
+                }
+                (Directory { pre_hook: text, .. }, 1)
+                | (
+                    Directory {
+                        post_hook: text, ..
+                    },
+                    _,
+                )
+                | (
+                    Command {
+                        restore_command: text,
+                        ..
+                    },
+                    2,
+                )
+                | (Command { run_as: text, .. }, _)
+                | (
+                    AwsEbs {
+                        instance_tag: text, ..
+                    },
+                    _,
+                ) => text,
+            };
+            *text = json::opt_string(v)?;
+            Ok(())
+        },
+    )?;
+    // `path` of a directory or command cluster, then a command cluster's `backupCommand`.
+    for (i, name) in fields.iter().enumerate().take([1, 2, 0][variant]) {
+        if seen & (1 << i) == 0 {
+            return Err(json::missing_field(name));
         }
-        Ok(())
     }
-
-    /// The request [`read`](Self::read) found, every required field there.
-    fn request(self) -> RegisterClusterRequest {
-        let [id, description, region, server_version, server_version_tag, _, source_backup_id, availability_zone, volume_type, first, second, third, fourth] =
-            self.texts;
-        let target = match self.variant {
-            0 => ClusterTarget::Directory {
-                path: first.unwrap_or_default(),
-                pre_hook: second,
-                post_hook: third,
-            },
-            1 => ClusterTarget::Command {
-                path: first.unwrap_or_default(),
-                backup_command: second.unwrap_or_default(),
-                restore_command: third,
-                run_as: fourth,
-                command_timeout_seconds: self.command_timeout_seconds,
-            },
-            _ => ClusterTarget::AwsEbs {
-                volume_ids: self.volume_ids,
-                instance_tag: second,
-            },
-        };
-        RegisterClusterRequest {
-            id: id.unwrap_or_default(),
-            description: description.unwrap_or_default(),
-            region,
-            target,
-            server_version,
-            server_version_tag,
-            node_count: self.node_count,
-            source_backup_id,
-            availability_zone,
-            volume_type,
-        }
-    }
+    Ok(())
 }
 
 /// The core's limits, by the names a form uses.
@@ -1299,7 +1340,10 @@ mod tests {
         // AND a body the API refuses as malformed throws, naming the accepted bodies
         match cluster(r#"{"id":"pg","description":"d","provider":"command","path":"/a"}"#) {
             Err(ArgumentError::Type(message)) => {
-                assert!(message.contains("provider: \"command\""), "{message}");
+                assert!(
+                    message.contains(r#""command" {path, backupCommand,"#),
+                    "{message}"
+                );
                 assert!(
                     message.ends_with(": missing field `backupCommand`"),
                     "{message}"
