@@ -228,108 +228,241 @@ fn request_check<T>(checked: Result<T, Problems>) -> RequestCheck {
 /// `validateCluster`: every problem of a register-cluster request given as JSON text. The
 /// path's shape only: whether the directory exists and is allowed is the server's to say.
 pub fn cluster(request_json: &str) -> Result<RequestCheck, ArgumentError> {
-    let body = json::parse(request_json)
-        .and_then(ClusterBody::read)
-        .map_err(|e| cluster_shape_error(&e))?;
-    let target = match (body.provider.as_deref().unwrap_or_default(), body.path) {
-        ("directory", Some(path)) => ClusterTarget::directory(path),
-        ("directory", None) => return Err(cluster_shape_error(&"missing field `path`")),
-        ("aws-ebs", None) => ClusterTarget::AwsEbs {
-            volume_ids: body.volume_ids,
-            instance_tag: body.instance_tag,
-        },
-        (other, _) => {
-            return Err(cluster_shape_error(&format_args!(
-                "unknown provider `{other}`"
-            )))
-        }
-    };
-    let request = RegisterClusterRequest {
-        id: body.id.unwrap_or_default(),
-        description: body.description.unwrap_or_default(),
-        region: body.region,
-        target,
-        server_version: body.server_version,
-        server_version_tag: body.server_version_tag,
-        node_count: body.node_count,
+    let request = json::parse(request_json)
+        .and_then(register_cluster_request)
+        .map_err(|e| {
+            ArgumentError::Type(format!(
+                "request must be a register-cluster body {{id, description, region?, \
+                 serverVersion?, serverVersionTag?, nodeCount?, sourceBackupId?, \
+                 availabilityZone?, volumeType?}} with provider \"directory\" {{path, preHook?, \
+                 postHook?}}, \"command\" {{path, backupCommand, restoreCommand?, runAs?, \
+                 commandTimeoutSeconds?}} or \"aws-ebs\" {{volumeIds?, instanceTag?}} (a \
+                 restore may leave provider out): {e}"
+            ))
+        })?;
+    Ok(request_check(validate_cluster(&request)))
+}
+
+/// `RegisterClusterRequest`'s own fields (all but the flattened target), by their JSON names
+/// in declaration order.
+const CLUSTER_FIELDS: &[&str] = &[
+    "id",
+    "description",
+    "region",
+    "serverVersion",
+    "serverVersionTag",
+    "nodeCount",
+    "sourceBackupId",
+    "availabilityZone",
+    "volumeType",
+];
+
+/// `ClusterTarget`'s variants in declaration order (a variant's index is its number as
+/// serde reads it), by the `provider` that names each.
+const PROVIDERS: [&str; 3] = ["directory", "command", "aws-ebs"];
+
+/// The JSON names of each `ClusterTarget` variant's fields, in declaration order.
+const TARGET_FIELDS: [&[&str]; 3] = [
+    &["path", "preHook", "postHook"],
+    &[
+        "path",
+        "backupCommand",
+        "restoreCommand",
+        "runAs",
+        "commandTimeoutSeconds",
+    ],
+    &["volumeIds", "instanceTag"],
+];
+
+/// Reads a `RegisterClusterRequest` as its `Deserialize` does: see [`read_cluster`].
+fn register_cluster_request(value: Value) -> Result<RegisterClusterRequest, String> {
+    let mut request = RegisterClusterRequest {
+        id: String::new(),
+        description: String::new(),
+        region: None,
+        target: ClusterTarget::directory(String::new()),
+        server_version: None,
+        server_version_tag: None,
+        node_count: None,
         source_backup_id: None,
         availability_zone: None,
         volume_type: None,
     };
-    Ok(request_check(validate_cluster(&request)))
+    read_cluster(&mut request, value)?;
+    Ok(request)
 }
 
-fn cluster_shape_error(detail: &dyn std::fmt::Display) -> ArgumentError {
-    ArgumentError::Type(format!(
-        "request must be a register-cluster body {{id, description, region?, provider: \
-         \"directory\", path}} or {{…, provider: \"aws-ebs\", volumeIds | instanceTag}}, \
-         with serverVersion?, serverVersionTag? and nodeCount? in either: {detail}"
-    ))
-}
-
-/// The register-cluster body read flat. `RegisterClusterRequest` itself is read through
-/// `#[serde(flatten)]` and an internally tagged enum; this flat reading accepts the same
-/// bodies, and the core's type is built from it. For every JSON object it accepts and rejects
-/// exactly what `#[serde(rename_all = "camelCase", deny_unknown_fields)]` with
-/// `#[serde(default)]` on the optional fields does, with serde's own messages (a test holds
-/// it to the derive).
-#[derive(Default)]
-struct ClusterBody {
-    id: Option<String>,
-    description: Option<String>,
-    region: Option<String>,
-    provider: Option<String>,
-    path: Option<String>,
-    volume_ids: Vec<String>,
-    instance_tag: Option<String>,
-    server_version: Option<String>,
-    server_version_tag: Option<String>,
-    node_count: Option<u32>,
-}
-
-/// The body's keys, in the order serde's derive lists them in an `unknown field` error.
-const CLUSTER_BODY_FIELDS: &[&str] = &[
-    "id",
-    "description",
-    "region",
-    "provider",
-    "path",
-    "volumeIds",
-    "instanceTag",
-    "serverVersion",
-    "serverVersionTag",
-    "nodeCount",
-];
-
-impl ClusterBody {
-    fn read(value: Value) -> Result<ClusterBody, String> {
-        let mut body = ClusterBody::default();
-        json::fields(value, "ClusterBody", CLUSTER_BODY_FIELDS, true, |i, v| {
-            match i {
-                0 => body.id = Some(json::string(v)?),
-                1 => body.description = Some(json::string(v)?),
-                2 => body.region = json::opt_string(v)?,
-                3 => body.provider = Some(json::string(v)?),
-                4 => body.path = json::opt_string(v)?,
-                5 => body.volume_ids = json::strings(v)?,
-                6 => body.instance_tag = json::opt_string(v)?,
-                7 => body.server_version = json::opt_string(v)?,
-                8 => body.server_version_tag = json::opt_string(v)?,
-                _ => body.node_count = json::opt_u32(v)?,
+/// Reads `value` into `request` as `RegisterClusterRequest`'s `Deserialize` does, step by
+/// step, so that every JSON object is accepted or refused alike, with serde's message for
+/// the first fault (a test holds it to the real thing):
+///
+/// 1. The body is read into a `serde_json::Map`: keys sorted, a repeated key's last value
+///    kept, and a restore without `provider` given the one its fields imply.
+/// 2. The derive of the struct, over the sorted keys: its own fields are read as they come,
+///    the others kept for the flattened target; then `id` and `description` must be there.
+/// 3. The internally tagged target: `provider` names the variant (by name, or by its index
+///    as a whole number), whose fields are read in key order with unknown ones refused;
+///    then its required fields must be there.
+///
+/// Nothing but `provider` can be refused before the struct's own checks are done, so it is
+/// set apart while the keys are read and only looked at in step 3.
+///
+/// The request is the caller's, so that a refusal leaves one thing to drop: the module holds
+/// that clean-up once instead of at every place a body can be refused.
+fn read_cluster(request: &mut RegisterClusterRequest, value: Value) -> Result<(), String> {
+    use ClusterTarget::{AwsEbs, Command, Directory};
+    let Value::Object(mut map) = value else {
+        return Err(json::invalid_type(&value, "a map"));
+    };
+    // In key order: each time the smallest key after the last one read, of a repeated key
+    // the last written (a body has a handful of keys, so this costs nothing and links no
+    // sort). The target's fields are kept in that order, `provider` apart.
+    let mut seen = 0;
+    let mut target = Vec::new();
+    let mut provider = None;
+    let mut last: Option<usize> = None;
+    while let Some(at) = (0..map.len())
+        .rev()
+        .filter(|&i| last.is_none_or(|l| map[i].0 > map[l].0))
+        .min_by(|&a, &b| map[a].0.cmp(&map[b].0))
+    {
+        last = Some(at);
+        let (key, v) = &mut map[at];
+        let v = std::mem::replace(v, Value::Null);
+        let r = &mut *request;
+        let field = CLUSTER_FIELDS.iter().position(|f| f == key);
+        seen |= field.map_or(0, |i| 1 << i);
+        // Each kind of value is read in one place, into the field chosen first.
+        let text = match field {
+            None if key == "provider" => {
+                provider = Some(v);
+                continue;
             }
-            Ok(())
-        })?;
-        for (name, present) in [
-            ("id", body.id.is_some()),
-            ("description", body.description.is_some()),
-            ("provider", body.provider.is_some()),
-        ] {
-            if !present {
-                return Err(json::missing_field(name));
+            None => {
+                target.push((key.clone(), v));
+                continue;
             }
-        }
-        Ok(body)
+            Some(5) => {
+                r.node_count = json::opt_u32(v)?;
+                continue;
+            }
+            Some(i @ (0 | 1)) => {
+                *[&mut r.id, &mut r.description][i] = json::string(v)?;
+                continue;
+            }
+            Some(2) => &mut r.region,
+            Some(3) => &mut r.server_version,
+            Some(4) => &mut r.server_version_tag,
+            Some(6) => &mut r.source_backup_id,
+            Some(7) => &mut r.availability_zone,
+            Some(_) => &mut r.volume_type,
+        };
+        *text = json::opt_string(v)?;
     }
+    for (i, name) in ["id", "description"].into_iter().enumerate() {
+        if seen & (1 << i) == 0 {
+            return Err(json::missing_field(name));
+        }
+    }
+
+    let variant = match provider {
+        // A restore (`sourceBackupId`, null or not) that left `provider` out: `aws-ebs` with
+        // `availabilityZone` or `volumeType`, `directory` otherwise, as the API fills it in.
+        // (Bits 6, 7 and 8 of `seen`, as in `CLUSTER_FIELDS`.)
+        None if seen & 1 << 6 != 0 => usize::from(seen & (1 << 7 | 1 << 8) != 0) * 2,
+        None => return Err(json::missing_field("provider")),
+        Some(Value::String(name)) => PROVIDERS
+            .iter()
+            .position(|p| *p == name)
+            .ok_or_else(|| json::unknown("variant", &name, &PROVIDERS))?,
+        Some(Value::Unsigned(n)) if n < 3 => n as usize,
+        Some(n @ Value::Unsigned(_)) => {
+            return Err(json::invalid_value(&n, "variant index 0 <= i < 3"))
+        }
+        Some(other) => return Err(json::invalid_type(&other, "variant identifier")),
+    };
+    request.target = match variant {
+        0 => ClusterTarget::directory(String::new()),
+        1 => Command {
+            path: String::new(),
+            backup_command: String::new(),
+            restore_command: None,
+            run_as: None,
+            command_timeout_seconds: None,
+        },
+        _ => AwsEbs {
+            volume_ids: Vec::new(),
+            instance_tag: None,
+        },
+    };
+    let fields = TARGET_FIELDS[variant];
+    let mut seen = 0;
+    json::fields(
+        Value::Object(target),
+        "ClusterTarget",
+        fields,
+        true,
+        |i, v| {
+            seen |= 1 << i;
+            let text = match (&mut request.target, i) {
+                (AwsEbs { volume_ids, .. }, 0) => {
+                    *volume_ids = json::strings(v)?;
+                    return Ok(());
+                }
+                (
+                    Command {
+                        command_timeout_seconds: seconds,
+                        ..
+                    },
+                    4,
+                ) => {
+                    *seconds = json::opt_u64(v)?;
+                    return Ok(());
+                }
+                (Directory { path, .. } | Command { path, .. }, 0)
+                | (
+                    Command {
+                        backup_command: path,
+                        ..
+                    },
+                    1,
+                ) => {
+                    *path = json::string(v)?;
+                    return Ok(());
+                }
+                (Directory { pre_hook: text, .. }, 1)
+                | (
+                    Directory {
+                        post_hook: text, ..
+                    },
+                    _,
+                )
+                | (
+                    Command {
+                        restore_command: text,
+                        ..
+                    },
+                    2,
+                )
+                | (Command { run_as: text, .. }, _)
+                | (
+                    AwsEbs {
+                        instance_tag: text, ..
+                    },
+                    _,
+                ) => text,
+            };
+            *text = json::opt_string(v)?;
+            Ok(())
+        },
+    )?;
+    // `path` of a directory or command cluster, then a command cluster's `backupCommand`.
+    for (i, name) in fields.iter().enumerate().take([1, 2, 0][variant]) {
+        if seen & (1 << i) == 0 {
+            return Err(json::missing_field(name));
+        }
+    }
+    Ok(())
 }
 
 /// The core's limits, by the names a form uses.
@@ -838,114 +971,157 @@ mod tests {
         assert_eq!(expand_exponent("NaN"), "NaN");
     }
 
-    /// What `#[derive(Deserialize)]` reads; the hand-written reading of [`ClusterBody`] must
-    /// accept, read and reject the same bodies, with the same messages.
-    mod derived {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        pub struct ClusterBody {
-            pub id: String,
-            pub description: String,
-            #[serde(default)]
-            pub region: Option<String>,
-            pub provider: String,
-            #[serde(default)]
-            pub path: Option<String>,
-            #[serde(default)]
-            pub volume_ids: Vec<String>,
-            #[serde(default)]
-            pub instance_tag: Option<String>,
-            #[serde(default)]
-            pub server_version: Option<String>,
-            #[serde(default)]
-            pub server_version_tag: Option<String>,
-            #[serde(default)]
-            pub node_count: Option<u32>,
-        }
+    /// The flat reading of a register-cluster body, beside the API's own: `RegisterClusterRequest`'s
+    /// `Deserialize` (its serde derive behind the `serde_json::Map` that fills in a restore's
+    /// provider), as `serde_json::from_str` runs it on a request's body.
+    fn both_readings(
+        json: &str,
+    ) -> (
+        Result<RegisterClusterRequest, String>,
+        Result<RegisterClusterRequest, String>,
+    ) {
+        let by_hand = json::parse(json).and_then(register_cluster_request);
+        let derived = serde_json::from_str::<RegisterClusterRequest>(json)
+            .map_err(|e| without_position(&e.to_string()));
+        (by_hand, derived)
     }
 
     #[test]
-    fn the_cluster_body_is_read_as_the_derive_reads_it() {
-        type Fields = (
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            Vec<String>,
-            Option<String>,
-            (Option<String>, Option<String>, Option<u32>),
-        );
-        let by_hand = |json: &str| -> Result<Fields, String> {
-            json::parse(json)
-                .and_then(ClusterBody::read)
-                .map(|b| {
-                    (
-                        b.id.unwrap(),
-                        b.description.unwrap(),
-                        b.region,
-                        b.provider.unwrap(),
-                        b.path,
-                        b.volume_ids,
-                        b.instance_tag,
-                        (b.server_version, b.server_version_tag, b.node_count),
-                    )
-                })
-                .map_err(|e| e.to_string())
-        };
-        let derived = |json: &str| -> Result<Fields, String> {
-            serde_json::from_str::<derived::ClusterBody>(json)
-                .map(|b| {
-                    (
-                        b.id,
-                        b.description,
-                        b.region,
-                        b.provider,
-                        b.path,
-                        b.volume_ids,
-                        b.instance_tag,
-                        (b.server_version, b.server_version_tag, b.node_count),
-                    )
-                })
-                .map_err(|e| without_position(&e.to_string()))
-        };
+    fn the_cluster_body_is_read_as_the_api_reads_it() {
         for json in [
+            // Each provider, its optional fields present, null or left out.
             r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db"}"#,
-            r#"{"id":"c1","description":"d","region":null,"provider":"directory","path":null}"#,
+            r#"{"id":"c1","description":"d","region":null,"provider":"directory","path":"/a","preHook":null,"postHook":null}"#,
+            r#"{"id":"c1","description":"d","region":"local","provider":"directory","path":"/a","preHook":"sync","postHook":"echo done"}"#,
             r#"{"provider":"aws-ebs","id":"c2","description":"EBS","region":"eu-west-1","volumeIds":["vol-0abc123d"],"instanceTag":null}"#,
             r#"{"id":"c2","description":"EBS","provider":"aws-ebs","instanceTag":"k=v","volumeIds":[]}"#,
-            r#"{"id":"c\u0031","description":"\"x\"","provider":"directory","path":"/"}"#,
+            r#"{"id":"c2","description":"EBS","provider":"aws-ebs"}"#,
+            r#"{"id":"pg","description":"PostgreSQL","provider":"command","path":"/var/lib/postgresql/16/main","backupCommand":"pg_basebackup -D \"$BACKUP_DIR\" -Ft -z","restoreCommand":"tar -xzf \"$BACKUP_DIR/base.tar.gz\" -C \"$TARGET_DIR\"","runAs":"postgres","commandTimeoutSeconds":7200}"#,
+            r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","restoreCommand":null,"runAs":null,"commandTimeoutSeconds":null}"#,
+            r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":0}"#,
+            r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":18446744073709551615}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","serverVersion":"23.10.1","serverVersionTag":"23.10.1-jammy","nodeCount":3}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","serverVersion":null,"nodeCount":null,"path":"/a"}"#,
+            // Restores: with a provider, or with the one their fields imply.
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/srv/restored"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","volumeType":"io2"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","volumeType":"gp3","region":"eu-west-1"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","provider":"aws-ebs","availabilityZone":"eu-west-1a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","provider":"command","path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/a","preHook":"sync"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","backupCommand":"b","path":"/a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","path":"/a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq","volumeIds":["vol-0abc123d"]}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":"c196ogto0aeqohe3ommq"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":null,"path":"/a"}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":null,"availabilityZone":null}"#,
+            r#"{"id":"r1","description":"d","sourceBackupId":1,"volumeType":"gp3"}"#,
+            r#"{"id":"r1","description":"d","availabilityZone":"eu-west-1a"}"#,
+            r#"{"id":"r1","description":"d","provider":"directory","path":"/a","availabilityZone":"eu-west-1a","volumeType":"gp3"}"#,
+            r#"{"id":"r1","description":"d","provider":"directory","path":"/a","availabilityZone":5}"#,
+            r#"{"id":"r1","description":"d","provider":"aws-ebs","volumeType":["gp3"]}"#,
+            // Missing fields, in the order the derive checks them.
             r#"{}"#,
             r#"{"id":"c1"}"#,
+            r#"{"description":"d","provider":"floppy"}"#,
+            r#"{"id":"c1","provider":"floppy"}"#,
             r#"{"id":"c1","description":"d"}"#,
-            r#"{"id":"c1","provider":"directory"}"#,
-            r#"{"id":"c1","id":"c2","description":"d","provider":"directory"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","path":"/b"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","Path":"/a"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","target":{}}"#,
+            r#"{"id":"c1","description":"d","provider":"directory"}"#,
+            r#"{"id":"c1","description":"d","provider":"command"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","restoreCommand":"r"}"#,
+            // Providers: by name, by variant index, or neither.
+            r#"{"id":"c1","description":"d","provider":"floppy","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"Directory","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"a`b","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":0,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":1,"path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":2,"volumeIds":["vol-0abc123d"]}"#,
+            r#"{"id":"c1","description":"d","provider":3,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":18446744073709551615,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":-1,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":1.5,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":null,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":true,"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":["directory"],"path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":{},"path":"/a"}"#,
+            // Fields of another provider, or of none, are unknown to the target.
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","foo":1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","Path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","volumeIds":[]}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","target":{}}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","preHook":"x"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","instanceTag":"k=v"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","preHook":"x"}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","foo":1}"#,
+            r#"{"id":"c1","description":"d","provider":"floppy","foo":1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","x`y":1}"#,
+            // Wrong types, of the struct's fields and of the target's.
             r#"{"id":1,"description":"d","provider":"directory"}"#,
             r#"{"id":null,"description":"d","provider":"directory"}"#,
+            r#"{"id":true,"description":"d","provider":"directory"}"#,
+            r#"{"id":{},"description":"d","provider":"directory"}"#,
+            r#"{"id":"c1","description":["d"],"provider":"directory"}"#,
+            r#"{"id":"c1","description":"d","region":1,"provider":"floppy"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":null}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":7}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","preHook":false}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","postHook":["sync"]}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":null}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","runAs":0}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","restoreCommand":{}}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":-1}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":1.5}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":"60"}"#,
+            r#"{"id":"c1","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":-9223372036854775808}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":null}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":"vol-1"}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":[1]}"#,
+            r#"{"id":"c1","description":"d","provider":"aws-ebs","volumeIds":["vol-1",null]}"#,
             r#"{"id":"c1","description":"d","provider":"aws-ebs","instanceTag":false}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","serverVersion":"23.10.1","serverVersionTag":"23.10.1-jammy","nodeCount":3}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","serverVersion":null,"nodeCount":null}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":-1}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":"3"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":4294967296}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":1.5}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":1e+300}"#,
+            // Several faults: the first in the derive's order (keys sorted, the struct's
+            // own fields before the target's), whatever order they were written in.
+            r#"{"id":1,"description":2,"provider":"directory","path":"/a"}"#,
+            r#"{"zzz":1,"id":"c1","description":"d","provider":"floppy"}"#,
+            r#"{"aaa":1,"id":"c1","description":"d","provider":"directory","path":1}"#,
+            r#"{"path":1,"aaa":1,"id":"c1","description":"d","provider":"directory"}"#,
+            r#"{"volumeType":1,"provider":"floppy","id":"c1"}"#,
+            r#"{"provider":"command","runAs":1,"commandTimeoutSeconds":-1,"id":"c1","description":"d"}"#,
+            r#"{"provider":"command","restoreCommand":1,"backupCommand":2,"id":"c1","description":"d"}"#,
+            r#"{"foo":1,"provider":null,"id":"c1","description":"d"}"#,
             r#"{"id":"c1","description":"d","provider":"directory","nodeCount":-1}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":"3"}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1,"nodeCount":2}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":4294967296}"#,
-            r#"{"id":"c1","description":"d","provider":"directory","nodeCount":1.5}"#,
-            r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory"}"#,
-            r#"{"id":true,"description":"d","provider":"directory"}"#,
-            r#"{"id":{},"description":"d","provider":"directory"}"#,
+            // A repeated key: the last one is read, as a `serde_json::Map` keeps it.
+            r#"{"id":1,"id":"c1","description":"d","provider":"directory","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","path":"/b"}"#,
+            r#"{"id":"c1","description":"d","provider":"floppy","provider":"directory","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","provider":"floppy","path":"/a"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","nodeCount":1,"nodeCount":"2"}"#,
+            // Escapes, in values and in keys.
+            r#"{"id":"c\u0031","description":"\"x\"","provider":"directory","path":"/"}"#,
+            r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory","path":"/a"}"#,
+            r#"{"\u0069d":"c1","description":"d","pro\u0076ider":"comm\u0061nd","path":"/a","backupCommand":"b"}"#,
+            r#"{"id":"c1","description":"d","provider":"directory","path":"/a","\u00e9":1}"#,
+            // Not an object.
+            r#"[1]"#,
+            r#""c1""#,
+            r#"null"#,
+            r#"3"#,
         ] {
-            assert_eq!(by_hand(json), derived(json), "{json}");
+            let (by_hand, derived) = both_readings(json);
+            assert_eq!(by_hand, derived, "{json}");
         }
-        // Not the same for a JSON array (the derive reads it as the fields in order), which
-        // `validateCluster` never passes on: `json_argument` throws for an array first.
-        assert!(by_hand(r#"["c1","d","local","directory","/a",[],null]"#).is_err());
-        // Nor for text that is not JSON, which `JSON.stringify` never writes.
+        // Not the same for text that is not JSON, which `JSON.stringify` never writes: both
+        // refuse it, in their own words.
         for bad in [
             r#"{"id":"c1","#,
             "",
@@ -954,7 +1130,226 @@ mod tests {
             "[1,]",
             r#""\ud800""#,
         ] {
-            assert!(by_hand(bad).is_err(), "{bad}");
+            let (by_hand, derived) = both_readings(bad);
+            assert!(by_hand.is_err() && derived.is_err(), "{bad}");
+        }
+    }
+
+    /// Numbers from xorshift64*, so the generated bodies are the same on every run.
+    struct Draws(u64);
+
+    impl Draws {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    #[test]
+    fn generated_cluster_bodies_are_read_as_the_api_reads_them() {
+        // GIVEN thousands of bodies, each mostly one provider's (directory, command, aws-ebs)
+        // or any keys at all: the provider's fields often, other providers' and unknown keys
+        // seldom, some repeated, in random order, with a value that fits, or null, or one of
+        // another type; `provider` sometimes left out or not a provider's name
+        let keys = [
+            "id",
+            "description",
+            "region",
+            "provider",
+            "path",
+            "preHook",
+            "postHook",
+            "backupCommand",
+            "restoreCommand",
+            "runAs",
+            "commandTimeoutSeconds",
+            "volumeIds",
+            "instanceTag",
+            "serverVersion",
+            "serverVersionTag",
+            "nodeCount",
+            "sourceBackupId",
+            "availabilityZone",
+            "volumeType",
+            "foo",
+            "Path",
+        ];
+        let providers = [
+            r#""floppy""#,
+            r#""Directory""#,
+            "0",
+            "1",
+            "2",
+            "3",
+            "-1",
+            "null",
+            r#"["command"]"#,
+        ];
+        let others = [
+            "null",
+            "true",
+            "7",
+            "-7",
+            "2.5",
+            "4294967296",
+            r#""x""#,
+            r#"["vol-0abc123d"]"#,
+            "[7]",
+            "{}",
+        ];
+        let fitting = |key: &str, draws: &mut Draws| match key {
+            "description" => r#""Orders""#,
+            "region" => draws.pick(&[r#""local""#, r#""eu-west-1""#]),
+            "path" => r#""/var/lib/db""#,
+            "backupCommand" | "restoreCommand" | "preHook" | "postHook" => r#""sync""#,
+            "runAs" => r#""postgres""#,
+            "commandTimeoutSeconds" => draws.pick(&["600", "0"]),
+            "volumeIds" => draws.pick(&[r#"["vol-0abc123d"]"#, "[]"]),
+            "instanceTag" => r#""k=v""#,
+            "serverVersion" | "serverVersionTag" => r#""23.10.1""#,
+            "nodeCount" => draws.pick(&["3", "100"]),
+            "sourceBackupId" => r#""c196ogto0aeqohe3ommq""#,
+            "availabilityZone" => r#""eu-west-1a""#,
+            "volumeType" => r#""gp3""#,
+            _ => r#""c1""#,
+        };
+        let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
+        let mut outcomes = BTreeMap::<String, usize>::new();
+        for _ in 0..20_000 {
+            let family = draws.below(4);
+            let own = TARGET_FIELDS.get(family).copied().unwrap_or(&keys[..]);
+            let mut entries = Vec::new();
+            for key in keys {
+                // In twentieths.
+                let odds = match key {
+                    "id" | "description" | "provider" => 19,
+                    "path" | "backupCommand" if own.contains(&key) => 18,
+                    _ if own.contains(&key) || CLUSTER_FIELDS.contains(&key) => 6,
+                    _ => 1,
+                };
+                for _ in 0..1 + usize::from(draws.below(30) == 0) {
+                    if draws.below(20) < odds {
+                        let value = match (key, draws.below(6)) {
+                            ("provider", 0) => draws.pick(&providers).to_owned(),
+                            ("provider", _) => {
+                                let name = PROVIDERS.get(family).copied();
+                                format!("\"{}\"", name.unwrap_or(PROVIDERS[draws.below(3)]))
+                            }
+                            (_, 0) => draws.pick(&others).to_owned(),
+                            _ => fitting(key, &mut draws).to_owned(),
+                        };
+                        entries.push(format!("\"{key}\":{value}"));
+                    }
+                }
+            }
+            for i in (1..entries.len()).rev() {
+                let j = draws.below(i + 1);
+                entries.swap(i, j);
+            }
+            let json = format!("{{{}}}", entries.join(","));
+            // WHEN read by hand and by the API's Deserialize
+            let (by_hand, derived) = both_readings(&json);
+            // THEN both accept the same request or refuse with the same message
+            assert_eq!(by_hand, derived, "{json}");
+            // AND validateCluster answers the core's check of the API's request
+            let outcome = match &derived {
+                Ok(request) => {
+                    let check = cluster(&json).unwrap();
+                    assert_eq!(check, request_check(validate_cluster(request)), "{json}");
+                    let kind = request.target.provider();
+                    let restore = if request.is_restore() { " restore" } else { "" };
+                    let valid = if check.valid { "valid" } else { "invalid" };
+                    format!("{valid} {kind}{restore}")
+                }
+                Err(message) => message.split([':', '`']).next().unwrap_or("").to_owned(),
+            };
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+        // The bodies reach every outcome, not only the first refusal.
+        for outcome in [
+            "valid directory",
+            "valid directory restore",
+            "valid command",
+            "valid command restore",
+            "valid aws-ebs",
+            "valid aws-ebs restore",
+            "invalid directory",
+            "invalid command",
+            "invalid aws-ebs restore",
+            "unknown field ",
+            "missing field ",
+            "invalid type",
+            "invalid value",
+            "unknown variant ",
+        ] {
+            assert!(
+                outcomes.get(outcome).is_some_and(|n| *n >= 5),
+                "{outcome}: {outcomes:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_clusters_hooks_and_restores_are_checked_like_the_api_checks_them() {
+        // GIVEN a command cluster, a directory cluster with hooks, and restores of each kind
+        for json in [
+            r#"{"id":"pg","description":"PostgreSQL","provider":"command","path":"/var/lib/postgresql/16/main","backupCommand":"pg_basebackup -D \"$BACKUP_DIR\"","restoreCommand":"cp -a \"$BACKUP_DIR\"/. \"$TARGET_DIR\"","runAs":"postgres","commandTimeoutSeconds":7200}"#,
+            r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db","preHook":"fsfreeze -f /var/lib/db","postHook":"fsfreeze -u /var/lib/db"}"#,
+            r#"{"id":"r1","description":"Restored","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/srv/restored"}"#,
+            r#"{"id":"r2","description":"Restored","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","volumeType":"gp3"}"#,
+        ] {
+            // THEN each is valid
+            let check = cluster(json).unwrap();
+            assert_eq!(request_json(&check), r#"{"valid":true}"#, "{json}");
+        }
+        // GIVEN each of them wrong in its new fields
+        let check = cluster(r#"{"id":"pg","description":"d","provider":"command","path":"data","backupCommand":"","runAs":"-x","commandTimeoutSeconds":0}"#).unwrap();
+        // THEN every problem is keyed by the body's field, as the API's 400 keys it
+        let problems = check.problems.clone().unwrap();
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["backupCommand", "commandTimeoutSeconds", "path", "runAs"]
+        );
+        let check = cluster(r#"{"id":"c1","description":"d","provider":"directory","path":"/a","preHook":"","availabilityZone":"eu-west-1a"}"#).unwrap();
+        let json = serde_json::to_value(&check).unwrap();
+        assert_eq!(json["problems"]["preHook"][0]["code"], "required");
+        assert_eq!(
+            json["problems"]["availabilityZone"][0]["code"],
+            "conflicting"
+        );
+        let check = cluster(r#"{"id":"r1","description":"d","sourceBackupId":"nope","volumeType":"gp9","volumeIds":["vol-0abc123d"]}"#).unwrap();
+        let json = serde_json::to_value(&check).unwrap();
+        let keys: Vec<&String> = json["problems"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "availabilityZone",
+                "sourceBackupId",
+                "volumeIds",
+                "volumeType"
+            ]
+        );
+        assert_eq!(request_json(&check), serde_json::to_string(&check).unwrap());
+        // AND a body the API refuses as malformed throws, naming the accepted bodies
+        match cluster(r#"{"id":"pg","description":"d","provider":"command","path":"/a"}"#) {
+            Err(ArgumentError::Type(message)) => {
+                assert!(
+                    message.contains(r#""command" {path, backupCommand,"#),
+                    "{message}"
+                );
+                assert!(
+                    message.ends_with(": missing field `backupCommand`"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -263,7 +263,7 @@ pub fn invalid_type(value: &Value, expected: &str) -> String {
     format!("invalid type: {}, expected {expected}", unexpected(value))
 }
 
-fn invalid_value(value: &Value, expected: &str) -> String {
+pub fn invalid_value(value: &Value, expected: &str) -> String {
     format!("invalid value: {}, expected {expected}", unexpected(value))
 }
 
@@ -322,6 +322,13 @@ pub fn opt_u32(value: Value) -> Result<Option<u32>, String> {
     }
 }
 
+pub fn opt_u64(value: Value) -> Result<Option<u64>, String> {
+    match value {
+        Value::Null => Ok(None),
+        other => u64(other).map(Some),
+    }
+}
+
 pub fn u64(value: Value) -> Result<u64, String> {
     integer(value, "u64", 0, u64::MAX.into()).map(|n| n as u64)
 }
@@ -350,16 +357,18 @@ pub fn fields(
                 seen |= 1 << i;
                 f(i, value)?;
             }
-            None if deny_unknown => return Err(unknown_field(&key, fields)),
+            None if deny_unknown => return Err(unknown("field", &key, fields)),
             None => {}
         }
     }
     Ok(())
 }
 
-fn unknown_field(key: &str, fields: &[&str]) -> String {
-    let mut message = format!("unknown field `{key}`, expected ");
-    match fields {
+/// serde's `unknown field` or `unknown variant` message (`what` says which): `name` is not
+/// one of `expected`.
+pub fn unknown(what: &str, name: &str, expected: &[&str]) -> String {
+    let mut message = format!("unknown {what} `{name}`, expected ");
+    match expected {
         [one] => {
             let _ = write!(message, "`{one}`");
         }
@@ -368,7 +377,7 @@ fn unknown_field(key: &str, fields: &[&str]) -> String {
         }
         _ => {
             message.push_str("one of ");
-            for (i, f) in fields.iter().enumerate() {
+            for (i, f) in expected.iter().enumerate() {
                 if i > 0 {
                     message.push_str(", ");
                 }

@@ -25,7 +25,7 @@
 //! | `validateSchedule(expr, afterEpochMillis, count?)` | `ScheduleCheck` | `backupctl schedule check --json` |
 //! | `renderTemplate(template, context)` | `TemplateCheck` | `backupctl template render --json` |
 //! | `validateJob(request)` | `JobCheck` | the API's 400 `fields` for `POST …/jobs` |
-//! | `validateCluster(request)` | `ClusterCheck` | the API's 400 `fields` for `POST …/clusters` (the path's shape only) |
+//! | `validateCluster(request)` | `ClusterCheck` | the API's 400 `fields` for `POST …/clusters` (every provider, hooks and restores; the path's shape only) |
 //! | `limits()` | `Limits` | the core's length and count limits, for `maxlength`/`min`/`max` |
 //!
 //! The operator's lock check (`backup_core::cluster::validate_lock`) is not exported: the
@@ -98,12 +98,17 @@ pub fn validate_job(
     request_check(&request, checks::job)
 }
 
-/// Checks a register-cluster request (`{id, description, region?, provider, path}` or
-/// `{…, provider: "aws-ebs", volumeIds | instanceTag}`) as the API does before asking the
-/// provider: `{valid: true}` or `{valid: false, problems, fields}`, keyed by field name.
-/// Whether a directory exists and the server allows it is only the server's to say.
+/// Checks a register-cluster request as the API does before asking the provider: a
+/// `directory` cluster (`path`, `preHook?`, `postHook?`), a `command` cluster (`path`,
+/// `backupCommand`, `restoreCommand?`, `runAs?`, `commandTimeoutSeconds?`) or an `aws-ebs`
+/// one (`volumeIds | instanceTag`), or a restore (`sourceBackupId` with `path`, or with
+/// `availabilityZone` and `volumeType?`; `provider` may then be left out). Answers
+/// `{valid: true}` or `{valid: false, problems, fields}`, keyed by field name. Whether a
+/// directory exists, the server allows it or runs commands (`serve --allow-commands`), and
+/// whether the backup exists, is only the server's to say.
 ///
-/// Throws a `TypeError` when `request` is not an object of the request's shape.
+/// Throws a `TypeError` when `request` is not an object of the request's shape: exactly the
+/// bodies the API answers 400 `malformed_body`, with the same message.
 #[wasm_bindgen(js_name = validateCluster, unchecked_return_type = "ClusterCheck")]
 pub fn validate_cluster(
     #[wasm_bindgen(unchecked_param_type = "RegisterClusterRequest")] request: JsValue,

@@ -66,7 +66,7 @@ export type TemplateCheck =
 export interface RenderContext {
   clusterId: string;
   clusterDescription: string;
-  /** `directory` or `aws-ebs`. */
+  /** `directory`, `command` or `aws-ebs`. */
   clusterProvider: string;
   /** `local` for directory clusters. */
   clusterRegion: string;
@@ -107,20 +107,55 @@ export type JobCheck =
       fields: Partial<Record<JobField, string>>;
     };
 
-/** The body of `POST /mesdb/v1/organizations/{org}/projects/{project}/clusters`. */
+/**
+ * The body of `POST /mesdb/v1/organizations/{org}/projects/{project}/clusters`: a cluster to
+ * register, or with `sourceBackupId` a new cluster restored from that backup (SPEC §14).
+ */
 export type RegisterClusterRequest = {
   id: string;
   description: string;
-  /** `local` (or left out) for a directory; the AWS region for `aws-ebs`. */
+  /** `local` (or left out) for `directory` and `command`; the AWS region for `aws-ebs`. */
   region?: string | null;
   /** The database server's version and build tag: 1 to 64 printable characters each. */
   serverVersion?: string | null;
   serverVersionTag?: string | null;
   /** How many nodes the cluster has, 1 to 99 (1 when left out). */
   nodeCount?: number | null;
+  /** Makes the cluster a restore of this backup (an id such as `c196ogto0aeqohe3ommq`). */
+  sourceBackupId?: string | null;
+  /** An aws-ebs restore's availability zone, such as `eu-west-1a`. */
+  availabilityZone?: string | null;
+  /** An aws-ebs restore's volume type: gp2, gp3 (when left out), io1, io2, st1, sc1, standard. */
+  volumeType?: string | null;
 } & (
-  | { provider: "directory"; path: string }
+  | {
+      provider: "directory";
+      path: string;
+      /** Shell commands run before and after the copy (SPEC §15; `serve --allow-commands`). */
+      preHook?: string | null;
+      postHook?: string | null;
+    }
+  | {
+      /** A backup made by a command of its own (SPEC §15; `serve --allow-commands`). */
+      provider: "command";
+      /** The database's data directory. */
+      path: string;
+      /** Fills the empty directory `$BACKUP_DIR`, such as `pg_basebackup -D "$BACKUP_DIR"`. */
+      backupCommand: string;
+      /** Restores from `$BACKUP_DIR` into `$TARGET_DIR`; without one a restore copies the files. */
+      restoreCommand?: string | null;
+      /** The user the commands run as. */
+      runAs?: string | null;
+      /** 1 to 604800 (a week); 3600 when left out. */
+      commandTimeoutSeconds?: number | null;
+    }
   | { provider: "aws-ebs"; volumeIds?: string[]; instanceTag?: string | null }
+  /**
+   * A restore may leave `provider` out: it is then `aws-ebs` when `availabilityZone` or
+   * `volumeType` is given, `directory` otherwise.
+   */
+  | { provider?: undefined; sourceBackupId: string; path: string; preHook?: string | null; postHook?: string | null }
+  | { provider?: undefined; sourceBackupId: string; availabilityZone: string }
 );
 
 /** The keys of a cluster check: the body's field names, as the API's `fields` uses. */

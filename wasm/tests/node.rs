@@ -214,3 +214,36 @@ fn validate_cluster_keys_problems_by_field_with_codes() {
     let thrown = validate_cluster(object(r#"{"id":"c1"}"#)).unwrap_err();
     assert!(thrown.dyn_ref::<js_sys::TypeError>().is_some());
 }
+
+#[wasm_bindgen_test]
+fn validate_cluster_reads_command_clusters_hooks_and_restores() {
+    // GIVEN the bodies the API takes since the command provider, hooks and restores
+    for body in [
+        r#"{"id":"pg","description":"PostgreSQL","provider":"command","path":"/var/lib/postgresql/16/main","backupCommand":"pg_basebackup -D \"$BACKUP_DIR\"","restoreCommand":"cp -a \"$BACKUP_DIR\"/. \"$TARGET_DIR\"","runAs":"postgres","commandTimeoutSeconds":7200}"#,
+        r#"{"id":"c1","description":"Orders","provider":"directory","path":"/var/lib/db","preHook":"sync","postHook":null}"#,
+        r#"{"id":"r1","description":"Restored","sourceBackupId":"c196ogto0aeqohe3ommq","path":"/srv/restored"}"#,
+        r#"{"id":"r2","description":"Restored","sourceBackupId":"c196ogto0aeqohe3ommq","availabilityZone":"eu-west-1a","volumeType":"gp3"}"#,
+    ] {
+        // THEN each is valid
+        let result = validate_cluster(object(body)).unwrap();
+        assert_eq!(stringify(&result), r#"{"valid":true}"#, "{body}");
+    }
+    // AND a command cluster's own fields are checked, keyed by their names
+    let result = validate_cluster(object(
+        r#"{"id":"pg","description":"d","provider":"command","path":"/a","backupCommand":"b","commandTimeoutSeconds":0}"#,
+    ))
+    .unwrap();
+    let error =
+        js_sys::Array::from(&get(&get(&result, "problems"), "commandTimeoutSeconds")).get(0);
+    assert_eq!(get(&error, "code"), "out_of_range");
+    // AND a body the API refuses as malformed throws its message
+    let thrown = validate_cluster(object(
+        r#"{"id":"pg","description":"d","provider":"command","path":"/a"}"#,
+    ))
+    .unwrap_err();
+    let message = String::from(thrown.dyn_ref::<js_sys::TypeError>().unwrap().message());
+    assert!(
+        message.ends_with(": missing field `backupCommand`"),
+        "{message}"
+    );
+}
