@@ -36,21 +36,11 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/trees" "$work/copies"
-"$backupctl" serve --listen 127.0.0.1:0 --data-dir "$work/server" \
-  --allowed-root "$work/trees" >"$work/serve.out" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 1 300); do
-  grep -q '^sign in: ' "$work/serve.out" 2>/dev/null && break
-  sleep 0.1
-done
-url=$(sed -n 's|^listening on \(http://[^ ]*\)$|\1|p' "$work/serve.out")
-token=$(sed -n 's|^sign in: .*#token=\(.*\)$|\1|p' "$work/serve.out")
-[[ -n "$token" ]] || { cat "$work/serve.log" >&2; echo "backupctl serve did not start" >&2; exit 1; }
-export BACKUPCTL_URL="$url" BACKUPCTL_TOKEN="$token"
+# shellcheck source=scripts/bench-serve.sh
+source scripts/bench-serve.sh
+start_server
 bctl() { "$backupctl" "$@"; }
 
-now() { python3 -c 'import time; print(time.monotonic())'; }
-since() { python3 -c "import time; print(time.monotonic() - $1)"; }
 
 # make_tree DIR FILES BYTES_EACH: random content, so nothing compresses or dedups.
 make_tree() {
@@ -101,20 +91,20 @@ for tree in $trees; do
     --path "$src" >/dev/null
   first=() cp_first=() second=() cp_second=() rsync_second=() restore=() cp_restore=()
   last_rsync=""
+  # Nothing is deleted until the tree is done: ext4 skips inodes freed in the last half minute
+  # when it allocates new ones, which made whatever ran right after a delete pay for it.
   for run in $(seq 1 "$runs"); do
     # First backups: every run starts from a cluster with no available backup.
     bctl clusters register --cluster-id "$tree-first-$run" --description first --provider directory \
       --path "$src" >/dev/null
     sync
     if (( run % 2 )); then
-      t=$(now); made=$(backup "$tree-first-$run"); first+=("$(since "$t")")
+      t=$(now); backup "$tree-first-$run" >/dev/null; first+=("$(since "$t")")
       t=$(now); cp -a "$src" "$work/copies/cp-$run"; sync; cp_first+=("$(since "$t")")
     else
       t=$(now); cp -a "$src" "$work/copies/cp-$run"; sync; cp_first+=("$(since "$t")")
-      t=$(now); made=$(backup "$tree-first-$run"); first+=("$(since "$t")")
+      t=$(now); backup "$tree-first-$run" >/dev/null; first+=("$(since "$t")")
     fi
-    rm -rf "$work/copies/cp-$run"
-    bctl backups delete --id "$made" >/dev/null
   done
   # Second backups: each after 1% of the files changed, linking from the one before.
   base=$(backup "$tree")
@@ -128,12 +118,9 @@ for tree in $trees; do
     rsync -a --link-dest="$last_rsync" "$src/" "$work/copies/rsync-$run/"
     sync
     rsync_second+=("$(since "$t")")
-    rm -rf "$last_rsync"
     last_rsync="$work/copies/rsync-$run"
-    t=$(now); cp -a "$src" "$work/copies/cp-$run"; sync; cp_second+=("$(since "$t")")
-    rm -rf "$work/copies/cp-$run"
+    t=$(now); cp -a "$src" "$work/copies/cp2-$run"; sync; cp_second+=("$(since "$t")")
   done
-  rm -rf "$last_rsync"
   # Disk: two backups of an unchanged tree against one.
   one=$(backup "$tree")
   two=$(backup "$tree")
@@ -141,16 +128,23 @@ for tree in $trees; do
   du_two=$(du -sc --block-size=1 "$work/server/backups/$one" "$work/server/backups/$two" | tail -n 1 | cut -f1)
   # Restore of the newest backup.
   data="$work/server/backups/$two/data"
-  for run in $(seq 1 "$runs"); do
+  restore_once() {
     t=$(now)
     bctl backups restore --id "$two" --cluster-id "$tree-restored-$run" --description restored \
       --path "$work/trees/$tree-restored-$run" >/dev/null
     restore+=("$(since "$t")")
+  }
+  cp_once() {
     t=$(now); cp -a "$data" "$work/copies/restore-cp-$run"; sync; cp_restore+=("$(since "$t")")
-    bctl clusters delete --cluster-id "$tree-restored-$run" >/dev/null 2>&1 || true
-    rm -rf "$work/trees/$tree-restored-$run" "$work/copies/restore-cp-$run"
+  }
+  for run in $(seq 1 "$runs"); do
+    if (( run % 2 )); then restore_once; cp_once; else cp_once; restore_once; fi
   done
   bytes=$(du -sb "$src" | cut -f1)
+  # The tree's copies, backups and restored clusters go before the next tree is measured.
+  rm -rf "$work/copies"/* "$work/trees/$tree"-restored-*
+  rm -rf "$work/server/backups"/*
+  sleep 30
   results+=("$(python3 - "$tree" "$files" "$bytes" "$du_one" "$du_two" "${first[*]}" "${cp_first[*]}" \
     "${second[*]}" "${cp_second[*]}" "${rsync_second[*]}" "${restore[*]}" "${cp_restore[*]}" <<'PY'
 import json, statistics, sys

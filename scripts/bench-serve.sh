@@ -1,0 +1,21 @@
+# Sourced by the directory benchmarks: starts a release `backupctl serve` on 127.0.0.1 with its
+# data directory in "$work/server" and the cluster paths allowed under "$work/trees", waits
+# for its sign-in line, and exports BACKUPCTL_URL and BACKUPCTL_TOKEN for the CLI. Sets
+# `$server` (its pid) for the caller's clean-up trap. Needs `$backupctl` and `$work`.
+start_server() {
+  "$backupctl" serve --listen 127.0.0.1:0 --data-dir "$work/server" \
+    --allowed-root "$work/trees" "$@" >"$work/serve.out" 2>"$work/serve.log" &
+  server=$!
+  for _ in $(seq 1 300); do
+    grep -q '^sign in: ' "$work/serve.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  local url token
+  url=$(sed -n 's|^listening on \(http://[^ ]*\)$|\1|p' "$work/serve.out")
+  token=$(sed -n 's|^sign in: .*#token=\(.*\)$|\1|p' "$work/serve.out")
+  [[ -n "$token" ]] || { cat "$work/serve.log" >&2; echo "backupctl serve did not start" >&2; exit 1; }
+  export BACKUPCTL_URL="$url" BACKUPCTL_TOKEN="$token"
+}
+
+now() { python3 -c 'import time; print(time.monotonic())'; }
+since() { python3 -c "import time; print(time.monotonic() - $1)"; }
