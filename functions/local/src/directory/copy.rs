@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use backup_engine::Progress;
 use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 
 use super::base::{Base, Linked};
+use super::digest::{Digester, Ended, Inline, Piped};
 use super::manifest::{EntryKind, ManifestEntry};
 use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
@@ -20,7 +20,7 @@ use super::TestHooks;
 pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// What holes are hashed with: they are never read.
-static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+pub(crate) static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// What moved, for progress and cancellation.
 #[derive(Debug, Clone, Copy)]
@@ -49,32 +49,16 @@ impl StreamError {
     }
 }
 
-/// Feeds `n` zero bytes to `hasher` without reading anything.
-pub(crate) fn hash_zeros(
-    hasher: &mut Sha256,
-    mut n: u64,
-    on: &mut dyn FnMut(Moved) -> Result<(), FsError>,
-) -> Result<(), FsError> {
-    while n > 0 {
-        let take = usize::try_from(n).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
-        hasher.update(&ZEROS[..take]);
-        on(Moved::Hole)?;
-        n -= take as u64;
-    }
-    Ok(())
-}
-
 /// Reads `src`'s data extents (`SEEK_DATA`/`SEEK_HOLE`; the whole file where the file
-/// system cannot tell), hashing holes as zeros and, with `out`, writing each extent at the
-/// same offset, so holes stay holes. Answers where reading stopped and the hash so far: the
-/// caller hashes the trailing hole up to the file's final length.
+/// system cannot tell), feeding `digest` the bytes read and holes as zeros and, with `out`,
+/// writing each extent at the same offset, so holes stay holes. Answers where reading
+/// stopped: the caller feeds the trailing hole up to the file's final length, and ends it.
 pub(crate) fn stream(
     src: BorrowedFd<'_>,
     out: Option<BorrowedFd<'_>>,
-    buf: &mut [u8],
+    digest: &mut dyn Digester,
     on: &mut dyn FnMut(Moved) -> Result<(), FsError>,
-) -> Result<(u64, Sha256), StreamError> {
-    let mut hasher = Sha256::new();
+) -> Result<u64, StreamError> {
     let mut pos: u64 = 0;
     let mut sparse = true;
     loop {
@@ -96,24 +80,30 @@ pub(crate) fn stream(
             (pos, u64::MAX)
         };
         if data > pos {
-            hash_zeros(&mut hasher, data - pos, on).map_err(StreamError::Stop)?;
+            digest.zeros(data - pos, on).map_err(StreamError::Stop)?;
             pos = data;
         }
         let mut eof = false;
         while pos < hole {
+            let mut buf = digest.buffer().map_err(StreamError::Stop)?;
             let want = usize::try_from(hole - pos).map_or(buf.len(), |n| n.min(buf.len()));
-            let n = match rustix::io::pread(src, &mut buf[..want], pos) {
-                Ok(n) => n,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(StreamError::Read(e)),
+            let n = loop {
+                match rustix::io::pread(src, &mut buf[..want], pos) {
+                    Ok(n) => break n,
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(StreamError::Read(e)),
+                }
             };
+            if n > 0 {
+                if let Some(out) = out {
+                    write_all_at(out, &buf[..n], pos).map_err(StreamError::Write)?;
+                }
+            }
+            // The buffer goes back even when nothing was read.
+            digest.data(buf, n).map_err(StreamError::Stop)?;
             if n == 0 {
                 eof = true;
                 break;
-            }
-            hasher.update(&buf[..n]);
-            if let Some(out) = out {
-                write_all_at(out, &buf[..n], pos).map_err(StreamError::Write)?;
             }
             pos += n as u64;
             on(Moved::Data(n)).map_err(StreamError::Stop)?;
@@ -122,7 +112,7 @@ pub(crate) fn stream(
             break;
         }
     }
-    Ok((pos, hasher))
+    Ok(pos)
 }
 
 fn write_all_at(out: BorrowedFd<'_>, mut bytes: &[u8], mut at: u64) -> Result<(), Errno> {
@@ -141,16 +131,16 @@ fn write_all_at(out: BorrowedFd<'_>, mut bytes: &[u8], mut at: u64) -> Result<()
 }
 
 /// The length and SHA-256 of an open file's content, holes hashed without being read.
-pub(crate) fn hash_file(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(u64, [u8; 32]), Errno> {
+pub(crate) fn hash_file(fd: BorrowedFd<'_>, digest: &mut Inline) -> Result<(u64, [u8; 32]), Errno> {
     let size = fmeta(fd)?.size;
     let mut on = |_| Ok(());
-    let (pos, mut hasher) = stream(fd, None, buf, &mut on).map_err(|e| match e {
+    let pos = stream(fd, None, digest, &mut on).map_err(|e| match e {
         StreamError::Read(e) | StreamError::Write(e) => e,
         StreamError::Stop(_) => Errno::INTR,
     })?;
     let len = pos.max(size);
-    hash_zeros(&mut hasher, len - pos, &mut on).map_err(|_| Errno::INTR)?;
-    Ok((len, hasher.finalize().into()))
+    digest.zeros(len - pos, &mut on).map_err(|_| Errno::INTR)?;
+    Ok((len, digest.finish_file()))
 }
 
 /// Lower-case hex.
@@ -283,7 +273,13 @@ pub(crate) struct Copier<'a> {
     pub cancelled: &'a AtomicBool,
     pub progress: &'a Progress,
     pub hooks: &'a TestHooks,
-    pub buf: Vec<u8>,
+    /// Hashes what is read without being copied (`--verify-unchanged`).
+    pub inline: Inline,
+    /// Hashes what is copied, beside the copy (see [`super::digest`]); `None` hashes in
+    /// this thread.
+    pub piped: Option<Piped>,
+    /// Which digest of `piped` belongs to which entry: (digest, entry) indexes.
+    pub waiting: Vec<(usize, usize)>,
     /// The backup to link unchanged files from (see [`super::base`]).
     pub link_from: Option<Base>,
     /// Also compare an unchanged file's checksum before linking it.
@@ -359,7 +355,7 @@ impl Copier<'_> {
             return Ok(false);
         };
         if self.verify_unchanged {
-            let (len, digest) = hash_file(src.as_fd(), &mut self.buf).map_err(|e| match e {
+            let (len, digest) = hash_file(src.as_fd(), &mut self.inline).map_err(|e| match e {
                 Errno::INTR => FsError::Cancelled,
                 e => FsError::io("read", shown(self.base, rel), e),
             })?;
@@ -395,7 +391,8 @@ impl Copier<'_> {
         let dst_shown = shown(self.dest_base, rel);
         let Copier {
             dest,
-            buf,
+            inline,
+            piped,
             cancelled,
             progress,
             hooks,
@@ -428,20 +425,42 @@ impl Copier<'_> {
             }
             Ok(())
         };
-        let (pos, mut hasher) = stream(src.as_fd(), Some(out.as_fd()), buf, &mut on)
+        let digest: &mut dyn Digester = match piped {
+            Some(piped) => piped,
+            None => inline,
+        };
+        let pos = stream(src.as_fd(), Some(out.as_fd()), digest, &mut on)
             .map_err(|e| e.into_fs(&src_shown, &dst_shown))?;
         let after = fmeta(src.as_fd()).map_err(|e| FsError::io("read", &src_shown, e))?;
         let len = pos.max(after.size);
-        hash_zeros(&mut hasher, len - pos, &mut on)?;
+        digest.zeros(len - pos, &mut on)?;
+        let ended = digest.end();
         rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
         apply_meta(out.as_fd(), before, *owners)
             .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))?;
         let mut entry = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
         entry.size = len;
-        entry.sha256 = Some(hex(&hasher.finalize()));
         entry.changed = after.size != before.size || after.mtime != before.mtime;
+        match ended {
+            Ended::Now(digest) => entry.sha256 = Some(hex(&digest)),
+            Ended::Later(k) => self.waiting.push((k, self.entries.len())),
+        }
         self.total_bytes += len;
         self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Waits for the hashes of the files copied and records them in their entries.
+    pub(crate) fn finish_hashes(&mut self) -> Result<(), FsError> {
+        let Some(piped) = self.piped.take() else {
+            return Ok(());
+        };
+        let digests = piped.finish()?;
+        for (k, at) in self.waiting.drain(..) {
+            if let (Some(digest), Some(entry)) = (digests.get(k), self.entries.get_mut(at)) {
+                entry.sha256 = Some(hex(digest));
+            }
+        }
         Ok(())
     }
 

@@ -14,7 +14,8 @@ use backup_engine::Progress;
 use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::copy::{hash_file, hex, is_outside, step, CHUNK};
+use super::copy::{hash_file, hex, is_outside, step};
+use super::digest::Inline;
 use super::manifest::{EntryKind, ManifestEntry};
 use super::walk::{fmeta, shown, Entry, FsError, Visitor};
 
@@ -25,7 +26,7 @@ pub(crate) struct Indexer<'a> {
     pub base: &'a str,
     pub cancelled: &'a AtomicBool,
     pub progress: &'a Progress,
-    buf: Vec<u8>,
+    digest: Inline,
 }
 
 impl<'a> Indexer<'a> {
@@ -36,7 +37,7 @@ impl<'a> Indexer<'a> {
             base,
             cancelled,
             progress,
-            buf: vec![0; CHUNK],
+            digest: Inline::default(),
         }
     }
 
@@ -50,7 +51,7 @@ impl<'a> Indexer<'a> {
         if before.kind != EntryKind::File {
             return Err(FsError::Replaced(shown_as));
         }
-        let (len, digest) = hash_file(fd.as_fd(), &mut self.buf).map_err(|e| match e {
+        let (len, digest) = hash_file(fd.as_fd(), &mut self.digest).map_err(|e| match e {
             Errno::INTR => FsError::Cancelled,
             e => FsError::io("read", &shown_as, e),
         })?;

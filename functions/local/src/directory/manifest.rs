@@ -52,6 +52,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::copy::{hash_file, hex};
+use super::digest::Inline;
 use super::walk::{shown, Entry, FsError, Meta, Visitor};
 
 /// The version this code writes.
@@ -392,7 +393,7 @@ pub(crate) struct Checker<'m> {
     depth: Depth,
     problems: Vec<Problem>,
     more: usize,
-    buf: Vec<u8>,
+    digest: Inline,
     /// During a run: the heartbeat to tick and the abandon flag to honour.
     watch: Option<(Progress, Arc<AtomicBool>)>,
 }
@@ -409,7 +410,7 @@ impl<'m> Checker<'m> {
             depth,
             problems: Vec::new(),
             more: 0,
-            buf: Vec::new(),
+            digest: Inline::default(),
             watch: None,
         }
     }
@@ -626,12 +627,7 @@ impl Checker<'_> {
                 return Ok(());
             }
         };
-        if self.buf.is_empty() {
-            self.buf = vec![0; super::copy::CHUNK];
-        }
-        let mut buf = std::mem::take(&mut self.buf);
-        let hashed = hash_file(std::os::fd::AsFd::as_fd(&fd), &mut buf);
-        self.buf = buf;
+        let hashed = hash_file(std::os::fd::AsFd::as_fd(&fd), &mut self.digest);
         match hashed {
             Ok((len, digest)) => {
                 if len != entry.size {

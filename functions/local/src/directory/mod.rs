@@ -63,6 +63,7 @@
 mod base;
 mod by_command;
 mod copy;
+mod digest;
 mod index;
 pub mod manifest;
 mod restore;
@@ -92,7 +93,8 @@ pub use restore::{read_manifest, restore, sibling_name};
 
 use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
 use base::Base;
-use copy::{Copier, Sizer, CHUNK};
+use copy::{Copier, Sizer};
+use digest::{Inline, Piped};
 use manifest::{describe, Checker, Depth, MANIFEST_VERSION};
 use walk::{dir_flags, fmeta, open_dir_at, open_dir_nofollow, remove_tree, shown, Chain, FsError};
 
@@ -866,13 +868,16 @@ impl Job {
             cancelled: &self.cancelled,
             progress,
             hooks: &self.provider.hooks,
-            buf: vec![0; CHUNK],
+            inline: Inline::default(),
+            piped: Some(Piped::start(progress).map_err(fail)?),
+            waiting: Vec::new(),
             link_from,
             verify_unchanged: self.provider.verify_unchanged,
             linked_bytes: 0,
             linked_files: 0,
         };
         walk::walk(src.as_fd(), &source_shown, &mut copier).map_err(fail)?;
+        copier.finish_hashes().map_err(fail)?;
         let linked_bytes = copier.linked_bytes;
         let vanished = std::mem::take(&mut copier.vanished);
         let manifest = Manifest {

@@ -41,9 +41,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use backup_engine::{Progress, ProviderError, ProviderErrorCode};
 use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
-use sha2::Digest;
 
-use super::copy::{hash_zeros, hex, stream, Moved, CHUNK};
+use super::copy::{hex, stream, Moved};
+use super::digest::{Digester, Ended, Piped};
 use super::manifest::{EntryKind, Manifest, ManifestEntry};
 use super::walk::{
     self, dir_flags, fmeta, open_dir_at, open_dir_nofollow, remove_tree, shown, Chain, Entry,
@@ -276,9 +276,11 @@ fn copy_into(
         dest_base: &sibling_shown,
         cancelled,
         progress,
-        buf: vec![0; CHUNK],
+        piped: Some(Piped::start(progress).map_err(fail)?),
+        waiting: Vec::new(),
     };
     walk::walk(data.as_fd(), &data_shown, &mut restorer).map_err(fail)?;
+    restorer.check_hashes().map_err(fail)?;
     let mut missing: Vec<&str> = restorer
         .expected
         .iter()
@@ -380,10 +382,30 @@ struct Restorer<'a> {
     dest_base: &'a str,
     cancelled: &'a AtomicBool,
     progress: &'a Progress,
-    buf: Vec<u8>,
+    /// Hashes what is copied, beside the copy (see [`super::digest`]).
+    piped: Option<Piped>,
+    /// The files whose digests `piped` will hand over, in order.
+    waiting: Vec<&'a ManifestEntry>,
 }
 
 impl<'a> Restorer<'a> {
+    /// Waits for the hashes of the files copied and compares each with the manifest.
+    fn check_hashes(&mut self) -> Result<(), FsError> {
+        let Some(piped) = self.piped.take() else {
+            return Ok(());
+        };
+        let digests = piped.finish()?;
+        for (k, entry) in self.waiting.iter().enumerate() {
+            let digest = digests.get(k).map(|d| hex(d));
+            if entry.sha256.as_deref() != digest.as_deref() {
+                return Err(
+                    self.mismatch(&entry.path, "does not match its SHA-256 in the manifest")
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn step(&self) -> Result<(), FsError> {
         if self.cancelled.load(Ordering::Relaxed) {
             return Err(FsError::Cancelled);
@@ -422,7 +444,7 @@ impl<'a> Restorer<'a> {
         Ok(entry)
     }
 
-    fn file(&mut self, found: &Entry<'_>, entry: &ManifestEntry) -> Result<(), FsError> {
+    fn file(&mut self, found: &Entry<'_>, entry: &'a ManifestEntry) -> Result<(), FsError> {
         let Entry { dir, name, rel, .. } = *found;
         let src_shown = shown(self.base, rel);
         let dst_shown = shown(self.dest_base, rel);
@@ -452,19 +474,28 @@ impl<'a> Restorer<'a> {
             }
             Ok(())
         };
-        let (pos, mut hasher) = stream(src.as_fd(), Some(out.as_fd()), &mut self.buf, &mut on)
+        let Some(piped) = self.piped.as_mut() else {
+            return Err(FsError::Refused("the restore's hashing stopped".to_owned()));
+        };
+        let pos = stream(src.as_fd(), Some(out.as_fd()), piped, &mut on)
             .map_err(|e| e.into_fs(&src_shown, &dst_shown))?;
         let len = pos.max(meta.size);
-        hash_zeros(&mut hasher, len - pos, &mut on)?;
+        piped.zeros(len - pos, &mut on)?;
+        let ended = piped.end();
         if len != entry.size {
             return Err(self.mismatch(
                 rel,
                 format!("holds {len} bytes, the manifest says {}", entry.size),
             ));
         }
-        let digest = hex(&hasher.finalize());
-        if entry.sha256.as_deref() != Some(digest.as_str()) {
-            return Err(self.mismatch(rel, "does not match its SHA-256 in the manifest"));
+        match ended {
+            // Checked once every file is copied, before anything is put in place.
+            Ended::Later(_) => self.waiting.push(entry),
+            Ended::Now(digest) => {
+                if entry.sha256.as_deref() != Some(hex(&digest).as_str()) {
+                    return Err(self.mismatch(rel, "does not match its SHA-256 in the manifest"));
+                }
+            }
         }
         rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
         apply_meta(out.as_fd(), entry, &meta, self.owners)
