@@ -4,8 +4,10 @@
 //! A copy reads each chunk once, writes it, and hands the same buffer to a hashing thread,
 //! so on a machine with a second core the SHA-256 of one chunk is computed while the next is
 //! read and written: the copy costs about what reading and writing cost, not that plus the
-//! hash. The buffers come from a small pool (four chunks), so a hash that falls behind holds
-//! the copy back instead of growing memory. Files end in order, so the `k`-th file ended is
+//! hash. Whole files are dealt to one hashing thread per core in turn, since SHA-256 (at
+//! well under a gigabyte a second per core) is slower than copying. The buffers come from a
+//! small pool (four chunks per thread), so hashes that fall behind hold the copy back
+//! instead of growing memory. Files end in order, so the `k`-th file ended is
 //! the `k`-th digest; the copy records which entry that is and fills (or, in a restore,
 //! compares) the checksums once the walk is done, before anything is published.
 
@@ -92,104 +94,128 @@ impl Digester for Inline {
     }
 }
 
-/// How many chunks may be read ahead of the hash.
+/// How many chunks may be read ahead of the hashes, per hashing thread.
 const BUFFERS: usize = 4;
+
+/// The most hashing threads a copy starts.
+const MOST_WORKERS: usize = 4;
 
 enum Msg {
     Data(Vec<u8>, usize),
     Zeros(u64),
-    End,
+    /// The file ends: its digest is the copy's `usize`-th.
+    End(usize),
 }
 
-/// Hashing in a thread of its own (see the module docs). Dropping it abandons the hashes:
-/// the thread stops at its next message or hole block.
+/// One hashing thread: its queue and what it hands back.
+struct Worker {
+    to_hash: SyncSender<Msg>,
+    done: JoinHandle<Vec<(usize, [u8; 32])>>,
+}
+
+/// Hashing beside the copy (see the module docs), in as many threads as the machine has
+/// cores (at most [`MOST_WORKERS`]), whole files dealt to them in turn: one file's SHA-256 is
+/// sequential, and on a small machine hashing, not copying, is what takes longest. Dropping
+/// it abandons the hashes: the threads stop at their next message or hole block.
 pub(crate) struct Piped {
-    to_hash: Option<SyncSender<Msg>>,
+    workers: Vec<Worker>,
     free: Receiver<Vec<u8>>,
-    worker: Option<JoinHandle<Vec<[u8; 32]>>>,
     stop: Arc<AtomicBool>,
+    /// Files ended so far; the current file goes to worker `ended % workers.len()`.
     ended: usize,
 }
 
 impl Piped {
-    /// Starts the hashing thread; it ticks `progress` while it hashes a long hole, which the
-    /// copying thread has already passed.
+    /// Starts the hashing threads; they tick `progress` while they hash a long hole, which
+    /// the copying thread has already passed.
     pub(crate) fn start(progress: &Progress) -> Result<Piped, FsError> {
-        let (to_hash, inbox) = mpsc::sync_channel::<Msg>(BUFFERS + 4);
+        let count = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MOST_WORKERS);
         let (give_back, free) = mpsc::channel();
-        for _ in 0..BUFFERS {
+        for _ in 0..BUFFERS * count {
             // Cannot fail: the receiver is alive.
             let _ = give_back.send(vec![0; CHUNK]);
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (halt, progress) = (stop.clone(), progress.clone());
-        let worker = std::thread::Builder::new()
-            .name("backup-hash".to_owned())
-            .spawn(move || {
-                let mut digests = Vec::new();
-                let mut hasher = Sha256::new();
-                while let Ok(msg) = inbox.recv() {
-                    match msg {
-                        Msg::Data(buf, n) => {
-                            hasher.update(&buf[..n]);
-                            // The copy may have stopped already; the buffer is then freed.
-                            let _ = give_back.send(buf);
-                        }
-                        Msg::Zeros(mut n) => {
-                            while n > 0 {
-                                if halt.load(Ordering::Relaxed) {
-                                    return digests;
-                                }
-                                let take =
-                                    usize::try_from(n).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
-                                hasher.update(&ZEROS[..take]);
-                                progress.tick();
-                                n -= take as u64;
-                            }
-                        }
-                        Msg::End => digests.push(hasher.finalize_reset().into()),
-                    }
-                }
-                digests
-            })
-            .map_err(|e| {
-                FsError::io(
-                    "start the hashing thread for",
-                    "the copy",
-                    Errno::from_io_error(&e).unwrap_or(Errno::AGAIN),
-                )
-            })?;
+        let mut workers = Vec::with_capacity(count);
+        for n in 0..count {
+            let (to_hash, inbox) = mpsc::sync_channel::<Msg>(BUFFERS + 4);
+            let (halt, progress, give_back) = (stop.clone(), progress.clone(), give_back.clone());
+            let done = std::thread::Builder::new()
+                .name(format!("backup-hash-{n}"))
+                .spawn(move || hash_files(&inbox, &give_back, &halt, &progress))
+                .map_err(|e| {
+                    FsError::io(
+                        "start the hashing thread for",
+                        "the copy",
+                        Errno::from_io_error(&e).unwrap_or(Errno::AGAIN),
+                    )
+                })?;
+            workers.push(Worker { to_hash, done });
+        }
         Ok(Piped {
-            to_hash: Some(to_hash),
+            workers,
             free,
-            worker: Some(worker),
             stop,
             ended: 0,
         })
     }
 
     fn send(&self, msg: Msg) -> Result<(), FsError> {
-        match &self.to_hash {
-            Some(tx) if tx.send(msg).is_ok() => Ok(()),
+        match self.workers.get(self.ended % self.workers.len().max(1)) {
+            Some(worker) if worker.to_hash.send(msg).is_ok() => Ok(()),
             _ => Err(gone()),
         }
     }
 
     /// Waits for the hashes of every file ended, in the order they ended.
     pub(crate) fn finish(mut self) -> Result<Vec<[u8; 32]>, FsError> {
-        self.to_hash = None;
-        let digests = self
-            .worker
-            .take()
-            .ok_or_else(gone)?
-            .join()
-            .map_err(|_| gone())?;
-        if digests.len() == self.ended {
-            Ok(digests)
-        } else {
-            Err(gone())
+        let mut digests = vec![None; self.ended];
+        for worker in std::mem::take(&mut self.workers) {
+            let Worker { to_hash, done } = worker;
+            drop(to_hash);
+            for (k, digest) in done.join().map_err(|_| gone())? {
+                if let Some(slot) = digests.get_mut(k) {
+                    *slot = Some(digest);
+                }
+            }
+        }
+        digests.into_iter().map(|d| d.ok_or_else(gone)).collect()
+    }
+}
+
+/// A hashing thread: the files dealt to it, each ended by `End`, until the copy hangs up.
+fn hash_files(
+    inbox: &Receiver<Msg>,
+    give_back: &mpsc::Sender<Vec<u8>>,
+    halt: &AtomicBool,
+    progress: &Progress,
+) -> Vec<(usize, [u8; 32])> {
+    let mut digests = Vec::new();
+    let mut hasher = Sha256::new();
+    while let Ok(msg) = inbox.recv() {
+        match msg {
+            Msg::Data(buf, n) => {
+                hasher.update(&buf[..n]);
+                // The copy may have stopped already; the buffer is then freed.
+                let _ = give_back.send(buf);
+            }
+            Msg::Zeros(mut n) => {
+                while n > 0 {
+                    if halt.load(Ordering::Relaxed) {
+                        return digests;
+                    }
+                    let take = usize::try_from(n).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+                    hasher.update(&ZEROS[..take]);
+                    progress.tick();
+                    n -= take as u64;
+                }
+            }
+            Msg::End(k) => digests.push((k, hasher.finalize_reset().into())),
         }
     }
+    digests
 }
 
 fn gone() -> FsError {
@@ -218,16 +244,17 @@ impl Digester for Piped {
     }
 
     fn end(&mut self) -> Ended {
-        // A send that fails is found by `finish`, which then has fewer digests than ends.
-        let _ = self.send(Msg::End);
+        // A send that fails is found by `finish`, which then misses that digest.
+        let k = self.ended;
+        let _ = self.send(Msg::End(k));
         self.ended += 1;
-        Ended::Later(self.ended - 1)
+        Ended::Later(k)
     }
 }
 
 impl Drop for Piped {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.to_hash = None;
+        // The threads end once their queues are closed (dropped with `workers`).
     }
 }
