@@ -25,21 +25,12 @@ if ! command -v rsync >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rsync >/dev/null
 fi
 
-cargo build --release --locked -p backupctl --no-default-features >&2
-backupctl="$target_dir/release/backupctl"
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-backup.XXXXXX")
-server=""
-cleanup() {
-  [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-mkdir -p "$work/trees" "$work/copies"
 # shellcheck source=scripts/bench-serve.sh
 source scripts/bench-serve.sh
+bench_setup bench-backup
+
+mkdir -p "$work/trees" "$work/copies"
 start_server
-bctl() { "$backupctl" "$@"; }
 
 
 # make_tree DIR FILES BYTES_EACH: random content, so nothing compresses or dedups.

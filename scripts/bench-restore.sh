@@ -13,15 +13,9 @@ source scripts/cargo-env.sh
 mb=${BENCH_MB:-1024}
 runs=${BENCH_RUNS:-3}
 
-cargo build --release --locked -p backupctl --no-default-features >&2
-backupctl="$target_dir/release/backupctl"
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-restore.XXXXXX")
-server=""
-cleanup() {
-  [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-serve.sh
+source scripts/bench-serve.sh
+bench_setup bench-restore
 
 # The tree: a few large files (a database's segments) and many small ones.
 mkdir -p "$work/trees/source/base" "$work/trees/source/small"
@@ -35,10 +29,7 @@ for i in $(seq 1 $((small_mb * 4))); do
 done
 bytes=$(du -sb "$work/trees/source" | cut -f1)
 
-# shellcheck source=scripts/bench-serve.sh
-source scripts/bench-serve.sh
 start_server
-bctl() { "$backupctl" "$@"; }
 
 bctl clusters register --cluster-id bench --description Bench --provider directory --path "$work/trees/source" >/dev/null
 backup=$(bctl --json backups create --source-cluster-id bench --description 'bench {index}' |

@@ -1,7 +1,25 @@
-# Sourced by the directory benchmarks: starts a release `backupctl serve` on 127.0.0.1 with its
-# data directory in "$work/server" and the cluster paths allowed under "$work/trees", waits
-# for its sign-in line, and exports BACKUPCTL_URL and BACKUPCTL_TOKEN for the CLI. Sets
-# `$server` (its pid) for the caller's clean-up trap. Needs `$backupctl` and `$work`.
+# Sourced by the directory benchmarks (after scripts/cargo-env.sh).
+
+# bench_setup NAME: builds the release `backupctl` (`$backupctl`, and `bctl` runs it) and
+# makes the run's temporary directory `$work`, removed on exit with the server it started.
+bench_setup() {
+  cargo build --release --locked -p backupctl --no-default-features >&2
+  backupctl="$target_dir/release/backupctl"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  server=""
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  [[ -n "$server" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -rf "$work"
+}
+
+bctl() { "$backupctl" "$@"; }
+
+# start_server [SERVE OPTIONS]: a release `backupctl serve` on 127.0.0.1 with its data
+# directory in "$work/server" and cluster paths allowed under "$work/trees"; waits for its
+# sign-in line and exports BACKUPCTL_URL and BACKUPCTL_TOKEN for the CLI.
 start_server() {
   "$backupctl" serve --listen 127.0.0.1:0 --data-dir "$work/server" \
     --allowed-root "$work/trees" "$@" >"$work/serve.out" 2>"$work/serve.log" &
