@@ -16,13 +16,16 @@
 //!    link since it was registered): `path_not_allowed` otherwise.
 //! 2. The path is opened component by component from `/` with `O_NOFOLLOW`, and everything
 //!    below is reached through directory descriptors ([`walk`]), never rebuilt paths.
-//! 3. A first walk reads only metadata and sums the allocated size of regular files; more
-//!    than the backup root's free space fails at once with `insufficient_space`.
-//! 4. The copy: regular files copied extent by extent (holes stay holes) and hashed as they
-//!    are written; directories created and given their metadata once their contents are
-//!    written; links recreated as links; FIFOs, sockets and devices listed, never read.
-//! 5. The manifest, a check that every entry is in the copy with its type and size, the
-//!    rename, an fsync of the root.
+//! 3. A first walk reads only metadata and sums the allocated size of the regular files it
+//!    will copy (not those it will link); more than the backup root's free space fails at
+//!    once with `insufficient_space`.
+//! 4. The copy: a regular file unchanged since the cluster's previous backup is hard-linked
+//!    from it ([`base`]); any other is copied extent by extent (holes stay holes) and hashed
+//!    beside the copy ([`digest`]); directories created and given their metadata once their
+//!    contents are written; links recreated as links; FIFOs, sockets and devices listed,
+//!    never read.
+//! 5. The manifest, a check that every entry is in the copy with its type and size, one
+//!    `syncfs` ([`durable`]), the rename, an fsync of the root.
 //!
 //! # Decisions
 //! - **Descriptors.** A walk keeps at most [`walk::WINDOW`] directory descriptors open
