@@ -507,7 +507,7 @@ describe('web console against a real backupctl serve', { timeout: 180_000 }, () 
     await failed.waitFor();
     const text = await failed.innerText();
     assert.match(text, /Verify failed/);
-    assert.match(text, /orders\.dat: the content does not match its SHA-256/);
+    assert.match(text, /orders\.dat: the content does not match its BLAKE3 checksum/);
     const alert = page.locator('#notices .notice-error').first();
     await alert.waitFor();
     assert.equal(await alert.getAttribute('role'), 'alert');

@@ -877,7 +877,8 @@ async fn verify_answers_ok_then_failed_naming_the_file_and_the_backup_keeps_the_
     assert!(
         problems
             .iter()
-            .any(|p| p["path"] == "file" && p["problem"].as_str().unwrap().contains("SHA-256")),
+            .any(|p| p["path"] == "file"
+                && p["problem"].as_str().unwrap().contains("BLAKE3 checksum")),
         "{}",
         a.text
     );

@@ -1617,7 +1617,7 @@ fn backups_verify_says_ok_then_names_a_flipped_byte_and_backups_get_shows_it() {
         .lines()
         .find(|l| l.trim_start().starts_with("chunks/chunk-0001: "))
         .unwrap_or_else(|| panic!("the file is not named:\n{}", out.describe()));
-    assert!(line.contains("SHA-256"), "{line}");
+    assert!(line.contains("BLAKE3 checksum"), "{line}");
     assert!(!out.stdout.contains("chunk-0000"), "{}", out.describe());
     // AND with `--json` too, the answer being the API's
     let out = server.cli(&["--json", "backups", "verify", "--id", &backup]);

@@ -266,7 +266,10 @@ async fn a_whole_backup_verifies_ok_and_the_result_is_stored_with_it() {
 async fn a_damaged_backup_is_an_answer_that_says_failed_not_an_error() {
     // GIVEN a backup whose provider finds a flipped byte and an extra file
     let found = vec![
-        problem("base/1/1234", "the content does not match its SHA-256"),
+        problem(
+            "base/1/1234",
+            "the content does not match its BLAKE3 checksum",
+        ),
         problem("stray", "a file that is not in the manifest"),
     ];
     let h = Harness::new(Script::Found(found.clone()), BackupStatus::Available).await;

@@ -948,7 +948,7 @@ async fn provider_verify_names_a_flipped_byte_a_missing_file_and_an_extra_file()
             "a flipped byte",
             |data| flip_byte(&data.join("base/1234"), 150_000),
             "base/1234",
-            "the content does not match its SHA-256",
+            "the content does not match its BLAKE3 checksum",
         ),
         (
             "a missing file",
@@ -1031,7 +1031,7 @@ fn comparable(e: &directory::ManifestEntry) -> impl PartialEq + std::fmt::Debug 
         e.uid,
         e.gid,
         e.mtime_ns,
-        e.sha256.clone(),
+        e.blake3.clone(),
         e.target.clone(),
     )
 }
@@ -1087,7 +1087,7 @@ async fn a_restore_recreates_the_tree_byte_for_byte_with_its_metadata_and_never_
     let restored = restore_to(&s, &handle.backup_id, &target).unwrap();
     assert_eq!(restored, target);
     // THEN only the target is in the parent (no sibling left), and a backup of the restored
-    // tree has the same manifest, entry by entry: same content (SHA-256), types, sizes,
+    // tree has the same manifest, entry by entry: same content (BLAKE3), types, sizes,
     // link targets, modes, times to the nanosecond and owners, at every depth
     assert_eq!(names_in(parent.path()), ["restored"]);
     let request = request_for(&target.to_string_lossy());
@@ -1196,7 +1196,7 @@ async fn a_corrupted_backup_aborts_the_restore_naming_the_file_and_leaves_nothin
         // THEN it fails naming the file, and leaves no sibling and no target behind (the
         // empty directory stays as it was)
         assert!(
-            err.contains("data/base/2 does not match its SHA-256"),
+            err.contains("data/base/2 does not match its BLAKE3 checksum"),
             "{err}"
         );
         let left = names_in(parent.path());
@@ -1341,7 +1341,7 @@ async fn an_unchanged_file_is_linked_a_changed_one_copied_and_a_changed_mode_cop
     assert_eq!(second.linked_bytes, Some(500_000));
     assert_eq!(second.size_bytes, Some(500_000 + 6 + 11));
     assert_eq!(entry(&manifest, "base/chunk-1").size, 300_000);
-    assert!(entry(&manifest, "base/chunk-1").sha256.is_some());
+    assert!(entry(&manifest, "base/chunk-1").blake3.is_some());
     assert_eq!(entry(&manifest, "latest").kind, EntryKind::Symlink);
     // AND the first backup still verifies
     directory::verify(&first_dir).unwrap();
@@ -1458,4 +1458,69 @@ async fn a_base_that_cannot_serve_copies_everything_and_says_why() {
         inode(&fifth_dir.join("data/wal")),
         inode(&second_dir.join("data/wal"))
     );
+}
+
+/// Rewrites a backup's manifest as a version-4 server wrote it: SHA-256 checksums, no `hash`.
+fn as_sha256_manifest(dir: &Path) {
+    use sha2::{Digest, Sha256};
+    let path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["version"] = 4.into();
+    manifest.as_object_mut().unwrap().remove("hash");
+    for e in manifest["entries"].as_array_mut().unwrap() {
+        let e = e.as_object_mut().unwrap();
+        if e.remove("blake3").is_some() {
+            let rel = e["path"].as_str().unwrap();
+            let bytes = fs::read(dir.join("data").join(rel)).unwrap();
+            let hex: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            e.insert("sha256".to_owned(), hex.into());
+        }
+    }
+    fs::write(&path, manifest.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn a_manifest_of_sha256_checksums_still_verifies_and_restores_and_the_next_backup_copies() {
+    let s = Setup::new();
+    incremental_source(&s);
+    let (first, written, first_dir) = backup_from(&s, None).await;
+    // This version writes BLAKE3 and says so.
+    assert_eq!(written.hash, directory::HashAlgorithm::Blake3);
+    assert_eq!(
+        entry(&written, "wal").blake3.as_deref(),
+        Some(blake3::hash(b"first").to_hex().as_str())
+    );
+    // GIVEN the backup as an older version wrote it
+    as_sha256_manifest(&first_dir);
+    // THEN it verifies with its own algorithm
+    let read = directory::verify(&first_dir).unwrap();
+    assert_eq!(read.hash, directory::HashAlgorithm::Sha256);
+    // AND restores
+    let target = s.server.path().join("restored");
+    restore_to(&s, &first.backup_id, &target).unwrap();
+    assert_eq!(fs::read(target.join("wal")).unwrap(), b"first");
+    // AND the next backup cannot link from it: it copies everything once and says why
+    let (second, manifest, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    assert_eq!(second.linked_bytes, Some(0));
+    assert!(
+        second.notes.iter().any(|n| n.contains("SHA-256")),
+        "{:?}",
+        second.notes
+    );
+    assert_eq!(manifest.hash, directory::HashAlgorithm::Blake3);
+    // AND the one after links from that one
+    let (third, _, _) = backup_from(&s, Some(&second.backup_id)).await;
+    assert_eq!(third.linked_bytes, Some(500_000 + 5 + 11));
+    // AND a damaged byte in the old backup is named with its algorithm
+    flip_byte(&first_dir.join("data/base/chunk-2"), 1_000);
+    let err = directory::verify(&first_dir).unwrap_err();
+    assert!(
+        err.contains("base/chunk-2: the content does not match its SHA-256 checksum"),
+        "{err}"
+    );
+    directory::verify(&second_dir).unwrap();
 }

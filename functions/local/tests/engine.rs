@@ -1142,7 +1142,11 @@ async fn a_restore_makes_an_available_cluster_and_a_failed_one_is_recorded_and_n
     let failed = h.engine.get_cluster(&h.scope, "broken").await.unwrap();
     assert_eq!(failed.status, backup_core::api::ClusterStatus::Failed);
     assert!(
-        failed.details.as_deref().unwrap_or("").contains("SHA-256"),
+        failed
+            .details
+            .as_deref()
+            .unwrap_or("")
+            .contains("BLAKE3 checksum"),
         "{failed:?}"
     );
     assert_eq!(

@@ -15,7 +15,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_backupctl");
 
@@ -102,7 +101,7 @@ impl Sandbox {
         names
     }
 
-    /// Checks a backup on disk against its manifest, file by file, by size and SHA-256, and
+    /// Checks a backup on disk against its manifest, file by file, by size and BLAKE3, and
     /// against the source directory it copied. Returns the manifest.
     pub fn verify_backup(&self, backup_id: &str, source: &Path) -> Value {
         let dir = self.backups_dir().join(backup_id);
@@ -110,6 +109,7 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("manifest of {backup_id}: {e}"));
         let manifest: Value = serde_json::from_str(&text).expect("manifest JSON");
         assert_eq!(manifest["backupId"], backup_id, "{manifest}");
+        assert_eq!(manifest["hash"], "blake3", "{manifest}");
         // Manifest version 2: one entry per file, directory, link or skipped entry.
         let files: Vec<&Value> = manifest["entries"]
             .as_array()
@@ -127,7 +127,11 @@ impl Sandbox {
                 file["size"].as_u64().expect("size"),
                 "{rel}"
             );
-            assert_eq!(sha256_hex(&copy), file["sha256"], "{rel} checksum");
+            assert_eq!(
+                blake3::hash(&copy).to_hex().as_str(),
+                file["blake3"],
+                "{rel} checksum"
+            );
             let original = fs::read(source.join(rel)).expect("source file");
             assert!(original == copy, "{rel} differs from the source");
             listed.push(rel.to_owned());
@@ -187,13 +191,6 @@ pub fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// What one `backupctl` invocation did.

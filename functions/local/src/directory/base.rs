@@ -12,7 +12,7 @@
 //!   modification time back (`touch -d`, `cp -p`) but not a status change time, and a file
 //!   replaced by a rename has a new inode, so a rewritten file whose size and modification
 //!   time were put back is still copied. With `serve --verify-unchanged` the source is also
-//!   read and its SHA-256 compared with the base's before it is linked.
+//!   read and its checksum compared with the base's before it is linked.
 //! - **Linking** is `linkat` of the base's file, whose directory is reached from the base's
 //!   `data/` with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`; the new link is then
 //!   checked (`fstatat`) to be a regular file with the size, mode and modification time the
@@ -37,7 +37,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use super::manifest::{EntryKind, ManifestEntry};
+use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::restore::read_manifest_at;
 use super::walk::{lmeta, open_dir_at, shown, Meta};
 
@@ -94,12 +94,25 @@ impl Base {
                 if owners { "keeps them" } else { "does not" }
             ));
         }
+        if manifest.hash != HashAlgorithm::CURRENT {
+            // A linked file's checksum is the base's, and the new manifest has one algorithm.
+            return Err(format!(
+                "{dir_shown} has {} checksums, and this version writes {}: every file is \
+                 copied once",
+                manifest.hash.shown(),
+                HashAlgorithm::CURRENT.shown()
+            ));
+        }
         let data = open_dir_at(dir.as_fd(), c"data")
             .map_err(|e| format!("cannot open {}: {e}", shown(&dir_shown, "data")))?;
         let files = manifest
             .entries
             .into_iter()
-            .filter(|e| e.kind == EntryKind::File && !e.changed && e.sha256.is_some())
+            .filter(|e| {
+                e.kind == EntryKind::File
+                    && !e.changed
+                    && e.checksum(HashAlgorithm::CURRENT).is_some()
+            })
             .map(|e| (e.path.clone(), e))
             .collect();
         Ok(Base {

@@ -50,7 +50,7 @@ use backup_engine::{
 use rustix::fs::{self as rfs, Gid, Mode, Uid};
 
 use super::index::Indexer;
-use super::manifest::{Manifest, RootMeta, MANIFEST_VERSION};
+use super::manifest::{HashAlgorithm, Manifest, RootMeta, MANIFEST_VERSION};
 use super::walk::{self, fmeta, open_dir_at, remove_tree, shown, FsError};
 use super::{
     catalogue_record, notes, provider_error, rename_noreplace, run_env, write_manifest,
@@ -624,6 +624,7 @@ impl DirectoryProvider {
             record: Some(catalogue_record(request)),
             source: path.clone(),
             owners_kept: true,
+            hash: HashAlgorithm::CURRENT,
             root: Some(RootMeta {
                 mode: root_meta.mode,
                 uid: root_meta.uid,

@@ -12,11 +12,14 @@ use rustix::io::Errno;
 
 use super::base::{Base, Linked};
 use super::digest::{Digester, Ended, Inline, Piped};
-use super::manifest::{EntryKind, ManifestEntry};
+use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
 
 /// Bytes read and written at a time.
+/// The checksums a copy records: this version's algorithm.
+const CURRENT: HashAlgorithm = HashAlgorithm::CURRENT;
+
 pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// What holes are hashed with: they are never read.
@@ -91,12 +94,20 @@ pub(crate) fn stream(
                 match rustix::io::pread(src, &mut buf[..want], pos) {
                     Ok(n) => break n,
                     Err(Errno::INTR) => continue,
-                    Err(e) => return Err(StreamError::Read(e)),
+                    Err(e) => {
+                        // The buffer goes back to a piped digester's pool: a verify goes on
+                        // after a file it cannot read, and must not run out of buffers.
+                        let _ = digest.data(buf, 0);
+                        return Err(StreamError::Read(e));
+                    }
                 }
             };
             if n > 0 {
                 if let Some(out) = out {
-                    write_all_at(out, &buf[..n], pos).map_err(StreamError::Write)?;
+                    if let Err(e) = write_all_at(out, &buf[..n], pos) {
+                        let _ = digest.data(buf, 0);
+                        return Err(StreamError::Write(e));
+                    }
                 }
             }
             // The buffer goes back even when nothing was read.
@@ -130,8 +141,17 @@ fn write_all_at(out: BorrowedFd<'_>, mut bytes: &[u8], mut at: u64) -> Result<()
     Ok(())
 }
 
-/// The length and SHA-256 of an open file's content, holes hashed without being read.
+/// The length and digest of an open file's content, holes hashed without being read.
 pub(crate) fn hash_file(fd: BorrowedFd<'_>, digest: &mut Inline) -> Result<(u64, [u8; 32]), Errno> {
+    let fed = feed_file(fd, digest);
+    // Ended after an error too, so the next file starts afresh.
+    let digest = digest.finish_file();
+    fed.map(|len| (len, digest))
+}
+
+/// Feeds `digest` an open file's content (holes as zeros, never read) and answers its
+/// length; the caller ends the file, also after an error.
+pub(crate) fn feed_file(fd: BorrowedFd<'_>, digest: &mut dyn Digester) -> Result<u64, Errno> {
     let size = fmeta(fd)?.size;
     let mut on = |_| Ok(());
     let pos = stream(fd, None, digest, &mut on).map_err(|e| match e {
@@ -140,7 +160,7 @@ pub(crate) fn hash_file(fd: BorrowedFd<'_>, digest: &mut Inline) -> Result<(u64,
     })?;
     let len = pos.max(size);
     digest.zeros(len - pos, &mut on).map_err(|_| Errno::INTR)?;
-    Ok((len, digest.finish_file()))
+    Ok(len)
 }
 
 /// Lower-case hex.
@@ -359,7 +379,7 @@ impl Copier<'_> {
                 Errno::INTR => FsError::Cancelled,
                 e => FsError::io("read", shown(self.base, rel), e),
             })?;
-            if len != entry.size || entry.sha256.as_deref() != Some(hex(&digest).as_str()) {
+            if len != entry.size || entry.checksum(CURRENT) != Some(hex(&digest).as_str()) {
                 return Ok(false);
             }
         }
@@ -372,7 +392,7 @@ impl Copier<'_> {
             return Ok(false);
         }
         let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
-        made.sha256 = entry.sha256;
+        made.blake3 = entry.blake3;
         self.total_bytes += entry.size;
         self.linked_bytes += entry.size;
         self.linked_files += 1;
@@ -442,7 +462,7 @@ impl Copier<'_> {
         entry.size = len;
         entry.changed = after.size != before.size || after.mtime != before.mtime;
         match ended {
-            Ended::Now(digest) => entry.sha256 = Some(hex(&digest)),
+            Ended::Now(digest) => entry.set_checksum(CURRENT, hex(&digest)),
             Ended::Later(k) => self.waiting.push((k, self.entries.len())),
         }
         self.total_bytes += len;
@@ -458,7 +478,7 @@ impl Copier<'_> {
         let digests = piped.finish()?;
         for (k, at) in self.waiting.drain(..) {
             if let (Some(digest), Some(entry)) = (digests.get(k), self.entries.get_mut(at)) {
-                entry.sha256 = Some(hex(digest));
+                entry.set_checksum(CURRENT, hex(digest));
             }
         }
         Ok(())

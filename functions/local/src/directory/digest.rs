@@ -1,15 +1,17 @@
 //! Where a copied file's bytes are hashed: in the copying thread ([`Inline`], for a read
-//! that writes nothing) or beside it ([`Piped`], for a copy).
+//! that writes nothing) or beside it ([`Piped`], for a copy), with the manifest's algorithm
+//! ([`HashAlgorithm`]: BLAKE3 for what this version writes, SHA-256 for older manifests).
 //!
 //! A copy reads each chunk once, writes it, and hands the same buffer to a hashing thread,
-//! so on a machine with a second core the SHA-256 of one chunk is computed while the next is
+//! so on a machine with a second core the digest of one chunk is computed while the next is
 //! read and written: the copy costs about what reading and writing cost, not that plus the
-//! hash. Whole files are dealt to one hashing thread per core in turn, since SHA-256 (at
-//! well under a gigabyte a second per core) is slower than copying. The buffers come from a
-//! small pool (four chunks per thread), so hashes that fall behind hold the copy back
-//! instead of growing memory. Files end in order, so the `k`-th file ended is
-//! the `k`-th digest; the copy records which entry that is and fills (or, in a restore,
-//! compares) the checksums once the walk is done, before anything is published.
+//! hash. Whole files are dealt to one hashing thread per core in turn, since one file's hash
+//! is sequential and SHA-256 (well under a gigabyte a second per core) is slower than
+//! copying. The buffers come from a small pool (four chunks per thread), so hashes that fall
+//! behind hold the copy back instead of growing memory. Files end in order, so the `k`-th
+//! file ended is the `k`-th digest; the copy records which entry that is and fills (or, in a
+//! restore or a verify, compares) the checksums once the walk is done, before anything is
+//! published.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -21,7 +23,45 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use super::copy::{Moved, CHUNK, ZEROS};
+use super::manifest::HashAlgorithm;
 use super::walk::FsError;
+
+/// One file's running hash, of either algorithm; both digests are 32 bytes.
+pub(crate) enum Hasher {
+    Sha256(Sha256),
+    // Boxed: BLAKE3's state (its chunk stack) is about two kilobytes.
+    Blake3(Box<blake3::Hasher>),
+}
+
+impl Hasher {
+    pub(crate) fn new(algorithm: HashAlgorithm) -> Hasher {
+        match algorithm {
+            HashAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            HashAlgorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+        }
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Blake3(h) => {
+                h.update(bytes);
+            }
+        }
+    }
+
+    /// The digest of what was fed; the hasher starts afresh.
+    pub(crate) fn finalize_reset(&mut self) -> [u8; 32] {
+        match self {
+            Hasher::Sha256(h) => h.finalize_reset().into(),
+            Hasher::Blake3(h) => {
+                let digest = *h.finalize().as_bytes();
+                h.reset();
+                digest
+            }
+        }
+    }
+}
 
 /// What ending a file gives: its digest now, or the index of a digest the hashing thread
 /// hands over at the end.
@@ -47,16 +87,22 @@ pub(crate) trait Digester {
 }
 
 /// Hashing in the calling thread, in one reused buffer (allocated at first use).
-#[derive(Default)]
 pub(crate) struct Inline {
-    hasher: Sha256,
+    hasher: Hasher,
     buf: Vec<u8>,
 }
 
 impl Inline {
+    pub(crate) fn new(algorithm: HashAlgorithm) -> Inline {
+        Inline {
+            hasher: Hasher::new(algorithm),
+            buf: Vec::new(),
+        }
+    }
+
     /// The digest of the file fed so far; the next bytes start a new file.
     pub(crate) fn finish_file(&mut self) -> [u8; 32] {
-        self.hasher.finalize_reset().into()
+        self.hasher.finalize_reset()
     }
 }
 
@@ -114,8 +160,8 @@ struct Worker {
 }
 
 /// Hashing beside the copy (see the module docs), in as many threads as the machine has
-/// cores (at most [`MOST_WORKERS`]), whole files dealt to them in turn: one file's SHA-256 is
-/// sequential, and on a small machine hashing, not copying, is what takes longest. Dropping
+/// cores (at most [`MOST_WORKERS`]), whole files dealt to them in turn: one file's hash is
+/// sequential, and on a small machine hashing may take longer than copying. Dropping
 /// it abandons the hashes: the threads stop at their next message or hole block.
 pub(crate) struct Piped {
     workers: Vec<Worker>,
@@ -128,7 +174,7 @@ pub(crate) struct Piped {
 impl Piped {
     /// Starts the hashing threads; they tick `progress` while they hash a long hole, which
     /// the copying thread has already passed.
-    pub(crate) fn start(progress: &Progress) -> Result<Piped, FsError> {
+    pub(crate) fn start(progress: &Progress, algorithm: HashAlgorithm) -> Result<Piped, FsError> {
         let count = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MOST_WORKERS);
@@ -144,7 +190,7 @@ impl Piped {
             let (halt, progress, give_back) = (stop.clone(), progress.clone(), give_back.clone());
             let done = std::thread::Builder::new()
                 .name(format!("backup-hash-{n}"))
-                .spawn(move || hash_files(&inbox, &give_back, &halt, &progress))
+                .spawn(move || hash_files(&inbox, &give_back, &halt, &progress, algorithm))
                 .map_err(|e| {
                     FsError::io(
                         "start the hashing thread for",
@@ -191,9 +237,10 @@ fn hash_files(
     give_back: &mpsc::Sender<Vec<u8>>,
     halt: &AtomicBool,
     progress: &Progress,
+    algorithm: HashAlgorithm,
 ) -> Vec<(usize, [u8; 32])> {
     let mut digests = Vec::new();
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new(algorithm);
     while let Ok(msg) = inbox.recv() {
         match msg {
             Msg::Data(buf, n) => {
@@ -212,7 +259,7 @@ fn hash_files(
                     n -= take as u64;
                 }
             }
-            Msg::End(k) => digests.push((k, hasher.finalize_reset().into())),
+            Msg::End(k) => digests.push((k, hasher.finalize_reset())),
         }
     }
     digests

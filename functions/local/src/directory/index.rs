@@ -16,7 +16,7 @@ use rustix::io::Errno;
 
 use super::copy::{hash_file, hex, is_outside, step};
 use super::digest::Inline;
-use super::manifest::{EntryKind, ManifestEntry};
+use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::walk::{fmeta, shown, Entry, FsError, Visitor};
 
 /// Lists and hashes every entry of a tree, in walk order.
@@ -37,7 +37,7 @@ impl<'a> Indexer<'a> {
             base,
             cancelled,
             progress,
-            digest: Inline::default(),
+            digest: Inline::new(HashAlgorithm::CURRENT),
         }
     }
 
@@ -65,7 +65,7 @@ impl<'a> Indexer<'a> {
         }
         let mut made = ManifestEntry::new(entry.rel.to_owned(), EntryKind::File, &before);
         made.size = len;
-        made.sha256 = Some(hex(&digest));
+        made.set_checksum(HashAlgorithm::CURRENT, hex(&digest));
         self.total_bytes += len;
         self.entries.push(made);
         Ok(())

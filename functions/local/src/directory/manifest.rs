@@ -1,16 +1,16 @@
 //! `manifest.json`: what a backup holds, entry by entry, and the checks of a copy against it
 //! (the cheap one before the final rename, the full one of [`verify`](super::verify)).
 //!
-//! # Format (version 4)
+//! # Format (version 5)
 //! ```json
-//! {"version": 3, "backupId": "…", "clusterId": "…", "jobId": "…", "description": "…",
+//! {"version": 5, "backupId": "…", "clusterId": "…", "jobId": "…", "description": "…",
 //!  "record": {"organizationId": "default", "projectId": "default",
 //!             "clusterDescription": "Orders", "provider": "directory",
 //!             "created": "2026-12-03T14:00:00.123Z"},
-//!  "source": "/srv/pg", "ownersKept": true,
+//!  "source": "/srv/pg", "ownersKept": true, "hash": "blake3",
 //!  "root": {"mode": 448, "uid": 26, "gid": 26, "mtimeNs": 1795755600000000000},
 //!  "entries": [{"path": "base/1", "type": "file", "size": 8192, "mode": 384, "uid": 26,
-//!               "gid": 26, "mtimeNs": …, "sha256": "…",
+//!               "gid": 26, "mtimeNs": …, "blake3": "…",
 //!               "dev": 2049, "ino": 131077, "ctimeNs": …},
 //!              {"path": "pg_wal", "type": "symlink", "size": 8, "target": "/mnt/wal",
 //!               "outside": true, …},
@@ -35,6 +35,12 @@
 //! copying it (see `directory::base`). A version-3 manifest has none, so a backup after one
 //! copies everything once.
 //!
+//! `hash` (version 5) names the algorithm of the files' checksums, and each file's checksum
+//! is under that algorithm's name: `blake3` (what this version writes: several times
+//! SHA-256's speed with the CPU's SIMD, so a copy, restore or verify is not bound by hashing)
+//! or `sha256`. A manifest without `hash` is an older version's, whose checksums are SHA-256:
+//! it verifies and restores as before, and the backup after it copies everything once.
+//!
 //! Version-2 manifests have no `record` and are read and verified as before; a rebuild
 //! skips them, naming them. Version-1 manifests (`files`, `directories`, `links`, `skipped`, no metadata) are still
 //! read: their entries carry no metadata, so only types, sizes, checksums and targets are
@@ -51,12 +57,36 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
-use super::copy::{hash_file, hex};
-use super::digest::Inline;
+use super::copy::{feed_file, hex};
+use super::digest::{Digester, Ended, Inline, Piped};
 use super::walk::{shown, Entry, FsError, Meta, Visitor};
 
 /// The version this code writes.
-pub const MANIFEST_VERSION: u32 = 4;
+pub const MANIFEST_VERSION: u32 = 5;
+
+/// The algorithm of a manifest's checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashAlgorithm {
+    /// Versions 1 to 4 (a manifest that names none).
+    #[default]
+    Sha256,
+    /// Version 5 on.
+    Blake3,
+}
+
+impl HashAlgorithm {
+    /// What this version writes.
+    pub const CURRENT: HashAlgorithm = HashAlgorithm::Blake3;
+
+    /// The algorithm's name as people write it ("the content does not match its BLAKE3").
+    pub fn shown(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "SHA-256",
+            HashAlgorithm::Blake3 => "BLAKE3",
+        }
+    }
+}
 
 /// The type of a manifest entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,9 +150,12 @@ pub struct ManifestEntry {
     /// Modification time, nanoseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime_ns: Option<i128>,
-    /// Files: SHA-256 of the content, lower-case hex.
+    /// Files, in a manifest whose `hash` is SHA-256: the content's digest, lower-case hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Files, in a manifest whose `hash` is BLAKE3 (version 5): the content's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
     /// Links: the target, as written in the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -170,12 +203,29 @@ impl ManifestEntry {
             gid: None,
             mtime_ns: None,
             sha256: None,
+            blake3: None,
             target: None,
             changed: false,
             outside: false,
             dev: None,
             ino: None,
             ctime_ns: None,
+        }
+    }
+
+    /// The file's checksum (lower-case hex) under `algorithm`, the manifest's.
+    pub fn checksum(&self, algorithm: HashAlgorithm) -> Option<&str> {
+        match algorithm {
+            HashAlgorithm::Sha256 => self.sha256.as_deref(),
+            HashAlgorithm::Blake3 => self.blake3.as_deref(),
+        }
+    }
+
+    /// Records the file's checksum under `algorithm`.
+    pub fn set_checksum(&mut self, algorithm: HashAlgorithm, hex: String) {
+        match algorithm {
+            HashAlgorithm::Sha256 => self.sha256 = Some(hex),
+            HashAlgorithm::Blake3 => self.blake3 = Some(hex),
         }
     }
 
@@ -247,6 +297,8 @@ pub struct Manifest {
     pub source: String,
     /// Whether copies carry the source's owner and group (the server ran as root).
     pub owners_kept: bool,
+    /// The files' checksum algorithm (version 5; SHA-256 before).
+    pub hash: HashAlgorithm,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<RootMeta>,
     /// Every entry, in walk order.
@@ -297,6 +349,8 @@ struct StoredManifest {
     source: String,
     #[serde(default)]
     owners_kept: bool,
+    #[serde(default)]
+    hash: HashAlgorithm,
     #[serde(default)]
     root: Option<RootMeta>,
     #[serde(default)]
@@ -359,6 +413,7 @@ impl From<StoredManifest> for Manifest {
             record: s.record,
             source: s.source,
             owners_kept: s.owners_kept,
+            hash: s.hash,
             root: s.root,
             entries,
             total_bytes: s.total_bytes,
@@ -391,9 +446,18 @@ pub(crate) struct Checker<'m> {
     manifest: &'m Manifest,
     expected: HashMap<&'m str, (&'m ManifestEntry, bool)>,
     depth: Depth,
-    problems: Vec<Problem>,
+    /// The first problems, each keyed by where the walk met it (see [`Checker::problem`]).
+    problems: Vec<(u64, Problem)>,
     more: usize,
-    digest: Inline,
+    /// How many entries the walk has met.
+    seq: u64,
+    /// Hashes in this thread when the hashing threads could not start.
+    inline: Inline,
+    /// A full check's hashing threads (see [`super::digest`]): the next file is read while
+    /// the last ones are hashed, on every core.
+    piped: Option<Piped>,
+    /// The files whose digests `piped` will hand over: digest index, entry number, entry.
+    pending: Vec<(usize, u64, &'m ManifestEntry)>,
     /// During a run: the heartbeat to tick and the abandon flag to honour.
     watch: Option<(Progress, Arc<AtomicBool>)>,
 }
@@ -410,7 +474,13 @@ impl<'m> Checker<'m> {
             depth,
             problems: Vec::new(),
             more: 0,
-            digest: Inline::default(),
+            seq: 0,
+            inline: Inline::new(manifest.hash),
+            piped: match depth {
+                Depth::Full => Piped::start(&Progress::default(), manifest.hash).ok(),
+                Depth::Quick => None,
+            },
+            pending: Vec::new(),
             watch: None,
         }
     }
@@ -431,12 +501,15 @@ impl<'m> Checker<'m> {
         Ok(())
     }
 
+    /// Records a problem of the entry the walk is at. The key (twice the entry's number,
+    /// plus one) orders it after that entry's checksum mismatch, which the hashing threads
+    /// may only report once the walk is done, so problems read in walk order, a file's
+    /// content first, however the checksums were computed.
     fn problem(&mut self, path: &str, problem: String) {
         if self.problems.len() < MAX_PROBLEMS {
-            self.problems.push(Problem {
-                path: path.to_owned(),
-                problem,
-            });
+            let path = path.to_owned();
+            self.problems
+                .push((self.seq * 2 + 1, Problem { path, problem }));
         } else {
             self.more += 1;
         }
@@ -444,6 +517,36 @@ impl<'m> Checker<'m> {
 
     /// The problems found, then how many more there were; call after the walk.
     pub(crate) fn finish(mut self) -> (Vec<Problem>, usize) {
+        let mut late = Vec::new();
+        if let Some(piped) = self.piped.take() {
+            match piped.finish() {
+                Ok(digests) => {
+                    for (k, seq, entry) in std::mem::take(&mut self.pending) {
+                        let digest = digests.get(k).map(|d| hex(d));
+                        if digest.as_deref() != entry.checksum(self.manifest.hash) {
+                            let problem = self.not_matching();
+                            let path = entry.path.clone();
+                            late.push((seq * 2, Problem { path, problem }));
+                        }
+                    }
+                }
+                Err(e) => late.push((
+                    0,
+                    Problem {
+                        path: String::new(),
+                        problem: format!("the checksums were not computed: {e}"),
+                    },
+                )),
+            }
+        }
+        if !late.is_empty() {
+            // The walk kept its first problems; with these, the first of all are kept.
+            let total = self.problems.len() + self.more + late.len();
+            self.problems.extend(late);
+            self.problems.sort_by_key(|(key, _)| *key);
+            self.problems.truncate(MAX_PROBLEMS);
+            self.more = total - self.problems.len();
+        }
         let mut missing: Vec<&str> = self
             .expected
             .iter()
@@ -454,7 +557,8 @@ impl<'m> Checker<'m> {
         for path in missing {
             self.problem(path, "missing from the copy".to_owned());
         }
-        (self.problems, self.more)
+        let problems = self.problems.into_iter().map(|(_, p)| p).collect();
+        (problems, self.more)
     }
 
     /// Looks `rel` up and marks it seen; records a problem and answers `None` when the copy
@@ -539,6 +643,7 @@ impl Visitor for Checker<'_> {
     fn entry(&mut self, found: &Entry<'_>) -> Result<(), FsError> {
         let Entry { dir, name, rel, .. } = *found;
         let meta = &found.meta;
+        self.seq += 1;
         self.step()?;
         let Some(entry) = self.expect(rel, meta.kind) else {
             return Ok(());
@@ -580,6 +685,7 @@ impl Visitor for Checker<'_> {
     }
 
     fn enter(&mut self, found: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<bool, FsError> {
+        self.seq += 1;
         self.step()?;
         match self.expect(found.rel, EntryKind::Dir) {
             Some(entry) => {
@@ -604,9 +710,14 @@ impl Visitor for Checker<'_> {
     }
 }
 
-impl Checker<'_> {
-    /// Re-reads a file and compares its SHA-256 (holes hashed as zeros, never read).
-    fn check_content(&mut self, found: &Entry<'_>, entry: &ManifestEntry) -> Result<(), FsError> {
+impl<'m> Checker<'m> {
+    /// Re-reads a file and compares its checksum (holes hashed as zeros, never read): now,
+    /// or once the walk is done when the hashing threads compute it.
+    fn check_content(
+        &mut self,
+        found: &Entry<'_>,
+        entry: &'m ManifestEntry,
+    ) -> Result<(), FsError> {
         let rel = found.rel;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         // Reading leaves no trace where the server may say so: without an access time
@@ -627,22 +738,36 @@ impl Checker<'_> {
                 return Ok(());
             }
         };
-        let hashed = hash_file(std::os::fd::AsFd::as_fd(&fd), &mut self.digest);
-        match hashed {
-            Ok((len, digest)) => {
-                if len != entry.size {
-                    self.problem(
-                        rel,
-                        format!("{len} bytes read, the manifest says {}", entry.size),
-                    );
-                } else if Some(hex(&digest).as_str()) != entry.sha256.as_deref() {
-                    self.problem(rel, "the content does not match its SHA-256".to_owned());
+        let digester: &mut dyn Digester = match self.piped.as_mut() {
+            Some(piped) => piped,
+            None => &mut self.inline,
+        };
+        let fed = feed_file(std::os::fd::AsFd::as_fd(&fd), digester);
+        // Ended after an error too, so the next file's bytes start a new digest.
+        let ended = digester.end();
+        match fed {
+            Ok(len) if len != entry.size => self.problem(
+                rel,
+                format!("{len} bytes read, the manifest says {}", entry.size),
+            ),
+            Ok(_) => match ended {
+                Ended::Later(k) => self.pending.push((k, self.seq, entry)),
+                Ended::Now(digest) => {
+                    if Some(hex(&digest).as_str()) != entry.checksum(self.manifest.hash) {
+                        let problem = self.not_matching();
+                        self.problem(rel, problem);
+                    }
                 }
-            }
+            },
             Err(Errno::INTR) => return Err(FsError::Cancelled),
             Err(e) => self.problem(rel, format!("cannot be read: {e}")),
         }
         Ok(())
+    }
+
+    fn not_matching(&self) -> String {
+        let algorithm = self.manifest.hash.shown();
+        format!("the content does not match its {algorithm} checksum")
     }
 }
 

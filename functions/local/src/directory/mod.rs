@@ -2,7 +2,7 @@
 //! directory under `<backup-root>/<backup-id>/` (SPEC §9, §12, §13).
 //!
 //! A backup directory (`0700`) holds `data/` (`0700`, the copy) and `manifest.json` (`0600`,
-//! every entry with its type, size, mode, owner, group, modification time, and the SHA-256
+//! every entry with its type, size, mode, owner, group, modification time, and the checksum
 //! of files or the target of links: see [`manifest`]). It is written under a hidden sibling
 //! `.<backup-id>.partial`, the manifest last, checked, and only then renamed into place in
 //! one `rename`: a directory named after a backup id is always complete. A failed or
@@ -91,7 +91,9 @@ use backup_engine::{
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-pub use manifest::{CatalogueRecord, EntryKind, Manifest, ManifestEntry, Problem, RootMeta};
+pub use manifest::{
+    CatalogueRecord, EntryKind, HashAlgorithm, Manifest, ManifestEntry, Problem, RootMeta,
+};
 pub use restore::{read_manifest, restore, sibling_name};
 
 use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
@@ -376,7 +378,7 @@ impl BackupProvider for DirectoryProvider {
     }
 
     /// Re-reads the backup against its manifest ([`check_backup`]): every entry present
-    /// with its type, size, mode, owner (when kept), modification time and SHA-256 or link
+    /// with its type, size, mode, owner (when kept), modification time and checksum or link
     /// target, nothing extra. Opens everything read-only and writes nothing.
     async fn verify(&self, handle: &BackupHandle) -> Result<Vec<VerifyProblem>, ProviderError> {
         let id = self.checked_id(handle)?;
@@ -871,8 +873,8 @@ impl Job {
             cancelled: &self.cancelled,
             progress,
             hooks: &self.provider.hooks,
-            inline: Inline::default(),
-            piped: Some(Piped::start(progress).map_err(fail)?),
+            inline: Inline::new(HashAlgorithm::CURRENT),
+            piped: Some(Piped::start(progress, HashAlgorithm::CURRENT).map_err(fail)?),
             waiting: Vec::new(),
             link_from,
             verify_unchanged: self.provider.verify_unchanged,
@@ -892,6 +894,7 @@ impl Job {
             record: Some(catalogue_record(&self.request)),
             source: source_shown.clone(),
             owners_kept: owners,
+            hash: HashAlgorithm::CURRENT,
             root: Some(RootMeta {
                 mode: root_meta.mode,
                 uid: root_meta.uid,
@@ -1105,7 +1108,7 @@ fn notes(manifest: &Manifest, vanished: &[String]) -> Vec<String> {
 }
 
 /// Reads a backup directory's manifest and compares the copy with it in full: every entry
-/// present with its type and size, every file's SHA-256 (re-reading every byte; holes are
+/// present with its type and size, every file's checksum (re-reading every byte; holes are
 /// hashed without being read), every link's target, modes and modification times (owners
 /// too when the backup kept them), and nothing extra. Never changes the backup. Answers the
 /// manifest and the problems found (the first 20, then a count of the rest).

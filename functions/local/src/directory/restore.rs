@@ -44,7 +44,7 @@ use rustix::io::Errno;
 
 use super::copy::{hex, stream, Moved};
 use super::digest::{Digester, Ended, Piped};
-use super::manifest::{EntryKind, Manifest, ManifestEntry};
+use super::manifest::{EntryKind, HashAlgorithm, Manifest, ManifestEntry};
 use super::walk::{
     self, dir_flags, fmeta, open_dir_at, open_dir_nofollow, remove_tree, shown, Chain, Entry,
     FsError, Meta, Visitor,
@@ -276,7 +276,8 @@ fn copy_into(
         dest_base: &sibling_shown,
         cancelled,
         progress,
-        piped: Some(Piped::start(progress).map_err(fail)?),
+        hash: manifest.hash,
+        piped: Some(Piped::start(progress, manifest.hash).map_err(fail)?),
         waiting: Vec::new(),
     };
     walk::walk(data.as_fd(), &data_shown, &mut restorer).map_err(fail)?;
@@ -310,6 +311,7 @@ fn copy_into(
             gid: Some(root.gid),
             mtime_ns: Some(root.mtime_ns),
             sha256: None,
+            blake3: None,
             target: None,
             changed: false,
             outside: false,
@@ -382,6 +384,8 @@ struct Restorer<'a> {
     dest_base: &'a str,
     cancelled: &'a AtomicBool,
     progress: &'a Progress,
+    /// The manifest's checksum algorithm.
+    hash: HashAlgorithm,
     /// Hashes what is copied, beside the copy (see [`super::digest`]).
     piped: Option<Piped>,
     /// The files whose digests `piped` will hand over, in order.
@@ -397,13 +401,18 @@ impl<'a> Restorer<'a> {
         let digests = piped.finish()?;
         for (k, entry) in self.waiting.iter().enumerate() {
             let digest = digests.get(k).map(|d| hex(d));
-            if entry.sha256.as_deref() != digest.as_deref() {
-                return Err(
-                    self.mismatch(&entry.path, "does not match its SHA-256 in the manifest")
-                );
+            if entry.checksum(self.hash) != digest.as_deref() {
+                return Err(self.mismatch(&entry.path, self.not_matching()));
             }
         }
         Ok(())
+    }
+
+    fn not_matching(&self) -> String {
+        format!(
+            "does not match its {} checksum in the manifest",
+            self.hash.shown()
+        )
     }
 
     fn step(&self) -> Result<(), FsError> {
@@ -492,8 +501,8 @@ impl<'a> Restorer<'a> {
             // Checked once every file is copied, before anything is put in place.
             Ended::Later(_) => self.waiting.push(entry),
             Ended::Now(digest) => {
-                if entry.sha256.as_deref() != Some(hex(&digest).as_str()) {
-                    return Err(self.mismatch(rel, "does not match its SHA-256 in the manifest"));
+                if entry.checksum(self.hash) != Some(hex(&digest).as_str()) {
+                    return Err(self.mismatch(rel, self.not_matching()));
                 }
             }
         }
