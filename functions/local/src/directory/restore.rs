@@ -506,7 +506,10 @@ impl<'a> Restorer<'a> {
                 }
             }
         }
-        rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
+        if len > pos {
+            // A trailing hole: the size is set without writing it.
+            rfs::ftruncate(&out, len).map_err(|e| FsError::io("write", &dst_shown, e))?;
+        }
         apply_meta(out.as_fd(), entry, &meta, self.owners)
             .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))
     }
