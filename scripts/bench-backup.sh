@@ -4,7 +4,9 @@
 # - first backup: `backupctl backups create --wait 3600` (whole process, until the backup is
 #   available) against `cp -a` + `sync` of the same tree; target ≤ 1.25×;
 # - second backup after rewriting 1% of the files: against `cp -a` + `sync` (target ≤ 0.1×)
-#   and against `rsync -a --link-dest=<previous copy>` + `sync` (target ≤ 1×);
+#   and against `rsync -a --link-dest=<previous copy>` + `sync` (target ≤ 1×); beside them,
+#   `cp -al` + `sync` of the tree (hard links alone: nothing read, hashed or recorded), the
+#   least any backup that links each unchanged file can take on this file system;
 # - restore: `backupctl backups restore` (whole process) against `cp -a` + `sync` of the
 #   backup's data; target ≤ 1.3×;
 # - disk: two backups of an unchanged tree against one (`du`, links counted once); ≤ 1.05×.
@@ -80,7 +82,7 @@ for tree in $trees; do
   sync
   bctl clusters register --cluster-id "$tree" --description "$tree" --provider directory \
     --path "$src" >/dev/null
-  first=() cp_first=() second=() cp_second=() rsync_second=() restore=() cp_restore=()
+  first=() cp_first=() second=() cp_second=() rsync_second=() links_only=() restore=() cp_restore=()
   last_rsync=""
   # Nothing is deleted until the tree is done: ext4 skips inodes freed in the last half minute
   # when it allocates new ones, which made whatever ran right after a delete pay for it.
@@ -111,6 +113,7 @@ for tree in $trees; do
     rsync_second+=("$(since "$t")")
     last_rsync="$work/copies/rsync-$run"
     t=$(now); cp -a "$src" "$work/copies/cp2-$run"; sync; cp_second+=("$(since "$t")")
+    t=$(now); cp -al "$src" "$work/copies/al-$run"; sync; links_only+=("$(since "$t")")
   done
   # Disk: two backups of an unchanged tree against one.
   one=$(backup "$tree")
@@ -137,11 +140,12 @@ for tree in $trees; do
   rm -rf "$work/server/backups"/*
   sleep 30
   results+=("$(python3 - "$tree" "$files" "$bytes" "$du_one" "$du_two" "${first[*]}" "${cp_first[*]}" \
-    "${second[*]}" "${cp_second[*]}" "${rsync_second[*]}" "${restore[*]}" "${cp_restore[*]}" <<'PY'
+    "${second[*]}" "${cp_second[*]}" "${rsync_second[*]}" "${links_only[*]}" "${restore[*]}" \
+    "${cp_restore[*]}" <<'PY'
 import json, statistics, sys
 tree, files, size, du_one, du_two = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-first, cp_first, second, cp_second, rsync_second, restore, cp_restore = (
-    statistics.median(float(x) for x in arg.split()) for arg in sys.argv[6:13])
+first, cp_first, second, cp_second, rsync_second, links_only, restore, cp_restore = (
+    statistics.median(float(x) for x in arg.split()) for arg in sys.argv[6:14])
 r = lambda x: round(x, 3)
 print(json.dumps({
     "tree": tree, "files": files, "MB": round(size / 1e6, 1),
@@ -151,6 +155,8 @@ print(json.dumps({
     "rsyncLinkDestSeconds": r(rsync_second),
     "secondOverCp": r(second / cp_second), "secondWithin0_1x": second / cp_second <= 0.1,
     "secondOverRsync": r(second / rsync_second), "secondNoSlowerThanRsync": second <= rsync_second,
+    "cpAlSyncSeconds": r(links_only), "cpAlOverCp": r(links_only / cp_second),
+    "secondOverCpAl": r(second / links_only),
     "restoreSeconds": r(restore), "restoreCpSeconds": r(cp_restore),
     "restoreOverCp": r(restore / cp_restore), "restoreWithin1_3x": restore / cp_restore <= 1.3,
     "diskTwoOverOne": r(du_two / du_one), "diskWithin1_05x": du_two / du_one <= 1.05,
