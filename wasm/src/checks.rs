@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::json::{self, Value, Writer};
+use crate::rfc3339;
 
 /// How many next runs `validateSchedule` lists when the caller does not say: the CLI's
 /// `--count` default (SPEC §8).
@@ -91,12 +92,12 @@ fn render_context(value: Value) -> Result<RenderContext, String> {
                 4 => index = Some(json::u64(v)?),
                 _ => {
                     let text = json::string(v)?;
-                    let instant = DateTime::parse_from_rfc3339(&text).map_err(|e| {
+                    let instant = rfc3339::parse(&text).map_err(|e| {
                         format!(
                         "datetime must be an RFC 3339 instant such as 2026-11-27T05:00:00Z ({e})"
                     )
                     })?;
-                    datetime = Some(instant.with_timezone(&Utc));
+                    datetime = Some(instant);
                 }
             }
             Ok(())
@@ -647,13 +648,14 @@ fn show_number(millis: f64) -> String {
 /// every fraction), so a negative exponent never occurs.
 pub fn expand_exponent(text: &str) -> String {
     // Byte searches for one character: a `&str` pattern would link a substring searcher.
-    let Some(e) = text.find('e') else {
+    // `split_once` rather than indexing, which links the slicing panic's formatting.
+    let Some((mantissa, exponent)) = text.split_once('e') else {
         return text.to_owned();
     };
-    let Ok(exponent) = text[e + 1..].trim_start_matches('+').parse::<usize>() else {
+    let Ok(exponent) = exponent.trim_start_matches('+').parse::<usize>() else {
         return text.to_owned();
     };
-    let mut out: String = text[..e].chars().filter(|c| *c != '.').collect();
+    let mut out: String = mantissa.chars().filter(|c| *c != '.').collect();
     let digits = out.trim_start_matches('-').len();
     for _ in digits..=exponent {
         out.push('0');

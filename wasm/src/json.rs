@@ -439,7 +439,8 @@ impl Writer {
     /// `text` escaped for inside a JSON string, as `serde_json` escapes it.
     pub fn escaped(&mut self, text: &str) {
         // Every character that needs an escape is ASCII, so the text is copied in runs
-        // between them, split only at ASCII bytes (always character boundaries).
+        // between them, split only at ASCII bytes (always character boundaries, so `get`
+        // always answers; indexing would link the slicing panic's formatting).
         let mut run = 0;
         for (i, b) in text.bytes().enumerate() {
             let escape = match b {
@@ -453,7 +454,7 @@ impl Writer {
                 0..=0x1f => "",
                 _ => continue,
             };
-            self.out.push_str(&text[run..i]);
+            self.out.push_str(text.get(run..i).unwrap_or_default());
             run = i + 1;
             if escape.is_empty() {
                 let _ = write!(self.out, "\\u{:04x}", b);
@@ -461,7 +462,7 @@ impl Writer {
                 self.out.push_str(escape);
             }
         }
-        self.out.push_str(&text[run..]);
+        self.out.push_str(text.get(run..).unwrap_or_default());
     }
 
     pub fn number(&mut self, n: u64) {

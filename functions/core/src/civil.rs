@@ -44,8 +44,9 @@ pub(crate) fn days_before_month(month: u32, leap: bool) -> u32 {
     BEFORE[month as usize % 13] + u32::from(month > 2 && leap)
 }
 
-/// Days since 1970-01-01 of a civil date.
-pub(crate) fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
+/// Days since 1970-01-01 of a civil date. Public for the WebAssembly package, which reads
+/// RFC 3339 instants with it.
+pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
     let y = i64::from(year) - i64::from(month <= 2);
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
