@@ -183,7 +183,7 @@ fn create_job_request(value: Value) -> Result<CreateJobRequest, String> {
                 0 => request.description = json::opt_string(v)?,
                 1 => request.schedule = json::opt_string(v)?,
                 2 => request.job_type = json::opt_string(v)?,
-                _ if v == Value::Null => request.data = None,
+                _ if matches!(v, Value::Null) => request.data = None,
                 _ => {
                     let mut data = ScheduledBackupData::default();
                     json::fields(
@@ -1113,6 +1113,8 @@ mod tests {
             r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory","path":"/a"}"#,
             r#"{"\u0069d":"c1","description":"d","pro\u0076ider":"comm\u0061nd","path":"/a","backupCommand":"b"}"#,
             r#"{"id":"c1","description":"d","provider":"directory","path":"/a","\u00e9":1}"#,
+            // Text copied between escapes, unescaped characters of every UTF-8 length.
+            r#"{"id":"c1","description":"é\"ß\"バックアップ🙂\\\u00e9x🙂","provider":"directory","path":"/é"}"#,
             // Not an object.
             r#"[1]"#,
             r#""c1""#,

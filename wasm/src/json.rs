@@ -41,6 +41,7 @@ pub enum Value {
 /// Parses one JSON text (as `JSON.stringify` writes it; whitespace is allowed).
 pub fn parse(text: &str) -> Result<Value, String> {
     let mut parser = Parser {
+        text,
         bytes: text.as_bytes(),
         at: 0,
     };
@@ -52,7 +53,10 @@ pub fn parse(text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// The text and its bytes: every piece taken out of it is cut at an ASCII byte, so it is
+/// taken as text with `get` (no UTF-8 check, which linked `from_utf8`, and no slicing panic).
 struct Parser<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -71,7 +75,12 @@ impl Parser<'_> {
     }
 
     fn eat(&mut self, literal: &str) -> Result<(), String> {
-        if self.bytes[self.at..].starts_with(literal.as_bytes()) {
+        if self
+            .bytes
+            .get(self.at..)
+            .unwrap_or_default()
+            .starts_with(literal.as_bytes())
+        {
             self.at += literal.len();
             Ok(())
         } else {
@@ -150,8 +159,8 @@ impl Parser<'_> {
             }
             self.at += 1;
         }
-        // The slice is ASCII: every byte matched above is.
-        let text = std::str::from_utf8(&self.bytes[start..self.at]).unwrap_or_default();
+        // The piece is ASCII: every byte matched above is.
+        let text = self.text.get(start..self.at).unwrap_or_default();
         if text.is_empty() || text == "-" {
             return Err("expected value".into());
         }
@@ -168,9 +177,16 @@ impl Parser<'_> {
 
     fn string(&mut self) -> Result<String, String> {
         self.at += 1; // the opening quote
-        let mut out = Vec::new();
+        let mut out = String::new();
+        // Unescaped text is copied in runs, from `run` to the next quote or backslash.
+        let mut run = self.at;
         loop {
-            match self.next() {
+            let end = self.at;
+            let b = self.next();
+            if matches!(b, None | Some(b'"' | b'\\')) {
+                out.push_str(self.text.get(run..end).unwrap_or_default());
+            }
+            match b {
                 None => return Err("EOF while parsing a string".into()),
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -186,21 +202,19 @@ impl Parser<'_> {
                         Some(b'u') => self.unicode_escape()?,
                         _ => return Err("invalid escape".into()),
                     };
-                    let mut buffer = [0; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                    out.push(c);
+                    run = self.at;
                 }
-                Some(b) => out.push(b),
+                Some(_) => {}
             }
         }
-        // Unescaped bytes are copied from a `&str` whole, so the result is UTF-8.
-        String::from_utf8(out).map_err(|_| "invalid unicode code point".into())
+        Ok(out)
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
         let digits = self
-            .bytes
+            .text
             .get(self.at..self.at + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| u32::from_str_radix(d, 16).ok())
             .ok_or("invalid escape")?;
         self.at += 4;
