@@ -298,7 +298,14 @@ pub fn opt_string(value: Value) -> Result<Option<String>, String> {
 
 pub fn strings(value: Value) -> Result<Vec<String>, String> {
     match value {
-        Value::Array(items) => items.into_iter().map(string).collect(),
+        // A loop rather than `collect` into a `Result`, whose adapter is code of its own.
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(string(item)?);
+            }
+            Ok(out)
+        }
         other => Err(invalid_type(&other, "a sequence")),
     }
 }

@@ -308,6 +308,19 @@ impl std::fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
+/// `items.join(separator)`, written by hand: the messages that list things share this one
+/// function instead of linking `join`'s generic code into the WebAssembly module.
+pub(crate) fn join(items: &[String], separator: &str) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        out.push_str(item);
+    }
+    out
+}
+
 /// Every problem found in one input, never only the first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::civil::{civil_from_days, format_rfc3339};
-use crate::error::{ErrorCode, Field, FieldError, FieldErrors};
+use crate::error::{join, ErrorCode, Field, FieldError, FieldErrors};
 
 /// Templates are at most this many characters (Unicode scalar values), SPEC §3.
 pub const MAX_TEMPLATE_CHARS: usize = 256;
@@ -378,7 +378,7 @@ fn list(items: &[String], conjunction: &str) -> String {
     match items.split_last() {
         None => String::new(),
         Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} {conjunction} {last}", rest.join(", ")),
+        Some((last, rest)) => format!("{} {conjunction} {last}", join(rest, ", ")),
     }
 }
 
