@@ -652,11 +652,12 @@ pub fn expand_exponent(text: &str) -> String {
     let Some((mantissa, exponent)) = text.split_once('e') else {
         return text.to_owned();
     };
-    let Ok(exponent) = exponent.trim_start_matches('+').parse::<usize>() else {
+    // `u64`, the type the JSON reader parses too: one integer parser in the module.
+    let Ok(exponent) = exponent.trim_start_matches('+').parse::<u64>() else {
         return text.to_owned();
     };
     let mut out: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let digits = out.trim_start_matches('-').len();
+    let digits = out.trim_start_matches('-').len() as u64;
     for _ in digits..=exponent {
         out.push('0');
     }
@@ -889,6 +890,24 @@ mod tests {
             r#"{"data":{"description":"{cluster}"},"extra":1}"#,
         ] {
             assert_eq!(by_hand(text), derived(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn integers_are_read_with_the_distinctions_serde_makes() {
+        use json::Value::{Float, Signed, Unsigned};
+        for (text, value) in [
+            ("0", Unsigned(0)),
+            ("18446744073709551615", Unsigned(u64::MAX)),
+            ("18446744073709551616", Float("18446744073709551616".into())),
+            ("-0", Signed(0)),
+            ("-1", Signed(-1)),
+            ("-9223372036854775808", Signed(i64::MIN)),
+            ("-9223372036854775809", Float("-9223372036854775809".into())),
+            ("--1", Float("--1".into())),
+            ("1-", Float("1-".into())),
+        ] {
+            assert_eq!(json::parse(text), Ok(value), "{text}");
         }
     }
 

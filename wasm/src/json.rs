@@ -168,7 +168,10 @@ impl Parser<'_> {
             if let Ok(n) = text.parse::<u64>() {
                 return Ok(Value::Unsigned(n));
             }
-            if let Ok(n) = text.parse::<i64>() {
+            // A negative one by its digits as a `u64`, so that one integer parser serves both
+            // (`-0` is `Signed(0)`, as `i64`'s parser reads it).
+            let negative = text.strip_prefix('-').and_then(|d| d.parse::<u64>().ok());
+            if let Some(n) = negative.and_then(|n| 0i64.checked_sub_unsigned(n)) {
                 return Ok(Value::Signed(n));
             }
         }
