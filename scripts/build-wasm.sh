@@ -80,12 +80,17 @@ fi
 rm -rf "$pkg" "$web_pkg"
 wasm-bindgen --target web --out-dir "$pkg" --out-name backup_wasm "$raw"
 
-# -Oz for size. The features are those rustc enables for wasm32 by default and that every
-# current browser and Node 20 support.
+# -Oz for size, repeated while it still shrinks the module (--converge). The features are
+# those rustc enables for wasm32 by default and that every current browser and Node 20
+# support. What the optimiser may also assume: the module's own memory starts zeroed (it is
+# not imported), and no pointer is below 1 KB (rustc puts the 1 MB stack first, and data
+# after it), so constant offsets fold into loads and stores. The producers and
+# target-features sections are notes for tools, which the browser does not read.
 before=$(stat -c %s "$pkg/backup_wasm_bg.wasm")
-"$wasm_opt" -Oz \
+"$wasm_opt" -Oz --converge --zero-filled-memory --low-memory-unused \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  --strip-producers --strip-target-features \
   "$pkg/backup_wasm_bg.wasm" -o "$pkg/backup_wasm_bg.wasm"
 after=$(stat -c %s "$pkg/backup_wasm_bg.wasm")
 echo "wasm-opt -Oz: $before -> $after bytes"

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::json::{self, Value, Writer};
+use crate::rfc3339;
 
 /// How many next runs `validateSchedule` lists when the caller does not say: the CLI's
 /// `--count` default (SPEC §8).
@@ -91,12 +92,12 @@ fn render_context(value: Value) -> Result<RenderContext, String> {
                 4 => index = Some(json::u64(v)?),
                 _ => {
                     let text = json::string(v)?;
-                    let instant = DateTime::parse_from_rfc3339(&text).map_err(|e| {
+                    let instant = rfc3339::parse(&text).map_err(|e| {
                         format!(
                         "datetime must be an RFC 3339 instant such as 2026-11-27T05:00:00Z ({e})"
                     )
                     })?;
-                    datetime = Some(instant.with_timezone(&Utc));
+                    datetime = Some(instant);
                 }
             }
             Ok(())
@@ -182,7 +183,7 @@ fn create_job_request(value: Value) -> Result<CreateJobRequest, String> {
                 0 => request.description = json::opt_string(v)?,
                 1 => request.schedule = json::opt_string(v)?,
                 2 => request.job_type = json::opt_string(v)?,
-                _ if v == Value::Null => request.data = None,
+                _ if matches!(v, Value::Null) => request.data = None,
                 _ => {
                     let mut data = ScheduledBackupData::default();
                     json::fields(
@@ -647,14 +648,16 @@ fn show_number(millis: f64) -> String {
 /// every fraction), so a negative exponent never occurs.
 pub fn expand_exponent(text: &str) -> String {
     // Byte searches for one character: a `&str` pattern would link a substring searcher.
-    let Some(e) = text.find('e') else {
+    // `split_once` rather than indexing, which links the slicing panic's formatting.
+    let Some((mantissa, exponent)) = text.split_once('e') else {
         return text.to_owned();
     };
-    let Ok(exponent) = text[e + 1..].trim_start_matches('+').parse::<usize>() else {
+    // `u64`, the type the JSON reader parses too: one integer parser in the module.
+    let Ok(exponent) = exponent.trim_start_matches('+').parse::<u64>() else {
         return text.to_owned();
     };
-    let mut out: String = text[..e].chars().filter(|c| *c != '.').collect();
-    let digits = out.trim_start_matches('-').len();
+    let mut out: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let digits = out.trim_start_matches('-').len() as u64;
     for _ in digits..=exponent {
         out.push('0');
     }
@@ -891,6 +894,24 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_read_with_the_distinctions_serde_makes() {
+        use json::Value::{Float, Signed, Unsigned};
+        for (text, value) in [
+            ("0", Unsigned(0)),
+            ("18446744073709551615", Unsigned(u64::MAX)),
+            ("18446744073709551616", Float("18446744073709551616".into())),
+            ("-0", Signed(0)),
+            ("-1", Signed(-1)),
+            ("-9223372036854775808", Signed(i64::MIN)),
+            ("-9223372036854775809", Float("-9223372036854775809".into())),
+            ("--1", Float("--1".into())),
+            ("1-", Float("1-".into())),
+        ] {
+            assert_eq!(json::parse(text), Ok(value), "{text}");
+        }
+    }
+
+    #[test]
     fn a_render_context_is_read_as_the_derive_reads_it() {
         let by_hand = |text: &str| json::parse(text).and_then(render_context);
         let derived = |text: &str| {
@@ -1111,6 +1132,8 @@ mod tests {
             r#"{"id":"c1","description":"d\n\"\\\u00e9\ud83d\ude00","provider":"directory","path":"/a"}"#,
             r#"{"\u0069d":"c1","description":"d","pro\u0076ider":"comm\u0061nd","path":"/a","backupCommand":"b"}"#,
             r#"{"id":"c1","description":"d","provider":"directory","path":"/a","\u00e9":1}"#,
+            // Text copied between escapes, unescaped characters of every UTF-8 length.
+            r#"{"id":"c1","description":"é\"ß\"バックアップ🙂\\\u00e9x🙂","provider":"directory","path":"/é"}"#,
             // Not an object.
             r#"[1]"#,
             r#""c1""#,

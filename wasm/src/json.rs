@@ -41,6 +41,7 @@ pub enum Value {
 /// Parses one JSON text (as `JSON.stringify` writes it; whitespace is allowed).
 pub fn parse(text: &str) -> Result<Value, String> {
     let mut parser = Parser {
+        text,
         bytes: text.as_bytes(),
         at: 0,
     };
@@ -52,7 +53,10 @@ pub fn parse(text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// The text and its bytes: every piece taken out of it is cut at an ASCII byte, so it is
+/// taken as text with `get` (no UTF-8 check, which linked `from_utf8`, and no slicing panic).
 struct Parser<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -71,7 +75,12 @@ impl Parser<'_> {
     }
 
     fn eat(&mut self, literal: &str) -> Result<(), String> {
-        if self.bytes[self.at..].starts_with(literal.as_bytes()) {
+        if self
+            .bytes
+            .get(self.at..)
+            .unwrap_or_default()
+            .starts_with(literal.as_bytes())
+        {
             self.at += literal.len();
             Ok(())
         } else {
@@ -150,8 +159,8 @@ impl Parser<'_> {
             }
             self.at += 1;
         }
-        // The slice is ASCII: every byte matched above is.
-        let text = std::str::from_utf8(&self.bytes[start..self.at]).unwrap_or_default();
+        // The piece is ASCII: every byte matched above is.
+        let text = self.text.get(start..self.at).unwrap_or_default();
         if text.is_empty() || text == "-" {
             return Err("expected value".into());
         }
@@ -159,7 +168,10 @@ impl Parser<'_> {
             if let Ok(n) = text.parse::<u64>() {
                 return Ok(Value::Unsigned(n));
             }
-            if let Ok(n) = text.parse::<i64>() {
+            // A negative one by its digits as a `u64`, so that one integer parser serves both
+            // (`-0` is `Signed(0)`, as `i64`'s parser reads it).
+            let negative = text.strip_prefix('-').and_then(|d| d.parse::<u64>().ok());
+            if let Some(n) = negative.and_then(|n| 0i64.checked_sub_unsigned(n)) {
                 return Ok(Value::Signed(n));
             }
         }
@@ -168,9 +180,16 @@ impl Parser<'_> {
 
     fn string(&mut self) -> Result<String, String> {
         self.at += 1; // the opening quote
-        let mut out = Vec::new();
+        let mut out = String::new();
+        // Unescaped text is copied in runs, from `run` to the next quote or backslash.
+        let mut run = self.at;
         loop {
-            match self.next() {
+            let end = self.at;
+            let b = self.next();
+            if matches!(b, None | Some(b'"' | b'\\')) {
+                out.push_str(self.text.get(run..end).unwrap_or_default());
+            }
+            match b {
                 None => return Err("EOF while parsing a string".into()),
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -186,21 +205,19 @@ impl Parser<'_> {
                         Some(b'u') => self.unicode_escape()?,
                         _ => return Err("invalid escape".into()),
                     };
-                    let mut buffer = [0; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                    out.push(c);
+                    run = self.at;
                 }
-                Some(b) => out.push(b),
+                Some(_) => {}
             }
         }
-        // Unescaped bytes are copied from a `&str` whole, so the result is UTF-8.
-        String::from_utf8(out).map_err(|_| "invalid unicode code point".into())
+        Ok(out)
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
         let digits = self
-            .bytes
+            .text
             .get(self.at..self.at + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| u32::from_str_radix(d, 16).ok())
             .ok_or("invalid escape")?;
         self.at += 4;
@@ -284,7 +301,14 @@ pub fn opt_string(value: Value) -> Result<Option<String>, String> {
 
 pub fn strings(value: Value) -> Result<Vec<String>, String> {
     match value {
-        Value::Array(items) => items.into_iter().map(string).collect(),
+        // A loop rather than `collect` into a `Result`, whose adapter is code of its own.
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(string(item)?);
+            }
+            Ok(out)
+        }
         other => Err(invalid_type(&other, "a sequence")),
     }
 }
@@ -439,7 +463,8 @@ impl Writer {
     /// `text` escaped for inside a JSON string, as `serde_json` escapes it.
     pub fn escaped(&mut self, text: &str) {
         // Every character that needs an escape is ASCII, so the text is copied in runs
-        // between them, split only at ASCII bytes (always character boundaries).
+        // between them, split only at ASCII bytes (always character boundaries, so `get`
+        // always answers; indexing would link the slicing panic's formatting).
         let mut run = 0;
         for (i, b) in text.bytes().enumerate() {
             let escape = match b {
@@ -453,7 +478,7 @@ impl Writer {
                 0..=0x1f => "",
                 _ => continue,
             };
-            self.out.push_str(&text[run..i]);
+            self.out.push_str(text.get(run..i).unwrap_or_default());
             run = i + 1;
             if escape.is_empty() {
                 let _ = write!(self.out, "\\u{:04x}", b);
@@ -461,11 +486,16 @@ impl Writer {
                 self.out.push_str(escape);
             }
         }
-        self.out.push_str(&text[run..]);
+        self.out.push_str(text.get(run..).unwrap_or_default());
     }
 
+    /// `n` in decimal, pushed digit by digit rather than through `write!`, whose
+    /// formatting machinery was a measurable part of `validateSchedule`'s time.
     pub fn number(&mut self, n: u64) {
-        let _ = write!(self.out, "{n}");
+        if n >= 10 {
+            self.number(n / 10);
+        }
+        self.out.push(char::from(b'0' + (n % 10) as u8));
     }
 
     pub fn bool(&mut self, b: bool) {

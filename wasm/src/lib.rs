@@ -15,6 +15,8 @@
 //!   result shape), built and tested on the host too.
 //! - [`json`]: reading the arguments and writing the results as JSON text, without
 //!   `serde_json` (half the module's size).
+//! - [`rfc3339`]: `renderTemplate`'s `datetime`, read as chrono reads it, without chrono's
+//!   parser.
 //! - [`typescript`]: the TypeScript types of the exports' arguments and results, written
 //!   into the package's `.d.ts`.
 //! - this file: the `#[wasm_bindgen]` exports themselves and the JSON hand-over.
@@ -37,6 +39,7 @@
 
 pub mod checks;
 pub mod json;
+pub mod rfc3339;
 pub mod typescript;
 
 use wasm_bindgen::prelude::*;

@@ -4,6 +4,8 @@
 //! times while an operator types, so the hot path works on plain integers (Howard Hinnant's
 //! `days_from_civil` algorithms) instead of going through a general date-time library.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 
 /// A calendar minute in UTC. Fields are always in range when built by this module.
@@ -44,8 +46,9 @@ pub(crate) fn days_before_month(month: u32, leap: bool) -> u32 {
     BEFORE[month as usize % 13] + u32::from(month > 2 && leap)
 }
 
-/// Days since 1970-01-01 of a civil date.
-pub(crate) fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
+/// Days since 1970-01-01 of a civil date. Public for the WebAssembly package, which reads
+/// RFC 3339 instants with it.
+pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
     let y = i64::from(year) - i64::from(month <= 2);
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -109,18 +112,64 @@ impl CivilMinute {
 
 /// `2026-11-27T06:00:00Z`: RFC 3339 with a `Z` suffix and whole seconds, the one format the
 /// product prints instants in.
+///
+/// The text of `format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}Z")`, written two digits
+/// at a time: `validateSchedule` writes five of these on every keystroke, and the padded
+/// formatting was about a sixth of its time in the WebAssembly module. A year outside
+/// 0..=9999 (a sign, or a fifth digit) is still written by the formatting machinery.
 pub fn format_rfc3339(instant: DateTime<Utc>) -> String {
     let secs = instant.timestamp();
     let days = secs.div_euclid(86_400);
-    let in_day = secs.rem_euclid(86_400);
+    // In 0..86_400, so the cast is exact.
+    let in_day = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        in_day / 3600,
-        in_day / 60 % 60,
-        in_day % 60
-    )
+    let mut out = String::with_capacity(20);
+    match u32::try_from(y) {
+        Ok(y @ 0..=9999) => {
+            push_two_digits(&mut out, y / 100);
+            push_two_digits(&mut out, y % 100);
+        }
+        _ => {
+            let _ = write!(out, "{y:04}");
+        }
+    }
+    for (separator, n) in [
+        ('-', m),
+        ('-', d),
+        ('T', in_day / 3600),
+        (':', in_day / 60 % 60),
+        (':', in_day % 60),
+    ] {
+        out.push(separator);
+        push_two_digits(&mut out, n);
+    }
+    out.push('Z');
+    out
 }
+
+/// `n` (below 100) as two decimal digits, taken whole from [`TWO_DIGITS`]: one `push_str`
+/// rather than two pushes of a `char`, which at the module's size optimisation are calls.
+fn push_two_digits(out: &mut String, n: u32) {
+    let at = (n % 100) as usize * 2;
+    out.push_str(TWO_DIGITS.get(at..at + 2).unwrap_or_default());
+}
+
+/// `000102…9899`: the numbers 0 to 99 as two digits each, made when compiling.
+const TWO_DIGITS: &str = match std::str::from_utf8(&TWO_DIGIT_BYTES) {
+    Ok(text) => text,
+    Err(_) => panic!("ASCII digits are UTF-8"),
+};
+
+const TWO_DIGIT_BYTES: [u8; 200] = {
+    let mut bytes = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        bytes[2 * n] = b'0' + (n / 10) as u8;
+        bytes[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    bytes
+};
 
 #[cfg(test)]
 /// Day of the week of an instant, 0 = Sunday.
@@ -165,5 +214,34 @@ mod tests {
     fn formats_rfc3339_with_z() {
         let t = DateTime::from_timestamp(1_795_755_600, 0).unwrap();
         assert_eq!(format_rfc3339(t), "2026-11-27T05:00:00Z");
+    }
+
+    #[test]
+    fn formats_rfc3339_as_the_padded_format_does_for_every_year_chrono_has() {
+        let padded = |t: DateTime<Utc>| {
+            let secs = t.timestamp();
+            let in_day = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                in_day / 3600,
+                in_day / 60 % 60,
+                in_day % 60
+            )
+        };
+        // Every year from 9999 BC to 10,000 AD, at a time of day that moves through the
+        // hours, minutes and seconds, and both ends of chrono's range.
+        let start = days_from_civil(-9999, 1, 1) * 86_400;
+        let step = 86_400 * 365 + 3_661;
+        let mut instants: Vec<i64> = (0..20_000).map(|i| start + i * step).collect();
+        let (min, max) = (
+            DateTime::<Utc>::MIN_UTC.timestamp(),
+            DateTime::<Utc>::MAX_UTC.timestamp(),
+        );
+        instants.extend([min, min + 59, max, max - 3_599, -1, 0, 1]);
+        for secs in instants {
+            let t = DateTime::from_timestamp(secs, 0).unwrap();
+            assert_eq!(format_rfc3339(t), padded(t), "{secs}");
+        }
     }
 }

@@ -345,9 +345,11 @@ fn one(
 /// At most 40 characters of user input, for quoting it back in a message.
 fn shorten(text: &str) -> String {
     // Sliced at the 41st character's byte offset rather than collected char by char: the
-    // same text, in less code for the WebAssembly module.
+    // same text, in less code for the WebAssembly module. `get` rather than `&text[..end]`
+    // (a character's offset, so the same text): indexing links the slicing panic's
+    // formatting into the module.
     match text.char_indices().nth(40) {
-        Some((end, _)) => format!("{}…", &text[..end]),
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or(text)),
         None => text.to_owned(),
     }
 }

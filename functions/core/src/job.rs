@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::SCHEDULED_BACKUP;
-use crate::error::{ErrorCode, Field, FieldError, FieldErrors, Problems};
+use crate::error::{join, ErrorCode, Field, FieldError, FieldErrors, Problems};
 use crate::retention::MaxBackupCount;
 use crate::schedule::Schedule;
 use crate::template::{quote, Template};
@@ -369,7 +369,7 @@ pub fn check_cluster_id(value: Option<&str>) -> Result<String, FieldErrors> {
             first..end,
             format!(
                 "A cluster id may contain only ASCII letters, digits, `-` and `_`; remove {}{}.",
-                shown.join(", "),
+                join(&shown, ", "),
                 if more { " and the like" } else { "" }
             ),
         ));

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::civil::{civil_from_days, format_rfc3339};
-use crate::error::{ErrorCode, Field, FieldError, FieldErrors};
+use crate::error::{join, ErrorCode, Field, FieldError, FieldErrors};
 
 /// Templates are at most this many characters (Unicode scalar values), SPEC §3.
 pub const MAX_TEMPLATE_CHARS: usize = 256;
@@ -378,7 +378,7 @@ fn list(items: &[String], conjunction: &str) -> String {
     match items.split_last() {
         None => String::new(),
         Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} {conjunction} {last}", rest.join(", ")),
+        Some((last, rest)) => format!("{} {conjunction} {last}", join(rest, ", ")),
     }
 }
 
@@ -390,17 +390,18 @@ fn did_you_mean(inner: &str) -> String {
         return String::new();
     }
     let lower = inner.to_ascii_lowercase();
-    PLACEHOLDERS
-        .iter()
-        .map(|(n, f, _)| {
-            let bare = match f {
-                Some(f) => format!("{n}:{f}"),
-                None => (*n).to_owned(),
-            };
-            (edit_distance(&lower, &bare), spelling(n, *f))
-        })
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
+    // The nearest spelling within two edits, the first of equals; each compared without its
+    // braces, taken from the spelling itself rather than written a second time.
+    let mut nearest: Option<(usize, String)> = None;
+    for (n, f, _) in PLACEHOLDERS {
+        let written = spelling(n, *f);
+        let bare = written.get(1..written.len() - 1).unwrap_or_default();
+        let distance = edit_distance(&lower, bare);
+        if distance <= 2 && nearest.as_ref().is_none_or(|(d, _)| distance < *d) {
+            nearest = Some((distance, written));
+        }
+    }
+    nearest
         .map(|(_, s)| format!(" (did you mean {s}?)"))
         .unwrap_or_default()
 }
@@ -697,6 +698,52 @@ mod tests {
         );
         assert_eq!(e.field, Field::Description);
         assert_eq!((e.start, e.end), (7, 12));
+    }
+
+    #[test]
+    fn did_you_mean_picks_the_first_nearest_spelling_as_the_map_and_min_by_key_did() {
+        // The suggestion as first written: each spelling's bare form written on its own,
+        // every candidate built, the first of the nearest kept.
+        let oracle = |inner: &str| {
+            if inner.is_empty() || inner.chars().count() > 24 {
+                return String::new();
+            }
+            let lower = inner.to_ascii_lowercase();
+            PLACEHOLDERS
+                .iter()
+                .map(|(n, f, _)| {
+                    let bare = match f {
+                        Some(f) => format!("{n}:{f}"),
+                        None => (*n).to_owned(),
+                    };
+                    (edit_distance(&lower, &bare), spelling(n, *f))
+                })
+                .filter(|(d, _)| *d <= 2)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, s)| format!(" (did you mean {s}?)"))
+                .unwrap_or_default()
+        };
+        let mut inputs = vec![String::new(), "x".repeat(25), "é".repeat(3)];
+        for (n, f, _) in PLACEHOLDERS {
+            let bare = f.map_or_else(|| (*n).to_owned(), |f| format!("{n}:{f}"));
+            let chars: Vec<char> = bare.chars().collect();
+            for i in 0..=chars.len() {
+                let (before, after) = chars.split_at(i);
+                let before: String = before.iter().collect();
+                let rest: String = after.iter().skip(1).collect();
+                let after: String = after.iter().collect();
+                inputs.push(format!("{before}{rest}"));
+                inputs.push(format!("{before}x{after}"));
+                inputs.push(format!("{before}x{rest}"));
+                inputs.push(format!("{before}XY{rest}").to_uppercase());
+                // Prefixes, where two spellings are often equally near (`index:h`).
+                inputs.push(before);
+            }
+        }
+        for inner in &inputs {
+            assert_eq!(did_you_mean(inner), oracle(inner), "{inner:?}");
+        }
+        assert!(inputs.len() > 400, "{}", inputs.len());
     }
 
     #[test]

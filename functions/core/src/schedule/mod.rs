@@ -432,13 +432,21 @@ impl Schedule {
 
     fn too_frequent_message(&self) -> String {
         let minutes = sorted_bits(self.minutes);
-        let listed: Vec<String> = minutes.iter().take(6).map(|m| m.to_string()).collect();
+        // The first six minutes, joined by pushes: neither `join` nor `to_string` in the
+        // WebAssembly module for one message.
+        let mut listed = String::new();
+        for (i, &minute) in minutes.iter().take(6).enumerate() {
+            if i > 0 {
+                listed.push_str(", ");
+            }
+            push_number(&mut listed, minute);
+        }
         let more = if minutes.len() > 6 { ", …" } else { "" };
         let gap = self.min_interval_minutes();
         format!(
             "This runs {} times an hour (at minutes {}{more}), {gap} minute{} apart; a backup may run at most once an hour, so write a single minute, such as `{}`.",
             minutes.len(),
-            listed.join(", "),
+            listed,
             if gap == 1 { "" } else { "s" },
             minutes.first().copied().unwrap_or(0)
         )

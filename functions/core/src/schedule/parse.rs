@@ -85,6 +85,10 @@ pub(crate) struct Token<'a> {
 }
 
 /// Splits on whitespace, remembering where each token starts in characters.
+///
+/// The tokens are taken with `get`, not `&input[..]`: the offsets come from `char_indices`,
+/// so both are the same text, and indexing would link the slicing panic's formatting (with
+/// `char`'s `Debug` and its Unicode tables) into the WebAssembly module.
 pub(crate) fn tokens(input: &str) -> Vec<Token<'_>> {
     // Room for the five fields and a sixth, the usual mistake, without growing.
     let mut out = Vec::with_capacity(6);
@@ -93,7 +97,7 @@ pub(crate) fn tokens(input: &str) -> Vec<Token<'_>> {
         if c.is_whitespace() {
             if let Some((b, ch)) = token_start.take() {
                 out.push(Token {
-                    text: &input[b..byte],
+                    text: input.get(b..byte).unwrap_or_default(),
                     start: ch,
                 });
             }
@@ -103,7 +107,7 @@ pub(crate) fn tokens(input: &str) -> Vec<Token<'_>> {
     }
     if let Some((b, ch)) = token_start {
         out.push(Token {
-            text: &input[b..],
+            text: input.get(b..).unwrap_or_default(),
             start: ch,
         });
     }
