@@ -113,7 +113,9 @@ for tree in $trees; do
     rsync_second+=("$(since "$t")")
     last_rsync="$work/copies/rsync-$run"
     t=$(now); cp -a "$src" "$work/copies/cp2-$run"; sync; cp_second+=("$(since "$t")")
-    t=$(now); cp -al "$src" "$work/copies/al-$run"; sync; links_only+=("$(since "$t")")
+    # Of the copy just made, not of the source: a link changes the linked file's status
+    # change time, and the next backup would then find every source file changed.
+    t=$(now); cp -al "$work/copies/cp2-$run" "$work/copies/al-$run"; sync; links_only+=("$(since "$t")")
   done
   # Disk: two backups of an unchanged tree against one.
   one=$(backup "$tree")

@@ -151,7 +151,7 @@ pub(crate) fn hash_file(fd: BorrowedFd<'_>, digest: &mut Inline) -> Result<(u64,
 
 /// Feeds `digest` an open file's content (holes as zeros, never read) and answers its
 /// length; the caller ends the file, also after an error.
-pub(crate) fn feed_file(fd: BorrowedFd<'_>, digest: &mut dyn Digester) -> Result<u64, Errno> {
+fn feed_file(fd: BorrowedFd<'_>, digest: &mut dyn Digester) -> Result<u64, Errno> {
     let size = fmeta(fd)?.size;
     let mut on = |_| Ok(());
     let pos = stream(fd, None, digest, &mut on).map_err(|e| match e {

@@ -1,5 +1,6 @@
-//! Where a copied file's bytes are hashed: in the copying thread ([`Inline`], for a read
-//! that writes nothing) or beside it ([`Piped`], for a copy), with the manifest's algorithm
+//! Where a copied file's bytes are hashed: in the copying thread ([`Inline`]) or beside it
+//! ([`Piped`], for a copy or a restore), or whole files at once on every core
+//! ([`FileHashers`], for a verify, which writes nothing), with the manifest's algorithm
 //! ([`HashAlgorithm`]: BLAKE3 for what this version writes, SHA-256 for older manifests).
 //!
 //! A copy reads each chunk once, writes it, and hands the same buffer to a hashing thread,
@@ -303,5 +304,106 @@ impl Drop for Piped {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // The threads end once their queues are closed (dropped with `workers`).
+    }
+}
+
+/// What a [`FileHashers`] thread found of one file: its length and digest, or why it could
+/// not be read.
+pub(crate) type FileDigest = Result<(u64, [u8; 32]), Errno>;
+
+/// Whole files read and hashed by one thread per core (a verify, which writes nothing): each
+/// thread reads a file into its own buffer and hashes it there, so the bytes are hashed
+/// while they are still in that core's cache, and as many files are read at once as there
+/// are cores. The walk opens each file (so every open is the walk's, checked as the walk
+/// checks it) and hands the descriptor over; at most a few descriptors wait in the queue.
+pub(crate) struct FileHashers {
+    to_hash: Option<SyncSender<(usize, std::os::fd::OwnedFd)>>,
+    threads: Vec<JoinHandle<Vec<(usize, FileDigest)>>>,
+    stop: Arc<AtomicBool>,
+    /// Files handed over so far; the next one is the `sent`-th.
+    sent: usize,
+}
+
+impl FileHashers {
+    pub(crate) fn start(algorithm: HashAlgorithm) -> Result<FileHashers, FsError> {
+        let count = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MOST_WORKERS);
+        let (to_hash, inbox) = mpsc::sync_channel::<(usize, std::os::fd::OwnedFd)>(2 * count);
+        let inbox = Arc::new(std::sync::Mutex::new(inbox));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(count);
+        for n in 0..count {
+            let (inbox, halt) = (inbox.clone(), stop.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("backup-verify-{n}"))
+                .spawn(move || {
+                    let mut inline = Inline::new(algorithm);
+                    let mut found = Vec::new();
+                    loop {
+                        // The lock is held only while a descriptor is taken off the queue.
+                        let next = match inbox.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((k, fd)) = next else { break };
+                        if halt.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let hashed =
+                            super::copy::hash_file(std::os::fd::AsFd::as_fd(&fd), &mut inline);
+                        found.push((k, hashed));
+                    }
+                    found
+                })
+                .map_err(|e| {
+                    FsError::io(
+                        "start the hashing thread for",
+                        "the check",
+                        Errno::from_io_error(&e).unwrap_or(Errno::AGAIN),
+                    )
+                })?;
+            threads.push(thread);
+        }
+        Ok(FileHashers {
+            to_hash: Some(to_hash),
+            threads,
+            stop,
+            sent: 0,
+        })
+    }
+
+    /// Hands an open file over; answers its number, the index of its result in
+    /// [`finish`](Self::finish)'s answer.
+    pub(crate) fn hash(&mut self, fd: std::os::fd::OwnedFd) -> Result<usize, FsError> {
+        let k = self.sent;
+        match &self.to_hash {
+            Some(queue) if queue.send((k, fd)).is_ok() => {
+                self.sent += 1;
+                Ok(k)
+            }
+            _ => Err(gone()),
+        }
+    }
+
+    /// Waits for every file handed over; answers their results in the order they were.
+    pub(crate) fn finish(mut self) -> Result<Vec<FileDigest>, FsError> {
+        drop(self.to_hash.take());
+        let mut results: Vec<Option<FileDigest>> = vec![None; self.sent];
+        for thread in std::mem::take(&mut self.threads) {
+            for (k, found) in thread.join().map_err(|_| gone())? {
+                if let Some(slot) = results.get_mut(k) {
+                    *slot = Some(found);
+                }
+            }
+        }
+        results.into_iter().map(|r| r.ok_or_else(gone)).collect()
+    }
+}
+
+impl Drop for FileHashers {
+    fn drop(&mut self) {
+        // Abandoned (a cancelled check): the threads stop at their next file.
+        self.stop.store(true, Ordering::Relaxed);
     }
 }

@@ -57,8 +57,8 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
-use super::copy::{feed_file, hex};
-use super::digest::{Digester, Ended, Inline, Piped};
+use super::copy::{hash_file, hex};
+use super::digest::{FileHashers, Inline};
 use super::walk::{shown, Entry, FsError, Meta, Visitor};
 
 /// The version this code writes.
@@ -453,10 +453,10 @@ pub(crate) struct Checker<'m> {
     seq: u64,
     /// Hashes in this thread when the hashing threads could not start.
     inline: Inline,
-    /// A full check's hashing threads (see [`super::digest`]): the next file is read while
-    /// the last ones are hashed, on every core.
-    piped: Option<Piped>,
-    /// The files whose digests `piped` will hand over: digest index, entry number, entry.
+    /// A full check's reading and hashing threads, one per core (see
+    /// [`FileHashers`]); the walk opens each file and hands it over.
+    hashers: Option<FileHashers>,
+    /// The files handed to `hashers`: result index, entry number, entry.
     pending: Vec<(usize, u64, &'m ManifestEntry)>,
     /// During a run: the heartbeat to tick and the abandon flag to honour.
     watch: Option<(Progress, Arc<AtomicBool>)>,
@@ -476,8 +476,8 @@ impl<'m> Checker<'m> {
             more: 0,
             seq: 0,
             inline: Inline::new(manifest.hash),
-            piped: match depth {
-                Depth::Full => Piped::start(&Progress::default(), manifest.hash).ok(),
+            hashers: match depth {
+                Depth::Full => FileHashers::start(manifest.hash).ok(),
                 Depth::Quick => None,
             },
             pending: Vec::new(),
@@ -518,16 +518,25 @@ impl<'m> Checker<'m> {
     /// The problems found, then how many more there were; call after the walk.
     pub(crate) fn finish(mut self) -> (Vec<Problem>, usize) {
         let mut late = Vec::new();
-        if let Some(piped) = self.piped.take() {
-            match piped.finish() {
-                Ok(digests) => {
+        if let Some(hashers) = self.hashers.take() {
+            match hashers.finish() {
+                Ok(found) => {
                     for (k, seq, entry) in std::mem::take(&mut self.pending) {
-                        let digest = digests.get(k).map(|d| hex(d));
-                        if digest.as_deref() != entry.checksum(self.manifest.hash) {
-                            let problem = self.not_matching();
-                            let path = entry.path.clone();
-                            late.push((seq * 2, Problem { path, problem }));
-                        }
+                        let problem = match found.get(k) {
+                            Some(Ok((len, _))) if *len != entry.size => {
+                                format!("{len} bytes read, the manifest says {}", entry.size)
+                            }
+                            Some(Ok((_, digest)))
+                                if Some(hex(digest).as_str())
+                                    == entry.checksum(self.manifest.hash) =>
+                            {
+                                continue
+                            }
+                            Some(Ok(_)) | None => self.not_matching(),
+                            Some(Err(e)) => format!("cannot be read: {e}"),
+                        };
+                        let path = entry.path.clone();
+                        late.push((seq * 2, Problem { path, problem }));
                     }
                 }
                 Err(e) => late.push((
@@ -738,27 +747,22 @@ impl<'m> Checker<'m> {
                 return Ok(());
             }
         };
-        let digester: &mut dyn Digester = match self.piped.as_mut() {
-            Some(piped) => piped,
-            None => &mut self.inline,
-        };
-        let fed = feed_file(std::os::fd::AsFd::as_fd(&fd), digester);
-        // Ended after an error too, so the next file's bytes start a new digest.
-        let ended = digester.end();
-        match fed {
-            Ok(len) if len != entry.size => self.problem(
+        if let Some(hashers) = self.hashers.as_mut() {
+            let k = hashers.hash(fd)?;
+            self.pending.push((k, self.seq, entry));
+            return Ok(());
+        }
+        match hash_file(std::os::fd::AsFd::as_fd(&fd), &mut self.inline) {
+            Ok((len, _)) if len != entry.size => self.problem(
                 rel,
                 format!("{len} bytes read, the manifest says {}", entry.size),
             ),
-            Ok(_) => match ended {
-                Ended::Later(k) => self.pending.push((k, self.seq, entry)),
-                Ended::Now(digest) => {
-                    if Some(hex(&digest).as_str()) != entry.checksum(self.manifest.hash) {
-                        let problem = self.not_matching();
-                        self.problem(rel, problem);
-                    }
+            Ok((_, digest)) => {
+                if Some(hex(&digest).as_str()) != entry.checksum(self.manifest.hash) {
+                    let problem = self.not_matching();
+                    self.problem(rel, problem);
                 }
-            },
+            }
             Err(Errno::INTR) => return Err(FsError::Cancelled),
             Err(e) => self.problem(rel, format!("cannot be read: {e}")),
         }
