@@ -45,8 +45,15 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
     /// The API token to send (`Authorization: Bearer`). Without it, a loopback --url uses
-    /// the token in `<data-dir>/token`.
-    #[arg(long, global = true, env = "BACKUPCTL_TOKEN", hide_env_values = true)]
+    /// the token in `<data-dir>/token`. A token may begin with `-` (base64url), so the value
+    /// after `--token` is taken as it is.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKUPCTL_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub token: Option<String>,
     /// Sign every request with AWS Signature Version 4 (service `execute-api`), with the AWS
     /// SDK's credentials and region (`AWS_PROFILE`, `aws sso login`, `AWS_REGION`, …): for
