@@ -1460,6 +1460,68 @@ async fn a_base_that_cannot_serve_copies_everything_and_says_why() {
     );
 }
 
+#[tokio::test]
+async fn links_made_beside_the_walk_keep_every_directory_s_times_and_mode_and_copy_a_bad_base_file()
+{
+    // GIVEN directories of many files (more than one batch of links), nested, with set
+    // modification times and modes
+    let s = Setup::new();
+    let mut total = 0u64;
+    for (dir, files) in [("a", 600), ("a/b", 10), ("c", 5), ("", 3)] {
+        fs::create_dir_all(s.src().join(dir)).unwrap();
+        for i in 0..files {
+            let bytes = format!("{dir}/{i}").repeat(3);
+            total += bytes.len() as u64;
+            fs::write(s.src().join(dir).join(format!("file-{i}")), bytes).unwrap();
+        }
+    }
+    fs::set_permissions(s.src().join("c"), fs::Permissions::from_mode(0o750)).unwrap();
+    for (dir, sec) in [
+        ("a/b", 1_600_000_100),
+        ("a", 1_600_000_000),
+        ("c", 1_600_000_200),
+    ] {
+        set_mtime(&s.src().join(dir), sec, 7);
+    }
+    let (first, _, first_dir) = backup_from(&s, None).await;
+    // AND one base copy deep in the tree altered behind the server's back
+    let bad = "a/b/file-3";
+    let bad_size = fs::metadata(s.src().join(bad)).unwrap().len();
+    fs::set_permissions(
+        first_dir.join("data").join(bad),
+        fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    // WHEN the next backup links from it
+    let (second, _, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    // THEN everything else is linked, and the altered file copied afresh from the source
+    assert_eq!(second.linked_bytes, Some(total - bad_size));
+    assert_eq!(
+        inode(&first_dir.join("data/a/file-599")),
+        inode(&second_dir.join("data/a/file-599"))
+    );
+    assert_ne!(
+        inode(&first_dir.join("data").join(bad)),
+        inode(&second_dir.join("data").join(bad))
+    );
+    assert_eq!(
+        mode_of(&second_dir.join("data").join(bad)),
+        mode_of(&s.src().join(bad))
+    );
+    // AND every directory has the source's modification time and mode, though links and
+    // the copy went into it after the walk had left it
+    for dir in ["a", "a/b", "c"] {
+        let made = fs::metadata(second_dir.join("data").join(dir)).unwrap();
+        let source = fs::metadata(s.src().join(dir)).unwrap();
+        assert_eq!(
+            (made.mtime(), made.mtime_nsec()),
+            (source.mtime(), source.mtime_nsec()),
+            "{dir}"
+        );
+        assert_eq!(made.mode() & 0o7777, source.mode() & 0o7777, "{dir}");
+    }
+}
+
 /// Rewrites a backup's manifest as a version-4 server wrote it: SHA-256 checksums, no `hash`.
 fn as_sha256_manifest(dir: &Path) {
     use sha2::{Digest, Sha256};

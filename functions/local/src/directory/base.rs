@@ -31,6 +31,8 @@
 //!   everything, and its details say why.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -45,7 +47,7 @@ use super::walk::{lmeta, open_dir_at, shown, Meta};
 pub(crate) struct Base {
     data: OwnedFd,
     /// The manifest's files, by path.
-    files: HashMap<String, ManifestEntry>,
+    files: HashMap<String, ManifestEntry, RandomState>,
     /// The directory of the last file linked (relative to `data/`), open: the walk visits a
     /// directory's files one after another.
     dir: Option<(String, OwnedFd)>,
@@ -147,10 +149,7 @@ impl Base {
         mode: u32,
         owners: bool,
     ) -> Result<Linked, Errno> {
-        let (parent, file) = match entry.path.rsplit_once('/') {
-            Some((parent, file)) => (parent, file),
-            None => ("", entry.path.as_str()),
-        };
+        let (parent, file) = split(&entry.path);
         let Ok(file) = CString::new(file) else {
             return Ok(Linked::Copy);
         };
@@ -159,24 +158,23 @@ impl Base {
             Err(e) if falls_back(e) => return Ok(Linked::Copy),
             Err(e) => return Err(e),
         };
-        match rfs::linkat(dir, &file, dest, name, AtFlags::empty()) {
-            Ok(()) => {}
-            Err(e) if falls_back(e) => return Ok(Linked::Copy),
-            Err(e) => return Err(e),
+        Expected::of(entry, mode).link(dir, &file, dest, name, owners)
+    }
+
+    /// The base's directory `rel` (`""` for `data/`), opened afresh as
+    /// [`parent`](Self::parent) opens it, for a [`super::linker`] batch to own; `None`
+    /// when it cannot be (its files are then copied).
+    pub(crate) fn open_parent(&self, rel: &str) -> Result<Option<OwnedFd>, Errno> {
+        let opened = if rel.is_empty() {
+            super::walk::dup(self.data.as_fd())
+        } else {
+            open_beneath(self.data.as_fd(), rel)
+        };
+        match opened {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if falls_back(e) => Ok(None),
+            Err(e) => Err(e),
         }
-        let made = lmeta(dest, name)?;
-        let owner_ok = !owners || (entry.uid == Some(made.uid) && entry.gid == Some(made.gid));
-        if made.kind == EntryKind::File
-            && made.size == entry.size
-            && made.mode == mode
-            && Some(made.mtime_ns()) == entry.mtime_ns
-            && owner_ok
-        {
-            return Ok(Linked::Yes);
-        }
-        // The base's copy is not what its manifest says (verify will say how): copy afresh.
-        rfs::unlinkat(dest, name, AtFlags::empty())?;
-        Ok(Linked::Copy)
     }
 
     /// The base's directory `rel` (`""` for `data/` itself), without following links.
@@ -186,13 +184,7 @@ impl Base {
         }
         let cached = matches!(&self.dir, Some((at, _)) if at == rel);
         if !cached {
-            let fd = rfs::openat2(
-                self.data.as_fd(),
-                rel,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-            )?;
+            let fd = open_beneath(self.data.as_fd(), rel)?;
             self.dir = Some((rel.to_owned(), fd));
         }
         match &self.dir {
@@ -217,4 +209,78 @@ fn falls_back(e: Errno) -> bool {
             | Errno::INVAL
             | Errno::ACCESS
     )
+}
+
+/// `(parent, file name)` of a `/`-separated relative path.
+pub(crate) fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+/// The directory `rel` below `data`, without following links on the way.
+fn open_beneath(data: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, Errno> {
+    rfs::openat2(
+        data,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// What the base's manifest says of a file's copy, which a new link must show before it
+/// is kept: owned, so a [`super::linker`] worker can check it away from the walk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected {
+    size: u64,
+    /// The permission bits the base's copy was given.
+    mode: u32,
+    mtime_ns: Option<i128>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+impl Expected {
+    pub(crate) fn of(entry: &ManifestEntry, mode: u32) -> Expected {
+        Expected {
+            size: entry.size,
+            mode,
+            mtime_ns: entry.mtime_ns,
+            uid: entry.uid,
+            gid: entry.gid,
+        }
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Links `file` of the base's directory `dir` as `name` in `dest`, then checks the link;
+    /// a link that is not what the base's manifest says is removed again (`Copy`).
+    pub(crate) fn link(
+        &self,
+        dir: BorrowedFd<'_>,
+        file: &CStr,
+        dest: BorrowedFd<'_>,
+        name: &CStr,
+        owners: bool,
+    ) -> Result<Linked, Errno> {
+        match rfs::linkat(dir, file, dest, name, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(e) if falls_back(e) => return Ok(Linked::Copy),
+            Err(e) => return Err(e),
+        }
+        let made = lmeta(dest, name)?;
+        let owner_ok = !owners || (self.uid == Some(made.uid) && self.gid == Some(made.gid));
+        if made.kind == EntryKind::File
+            && made.size == self.size
+            && made.mode == self.mode
+            && Some(made.mtime_ns()) == self.mtime_ns
+            && owner_ok
+        {
+            return Ok(Linked::Yes);
+        }
+        // The base's copy is not what its manifest says (verify will say how): copy afresh.
+        rfs::unlinkat(dest, name, AtFlags::empty())?;
+        Ok(Linked::Copy)
+    }
 }

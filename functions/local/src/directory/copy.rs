@@ -10,10 +10,11 @@ use backup_engine::Progress;
 use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
-use super::base::{Base, Linked};
+use super::base::{split, Base, Expected, Linked};
 use super::digest::{Digester, Ended, Inline, Piped};
+use super::linker::{Batch, Item, Linker, Pending, BATCH};
 use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
-use super::walk::{fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
+use super::walk::{dup, fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
 
 /// Bytes read and written at a time.
@@ -249,21 +250,36 @@ fn not_utf8(base: &str, rel: &str) -> FsError {
 /// metadata.
 pub(crate) struct Sizer<'a> {
     pub needed: u64,
-    /// Files unchanged since this backup are linked, not copied: they need no space.
-    pub unchanged_since: Option<&'a Base>,
+    /// With a base to link from: every file met, whose size counts only if it is not
+    /// unchanged since the base (see [`Sizer::settle`]). The walk goes on while another
+    /// thread reads the base's manifest.
+    pub files: Option<Vec<(String, Meta)>>,
     pub base: &'a str,
     pub cancelled: &'a AtomicBool,
     pub progress: &'a Progress,
 }
 
+impl Sizer<'_> {
+    /// Adds the files met that are not unchanged since `base` (all of them without one):
+    /// files linked need no space.
+    pub(crate) fn settle(&mut self, base: Option<&Base>) {
+        for (rel, meta) in self.files.take().unwrap_or_default() {
+            if base.is_none_or(|base| base.unchanged(&rel, &meta).is_none()) {
+                self.needed = self.needed.saturating_add(meta.allocated);
+            }
+        }
+    }
+}
+
 impl Visitor for Sizer<'_> {
     fn entry(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
         step(self.cancelled, self.progress)?;
-        let linked = self
-            .unchanged_since
-            .is_some_and(|base| base.unchanged(entry.rel, &entry.meta).is_some());
-        if entry.meta.kind == EntryKind::File && !linked {
-            self.needed = self.needed.saturating_add(entry.meta.allocated);
+        if entry.meta.kind != EntryKind::File {
+            return Ok(());
+        }
+        match self.files.as_mut() {
+            Some(files) => files.push((entry.rel.to_owned(), entry.meta)),
+            None => self.needed = self.needed.saturating_add(entry.meta.allocated),
         }
         Ok(())
     }
@@ -307,11 +323,18 @@ pub(crate) struct Copier<'a> {
     /// Bytes and files linked from the base rather than copied.
     pub linked_bytes: u64,
     pub linked_files: u64,
+    /// Links made on worker threads (see [`super::linker`]), when there is a base and
+    /// `--verify-unchanged` is off; `None` links in this thread.
+    pub linker: Option<Linker>,
+    /// The batch of links being gathered for the current directory.
+    pub batch: Option<Batch>,
+    /// Entries queued as linked whose file vanished before it could be copied instead.
+    pub removed: Vec<usize>,
 }
 
 impl Copier<'_> {
     fn file(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
-        let Entry { dir, name, rel, .. } = *entry;
+        let Entry { name, rel, .. } = *entry;
         if let Some(hook) = &self.hooks.before_open {
             hook(rel);
         }
@@ -319,30 +342,53 @@ impl Copier<'_> {
         // copy that is linked, never the source that is read, and the listing's `lstat` is
         // the moment the backup saw it (as the open is for a file it copies). On a second
         // backup that skips an open, an `fstat` and a close for nearly every file.
-        if !self.verify_unchanged && self.linked(None, &entry.meta, name, rel)? {
-            return Ok(());
+        if !self.verify_unchanged {
+            let linked = if self.linker.is_some() {
+                self.queue_link(entry)?
+            } else {
+                self.linked(None, &entry.meta, name, rel)?
+            };
+            if linked {
+                return Ok(());
+            }
         }
+        self.copy_file(entry, None, None)
+    }
+
+    /// Copies the regular file `entry` (as listed) into the current directory, or into
+    /// `dest` at manifest index `at` (a queued link that must be a copy instead).
+    fn copy_file(
+        &mut self,
+        entry: &Entry<'_>,
+        dest: Option<BorrowedFd<'_>>,
+        at: Option<usize>,
+    ) -> Result<(), FsError> {
+        let Entry { dir, name, rel, .. } = *entry;
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let src = match rfs::openat(dir, name, flags, Mode::empty()) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return self.vanished(rel),
+            Err(Errno::NOENT) => return self.gone(rel, at),
             // Replaced since it was listed: by a link (`ELOOP`), a socket (`ENXIO`), ...
             // Look again and store or skip what is there now.
             Err(e) => {
                 return match lmeta(dir, name) {
-                    Ok(now) if now.kind == EntryKind::Symlink => self.link(&Entry {
-                        meta: now,
-                        ..*entry
-                    }),
+                    Ok(now) if now.kind == EntryKind::Symlink => self.link(
+                        &Entry {
+                            meta: now,
+                            ..*entry
+                        },
+                        dest,
+                        at,
+                    ),
                     Ok(now) if !matches!(now.kind, EntryKind::File | EntryKind::Dir) => {
-                        self.skip(rel, &now);
+                        self.skip(rel, &now, at);
                         Ok(())
                     }
                     Ok(now) if now.kind == EntryKind::Dir => {
                         Err(FsError::Replaced(shown(self.base, rel)))
                     }
-                    Err(Errno::NOENT) => self.vanished(rel),
+                    Err(Errno::NOENT) => self.gone(rel, at),
                     _ => Err(FsError::io("open", shown(self.base, rel), e)),
                 };
             }
@@ -351,19 +397,187 @@ impl Copier<'_> {
             fmeta(src.as_fd()).map_err(|e| FsError::io("read", shown(self.base, rel), e))?;
         match before.kind {
             EntryKind::File => {
-                if self.verify_unchanged && self.linked(Some(&src), &before, name, rel)? {
+                if at.is_none()
+                    && self.verify_unchanged
+                    && self.linked(Some(&src), &before, name, rel)?
+                {
                     return Ok(());
                 }
-                self.regular(src, &before, name, rel)
+                self.regular(src, &before, name, rel, dest, at)
             }
             EntryKind::Dir | EntryKind::Symlink => Err(FsError::Replaced(shown(self.base, rel))),
             // A FIFO, socket or device swapped in after the listing: opened without
             // blocking, never read.
             _ => {
-                self.skip(rel, &before);
+                self.skip(rel, &before, at);
                 Ok(())
             }
         }
+    }
+
+    /// Records `entry` as the manifest's next entry, or at index `at` (in place of a queued
+    /// link's); answers its index.
+    fn place(&mut self, entry: ManifestEntry, at: Option<usize>) -> usize {
+        match at.and_then(|at| self.entries.get_mut(at).map(|slot| (at, slot))) {
+            Some((at, slot)) => {
+                *slot = entry;
+                at
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    /// The file `rel` vanished before it was read; `at` is its queued link's entry.
+    fn gone(&mut self, rel: &str, at: Option<usize>) -> Result<(), FsError> {
+        if let Some(at) = at {
+            self.removed.push(at);
+        }
+        self.vanished(rel)
+    }
+
+    /// Queues the link of a file unchanged since the base (see [`super::linker`]): whether
+    /// it was queued (else it is to be copied now).
+    fn queue_link(&mut self, entry: &Entry<'_>) -> Result<bool, FsError> {
+        let Entry { dir, name, rel, .. } = *entry;
+        let Some(base) = self.link_from.as_ref() else {
+            return Ok(false);
+        };
+        let Some(found) = base.unchanged(rel, &entry.meta) else {
+            return Ok(false);
+        };
+        let expected = Expected::of(found, applied_mode(&entry.meta, self.owners).as_raw_mode());
+        let blake3 = found.blake3.clone();
+        let (parent, _) = split(rel);
+        let depth = self.linker.as_ref().map_or(0, Linker::depth);
+        let same = |b: &Batch| b.parent == parent && b.depth == depth && b.items.len() < BATCH;
+        if !self.batch.as_ref().is_some_and(same) {
+            self.flush()?;
+            let dest_base = self.dest_base;
+            let link_err = |e| FsError::io("link", shown(dest_base, rel), e);
+            let Some(base) = self.link_from.as_ref() else {
+                return Ok(false);
+            };
+            let Some(base_dir) = base.open_parent(parent).map_err(link_err)? else {
+                return Ok(false);
+            };
+            let src = dup(dir).map_err(|e| FsError::io("open", shown(self.base, parent), e))?;
+            let dest = dup(self.dest.current()?).map_err(link_err)?;
+            self.batch = Some(Batch::new(parent.to_owned(), depth, src, dest, base_dir));
+        }
+        let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, &entry.meta);
+        made.blake3 = blake3;
+        let at = self.place(made, None);
+        if let Some(batch) = self.batch.as_mut() {
+            batch.items.push(Item {
+                name: name.to_owned(),
+                at,
+                expected,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Sends the batch being gathered, then settles the batches that are back.
+    fn flush(&mut self) -> Result<(), FsError> {
+        if let (Some(batch), Some(linker)) = (self.batch.take(), self.linker.as_mut()) {
+            if !batch.items.is_empty() {
+                linker.send(batch)?;
+            }
+        }
+        self.settle(false)
+    }
+
+    /// Settles the batches that are back (with `wait`, every batch sent): counts what was
+    /// linked, copies what was not, and sets the metadata of the directories that no
+    /// longer wait for a batch.
+    fn settle(&mut self, wait: bool) -> Result<(), FsError> {
+        loop {
+            let Some(linker) = self.linker.as_mut() else {
+                return Ok(());
+            };
+            let Some(done) = linker.back(wait)? else {
+                break;
+            };
+            if done.stopped {
+                return Err(FsError::Cancelled);
+            }
+            let batch = done.batch;
+            if let Some((i, e)) = done.failed {
+                let rel = batch
+                    .items
+                    .get(i)
+                    .and_then(|item| self.entries.get(item.at));
+                let rel = rel.map_or(batch.parent.as_str(), |entry| entry.path.as_str());
+                return Err(FsError::io("link", shown(self.dest_base, rel), e));
+            }
+            for (item, linked) in batch.items.iter().zip(&done.linked) {
+                if *linked {
+                    let size = item.expected.size();
+                    self.total_bytes += size;
+                    self.linked_bytes += size;
+                    self.linked_files += 1;
+                    continue;
+                }
+                let rel = match self.entries.get(item.at) {
+                    Some(entry) => entry.path.clone(),
+                    None => continue,
+                };
+                match lmeta(batch.src.as_fd(), &item.name) {
+                    Ok(meta) => {
+                        let entry = Entry {
+                            dir: batch.src.as_fd(),
+                            name: &item.name,
+                            rel: &rel,
+                            meta,
+                        };
+                        self.copy_file(&entry, Some(batch.dest.as_fd()), Some(item.at))?;
+                    }
+                    Err(Errno::NOENT) => self.gone(&rel, Some(item.at))?,
+                    Err(e) => return Err(FsError::io("read", shown(self.base, &rel), e)),
+                }
+            }
+        }
+        let Some(linker) = self.linker.as_mut() else {
+            return Ok(());
+        };
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut linker.pending)
+            .into_iter()
+            .partition(|p| linker.is_back(p.after));
+        linker.pending = waiting;
+        for p in ready {
+            apply_meta(p.fd.as_fd(), &p.meta, self.owners).map_err(|e| {
+                FsError::io("set the metadata of", shown(self.dest_base, &p.rel), e)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every queued link, copies what could not be linked, stops the workers and
+    /// drops the entries of files that vanished meanwhile; then waits for the checksums of
+    /// the files copied and records them.
+    pub(crate) fn finish(&mut self) -> Result<(), FsError> {
+        self.flush()?;
+        self.settle(true)?;
+        if let Some(linker) = self.linker.take() {
+            for p in &linker.pending {
+                apply_meta(p.fd.as_fd(), &p.meta, self.owners).map_err(|e| {
+                    FsError::io("set the metadata of", shown(self.dest_base, &p.rel), e)
+                })?;
+            }
+        }
+        self.finish_hashes()?;
+        if !self.removed.is_empty() {
+            let removed: std::collections::HashSet<usize> = self.removed.drain(..).collect();
+            let mut i = 0;
+            self.entries.retain(|_| {
+                i += 1;
+                !removed.contains(&(i - 1))
+            });
+        }
+        Ok(())
     }
 
     /// Links the file from the base when it is unchanged since the base read it: whether it
@@ -417,6 +631,8 @@ impl Copier<'_> {
         before: &Meta,
         name: &CStr,
         rel: &str,
+        into: Option<BorrowedFd<'_>>,
+        at: Option<usize>,
     ) -> Result<(), FsError> {
         let src_shown = shown(self.base, rel);
         let dst_shown = shown(self.dest_base, rel);
@@ -430,8 +646,12 @@ impl Copier<'_> {
             owners,
             ..
         } = self;
+        let into = match into {
+            Some(fd) => fd,
+            None => dest.current()?,
+        };
         let out = rfs::openat(
-            dest.current()?,
+            into,
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
@@ -475,12 +695,14 @@ impl Copier<'_> {
         let mut entry = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
         entry.size = len;
         entry.changed = after.size != before.size || after.mtime != before.mtime;
-        match ended {
-            Ended::Now(digest) => entry.set_checksum(CURRENT, hex(&digest)),
-            Ended::Later(k) => self.waiting.push((k, self.entries.len())),
+        if let Ended::Now(digest) = &ended {
+            entry.set_checksum(CURRENT, hex(digest));
         }
         self.total_bytes += len;
-        self.entries.push(entry);
+        let at = self.place(entry, at);
+        if let Ended::Later(k) = ended {
+            self.waiting.push((k, at));
+        }
         Ok(())
     }
 
@@ -498,12 +720,19 @@ impl Copier<'_> {
         Ok(())
     }
 
-    fn link(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
+    /// Copies the symbolic link `entry` into the current directory, or into `into` at
+    /// manifest index `at`.
+    fn link(
+        &mut self,
+        entry: &Entry<'_>,
+        into: Option<BorrowedFd<'_>>,
+        at: Option<usize>,
+    ) -> Result<(), FsError> {
         let Entry { dir, name, rel, .. } = *entry;
         let meta = &entry.meta;
         let target: CString = match rfs::readlinkat(dir, name, Vec::new()) {
             Ok(t) => t,
-            Err(Errno::NOENT) => return self.vanished(rel),
+            Err(Errno::NOENT) => return self.gone(rel, at),
             Err(Errno::INVAL) => return Err(FsError::Replaced(shown(self.base, rel))),
             Err(e) => return Err(FsError::io("read the link", shown(self.base, rel), e)),
         };
@@ -515,7 +744,10 @@ impl Copier<'_> {
             )));
         };
         let dst_shown = shown(self.dest_base, rel);
-        let out = self.dest.current()?;
+        let out = match into {
+            Some(fd) => fd,
+            None => self.dest.current()?,
+        };
         rfs::symlinkat(target.as_c_str(), out, name)
             .map_err(|e| FsError::io("create the link", &dst_shown, e))?;
         if self.owners {
@@ -534,14 +766,14 @@ impl Copier<'_> {
         entry.size = text.len() as u64;
         entry.outside = is_outside(rel, text);
         entry.target = Some(text.to_owned());
-        self.entries.push(entry);
+        self.place(entry, at);
         Ok(())
     }
 
-    fn skip(&mut self, rel: &str, meta: &Meta) {
+    fn skip(&mut self, rel: &str, meta: &Meta, at: Option<usize>) {
         let mut entry = ManifestEntry::new(rel.to_owned(), meta.kind, meta);
         entry.size = 0;
-        self.entries.push(entry);
+        self.place(entry, at);
     }
 }
 
@@ -550,10 +782,10 @@ impl Visitor for Copier<'_> {
         step(self.cancelled, self.progress)?;
         match entry.meta.kind {
             EntryKind::File => self.file(entry),
-            EntryKind::Symlink => self.link(entry),
+            EntryKind::Symlink => self.link(entry, None, None),
             EntryKind::Dir => Err(FsError::Replaced(shown(self.base, entry.rel))),
             _ => {
-                self.skip(entry.rel, &entry.meta);
+                self.skip(entry.rel, &entry.meta, None);
                 Ok(())
             }
         }
@@ -563,6 +795,8 @@ impl Visitor for Copier<'_> {
         let Entry { name, rel, .. } = *entry;
         let meta = &entry.meta;
         step(self.cancelled, self.progress)?;
+        // The batch gathered belongs to the directory being left for this one.
+        self.flush()?;
         let dst_shown = shown(self.dest_base, rel);
         let parent = self.dest.current()?;
         rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
@@ -572,16 +806,34 @@ impl Visitor for Copier<'_> {
             .map_err(|e| FsError::io("read", &dst_shown, e))?
             .id();
         self.dest.push(name.to_owned(), made, id);
+        if let Some(linker) = self.linker.as_mut() {
+            linker.enter();
+        }
         self.entries
             .push(ManifestEntry::new(rel.to_owned(), EntryKind::Dir, meta));
         Ok(true)
     }
 
     fn leave(&mut self, entry: &Entry<'_>, _fd: BorrowedFd<'_>) -> Result<(), FsError> {
+        self.flush()?;
         let dst_shown = shown(self.dest_base, entry.rel);
         let Some((_, made)) = self.dest.pop()? else {
             return Err(FsError::Replaced(dst_shown));
         };
+        if let Some(linker) = self.linker.as_mut() {
+            if let Some(after) = linker.leave() {
+                if !linker.is_back(after) {
+                    // Its links are still being made, and each would move its times.
+                    linker.pending.push(Pending {
+                        fd: made,
+                        meta: entry.meta,
+                        rel: entry.rel.to_owned(),
+                        after,
+                    });
+                    return Ok(());
+                }
+            }
+        }
         apply_meta(made.as_fd(), &entry.meta, self.owners)
             .map_err(|e| FsError::io("set the metadata of", &dst_shown, e))
     }

@@ -444,7 +444,7 @@ const MAX_PROBLEMS: usize = 20;
 /// Compares the tree below `data` with `manifest`.
 pub(crate) struct Checker<'m> {
     manifest: &'m Manifest,
-    expected: HashMap<&'m str, (&'m ManifestEntry, bool)>,
+    expected: HashMap<&'m str, (&'m ManifestEntry, bool), foldhash::fast::RandomState>,
     depth: Depth,
     /// The first problems, each keyed by where the walk met it (see [`Checker::problem`]).
     problems: Vec<(u64, Problem)>,

@@ -1,0 +1,291 @@
+//! The hard links of an incremental backup, made on worker threads while the walk goes on.
+//!
+//! # Why
+//! On a second backup nearly every file is linked from the base, and a `linkat` is a
+//! directory insertion in the kernel: on ext4 it is most of the run (a lookup for the name,
+//! then a search of the directory's block for room). Insertions into different directories
+//! go on in parallel, since each locks only its own directory, so the walk hands each
+//! directory's links to one of a few workers and walks on: on two cores, 20,000 links in 20
+//! directories take about 0.6 of the time one thread takes.
+//!
+//! # Decisions
+//! - **A batch is one destination directory's links** (split when it grows past [`BATCH`]),
+//!   with its own descriptors of the source directory, the destination directory and the
+//!   base's directory, so it needs nothing of the walk's once sent.
+//! - **Every batch of a directory goes to the same worker** (the directory's number modulo
+//!   the workers): two workers linking into one directory only spin on its lock, which on
+//!   two cores took an eighth of the links' time.
+//! - **The workers only link and check** (see [`Expected::link`]). A file that must be copied
+//!   instead comes back to the walk's thread, which copies it through the batch's
+//!   descriptors, with the same checks and hashing as any copy.
+//! - **A destination directory's mode and times are set once every batch of it is done**:
+//!   a link made later would move its modification time.
+//! - **At most two batches wait per worker**: the walk blocks on a full queue, so the
+//!   descriptors held are bounded whatever the tree's shape.
+//! - **Stopping** (a failure, a cancelled run, or the end) sets a flag the workers read
+//!   before each link, then joins them: nothing links into a partial backup after its
+//!   owner has dropped the pool, before it removes the partial backup.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rustix::io::Errno;
+
+use super::base::{Expected, Linked};
+use super::walk::{FsError, Meta};
+
+/// Links per batch: enough that handing one over costs nothing beside its links, few
+/// enough that a large directory is spread over the workers.
+pub(crate) const BATCH: usize = 256;
+
+/// Workers at most, whatever the cores: insertions contend on the journal beyond that.
+const MAX_WORKERS: usize = 4;
+
+/// One file to link.
+pub(crate) struct Item {
+    /// Its name, in the source, the base's directory and the new backup alike.
+    pub name: CString,
+    /// Its manifest entry's index (an entry is recorded as linked when queued).
+    pub at: usize,
+    pub expected: Expected,
+}
+
+/// One directory's links (see the module docs).
+pub(crate) struct Batch {
+    seq: u64,
+    /// The directory, relative to `data/` (`""` for `data/` itself).
+    pub parent: String,
+    /// The walk's depth of the directory: whose metadata waits for the batch.
+    pub depth: usize,
+    pub src: OwnedFd,
+    pub dest: OwnedFd,
+    pub base: OwnedFd,
+    pub items: Vec<Item>,
+}
+
+impl Batch {
+    pub(crate) fn new(
+        parent: String,
+        depth: usize,
+        src: OwnedFd,
+        dest: OwnedFd,
+        base: OwnedFd,
+    ) -> Batch {
+        Batch {
+            seq: 0,
+            parent,
+            depth,
+            src,
+            dest,
+            base,
+            items: Vec::new(),
+        }
+    }
+}
+
+/// A batch back from a worker.
+pub(crate) struct Done {
+    pub batch: Batch,
+    /// Whether each item was linked (else it is to be copied); items after a failure are
+    /// neither.
+    pub linked: Vec<bool>,
+    /// The item whose link failed, and why.
+    pub failed: Option<(usize, Errno)>,
+    /// The pool was stopped before the batch was through.
+    pub stopped: bool,
+}
+
+/// A destination directory whose metadata waits for its batches.
+pub(crate) struct Pending {
+    pub fd: OwnedFd,
+    pub meta: Meta,
+    pub rel: String,
+    /// The last batch of it.
+    pub after: u64,
+}
+
+/// The workers, and what the walk's thread knows of the batches it sent.
+pub(crate) struct Linker {
+    /// Each worker's queue.
+    jobs: Vec<SyncSender<Batch>>,
+    done: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    next: u64,
+    in_flight: usize,
+    /// Every batch below `low` is back; `back` holds those above it that are.
+    low: u64,
+    back: BTreeSet<u64>,
+    /// Each open directory of the walk, by depth: its number, and the last batch sent for
+    /// it.
+    levels: Vec<(u64, Option<u64>)>,
+    dirs: u64,
+    /// Directories left whose metadata waits.
+    pub pending: Vec<Pending>,
+}
+
+impl Linker {
+    /// Starts one worker per core (at most [`MAX_WORKERS`]); `owners` as for the copy.
+    pub(crate) fn start(owners: bool) -> Result<Linker, FsError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WORKERS);
+        let (report, done) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut linker = Linker {
+            jobs: Vec::new(),
+            done,
+            workers: Vec::new(),
+            stop: stop.clone(),
+            next: 0,
+            in_flight: 0,
+            low: 0,
+            back: BTreeSet::new(),
+            levels: vec![(0, None)],
+            dirs: 1,
+            pending: Vec::new(),
+        };
+        for n in 0..workers {
+            let (jobs, queue) = mpsc::sync_channel::<Batch>(2);
+            linker.jobs.push(jobs);
+            let report = report.clone();
+            let stop = stop.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("backup-link-{n}"))
+                .spawn(move || work(&queue, &report, &stop, owners))
+                .map_err(|e| {
+                    FsError::Refused(format!("cannot start a thread to link files: {e}"))
+                })?;
+            linker.workers.push(handle);
+        }
+        Ok(linker)
+    }
+
+    /// Hands `batch` to the workers (waiting while the queue is full) and records it as the
+    /// last batch of its directory.
+    pub(crate) fn send(&mut self, mut batch: Batch) -> Result<(), FsError> {
+        batch.seq = self.next;
+        let (seq, depth) = (batch.seq, batch.depth);
+        let dir = self.levels.get(depth).map_or(0, |level| level.0);
+        let worker = usize::try_from(dir).unwrap_or(0) % self.jobs.len().max(1);
+        let sent = self.jobs.get(worker).map(|jobs| jobs.send(batch));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(FsError::Refused(
+                "the threads that link files stopped".into(),
+            ));
+        }
+        self.next += 1;
+        self.in_flight += 1;
+        if let Some(level) = self.levels.get_mut(depth) {
+            level.1 = Some(seq);
+        }
+        Ok(())
+    }
+
+    /// The walk's depth now (`0` at `data/`).
+    pub(crate) fn depth(&self) -> usize {
+        self.levels.len().saturating_sub(1)
+    }
+
+    /// The walk entered a directory.
+    pub(crate) fn enter(&mut self) {
+        self.levels.push((self.dirs, None));
+        self.dirs += 1;
+    }
+
+    /// The walk left a directory: the last batch sent for it, if any.
+    pub(crate) fn leave(&mut self) -> Option<u64> {
+        self.levels.pop().and_then(|level| level.1)
+    }
+
+    /// A batch that is back, if any; with `wait`, waits for one while any is out.
+    pub(crate) fn back(&mut self, wait: bool) -> Result<Option<Done>, FsError> {
+        if self.in_flight == 0 {
+            return Ok(None);
+        }
+        let done = if wait {
+            match self.done.recv() {
+                Ok(done) => done,
+                Err(_) => {
+                    return Err(FsError::Refused(
+                        "the threads that link files stopped".into(),
+                    ))
+                }
+            }
+        } else {
+            match self.done.try_recv() {
+                Ok(done) => done,
+                Err(mpsc::TryRecvError::Empty) => return Ok(None),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err(FsError::Refused(
+                        "the threads that link files stopped".into(),
+                    ))
+                }
+            }
+        };
+        self.in_flight -= 1;
+        self.back.insert(done.batch.seq);
+        while self.back.remove(&self.low) {
+            self.low += 1;
+        }
+        Ok(Some(done))
+    }
+
+    /// Whether batch `seq` and every one before it are back.
+    pub(crate) fn is_back(&self, seq: u64) -> bool {
+        seq < self.low
+    }
+}
+
+impl Drop for Linker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.jobs.clear();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn work(queue: &Receiver<Batch>, report: &mpsc::Sender<Done>, stop: &AtomicBool, owners: bool) {
+    while let Ok(batch) = queue.recv() {
+        let mut linked = Vec::with_capacity(batch.items.len());
+        let mut failed = None;
+        let mut stopped = false;
+        for (i, item) in batch.items.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                stopped = true;
+                break;
+            }
+            let made = item.expected.link(
+                batch.base.as_fd(),
+                &item.name,
+                batch.dest.as_fd(),
+                &item.name,
+                owners,
+            );
+            match made {
+                Ok(Linked::Yes) => linked.push(true),
+                Ok(Linked::Copy) => linked.push(false),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let done = Done {
+            batch,
+            linked,
+            failed,
+            stopped,
+        };
+        if report.send(done).is_err() {
+            return;
+        }
+    }
+}
