@@ -5,8 +5,8 @@
 #   available) against `cp -a` + `sync` of the same tree; target ≤ 1.25×;
 # - second backup after rewriting 1% of the files: against `cp -a` + `sync` (target ≤ 0.1×)
 #   and against `rsync -a --link-dest=<previous copy>` + `sync` (target ≤ 1×); beside them,
-#   `cp -al` + `sync` of the tree (hard links alone: nothing read, hashed or recorded), the
-#   least any backup that links each unchanged file can take on this file system;
+#   `cp -al` + `sync` of the tree (hard links alone, one at a time: nothing read, hashed or
+#   recorded), what one thread that links each unchanged file takes at least;
 # - restore: `backupctl backups restore` (whole process) against `cp -a` + `sync` of the
 #   backup's data; target ≤ 1.3×;
 # - disk: two backups of an unchanged tree against one (`du`, links counted once); ≤ 1.05×.
