@@ -352,6 +352,10 @@ impl Copier<'_> {
                 return Ok(());
             }
         }
+        // The links gathered so far are made while this file is copied.
+        if self.batch.is_some() {
+            self.flush()?;
+        }
         self.copy_file(entry, None, None)
     }
 

@@ -20,6 +20,7 @@
 //!   descriptors, with the same checks and hashing as any copy.
 //! - **A destination directory's mode and times are set once every batch of it is done**:
 //!   a link made later would move its modification time.
+//! - **A batch is sent before a file is copied**, so its links are made during the copy.
 //! - **At most two batches wait per worker**: the walk blocks on a full queue, so the
 //!   descriptors held are bounded whatever the tree's shape.
 //! - **Stopping** (a failure, a cancelled run, or the end) sets a flag the workers read
@@ -236,9 +237,10 @@ impl Linker {
         Ok(Some(done))
     }
 
-    /// Whether batch `seq` and every one before it are back.
+    /// Whether batch `seq`, and so every earlier batch of its directory, is back: one
+    /// worker takes a directory's batches in order and answers in order.
     pub(crate) fn is_back(&self, seq: u64) -> bool {
-        seq < self.low
+        seq < self.low || self.back.contains(&seq)
     }
 }
 
