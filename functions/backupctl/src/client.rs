@@ -652,11 +652,12 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
             }
             let created: IdResponse = reply.json()?;
             let cluster = &request.source_cluster_id;
-            let list_url = with_query(api.mesdb(&["backups"]), &[("clusterId", Some(cluster))]);
+            // The backup itself, not the cluster's list: a cluster of a year's hourly backups
+            // lists a page of 1,000 each time.
             let found = settle(
                 api,
-                &list_url,
-                |list: BackupList| list.backups.into_iter().find(|b| b.id == created.id),
+                &api.mesdb(&["backups", &created.id]),
+                |envelope: BackupEnvelope| Some(envelope.backup),
                 |backup| backup.status != BackupStatus::Creating,
                 until,
             );
