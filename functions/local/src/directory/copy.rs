@@ -353,9 +353,6 @@ impl Copier<'_> {
             }
         }
         // The links gathered so far are made while this file is copied.
-        if self.batch.is_some() {
-            self.flush()?;
-        }
         self.copy_file(entry, None, None)
     }
 
@@ -505,6 +502,11 @@ impl Copier<'_> {
             let Some(done) = linker.back(wait)? else {
                 break;
             };
+            if done.broke {
+                return Err(FsError::Refused(
+                    "a thread linking files into the backup failed".into(),
+                ));
+            }
             if done.stopped {
                 return Err(FsError::Cancelled);
             }

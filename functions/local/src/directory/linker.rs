@@ -20,7 +20,10 @@
 //!   descriptors, with the same checks and hashing as any copy.
 //! - **A destination directory's mode and times are set once every batch of it is done**:
 //!   a link made later would move its modification time.
-//! - **A batch is sent before a file is copied**, so its links are made during the copy.
+//! - **A batch is sent when the walk leaves its directory** (or it is full), not before a
+//!   file of the directory is copied: the copy creates its file in the directory the worker
+//!   is linking into, and on 20,000 files flushing before each of the 200 copies made the
+//!   run a quarter slower (0.42–0.47 s against 0.33–0.36 s).
 //! - **At most two batches wait per worker**: the walk blocks on a full queue, so the
 //!   descriptors held are bounded whatever the tree's shape.
 //! - **Stopping** (a failure, a cancelled run, or the end) sets a flag the workers read
@@ -30,6 +33,7 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -99,6 +103,8 @@ pub(crate) struct Done {
     pub failed: Option<(usize, Errno)>,
     /// The pool was stopped before the batch was through.
     pub stopped: bool,
+    /// The worker panicked (a bug): the run fails.
+    pub broke: bool,
 }
 
 /// A destination directory whose metadata waits for its batches.
@@ -256,38 +262,55 @@ impl Drop for Linker {
 
 fn work(queue: &Receiver<Batch>, report: &mpsc::Sender<Done>, stop: &AtomicBool, owners: bool) {
     while let Ok(batch) = queue.recv() {
-        let mut linked = Vec::with_capacity(batch.items.len());
-        let mut failed = None;
-        let mut stopped = false;
-        for (i, item) in batch.items.iter().enumerate() {
-            if stop.load(Ordering::Relaxed) {
-                stopped = true;
-                break;
-            }
-            let made = item.expected.link(
-                batch.base.as_fd(),
-                &item.name,
-                batch.dest.as_fd(),
-                &item.name,
-                owners,
-            );
-            match made {
-                Ok(Linked::Yes) => linked.push(true),
-                Ok(Linked::Copy) => linked.push(false),
-                Err(e) => {
-                    failed = Some((i, e));
-                    break;
-                }
-            }
-        }
-        let done = Done {
-            batch,
-            linked,
-            failed,
-            stopped,
+        // A panic must still answer for its batch: the walk's thread waits for every batch,
+        // and the other workers keep the answers' channel open.
+        let made = std::panic::catch_unwind(AssertUnwindSafe(|| link_all(&batch, stop, owners)));
+        let done = match made {
+            Ok((linked, failed, stopped)) => Done {
+                batch,
+                linked,
+                failed,
+                stopped,
+                broke: false,
+            },
+            Err(_) => Done {
+                batch,
+                linked: Vec::new(),
+                failed: None,
+                stopped: false,
+                broke: true,
+            },
         };
         if report.send(done).is_err() {
             return;
         }
     }
+}
+
+/// Links a batch's items in order: whether each was linked, the failure that stopped it,
+/// and whether the pool was stopped first.
+fn link_all(
+    batch: &Batch,
+    stop: &AtomicBool,
+    owners: bool,
+) -> (Vec<bool>, Option<(usize, Errno)>, bool) {
+    let mut linked = Vec::with_capacity(batch.items.len());
+    for (i, item) in batch.items.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return (linked, None, true);
+        }
+        let made = item.expected.link(
+            batch.base.as_fd(),
+            &item.name,
+            batch.dest.as_fd(),
+            &item.name,
+            owners,
+        );
+        match made {
+            Ok(Linked::Yes) => linked.push(true),
+            Ok(Linked::Copy) => linked.push(false),
+            Err(e) => return (linked, Some((i, e)), false),
+        }
+    }
+    (linked, None, false)
 }
