@@ -352,7 +352,6 @@ impl Copier<'_> {
                 return Ok(());
             }
         }
-        // The links gathered so far are made while this file is copied.
         self.copy_file(entry, None, None)
     }
 
