@@ -31,11 +31,10 @@
 //!   everything, and its details say why.
 
 use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use foldhash::fast::RandomState;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 

@@ -17,10 +17,10 @@ use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::walk::{dup, fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
 
-/// Bytes read and written at a time.
 /// The checksums a copy records: this version's algorithm.
 const CURRENT: HashAlgorithm = HashAlgorithm::CURRENT;
 
+/// Bytes read and written at a time.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// What holes are hashed with: they are never read.
@@ -334,23 +334,16 @@ pub(crate) struct Copier<'a> {
 
 impl Copier<'_> {
     fn file(&mut self, entry: &Entry<'_>) -> Result<(), FsError> {
-        let Entry { name, rel, .. } = *entry;
         if let Some(hook) = &self.hooks.before_open {
-            hook(rel);
+            hook(entry.rel);
         }
         // An unchanged file is linked from the base without being opened: it is the base's
         // copy that is linked, never the source that is read, and the listing's `lstat` is
         // the moment the backup saw it (as the open is for a file it copies). On a second
         // backup that skips an open, an `fstat` and a close for nearly every file.
-        if !self.verify_unchanged {
-            let linked = if self.linker.is_some() {
-                self.queue_link(entry)?
-            } else {
-                self.linked(None, &entry.meta, name, rel)?
-            };
-            if linked {
-                return Ok(());
-            }
+        // (`--verify-unchanged` reads the file first: see `linked_after_reading`.)
+        if self.queue_link(entry)? {
+            return Ok(());
         }
         self.copy_file(entry, None, None)
     }
@@ -399,7 +392,7 @@ impl Copier<'_> {
             EntryKind::File => {
                 if at.is_none()
                     && self.verify_unchanged
-                    && self.linked(Some(&src), &before, name, rel)?
+                    && self.linked_after_reading(&src, &before, name, rel)?
                 {
                     return Ok(());
                 }
@@ -442,14 +435,16 @@ impl Copier<'_> {
     /// it was queued (else it is to be copied now).
     fn queue_link(&mut self, entry: &Entry<'_>) -> Result<bool, FsError> {
         let Entry { dir, name, rel, .. } = *entry;
-        let Some(base) = self.link_from.as_ref() else {
+        // Without a pool there is nothing to link from, or `--verify-unchanged` links after
+        // reading.
+        let (Some(base), Some(_)) = (self.link_from.as_ref(), self.linker.as_ref()) else {
             return Ok(false);
         };
         let Some(found) = base.unchanged(rel, &entry.meta) else {
             return Ok(false);
         };
         let expected = Expected::of(found, applied_mode(&entry.meta, self.owners).as_raw_mode());
-        let blake3 = found.blake3.clone();
+        let checksum = found.checksum(CURRENT).map(str::to_owned);
         let (parent, _) = split(rel);
         let depth = self.linker.as_ref().map_or(0, Linker::depth);
         let same = |b: &Batch| b.parent == parent && b.depth == depth && b.items.len() < BATCH;
@@ -468,7 +463,9 @@ impl Copier<'_> {
             self.batch = Some(Batch::new(parent.to_owned(), depth, src, dest, base_dir));
         }
         let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, &entry.meta);
-        made.blake3 = blake3;
+        if let Some(checksum) = checksum {
+            made.set_checksum(CURRENT, checksum);
+        }
         let at = self.place(made, None);
         if let Some(batch) = self.batch.as_mut() {
             batch.items.push(Item {
@@ -565,14 +562,10 @@ impl Copier<'_> {
     /// the files copied and records them.
     pub(crate) fn finish(&mut self) -> Result<(), FsError> {
         self.flush()?;
+        // Every batch is back, so every directory waiting for one has its metadata.
         self.settle(true)?;
-        if let Some(linker) = self.linker.take() {
-            for p in &linker.pending {
-                apply_meta(p.fd.as_fd(), &p.meta, self.owners).map_err(|e| {
-                    FsError::io("set the metadata of", shown(self.dest_base, &p.rel), e)
-                })?;
-            }
-        }
+        // Dropping the pool joins its workers.
+        self.linker = None;
         self.finish_hashes()?;
         if !self.removed.is_empty() {
             let removed: std::collections::HashSet<usize> = self.removed.drain(..).collect();
@@ -585,12 +578,12 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// Links the file from the base when it is unchanged since the base read it: whether it
-    /// did (else it is to be copied). `src` is the open source, which `--verify-unchanged`
-    /// reads and checksums first (without it, nothing is linked then).
-    fn linked(
+    /// `--verify-unchanged`: links the file from the base when it is unchanged since the
+    /// base read it and the open source `src`, read whole, has the base's checksum; whether
+    /// it did (else it is to be copied).
+    fn linked_after_reading(
         &mut self,
-        src: Option<&OwnedFd>,
+        src: &OwnedFd,
         before: &Meta,
         name: &CStr,
         rel: &str,
@@ -601,17 +594,13 @@ impl Copier<'_> {
         let Some(entry) = base.unchanged(rel, before).cloned() else {
             return Ok(false);
         };
-        if self.verify_unchanged {
-            let Some(src) = src else {
-                return Ok(false);
-            };
-            let (len, digest) = hash_file(src.as_fd(), &mut self.inline).map_err(|e| match e {
-                Errno::INTR => FsError::Cancelled,
-                e => FsError::io("read", shown(self.base, rel), e),
-            })?;
-            if len != entry.size || entry.checksum(CURRENT) != Some(hex(&digest).as_str()) {
-                return Ok(false);
-            }
+        let (len, digest) = hash_file(src.as_fd(), &mut self.inline).map_err(|e| match e {
+            Errno::INTR => FsError::Cancelled,
+            e => FsError::io("read", shown(self.base, rel), e),
+        })?;
+        let checksum = hex(&digest);
+        if len != entry.size || entry.checksum(CURRENT) != Some(checksum.as_str()) {
+            return Ok(false);
         }
         let dest = self.dest.current()?;
         let mode = applied_mode(before, self.owners).as_raw_mode();
@@ -622,7 +611,7 @@ impl Copier<'_> {
             return Ok(false);
         }
         let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
-        made.blake3 = entry.blake3;
+        made.set_checksum(CURRENT, checksum);
         self.total_bytes += entry.size;
         self.linked_bytes += entry.size;
         self.linked_files += 1;

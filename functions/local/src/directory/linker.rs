@@ -45,10 +45,11 @@ use super::base::{Expected, Linked};
 use super::walk::{FsError, Meta};
 
 /// Links per batch: enough that handing one over costs nothing beside its links, few
-/// enough that a large directory is spread over the workers.
+/// enough that a large directory's first links are made while the walk is still in it.
 pub(crate) const BATCH: usize = 256;
 
-/// Workers at most, whatever the cores: insertions contend on the journal beyond that.
+/// Workers at most, whatever the cores: a bound on the threads one run starts (measured on
+/// two cores only).
 const MAX_WORKERS: usize = 4;
 
 /// One file to link.
