@@ -585,10 +585,24 @@ pub struct ServeArgs {
     /// compared first. Slower: for file systems whose metadata you do not trust.
     #[arg(long, env = "BACKUPCTL_VERIFY_UNCHANGED")]
     pub verify_unchanged: bool,
+    /// The checksum every new directory and command backup records for each file, and that
+    /// `backups verify` and restores check: `blake3` (fast), or `sha256` where a site's
+    /// rules require a FIPS 140 approved hash. Backups of either verify and restore alike;
+    /// the first backup of a cluster after a change copies every file once, since a backup
+    /// links only from one of its own algorithm.
+    #[arg(long, env = "BACKUPCTL_CHECKSUM", value_enum, default_value_t = Checksum::Blake3)]
+    pub checksum: Checksum,
     /// How log lines on stderr look: `text` (for people) or `json` (one JSON object per
     /// line, for a log collector). Colours only at a terminal, and never with NO_COLOR.
     #[arg(long, env = "BACKUPCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// `serve --checksum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Checksum {
+    Blake3,
+    Sha256,
 }
 
 /// `serve --log-format`.

@@ -41,10 +41,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use backup_engine::EngineConfig;
+use backup_local::directory::HashAlgorithm;
 use backup_local::{LocalMode, LocalOptions};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogFormat, SchedulerKind, ServeArgs, StoreKind};
+use crate::cli::{Checksum, LogFormat, SchedulerKind, ServeArgs, StoreKind};
 
 /// How long a stopping server waits for running backups to record that they were stopped
 /// (SPEC §13: a `SIGTERM` ends the process within 10 s). Backups stop at their next chunk,
@@ -112,6 +113,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             options.allowed_roots = args.allowed_roots.clone();
             options.rebuild_catalogue = args.rebuild_catalogue;
             options.verify_unchanged = args.verify_unchanged;
+            options.checksum = match args.checksum {
+                Checksum::Blake3 => HashAlgorithm::Blake3,
+                Checksum::Sha256 => HashAlgorithm::Sha256,
+            };
             Backend::Local(LocalMode::start(options).await.with_context(|| {
                 format!("cannot open the data directory {}", args.data_dir.display())
             })?)

@@ -339,3 +339,61 @@ fn a_separate_backup_root_holds_the_backups_and_is_locked_too() {
         "{stderr}"
     );
 }
+
+#[test]
+fn serve_checksum_sha256_writes_sha256_manifests_that_verify_and_an_unknown_algorithm_is_refused() {
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    // The environment variable, as a service unit would set it.
+    let server = Server::start(&sandbox.data_dir(), &[("BACKUPCTL_CHECKSUM", "sha256")]);
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    let backup = wait_backup_settled(&server, &id, Duration::from_secs(60));
+    assert_eq!(backup["status"], "available", "{backup}");
+    let text = fs::read_to_string(sandbox.backups_dir().join(&id).join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(manifest["hash"], "sha256", "{manifest}");
+    for file in manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "file")
+    {
+        let rel = file["path"].as_str().unwrap();
+        let bytes = fs::read(cluster.join(rel)).unwrap();
+        let hex: String = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        assert_eq!(file["sha256"], hex.as_str(), "{rel}");
+        assert!(file.get("blake3").is_none(), "{file}");
+    }
+    let verified = server.json(&["backups", "verify", "--id", &id]);
+    assert_eq!(verified["status"], "ok", "{verified}");
+
+    // WHEN a server is asked for an algorithm it does not know
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--checksum",
+            "md5",
+            "--data-dir",
+        ])
+        .arg(sandbox.path().join("other-data"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // THEN it exits before touching anything, naming the ones it takes
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("md5") && stderr.contains("blake3") && stderr.contains("sha256"),
+        "{stderr}"
+    );
+    assert!(!sandbox.path().join("other-data").exists());
+}

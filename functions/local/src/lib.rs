@@ -94,6 +94,8 @@ pub struct LocalOptions {
     /// Read and checksum every file that looks unchanged before linking it from the
     /// cluster's previous backup (`serve --verify-unchanged`).
     pub verify_unchanged: bool,
+    /// The algorithm of the checksums new backups record (`serve --checksum`).
+    pub checksum: directory::HashAlgorithm,
 }
 
 impl LocalOptions {
@@ -107,6 +109,7 @@ impl LocalOptions {
             clock: Arc::new(SystemClock),
             rebuild_catalogue: false,
             verify_unchanged: false,
+            checksum: directory::HashAlgorithm::CURRENT,
         }
     }
 }
@@ -180,7 +183,8 @@ impl LocalMode {
             PathPolicy::new(&data_dir, &backups, &options.allowed_roots).map_err(io(&data_dir))?;
         let provider = DirectoryProvider::new(&backups, policy)
             .map_err(io(&backups))?
-            .verify_unchanged(options.verify_unchanged);
+            .verify_unchanged(options.verify_unchanged)
+            .checksum(options.checksum);
         let scheduler = LocalScheduler::new(options.clock.clone());
         let mut rebuilt_catalogue = None;
         let engine = Engine::new(

@@ -1524,7 +1524,6 @@ async fn links_made_beside_the_walk_keep_every_directory_s_times_and_mode_and_co
 
 /// Rewrites a backup's manifest as a version-4 server wrote it: SHA-256 checksums, no `hash`.
 fn as_sha256_manifest(dir: &Path) {
-    use sha2::{Digest, Sha256};
     let path = dir.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
@@ -1535,11 +1534,7 @@ fn as_sha256_manifest(dir: &Path) {
         if e.remove("blake3").is_some() {
             let rel = e["path"].as_str().unwrap();
             let bytes = fs::read(dir.join("data").join(rel)).unwrap();
-            let hex: String = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            e.insert("sha256".to_owned(), hex.into());
+            e.insert("sha256".to_owned(), sha256_hex(&bytes).into());
         }
     }
     fs::write(&path, manifest.to_string()).unwrap();
@@ -1585,4 +1580,77 @@ async fn a_manifest_of_sha256_checksums_still_verifies_and_restores_and_the_next
         "{err}"
     );
     directory::verify(&second_dir).unwrap();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn serve_checksum_sha256_records_verifies_links_and_restores_with_sha256() {
+    let mut s = Setup::new();
+    s.provider = s
+        .provider
+        .clone()
+        .checksum(directory::HashAlgorithm::Sha256);
+    incremental_source(&s);
+    // WHEN a server that records SHA-256 backs the tree up twice, one file changed between
+    let (first, written, first_dir) = backup_from(&s, None).await;
+    // THEN the manifest names SHA-256 and holds each file's SHA-256, and no BLAKE3
+    assert_eq!(written.hash, directory::HashAlgorithm::Sha256);
+    let raw = fs::read_to_string(first_dir.join("manifest.json")).unwrap();
+    assert!(raw.contains(r#""hash":"sha256""#), "{raw}");
+    assert_eq!(
+        entry(&written, "base/chunk-1").sha256.as_deref(),
+        Some(sha256_hex(&[1u8; 300_000]).as_str())
+    );
+    assert!(written.files().all(|e| e.blake3.is_none()));
+    fs::write(s.src().join("wal"), b"second").unwrap();
+    let (second, manifest, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    // AND the second links the unchanged files from the first, their checksums carried over
+    assert_eq!(second.linked_bytes, Some(500_000 + 11));
+    assert_eq!(
+        inode(&first_dir.join("data/base/chunk-2")),
+        inode(&second_dir.join("data/base/chunk-2"))
+    );
+    assert_eq!(
+        entry(&manifest, "base/chunk-2").sha256.as_deref(),
+        Some(sha256_hex(&[2u8; 200_000]).as_str())
+    );
+    assert_eq!(
+        entry(&manifest, "wal").sha256.as_deref(),
+        Some(sha256_hex(b"second").as_str())
+    );
+    // AND it restores
+    let target = s.server.path().join("restored");
+    restore_to(&s, &second.backup_id, &target).unwrap();
+    assert_eq!(fs::read(target.join("wal")).unwrap(), b"second");
+    // AND a damaged byte is named with the algorithm
+    flip_byte(&second_dir.join("data/wal"), 1);
+    let err = directory::verify(&second_dir).unwrap_err();
+    assert!(
+        err.contains("wal: the content does not match its SHA-256 checksum"),
+        "{err}"
+    );
+    // WHEN the server goes back to BLAKE3
+    s.provider = s
+        .provider
+        .clone()
+        .checksum(directory::HashAlgorithm::Blake3);
+    let (third, manifest, _) = backup_from(&s, Some(&first.backup_id)).await;
+    // THEN the next backup copies every file once and says why
+    assert_eq!(third.linked_bytes, Some(0));
+    assert_eq!(manifest.hash, directory::HashAlgorithm::Blake3);
+    assert!(
+        third
+            .notes
+            .iter()
+            .any(|n| n.contains("SHA-256") && n.contains("--checksum blake3")),
+        "{:?}",
+        third.notes
+    );
 }

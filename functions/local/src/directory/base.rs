@@ -62,14 +62,15 @@ pub(crate) enum Linked {
 
 impl Base {
     /// Opens backup `id` under the backup root `root` as the base of a backup of
-    /// `cluster_id`, made by a server that keeps owners (`owners`) or not. An error says why
-    /// it cannot serve, for the run's details.
+    /// `cluster_id`, made by a server that keeps owners (`owners`) or not and records `hash`
+    /// checksums. An error says why it cannot serve, for the run's details.
     pub(crate) fn open(
         root: BorrowedFd<'_>,
         root_shown: &str,
         id: &str,
         cluster_id: &str,
         owners: bool,
+        hash: HashAlgorithm,
     ) -> Result<Base, String> {
         if !backup_engine::ids::is_valid_id(id) {
             return Err(format!("`{id}` is not a backup id"));
@@ -95,13 +96,14 @@ impl Base {
                 if owners { "keeps them" } else { "does not" }
             ));
         }
-        if manifest.hash != HashAlgorithm::CURRENT {
+        if manifest.hash != hash {
             // A linked file's checksum is the base's, and the new manifest has one algorithm.
             return Err(format!(
-                "{dir_shown} has {} checksums, and this version writes {}: every file is \
-                 copied once",
+                "{dir_shown} has {} checksums, and this server writes {} (`serve --checksum {}`): \
+                 every file is copied once",
                 manifest.hash.shown(),
-                HashAlgorithm::CURRENT.shown()
+                hash.shown(),
+                hash.name()
             ));
         }
         let data = open_dir_at(dir.as_fd(), c"data")
@@ -109,11 +111,7 @@ impl Base {
         let files = manifest
             .entries
             .into_iter()
-            .filter(|e| {
-                e.kind == EntryKind::File
-                    && !e.changed
-                    && e.checksum(HashAlgorithm::CURRENT).is_some()
-            })
+            .filter(|e| e.kind == EntryKind::File && !e.changed && e.checksum(hash).is_some())
             .map(|e| (e.path.clone(), e))
             .collect();
         Ok(Base {

@@ -50,7 +50,7 @@ use backup_engine::{
 use rustix::fs::{self as rfs, Gid, Mode, Uid};
 
 use super::index::Indexer;
-use super::manifest::{HashAlgorithm, Manifest, RootMeta, MANIFEST_VERSION};
+use super::manifest::{Manifest, RootMeta, MANIFEST_VERSION};
 use super::walk::{self, fmeta, open_dir_at, remove_tree, shown, FsError};
 use super::{
     catalogue_record, notes, provider_error, rename_noreplace, run_env, write_manifest,
@@ -610,7 +610,7 @@ impl DirectoryProvider {
             .map_err(|e| fail(FsError::io("set the mode of", &data_shown, e)))?;
         let root_meta = fmeta(stage.data_fd.as_fd())
             .map_err(|e| fail(FsError::io("read", data_shown.as_str(), e)))?;
-        let mut indexer = Indexer::new(&data_shown, cancelled, &request.progress);
+        let mut indexer = Indexer::new(&data_shown, cancelled, &request.progress, self.hash);
         walk::walk(stage.data_fd.as_fd(), &data_shown, &mut indexer).map_err(fail)?;
         let ClusterTarget::Command { path, .. } = &request.cluster.target else {
             return Err(ProviderError::new("not a command cluster"));
@@ -624,7 +624,7 @@ impl DirectoryProvider {
             record: Some(catalogue_record(request)),
             source: path.clone(),
             owners_kept: true,
-            hash: HashAlgorithm::CURRENT,
+            hash: self.hash,
             root: Some(RootMeta {
                 mode: root_meta.mode,
                 uid: root_meta.uid,

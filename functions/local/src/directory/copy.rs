@@ -17,9 +17,6 @@ use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::walk::{dup, fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
 
-/// The checksums a copy records: this version's algorithm.
-const CURRENT: HashAlgorithm = HashAlgorithm::CURRENT;
-
 /// Bytes read and written at a time.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
@@ -309,6 +306,8 @@ pub(crate) struct Copier<'a> {
     pub cancelled: &'a AtomicBool,
     pub progress: &'a Progress,
     pub hooks: &'a TestHooks,
+    /// The algorithm of the checksums the copy records (`serve --checksum`).
+    pub hash: HashAlgorithm,
     /// Hashes what is read without being copied (`--verify-unchanged`).
     pub inline: Inline,
     /// Hashes what is copied, beside the copy (see [`super::digest`]); `None` hashes in
@@ -444,7 +443,7 @@ impl Copier<'_> {
             return Ok(false);
         };
         let expected = Expected::of(found, applied_mode(&entry.meta, self.owners).as_raw_mode());
-        let checksum = found.checksum(CURRENT).map(str::to_owned);
+        let checksum = found.checksum(self.hash).map(str::to_owned);
         let (parent, _) = split(rel);
         let depth = self.linker.as_ref().map_or(0, Linker::depth);
         let same = |b: &Batch| b.parent == parent && b.depth == depth && b.items.len() < BATCH;
@@ -464,7 +463,7 @@ impl Copier<'_> {
         }
         let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, &entry.meta);
         if let Some(checksum) = checksum {
-            made.set_checksum(CURRENT, checksum);
+            made.set_checksum(self.hash, checksum);
         }
         let at = self.place(made, None);
         if let Some(batch) = self.batch.as_mut() {
@@ -599,7 +598,7 @@ impl Copier<'_> {
             e => FsError::io("read", shown(self.base, rel), e),
         })?;
         let checksum = hex(&digest);
-        if len != entry.size || entry.checksum(CURRENT) != Some(checksum.as_str()) {
+        if len != entry.size || entry.checksum(self.hash) != Some(checksum.as_str()) {
             return Ok(false);
         }
         let dest = self.dest.current()?;
@@ -611,7 +610,7 @@ impl Copier<'_> {
             return Ok(false);
         }
         let mut made = ManifestEntry::new(rel.to_owned(), EntryKind::File, before);
-        made.set_checksum(CURRENT, checksum);
+        made.set_checksum(self.hash, checksum);
         self.total_bytes += entry.size;
         self.linked_bytes += entry.size;
         self.linked_files += 1;
@@ -690,7 +689,7 @@ impl Copier<'_> {
         entry.size = len;
         entry.changed = after.size != before.size || after.mtime != before.mtime;
         if let Ended::Now(digest) = &ended {
-            entry.set_checksum(CURRENT, hex(digest));
+            entry.set_checksum(self.hash, hex(digest));
         }
         self.total_bytes += len;
         let at = self.place(entry, at);
@@ -708,7 +707,7 @@ impl Copier<'_> {
         let digests = piped.finish()?;
         for (k, at) in self.waiting.drain(..) {
             if let (Some(digest), Some(entry)) = (digests.get(k), self.entries.get_mut(at)) {
-                entry.set_checksum(CURRENT, hex(digest));
+                entry.set_checksum(self.hash, hex(digest));
             }
         }
         Ok(())

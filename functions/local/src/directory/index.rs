@@ -27,17 +27,24 @@ pub(crate) struct Indexer<'a> {
     pub cancelled: &'a AtomicBool,
     pub progress: &'a Progress,
     digest: Inline,
+    hash: HashAlgorithm,
 }
 
 impl<'a> Indexer<'a> {
-    pub fn new(base: &'a str, cancelled: &'a AtomicBool, progress: &'a Progress) -> Self {
+    pub fn new(
+        base: &'a str,
+        cancelled: &'a AtomicBool,
+        progress: &'a Progress,
+        hash: HashAlgorithm,
+    ) -> Self {
         Indexer {
             entries: Vec::new(),
             total_bytes: 0,
             base,
             cancelled,
             progress,
-            digest: Inline::new(HashAlgorithm::CURRENT),
+            digest: Inline::new(hash),
+            hash,
         }
     }
 
@@ -65,7 +72,7 @@ impl<'a> Indexer<'a> {
         }
         let mut made = ManifestEntry::new(entry.rel.to_owned(), EntryKind::File, &before);
         made.size = len;
-        made.set_checksum(HashAlgorithm::CURRENT, hex(&digest));
+        made.set_checksum(self.hash, hex(&digest));
         self.total_bytes += len;
         self.entries.push(made);
         Ok(())

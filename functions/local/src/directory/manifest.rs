@@ -76,8 +76,16 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
-    /// What this version writes.
+    /// What this version writes unless `serve --checksum sha256` says otherwise.
     pub const CURRENT: HashAlgorithm = HashAlgorithm::Blake3;
+
+    /// The manifest's name of the algorithm, as `serve --checksum` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "sha256",
+            HashAlgorithm::Blake3 => "blake3",
+        }
+    }
 
     /// The algorithm's name as people write it ("the content does not match its BLAKE3").
     pub fn shown(self) -> &'static str {

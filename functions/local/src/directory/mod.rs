@@ -145,6 +145,8 @@ pub struct DirectoryProvider {
     /// `serve --verify-unchanged`: an unchanged file is read and its checksum compared
     /// before it is linked (see [`base`]).
     verify_unchanged: bool,
+    /// The algorithm of the checksums a backup records (`serve --checksum`).
+    hash: HashAlgorithm,
     /// Test-only: see [`TestHooks`].
     #[doc(hidden)]
     pub hooks: TestHooks,
@@ -211,8 +213,19 @@ impl DirectoryProvider {
             root_fd: Arc::new(root_fd),
             policy: Arc::new(policy),
             verify_unchanged: false,
+            hash: HashAlgorithm::CURRENT,
             hooks: TestHooks::default(),
         })
+    }
+
+    /// The algorithm of the checksums new backups record (`serve --checksum`): BLAKE3 by
+    /// default, SHA-256 where a site's rules name it (FIPS 140 approves SHA-256, not
+    /// BLAKE3). Backups of either algorithm verify and restore alike; a backup links only
+    /// from a previous backup of the same algorithm, so the first backup of a cluster after
+    /// a change copies every file once.
+    pub fn checksum(mut self, algorithm: HashAlgorithm) -> DirectoryProvider {
+        self.hash = algorithm;
+        self
     }
 
     /// Reads and checksums every file that looks unchanged before linking it from the
@@ -816,7 +829,8 @@ impl Job {
         let owners = rustix::process::geteuid().is_root();
         let base_id = self.request.base_backup_id.as_deref();
         let cluster_id = self.request.cluster.id.as_str();
-        let open_base = |id: &str| Base::open(root, shown_root, id, cluster_id, owners);
+        let hash = self.provider.hash;
+        let open_base = |id: &str| Base::open(root, shown_root, id, cluster_id, owners, hash);
         // Free space, from metadata only, while another thread reads the base's manifest
         // (on a large tree each takes tens of milliseconds).
         let mut sizer = Sizer {
@@ -897,8 +911,9 @@ impl Job {
             cancelled: &self.cancelled,
             progress,
             hooks: &self.provider.hooks,
-            inline: Inline::new(HashAlgorithm::CURRENT),
-            piped: Some(Piped::start(progress, HashAlgorithm::CURRENT).map_err(fail)?),
+            hash: self.provider.hash,
+            inline: Inline::new(self.provider.hash),
+            piped: Some(Piped::start(progress, self.provider.hash).map_err(fail)?),
             waiting: Vec::new(),
             link_from,
             verify_unchanged: self.provider.verify_unchanged,
@@ -924,7 +939,7 @@ impl Job {
             record: Some(catalogue_record(&self.request)),
             source: source_shown.clone(),
             owners_kept: owners,
-            hash: HashAlgorithm::CURRENT,
+            hash: self.provider.hash,
             root: Some(RootMeta {
                 mode: root_meta.mode,
                 uid: root_meta.uid,
