@@ -45,7 +45,6 @@ use std::time::Duration;
 use backup_engine::clock::SystemClock;
 use backup_engine::ids::RandomIds;
 use backup_engine::ports::Clock;
-use backup_engine::writes::OneByOne;
 use backup_engine::{Engine, EngineConfig, EngineError, Ports, StoreError};
 use data_dir::DirLock;
 use tokio::sync::mpsc;
@@ -199,7 +198,8 @@ impl LocalMode {
                 retired_triggers: Vec::new(),
                 clock: options.clock,
                 ids: Arc::new(RandomIds::default()),
-                writes: Arc::new(OneByOne::over(Arc::new(store.clone()))),
+                // Each group of a run's writes in one transaction (`sqlite/writes.rs`).
+                writes: Arc::new(store.clone()),
                 // The local mode waits for its backups: nothing settles later.
                 pending: None,
                 // "Run now" continues in a background task of this server.

@@ -13,6 +13,8 @@
 //! # Durability
 //! WAL journal with `synchronous = FULL`: a committed lock, run record or backup status
 //! survives a crash and a power cut, which is what the lock's and runs' guarantees rest on.
+//! A backup's start and its end are each one transaction (`sqlite/writes.rs`), so a backup
+//! costs two such commits, not one per write.
 //! Instants are stored as integer milliseconds since the epoch (UTC).
 
 use std::path::Path;
@@ -35,6 +37,8 @@ use backup_engine::{
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+mod writes;
 
 /// The schema version this code writes (`PRAGMA user_version`).
 /// Version 2 added `backups.error_code` and `backups.details` (manual backups say why they
@@ -170,33 +174,46 @@ impl SqliteStore {
     /// `true` when a row changed.
     async fn write_history(&self, item: &HistoryItem, only_queued: bool) -> StoreResult<bool> {
         let item = item.clone();
-        let pruned = serde_json::to_string(&item.pruned_backup_ids)
-            .map_err(|err| StoreError::Corrupt(format!("cannot encode pruned ids: {err}")))?;
-        self.call(move |c| {
-            let condition = if only_queued {
-                " AND status = 'queued'"
-            } else {
-                ""
-            };
-            let changed = c.execute(
-                &format!(
-                    "UPDATE history SET status = ?2, details = ?3, linked_resource = ?4, \
-                     end_ms = ?5, error_code = ?6, pruned = ?7 WHERE id = ?1{condition}"
-                ),
-                params![
-                    item.id,
-                    run_status_str(item.status),
-                    item.details,
-                    item.linked_resource,
-                    item.end_time.map(ms),
-                    item.error_code.map(|c| c.to_string()),
-                    pruned,
-                ],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
+        let pruned = pruned_text(&item)?;
+        self.call(move |c| write_history_in(c, &item, &pruned, only_queued))
+            .await
     }
+}
+
+/// A history item's pruned backup ids as stored (a JSON array).
+fn pruned_text(item: &HistoryItem) -> StoreResult<String> {
+    serde_json::to_string(&item.pruned_backup_ids)
+        .map_err(|err| StoreError::Corrupt(format!("cannot encode pruned ids: {err}")))
+}
+
+/// [`SqliteStore::write_history`]'s statement, on a connection or in a transaction.
+fn write_history_in(
+    c: &Connection,
+    item: &HistoryItem,
+    pruned: &str,
+    only_queued: bool,
+) -> DbResult<bool> {
+    let condition = if only_queued {
+        " AND status = 'queued'"
+    } else {
+        ""
+    };
+    let changed = c.execute(
+        &format!(
+            "UPDATE history SET status = ?2, details = ?3, linked_resource = ?4, \
+             end_ms = ?5, error_code = ?6, pruned = ?7 WHERE id = ?1{condition}"
+        ),
+        params![
+            item.id,
+            run_status_str(item.status),
+            item.details,
+            item.linked_resource,
+            item.end_time.map(ms),
+            item.error_code.map(|c| c.to_string()),
+            pruned,
+        ],
+    )?;
+    Ok(changed == 1)
 }
 
 impl SqliteStore {
@@ -737,40 +754,92 @@ impl ClusterStore for SqliteStore {
     }
 }
 
+/// [`BackupStore::insert_backup`]'s statement, on a connection or in a transaction.
+fn insert_backup_in(c: &Connection, b: &BackupEntry) -> DbResult<bool> {
+    let verification =
+        verification_text(b.verification.as_ref()).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    let index = i64::try_from(b.index)
+        .map_err(|_| DbError::Corrupt(format!("backup index {} is too large", b.index)))?;
+    let n = c.execute(
+        &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"),
+        params![
+            b.id,
+            b.scope.org,
+            b.scope.project,
+            b.job_id,
+            b.cluster_id,
+            b.cluster_description,
+            b.provider,
+            b.description,
+            ms(b.created),
+            b.status.as_str(),
+            index,
+            b.location,
+            b.error_code.map(|c| c.to_string()),
+            b.details,
+            b.size_bytes.map(i64::try_from).transpose().map_err(|_| {
+                DbError::Corrupt(format!("backup size {:?} is too large", b.size_bytes))
+            })?,
+            verification,
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// [`BackupStore::update_backup_status`]'s statement.
+fn update_backup_status_in(
+    c: &Connection,
+    id: &str,
+    from: BackupStatus,
+    to: BackupStatus,
+) -> DbResult<bool> {
+    let n = c.execute(
+        "UPDATE backups SET status = ?3 WHERE id = ?1 AND status = ?2",
+        params![id, from.as_str(), to.as_str()],
+    )?;
+    Ok(n == 1)
+}
+
+/// [`BackupStore::set_backup_location`]'s statement.
+fn set_backup_location_in(c: &Connection, id: &str, location: &str) -> DbResult<()> {
+    c.execute(
+        "UPDATE backups SET location = ?2 WHERE id = ?1",
+        params![id, location],
+    )?;
+    Ok(())
+}
+
+/// [`BackupStore::set_backup_details`]'s statement.
+fn set_backup_details_in(
+    c: &Connection,
+    id: &str,
+    error_code: Option<RunFailure>,
+    details: Option<&str>,
+) -> DbResult<()> {
+    c.execute(
+        "UPDATE backups SET error_code = COALESCE(?2, error_code), \
+         details = COALESCE(?3, details) WHERE id = ?1",
+        params![id, error_code.map(|c| c.to_string()), details],
+    )?;
+    Ok(())
+}
+
+/// [`BackupStore::set_backup_size`]'s statement.
+fn set_backup_size_in(c: &Connection, id: &str, size_bytes: u64) -> DbResult<()> {
+    let size = i64::try_from(size_bytes)
+        .map_err(|_| DbError::Corrupt(format!("backup size {size_bytes} is too large")))?;
+    c.execute(
+        "UPDATE backups SET size_bytes = ?2 WHERE id = ?1",
+        params![id, size],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl BackupStore for SqliteStore {
     async fn insert_backup(&self, backup: &BackupEntry) -> StoreResult<bool> {
         let b = backup.clone();
-        let verification = verification_text(b.verification.as_ref())?;
-        let index = i64::try_from(b.index)
-            .map_err(|_| StoreError::Corrupt(format!("backup index {} is too large", b.index)))?;
-        self.call(move |c| {
-            let n = c.execute(
-                &format!("INSERT INTO backups ({BACKUP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"),
-                params![
-                    b.id,
-                    b.scope.org,
-                    b.scope.project,
-                    b.job_id,
-                    b.cluster_id,
-                    b.cluster_description,
-                    b.provider,
-                    b.description,
-                    ms(b.created),
-                    b.status.as_str(),
-                    index,
-                    b.location,
-                    b.error_code.map(|c| c.to_string()),
-                    b.details,
-                    b.size_bytes.map(i64::try_from).transpose().map_err(|_| {
-                        DbError::Corrupt(format!("backup size {:?} is too large", b.size_bytes))
-                    })?,
-                    verification,
-                ],
-            )?;
-            Ok(n == 1)
-        })
-        .await
+        self.call(move |c| insert_backup_in(c, &b)).await
     }
 
     async fn get_backup(&self, backup_id: &str) -> StoreResult<Option<BackupEntry>> {
@@ -852,27 +921,15 @@ impl BackupStore for SqliteStore {
         to: BackupStatus,
     ) -> StoreResult<bool> {
         let id = backup_id.to_owned();
-        self.call(move |c| {
-            let n = c.execute(
-                "UPDATE backups SET status = ?3 WHERE id = ?1 AND status = ?2",
-                params![id, from.as_str(), to.as_str()],
-            )?;
-            Ok(n == 1)
-        })
-        .await
+        self.call(move |c| update_backup_status_in(c, &id, from, to))
+            .await
     }
 
     async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()> {
         let id = backup_id.to_owned();
         let location = location.to_owned();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE backups SET location = ?2 WHERE id = ?1",
-                params![id, location],
-            )?;
-            Ok(())
-        })
-        .await
+        self.call(move |c| set_backup_location_in(c, &id, &location))
+            .await
     }
 
     async fn set_backup_details(
@@ -882,31 +939,15 @@ impl BackupStore for SqliteStore {
         details: Option<&str>,
     ) -> StoreResult<()> {
         let id = backup_id.to_owned();
-        let code = error_code.map(|c| c.to_string());
         let details = details.map(str::to_owned);
-        self.call(move |c| {
-            c.execute(
-                "UPDATE backups SET error_code = COALESCE(?2, error_code), \
-                 details = COALESCE(?3, details) WHERE id = ?1",
-                params![id, code, details],
-            )?;
-            Ok(())
-        })
-        .await
+        self.call(move |c| set_backup_details_in(c, &id, error_code, details.as_deref()))
+            .await
     }
 
     async fn set_backup_size(&self, backup_id: &str, size_bytes: u64) -> StoreResult<()> {
         let id = backup_id.to_owned();
-        let size = i64::try_from(size_bytes)
-            .map_err(|_| StoreError::Corrupt(format!("backup size {size_bytes} is too large")))?;
-        self.call(move |c| {
-            c.execute(
-                "UPDATE backups SET size_bytes = ?2 WHERE id = ?1",
-                params![id, size],
-            )?;
-            Ok(())
-        })
-        .await
+        self.call(move |c| set_backup_size_in(c, &id, size_bytes))
+            .await
     }
 
     async fn set_backup_verification(
@@ -931,52 +972,57 @@ impl BackupStore for SqliteStore {
 impl RunStore for SqliteStore {
     async fn begin_run(&self, entry: &HistoryEntry) -> StoreResult<RunStart> {
         let e = entry.clone();
-        let pruned = serde_json::to_string(&e.item.pruned_backup_ids)
-            .map_err(|err| StoreError::Corrupt(format!("cannot encode pruned ids: {err}")))?;
+        let pruned = pruned_text(&e.item)?;
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let item = &e.item;
-            let inserted = tx.execute(
-                "INSERT INTO runs (job_id, scheduled_ms, history_id) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (job_id, scheduled_ms) DO NOTHING",
-                params![item.job_id, ms(item.scheduled_time), item.id],
-            )?;
-            if inserted == 0 {
-                let history_id: String = tx.query_row(
-                    "SELECT history_id FROM runs WHERE job_id = ?1 AND scheduled_ms = ?2",
-                    params![item.job_id, ms(item.scheduled_time)],
-                    |r| r.get(0),
-                )?;
-                let first = get_history_tx(&tx, &history_id)?.ok_or_else(|| {
-                    DbError::Corrupt(format!("run record points at missing history {history_id}"))
-                })?;
-                tx.commit()?;
-                return Ok(RunStart::AlreadyRan(first.item));
-            }
-            tx.execute(
-                &format!("INSERT INTO history ({HISTORY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
-                params![
-                    item.id,
-                    e.scope.org,
-                    e.scope.project,
-                    e.cluster_id,
-                    item.job_id,
-                    run_status_str(item.status),
-                    item.details,
-                    item.linked_resource,
-                    ms(item.start_time),
-                    item.end_time.map(ms),
-                    ms(item.scheduled_time),
-                    trigger_str(item.trigger),
-                    item.error_code.map(|c| c.to_string()),
-                    pruned,
-                ],
-            )?;
+            let started = begin_run_in(&tx, &e, &pruned)?;
             tx.commit()?;
-            Ok(RunStart::Started)
+            Ok(started)
         })
         .await
     }
+}
+
+/// [`RunStore::begin_run`]'s statements, inside the caller's `BEGIN IMMEDIATE` transaction
+/// (the check and the insert must see the same state).
+fn begin_run_in(tx: &Connection, e: &HistoryEntry, pruned: &str) -> DbResult<RunStart> {
+    let item = &e.item;
+    let inserted = tx.execute(
+        "INSERT INTO runs (job_id, scheduled_ms, history_id) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (job_id, scheduled_ms) DO NOTHING",
+        params![item.job_id, ms(item.scheduled_time), item.id],
+    )?;
+    if inserted == 0 {
+        let history_id: String = tx.query_row(
+            "SELECT history_id FROM runs WHERE job_id = ?1 AND scheduled_ms = ?2",
+            params![item.job_id, ms(item.scheduled_time)],
+            |r| r.get(0),
+        )?;
+        let first = get_history_tx(tx, &history_id)?.ok_or_else(|| {
+            DbError::Corrupt(format!("run record points at missing history {history_id}"))
+        })?;
+        return Ok(RunStart::AlreadyRan(first.item));
+    }
+    tx.execute(
+        &format!("INSERT INTO history ({HISTORY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+        params![
+            item.id,
+            e.scope.org,
+            e.scope.project,
+            e.cluster_id,
+            item.job_id,
+            run_status_str(item.status),
+            item.details,
+            item.linked_resource,
+            ms(item.start_time),
+            item.end_time.map(ms),
+            ms(item.scheduled_time),
+            trigger_str(item.trigger),
+            item.error_code.map(|c| c.to_string()),
+            pruned,
+        ],
+    )?;
+    Ok(RunStart::Started)
 }
 
 #[async_trait]
@@ -1042,18 +1088,19 @@ impl HistoryStore for SqliteStore {
 impl SequenceStore for SqliteStore {
     async fn next_sequence(&self, key: &str) -> StoreResult<u64> {
         let key = key.to_owned();
-        self.call(move |c| {
-            let value: i64 = c.query_row(
-                "INSERT INTO sequences (key, value) VALUES (?1, 1) \
-                 ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
-                params![key],
-                |r| r.get(0),
-            )?;
-            u64::try_from(value)
-                .map_err(|_| DbError::Corrupt(format!("sequence {key} is negative")))
-        })
-        .await
+        self.call(move |c| next_sequence_in(c, &key)).await
     }
+}
+
+/// [`SequenceStore::next_sequence`]'s statement.
+fn next_sequence_in(c: &Connection, key: &str) -> DbResult<u64> {
+    let value: i64 = c.query_row(
+        "INSERT INTO sequences (key, value) VALUES (?1, 1) \
+         ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
+        params![key],
+        |r| r.get(0),
+    )?;
+    u64::try_from(value).map_err(|_| DbError::Corrupt(format!("sequence {key} is negative")))
 }
 
 /// One row of `locks`.
@@ -1121,31 +1168,9 @@ impl ClusterLock for SqliteStore {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current = lock_row(&tx, &cluster_id)?;
-            if let Some(row) = &current {
-                if row.held && row.info.expires > now {
-                    return Ok(Acquisition::Held(row.info.clone()));
-                }
-            }
-            let token = current.map_or(0, |r| r.token) + 1;
-            tx.execute(
-                "INSERT INTO locks (cluster_id, fencing_token, held, operation, job_id, run_id, since_ms, expires_ms) \
-                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (cluster_id) DO UPDATE SET fencing_token = excluded.fencing_token, held = 1, \
-                 operation = excluded.operation, job_id = excluded.job_id, run_id = excluded.run_id, \
-                 since_ms = excluded.since_ms, expires_ms = excluded.expires_ms",
-                params![cluster_id, token, holder.operation, holder.job_id, holder.run_id, ms(now), ms(expires)],
-            )?;
+            let acquisition = try_acquire_in(&tx, &cluster_id, &holder, now, expires)?;
             tx.commit()?;
-            Ok(Acquisition::Acquired(ClusterLockInfo {
-                operation: holder.operation,
-                job_id: holder.job_id,
-                run_id: holder.run_id,
-                since: now,
-                expires,
-                fencing_token: u64::try_from(token)
-                    .map_err(|_| DbError::Corrupt(format!("fencing token {token} is negative")))?,
-            }))
+            Ok(acquisition)
         })
         .await
     }
@@ -1181,14 +1206,8 @@ impl ClusterLock for SqliteStore {
 
     async fn release(&self, cluster_id: &str, fencing_token: u64) -> StoreResult<bool> {
         let cluster_id = cluster_id.to_owned();
-        self.call(move |c| {
-            let n = c.execute(
-                "UPDATE locks SET held = 0 WHERE cluster_id = ?1 AND fencing_token = ?2 AND held = 1",
-                params![cluster_id, token_param(fencing_token)],
-            )?;
-            Ok(n == 1)
-        })
-        .await
+        self.call(move |c| release_in(c, &cluster_id, fencing_token))
+            .await
     }
 
     async fn current(
@@ -1204,4 +1223,48 @@ impl ClusterLock for SqliteStore {
         })
         .await
     }
+}
+
+/// [`ClusterLock::release`]'s statement.
+fn release_in(c: &Connection, cluster_id: &str, fencing_token: u64) -> DbResult<bool> {
+    let n = c.execute(
+        "UPDATE locks SET held = 0 WHERE cluster_id = ?1 AND fencing_token = ?2 AND held = 1",
+        params![cluster_id, token_param(fencing_token)],
+    )?;
+    Ok(n == 1)
+}
+
+/// [`ClusterLock::try_acquire`]'s statements, inside the caller's `BEGIN IMMEDIATE`
+/// transaction (the lock row read and written in one step).
+fn try_acquire_in(
+    tx: &Connection,
+    cluster_id: &str,
+    holder: &LockHolder,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> DbResult<Acquisition> {
+    let current = lock_row(tx, cluster_id)?;
+    if let Some(row) = &current {
+        if row.held && row.info.expires > now {
+            return Ok(Acquisition::Held(row.info.clone()));
+        }
+    }
+    let token = current.map_or(0, |r| r.token) + 1;
+    tx.execute(
+        "INSERT INTO locks (cluster_id, fencing_token, held, operation, job_id, run_id, since_ms, expires_ms) \
+         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (cluster_id) DO UPDATE SET fencing_token = excluded.fencing_token, held = 1, \
+         operation = excluded.operation, job_id = excluded.job_id, run_id = excluded.run_id, \
+         since_ms = excluded.since_ms, expires_ms = excluded.expires_ms",
+        params![cluster_id, token, holder.operation, holder.job_id, holder.run_id, ms(now), ms(expires)],
+    )?;
+    Ok(Acquisition::Acquired(ClusterLockInfo {
+        operation: holder.operation.clone(),
+        job_id: holder.job_id.clone(),
+        run_id: holder.run_id.clone(),
+        since: now,
+        expires,
+        fencing_token: u64::try_from(token)
+            .map_err(|_| DbError::Corrupt(format!("fencing token {token} is negative")))?,
+    }))
 }

@@ -24,3 +24,23 @@ mod in_memory {
 
     backup_engine::contract_tests!(memory());
 }
+
+/// The same contract with the store's own run writes (each group one transaction), which
+/// the local mode uses, in place of the engine's call-by-call ones.
+mod transactional {
+    use super::*;
+
+    async fn sqlite_writes() -> Adapters {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).expect("open store"));
+        Adapters {
+            store: store.clone(),
+            lock: store.clone(),
+            writes: store,
+            pending: None,
+            guard: Box::new(dir),
+        }
+    }
+
+    backup_engine::contract_tests!(sqlite_writes());
+}
