@@ -27,6 +27,13 @@ use super::copy::{Moved, CHUNK, ZEROS};
 use super::manifest::HashAlgorithm;
 use super::walk::FsError;
 
+/// The cores this process may use, read once: `available_parallelism` reads the cgroup's
+/// CPU quota files on every call, and each copy, restore and verify starts threads by it.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// One file's running hash, of either algorithm; both digests are 32 bytes.
 pub(crate) enum Hasher {
     Sha256(Sha256),
@@ -176,9 +183,7 @@ impl Piped {
     /// Starts the hashing threads; they tick `progress` while they hash a long hole, which
     /// the copying thread has already passed.
     pub(crate) fn start(progress: &Progress, algorithm: HashAlgorithm) -> Result<Piped, FsError> {
-        let count = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MOST_WORKERS);
+        let count = cores().clamp(1, MOST_WORKERS);
         let (give_back, free) = mpsc::channel();
         for _ in 0..BUFFERS * count {
             // Cannot fail: the receiver is alive.
@@ -326,9 +331,7 @@ pub(crate) struct FileHashers {
 
 impl FileHashers {
     pub(crate) fn start(algorithm: HashAlgorithm) -> Result<FileHashers, FsError> {
-        let count = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MOST_WORKERS);
+        let count = cores().clamp(1, MOST_WORKERS);
         let (to_hash, inbox) = mpsc::sync_channel::<(usize, std::os::fd::OwnedFd)>(2 * count);
         let inbox = Arc::new(std::sync::Mutex::new(inbox));
         let stop = Arc::new(AtomicBool::new(false));

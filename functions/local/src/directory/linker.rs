@@ -140,9 +140,7 @@ pub(crate) struct Linker {
 impl Linker {
     /// Starts one worker per core (at most [`MAX_WORKERS`]); `owners` as for the copy.
     pub(crate) fn start(owners: bool) -> Result<Linker, FsError> {
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WORKERS);
+        let workers = super::digest::cores().clamp(1, MAX_WORKERS);
         let (report, done) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut linker = Linker {
