@@ -63,11 +63,18 @@ for path in files[round_ % step::step]:
 PY
 }
 
-backup() { # backup CLUSTER -> prints the new backup's id once it is available
-  local out
+# backup CLUSTER: sets `took` to the seconds the `backupctl backups create` process took,
+# start to exit, and `made` to the new backup's id once it is available. Called without
+# `$(...)`, and the id read from the output after the clock stops, so that neither a
+# subshell nor `sed` is charged to the backup.
+backup() {
+  local t out
+  t=$EPOCHREALTIME
   out=$(bctl backups create --source-cluster-id "$1" --description 'bench {index}' --wait 3600)
+  took=()
+  lap took "$t"
   [[ "$out" == *"(available)"* ]] || { echo "backup not available: $out" >&2; exit 1; }
-  sed -n 's/^Created backup \([^ ]*\) of cluster.*/\1/p' <<<"$out"
+  made=$(sed -n 's/^Created backup \([^ ]*\) of cluster.*/\1/p' <<<"$out")
 }
 
 results=()
@@ -92,46 +99,46 @@ for tree in $trees; do
       --path "$src" >/dev/null
     sync
     if (( run % 2 )); then
-      t=$(now); backup "$tree-first-$run" >/dev/null; first+=("$(since "$t")")
-      t=$(now); cp -a "$src" "$work/copies/cp-$run"; sync; cp_first+=("$(since "$t")")
+      backup "$tree-first-$run"; first+=("$took")
+      t=$EPOCHREALTIME; cp -a "$src" "$work/copies/cp-$run"; sync; lap cp_first "$t"
     else
-      t=$(now); cp -a "$src" "$work/copies/cp-$run"; sync; cp_first+=("$(since "$t")")
-      t=$(now); backup "$tree-first-$run" >/dev/null; first+=("$(since "$t")")
+      t=$EPOCHREALTIME; cp -a "$src" "$work/copies/cp-$run"; sync; lap cp_first "$t"
+      backup "$tree-first-$run"; first+=("$took")
     fi
   done
   # Second backups: each after 1% of the files changed, linking from the one before.
-  base=$(backup "$tree")
+  backup "$tree"
   rsync -a "$src/" "$work/copies/rsync-0/"
   last_rsync="$work/copies/rsync-0"
   for run in $(seq 1 "$runs"); do
     touch_percent "$src" "$run"
     sync
-    t=$(now); backup "$tree" >/dev/null; second+=("$(since "$t")")
-    t=$(now)
+    backup "$tree"; second+=("$took")
+    t=$EPOCHREALTIME
     rsync -a --link-dest="$last_rsync" "$src/" "$work/copies/rsync-$run/"
     sync
-    rsync_second+=("$(since "$t")")
+    lap rsync_second "$t"
     last_rsync="$work/copies/rsync-$run"
-    t=$(now); cp -a "$src" "$work/copies/cp2-$run"; sync; cp_second+=("$(since "$t")")
+    t=$EPOCHREALTIME; cp -a "$src" "$work/copies/cp2-$run"; sync; lap cp_second "$t"
     # Of the copy just made, not of the source: a link changes the linked file's status
     # change time, and the next backup would then find every source file changed.
-    t=$(now); cp -al "$work/copies/cp2-$run" "$work/copies/al-$run"; sync; links_only+=("$(since "$t")")
+    t=$EPOCHREALTIME; cp -al "$work/copies/cp2-$run" "$work/copies/al-$run"; sync; lap links_only "$t"
   done
   # Disk: two backups of an unchanged tree against one.
-  one=$(backup "$tree")
-  two=$(backup "$tree")
+  backup "$tree"; one=$made
+  backup "$tree"; two=$made
   du_one=$(du -s --block-size=1 "$work/server/backups/$one" | cut -f1)
   du_two=$(du -sc --block-size=1 "$work/server/backups/$one" "$work/server/backups/$two" | tail -n 1 | cut -f1)
   # Restore of the newest backup.
   data="$work/server/backups/$two/data"
   restore_once() {
-    t=$(now)
+    t=$EPOCHREALTIME
     bctl backups restore --id "$two" --cluster-id "$tree-restored-$run" --description restored \
       --path "$work/trees/$tree-restored-$run" >/dev/null
-    restore+=("$(since "$t")")
+    lap restore "$t"
   }
   cp_once() {
-    t=$(now); cp -a "$data" "$work/copies/restore-cp-$run"; sync; cp_restore+=("$(since "$t")")
+    t=$EPOCHREALTIME; cp -a "$data" "$work/copies/restore-cp-$run"; sync; lap cp_restore "$t"
   }
   for run in $(seq 1 "$runs"); do
     if (( run % 2 )); then restore_once; cp_once; else cp_once; restore_once; fi

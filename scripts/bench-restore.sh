@@ -56,16 +56,16 @@ data="$work/server/backups/$backup/data"
 restore_times=()
 cp_times=()
 restore_once() {
-  start=$(now)
+  start=$EPOCHREALTIME
   bctl backups restore --id "$backup" --cluster-id "restored-$run" --description restored \
     --path "$work/trees/restored-$run" >/dev/null
-  restore_times+=("$(since "$start")")
+  lap restore_times "$start"
 }
 cp_once() {
-  start=$(now)
+  start=$EPOCHREALTIME
   cp -a "$data" "$work/trees/cp-$run"
   sync
-  cp_times+=("$(since "$start")")
+  lap cp_times "$start"
 }
 for run in $(seq 1 "$runs"); do
   if (( run % 2 )); then restore_once; cp_once; else cp_once; restore_once; fi
@@ -74,12 +74,12 @@ done
 verify_times=()
 b3_times=()
 for run in $(seq 1 "$runs"); do
-  start=$(now)
+  start=$EPOCHREALTIME
   bctl backups verify --id "$backup" >/dev/null
-  verify_times+=("$(since "$start")")
-  start=$(now)
+  lap verify_times "$start"
+  start=$EPOCHREALTIME
   (cd "$data" && find . -type f -print0 | xargs -0 b3sum >/dev/null)
-  b3_times+=("$(since "$start")")
+  lap b3_times "$start"
 done
 
 python3 - "$bytes" "${restore_times[*]}" "${cp_times[*]}" "${verify_times[*]}" "${b3_times[*]}" <<'PY'

@@ -35,9 +35,17 @@ start_server() {
   export BACKUPCTL_URL="$url" BACKUPCTL_TOKEN="$token"
 }
 
-# The clock is read by the shell itself (bash's EPOCHREALTIME, microseconds), and `since`
-# reads it before starting anything: a clock read by a new python3 process charged every
-# interval with that process's start-up (tens of milliseconds, hundreds on a loaded machine),
-# more than a whole incremental backup takes.
-now() { echo "$EPOCHREALTIME"; }
-since() { local end=$EPOCHREALTIME; python3 -c "print(round($end - $1, 6))"; }
+# The clock is read by the shell itself (bash's EPOCHREALTIME, microseconds), in the shell's
+# own process at both ends: an interval starts with `t=$EPOCHREALTIME` and ends with
+# `lap NAME "$t"`, which appends the seconds since `t` to the array NAME with integer
+# arithmetic, starting nothing. A clock read by a new python3 process charged every interval
+# with that process's start-up (tens of milliseconds, hundreds on a loaded machine), more than
+# a whole incremental backup takes, and one read in a `$(...)` subshell charged the fork.
+lap() {
+  local end=${EPOCHREALTIME/[.,]/}
+  local -n laps=$1
+  local us=$((end - ${2/[.,]/}))
+  local fraction
+  printf -v fraction '%06d' $((us % 1000000))
+  laps+=("$((us / 1000000)).$fraction")
+}
