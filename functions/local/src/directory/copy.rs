@@ -85,6 +85,7 @@ pub(crate) fn stream(
             pos = data;
         }
         let mut eof = false;
+        let mut unflushed = pos;
         while pos < hole {
             let mut buf = digest.buffer().map_err(StreamError::Stop)?;
             let want = usize::try_from(hole - pos).map_or(buf.len(), |n| n.min(buf.len()));
@@ -115,13 +116,51 @@ pub(crate) fn stream(
                 break;
             }
             pos += n as u64;
+            if let Some(out) = out {
+                if pos - unflushed >= WRITEBACK_EVERY {
+                    start_writeback(out, unflushed, pos - unflushed);
+                    unflushed = pos;
+                }
+            }
             on(Moved::Data(n)).map_err(StreamError::Stop)?;
+        }
+        if let Some(out) = out {
+            if pos > unflushed && pos >= WRITEBACK_FILES_FROM {
+                start_writeback(out, unflushed, pos - unflushed);
+            }
         }
         if eof || !sparse {
             break;
         }
     }
     Ok(pos)
+}
+
+/// A copy starts the writeback of what it wrote every this many bytes of a file.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// ... and at the end of a file of at least this many bytes. Smaller files are left to the
+/// one `syncfs`: a `sync_file_range` per file cost about 25 µs, half a second more for
+/// 20,000 files of 50 KB (backup and restore alike), while for files of 4 MB starting their
+/// writeback at once made a backup and a restore of 100 MB in 25 files about 45% faster
+/// (six interleaved runs each).
+const WRITEBACK_FILES_FROM: u64 = 1 << 20;
+
+/// Starts writing `len` bytes of `out` at `at` to the disk, without waiting for it
+/// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`), so the disk works while the copy goes
+/// on and the `syncfs` before the rename (see "Durability" in the README) finds most of the
+/// data written already, instead of all of it: a copy then costs about the longer of its
+/// reading and its writing, not their sum. It is only a start: it makes nothing durable (no
+/// metadata, no cache flush), which stays the `syncfs`'s job, and an error here (a file
+/// system without it) changes nothing, since the `syncfs` reports writeback errors.
+fn start_writeback(out: BorrowedFd<'_>, at: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: `out` is a valid open descriptor for the whole call (a `BorrowedFd`), and
+    // `sync_file_range` reads no memory of ours.
+    let _ = unsafe { libc::sync_file_range(out.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 fn write_all_at(out: BorrowedFd<'_>, mut bytes: &[u8], mut at: u64) -> Result<(), Errno> {
