@@ -12,6 +12,7 @@ use rustix::io::Errno;
 
 use super::base::{split, Base, Expected, Linked};
 use super::digest::{Digester, Ended, Inline, Piped};
+use super::flusher::Flusher;
 use super::linker::{Batch, Item, Linker, Pending, BATCH};
 use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::walk::{dup, fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
@@ -368,6 +369,9 @@ pub(crate) struct Copier<'a> {
     pub batch: Option<Batch>,
     /// Entries queued as linked whose file vanished before it could be copied instead.
     pub removed: Vec<usize>,
+    /// Runs `syncfs` as the copy goes (see [`super::flusher`]); `None` leaves it all to
+    /// the one before the rename.
+    pub flusher: Option<Flusher>,
 }
 
 impl Copier<'_> {
@@ -731,6 +735,9 @@ impl Copier<'_> {
             entry.set_checksum(self.hash, hex(digest));
         }
         self.total_bytes += len;
+        if let Some(f) = &mut self.flusher {
+            f.wrote(len);
+        }
         let at = self.place(entry, at);
         if let Ended::Later(k) = ended {
             self.waiting.push((k, at));

@@ -67,6 +67,7 @@ mod base;
 mod by_command;
 mod copy;
 mod digest;
+mod flusher;
 mod index;
 mod linker;
 pub mod manifest;
@@ -101,6 +102,7 @@ use crate::policy::{PathPolicy, PATH_NOT_ALLOWED};
 use base::Base;
 use copy::{Copier, Sizer};
 use digest::{Inline, Piped};
+use flusher::Flusher;
 use linker::Linker;
 use manifest::{describe, Checker, Depth, MANIFEST_VERSION};
 use walk::{dir_flags, fmeta, open_dir_at, open_dir_nofollow, remove_tree, shown, Chain, FsError};
@@ -922,6 +924,7 @@ impl Job {
             linker: None,
             batch: None,
             removed: Vec::new(),
+            flusher: Flusher::new(partial_fd.as_fd()),
         };
         if copier.link_from.is_some() && !copier.verify_unchanged {
             copier.linker = Some(Linker::start(owners).map_err(fail)?);

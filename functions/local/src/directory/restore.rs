@@ -44,6 +44,7 @@ use rustix::io::Errno;
 
 use super::copy::{hex, stream, Moved};
 use super::digest::{Digester, Ended, Piped};
+use super::flusher::Flusher;
 use super::manifest::{EntryKind, HashAlgorithm, Manifest, ManifestEntry};
 use super::walk::{
     self, dir_flags, fmeta, open_dir_at, open_dir_nofollow, remove_tree, shown, Chain, Entry,
@@ -279,6 +280,7 @@ fn copy_into(
         hash: manifest.hash,
         piped: Some(Piped::start(progress, manifest.hash).map_err(fail)?),
         waiting: Vec::new(),
+        flusher: Flusher::new(top.as_fd()),
     };
     walk::walk(data.as_fd(), &data_shown, &mut restorer).map_err(fail)?;
     restorer.check_hashes().map_err(fail)?;
@@ -390,6 +392,8 @@ struct Restorer<'a> {
     piped: Option<Piped>,
     /// The files whose digests `piped` will hand over, in order.
     waiting: Vec<&'a ManifestEntry>,
+    /// Runs `syncfs` as the copy goes (see [`super::flusher`]).
+    flusher: Option<Flusher>,
 }
 
 impl<'a> Restorer<'a> {
@@ -491,6 +495,9 @@ impl<'a> Restorer<'a> {
         let len = pos.max(meta.size);
         piped.zeros(len - pos, &mut on)?;
         let ended = piped.end();
+        if let Some(flusher) = &mut self.flusher {
+            flusher.wrote(pos);
+        }
         if len != entry.size {
             return Err(self.mismatch(
                 rel,
