@@ -34,7 +34,9 @@
 //! - **Durability.** Nothing is fsynced as it is written: once the copy and its manifest
 //!   are complete, one `syncfs` of the backup root's file system makes all of it durable
 //!   before the rename, and an fsync of the root makes the rename durable (see [`durable`]
-//!   for the argument, and its cost).
+//!   for the argument, and its cost). Writeback is only started earlier, so the disk works
+//!   during the copy: per large file (`sync_file_range`, in [`copy`]) and every 32 MB for the
+//!   rest ([`flusher`]).
 //! - **Metadata.** Copies keep the source's permission bits and modification time (ns);
 //!   as root also owner and group (`chown` before `chmod`, which `chown` would clear).
 //!   Not as root, the set-user-id, set-group-id and sticky bits are dropped, since the copy
