@@ -29,6 +29,19 @@ fn start_manual_backup(server: &Server, cluster: &str) -> String {
     out["id"].as_str().expect("backup id").to_owned()
 }
 
+/// Runs `backupctl serve` on a loopback port with `args`, which must make it exit with an
+/// error; answers what it wrote on stderr.
+fn serve_refused(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve {args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn wait_backup_settled(server: &Server, id: &str, timeout: Duration) -> Value {
     wait_until(timeout, &format!("backup {id} to settle"), || {
         let backup = server.backup(id);
@@ -323,17 +336,14 @@ fn a_separate_backup_root_holds_the_backups_and_is_locked_too() {
     assert!(root.join(&id).join("manifest.json").is_file());
     assert_eq!(mode(&root), 0o700);
     // WHEN another server (another data directory) names the same backup root
-    let out = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(sandbox.path().join("other-data"))
-        .arg("--backup-root")
-        .arg(&root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let other = sandbox.path().join("other-data");
+    let stderr = serve_refused(&[
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+        "--backup-root".as_ref(),
+        root.as_os_str(),
+    ]);
     // THEN it is refused too
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("backup root") && stderr.contains("in use"),
         "{stderr}"
@@ -375,25 +385,17 @@ fn serve_checksum_sha256_writes_sha256_manifests_that_verify_and_an_unknown_algo
     assert_eq!(verified["status"], "ok", "{verified}");
 
     // WHEN a server is asked for an algorithm it does not know
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--checksum",
-            "md5",
-            "--data-dir",
-        ])
-        .arg(sandbox.path().join("other-data"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let other = sandbox.path().join("other-data");
+    let stderr = serve_refused(&[
+        "--checksum".as_ref(),
+        "md5".as_ref(),
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+    ]);
     // THEN it exits before touching anything, naming the ones it takes
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("md5") && stderr.contains("blake3") && stderr.contains("sha256"),
         "{stderr}"
     );
-    assert!(!sandbox.path().join("other-data").exists());
+    assert!(!other.exists());
 }
