@@ -2067,9 +2067,11 @@ async fn the_jobs_api_refuses_clusters_that_run_commands_with_a_400_on_the_field
 async fn a_restore_through_the_jobs_api_answers_202_and_the_runner_settles_it() {
     // GIVEN an available backup, then the jobs API on the world's emulator and the runner
     // behind its own
-    let (w, job, first_runner) = one_job_and_a_runner(1).await;
+    let (w, job, mut first_runner) = one_job_and_a_runner(1).await;
     let (backup, _) = w.settled_backup(&job, 5).await;
-    drop(first_runner);
+    // (its waiting `/next` call let go of first, or it would take the API's first event)
+    first_runner.kill().await;
+    w.emulator.wait_for_no_pollers().await;
     let runner = Arc::new(Emulator::start().await);
     let _runner = Function::start("backup-runner", &runner, &w.proxy.url(), &w.table.name, &[]);
     let prefix = format!(

@@ -33,6 +33,26 @@ struct EmulatorState {
     polls: AtomicUsize,
     first_poll: Mutex<Option<Instant>>,
     init_errors: Mutex<Vec<Value>>,
+    /// `/next` calls waiting for an event now. A killed process's call stays here until the
+    /// server notices its connection closed; an event sent before then would be taken by it
+    /// and lost.
+    pollers: AtomicUsize,
+}
+
+/// Counts one waiting `/next` call for as long as its handler lives.
+struct Polling<'a>(&'a AtomicUsize);
+
+impl<'a> Polling<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Polling(count)
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The Lambda Runtime API (2018-06-01) as the processes under test see it.
@@ -52,6 +72,7 @@ impl Emulator {
             polls: AtomicUsize::new(0),
             first_poll: Mutex::new(None),
             init_errors: Mutex::new(Vec::new()),
+            pollers: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -109,6 +130,19 @@ impl Emulator {
         }
     }
 
+    /// Waits until no `/next` call is waiting: after a process is killed, until the emulator
+    /// has let go of its call, so the next event goes to a live process.
+    pub async fn wait_for_no_pollers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.state.pollers.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "a /next call of a killed process is still waiting"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     pub fn runtime_api(&self) -> String {
         self.addr.to_string()
     }
@@ -122,6 +156,7 @@ async fn next(State(state): State<Arc<EmulatorState>>) -> impl IntoResponse {
         .get_or_insert_with(Instant::now);
     state.polls.fetch_add(1, Ordering::SeqCst);
     let (id, event) = {
+        let _polling = Polling::start(&state.pollers);
         let mut queue = state.queue.lock().await;
         match queue.recv().await {
             Some(e) => e,
