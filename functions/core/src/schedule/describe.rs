@@ -219,3 +219,10 @@ pub(crate) fn join_values(values: &[u32], name: impl Fn(&mut String, u32)) -> St
     write_values(&mut out, values, name);
     out
 }
+
+/// "30 or 31": values of which none is wanted, as in "has no day 30 or 31".
+pub(crate) fn join_alternatives(values: &[u32]) -> String {
+    let mut out = String::new();
+    write_runs(&mut out, values, push_number, " through ", ", ", " or ");
+    out
+}

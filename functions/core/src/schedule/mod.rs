@@ -469,12 +469,18 @@ impl Schedule {
                 return None;
             }
         }
-        let days = describe::join_values(&sorted_bits(u64::from(self.days_of_month)), push_number);
+        let days = describe::join_alternatives(&sorted_bits(u64::from(self.days_of_month)));
         let months = describe::join_values(&sorted_bits(u64::from(self.months)), |out, m| {
             out.push_str(describe::MONTHS[m as usize - 1])
         });
+        // "February has", "April and June have".
+        let has = if self.months.count_ones() == 1 {
+            "has"
+        } else {
+            "have"
+        };
         Some(format!(
-            "This never runs: {months} has no day {days}; choose days of the month that exist in those months, such as `1`."
+            "This never runs: {months} {has} no day {days}; choose days of the month that exist in those months, such as `1`."
         ))
     }
 }

@@ -401,6 +401,11 @@ fn a_schedule_without_any_firing_never_runs() {
             (ErrorCode::NeverRuns, Field::Schedule, (0, expr.len())),
         );
     }
+    // The sentence agrees with its months and offers the missing days as alternatives.
+    let message = |expr: &str| only_error(expr).message;
+    assert!(message("0 0 30,31 2 *").contains(": February has no day 30 or 31;"));
+    assert!(message("0 0 31 4,6,9,11 *")
+        .contains(": April, June, September and November have no day 31;"));
     // One month of the list has the day: it runs.
     assert!(Schedule::parse("0 0 31 4,5 *").is_ok());
     // With a day of week too, the "either" rule always finds a day.
