@@ -153,9 +153,45 @@ where
         check_query(parts.uri.query().unwrap_or_default()).map_err(|m| invalid(&m))?;
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(invalid(&query_reason(&rejection))),
+            Err(rejection) => Err(match query_field(&rejection) {
+                // A value of a known parameter: name it, in the detail and in `fields`.
+                Some((name, message)) => {
+                    let message = format!("The query parameter `{name}` is invalid: {message}.");
+                    ApiError::of(StatusCode::BAD_REQUEST, "invalid_query", message.clone())
+                        .with_fields([(name, message)].into())
+                }
+                None => invalid(&query_reason(&rejection)),
+            }),
         }
     }
+}
+
+/// The parameter whose value failed, and what to write instead, when the failure is one
+/// value's (not an unknown or repeated name).
+fn query_field(rejection: &QueryRejection) -> Option<(String, String)> {
+    type QueryError = serde_path_to_error::Error<serde_urlencoded::de::Error>;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if let Some(error) = error.downcast_ref::<QueryError>() {
+            let name = error.path().to_string();
+            if name.is_empty() || name == "." {
+                return None;
+            }
+            let inner = error.inner().to_string();
+            // serde_urlencoded reports a bad number with `str::parse`'s words alone.
+            let number = ["invalid digit", "too large", "too small", "empty string"]
+                .iter()
+                .any(|words| inner.contains(words));
+            let message = if number {
+                format!("{inner}; write a whole number, such as `{name}=10`")
+            } else {
+                inner
+            };
+            return Some((name, message));
+        }
+        source = error.source();
+    }
+    None
 }
 
 /// What `Query` leaves to the caller: `form_urlencoded` decodes leniently (a stray `%` stays

@@ -661,8 +661,21 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                 |backup| backup.status != BackupStatus::Creating,
                 until,
             );
-            Ok(Shown::out(match found {
-                Some(b) => {
+            Ok(match found {
+                // A backup that failed is a command that failed (SPEC §8): its reason on
+                // stderr, exit 1, as `jobs run` does for a failed run.
+                Some(b) if b.status == BackupStatus::Defunct => Shown {
+                    stdout: String::new(),
+                    stderr: format!(
+                        "error: backup {} of cluster {cluster} failed ({}): {}\n",
+                        b.id,
+                        b.error_code
+                            .map_or_else(|| "error".to_owned(), |c| c.to_string()),
+                        b.details.as_deref().unwrap_or("no reason was recorded")
+                    ),
+                    status: 1,
+                },
+                Some(b) => Shown::out({
                     let mut text = format!(
                         "Created backup {} of cluster {cluster}: \"{}\" ({}).\n",
                         b.id, b.description, b.status
@@ -675,9 +688,12 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                         text.push('\n');
                     }
                     text
-                }
-                None => format!("Created backup {} of cluster {cluster}.\n", created.id),
-            }))
+                }),
+                None => Shown::out(format!(
+                    "Created backup {} of cluster {cluster}.\n",
+                    created.id
+                )),
+            })
         }
         Backups::Get { id } => {
             require("--id", &id)?;

@@ -58,6 +58,46 @@ struct Jwt {
     validation: jsonwebtoken::Validation,
 }
 
+impl Jwt {
+    /// Reads `--jwt-public-key`. A private key is refused even though its public half could
+    /// be derived: a server should not hold a key that can sign its own credentials.
+    fn load(path: &std::path::Path) -> Result<Jwt, JwtKeyError> {
+        let shown = path.display().to_string();
+        if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
+            return Err(JwtKeyError::NoProvider);
+        }
+        let pem = std::fs::read(path).map_err(|source| JwtKeyError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        if String::from_utf8_lossy(&pem).contains("PRIVATE KEY-----") {
+            return Err(JwtKeyError::PrivateKey { path: shown });
+        }
+        let key =
+            jsonwebtoken::DecodingKey::from_rsa_pem(&pem).map_err(|source| JwtKeyError::Parse {
+                path: shown,
+                source,
+            })?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        // A token whose `nbf` is still ahead is not valid yet.
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        Ok(Jwt { key, validation })
+    }
+}
+
+/// Checks `--jwt-public-key` before `serve` creates or opens anything, so that a bad key
+/// file leaves the data directory as it was.
+pub fn check_jwt_key(args: &ServeArgs) -> anyhow::Result<()> {
+    if let (AuthMode::Token, Some(path)) = (&args.auth, args.jwt_public_key.as_deref()) {
+        Jwt::load(path).map_err(|e| anyhow::anyhow!("--jwt-public-key: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Why `--jwt-public-key` could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JwtKeyError {
@@ -71,6 +111,8 @@ pub enum JwtKeyError {
         path: String,
         source: jsonwebtoken::errors::Error,
     },
+    #[error("{path} is a private key; give the public key instead (`openssl pkey -in {path} -pubout`), so that this server can check tokens but never sign them")]
+    PrivateKey { path: String },
     #[error("this build has no JWT crypto provider")]
     NoProvider,
 }
@@ -81,31 +123,7 @@ impl Credentials {
         token: String,
         jwt_public_key: Option<&std::path::Path>,
     ) -> Result<Self, JwtKeyError> {
-        let jwt = match jwt_public_key {
-            None => None,
-            Some(path) => {
-                let shown = path.display().to_string();
-                if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
-                    return Err(JwtKeyError::NoProvider);
-                }
-                let pem = std::fs::read(path).map_err(|source| JwtKeyError::Read {
-                    path: shown.clone(),
-                    source,
-                })?;
-                let key = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).map_err(|source| {
-                    JwtKeyError::Parse {
-                        path: shown,
-                        source,
-                    }
-                })?;
-                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-                validation.leeway = 0;
-                validation.validate_exp = true;
-                validation.validate_aud = false;
-                validation.set_required_spec_claims(&["exp"]);
-                Some(Jwt { key, validation })
-            }
-        };
+        let jwt = jwt_public_key.map(Jwt::load).transpose()?;
         Ok(Credentials { token, jwt })
     }
 
@@ -129,6 +147,9 @@ impl Credentials {
                 }
                 jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
                     "The JWT is not signed with RS256."
+                }
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    "The JWT is not valid yet (its `nbf` is in the future)."
                 }
                 jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => {
                     "The JWT has no `exp` claim."
@@ -193,8 +214,16 @@ impl Guard {
 
     /// Whether `origin` may send a state-changing request to a server reached as `host`.
     fn origin_allowed(&self, origin: &str, host: &str) -> bool {
-        let own = format!("http://{host}");
-        origin.eq_ignore_ascii_case(&own)
+        // The server's own pages, over plain HTTP or through a TLS proxy in front of it
+        // (`--public-host` names the proxy's host; the scheme is the proxy's).
+        let own = |scheme: &str| {
+            origin
+                .get(..scheme.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+                && origin[scheme.len()..].eq_ignore_ascii_case(host)
+        };
+        own("http://")
+            || own("https://")
             || self
                 .cors_origins
                 .iter()
@@ -304,25 +333,45 @@ pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next
     }
 }
 
-/// Every check, in the SPEC's order; the refusal when one fails.
-/// (The refusal is boxed: a `Response` is large and the happy path should stay small.)
-fn check(
-    guard: &Guard,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<(), Box<Response>> {
-    // 421: a Host this server does not answer to (a rebound DNS name, a stray proxy).
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()));
-    let host = match host {
-        Some(host) if guard.host_allowed(&host) => host,
-        other => {
+/// The Host check alone, as a layer outside CORS, so that a preflight (which CORS answers
+/// itself, before [`guard`]) to a foreign host is refused too.
+pub async fn host_guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match check_host(&guard, request.uri(), request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(response) => *response,
+    }
+}
+
+/// 421 for a host this server does not answer to (a rebound DNS name, a stray proxy), 400
+/// for a request that names two; the host otherwise. A request in absolute form
+/// (`GET http://host/…`) is judged by its URI's authority, which a server must prefer to
+/// `Host` (RFC 9112 §3.2.2), and by its `Host` too.
+fn check_host(guard: &Guard, uri: &Uri, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let header_host = hosts
+        .next()
+        .map(|v| v.to_str().unwrap_or("(not text)").to_owned());
+    if hosts.next().is_some() {
+        return Err(Box::new(problem(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Bad request",
+            "The request has more than one Host header; send exactly one.",
+            uri,
+        )));
+    }
+    let authority = uri.authority().map(|a| a.as_str().to_owned());
+    let refused = [&authority, &header_host]
+        .into_iter()
+        .flatten()
+        .find(|host| !guard.host_allowed(host))
+        .cloned();
+    match (refused, authority.or(header_host)) {
+        (None, Some(host)) => Ok(host),
+        (refused, other) => {
+            let other = refused.or(other);
             tracing::debug!(host = ?other, path = uri.path(), "refused: foreign Host");
-            return Err(Box::new(problem(
+            Err(Box::new(problem(
                 StatusCode::MISDIRECTED_REQUEST,
                 "misdirected_request",
                 "Misdirected request",
@@ -334,9 +383,20 @@ fn check(
                         .map_or("(none)".to_owned(), |h| format!("`{h}`"))
                 ),
                 uri,
-            )));
+            )))
         }
-    };
+    }
+}
+
+/// Every check, in the SPEC's order; the refusal when one fails.
+/// (The refusal is boxed: a `Response` is large and the happy path should stay small.)
+fn check(
+    guard: &Guard,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Box<Response>> {
+    let host = check_host(guard, uri, headers)?;
 
     // 403: a state-changing request sent by a page of another origin.
     let state_changing = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -345,13 +405,20 @@ fn check(
             let origin = origin.to_str().unwrap_or("(not text)");
             if !guard.origin_allowed(origin, &host) {
                 tracing::debug!(origin, path = uri.path(), "refused: foreign Origin");
+                // `null` is an opaque origin (a file, a sandboxed frame): no flag allows it.
+                let remedy = if origin.eq_ignore_ascii_case("null") {
+                    "Serve that page from a web server and start this one with --cors-origin \
+                     for the page's origin."
+                        .to_owned()
+                } else {
+                    format!("Start the server with --cors-origin {origin} if that page is yours.")
+                };
                 return Err(Box::new(problem(
                     StatusCode::FORBIDDEN,
                     "forbidden_origin",
                     "Forbidden",
                     format!(
-                        "A page from {origin} may not change anything on this server. Start the \
-                         server with --cors-origin {origin} if that page is yours."
+                        "A page from {origin} may not change anything on this server. {remedy}"
                     ),
                     uri,
                 )));

@@ -97,6 +97,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|o| backup_api::parse_origin(o.trim()))
         .collect::<Result<Vec<_>, _>>()
         .context("--cors-origin / BACKUPCTL_CORS_ORIGINS")?;
+    // Every flag that can be wrong is checked before the data directory is created or
+    // opened, so a mistyped command line leaves nothing behind (SPEC §11).
+    crate::guard::check_jwt_key(&args)?;
+    check_allowed_roots(&args.allowed_roots)?;
+    check_listen(&args.listen).await?;
     let mut engine_config = EngineConfig::with_lease(Duration::from_secs(args.lease_seconds));
     engine_config.stall_after = Duration::from_secs(args.stall_seconds);
     engine_config.commands = if args.allow_commands {
@@ -152,7 +157,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             crate::guard::guard,
         )),
         origins,
-    );
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&security.guard),
+        crate::guard::host_guard,
+    ));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -164,7 +173,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{address}")?;
         if let Some(token) = &security.token {
-            writeln!(stdout, "sign in: http://{address}/#token={token}")?;
+            writeln!(
+                stdout,
+                "sign in: http://{}/#token={token}",
+                sign_in_address(address)
+            )?;
         }
         if let Some(rebuilt) = backend.rebuilt_catalogue() {
             writeln!(
@@ -177,8 +190,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         stdout.flush()?;
     }
-    if let Some(token) = &security.token {
-        tracing::info!("sign in: http://{address}/#token={token}");
+    // The sign-in URL carries the token: it goes to stdout, the operator's terminal, and
+    // never to the log, which a collector may ship elsewhere.
+    if security.token.is_some() {
+        tracing::info!("the sign-in URL (with the API token) is on standard output");
     }
     tracing::info!(%address, data_dir = %args.data_dir.display(), lease_seconds = args.lease_seconds, "serving");
     // SPEC §12 slow clients: our own accept loop (header, body and idle timeouts).
@@ -195,6 +210,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("backups still running were abandoned; the next start marks them defunct");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a browser on this machine reaches the server: the bound address, or loopback
+/// when it listens on every address (`0.0.0.0`, `[::]`), a host the guard refuses (421).
+fn sign_in_address(bound: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, bound.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, bound.port()).into(),
+        _ => bound,
+    }
+}
+
+/// Each `--allowed-root` must be an existing directory: the policy resolves it.
+fn check_allowed_roots(roots: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    for root in roots {
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => anyhow::bail!(
+                "--allowed-root {}: not a directory; give a directory that cluster paths may lie in",
+                root.display()
+            ),
+            Err(e) => anyhow::bail!(
+                "--allowed-root {}: {e}; give an existing directory that cluster paths may lie in",
+                root.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// `--listen` must name an address this machine can resolve.
+async fn check_listen(listen: &str) -> anyhow::Result<()> {
+    match tokio::net::lookup_host(listen).await.map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => anyhow::bail!(
+            "--listen {listen}: the name has no address; give HOST:PORT such as 127.0.0.1:8080"
+        ),
+        Err(e) => anyhow::bail!("--listen {listen}: {e}; give HOST:PORT such as 127.0.0.1:8080"),
+    }
 }
 
 /// The AWS deployment's engine (as jobs-api runs it): TABLE_NAME from --table, the trigger

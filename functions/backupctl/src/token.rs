@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-/// The token file's name inside the data directory.
-pub const TOKEN_FILE: &str = "token";
+/// The token file's name inside the data directory (the local mode tightens it at start-up).
+pub const TOKEN_FILE: &str = backup_local::data_dir::TOKEN_FILE;
 
 /// How many random bytes a token carries.
 const TOKEN_BYTES: usize = 32;

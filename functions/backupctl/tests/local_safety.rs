@@ -399,3 +399,123 @@ fn serve_checksum_sha256_writes_sha256_manifests_that_verify_and_an_unknown_algo
     );
     assert!(!other.exists());
 }
+
+#[test]
+fn a_server_given_another_ones_backups_as_its_backup_root_is_refused() {
+    // GIVEN a server on its default backup root, with a partial backup in it
+    let sandbox = Sandbox::new();
+    let server = Server::start(&sandbox.data_dir(), &[]);
+    let partial = sandbox.backups_dir().join(".dc9c0000000000000000.partial");
+    fs::create_dir_all(&partial).unwrap();
+    // WHEN a second server (another data directory) names that root
+    let other = sandbox.path().join("other-data");
+    let stderr = serve_refused(&[
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+        "--backup-root".as_ref(),
+        sandbox.backups_dir().as_os_str(),
+    ]);
+    // THEN it is refused, and the first server's partial backup is still there
+    assert!(
+        stderr.contains("backup root") && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(
+        partial.is_dir(),
+        "the second server cleaned the first one's root"
+    );
+    drop(server);
+}
+
+#[test]
+fn start_up_tightens_every_backup_and_says_so_in_one_line_without_the_token() {
+    // GIVEN a data directory with a backup, all of it left readable by others
+    let sandbox = Sandbox::new();
+    let data = sandbox.data_dir();
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    let id = {
+        let server = Server::start(&data, &[]);
+        server.register_dir("orders", &cluster);
+        let id = start_manual_backup(&server, "orders");
+        let backup = wait_backup_settled(&server, &id, Duration::from_secs(60));
+        assert_eq!(backup["status"], "available", "{backup}");
+        id
+    };
+    let backup = sandbox.backups_dir().join(&id);
+    for (path, wide) in [
+        (data.clone(), 0o755),
+        (sandbox.backups_dir(), 0o755),
+        (backup.clone(), 0o755),
+        (backup.join("data"), 0o755),
+        (backup.join("manifest.json"), 0o644),
+        (data.join("token"), 0o644),
+        (data.join("lock"), 0o644),
+    ] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(wide)).unwrap();
+    }
+    // WHEN the server starts again
+    let server = Server::start(&data, &[]);
+    // THEN every one of them is private again
+    assert_eq!(mode(&backup), 0o700);
+    assert_eq!(mode(&backup.join("data")), 0o700);
+    assert_eq!(mode(&backup.join("manifest.json")), 0o600);
+    assert_eq!(mode(&data.join("token")), 0o600);
+    assert_eq!(mode(&data.join("lock")), 0o600);
+    assert_eq!(mode(&sandbox.backups_dir()), 0o700);
+    // AND the log says so once, and never carries the token
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("private")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("manifest.json"), "{log}");
+    let token = server.token.clone().expect("a token");
+    assert!(!log.contains(&token), "the log carries the token:\n{log}");
+}
+
+#[test]
+fn a_mistyped_serve_flag_leaves_no_data_directory_behind() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path().join("no-such-root");
+    for (flag, value) in [
+        ("--allowed-root", missing.as_os_str()),
+        ("--jwt-public-key", missing.as_os_str()),
+        ("--listen", "no-such-host.invalid:0".as_ref()),
+    ] {
+        let data = sandbox.path().join("never-made");
+        let stderr = serve_refused(&[
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            flag.as_ref(),
+            value,
+        ]);
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+        assert!(!data.exists(), "{flag}: the data directory was created");
+    }
+}
+
+#[test]
+fn a_manual_backup_that_fails_exits_non_zero_with_its_reason() {
+    // GIVEN a cluster whose directory became a link after it was registered
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 1, 16);
+    let server = Server::start(&sandbox.data_dir(), &[]);
+    server.register_dir("orders", &cluster);
+    let real = sandbox.path().join("moved");
+    fs::rename(&cluster, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &cluster).unwrap();
+    // WHEN a manual backup of it is made from the command line
+    let out = server.cli(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        "orders",
+        "--description",
+        "by hand",
+    ]);
+    // THEN the command fails, saying why on stderr
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.stderr.contains("failed (path_not_allowed)") && !out.stderr.contains(".."),
+        "{}",
+        out.describe()
+    );
+}

@@ -118,7 +118,14 @@ fn jwt(key: &str, exp_offset: i64) -> String {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let claims = serde_json::json!({"sub": "operator", "aud": "esc", "exp": now + exp_offset});
+    signed(
+        key,
+        serde_json::json!({"sub": "operator", "aud": "esc", "exp": now + exp_offset}),
+    )
+}
+
+/// A JWT of `claims` signed RS256 by the fixture key `key`.
+fn signed(key: &str, claims: Value) -> String {
     let pem = fs::read(fixture(key)).expect("fixture key");
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("an RSA key");
     jsonwebtoken::encode(
@@ -159,6 +166,17 @@ fn every_api_route_needs_the_token_and_public_pages_do_not() {
     let wrong = format!("Bearer {}", "A".repeat(43));
     let expired = format!("Bearer {}", jwt("jwt-test.key.pem", -120));
     let other_key = format!("Bearer {}", jwt("jwt-other.key.pem", 3600));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let not_yet = format!(
+        "Bearer {}",
+        signed(
+            "jwt-test.key.pem",
+            serde_json::json!({"sub": "operator", "nbf": now + 3600, "exp": now + 7200})
+        )
+    );
     let basic = format!("Basic {token}");
     let cases: Vec<(&str, Option<&str>)> = vec![
         ("no credential", None),
@@ -168,6 +186,7 @@ fn every_api_route_needs_the_token_and_public_pages_do_not() {
         ("not a bearer", Some("token")),
         ("expired JWT", Some(&expired)),
         ("JWT of another key", Some(&other_key)),
+        ("JWT not valid yet (nbf ahead)", Some(&not_yet)),
     ];
     for (label, authorization) in &cases {
         for (method, path) in [
@@ -617,4 +636,114 @@ fn another_local_user_can_neither_read_the_token_nor_call_the_api() {
     );
     // AND the owner's own call works
     assert!(server.cli(&["clusters", "list"]).success());
+}
+
+#[test]
+fn a_private_key_as_jwt_public_key_is_refused_before_anything_is_created() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path().join("never-made");
+    let out = Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--jwt-public-key")
+        .arg(fixture("jwt-test.key.pem"))
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("private key") && stderr.contains("-pubout"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "the data directory was created");
+}
+
+#[test]
+fn a_foreign_host_is_refused_in_every_form_a_request_can_name_it() {
+    // GIVEN a server that allows one CORS origin (CORS answers preflights itself)
+    let sandbox = Sandbox::new();
+    let server = Server::start_with(
+        &sandbox.data_dir(),
+        &["--cors-origin", "http://console.example"],
+        &[],
+    );
+    let own = addr(&server);
+    let jobs = format!("{ORCH}/jobs");
+    // THEN a preflight to a foreign host is refused like any other request
+    let preflight = send(
+        &server,
+        "OPTIONS",
+        &jobs,
+        &[
+            ("Host", "evil.example"),
+            ("Origin", "http://console.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        "",
+    );
+    preflight.assert_problem(421, "misdirected_request");
+    // AND a request naming two hosts is malformed
+    let two = format!("{own}\r\nHost: evil.example");
+    send(&server, "GET", "/healthz", &[("Host", &two)], "").assert_problem(400, "bad_request");
+    // AND a request in absolute form is judged by its URI's host
+    send(&server, "GET", "http://evil.example/healthz", &[], "")
+        .assert_problem(421, "misdirected_request");
+    let same = format!("http://{own}/healthz");
+    assert_eq!(send(&server, "GET", &same, &[], "").status, 200);
+    // AND the server's own pages behind a TLS proxy (https) may change things
+    let bearer = server.bearer().expect("a token");
+    let https = format!("https://{own}");
+    let answer = send(
+        &server,
+        "POST",
+        &format!("{MESDB}/backups"),
+        &[
+            ("Authorization", &bearer),
+            ("Origin", &https),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"description":"x","sourceClusterId":"missing"}"#,
+    );
+    assert_eq!(answer.status, 404, "{answer:?}");
+    // AND an opaque origin is refused with advice that can be followed
+    let answer = send(
+        &server,
+        "POST",
+        &format!("{MESDB}/backups"),
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "null"),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"description":"x","sourceClusterId":"missing"}"#,
+    );
+    answer.assert_problem(403, "forbidden_origin");
+    let detail = answer.json()["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!detail.contains("--cors-origin null"), "{detail}");
+}
+
+#[test]
+fn a_bad_query_value_names_its_parameter_and_what_to_write() {
+    let sandbox = Sandbox::new();
+    let server = start(&sandbox);
+    let bearer = server.bearer().expect("a token");
+    for (path, name) in [
+        (
+            format!("{MESDB}/backups?limit=99999999999999999999999"),
+            "limit",
+        ),
+        (format!("{ORCH}/jobs?limit=ten"), "limit"),
+    ] {
+        let answer = send(&server, "GET", &path, &[("Authorization", &bearer)], "");
+        answer.assert_problem(400, "invalid_query");
+        let body = answer.json();
+        let message = body["fields"][name].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.contains(&format!("`{name}`")) && message.contains("whole number"),
+            "{path}: {body}"
+        );
+    }
 }

@@ -585,6 +585,8 @@ impl Engine {
             } else {
                 (BackupStatus::Defunct, "it is marked defunct")
             };
+            // The reason may be a sentence of its own (a provider's message ending in `.`).
+            let reason = reason.trim_end_matches('.');
             let details = match run {
                 Some(_) => format!(
                     "Backup {} of cluster {cluster_id} failed because {reason}; {outcome} and \

@@ -8,8 +8,11 @@
 //!   never trusted for the decision. It is taken **before** anything else in the directory is
 //!   touched: a second server opens the lock file, fails to lock it, and exits having changed
 //!   nothing (not even a mode).
-//! - A backup root outside the data directory (`serve --backup-root`) gets the same lock
-//!   (`<root>/.lock`), so two servers can never clean up or prune each other's backups there.
+//! - The backup root is held too: a lock on the directory itself (nothing is created in
+//!   it), whether it is the default `<data-dir>/backups` or `serve --backup-root`, and for
+//!   a `--backup-root` also the lock file `<root>/.lock`, which works on file systems that
+//!   cannot lock a directory. So two servers can never clean up or prune each other's
+//!   backups there, not even one given the other's `backups/` as its `--backup-root`.
 //! - **Modes**: directories `0700`, files `0600`. Creating them private is what matters
 //!   (there is no window in which another user can open them); at start-up, what an older
 //!   version left wider is tightened and said once in the log.
@@ -21,8 +24,11 @@ use std::path::{Path, PathBuf};
 
 /// The lock file inside a data directory.
 pub const LOCK_FILE: &str = "lock";
-/// The lock file inside a backup root that is not `<data-dir>/backups`.
+/// The lock file inside a backup root given with `--backup-root`.
 pub const ROOT_LOCK_FILE: &str = ".lock";
+/// The API token of `serve` (written by `backupctl`; listed here so that start-up tightens
+/// it with the rest, in the same log line).
+pub const TOKEN_FILE: &str = "token";
 
 /// Why a directory could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +110,41 @@ impl DirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Takes a lock on the directory `dir` itself (`flock` on the directory), never
+    /// waiting and creating nothing in it: how a backup root is held, the default
+    /// `<data-dir>/backups` included, so that a server given another one's root as its
+    /// `--backup-root` is refused before it writes or cleans anything there. `None` when
+    /// the file system cannot lock a directory (some remote ones): the root's lock file,
+    /// where there is one, still holds it.
+    pub fn hold_dir(dir: &Path, what: &'static str) -> Result<Option<DirLock>, DirLockError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+        let file = File::open(dir).map_err(io(dir))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(DirLock {
+                _file: file,
+                path: dir.to_path_buf(),
+            })),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                // Who holds it: the root's own lock file, or the data directory it is the
+                // default root of.
+                let holder = [dir.join(ROOT_LOCK_FILE), dir.join("..").join(LOCK_FILE)]
+                    .iter()
+                    .find_map(|path| fs::read_to_string(path).ok())
+                    .map_or_else(|| "another server".to_owned(), |t| describe_holder(&t));
+                Err(DirLockError::InUse {
+                    what,
+                    path: dir.to_path_buf(),
+                    holder,
+                })
+            }
+            Err(_) => Ok(None),
+        }
+    }
 }
 
 /// `process 1234 (started 2026-11-30T07:00:00Z)` from the lock file's `pid=… started=…`.
@@ -138,6 +179,39 @@ pub fn tighten(path: &Path, mode: u32) -> std::io::Result<bool> {
     }
     fs::set_permissions(path, fs::Permissions::from_mode(current & mode))?;
     Ok(true)
+}
+
+/// [`tighten`] for a directory the operator named (the data directory, the backup root),
+/// following a symlink to it: the directory it leads to is the one the server writes in.
+pub fn tighten_followed(path: &Path, mode: u32) -> std::io::Result<bool> {
+    match fs::canonicalize(path) {
+        Ok(real) => tighten(&real, mode),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every backup directory of a backup root with its `data/` (`0700`) and manifest
+/// (`0600`), for [`tighten`]: what an older version may have left wider. Names starting
+/// with `.` (the lock, a crash's leftovers) are not backups; entries are not followed.
+pub fn backups_within(root: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let dir = entry.path();
+        found.push((dir.join("data"), 0o700));
+        found.push((dir.join("manifest.json"), 0o600));
+        found.push((dir, 0o700));
+    }
+    Ok(found)
 }
 
 /// Creates an empty file with mode `0600` unless it exists, so a program that opens it

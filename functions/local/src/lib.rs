@@ -145,30 +145,52 @@ impl LocalMode {
             move |source| LocalError::Io { path, source }
         };
         let state = data_dir.join(STATE_FILE);
-        let backups = match &options.backup_root {
-            Some(root) => {
-                locks.push(DirLock::acquire(
-                    root,
-                    data_dir::ROOT_LOCK_FILE,
-                    "backup root",
-                )?);
-                root.clone()
-            }
-            None => data_dir.join(BACKUPS_DIR),
-        };
+        // The backup root is held too, the default one included: another server given this
+        // one's `backups/` as its `--backup-root` would otherwise clean up (delete) the
+        // partial backups this one is writing. The directory itself first, so that a
+        // refused server creates nothing in it.
+        let backups = options
+            .backup_root
+            .clone()
+            .unwrap_or_else(|| data_dir.join(BACKUPS_DIR));
+        locks.extend(DirLock::hold_dir(&backups, "backup root")?);
+        if options.backup_root.is_some() {
+            locks.push(DirLock::acquire(
+                &backups,
+                data_dir::ROOT_LOCK_FILE,
+                "backup root",
+            )?);
+        }
+        // What an older version (or a careless hand) left wider, said in one log line.
         let mut tightened = Vec::new();
-        for (path, mode) in [
-            (data_dir.clone(), 0o700),
+        if data_dir::tighten_followed(&data_dir, 0o700).map_err(io(&data_dir))? {
+            tightened.push(data_dir.display().to_string());
+        }
+        let mut private = vec![
             (state.clone(), 0o600),
             (data_dir.join(format!("{STATE_FILE}-wal")), 0o600),
             (data_dir.join(format!("{STATE_FILE}-shm")), 0o600),
-        ] {
+            (data_dir.join(data_dir::LOCK_FILE), 0o600),
+            (data_dir.join(data_dir::TOKEN_FILE), 0o600),
+            (backups.join(data_dir::ROOT_LOCK_FILE), 0o600),
+        ];
+        if data_dir::tighten_followed(&backups, 0o700).map_err(io(&backups))? {
+            tightened.push(backups.display().to_string());
+        }
+        private.extend(data_dir::backups_within(&backups).map_err(io(&backups))?);
+        for (path, mode) in private {
             if data_dir::tighten(&path, mode).map_err(io(&path))? {
                 tightened.push(path.display().to_string());
             }
         }
         if !tightened.is_empty() {
-            tracing::warn!(paths = %tightened.join(", "), "made files an older version left readable by other users private");
+            // A year of hourly backups is thousands of paths: name the first few.
+            const SHOWN: usize = 20;
+            let mut paths = tightened[..tightened.len().min(SHOWN)].join(", ");
+            if tightened.len() > SHOWN {
+                paths.push_str(&format!(" and {} more", tightened.len() - SHOWN));
+            }
+            tracing::warn!(%paths, count = tightened.len(), "made files an older version left readable by other users private");
         }
         // SQLite creates its file with the process's umask: create it private first (its
         // -wal and -shm files take the database file's mode).
