@@ -1306,6 +1306,35 @@ fn incremental_source(s: &Setup) {
     std::os::unix::fs::symlink("base/chunk-1", s.src().join("latest")).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deeper_than_path_max_is_linked_by_the_next_backup() {
+    // GIVEN a backup of a tree whose deepest file's path is ~5,000 bytes
+    let s = Setup::new();
+    deep_tree(s.src(), 2_500);
+    let (first, _, first_dir) = backup_from(&s, None).await;
+    // WHEN nothing changed and the next backup links from it
+    let (second, manifest, second_dir) = backup_from(&s, Some(&first.backup_id)).await;
+    // THEN it succeeds and the deep file shares the first backup's inode
+    let bottom = manifest.files().next().unwrap();
+    assert!(bottom.path.len() > 4096);
+    assert_eq!(second.linked_bytes, Some(4));
+    let inode_at = |dir: &Path| {
+        let mut fd: OwnedFd = rfs::open(
+            dir.join("data"),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        for _ in 0..2_500 {
+            fd = rfs::openat(&fd, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        rfs::statat(&fd, "bottom", rfs::AtFlags::SYMLINK_NOFOLLOW)
+            .unwrap()
+            .st_ino
+    };
+    assert_eq!(inode_at(&first_dir), inode_at(&second_dir));
+}
+
 #[tokio::test]
 async fn an_unchanged_file_is_linked_a_changed_one_copied_and_a_changed_mode_copied_not_linked() {
     let s = Setup::new();

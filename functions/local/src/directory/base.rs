@@ -205,6 +205,7 @@ fn falls_back(e: Errno) -> bool {
             | Errno::OPNOTSUPP
             | Errno::INVAL
             | Errno::ACCESS
+            | Errno::NAMETOOLONG
     )
 }
 
@@ -213,15 +214,46 @@ pub(crate) fn split(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 
-/// The directory `rel` below `data`, without following links on the way.
+/// The longest path handed to one `openat2`: the kernel refuses paths of `PATH_MAX` (4096)
+/// bytes or more with `ENAMETOOLONG`, and a tree may be deeper than that (SPEC §13).
+const PIECE: usize = 2048;
+
+/// The directory `rel` below `data`, without following links on the way. A path longer
+/// than [`PIECE`] is opened a piece at a time (cut at `/`), each piece beneath the last,
+/// with the same refusals: no link, no `..` above where it starts.
 fn open_beneath(data: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, Errno> {
-    rfs::openat2(
-        data,
-        rel,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
+    let open = |from: BorrowedFd<'_>, piece: &str| {
+        rfs::openat2(
+            from,
+            piece,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let mut rest = rel;
+    let mut at: Option<OwnedFd> = None;
+    loop {
+        let cut = if rest.len() <= PIECE {
+            rest.len()
+        } else {
+            // The last `/` within the piece; a single name longer than a piece (the
+            // kernel refuses it anyway) is passed whole.
+            rest.as_bytes()[..PIECE]
+                .iter()
+                .rposition(|&b| b == b'/')
+                .filter(|&i| i > 0)
+                .or_else(|| rest.find('/'))
+                .unwrap_or(rest.len())
+        };
+        let (piece, tail) = rest.split_at(cut);
+        let fd = open(at.as_ref().map_or(data, |fd| fd.as_fd()), piece)?;
+        at = Some(fd);
+        rest = tail.trim_start_matches('/');
+        if rest.is_empty() {
+            return at.ok_or(Errno::NOENT);
+        }
+    }
 }
 
 /// What the base's manifest says of a file's copy, which a new link must show before it
