@@ -266,6 +266,30 @@ async fn a_backup_command_fills_backup_dir_and_the_result_verifies() {
 }
 
 #[tokio::test]
+async fn a_fifo_or_socket_the_command_leaves_is_skipped_and_the_backup_verifies_and_restores() {
+    // GIVEN a backup command that leaves a FIFO and a socket beside a file
+    let s = Setup::new();
+    let request = s.command(
+        "set -e; cd \"$BACKUP_DIR\"; echo a > a; mkfifo ff; \
+         python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"so\")'",
+        None,
+    );
+    // WHEN the backup runs
+    s.commands.create(&request).await.unwrap();
+    // THEN they are listed as skipped, gone from the copy, and a full verify passes
+    let dir = s.backups().join(&request.backup_id);
+    assert!(!dir.join("data/ff").exists() && !dir.join("data/so").exists());
+    let manifest = directory::verify(&dir).unwrap_or_else(|e| panic!("verify failed: {e}"));
+    let kinds: Vec<(&str, String)> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), format!("{:?}", e.kind)))
+        .collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(kinds[0].0, "a");
+}
+
+#[tokio::test]
 async fn a_failing_backup_command_is_a_provider_error_with_its_stderr_tail() {
     let s = Setup::new();
     let request = s.command(

@@ -3,7 +3,8 @@
 //!
 //! The same walk as a copy ([`walk`](super::walk)), the same entries and the same hashing
 //! ([`hash_file`]): a command backup's manifest reads, verifies and restores exactly like a
-//! directory backup's. What differs: nothing is written, and a file that changes while it
+//! directory backup's. What differs: nothing is copied (a FIFO, socket or device left there is removed and
+//! listed as skipped, as a copy leaves one out), and a file that changes while it
 //! is hashed means the command (or a process it left behind) is still writing, which fails
 //! the backup rather than being noted, since nothing else writes there.
 
@@ -105,6 +106,12 @@ impl Visitor for Indexer<'_> {
             EntryKind::Symlink => self.link(entry),
             EntryKind::Dir => Err(FsError::Replaced(shown(self.base, entry.rel))),
             kind => {
+                // A FIFO, socket or device the command left is skipped and listed, as a
+                // directory backup skips one: it goes from the backup (which is ours), so
+                // that verify and restore find what the manifest says, nothing extra.
+                rfs::unlinkat(entry.dir, entry.name, rfs::AtFlags::empty()).map_err(|e| {
+                    FsError::io("remove the skipped entry", shown(self.base, entry.rel), e)
+                })?;
                 let mut made = ManifestEntry::new(entry.rel.to_owned(), kind, &entry.meta);
                 made.size = 0;
                 self.entries.push(made);
