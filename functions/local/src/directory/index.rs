@@ -3,10 +3,10 @@
 //!
 //! The same walk as a copy ([`walk`](super::walk)), the same entries and the same hashing
 //! ([`hash_file`]): a command backup's manifest reads, verifies and restores exactly like a
-//! directory backup's. What differs: nothing is copied (a FIFO, socket or device left there is removed and
-//! listed as skipped, as a copy leaves one out), and a file that changes while it
-//! is hashed means the command (or a process it left behind) is still writing, which fails
-//! the backup rather than being noted, since nothing else writes there.
+//! directory backup's. What differs: nothing is copied (a FIFO, socket or device left there
+//! is removed and listed as skipped, as a copy leaves one out), and a file that changes
+//! while it is hashed means the command (or a process it left behind) is still writing,
+//! which fails the backup rather than being noted, since nothing else writes there.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::AtomicBool;
