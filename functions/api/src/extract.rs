@@ -318,6 +318,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
         .with_fields(fields.into_iter().collect())
     };
+    // Every request body is an object, and so is a job's `data`. serde's derive would also
+    // read a struct from an array of its fields in order (`["Nightly", "0 2 * * *", …]`),
+    // which no client means and the OpenAPI document does not describe. (A body that is
+    // not JSON at all is left to the reader below, which says where it breaks.)
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map)) => {
+            if map.get("data").is_some_and(serde_json::Value::is_array) {
+                let message = "`data` must be a JSON object ({\"clusterId\": …, \
+                               \"description\": …, \"maxBackupCount\": …}), not an array.";
+                return Err(
+                    ApiError::of(StatusCode::BAD_REQUEST, "malformed_body", message)
+                        .with_fields([("data".to_owned(), message.to_owned())].into()),
+                );
+            }
+        }
+        Ok(_) => {
+            return Err(ApiError::of(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                "The request body must be a JSON object ({\"name\": value, …}).",
+            ))
+        }
+        Err(_) => {}
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|e| invalid(e.inner(), field_at_fault(&e)))?;
@@ -405,6 +429,28 @@ mod tests {
             .unwrap_err()
             .problem
             .fields
+    }
+
+    #[test]
+    fn a_body_or_a_jobs_data_that_is_not_an_object_is_refused() {
+        // serde's derive alone reads a struct from an array of its fields
+        for body in [r#"["x"]"#, "[]", "null", "5", r#""x""#] {
+            let error = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            assert!(
+                error.problem.detail.contains("must be a JSON object"),
+                "{body}: {}",
+                error.problem.detail
+            );
+        }
+        let error = parse_json::<serde_json::Value>(br#"{"data":["c1","x",1]}"#).unwrap_err();
+        assert!(error.problem.fields.contains_key("data"));
+        assert_eq!(
+            parse_json::<Body>(br#"{"name":"x"}"#).unwrap(),
+            Body {
+                name: "x".to_owned(),
+                inner: None
+            }
+        );
     }
 
     #[test]
