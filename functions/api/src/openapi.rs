@@ -380,6 +380,11 @@ fn close_objects(doc: &mut Value) {
         for schema in components.values_mut() {
             distribute_all_of(schema, &schemas);
         }
+        // `{}` (the answer of a delete or an unlock) has no properties to close by, and is
+        // exactly empty.
+        if let Some(Value::Object(empty)) = components.get_mut("Empty") {
+            empty.insert("additionalProperties".to_owned(), Value::Bool(false));
+        }
     }
     close(doc);
 }
