@@ -143,7 +143,24 @@ fn metrics_count_a_success_a_failure_and_lock_conflicts_and_logs_are_json_lines(
     );
     assert!(!text.contains(&format!("job_id=\"{bad_job}\"")), "{text}");
     assert!(text.contains("# TYPE backupctl_job_last_verification_timestamp_seconds gauge"));
+    assert!(!text.contains("backupctl_job_last_verification_timestamp_seconds{"));
     assert_eq!(at("backupctl_backups_scan_truncated"), 0.0);
+
+    // AND once the good job's backup is verified, the job's last verification is its time
+    let backup_id = ok["linkedResource"].as_str().expect("backup id");
+    server.ok(&["backups", "verify", "--id", backup_id]);
+    let verified_at = server.backup(backup_id)["verifiedAt"]
+        .as_str()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339"))
+        .expect("verifiedAt");
+    let (_, _, text) = get(&url, server.bearer().as_deref());
+    assert_eq!(
+        samples(&text).get(&format!(
+            r#"backupctl_job_last_verification_timestamp_seconds{{job_id="{ok_job}"}}"#
+        )),
+        Some(&(verified_at.timestamp() as f64)),
+        "{text}"
+    );
 
     // AND /readyz answers without a credential, as a probe does
     let (status, _, body) = get(&format!("{}/readyz", server.url), None);

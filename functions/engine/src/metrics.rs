@@ -10,15 +10,16 @@
 //!   (counted where the lock was asked for, so the 409 of a manual backup counts too).
 //! - **Bytes copied** are what a backup made in this process holds once it is `available`,
 //!   as its provider reported it (a directory copy: the bytes it wrote). **Bytes linked**
-//!   (bytes an incremental backup shares with an earlier one instead of copying) stay 0: no
-//!   provider links yet, and the series exists so dashboards need no change when one does.
+//!   are what an incremental backup shares with an earlier one instead of copying (a
+//!   directory backup's hard links), as its provider reported them.
 //! - **Backups by status** and **each job's last `available` backup** are read from the
 //!   store at scrape time ([`crate::Engine::metrics_report`]), a page at a time, over the
 //!   projects that have an active job, newest first, at most [`MAX_SCANNED_PER_PROJECT`]
 //!   backups per project; a scan cut short says so (`backupctl_backups_scan_truncated`).
 //!   What is left out is the oldest records, which retention has long made `deleted`.
-//! - **Last verification** has no data yet (backups are not verified by the server); the
-//!   series is described and has no samples.
+//! - **Last verification** is read the same way: per active job, the newest `checkedAt` of
+//!   a verify of one of its `available` backups, whatever it found (a job none of whose
+//!   backups was verified has no sample).
 //!
 //! Counters are per process (they start at 0 when it starts, which Prometheus expects of a
 //! counter); the gauges are the store's and the same whichever process answers.
@@ -175,7 +176,8 @@ pub struct StoreGauges {
     pub backups: BTreeMap<BackupStatus, u64>,
     /// Active jobs' newest `available` backup's creation instant.
     pub last_available: BTreeMap<String, DateTime<Utc>>,
-    /// Active jobs' newest verification (none yet: backups are not verified by the server).
+    /// Active jobs' newest verification of one of their `available` backups (whatever it
+    /// found: a failed one is in `backups verify` and the backup's `verification`).
     pub last_verified: BTreeMap<String, DateTime<Utc>>,
     /// Whether a project had more backups than one scrape reads, or more jobs than get a
     /// series.
@@ -202,6 +204,10 @@ impl StoreGauges {
                 .entry(job_id.clone())
                 .or_insert(backup.created);
             *newest = (*newest).max(backup.created);
+            if let Some(checked) = backup.verification.as_ref().map(|v| v.checked_at) {
+                let newest = self.last_verified.entry(job_id.clone()).or_insert(checked);
+                *newest = (*newest).max(checked);
+            }
         }
     }
 }
@@ -274,7 +280,7 @@ impl MetricsReport {
         out.describe(
             "backupctl_backup_linked_bytes_total",
             "counter",
-            "Bytes backups this process made share with earlier backups instead of copying them (0 until incremental backups exist).",
+            "Bytes backups this process made share with earlier backups instead of copying them .",
         );
         out.sample("backupctl_backup_linked_bytes_total", &[], c.linked_bytes);
 
@@ -302,7 +308,7 @@ impl MetricsReport {
         out.describe(
             "backupctl_job_last_verification_timestamp_seconds",
             "gauge",
-            "Time (Unix seconds) of each active job's newest verified backup (no samples until the server verifies backups).",
+            "Time (Unix seconds) of the newest verification of each active job's available backups (no sample for a job none of whose backups was verified).",
         );
         for (job, at) in &s.last_verified {
             out.sample(
