@@ -689,10 +689,18 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
                     }
                     text
                 }),
-                None => Shown::out(format!(
-                    "Created backup {} of cluster {cluster}.\n",
-                    created.id
-                )),
+                // Asked to wait and told nothing: the server went away (it was stopped,
+                // say), which is no success to report.
+                None => Shown {
+                    stdout: String::new(),
+                    stderr: format!(
+                        "error: backup {} of cluster {cluster} was started, but its state could \
+                         not be read from the server; `backupctl backups get --id {}` shows \
+                         it once the server answers.\n",
+                        created.id, created.id
+                    ),
+                    status: 1,
+                },
             })
         }
         Backups::Get { id } => {
@@ -1120,12 +1128,14 @@ fn settle<L: serde::de::DeserializeOwned, T>(
     let mut delay = Duration::from_millis(20);
     let mut last = None;
     loop {
-        if let Some(item) = api
-            .get(url)
-            .and_then(|r| r.json::<L>())
-            .ok()
-            .and_then(&find)
-        {
+        let read = api.get(url);
+        // A server that no longer accepts connections (it was stopped) will not answer
+        // later in this wait either: say what was last seen instead of retrying until the
+        // deadline.
+        if let Err(Failure::Unreachable { .. }) = read {
+            return last;
+        }
+        if let Some(item) = read.and_then(|r| r.json::<L>()).ok().and_then(&find) {
             if done(&item) {
                 return Some(item);
             }

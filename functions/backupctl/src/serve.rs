@@ -198,13 +198,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%address, data_dir = %args.data_dir.display(), lease_seconds = args.lease_seconds, "serving");
     // SPEC §12 slow clients: our own accept loop (header, body and idle timeouts).
     crate::listener::raise_open_file_limit();
-    crate::listener::serve(
-        listener,
-        app,
-        crate::listener::Timeouts::from_env(),
-        shutdown_signal(),
-    )
-    .await;
+    // At the signal the engine stops at once: running copies end at their next chunk
+    // (recorded `interrupted`), so a request waiting on one (a manual backup's `?wait=`, a
+    // restore) is answered and the drain below takes moments, not its 30 s limit (SPEC §13:
+    // exit within 10 s).
+    let stopper = backend.engine().clone();
+    let signal = async move {
+        shutdown_signal().await;
+        stopper.stop();
+    };
+    crate::listener::serve(listener, app, crate::listener::Timeouts::from_env(), signal).await;
     tracing::info!("stopping: waiting for running backups");
     if !backend.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!("backups still running were abandoned; the next start marks them defunct");

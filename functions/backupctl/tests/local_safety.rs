@@ -280,6 +280,66 @@ fn refused_cluster_paths_answer_path_not_allowed_and_change_nothing() {
 }
 
 #[test]
+fn sigterm_ends_a_backup_a_client_waits_for_within_ten_seconds() {
+    // GIVEN a command cluster whose backup takes half a minute, and a client waiting for it
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("pg", 1, 16);
+    let data = sandbox.data_dir();
+    let mut server = Server::start_with(&data, &["--allow-commands"], &[]);
+    server.ok(&[
+        "clusters",
+        "register",
+        "--cluster-id",
+        "pg",
+        "--description",
+        "pg",
+        "--provider",
+        "command",
+        "--path",
+        cluster.to_str().unwrap(),
+        "--backup-command",
+        "sleep 30",
+    ]);
+    let (url, token) = (server.url.clone(), server.token.clone());
+    let waiting = std::thread::spawn(move || {
+        backupctl_with_token(
+            &url,
+            token.as_deref(),
+            &[
+                "backups",
+                "create",
+                "--source-cluster-id",
+                "pg",
+                "--description",
+                "waited for",
+                "--wait",
+                "60",
+            ],
+        )
+    });
+    let id = wait_until(Duration::from_secs(30), "the backup to start", || {
+        server
+            .backups("")
+            .first()
+            .map(|b| b["id"].as_str().unwrap_or_default().to_owned())
+    });
+    // WHEN the server receives SIGTERM
+    let (status, took) = server
+        .terminate(Duration::from_secs(40))
+        .expect("the server exited");
+    // THEN it exits within 10 s, the waiting client hears that the backup failed, and the
+    // backup is recorded interrupted
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(status.success(), "{status:?}");
+    let out = waiting.join().unwrap();
+    assert!(!out.success(), "{}", out.describe());
+    let server = Server::start_with(&data, &["--allow-commands"], &[]);
+    let backup = server.backup(&id);
+    assert_eq!(backup["status"], "defunct", "{backup}");
+    assert_eq!(backup["errorCode"], "interrupted", "{backup}");
+}
+
+#[test]
 fn sigterm_mid_copy_exits_within_ten_seconds_and_records_the_backup_interrupted() {
     // GIVEN a server in the middle of a long copy
     let sandbox = Sandbox::new();
