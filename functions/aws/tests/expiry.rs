@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use backup_core::api::RunStatus;
 use backup_core::retention::BackupStatus;
 use backup_engine::contract::{at, backup, history, scope};
-use backup_engine::ports::{BackupStore, HistoryStore, RunStore};
-use backup_engine::{BackupFilter, PageRequest};
+use backup_engine::ports::{BackupStore, BackupWrites, HistoryStore, RunStore};
+use backup_engine::{BackupEnd, BackupFilter, Finish, PageRequest};
 use backup_testkit::Table;
 
 /// One item's attributes, read by key.
@@ -83,6 +83,38 @@ async fn a_deleted_backup_expires_after_history_days_and_leaves_its_jobs_index()
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_ends_deleted_because_nothing_was_made_expires_too() {
+    // GIVEN a backup whose provider refused to start (too busy): it ends `deleted` through
+    // the run's final write, not through a delete
+    let table = Table::create().await;
+    let store = table.store().with_history_days(30);
+    let mut b = backup("busy", "o1", Some("j1"), "c1", at(1));
+    b.status = BackupStatus::Creating;
+    assert!(store.insert_backup(&b).await.unwrap());
+    let before = chrono::Utc::now().timestamp();
+    store
+        .finish(&Finish {
+            backup: Some(BackupEnd {
+                backup_id: "busy",
+                status: BackupStatus::Deleted,
+                location: None,
+                error_code: Some(backup_core::api::RunFailure::ProviderBusy),
+                details: Some("nothing was made"),
+                size_bytes: None,
+            }),
+            ..Finish::default()
+        })
+        .await
+        .unwrap();
+    // THEN it expires HISTORY_DAYS from now and leaves its job's index, like a deleted one
+    let ended = item(&table, "BACKUP#busy", "BACKUP").await;
+    let expires = number(&ended, "expires_at").expect("a deleted backup expires");
+    assert!(expires >= before + 30 * 86_400, "{expires}");
+    assert!(!ended.contains_key("job_pk"), "{ended:?}");
+    assert!(store.list_job_backups("j1").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -894,6 +894,20 @@ fn backup_status_update(
     }
 }
 
+/// A backup that becomes `deleted` leaves its job's partition (retention plans over live
+/// backups only) and expires `HISTORY_DAYS` from now (SPEC §16), however it got there: a
+/// delete, or a provider that refused to start and made nothing.
+fn deleted_expires(update: Update, to: BackupStatus, history_days: u32) -> Update {
+    if to == BackupStatus::Deleted {
+        update
+            .remove("job_pk")
+            .remove("job_sk")
+            .set("expires_at", expires_after(Utc::now(), history_days))
+    } else {
+        update
+    }
+}
+
 /// Sets the failure code and sentence of a backup (each only when given).
 fn backup_details(update: Update, error_code: Option<RunFailure>, details: Option<&str>) -> Update {
     let update = match error_code {
@@ -1235,17 +1249,9 @@ impl BackupStore for DynamoStore {
         to: BackupStatus,
     ) -> StoreResult<bool> {
         let update = backup_status_update(backup_id, from, to, None);
-        let update = if to == BackupStatus::Deleted {
-            // A deleted backup leaves its job's partition (retention plans over live
-            // backups only) and expires `HISTORY_DAYS` from now (SPEC §16).
-            update
-                .remove("job_pk")
-                .remove("job_sk")
-                .set("expires_at", expires_after(Utc::now(), self.history_days))
-        } else {
-            update
-        };
-        update.apply(&self.client, &self.table).await
+        deleted_expires(update, to, self.history_days)
+            .apply(&self.client, &self.table)
+            .await
     }
 
     async fn set_backup_location(&self, backup_id: &str, location: &str) -> StoreResult<()> {

@@ -44,8 +44,8 @@ use backup_engine::{
 use super::update::Update;
 use super::{
     backend, backup_details, backup_item, backup_size, backup_status_update, cluster_from,
-    get_bool, get_n, history_from, history_item, history_update, lock_from, lock_release,
-    lock_take, no_run_record, run_key, s, token_after, DynamoStore, Item, TokenRule,
+    deleted_expires, get_bool, get_n, history_from, history_item, history_update, lock_from,
+    lock_release, lock_take, no_run_record, run_key, s, token_after, DynamoStore, Item, TokenRule,
 };
 
 /// How many times `start` decides again after the lock or the counter moved under it.
@@ -407,18 +407,22 @@ impl BackupWrites for DynamoStore {
         }
         let mut parts = Vec::new();
         if let Some(end) = &finish.backup {
-            let update = backup_size(
-                backup_details(
-                    backup_status_update(
-                        end.backup_id,
-                        BackupStatus::Creating,
-                        end.status,
-                        end.location,
+            let update = deleted_expires(
+                backup_size(
+                    backup_details(
+                        backup_status_update(
+                            end.backup_id,
+                            BackupStatus::Creating,
+                            end.status,
+                            end.location,
+                        ),
+                        end.error_code,
+                        end.details,
                     ),
-                    end.error_code,
-                    end.details,
+                    end.size_bytes,
                 ),
-                end.size_bytes,
+                end.status,
+                self.history_days,
             );
             parts.push((Part::Backup, update));
         }
