@@ -469,6 +469,12 @@ pub async fn handle(
         }
         Request::Sweep => {
             let sweep = engine.sweep().await?;
+            // The alarm on failed runs counts `RUN_FAILED` lines: what the sweep failed is a
+            // failed run too (an interrupted one, a lost "run now", a backup past
+            // SNAPSHOT_TIMEOUT), and must be as loud as one that failed by itself.
+            for failure in sweep_failures(&sweep) {
+                tracing::warn!("RUN_FAILED {failure}");
+            }
             for problem in &sweep.problems {
                 tracing::warn!(%problem, "the sweep could not finish something; the next sweep retries");
             }
@@ -541,6 +547,23 @@ fn report(outcome: backup_engine::RunOutcome) -> RunReport {
     report
 }
 
+/// One sentence per run (or backup) the sweep failed, for the `RUN_FAILED` lines.
+fn sweep_failures(sweep: &SweepReport) -> Vec<String> {
+    let abandoned = sweep.abandoned_runs.iter().map(|id| {
+        format!("run {id} was left running by a runner that stopped; it is failed (interrupted)")
+    });
+    let lost = sweep.lost_runs.iter().map(|id| {
+        format!("run {id} was queued but never reached the runner; it is failed (interrupted)")
+    });
+    let timed_out = sweep.timed_out.iter().map(|id| {
+        format!(
+            "backup {id} did not complete within SNAPSHOT_TIMEOUT; it is defunct \
+             (provider_timeout)"
+        )
+    });
+    abandoned.chain(lost).chain(timed_out).collect()
+}
+
 /// Logs how a run ended (or that it continues).
 fn log_end(report: &RunReport) {
     // The alarm on failed runs counts this line (a metric filter on `RUN_FAILED`).
@@ -561,6 +584,20 @@ fn log_end(report: &RunReport) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_run_and_backup_the_sweep_failed_gets_a_run_failed_line() {
+        let sweep = super::SweepReport {
+            abandoned_runs: vec!["h1".into()],
+            lost_runs: vec!["h2".into()],
+            timed_out: vec!["b1".into()],
+            settled: vec!["b2".into()],
+            ..super::SweepReport::default()
+        };
+        let lines = super::sweep_failures(&sweep);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("h1") && lines[1].contains("h2") && lines[2].contains("b1"));
+    }
+
     use super::*;
     use serde_json::json;
 
