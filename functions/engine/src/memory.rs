@@ -31,6 +31,9 @@ use crate::ports::{
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
+    /// How many more reads of a history item by id miss it, as DynamoDB's index does for
+    /// moments after a write (see [`MemoryStore::lag_history_index`]).
+    history_index_lag: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -61,6 +64,14 @@ struct LockRecord {
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// Makes the next `reads` reads of a history item by id find nothing, as a deployed
+    /// store's index does for moments after the item was written (SPEC §16: eventual
+    /// consistency), so the engine's patience with it can be tested.
+    pub fn lag_history_index(&self, reads: usize) {
+        self.history_index_lag
+            .store(reads, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -350,6 +361,14 @@ impl HistoryStore for MemoryStore {
     }
 
     async fn get_history(&self, history_id: &str) -> StoreResult<Option<HistoryEntry>> {
+        use std::sync::atomic::Ordering;
+        let lagging = self
+            .history_index_lag
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if lagging {
+            return Ok(None);
+        }
         Ok((self.state().history.iter())
             .find(|h| h.item.id == history_id)
             .cloned())

@@ -110,6 +110,9 @@ impl From<StoreError> for NotStarted {
     }
 }
 
+/// The pauses before each further look for a queued run not found at once (2 s in all).
+const QUEUED_RUN_LOOKS_MS: [u64; 4] = [100, 300, 600, 1000];
+
 impl Engine {
     /// Runs `job_id` for its firing at `scheduled` (what a trigger delivers, at least once),
     /// to the end. A job that does not exist answers `JobNotFound` and records nothing (it
@@ -231,7 +234,19 @@ impl Engine {
     pub async fn run_queued(&self, history_id: &str) -> Result<RunOutcome, EngineError> {
         check_job_id("historyId", history_id)?;
         let store = &self.inner.store;
-        let Some(entry) = store.get_history(history_id).await? else {
+        // A deployed store finds a history item by id through an index that trails the
+        // write by moments (SPEC §16: real AWS is eventually consistent), and the runner
+        // is invoked right after the run was queued: look again briefly before calling
+        // the run unknown (which would fail the invocation and raise the errors alarm).
+        let mut found = store.get_history(history_id).await?;
+        for wait_ms in QUEUED_RUN_LOOKS_MS {
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            found = store.get_history(history_id).await?;
+        }
+        let Some(entry) = found else {
             return Err(EngineError::RunNotFound(history_id.to_owned()));
         };
         if entry.item.status != RunStatus::Queued {

@@ -543,7 +543,9 @@ async fn run_now_queues_the_run_and_the_runner_claims_it_once() {
     assert_eq!(queued.status, RunStatus::Queued);
     assert_eq!(*w.dispatched.runs.lock().unwrap(), vec![queued.id.clone()]);
     assert!(w.store.list_job_backups(&job).await.unwrap().is_empty());
-    // WHEN the runner receives it (twice: deliveries are at least once)
+    // WHEN the runner receives it (twice: deliveries are at least once), before the
+    // store's index of history ids shows it
+    w.store.lag_history_index(2);
     let first = w.engine.run_queued(&queued.id).await.unwrap();
     let second = w.engine.run_queued(&queued.id).await.unwrap();
     // THEN the first claims it and starts the backup, the second does nothing
