@@ -175,7 +175,7 @@ pub struct ScheduledBackupArgs {
     #[arg(long)]
     pub description: String,
     /// How many of this job's backups to keep (1–1000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = backup_count)]
     pub max_backup_count: i64,
     /// The cluster to back up.
     #[arg(long)]
@@ -198,7 +198,7 @@ pub struct UpdateJob {
     #[arg(long)]
     pub label_template: Option<String>,
     /// How many of this job's backups to keep from now on (1–1000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = backup_count)]
     pub max_backup_count: Option<i64>,
     /// The job's data in `jobs create`'s words: `scheduled-backup --description T
     /// --max-backup-count N`.
@@ -218,7 +218,7 @@ pub struct UpdateScheduledBackupArgs {
     #[arg(long)]
     pub description: Option<String>,
     /// How many of this job's backups to keep from now on (1–1000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = backup_count)]
     pub max_backup_count: Option<i64>,
     /// The job's cluster: accepted only when it is the job's own (a job's cluster cannot
     /// change; create a new job for another).
@@ -671,9 +671,74 @@ pub struct TemplateRenderArgs {
     #[arg(long, default_value = "local")]
     pub cluster_region: String,
     /// The backup's sequence number within its job.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = sequence_number)]
     pub index: u64,
     /// The run's instant, RFC 3339 (default: now).
     #[arg(long)]
     pub datetime: Option<String>,
+}
+
+/// `--max-backup-count`: any whole number is read here, so that one out of range (`-3`,
+/// `0`, `5000`) gets the API's own message, which says what to write; what is not such a
+/// number at all (`ten`, or more than an `i64` holds) is refused with the same advice.
+fn backup_count(text: &str) -> Result<i64, String> {
+    text.trim().parse::<i64>().map_err(|_| {
+        format!("`{text}` is not a number of backups to keep; write a whole number from 1 to 1000")
+    })
+}
+
+/// `--index`: a backup's sequence number, from 1.
+fn sequence_number(text: &str) -> Result<u64, String> {
+    text.trim().parse::<u64>().map_err(|_| {
+        format!(
+            "`{text}` is not a backup's sequence number; write a whole number from 1, such as 1"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    fn refusal(args: &[&str]) -> String {
+        super::Cli::try_parse_from(args)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_negative_or_huge_count_reaches_the_check_that_says_what_to_write() {
+        // A negative count is read (the API's check then says 1 to 1000), not taken for a flag
+        assert_eq!(
+            refusal(&[
+                "backupctl",
+                "jobs",
+                "update",
+                "--id",
+                "j",
+                "--max-backup-count",
+                "-3"
+            ]),
+            ""
+        );
+        let huge = refusal(&[
+            "backupctl",
+            "jobs",
+            "update",
+            "--id",
+            "j",
+            "--max-backup-count",
+            "99999999999999999999",
+        ]);
+        assert!(huge.contains("from 1 to 1000"), "{huge}");
+        let index = refusal(&[
+            "backupctl",
+            "template",
+            "render",
+            "{index}",
+            "--index",
+            "-1",
+        ]);
+        assert!(index.contains("sequence number"), "{index}");
+    }
 }
