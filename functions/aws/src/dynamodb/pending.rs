@@ -155,7 +155,7 @@ fn too_many(p: &PendingBackup) -> StoreError {
             "backup {} has {} snapshots; one backup can record at most {} pending",
             p.backup.id,
             p.keys.len(),
-            MAX_TRANSACTION_ACTIONS - 3
+            MAX_TRANSACTION_ACTIONS - 4
         ),
         source: None,
     }
@@ -255,7 +255,11 @@ impl PendingBackups for DynamoStore {
             .map(|item| put(&self.table, item))
             .collect::<StoreResult<Vec<_>>>()?;
         actions.push(location.transact(&self.table)?);
-        if actions.len() + 1 > MAX_TRANSACTION_ACTIONS {
+        // Room for the lock's extension here, and for what settles the backup later: its
+        // record, the run's history and the lock's release beside the forgetting of every
+        // key parked here (one more than this leaves). A backup parked at the limit of this
+        // write alone could never be settled (the settle would be one action too many).
+        if actions.len() + 2 > MAX_TRANSACTION_ACTIONS {
             return Err(too_many(p));
         }
         let with_lock = {
