@@ -125,8 +125,9 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
             for r in &resources {
                 match service {
                     "dynamodb" => assert!(
-                        r == "GetAtt:Table.Arn" || r == "${Table.Arn}/index/*",
-                        "{role}: {action} on {r}, not the table"
+                        r == "GetAtt:Table.Arn"
+                            || (r == "${Table.Arn}/index/*" && action == "dynamodb:Query"),
+                        "{role}: {action} on {r}, not the table (an index is only queried)"
                     ),
                     "events" => assert!(
                         r.ends_with(":rule/${RulePrefix}*"),
@@ -158,7 +159,17 @@ fn check_role(t: &Value, name: &str, code: backup_aws::iam::Function, dlq: Optio
                     ),
                     // Keys of snapshots encrypted with a customer key, used through EC2 only.
                     "kms" => {
-                        assert!(r.ends_with(":kms:*:${AWS::AccountId}:key/*"), "{role}: {r}");
+                        assert!(
+                            r.ends_with(":kms:${AWS::Region}:${AWS::AccountId}:key/*"),
+                            "{role}: {r}"
+                        );
+                        if action == "kms:CreateGrant" {
+                            assert_eq!(
+                                st["Condition"]["Bool"]["kms:GrantIsForAWSResource"].as_str(),
+                                Some("true"),
+                                "{role}: only grants for an AWS resource (EC2's volume)"
+                            );
+                        }
                         assert_eq!(
                             resource_text(&st["Condition"]["StringEquals"]["kms:ViaService"]),
                             "ec2.${AWS::Region}.amazonaws.com",
