@@ -1518,12 +1518,13 @@ fn backups_restore_is_the_same_and_refused_restores_change_nothing() {
         &sandbox.path().join("new"),
     ));
     assert_eq!(answer.status, 404, "{answer:?}");
-    // WHEN the target is not empty, inside the data directory, or missing THEN 400 naming
-    // `path` with its code
+    // WHEN the target is not empty, inside the data directory, inside the backup's own
+    // cluster, or missing THEN 400 naming `path` with its code
     for (path, code) in [
         (busy.clone(), "path_not_empty"),
         (sandbox.data_dir().join("restored"), "path_not_allowed"),
         (data.clone(), "path_not_empty"),
+        (data.join("restored-inside"), "path_not_allowed"),
     ] {
         let answer = post(body("r1", &backup, &path));
         assert_eq!(answer.status, 400, "{path:?}: {answer:?}");

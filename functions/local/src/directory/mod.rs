@@ -412,7 +412,7 @@ impl BackupProvider for DirectoryProvider {
     /// [`PathPolicy::resolve_restore_target`]); it is answered with its parent canonical.
     async fn check_restore_target(
         &self,
-        _source: &ClusterRecord,
+        source: &ClusterRecord,
         target: &ClusterTarget,
         _zone: Option<&str>,
     ) -> Result<ClusterTarget, TargetProblem> {
@@ -422,6 +422,28 @@ impl BackupProvider for DirectoryProvider {
                 let resolved = self
                     .with_policy(move |p| p.resolve_restore_target(&path))
                     .await?;
+                // Not into the cluster the backup was made of: a restore never touches it,
+                // and its next backup would copy the restored tree too.
+                if let Some(inside) = source
+                    .target
+                    .path()
+                    .map(std::path::Path::new)
+                    .filter(|cluster| resolved.starts_with(cluster))
+                {
+                    return Err(TargetProblem {
+                        field: "path",
+                        code: PATH_NOT_ALLOWED,
+                        message: format!(
+                            "{} is inside {}, the directory of cluster {} that this backup was \
+                             made of: a restore never writes into its source, whose next backup \
+                             would copy the restore too; restore beside it, such as {}-restored",
+                            resolved.display(),
+                            inside.display(),
+                            source.id,
+                            inside.display()
+                        ),
+                    });
+                }
                 // A restored cluster has no hooks: the source's would act on the source's
                 // database.
                 Ok(ClusterTarget::directory(
