@@ -281,12 +281,13 @@ async fn history_and_backups_read_as_escs_types() {
     .await;
     api.ok(Method::DELETE, &format!("{MESDB}/clusters/plain"), None)
         .await;
-    // THEN its backups still read as esc's, with no region and one node
+    // THEN its backups still read as esc's, with the region its provider implies (a
+    // directory cluster's is `local`) and one node
     let backups = api.backups_as_esc(&[&plain_job], &["plain"]).await;
     for b in backups.iter().filter(|b| b.source_cluster_id == "plain") {
         assert_eq!(
             (b.region.as_str(), b.available_node_count),
-            ("", 1),
+            ("local", 1),
             "{b:?}"
         );
         assert_eq!(b.server_version, "");

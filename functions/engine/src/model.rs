@@ -231,7 +231,15 @@ impl BackupEntry {
             source_cluster_id: self.cluster_id.clone(),
             source_cluster_description: self.cluster_description.clone(),
             provider: api::esc_provider(&self.provider).to_owned(),
-            region: cluster.map(|c| c.region.clone()).unwrap_or_default(),
+            // A deleted cluster's region is gone with it, except what the provider implies:
+            // `directory` and `command` clusters are always `local` (SPEC §3).
+            region: cluster.map_or_else(
+                || match self.provider.as_str() {
+                    "directory" | "command" => backup_core::cluster::LOCAL_REGION.to_owned(),
+                    _ => String::new(),
+                },
+                |c| c.region.clone(),
+            ),
             server_version: server.version.clone().unwrap_or_default(),
             server_version_tag: server.version_tag.clone().unwrap_or_default(),
             // At most 99 when registered (SPEC §17's 32-bit integer either way).
@@ -716,4 +724,38 @@ pub struct PendingRestore {
     pub started: DateTime<Utc>,
     /// Past this instant the sweeper fails it, deletes what it made and frees the cluster.
     pub deadline: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_of_a_deleted_cluster_keeps_the_region_its_provider_implies() {
+        let mut entry = BackupEntry {
+            id: "b1".to_owned(),
+            scope: Scope {
+                org: "o".to_owned(),
+                project: "p".to_owned(),
+            },
+            job_id: None,
+            cluster_id: "gone".to_owned(),
+            cluster_description: "Gone".to_owned(),
+            provider: "directory".to_owned(),
+            description: "b".to_owned(),
+            created: DateTime::<Utc>::UNIX_EPOCH,
+            status: BackupStatus::Available,
+            index: 1,
+            location: None,
+            error_code: None,
+            details: None,
+            size_bytes: None,
+            verification: None,
+        };
+        assert_eq!(entry.to_api(None).region, "local");
+        entry.provider = "command".to_owned();
+        assert_eq!(entry.to_api(None).region, "local");
+        entry.provider = "aws-ebs".to_owned();
+        assert_eq!(entry.to_api(None).region, "");
+    }
 }
