@@ -343,8 +343,35 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(_) => {}
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| invalid(e.inner(), field_at_fault(&e)))?;
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let fault = field_at_fault(&e);
+        // serde stops at the first missing field: find the others, so that one answer
+        // names every field to add (SPEC §7: every problem found, not only the first).
+        let missing = match &fault {
+            Some((key, what)) if what == MISSING => missing_fields::<T>(bytes, key),
+            _ => Vec::new(),
+        };
+        if missing.len() > 1 {
+            let shown = missing
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            ApiError::of(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("The request body is not valid for this request: missing fields {shown}."),
+            )
+            .with_fields(
+                missing
+                    .into_iter()
+                    .map(|k| (k, MISSING.to_owned()))
+                    .collect(),
+            )
+        } else {
+            invalid(e.inner(), fault)
+        }
+    })?;
     // Trailing characters, which `serde_json::from_slice` refuses too.
     deserializer.end().map_err(|e| invalid(&e, None))?;
     Ok(value)
@@ -357,18 +384,75 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// `unknown_field`, `missing_field` and `duplicate_field` are fixed sentences. A missing or
 /// repeated field (and an unknown one in a flattened object) is refused by the object that
 /// holds it, so the path is that object's and the field is named only in the sentence.
+/// What a missing field's entry in `fields` says.
+const MISSING: &str = "This field is required.";
+
+/// Every missing field of a body serde refused for missing `first`: each is given a stand-in
+/// value (of whichever JSON type it takes) and the body is read again, until it reads or
+/// fails for another reason. Bounded: a body has a handful of fields.
+fn missing_fields<T: DeserializeOwned>(bytes: &[u8], first: &str) -> Vec<String> {
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return vec![first.to_owned()];
+    };
+    let stand_ins = [
+        serde_json::json!(""),
+        serde_json::json!(1),
+        serde_json::json!({}),
+        serde_json::json!([]),
+        serde_json::json!(false),
+    ];
+    let mut missing = vec![first.to_owned()];
+    let mut key = first.to_owned();
+    'fields: for _ in 0..32 {
+        for stand_in in &stand_ins {
+            if !put(&mut body, &key, stand_in.clone()) {
+                break 'fields;
+            }
+            let error = match serde_path_to_error::deserialize::<_, T>(&body) {
+                Ok(_) => break 'fields,
+                Err(e) => e,
+            };
+            // The stand-in's type was wrong for this field: try the next one.
+            if error.path().to_string() == key {
+                continue;
+            }
+            match field_at_fault_in(&error, &error.inner().to_string()) {
+                Some((next, what)) if what == MISSING && !missing.contains(&next) => {
+                    missing.push(next.clone());
+                    key = next;
+                    continue 'fields;
+                }
+                _ => break 'fields,
+            }
+        }
+        break;
+    }
+    missing
+}
+
+/// Sets `value` at the dotted `key` of `body` (its objects must exist): whether it could.
+fn put(body: &mut serde_json::Value, key: &str, value: serde_json::Value) -> bool {
+    let mut at = body;
+    let mut names = key.split('.').peekable();
+    while let Some(name) = names.next() {
+        let Some(object) = at.as_object_mut() else {
+            return false;
+        };
+        if names.peek().is_none() {
+            object.insert(name.to_owned(), value);
+            return true;
+        }
+        let Some(next) = object.get_mut(name) else {
+            return false;
+        };
+        at = next;
+    }
+    false
+}
+
 fn field_at_fault(
     error: &serde_path_to_error::Error<serde_json::Error>,
 ) -> Option<(String, String)> {
-    const UNKNOWN: &str = "unknown field `";
-    const KINDS: [(&str, &str); 3] = [
-        (
-            UNKNOWN,
-            "This field is not part of the request; check its spelling.",
-        ),
-        ("missing field `", "This field is required."),
-        ("duplicate field `", "This field appears more than once."),
-    ];
     let inner = error.inner();
     if !inner.is_data() {
         return None; // a syntax error: no field is at fault
@@ -381,6 +465,23 @@ fn field_at_fault(
             inner.column()
         ))
         .unwrap_or(&message);
+    field_at_fault_in(error, message)
+}
+
+/// [`field_at_fault`] of a data error whose sentence is `message`.
+fn field_at_fault_in<E>(
+    error: &serde_path_to_error::Error<E>,
+    message: &str,
+) -> Option<(String, String)> {
+    const UNKNOWN: &str = "unknown field `";
+    const KINDS: [(&str, &str); 3] = [
+        (
+            UNKNOWN,
+            "This field is not part of the request; check its spelling.",
+        ),
+        ("missing field `", MISSING),
+        ("duplicate field `", "This field appears more than once."),
+    ];
     let path = error.path().to_string();
     let names_a_field = matches!(error.path().iter().next_back(), Some(Segment::Map { .. }));
     match KINDS.iter().find(|(start, _)| message.starts_with(start)) {
@@ -429,6 +530,28 @@ mod tests {
             .unwrap_err()
             .problem
             .fields
+    }
+
+    #[test]
+    fn every_missing_field_is_named_not_only_the_first() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Three {
+            name: String,
+            count: u32,
+            inner: Inner,
+            tags: Vec<String>,
+        }
+        let error = parse_json::<Three>(b"{}").unwrap_err();
+        let named: Vec<String> = error.problem.fields.into_keys().collect();
+        assert_eq!(named, ["count", "inner", "name", "tags"]);
+        // one missing field is reported as before
+        let error = parse_json::<Three>(br#"{"name":"x","count":1,"inner":{}}"#).unwrap_err();
+        assert_eq!(
+            error.problem.fields.into_keys().collect::<Vec<_>>(),
+            ["tags"]
+        );
     }
 
     #[test]
