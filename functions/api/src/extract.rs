@@ -345,29 +345,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let fault = field_at_fault(&e);
-        // serde stops at the first missing field: find the others, so that one answer
-        // names every field to add (SPEC §7: every problem found, not only the first).
-        let missing = match &fault {
-            Some((key, what)) if what == MISSING => missing_fields::<T>(bytes, key),
-            _ => Vec::new(),
+        // serde stops at the first field at fault: find the others, so that one answer
+        // names every field to add, fix or remove (SPEC §7: every problem found).
+        let problems = match &fault {
+            Some(first) => shape_problems::<T>(bytes, first.clone()),
+            None => Vec::new(),
         };
-        if missing.len() > 1 {
-            let shown = missing
+        if problems.len() > 1 {
+            let shown = problems
                 .iter()
-                .map(|k| format!("`{k}`"))
+                .map(|(key, what)| format!("`{key}`: {what}"))
                 .collect::<Vec<_>>()
-                .join(", ");
+                .join(" ");
             ApiError::of(
                 StatusCode::BAD_REQUEST,
                 "malformed_body",
-                format!("The request body is not valid for this request: missing fields {shown}."),
+                format!("The request body is not valid for this request. {shown}"),
             )
-            .with_fields(
-                missing
-                    .into_iter()
-                    .map(|k| (k, MISSING.to_owned()))
-                    .collect(),
-            )
+            .with_fields(problems.into_iter().collect())
         } else {
             invalid(e.inner(), fault)
         }
@@ -386,13 +381,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// holds it, so the path is that object's and the field is named only in the sentence.
 /// What a missing field's entry in `fields` says.
 const MISSING: &str = "This field is required.";
+/// What an unknown field's entry in `fields` says.
+const UNKNOWN_FIELD: &str = "This field is not part of the request; check its spelling.";
 
-/// Every missing field of a body serde refused for missing `first`: each is given a stand-in
-/// value (of whichever JSON type it takes) and the body is read again, until it reads or
-/// fails for another reason. Bounded: a body has a handful of fields.
-fn missing_fields<T: DeserializeOwned>(bytes: &[u8], first: &str) -> Vec<String> {
+/// Every field at fault in a body serde refused for `first` (its key and what to do): the
+/// field is mended in a copy of the body (an unknown one removed, a missing or mistyped one
+/// given a stand-in of whichever JSON type it takes) and the copy read again, until it
+/// reads or fails where it cannot be mended. Bounded: a body has a handful of fields.
+fn shape_problems<T: DeserializeOwned>(
+    bytes: &[u8],
+    first: (String, String),
+) -> Vec<(String, String)> {
     let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return vec![first.to_owned()];
+        return vec![first];
     };
     let stand_ins = [
         serde_json::json!(""),
@@ -401,33 +402,53 @@ fn missing_fields<T: DeserializeOwned>(bytes: &[u8], first: &str) -> Vec<String>
         serde_json::json!([]),
         serde_json::json!(false),
     ];
-    let mut missing = vec![first.to_owned()];
-    let mut key = first.to_owned();
-    'fields: for _ in 0..32 {
-        for stand_in in &stand_ins {
-            if !put(&mut body, &key, stand_in.clone()) {
-                break 'fields;
+    let mut problems = vec![first];
+    let mut tried = 0;
+    for _ in 0..64 {
+        let Some((key, what)) = problems.last().cloned() else {
+            break;
+        };
+        let mended = if what == UNKNOWN_FIELD {
+            remove(&mut body, &key)
+        } else {
+            match stand_ins.get(tried) {
+                Some(stand_in) => put(&mut body, &key, stand_in.clone()),
+                None => false,
             }
-            let error = match serde_path_to_error::deserialize::<_, T>(&body) {
-                Ok(_) => break 'fields,
-                Err(e) => e,
-            };
-            // The stand-in's type was wrong for this field: try the next one.
-            if error.path().to_string() == key {
-                continue;
-            }
-            match field_at_fault_in(&error, &error.inner().to_string()) {
-                Some((next, what)) if what == MISSING && !missing.contains(&next) => {
-                    missing.push(next.clone());
-                    key = next;
-                    continue 'fields;
-                }
-                _ => break 'fields,
-            }
+        };
+        tried += 1;
+        if !mended {
+            break;
         }
-        break;
+        let error = match serde_path_to_error::deserialize::<_, T>(&body) {
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        match field_at_fault_in(&error, &error.inner().to_string()) {
+            // The stand-in's type is wrong for this field too: try the next one.
+            Some((next, _)) if next == key => {}
+            Some(next) if !problems.iter().any(|(k, _)| *k == next.0) => {
+                problems.push(next);
+                tried = 0;
+            }
+            _ => break,
+        }
     }
-    missing
+    problems
+}
+
+/// Removes the dotted `key` from `body`: whether it was there.
+fn remove(body: &mut serde_json::Value, key: &str) -> bool {
+    let (parent, name) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut at = body;
+    for part in parent.split('.').filter(|p| !p.is_empty()) {
+        let Some(next) = at.get_mut(part) else {
+            return false;
+        };
+        at = next;
+    }
+    at.as_object_mut()
+        .is_some_and(|object| object.remove(name).is_some())
 }
 
 /// Sets `value` at the dotted `key` of `body` (its objects must exist): whether it could.
@@ -475,10 +496,7 @@ fn field_at_fault_in<E>(
 ) -> Option<(String, String)> {
     const UNKNOWN: &str = "unknown field `";
     const KINDS: [(&str, &str); 3] = [
-        (
-            UNKNOWN,
-            "This field is not part of the request; check its spelling.",
-        ),
+        (UNKNOWN, UNKNOWN_FIELD),
         ("missing field `", MISSING),
         ("duplicate field `", "This field appears more than once."),
     ];
@@ -546,6 +564,19 @@ mod tests {
         let error = parse_json::<Three>(b"{}").unwrap_err();
         let named: Vec<String> = error.problem.fields.into_keys().collect();
         assert_eq!(named, ["count", "inner", "name", "tags"]);
+        // a mistyped field, an unknown one and a missing one, all in one answer
+        let error =
+            parse_json::<Three>(br#"{"name":5,"count":"two","inner":{"count":1},"extra":true}"#)
+                .unwrap_err();
+        let fields = error.problem.fields;
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            ["count", "extra", "name", "tags"],
+            "{fields:?}"
+        );
+        assert!(fields["name"].contains("expected a string"), "{fields:?}");
+        assert_eq!(fields["tags"], MISSING);
+        assert_eq!(fields["extra"], UNKNOWN_FIELD);
         // one missing field is reported as before
         let error = parse_json::<Three>(br#"{"name":"x","count":1,"inner":{}}"#).unwrap_err();
         assert_eq!(
