@@ -630,10 +630,12 @@ impl Engine {
                 details: details.clone(),
                 backup_id: Some(backup.id.clone()),
             };
-            return Some(
-                self.end_run(item, run_end, Some(end), release, settled)
-                    .await,
-            );
+            // A settle that another settle of the same backup beat answers nothing.
+            let item = run_end.apply(item, self.now());
+            return self
+                .end_run_once(&item, Some(end), release, settled)
+                .await
+                .then_some(item);
         }
         tracing::info!(backup_id = %backup.id, %cluster_id, "backup available");
         if let Some(bytes) = made.size_bytes {
@@ -746,7 +748,10 @@ impl Engine {
             pruned,
             details: sentence,
         };
-        Some(self.end_run(item, end, pending, release, settled).await)
+        let item = end.apply(item, self.now());
+        self.end_run_once(&item, pending, release, settled)
+            .await
+            .then_some(item)
     }
 }
 

@@ -231,6 +231,7 @@ async fn a_run_parks_its_backup_and_a_notification_settles_it_once() {
     assert_eq!(refused.error_code, Some(RunFailure::ClusterLocked));
     // WHEN the notification of its snapshot arrives
     let key = format!("snap-{backup}-0");
+    let parked = w.store.list_pending(10).await.unwrap();
     let settled = w.notify(&key, Notice::Completed).await;
     // THEN the backup is available, the run succeeded and the cluster is free, without
     // asking the provider (a one-snapshot backup's notification says it all)
@@ -251,6 +252,16 @@ async fn a_run_parks_its_backup_and_a_notification_settles_it_once() {
     // WHEN the same notification arrives again THEN it settles nothing more
     w.clock.set(at(40));
     assert_eq!(w.notify(&key, Notice::Completed).await, Settled::Unknown);
+    assert_eq!(w.history(&item.id).await, done);
+    // AND a second delivery that raced the first (it read the pending record before the
+    // first removed it) writes nothing and answers no run, so it is not counted or logged
+    // as a second end
+    w.store.park(&parked[0]).await.unwrap();
+    let again = w.notify(&key, Notice::Completed).await;
+    assert!(
+        matches!(again, Settled::Ended { history: None, .. }),
+        "{again:?}"
+    );
     assert_eq!(w.history(&item.id).await, done);
 }
 

@@ -5,7 +5,7 @@ use backup_core::api::{HistoryItem, RunFailure, RunStatus};
 use chrono::{DateTime, Utc};
 
 use crate::engine::Engine;
-use crate::model::{Applied, BackupEnd, Finish, PendingBackup, Release};
+use crate::model::{Applied, BackupEnd, Finish, Finished, PendingBackup, Release};
 
 /// The longest `details` a history item keeps: a run that prunes many backups or a provider
 /// with a long error must never make an item near DynamoDB's 400 KB (SPEC §16); what is cut
@@ -88,15 +88,34 @@ impl Engine {
         settled: Option<&PendingBackup>,
     ) -> HistoryItem {
         let item = end.apply(item, self.now());
+        self.end_run_once(&item, backup, release, settled).await;
+        item
+    }
+
+    /// [`end_run`](Self::end_run) of an item already ended: `false` when it was a settle
+    /// that another settle of the same backup beat (its writes were all refused), which
+    /// is then neither counted nor logged a second time (SPEC §16: a notification
+    /// delivered twice settles once).
+    pub(crate) async fn end_run_once(
+        &self,
+        item: &HistoryItem,
+        backup: Option<BackupEnd<'_>>,
+        release: Option<Release<'_>>,
+        settled: Option<&PendingBackup>,
+    ) -> bool {
         let finish = Finish {
             backup,
-            history: Some(&item),
+            history: Some(item),
             release,
             settled,
             together: settled.is_some(),
         };
-        self.commit(&finish, &item.id).await;
-        self.observe_end(&item);
+        let done = self.commit(&finish, &item.id).await;
+        if finish.together && done.is_some_and(|d| d.backup == Applied::Stale) {
+            tracing::info!(history_id = %item.id, "the run was settled already; nothing more to do");
+            return false;
+        }
+        self.observe_end(item);
         match item.error_code {
             Some(failure) => {
                 tracing::warn!(job_id = %item.job_id, history_id = %item.id, code = %failure, details = %item.details, "run failed")
@@ -105,7 +124,7 @@ impl Engine {
                 tracing::info!(job_id = %item.job_id, history_id = %item.id, details = %item.details, "run finished")
             }
         }
-        item
+        true
     }
 
     /// Ends a manual backup (it has no history item): its end and the release, and, for a
@@ -129,7 +148,7 @@ impl Engine {
 
     /// Applies `finish`, logging what did not go as asked: the lock no longer ours, the
     /// backup no longer `creating`, or the store failing (the lease then frees the cluster).
-    pub(crate) async fn commit(&self, finish: &Finish<'_>, what: &str) {
+    pub(crate) async fn commit(&self, finish: &Finish<'_>, what: &str) -> Option<Finished> {
         match self.inner.writes.finish(finish).await {
             Ok(done) => {
                 if done.backup == Applied::Stale {
@@ -138,9 +157,11 @@ impl Engine {
                 if done.release == Applied::Stale {
                     tracing::warn!(%what, "the lock was no longer ours to release");
                 }
+                Some(done)
             }
             Err(error) => {
                 tracing::error!(%what, %error, "could not record the end of a backup or run; a held lock frees itself when its lease expires");
+                None
             }
         }
     }
