@@ -708,8 +708,7 @@ mod tests {
 
     #[test]
     fn a_negative_or_huge_count_reaches_the_check_that_says_what_to_write() {
-        // A negative count is read (the API's check then says 1 to 1000), not taken for a flag
-        assert_eq!(
+        let update = |count: &str| {
             refusal(&[
                 "backupctl",
                 "jobs",
@@ -717,19 +716,12 @@ mod tests {
                 "--id",
                 "j",
                 "--max-backup-count",
-                "-3"
-            ]),
-            ""
-        );
-        let huge = refusal(&[
-            "backupctl",
-            "jobs",
-            "update",
-            "--id",
-            "j",
-            "--max-backup-count",
-            "99999999999999999999",
-        ]);
+                count,
+            ])
+        };
+        // A negative count is read (the API's check then says 1 to 1000), not taken for a flag
+        assert_eq!(update("-3"), "");
+        let huge = update("99999999999999999999");
         assert!(huge.contains("from 1 to 1000"), "{huge}");
         let index = refusal(&[
             "backupctl",

@@ -725,37 +725,3 @@ pub struct PendingRestore {
     /// Past this instant the sweeper fails it, deletes what it made and frees the cluster.
     pub deadline: DateTime<Utc>,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_backup_of_a_deleted_cluster_keeps_the_region_its_provider_implies() {
-        let mut entry = BackupEntry {
-            id: "b1".to_owned(),
-            scope: Scope {
-                org: "o".to_owned(),
-                project: "p".to_owned(),
-            },
-            job_id: None,
-            cluster_id: "gone".to_owned(),
-            cluster_description: "Gone".to_owned(),
-            provider: "directory".to_owned(),
-            description: "b".to_owned(),
-            created: DateTime::<Utc>::UNIX_EPOCH,
-            status: BackupStatus::Available,
-            index: 1,
-            location: None,
-            error_code: None,
-            details: None,
-            size_bytes: None,
-            verification: None,
-        };
-        assert_eq!(entry.to_api(None).region, "local");
-        entry.provider = "command".to_owned();
-        assert_eq!(entry.to_api(None).region, "local");
-        entry.provider = "aws-ebs".to_owned();
-        assert_eq!(entry.to_api(None).region, "");
-    }
-}

@@ -172,3 +172,13 @@ async fn a_scrape_reads_at_most_ten_thousand_backups_per_project_and_says_so() {
         .to_prometheus()
         .contains("backupctl_backups_scan_truncated 1\n"));
 }
+
+#[test]
+fn a_backup_of_a_deleted_cluster_keeps_the_region_its_provider_implies() {
+    let mut entry = backup("b1", "p", None, BackupStatus::Available, 0);
+    assert_eq!(entry.to_api(None).region, "local");
+    entry.provider = "command".to_owned();
+    assert_eq!(entry.to_api(None).region, "local");
+    entry.provider = "aws-ebs".to_owned();
+    assert_eq!(entry.to_api(None).region, "");
+}
