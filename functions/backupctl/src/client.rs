@@ -319,15 +319,23 @@ fn create_job(api: &Api, json: bool, args: CreateJob) -> Outcome {
             max_backup_count: Some(data.max_backup_count),
         }),
     };
-    // The same check the API makes, so a mistake is reported with every problem at once
-    // even when no server is running.
-    if let Err(problems) = validate_job(&request) {
-        return Err(Failure::Invalid {
-            detail: "the job is not valid, so nothing was created.".to_owned(),
-            fields: problems.messages(),
-        });
-    }
-    let reply = api.post(&api.orchestrate(&["jobs"]), Some(&request))?;
+    // The same check the API makes. A request it refuses is still sent, since only the
+    // server also knows whether the cluster exists and its answer names every problem
+    // (the server creates nothing from it); the local check speaks only when no server
+    // answers, so a mistake is reported even then.
+    let checked = validate_job(&request);
+    let reply = match (
+        api.post(&api.orchestrate(&["jobs"]), Some(&request)),
+        checked,
+    ) {
+        (Err(Failure::Unreachable { .. }), Err(problems)) => {
+            return Err(Failure::Invalid {
+                detail: "the job is not valid, so nothing was created.".to_owned(),
+                fields: problems.messages(),
+            })
+        }
+        (reply, _) => reply?,
+    };
     if json {
         return Ok(raw(&reply));
     }
