@@ -368,9 +368,12 @@ impl BackupDraft {
             index,
             ..self.context.clone()
         };
+        // A description is at most 256 characters (SPEC §11), like the template; one that
+        // renders longer (a long cluster description, named twice) is cut, ending in `…`.
+        let rendered = self.template.render(&context);
         BackupEntry {
             index,
-            description: self.template.render(&context),
+            description: crate::text::capped(&rendered, backup_core::template::MAX_TEMPLATE_CHARS),
             ..self.record.clone()
         }
     }
