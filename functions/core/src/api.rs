@@ -52,6 +52,8 @@ pub enum JobStatus {
 pub struct JobData {
     pub cluster_id: String,
     pub description: String,
+    /// 1 to 1000, as a job is created with (SPEC §4).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub max_backup_count: u32,
 }
 
