@@ -282,7 +282,7 @@ impl Engine {
         self.sweep_restores(&mut report).await?;
         let store = &self.inner.store;
         let running = store.list_running().await?;
-        for entry in running.into_iter().take(SWEEP_PAGE) {
+        for entry in page_of(running, now) {
             let item = entry.item;
             if item.status == RunStatus::Queued {
                 if item.start_time + QUEUED_GRACE <= now {
@@ -329,7 +329,7 @@ impl Engine {
             }
         }
         let creating = store.list_backups_in_status(BackupStatus::Creating).await?;
-        for backup in creating.into_iter().take(SWEEP_PAGE) {
+        for backup in page_of(creating, now) {
             if backup.created + self.lease() > now || pending_ids.contains(&backup.id) {
                 continue;
             }
@@ -349,7 +349,7 @@ impl Engine {
             }
         }
         let deleting = store.list_backups_in_status(BackupStatus::Deleting).await?;
-        for backup in deleting.into_iter().take(SWEEP_PAGE) {
+        for backup in page_of(deleting, now) {
             match self.delete_backup_entry(&backup).await {
                 Ok(_) => report.deletes_finished.push(backup.id),
                 Err(error) => report.problems.push(format!(
@@ -415,6 +415,21 @@ impl Engine {
     }
 }
 
+/// The [`SWEEP_PAGE`] items of `items` one sweep looks at. When there are more, the page
+/// starts a page further at each sweep (every 10 minutes), so records that stay
+/// in the list (runs parked for hours, deletes that keep failing) cannot keep the ones
+/// behind them from ever being looked at.
+fn page_of<T>(mut items: Vec<T>, now: chrono::DateTime<chrono::Utc>) -> impl Iterator<Item = T> {
+    if items.len() > SWEEP_PAGE {
+        let turn = u64::try_from(now.timestamp().div_euclid(600)).unwrap_or(0);
+        // A page further each sweep: every item is looked at within ⌈len / page⌉ sweeps.
+        let start =
+            usize::try_from(turn.wrapping_mul(SWEEP_PAGE as u64) % items.len() as u64).unwrap_or(0);
+        items.rotate_left(start);
+    }
+    items.into_iter().take(SWEEP_PAGE)
+}
+
 /// `90 s`, `45 min`, `24 h`: a duration as an operator wrote it.
 pub(super) fn describe_duration(d: chrono::Duration) -> String {
     let s = d.num_seconds();
@@ -424,5 +439,29 @@ pub(super) fn describe_duration(d: chrono::Duration) -> String {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_is_swept_a_page_at_a_time_from_a_place_that_moves() {
+        let at = |minutes: i64| chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(minutes);
+        // a short list: all of it, in order
+        assert_eq!(
+            page_of(vec![1, 2, 3], at(10)).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        // a long one: a page, and over enough sweeps every item
+        let items: Vec<usize> = (0..SWEEP_PAGE * 3).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for sweep in 0..3 {
+            let page: Vec<usize> = page_of(items.clone(), at(sweep * 10)).collect();
+            assert_eq!(page.len(), SWEEP_PAGE);
+            seen.extend(page);
+        }
+        assert_eq!(seen.len(), items.len());
     }
 }
