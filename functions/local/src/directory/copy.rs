@@ -18,6 +18,9 @@ use super::manifest::{EntryKind, HashAlgorithm, ManifestEntry};
 use super::walk::{dup, fmeta, lmeta, open_dir_at, shown, Chain, Entry, FsError, Meta, Visitor};
 use super::TestHooks;
 
+/// Directories at most whose metadata waits, with a descriptor each, for links in flight.
+const MAX_WAITING_DIRS: usize = 64;
+
 /// Bytes read and written at a time.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
@@ -859,6 +862,16 @@ impl Visitor for Copier<'_> {
         let Some((_, made)) = self.dest.pop()? else {
             return Err(FsError::Replaced(dst_shown));
         };
+        // Directories left while their links are being made wait with their descriptors;
+        // climbing a deep tree leaves one per level, so past a bound the walk first waits
+        // for the batches in flight (the descriptors held stay bounded, SPEC §13's depth).
+        if self
+            .linker
+            .as_ref()
+            .is_some_and(|l| l.pending.len() >= MAX_WAITING_DIRS)
+        {
+            self.settle(true)?;
+        }
         if let Some(linker) = self.linker.as_mut() {
             if let Some(after) = linker.leave() {
                 if !linker.is_back(after) {

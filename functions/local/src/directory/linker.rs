@@ -24,8 +24,11 @@
 //!   file of the directory is copied: the copy creates its file in the directory the worker
 //!   is linking into, and on 20,000 files flushing before each of the 200 copies made the
 //!   run a quarter slower (0.42–0.47 s against 0.33–0.36 s).
-//! - **At most two batches wait per worker**: the walk blocks on a full queue, so the
-//!   descriptors held are bounded whatever the tree's shape.
+//! - **At most two batches wait per worker**: the walk blocks on a full queue; and at most
+//!   64 directories left by the walk wait (each with its descriptor) for links in flight
+//!   before their metadata is set, after which the walk waits for the links. So the
+//!   descriptors held are bounded whatever the tree's shape, a tree thousands of
+//!   directories deep included.
 //! - **Stopping** (a failure, a cancelled run, or the end) sets a flag the workers read
 //!   before each link, then joins them: nothing links into a partial backup after its
 //!   owner has dropped the pool, before it removes the partial backup.
