@@ -368,12 +368,9 @@ impl BackupDraft {
             index,
             ..self.context.clone()
         };
-        // A description is at most 256 characters (SPEC §11), like the template; one that
-        // renders longer (a long cluster description, named twice) is cut, ending in `…`.
-        let rendered = self.template.render(&context);
         BackupEntry {
             index,
-            description: crate::text::capped(&rendered, backup_core::template::MAX_TEMPLATE_CHARS),
+            description: self.template.render(&context),
             ..self.record.clone()
         }
     }

@@ -286,28 +286,6 @@ async fn a_copy_that_keeps_moving_is_not_stalled_however_long_it_takes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_description_that_renders_past_256_characters_is_cut_to_256() {
-    // GIVEN a cluster whose description is 200 characters, and a template naming it twice
-    let h = Harness::new(Script::SucceedWithNote);
-    let long = "d".repeat(200);
-    h.engine
-        .register_cluster(&h.scope, &directory_cluster("orders", &long, "/srv/orders"))
-        .await
-        .unwrap();
-    // WHEN a manual backup is made
-    let id = h
-        .engine
-        .create_manual_backup(&h.scope, &manual_backup("orders", "{cluster} {cluster}"))
-        .await
-        .unwrap();
-    assert!(h.engine.wait_idle(Duration::from_secs(600)).await);
-    // THEN its description is 256 characters, ending in an ellipsis
-    let description = h.stored_backup(&id).await.description;
-    assert_eq!(description.chars().count(), 256, "{description}");
-    assert!(description.ends_with('…'));
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_failed_manual_backup_says_why_on_the_backup_itself() {
     // GIVEN a provider that finds too little free space
     let h = Harness::new(Script::Fail(ProviderErrorCode::InsufficientSpace));
