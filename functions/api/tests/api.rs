@@ -152,6 +152,8 @@ fn assert_problem(a: &Answer, status: StatusCode, code: &str) {
     for key in ["type", "title", "detail", "instance"] {
         assert!(a.body[key].is_string(), "{key} missing: {}", a.text);
     }
+    // SPEC §7's members, `fields` included (`{}` when no field is at fault)
+    assert!(a.body["fields"].is_object(), "fields missing: {}", a.text);
     let detail = a.body["detail"].as_str().unwrap();
     assert!(!detail.is_empty() && detail.len() < 2000, "{detail}");
 }

@@ -847,7 +847,9 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub instance: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Field → what to write instead; `{}` when no field is at fault (a 404, a 409), so
+    /// every problem has the members SPEC §7 lists.
+    #[serde(default)]
     pub fields: BTreeMap<String, String>,
     /// Field → every coded error of that field, for the fields a rule of the core (or a
     /// provider's path policy) found; `fields` joins their messages. A field only the
