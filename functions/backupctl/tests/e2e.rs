@@ -369,20 +369,24 @@ fn slow_fifty_concurrent_runs_over_five_clusters_lose_nothing() {
     // WHEN five waves of ten simultaneous run requests (one per job) are sent, as raw HTTP
     // so that each wave's requests arrive within milliseconds of each other
     let mut all_ids = Vec::new();
+    let mut made: BTreeMap<String, usize> = BTreeMap::new();
     for wave in 0..5 {
         let ids = post_runs_together(&server, &jobs);
         let items: Vec<Value> = ids
             .iter()
             .map(|id| server.wait_run(id, RUN_TIMEOUT))
             .collect();
-        // THEN each cluster got exactly one backup in this wave; the other run of it failed
-        // because the cluster was locked
+        // THEN each cluster got at least one backup in this wave, and a run that made none
+        // failed because the other run held the cluster's lock. Both may succeed: an
+        // incremental backup of an unchanged cluster links its files in milliseconds, so the
+        // second request can arrive after the first run released the lock.
+        // `two_jobs_on_one_cluster_at_the_same_moment_make_one_backup` pins the overlap itself.
         for cluster in &clusters {
             let of_cluster: Vec<&Value> = items
                 .iter()
                 .filter(|i| cluster_of[str_of(i, "jobId")] == *cluster)
                 .collect();
-            let statuses: BTreeSet<(String, String)> = of_cluster
+            let statuses: Vec<(String, String)> = of_cluster
                 .iter()
                 .map(|i| {
                     (
@@ -391,14 +395,15 @@ fn slow_fifty_concurrent_runs_over_five_clusters_lose_nothing() {
                     )
                 })
                 .collect();
-            assert_eq!(
-                statuses,
-                BTreeSet::from([
-                    ("failed".to_owned(), "cluster_locked".to_owned()),
-                    ("succeeded".to_owned(), "-".to_owned())
-                ]),
+            assert_eq!(statuses.len(), 2, "wave {wave}, cluster {cluster}");
+            let succeeded = statuses.iter().filter(|s| s.0 == "succeeded").count();
+            assert!(
+                succeeded >= 1
+                    && statuses.iter().all(|s| s.0 == "succeeded"
+                        || (s.0 == "failed" && s.1 == "cluster_locked")),
                 "wave {wave}, cluster {cluster}: {of_cluster:#?}"
             );
+            *made.entry(cluster.clone()).or_insert(0) += succeeded;
         }
         all_ids.extend(ids);
     }
@@ -412,10 +417,17 @@ fn slow_fifty_concurrent_runs_over_five_clusters_lose_nothing() {
     assert!(all_ids.iter().all(|id| listed.contains(id.as_str())));
     for cluster in &clusters {
         let backups = server.backups(&format!("?clusterId={cluster}"));
-        assert_eq!(backups.len(), 5, "{cluster}: one backup per wave");
+        assert_eq!(
+            backups.len(),
+            made[cluster],
+            "{cluster}: one backup per successful run"
+        );
         assert!(backups.iter().all(|b| b["status"] == "available"));
     }
-    assert_eq!(sandbox.backups_on_disk().len(), 25);
+    assert_eq!(
+        sandbox.backups_on_disk().len(),
+        made.values().sum::<usize>()
+    );
 }
 
 #[test]
