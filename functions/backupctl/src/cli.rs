@@ -19,6 +19,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where `backupctl serve` listens unless told otherwise, and so where the client looks.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// The API to talk to.
@@ -26,7 +29,7 @@ pub struct Global {
         long,
         global = true,
         env = "BACKUPCTL_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = DEFAULT_URL
     )]
     pub url: String,
     /// The organization that scopes everything (`--organization-id`, as `esc mesdb` names

@@ -39,7 +39,7 @@ use crate::cli::{
     Backups, Clusters, Command, CreateCluster, CreateJob, Global, History, JobKind, Jobs, Mesdb,
     Orchestrate, PageArgs, UpdateJob, UpdateJobKind, WaitArgs,
 };
-use http::{with_query, Api, Failure, Reply};
+use http::{shell_word, with_query, Api, Failure, Reply};
 use table::{key_values, Table};
 
 /// How many next runs `jobs create` shows.
@@ -180,11 +180,13 @@ fn show_reply<T: serde::de::DeserializeOwned>(
 
 /// What a list command shows: its page as `text` makes it, or the reply itself with
 /// `--json`; when more follow, how to ask for them (on stderr, so the table stays clean
-/// for a pipe; with `--json` the reply's `nextToken` says it).
+/// for a pipe; with `--json` the reply's `nextToken` says it). The command printed repeats
+/// the server, scope, filters and `--limit` of this one, so it lists the next page of the
+/// same list.
 fn show_page<T: serde::de::DeserializeOwned>(
     reply: &Reply,
     json: bool,
-    command: &str,
+    next_command: (&Api, &str, &PageArgs),
     text: impl FnOnce(T) -> (String, Option<String>),
 ) -> Outcome {
     if json {
@@ -193,7 +195,15 @@ fn show_page<T: serde::de::DeserializeOwned>(
     let (table, next) = text(reply.json()?);
     let mut shown = Shown::out(table);
     if let Some(next) = next {
-        shown.stderr = format!("More follow: backupctl {command} --next-token {next}\n");
+        let (api, command, page) = next_command;
+        let limit = page
+            .limit
+            .map_or_else(String::new, |l| format!(" --limit {l}"));
+        shown.stderr = format!(
+            "More follow: backupctl{} {command}{limit} --next-token {}\n",
+            api.scope_flags(),
+            shell_word(&next)
+        );
     }
     Ok(shown)
 }
@@ -223,7 +233,7 @@ fn run_jobs(api: &Api, json: bool, command: Jobs) -> Outcome {
         Jobs::Create(args) => create_job(api, json, args),
         Jobs::List(page) => {
             let reply = api.get(&paged(api.orchestrate(&["jobs"]), &page))?;
-            show_page(&reply, json, "jobs list", |list: JobList| {
+            show_page(&reply, json, (api, "jobs list", &page), |list: JobList| {
                 (jobs_table(&list.jobs), list.next_token)
             })
         }
@@ -586,10 +596,10 @@ fn run_history(api: &Api, json: bool, command: History) -> Outcome {
     );
     let reply = api.get(&paged(url, &page))?;
     let command = match &job_id {
-        Some(job_id) => format!("history list --job-id {job_id}"),
+        Some(job_id) => format!("history list --job-id {}", shell_word(job_id)),
         None => "history list".to_owned(),
     };
-    show_page(&reply, json, &command, |list: HistoryList| {
+    show_page(&reply, json, (api, &command, &page), |list: HistoryList| {
         (history_table(&list.items), list.next_token)
     })
 }
@@ -636,10 +646,10 @@ fn run_backups(api: &Api, json: bool, command: Backups) -> Outcome {
             let mut command = "backups list".to_owned();
             for (flag, value) in [("--job-id", &job_id), ("--cluster-id", &cluster_id)] {
                 if let Some(value) = value {
-                    command.push_str(&format!(" {flag} {value}"));
+                    command.push_str(&format!(" {flag} {}", shell_word(value)));
                 }
             }
-            show_page(&reply, json, &command, |list: BackupList| {
+            show_page(&reply, json, (api, &command, &page), |list: BackupList| {
                 (backups_table(&list.backups), list.next_token)
             })
         }
@@ -861,9 +871,12 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
         Clusters::Create(args) => restore_cluster(api, json, &args),
         Clusters::List(page) => {
             let reply = api.get(&paged(api.mesdb(&["clusters"]), &page))?;
-            show_page(&reply, json, "clusters list", |list: ClusterList| {
-                (clusters_table(&list.clusters, Utc::now()), list.next_token)
-            })
+            show_page(
+                &reply,
+                json,
+                (api, "clusters list", &page),
+                |list: ClusterList| (clusters_table(&list.clusters, Utc::now()), list.next_token),
+            )
         }
         Clusters::Get { cluster_id } => {
             require("--cluster-id", &cluster_id)?;

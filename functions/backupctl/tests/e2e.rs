@@ -1350,6 +1350,66 @@ fn lists_page_and_say_how_to_go_on() {
     // AND a limit out of range is refused, naming the flag's field
     let bad = server.cli(&words("clusters list --limit 0"));
     assert!(!bad.success() && bad.stderr.contains("limit"), "{bad:?}");
+
+    // WHEN a filtered list of another project pages (three manual backups of q1, one of q2)
+    for id in ["q1", "q2"] {
+        let data = sandbox.cluster_dir(id, 1, 16);
+        let path = data.to_str().expect("UTF-8 path");
+        server.ok(&[
+            "--project-id",
+            "other",
+            "clusters",
+            "register",
+            "--cluster-id",
+            id,
+            "--description",
+            id,
+            "--provider",
+            "directory",
+            "--path",
+            path,
+        ]);
+    }
+    for (cluster, description) in [
+        ("q1", "mark-q1"),
+        ("q2", "mark-q2"),
+        ("q1", "mark-q1"),
+        ("q1", "mark-q1"),
+    ] {
+        server.ok(&[
+            "--project-id",
+            "other",
+            "backups",
+            "create",
+            "--source-cluster-id",
+            cluster,
+            "--description",
+            description,
+            "--wait",
+            "60",
+        ]);
+    }
+    let first = server.cli(&words(
+        "--project-id other backups list --cluster-id q1 --limit 2",
+    ));
+    // THEN the filter and the page both reach the server
+    assert!(first.success(), "{first:?}");
+    assert_eq!(first.stdout.matches("mark-q1").count(), 2, "{first:?}");
+    assert!(!first.stdout.contains("mark-q2"), "{first:?}");
+    // AND the command printed for the rest keeps the project, the filter and the limit
+    let rest = first
+        .stderr
+        .trim()
+        .strip_prefix("More follow: backupctl ")
+        .unwrap_or_else(|| panic!("no hint: {first:?}"))
+        .to_owned();
+    for part in ["--project-id other", "--cluster-id q1", "--limit 2"] {
+        assert!(rest.contains(part), "{rest}");
+    }
+    let second = server.cli(&words(&rest));
+    assert!(second.success(), "{second:?}");
+    assert_eq!(second.stdout.matches("mark-q1").count(), 1, "{second:?}");
+    assert_eq!(second.stderr.trim(), "", "{second:?}");
 }
 
 // --- esc mesdb lines ------------------------------------------------------------------------

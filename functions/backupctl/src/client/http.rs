@@ -210,6 +210,23 @@ impl Api {
         })
     }
 
+    /// The flags that point another command at this server and scope (`--url`,
+    /// `--org-id`, `--project-id`), each only where it is not the default: what a printed
+    /// follow-up command must repeat to reach the same list. The token is never repeated.
+    pub fn scope_flags(&self) -> String {
+        let mut flags = String::new();
+        for (flag, value, default) in [
+            ("--url", self.base.as_str(), super::super::cli::DEFAULT_URL),
+            ("--org-id", self.org.as_str(), "default"),
+            ("--project-id", self.project.as_str(), "default"),
+        ] {
+            if value != default {
+                flags.push_str(&format!(" {flag} {}", shell_word(value)));
+            }
+        }
+        flags
+    }
+
     /// `/orchestrate/v1/organizations/{org}/projects/{project}/<segments…>`.
     pub fn orchestrate(&self, segments: &[&str]) -> String {
         self.scoped("orchestrate", segments)
@@ -397,7 +414,8 @@ fn with_headers<B>(
 
 /// Appends `?k=v&…` for the parameters that are given.
 pub fn with_query(mut url: String, params: &[(&str, Option<&str>)]) -> String {
-    let mut first = true;
+    // A URL that already has a query (a filter, then a page) goes on with `&`.
+    let mut first = !url.contains('?');
     for (key, value) in params {
         if let Some(value) = value {
             url.push(if first { '?' } else { '&' });
@@ -408,6 +426,20 @@ pub fn with_query(mut url: String, params: &[(&str, Option<&str>)]) -> String {
         }
     }
     url
+}
+
+/// `text` as one word for a POSIX shell: as it is when it holds only characters no shell
+/// reads specially, else in single quotes.
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/=@%+,".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so an id such as
