@@ -322,6 +322,8 @@ async fn bad_input_on_every_route_is_a_problem_that_changes_nothing() {
         (Method::POST, format!("{JOBS}/jobs"), Some(seed_job("unknown-cluster").to_string()), StatusCode::BAD_REQUEST, "validation"),
         (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": long, "sourceClusterId": "c1"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
         (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "{nope}", "sourceClusterId": "c 1"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "", "sourceClusterId": "c1"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
+        (Method::POST, format!("{MESDB}/backups"), Some(json!({"description": "  ", "sourceClusterId": "c1"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
         (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": "c9", "description": long, "provider": "directory", "path": "relative/dir"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
         (Method::POST, format!("{MESDB}/clusters"), Some(json!({"id": long, "description": "d", "provider": "directory", "path": "/x"}).to_string()), StatusCode::BAD_REQUEST, "validation"),
         (Method::POST, format!("{MESDB}/clusters/c1/lock"), Some(json!({"operation": long, "ttlSeconds": 0}).to_string()), StatusCode::BAD_REQUEST, "validation"),

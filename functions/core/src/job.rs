@@ -391,6 +391,18 @@ fn check_template(value: Option<&str>) -> Result<Template, FieldErrors> {
     Template::parse(value.unwrap_or_default())
 }
 
+/// A manual backup's description (SPEC §7's `POST …/backups`): required like a job's
+/// template, since it is what lists show of the backup, and read as a template, so
+/// `{cluster}` and `{datetime}` work in it too.
+pub fn check_manual_description(value: &str) -> Result<Template, FieldErrors> {
+    required(
+        Some(value),
+        Field::Description,
+        "Give the backup a description, such as `Before the upgrade to 24.10`.",
+    )?;
+    Template::parse(value)
+}
+
 fn check_max_backup_count(value: Option<i64>) -> Result<MaxBackupCount, FieldErrors> {
     match value {
         Some(n) => MaxBackupCount::new(n).map_err(|e| FieldErrors(vec![e])),

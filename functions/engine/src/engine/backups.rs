@@ -202,7 +202,7 @@ impl Engine {
         let mut problems = Problems::default();
         let template = problems.take(
             "description",
-            backup_core::template::Template::parse(&request.description),
+            backup_core::job::check_manual_description(&request.description),
         );
         problems.take(
             "sourceClusterId",
