@@ -279,21 +279,23 @@ pub fn validate_cluster(request: &RegisterClusterRequest) -> Result<ValidCluster
             let region = problems.take(keys::REGION, check_aws_region(request.region.as_deref()));
             match (volume_ids.is_empty(), instance_tag) {
                 (true, None) | (false, Some(_)) => {
-                    let code = if volume_ids.is_empty() {
-                        ErrorCode::Required
+                    let (code, message) = if volume_ids.is_empty() {
+                        (
+                            ErrorCode::Required,
+                            "Name the volumes to snapshot: their volume ids, such as \
+                             [\"vol-0123456789abcdef0\"], or one instance tag KEY=VALUE, such \
+                             as Cluster=orders.",
+                        )
                     } else {
-                        ErrorCode::Conflicting
+                        (
+                            ErrorCode::Conflicting,
+                            "Name the volumes either by volume ids or by one instance tag \
+                             KEY=VALUE, not both.",
+                        )
                     };
                     problems.take::<()>(
                         keys::VOLUME_IDS,
-                        Err(one(
-                            code,
-                            Field::VolumeIds,
-                            0..0,
-                            "Name the volumes either by volume ids or by one instance tag \
-                             KEY=VALUE, not both."
-                                .to_owned(),
-                        )),
+                        Err(one(code, Field::VolumeIds, 0..0, message.to_owned())),
                     );
                 }
                 (false, None) => {
@@ -401,7 +403,8 @@ pub fn check_server_version(field: Field, text: &str) -> Result<(), FieldErrors>
             field,
             MAX_SERVER_VERSION_CHARS..n,
             format!(
-                "A version is at most {MAX_SERVER_VERSION_CHARS} characters, such as                  {example}; this one has {n}."
+                "A version is at most {MAX_SERVER_VERSION_CHARS} characters, such as \
+                 {example}; this one has {n}."
             ),
         ));
     }
@@ -426,7 +429,8 @@ pub fn check_node_count(count: u32) -> Result<(), FieldErrors> {
             Field::NodeCount,
             0..0,
             format!(
-                "A cluster has 1 to {MAX_NODE_COUNT} nodes, such as 3; {count} is not. Leave                  it out for a single node."
+                "A cluster has 1 to {MAX_NODE_COUNT} nodes, such as 3; {count} is not. Leave \
+                 it out for a single node."
             ),
         ))
     }
@@ -880,7 +884,31 @@ mod tests {
     fn an_ebs_cluster_without_volumes_or_tag_is_told_to_name_them() {
         let err = validate_cluster(&ebs(&[], None)).unwrap_err();
         assert_eq!(codes(&err, "volumeIds"), [ErrorCode::Required]);
-        assert!(err.messages()["volumeIds"].ends_with("not both."));
+        let message = &err.messages()["volumeIds"];
+        assert!(
+            message.starts_with("Name the volumes to snapshot"),
+            "{message}"
+        );
+        assert!(!message.contains("not both"), "{message}");
+    }
+
+    #[test]
+    fn no_message_holds_a_run_of_spaces_from_a_broken_line() {
+        let err = validate_cluster(&ebs(&[], None)).unwrap_err();
+        let mut texts: Vec<String> = err.messages().into_values().collect();
+        for count in [0, MAX_NODE_COUNT + 1] {
+            if let Err(e) = check_node_count(count) {
+                texts.extend(e.iter().map(|e| e.message.clone()));
+            }
+        }
+        let long = "1".repeat(MAX_SERVER_VERSION_CHARS + 1);
+        if let Err(e) = check_server_version(Field::ServerVersion, &long) {
+            texts.extend(e.iter().map(|e| e.message.clone()));
+        }
+        assert!(texts.len() >= 4, "{texts:?}");
+        for text in texts {
+            assert!(!text.contains("  "), "{text}");
+        }
     }
 
     #[test]
