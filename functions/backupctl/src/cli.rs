@@ -692,11 +692,12 @@ fn backup_count(text: &str) -> Result<i64, String> {
 
 /// `--index`: a backup's sequence number, from 1.
 fn sequence_number(text: &str) -> Result<u64, String> {
-    text.trim().parse::<u64>().map_err(|_| {
-        format!(
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
             "`{text}` is not a backup's sequence number; write a whole number from 1, such as 1"
-        )
-    })
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -735,5 +736,8 @@ mod tests {
             "-1",
         ]);
         assert!(index.contains("sequence number"), "{index}");
+        // A job's first backup is number 1 (SPEC §3), so 0 is refused the same way
+        let zero = refusal(&["backupctl", "template", "render", "{index}", "--index", "0"]);
+        assert!(zero.contains("write a whole number from 1"), "{zero}");
     }
 }
