@@ -369,7 +369,7 @@ fn every_schedule_error_marks_at_least_one_character() {
         ("0 0 -1 * *", vec![(4, 6)]),
         ("0 0 --- * *", vec![(4, 7), (5, 7)]),
         ("0 0 /2 * *", vec![(4, 6)]),
-        ("* * * /0 *", vec![(6, 8), (6, 8)]),
+        ("0 * * /0 *", vec![(6, 8), (6, 8)]),
         ("0 0 , * *", vec![(4, 5)]),
     ] {
         let errors = Schedule::parse(text).expect_err(text);

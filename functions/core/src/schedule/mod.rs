@@ -77,7 +77,7 @@ impl Schedule {
         // The span a too-frequent error marks: the minute field, or the whole macro.
         let mut minute_span = 0..char_count;
         let parsed = match parse::shape(text, &mut errors) {
-            None => None,
+            None => [None; 5],
             Some(Shape::Macro(expansion)) => {
                 // A known macro expands to fields that always parse.
                 let toks = parse::tokens(expansion);
@@ -88,7 +88,19 @@ impl Schedule {
                 parse_fields(toks.into_iter(), &mut errors)
             }
         };
-        let Some([minute, hour, dom, month, dow]) = parsed else {
+        let [Some(minute), Some(hour), Some(dom), Some(month), Some(dow)] = parsed else {
+            // Every problem is reported (SPEC §2.2): a minute field of several values runs
+            // more than once an hour whatever the other fields say, once they are fixed.
+            if let Some(minute) = parsed[0].filter(|m| m.mask.count_ones() > 1) {
+                let minutes = sorted_bits(minute.mask);
+                let gap = minutes.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+                errors.push(FieldError::new(
+                    ErrorCode::TooFrequent,
+                    Field::Minute,
+                    minute_span,
+                    too_frequent_message(&minutes, gap),
+                ));
+            }
             return Err(FieldErrors(errors));
         };
         let schedule = Schedule::from_fields(text, minute, hour, dom, month, dow);
@@ -431,25 +443,7 @@ impl Schedule {
     }
 
     fn too_frequent_message(&self) -> String {
-        let minutes = sorted_bits(self.minutes);
-        // The first six minutes, joined by pushes: neither `join` nor `to_string` in the
-        // WebAssembly module for one message.
-        let mut listed = String::new();
-        for (i, &minute) in minutes.iter().take(6).enumerate() {
-            if i > 0 {
-                listed.push_str(", ");
-            }
-            push_number(&mut listed, minute);
-        }
-        let more = if minutes.len() > 6 { ", …" } else { "" };
-        let gap = self.min_interval_minutes();
-        format!(
-            "This runs {} times an hour (at minutes {}{more}), {gap} minute{} apart; a backup may run at most once an hour, so write a single minute, such as `{}`.",
-            minutes.len(),
-            listed,
-            if gap == 1 { "" } else { "s" },
-            minutes.first().copied().unwrap_or(0)
-        )
+        too_frequent_message(&sorted_bits(self.minutes), self.min_interval_minutes())
     }
 
     /// `Some(why)` when no calendar day ever matches.
@@ -509,20 +503,37 @@ struct YearDays {
 
 /// Parses each of the five fields in turn, reporting every problem; the fields only when all
 /// five parse.
+/// Each field that parsed (`None` where it did not: its errors are in `errors`).
 fn parse_fields<'a>(
     toks: impl Iterator<Item = parse::Token<'a>>,
     errors: &mut Vec<FieldError>,
-) -> Option<[ParsedField; 5]> {
+) -> [Option<ParsedField>; 5] {
     let mut fields = [None; 5];
     for ((slot, kind), tok) in fields.iter_mut().zip(FIELDS).zip(toks) {
         *slot = parse::parse_field(kind, tok, errors);
     }
-    match fields {
-        [Some(minute), Some(hour), Some(dom), Some(month), Some(dow)] => {
-            Some([minute, hour, dom, month, dow])
+    fields
+}
+
+/// `minutes` (sorted, more than one) run `gap` minutes apart at the closest.
+fn too_frequent_message(minutes: &[u32], gap: u32) -> String {
+    // The first six minutes, joined by pushes: neither `join` nor `to_string` in the
+    // WebAssembly module for one message.
+    let mut listed = String::new();
+    for (i, &minute) in minutes.iter().take(6).enumerate() {
+        if i > 0 {
+            listed.push_str(", ");
         }
-        _ => None,
+        push_number(&mut listed, minute);
     }
+    let more = if minutes.len() > 6 { ", …" } else { "" };
+    format!(
+        "This runs {} times an hour (at minutes {}{more}), {gap} minute{} apart; a backup may run at most once an hour, so write a single minute, such as `{}`.",
+        minutes.len(),
+        listed,
+        if gap == 1 { "" } else { "s" },
+        minutes.first().copied().unwrap_or(0)
+    )
 }
 
 /// One month of the search: the days on which the schedule fires in it, and where it starts.

@@ -533,7 +533,12 @@ fn whole_shape<'a>(toks: &[Token<'a>]) -> Result<Shape<'a>, (ErrorCode, String)>
         return fields(toks);
     }
     let first = head.text.to_ascii_lowercase();
-    if first == "@every" || (toks.len() == 1 && first.starts_with("@every")) {
+    // Glued means a duration follows: `@everyday` is an unknown macro (a `syntax` error
+    // that lists the macros), not `@every`.
+    let glued = first
+        .strip_prefix("@every")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    if first == "@every" || (toks.len() == 1 && glued) {
         return Err((
             ErrorCode::Unsupported,
             "`@every` is not supported; write a cron schedule instead, such as `0 */6 * * *` for every six hours.".to_owned(),

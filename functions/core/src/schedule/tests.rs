@@ -435,6 +435,50 @@ fn every_problem_is_reported_not_only_the_first() {
         errors.codes(),
         [ErrorCode::InvalidRange, ErrorCode::OutOfRange]
     );
+    // A minute field of several values is too frequent whatever another field's error: fixing
+    // the hour must not reveal a second problem.
+    let errors = Schedule::parse("*/30 25 * * *").unwrap_err();
+    assert_eq!(
+        errors.codes(),
+        [ErrorCode::OutOfRange, ErrorCode::TooFrequent]
+    );
+    let too_frequent = &errors.0[1];
+    assert_eq!(
+        (too_frequent.field, span(too_frequent)),
+        (Field::Minute, (0, 4))
+    );
+    assert!(
+        too_frequent
+            .message
+            .contains("2 times an hour (at minutes 0, 30), 30 minutes apart"),
+        "{}",
+        too_frequent.message
+    );
+    let errors = Schedule::parse("0,10 0 30 2 MONX").unwrap_err();
+    assert_eq!(errors.codes(), [ErrorCode::Syntax, ErrorCode::TooFrequent]);
+    // A minute field that failed says nothing of frequency.
+    let errors = Schedule::parse("0,60 25 * * *").unwrap_err();
+    assert_eq!(
+        errors.codes(),
+        [ErrorCode::OutOfRange, ErrorCode::OutOfRange]
+    );
+}
+
+#[test]
+fn an_unknown_macro_that_begins_with_every_is_a_syntax_error_not_every() {
+    for expr in ["@everyday", "@everyhour", "@every_day"] {
+        let e = only_error(expr);
+        assert_eq!(
+            (e.code, e.field),
+            (ErrorCode::Syntax, Field::Schedule),
+            "{expr}"
+        );
+        assert!(e.message.contains("@daily"), "{}", e.message);
+    }
+    for expr in ["@every5m", "@every 1h", "@EVERY"] {
+        let e = only_error(expr);
+        assert_eq!(e.code, ErrorCode::Unsupported, "{expr}");
+    }
 }
 
 #[test]
