@@ -13,7 +13,8 @@
 //! unrestricted only when it is exactly `*` or `?`, and two restricted day fields match
 //! when either does. It is compared on every generated schedule except:
 //! - a list with `*` or `?` as one of its items (`1,*`): croner rejects it ("Invalid
-//!   number"), we accept it as the whole range. Such schedules skip croner.
+//!   number"), and so do we (SPEC §2.1's items do not include a lone `*`); the generator
+//!   no longer makes such lists, and the skip stays for any that a change brings back.
 //! - a day-of-week range written with the name `SUN` as its end (`SUN-SUN`, `0-SUN`):
 //!   croner rewrites `-SUN` to `-7`, so for it `SUN-SUN` is every day, for us (and POSIX,
 //!   where SUN is 0) only Sunday. Such schedules skip croner.

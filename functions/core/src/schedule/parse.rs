@@ -215,7 +215,7 @@ fn example_range(kind: FieldKind) -> &'static str {
     }
 }
 
-/// One comma-separated item: `*`, `*/S`, `N`, `A-B`, `A-B/S`, `N/S`.
+/// One comma-separated item: `*/S`, `N`, `A-B`, `A-B/S`, `N/S` (a lone `*` is a whole field).
 fn parse_item(
     kind: FieldKind,
     item: &str,
@@ -289,7 +289,23 @@ fn parse_item(
     let had_step_error = step_part.is_some() && step.is_none();
 
     let range_span = start..start + range_part.chars().count();
-    let (low, high) = if range_part == "*" || (kind.allows_question && range_part == "?") {
+    let star = range_part == "*" || (kind.allows_question && range_part == "?");
+    if star && step_part.is_none() {
+        // A whole field of `*` never reaches here: this `*` is one item of a list (`1,*`),
+        // which SPEC §2.1's items do not include (and which would make a day field
+        // "restricted" while it covers every day).
+        errors.push(FieldError::new(
+            ErrorCode::Syntax,
+            kind.field,
+            span,
+            format!(
+                "`{range_part}` stands for every value and cannot be one item of a list; write `*` alone, or list the values, such as `{}`.",
+                example_list(kind)
+            ),
+        ));
+        return None;
+    }
+    let (low, high) = if star {
         (kind.min, kind.max_value())
     } else if range_part.is_empty() {
         // `/2`: a step with nothing to step through. The item is all there is to mark.

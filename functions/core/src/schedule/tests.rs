@@ -465,6 +465,27 @@ fn every_problem_is_reported_not_only_the_first() {
 }
 
 #[test]
+fn a_star_is_a_whole_field_not_an_item_of_a_list() {
+    for (expr, field, item) in [
+        ("0 0 1,* * MON", Field::DayOfMonth, (6, 7)),
+        ("0 0 1,? * *", Field::DayOfMonth, (6, 7)),
+        ("0 *,3 * * *", Field::Hour, (2, 3)),
+        ("0 0 * * ?,MON", Field::DayOfWeek, (8, 9)),
+    ] {
+        let e = only_error(expr);
+        assert_eq!(
+            (e.code, e.field, span(&e)),
+            (ErrorCode::Syntax, field, item),
+            "{expr}"
+        );
+        assert!(e.message.contains("write `*` alone"), "{}", e.message);
+    }
+    // A step of `*` is an item like any other.
+    assert!(Schedule::parse("0 */6,1 * * *").is_ok());
+    assert!(Schedule::parse("0 0 ?/10,2 * *").is_ok());
+}
+
+#[test]
 fn an_unknown_macro_that_begins_with_every_is_a_syntax_error_not_every() {
     for expr in ["@everyday", "@everyhour", "@every_day"] {
         let e = only_error(expr);

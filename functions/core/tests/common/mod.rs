@@ -333,10 +333,9 @@ pub fn item(kind: Kind) -> BoxedStrategy<Item> {
                 .prop_map(|(v, s)| Item::ValueStep(v, s))
                 .boxed(),
         ),
-        (1, Just(Item::Star).boxed()),
     ];
+    // A lone `*` or `?` is a whole field ([`Field::Star`]), never an item of a list.
     if kind.is_day() {
-        choices.push((1, Just(Item::Question).boxed()));
         choices.push((1, step(kind).prop_map(Item::QuestionStep).boxed()));
     }
     prop::strategy::Union::new_weighted(choices).boxed()
