@@ -216,6 +216,8 @@ pub const PROBLEM_CODES: &[&str] = &[
     "lock_not_maintenance",
     "backup_busy",
     "backup_not_available",
+    "cluster_not_available",
+    "restore_failed",
     "provider_unavailable",
     "provider_error",
     "trigger_error",
@@ -225,10 +227,15 @@ pub const PROBLEM_CODES: &[&str] = &[
     "path_not_found",
     "path_not_directory",
     "path_not_absolute",
+    "path_not_utf8",
+    "path_not_empty",
     // a cluster that runs commands where none may run, a runAs user the server cannot be
     // (SPEC §15)
     "commands_not_allowed",
     "run_as_not_allowed",
+    // an aws-ebs restore's availability zone or volume type that EC2 does not know
+    "unknown_availability_zone",
+    "unknown_volume_type",
     // the extractors and the router
     "invalid_path",
     "invalid_query",
@@ -246,13 +253,17 @@ pub const PROBLEM_CODES: &[&str] = &[
 
 /// The codes of a provider's refusal of a target, which a field's coded errors carry next
 /// to the core's [`backup_core::ErrorCode`]s.
-pub const TARGET_CODES: [&str; 6] = [
+pub const TARGET_CODES: [&str; 10] = [
     "path_not_allowed",
     "path_not_found",
     "path_not_directory",
     "path_not_absolute",
+    "path_not_utf8",
+    "path_not_empty",
     "commands_not_allowed",
     "run_as_not_allowed",
+    "unknown_availability_zone",
+    "unknown_volume_type",
 ];
 
 /// `GET /openapi.json`: this document.

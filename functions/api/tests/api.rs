@@ -815,6 +815,45 @@ async fn patch_updates_a_job_in_place_keeping_its_backups_and_history() {
         assert!(a.body["fields"][field].is_string(), "{field}: {}", a.text);
     }
     assert_eq!(a.body["problems"]["schedule"][0]["code"], "too_frequent");
+    // AND each schedule error names its part of the schedule and its span (SPEC §2.2)
+    assert_eq!(a.body["problems"]["schedule"][0]["field"], "minute");
+    assert_eq!(
+        (
+            a.body["problems"]["schedule"][0]["start"].as_u64(),
+            a.body["problems"]["schedule"][0]["end"].as_u64()
+        ),
+        (Some(0), Some(4))
+    );
+    assert!(
+        a.body["problems"]["data.clusterId"][0]
+            .get("field")
+            .is_none(),
+        "{}",
+        a.text
+    );
+    for (schedule, fields, spans) in [
+        ("60 24 * * *", vec!["minute", "hour"], vec![(0, 2), (3, 5)]),
+        ("", vec!["schedule"], vec![(0, 0)]),
+    ] {
+        let a = api
+            .call(
+                Method::PATCH,
+                &job_path,
+                Some(&json!({"schedule": schedule}).to_string()),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        let errors = a.body["problems"]["schedule"]
+            .as_array()
+            .expect("schedule problems");
+        let got: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+        assert_eq!(got, fields, "{}", a.text);
+        let got: Vec<(u64, u64)> = errors
+            .iter()
+            .filter_map(|e| Some((e["start"].as_u64()?, e["end"].as_u64()?)))
+            .collect();
+        assert_eq!(got, spans, "{}", a.text);
+    }
     assert_eq!(api.snapshot().await, before);
     // AND an unknown field is refused the same way
     let a = api

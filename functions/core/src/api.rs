@@ -850,6 +850,7 @@ pub struct Problem {
     /// Field → what to write instead; `{}` when no field is at fault (a 404, a 409), so
     /// every problem has the members SPEC §7 lists.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub fields: BTreeMap<String, String>,
     /// Field → every coded error of that field, for the fields a rule of the core (or a
     /// provider's path policy) found; `fields` joins their messages. A field only the
@@ -862,8 +863,9 @@ pub struct Problem {
     pub code: Option<String>,
 }
 
-/// One coded error of a field in a 400 answer: a [`FieldError`](crate::FieldError) without
-/// its `field` kind (the map's key says where it is). The code is kept as text so a client
+/// One coded error of a field in a 400 answer: a [`FieldError`](crate::FieldError), whose
+/// `field` kind is kept for a schedule's errors only (elsewhere the map's key says where it
+/// is). The code is kept as text so a client
 /// built against an older core still reads an answer with a code it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -871,6 +873,12 @@ pub struct FieldProblem {
     /// A stable code such as `required`, `too_long`, `invalid_volume_id`, `path_not_allowed`.
     pub code: String,
     pub message: String,
+    /// Of a schedule's error only: the part of the schedule it concerns (`minute`, `hour`,
+    /// `dayOfMonth`, `month`, `dayOfWeek`, or `schedule` for the whole), as SPEC §2.2 has
+    /// every schedule error carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub field: Option<String>,
     /// The characters to underline, `start`..`end`; absent when the value is not text or
     /// there is nothing to underline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -883,10 +891,22 @@ pub struct FieldProblem {
 
 impl From<&crate::FieldError> for FieldProblem {
     fn from(error: &crate::FieldError) -> Self {
-        let span = error.start < error.end;
+        use crate::Field;
+        // A schedule's error always carries its span (SPEC §2.2), `0..0` for an empty one.
+        let schedule = matches!(
+            error.field,
+            Field::Minute
+                | Field::Hour
+                | Field::DayOfMonth
+                | Field::Month
+                | Field::DayOfWeek
+                | Field::Schedule
+        );
+        let span = schedule || error.start < error.end;
         FieldProblem {
             code: error.code.as_str().to_owned(),
             message: error.message.clone(),
+            field: schedule.then(|| error.field.as_str().to_owned()),
             start: span.then_some(error.start),
             end: span.then_some(error.end),
         }

@@ -326,6 +326,7 @@ impl EngineError {
                 vec![FieldProblem {
                     code: problem.code.to_owned(),
                     message: problem.message.clone(),
+                    field: None,
                     start: None,
                     end: None,
                 }],
