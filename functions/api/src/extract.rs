@@ -344,7 +344,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let fault = field_at_fault(&e);
+        let fault = field_at_fault(&e).or_else(|| unknown_variant(bytes, &e));
         // serde stops at the first field at fault: find the others, so that one answer
         // names every field to add, fix or remove (SPEC §7: every problem found).
         let problems = match &fault {
@@ -489,6 +489,29 @@ fn field_at_fault(
     field_at_fault_in(error, message)
 }
 
+/// An unknown variant of an internally tagged enum (a cluster's `provider`), which serde
+/// refuses without a path: the field that holds it, and serde's sentence (which lists the
+/// variants there are).
+fn unknown_variant(
+    bytes: &[u8],
+    error: &serde_path_to_error::Error<serde_json::Error>,
+) -> Option<(String, String)> {
+    let inner = error.inner();
+    let message = inner.to_string();
+    let message = message
+        .strip_suffix(&format!(
+            " at line {} column {}",
+            inner.line(),
+            inner.column()
+        ))
+        .unwrap_or(&message);
+    let variant = message
+        .strip_prefix("unknown variant `")?
+        .split('`')
+        .next()?;
+    Some((key_holding(bytes, variant)?, sentence(message)))
+}
+
 /// [`field_at_fault`] of a data error whose sentence is `message`.
 fn field_at_fault_in<E>(
     error: &serde_path_to_error::Error<E>,
@@ -512,9 +535,55 @@ fn field_at_fault_in<E>(
             };
             Some((key, (*what).to_owned()))
         }
-        None if names_a_field => Some((path, sentence(message))),
+        None if names_a_field => Some((path, sentence(&plain_words(message)))),
         None => None,
     }
+}
+
+/// serde's sentence of a wrongly typed value in words a client's author uses, with what to
+/// write instead: `invalid type: string "2", expected i64` becomes `… expected a whole
+/// number; write one such as 3, without quotes`. Rust's type names (`i64`, `struct
+/// ScheduledBackupData`) mean nothing to a caller.
+fn plain_words(message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    let (what, example) = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => ("a whole number of 0 or more", "3"),
+        "i8" | "i16" | "i32" | "i64" | "isize" => ("a whole number", "3"),
+        "f32" | "f64" => ("a number", "1.5"),
+        "a string" => ("a string", "\"text\""),
+        "a boolean" => ("a boolean", "true"),
+        "a sequence" => ("a JSON array", "[…]"),
+        "a map" => ("a JSON object", "{…}"),
+        other if other.starts_with("struct ") => ("a JSON object", "{…}"),
+        _ => return message.to_owned(),
+    };
+    let quoted = head.starts_with("invalid type: string")
+        && example.starts_with(|c: char| c.is_ascii_digit());
+    format!(
+        "{head}, expected {what}; write one such as {example}{}",
+        if quoted { ", without quotes" } else { "" }
+    )
+}
+
+/// The key of `body` (top level or in `data`) whose value is the string `variant`: where an
+/// internally tagged enum's unknown variant came from, which serde reports without a path.
+fn key_holding(body: &[u8], variant: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object()?;
+    let top = object
+        .iter()
+        .find(|(_, v)| v.as_str() == Some(variant))
+        .map(|(k, _)| k.clone());
+    top.or_else(|| {
+        object
+            .get("data")?
+            .as_object()?
+            .iter()
+            .find(|(_, v)| v.as_str() == Some(variant))
+            .map(|(k, _)| format!("data.{k}"))
+    })
 }
 
 /// Handlers without a query take `ApiQuery<NoQuery>`: anything given is a mistake worth
@@ -627,7 +696,16 @@ mod tests {
         assert!(fields(r#"{"name":"x"} trailing"#).is_empty());
         assert_eq!(
             fields(r#"{"name":"x","inner":{"count":"2"}}"#)["inner.count"],
-            "Invalid type: string \"2\", expected u32."
+            "Invalid type: string \"2\", expected a whole number of 0 or more; write one such \
+             as 3, without quotes."
+        );
+        assert_eq!(
+            fields(r#"{"name":1}"#)["name"],
+            "Invalid type: integer `1`, expected a string; write one such as \"text\"."
+        );
+        assert_eq!(
+            fields(r#"{"name":"x","inner":"y"}"#)["inner"],
+            "Invalid type: string \"y\", expected a JSON object; write one such as {…}."
         );
     }
 

@@ -449,6 +449,38 @@ async fn validation_problems_name_every_field() {
         a.body["fields"]["schedul"],
         "This field is not part of the request; check its spelling."
     );
+    // A mistyped value is named in a client's words, with what to write
+    let a = api
+        .post(
+            &format!("{JOBS}/jobs"),
+            json!({"description": "d", "schedule": "0 3 * * *",
+                   "data": {"clusterId": "c1", "description": "x", "maxBackupCount": "2"}}),
+        )
+        .await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "malformed_body");
+    let said = a.body["fields"]["data.maxBackupCount"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        said.contains("expected a whole number") && said.contains("without quotes"),
+        "{}",
+        a.text
+    );
+    assert!(!said.contains("i64"), "{said}");
+    // An unknown provider is named as the field that holds it, with the providers there are
+    let a = api
+        .post(
+            &format!("{MESDB}/clusters"),
+            json!({"id": "c9", "description": "d", "provider": "Directory", "path": "/x"}),
+        )
+        .await;
+    assert_problem(&a, StatusCode::BAD_REQUEST, "malformed_body");
+    let said = a.body["fields"]["provider"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("`Directory`") && said.contains("`directory`"),
+        "{}",
+        a.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
