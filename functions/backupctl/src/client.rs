@@ -920,11 +920,25 @@ fn run_clusters(api: &Api, json: bool, command: Clusters) -> Outcome {
         }
         Clusters::Unlock { cluster_id } => {
             require("--cluster-id", &cluster_id)?;
+            // Releasing a lock nobody holds changes nothing (SPEC §5) and the API answers
+            // the same `{}`; the table says which it was, from the cluster read first.
+            let held = if json {
+                true
+            } else {
+                api.get(&api.mesdb(&["clusters", &cluster_id]))
+                    .ok()
+                    .and_then(|reply| reply.json::<ClusterEnvelope>().ok())
+                    .is_none_or(|envelope| envelope.cluster.lock.is_some())
+            };
             let reply = api.delete(&api.mesdb(&["clusters", &cluster_id, "lock"]))?;
             show_done(
                 &reply,
                 json,
-                format!("Released the maintenance lock on cluster {cluster_id}.\n"),
+                if held {
+                    format!("Released the maintenance lock on cluster {cluster_id}.\n")
+                } else {
+                    format!("Cluster {cluster_id} held no lock; nothing changed.\n")
+                },
             )
         }
     }

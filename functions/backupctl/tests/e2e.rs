@@ -463,7 +463,14 @@ fn a_manual_backup_while_an_operator_lock_is_held_is_refused() {
     assert!(server.backups("").is_empty());
 
     // WHEN the operator releases the lock THEN a manual backup is taken
-    server.ok(&["clusters", "unlock", "--cluster-id", "maint"]);
+    let released = server.ok(&["clusters", "unlock", "--cluster-id", "maint"]);
+    assert!(
+        released.starts_with("Released the maintenance lock"),
+        "{released}"
+    );
+    // (releasing it again changes nothing, and says so)
+    let again = server.ok(&["clusters", "unlock", "--cluster-id", "maint"]);
+    assert!(again.contains("held no lock; nothing changed"), "{again}");
     let created = server.json(&words(
         "backups create --source-cluster-id maint --description 'After the upgrade'",
     ));
