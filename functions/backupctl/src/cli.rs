@@ -135,7 +135,7 @@ pub enum Mesdb {
 pub enum Jobs {
     /// Create a job.
     Create(CreateJob),
-    /// List the jobs, oldest first (a page of up to 1,000; see `--next-token`).
+    /// List the jobs, newest first (a page of up to 1,000; see `--next-token`).
     List(PageArgs),
     /// Show one job.
     Get(JobId),

@@ -114,8 +114,9 @@ impl JobStore for MemoryStore {
     }
 
     async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>> {
-        let jobs = oldest_first(&self.state().jobs, |j| j.created, |j| j.scope == *scope);
-        Ok(Page::of_list(jobs, page, true, |j| {
+        let mut jobs = oldest_first(&self.state().jobs, |j| j.created, |j| j.scope == *scope);
+        jobs.reverse();
+        Ok(Page::of_list(jobs, page, false, |j| {
             instant_position(j.created, &j.id)
         }))
     }

@@ -35,8 +35,10 @@ pub trait JobStore: Send + Sync {
     async fn insert_job(&self, job: &JobRecord) -> StoreResult<bool>;
     /// A job by id, whatever its scope and status.
     async fn get_job(&self, job_id: &str) -> StoreResult<Option<JobRecord>>;
-    /// A page of a scope's jobs, active and deleted, oldest first (by creation instant,
-    /// then id; positions as [`instant_position`](crate::page::instant_position)).
+    /// A page of a scope's jobs, active and deleted, newest first (by creation instant,
+    /// then id, both descending; positions as
+    /// [`instant_position`](crate::page::instant_position)), so that a first page of 1,000
+    /// holds the newest 1,000 (SPEC §16).
     async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>>;
     /// Every active job of every scope (what a scheduler arms at start-up).
     async fn list_active_jobs(&self) -> StoreResult<Vec<JobRecord>>;

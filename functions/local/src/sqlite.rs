@@ -590,8 +590,8 @@ impl JobStore for SqliteStore {
             .call(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {JOB_COLUMNS} FROM jobs WHERE org = ?1 AND project = ?2 \
-                     AND (?3 IS NULL OR (created_ms, id) > (?3, ?4)) \
-                     ORDER BY created_ms, id LIMIT ?5"
+                     AND (?3 IS NULL OR (created_ms, id) < (?3, ?4)) \
+                     ORDER BY created_ms DESC, id DESC LIMIT ?5"
                 ))?;
                 collect(
                     &mut stmt,

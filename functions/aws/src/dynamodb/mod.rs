@@ -1060,7 +1060,8 @@ impl JobStore for DynamoStore {
 
     async fn list_jobs(&self, scope: &Scope, page: &PageRequest) -> StoreResult<Page<JobRecord>> {
         let partition = ("scope_pk", scope_key(scope, "JOB"));
-        let items = (self.query_page(SCOPE_INDEX, partition, "scope_sk", true, page, None)).await?;
+        let items =
+            (self.query_page(SCOPE_INDEX, partition, "scope_sk", false, page, None)).await?;
         page_of(items, page, "scope_sk", job_from)
     }
 

@@ -34,13 +34,13 @@ pub async fn jobs_insert_conditionally_and_round_trip(a: &Adapters) {
     let j3 = job("j3", "o2", "c1", at(2));
     assert!(s.insert_job(&j2).await.unwrap());
     assert!(s.insert_job(&j3).await.unwrap());
-    // THEN a scope lists only its own jobs, oldest first
+    // THEN a scope lists only its own jobs, newest first
     assert_eq!(
         s.list_jobs(&scope("o1"), &PageRequest::everything())
             .await
             .unwrap()
             .items,
-        vec![j1.clone(), j2.clone()]
+        vec![j2.clone(), j1.clone()]
     );
     assert_eq!(
         s.list_jobs(&scope("o2"), &PageRequest::everything())

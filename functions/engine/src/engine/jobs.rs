@@ -277,7 +277,7 @@ impl Engine {
         Ok(job.to_api(self.now()))
     }
 
-    /// A page of the scope's jobs, oldest first (SPEC §16).
+    /// A page of the scope's jobs, newest first (SPEC §16: the newest 1,000 by default).
     pub async fn list_jobs(
         &self,
         scope: &Scope,
