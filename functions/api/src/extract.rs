@@ -474,19 +474,20 @@ fn put(body: &mut serde_json::Value, key: &str, value: serde_json::Value) -> boo
 fn field_at_fault(
     error: &serde_path_to_error::Error<serde_json::Error>,
 ) -> Option<(String, String)> {
-    let inner = error.inner();
-    if !inner.is_data() {
+    if !error.inner().is_data() {
         return None; // a syntax error: no field is at fault
     }
-    let message = inner.to_string();
-    let message = message
-        .strip_suffix(&format!(
-            " at line {} column {}",
-            inner.line(),
-            inner.column()
-        ))
-        .unwrap_or(&message);
-    field_at_fault_in(error, message)
+    field_at_fault_in(error, &bare_sentence(error.inner()))
+}
+
+/// serde_json's sentence of `error` without its ` at line L column C`.
+fn bare_sentence(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let place = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&place) {
+        Some(bare) => bare.to_owned(),
+        None => message,
+    }
 }
 
 /// An unknown variant of an internally tagged enum (a cluster's `provider`), which serde
@@ -496,20 +497,12 @@ fn unknown_variant(
     bytes: &[u8],
     error: &serde_path_to_error::Error<serde_json::Error>,
 ) -> Option<(String, String)> {
-    let inner = error.inner();
-    let message = inner.to_string();
-    let message = message
-        .strip_suffix(&format!(
-            " at line {} column {}",
-            inner.line(),
-            inner.column()
-        ))
-        .unwrap_or(&message);
+    let message = bare_sentence(error.inner());
     let variant = message
         .strip_prefix("unknown variant `")?
         .split('`')
         .next()?;
-    Some((key_holding(bytes, variant)?, sentence(message)))
+    Some((key_holding(bytes, variant)?, sentence(&message)))
 }
 
 /// [`field_at_fault`] of a data error whose sentence is `message`.
