@@ -272,7 +272,8 @@ pub struct Setup {
     pub token: Option<String>,
 }
 
-/// Refuses `--auth none` on a non-loopback `--listen` and warns about it on a loopback one.
+/// Refuses `--auth none` on a non-loopback `--listen` or with `--allow-commands`, and warns
+/// about it on a loopback one.
 /// Called before anything else happens, so a refused start touches nothing.
 pub fn check_auth_mode(args: &ServeArgs) -> anyhow::Result<()> {
     if args.auth == AuthMode::None {
@@ -286,6 +287,16 @@ pub fn check_auth_mode(args: &ServeArgs) -> anyhow::Result<()> {
         }
         if args.jwt_public_key.is_some() {
             anyhow::bail!("--jwt-public-key goes with --auth token, not --auth none");
+        }
+        // SPEC §15: only an authenticated caller may register what runs commands, and
+        // with no credential every caller is anonymous.
+        if args.allow_commands {
+            anyhow::bail!(
+                "--allow-commands goes with --auth token, not --auth none: command clusters \
+                 and hooks run shell commands with this server's rights, so only an \
+                 authenticated caller may register them. Keep the default --auth token, or \
+                 leave out --allow-commands"
+            );
         }
         eprintln!(
             "warning: --auth none: the API needs no credential, so any local user or process \

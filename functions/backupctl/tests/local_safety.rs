@@ -411,6 +411,64 @@ fn a_separate_backup_root_holds_the_backups_and_is_locked_too() {
 }
 
 #[test]
+fn a_backup_root_that_holds_other_things_keeps_them_untouched() {
+    // GIVEN a --backup-root that already holds an operator's files: a shared directory, a
+    // directory with a manifest.json, hidden directories named like leftovers
+    let sandbox = Sandbox::new();
+    let root = sandbox.path().join("scratch");
+    let photos = root.join("photos");
+    let shared = root.join("shared");
+    let thesis = root.join(".thesis.partial");
+    let deleting = root.join(".notes.deleting");
+    for dir in [&photos, &shared, &thesis, &deleting] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    fs::write(photos.join("manifest.json"), b"{}").unwrap();
+    fs::write(thesis.join("ch1.txt"), b"chapter one").unwrap();
+    fs::set_permissions(&photos, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        photos.join("manifest.json"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    // ... and one crash leftover of ours
+    let ours = root.join(".dc9c0000000000000000.partial");
+    fs::create_dir_all(ours.join("data")).unwrap();
+    // WHEN a server starts on it and makes a backup
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    let server = Server::start_with(
+        &sandbox.data_dir(),
+        &["--backup-root", root.to_str().unwrap()],
+        &[],
+    );
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    let backup = wait_backup_settled(&server, &id, Duration::from_secs(60));
+    assert_eq!(backup["status"], "available", "{backup}");
+    // THEN only its own leftover went; nothing else was removed or chmodded
+    assert!(!ours.exists());
+    assert_eq!(mode(&photos), 0o755);
+    assert_eq!(mode(&photos.join("manifest.json")), 0o644);
+    assert_eq!(mode(&shared), 0o1777);
+    assert_eq!(fs::read(thesis.join("ch1.txt")).unwrap(), b"chapter one");
+    assert!(deleting.is_dir());
+    drop(server);
+    // WHEN it starts again (the tightening of older backups runs at every start)
+    let server = Server::start_with(
+        &sandbox.data_dir(),
+        &["--backup-root", root.to_str().unwrap()],
+        &[],
+    );
+    // THEN the same holds, and its own backup is private
+    assert_eq!(mode(&photos), 0o755);
+    assert_eq!(mode(&shared), 0o1777);
+    assert!(thesis.join("ch1.txt").is_file() && deleting.is_dir());
+    assert_eq!(mode(&root.join(&id)), 0o700);
+    drop(server);
+}
+
+#[test]
 fn serve_checksum_sha256_writes_sha256_manifests_that_verify_and_an_unknown_algorithm_is_refused() {
     let sandbox = Sandbox::new();
     let cluster = sandbox.cluster_dir("orders", 2, 1024);

@@ -459,7 +459,7 @@ fn forged_browser_requests_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn auth_none_is_refused_off_loopback_and_warns_on_loopback() {
+fn auth_none_is_refused_off_loopback_or_with_commands_and_warns_on_loopback() {
     let sandbox = Sandbox::new();
     let data_dir = sandbox.data_dir();
     // WHEN --auth none listens on every interface THEN serve refuses at once, touching nothing
@@ -480,6 +480,22 @@ fn auth_none_is_refused_off_loopback_and_warns_on_loopback() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("--auth none") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+    assert!(!data_dir.join("token").exists());
+    // WHEN --auth none would let anonymous callers register commands THEN serve refuses too
+    let out = Command::new(support::BIN)
+        .args(["serve", "--auth", "none", "--allow-commands", "--listen"])
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--allow-commands goes with --auth token"),
         "{stderr}"
     );
     assert!(!data_dir.join("token").exists());

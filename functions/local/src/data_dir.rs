@@ -192,8 +192,9 @@ pub fn tighten_followed(path: &Path, mode: u32) -> std::io::Result<bool> {
 }
 
 /// Every backup directory of a backup root with its `data/` (`0700`) and manifest
-/// (`0600`), for [`tighten`]: what an older version may have left wider. Names starting
-/// with `.` (the lock, a crash's leftovers) are not backups; entries are not followed.
+/// (`0600`), for [`tighten`]: what an older version may have left wider. Only directories
+/// named by a backup id are backups: a `--backup-root` may be a directory that already
+/// holds other things, which the server never changes. Entries are not followed.
 pub fn backups_within(root: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
     let mut found = Vec::new();
     let entries = match fs::read_dir(root) {
@@ -203,7 +204,11 @@ pub fn backups_within(root: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
     };
     for entry in entries {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') || !entry.file_type()?.is_dir() {
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(backup_engine::ids::is_valid_id);
+        if !ours || !entry.file_type()?.is_dir() {
             continue;
         }
         let dir = entry.path();

@@ -161,6 +161,17 @@ fn io_err(e: Errno, what: String) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
+/// Whether `name` in the backup root is what a crash left of one of ours: `.<id>.partial`
+/// or `.<id>.deleting`, `<id>` a backup id. Nothing else is removed at start-up, so a
+/// `--backup-root` that also holds other files loses none of them.
+fn is_leftover(name: &str) -> bool {
+    [".partial", ".deleting"].iter().any(|suffix| {
+        name.strip_prefix('.')
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .is_some_and(backup_engine::ids::is_valid_id)
+    })
+}
+
 impl DirectoryProvider {
     /// Uses `root` (the backup root, `<data-dir>/backups` by default), creating it `0700`
     /// and tightening it to `0700` if it is wider (logged once), and removes the partial
@@ -204,8 +215,7 @@ impl DirectoryProvider {
             .map_err(|e| io_err(e, format!("cannot list {shown_root}")))?;
         for name in names {
             let text = name.to_string_lossy();
-            if text.starts_with('.') && (text.ends_with(".partial") || text.ends_with(".deleting"))
-            {
+            if is_leftover(&text) {
                 tracing::warn!(path = %shown(&shown_root, &text), "removing an incomplete backup left by a crash");
                 remove_tree(root_fd.as_fd(), &name, &shown_root).map_err(|e| {
                     std::io::Error::other(format!("cannot remove a leftover backup: {e}"))
