@@ -48,9 +48,11 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Checksum, LogFormat, SchedulerKind, ServeArgs, StoreKind};
 
 /// How long a stopping server waits for running backups to record that they were stopped
-/// (SPEC §13: a `SIGTERM` ends the process within 10 s). Backups stop at their next chunk,
-/// so this is only ever reached by a worker stuck in a system call, which is abandoned.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
+/// (SPEC §13: a `SIGTERM` ends the process within 10 s, which this, the listener's
+/// `DRAIN_LIMIT` before it and [`RUNTIME_GRACE`] after it share). Backups stop at their next
+/// chunk, so this is only ever reached by a worker stuck in a system call, which is
+/// abandoned.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
 /// How long the runtime then waits for abandoned blocking workers before the process exits.
 const RUNTIME_GRACE: Duration = Duration::from_secs(1);
 
@@ -200,7 +202,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::listener::raise_open_file_limit();
     // At the signal the engine stops at once: running copies end at their next chunk
     // (recorded `interrupted`), so a request waiting on one (a manual backup's `?wait=`, a
-    // restore) is answered and the drain below takes moments, not its 30 s limit (SPEC §13:
+    // restore) is answered and the drain below takes moments, not its 2 s limit (SPEC §13:
     // exit within 10 s).
     let stopper = backend.engine().clone();
     let signal = async move {

@@ -340,6 +340,41 @@ fn sigterm_ends_a_backup_a_client_waits_for_within_ten_seconds() {
 }
 
 #[test]
+fn sigterm_exits_within_ten_seconds_while_a_client_holds_a_request_without_its_body() {
+    use std::io::{Read, Write};
+    // GIVEN a client that sent a request's headers and holds back its body, and another
+    // that sent half of its headers
+    let sandbox = Sandbox::new();
+    let mut server = Server::start(&sandbox.data_dir(), &[]);
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let token = server.token.clone().unwrap_or_default();
+    let mut no_body = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        no_body,
+        "POST /mesdb/v1/organizations/default/projects/default/clusters HTTP/1.1\r\n\
+         Host: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    .unwrap();
+    let mut half = std::net::TcpStream::connect(&address).unwrap();
+    write!(half, "GET /healthz HTTP/1.1\r\nHost: {address}\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // WHEN the server receives SIGTERM
+    let (status, took) = server
+        .terminate(Duration::from_secs(40))
+        .expect("the server exited");
+    // THEN it exits within 10 s, and the held connections are closed
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(status.success(), "{status:?}");
+    no_body
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert!(no_body.read_to_end(&mut rest).is_ok(), "still open");
+    drop(half);
+}
+
+#[test]
 fn sigterm_mid_copy_exits_within_ten_seconds_and_records_the_backup_interrupted() {
     // GIVEN a server in the middle of a long copy
     let sandbox = Sandbox::new();
