@@ -318,6 +318,59 @@ async fn a_successful_settle_prunes_what_the_job_no_longer_keeps() {
 }
 
 #[tokio::test]
+async fn a_settle_prunes_by_the_job_as_it_is_now_not_as_it_was_when_the_run_started() {
+    // GIVEN a job keeping 1 backup, with one available and a second run parked
+    let w = World::new(1).await;
+    let job = w.job(1).await;
+    w.run(&job, 0).await;
+    let first = w.backup_of(&job).await;
+    w.notify(&format!("snap-{first}-0"), Notice::Completed)
+        .await;
+    w.clock.set(at(60));
+    let item = w.run(&job, 1).await;
+    let second = w.backup_of(&job).await;
+    // WHEN the job is changed to keep 5 while the snapshot is made, and then it settles
+    let patch: backup_core::api::UpdateJobRequest =
+        serde_json::from_value(serde_json::json!({"data": {"maxBackupCount": 5}})).unwrap();
+    w.engine.update_job(&w.scope, &job, &patch).await.unwrap();
+    w.notify(&format!("snap-{second}-0"), Notice::Completed)
+        .await;
+    // THEN nothing is pruned: the job keeps 5 now
+    let item = w.history(&item.id).await;
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert!(
+        item.pruned_backup_ids.is_empty(),
+        "{:?}",
+        item.pruned_backup_ids
+    );
+    assert_eq!(w.status(&first).await, BackupStatus::Available);
+
+    // GIVEN the job back at 1, and a third run parked
+    let patch: backup_core::api::UpdateJobRequest =
+        serde_json::from_value(serde_json::json!({"data": {"maxBackupCount": 1}})).unwrap();
+    w.engine.update_job(&w.scope, &job, &patch).await.unwrap();
+    w.clock.set(at(120));
+    let item = w.run(&job, 2).await;
+    let third = w.backup_of(&job).await;
+    // WHEN the job is deleted while the snapshot is made, and then it settles
+    w.engine.delete_job(&w.scope, &job).await.unwrap();
+    w.notify(&format!("snap-{third}-0"), Notice::Completed)
+        .await;
+    // THEN the run succeeds and prunes nothing: a deleted job's backups remain (SPEC §6)
+    let item = w.history(&item.id).await;
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert!(
+        item.pruned_backup_ids.is_empty(),
+        "{:?}",
+        item.pruned_backup_ids
+    );
+    assert!(item.details.contains("job was deleted"), "{}", item.details);
+    for backup in [&first, &second, &third] {
+        assert_eq!(w.status(backup).await, BackupStatus::Available);
+    }
+}
+
+#[tokio::test]
 async fn a_notification_for_a_snapshot_nobody_knows_writes_nothing() {
     let w = World::new(1).await;
     let job = w.job(3).await;

@@ -62,12 +62,33 @@ impl Engine {
         let listed = self.inner.store.list_job_backups(&job.id).await?;
         let mut doomed = doomed_among(job, &listed, made, max);
         if !doomed.is_empty() {
+            // The job this run started with may be old (a snapshot on AWS settles hours
+            // later, and the job is read once when the run starts): the job as it is now
+            // decides, so a maxBackupCount raised or a job deleted meanwhile never deletes a
+            // backup the rule no longer selects (SPEC §4, §6). Read only when something
+            // would be deleted, so a run that prunes nothing makes no extra call.
+            let now = match self.inner.store.get_job(&job.id).await? {
+                Some(now) if now.status == backup_core::api::JobStatus::Active => now,
+                _ => {
+                    return Ok((
+                        Vec::new(),
+                        vec![
+                            "the job was deleted during the run, so nothing was pruned: a \
+                             deleted job's backups stay"
+                                .to_owned(),
+                        ],
+                    ))
+                }
+            };
+            let Ok(max) = MaxBackupCount::new(i64::from(now.max_backup_count)) else {
+                return Ok((Vec::new(), Vec::new()));
+            };
             // The list may lag (DynamoDB serves its index eventually consistently): before
             // deleting anything, decide again on the records as they are now, read
             // consistently, so a backup another request moved is never counted wrong.
             let ids: Vec<String> = listed.iter().map(|b| b.id.clone()).collect();
             let fresh = self.inner.store.get_backups(&ids).await?;
-            doomed = doomed_among(job, &fresh, made, max);
+            doomed = doomed_among(&now, &fresh, made, max);
         }
         let mut notes = Vec::new();
         if doomed.len() > MAX_PRUNED_PER_RUN {
