@@ -179,6 +179,131 @@ fn with_allow_commands_a_failing_pre_hook_is_hook_failed_and_a_command_cluster_b
 }
 
 #[test]
+fn a_restore_runs_no_command_the_server_does_not_allow_and_checks_its_target_as_a_registration() {
+    // GIVEN a command cluster with a restore command, and a backup of it
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("db", 2, 100);
+    let path = cluster.display().to_string();
+    let mut server = Server::start_with(&sandbox.data_dir(), &["--allow-commands"], &[]);
+    let witness = sandbox.path().join("restore-command-ran");
+    server.ok(&[
+        "clusters",
+        "register",
+        "--cluster-id",
+        "pg",
+        "--description",
+        "Postgres",
+        "--provider",
+        "command",
+        "--path",
+        &path,
+        "--backup-command",
+        &format!("cp -a '{path}/.' \"$BACKUP_DIR/\""),
+        "--restore-command",
+        &format!(
+            "touch '{}'; cp -a \"$BACKUP_DIR/.\" \"$TARGET_DIR/\"",
+            witness.display()
+        ),
+    ]);
+    let created = server.json(&[
+        "backups",
+        "create",
+        "--source-cluster-id",
+        "pg",
+        "--description",
+        "by command",
+    ]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_backup_settled(&server, &id)["status"], "available");
+    let post = |server: &Server, body: Value| {
+        server.request(
+            "POST",
+            &format!("{MESDB}/clusters"),
+            Some(&body.to_string()),
+        )
+    };
+    let restore = |new: &str, place: &str| {
+        serde_json::json!({"id": new, "description": "restored", "sourceBackupId": id,
+                           "path": sandbox.path().join(place).display().to_string()})
+    };
+    // WHEN it is restored with --allow-commands into a directory that is not empty, or as
+    // a command cluster whose runAs user does not exist
+    let busy = sandbox.path().join("busy");
+    fs::create_dir(&busy).unwrap();
+    fs::write(busy.join("precious"), b"keep").unwrap();
+    let answer = post(&server, restore("r1", "busy"));
+    // THEN each is a 400 naming its field, as a directory backup's restore is, and nothing
+    // is recorded or run
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(
+        answer.json()["problems"]["path"][0]["code"],
+        "path_not_empty",
+        "{answer:?}"
+    );
+    let mut as_command = restore("r2", "r2");
+    as_command["provider"] = "command".into();
+    as_command["backupCommand"] = "true".into();
+    as_command["runAs"] = "no-such-user-here".into();
+    let answer = post(&server, as_command.clone());
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(
+        answer.json()["problems"]["runAs"][0]["code"],
+        "run_as_not_allowed",
+        "{answer:?}"
+    );
+    assert!(!witness.exists());
+    // WHEN the server starts again without --allow-commands
+    server.terminate(Duration::from_secs(20));
+    let server = Server::start(&sandbox.data_dir(), &[]);
+    // THEN restoring the backup, whose cluster restores it by a command, is refused
+    let answer = post(&server, restore("r3", "r3"));
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let problem = answer.json();
+    assert_eq!(
+        problem["problems"]["sourceBackupId"][0]["code"], "commands_not_allowed",
+        "{problem}"
+    );
+    assert!(
+        problem["fields"]["sourceBackupId"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--allow-commands"),
+        "{problem}"
+    );
+    // AND so is a restore that asks for a command cluster
+    as_command["runAs"] = Value::Null;
+    let answer = post(&server, as_command);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(
+        answer.json()["problems"]["backupCommand"][0]["code"],
+        "commands_not_allowed",
+        "{answer:?}"
+    );
+    // AND no command ran, no cluster was recorded and no directory made
+    assert!(!witness.exists());
+    let clusters = server.json(&["clusters", "list"]);
+    assert_eq!(
+        clusters["clusters"].as_array().map(Vec::len),
+        Some(1),
+        "{clusters}"
+    );
+    for place in ["r1", "r2", "r3"] {
+        assert!(!sandbox.path().join(place).exists(), "{place}");
+    }
+    assert_eq!(fs::read(busy.join("precious")).unwrap(), b"keep");
+    // WHEN its cluster is deleted THEN the backup restores by copying its files, since its
+    // restore command went with the cluster
+    server.ok(&["clusters", "delete", "--cluster-id", "pg"]);
+    let answer = post(&server, restore("r4", "r4"));
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(
+        tree_contents(&sandbox.path().join("r4")),
+        tree_contents(&cluster)
+    );
+    assert!(!witness.exists());
+}
+
+#[test]
 fn rebuild_catalogue_recreates_every_backup_after_state_db_is_lost() {
     // GIVEN a server with a scheduled backup and a manual one
     let sandbox = Sandbox::new();
@@ -230,6 +355,22 @@ fn rebuild_catalogue_recreates_every_backup_after_state_db_is_lost() {
             assert_eq!(new[field], old[field], "{field} of {}", old["id"]);
         }
     }
+    // AND each restores, though the catalogue has no record of its cluster
+    let restored = sandbox.path().join("restored");
+    let out = server.cli(&[
+        "backups",
+        "restore",
+        "--id",
+        before[1]["id"].as_str().unwrap(),
+        "--cluster-id",
+        "orders-restored",
+        "--description",
+        "restored",
+        "--path",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(tree_contents(&restored), tree_contents(&cluster));
     // AND the recreated backups are the server's to delete like any other
     let id = before[0]["id"].as_str().unwrap();
     server.ok(&["backups", "delete", "-i", id]);

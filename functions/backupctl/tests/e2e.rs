@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{json, Value};
-use support::{backupctl, wait_until, words, Sandbox, Server, MESDB, ORCH};
+use support::{backupctl, tree_contents, wait_until, words, Sandbox, Server, MESDB, ORCH};
 
 /// A generous bound for one small backup on a loaded machine.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1465,28 +1465,6 @@ fn esc_mesdb_backup_lines_work_with_esc_replaced() {
         "{}",
         missing.stderr
     );
-}
-
-/// Every file below `dir` (relative path → content), through `std::fs`.
-fn tree_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(at) = todo.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// The names in a directory, sorted.

@@ -35,11 +35,15 @@
 //!   lock released).
 //! - **A deleted source cluster** does not stop a restore: the backup keeps what it needs,
 //!   and the provider is given a record rebuilt from the backup (its id, description and
-//!   provider, the requested target and region).
+//!   provider, the requested region; see [`rebuilt_source`]): a command backup is then copied
+//!   back, since its restore command went with its cluster.
+//! - **Commands** (SPEC §15): on a server that runs none, a restore is refused 400
+//!   `commands_not_allowed` when it asks for a command cluster or hooks, or when the backup
+//!   is restored by its source's restore command.
 //! - **An aws-ebs restore's region** is the backup's cluster's; a request may leave it out
 //!   and must not name another (400 `region`).
 
-use backup_core::api::{self, ClusterStatus, RegisterClusterRequest};
+use backup_core::api::{self, ClusterStatus, ClusterTarget, RegisterClusterRequest};
 use backup_core::retention::BackupStatus;
 
 use super::Engine;
@@ -80,6 +84,16 @@ impl Engine {
             ));
         };
         let mut cluster = super::validate_cluster(scope, request, self.now())?;
+        // A restore that would leave a cluster running commands registers one: the same
+        // refusal as a registration (SPEC §15).
+        let refusal = self.inner.config.commands.refusal();
+        if let (Some(field), Some(why)) = (cluster.target.command_field(), refusal) {
+            return Err(EngineError::TargetRefused(crate::error::TargetProblem {
+                field,
+                code: super::COMMANDS_NOT_ALLOWED,
+                message: format!("{why}."),
+            }));
+        }
         if self.inner.store.get_cluster(&cluster.id).await?.is_some() {
             return Err(EngineError::ClusterExists(cluster.id));
         }
@@ -114,6 +128,26 @@ impl Engine {
             Some(source) => source,
             None => rebuilt_source(&backup, &cluster),
         };
+        // The source's restore command runs on this machine: not on a server that runs no
+        // commands (SPEC §15), where the files are not copied instead either, since what
+        // such a command makes of them is the cluster's own business.
+        if let (
+            ClusterTarget::Command {
+                restore_command: Some(_),
+                ..
+            },
+            Some(why),
+        ) = (&source.target, refusal)
+        {
+            return Err(EngineError::TargetRefused(crate::error::TargetProblem {
+                field: "sourceBackupId",
+                code: super::COMMANDS_NOT_ALLOWED,
+                message: format!(
+                    "backup {} is restored by the restore command of cluster {}, and {why}.",
+                    backup.id, source.id
+                ),
+            }));
+        }
         if backup.provider == "aws-ebs" {
             if cluster.region.is_empty() {
                 cluster.region = source.region.clone();
@@ -313,15 +347,22 @@ impl Engine {
     }
 }
 
-/// The source cluster of a backup whose cluster was deleted since: what the backup knows of
-/// it, with the requested target and region.
+/// The source cluster of a backup whose cluster was deleted since (or whose record a
+/// rebuilt catalogue never had): what the backup knows of it, with the requested region.
+/// Its data directory and commands are unknown: a `directory` or `command` source is a
+/// directory cluster with an empty path, so the files are copied (no restore command) and
+/// no path counts as inside it; an `aws-ebs` one takes the requested target.
 fn rebuilt_source(backup: &BackupEntry, requested: &ClusterRecord) -> ClusterRecord {
+    let target = match backup.provider.as_str() {
+        "directory" | "command" => ClusterTarget::directory(String::new()),
+        _ => requested.target.clone(),
+    };
     ClusterRecord {
         id: backup.cluster_id.clone(),
         scope: backup.scope.clone(),
         description: backup.cluster_description.clone(),
         region: requested.region.clone(),
-        target: requested.target.clone(),
+        target,
         server: ClusterServer::default(),
         created: backup.created,
         status: ClusterStatus::Available,

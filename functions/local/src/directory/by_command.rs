@@ -122,6 +122,33 @@ impl BackupProvider for CommandProvider {
         Ok(target.with_path(canonical.to_string_lossy().into_owned()))
     }
 
+    /// A command backup restores into a path checked as a directory restore's is (the
+    /// policy, absent or empty, not inside the source); a request for a command cluster
+    /// also names a `runAs` user this server can run commands as, as a registration does.
+    async fn check_restore_target(
+        &self,
+        source: &backup_engine::ClusterRecord,
+        target: &ClusterTarget,
+        zone: Option<&str>,
+    ) -> Result<ClusterTarget, TargetProblem> {
+        let ClusterTarget::Command { path, run_as, .. } = target else {
+            return self.dir.check_restore_target(source, target, zone).await;
+        };
+        if let Some(user) = run_as {
+            resolve_user(user).await.map_err(|message| TargetProblem {
+                field: "runAs",
+                code: RUN_AS_NOT_ALLOWED,
+                message,
+            })?;
+        }
+        let as_directory = ClusterTarget::directory(path.clone());
+        let checked = self
+            .dir
+            .check_restore_target(source, &as_directory, zone)
+            .await?;
+        Ok(target.with_path(checked.path().unwrap_or(path).to_owned()))
+    }
+
     async fn recheck_target(&self, target: &ClusterTarget) -> Result<(), TargetProblem> {
         match target {
             ClusterTarget::Command { path, .. } => {
@@ -251,17 +278,20 @@ impl BackupProvider for CommandProvider {
     /// Runs the source cluster's restore command into a hidden sibling of the requested
     /// path and renames it into place (see the module notes).
     async fn restore(&self, request: &RestoreRequest) -> Result<Restoration, ProviderError> {
-        let ClusterTarget::Command {
-            restore_command,
-            run_as,
-            command_timeout_seconds,
-            ..
-        } = &request.source.target
-        else {
-            return Err(ProviderError::new(format!(
-                "backup {} was not made by a command cluster",
-                request.backup.backup_id
-            )));
+        // A source that is no longer a command cluster (deleted since: the engine rebuilds
+        // it as a directory of unknown path) has no restore command to run.
+        let (restore_command, run_as, command_timeout_seconds) = match &request.source.target {
+            ClusterTarget::Command {
+                restore_command,
+                run_as,
+                command_timeout_seconds,
+                ..
+            } => (
+                restore_command.as_ref(),
+                run_as.as_ref(),
+                *command_timeout_seconds,
+            ),
+            _ => (None, None, None),
         };
         let Some(restore_command) = restore_command else {
             // Without a restore command the files are copied back as a directory backup's
@@ -332,7 +362,7 @@ impl BackupProvider for CommandProvider {
             env,
             run_as: user.as_ref(),
             cwd: other_user.then_some(std::path::Path::new("/")),
-            timeout: timeout_of(*command_timeout_seconds),
+            timeout: timeout_of(command_timeout_seconds),
             progress: &request.progress,
             inherit: if other_user {
                 vec![backup_data.as_raw_fd()]

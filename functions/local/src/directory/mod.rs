@@ -434,9 +434,12 @@ impl BackupProvider for DirectoryProvider {
                     .await?;
                 // Not into the cluster the backup was made of: a restore never touches it,
                 // and its next backup would copy the restored tree too.
+                // (An empty path is a source whose directory is unknown: see the engine's
+                // restore of a backup whose cluster was deleted.)
                 if let Some(inside) = source
                     .target
                     .path()
+                    .filter(|path| !path.is_empty())
                     .map(std::path::Path::new)
                     .filter(|cluster| resolved.starts_with(cluster))
                 {
