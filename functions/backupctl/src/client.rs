@@ -1022,7 +1022,7 @@ fn clusters_table(clusters: &[Cluster], now: DateTime<Utc>) -> String {
             text.push_str(&format!("\n{}: {details}\n", c.id));
         }
         if let Some(problem) = &c.problem {
-            text.push_str(&format!("\n{}: path_not_allowed: {problem}\n", c.id));
+            text.push_str(&format!("\n{}: {problem}\n", c.id));
         }
     }
     text
@@ -1063,7 +1063,7 @@ fn cluster_details(c: &Cluster, now: DateTime<Utc>) -> String {
         rows.push(("Details", details.clone()));
     }
     if let Some(problem) = &c.problem {
-        rows.push(("Problem", format!("path_not_allowed: {problem}")));
+        rows.push(("Problem", problem.clone()));
     }
     key_values(&rows)
 }

@@ -159,6 +159,10 @@ fn with_allow_commands_a_failing_pre_hook_is_hook_failed_and_a_command_cluster_b
     let got = server.json(&["clusters", "get", "--cluster-id", "pg"]);
     let problem = got["cluster"]["problem"].as_str().unwrap_or_default();
     assert!(problem.contains("--allow-commands"), "{got}");
+    assert!(problem.starts_with("commands_not_allowed: "), "{got}");
+    let shown = server.ok(&["clusters", "get", "--cluster-id", "pg"]);
+    assert!(shown.contains("commands_not_allowed: "), "{shown}");
+    assert!(!shown.contains("path_not_allowed"), "{shown}");
     let created = server.json(&[
         "backups",
         "create",

@@ -223,7 +223,10 @@ fn a_registered_path_that_becomes_a_link_fails_its_runs_and_clusters_list_says_w
         .find(|c| c["id"] == "orders")
         .cloned()
         .unwrap();
-    assert!(listed["problem"].as_str().is_some(), "{listed}");
+    let problem = listed["problem"].as_str().unwrap_or_default();
+    assert!(problem.starts_with("path_not_allowed: "), "{listed}");
+    let table = server.ok(&["clusters", "list"]);
+    assert!(table.contains("orders: path_not_allowed: "), "{table}");
 }
 
 #[test]

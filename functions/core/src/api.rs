@@ -602,9 +602,10 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub lock: Option<ClusterLockInfo>,
-    /// Why its runs fail now: `path_not_allowed` (its path became a link, or breaks the
-    /// server's `--allowed-root` policy), or it runs commands on a server started without
-    /// `--allow-commands`; absent when its target is fine.
+    /// Why its runs fail now, as `code: sentence`: `path_not_allowed` (its path became a
+    /// link, or breaks the server's `--allowed-root` policy), `path_not_found` (its
+    /// directory is gone), … or `commands_not_allowed` (it runs commands on a server started
+    /// without `--allow-commands`); absent when its target is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub problem: Option<String>,

@@ -89,14 +89,16 @@ impl Engine {
             cluster.target.command_field(),
             self.inner.config.commands.refusal(),
         ) {
-            return Some(format!("its runs fail: it runs commands, and {why}."));
+            return Some(format!(
+                "{COMMANDS_NOT_ALLOWED}: its runs fail: it runs commands, and {why}."
+            ));
         }
         let provider = self.provider(cluster.provider())?;
         provider
             .recheck_target(&cluster.target)
             .await
             .err()
-            .map(|p| p.message)
+            .map(|p| format!("{}: {}", p.code, p.message))
     }
 
     /// A page of the scope's clusters, by id, each with its lock and whether its target
