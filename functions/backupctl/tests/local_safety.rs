@@ -418,6 +418,51 @@ fn sigterm_mid_copy_exits_within_ten_seconds_and_records_the_backup_interrupted(
 }
 
 #[test]
+fn sigterm_mid_copy_still_runs_the_post_hook_of_a_pre_hook_that_succeeded() {
+    // GIVEN a cluster with hooks (a cold backup), in the middle of a long copy
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 4_000, 32 * 1024);
+    let log = sandbox.path().join("hooks.log");
+    let mut server = Server::start_with(&sandbox.data_dir(), &["--allow-commands"], &[]);
+    server.ok(&[
+        "clusters",
+        "register",
+        "--cluster-id",
+        "orders",
+        "--description",
+        "orders",
+        "--provider",
+        "directory",
+        "--path",
+        cluster.to_str().unwrap(),
+        "--pre-hook",
+        &format!("echo stopped >> '{}'", log.display()),
+        "--post-hook",
+        &format!("echo started >> '{}'", log.display()),
+    ]);
+    start_manual_backup(&server, "orders");
+    wait_until(Duration::from_secs(30), "the copy to start", || {
+        sandbox
+            .backups_dir_entries()
+            .iter()
+            .any(|n| n.ends_with(".partial"))
+            .then_some(())
+    });
+    // WHEN the server receives SIGTERM before the copy ends
+    let (status, took) = server
+        .terminate(Duration::from_secs(20))
+        .expect("the server exited");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(status.success(), "{status:?}");
+    // THEN the post-hook ran all the same, once: the database is started again
+    let hooks = wait_until(Duration::from_secs(10), "the post-hook", || {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.contains("started").then_some(text)
+    });
+    assert_eq!(hooks, "stopped\nstarted\n");
+}
+
+#[test]
 fn a_separate_backup_root_holds_the_backups_and_is_locked_too() {
     let sandbox = Sandbox::new();
     let root = sandbox.path().join("elsewhere");

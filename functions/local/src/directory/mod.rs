@@ -161,6 +161,65 @@ fn io_err(e: Errno, what: String) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
+/// Runs a directory cluster's post-hook if it is dropped armed: the backup's call was
+/// abandoned after its pre-hook succeeded (a stalled copy, a lost lease, a stopping
+/// server), so the post-hook that restarts what the pre-hook stopped would otherwise never
+/// run, leaving a database stopped.
+///
+/// The hook is started as a process of its own (`sh -c`, the run's variables, its own
+/// process group, output discarded) and not waited for: the server may be exiting, and
+/// the hook must outlive it. A thread reaps it. Its outcome is not recorded; the warning
+/// logged says it was started and why.
+struct PostHookOnDrop {
+    hook: Option<String>,
+    env: Vec<(&'static str, String)>,
+    backup_id: String,
+}
+
+impl PostHookOnDrop {
+    fn new(hook: &str, env: Vec<(&'static str, String)>, backup_id: &str) -> PostHookOnDrop {
+        PostHookOnDrop {
+            hook: Some(hook.to_owned()),
+            env,
+            backup_id: backup_id.to_owned(),
+        }
+    }
+
+    /// The post-hook ran in the call: nothing to do on drop.
+    fn disarm(mut self) {
+        self.hook = None;
+    }
+}
+
+impl Drop for PostHookOnDrop {
+    fn drop(&mut self) {
+        let Some(hook) = self.hook.take() else {
+            return;
+        };
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(&hook)
+            .envs(self.env.iter().map(|(k, v)| (*k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        match command.spawn() {
+            Ok(mut child) => {
+                tracing::warn!(backup_id = %self.backup_id, pid = child.id(), "the backup was abandoned after its pre-hook; started its post-hook on its own");
+                let _ = std::thread::Builder::new()
+                    .name("backup-post-hook".into())
+                    .spawn(move || child.wait());
+            }
+            Err(error) => {
+                tracing::error!(backup_id = %self.backup_id, %error, "the backup was abandoned after its pre-hook, and its post-hook could not be started: run it by hand");
+            }
+        }
+    }
+}
+
 /// Whether `name` in the backup root is what a crash left of one of ours: `.<id>.partial`
 /// or `.<id>.deleting`, `<id>` a backup id. Nothing else is removed at start-up, so a
 /// `--backup-root` that also holds other files loses none of them.
@@ -380,6 +439,12 @@ impl BackupProvider for DirectoryProvider {
                     )
                 })?;
         }
+        // Armed from here until the post-hook has run: if this call is abandoned in between
+        // (the copy stalled, the lease was lost, the server is stopping), the post-hook still
+        // runs, on its own (SPEC §15: it runs whenever the pre-hook succeeded).
+        let abandoned = post_hook
+            .as_ref()
+            .map(|hook| PostHookOnDrop::new(hook, run_env(request), &request.backup_id));
         let copied = self.copy_directory(path, request).await;
         let Some(hook) = post_hook else {
             return copied;
@@ -387,7 +452,11 @@ impl BackupProvider for DirectoryProvider {
         // The post-hook runs whatever the copy did (it restarts what the pre-hook stopped).
         // Its failure does not fail a copy that succeeded: the backup is good, and the run's
         // details say what the operator must look at.
-        match (copied, self.run_hook("post-hook", hook, request).await) {
+        let ran = self.run_hook("post-hook", hook, request).await;
+        if let Some(guard) = abandoned {
+            guard.disarm();
+        }
+        match (copied, ran) {
             (copied, Ok(())) => copied,
             (Ok(Creation::Done(mut handle)), Err(failure)) => {
                 handle.notes.push(format!(
@@ -1248,4 +1317,32 @@ pub fn verify(backup_dir: &Path) -> Result<Manifest, String> {
         backup_dir.display(),
         describe(&data_shown, &problems, more)
     ))
+}
+
+#[cfg(test)]
+mod post_hook_tests {
+    use super::PostHookOnDrop;
+
+    #[test]
+    fn an_abandoned_backup_runs_its_post_hook_on_its_own_and_a_finished_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let hook = format!("echo \"started $BACKUP_ID\" >> '{}'", log.display());
+        // WHEN a guard is disarmed (the post-hook ran in the call) THEN nothing runs
+        PostHookOnDrop::new(&hook, vec![("BACKUP_ID", "b1".into())], "b1").disarm();
+        // WHEN one is dropped armed (the call was abandoned) THEN the hook runs, with the
+        // run's variables
+        drop(PostHookOnDrop::new(
+            &hook,
+            vec![("BACKUP_ID", "b2".into())],
+            "b2",
+        ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&log).is_ok_and(|t| t.ends_with('\n'))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "started b2\n");
+    }
 }
