@@ -18,6 +18,9 @@
 //!   `path` that says what to write instead, and none of them is a policy breach.
 //! - **Relative paths are refused**, not resolved against the server's working directory:
 //!   the same request must mean the same directory whoever sends it.
+//! - **The policy is asked first, of the path as written**, then of its canonical form: a
+//!   path it refuses is `path_not_allowed` whether it exists or not, so the codes above never
+//!   tell a caller what exists where it may not register (see `refused_as_written`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,9 @@ pub struct PathPolicy {
     data_dir: PathBuf,
     backup_root: PathBuf,
     allowed_roots: Vec<PathBuf>,
+    /// The allowed roots as the operator wrote them (made absolute, `.` and `..` folded),
+    /// for [`PathPolicy::refused_as_written`]: `/data` may be a link to `/mnt/disk/data`.
+    allowed_as_written: Vec<PathBuf>,
 }
 
 impl PathPolicy {
@@ -71,7 +77,28 @@ impl PathPolicy {
                 .iter()
                 .map(|p| canonical(p))
                 .collect::<io::Result<_>>()?,
+            allowed_as_written: allowed_roots
+                .iter()
+                .map(|p| std::path::absolute(p).map(|p| folded(&p)))
+                .collect::<io::Result<_>>()?,
         })
+    }
+
+    /// The refusal of `path` as written (folded, nothing resolved), when the policy refuses
+    /// it even so. Asked before the file system is: a path the policy refuses is answered
+    /// `path_not_allowed` whether it exists or not, so no caller learns through the API
+    /// which files exist, or are directories, where it may not register a cluster (`/root`,
+    /// `/etc/shadow`, another user's home). A path it accepts is then resolved and checked
+    /// again in its canonical form, which is what decides.
+    fn refused_as_written(&self, path: &str) -> Option<TargetProblem> {
+        let mut widened = self.clone();
+        widened
+            .allowed_roots
+            .extend(self.allowed_as_written.iter().cloned());
+        widened
+            .check(&folded(Path::new(path)))
+            .err()
+            .map(|m| problem(PATH_NOT_ALLOWED, m))
     }
 
     /// The canonical data directory.
@@ -157,6 +184,9 @@ impl PathPolicy {
                 ),
             ));
         }
+        if let Some(refused) = self.refused_as_written(path) {
+            return Err(refused);
+        }
         let canonical = canonical_dir(path)?;
         self.check(&canonical)
             .map_err(|m| problem(PATH_NOT_ALLOWED, m))?;
@@ -214,6 +244,9 @@ impl PathPolicy {
                 PATH_NOT_ALLOWED,
                 format!("`{path}` ends in `.` or `..`: write the directory's own name."),
             ));
+        }
+        if let Some(refused) = self.refused_as_written(path) {
+            return Err(refused);
         }
         let parent = canonical_dir(&parent.to_string_lossy()).map_err(|p| TargetProblem {
             message: format!(
@@ -285,6 +318,23 @@ fn problem(code: &'static str, message: String) -> TargetProblem {
 }
 
 /// Canonicalizes `path`, which must be an existing directory whose canonical form is UTF-8.
+/// `path` with `.` dropped and each `..` taking away the name before it, reading nothing
+/// (so a `..` after a link is folded as written, not as the kernel would resolve it).
+fn folded(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn canonical_dir(path: &str) -> Result<PathBuf, TargetProblem> {
     let canonical = std::fs::canonicalize(path).map_err(|e| {
         problem(

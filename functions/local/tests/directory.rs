@@ -712,6 +712,45 @@ async fn allowed_roots_refuse_everything_outside_them() {
         .check_target(&ClusterTarget::directory(inside.display().to_string()))
         .await
         .unwrap();
+    // AND a path outside them is refused whether it exists, is a file, a device or a
+    // directory, so the answer tells nothing of what is there
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), b"x").unwrap();
+    let server_files = fs::canonicalize(s.server.path()).unwrap();
+    fs::write(server_files.join("token-like"), b"x").unwrap();
+    for path in [
+        outside.path().join("secret"),
+        outside.path().join("missing"),
+        outside.path().join("missing/deeper"),
+        outside.path().to_path_buf(),
+        "/dev/null".into(),
+        "/proc/no-such-entry".into(),
+        "/run/no-such-entry".into(),
+        server_files.join("token-like"),
+        roots.path().join("../elsewhere"),
+    ] {
+        let path = path.display().to_string();
+        let problem = refusal(&s.provider, &path).await;
+        assert_eq!(
+            problem.code, "path_not_allowed",
+            "{path}: {}",
+            problem.message
+        );
+    }
+    // AND inside them a missing directory is still told apart
+    let missing = roots.path().join("missing").display().to_string();
+    assert_eq!(refusal(&s.provider, &missing).await.code, "path_not_found");
+    // AND an allowed root written through a link accepts paths written through it too
+    let link = outside.path().join("roots-link");
+    std::os::unix::fs::symlink(roots.path(), &link).unwrap();
+    let linked = Setup::with_roots(std::slice::from_ref(&link));
+    linked
+        .provider
+        .check_target(&ClusterTarget::directory(
+            link.join("db").display().to_string(),
+        ))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
