@@ -175,13 +175,14 @@ pub enum JobKind {
 #[derive(Debug, Args)]
 pub struct ScheduledBackupArgs {
     /// The description template of each backup (`{cluster} Hourly Backup {datetime:RFC3339}`).
-    #[arg(long)]
+    /// `-d`, `-m` and `-c` are `esc`'s short forms.
+    #[arg(short = 'd', long)]
     pub description: String,
     /// How many of this job's backups to keep (1–1000).
-    #[arg(long, allow_negative_numbers = true, value_parser = backup_count)]
+    #[arg(short = 'm', long, allow_negative_numbers = true, value_parser = backup_count)]
     pub max_backup_count: i64,
     /// The cluster to back up.
-    #[arg(long)]
+    #[arg(short = 'c', long)]
     pub cluster_id: String,
 }
 
@@ -218,14 +219,14 @@ pub enum UpdateJobKind {
 #[derive(Debug, Args)]
 pub struct UpdateScheduledBackupArgs {
     /// A new description template of each backup.
-    #[arg(long)]
+    #[arg(short = 'd', long)]
     pub description: Option<String>,
     /// How many of this job's backups to keep from now on (1–1000).
-    #[arg(long, allow_negative_numbers = true, value_parser = backup_count)]
+    #[arg(short = 'm', long, allow_negative_numbers = true, value_parser = backup_count)]
     pub max_backup_count: Option<i64>,
     /// The job's cluster: accepted only when it is the job's own (a job's cluster cannot
     /// change; create a new job for another).
-    #[arg(long)]
+    #[arg(short = 'c', long)]
     pub cluster_id: Option<String>,
 }
 
@@ -378,12 +379,15 @@ pub enum Clusters {
     List(PageArgs),
     /// Show one cluster and its lock.
     Get {
-        #[arg(long)]
+        /// The cluster's id (`-i`/`--id`, as `esc mesdb clusters get` names it, works too).
+        #[arg(long, short = 'i', visible_alias = "id")]
         cluster_id: String,
     },
     /// Forget a cluster (its backups remain).
     Delete {
-        #[arg(long)]
+        /// The cluster's id (`-i`/`--id`, as `esc mesdb clusters delete` names it, works
+        /// too).
+        #[arg(long, short = 'i', visible_alias = "id")]
         cluster_id: String,
     },
     /// Take an operator's maintenance lock: runs and manual backups fail until it is released
@@ -739,5 +743,41 @@ mod tests {
         // A job's first backup is number 1 (SPEC §3), so 0 is refused the same way
         let zero = refusal(&["backupctl", "template", "render", "{index}", "--index", "0"]);
         assert!(zero.contains("write a whole number from 1"), "{zero}");
+    }
+
+    #[test]
+    fn esc_short_flags_of_a_scheduled_backup_are_read() {
+        let parsed = super::Cli::try_parse_from([
+            "backupctl",
+            "orchestrate",
+            "jobs",
+            "create",
+            "--description",
+            "Hourly",
+            "--schedule",
+            "0 */1 * * *",
+            "scheduled-backup",
+            "-d",
+            "{cluster} Hourly Backup {datetime:RFC3339}",
+            "-m",
+            "2",
+            "-c",
+            "c196ogto0aeqohe3ommq",
+        ]);
+        let parsed = format!("{:?}", parsed.expect("esc's short flags"));
+        for line in [
+            ["backupctl", "mesdb", "clusters", "get", "-i", "c1"],
+            ["backupctl", "mesdb", "clusters", "delete", "--id", "c1"],
+        ] {
+            let parsed = super::Cli::try_parse_from(line).expect("esc's -i/--id");
+            assert!(format!("{parsed:?}").contains("cluster_id: \"c1\""));
+        }
+        for needle in [
+            "description: \"{cluster} Hourly Backup {datetime:RFC3339}\"",
+            "max_backup_count: 2",
+            "cluster_id: \"c196ogto0aeqohe3ommq\"",
+        ] {
+            assert!(parsed.contains(needle), "{needle}: {parsed}");
+        }
     }
 }
