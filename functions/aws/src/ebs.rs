@@ -68,6 +68,9 @@ pub const TAG_BACKUP: &str = "backup:backup-id";
 /// The `detail-type` of EC2's events at the end of a snapshot (SPEC §16), which settle
 /// backups.
 pub const SNAPSHOT_NOTIFICATION: &str = "EBS Snapshot Notification";
+/// The `detail-type` of EC2's event at the end of a `CreateSnapshots` (a cluster found by
+/// its instance tag): one event for all of the instance's snapshots, with its own type.
+pub const MULTI_VOLUME_SNAPSHOT_NOTIFICATION: &str = "EBS Multi-Volume Snapshots Completion Status";
 
 /// The longest tag value EC2 accepts (the `Name` tag), in characters.
 pub const MAX_TAG_VALUE: usize = 256;

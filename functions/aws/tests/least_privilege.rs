@@ -332,7 +332,10 @@ fn snapshot_notifications_and_the_sweeper_reach_the_runner() {
     assert_eq!(strings(&pattern["source"]), ["aws.ec2"]);
     assert_eq!(
         strings(&pattern["detail-type"]),
-        [backup_aws::ebs::SNAPSHOT_NOTIFICATION]
+        [
+            backup_aws::ebs::SNAPSHOT_NOTIFICATION,
+            backup_aws::ebs::MULTI_VOLUME_SNAPSHOT_NOTIFICATION
+        ]
     );
     assert_eq!(
         strings(&pattern["detail"]["event"]),

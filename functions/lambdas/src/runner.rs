@@ -7,7 +7,8 @@
 //!   "Scheduled Event" (`aws_lambda_events`' [`CloudWatchEvent`]), whose job is found from the
 //!   rule name in `resources` (`arn:aws:events:…:rule/<RULE_PREFIX><jobId>[-2]`) and whose
 //!   instant is `time`. The run starts the snapshots, records them and returns `running`.
-//! - **EC2's `EBS Snapshot Notification`** (`createSnapshot`, `createSnapshots`): settles the
+//! - **EC2's `EBS Snapshot Notification`** (`createSnapshot`) and **`EBS Multi-Volume
+//!   Snapshots Completion Status`** (`createSnapshots`): settles the
 //!   backup the snapshot belongs to (SPEC §16). EC2 sends these for every snapshot of the
 //!   region, so one no backup is waiting on (AWS Backup's, DLM's, a person's) is a quiet
 //!   success, never an error: a failed invocation would be retried and land in the
@@ -151,7 +152,9 @@ struct TransformerInput {
 
 const EXPECTED: &str = "expected {\"jobId\": \"…\", \"scheduledTime\": \"<RFC 3339>\"}, {\"historyId\": \"…\"}, an EventBridge \"Scheduled Event\", an \"EBS Snapshot Notification\", an \"EBS Volume Notification\" or {\"sweep\": true}";
 
-use backup_aws::ebs::{SNAPSHOT_NOTIFICATION, VOLUME_NOTIFICATION};
+use backup_aws::ebs::{
+    MULTI_VOLUME_SNAPSHOT_NOTIFICATION, SNAPSHOT_NOTIFICATION, VOLUME_NOTIFICATION,
+};
 
 /// What one invocation is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,7 +345,10 @@ pub fn parse_request(event: &Value, rule_prefix: &str) -> Result<Request, Runner
             e.detail_type.as_deref().unwrap_or_default(),
             e.source.as_deref().unwrap_or_default(),
         );
-        if detail_type == SNAPSHOT_NOTIFICATION && source == "aws.ec2" {
+        if (detail_type == SNAPSHOT_NOTIFICATION
+            || detail_type == MULTI_VOLUME_SNAPSHOT_NOTIFICATION)
+            && source == "aws.ec2"
+        {
             return parse_snapshot_event(&e);
         }
         if detail_type == VOLUME_NOTIFICATION && source == "aws.ec2" {

@@ -318,7 +318,8 @@ async fn the_runner_backs_up_from_the_transformer_input_and_from_a_plain_schedul
     );
 }
 
-/// EC2's `EBS Snapshot Notification` of a `CreateSnapshots` (the fixture): one event for
+/// EC2's `EBS Multi-Volume Snapshots Completion Status` of a `CreateSnapshots` (the
+/// fixture, with that event's own detail-type): one event for
 /// the whole set of an instance, listing each snapshot `completed`.
 fn snapshots_notification(snapshots: &[&aws_sdk_ec2::types::Snapshot]) -> Value {
     let mut e: Value =
