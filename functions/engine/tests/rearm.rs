@@ -29,6 +29,9 @@ struct Kind {
     name: &'static str,
     armed: Mutex<BTreeSet<String>>,
     refuse: Mutex<Option<String>>,
+    /// A refused `register` also drops what the job had, as EventBridge rules' undo does
+    /// (a new job leaves nothing behind); `rearm` then keeps it, as theirs does.
+    forgets_on_failure: Mutex<bool>,
     log: Log,
 }
 
@@ -38,6 +41,7 @@ impl Kind {
             name,
             armed: Mutex::new(BTreeSet::new()),
             refuse: Mutex::new(None),
+            forgets_on_failure: Mutex::new(false),
             log: log.clone(),
         })
     }
@@ -55,9 +59,34 @@ impl TriggerScheduler for Kind {
             .unwrap()
             .push((self.name, "register", job.id.clone()));
         if self.refuse.lock().unwrap().as_deref() == Some(job.id.as_str()) {
+            if *self.forgets_on_failure.lock().unwrap() {
+                self.armed.lock().unwrap().remove(&job.id);
+            }
             return Err(TriggerError::new("the schedule group does not exist"));
         }
         self.armed.lock().unwrap().insert(job.id.clone());
+        Ok(())
+    }
+
+    async fn rearm(&self, old: &JobRecord, new: &JobRecord) -> Result<(), TriggerError> {
+        if !*self.forgets_on_failure.lock().unwrap() {
+            // The trait's default: register the new, the old again on failure.
+            return match self.register(new).await {
+                Err(e) => {
+                    let _ = self.register(old).await;
+                    Err(e)
+                }
+                ok => ok,
+            };
+        }
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.name, "rearm", new.id.clone()));
+        if self.refuse.lock().unwrap().as_deref() == Some(new.id.as_str()) {
+            return Err(TriggerError::new("throttled"));
+        }
+        self.armed.lock().unwrap().insert(new.id.clone());
         Ok(())
     }
 
@@ -214,6 +243,21 @@ async fn a_job_that_cannot_be_moved_keeps_its_old_trigger_and_stops_the_page() {
     after.rearm_jobs(None, 100).await.unwrap();
     assert_eq!(schedules.armed().len(), 3);
     assert!(rules.armed().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_already_on_the_new_kind_that_fails_to_move_keeps_its_trigger() {
+    // GIVEN jobs already armed as rules (the current kind, whose failed `register` drops a
+    // job's rules), and one of them failing to arm
+    let (store, rules, _schedules, _log, ids) = jobs_on_rules(2).await;
+    *rules.forgets_on_failure.lock().unwrap() = true;
+    *rules.refuse.lock().unwrap() = Some(ids[0].clone());
+    let again = engine(&store, &rules, Vec::new());
+    // WHEN jobs are re-armed
+    let err = again.rearm_jobs(None, 100).await.unwrap_err();
+    // THEN it fails, and the job still has its rules: it keeps firing
+    assert!(matches!(err, EngineError::Trigger(_)), "{err:?}");
+    assert_eq!(rules.armed(), ids.iter().cloned().collect());
 }
 
 #[tokio::test]

@@ -410,8 +410,13 @@ impl Engine {
     }
 
     /// Arms `job` with the current kind, then removes it from the retired ones.
+    ///
+    /// Through the kind's `rearm`, not `register`: a job may already have the current kind's
+    /// trigger (created after the switch), and a failed `register` of EventBridge rules
+    /// removes every rule of the job (a new job leaves nothing behind), which here would
+    /// leave a working job with no trigger at all; `rearm` keeps what it had.
     async fn rearm(&self, job: &JobRecord) -> Result<(), EngineError> {
-        self.inner.triggers.register(job).await?;
+        self.inner.triggers.rearm(job, job).await?;
         for retired in &self.inner.retired_triggers {
             retired.remove(&job.id).await?;
         }
