@@ -486,6 +486,10 @@ impl BackupProvider for EbsProvider {
         let sources = self
             .sources(&client, &region, volume_ids, instance_tag.as_deref())
             .await?;
+        // Each answered call is progress: the engine renews the lease while work moves and
+        // gives a start that moves for a minute up as stalled (SPEC §5), and an instance
+        // with many volumes, or a throttled account, starts its snapshots for longer.
+        request.progress.tick();
         let mut tags = vec![
             tag(TAG_CLUSTER, &request.cluster.id),
             tag(TAG_BACKUP, &request.backup_id),
@@ -511,6 +515,7 @@ impl BackupProvider for EbsProvider {
                 }
                 return Err(error);
             }
+            request.progress.tick();
         }
         let location = serde_json::to_string(&SnapshotSet {
             region,

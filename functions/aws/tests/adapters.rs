@@ -336,6 +336,12 @@ async fn an_ebs_backup_is_one_tagged_snapshot_per_volume_and_pruning_deletes_the
     let created = provider.create(&request).await.unwrap();
     // (snapshots outlive the call: the backup settles later, through `status`)
     assert!(matches!(created, Creation::Pending(_)), "{created:?}");
+    // AND each answered call was progress, which keeps the run's lease renewed (SPEC §5)
+    assert!(
+        request.progress.events() >= 3,
+        "{}",
+        request.progress.events()
+    );
     let handle = created.into_handle();
     // THEN each volume has a snapshot tagged with the job, cluster and backup ids
     let snaps = snapshots_tagged(&ec2, "backup:backup-id", &backup_id).await;
