@@ -452,8 +452,55 @@ async fn a_restore_command_fills_target_dir_which_is_renamed_into_place() {
         .restore(&restore_request(&handle, &request, &place))
         .await
         .unwrap_err();
-    assert!(error.message.contains("not an empty directory"), "{error}");
+    assert!(error.message.contains("not empty"), "{error}");
     assert_eq!(fs::read_to_string(place.join("base/1")).unwrap(), "42\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_swapped_for_a_link_during_a_restore_command_changes_nothing_of_where_it_writes() {
+    // GIVEN a command backup whose restore command waits for a signal before it copies
+    let s = Setup::new();
+    let started = s.scratch.path().join("started");
+    let go = s.scratch.path().join("go");
+    let mut request = s.command("echo 42 > \"$BACKUP_DIR/1\"", None);
+    if let ClusterTarget::Command {
+        restore_command, ..
+    } = &mut request.cluster.target
+    {
+        *restore_command = Some(format!(
+            "touch '{}'; while [ ! -e '{}' ]; do sleep 0.02; done; \
+             cp -a \"$BACKUP_DIR/.\" \"$TARGET_DIR/\"",
+            started.display(),
+            go.display()
+        ));
+    }
+    let handle = s.commands.create(&request).await.unwrap().into_handle();
+    let parent = s.scratch("sub");
+    fs::create_dir(&parent).unwrap();
+    let place = parent.join("restored");
+    let commands = s.commands.clone();
+    let asked = restore_request(&handle, &request, &place);
+    let restoring = tokio::spawn(async move { commands.restore(&asked).await });
+    while !started.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // WHEN, while the command runs, the parent directory is moved away and a link to
+    // another directory put in its place
+    let moved = s.scratch("moved");
+    let elsewhere = s.scratch("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::rename(&parent, &moved).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &parent).unwrap();
+    fs::write(&go, b"").unwrap();
+    let restored = restoring.await.unwrap();
+    // THEN nothing was written through the link: the data went where the path was checked
+    // (the directory now moved), never into the link's target
+    assert!(restored.is_ok(), "{restored:?}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_to_string(moved.join("restored/1")).unwrap(),
+        "42\n"
+    );
 }
 
 #[tokio::test]

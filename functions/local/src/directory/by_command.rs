@@ -30,7 +30,11 @@
 //!   that user; on exit 0 the sibling is renamed to the requested path (which must not exist
 //!   or be an empty directory, and must pass the path policy), on anything else it is
 //!   removed. The restored cluster's target is the requested one, with its path canonical.
-//!   For another user `BACKUP_DIR` is again `/proc/self/fd/N`.
+//!   For another user `BACKUP_DIR` is again `/proc/self/fd/N`. `TARGET_DIR` is always
+//!   `/proc/self/fd/N`, a descriptor of the sibling, which was made through a descriptor of
+//!   the parent opened without following links, and the rename goes through that same
+//!   descriptor: a directory above the path swapped for a link while the command runs
+//!   moves neither the command's writes nor the result (SPEC §12).
 //! - **Restore without a restore command** is the directory restore's copy, which this
 //!   server does not have yet: it answers a provider error that says what to do instead.
 
@@ -346,7 +350,10 @@ impl BackupProvider for CommandProvider {
             ("CLUSTER_ID", request.cluster_id.clone()),
             ("SOURCE_CLUSTER_ID", request.source.id.clone()),
             ("BACKUP_ID", request.backup.backup_id.clone()),
-            ("TARGET_DIR", target.sibling.display().to_string()),
+            (
+                "TARGET_DIR",
+                format!("/proc/self/fd/{}", target.sibling_fd.as_raw_fd()),
+            ),
         ];
         env.push((
             "BACKUP_DIR",
@@ -365,23 +372,21 @@ impl BackupProvider for CommandProvider {
             timeout: timeout_of(command_timeout_seconds),
             progress: &request.progress,
             inherit: if other_user {
-                vec![backup_data.as_raw_fd()]
+                vec![backup_data.as_raw_fd(), target.sibling_fd.as_raw_fd()]
             } else {
-                Vec::new()
+                vec![target.sibling_fd.as_raw_fd()]
             },
         }
         .run()
         .await;
         drop(backup_data);
+        let mut target = target;
         let placed = tokio::task::spawn_blocking(move || {
-            let result = match ran {
-                Ok(()) => target.place(),
+            // On failure, dropping `target` removes the sibling.
+            match ran {
+                Ok(()) => target.place().map(|()| target.final_path.clone()),
                 Err(failure) => Err(command_error(failure)),
-            };
-            if result.is_err() {
-                target.discard();
             }
-            result.map(|()| target.final_path)
         })
         .await
         .map_err(|e| ProviderError::with_source("the restore task stopped", e))??;
@@ -427,128 +432,134 @@ impl BackupProvider for CommandProvider {
 }
 
 /// Where a restore puts the data: an empty hidden sibling of the requested path, renamed
-/// to it at the end.
+/// to it at the end, all through a descriptor of the parent directory opened without
+/// following links (SPEC §12): a directory above it swapped for a link while the command
+/// runs changes neither where the command writes (`TARGET_DIR` is the sibling's own
+/// descriptor) nor where the result is renamed to. Dropped before it is placed (a failed
+/// or abandoned restore), it removes the sibling.
 struct RestoreTarget {
-    sibling: std::path::PathBuf,
+    parent: OwnedFd,
+    parent_shown: String,
+    /// The sibling, open: what `TARGET_DIR` names (`/proc/self/fd/N`).
+    sibling_fd: OwnedFd,
+    sibling: CString,
+    name: CString,
+    /// The requested path is an empty directory, which the rename replaces.
+    replace: bool,
     final_path: std::path::PathBuf,
+    placed: bool,
 }
 
-/// Checks the requested path (absolute, its parent existing, the policy, absent or an
-/// empty directory) and makes the hidden sibling, owned by `owner` when the server is root.
+/// Checks the requested path as a directory restore's (the policy, its parent existing and
+/// no link, the path absent or an empty directory) and makes the hidden sibling, owned by
+/// `owner` when the server is root.
 fn prepare_target(
     policy: &crate::PathPolicy,
     requested: &str,
     restore_id: &str,
     owner: Option<&RunAs>,
 ) -> Result<RestoreTarget, ProviderError> {
-    let path = std::path::Path::new(requested);
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+    if !backup_engine::ids::is_valid_id(restore_id) {
+        return Err(ProviderError::new(format!(
+            "`{restore_id}` is not a restore id"
+        )));
+    }
+    let final_path = policy.resolve_restore_target(requested).map_err(|p| {
+        let code = if p.code == PATH_NOT_ALLOWED {
+            ProviderErrorCode::PathNotAllowed
+        } else {
+            ProviderErrorCode::ProviderError
+        };
+        ProviderError::coded(code, p.message)
+    })?;
+    let (Some(parent), Some(name)) = (final_path.parent(), final_path.file_name()) else {
         return Err(ProviderError::new(format!(
             "{requested} cannot be restored into: give an absolute path such as \
              /var/lib/postgresql/16/restored"
         )));
     };
-    if !path.is_absolute() {
-        return Err(ProviderError::new(format!(
-            "{requested} is relative: give an absolute path"
-        )));
-    }
-    let parent = std::fs::canonicalize(parent).map_err(|e| {
-        ProviderError::with_source(format!("the directory above {requested} must exist"), e)
+    let parent_shown = parent.display().to_string();
+    let parent_fd = walk::open_dir_nofollow(parent).map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => ProviderError::coded(
+            ProviderErrorCode::PathNotAllowed,
+            format!(
+                "{parent_shown} (or a directory above it) is a link now, and links are never \
+                 followed: restore into a real directory"
+            ),
+        ),
+        e => ProviderError::new(format!("cannot open {parent_shown}: {e}")),
     })?;
-    let final_path = parent.join(name);
-    policy
-        .check(&final_path)
-        .map_err(|m| ProviderError::coded(ProviderErrorCode::PathNotAllowed, m))?;
-    match std::fs::symlink_metadata(&final_path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Ok(meta)
-            if meta.is_dir()
-                && std::fs::read_dir(&final_path).is_ok_and(|mut d| d.next().is_none()) => {}
-        Ok(_) => {
-            return Err(ProviderError::new(format!(
-                "{} exists and is not an empty directory: restore into a new path",
-                final_path.display()
-            )))
+    let name_text = name.to_string_lossy();
+    let name = CString::new(name.as_encoded_bytes())
+        .map_err(|_| ProviderError::new("a path holds a NUL byte"))?;
+    let shown_target = final_path.display().to_string();
+    let replace = super::restore::target_state(parent_fd.as_fd(), &name, &shown_target)?;
+    let sibling = CString::new(format!(".{name_text}.restore-{restore_id}"))
+        .map_err(|_| ProviderError::new("a path holds a NUL byte"))?;
+    let sibling_shown = shown(&parent_shown, &sibling.to_string_lossy());
+    rfs::mkdirat(&parent_fd, &sibling, Mode::from_raw_mode(0o700))
+        .map_err(|e| ProviderError::new(format!("cannot create {sibling_shown}: {e}")))?;
+    let opened = open_dir_at(parent_fd.as_fd(), &sibling).and_then(|fd| {
+        rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+        if let Some(user) = owner {
+            if rustix::process::geteuid().is_root() {
+                rfs::fchown(
+                    &fd,
+                    Some(Uid::from_raw(user.uid)),
+                    Some(Gid::from_raw(user.gid)),
+                )?;
+            }
         }
+        Ok(fd)
+    });
+    let sibling_fd = match opened {
+        Ok(fd) => fd,
         Err(e) => {
-            return Err(ProviderError::with_source(
-                format!("cannot read {}", final_path.display()),
-                e,
-            ))
+            let _ = remove_tree(parent_fd.as_fd(), &sibling, &parent_shown);
+            return Err(ProviderError::new(format!(
+                "cannot prepare {sibling_shown}: {e}"
+            )));
         }
-    }
-    let sibling = parent.join(format!(".{}.restore-{restore_id}", name.to_string_lossy()));
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&sibling)
-            .map_err(|e| {
-                ProviderError::with_source(format!("cannot create {}", sibling.display()), e)
-            })?;
-        std::fs::set_permissions(&sibling, std::fs::Permissions::from_mode(0o700)).map_err(
-            |e| {
-                ProviderError::with_source(
-                    format!("cannot set the mode of {}", sibling.display()),
-                    e,
-                )
-            },
-        )?;
-    }
-    if let Some(user) = owner {
-        if rustix::process::geteuid().is_root() {
-            std::os::unix::fs::chown(&sibling, Some(user.uid), Some(user.gid)).map_err(|e| {
-                ProviderError::with_source(
-                    format!("cannot give {} to {}", sibling.display(), user.name),
-                    e,
-                )
-            })?;
-        }
-    }
+    };
     Ok(RestoreTarget {
+        parent: parent_fd,
+        parent_shown,
+        sibling_fd,
         sibling,
+        name,
+        replace,
         final_path,
+        placed: false,
     })
 }
 
 impl RestoreTarget {
-    /// Renames the filled sibling to the requested path (an empty directory there is
-    /// replaced; anything else that appeared meanwhile is never overwritten).
-    fn place(&self) -> Result<(), ProviderError> {
-        if std::fs::symlink_metadata(&self.final_path).is_ok_and(|m| m.is_dir()) {
-            // Only an empty directory is removed (`rmdir` refuses anything else).
-            std::fs::remove_dir(&self.final_path).map_err(|e| {
-                ProviderError::with_source(
-                    format!("{} is no longer empty", self.final_path.display()),
-                    e,
-                )
-            })?;
+    /// Renames the filled sibling to the requested path, in the parent opened at the start
+    /// (an empty directory there is replaced; anything else that appeared meanwhile is
+    /// never overwritten).
+    fn place(&mut self) -> Result<(), ProviderError> {
+        super::restore::into_place(
+            self.parent.as_fd(),
+            &self.sibling,
+            &self.name,
+            self.replace,
+            &self.final_path.display().to_string(),
+        )?;
+        self.placed = true;
+        if let Err(e) = rfs::fsync(&self.parent) {
+            tracing::warn!(error = %e, path = %self.parent_shown, "could not sync the restore's parent");
         }
-        let (from, to) = (
-            CString::new(self.sibling.as_os_str().as_encoded_bytes())
-                .map_err(|_| ProviderError::new("a path holds a NUL byte"))?,
-            CString::new(self.final_path.as_os_str().as_encoded_bytes())
-                .map_err(|_| ProviderError::new("a path holds a NUL byte"))?,
-        );
-        let cwd = rfs::CWD;
-        rename_noreplace(cwd, &from, &to).map_err(|e| {
-            ProviderError::with_source(
-                format!(
-                    "cannot move the restored data to {}",
-                    self.final_path.display()
-                ),
-                std::io::Error::from(e),
-            )
-        })
+        Ok(())
     }
+}
 
-    /// Removes the sibling of a failed restore.
-    fn discard(&self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.sibling) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.sibling.display(), error = %e, "could not remove a failed restore");
-            }
+impl Drop for RestoreTarget {
+    fn drop(&mut self) {
+        if self.placed {
+            return;
+        }
+        if let Err(e) = remove_tree(self.parent.as_fd(), &self.sibling, &self.parent_shown) {
+            tracing::warn!(error = %e, "could not remove a failed restore");
         }
     }
 }

@@ -177,7 +177,7 @@ pub(crate) fn discard(target: &Path) {
 
 /// Whether the target exists as an empty directory (`true`: replace it) or not at all
 /// (`false`); anything else is refused.
-fn target_state(
+pub(crate) fn target_state(
     parent: BorrowedFd<'_>,
     name: &CStr,
     shown_as: &str,
@@ -205,7 +205,7 @@ fn target_state(
     }
 }
 
-fn into_place(
+pub(crate) fn into_place(
     parent: BorrowedFd<'_>,
     sibling: &CStr,
     name: &CStr,
