@@ -463,6 +463,75 @@ fn sigterm_mid_copy_still_runs_the_post_hook_of_a_pre_hook_that_succeeded() {
 }
 
 #[test]
+fn a_restore_cut_short_by_a_crash_is_failed_at_the_next_start_and_leaves_nothing() {
+    // GIVEN a backup large enough that its restore takes a while
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 4_000, 32 * 1024);
+    let data = sandbox.data_dir();
+    let mut server = Server::start(&data, &[]);
+    server.register_dir("orders", &cluster);
+    let id = start_manual_backup(&server, "orders");
+    let backup = wait_backup_settled(&server, &id, Duration::from_secs(120));
+    assert_eq!(backup["status"], "available", "{backup}");
+    // WHEN the server is killed while it restores it
+    let place = sandbox.path().join("restored");
+    let body = serde_json::json!({"id": "restored", "description": "restored",
+                                  "sourceBackupId": id, "path": place.to_str().unwrap()});
+    let (url, token) = (server.url.clone(), server.token.clone());
+    let restoring = std::thread::spawn(move || {
+        backupctl_with_token(
+            &url,
+            token.as_deref(),
+            &[
+                "backups",
+                "restore",
+                "--id",
+                body["sourceBackupId"].as_str().unwrap(),
+                "--cluster-id",
+                "restored",
+                "--description",
+                "restored",
+                "--path",
+                body["path"].as_str().unwrap(),
+            ],
+        )
+    });
+    let hidden = |dir: &std::path::Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".restored."))
+            .collect()
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "the restore to start copying",
+        || (!hidden(sandbox.path()).is_empty()).then_some(()),
+    );
+    server.kill();
+    let _ = restoring.join();
+    // THEN at the next start the cluster is failed, saying why, its lock is free, and
+    // nothing the restore made is left
+    let server = Server::start(&data, &[]);
+    let got = server.json(&["clusters", "get", "--cluster-id", "restored"]);
+    assert_eq!(got["cluster"]["status"], "failed", "{got}");
+    assert!(
+        got["cluster"]["details"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server stopped"),
+        "{got}"
+    );
+    assert!(got["cluster"]["lock"].is_null(), "{got}");
+    assert!(
+        hidden(sandbox.path()).is_empty(),
+        "{:?}",
+        hidden(sandbox.path())
+    );
+    assert!(!place.exists());
+}
+
+#[test]
 fn a_separate_backup_root_holds_the_backups_and_is_locked_too() {
     let sandbox = Sandbox::new();
     let root = sandbox.path().join("elsewhere");

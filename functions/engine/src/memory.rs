@@ -204,6 +204,16 @@ impl ClusterStore for MemoryStore {
         }
         Ok(true)
     }
+
+    async fn list_creating_clusters(&self) -> StoreResult<Vec<ClusterRecord>> {
+        Ok(self
+            .state()
+            .clusters
+            .values()
+            .filter(|c| c.status == ClusterStatus::Creating)
+            .cloned()
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -77,6 +77,13 @@ pub trait ClusterStore: Send + Sync {
         details: Option<&str>,
         target: Option<&ClusterTarget>,
     ) -> StoreResult<bool>;
+    /// Every cluster still `creating` (a restore), in every scope: what a single-process
+    /// deployment's start-up finds its last process left (see
+    /// [`Engine::recover_interrupted`](crate::Engine::recover_interrupted)). None by default:
+    /// where restores settle later (DynamoDB), the sweeper settles them instead.
+    async fn list_creating_clusters(&self) -> StoreResult<Vec<ClusterRecord>> {
+        Ok(Vec::new())
+    }
 }
 
 #[async_trait]
@@ -395,6 +402,16 @@ pub trait BackupProvider: Send + Sync {
     async fn discard_restore(&self, handle: &RestoreHandle) -> Result<(), ProviderError> {
         let _ = handle;
         Err(cannot(self.kind(), "restore backups"))
+    }
+    /// Removes what a restore into `target` left when its process stopped half-way (the
+    /// local server's next start): a provider whose restores work beside the target (a
+    /// hidden directory) removes them. Nothing to remove succeeds.
+    async fn discard_interrupted_restore(
+        &self,
+        target: &ClusterTarget,
+    ) -> Result<(), ProviderError> {
+        let _ = target;
+        Ok(())
     }
 }
 

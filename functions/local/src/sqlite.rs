@@ -752,6 +752,20 @@ impl ClusterStore for SqliteStore {
         })
         .await
     }
+
+    async fn list_creating_clusters(&self) -> StoreResult<Vec<ClusterRecord>> {
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE status = ?1 ORDER BY id"
+            ))?;
+            collect(
+                &mut stmt,
+                params![ClusterStatus::Creating.as_str()],
+                cluster_from_row,
+            )
+        })
+        .await
+    }
 }
 
 /// [`BackupStore::insert_backup`]'s statement, on a connection or in a transaction.

@@ -50,14 +50,54 @@ impl Engine {
                 }
             }
         }
-        if runs + backups > 0 {
+        let restores = self.recover_restores().await?;
+        if runs + backups + restores > 0 {
             tracing::warn!(
                 runs,
                 backups,
+                restores,
                 "marked work interrupted by the last shutdown as failed"
             );
         }
         Ok((runs, backups))
+    }
+
+    /// Restores the last process left `creating` (SPEC §14): nobody is making them any
+    /// more, so each cluster becomes `failed` saying so, its restore's lock is released and
+    /// what the restore left beside its path is removed. Returns how many.
+    async fn recover_restores(&self) -> Result<usize, EngineError> {
+        let store = &self.inner.store;
+        let now = self.now();
+        let mut failed = 0;
+        for cluster in store.list_creating_clusters().await? {
+            let from = cluster
+                .source_backup_id
+                .as_deref()
+                .map_or_else(String::new, |b| format!(" from backup {b}"));
+            let why = format!(
+                "The server stopped while this cluster was being restored{from}, so nothing \
+                 of it was kept: delete it and restore again."
+            );
+            store
+                .update_cluster_state(&cluster.id, api::ClusterStatus::Failed, Some(&why), None)
+                .await?;
+            failed += 1;
+            if let Some(holder) = self.inner.lock.current(&cluster.id, now).await? {
+                if holder.operation == crate::model::OPERATION_RESTORE {
+                    self.inner
+                        .lock
+                        .release(&cluster.id, holder.fencing_token)
+                        .await?;
+                }
+            }
+            if let Some(provider) = self.provider(cluster.provider()) {
+                if let Err(error) = provider.discard_interrupted_restore(&cluster.target).await {
+                    tracing::warn!(cluster_id = %cluster.id, %error, "could not remove what an interrupted restore left");
+                }
+            }
+            tracing::warn!(cluster_id = %cluster.id, "marked a restore interrupted by the last shutdown as failed");
+        }
+        Ok(failed)
     }
 
     /// Marks a `creating` backup nobody is making any more `defunct` (`interrupted`), saying

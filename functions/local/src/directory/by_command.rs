@@ -397,6 +397,17 @@ impl BackupProvider for CommandProvider {
         ))
     }
 
+    /// Removes what restores into `target` left when the server stopped: a restore
+    /// command's `.<name>.restore-<id>`, and a copy's `.<name>.restoring-<id>` (a backup
+    /// restored without a restore command is copied as a directory backup is).
+    async fn discard_interrupted_restore(
+        &self,
+        target: &ClusterTarget,
+    ) -> Result<(), ProviderError> {
+        super::discard_siblings(target, ".restore-").await?;
+        super::discard_siblings(target, ".restoring-").await
+    }
+
     /// A command restore settles in its call: there is never anything left to settle.
     async fn restore_status(
         &self,

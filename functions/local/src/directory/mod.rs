@@ -161,6 +161,51 @@ fn io_err(e: Errno, what: String) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
+/// Removes every `.<name><infix><restore-id>` beside `target`'s path (`<restore-id>` an id):
+/// what restores into it left when the server stopped. Through a descriptor of the parent
+/// opened without following links; nothing else is touched.
+pub(crate) async fn discard_siblings(
+    target: &ClusterTarget,
+    infix: &'static str,
+) -> Result<(), ProviderError> {
+    let Some(path) = target.path().map(PathBuf::from) else {
+        return Ok(());
+    };
+    tokio::task::spawn_blocking(move || {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(());
+        };
+        let prefix = format!(".{}{infix}", name.to_string_lossy());
+        let parent_fd = match walk::open_dir_nofollow(parent) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(e) => {
+                return Err(ProviderError::new(format!(
+                    "cannot open {}: {e}",
+                    parent.display()
+                )))
+            }
+        };
+        let shown_parent = parent.display().to_string();
+        let names = walk::list(parent_fd.as_fd())
+            .map_err(|e| ProviderError::new(format!("cannot list {shown_parent}: {e}")))?;
+        for entry in names {
+            let text = entry.to_string_lossy();
+            let ours = text
+                .strip_prefix(&prefix)
+                .is_some_and(backup_engine::ids::is_valid_id);
+            if ours {
+                tracing::warn!(path = %shown(&shown_parent, &text), "removing what an interrupted restore left");
+                remove_tree(parent_fd.as_fd(), &entry, &shown_parent)
+                    .map_err(|e| ProviderError::with_source(e.to_string(), e))?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ProviderError::with_source("the clean-up task stopped", e))?
+}
+
 /// Runs a directory cluster's post-hook if it is dropped armed: the backup's call was
 /// abandoned after its pre-hook succeeded (a stalled copy, a lost lease, a stopping
 /// server), so the post-hook that restarts what the pre-hook stopped would otherwise never
@@ -593,6 +638,18 @@ impl BackupProvider for DirectoryProvider {
         Ok(Restoration::Done(ClusterTarget::directory(
             placed.to_string_lossy().into_owned(),
         )))
+    }
+
+    /// Removes the hidden siblings a restore into `target` left when the server stopped:
+    /// a copy's `.<name>.restoring-<restore-id>`, and a restore command's
+    /// `.<name>.restore-<restore-id>` (a command backup restores into a directory cluster
+    /// too).
+    async fn discard_interrupted_restore(
+        &self,
+        target: &ClusterTarget,
+    ) -> Result<(), ProviderError> {
+        discard_siblings(target, ".restoring-").await?;
+        discard_siblings(target, ".restore-").await
     }
 
     async fn status(&self, handle: &BackupHandle) -> Result<ProviderStatus, ProviderError> {
