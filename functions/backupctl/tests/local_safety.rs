@@ -621,6 +621,31 @@ fn a_backup_root_that_holds_other_things_keeps_them_untouched() {
 }
 
 #[test]
+fn a_backup_root_inside_a_clusters_directory_is_refused_creating_nothing() {
+    // GIVEN a server with a registered cluster
+    let sandbox = Sandbox::new();
+    let cluster = sandbox.cluster_dir("orders", 2, 1024);
+    let mut server = Server::start(&sandbox.data_dir(), &[]);
+    server.register_dir("orders", &cluster);
+    server.terminate(Duration::from_secs(20));
+    // WHEN it is started again with a --backup-root inside that cluster's directory
+    let inside = cluster.join("backups");
+    let stderr = serve_refused(&[
+        "--data-dir".as_ref(),
+        sandbox.data_dir().as_os_str(),
+        "--backup-root".as_ref(),
+        inside.as_os_str(),
+    ]);
+    // THEN it refuses, naming the cluster and saying to choose another root, and makes
+    // nothing inside the database's directory
+    assert!(
+        stderr.contains("orders") && stderr.contains("outside every cluster's path"),
+        "{stderr}"
+    );
+    assert!(!inside.exists());
+}
+
+#[test]
 fn serve_checksum_sha256_writes_sha256_manifests_that_verify_and_an_unknown_algorithm_is_refused() {
     let sandbox = Sandbox::new();
     let cluster = sandbox.cluster_dir("orders", 2, 1024);

@@ -75,6 +75,19 @@ pub enum LocalError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// `--backup-root` lies inside a registered cluster's directory.
+    #[error(
+        "--backup-root {} is inside {}, the directory of cluster {cluster}: its backups would be \
+         written into that database's files and copied into every backup of it. Choose a \
+         --backup-root outside every cluster's path",
+        root.display(),
+        path.display()
+    )]
+    BackupRootInCluster {
+        root: PathBuf,
+        cluster: String,
+        path: PathBuf,
+    },
 }
 
 /// How to start the local mode.
@@ -153,6 +166,30 @@ impl LocalMode {
             .backup_root
             .clone()
             .unwrap_or_else(|| data_dir.join(BACKUPS_DIR));
+        // SPEC §13: a backup root must be outside every cluster path. Checked before the
+        // root is made, so a refused start creates nothing inside a database's directory.
+        if options.backup_root.is_some() {
+            let state_path = data_dir.join(STATE_FILE);
+            if state_path.exists() {
+                let root = resolved_as_far_as_it_exists(&backups);
+                let clusters = SqliteStore::cluster_paths(&state_path).unwrap_or_else(|error| {
+                    // The store's own open reports a damaged database; this check is only
+                    // skipped.
+                    tracing::warn!(%error, "could not read the clusters to check --backup-root against them");
+                    Vec::new()
+                });
+                for (cluster, path) in clusters {
+                    let path = PathBuf::from(path);
+                    if !path.as_os_str().is_empty() && root.starts_with(&path) {
+                        return Err(LocalError::BackupRootInCluster {
+                            root: backups.clone(),
+                            cluster,
+                            path,
+                        });
+                    }
+                }
+            }
+        }
         locks.extend(DirLock::hold_dir(&backups, "backup root")?);
         if options.backup_root.is_some() {
             locks.push(DirLock::acquire(
@@ -298,4 +335,23 @@ pub fn spawn_runner(engine: Engine, mut firings: mpsc::Receiver<Firing>) -> Join
             });
         }
     })
+}
+
+/// `path` with its longest existing ancestor resolved (links followed) and the rest as
+/// written: where a directory about to be created will be.
+fn resolved_as_far_as_it_exists(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&at) {
+            return rest.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }

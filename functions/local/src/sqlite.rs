@@ -224,6 +224,34 @@ impl SqliteStore {
         Self::init(conn)
     }
 
+    /// Every registered cluster's id and data directory, read from the database at `path`
+    /// without opening it as the store (for start-up checks made before the store opens).
+    pub fn cluster_paths(path: &Path) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StoreError::backend(format!("cannot open {}", path.display()), e))?;
+        let read = || -> rusqlite::Result<Vec<(String, String)>> {
+            let mut stmt = conn.prepare("SELECT id, target FROM clusters")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            rows.collect()
+        };
+        let rows = match read() {
+            Ok(rows) => rows,
+            // A database made before clusters had a table: no cluster.
+            Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => {
+                Vec::new()
+            }
+            Err(e) => return Err(StoreError::backend("cannot read the clusters", e)),
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, target)| {
+                let target: ClusterTarget = serde_json::from_str(&target).ok()?;
+                Some((id, target.path()?.to_owned()))
+            })
+            .collect())
+    }
+
     /// A private in-memory database, for tests.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let conn = Connection::open_in_memory()
