@@ -687,8 +687,30 @@ impl Engine {
                 together: settled.is_some(),
                 ..Finish::default()
             };
-            match self.inner.writes.finish(&first).await {
-                Ok(done) if done.backup != Applied::Stale => {
+            let first_written = match self.inner.writes.finish(&first).await {
+                Ok(done) if done.backup != Applied::Stale => Ok(true),
+                Ok(_) if settled.is_some() => {
+                    // Another settle recorded the backup available first. If it also ended
+                    // the run, nothing is left to do; if its process stopped in between (a
+                    // Lambda that timed out while pruning), the run is still `running`, its
+                    // cluster locked and its pending record kept, and no later settle would
+                    // ever end it: this one does (SPEC §16), pruning again what is left.
+                    if !self.still_running(item).await {
+                        tracing::info!(backup_id = %backup.id, "already settled; nothing more to do");
+                        return Some(item.clone());
+                    }
+                    tracing::warn!(backup_id = %backup.id, history_id = %item.id, "an earlier settle stopped before it ended the run; ending it now");
+                    notes.push(
+                        "an earlier settle recorded the backup available and stopped before it \
+                         ended the run, which this one ended"
+                            .to_owned(),
+                    );
+                    Ok(true)
+                }
+                other => other.map(|_| false),
+            };
+            match first_written {
+                Ok(true) => {
                     let deleted = self
                         .with_lease(cluster_id, fencing_token, None, self.prune(&doomed))
                         .await;
@@ -703,11 +725,7 @@ impl Engine {
                         )),
                     }
                 }
-                Ok(_) if settled.is_some() => {
-                    tracing::info!(backup_id = %backup.id, "already settled; nothing more to do");
-                    return Some(item.clone());
-                }
-                Ok(_) => notes.push(
+                Ok(false) => notes.push(
                     "the backup's record had left `creating`, so nothing was pruned".to_owned(),
                 ),
                 Err(e) => {

@@ -371,6 +371,41 @@ async fn a_settle_prunes_by_the_job_as_it_is_now_not_as_it_was_when_the_run_star
 }
 
 #[tokio::test]
+async fn a_settle_that_stopped_after_recording_the_backup_available_is_finished_by_the_next() {
+    // GIVEN a job keeping 1 backup, one available, and a second run parked
+    let w = World::new(1).await;
+    let job = w.job(1).await;
+    w.run(&job, 0).await;
+    let first = w.backup_of(&job).await;
+    w.notify(&format!("snap-{first}-0"), Notice::Completed)
+        .await;
+    w.clock.set(at(60));
+    let item = w.run(&job, 1).await;
+    let second = w.backup_of(&job).await;
+    // AND a settle of it that recorded the backup available and then stopped (its process
+    // ended before it pruned, ended the run and released the cluster)
+    assert!(w
+        .store
+        .update_backup_status(&second, BackupStatus::Creating, BackupStatus::Available)
+        .await
+        .unwrap());
+    // WHEN the notification is delivered again
+    w.notify(&format!("snap-{second}-0"), Notice::Completed)
+        .await;
+    // THEN the run is ended, the first backup pruned and the cluster released
+    let item = w.history(&item.id).await;
+    assert_eq!(item.status, RunStatus::Succeeded, "{}", item.details);
+    assert_eq!(item.pruned_backup_ids, vec![first.clone()]);
+    assert_eq!(w.status(&first).await, BackupStatus::Deleted);
+    assert_eq!(w.status(&second).await, BackupStatus::Available);
+    assert_eq!(w.store.current("orders", at(61)).await.unwrap(), None);
+    // AND a further delivery changes nothing
+    w.notify(&format!("snap-{second}-0"), Notice::Completed)
+        .await;
+    assert_eq!(w.history(&item.id).await, item);
+}
+
+#[tokio::test]
 async fn a_notification_for_a_snapshot_nobody_knows_writes_nothing() {
     let w = World::new(1).await;
     let job = w.job(3).await;

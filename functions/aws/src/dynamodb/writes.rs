@@ -253,7 +253,13 @@ fn finish_token(finish: &Finish<'_>) -> Option<String> {
         .history
         .map(|h| h.id.as_str())
         .or(finish.backup.as_ref().map(|b| b.backup_id))?;
-    Some(format!("finish-{id}"))
+    // A settle that finds the backup's part written by an earlier one retries without it
+    // (`end_run_once`): other parameters, so another token, which DynamoDB would otherwise
+    // refuse as a mismatch of the first.
+    Some(match finish.backup {
+        Some(_) => format!("finish-{id}"),
+        None => format!("finish-{id}-rest"),
+    })
 }
 
 #[async_trait]

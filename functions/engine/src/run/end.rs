@@ -112,8 +112,19 @@ impl Engine {
         };
         let done = self.commit(&finish, &item.id).await;
         if finish.together && done.is_some_and(|d| d.backup == Applied::Stale) {
-            tracing::info!(history_id = %item.id, "the run was settled already; nothing more to do");
-            return false;
+            // The backup's end was written by another settle. If that one also ended the
+            // run, nothing is left; if its process stopped in between, the run is still
+            // `running` and this one ends it, without the backup's part.
+            if !self.still_running(item).await {
+                tracing::info!(history_id = %item.id, "the run was settled already; nothing more to do");
+                return false;
+            }
+            tracing::warn!(history_id = %item.id, "an earlier settle stopped before it ended the run; ending it now");
+            let rest = Finish {
+                backup: None,
+                ..finish
+            };
+            self.commit(&rest, &item.id).await;
         }
         self.observe_end(item);
         match item.error_code {
@@ -125,6 +136,15 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Whether the run `item` is still recorded `running` (read again from the store):
+    /// `false` too when the store cannot say, so that nothing is written twice.
+    pub(crate) async fn still_running(&self, item: &HistoryItem) -> bool {
+        matches!(
+            self.inner.store.get_history(&item.id).await,
+            Ok(Some(entry)) if entry.item.status == backup_core::api::RunStatus::Running
+        )
     }
 
     /// Ends a manual backup (it has no history item): its end and the release, and, for a
