@@ -205,6 +205,22 @@ impl World {
     async fn notify(&self, key: &str, notice: Notice) -> Settled {
         self.engine.settle_notice(key, notice).await.unwrap()
     }
+
+    /// A job keeping one backup, with one available, and its second run, an hour later,
+    /// parked on its snapshot: the world, the job, the first backup, the second run's
+    /// `running` item and its backup.
+    async fn second_run_parked() -> (World, String, String, HistoryItem, String) {
+        let w = World::new(1).await;
+        let job = w.job(1).await;
+        w.run(&job, 0).await;
+        let first = w.backup_of(&job).await;
+        w.notify(&format!("snap-{first}-0"), Notice::Completed)
+            .await;
+        w.clock.set(at(60));
+        let item = w.run(&job, 1).await;
+        let second = w.backup_of(&job).await;
+        (w, job, first, item, second)
+    }
 }
 
 #[tokio::test]
@@ -299,15 +315,7 @@ async fn a_failed_snapshot_makes_the_backup_defunct_and_prunes_nothing() {
 
 #[tokio::test]
 async fn a_successful_settle_prunes_what_the_job_no_longer_keeps() {
-    let w = World::new(1).await;
-    let job = w.job(1).await;
-    w.run(&job, 0).await;
-    let first = w.backup_of(&job).await;
-    w.notify(&format!("snap-{first}-0"), Notice::Completed)
-        .await;
-    w.clock.set(at(60));
-    let item = w.run(&job, 1).await;
-    let second = w.backup_of(&job).await;
+    let (w, _job, first, item, second) = World::second_run_parked().await;
     w.notify(&format!("snap-{second}-0"), Notice::Completed)
         .await;
     let item = w.history(&item.id).await;
@@ -320,15 +328,7 @@ async fn a_successful_settle_prunes_what_the_job_no_longer_keeps() {
 #[tokio::test]
 async fn a_settle_prunes_by_the_job_as_it_is_now_not_as_it_was_when_the_run_started() {
     // GIVEN a job keeping 1 backup, with one available and a second run parked
-    let w = World::new(1).await;
-    let job = w.job(1).await;
-    w.run(&job, 0).await;
-    let first = w.backup_of(&job).await;
-    w.notify(&format!("snap-{first}-0"), Notice::Completed)
-        .await;
-    w.clock.set(at(60));
-    let item = w.run(&job, 1).await;
-    let second = w.backup_of(&job).await;
+    let (w, job, first, item, second) = World::second_run_parked().await;
     // WHEN the job is changed to keep 5 while the snapshot is made, and then it settles
     let patch: backup_core::api::UpdateJobRequest =
         serde_json::from_value(serde_json::json!({"data": {"maxBackupCount": 5}})).unwrap();
@@ -373,15 +373,7 @@ async fn a_settle_prunes_by_the_job_as_it_is_now_not_as_it_was_when_the_run_star
 #[tokio::test]
 async fn a_settle_that_stopped_after_recording_the_backup_available_is_finished_by_the_next() {
     // GIVEN a job keeping 1 backup, one available, and a second run parked
-    let w = World::new(1).await;
-    let job = w.job(1).await;
-    w.run(&job, 0).await;
-    let first = w.backup_of(&job).await;
-    w.notify(&format!("snap-{first}-0"), Notice::Completed)
-        .await;
-    w.clock.set(at(60));
-    let item = w.run(&job, 1).await;
-    let second = w.backup_of(&job).await;
+    let (w, _job, first, item, second) = World::second_run_parked().await;
     // AND a settle of it that recorded the backup available and then stopped (its process
     // ended before it pruned, ended the run and released the cluster)
     assert!(w

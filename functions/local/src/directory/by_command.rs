@@ -88,6 +88,19 @@ struct Stage {
     partial_shown: String,
 }
 
+/// A `runAs` user this server can run commands as (none is the server's own user).
+async fn check_run_as(user: Option<&str>) -> Result<(), TargetProblem> {
+    let Some(user) = user else { return Ok(()) };
+    resolve_user(user)
+        .await
+        .map(|_| ())
+        .map_err(|message| TargetProblem {
+            field: "runAs",
+            code: RUN_AS_NOT_ALLOWED,
+            message,
+        })
+}
+
 fn timeout_of(seconds: Option<u64>) -> Duration {
     Duration::from_secs(seconds.unwrap_or(DEFAULT_COMMAND_TIMEOUT_SECONDS))
 }
@@ -116,13 +129,7 @@ impl BackupProvider for CommandProvider {
         };
         let path = path.clone();
         let canonical = self.dir.with_policy(move |p| p.resolve(&path)).await?;
-        if let Some(user) = run_as {
-            resolve_user(user).await.map_err(|message| TargetProblem {
-                field: "runAs",
-                code: RUN_AS_NOT_ALLOWED,
-                message,
-            })?;
-        }
+        check_run_as(run_as.as_deref()).await?;
         Ok(target.with_path(canonical.to_string_lossy().into_owned()))
     }
 
@@ -138,13 +145,7 @@ impl BackupProvider for CommandProvider {
         let ClusterTarget::Command { path, run_as, .. } = target else {
             return self.dir.check_restore_target(source, target, zone).await;
         };
-        if let Some(user) = run_as {
-            resolve_user(user).await.map_err(|message| TargetProblem {
-                field: "runAs",
-                code: RUN_AS_NOT_ALLOWED,
-                message,
-            })?;
-        }
+        check_run_as(run_as.as_deref()).await?;
         let as_directory = ClusterTarget::directory(path.clone());
         let checked = self
             .dir
