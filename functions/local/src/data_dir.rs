@@ -252,7 +252,20 @@ mod tests {
         assert!(text.contains("(started "), "{text}");
         assert_eq!(fs::read_to_string(first.path()).unwrap(), before);
         drop(first);
-        DirLock::acquire(dir.path(), LOCK_FILE, "data directory").unwrap();
+        // Free again once dropped. Not always at the same instant: another test of this
+        // process may be starting a child (a hook), and between its fork and its exec the
+        // child shares every descriptor, the lock's too (close-on-exec closes it at exec).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match DirLock::acquire(dir.path(), LOCK_FILE, "data directory") {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("the lock stayed held after it was dropped: {e}"),
+            }
+        }
     }
 
     #[test]
