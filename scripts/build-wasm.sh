@@ -51,7 +51,7 @@ step "wasm: cargo build --profile wasm-release --target wasm32-unknown-unknown -
 # browser downloads this module on every visit, so this one build uses its own profile
 # (`wasm-release` in the root Cargo.toml): everything it links, the core included, optimised
 # for size with whole-program LTO and one codegen unit.
-cargo build --profile wasm-release --target wasm32-unknown-unknown -p backup-wasm
+cargo build --profile wasm-release --target wasm32-unknown-unknown -p backup-wasm --no-default-features
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 raw="$target_dir/wasm32-unknown-unknown/wasm-release/backup_wasm.wasm"

@@ -2,7 +2,8 @@
 //! the core, and shape the answer. Nothing here knows about `JsValue`, so it builds and is
 //! tested on the host like any other crate.
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 
 use backup_core::api::{ClusterTarget, RegisterClusterRequest};
 use backup_core::check::{check_schedule, check_template, ScheduleCheck, TemplateCheck};
@@ -329,7 +330,7 @@ fn read_cluster(request: &mut RegisterClusterRequest, value: Value) -> Result<()
     {
         last = Some(at);
         let (key, v) = &mut map[at];
-        let v = std::mem::replace(v, Value::Null);
+        let v = core::mem::replace(v, Value::Null);
         let r = &mut *request;
         let field = CLUSTER_FIELDS.iter().position(|f| f == key);
         seen |= field.map_or(0, |i| 1 << i);
@@ -615,8 +616,8 @@ pub fn instant_from_millis(millis: f64) -> Result<DateTime<Utc>, ArgumentError> 
     if !millis.is_finite() || millis.abs() > MAX_EPOCH_MILLIS {
         return Err(out_of_range());
     }
-    // In range and finite, so the cast is exact after truncation.
-    DateTime::from_timestamp_millis(millis.trunc() as i64).ok_or_else(out_of_range)
+    // In range and finite: `as` truncates toward zero, as `new Date(ms)` does.
+    DateTime::from_timestamp_millis(millis as i64).ok_or_else(out_of_range)
 }
 
 /// `millis` as Rust's `Display` for `f64` writes it (`NaN`, `inf`, `-inf`, or the shortest

@@ -15,7 +15,8 @@
 //! `at line 1 column N` suffix, a float is quoted as `JSON.stringify` wrote it, and a nested
 //! struct given as an array is refused instead of read field by field.
 
-use std::fmt::Write as _;
+use crate::prelude::*;
+use core::fmt::Write as _;
 
 /// Nesting deeper than this is refused, as `serde_json` does, so no input can exhaust the
 /// stack.

@@ -37,6 +37,31 @@
 //! documented shape) throws a `RangeError` or `TypeError`; a bad *value* the operator typed
 //! never throws, it comes back as `valid: false` with errors.
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+/// What the standard prelude would bring, from `alloc`, for the build without `std`.
+#[allow(unused_imports)]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+#[allow(unused_imports)]
+use prelude::*;
+
+/// Without `std` a panic traps: the call stops with a `RuntimeError`, as it did with std's
+/// handler under `panic = "abort"`, without the code that formatted the message and location
+/// nobody could read (wasm32-unknown-unknown has no stderr).
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
 pub mod checks;
 pub mod json;
 pub mod rfc3339;

@@ -7,7 +7,8 @@
 //! Request types reject unknown fields, so a typo in a field name is an error instead of a
 //! silently ignored setting.
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -105,7 +106,7 @@ impl RunStatus {
 
 /// Why a run, or a backup, failed: the `errorCode` of a history item and of a backup
 /// (SPEC §6, §13). Serde's snake_case names are the stable codes and the one way a failure
-/// becomes text ([`Display`](std::fmt::Display) and [`FromStr`](std::str::FromStr) go
+/// becomes text ([`Display`](core::fmt::Display) and [`FromStr`](core::str::FromStr) go
 /// through them), so stores keep the same text the API shows.
 ///
 /// A stored code this version does not know (written by a newer version, or by hand) reads
@@ -155,15 +156,15 @@ pub enum RunFailure {
     Unknown,
 }
 
-impl std::fmt::Display for RunFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Serde writes a unit variant to a formatter as its name: the one source of the text.
         Serialize::serialize(self, f)
     }
 }
 
-impl std::str::FromStr for RunFailure {
-    type Err = std::convert::Infallible;
+impl core::str::FromStr for RunFailure {
+    type Err = core::convert::Infallible;
 
     /// Never fails: a code this version does not know is [`RunFailure::Unknown`].
     fn from_str(code: &str) -> Result<Self, Self::Err> {
@@ -557,13 +558,13 @@ impl ClusterStatus {
     }
 }
 
-impl std::fmt::Display for ClusterStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for ClusterStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::str::FromStr for ClusterStatus {
+impl core::str::FromStr for ClusterStatus {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -916,6 +917,7 @@ impl From<&crate::FieldError> for FieldProblem {
 
 /// Whole-second RFC 3339 with `Z`, the one format the product prints instants in.
 pub mod rfc3339 {
+    use crate::prelude::*;
     use chrono::{DateTime, Utc};
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 

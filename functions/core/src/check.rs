@@ -4,6 +4,7 @@
 //! Defined once here so the CLI, the browser and the API can never drift apart: a parity test
 //! compares their output byte for byte.
 
+use crate::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

@@ -4,7 +4,8 @@
 //! times while an operator types, so the hot path works on plain integers (Howard Hinnant's
 //! `days_from_civil` algorithms) instead of going through a general date-time library.
 
-use std::fmt::Write as _;
+use crate::prelude::*;
+use core::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
@@ -155,7 +156,7 @@ fn push_two_digits(out: &mut String, n: u32) {
 }
 
 /// `000102…9899`: the numbers 0 to 99 as two digits each, made when compiling.
-const TWO_DIGITS: &str = match std::str::from_utf8(&TWO_DIGIT_BYTES) {
+const TWO_DIGITS: &str = match core::str::from_utf8(&TWO_DIGIT_BYTES) {
     Ok(text) => text,
     Err(_) => panic!("ASCII digits are UTF-8"),
 };

@@ -45,6 +45,7 @@
 use crate::api::{ClusterTarget, LockClusterRequest, RegisterClusterRequest};
 use crate::error::{ErrorCode, Field, FieldError, FieldErrors, Problems};
 pub use crate::job::{check_cluster_id, MAX_CLUSTER_ID_CHARS};
+use crate::prelude::*;
 
 /// Descriptions of clusters are at most this many characters (SPEC §11).
 pub const MAX_CLUSTER_DESCRIPTION_CHARS: usize = 256;
@@ -338,7 +339,7 @@ pub fn validate_lock_within(
 fn one(
     code: ErrorCode,
     field: Field,
-    span: std::ops::Range<usize>,
+    span: core::ops::Range<usize>,
     message: String,
 ) -> FieldErrors {
     FieldErrors(vec![FieldError::new(code, field, span, message)])

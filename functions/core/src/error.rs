@@ -5,7 +5,8 @@
 //! an opaque type. The JSON form of [`FieldError`] is part of the product contract (SPEC §2.2,
 //! §3, §8) and is shared unchanged by the CLI, the HTTP API and the WebAssembly module.
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -238,8 +239,8 @@ impl Field {
 /// in a message, a table and a log as in JSON.
 macro_rules! display_as_str {
     ($($name:ty),+ $(,)?) => {$(
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -269,7 +270,7 @@ impl FieldError {
     pub fn new(
         code: ErrorCode,
         field: Field,
-        span: std::ops::Range<usize>,
+        span: core::ops::Range<usize>,
         message: impl Into<String>,
     ) -> Self {
         FieldError {
@@ -296,8 +297,8 @@ impl FieldError {
     }
 }
 
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
             "{} ({}, characters {}..{}): {}",
@@ -306,7 +307,7 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-impl std::error::Error for FieldError {}
+impl core::error::Error for FieldError {}
 
 /// `items.join(separator)`, written by hand: the messages that list things share this one
 /// function instead of linking `join`'s generic code into the WebAssembly module.
@@ -327,7 +328,7 @@ pub(crate) fn join(items: &[String], separator: &str) -> String {
 pub struct FieldErrors(pub Vec<FieldError>);
 
 impl FieldErrors {
-    pub fn iter(&self) -> std::slice::Iter<'_, FieldError> {
+    pub fn iter(&self) -> core::slice::Iter<'_, FieldError> {
         self.0.iter()
     }
     pub fn len(&self) -> usize {
@@ -341,8 +342,8 @@ impl FieldErrors {
     }
 }
 
-impl std::fmt::Display for FieldErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for (i, e) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
@@ -353,11 +354,11 @@ impl std::fmt::Display for FieldErrors {
     }
 }
 
-impl std::error::Error for FieldErrors {}
+impl core::error::Error for FieldErrors {}
 
 impl IntoIterator for FieldErrors {
     type Item = FieldError;
-    type IntoIter = std::vec::IntoIter<FieldError>;
+    type IntoIter = alloc::vec::IntoIter<FieldError>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
@@ -474,8 +475,8 @@ impl Problems {
     }
 }
 
-impl std::fmt::Display for Problems {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Problems {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for (i, (key, message)) in self.messages().iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
@@ -486,4 +487,4 @@ impl std::fmt::Display for Problems {
     }
 }
 
-impl std::error::Error for Problems {}
+impl core::error::Error for Problems {}

@@ -18,6 +18,7 @@
 //!   one counts as missing.
 //! - `null` counts as missing, so `{"schedule": null}` reads like `{}`.
 
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api::SCHEDULED_BACKUP;
@@ -254,7 +255,7 @@ pub fn validate_update(
 fn one(
     code: ErrorCode,
     field: Field,
-    span: std::ops::Range<usize>,
+    span: core::ops::Range<usize>,
     message: String,
 ) -> FieldErrors {
     FieldErrors(vec![FieldError::new(code, field, span, message)])

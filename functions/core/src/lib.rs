@@ -24,6 +24,26 @@
 //!   WebAssembly module returns.
 //! - [`civil`]: calendar arithmetic on whole minutes and the one timestamp format we print.
 
+// `no_std` (with `alloc`) outside its tests, so that the WebAssembly module, built without
+// the standard library, links neither std's panic machinery nor its formatting of panic
+// messages and locations (see wasm/README.md). Everything here needs only `alloc` anyway:
+// no I/O, no clock, no threads.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+// utoipa's derives write `std::` paths.
+#[cfg(feature = "openapi")]
+extern crate std;
+
+/// What the standard prelude would bring, from `alloc`.
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+
 pub mod api;
 pub mod check;
 pub mod civil;

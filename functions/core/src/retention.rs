@@ -18,6 +18,7 @@
 //! - The caller includes the run's own new backup (as `available`), so it counts towards
 //!   `maxBackupCount` like any other.
 
+use crate::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -67,8 +68,8 @@ crate::error::display_as_str!(BackupStatus);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownBackupStatus(pub String);
 
-impl std::fmt::Display for UnknownBackupStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for UnknownBackupStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
             "unknown backup status {:?}; expected creating, available, defunct, deleting or \
@@ -78,9 +79,9 @@ impl std::fmt::Display for UnknownBackupStatus {
     }
 }
 
-impl std::error::Error for UnknownBackupStatus {}
+impl core::error::Error for UnknownBackupStatus {}
 
-impl std::str::FromStr for BackupStatus {
+impl core::str::FromStr for BackupStatus {
     type Err = UnknownBackupStatus;
     /// Exact, lower-case names only: these come from our own stores, never from people.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -148,8 +149,8 @@ impl From<MaxBackupCount> for u32 {
     }
 }
 
-impl std::fmt::Display for MaxBackupCount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for MaxBackupCount {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.0)
     }
 }

@@ -19,6 +19,7 @@
 //!   (which also gets a `too_long` error) and keeps one bad request from allocating
 //!   megabytes of messages.
 
+use crate::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +123,7 @@ pub struct RenderContext {
 /// workspace's chrono features stay untouched), so the instant is (de)serialized by hand.
 /// Sub-second digits are kept, because `{datetime:json}` renders milliseconds.
 mod rfc3339_instant {
+    use crate::prelude::*;
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -179,7 +181,7 @@ impl Template {
                         match resolve(&inner) {
                             Ok(placeholder) => {
                                 if !literal.is_empty() {
-                                    parts.push(Part::Literal(std::mem::take(&mut literal)));
+                                    parts.push(Part::Literal(core::mem::take(&mut literal)));
                                 }
                                 parts.push(Part::Placeholder(placeholder));
                             }
@@ -244,20 +246,20 @@ impl Template {
     }
 }
 
-impl std::str::FromStr for Template {
+impl core::str::FromStr for Template {
     type Err = FieldErrors;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Template::parse(text)
     }
 }
 
-impl std::fmt::Display for Template {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Template {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(&self.source)
     }
 }
 
-fn error(code: ErrorCode, span: std::ops::Range<usize>, message: impl Into<String>) -> FieldError {
+fn error(code: ErrorCode, span: core::ops::Range<usize>, message: impl Into<String>) -> FieldError {
     FieldError::new(code, Field::Description, span, message)
 }
 

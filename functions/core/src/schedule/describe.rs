@@ -5,6 +5,7 @@
 //! expression was spelt.
 
 use super::{push_number, sorted_bits, write_runs, Schedule};
+use crate::prelude::*;
 
 pub(crate) const MONTHS: [&str; 12] = [
     "January",

@@ -12,6 +12,7 @@
 //! some fields is not documented.
 
 use super::{push_number, sorted_bits, write_runs, Schedule};
+use crate::prelude::*;
 
 const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 const ALL_DAYS_OF_MONTH: u32 = !1;

@@ -23,6 +23,7 @@
 //! assert_eq!(err.codes(), vec![backup_core::ErrorCode::NeverRuns]);
 //! ```
 
+use crate::prelude::*;
 mod describe;
 mod eventbridge;
 mod parse;
@@ -479,13 +480,13 @@ impl Schedule {
     }
 }
 
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(&self.source)
     }
 }
 
-impl std::str::FromStr for Schedule {
+impl core::str::FromStr for Schedule {
     type Err = FieldErrors;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Schedule::parse(s)
@@ -636,7 +637,7 @@ pub(crate) struct Bits {
     len: usize,
 }
 
-impl std::ops::Deref for Bits {
+impl core::ops::Deref for Bits {
     type Target = [u32];
 
     fn deref(&self) -> &[u32] {
@@ -661,7 +662,7 @@ pub(crate) fn sorted_bits(mut mask: u64) -> Bits {
 /// `(first, last)`, every other value alone as `(value, value)`.
 fn run_parts(values: &[u32]) -> impl Iterator<Item = (u32, u32)> + '_ {
     let mut i = 0;
-    std::iter::from_fn(move || {
+    core::iter::from_fn(move || {
         let first = *values.get(i)?;
         let mut j = i;
         while j + 1 < values.len() && values[j + 1] == values[j] + 1 {

@@ -3,7 +3,8 @@
 //! Parsing never stops at the first problem: each field and each comma-separated item is
 //! checked on its own so that a form can underline every mistake at once.
 
-use std::ops::Range;
+use crate::prelude::*;
+use core::ops::Range;
 
 use crate::error::{ErrorCode, Field, FieldError};
 
